@@ -1,0 +1,65 @@
+/*
+ * Logging to stderr: "2026-11-26T07:40:59.123Z LEVEL [request-id] message". Each line goes out
+ * in one write(2) so lines from threads do not interleave; control characters in a message are
+ * replaced so a logged value cannot forge a line.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level min_level = LOG_INFO;
+static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void log_set_level(enum log_level level)
+{
+    min_level = level;
+}
+
+int log_level_parse(const char *name)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
+{
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    size_t n;
+    va_list ap;
+
+    if (level < min_level)
+        return;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s ", (long)(tv.tv_usec / 1000),
+                          level_names[level]);
+    if (request_id != NULL && n < sizeof line)
+        n += (size_t)snprintf(line + n, sizeof line - n, "[%s] ", request_id);
+    if (n < sizeof line) {
+        size_t start = n;
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            n += (size_t)m < sizeof line - n ? (size_t)m : sizeof line - n - 1;
+        for (size_t i = start; i < n; i++)
+            if ((unsigned char)line[i] < 0x20)
+                line[i] = ' ';
+    }
+    if (n >= sizeof line - 1)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}

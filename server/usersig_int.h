@@ -1,0 +1,25 @@
+/*
+ * Internals shared by the codec's signing (usersig.c) and verifying (usersig_verify.c) halves.
+ * Not for use outside the codec.
+ */
+#ifndef USERSIG_INT_H
+#define USERSIG_INT_H
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "usersig.h"
+
+void usersig_hmac_pads(const struct usersig_key *key, SHA256_CTX *inner, SHA256_CTX *outer);
+void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const void *msg,
+                         size_t n, unsigned char mac[32]);
+const unsigned char *usersig_key_secret(const struct usersig_key *key, size_t *len);
+EVP_PKEY *usersig_key_pkey(const struct usersig_key *key);
+
+/* Deflates in (at most USERSIG_DEFLATE_MAX bytes) into a zlib stream of one fixed-Huffman block
+ * (usersig_deflate.c); level 1..9 sets the match search depth. Returns the size, 0 when cap is
+ * too small. */
+#define USERSIG_DEFLATE_MAX 4096
+size_t usersig_deflate(const uint8_t *in, size_t n, int level, uint8_t *out, size_t cap);
+
+#endif

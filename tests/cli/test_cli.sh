@@ -1,0 +1,794 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `usersig` command-line tool: usage errors, key loading, signing against
+# the official vectors, verification verdicts, batch mode, legacy v1 (ECDSA) keys made with the
+# openssl tool, and a cross-check of our tokens by the Node verifier (tests/node/verify_tokens.js).
+#
+# Usage: bash tests/cli/test_cli.sh PATH/TO/usersig PATH/TO/vectors.jsonl
+# Needs bash, coreutils, grep, sed, awk; node (vectors, cross-check) and openssl (v1 keys) when
+# present. A part whose tool is missing is skipped with a visible "skip:" line, except that with
+# $CI set a missing node or tests/node/node_modules counts as a failure. VERBOSE=1 lists passes.
+# Ends with one line "cli: N passed, M failed"; exit status 1 if M > 0 or N == 0.
+set -u
+
+if [ $# -ne 2 ]; then
+    echo "usage: bash $0 PATH/TO/usersig PATH/TO/vectors.jsonl" >&2
+    exit 2
+fi
+U=$1
+VECTORS=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+NODE_DIR=$HERE/../node
+
+umask 077
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/usersig-cli.XXXXXX") || exit 2
+trap 'rm -rf "$TMP"' EXIT
+unset USERSIG_KEY
+
+PASS=0
+FAIL=0
+pass() {
+    PASS=$((PASS + 1))
+    if [ -n "${VERBOSE:-}" ]; then echo "ok: $1"; fi
+    return 0
+}
+fail() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL: $1"
+    if [ $# -gt 1 ] && [ -n "$2" ]; then
+        printf '      %s\n' "$(printf '%s' "$2" | tr '\n' ' ' | head -c 400)"
+    fi
+    return 0
+}
+skip() { # REASON: visible; a failure under CI
+    if [ -n "${CI:-}" ]; then
+        fail "skip not allowed in CI: $1"
+    else
+        echo "skip: $1"
+    fi
+}
+check() { # NAME COMMAND...: the command's success is the assertion
+    local name=$1
+    shift
+    if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+# run [ARGS...]: runs usersig; sets RC, OUT (stdout, trailing newlines stripped), ERR.
+# run_in FILE [ARGS...]: the same with stdin from FILE.
+run() {
+    "$U" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    RC=$?
+    OUT=$(cat "$TMP/out")
+    ERR=$(cat "$TMP/err")
+}
+run_in() {
+    local in=$1
+    shift
+    "$U" "$@" >"$TMP/out" 2>"$TMP/err" <"$in"
+    RC=$?
+    OUT=$(cat "$TMP/out")
+    ERR=$(cat "$TMP/err")
+}
+expect_rc() { # NAME WANT
+    if [ "$RC" -eq "$2" ]; then
+        pass "$1: exit $2"
+    else
+        fail "$1: exit $RC, want $2" "stdout: ${OUT:0:200} | stderr: ${ERR:0:300}"
+    fi
+}
+expect_line() { # NAME WANT: stdout is exactly one line WANT
+    if [ "$OUT" == "$2" ] && [ "$(wc -l <"$TMP/out")" -eq 1 ]; then
+        pass "$1: stdout '$2'"
+    else
+        fail "$1: stdout is not exactly '$2'" "stdout: ${OUT:0:300} | stderr: ${ERR:0:200}"
+    fi
+}
+expect_prefix() { # NAME PREFIX: stdout is one line starting with PREFIX
+    if [[ $OUT == "$2"* ]] && [ "$(wc -l <"$TMP/out")" -eq 1 ]; then
+        pass "$1: stdout starts '$2'"
+    else
+        fail "$1: stdout does not start with '$2'" "stdout: ${OUT:0:300} | stderr: ${ERR:0:200}"
+    fi
+}
+expect_err() { # NAME PHRASE: stderr contains PHRASE
+    if grep -qF -- "$2" "$TMP/err"; then
+        pass "$1: stderr has '$2'"
+    else
+        fail "$1: stderr lacks '$2'" "stderr: ${ERR:0:300}"
+    fi
+}
+expect_err_empty() {
+    if [ ! -s "$TMP/err" ]; then pass "$1: stderr empty"; else fail "$1: stderr not empty" "$ERR"; fi
+}
+expect_token() { # NAME: stdout is one line of token alphabet
+    if [[ $OUT =~ ^[A-Za-z0-9*_-]+$ ]] && [ "$(wc -l <"$TMP/out")" -eq 1 ]; then
+        pass "$1: one token line"
+    else
+        fail "$1: stdout is not one token" "stdout: ${OUT:0:300} | stderr: ${ERR:0:200}"
+    fi
+}
+# usage_error NAME PHRASE ARGS...: exit 2, nothing on stdout, stderr names PHRASE
+usage_error() {
+    local name=$1 phrase=$2
+    shift 2
+    run "$@"
+    expect_rc "$name" 2
+    expect_err "$name" "$phrase"
+    if [ ! -s "$TMP/out" ]; then pass "$name: stdout empty"; else fail "$name: stdout not empty" "$OUT"; fi
+}
+
+HAVE_NODE=0
+if command -v node >/dev/null 2>&1; then HAVE_NODE=1; fi
+HAVE_NODE_LIB=0
+if [ "$HAVE_NODE" = 1 ] && [ -d "$NODE_DIR/node_modules/tls-sig-api-v2" ]; then HAVE_NODE_LIB=1; fi
+HAVE_OPENSSL=0
+if command -v openssl >/dev/null 2>&1; then HAVE_OPENSSL=1; fi
+
+if [ ! -x "$U" ]; then
+    fail "usersig binary $U is not executable"
+    echo "cli: $PASS passed, $FAIL failed"
+    exit 1
+fi
+
+APP=1400000000
+KEY=5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e
+T0=1700000000
+printf '%s' "$KEY" >"$TMP/key"
+printf '%s\n' "$KEY" >"$TMP/key_nl"
+printf '%s\r\n' "$KEY" >"$TMP/key_crlf"
+printf '%s' "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" >"$TMP/otherkey"
+: >"$TMP/emptykey"
+chmod 600 "$TMP/key" "$TMP/key_nl" "$TMP/key_crlf" "$TMP/otherkey" "$TMP/emptykey"
+SIGN=(sign --sdkappid "$APP" --key-file "$TMP/key")
+VERIFY=(verify --sdkappid "$APP" --key-file "$TMP/key")
+
+# ---- help and usage errors ----------------------------------------------------------------
+for h in --help -h help; do
+    run "$h"
+    expect_rc "usersig $h" 0
+    check "usersig $h prints usage" grep -q '^usage: usersig COMMAND' "$TMP/out"
+done
+for cmd in sign verify decode; do
+    for h in --help -h; do
+        run "$cmd" "$h"
+        expect_rc "usersig $cmd $h" 0
+        check "usersig $cmd $h prints usage" grep -q "^usage: usersig $cmd" "$TMP/out"
+        expect_err_empty "usersig $cmd $h"
+    done
+done
+run
+expect_rc "usersig without a command" 2
+expect_err "usersig without a command" "usage: usersig COMMAND"
+
+usage_error "unknown command" "unknown command 'frobnicate'" frobnicate
+usage_error "sign unknown option" "--frobnicate" sign --frobnicate --sdkappid 1
+usage_error "verify unknown option" "--bogus" verify --bogus
+usage_error "decode unknown option" "--bogus" decode --bogus
+usage_error "sign option without its value" "--sdkappid" sign --identifier a --sdkappid
+usage_error "verify option of another command" "--level" verify --level 3 --sdkappid 1
+usage_error "decode option of another command" "--sdkappid" decode --sdkappid 1 x
+usage_error "sign --now does not apply" "--now" sign --now 5 --sdkappid 1 --identifier a
+usage_error "sign without --sdkappid" "--sdkappid is required" sign --key-file "$TMP/key" --identifier a
+usage_error "sign without --identifier" "--identifier" sign --sdkappid 1 --key-file "$TMP/key"
+usage_error "verify without --identifier" "--identifier" verify --sdkappid 1 --key-file "$TMP/key" x
+usage_error "verify without --sdkappid" "--sdkappid" verify --identifier a --key-file "$TMP/key" x
+for bad in 0 4294967296 -1 +5 12x abc ""; do
+    usage_error "sign --sdkappid '$bad'" "--sdkappid" sign --sdkappid "$bad" --identifier a --key-file "$TMP/key"
+done
+usage_error "verify --sdkappid 0" "--sdkappid" verify --sdkappid 0 --identifier a --key-file "$TMP/key" x
+for bad in 0 315360001 -5 1e3; do
+    usage_error "sign --expire '$bad'" "--expire" "${SIGN[@]}" --identifier a --expire "$bad"
+done
+for bad in 10 -1 x; do
+    usage_error "sign --level '$bad'" "--level" "${SIGN[@]}" --identifier a --level "$bad"
+done
+usage_error "sign --privileges 256" "--privileges" "${SIGN[@]}" --identifier a --room-id 1 --privileges 256
+usage_error "sign --privileges without a room" "--privileges" "${SIGN[@]}" --identifier a --privileges 3
+usage_error "verify --privileges without a room" "--privileges" "${VERIFY[@]}" --identifier a --privileges 3 x
+usage_error "sign --room-id 0" "--room-id" "${SIGN[@]}" --identifier a --room-id 0
+usage_error "sign --room-id 2^32" "--room-id" "${SIGN[@]}" --identifier a --room-id 4294967296
+ROOM65=$(printf 'r%.0s' $(seq 65))
+ROOM64=${ROOM65:1}
+usage_error "sign --room-str of 65 bytes" "--room-str" "${SIGN[@]}" --identifier a --room-str "$ROOM65"
+usage_error "sign --room-str empty" "--room-str" "${SIGN[@]}" --identifier a --room-str ""
+usage_error "sign --room-id and --room-str" "--room-id or --room-str" "${SIGN[@]}" --identifier a --room-id 5 --room-str r
+usage_error "verify --room-id and --room-str" "--room-id or --room-str" "${VERIFY[@]}" --identifier a --room-id 5 --room-str r x
+usage_error "sign --time -1" "--time" "${SIGN[@]}" --identifier a --time -1
+usage_error "sign --time 2^32" "--time" "${SIGN[@]}" --identifier a --time 4294967296
+usage_error "verify --now abc" "--now" "${VERIFY[@]}" --identifier a --now abc x
+usage_error "sign --batch with --identifier" "--batch" "${SIGN[@]}" --batch --identifier a
+usage_error "sign --batch with --room-id" "--batch" "${SIGN[@]}" --batch --room-id 5
+usage_error "sign with a stray argument" "unexpected argument" "${SIGN[@]}" --identifier a extra
+usage_error "verify with two tokens" "unexpected argument" "${VERIFY[@]}" --identifier a t1 t2
+usage_error "verify with both key kinds" "--public-key-file" "${VERIFY[@]}" --public-key-file "$TMP/key" --identifier a x
+# The limits themselves are accepted.
+run "${SIGN[@]}" --identifier a --expire 315360000 --time "$T0"
+expect_rc "sign --expire 315360000" 0
+run "${SIGN[@]}" --identifier a --room-str "$ROOM64" --privileges 0 --time "$T0"
+expect_rc "sign --room-str of 64 bytes, --privileges 0" 0
+run "${SIGN[@]}" --identifier a --room-id 4294967295 --privileges 255 --time "$T0"
+expect_rc "sign --room-id 4294967295" 0
+run sign --sdkappid 4294967295 --key-file "$TMP/key" --identifier a --time "$T0"
+expect_rc "sign --sdkappid 4294967295" 0
+
+# Inputs the codec refuses: exit 1 with the code's name.
+run "${SIGN[@]}" --identifier 012345678901234567890123456789012
+expect_rc "sign a 33-byte identifier" 1
+expect_err "sign a 33-byte identifier" "bad_identifier"
+run "${SIGN[@]}" --identifier ""
+expect_rc "sign an empty identifier" 1
+expect_err "sign an empty identifier" "bad_identifier"
+run "${SIGN[@]}" --identifier "$(printf 'caf\xc3\xa9')"
+expect_rc "sign a non-ASCII identifier" 1
+expect_err "sign a non-ASCII identifier" "bad_identifier"
+run "${SIGN[@]}" --identifier a.b --strict
+expect_rc "sign --strict a.b" 1
+expect_err "sign --strict a.b" "bad_identifier"
+run "${SIGN[@]}" --identifier A-b_9 --strict --time "$T0"
+expect_rc "sign --strict A-b_9" 0
+expect_token "sign --strict A-b_9"
+run "${SIGN[@]}" --identifier a --room-id 1 --time 4294967000 --expire 1000
+expect_rc "sign a PrivateMapKey whose expire_at passes 2^32" 1
+expect_err "sign a PrivateMapKey whose expire_at passes 2^32" "bad_time"
+
+# ---- keys -------------------------------------------------------------------------------------
+run "${SIGN[@]}" --identifier alice --time "$T0" --expire 86400 --level 6
+expect_rc "sign with --key-file" 0
+expect_token "sign with --key-file"
+expect_err_empty "sign with a 0600 key file"
+TOK=$OUT
+run sign --sdkappid "$APP" --key-file "$TMP/key_nl" --identifier alice --time "$T0" --expire 86400 --level 6
+expect_rc "key file with a trailing newline" 0
+check "key file with a trailing newline gives the same token" [ "$OUT" == "$TOK" ]
+run sign --sdkappid "$APP" --key-file "$TMP/key_crlf" --identifier alice --time "$T0" --expire 86400 --level 6
+check "key file with CRLF gives the same token" [ "$OUT" == "$TOK" ]
+USERSIG_KEY=$KEY "$U" sign --sdkappid "$APP" --identifier alice --time "$T0" --expire 86400 --level 6 \
+    >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "sign with USERSIG_KEY" 0
+check "USERSIG_KEY gives the same token as the key file" [ "$OUT" == "$TOK" ]
+USERSIG_KEY=$(cat "$TMP/otherkey") "$U" sign --sdkappid "$APP" --key-file "$TMP/key" --identifier alice \
+    --time "$T0" --expire 86400 --level 6 >"$TMP/out" 2>"$TMP/err"
+check "--key-file wins over USERSIG_KEY" [ "$(cat "$TMP/out")" == "$TOK" ]
+run "${VERIFY[@]}" --identifier alice --now "$T0" "$TOK"
+expect_line "verify the key-file token" ok
+USERSIG_KEY=$KEY "$U" verify --sdkappid "$APP" --identifier alice --now "$T0" "$TOK" >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "verify with USERSIG_KEY" 0
+expect_line "verify with USERSIG_KEY" ok
+
+run sign --sdkappid "$APP" --identifier alice
+expect_rc "sign without any key" 2
+expect_err "sign without any key" "no key"
+run verify --sdkappid "$APP" --identifier alice "$TOK"
+expect_rc "verify without any key" 2
+expect_err "verify without any key" "no key"
+USERSIG_KEY='' "$U" sign --sdkappid "$APP" --identifier alice >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out")
+expect_rc "sign with an empty USERSIG_KEY" 2
+run sign --sdkappid "$APP" --key-file "$TMP/emptykey" --identifier alice
+expect_rc "sign with an empty key file" 2
+expect_err "sign with an empty key file" "empty"
+run sign --sdkappid "$APP" --key-file "$TMP/no-such-file" --identifier alice
+expect_rc "sign with a missing key file" 2
+expect_err "sign with a missing key file" "cannot open key file"
+cp "$TMP/key" "$TMP/key644"
+chmod 644 "$TMP/key644"
+run sign --sdkappid "$APP" --key-file "$TMP/key644" --identifier alice --time "$T0" --expire 86400 --level 6
+expect_rc "sign with a 0644 key file" 0
+expect_err "sign with a 0644 key file warns" "readable by other users"
+check "a 0644 key file still gives the same token" [ "$OUT" == "$TOK" ]
+
+# ---- verify verdicts on our own tokens -------------------------------------------------------
+V_ALICE=(verify --sdkappid "$APP" --key-file "$TMP/key" --identifier alice)
+run "${V_ALICE[@]}" --now "$T0" "$TOK"
+expect_rc "verify ok" 0
+expect_line "verify ok" ok
+printf '%s\n' "$TOK" >"$TMP/tok"
+run_in "$TMP/tok" "${V_ALICE[@]}" --now "$T0" -
+expect_line "verify ok, token on stdin with -" ok
+run_in "$TMP/tok" "${V_ALICE[@]}" --now "$T0"
+expect_line "verify ok, token on stdin without an argument" ok
+run "${V_ALICE[@]}" --now "$((T0 + 86400))" "$TOK"
+expect_line "verify ok at the last second" ok
+run "${V_ALICE[@]}" --now "$((T0 + 86401))" "$TOK"
+expect_rc "verify expired" 1
+expect_prefix "verify expired" "expired 70001: "
+run verify --sdkappid "$APP" --key-file "$TMP/key" --identifier bob --now "$T0" "$TOK"
+expect_rc "verify identifier mismatch" 1
+expect_prefix "verify identifier mismatch" "identifier_mismatch 70013: "
+run verify --sdkappid 1400000001 --key-file "$TMP/key" --identifier alice --now "$T0" "$TOK"
+expect_rc "verify sdkappid mismatch" 1
+expect_prefix "verify sdkappid mismatch" "sdkappid_mismatch 70014: "
+run verify --sdkappid "$APP" --key-file "$TMP/otherkey" --identifier alice --now "$T0" "$TOK"
+expect_rc "verify with another key" 1
+expect_prefix "verify with another key" "signature_mismatch 70009: "
+run "${V_ALICE[@]}" --now "$T0" "not-a-token"
+expect_rc "verify garbage" 1
+expect_prefix "verify garbage" "malformed 70003: "
+run "${V_ALICE[@]}" --now "$T0" "${TOK:0:40}"
+expect_rc "verify a truncated token" 1
+expect_prefix "verify a truncated token" "malformed 70003: "
+: >"$TMP/empty"
+run_in "$TMP/empty" "${V_ALICE[@]}" --now "$T0" -
+expect_rc "verify an empty stdin" 1
+expect_prefix "verify an empty stdin" "empty 70002: "
+run "${V_ALICE[@]}" --now "$T0" ""
+expect_rc "verify an empty argument" 1
+expect_prefix "verify an empty argument" "empty 70002: "
+head -c 9000 /dev/zero | tr '\0' 'e' >"$TMP/huge"
+run_in "$TMP/huge" "${V_ALICE[@]}" --now "$T0" -
+expect_rc "verify a 9000-byte stdin" 1
+expect_prefix "verify a 9000-byte stdin" "malformed 70003: "
+run "${V_ALICE[@]}" --now "$T0" "$(cat "$TMP/huge")"
+expect_prefix "verify a 9000-byte argument" "malformed 70003: "
+# Line breaks inside a token are ignored.
+printf '%s\n%s\n' "${TOK:0:50}" "${TOK:50}" >"$TMP/tok2"
+run_in "$TMP/tok2" "${V_ALICE[@]}" --now "$T0" -
+expect_line "verify a token broken over two lines" ok
+run "${V_ALICE[@]}" --now "$T0" --room-id 1 "$TOK"
+expect_rc "verify --room-id on a plain UserSig" 1
+expect_prefix "verify --room-id on a plain UserSig" "room_mismatch "
+
+# PrivateMapKeys: numeric room 10000 with bits 2|8|32, string room "room_abc".
+run "${SIGN[@]}" --identifier alice --time "$T0" --expire 300 --room-id 10000 --privileges 42
+expect_rc "sign a numeric-room PrivateMapKey" 0
+PMK=$OUT
+run "${V_ALICE[@]}" --now "$T0" "$PMK"
+expect_line "verify a PrivateMapKey without room checks" ok
+run "${V_ALICE[@]}" --now "$T0" --room-id 10000 "$PMK"
+expect_line "verify PrivateMapKey --room-id 10000" ok
+for p in 2 8 32 42 0; do
+    run "${V_ALICE[@]}" --now "$T0" --room-id 10000 --privileges "$p" "$PMK"
+    expect_line "verify PrivateMapKey --privileges $p" ok
+done
+run "${V_ALICE[@]}" --now "$T0" --room-id 10001 "$PMK"
+expect_rc "verify PrivateMapKey for another room" 1
+expect_prefix "verify PrivateMapKey for another room" "room_mismatch "
+run "${V_ALICE[@]}" --now "$T0" --room-str 10000 "$PMK"
+expect_prefix "verify numeric PrivateMapKey against a string room" "room_mismatch "
+for p in 4 1 43 255; do
+    run "${V_ALICE[@]}" --now "$T0" --room-id 10000 --privileges "$p" "$PMK"
+    expect_rc "verify PrivateMapKey --privileges $p (missing)" 1
+    expect_prefix "verify PrivateMapKey --privileges $p (missing)" "privilege_missing "
+done
+run "${V_ALICE[@]}" --now "$((T0 + 301))" --room-id 10000 "$PMK"
+expect_prefix "verify an expired PrivateMapKey" "expired 70001: "
+run "${SIGN[@]}" --identifier alice --time "$T0" --expire 300 --room-str room_abc
+expect_rc "sign a string-room PrivateMapKey" 0
+PMKS=$OUT
+run "${V_ALICE[@]}" --now "$T0" --room-str room_abc --privileges 255 "$PMKS"
+expect_line "verify string PrivateMapKey (default privileges 255)" ok
+run "${V_ALICE[@]}" --now "$T0" --room-str room_abd "$PMKS"
+expect_prefix "verify string PrivateMapKey for another room" "room_mismatch "
+run "${V_ALICE[@]}" --now "$T0" --room-id 10000 "$PMKS"
+expect_prefix "verify string PrivateMapKey against a numeric room" "room_mismatch "
+
+# ---- decode -----------------------------------------------------------------------------------
+run decode "$TOK"
+expect_rc "decode a token" 0
+check "decode prints one line for a plain UserSig" [ "$(wc -l <"$TMP/out")" -eq 1 ]
+check "decode shows the identifier" grep -qF '"TLS.identifier":"alice"' "$TMP/out"
+DEC=$OUT
+run_in "$TMP/tok" decode -
+check "decode from stdin (-) prints the same" [ "$OUT" == "$DEC" ]
+run_in "$TMP/tok" decode
+check "decode from stdin (no argument) prints the same" [ "$OUT" == "$DEC" ]
+run decode "$PMK"
+expect_rc "decode a PrivateMapKey" 0
+check "decode a PrivateMapKey prints two lines" [ "$(wc -l <"$TMP/out")" -eq 2 ]
+L2=$(sed -n 2p "$TMP/out")
+check "decode PrivateMapKey userbuf line" [ "$L2" == \
+    "{\"userbuf\":{\"version\":0,\"account\":\"alice\",\"sdkappid\":$APP,\"room_id\":10000,\"expire_at\":$((T0 + 300)),\"privilege_map\":42,\"account_type\":0}}" ]
+run decode "$PMKS"
+L2=$(sed -n 2p "$TMP/out")
+check "decode string PrivateMapKey userbuf line" [ "$L2" == \
+    "{\"userbuf\":{\"version\":1,\"account\":\"alice\",\"sdkappid\":$APP,\"room_id\":0,\"room_str\":\"room_abc\",\"expire_at\":$((T0 + 300)),\"privilege_map\":255,\"account_type\":0}}" ]
+run decode "not-a-token"
+expect_rc "decode garbage" 1
+expect_prefix "decode garbage" "malformed 70003: "
+run_in "$TMP/empty" decode -
+expect_rc "decode an empty stdin" 1
+expect_prefix "decode an empty stdin" "empty 70002: "
+
+# Every zlib level decodes to the same document and verifies.
+for l in 0 1 2 3 4 5 6 7 8 9; do
+    run "${SIGN[@]}" --identifier alice --time "$T0" --expire 86400 --level "$l"
+    expect_token "sign --level $l"
+    LT=$OUT
+    run decode "$LT"
+    check "sign --level $l decodes to the same document" [ "$OUT" == "$DEC" ]
+    run "${V_ALICE[@]}" --now "$T0" "$LT"
+    expect_line "sign --level $l verifies" ok
+done
+
+# A failed write of the token is not success.
+if [ -w /dev/full ]; then
+    "$U" "${SIGN[@]}" --identifier alice >/dev/full 2>"$TMP/err"
+    RC=$? OUT='' ERR=$(cat "$TMP/err")
+    expect_rc "sign to a full disk" 1
+    printf 'alice\n' | "$U" "${SIGN[@]}" --batch >/dev/full 2>"$TMP/err"
+    RC=$? ERR=$(cat "$TMP/err")
+    expect_rc "sign --batch to a full disk" 1
+else
+    echo "skip: /dev/full is not writable"
+fi
+
+# ---- batch ------------------------------------------------------------------------------------
+ID33=012345678901234567890123456789012
+ID32=0123456789abcdef0123456789abcdef
+{
+    printf 'alice\n\nbob\n%s\n' "$ID33"
+    printf 'ta\tb\n'
+    printf 'caf\xc3\xa9\n'
+    printf 'u ser.with~printable!\n%s\n' "$ID32"
+    printf 'quote"back\\slash\n'
+    printf 'carol\r\n'
+    printf 'last-without-newline'
+} >"$TMP/batch_in"
+BATCH_ID=(alice "" bob "$ID33" 'ta\x09b' 'caf\xc3\xa9' 'u ser.with~printable!' "$ID32"
+    'quote"back\slash' carol last-without-newline)
+BATCH_OK=(1 0 1 0 0 0 1 1 1 1 1)
+run_in "$TMP/batch_in" "${SIGN[@]}" --batch --time "$T0" --expire 86400
+expect_rc "batch with bad lines" 1
+expect_err "batch with bad lines" "4 of 11 identifiers failed"
+cp "$TMP/out" "$TMP/batch_out"
+check "batch prints one line per input line" [ "$(wc -l <"$TMP/batch_out")" -eq ${#BATCH_ID[@]} ]
+i=0
+while IFS= read -r line; do
+    id=${line%%$'\t'*}
+    rest=${line#*$'\t'}
+    want=${BATCH_ID[$i]-<none>}
+    if [ "$id" == "$want" ] && [[ $line == *$'\t'* ]]; then
+        pass "batch line $((i + 1)) is for '$want'"
+    else
+        fail "batch line $((i + 1)) is for '$id', want '$want'"
+    fi
+    if [ "${BATCH_OK[$i]:-0}" = 1 ]; then
+        if [[ $rest =~ ^[A-Za-z0-9*_-]+$ ]]; then
+            pass "batch line $((i + 1)) has a token"
+            run verify --sdkappid "$APP" --key-file "$TMP/key" --identifier "$want" --now "$T0" "$rest"
+            expect_line "batch token for '$want' verifies" ok
+        else
+            fail "batch line $((i + 1)) has no token" "$line"
+        fi
+    else
+        if [[ $rest == '!error bad_identifier: '* ]]; then
+            pass "batch line $((i + 1)) is an error"
+        else
+            fail "batch line $((i + 1)) is not '!error bad_identifier: ...'" "$line"
+        fi
+    fi
+    i=$((i + 1))
+done <"$TMP/batch_out"
+
+printf 'alice\nbob\ncarol\n' >"$TMP/batch_good"
+run_in "$TMP/batch_good" "${SIGN[@]}" --batch --time "$T0"
+expect_rc "batch with only good lines" 0
+expect_err_empty "batch with only good lines"
+check "batch with only good lines prints 3 lines" [ "$(wc -l <"$TMP/out")" -eq 3 ]
+run_in "$TMP/empty" "${SIGN[@]}" --batch
+expect_rc "batch with empty input" 0
+check "batch with empty input prints nothing" [ ! -s "$TMP/out" ]
+printf 'a.b\nA-b_9\n' >"$TMP/batch_strict"
+run_in "$TMP/batch_strict" "${SIGN[@]}" --batch --strict --time "$T0"
+expect_rc "batch --strict with a.b" 1
+check "batch --strict refuses a.b" grep -q $'^a\\.b\t!error bad_identifier: ' "$TMP/out"
+check "batch --strict accepts A-b_9" grep -qE $'^A-b_9\t[A-Za-z0-9*_-]+$' "$TMP/out"
+run_in "$TMP/batch_strict" "${SIGN[@]}" --batch --time "$T0"
+expect_rc "batch without --strict accepts a.b" 0
+
+# ---- legacy v1 (ECDSA) keys ------------------------------------------------------------------
+# shellcheck disable=SC2317 # called through check
+v1_document() { # FILE: a decoded v1 document (string TLS.sdk_appid, no TLS.ver)
+    grep -qF '"TLS.sdk_appid":"1234"' "$1" && ! grep -qF '"TLS.ver"' "$1"
+}
+if [ "$HAVE_OPENSSL" = 1 ]; then
+    openssl ecparam -name secp256k1 -genkey -noout -out "$TMP/k1.pem" 2>/dev/null
+    openssl ec -in "$TMP/k1.pem" -pubout -out "$TMP/k1.pub" 2>/dev/null
+    openssl ecparam -name secp256k1 -genkey -out "$TMP/k1p.pem" 2>/dev/null # with EC PARAMETERS
+    openssl ec -in "$TMP/k1p.pem" -pubout -out "$TMP/k1p.pub" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TMP/p256.pem" 2>/dev/null
+    openssl pkey -in "$TMP/p256.pem" -pubout -out "$TMP/p256.pub" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$TMP/p384.pem" 2>/dev/null
+    openssl pkey -in "$TMP/p384.pem" -pubout -out "$TMP/p384.pub" 2>/dev/null
+    chmod 644 "$TMP"/*.pub # public keys are not secret: no warning expected
+    check "openssl made a SEC1 secp256k1 key" grep -q 'BEGIN EC PRIVATE KEY' "$TMP/k1.pem"
+    check "openssl made a PKCS#8 P-256 key" grep -q 'BEGIN PRIVATE KEY' "$TMP/p256.pem"
+    check "openssl made public keys" grep -q 'BEGIN PUBLIC KEY' "$TMP/k1.pub" "$TMP/p256.pub"
+    for k in k1 k1p p256; do
+        run sign --sdkappid 1234 --key-file "$TMP/$k.pem" --identifier bob --time "$T0" --expire 86400
+        expect_rc "v1 $k: sign" 0
+        expect_token "v1 $k: sign"
+        expect_err_empty "v1 $k: sign"
+        V1=$OUT
+        run decode "$V1"
+        check "v1 $k: decode shows TLS.sdk_appid and no TLS.ver" v1_document "$TMP/out"
+        run verify --sdkappid 1234 --public-key-file "$TMP/$k.pub" --identifier bob --now "$T0" "$V1"
+        expect_rc "v1 $k: verify with the public key" 0
+        expect_line "v1 $k: verify with the public key" ok
+        expect_err_empty "v1 $k: a 0644 public key file gives no warning"
+        run verify --sdkappid 1234 --key-file "$TMP/$k.pem" --identifier bob --now "$T0" "$V1"
+        expect_line "v1 $k: verify with the private key" ok
+        printf '%s\n' "$V1" >"$TMP/v1tok"
+        run_in "$TMP/v1tok" verify --sdkappid 1234 --public-key-file "$TMP/$k.pub" --identifier bob --now "$T0" -
+        expect_line "v1 $k: verify from stdin" ok
+        run verify --sdkappid 1234 --public-key-file "$TMP/$k.pub" --identifier bob --now "$((T0 + 86401))" "$V1"
+        expect_prefix "v1 $k: expired" "expired 70001: "
+        run verify --sdkappid 1234 --public-key-file "$TMP/$k.pub" --identifier bobby --now "$T0" "$V1"
+        expect_prefix "v1 $k: wrong identifier" "identifier_mismatch 70013: "
+        run verify --sdkappid 1235 --public-key-file "$TMP/$k.pub" --identifier bob --now "$T0" "$V1"
+        expect_prefix "v1 $k: wrong sdkappid" "sdkappid_mismatch 70014: "
+        run verify --sdkappid 1234 --key-file "$TMP/key" --identifier bob --now "$T0" "$V1"
+        expect_rc "v1 $k: verify with an HMAC key" 1
+        expect_prefix "v1 $k: verify with an HMAC key" "kind_mismatch 70009: "
+    done
+    run sign --sdkappid 1234 --key-file "$TMP/k1.pem" --identifier bob --time "$T0" --expire 86400
+    V1=$OUT
+    run verify --sdkappid 1234 --public-key-file "$TMP/k1p.pub" --identifier bob --now "$T0" "$V1"
+    expect_rc "v1: verify with another secp256k1 key" 1
+    expect_prefix "v1: verify with another secp256k1 key" "signature_mismatch 70009: "
+    run verify --sdkappid 1234 --public-key-file "$TMP/p256.pub" --identifier bob --now "$T0" "$V1"
+    expect_rc "v1: verify a secp256k1 token with a P-256 key" 1
+    expect_prefix "v1: verify a secp256k1 token with a P-256 key" "signature_mismatch 70009: "
+    run sign --sdkappid 1234 --key-file "$TMP/k1.pem" --identifier bob --time "$T0" --room-id 7 --privileges 3
+    expect_rc "v1: sign a PrivateMapKey" 0
+    V1P=$OUT
+    run verify --sdkappid 1234 --public-key-file "$TMP/k1.pub" --identifier bob --now "$T0" --room-id 7 --privileges 3 "$V1P"
+    expect_line "v1: verify a PrivateMapKey" ok
+    run verify --sdkappid 1234 --public-key-file "$TMP/k1.pub" --identifier bob --now "$T0" --room-id 8 "$V1P"
+    expect_prefix "v1: PrivateMapKey for another room" "room_mismatch "
+    run verify --sdkappid "$APP" --public-key-file "$TMP/k1.pub" --identifier alice --now "$T0" "$TOK"
+    expect_rc "v2 token checked with an EC public key" 1
+    expect_prefix "v2 token checked with an EC public key" "kind_mismatch 70009: "
+    chmod 600 "$TMP/p384.pem"
+    run sign --sdkappid 1234 --key-file "$TMP/p384.pem" --identifier bob
+    expect_rc "v1: a P-384 key is refused" 2
+    expect_err "v1: a P-384 key is refused" "not usable"
+    run verify --sdkappid 1234 --public-key-file "$TMP/p384.pub" --identifier bob "$V1"
+    expect_rc "v1: a P-384 public key is refused" 2
+    run sign --sdkappid 1234 --key-file "$TMP/k1.pub" --identifier bob
+    expect_rc "sign with a public key" 2
+    expect_err "sign with a public key" "public key"
+    run verify --sdkappid "$APP" --public-key-file "$TMP/key" --identifier alice "$TOK"
+    expect_rc "--public-key-file holding an HMAC secret" 2
+    expect_err "--public-key-file holding an HMAC secret" "not usable"
+    cp "$TMP/k1.pem" "$TMP/k1_644.pem"
+    chmod 644 "$TMP/k1_644.pem"
+    run sign --sdkappid 1234 --key-file "$TMP/k1_644.pem" --identifier bob
+    expect_err "a 0644 EC private key warns" "readable by other users"
+else
+    echo "skip: openssl is not installed: no v1 key tests"
+fi
+
+# ---- the official vectors (parsed by node) ---------------------------------------------------
+# Each vector becomes a directory of one file per field, so no shell quoting is involved.
+cat >"$TMP/split.js" <<'EOF'
+'use strict';
+const fs = require('fs'), path = require('path');
+const [src, dir] = process.argv.slice(2);
+let n = 0;
+for (const line of fs.readFileSync(src, 'utf8').split('\n')) {
+  if (line.trim() === '') continue;
+  const v = JSON.parse(line);
+  const d = path.join(dir, String(n++).padStart(3, '0'));
+  fs.mkdirSync(d, { recursive: true });
+  if (v.usersig !== undefined && v.token === undefined) v.token = v.usersig;
+  for (const [k, val] of Object.entries(v)) {
+    if (k === 'usersig') continue;
+    const text = typeof val === 'object' ? JSON.stringify(val) : String(val);
+    fs.writeFileSync(path.join(d, k), text, { mode: 0o600 });
+  }
+}
+process.stdout.write(String(n) + '\n');
+EOF
+# For each sign vector: "decoded" (our token) and "decoded_official" must match expect_json and,
+# for a PrivateMapKey, carry the right userbuf line.
+cat >"$TMP/compare.js" <<'EOF'
+'use strict';
+const fs = require('fs'), path = require('path'), util = require('util');
+const dir = process.argv[2];
+const rd = (d, f) => { try { return fs.readFileSync(path.join(d, f), 'utf8'); } catch (e) { return undefined; } };
+for (const e of fs.readdirSync(dir).sort()) {
+  const d = path.join(dir, e);
+  if (rd(d, 'op') !== 'sign') continue;
+  const name = rd(d, 'name');
+  const want = JSON.parse(rd(d, 'expect_json'));
+  for (const which of ['decoded', 'decoded_official']) {
+    const text = rd(d, which);
+    const say = (ok, why) => console.log((ok ? 'ok ' : 'FAIL ') + which + ' ' + name + (ok ? '' : ': ' + why));
+    if (text === undefined) { say(false, 'no decode output'); continue; }
+    const lines = text.split('\n').filter((l) => l !== '');
+    let doc, ub;
+    try { doc = JSON.parse(lines[0]); } catch (err) { say(false, 'line 1 is not JSON: ' + lines[0]); continue; }
+    if (!util.isDeepStrictEqual(doc, want)) { say(false, 'JSON differs: ' + lines[0] + ' vs ' + JSON.stringify(want)); continue; }
+    const room = rd(d, 'room_id') !== undefined || rd(d, 'room_str') !== undefined;
+    if (!room) { say(lines.length === 1, 'expected one line, got ' + lines.length); continue; }
+    if (lines.length !== 2) { say(false, 'expected a userbuf line'); continue; }
+    try { ub = JSON.parse(lines[1]).userbuf; } catch (err) { say(false, 'line 2 is not JSON: ' + lines[1]); continue; }
+    const roomStr = rd(d, 'room_str');
+    const exp = {
+      version: roomStr !== undefined ? 1 : 0,
+      account: rd(d, 'identifier'),
+      sdkappid: Number(rd(d, 'sdkappid')),
+      room_id: roomStr !== undefined ? 0 : Number(rd(d, 'room_id')),
+      expire_at: Number(rd(d, 'time')) + Number(rd(d, 'expire')),
+      privilege_map: Number(rd(d, 'privilege_map')),
+      account_type: 0,
+    };
+    if (roomStr !== undefined) exp.room_str = roomStr;
+    say(util.isDeepStrictEqual(ub, exp), 'userbuf ' + JSON.stringify(ub) + ' vs ' + JSON.stringify(exp));
+  }
+}
+EOF
+
+SIGN_TOKENS=$TMP/sign_tokens.tsv # identifier, sdkappid, key, token, now: for the Node check
+: >"$SIGN_TOKENS"
+if [ "$HAVE_NODE" = 1 ]; then
+    if ! NVEC=$(node "$TMP/split.js" "$VECTORS" "$TMP/vec") || [ -z "$NVEC" ] || [ "$NVEC" -lt 1 ]; then
+        fail "cannot read the vectors in $VECTORS"
+        NVEC=0
+    fi
+    nsign=0
+    nverify=0
+    for d in "$TMP"/vec/*/; do
+        [ -f "$d/op" ] || continue
+        op=$(cat "$d/op")
+        name=$(cat "$d/name")
+        if [ "$op" == sign ]; then
+            nsign=$((nsign + 1))
+            vapp=$(cat "$d/sdkappid")
+            vid=$(cat "$d/identifier")
+            vtime=$(cat "$d/time")
+            vexp=$(cat "$d/expire")
+            args=(sign --sdkappid "$vapp" --key-file "$d/key" --identifier "$vid" --expire "$vexp" --time "$vtime")
+            rooms=()
+            if [ -f "$d/room_id" ]; then rooms+=(--room-id "$(cat "$d/room_id")"); fi
+            if [ -f "$d/room_str" ]; then rooms+=(--room-str "$(cat "$d/room_str")"); fi
+            if [ -f "$d/privilege_map" ]; then rooms+=(--privileges "$(cat "$d/privilege_map")"); fi
+            run "${args[@]}" ${rooms[@]+"${rooms[@]}"}
+            expect_rc "vector '$name': sign" 0
+            expect_token "vector '$name': sign"
+            ours=$OUT
+            run decode "$ours"
+            expect_rc "vector '$name': decode ours" 0
+            cp "$TMP/out" "$d/decoded"
+            run decode "$(cat "$d/official_usersig")"
+            expect_rc "vector '$name': decode the official token" 0
+            cp "$TMP/out" "$d/decoded_official"
+            run verify --sdkappid "$vapp" --key-file "$d/key" --identifier "$vid" --now "$((vtime + vexp))" \
+                ${rooms[@]+"${rooms[@]}"} "$ours"
+            expect_line "vector '$name': our token verifies (room and privileges too)" ok
+            run verify --sdkappid "$vapp" --key-file "$d/key" --identifier "$vid" --now "$((vtime + vexp + 1))" "$ours"
+            expect_prefix "vector '$name': our token expires" "expired 70001: "
+            printf '%s\t%s\t%s\t%s\t%s\n' "$vid" "$vapp" "$(cat "$d/key")" "$ours" "$vtime" >>"$SIGN_TOKENS"
+        elif [ "$op" == verify ]; then
+            nverify=$((nverify + 1))
+            vapp=$(cat "$d/sdkappid")
+            vid=$(cat "$d/identifier")
+            vnow=$(cat "$d/now")
+            vexpect=$(cat "$d/expect")
+            vcode=$(cat "$d/tencent_code")
+            cp "$d/token" "$TMP/vtok"
+            vtoken=$(cat "$d/token")
+            keysets=()
+            if [ -f "$d/public_key" ]; then
+                keysets+=("--public-key-file $d/public_key")
+                if [ -f "$d/private_key" ]; then keysets+=("--key-file $d/private_key"); fi
+            else
+                keysets+=("--key-file $d/key")
+            fi
+            for ks in "${keysets[@]}"; do
+                kopt=${ks%% *}
+                kfile=${ks#* }
+                kname="vector '$name' (${kopt#--})"
+                base=(verify --sdkappid "$vapp" "$kopt" "$kfile" --identifier "$vid" --now "$vnow")
+                for how in argument stdin; do
+                    if [ "$how" == argument ]; then
+                        run "${base[@]}" "$vtoken"
+                    else
+                        run_in "$TMP/vtok" "${base[@]}" -
+                    fi
+                    if [ "$vexpect" == ok ]; then
+                        expect_rc "$kname, token as $how" 0
+                        expect_line "$kname, token as $how" ok
+                    else
+                        expect_rc "$kname, token as $how" 1
+                        expect_prefix "$kname, token as $how" "$vexpect $vcode: "
+                    fi
+                done
+            done
+            # The legacy private key of the vectors signs tokens its public key accepts.
+            if [ -f "$d/private_key" ] && [ "$vexpect" == ok ]; then
+                run sign --sdkappid "$vapp" --key-file "$d/private_key" --identifier "$vid" --time "$T0"
+                expect_rc "vector '$name': sign with its private key" 0
+                run verify --sdkappid "$vapp" --public-key-file "$d/public_key" --identifier "$vid" --now "$T0" "$OUT"
+                expect_line "vector '$name': our v1 token verifies with its public key" ok
+            fi
+        else
+            fail "vector '$name': unknown op '$op'"
+        fi
+    done
+    if [ "$nsign" -gt 0 ] && [ "$nverify" -gt 0 ] && [ $((nsign + nverify)) -eq "$NVEC" ]; then
+        pass "vectors: $nsign sign and $nverify verify vectors read"
+    else
+        fail "vectors: read $nsign sign and $nverify verify vectors of $NVEC"
+    fi
+    node "$TMP/compare.js" "$TMP/vec" >"$TMP/compare.out" 2>&1
+    while IFS= read -r line; do
+        case $line in
+            "ok "*) pass "${line#ok }: JSON equals expect_json" ;;
+            *) fail "$line" ;;
+        esac
+    done <"$TMP/compare.out"
+    check "vectors: node compared every sign vector twice" \
+        [ "$(grep -c '^ok ' "$TMP/compare.out")" -eq $((2 * nsign)) ]
+else
+    skip "node is not installed: the official vectors are not checked"
+fi
+
+# ---- cross-check by the Node side (tests/node/verify_tokens.js) ------------------------------
+if [ "$HAVE_NODE_LIB" = 1 ]; then
+    {
+        for i in $(seq 1 42); do printf 'user_%04d\n' "$i"; done
+        printf '%s\n' administrator x "$ID32" 'u ser.with~printable!' 'quote"back\slash' \
+            '~!@#$%^&*()_+{}|:<>?' "A-b_c-9" "12345"
+    } >"$TMP/ids50"
+    NIDS=$(wc -l <"$TMP/ids50")
+    : >"$TMP/node_in"
+    total=0
+    for l in 0 1 6 9; do
+        run_in "$TMP/ids50" "${SIGN[@]}" --batch --time "$T0" --level "$l"
+        expect_rc "node cross-check: batch at level $l" 0
+        check "node cross-check: batch at level $l has $NIDS lines" [ "$(wc -l <"$TMP/out")" -eq "$NIDS" ]
+        # identifier<TAB>token -> one JSON request; the identifier is JSON-escaped by hand.
+        awk -F '\t' -v app="$APP" -v key="$KEY" -v now="$((T0 + 60))" '
+            function jstr(s,   out, i, c) {
+                out = ""
+                for (i = 1; i <= length(s); i++) {
+                    c = substr(s, i, 1)
+                    if (c == "\\" || c == "\"") out = out "\\"
+                    out = out c
+                }
+                return "\"" out "\""
+            }
+            { printf "{\"sdkappid\":%s,\"key\":%s,\"identifier\":%s,\"token\":%s,\"now\":%s}\n",
+                     app, jstr(key), jstr($1), jstr($2), now }' "$TMP/out" >>"$TMP/node_in"
+        total=$((total + NIDS))
+    done
+    # The tokens signed from the vectors above (PrivateMapKeys included).
+    awk -F '\t' '
+        function jstr(s,   out, i, c) {
+            out = ""
+            for (i = 1; i <= length(s); i++) {
+                c = substr(s, i, 1)
+                if (c == "\\" || c == "\"") out = out "\\"
+                out = out c
+            }
+            return "\"" out "\""
+        }
+        { printf "{\"sdkappid\":%s,\"key\":%s,\"identifier\":%s,\"token\":%s,\"now\":%s}\n",
+                 $2, jstr($3), jstr($1), jstr($4), $5 }' "$SIGN_TOKENS" >>"$TMP/node_in"
+    total=$((total + $(wc -l <"$SIGN_TOKENS")))
+    node "$NODE_DIR/verify_tokens.js" <"$TMP/node_in" >"$TMP/node_out" 2>"$TMP/node_err"
+    nrc=$?
+    nok=$(grep -c '^ok$' "$TMP/node_out")
+    if [ "$nrc" -eq 0 ] && [ "$nok" -eq "$total" ] && [ "$(wc -l <"$TMP/node_out")" -eq "$total" ]; then
+        pass "node verify_tokens.js accepts all $total tokens"
+    else
+        fail "node verify_tokens.js: $nok of $total ok (exit $nrc)" \
+            "$(grep -vn '^ok$' "$TMP/node_out" | head -5) $(head -c 300 "$TMP/node_err")"
+    fi
+    # And it is not a rubber stamp: a token for another identifier fails.
+    printf '%s\n' "$(head -1 "$TMP/node_in" | sed 's/"identifier":"user_0001"/"identifier":"user_9999"/')" >"$TMP/node_bad"
+    node "$NODE_DIR/verify_tokens.js" <"$TMP/node_bad" >"$TMP/node_out" 2>/dev/null
+    check "node verify_tokens.js refuses a token for another identifier" \
+        grep -qx 'fail identifier_mismatch' "$TMP/node_out"
+elif [ "$HAVE_NODE" = 0 ]; then
+    skip "node is not installed: no cross-check by the official Node library"
+else
+    skip "$NODE_DIR/node_modules is missing (npm ci --prefix tests/node): no Node cross-check"
+fi
+
+echo "cli: $PASS passed, $FAIL failed"
+if [ "$FAIL" -gt 0 ] || [ "$PASS" -eq 0 ]; then exit 1; fi
+exit 0

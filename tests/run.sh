@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The one test command: builds (warnings are errors), runs every ctest test, then builds again
+# with AddressSanitizer and UndefinedBehaviorSanitizer and runs the tests that need no database.
+# Usage: bash tests/run.sh            (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+
+cmake -S . -B build -DUSERSIGD_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+if [ "${USERSIGD_SKIP_SANITIZE:-0}" != 1 ]; then
+    cmake -S . -B build-asan -DUSERSIGD_WERROR=ON -DUSERSIGD_SANITIZE=ON \
+        -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    cmake --build build-asan -j"$jobs"
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L 'unit|cli|cross')
+fi
