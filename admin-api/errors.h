@@ -1,0 +1,77 @@
+/*
+ * The error table of the admin API: every result a request can end with, as one enum mapped
+ * (errors.c) to its HTTP status, the stable code string clients match on, the log level its
+ * access line is written at, and a default message. Error bodies are
+ * {"error":{"code":"...","message":"..."}}; the codes are part of the API (openapi.yaml lists
+ * them under ErrorCode, and tests/unit/test_routes.c checks that list against this table).
+ */
+#ifndef API_ERRORS_H
+#define API_ERRORS_H
+
+#include <jansson.h>
+
+#include "log.h"
+#include "usersig.h"
+
+enum api_error {
+    API_OK = 0, /* not an error: the row that gives successful replies their log level */
+
+    /* 400: the request is wrong, and the message says which part. */
+    API_ERR_BAD_JSON,       /* the body is not a JSON object (syntax, depth, duplicate key) */
+    API_ERR_INVALID_FIELD,  /* a body field has the wrong type or value */
+    API_ERR_UNKNOWN_FIELD,  /* a body field the route does not take */
+    API_ERR_MISSING_FIELD,  /* a required body field is absent */
+    API_ERR_INVALID_PARAM,  /* a path or query parameter is malformed or out of range */
+    API_ERR_BAD_IDENTIFIER, /* the UserID breaks the app's identifier policy or length */
+    API_ERR_BAD_EXPIRE,     /* expire is 0 or beyond the app's max_expire */
+    API_ERR_BAD_ROOM,       /* room_id / room_str out of range, or both given */
+    API_ERR_BAD_PRIVILEGE,  /* privilege_map outside 0..255, or without a room */
+    API_ERR_BAD_KEY,        /* the secret or PEM is not a usable key */
+
+    API_ERR_UNAUTHORIZED,           /* 401: no bearer token, or not a valid one */
+    API_ERR_FORBIDDEN,              /* 403: the token's role or app scope does not cover it */
+    API_ERR_NOT_FOUND,              /* 404: no such path */
+    API_ERR_APP_NOT_FOUND,          /* 404 */
+    API_ERR_KEY_NOT_FOUND,          /* 404 */
+    API_ERR_TOKEN_NOT_FOUND,        /* 404 */
+    API_ERR_METHOD_NOT_ALLOWED,     /* 405: the path exists; the Allow header lists methods */
+    API_ERR_APP_EXISTS,             /* 409: an app with this sdkappid exists */
+    API_ERR_KEY_USED_BY_OTHER_APP,  /* 409: another app holds (or held) this key */
+    API_ERR_CONFLICT,               /* 409: another uniqueness refused the change */
+    API_ERR_INVALID_STATE,          /* 409: not in this state (destroying the active key) */
+    API_ERR_BODY_TOO_LARGE,         /* 413 */
+    API_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
+
+    API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
+    API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */
+    API_ERR_UNAVAILABLE,     /* 503: the database cannot be reached */
+
+    API_ERR_COUNT
+};
+
+struct api_error_info {
+    const char *code;     /* "bad_json": stable, never reworded */
+    int status;           /* HTTP status */
+    enum log_level level; /* access-log level: 4xx INFO or DEBUG, 5xx ERROR */
+    const char *message;  /* default message, when the caller gives none */
+};
+
+/* The row for err; an out-of-range value gives the API_ERR_INTERNAL row. Never NULL. */
+const struct api_error_info *api_error_info(enum api_error err);
+
+int api_error_status(enum api_error err);
+const char *api_error_code(enum api_error err);
+enum log_level api_error_level(enum api_error err);
+
+/* The enum value of a code string ("app_not_found"); -1 when unknown. */
+int api_error_parse(const char *code);
+
+/* Returns a new {"error":{"code":...,"message":...}} (message NULL: the default one), or NULL
+ * when an allocation fails; caller json_decref()s it. */
+json_t *api_error_body(enum api_error err, const char *message);
+
+/* The codec's signing-side results as API errors (USERSIG_OK gives API_OK; memory and crypto
+ * failures API_ERR_INTERNAL). The message to send is usersig_rc_message(rc). */
+enum api_error api_error_from_usersig(enum usersig_rc rc);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * The handlers of the admin API, one file per resource; routes.c maps routes to them.
+ */
+#ifndef HANDLERS_H
+#define HANDLERS_H
+
+#include "http.h"
+
+/* apps.c */
+void handle_app_create(struct api_request *r);
+void handle_app_list(struct api_request *r);
+void handle_app_get(struct api_request *r);
+void handle_app_update(struct api_request *r);
+
+/* keys.c */
+void handle_key_add(struct api_request *r);
+void handle_key_list(struct api_request *r);
+void handle_key_rotate(struct api_request *r);
+void handle_key_disable(struct api_request *r);
+void handle_key_enable(struct api_request *r);
+void handle_key_destroy(struct api_request *r);
+
+/* usersigs.c */
+void handle_usersig_sign(struct api_request *r);
+void handle_usersig_verify(struct api_request *r);
+
+/* audit_api.c */
+void handle_audit_list(struct api_request *r);
+void handle_audit_verify(struct api_request *r);
+
+/* tokens.c */
+void handle_token_create(struct api_request *r);
+void handle_token_list(struct api_request *r);
+void handle_token_revoke(struct api_request *r);
+
+/* health.c */
+void handle_readyz(struct api_request *r);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * The HTTP framework of the admin API, around libevent's evhttp: one server on the caller's
+ * event_base, a route table (method + path pattern -> permission, body kind, handler), request
+ * ids, bearer-token authentication through a callback, role and app-scope authorization, bounded
+ * JSON bodies, and reply helpers that end every request in exactly one reply.
+ *
+ * Each request goes through these steps; the first that fails is the reply:
+ *   413 body over the route's limit -> 404 unknown path -> 405 known path, other method (Allow)
+ *   -> 401 no or bad token (WWW-Authenticate: Bearer) -> 400 bad path/query parameter
+ *   -> 403 role or app scope -> 415 not application/json -> 400 bad JSON -> the handler.
+ *
+ * Threading: everything here runs on the thread of the server's event loop; api_server_new,
+ * _start and _free may also be called while that loop is not running. The process must ignore
+ * SIGPIPE (a client that leaves mid-reply would otherwise kill it).
+ */
+#ifndef API_HTTP_H
+#define API_HTTP_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+#define API_WUR __attribute__((warn_unused_result))
+
+#define API_REQUEST_ID_LEN 16      /* hex characters: 8 random bytes */
+#define API_TOKEN_MAX 256          /* bytes of a bearer token looked at; longer is refused */
+#define API_JSON_MAX_DEPTH 16      /* nesting of arrays and objects in a request body */
+#define API_QUERY_MAX 2048         /* bytes of a query string */
+#define API_QUERY_MAX_PARAMS 32    /* parameters in a query string */
+#define API_QUERY_VALUE_MAX 512    /* bytes of one decoded query value */
+#define API_PATH_MAX 512           /* bytes of a request path; longer is 404 */
+#define API_PATH_MAX_SEGMENTS 8    /* "/v1/apps/1/keys/2/disable" is 6 */
+#define API_BODY_SLACK (64 * 1024) /* see api_server_config.max_body */
+#define API_PRINCIPAL_NAME_BUF 513 /* 128 UTF-8 characters and a NUL */
+#define API_PRINCIPAL_MAX_APPS 256 /* sdkappids a token may be scoped to */
+
+/* ---- Roles, permissions, principals (implemented in routes.c, with the policy) ------------- */
+
+enum api_role {
+    API_ROLE_ADMIN = 0,   /* everything */
+    API_ROLE_KEY_MANAGER, /* apps and keys */
+    API_ROLE_SIGNER,      /* sign and verify UserSigs of its apps */
+    API_ROLE_AUDITOR,     /* read apps, keys and the audit log */
+    API_ROLE_COUNT
+};
+
+const char *api_role_name(enum api_role role); /* "admin", "key_manager", "signer", "auditor" */
+int api_role_parse(const char *name);          /* -1 when unknown */
+
+/* What a route needs. routes.c grants them to roles. */
+enum api_perm {
+    API_PERM_PUBLIC = 0, /* no token at all (health checks) */
+    API_PERM_APPS_READ,
+    API_PERM_APPS_WRITE,
+    API_PERM_KEYS_READ,
+    API_PERM_KEYS_WRITE,
+    API_PERM_SIGN,
+    API_PERM_VERIFY,
+    API_PERM_AUDIT_READ,
+    API_PERM_TOKENS,
+    API_PERM_COUNT
+};
+
+bool api_role_has_perm(enum api_role role, enum api_perm perm);
+
+/* Who is calling: filled by the authenticate callback. Plain data, no free needed. */
+struct api_principal {
+    int64_t token_id;
+    char name[API_PRINCIPAL_NAME_BUF]; /* the token's name, for logs and audit (not a secret) */
+    enum api_role role;
+    bool all_apps; /* true: every app; otherwise only the n_apps sdkappids of apps */
+    size_t n_apps; /* 0..API_PRINCIPAL_MAX_APPS */
+    uint32_t apps[API_PRINCIPAL_MAX_APPS];
+};
+
+/* True when p may act on sdkappid (all_apps, or sdkappid in apps). False for NULL or 0.
+ * Handlers of routes whose sdkappid comes from the body or the token (POST /v1/apps,
+ * /v1/usersigs/verify) or that list (GET /v1/apps, /v1/audit) use it themselves. */
+bool api_principal_has_app(const struct api_principal *p, uint32_t sdkappid);
+
+/* Results of the authenticate callback. */
+enum api_auth_rc {
+    API_AUTH_OK = 0,    /* *out is filled */
+    API_AUTH_NOT_FOUND, /* unknown, expired or revoked: 401 */
+    API_AUTH_ERROR,     /* could not tell (database down): 503; the callback logs why */
+};
+
+/* ---- Routes (matching and checking implemented in routes.c) ---------------------------------- */
+
+enum api_body {
+    API_BODY_NONE = 0,      /* no body is read; one sent is ignored (size limit still applies) */
+    API_BODY_JSON,          /* a JSON object, Content-Type application/json: r->body */
+    API_BODY_JSON_OPTIONAL, /* the same, or an empty body (r->body NULL) */
+    API_BODY_RAW,           /* the handler reads api_request_input() itself (batch signing);
+                             * the larger limit max_body_large applies */
+};
+
+#define API_ROUTE_ALL_APPS 1u /* the token must cover every app (not scoped): token management */
+
+struct api_request;
+
+struct api_route {
+    enum evhttp_cmd_type method; /* EVHTTP_REQ_GET, _POST, _PATCH, _DELETE, _PUT */
+    const char *pattern;         /* "/v1/apps/{sdkappid}/keys/{version}/disable" */
+    const char *op;              /* the operationId in openapi.yaml ("disableKey") */
+    enum api_perm perm;
+    enum api_body body;
+    unsigned flags; /* API_ROUTE_* */
+    void (*handler)(struct api_request *r);
+};
+
+/* Path parameters, each with its type and range (a value outside is 400 invalid_param):
+ *   {sdkappid}  1..4294967295 -> r->sdkappid
+ *   {version}   1..2147483647 -> r->key_version
+ *   {id}        1..9223372036854775807 -> r->id
+ * Decimal digits only: no sign, no leading zero, no percent-encoding. */
+
+/* Checks a table: patterns well formed ("/"-separated literal or {param} segments, known params,
+ * at most API_PATH_MAX_SEGMENTS), a handler and op each, no (method, pattern) twice, no two
+ * patterns that match the same paths, GET/DELETE without a body, known perms. Returns 0, or -1
+ * with err naming the first bad entry. api_server_new() runs it too. */
+int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t errlen) API_WUR;
+
+enum api_match_rc {
+    API_MATCH_OK = 0,
+    API_MATCH_NO_PATH,   /* no pattern matches the path: 404 */
+    API_MATCH_NO_METHOD, /* patterns match but none with this method: 405, allow is set */
+    API_MATCH_BAD_PARAM, /* route is set, but a parameter is out of its type: bad_param says */
+};
+
+struct api_match {
+    const struct api_route *route; /* set for OK and BAD_PARAM */
+    uint32_t sdkappid;             /* 0 when the pattern has no {sdkappid} */
+    uint32_t key_version;          /* 0 when no {version} */
+    int64_t id;                    /* 0 when no {id} */
+    const char *bad_param;         /* BAD_PARAM: "sdkappid", "version" or "id" */
+    const char *bad_param_rule;    /* BAD_PARAM: "an integer from 1 to 4294967295" */
+    unsigned allow;                /* NO_METHOD: the EVHTTP_REQ_* bits that the path takes */
+};
+
+/* Matches method and path (no query; as received, not percent-decoded) against the table. A
+ * literal segment wins over a {param} at the same place. Pure: no allocation. */
+enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
+                                  enum evhttp_cmd_type method, const char *path,
+                                  struct api_match *out);
+
+bool api_route_has_param(const struct api_route *route, const char *name); /* "sdkappid" */
+const char *api_method_name(enum evhttp_cmd_type method);                  /* "GET"; "?" */
+
+enum api_authz {
+    API_AUTHZ_ALLOW = 0,
+    API_AUTHZ_UNAUTHENTICATED, /* a route that needs a token, and p is NULL: 401 */
+    API_AUTHZ_ROLE,            /* the role lacks the route's permission: 403 */
+    API_AUTHZ_SCOPE, /* the token is scoped and sdkappid (or "all apps") is outside: 403 */
+};
+
+/* The authorization decision (routes.c), pure: p NULL = no token. sdkappid is the route's
+ * {sdkappid} (ignored for routes without it; 0 there is outside every scope). */
+enum api_authz api_authorize(const struct api_principal *p, const struct api_route *route,
+                             uint32_t sdkappid);
+
+/* ---- Requests -------------------------------------------------------------------------------- */
+
+/* What a handler gets. Owned by the framework: valid until the handler returns after a plain
+ * reply, or until api_reply_end() for a streamed one. Fields are read-only for handlers. */
+struct api_request {
+    struct evhttp_request *req;              /* NULL once the client left during a streamed reply */
+    char request_id[API_REQUEST_ID_LEN + 1]; /* also in X-Request-Id and every log line */
+    enum evhttp_cmd_type method;
+    const char *path; /* as received, without the query */
+    const struct api_route *route;
+    uint32_t sdkappid;    /* {sdkappid}, 0 when the route has none */
+    uint32_t key_version; /* {version}, 0 when none */
+    int64_t id;           /* {id}, 0 when none */
+    json_t *body; /* API_BODY_JSON*: the parsed object (borrowed: the framework decrefs it) */
+    const struct api_principal *principal; /* NULL on public routes */
+    void *ctx;                             /* api_server_config.ctx */
+};
+
+/* A query parameter's percent-decoded value (NUL-terminated, no NUL inside, at most
+ * API_QUERY_VALUE_MAX bytes), or NULL when absent. Valid as long as r. The framework has already
+ * refused (400 invalid_param) a malformed query and a name given twice. */
+const char *api_query(const struct api_request *r, const char *name);
+
+enum api_query_rc { API_QUERY_OK = 0, API_QUERY_ABSENT, API_QUERY_INVALID };
+/* A decimal integer in min..max (optional '-', no '+', no spaces). */
+enum api_query_rc api_query_int64(const struct api_request *r, const char *name, int64_t min,
+                                  int64_t max, int64_t *out) API_WUR;
+/* The first query parameter whose name is not in allowed (NULL-terminated), or NULL. */
+const char *api_query_unknown(const struct api_request *r, const char *const allowed[]);
+
+/* A request header's value, or NULL. */
+const char *api_request_header(const struct api_request *r, const char *name);
+/* The raw body (API_BODY_RAW routes); the framework has checked its size. NULL when gone. */
+struct evbuffer *api_request_input(const struct api_request *r);
+
+/* ---- Checking a JSON body against the fields a route takes ----------------------------------- */
+
+enum api_field_type {
+    API_FIELD_STRING = 0,
+    API_FIELD_INTEGER, /* a JSON integer (1, not 1.0) */
+    API_FIELD_BOOLEAN,
+    API_FIELD_OBJECT,
+    API_FIELD_INT_ARRAY,    /* an array of integers */
+    API_FIELD_STRING_ARRAY, /* an array of strings */
+};
+
+#define API_FIELD_REQUIRED 1u
+#define API_FIELD_NULLABLE 2u /* null is accepted (PATCH: "clear this") */
+
+struct api_field {
+    const char *name;
+    enum api_field_type type;
+    unsigned flags; /* API_FIELD_* */
+};
+
+enum api_fields_rc {
+    API_FIELDS_OK = 0,
+    API_FIELDS_UNKNOWN, /* *which = the first body member (document order) not in fields */
+    API_FIELDS_INVALID, /* *which = the first member of the wrong type */
+    API_FIELDS_MISSING, /* *which = the first required field (table order) absent */
+};
+
+/* fields ends with an entry whose name is NULL. body NULL counts as {}. *which points into body
+ * or fields. */
+enum api_fields_rc api_fields_check(const json_t *body, const struct api_field *fields,
+                                    const char **which) API_WUR;
+
+/* api_fields_check on r->body; on failure it replies 400 unknown_field / invalid_field /
+ * missing_field naming the field, and returns -1 (the handler just returns). 0 when it passes. */
+int api_require_fields(struct api_request *r, const struct api_field *fields) API_WUR;
+
+/* ---- Replies: exactly one per request -------------------------------------------------------- */
+
+/* Adds a response header (before the reply: Location, ...). 0, or -1 when out of memory. */
+int api_reply_header(struct api_request *r, const char *name, const char *value) API_WUR;
+
+/* Replies status with body (reference stolen, even on failure). body NULL, as from a failed
+ * json_object(), answers 500 internal instead. Content-Type application/json, Cache-Control
+ * no-store, X-Request-Id. */
+void api_reply_json(struct api_request *r, int status, json_t *body);
+
+/* Replies the table's status for err with {"error":{"code","message"}}; fmt NULL gives the
+ * table's default message. 401 adds WWW-Authenticate: Bearer. Logs at the table's level. The
+ * message goes to the client: never put a secret or a token in it. */
+void api_reply_error(struct api_request *r, enum api_error err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A reply in chunks (batch signing). api_reply_start sends the status and headers (plus
+ * Cache-Control no-store and X-Request-Id); each api_reply_chunk drains data into the
+ * connection (data stays the caller's) and calls sent(r, arg) (may be NULL) once it is written,
+ * for flow control (an empty data is not sent and sent is not called); api_reply_end finishes and
+ * releases r (do not touch r after it). The handler may return after api_reply_start and go on from
+ * other events; it must end with api_reply_end whatever happens, also after the client left.
+ * api_reply_start returns -1 when no stream started (out of memory: a 500 went out instead; or
+ * the request had its reply already): do not call the chunk and end functions then.
+ * api_reply_chunk returns -1 when the client has left (then call api_reply_end). */
+int api_reply_start(struct api_request *r, int status, const char *content_type) API_WUR;
+int api_reply_chunk(struct api_request *r, struct evbuffer *data,
+                    void (*sent)(struct api_request *r, void *arg), void *arg) API_WUR;
+void api_reply_end(struct api_request *r);
+
+/* Called once if the client leaves (or the server is freed) before api_reply_end; the handler
+ * stops producing and calls api_reply_end. */
+void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *r, void *arg),
+                          void *arg);
+bool api_request_gone(const struct api_request *r);
+
+/* The 501 not_implemented handler for routes whose handler is not written yet. */
+void api_handler_not_implemented(struct api_request *r);
+
+/* ---- The server ------------------------------------------------------------------------------ */
+
+struct api_server_config {
+    const char *listen; /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" (any free port); a
+                         * host name is resolved once, at api_server_start */
+    /* Bodies over max_body (max_body_large for API_BODY_RAW routes; 0 = max_body) get a JSON 413.
+     * evhttp itself cuts a body off at the larger of the two plus API_BODY_SLACK (a plain 413,
+     * then the connection closes), so memory stays bounded. */
+    size_t max_body;
+    size_t max_body_large;
+    int64_t request_timeout_ms; /* read/write inactivity timeout of a connection; 0: 30 s */
+    const struct api_route *routes;
+    size_t n_routes;
+    /* Called for each request to a non-public route with the bearer token (NUL-terminated,
+     * never logged); returns API_AUTH_*. Runs on the loop thread. */
+    int (*authenticate)(void *ctx, const char *token, struct api_principal *out);
+    void *ctx; /* passed to authenticate and, as r->ctx, to handlers */
+};
+
+struct api_server; /* opaque */
+
+/* Creates the server on base (not listening yet). cfg is copied; the strings, routes and ctx it
+ * points to must outlive the server. Returns NULL with err filled (bad config, route table, or
+ * out of memory). */
+struct api_server *api_server_new(struct event_base *base, const struct api_server_config *cfg,
+                                  char *err, size_t errlen) API_WUR;
+/* Binds and listens. 0, or -1 with err filled. */
+int api_server_start(struct api_server *s, char *err, size_t errlen) API_WUR;
+/* The bound port (after api_server_start), 0 before. */
+int api_server_port(const struct api_server *s);
+/* Stops accepting connections; requests in flight go on. */
+void api_server_stop(struct api_server *s);
+/* Frees everything (accepts NULL); streamed replies still open get their close callback first
+ * and then only api_reply_end may be called on them. */
+void api_server_free(struct api_server *s);
+
+struct api_server_stats {
+    uint64_t requests;        /* that reached the dispatcher */
+    uint64_t replies;         /* requests that got their one reply (started, for streams) */
+    uint64_t in_flight;       /* streamed replies not ended yet */
+    uint64_t double_replies;  /* bug: a second reply refused (debug builds assert) */
+    uint64_t missing_replies; /* bug: a handler returned without replying (answered 500) */
+    uint64_t internal_errors; /* 500 replies, allocation failures included */
+};
+void api_server_get_stats(const struct api_server *s, struct api_server_stats *out);
+
+#endif

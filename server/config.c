@@ -1,0 +1,675 @@
+/*
+ * Settings. The table below is the one place a setting is declared: config_load() parses and
+ * bounds-checks by it, fills the defaults from it, and config_describe() prints it as the
+ * documentation (as pgbouncer's CF_ABS table and nginx's ngx_command_t do). Order: defaults, then
+ * the file, then the environment.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum setting_type {
+    T_STRING,   /* min/max: length in bytes */
+    T_ADDRESS,  /* host:port */
+    T_INT,      /* an int */
+    T_SIZE,     /* a uint64_t of bytes */
+    T_DURATION, /* an int64_t of milliseconds */
+    T_BOOL,     /* an int, 0 or 1 */
+    T_ENUM,     /* an int-sized enum: the index of the value among choices */
+};
+
+struct setting {
+    const char *name;
+    enum setting_type type;
+    const char *def; /* in the file's notation */
+    int64_t min, max;
+    const char *choices; /* T_ENUM: "a|b|c" */
+    const char *env;
+    size_t offset; /* of the field in struct config */
+    const char *description;
+};
+
+#define KB INT64_C(1024)
+#define MB (1024 * KB)
+#define GB (1024 * MB)
+#define SEC INT64_C(1000)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+#define F(field) offsetof(struct config, field)
+#define MASTER_KEY_NAME "/master.key" /* in data_dir, when master_key_file is empty */
+
+/* T_ENUM stores through an int lvalue. */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is int-sized");
+
+static const struct setting SETTINGS[] = {
+    {"listen", T_ADDRESS, "127.0.0.1:8080", 0, 0, NULL, "USERSIGD_LISTEN", F(listen),
+     "Address of the admin API, host:port ([::1]:8080 for IPv6, 0.0.0.0:8080 for all)."},
+    {"database_url", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_DATABASE_URL",
+     F(database_url),
+     "PostgreSQL URI or key=value string (password never logged); empty runs one in data_dir."},
+    {"master_key_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_MASTER_KEY_FILE",
+     F(master_key_file),
+     "The master key: 64 hex characters, mode 0600; empty means <data_dir>/master.key."},
+    {"data_dir", T_STRING, ".usersigd", 1, CONFIG_STRING_MAX - sizeof MASTER_KEY_NAME, NULL,
+     "USERSIGD_DATA_DIR", F(data_dir),
+     "Directory of the server's own files: the master key, the private PostgreSQL."},
+    {"max_body_size", T_SIZE, "1M", KB, GB, NULL, "USERSIGD_MAX_BODY_SIZE", F(max_body_size),
+     "Largest request body accepted, except on batch signing."},
+    {"batch_max_body_size", T_SIZE, "64M", KB, GB, NULL, "USERSIGD_BATCH_MAX_BODY_SIZE",
+     F(batch_max_body_size), "Largest request body accepted by batch signing."},
+    {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "USERSIGD_LOG_LEVEL", F(log_level),
+     "Least severe level logged."},
+    {"request_timeout", T_DURATION, "30s", SEC, HOUR, NULL, "USERSIGD_REQUEST_TIMEOUT",
+     F(request_timeout_ms), "Time a client has to send a request and read its reply."},
+    {"workers", T_INT, "0", 0, 256, NULL, "USERSIGD_WORKERS", F(workers),
+     "Signing threads; 0 means one per online CPU."},
+};
+#define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
+
+/* ---- Value notations ------------------------------------------------------------------------ */
+
+/* Decimal digits only (no sign, no space), into *out; -1 on anything else or overflow. */
+static int parse_digits(const char **s, uint64_t *out)
+{
+    const char *p = *s;
+    uint64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *s = p;
+    *out = v;
+    return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v, mult = 1;
+    if (s == NULL || parse_digits(&s, &v) != 0)
+        return -1;
+    if (*s == 'k' || *s == 'K')
+        mult = KB;
+    else if (*s == 'm' || *s == 'M')
+        mult = MB;
+    else if (*s == 'g' || *s == 'G')
+        mult = GB;
+    if (mult != 1)
+        s++;
+    if (*s != '\0' || v > UINT64_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int config_parse_duration(const char *s, int64_t *out_ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", SEC}, {"m", MIN}, {"h", HOUR}, {"d", DAY}, {"", SEC}};
+    uint64_t v;
+    if (s == NULL || parse_digits(&s, &v) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(s, units[i].unit) == 0) {
+            if (v > (uint64_t)(INT64_MAX / units[i].ms))
+                return -1;
+            *out_ms = (int64_t)v * units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int config_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "on", "yes", "1"}, *const no[] = {"false", "off",
+                                                                                "no", "0"};
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_int(const char *s, int64_t *out)
+{
+    uint64_t v;
+    int neg = *s == '-';
+    if (neg)
+        s++;
+    if (parse_digits(&s, &v) != 0 || *s != '\0' || v > (uint64_t)INT64_MAX)
+        return -1;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+/* host:port, or [v6]:port. On success copies the host (no brackets) and sets *port. */
+static int parse_address(const char *s, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon, *h = s;
+    size_t hlen;
+    int64_t p;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return -1; /* no port, or an IPv6 address without brackets */
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= host_cap || parse_int(colon + 1, &p) != 0 || colon[1] == '-' ||
+        p < 1 || p > 65535)
+        return -1;
+    for (size_t i = 0; i < hlen; i++)
+        if (isspace((unsigned char)h[i]) || h[i] == '/' || h[i] == '[' || h[i] == ']')
+            return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static void format_size(int64_t v, char *out, size_t cap)
+{
+    if (v != 0 && v % GB == 0)
+        snprintf(out, cap, "%" PRId64 "G", v / GB);
+    else if (v != 0 && v % MB == 0)
+        snprintf(out, cap, "%" PRId64 "M", v / MB);
+    else if (v != 0 && v % KB == 0)
+        snprintf(out, cap, "%" PRId64 "k", v / KB);
+    else
+        snprintf(out, cap, "%" PRId64, v);
+}
+
+static void format_duration(int64_t ms, char *out, size_t cap)
+{
+    if (ms != 0 && ms % DAY == 0)
+        snprintf(out, cap, "%" PRId64 "d", ms / DAY);
+    else if (ms != 0 && ms % HOUR == 0)
+        snprintf(out, cap, "%" PRId64 "h", ms / HOUR);
+    else if (ms != 0 && ms % MIN == 0)
+        snprintf(out, cap, "%" PRId64 "m", ms / MIN);
+    else if (ms % SEC == 0)
+        snprintf(out, cap, "%" PRId64 "s", ms / SEC);
+    else
+        snprintf(out, cap, "%" PRId64 "ms", ms);
+}
+
+/* What a setting accepts, as told in errors and in config_describe(). */
+static void describe_allowed(const struct setting *s, char *out, size_t cap)
+{
+    char lo[32], hi[32];
+    switch (s->type) {
+    case T_STRING:
+        if (s->min > 0)
+            snprintf(out, cap, "a non-empty string of at most %" PRId64 " bytes", s->max);
+        else
+            snprintf(out, cap, "a string of at most %" PRId64 " bytes", s->max);
+        return;
+    case T_ADDRESS:
+        snprintf(out, cap, "host:port, port 1..65535");
+        return;
+    case T_INT:
+        snprintf(out, cap, "an integer %" PRId64 "..%" PRId64, s->min, s->max);
+        return;
+    case T_SIZE:
+        format_size(s->min, lo, sizeof lo);
+        format_size(s->max, hi, sizeof hi);
+        snprintf(out, cap, "a size %s..%s (suffix k, M or G)", lo, hi);
+        return;
+    case T_DURATION:
+        format_duration(s->min, lo, sizeof lo);
+        format_duration(s->max, hi, sizeof hi);
+        snprintf(out, cap, "a duration %s..%s (suffix ms, s, m, h or d)", lo, hi);
+        return;
+    case T_BOOL:
+        snprintf(out, cap, "true or false");
+        return;
+    case T_ENUM:
+        snprintf(out, cap, "one of %s", s->choices);
+        return;
+    }
+    snprintf(out, cap, "?");
+}
+
+/* Index of value among "a|b|c", or -1. */
+static int enum_index(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    int i = 0;
+    for (const char *p = choices;; i++) {
+        const char *end = strchr(p, '|');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == n && n > 0 && memcmp(p, value, n) == 0)
+            return i;
+        if (end == NULL)
+            return -1;
+        p = end + 1;
+    }
+}
+
+/* Sets one setting from its text. On failure writes why (the value quoted back only when it
+ * cannot be a secret, that is for every type but T_STRING) and returns -1. */
+static int apply(const struct setting *s, const char *value, struct config *cfg, char *why,
+                 size_t cap)
+{
+    char *field = (char *)cfg + s->offset;
+    char allowed[128];
+    size_t len = strlen(value);
+    int64_t v = 0;
+    uint64_t u = 0;
+    int b = 0;
+
+    describe_allowed(s, allowed, sizeof allowed);
+    switch (s->type) {
+    case T_STRING:
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+                snprintf(why, cap, "the value holds a control character");
+                return -1;
+            }
+        }
+        if ((int64_t)len < s->min || (int64_t)len > s->max) {
+            snprintf(why, cap, "the value is %zu bytes; allowed: %s", len, allowed);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    case T_ADDRESS: {
+        char host[CONFIG_STRING_MAX];
+        uint16_t port;
+        if (len >= CONFIG_STRING_MAX || parse_address(value, host, sizeof host, &port) != 0) {
+            snprintf(why, cap, "\"%.64s\" is not an address; allowed: %s", value, allowed);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    case T_INT:
+        if (parse_int(value, &v) != 0) {
+            snprintf(why, cap, "\"%.64s\" is not an integer; allowed: %s", value, allowed);
+            return -1;
+        }
+        if (v < s->min || v > s->max) {
+            snprintf(why, cap, "%" PRId64 " is out of range; allowed: %s", v, allowed);
+            return -1;
+        }
+        *(int *)(void *)field = (int)v;
+        return 0;
+    case T_SIZE:
+        if (config_parse_size(value, &u) != 0) {
+            snprintf(why, cap, "\"%.64s\" is not a size; allowed: %s", value, allowed);
+            return -1;
+        }
+        if (u < (uint64_t)s->min || u > (uint64_t)s->max) {
+            snprintf(why, cap, "%s is out of range; allowed: %s", value, allowed);
+            return -1;
+        }
+        *(uint64_t *)(void *)field = u;
+        return 0;
+    case T_DURATION:
+        if (config_parse_duration(value, &v) != 0) {
+            snprintf(why, cap, "\"%.64s\" is not a duration; allowed: %s", value, allowed);
+            return -1;
+        }
+        if (v < s->min || v > s->max) {
+            snprintf(why, cap, "%s is out of range; allowed: %s", value, allowed);
+            return -1;
+        }
+        *(int64_t *)(void *)field = v;
+        return 0;
+    case T_BOOL:
+        if (config_parse_bool(value, &b) != 0) {
+            snprintf(why, cap, "\"%.64s\" is not a boolean; allowed: %s", value, allowed);
+            return -1;
+        }
+        *(int *)(void *)field = b;
+        return 0;
+    case T_ENUM:
+        b = enum_index(s->choices, value);
+        if (b < 0) {
+            snprintf(why, cap, "\"%.64s\" is not allowed; allowed: %s", value, allowed);
+            return -1;
+        }
+        *(int *)(void *)field = b;
+        return 0;
+    }
+    snprintf(why, cap, "unknown setting type");
+    return -1;
+}
+
+static const struct setting *lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(SETTINGS[i].name) == len && memcmp(SETTINGS[i].name, name, len) == 0)
+            return &SETTINGS[i];
+    return NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- The file ------------------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    char *end;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+static enum config_rc load_file(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+    enum config_rc rc = CONFIG_INVALID;
+    long set_on[N_SETTINGS] = {0}; /* line where each setting was set, 0 when not yet */
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    ssize_t n;
+
+    if (f == NULL) {
+        set_err(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+        return CONFIG_CANNOT_READ;
+    }
+    errno = 0;
+    while ((n = getline(&line, &cap, f)) != -1) {
+        char *name, *value, *eq, why[256];
+        const struct setting *s;
+
+        lineno++;
+        if ((size_t)n > CONFIG_LINE_MAX) {
+            set_err(err, errlen, "%s:%ld: line longer than %d bytes", path, lineno,
+                    CONFIG_LINE_MAX);
+            goto done;
+        }
+        if (strlen(line) != (size_t)n) {
+            set_err(err, errlen, "%s:%ld: line holds a NUL byte", path, lineno);
+            goto done;
+        }
+        name = trim(line);
+        if (name[0] == '\0' || name[0] == '#')
+            continue;
+        eq = strchr(name, '=');
+        if (eq == NULL) {
+            set_err(err, errlen, "%s:%ld: expected \"name = value\"", path, lineno);
+            goto done;
+        }
+        *eq = '\0';
+        value = trim(eq + 1);
+        name = trim(name);
+        s = lookup(name, strlen(name));
+        if (s == NULL) {
+            set_err(err, errlen,
+                    "%s:%ld: unknown setting \"%.64s\" (usersigd --help-config lists them)", path,
+                    lineno, name);
+            goto done;
+        }
+        if (set_on[s - SETTINGS] != 0) {
+            set_err(err, errlen, "%s:%ld: %s: set twice (first on line %ld)", path, lineno, s->name,
+                    set_on[s - SETTINGS]);
+            goto done;
+        }
+        set_on[s - SETTINGS] = lineno;
+        if (value[0] == '"') {
+            size_t len = strlen(value);
+            if (len < 2 || value[len - 1] != '"') {
+                set_err(err, errlen, "%s:%ld: %s: unterminated quote", path, lineno, s->name);
+                goto done;
+            }
+            value[len - 1] = '\0';
+            value++;
+        }
+        if (apply(s, value, cfg, why, sizeof why) != 0) {
+            set_err(err, errlen, "%s:%ld: %s: %s", path, lineno, s->name, why);
+            goto done;
+        }
+        errno = 0;
+    }
+    if (errno == ENOMEM) {
+        set_err(err, errlen, "out of memory reading config file %s", path);
+        rc = CONFIG_NO_MEMORY;
+        goto done;
+    }
+    if (ferror(f)) {
+        set_err(err, errlen, "cannot read config file %s: %s", path,
+                strerror(errno != 0 ? errno : EIO));
+        rc = CONFIG_CANNOT_READ;
+        goto done;
+    }
+    rc = CONFIG_OK;
+done:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- Loading -------------------------------------------------------------------------------- */
+
+enum config_rc config_load(const char *path, struct config *out, char *err, size_t errlen)
+{
+    enum config_rc rc;
+    char why[256];
+    size_t n;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (apply(&SETTINGS[i], SETTINGS[i].def, out, why, sizeof why) != 0) {
+            set_err(err, errlen, "built-in default of %s: %s", SETTINGS[i].name, why);
+            return CONFIG_INVALID;
+        }
+    }
+    if (path != NULL) {
+        rc = load_file(path, out, err, errlen);
+        if (rc != CONFIG_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const char *v = SETTINGS[i].env != NULL ? getenv(SETTINGS[i].env) : NULL;
+        if (v != NULL && apply(&SETTINGS[i], v, out, why, sizeof why) != 0) {
+            set_err(err, errlen, "environment variable %s: %s: %s", SETTINGS[i].env,
+                    SETTINGS[i].name, why);
+            return CONFIG_INVALID;
+        }
+    }
+    /* Derived values; their sources were checked above, so these cannot fail but for length. */
+    if (parse_address(out->listen, out->listen_host, sizeof out->listen_host, &out->listen_port) !=
+        0) {
+        set_err(err, errlen, "listen: not host:port");
+        return CONFIG_INVALID;
+    }
+    if (out->master_key_file[0] == '\0') {
+        n = (size_t)snprintf(out->master_key_file, sizeof out->master_key_file,
+                             "%s" MASTER_KEY_NAME, out->data_dir);
+        if (n >= sizeof out->master_key_file) {
+            set_err(err, errlen, "master_key_file: <data_dir>/master.key is too long");
+            return CONFIG_INVALID;
+        }
+    }
+    return CONFIG_OK;
+}
+
+int config_workers(const struct config *cfg)
+{
+    long n;
+    if (cfg->workers > 0)
+        return cfg->workers;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+void config_describe(FILE *f)
+{
+    fprintf(f, "# usersigd settings. A config file holds \"name = value\" lines; \"#\" at the "
+               "start of a line\n"
+               "# begins a comment. Each setting's environment variable overrides the file. No "
+               "setting holds\n"
+               "# a secret: keys live in the master key file and the database.\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &SETTINGS[i];
+        char allowed[128];
+        describe_allowed(s, allowed, sizeof allowed);
+        fprintf(f, "\n# %s (environment %s): %s\n#   %s\n#%s =%s%s\n", s->name, s->env, allowed,
+                s->description, s->name, s->def[0] != '\0' ? " " : "", s->def);
+    }
+}
+
+/* ---- Redaction ------------------------------------------------------------------------------ */
+
+struct out {
+    char *p;
+    size_t cap, n;
+};
+
+static void put(struct out *o, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len && o->n + 1 < o->cap; i++)
+        o->p[o->n++] = s[i];
+    o->p[o->n] = '\0';
+}
+
+/* libpq's URI: scheme://[user[:password]@]host...[/db][?key=value&...]. */
+static void redact_uri(const char *url, size_t scheme_len, struct out *o)
+{
+    const char *p = url + scheme_len, *q, *at;
+
+    put(o, url, scheme_len);
+    at = p + strcspn(p, "@/"); /* libpq takes credentials up to the first '@' before any '/' */
+    if (*at == '@') {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon != NULL) {
+            put(o, p, (size_t)(colon - p) + 1);
+            put(o, "***", 3);
+        } else {
+            put(o, p, (size_t)(at - p));
+        }
+        p = at;
+    }
+    q = strchr(p, '?');
+    if (q == NULL) {
+        put(o, p, strlen(p));
+        return;
+    }
+    put(o, p, (size_t)(q - p) + 1);
+    for (p = q + 1; *p != '\0';) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        if (eq != NULL && (size_t)(eq - p) == 8 && strncmp(p, "password", 8) == 0) {
+            put(o, p, 9);
+            put(o, "***", 3);
+        } else {
+            put(o, p, len);
+        }
+        p += len;
+        if (*p == '&')
+            put(o, p++, 1);
+    }
+}
+
+/* keyword = value pairs; a value is bare up to a space, or single-quoted with \ escapes. */
+static void redact_keywords(const char *url, struct out *o)
+{
+    const char *p = url;
+    while (*p != '\0') {
+        const char *kw, *val;
+        size_t kw_len;
+        int secret;
+
+        while (isspace((unsigned char)*p))
+            put(o, p++, 1);
+        kw = p;
+        while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        kw_len = (size_t)(p - kw);
+        secret = kw_len == 8 && strncmp(kw, "password", 8) == 0;
+        put(o, kw, kw_len);
+        while (isspace((unsigned char)*p))
+            put(o, p++, 1);
+        if (*p != '=')
+            continue; /* malformed: copied as it is, libpq will refuse it */
+        put(o, p++, 1);
+        while (isspace((unsigned char)*p))
+            put(o, p++, 1);
+        val = p;
+        if (*p == '\'') {
+            for (p++; *p != '\0' && *p != '\''; p++)
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+            if (*p == '\'')
+                p++;
+        } else {
+            while (*p != '\0' && !isspace((unsigned char)*p))
+                p++;
+        }
+        if (secret)
+            put(o, "***", 3);
+        else
+            put(o, val, (size_t)(p - val));
+    }
+}
+
+const char *config_redacted_url(const char *url, char *out, size_t cap)
+{
+    static const char *const schemes[] = {"postgresql://", "postgres://"};
+    struct out o = {out, cap, 0};
+
+    if (out == NULL || cap == 0)
+        return out;
+    out[0] = '\0';
+    if (url == NULL)
+        return out;
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = strlen(schemes[i]);
+        if (strncmp(url, schemes[i], len) == 0) {
+            redact_uri(url, len, &o);
+            return out;
+        }
+    }
+    redact_keywords(url, &o);
+    return out;
+}

@@ -1,0 +1,73 @@
+/*
+ * Settings: one table (config.c) gives each setting's name, type, default, bounds, environment
+ * override and description; it is the parser, the defaults and `usersigd --help-config` at once.
+ * The result is a plain struct the caller fills once and passes down as const; no globals.
+ * No setting holds a secret: a password inside database_url is shown only through
+ * config_redacted_url().
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_WUR __attribute__((warn_unused_result))
+
+#define CONFIG_STRING_MAX 1024 /* bytes of a string setting, with its NUL */
+#define CONFIG_LINE_MAX 4096   /* bytes of a config file line */
+#define CONFIG_ERR_BUF 512     /* fits config_load() messages (a very long path truncates) */
+
+enum config_rc {
+    CONFIG_OK = 0,
+    CONFIG_CANNOT_READ, /* the file named does not open or read */
+    CONFIG_INVALID,     /* a line, a value or an environment variable is wrong */
+    CONFIG_NO_MEMORY,
+};
+
+struct config {
+    char listen[CONFIG_STRING_MAX];          /* "host:port" as given */
+    char listen_host[CONFIG_STRING_MAX];     /* its host, brackets of an IPv6 address removed */
+    uint16_t listen_port;                    /* its port, 1..65535 */
+    char database_url[CONFIG_STRING_MAX];    /* empty: the embedded private PostgreSQL */
+    char master_key_file[CONFIG_STRING_MAX]; /* never empty: <data_dir>/master.key by default */
+    char data_dir[CONFIG_STRING_MAX];
+    uint64_t max_body_size;       /* bytes */
+    uint64_t batch_max_body_size; /* bytes */
+    enum log_level log_level;
+    int64_t request_timeout_ms;
+    int workers; /* 0: one per online CPU, see config_workers() */
+};
+
+/* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the
+ * USERSIGD_* environment variables, which win over the file. On failure err (CONFIG_ERR_BUF
+ * bytes is enough) gets one line naming the file and line (or the environment variable), the
+ * setting and what is allowed, and *out is unspecified. The values of string settings are
+ * never quoted back, as database_url may hold a password. */
+enum config_rc config_load(const char *path, struct config *out, char *err,
+                           size_t errlen) CONFIG_WUR;
+
+/* Prints the table as documentation: every setting with its type and bounds, environment
+ * variable, description and default, in the form of a commented config file. */
+void config_describe(FILE *f);
+
+/* Copies a PostgreSQL connection string (URI or keyword=value) into out with any password
+ * replaced by "***": in the URI's user info, in a password= query parameter, or in a password
+ * keyword. out is always NUL-terminated (truncated if cap is short; cap = strlen(url) + 16 is
+ * always enough for one password). Returns out. */
+const char *config_redacted_url(const char *url, char *out, size_t cap);
+
+/* The number of signing workers: cfg->workers, or the number of online CPUs when it is 0. */
+int config_workers(const struct config *cfg);
+
+/* The value parsers the table uses, for other code that reads the same notations.
+ * Size: a decimal number of bytes, optionally followed by k, M or G (also K, m, g: powers of
+ * 1024). Duration: a decimal number followed by ms, s, m, h or d (a bare number is seconds),
+ * in milliseconds. Bool: true/false, on/off, yes/no, 1/0. Each returns 0, or -1 when s is not
+ * of the form or overflows. */
+int config_parse_size(const char *s, uint64_t *out) CONFIG_WUR;
+int config_parse_duration(const char *s, int64_t *out_ms) CONFIG_WUR;
+int config_parse_bool(const char *s, int *out) CONFIG_WUR;
+
+#endif

@@ -1,0 +1,1233 @@
+/*
+ * pgembed: creates, starts, takes over and stops the private PostgreSQL 15 cluster of a data
+ * directory by running initdb, pg_ctl and createdb as child processes (argv arrays, no shell).
+ * As root, PostgreSQL's commands and every write inside <data_dir>/pg happen in a child that
+ * became the OS user "postgres" after fork (setgroups/setgid/setuid, async-signal-safe calls
+ * only, as the parent may have threads): root never writes in a directory that user controls.
+ */
+#include "pgembed.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PG_MAJOR 15
+#define PG_PORT 5432
+#define PG_SOCKET_FILE "/.s.PGSQL.5432" /* PostgreSQL's socket name for PG_PORT */
+#define DB_NAME "usersigd"
+#define DB_USER "usersigd"
+#define OS_USER "postgres"
+#define FALLBACK_BINDIR "/usr/lib/postgresql/15/bin"
+#define INSTALL_HINT "apt-get install postgresql-15"
+#define LOG_TAIL_LINES 8
+#define LOG_TAIL_BYTES 4096
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Who the PostgreSQL commands run as, and what they get. */
+struct runas {
+    bool drop; /* root: become uid/gid/groups in the child */
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64]; /* the first 64 supplementary groups are plenty for "postgres" */
+    int ngroups;
+    char *env[3]; /* PATH, TZ (when set), NULL: nothing else of ours leaks into PostgreSQL */
+    long maxfd;   /* for closing descriptors when close_range() is missing */
+};
+
+struct pgembed {
+    char *data_dir; /* absolute, symlinks resolved */
+    char *pg_dir;   /* <data_dir>/pg: owned by the run user */
+    char *pgdata;   /* <data_dir>/pg/data: the cluster */
+    char *run_dir;  /* <data_dir>/pg/run: the socket directory */
+    char *log_path; /* <data_dir>/pg.log */
+    char *pg_ctl, *initdb, *createdb;
+    struct runas as;
+    int lock_fd; /* <data_dir>/pg.lock, flock()ed while the handle lives */
+    int log_fd;  /* pg.log, O_APPEND */
+    pid_t postmaster;
+};
+
+/* A file operation run as the run user: mkdir, write (to tmp, then renamed) or append. */
+struct fileop {
+    enum { OP_MKDIR, OP_WRITE, OP_APPEND, OP_UNLINK, OP_RENAME } kind;
+    const char *path;
+    const char *other; /* OP_WRITE: the temporary file; OP_RENAME: the new name */
+    const char *data;
+    size_t len;
+};
+
+const char *pgembed_rc_message(enum pgembed_rc rc)
+{
+    switch (rc) {
+    case PGEMBED_OK:
+        return "ok";
+    case PGEMBED_NOT_INSTALLED:
+        return "PostgreSQL 15 is not installed (or, as root, there is no OS user \"postgres\"): "
+               "apt-get install postgresql-15";
+    case PGEMBED_BUSY:
+        return "another process is using this data directory's PostgreSQL: is another usersigd "
+               "running with it?";
+    case PGEMBED_BAD_DIR:
+        return "the data directory cannot hold the embedded PostgreSQL (owner, permissions, "
+               "path or cluster version)";
+    case PGEMBED_FAILED:
+        return "a PostgreSQL command failed: see pg.log in the data directory";
+    case PGEMBED_SYSTEM:
+        return "a system call failed while running PostgreSQL";
+    case PGEMBED_BAD_ARG:
+        return "bad argument to pgembed_start (NULL or empty, or a buffer too small)";
+    }
+    return "unknown pgembed result";
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A new string (caller frees), or NULL when out of memory. */
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    return xasprintf("%s/%s", dir, name);
+}
+
+static bool is_exec(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* ---- Child processes -------------------------------------------------------------------- */
+
+/* Between fork and exec (or _exit): async-signal-safe calls only. */
+static int child_enter(const struct runas *as, const char *cwd)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        (void)sigaction(s, &sa, NULL); /* an ignored signal would stay ignored across exec */
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+        return -1;
+    if (as->drop) {
+        if (setgroups((size_t)as->ngroups, as->groups) != 0 || setgid(as->gid) != 0 ||
+            setuid(as->uid) != 0)
+            return -1;
+        if (setuid(0) == 0) /* root could be regained: refuse to go on */
+            return -1;
+    }
+    if (cwd != NULL && chdir(cwd) != 0)
+        return -1;
+    umask(077);
+    return 0;
+}
+
+static void child_say(const char *a, const char *b)
+{
+    ssize_t w = write(STDERR_FILENO, a, strlen(a));
+    w = write(STDERR_FILENO, b, strlen(b));
+    w = write(STDERR_FILENO, "\n", 1);
+    (void)w;
+}
+
+/* Forks a child running argv[0] (an absolute path) as as, in cwd (NULL: ours), stdin /dev/null,
+ * stdout on out_fd, stderr on err_fd (-1: /dev/null), no other descriptor. Returns its pid. */
+static pid_t spawn(const struct runas *as, const char *cwd, const char *const argv[], int out_fd,
+                   int err_fd)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+
+    int o = out_fd >= 0 ? fcntl(out_fd, F_DUPFD, 3) : -1;
+    int e = err_fd >= 0 ? fcntl(err_fd, F_DUPFD, 3) : -1;
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(o >= 0 ? o : nul, 1) < 0 ||
+        dup2(e >= 0 ? e : nul, 2) < 0)
+        _exit(126);
+    if (close_range(3, ~0U, 0) != 0)
+        for (long fd = 3; fd < as->maxfd; fd++)
+            (void)close((int)fd);
+    if (child_enter(as, cwd) != 0) {
+        child_say("usersigd: cannot switch to the PostgreSQL user or directory for ", argv[0]);
+        _exit(126);
+    }
+    execve(argv[0], (char *const *)argv, as->env);
+    child_say("usersigd: cannot execute ", argv[0]);
+    _exit(127);
+}
+
+static int wait_for(pid_t pid, int *status)
+{
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+static void describe_status(int st, char *buf, size_t cap)
+{
+    if (WIFEXITED(st))
+        snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, cap, "killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(buf, cap, "wait status %d", st);
+}
+
+/* Runs argv as the current user and reads its standard output into out (NUL-terminated,
+ * truncated at cap - 1). Returns 0 when it exits 0. */
+static int run_capture(const struct runas *as, const char *const argv[], char *out, size_t cap)
+{
+    struct runas self = *as;
+    int p[2], st;
+    size_t n = 0;
+    char junk[256];
+
+    self.drop = false;
+    out[0] = '\0';
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    pid_t pid = spawn(&self, NULL, argv, p[1], -1);
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    for (;;) {
+        bool room = n + 1 < cap;
+        ssize_t r = read(p[0], room ? out + n : junk, room ? cap - 1 - n : sizeof junk);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (room)
+            n += (size_t)r;
+    }
+    close(p[0]);
+    out[n] = '\0';
+    if (wait_for(pid, &st) != 0)
+        return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Appends to err the last lines pg.log got since offset from, control characters but newlines
+ * replaced. */
+static void append_log_tail(const struct pgembed *pg, off_t from, char *err, size_t errlen)
+{
+    char buf[LOG_TAIL_BYTES + 1];
+    size_t used = err != NULL ? strlen(err) : 0;
+    int fd;
+
+    if (err == NULL || used + 1 >= errlen)
+        return;
+    fd = open(pg->log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t start = end - LOG_TAIL_BYTES > from ? end - LOG_TAIL_BYTES : from;
+    ssize_t n = end > start ? pread(fd, buf, (size_t)(end - start), start) : 0;
+    close(fd);
+    if (n <= 0)
+        return;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    char *p = buf + n;
+    for (int lines = 0; p > buf; p--)
+        if (p[-1] == '\n' && ++lines == LOG_TAIL_LINES)
+            break;
+    for (char *q = p; *q != '\0'; q++)
+        if ((unsigned char)*q < 0x20 && *q != '\n')
+            *q = *q == '\t' ? ' ' : '?';
+    int head = snprintf(err + used, errlen - used, "; last lines of %s:\n", pg->log_path);
+    if (head < 0 || (size_t)head >= errlen - used)
+        return;
+    /* What does not fit goes from the start: the last line is the one that says why. */
+    size_t room = errlen - used - (size_t)head - 1, len = strlen(p);
+    if (len > room) {
+        p += len - room;
+        p += strcspn(p, "\n") + (strchr(p, '\n') != NULL);
+    }
+    snprintf(err + used + head, errlen - used - (size_t)head, "%s", p);
+}
+
+/* Runs a PostgreSQL command as the run user in pg_dir, its output appended to pg.log. On
+ * failure err says what failed and shows the last lines it wrote (err NULL: quiet). */
+static enum pgembed_rc run_pg(const struct pgembed *pg, const char *what, const char *const argv[],
+                              char *err, size_t errlen)
+{
+    char head[1024], when[32], how[64];
+    struct tm tm;
+    time_t now = time(NULL);
+    size_t n;
+    int st;
+
+    /* A header in pg.log, so each command's output can be found. */
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    n = (size_t)snprintf(head, sizeof head, "--- usersigd %s:", when);
+    for (int i = 0; argv[i] != NULL && n < sizeof head; i++)
+        n += (size_t)snprintf(head + n, sizeof head - n, " %s", argv[i]);
+    if (n >= sizeof head - 1)
+        n = sizeof head - 2;
+    head[n++] = '\n';
+    ssize_t w = write(pg->log_fd, head, n);
+    (void)w;
+
+    off_t from = lseek(pg->log_fd, 0, SEEK_END);
+    pid_t pid = spawn(&pg->as, pg->pg_dir, argv, pg->log_fd, pg->log_fd);
+    if (pid < 0) {
+        seterr(err, errlen, "cannot start %s: fork: %s", what, strerror(errno));
+        return PGEMBED_SYSTEM;
+    }
+    if (wait_for(pid, &st) != 0) {
+        seterr(err, errlen, "cannot wait for %s: %s", what, strerror(errno));
+        return PGEMBED_SYSTEM;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return PGEMBED_OK;
+    describe_status(st, how, sizeof how);
+    seterr(err, errlen, "%s failed (%s)", what, how);
+    append_log_tail(pg, from, err, errlen);
+    return PGEMBED_FAILED;
+}
+
+/* Async-signal-safe: it may run in a child between fork and _exit. */
+static int do_fileop(const struct fileop *op)
+{
+    struct stat st;
+    int fd;
+
+    switch (op->kind) {
+    case OP_MKDIR:
+        if (mkdir(op->path, 0700) == 0)
+            return 0;
+        if (errno == EEXIST && stat(op->path, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        return -1;
+    case OP_UNLINK:
+        return unlink(op->path) == 0 || errno == ENOENT ? 0 : -1;
+    case OP_RENAME:
+        return rename(op->path, op->other);
+    case OP_WRITE:
+    case OP_APPEND:
+        if (op->kind == OP_WRITE) {
+            (void)unlink(op->other);
+            fd = open(op->other, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        } else {
+            fd = open(op->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0)
+            return -1;
+        /* A few hundred bytes to a regular file: one write, or an error. */
+        ssize_t w = write(fd, op->data, op->len);
+        int e = w < 0 ? errno : EIO;
+        if (w != (ssize_t)op->len || fsync(fd) != 0) {
+            e = w == (ssize_t)op->len ? errno : e;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (close(fd) != 0)
+            return -1;
+        return op->kind == OP_WRITE ? rename(op->other, op->path) : 0;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* Runs op as the run user: directly when that is us, else in a child that became it. Returns 0
+ * or -1 with errno set. */
+static int as_user(const struct pgembed *pg, const struct fileop *op)
+{
+    int st;
+
+    if (!pg->as.drop)
+        return do_fileop(op);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (child_enter(&pg->as, NULL) != 0)
+            _exit(EPERM);
+        _exit(do_fileop(op) == 0 ? 0 : (errno > 0 && errno < 126 ? errno : EIO));
+    }
+    if (wait_for(pid, &st) != 0)
+        return -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    errno = WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
+    return -1;
+}
+
+/* ---- Finding PostgreSQL ---------------------------------------------------------------- */
+
+static char *find_in_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char *copy, *save = NULL, *found = NULL;
+
+    if (path == NULL || (copy = strdup(path)) == NULL)
+        return NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir != NULL && found == NULL;
+         dir = strtok_r(NULL, ":", &save)) {
+        char *cand = dir[0] == '/' ? join(dir, name) : NULL;
+        if (cand != NULL && is_exec(cand))
+            found = cand;
+        else
+            free(cand);
+    }
+    free(copy);
+    return found;
+}
+
+/* The major version of the PostgreSQL in dir (all of its binaries we use present), or -1. */
+static int bindir_major(const struct runas *as, const char *dir)
+{
+    static const char *const need[] = {"pg_ctl", "initdb", "postgres", "createdb"};
+    char out[256], *pg_ctl = NULL;
+    int major = -1;
+
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        char *p = join(dir, need[i]);
+        bool ok = p != NULL && is_exec(p);
+        free(p);
+        if (!ok)
+            return -1;
+    }
+    if ((pg_ctl = join(dir, "pg_ctl")) == NULL)
+        return -1;
+    const char *argv[] = {pg_ctl, "--version", NULL};
+    if (run_capture(as, argv, out, sizeof out) == 0) {
+        const char *v = strstr(out, "(PostgreSQL) ");
+        if (v != NULL)
+            major = atoi(v + strlen("(PostgreSQL) "));
+    }
+    free(pg_ctl);
+    return major;
+}
+
+/* Sets pg->pg_ctl, initdb, createdb from the first of: pg_config --bindir, FALLBACK_BINDIR,
+ * the directory of pg_ctl in PATH (symlinks resolved), that is PostgreSQL 15. */
+static enum pgembed_rc find_binaries(struct pgembed *pg, char *err, size_t errlen)
+{
+    char out[PATH_MAX + 16] = "", other[PATH_MAX + 64] = "";
+    char *pg_config = find_in_path("pg_config"), *in_path = find_in_path("pg_ctl");
+    char *cand[3] = {NULL, strdup(FALLBACK_BINDIR), NULL};
+    const char *argv[] = {pg_config, "--bindir", NULL};
+    enum pgembed_rc rc = cand[1] != NULL ? PGEMBED_NOT_INSTALLED : PGEMBED_SYSTEM;
+
+    if (pg_config != NULL && run_capture(&pg->as, argv, out, sizeof out) == 0 && out[0] == '/') {
+        out[strcspn(out, "\r\n")] = '\0';
+        if ((cand[0] = strdup(out)) == NULL)
+            rc = PGEMBED_SYSTEM;
+    }
+    if (in_path != NULL && (cand[2] = realpath(in_path, NULL)) != NULL)
+        *strrchr(cand[2], '/') = '\0'; /* "/usr/lib/postgresql/15/bin/pg_ctl": its directory */
+    for (int i = 0; i < 3 && rc == PGEMBED_NOT_INSTALLED; i++) {
+        int major = cand[i] != NULL ? bindir_major(&pg->as, cand[i]) : -1;
+        if (major == PG_MAJOR) {
+            pg->pg_ctl = join(cand[i], "pg_ctl");
+            pg->initdb = join(cand[i], "initdb");
+            pg->createdb = join(cand[i], "createdb");
+            rc = pg->pg_ctl && pg->initdb && pg->createdb ? PGEMBED_OK : PGEMBED_SYSTEM;
+        } else if (major > 0 && other[0] == '\0') {
+            snprintf(other, sizeof other, " (%s holds PostgreSQL %d)", cand[i], major);
+        }
+    }
+    if (rc == PGEMBED_SYSTEM)
+        seterr(err, errlen, "out of memory");
+    else if (rc == PGEMBED_NOT_INSTALLED)
+        seterr(err, errlen,
+               "PostgreSQL %d server binaries (initdb, pg_ctl, postgres, createdb) not found in "
+               "pg_config --bindir, %s or PATH%s: " INSTALL_HINT,
+               PG_MAJOR, FALLBACK_BINDIR, other);
+    free(pg_config);
+    free(in_path);
+    for (int i = 0; i < 3; i++)
+        free(cand[i]);
+    return rc;
+}
+
+/* ---- The data directory ------------------------------------------------------------------ */
+
+/* As root: the OS user PostgreSQL runs as, and its groups. */
+static enum pgembed_rc lookup_os_user(struct runas *as, char *err, size_t errlen)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384];
+    int n = (int)(sizeof as->groups / sizeof as->groups[0]);
+
+    if (getpwnam_r(OS_USER, &pw, buf, sizeof buf, &res) != 0 || res == NULL) {
+        seterr(err, errlen,
+               "usersigd runs as root and PostgreSQL refuses to: it runs as the OS user \"" OS_USER
+               "\", which does not exist: " INSTALL_HINT " (or run usersigd as another user)");
+        return PGEMBED_NOT_INSTALLED;
+    }
+    if (pw.pw_uid == 0) {
+        seterr(err, errlen, "the OS user \"" OS_USER "\" has uid 0; PostgreSQL refuses root");
+        return PGEMBED_NOT_INSTALLED;
+    }
+    as->uid = pw.pw_uid;
+    as->gid = pw.pw_gid;
+    as->ngroups = getgrouplist(OS_USER, pw.pw_gid, as->groups, &n) < 0
+                      ? (int)(sizeof as->groups / sizeof as->groups[0])
+                      : n;
+    as->drop = true;
+    return PGEMBED_OK;
+}
+
+/* mkdir -p, the last component mode 0700. */
+static int mkdir_p(const char *path)
+{
+    char *p = strdup(path);
+    int rc = 0;
+
+    if (p == NULL)
+        return -1;
+    for (char *s = p + 1; rc == 0; s++) {
+        bool last = *s == '\0';
+        if (*s != '/' && !last)
+            continue;
+        *s = '\0';
+        if (mkdir(p, last ? 0700 : 0755) != 0 && errno != EEXIST)
+            rc = -1;
+        if (last)
+            break;
+        *s = '/';
+    }
+    free(p);
+    return rc;
+}
+
+static bool in_groups(const struct runas *as, gid_t gid)
+{
+    if (gid == as->gid)
+        return true;
+    for (int i = 0; i < as->ngroups; i++)
+        if (as->groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* As root: gives path and each of its parents the one search bit (user, group or other, as
+ * applies) the run user lacks to reach it. Walks with openat(O_NOFOLLOW), so a component
+ * swapped for a symlink meanwhile is refused rather than followed. */
+static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, size_t errlen)
+{
+    char *copy = strdup(pg->data_dir), *save = NULL;
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char *name = NULL;
+    enum pgembed_rc rc = PGEMBED_OK;
+
+    if (copy == NULL || fd < 0) {
+        seterr(err, errlen, "cannot open /: %s", strerror(errno));
+        rc = PGEMBED_SYSTEM;
+        goto out;
+    }
+    for (name = copy; rc == PGEMBED_OK;) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            rc = PGEMBED_SYSTEM;
+            break;
+        }
+        mode_t bit = st.st_uid == pg->as.uid         ? S_IXUSR
+                     : in_groups(&pg->as, st.st_gid) ? S_IXGRP
+                                                     : S_IXOTH;
+        if ((st.st_mode & bit) == 0) {
+            size_t shown = name == copy ? 1 : (size_t)(name - copy - 1);
+            if (fchmod(fd, (st.st_mode & 07777) | bit) != 0) {
+                seterr(err, errlen, "cannot let the " OS_USER " user reach %s: chmod %.*s: %s",
+                       pg->data_dir, (int)shown, pg->data_dir, strerror(errno));
+                rc = PGEMBED_BAD_DIR;
+                break;
+            }
+            if (strlen(pg->data_dir) != shown)
+                log_warn("embedded PostgreSQL: added %s search permission to %.*s so the OS user "
+                         "\"" OS_USER "\" can reach %s",
+                         bit == S_IXUSR   ? "user"
+                         : bit == S_IXGRP ? "group"
+                                          : "other",
+                         (int)shown, pg->data_dir, pg->data_dir);
+        }
+        char *comp = strtok_r(name == copy ? copy + 1 : NULL, "/", &save);
+        if (comp == NULL)
+            break;
+        name = comp + strlen(comp) + 1;
+        int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            seterr(err, errlen, "cannot open %s: %s", pg->data_dir, strerror(errno));
+            rc = PGEMBED_BAD_DIR;
+            break;
+        }
+        close(fd);
+        fd = next;
+    }
+    if (rc == PGEMBED_SYSTEM)
+        seterr(err, errlen, "cannot stat a parent of %s: %s", pg->data_dir, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return rc;
+}
+
+/* pg_ctl hands -D and -l to /bin/sh inside double quotes, unescaped; libpq splits a host on
+ * commas; a Unix socket path is limited to sizeof sun_path. Refuse what would break on them
+ * (run_dir NULL: the characters only). */
+static enum pgembed_rc check_path(const char *data_dir, const char *run_dir, char *err,
+                                  size_t errlen)
+{
+    for (const char *p = data_dir; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr("\"$`\\,", *p) != NULL) {
+            seterr(err, errlen,
+                   "the data directory path %s holds a character PostgreSQL's tools cannot take "
+                   "in a path (\" $ ` \\ , or a control character): choose another data "
+                   "directory",
+                   data_dir);
+            return PGEMBED_BAD_DIR;
+        }
+    if (run_dir == NULL)
+        return PGEMBED_OK;
+    size_t len = strlen(run_dir) + strlen(PG_SOCKET_FILE);
+    if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        seterr(err, errlen,
+               "the PostgreSQL socket path %s%s is %zu bytes, more than the %zu a Unix socket "
+               "allows: choose a data directory with a shorter path (USERSIGD_DATA_DIR)",
+               run_dir, PG_SOCKET_FILE, len, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        return PGEMBED_BAD_DIR;
+    }
+    return PGEMBED_OK;
+}
+
+/* Takes pg.lock (BUSY when another process holds it) and opens pg.log (owned by the run user,
+ * as the server itself appends to it). */
+static enum pgembed_rc open_lock_and_log(struct pgembed *pg, char *err, size_t errlen)
+{
+    char *lock_path = join(pg->data_dir, "pg.lock");
+    char buf[32];
+    struct stat st;
+    enum pgembed_rc rc = PGEMBED_BAD_DIR;
+
+    if (lock_path == NULL) {
+        seterr(err, errlen, "out of memory");
+        return PGEMBED_SYSTEM;
+    }
+    pg->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (pg->lock_fd < 0) {
+        seterr(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
+        goto out;
+    }
+    if (flock(pg->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        bool busy = errno == EWOULDBLOCK;
+        ssize_t n = busy ? pread(pg->lock_fd, buf, sizeof buf - 1, 0) : -1;
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        seterr(err, errlen,
+               "another process%s%s%s holds %s: is another usersigd running with this data "
+               "directory?",
+               buf[0] ? " (pid " : "", buf, buf[0] ? ")" : "", lock_path);
+        rc = busy ? PGEMBED_BUSY : PGEMBED_SYSTEM;
+        goto out;
+    }
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(pg->lock_fd, 0) != 0 || pwrite(pg->lock_fd, buf, (size_t)n, 0) != n) {
+        seterr(err, errlen, "cannot write %s: %s", lock_path, strerror(errno));
+        goto out;
+    }
+    pg->log_fd = open(pg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (pg->log_fd < 0 || fstat(pg->log_fd, &st) != 0) {
+        seterr(err, errlen, "cannot open %s: %s", pg->log_path, strerror(errno));
+        goto out;
+    }
+    if (pg->as.drop && st.st_uid != pg->as.uid && fchown(pg->log_fd, pg->as.uid, pg->as.gid) != 0) {
+        seterr(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->log_path, strerror(errno));
+        goto out;
+    }
+    rc = PGEMBED_OK;
+out:
+    free(lock_path);
+    return rc;
+}
+
+/* Creates pg/ (owned by the run user) and pg/run, or checks the owner of those there. */
+static enum pgembed_rc make_pg_dirs(struct pgembed *pg, char *err, size_t errlen)
+{
+    struct stat st;
+    struct fileop op = {.kind = OP_MKDIR, .path = pg->run_dir};
+
+    if (mkdir(pg->pg_dir, 0700) == 0 && pg->as.drop) {
+        /* O_NOFOLLOW: a symlink swapped in meanwhile is not followed to something else. */
+        int fd = open(pg->pg_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int ok = fd >= 0 && fchown(fd, pg->as.uid, pg->as.gid) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!ok) {
+            seterr(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->pg_dir, strerror(errno));
+            return PGEMBED_BAD_DIR;
+        }
+    }
+    if (stat(pg->pg_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        if (errno == EEXIST)
+            errno = ENOTDIR;
+        seterr(err, errlen, "cannot create %s: %s", pg->pg_dir, strerror(errno));
+        return PGEMBED_BAD_DIR;
+    }
+    uid_t want = pg->as.drop ? pg->as.uid : geteuid();
+    if (st.st_uid != want) {
+        seterr(err, errlen, "%s is owned by uid %lu, but PostgreSQL runs as uid %lu%s: %s",
+               pg->pg_dir, (unsigned long)st.st_uid, (unsigned long)want,
+               pg->as.drop ? " (\"" OS_USER "\", as usersigd runs as root)" : "",
+               pg->as.drop ? "chown -R " OS_USER ": that directory, or run usersigd as its owner"
+                           : "run usersigd as its owner (or as root if that is " OS_USER ")");
+        return PGEMBED_BAD_DIR;
+    }
+    if (as_user(pg, &op) != 0) {
+        seterr(err, errlen, "cannot create %s: %s", pg->run_dir, strerror(errno));
+        return PGEMBED_BAD_DIR;
+    }
+    return PGEMBED_OK;
+}
+
+/* ---- The server ---------------------------------------------------------------------------- */
+
+/* Reads a small file (not through a symlink) into buf, NUL-terminated. Returns its length. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    do
+        n = read(fd, buf, cap - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/* postmaster.pid: pid, data directory, start time, port, socket directory, listen address,
+ * shared memory key, status. */
+struct pidinfo {
+    long pid;
+    int port;
+    char sockdir[PATH_MAX];
+    char status[16];
+};
+
+static int read_pidfile(const char *pgdata, struct pidinfo *pi)
+{
+    char buf[8192], *path = join(pgdata, "postmaster.pid");
+    int line = 1;
+
+    memset(pi, 0, sizeof *pi);
+    if (path == NULL)
+        return -1;
+    ssize_t n = read_small(path, buf, sizeof buf);
+    free(path);
+    if (n <= 0)
+        return -1;
+    for (char *s = buf, *nl; s != NULL && line <= 8; s = nl ? nl + 1 : NULL, line++) {
+        nl = strchr(s, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        if (line == 1)
+            pi->pid = strtol(s, NULL, 10);
+        else if (line == 4)
+            pi->port = atoi(s);
+        else if (line == 5 && strlen(s) < sizeof pi->sockdir)
+            memcpy(pi->sockdir, s, strlen(s) + 1);
+        else if (line == 8) /* padded with spaces */
+            snprintf(pi->status, sizeof pi->status, "%.*s", (int)strcspn(s, " "), s);
+    }
+    return pi->pid > 0 ? 0 : -1;
+}
+
+enum pm_state { PM_NONE, PM_ALIVE, PM_FOREIGN };
+
+/* Whether pid is alive and (where /proc tells) a PostgreSQL process: after a reboot or a
+ * container restart a stale postmaster.pid may name a pid now used by something else. */
+static enum pm_state pm_state(long pid)
+{
+    char path[64], comm[64];
+
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return PM_NONE;
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    if (read_small(path, comm, sizeof comm) <= 0)
+        return PM_ALIVE;
+    comm[strcspn(comm, "\n")] = '\0';
+    return strcmp(comm, "postgres") == 0 || strcmp(comm, "postmaster") == 0 ? PM_ALIVE : PM_FOREIGN;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits for a server already running on pg->pgdata to be ready. *taken = true when it is;
+ * false when there is none (or it went away), so the caller starts one. */
+static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, size_t errlen)
+{
+    struct pidinfo pi;
+    double deadline = now_s() + PGEMBED_START_TIMEOUT;
+
+    *taken = false;
+    while (read_pidfile(pg->pgdata, &pi) == 0) {
+        enum pm_state s = pm_state(pi.pid);
+        if (s == PM_NONE)
+            return PGEMBED_OK; /* stale: the postmaster replaces the file */
+        if (s == PM_FOREIGN) {
+            char *path = join(pg->pgdata, "postmaster.pid");
+            struct fileop op = {.kind = OP_UNLINK, .path = path};
+            log_warn("embedded PostgreSQL: %s names pid %ld, which is not a PostgreSQL process "
+                     "(left by a server that did not stop): removing it",
+                     path ? path : "postmaster.pid", pi.pid);
+            int r = path != NULL ? as_user(pg, &op) : -1;
+            free(path);
+            if (r != 0) {
+                seterr(err, errlen, "cannot remove the stale postmaster.pid of %s: %s", pg->pgdata,
+                       strerror(errno));
+                return PGEMBED_BAD_DIR;
+            }
+            return PGEMBED_OK;
+        }
+        if (strcmp(pi.status, "ready") == 0) {
+            log_info("embedded PostgreSQL: taking over the server already running on %s "
+                     "(pid %ld)",
+                     pg->pgdata, pi.pid);
+            *taken = true;
+            return PGEMBED_OK;
+        }
+        if (now_s() > deadline) {
+            seterr(err, errlen,
+                   "the PostgreSQL server on %s (pid %ld) is running but not ready after %d s "
+                   "(status \"%s\")",
+                   pg->pgdata, pi.pid, PGEMBED_START_TIMEOUT, pi.status);
+            return PGEMBED_FAILED;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    return PGEMBED_OK;
+}
+
+/* Writes pgdata/usersigd.conf, which postgresql.conf includes: what makes the cluster private.
+ * Rewritten at each start, so a moved data directory gets its new socket path. */
+static enum pgembed_rc write_settings(const struct pgembed *pg, const char *pgdata, char *err,
+                                      size_t errlen)
+{
+    char quoted[2 * PATH_MAX], *text = NULL;
+    char *path = join(pgdata, "usersigd.conf"), *tmp = join(pgdata, "usersigd.conf.tmp");
+    size_t n = 0;
+    enum pgembed_rc rc = PGEMBED_SYSTEM;
+
+    if (path == NULL || tmp == NULL) {
+        seterr(err, errlen, "out of memory");
+        goto out;
+    }
+    /* A configuration string doubles its single quotes; the list item is double-quoted so
+     * that spaces stay part of the path (check_path() refused '"', backslash and ','). */
+    for (const char *p = pg->run_dir; *p != '\0' && n + 3 < sizeof quoted; p++) {
+        if (*p == '\'')
+            quoted[n++] = '\'';
+        quoted[n++] = *p;
+    }
+    quoted[n] = '\0';
+    text = xasprintf("# Written by usersigd at each start of its embedded server; edits here "
+                     "are overwritten.\n"
+                     "# A private cluster: a Unix socket only (no TCP port), in a directory "
+                     "only its owner can enter.\n"
+                     "listen_addresses = ''\n"
+                     "unix_socket_directories = '\"%s\"'\n"
+                     "unix_socket_permissions = 0700\n"
+                     "port = %d\n",
+                     quoted, PG_PORT);
+    if (text == NULL) {
+        seterr(err, errlen, "out of memory");
+        goto out;
+    }
+    struct fileop op = {
+        .kind = OP_WRITE, .path = path, .other = tmp, .data = text, .len = strlen(text)};
+    if (as_user(pg, &op) != 0) {
+        seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        rc = PGEMBED_BAD_DIR;
+        goto out;
+    }
+    rc = PGEMBED_OK;
+out:
+    free(text);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+static enum pgembed_rc server_start(const struct pgembed *pg, const char *pgdata, char *err,
+                                    size_t errlen)
+{
+    enum pgembed_rc rc = write_settings(pg, pgdata, err, errlen);
+    if (rc != PGEMBED_OK)
+        return rc;
+    const char *argv[] = {pg->pg_ctl, "start", "-D",
+                          pgdata,     "-l",    pg->log_path,
+                          "-w",       "-t",    STR(PGEMBED_START_TIMEOUT),
+                          NULL};
+    return run_pg(pg, "pg_ctl start", argv, err, errlen);
+}
+
+static enum pgembed_rc server_stop(const struct pgembed *pg, const char *pgdata, const char *mode,
+                                   char *err, size_t errlen)
+{
+    const char *argv[] = {
+        pg->pg_ctl, "stop", "-D", pgdata, "-m", mode, "-w", "-t", STR(PGEMBED_START_TIMEOUT), NULL};
+    return run_pg(pg, "pg_ctl stop", argv, err, errlen);
+}
+
+/* First run: initdb into pg/data.init, start it, create the database, stop it, rename it to
+ * pg/data. pg/data exists only once all of that is done; a data.init found here was left by a
+ * first run cut short, and is removed (by the run user) before starting again. */
+static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen)
+{
+    static const char include[] = "\n# usersigd: the settings of its embedded server\n"
+                                  "include = 'usersigd.conf'\n";
+    char *init = join(pg->pg_dir, "data.init");
+    char *conf = init ? join(init, "postgresql.conf") : NULL;
+    char *pidfile = init ? join(init, "postmaster.pid") : NULL;
+    struct stat st;
+    enum pgembed_rc rc;
+
+    if (init == NULL || conf == NULL || pidfile == NULL) {
+        seterr(err, errlen, "out of memory");
+        rc = PGEMBED_SYSTEM;
+        goto out;
+    }
+    if (lstat(init, &st) == 0) {
+        log_warn("embedded PostgreSQL: removing %s, left by a first run that did not finish", init);
+        if (lstat(pidfile, &st) == 0)
+            (void)server_stop(pg, init, "immediate", NULL, 0);
+        const char *rm = is_exec("/bin/rm") ? "/bin/rm" : "/usr/bin/rm";
+        const char *argv[] = {rm, "-rf", "--", init, NULL};
+        if ((rc = run_pg(pg, "removing data.init", argv, err, errlen)) != PGEMBED_OK)
+            goto out;
+    }
+    log_info("embedded PostgreSQL: first run, creating a PostgreSQL %d cluster in %s", PG_MAJOR,
+             pg->pgdata);
+    /* Locale C: byte order, the same on every machine, and no glibc collation upgrade that
+     * would silently corrupt text indexes. Trust on the socket only; its directory is 0700. */
+    const char *initdb[] = {pg->initdb,
+                            "-D",
+                            init,
+                            "-U",
+                            DB_USER,
+                            "--encoding=UTF8",
+                            "--locale=C",
+                            "--auth-local=trust",
+                            "--auth-host=reject",
+                            NULL};
+    if ((rc = run_pg(pg, "initdb", initdb, err, errlen)) != PGEMBED_OK)
+        goto out;
+    struct fileop add = {
+        .kind = OP_APPEND, .path = conf, .data = include, .len = sizeof include - 1};
+    if (as_user(pg, &add) != 0) {
+        seterr(err, errlen, "cannot append to %s: %s", conf, strerror(errno));
+        rc = PGEMBED_BAD_DIR;
+        goto out;
+    }
+    if ((rc = server_start(pg, init, err, errlen)) != PGEMBED_OK) {
+        (void)server_stop(pg, init, "immediate", NULL, 0); /* pg_ctl -w timed out: it may run */
+        goto out;
+    }
+    const char *createdb[] = {pg->createdb, "-h",    pg->run_dir,     "-p",    STR(PG_PORT),
+                              "-U",         DB_USER, "--no-password", DB_NAME, NULL};
+    rc = run_pg(pg, "createdb", createdb, err, errlen);
+    if (rc != PGEMBED_OK) {
+        (void)server_stop(pg, init, "fast", NULL, 0);
+        goto out;
+    }
+    if ((rc = server_stop(pg, init, "fast", err, errlen)) != PGEMBED_OK)
+        goto out;
+    struct fileop mv = {.kind = OP_RENAME, .path = init, .other = pg->pgdata};
+    if (as_user(pg, &mv) != 0) {
+        seterr(err, errlen, "cannot rename %s to %s: %s", init, pg->pgdata, strerror(errno));
+        rc = PGEMBED_BAD_DIR;
+        goto out;
+    }
+    int dfd = open(pg->pg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+out:
+    free(init);
+    free(conf);
+    free(pidfile);
+    return rc;
+}
+
+/* Checks pg/data: absent (first run), or a cluster of PG_MAJOR. */
+static enum pgembed_rc check_cluster(const struct pgembed *pg, bool *exists, char *err,
+                                     size_t errlen)
+{
+    char *path = join(pg->pgdata, "PG_VERSION"), buf[32];
+    struct stat st;
+
+    *exists = false;
+    if (path == NULL) {
+        seterr(err, errlen, "out of memory");
+        return PGEMBED_SYSTEM;
+    }
+    ssize_t n = read_small(path, buf, sizeof buf);
+    int e = errno;
+    free(path);
+    if (n > 0) {
+        if (atoi(buf) != PG_MAJOR) {
+            seterr(err, errlen,
+                   "%s holds a PostgreSQL %d cluster, and this usersigd runs PostgreSQL %d: "
+                   "move it away (or dump it and restore the dump into a new one)",
+                   pg->pgdata, atoi(buf), PG_MAJOR);
+            return PGEMBED_BAD_DIR;
+        }
+        *exists = true;
+        return PGEMBED_OK;
+    }
+    if (lstat(pg->pgdata, &st) != 0 && errno == ENOENT)
+        return PGEMBED_OK;
+    seterr(err, errlen, "%s is there but is not a readable PostgreSQL cluster (PG_VERSION: %s)",
+           pg->pgdata, n < 0 ? strerror(e) : "empty");
+    return PGEMBED_BAD_DIR;
+}
+
+/* libpq keyword/value: a value with a space, a quote or a backslash (or empty) is single-quoted,
+ * ' and \ escaped with a backslash. Returns false when it does not fit. */
+static bool conninfo_add(char *out, size_t cap, size_t *n, const char *key, const char *value)
+{
+    bool quote = value[0] == '\0' || strpbrk(value, " \t\n\r\f\v'\\") != NULL;
+    int w = snprintf(out + *n, cap - *n, "%s%s=%s", *n ? " " : "", key, quote ? "'" : "");
+    if (w < 0 || (size_t)w >= cap - *n)
+        return false;
+    *n += (size_t)w;
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*n + 3 >= cap)
+            return false;
+        if (quote && (*p == '\'' || *p == '\\'))
+            out[(*n)++] = '\\';
+        out[(*n)++] = *p;
+    }
+    if (quote && *n + 2 >= cap)
+        return false;
+    if (quote)
+        out[(*n)++] = '\'';
+    out[*n] = '\0';
+    return true;
+}
+
+static enum pgembed_rc make_conninfo(struct pgembed *pg, char *conninfo, size_t cap, char *err,
+                                     size_t errlen)
+{
+    struct pidinfo pi;
+    char port[16];
+    size_t n = 0;
+
+    if (read_pidfile(pg->pgdata, &pi) != 0 || pi.sockdir[0] != '/' || pi.port <= 0) {
+        seterr(err, errlen,
+               "the PostgreSQL server on %s has no Unix socket directory in its postmaster.pid",
+               pg->pgdata);
+        return PGEMBED_FAILED;
+    }
+    pg->postmaster = (pid_t)pi.pid;
+    snprintf(port, sizeof port, "%d", pi.port);
+    conninfo[0] = '\0';
+    if (!conninfo_add(conninfo, cap, &n, "host", pi.sockdir) ||
+        !conninfo_add(conninfo, cap, &n, "port", port) ||
+        !conninfo_add(conninfo, cap, &n, "dbname", DB_NAME) ||
+        !conninfo_add(conninfo, cap, &n, "user", DB_USER)) {
+        seterr(err, errlen, "the conninfo buffer (%zu bytes) is too small", cap);
+        return PGEMBED_BAD_ARG;
+    }
+    return PGEMBED_OK;
+}
+
+static void handle_free(struct pgembed *pg)
+{
+    if (pg == NULL)
+        return;
+    if (pg->log_fd >= 0)
+        close(pg->log_fd);
+    if (pg->lock_fd >= 0)
+        close(pg->lock_fd); /* releases the flock */
+    free(pg->data_dir);
+    free(pg->pg_dir);
+    free(pg->pgdata);
+    free(pg->run_dir);
+    free(pg->log_path);
+    free(pg->pg_ctl);
+    free(pg->initdb);
+    free(pg->createdb);
+    free(pg->as.env[0]);
+    free(pg->as.env[1]);
+    free(pg);
+}
+
+static enum pgembed_rc handle_new(struct pgembed **out, char *err, size_t errlen)
+{
+    struct pgembed *pg = calloc(1, sizeof *pg);
+    const char *path = getenv("PATH"), *tz = getenv("TZ");
+
+    *out = pg;
+    if (pg == NULL) {
+        seterr(err, errlen, "out of memory");
+        return PGEMBED_SYSTEM;
+    }
+    pg->lock_fd = pg->log_fd = -1;
+    pg->as.maxfd = sysconf(_SC_OPEN_MAX) > 0 ? sysconf(_SC_OPEN_MAX) : 1024;
+    pg->as.env[0] = xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+    if (tz != NULL)
+        pg->as.env[1] = xasprintf("TZ=%s", tz);
+    if (pg->as.env[0] == NULL || (tz != NULL && pg->as.env[1] == NULL)) {
+        seterr(err, errlen, "out of memory");
+        return PGEMBED_SYSTEM; /* the caller frees *out */
+    }
+    return PGEMBED_OK;
+}
+
+enum pgembed_rc pgembed_start(const char *data_dir, struct pgembed **out, char *conninfo,
+                              size_t cap, char *err, size_t errlen)
+{
+    struct pgembed *pg = NULL;
+    bool exists = false, running = false, started = false;
+    enum pgembed_rc rc;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (out != NULL)
+        *out = NULL;
+    if (data_dir == NULL || data_dir[0] == '\0' || out == NULL || conninfo == NULL || cap == 0) {
+        seterr(err, errlen, "pgembed_start: data_dir, out and conninfo are required");
+        return PGEMBED_BAD_ARG;
+    }
+    conninfo[0] = '\0';
+    if ((rc = handle_new(&pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (geteuid() == 0 && (rc = lookup_os_user(&pg->as, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if ((rc = find_binaries(pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+
+    if ((rc = check_path(data_dir, NULL, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    rc = PGEMBED_BAD_DIR;
+    if (mkdir_p(data_dir) != 0 || (pg->data_dir = realpath(data_dir, NULL)) == NULL) {
+        seterr(err, errlen, "cannot create the data directory %s: %s", data_dir, strerror(errno));
+        goto fail;
+    }
+    rc = PGEMBED_SYSTEM;
+    pg->pg_dir = join(pg->data_dir, "pg");
+    pg->pgdata = join(pg->data_dir, "pg/data");
+    pg->run_dir = join(pg->data_dir, "pg/run");
+    pg->log_path = join(pg->data_dir, "pg.log");
+    if (!pg->pg_dir || !pg->pgdata || !pg->run_dir || !pg->log_path) {
+        seterr(err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((rc = check_path(pg->data_dir, pg->run_dir, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (pg->as.drop && (rc = make_traversable(pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if ((rc = open_lock_and_log(pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if ((rc = make_pg_dirs(pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if ((rc = check_cluster(pg, &exists, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (!exists && (rc = init_cluster(pg, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (exists && (rc = take_over(pg, &running, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (!running) {
+        started = true; /* on failure too: pg_ctl -w may time out with the server running */
+        if ((rc = server_start(pg, pg->pgdata, err, errlen)) != PGEMBED_OK)
+            goto fail;
+    }
+    if ((rc = make_conninfo(pg, conninfo, cap, err, errlen)) != PGEMBED_OK)
+        goto fail;
+    if (started)
+        log_info("embedded PostgreSQL: started, socket in %s (pid %ld)", pg->run_dir,
+                 (long)pg->postmaster);
+    *out = pg;
+    return PGEMBED_OK;
+fail:
+    if (started)
+        (void)server_stop(pg, pg->pgdata, "fast", NULL, 0);
+    conninfo[0] = '\0';
+    handle_free(pg);
+    return rc;
+}
+
+void pgembed_stop(struct pgembed *pg)
+{
+    char err[PGEMBED_ERR_BUF];
+    int st;
+
+    if (pg == NULL)
+        return;
+    if (server_stop(pg, pg->pgdata, "fast", err, sizeof err) != PGEMBED_OK)
+        log_error("embedded PostgreSQL: %s", err);
+    else
+        log_info("embedded PostgreSQL: stopped");
+    /* Where this process is the postmaster's reaper (pid 1 of a container, or a subreaper),
+     * it is our child once pg_ctl is gone: collect it. Elsewhere waitpid says ECHILD. */
+    for (int i = 0; pg->postmaster > 0 && i < 100; i++) {
+        pid_t r = waitpid(pg->postmaster, &st, WNOHANG);
+        if (r != 0 && !(r < 0 && errno == EINTR))
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    }
+    handle_free(pg);
+}

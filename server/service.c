@@ -1,0 +1,146 @@
+/*
+ * The service layer shared by the handlers: API token authentication, audit events on behalf of
+ * the caller, refusals audited in a transaction of their own, and opening sealed key versions.
+ */
+#include "service.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "log.h"
+
+int service_authenticate(void *ctx, const char *token, struct api_principal *out)
+{
+    struct service *svc = ctx;
+    struct store_token t;
+    int64_t id;
+    uint8_t hash[KEYRING_FP_BYTES];
+
+    if (keyring_token_parse(token, &id, hash) != KEYRING_OK)
+        return API_AUTH_NOT_FOUND;
+    enum store_rc rc = store_token_get(svc->st, id, &t);
+    if (rc == STORE_NOT_FOUND)
+        return API_AUTH_NOT_FOUND;
+    if (rc != STORE_OK)
+        return API_AUTH_ERROR;
+    int match = keyring_token_check(hash, t.secret_hash);
+    OPENSSL_cleanse(hash, sizeof hash);
+    if (!match)
+        return API_AUTH_NOT_FOUND;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    if (t.revoked_at_us != 0 || (t.expires_at_us != 0 && t.expires_at_us <= now_us))
+        return API_AUTH_NOT_FOUND;
+    memset(out, 0, sizeof *out);
+    out->token_id = t.id;
+    snprintf(out->name, sizeof out->name, "%s", t.name);
+    out->role = (enum api_role)t.role;
+    out->all_apps = t.all_apps;
+    out->n_apps = t.n_apps < API_PRINCIPAL_MAX_APPS ? t.n_apps : API_PRINCIPAL_MAX_APPS;
+    memcpy(out->apps, t.apps, out->n_apps * sizeof out->apps[0]);
+    if (store_token_touch(svc->st, t.id) != STORE_OK)
+        log_warn("token %lld: could not record its use", (long long)t.id);
+    return API_AUTH_OK;
+}
+
+enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
+                            const char *action, uint32_t sdkappid, uint32_t key_version,
+                            const char *outcome, json_t *details)
+{
+    char *text = NULL;
+    if (details != NULL) {
+        text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        json_decref(details);
+        if (text == NULL)
+            return STORE_ERROR;
+    }
+    struct audit_event ev = {
+        .actor_id = principal != NULL ? principal->token_id : 0,
+        .actor_name = principal != NULL ? principal->name : "usersigd",
+        .action = action,
+        .sdkappid = sdkappid,
+        .key_version = key_version,
+        .outcome = outcome,
+        .details = text,
+    };
+    enum audit_rc rc = audit_append(svc->st, keyring_audit_key(svc->kr), &ev);
+    free(text);
+    return rc == AUDIT_OK ? STORE_OK : STORE_ERROR;
+}
+
+void service_audit_refusal(struct service *svc, const struct api_principal *principal,
+                           const char *action, uint32_t sdkappid, uint32_t key_version,
+                           const char *outcome, json_t *details)
+{
+    if (store_in_transaction(svc->st))
+        store_rollback(svc->st);
+    if (store_begin(svc->st) != STORE_OK) {
+        json_decref(details);
+        log_error("audit: cannot record the refusal of %s", action);
+        return;
+    }
+    if (service_audit(svc, principal, action, sdkappid, key_version, outcome, details) !=
+            STORE_OK ||
+        store_commit(svc->st) != STORE_OK) {
+        store_rollback(svc->st);
+        log_error("audit: cannot record the refusal of %s", action);
+    }
+}
+
+int service_open_key(struct service *svc, const struct store_key *k, struct usersig_key **out)
+{
+    uint8_t *plain = NULL;
+    size_t len = 0;
+    enum usersig_rc urc;
+
+    *out = NULL;
+    if (k->sealed == NULL)
+        return -1;
+    if (keyring_open_key(svc->kr, k->sdkappid, k->version, k->sealed, k->sealed_len, &plain,
+                         &len) != KEYRING_OK) {
+        log_error("key %u/%u does not open under this master key", k->sdkappid, k->version);
+        return -1;
+    }
+    if (k->kind == STORE_KEY_HMAC)
+        urc = usersig_key_new_hmac((const char *)plain, len, out);
+    else
+        urc = usersig_key_new_pem((const char *)plain, len, out);
+    keyring_secret_free(plain, len);
+    if (urc != USERSIG_OK) {
+        log_error("key %u/%u opened but is not a usable %s key", k->sdkappid, k->version,
+                  store_key_kind_name(k->kind));
+        return -1;
+    }
+    return 0;
+}
+
+enum api_error service_store_error(enum store_rc rc, enum api_error not_found)
+{
+    switch (rc) {
+    case STORE_OK:
+        return API_OK;
+    case STORE_NOT_FOUND:
+        return not_found;
+    case STORE_CONFLICT:
+        return API_ERR_CONFLICT;
+    default:
+        return API_ERR_UNAVAILABLE;
+    }
+}
+
+json_t *service_time_json(int64_t us)
+{
+    char buf[40];
+    struct tm tm;
+    if (us == 0)
+        return json_null();
+    time_t s = (time_t)(us / 1000000);
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%06ldZ", (long)(us % 1000000));
+    return json_string(buf);
+}

@@ -1,0 +1,57 @@
+/*
+ * The running service's shared state and the few operations every handler needs: authenticate
+ * an API token, append an audit event for the caller, refuse with an audited event, open a
+ * stored key version into a codec key. Handlers in admin-api/ receive a struct service as their
+ * request context (api_request.ctx).
+ */
+#ifndef SERVICE_H
+#define SERVICE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+#include "keyring.h"
+#include "store.h"
+#include "usersig.h"
+
+#define SERVICE_WUR __attribute__((warn_unused_result))
+
+struct service {
+    const struct config *cfg;
+    struct store *st;   /* one connection, used from the event-loop thread */
+    struct keyring *kr; /* master key and root opened: audit key and fingerprint key ready */
+    const char *migrations_dir;
+};
+
+/* The api_server authenticate callback: ctx is a struct service. Parses the token, fetches the
+ * row by id, compares the secret's hash in constant time, refuses expired or revoked tokens, and
+ * records the use. */
+int service_authenticate(void *ctx, const char *token, struct api_principal *out);
+
+/* Appends an audit event for principal (NULL: the server itself) inside the caller's open
+ * transaction. details is a JSON object or NULL; it is stolen. Never put a secret in it. */
+enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
+                            const char *action, uint32_t sdkappid, uint32_t key_version,
+                            const char *outcome, json_t *details) SERVICE_WUR;
+
+/* Records a refused state change in its own transaction (the change itself was rolled back):
+ * "a refused request changes nothing but the audit log". details stolen. Failures are logged. */
+void service_audit_refusal(struct service *svc, const struct api_principal *principal,
+                           const char *action, uint32_t sdkappid, uint32_t key_version,
+                           const char *outcome, json_t *details);
+
+/* Opens a stored key version (sealed bytes, kind) into a codec key; caller usersig_key_free()s.
+ * Returns 0, or -1 when it does not open (logged: a wrong master key or a tampered row). */
+int service_open_key(struct service *svc, const struct store_key *k,
+                     struct usersig_key **out) SERVICE_WUR;
+
+/* Maps a store result to the API error to answer with (NOT_FOUND -> what, CONFLICT -> conflict,
+ * ERROR -> unavailable). */
+enum api_error service_store_error(enum store_rc rc, enum api_error not_found);
+
+/* RFC 3339 UTC text of Unix microseconds ("2026-11-26T07:40:59.123456Z"); json null for 0. */
+json_t *service_time_json(int64_t us);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * The store: every SQL statement of usersigd and the only user of libpq. Plain C structs in and
+ * out; times are Unix microseconds (int64_t, 0 = NULL / never). Not thread-safe: one struct store
+ * (one connection) per thread. Every state change runs in a transaction (store_begin) together
+ * with its audit event; transactions are READ COMMITTED.
+ *
+ * Lock order, so that concurrent transactions cannot deadlock: the apps row (store_app_get with
+ * lock, store_key_next_version), then key rows, then the audit lock (taken by audit_append).
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_WUR __attribute__((warn_unused_result))
+
+#define STORE_APP_NAME_MAX 128   /* characters (UTF-8) */
+#define STORE_TOKEN_NAME_MAX 128 /* characters (UTF-8) */
+#define STORE_REASON_MAX 256     /* characters of a destroy reason (UTF-8) */
+#define STORE_TEXT_BUF(chars) ((chars)*4 + 1)
+#define STORE_FINGERPRINT_LEN 32 /* HMAC-SHA256 / SHA-256 */
+#define STORE_SECRET_HASH_LEN 32 /* SHA-256 of an API token's secret */
+#define STORE_SEALED_MIN 29      /* nonce(12) || ciphertext(>= 1) || tag(16) */
+#define STORE_SEALED_MAX 16384   /* a sealed key version */
+#define STORE_SEALED_ROOT_MAX 1024
+#define STORE_TOKEN_MAX_APPS 256
+#define STORE_AUDIT_PAGE_MAX 1000 /* events per store_audit_query */
+
+enum store_rc {
+    STORE_OK = 0,
+    STORE_NOT_FOUND, /* no such row (or, on insert, the row it refers to: an unknown app) */
+    STORE_CONFLICT,  /* a unique constraint refused the change: store_conflict() says which */
+    STORE_ERROR,     /* anything else: connection, SQL, a CHECK; logged where it happened */
+};
+
+/* Opaque: one PGconn. */
+struct store;
+struct audit_event; /* audit.h */
+
+/* Connects (conninfo: a libpq URL or key=value string). On success *out is a new store; caller
+ * store_close()s it. Failure is logged (never the password) and returns STORE_ERROR. */
+enum store_rc store_open(const char *conninfo, struct store **out) STORE_WUR;
+void store_close(struct store *st); /* accepts NULL; rolls back an open transaction */
+
+/* After STORE_CONFLICT: which uniqueness refused it. "sdkappid" (an app exists), "version" (a key
+ * version exists), "fingerprint" (the key is held or was held by some app version), "one_active"
+ * (the app already has an active key), "keyring" (the root secret exists), "other". */
+const char *store_conflict(const struct store *st);
+
+/* A round trip to the server ("SELECT 1"), for readiness checks. */
+enum store_rc store_ping(struct store *st) STORE_WUR;
+
+/* Transactions. A broken connection is reconnected once, between transactions only: a
+ * statement outside a transaction that fails on a dead connection is retried once on a new one
+ * (so run writes inside transactions). store_rollback accepts a store with no transaction open
+ * (cleanup paths call it unconditionally) and leaves none open. store_commit of a transaction in
+ * which a statement failed rolls back and returns STORE_ERROR. */
+enum store_rc store_begin(struct store *st) STORE_WUR;
+enum store_rc store_commit(struct store *st) STORE_WUR;
+void store_rollback(struct store *st);
+bool store_in_transaction(const struct store *st);
+
+/* Row locks of the get functions. */
+enum store_lock {
+    STORE_LOCK_NONE = 0,
+    STORE_LOCK_SHARE,  /* FOR SHARE: the row cannot change until commit */
+    STORE_LOCK_UPDATE, /* FOR UPDATE (apps) / FOR NO KEY UPDATE (keys): the caller will change it */
+};
+
+/* ---- apps ---- */
+
+enum store_id_policy { STORE_ID_PRINTABLE = 0, STORE_ID_STRICT = 1 }; /* = usersig_id_policy */
+
+struct store_app {
+    uint32_t sdkappid; /* 1..4294967295 */
+    char name[STORE_TEXT_BUF(STORE_APP_NAME_MAX)];
+    uint32_t default_expire; /* seconds, 1..315360000, <= max_expire */
+    uint32_t max_expire;
+    enum store_id_policy identifier_policy;
+    int64_t created_at_us, updated_at_us; /* set by the store */
+};
+
+const char *store_id_policy_name(enum store_id_policy p); /* "printable", "strict" */
+int store_id_policy_parse(const char *name);              /* -1 when unknown */
+
+/* Inserts app (created_at/updated_at are set and written back). CONFLICT "sdkappid" when the app
+ * exists. */
+enum store_rc store_app_insert(struct store *st, struct store_app *app) STORE_WUR;
+/* lock: NONE, SHARE or UPDATE (FOR UPDATE: serializes every key change of the app). */
+enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock lock,
+                            struct store_app *out) STORE_WUR;
+/* Apps in sdkappid order, those after `after` (0: from the start), at most limit (0: all).
+ * scope: only these sdkappids (n_scope of them), or NULL for every app. On success *out is a
+ * new array of *n apps (NULL when none); caller free()s it. */
+enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_scope,
+                             uint32_t after, size_t limit, struct store_app **out,
+                             size_t *n) STORE_WUR;
+
+/* Which fields of store_app_update change. */
+enum {
+    STORE_APP_SET_NAME = 1,
+    STORE_APP_SET_DEFAULT_EXPIRE = 2,
+    STORE_APP_SET_MAX_EXPIRE = 4,
+    STORE_APP_SET_ID_POLICY = 8,
+};
+/* Updates the fields named by `fields` (STORE_APP_SET_*) from `values` (its sdkappid is the row)
+ * and updated_at; *out (may be NULL) receives the row as it now is. NOT_FOUND when no such app;
+ * a result outside the CHECKs (default > max) is STORE_ERROR, so callers check first. */
+enum store_rc store_app_update(struct store *st, const struct store_app *values, unsigned fields,
+                               struct store_app *out) STORE_WUR;
+
+/* ---- key versions ---- */
+
+enum store_key_kind { STORE_KEY_HMAC = 1, STORE_KEY_ECDSA = 2 }; /* = usersig_key_kind */
+enum store_key_state {
+    STORE_KEY_PENDING = 0,
+    STORE_KEY_ACTIVE,
+    STORE_KEY_RETIRED,
+    STORE_KEY_DISABLED,
+    STORE_KEY_DESTROYED,
+};
+
+const char *store_key_kind_name(enum store_key_kind k);   /* "hmac", "ecdsa" */
+int store_key_kind_parse(const char *name);               /* -1 when unknown */
+const char *store_key_state_name(enum store_key_state s); /* "pending" ... "destroyed" */
+int store_key_state_parse(const char *name);              /* -1 when unknown */
+
+struct store_key {
+    uint32_t sdkappid;
+    uint32_t version; /* 1, 2, 3 ... per app */
+    enum store_key_kind kind;
+    enum store_key_state state;
+    uint8_t fingerprint[STORE_FINGERPRINT_LEN];
+    /* The sealed key (nonce || ciphertext || tag); NULL when destroyed, and NULL from the
+     * functions that say "metadata only". Owned by the struct: store_key_clear() frees it. */
+    uint8_t *sealed;
+    size_t sealed_len;
+    int64_t created_at_us, activated_at_us, retired_at_us, disabled_at_us, destroyed_at_us;
+    char destroy_reason[STORE_TEXT_BUF(STORE_REASON_MAX)]; /* "" unless destroyed */
+    int64_t sign_count;
+    int64_t last_used_at_us;
+};
+
+/* Frees k->sealed and sets it NULL (accepts NULL). */
+void store_key_clear(struct store_key *k);
+/* store_key_clear on each element, then free(keys) (accepts NULL). */
+void store_key_list_free(struct store_key *keys, size_t n);
+
+/* Locks the app's row FOR UPDATE (until commit) and returns the version a new key gets:
+ * 1 + the highest version ever made (destroyed ones count: versions are never reused). Call it
+ * inside a transaction. NOT_FOUND when no such app. */
+enum store_rc store_key_next_version(struct store *st, uint32_t sdkappid,
+                                     uint32_t *version) STORE_WUR;
+/* Inserts k (sdkappid, version, kind, state pending or active, fingerprint, sealed); created_at
+ * and, when active, activated_at are now. CONFLICT "fingerprint" (held by this or another app,
+ * destroyed included), "one_active", "version"; NOT_FOUND when the app does not exist. */
+enum store_rc store_key_insert(struct store *st, const struct store_key *k) STORE_WUR;
+/* One version, with sealed. Caller store_key_clear()s *out. */
+enum store_rc store_key_get(struct store *st, uint32_t sdkappid, uint32_t version,
+                            struct store_key *out) STORE_WUR;
+/* The app's active version, with sealed (caller store_key_clear()s *out); NOT_FOUND when none.
+ * lock SHARE keeps it from being rotated away until commit; a signer that will also
+ * store_key_record_use() in the same transaction takes UPDATE instead (two signers that both
+ * hold SHARE and then update the row deadlock). A locked read that meets a rotation in progress
+ * waits for it and returns the new active version. */
+enum store_rc store_key_get_active(struct store *st, uint32_t sdkappid, enum store_lock lock,
+                                   struct store_key *out) STORE_WUR;
+/* The app's versions in version order, metadata only. On success *out is a new array of *n
+ * (NULL when none); caller store_key_list_free()s it. */
+enum store_rc store_key_list(struct store *st, uint32_t sdkappid, struct store_key **out,
+                             size_t *n) STORE_WUR;
+/* Every version that still has its sealed key (all states but destroyed), with sealed, in
+ * (sdkappid, version) order: of the n_apps apps in apps, or of every app when apps is NULL.
+ * for_update locks the rows (rewrap). Caller store_key_list_free()s *out. */
+enum store_rc store_key_list_sealed(struct store *st, const uint32_t *apps, size_t n_apps,
+                                    bool for_update, struct store_key **out, size_t *n) STORE_WUR;
+/* Moves a version to state (not DESTROYED: see store_key_destroy) and stamps the state's time
+ * (activated_at, retired_at, disabled_at) with now. Rotation is two calls in one transaction:
+ * the old active to RETIRED first, then the new one to ACTIVE. NOT_FOUND when no such version;
+ * CONFLICT "one_active". A destroyed version is refused by the database (STORE_ERROR). */
+enum store_rc store_key_set_state(struct store *st, uint32_t sdkappid, uint32_t version,
+                                  enum store_key_state state) STORE_WUR;
+/* Destroys a version: state destroyed, sealed NULL, destroyed_at now, reason (1..256
+ * characters). NOT_FOUND when no such version; CONFLICT "state" when it is the active one or
+ * already destroyed. */
+enum store_rc store_key_destroy(struct store *st, uint32_t sdkappid, uint32_t version,
+                                const char *reason) STORE_WUR;
+/* Who holds (or held) a fingerprint. NOT_FOUND when nobody. */
+enum store_rc store_key_find_fingerprint(struct store *st,
+                                         const uint8_t fingerprint[STORE_FINGERPRINT_LEN],
+                                         uint32_t *sdkappid, uint32_t *version) STORE_WUR;
+/* sign_count += count, last_used_at = now. NOT_FOUND when no such version. */
+enum store_rc store_key_record_use(struct store *st, uint32_t sdkappid, uint32_t version,
+                                   uint64_t count) STORE_WUR;
+/* Replaces the sealed key of a live (not destroyed) version: rewrap. NOT_FOUND otherwise. */
+enum store_rc store_key_update_sealed(struct store *st, uint32_t sdkappid, uint32_t version,
+                                      const uint8_t *sealed, size_t len) STORE_WUR;
+
+/* ---- keyring: the sealed root secret (one row) ---- */
+
+/* Copies the sealed root into buf (cap bytes; STORE_SEALED_ROOT_MAX is always enough).
+ * for_update locks the row (rewrap). NOT_FOUND when there is none yet. */
+enum store_rc store_keyring_get(struct store *st, bool for_update, uint8_t *buf, size_t cap,
+                                size_t *len, int64_t *created_at_us) STORE_WUR;
+/* Inserts the root once: CONFLICT "keyring" when a row exists (another process won the race;
+ * the transaction stays usable: read that one instead). */
+enum store_rc store_keyring_insert(struct store *st, const uint8_t *sealed, size_t len) STORE_WUR;
+/* Replaces the sealed root (rewrap). NOT_FOUND when there is none. */
+enum store_rc store_keyring_update(struct store *st, const uint8_t *sealed, size_t len) STORE_WUR;
+
+/* ---- API tokens ---- */
+
+enum store_role {
+    STORE_ROLE_ADMIN = 0,
+    STORE_ROLE_KEY_MANAGER,
+    STORE_ROLE_SIGNER,
+    STORE_ROLE_AUDITOR,
+};
+const char *store_role_name(enum store_role r); /* "admin", "key_manager", "signer", "auditor" */
+int store_role_parse(const char *name);         /* -1 when unknown */
+
+struct store_token {
+    int64_t id; /* set by store_token_insert */
+    char name[STORE_TEXT_BUF(STORE_TOKEN_NAME_MAX)];
+    enum store_role role;
+    bool all_apps; /* true: every app (apps NULL in the table) */
+    size_t n_apps; /* otherwise 1..STORE_TOKEN_MAX_APPS sdkappids */
+    uint32_t apps[STORE_TOKEN_MAX_APPS];
+    uint8_t secret_hash[STORE_SECRET_HASH_LEN];
+    int64_t created_at_us; /* set by store_token_insert */
+    int64_t expires_at_us; /* 0 = never */
+    int64_t revoked_at_us; /* 0 = not revoked */
+    int64_t last_used_at_us;
+};
+
+/* Inserts t (name, role, apps, secret_hash, expires_at); writes back id and created_at. */
+enum store_rc store_token_insert(struct store *st, struct store_token *t) STORE_WUR;
+enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out) STORE_WUR;
+/* Every token in id order. On success *out is a new array of *n (NULL when none); caller
+ * free()s it. */
+enum store_rc store_token_list(struct store *st, struct store_token **out, size_t *n) STORE_WUR;
+/* Sets revoked_at (kept when already revoked). NOT_FOUND when no such token. */
+enum store_rc store_token_revoke(struct store *st, int64_t id) STORE_WUR;
+/* Sets last_used_at to now, at most once a minute per token (it runs on every request). STORE_OK
+ * also when there is no such token (the caller has just read it). */
+enum store_rc store_token_touch(struct store *st, int64_t id) STORE_WUR;
+
+/* ---- audit log (audit.c builds on these; see audit.h) ---- */
+
+/* Takes the transaction-level advisory lock that serializes appends (inside a transaction). */
+enum store_rc store_audit_lock(struct store *st) STORE_WUR;
+/* The last event's seq, mac and time, and the database's clock now. An empty log gives
+ * *seq = 0, a zero mac and *at_us = 0. */
+enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], int64_t *at_us,
+                               int64_t *now_us) STORE_WUR;
+/* Inserts ev as it is (seq, at_us, mac and all). CONFLICT "seq" when the seq exists. */
+enum store_rc store_audit_insert(struct store *st, const struct audit_event *ev) STORE_WUR;
+
+struct store_audit_filter {
+    uint32_t sdkappid;  /* 0 = any */
+    const char *action; /* NULL = any */
+    const char *actor;  /* actor_name; NULL = any */
+    int64_t since_us;   /* at >= since; 0 = unbounded */
+    int64_t until_us;   /* at < until; 0 = unbounded */
+    int64_t after_seq;  /* seq > after_seq (paging; 0 = from the start) */
+    size_t limit;       /* 1..STORE_AUDIT_PAGE_MAX */
+};
+/* Events matching f in seq order. On success *out is one new block holding *n events and their
+ * strings (NULL when none); caller free()s it. */
+enum store_rc store_audit_query(struct store *st, const struct store_audit_filter *f,
+                                struct audit_event **out, size_t *n) STORE_WUR;
+
+/* ---- schema migrations (migrate.c builds on these) ---- */
+
+/* The session-level advisory lock that serializes migrators (waits for it). While it is held a
+ * broken connection is an error, not a reconnect (the lock went with the connection). */
+enum store_rc store_migration_lock(struct store *st) STORE_WUR;
+void store_migration_unlock(struct store *st);
+/* Creates schema_migrations when missing (under the migration lock). */
+enum store_rc store_migration_table_create(struct store *st) STORE_WUR;
+/* The recorded versions in order (none when the table does not exist yet). On success *out is a
+ * new array of *n (NULL when none); caller free()s it. */
+enum store_rc store_migration_versions(struct store *st, int **out, size_t *n) STORE_WUR;
+/* Runs a migration file's text. The one statement that is not a $1-parameter PQexecParams: a
+ * migration is many statements, so it goes through PQexec (simple query protocol). Call it
+ * inside a transaction; the text must hold no transaction control of its own. */
+enum store_rc store_migration_exec(struct store *st, const char *label, const char *sql) STORE_WUR;
+/* Records version as applied, in the same transaction. CONFLICT "migration" when it is. */
+enum store_rc store_migration_record(struct store *st, int version, const char *name) STORE_WUR;
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * Helpers of the database tests: each test process makes its own database on the throwaway
+ * cluster (the URL is in the file named by USERSIGD_TEST_PG_URL_FILE), so db tests run in
+ * parallel, and drops it at the end. libpq is used directly only for setup and tampering.
+ */
+#ifndef DBTEST_H
+#define DBTEST_H
+
+#include "migrate.h"
+#include "store.h"
+#include "testlib.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct dbtest {
+    char admin_url[512]; /* the cluster's usersigd database */
+    char url[640];       /* this test's database */
+    char name[64];
+};
+
+/* Runs sql (no parameters) on c; false (and a message) when it fails, unless quiet. */
+static inline bool dbtest_exec(PGconn *c, const char *sql, bool quiet)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+    if (!ok && !quiet)
+        fprintf(stderr, "dbtest: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* The error message of sql when it fails (a static buffer), or NULL when it succeeds. */
+static inline const char *dbtest_error(PGconn *c, const char *sql)
+{
+    static char msg[512];
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    const char *m = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? NULL : PQerrorMessage(c);
+    if (m != NULL)
+        snprintf(msg, sizeof msg, "%s", m);
+    PQclear(r);
+    return m != NULL ? msg : NULL;
+}
+
+/* The first column of the first row of sql as a number (-1 on failure). */
+static inline long long dbtest_scalar(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "dbtest: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return v;
+}
+
+static inline void dbtest_quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static inline PGconn *dbtest_connect_url(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "dbtest: cannot connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, dbtest_quiet_notice, NULL);
+    return c;
+}
+
+/* A libpq connection to this test's database (caller PQfinish()es it); exits on failure. */
+static inline PGconn *dbtest_connect(const struct dbtest *t)
+{
+    PGconn *c = dbtest_connect_url(t->url);
+    if (c == NULL)
+        exit(1);
+    return c;
+}
+
+/* Makes a new database "<prefix>_<pid>" (dropping a leftover one) and fills t; with migrate,
+ * applies migrations/ to it. Exits on failure: nothing else can run then. */
+static inline void dbtest_create(struct dbtest *t, const char *prefix, bool migrate)
+{
+    const char *file = getenv("USERSIGD_TEST_PG_URL_FILE");
+    FILE *f = file != NULL ? fopen(file, "r") : NULL;
+    char sql[256];
+    PGconn *admin;
+    char *slash;
+
+    memset(t, 0, sizeof *t);
+    if (f == NULL || fgets(t->admin_url, sizeof t->admin_url, f) == NULL) {
+        fprintf(stderr,
+                "dbtest: USERSIGD_TEST_PG_URL_FILE (%s) is not readable: run through "
+                "ctest, which starts the throwaway cluster\n",
+                file != NULL ? file : "unset");
+        exit(1);
+    }
+    fclose(f);
+    t->admin_url[strcspn(t->admin_url, "\r\n")] = '\0';
+    snprintf(t->name, sizeof t->name, "%s_%ld", prefix, (long)getpid());
+    /* postgresql://user@host:port/dbname[?params] -> the same with this test's database */
+    slash = strrchr(t->admin_url, '/');
+    if (slash == NULL || strstr(t->admin_url, "://") == NULL) {
+        fprintf(stderr, "dbtest: unexpected URL form\n");
+        exit(1);
+    }
+    snprintf(t->url, sizeof t->url, "%.*s/%s%s", (int)(slash - t->admin_url), t->admin_url, t->name,
+             strchr(slash, '?') != NULL ? strchr(slash, '?') : "");
+
+    admin = dbtest_connect_url(t->admin_url);
+    if (admin == NULL)
+        exit(1);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->name);
+    bool ok = dbtest_exec(admin, sql, false);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", t->name);
+    ok = ok && dbtest_exec(admin, sql, false);
+    PQfinish(admin);
+    if (!ok)
+        exit(1);
+
+    if (migrate) {
+        struct store *st = NULL;
+        int applied = 0;
+        if (store_open(t->url, &st) != STORE_OK ||
+            migrate_apply(st, USERSIGD_MIGRATIONS_DIR, &applied) != MIGRATE_OK || applied < 1) {
+            fprintf(stderr, "dbtest: cannot migrate %s\n", t->name);
+            exit(1);
+        }
+        store_close(st);
+    }
+}
+
+/* Drops this test's database. */
+static inline void dbtest_drop(const struct dbtest *t)
+{
+    char sql[256];
+    PGconn *admin = dbtest_connect_url(t->admin_url);
+    if (admin == NULL)
+        return;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->name);
+    (void)dbtest_exec(admin, sql, false);
+    PQfinish(admin);
+}
+
+/* A store on this test's database; exits on failure. */
+static inline struct store *dbtest_store(const struct dbtest *t)
+{
+    struct store *st = NULL;
+    if (store_open(t->url, &st) != STORE_OK) {
+        fprintf(stderr, "dbtest: store_open failed\n");
+        exit(1);
+    }
+    return st;
+}
+
+#endif

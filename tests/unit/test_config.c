@@ -1,0 +1,544 @@
+/*
+ * Config unit tests: the defaults, the file's syntax, the environment winning over the file, every
+ * error naming file:line (or the variable), the setting and what is allowed, the size, duration
+ * and bool notations at their bounds, --help-config as a loadable file, and URL redaction.
+ */
+#include "config.h"
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const ENV_NAMES[] = {
+    "USERSIGD_LISTEN",    "USERSIGD_DATABASE_URL",    "USERSIGD_MASTER_KEY_FILE",
+    "USERSIGD_DATA_DIR",  "USERSIGD_MAX_BODY_SIZE",   "USERSIGD_BATCH_MAX_BODY_SIZE",
+    "USERSIGD_LOG_LEVEL", "USERSIGD_REQUEST_TIMEOUT", "USERSIGD_WORKERS",
+};
+
+static char dir[64], conf_path[128];
+
+static void clear_env(void)
+{
+    for (size_t i = 0; i < sizeof ENV_NAMES / sizeof ENV_NAMES[0]; i++)
+        unsetenv(ENV_NAMES[i]);
+}
+
+static void write_conf(const char *text)
+{
+    FILE *f = fopen(conf_path, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+        abort();
+}
+
+/* Loads text as the config file. */
+static enum config_rc load_text(const char *text, struct config *cfg, char *err, size_t errlen)
+{
+    write_conf(text);
+    return config_load(conf_path, cfg, err, errlen);
+}
+
+static void test_defaults(void)
+{
+    struct config c;
+    char err[CONFIG_ERR_BUF] = "";
+    CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_OK, "defaults load: %s", err);
+    CHECK(strcmp(c.listen, "127.0.0.1:8080") == 0, "listen %s", c.listen);
+    CHECK(strcmp(c.listen_host, "127.0.0.1") == 0 && c.listen_port == 8080, "listen parts");
+    CHECK(c.database_url[0] == '\0', "database_url empty: embedded PostgreSQL");
+    CHECK(strcmp(c.data_dir, ".usersigd") == 0, "data_dir %s", c.data_dir);
+    CHECK(strcmp(c.master_key_file, ".usersigd/master.key") == 0, "master_key_file %s",
+          c.master_key_file);
+    CHECK(c.max_body_size == 1024 * 1024, "max_body_size %llu",
+          (unsigned long long)c.max_body_size);
+    CHECK(c.batch_max_body_size == 64 * 1024 * 1024, "batch_max_body_size");
+    CHECK(c.log_level == LOG_INFO, "log_level %d", (int)c.log_level);
+    CHECK(c.request_timeout_ms == 30000, "request_timeout %lld", (long long)c.request_timeout_ms);
+    CHECK(c.workers == 0, "workers %d", c.workers);
+    CHECK(config_workers(&c) >= 1 && config_workers(&c) <= 256, "workers from CPUs: %d",
+          config_workers(&c));
+    c.workers = 3;
+    CHECK(config_workers(&c) == 3, "workers as set");
+}
+
+static void test_file(void)
+{
+    struct config c;
+    char err[CONFIG_ERR_BUF] = "";
+    const char *text = "# usersigd test config\n"
+                       "\n"
+                       "listen = [::1]:9443\n"
+                       "   # an indented comment\n"
+                       "database_url=postgresql://app@db.internal:5432/usersigd\n"
+                       "\tdata_dir\t=\t/var/lib/usersigd   \n"
+                       "max_body_size = 512k\r\n"
+                       "batch_max_body_size = 1G\n"
+                       "log_level = debug\n"
+                       "request_timeout = 5m\n"
+                       "workers = 16\n"
+                       "master_key_file = \"/etc/usersigd/master key\"\n"
+                       "\n";
+    CHECK(load_text(text, &c, err, sizeof err) == CONFIG_OK, "load: %s", err);
+    CHECK(strcmp(c.listen, "[::1]:9443") == 0 && strcmp(c.listen_host, "::1") == 0 &&
+              c.listen_port == 9443,
+          "IPv6 listen: %s %s %u", c.listen, c.listen_host, c.listen_port);
+    CHECK(strcmp(c.database_url, "postgresql://app@db.internal:5432/usersigd") == 0,
+          "database_url");
+    CHECK(strcmp(c.data_dir, "/var/lib/usersigd") == 0, "tabs and trailing spaces trimmed");
+    CHECK(c.max_body_size == 512 * 1024, "512k, CRLF line");
+    CHECK(c.batch_max_body_size == 1024ull * 1024 * 1024, "1G");
+    CHECK(c.log_level == LOG_DEBUG, "debug");
+    CHECK(c.request_timeout_ms == 5 * 60 * 1000, "5m");
+    CHECK(c.workers == 16, "workers");
+    CHECK(strcmp(c.master_key_file, "/etc/usersigd/master key") == 0, "quoted value: %s",
+          c.master_key_file);
+
+    /* master_key_file follows data_dir unless set; an empty file is all defaults. */
+    CHECK(load_text("data_dir = /srv/u\n", &c, err, sizeof err) == CONFIG_OK &&
+              strcmp(c.master_key_file, "/srv/u/master.key") == 0,
+          "derived master_key_file: %s", c.master_key_file);
+    CHECK(load_text("", &c, err, sizeof err) == CONFIG_OK && c.workers == 0 &&
+              strcmp(c.listen, "127.0.0.1:8080") == 0,
+          "empty file");
+    CHECK(load_text("database_url =\n", &c, err, sizeof err) == CONFIG_OK &&
+              c.database_url[0] == '\0',
+          "empty string value");
+    CHECK(load_text("log_level = error", &c, err, sizeof err) == CONFIG_OK &&
+              c.log_level == LOG_ERROR,
+          "no final newline");
+
+    CHECK(config_load("/nonexistent/usersigd.conf", &c, err, sizeof err) == CONFIG_CANNOT_READ,
+          "missing file");
+    CHECK(strstr(err, "/nonexistent/usersigd.conf") != NULL, "names the file: %s", err);
+}
+
+static void test_env(void)
+{
+    static const struct {
+        const char *env, *value;
+    } cases[] = {
+        {"USERSIGD_LISTEN", "0.0.0.0:9000"},
+        {"USERSIGD_DATABASE_URL", "host=/run/postgresql dbname=u"},
+        {"USERSIGD_MASTER_KEY_FILE", "/run/secrets/master.key"},
+        {"USERSIGD_DATA_DIR", "/data"},
+        {"USERSIGD_MAX_BODY_SIZE", "2M"},
+        {"USERSIGD_BATCH_MAX_BODY_SIZE", "128M"},
+        {"USERSIGD_LOG_LEVEL", "warn"},
+        {"USERSIGD_REQUEST_TIMEOUT", "90s"},
+        {"USERSIGD_WORKERS", "8"},
+    };
+    /* The file sets every setting to something else. */
+    const char *text = "listen = 127.0.0.2:1\n"
+                       "database_url = postgresql://file/db\n"
+                       "master_key_file = /file/master.key\n"
+                       "data_dir = /file\n"
+                       "max_body_size = 4k\n"
+                       "batch_max_body_size = 8k\n"
+                       "log_level = error\n"
+                       "request_timeout = 10s\n"
+                       "workers = 4\n";
+    struct config c;
+    char err[CONFIG_ERR_BUF] = "";
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        setenv(cases[i].env, cases[i].value, 1);
+    CHECK(load_text(text, &c, err, sizeof err) == CONFIG_OK, "load: %s", err);
+    CHECK(strcmp(c.listen, "0.0.0.0:9000") == 0 && c.listen_port == 9000, "listen");
+    CHECK(strcmp(c.database_url, "host=/run/postgresql dbname=u") == 0, "database_url");
+    CHECK(strcmp(c.master_key_file, "/run/secrets/master.key") == 0, "master_key_file");
+    CHECK(strcmp(c.data_dir, "/data") == 0, "data_dir");
+    CHECK(c.max_body_size == 2 * 1024 * 1024, "max_body_size");
+    CHECK(c.batch_max_body_size == 128 * 1024 * 1024, "batch_max_body_size");
+    CHECK(c.log_level == LOG_WARN, "log_level");
+    CHECK(c.request_timeout_ms == 90000, "request_timeout");
+    CHECK(c.workers == 8, "workers");
+    clear_env();
+
+    /* Without the environment the file's values stand. */
+    CHECK(load_text(text, &c, err, sizeof err) == CONFIG_OK && c.workers == 4 &&
+              c.log_level == LOG_ERROR && c.max_body_size == 4096,
+          "file values");
+    /* An empty variable is a value: here it puts back the embedded PostgreSQL. */
+    setenv("USERSIGD_DATABASE_URL", "", 1);
+    CHECK(load_text(text, &c, err, sizeof err) == CONFIG_OK && c.database_url[0] == '\0',
+          "empty variable overrides");
+    clear_env();
+    /* data_dir from the environment moves the derived master key file. */
+    setenv("USERSIGD_DATA_DIR", "/env", 1);
+    CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_OK &&
+              strcmp(c.master_key_file, "/env/master.key") == 0,
+          "derived from env data_dir: %s", c.master_key_file);
+    clear_env();
+
+    /* Errors name the variable, the setting and what is allowed. */
+    static const struct {
+        const char *env, *value, *want[3];
+    } bad[] = {
+        {"USERSIGD_WORKERS", "abc", {"USERSIGD_WORKERS", "workers", "0..256"}},
+        {"USERSIGD_WORKERS", "", {"USERSIGD_WORKERS", "workers", "0..256"}},
+        {"USERSIGD_MAX_BODY_SIZE", "2G", {"USERSIGD_MAX_BODY_SIZE", "max_body_size", "1k..1G"}},
+        {"USERSIGD_REQUEST_TIMEOUT",
+         "1d",
+         {"USERSIGD_REQUEST_TIMEOUT", "request_timeout", "1s..1h"}},
+        {"USERSIGD_LOG_LEVEL",
+         "trace",
+         {"USERSIGD_LOG_LEVEL", "log_level", "debug|info|warn|error"}},
+        {"USERSIGD_LISTEN", "localhost", {"USERSIGD_LISTEN", "listen", "host:port"}},
+        {"USERSIGD_DATA_DIR", "", {"USERSIGD_DATA_DIR", "data_dir", "non-empty"}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i].env, bad[i].value, 1);
+        err[0] = '\0';
+        CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_INVALID, "%s=%s accepted",
+              bad[i].env, bad[i].value);
+        for (int w = 0; w < 3; w++)
+            CHECK(strstr(err, bad[i].want[w]) != NULL, "%s=%s: \"%s\" not in: %s", bad[i].env,
+                  bad[i].value, bad[i].want[w], err);
+        clear_env();
+    }
+    /* An environment error wins over a good file. */
+    setenv("USERSIGD_WORKERS", "999", 1);
+    CHECK(load_text("workers = 2\n", &c, err, sizeof err) == CONFIG_INVALID, "env checked too");
+    clear_env();
+
+    /* A bad database_url is not quoted back: it may hold a password. */
+    setenv("USERSIGD_DATABASE_URL", "postgresql://u:hunter2@h/d\x01", 1);
+    CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_INVALID &&
+              strstr(err, "database_url") != NULL && strstr(err, "hunter2") == NULL,
+          "no password in: %s", err);
+    clear_env();
+}
+
+static void test_file_errors(void)
+{
+    static const struct {
+        const char *text;
+        const char *want[4]; /* substrings of the message; "L" entries are ":<line>:" */
+    } cases[] = {
+        {"workers = 300\n", {":1:", "workers", "300", "0..256"}},
+        {"# c\n\nworkers = -1\n", {":3:", "workers", "0..256", NULL}},
+        {"workers = 1.5\n", {":1:", "workers", "not an integer", "0..256"}},
+        {"workers = 0x10\n", {":1:", "workers", "0..256", NULL}},
+        {"workers =\n", {":1:", "workers", "0..256", NULL}},
+        {"max_body_size = 1023\n", {":1:", "max_body_size", "1k..1G", NULL}},
+        {"max_body_size = 1025M\n", {":1:", "max_body_size", "1k..1G", NULL}},
+        {"max_body_size = 12X\n", {":1:", "max_body_size", "not a size", "1k..1G"}},
+        {"max_body_size = 1.5M\n", {":1:", "max_body_size", "1k..1G", NULL}},
+        {"batch_max_body_size = 2G\n", {":1:", "batch_max_body_size", "1k..1G", NULL}},
+        {"request_timeout = 999ms\n", {":1:", "request_timeout", "1s..1h", NULL}},
+        {"request_timeout = 61m\n", {":1:", "request_timeout", "1s..1h", NULL}},
+        {"request_timeout = 30x\n", {":1:", "request_timeout", "not a duration", "1s..1h"}},
+        {"request_timeout = s\n", {":1:", "request_timeout", "1s..1h", NULL}},
+        {"log_level = verbose\n", {":1:", "log_level", "debug|info|warn|error", NULL}},
+        {"log_level = INFO\n", {":1:", "log_level", "debug|info|warn|error", NULL}},
+        {"listen = 8080\n", {":1:", "listen", "host:port", NULL}},
+        {"listen = ::1:8080\n", {":1:", "listen", "host:port", NULL}},
+        {"listen = [::1]8080\n", {":1:", "listen", "host:port", NULL}},
+        {"listen = :8080\n", {":1:", "listen", "host:port", NULL}},
+        {"listen = localhost:0\n", {":1:", "listen", "1..65535", NULL}},
+        {"listen = localhost:65536\n", {":1:", "listen", "1..65535", NULL}},
+        {"listen = localhost:http\n", {":1:", "listen", "host:port", NULL}},
+        {"data_dir =\n", {":1:", "data_dir", "non-empty", NULL}},
+        {"bogus = 1\n", {":1:", "unknown setting", "bogus", "--help-config"}},
+        {"Workers = 1\n", {":1:", "unknown setting", "Workers", NULL}},
+        {"workers = 1\nlog_level = info\nworkers = 2\n", {":3:", "workers", "line 1", NULL}},
+        {"workers 4\n", {":1:", "name = value", NULL, NULL}},
+        {"= 4\n", {":1:", "unknown setting", NULL, NULL}},
+        {"master_key_file = \"/x\n", {":1:", "master_key_file", "quote", NULL}},
+        {"listen = 127.0.0.1:8080\nworkers = 1\n\n# x\nwhat\n",
+         {":5:", "name = value", NULL, NULL}},
+    };
+    struct config c;
+    char err[CONFIG_ERR_BUF], want_file[160];
+
+    snprintf(want_file, sizeof want_file, "%s:", conf_path);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        CHECK(load_text(cases[i].text, &c, err, sizeof err) == CONFIG_INVALID,
+              "case %zu accepted: %s", i, cases[i].text);
+        CHECK(strncmp(err, want_file, strlen(want_file)) == 0, "case %zu: names the file: %s", i,
+              err);
+        for (int w = 0; w < 4 && cases[i].want[w] != NULL; w++)
+            CHECK(strstr(err, cases[i].want[w]) != NULL, "case %zu: \"%s\" not in: %s", i,
+                  cases[i].want[w], err);
+    }
+
+    /* A line over the limit, and a NUL byte. */
+    {
+        char *big = malloc(CONFIG_LINE_MAX + 100);
+        if (big == NULL)
+            abort();
+        memset(big, '#', CONFIG_LINE_MAX + 50);
+        strcpy(big + CONFIG_LINE_MAX + 50, "\n");
+        CHECK(load_text(big, &c, err, sizeof err) == CONFIG_INVALID && strstr(err, ":1:") != NULL &&
+                  strstr(err, "longer") != NULL,
+              "long line: %s", err);
+        free(big);
+        FILE *f = fopen(conf_path, "w");
+        if (f == NULL)
+            abort();
+        fwrite("workers = 1\0\n", 1, 13, f);
+        fclose(f);
+        CHECK(config_load(conf_path, &c, err, sizeof err) == CONFIG_INVALID &&
+                  strstr(err, "NUL") != NULL,
+              "NUL byte: %s", err);
+    }
+
+    /* A bad database_url line is not quoted back. */
+    CHECK(load_text("database_url = postgresql://u:hunter2@h/\x7f\n", &c, err, sizeof err) ==
+                  CONFIG_INVALID &&
+              strstr(err, ":1:") != NULL && strstr(err, "hunter2") == NULL,
+          "no password in: %s", err);
+    /* A too-long string names its bound. */
+    {
+        char text[CONFIG_STRING_MAX + 64];
+        memcpy(text, "data_dir = ", 11);
+        memset(text + 11, 'd', CONFIG_STRING_MAX);
+        strcpy(text + 11 + CONFIG_STRING_MAX, "\n");
+        CHECK(load_text(text, &c, err, sizeof err) == CONFIG_INVALID &&
+                  strstr(err, "data_dir") != NULL && strstr(err, "at most") != NULL,
+              "long string: %s", err);
+    }
+}
+
+static void test_bounds(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+    } cases[] = {
+        {"max_body_size = 1k", 1},
+        {"max_body_size = 1024", 1},
+        {"max_body_size = 1023", 0},
+        {"max_body_size = 1G", 1},
+        {"max_body_size = 1073741824", 1},
+        {"max_body_size = 1073741825", 0},
+        {"request_timeout = 1s", 1},
+        {"request_timeout = 1000ms", 1},
+        {"request_timeout = 999ms", 0},
+        {"request_timeout = 1h", 1},
+        {"request_timeout = 3600", 1},
+        {"request_timeout = 3601s", 0},
+        {"request_timeout = 60m", 1},
+        {"workers = 0", 1},
+        {"workers = 256", 1},
+        {"workers = 257", 0},
+        {"listen = h:1", 1},
+        {"listen = h:65535", 1},
+        {"listen = 0.0.0.0:8080", 1},
+        {"listen = usersigd.example.com:443", 1},
+    };
+    struct config c;
+    char err[CONFIG_ERR_BUF];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        enum config_rc rc = load_text(cases[i].text, &c, err, sizeof err);
+        CHECK((rc == CONFIG_OK) == cases[i].ok, "%s: %s", cases[i].text,
+              rc == CONFIG_OK ? "accepted" : err);
+    }
+}
+
+static void test_notations(void)
+{
+    static const struct {
+        const char *s;
+        int ok;
+        uint64_t v;
+    } sizes[] = {
+        {"0", 1, 0},
+        {"10", 1, 10},
+        {"1k", 1, 1024},
+        {"1K", 1, 1024},
+        {"3M", 1, 3 << 20},
+        {"3m", 1, 3 << 20},
+        {"2G", 1, 2ull << 30},
+        {"2g", 1, 2ull << 30},
+        {"18446744073709551615", 1, UINT64_MAX},
+        {"18446744073709551616", 0, 0},
+        {"17179869184G", 0, 0},
+        {"", 0, 0},
+        {"k", 0, 0},
+        {"1kb", 0, 0},
+        {"1KiB", 0, 0},
+        {"1T", 0, 0},
+        {" 1k", 0, 0},
+        {"1k ", 0, 0},
+        {"1 k", 0, 0},
+        {"-1", 0, 0},
+        {"+1", 0, 0},
+        {"1.5M", 0, 0},
+    };
+    static const struct {
+        const char *s;
+        int ok;
+        int64_t ms;
+    } durations[] = {
+        {"30s", 1, 30000},
+        {"5m", 1, 300000},
+        {"2h", 1, 7200000},
+        {"1d", 1, 86400000},
+        {"250ms", 1, 250},
+        {"30", 1, 30000},
+        {"0", 1, 0},
+        {"0ms", 1, 0},
+        {"1w", 0, 0},
+        {"s", 0, 0},
+        {"", 0, 0},
+        {"-5s", 0, 0},
+        {"5 s", 0, 0},
+        {"5S", 0, 0},
+        {"1.5s", 0, 0},
+        {"5sec", 0, 0},
+        {"9223372036854775807ms", 1, INT64_MAX},
+        {"9223372036854775807s", 0, 0},
+        {"106751991167d", 1, 106751991167 * 86400000LL},
+        {"106751991168d", 0, 0},
+    };
+    static const struct {
+        const char *s;
+        int ok, v;
+    } bools[] = {
+        {"true", 1, 1},  {"on", 1, 1},  {"yes", 1, 1},   {"1", 1, 1},   {"TRUE", 1, 1},
+        {"false", 1, 0}, {"off", 1, 0}, {"no", 1, 0},    {"0", 1, 0},   {"Off", 1, 0},
+        {"2", 0, 0},     {"", 0, 0},    {"truth", 0, 0}, {" on", 0, 0}, {"y", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint64_t v = 12345;
+        int rc = config_parse_size(sizes[i].s, &v);
+        CHECK((rc == 0) == sizes[i].ok && (!sizes[i].ok || v == sizes[i].v), "size \"%s\"",
+              sizes[i].s);
+    }
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        int64_t v = 12345;
+        int rc = config_parse_duration(durations[i].s, &v);
+        CHECK((rc == 0) == durations[i].ok && (!durations[i].ok || v == durations[i].ms),
+              "duration \"%s\": rc %d, %lld", durations[i].s, rc, (long long)v);
+    }
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        int v = 7;
+        int rc = config_parse_bool(bools[i].s, &v);
+        CHECK((rc == 0) == bools[i].ok && (!bools[i].ok || v == bools[i].v), "bool \"%s\"",
+              bools[i].s);
+    }
+}
+
+/* --help-config prints every setting, and its "#name = default" lines load as the defaults. */
+static void test_describe(void)
+{
+    static const char *const names[] = {"listen",    "database_url",    "master_key_file",
+                                        "data_dir",  "max_body_size",   "batch_max_body_size",
+                                        "log_level", "request_timeout", "workers"};
+    char *text = NULL, *conf = NULL, err[CONFIG_ERR_BUF];
+    size_t text_len = 0;
+    struct config from_defaults, from_doc;
+    FILE *f = open_memstream(&text, &text_len);
+
+    if (f == NULL)
+        abort();
+    config_describe(f);
+    fclose(f);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\n#%s =", names[i]);
+        CHECK(strstr(text, want) != NULL, "describes %s", names[i]);
+        CHECK(strstr(text, ENV_NAMES[i]) != NULL, "names %s", ENV_NAMES[i]);
+    }
+    CHECK(strstr(text, "#max_body_size = 1M\n") != NULL, "max_body_size default 1M");
+    CHECK(strstr(text, "a size 1k..1G") != NULL, "size bounds");
+    CHECK(strstr(text, "an integer 0..256") != NULL, "int bounds");
+    CHECK(strstr(text, "a duration 1s..1h") != NULL, "duration bounds");
+    CHECK(strstr(text, "one of debug|info|warn|error") != NULL, "choices");
+
+    /* Uncomment the "#name = value" lines; the rest stays comments. */
+    conf = malloc(text_len + 1);
+    if (conf == NULL)
+        abort();
+    {
+        size_t o = 0;
+        for (const char *line = text; *line != '\0';) {
+            const char *end = strchr(line, '\n');
+            size_t len = end != NULL ? (size_t)(end - line) + 1 : strlen(line);
+            if (line[0] == '#' && line[1] != ' ' && memchr(line, '=', len) != NULL) {
+                line++;
+                len--;
+            }
+            memcpy(conf + o, line, len);
+            o += len;
+            line += len;
+        }
+        conf[o] = '\0';
+    }
+    CHECK(config_load(NULL, &from_defaults, err, sizeof err) == CONFIG_OK, "defaults");
+    CHECK(load_text(conf, &from_doc, err, sizeof err) == CONFIG_OK, "doc loads: %s", err);
+    CHECK(memcmp(&from_defaults, &from_doc, sizeof from_doc) == 0, "doc = defaults");
+    free(conf);
+    free(text);
+}
+
+static void test_redaction(void)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"postgresql://user:hunter2@host:5432/db", "postgresql://user:***@host:5432/db"},
+        {"postgres://user:hunter2@host/db", "postgres://user:***@host/db"},
+        {"postgresql://user:hunter2@h1:5432,h2:5433/db?sslmode=require",
+         "postgresql://user:***@h1:5432,h2:5433/db?sslmode=require"},
+        {"postgresql://user:p%40hunter2@host/db", "postgresql://user:***@host/db"},
+        {"postgresql://user:hun?ter2@host/db", "postgresql://user:***@host/db"},
+        {"postgresql://user:@host/db", "postgresql://user:***@host/db"},
+        {"postgresql://user@host/db", "postgresql://user@host/db"},
+        {"postgresql://host/db?user=u&password=hunter2&sslmode=require",
+         "postgresql://host/db?user=u&password=***&sslmode=require"},
+        {"postgresql://u:hunter2@host/db?password=hunter2",
+         "postgresql://u:***@host/db?password=***"},
+        {"postgresql:///usersigd?host=/run/postgresql",
+         "postgresql:///usersigd?host=/run/postgresql"},
+        {"postgresql://host/db/x@y", "postgresql://host/db/x@y"},
+        {"host=db password=hunter2 dbname=u", "host=db password=*** dbname=u"},
+        {"password=hunter2", "password=***"},
+        {"host=db password = 'hun ter\\' 2' dbname=u", "host=db password = *** dbname=u"},
+        {"host=db passwordx=1 dbname=u", "host=db passwordx=1 dbname=u"},
+        {"host=db dbname='my db' user=u", "host=db dbname='my db' user=u"},
+        {"", ""},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(config_redacted_url(cases[i].in, out, sizeof out) == out, "returns out");
+        CHECK(strcmp(out, cases[i].want) == 0, "redact \"%s\": \"%s\"", cases[i].in, out);
+        CHECK(strstr(out, "hunter2") == NULL && strstr(out, "ter\\' 2") == NULL,
+              "no password in \"%s\"", out);
+    }
+    /* A short buffer truncates, still terminated, still without the password. */
+    for (size_t cap = 1; cap <= 40; cap++) {
+        char small[40];
+        size_t want = cap - 1 < 29 ? cap - 1 : 29; /* strlen("postgresql://user:***@host/db") */
+        memset(small, 'x', sizeof small);
+        config_redacted_url("postgresql://user:hunter2@host/db", small, cap);
+        CHECK(strlen(small) == want && strstr(small, "hunt") == NULL, "cap %zu: \"%s\"", cap,
+              small);
+    }
+    CHECK(config_redacted_url(NULL, out, sizeof out) == out && out[0] == '\0', "NULL url");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/test_config.XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(conf_path, sizeof conf_path, "%s/usersigd.conf", dir);
+    clear_env();
+    test_defaults();
+    test_file();
+    test_env();
+    test_file_errors();
+    test_bounds();
+    test_notations();
+    test_describe();
+    test_redaction();
+    unlink(conf_path);
+    rmdir(dir);
+    return test_done("config");
+}

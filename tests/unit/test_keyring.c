@@ -1,0 +1,892 @@
+/*
+ * Keyring unit tests: the master key file (creation, mode, refusals), sealing and what must not
+ * open, the root secret and its derived keys (checked against an independent AES-GCM and HKDF
+ * computed here), fingerprints (checked against the openssl command), rewrap, and API tokens.
+ */
+#include "keyring.h"
+#include "testlib.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+static char paths[64][128];
+static int n_paths;
+
+/* A path in the test directory, removed at the end. */
+static const char *tmp_path(const char *name)
+{
+    if (n_paths == 64)
+        abort();
+    snprintf(paths[n_paths], sizeof paths[n_paths], "%s/%s", dir, name);
+    return paths[n_paths++];
+}
+
+static void write_file(const char *path, const char *content, size_t len, mode_t mode)
+{
+    FILE *f;
+    unlink(path);
+    f = fopen(path, "w");
+    if (f == NULL || fwrite(content, 1, len, f) != len || fclose(f) != 0 || chmod(path, mode) != 0)
+        abort();
+}
+
+/* Reads a whole small file; returns its length or -1. */
+static long read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (long)n;
+}
+
+/* Creates and loads a new master key file; *path_out (may be NULL) gets its path. */
+static struct keyring *new_master_at(const char *name, const char **path_out)
+{
+    const char *path = tmp_path(name);
+    struct keyring *kr = NULL;
+    char err[256];
+    if (keyring_master_create(path, err, sizeof err) != KEYRING_OK ||
+        keyring_master_load(path, &kr, err, sizeof err) != KEYRING_OK) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    if (path_out != NULL)
+        *path_out = path;
+    return kr;
+}
+
+static struct keyring *new_master(const char *name)
+{
+    return new_master_at(name, NULL);
+}
+
+/* The master key as the file holds it, decoded here rather than by the keyring. */
+static void master_bytes(const char *path, uint8_t key[32])
+{
+    char hex[80];
+    if (read_file(path, hex, sizeof hex) != 65)
+        abort();
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            abort();
+        key[i] = (uint8_t)v;
+    }
+}
+
+/* AES-256-GCM open of nonce||ct||tag, done here as README.md describes it. Returns the plaintext
+ * length or -1. */
+static long gcm_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len,
+                     const uint8_t *sealed, size_t n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int len = 0, fin = 0, ok;
+    if (ctx == NULL || n < 28)
+        abort();
+    ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
+         EVP_DecryptInit_ex(ctx, NULL, NULL, key, sealed) == 1 &&
+         EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aad_len) == 1 &&
+         EVP_DecryptUpdate(ctx, out, &len, sealed + 12, (int)(n - 28)) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, (void *)(sealed + n - 16)) == 1 &&
+         EVP_DecryptFinal_ex(ctx, out + len, &fin) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? len + fin : -1;
+}
+
+/* HKDF-SHA256 with an empty salt and a 32-byte output, from RFC 5869 with HMAC alone. */
+static void hkdf_by_hand(const uint8_t ikm[32], const char *info, uint8_t out[32])
+{
+    uint8_t prk[32], msg[128];
+    unsigned n;
+    size_t info_len = strlen(info);
+    HMAC(EVP_sha256(), "", 0, ikm, 32, prk, &n);
+    memcpy(msg, info, info_len);
+    msg[info_len] = 1;
+    HMAC(EVP_sha256(), prk, 32, msg, info_len + 1, out, &n);
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* ---- Master key file ------------------------------------------------------------------------ */
+
+static void test_master_create(void)
+{
+    const char *path = tmp_path("created.key");
+    char err[256] = "", before[128], after[128];
+    struct stat st;
+    mode_t old;
+    long n;
+
+    /* Exactly 0600 whatever the umask: 0277 would make open() give 0400. */
+    old = umask(0277);
+    CHECK(keyring_master_create(path, err, sizeof err) == KEYRING_OK, "create: %s", err);
+    umask(old);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "mode is %o",
+          (unsigned)(st.st_mode & 07777));
+    n = read_file(path, before, sizeof before);
+    CHECK(n == 65 && before[64] == '\n', "64 hex + newline, got %ld bytes", n);
+    CHECK(strspn(before, "0123456789abcdef") == 64, "lower-case hex");
+
+    CHECK(keyring_master_create(path, err, sizeof err) == KEYRING_EXISTS, "second create");
+    CHECK(strstr(err, path) != NULL && strstr(err, "already exists") != NULL, "message: %s", err);
+    read_file(path, after, sizeof after);
+    CHECK(strcmp(before, after) == 0, "existing file left alone");
+
+    /* A dangling symlink is not followed. */
+    const char *link = tmp_path("dangling.key"), *target = tmp_path("nowhere.key");
+    CHECK(symlink(target, link) == 0, "symlink");
+    CHECK(keyring_master_create(link, err, sizeof err) == KEYRING_EXISTS, "dangling symlink");
+    CHECK(access(target, F_OK) != 0, "symlink target not created");
+
+    const char *nodir = tmp_path("no/such/dir.key");
+    CHECK(keyring_master_create(nodir, err, sizeof err) == KEYRING_BAD_FILE, "missing dir");
+    CHECK(strstr(err, nodir) != NULL, "names the path: %s", err);
+    CHECK(keyring_master_create("", err, sizeof err) == KEYRING_BAD_FILE, "empty path");
+
+    /* Two creations give two different keys. */
+    const char *other = tmp_path("created2.key");
+    CHECK(keyring_master_create(other, err, sizeof err) == KEYRING_OK, "create 2");
+    read_file(other, after, sizeof after);
+    CHECK(strcmp(before, after) != 0, "fresh random key");
+}
+
+static void test_master_load_modes(void)
+{
+    static const struct {
+        mode_t mode;
+        enum keyring_rc want;
+    } cases[] = {
+        {0600, KEYRING_OK},
+        {0400, KEYRING_OK},
+        {0644, KEYRING_INSECURE_FILE},
+        {0640, KEYRING_INSECURE_FILE},
+        {0620, KEYRING_INSECURE_FILE},
+        {0604, KEYRING_INSECURE_FILE},
+        {0602, KEYRING_INSECURE_FILE},
+        {0610, KEYRING_INSECURE_FILE},
+        {0666, KEYRING_INSECURE_FILE},
+        {0700, KEYRING_OK},
+    };
+    const char *path = tmp_path("modes.key");
+    const char *content = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct keyring *kr = (struct keyring *)1;
+        char err[256] = "", want_msg[200];
+        enum keyring_rc rc;
+        write_file(path, content, strlen(content), cases[i].mode);
+        rc = keyring_master_load(path, &kr, err, sizeof err);
+        CHECK(rc == cases[i].want, "mode %o: rc %d", (unsigned)cases[i].mode, rc);
+        if (cases[i].want == KEYRING_OK) {
+            CHECK(kr != NULL, "mode %o: keyring", (unsigned)cases[i].mode);
+        } else {
+            snprintf(want_msg, sizeof want_msg, "chmod 600 %s", path);
+            CHECK(kr == NULL, "mode %o: no keyring", (unsigned)cases[i].mode);
+            CHECK(strstr(err, want_msg) != NULL, "mode %o: message: %s", (unsigned)cases[i].mode,
+                  err);
+            CHECK(strstr(err, "00112233") == NULL, "no content in message");
+        }
+        keyring_free(kr == (struct keyring *)1 ? NULL : kr);
+    }
+}
+
+static void test_master_load_content(void)
+{
+    static const char H64[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    static const char U64[] = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
+    char buf[300];
+    static const struct {
+        const char *name;
+        const char *content;
+        enum keyring_rc want;
+    } cases[] = {
+        {"64 hex", H64, KEYRING_OK},
+        {"upper case", U64, KEYRING_OK},
+        {"empty", "", KEYRING_BAD_FILE},
+        {"newline only", "\n", KEYRING_BAD_FILE},
+        {"63 hex", H64 + 1, KEYRING_BAD_FILE},
+        {"short", "deadbeef\n", KEYRING_BAD_FILE},
+        {"non-hex", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+         KEYRING_BAD_FILE},
+        {"space inside", "0123456789abcdef0123456789abcdef 123456789abcdef0123456789abcdef",
+         KEYRING_BAD_FILE},
+    };
+    const char *path = tmp_path("content.key");
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct keyring *kr = NULL;
+        char err[256] = "";
+        write_file(path, cases[i].content, strlen(cases[i].content), 0600);
+        CHECK(keyring_master_load(path, &kr, err, sizeof err) == cases[i].want, "%s",
+              cases[i].name);
+        CHECK((kr != NULL) == (cases[i].want == KEYRING_OK), "%s: keyring", cases[i].name);
+        if (cases[i].want != KEYRING_OK) {
+            CHECK(strstr(err, path) != NULL, "%s: names the path: %s", cases[i].name, err);
+            CHECK(strstr(err, "0123456789") == NULL && strstr(err, "deadbeef") == NULL,
+                  "%s: no content in: %s", cases[i].name, err);
+        }
+        keyring_free(kr);
+    }
+
+    /* Suffixes after 64 good hex characters: only one "\n" is allowed. */
+    static const char *const tails[] = {"\n", "\n\n", " ", "\r\n", "0", "\n0", "00"};
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        struct keyring *kr = NULL;
+        char err[256] = "";
+        enum keyring_rc want = i == 0 ? KEYRING_OK : KEYRING_BAD_FILE;
+        snprintf(buf, sizeof buf, "%s%s", H64, tails[i]);
+        write_file(path, buf, strlen(buf), 0600);
+        CHECK(keyring_master_load(path, &kr, err, sizeof err) == want, "tail %zu", i);
+        keyring_free(kr);
+    }
+    /* Much longer than a key. */
+    {
+        struct keyring *kr = NULL;
+        char err[256] = "";
+        snprintf(buf, sizeof buf, "%s%s%s\n", H64, H64, H64);
+        write_file(path, buf, strlen(buf), 0600);
+        CHECK(keyring_master_load(path, &kr, err, sizeof err) == KEYRING_BAD_FILE, "192 hex");
+        CHECK(strstr(err, "0123456789") == NULL, "no content: %s", err);
+    }
+
+    /* Upper and lower case spell the same key: what one seals the other opens. */
+    {
+        struct keyring *lo = NULL, *up = NULL;
+        uint8_t *sealed = NULL, *pt = NULL;
+        size_t sealed_len = 0, pt_len = 0;
+        char err[256];
+        write_file(path, H64, 64, 0600);
+        CHECK(keyring_master_load(path, &lo, err, sizeof err) == KEYRING_OK, "lower");
+        write_file(path, U64, 64, 0600);
+        CHECK(keyring_master_load(path, &up, err, sizeof err) == KEYRING_OK, "upper");
+        CHECK(keyring_seal_key(lo, 1, 1, (const uint8_t *)"s", 1, &sealed, &sealed_len) ==
+                  KEYRING_OK,
+              "seal");
+        CHECK(keyring_open_key(up, 1, 1, sealed, sealed_len, &pt, &pt_len) == KEYRING_OK,
+              "open with the same key in upper case");
+        keyring_secret_free(pt, pt_len);
+        free(sealed);
+        keyring_free(lo);
+        keyring_free(up);
+    }
+
+    /* Not there, a directory, no path. */
+    {
+        struct keyring *kr = NULL;
+        char err[256] = "";
+        const char *missing = tmp_path("missing.key");
+        CHECK(keyring_master_load(missing, &kr, err, sizeof err) == KEYRING_BAD_FILE, "missing");
+        CHECK(strstr(err, missing) != NULL, "names the path: %s", err);
+        CHECK(keyring_master_load(dir, &kr, err, sizeof err) == KEYRING_BAD_FILE && kr == NULL,
+              "directory refused: %s", err);
+        CHECK(keyring_master_load("", &kr, err, sizeof err) == KEYRING_BAD_FILE, "empty path");
+        CHECK(keyring_master_load(missing, &kr, NULL, 0) == KEYRING_BAD_FILE, "NULL err");
+    }
+}
+
+/* ---- Sealing -------------------------------------------------------------------------------- */
+
+static const uint32_t APP = 1400000000, VER = 3;
+
+static void test_seal_round_trip(void)
+{
+    const char *path;
+    struct keyring *kr = new_master_at("seal.key", &path);
+    const char *pem = "-----BEGIN EC PRIVATE KEY-----\nMHQCAQEEIK...\n-----END EC PRIVATE "
+                      "KEY-----\n";
+    static uint8_t big[KEYRING_MAX_SECRET + 1];
+    uint8_t master[32], check[KEYRING_MAX_SECRET];
+    struct {
+        const uint8_t *p;
+        size_t len;
+    } cases[] = {
+        {(const uint8_t *)"x", 1},
+        {(const uint8_t *)"5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e", 64},
+        {(const uint8_t *)pem, strlen(pem)},
+        {big, KEYRING_MAX_SECRET},
+    };
+    /* The associated data as README.md spells it. */
+    const uint8_t aad[24] = {'u', 's', 'e', 'r', 's',  'i',  'g',  'd',  '/', 'k', 'e', 'y',
+                             '/', 'v', '1', 0,   0x53, 0x72, 0x4e, 0x00, 0,   0,   0,   3};
+
+    master_bytes(path, master);
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *sealed = NULL, *sealed2 = NULL, *pt = NULL;
+        size_t sealed_len = 0, sealed2_len = 0, pt_len = 0;
+        CHECK(keyring_seal_key(kr, APP, VER, cases[i].p, cases[i].len, &sealed, &sealed_len) ==
+                  KEYRING_OK,
+              "case %zu: seal", i);
+        CHECK(sealed_len == cases[i].len + KEYRING_SEAL_OVERHEAD, "case %zu: length", i);
+        CHECK(keyring_open_key(kr, APP, VER, sealed, sealed_len, &pt, &pt_len) == KEYRING_OK,
+              "case %zu: open", i);
+        CHECK(pt_len == cases[i].len && pt != NULL && memcmp(pt, cases[i].p, pt_len) == 0 &&
+                  pt[pt_len] == '\0',
+              "case %zu: same bytes, NUL after", i);
+        /* The format, checked with an AES-GCM of our own. */
+        CHECK(gcm_open(master, aad, sizeof aad, sealed, sealed_len, check) == (long)cases[i].len &&
+                  memcmp(check, cases[i].p, cases[i].len) == 0,
+              "case %zu: nonce||ct||tag under README's associated data", i);
+        /* A fresh nonce each time. */
+        CHECK(keyring_seal_key(kr, APP, VER, cases[i].p, cases[i].len, &sealed2, &sealed2_len) ==
+                      KEYRING_OK &&
+                  sealed2_len == sealed_len && memcmp(sealed, sealed2, 12) != 0 &&
+                  memcmp(sealed, sealed2, sealed_len) != 0,
+              "case %zu: two seals differ", i);
+        keyring_secret_free(pt, pt_len);
+        free(sealed);
+        free(sealed2);
+    }
+
+    /* Bounds. */
+    {
+        uint8_t *sealed = (uint8_t *)1;
+        size_t n = 99;
+        CHECK(keyring_seal_key(kr, APP, VER, big, 0, &sealed, &n) == KEYRING_BAD_INPUT &&
+                  sealed == NULL && n == 0,
+              "empty plaintext");
+        CHECK(keyring_seal_key(kr, APP, VER, big, sizeof big, &sealed, &n) == KEYRING_BAD_INPUT,
+              "oversized plaintext");
+        CHECK(keyring_seal_key(kr, APP, VER, NULL, 5, &sealed, &n) == KEYRING_BAD_INPUT, "NULL");
+        CHECK(keyring_seal_key(NULL, APP, VER, big, 5, &sealed, &n) == KEYRING_BAD_INPUT,
+              "no keyring");
+    }
+    keyring_secret_free(NULL, 10); /* accepted */
+    keyring_free(NULL);
+    keyring_free(kr);
+}
+
+static void expect_no_open(const struct keyring *kr, uint32_t app, uint32_t ver,
+                           const uint8_t *sealed, size_t n, const char *what)
+{
+    uint8_t *pt = (uint8_t *)1;
+    size_t pt_len = 99;
+    enum keyring_rc rc = keyring_open_key(kr, app, ver, sealed, n, &pt, &pt_len);
+    CHECK(rc == KEYRING_OPEN_FAILED, "%s: rc %d", what, rc);
+    CHECK(pt == NULL && pt_len == 0, "%s: nothing returned", what);
+    if (rc == KEYRING_OK)
+        keyring_secret_free(pt, pt_len);
+}
+
+static void test_open_failures(void)
+{
+    struct keyring *kr = new_master("open.key"), *other = new_master("open-other.key");
+    const uint8_t secret[] = "an app secret of some length";
+    uint8_t *sealed = NULL, copy[128];
+    size_t n = 0;
+    char what[64];
+
+    if (keyring_seal_key(kr, APP, VER, secret, sizeof secret - 1, &sealed, &n) != KEYRING_OK)
+        abort();
+
+    /* Associated data: another app, version, or the two swapped; another master key. */
+    static const struct {
+        uint32_t app, ver;
+        const char *name;
+    } aad[] = {
+        {APP + 1, VER, "sdkappid + 1"}, {APP, VER + 1, "version + 1"},
+        {APP, 0, "version 0"},          {VER, APP, "swapped"},
+        {0, VER, "sdkappid 0"},         {APP ^ 0x80000000u, VER, "high bit of sdkappid"},
+    };
+    for (size_t i = 0; i < sizeof aad / sizeof aad[0]; i++)
+        expect_no_open(kr, aad[i].app, aad[i].ver, sealed, n, aad[i].name);
+    expect_no_open(other, APP, VER, sealed, n, "other master key");
+
+    /* Every byte flipped in turn: nonce, ciphertext and tag. */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(copy, sealed, n);
+        copy[i] ^= 0x01;
+        snprintf(what, sizeof what, "bit flipped in byte %zu (%s)", i,
+                 i < 12       ? "nonce"
+                 : i < n - 16 ? "ciphertext"
+                              : "tag");
+        expect_no_open(kr, APP, VER, copy, n, what);
+    }
+
+    /* Truncated and extended. */
+    static const size_t cuts[] = {0, 1, 11, 12, 27, 28};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        snprintf(what, sizeof what, "truncated to %zu bytes", cuts[i]);
+        expect_no_open(kr, APP, VER, sealed, cuts[i], what);
+    }
+    expect_no_open(kr, APP, VER, sealed, n - 1, "last byte cut");
+    expect_no_open(kr, APP, VER, sealed + 1, n - 1, "first byte cut");
+    memcpy(copy, sealed, n);
+    copy[n] = 0;
+    expect_no_open(kr, APP, VER, copy, n + 1, "byte appended");
+    expect_no_open(kr, APP, VER, NULL, n, "NULL");
+
+    /* The original still opens after all that. */
+    {
+        uint8_t *pt = NULL;
+        size_t pt_len = 0;
+        CHECK(keyring_open_key(kr, APP, VER, sealed, n, &pt, &pt_len) == KEYRING_OK &&
+                  pt_len == sizeof secret - 1,
+              "original opens");
+        keyring_secret_free(pt, pt_len);
+    }
+    free(sealed);
+    keyring_free(kr);
+    keyring_free(other);
+}
+
+/* ---- Root secret ---------------------------------------------------------------------------- */
+
+static uint8_t *make_root(const struct keyring *kr, size_t *n)
+{
+    uint8_t *sealed = NULL;
+    if (keyring_root_create(kr, &sealed, n) != KEYRING_OK)
+        abort();
+    return sealed;
+}
+
+static void test_root(void)
+{
+    const char *kr_path;
+    struct keyring *kr = new_master_at("root.key", &kr_path);
+    struct keyring *again = NULL, *other = new_master("root-other.key");
+    uint8_t master[32], root[64], want_audit[32], want_fp_key[32], want_fp[32], fp[32];
+    uint8_t audit1[32], *sealed1, *sealed2, *pt = NULL;
+    size_t n1, n2, pt_len = 0;
+    char err[256];
+    const uint8_t secret[] = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+
+    CHECK(!keyring_has_root(kr) && keyring_audit_key(kr) == NULL, "no root yet");
+    CHECK(keyring_fingerprint_hmac(kr, secret, 64, fp) == KEYRING_BAD_INPUT,
+          "no fingerprint before the root");
+    sealed1 = make_root(kr, &n1);
+    sealed2 = make_root(kr, &n2);
+    CHECK(n1 == 32 + KEYRING_SEAL_OVERHEAD && n2 == n1, "sealed root is 60 bytes");
+    CHECK(!keyring_has_root(kr), "root_create leaves the keyring alone");
+
+    /* The same sealed root opened twice (two processes) derives the same keys. */
+    CHECK(keyring_root_open(kr, sealed1, n1) == KEYRING_OK, "open root");
+    CHECK(keyring_has_root(kr) && keyring_audit_key(kr) != NULL, "has root");
+    memcpy(audit1, keyring_audit_key(kr), 32);
+    CHECK(keyring_master_load(kr_path, &again, err, sizeof err) == KEYRING_OK, "reload");
+    CHECK(keyring_root_open(again, sealed1, n1) == KEYRING_OK, "open root again");
+    CHECK(memcmp(keyring_audit_key(again), audit1, 32) == 0, "same audit key");
+
+    /* Against an independent computation: AES-GCM under "usersigd/root/v1", then HKDF. */
+    master_bytes(kr_path, master);
+    CHECK(gcm_open(master, (const uint8_t *)"usersigd/root/v1", 16, sealed1, n1, root) == 32,
+          "root opens under README's associated data");
+    hkdf_by_hand(root, "usersigd audit chain", want_audit);
+    hkdf_by_hand(root, "usersigd key fingerprint", want_fp_key);
+    CHECK(memcmp(audit1, want_audit, 32) == 0, "audit key = HKDF(root, \"usersigd audit chain\")");
+    HMAC(EVP_sha256(), want_fp_key, 32, secret, 64, want_fp, NULL);
+    CHECK(keyring_fingerprint_hmac(kr, secret, 64, fp) == KEYRING_OK &&
+              memcmp(fp, want_fp, 32) == 0,
+          "fingerprint = HMAC(HKDF(root, \"usersigd key fingerprint\"), secret)");
+    CHECK(memcmp(want_audit, want_fp_key, 32) != 0, "two distinct derived keys");
+
+    /* A different root, different keys; a failed open keeps the keys in place. */
+    CHECK(keyring_root_open(again, sealed2, n2) == KEYRING_OK, "open second root");
+    CHECK(memcmp(keyring_audit_key(again), audit1, 32) != 0, "another root, another audit key");
+    CHECK(keyring_root_open(other, sealed1, n1) == KEYRING_OPEN_FAILED && !keyring_has_root(other),
+          "root under another master");
+    sealed1[20] ^= 1;
+    CHECK(keyring_root_open(kr, sealed1, n1) == KEYRING_OPEN_FAILED, "altered root");
+    sealed1[20] ^= 1;
+    CHECK(memcmp(keyring_audit_key(kr), audit1, 32) == 0, "failed open keeps the old keys");
+    CHECK(keyring_root_open(kr, sealed1, n1 - 1) == KEYRING_OPEN_FAILED, "truncated root");
+
+    /* Domain separation: a root is not an app key and an app key is not a root. */
+    CHECK(keyring_open_key(kr, 0, 0, sealed1, n1, &pt, &pt_len) == KEYRING_OPEN_FAILED,
+          "root does not open as a key");
+    {
+        uint8_t *k = NULL;
+        size_t kn = 0;
+        uint8_t thirty_two[32] = {1};
+        if (keyring_seal_key(kr, APP, VER, thirty_two, 32, &k, &kn) != KEYRING_OK)
+            abort();
+        CHECK(keyring_root_open(other, k, kn) == KEYRING_OPEN_FAILED &&
+                  keyring_root_open(kr, k, kn) == KEYRING_OPEN_FAILED,
+              "a 32-byte key does not open as a root");
+        free(k);
+    }
+    free(sealed1);
+    free(sealed2);
+    keyring_free(kr);
+    keyring_free(again);
+    keyring_free(other);
+}
+
+/* ---- Fingerprints --------------------------------------------------------------------------- */
+
+static void test_fingerprint_hmac(void)
+{
+    const char *path;
+    struct keyring *a = new_master_at("fp.key", &path), *a2 = NULL, *b = NULL;
+    uint8_t *root_a, *root_b, fa[32], fa2[32], fb[32], fother[32];
+    size_t na, nb;
+    char err[256], s1[KEYRING_FP_SHORT_BUF], full[65];
+    const uint8_t secret[] = "0123456789abcdef", other[] = "0123456789abcdeF";
+
+    /* a and a2 open one root, b another, all under the same master key. */
+    root_a = make_root(a, &na);
+    root_b = make_root(a, &nb);
+    CHECK(keyring_master_load(path, &a2, err, sizeof err) == KEYRING_OK, "load a2");
+    CHECK(keyring_master_load(path, &b, err, sizeof err) == KEYRING_OK, "load b");
+    CHECK(keyring_root_open(a, root_a, na) == KEYRING_OK, "open a");
+    CHECK(keyring_root_open(a2, root_a, na) == KEYRING_OK, "open a2");
+    CHECK(keyring_root_open(b, root_b, nb) == KEYRING_OK, "open b");
+
+    CHECK(keyring_fingerprint_hmac(a, secret, 16, fa) == KEYRING_OK, "fp a");
+    CHECK(keyring_fingerprint_hmac(a2, secret, 16, fa2) == KEYRING_OK, "fp a2");
+    CHECK(keyring_fingerprint_hmac(b, secret, 16, fb) == KEYRING_OK, "fp b");
+    CHECK(keyring_fingerprint_hmac(a, other, 16, fother) == KEYRING_OK, "fp other");
+    CHECK(memcmp(fa, fa2, 32) == 0, "stable for the same root");
+    CHECK(memcmp(fa, fb, 32) != 0, "differs across roots");
+    CHECK(memcmp(fa, fother, 32) != 0, "differs across secrets");
+    CHECK(keyring_fingerprint_hmac(a, secret, 0, fa2) == KEYRING_BAD_INPUT, "empty secret");
+    CHECK(keyring_fingerprint_hmac(a, NULL, 3, fa2) == KEYRING_BAD_INPUT, "NULL secret");
+
+    hex(fa, 32, full);
+    CHECK(keyring_fingerprint_short(fa, s1) == s1 && strlen(s1) == 16 && strncmp(s1, full, 16) == 0,
+          "short form = first 8 bytes hex: %s", s1);
+    free(root_a);
+    free(root_b);
+    keyring_free(a);
+    keyring_free(a2);
+    keyring_free(b);
+}
+
+static int run(const char *cmd)
+{
+    int rc = system(cmd);
+    CHECK(rc == 0, "command failed: %s", cmd);
+    return rc;
+}
+
+/* sha256 of the command's standard output, as the openssl command prints it. */
+static void sha256_of(const char *cmd, char out[65])
+{
+    char line[256];
+    FILE *p = popen(cmd, "r");
+    out[0] = '\0';
+    if (p == NULL)
+        return;
+    if (fgets(line, sizeof line, p) != NULL && strlen(line) >= 64) {
+        memcpy(out, line, 64);
+        out[64] = '\0';
+    }
+    pclose(p);
+}
+
+static int fingerprint_file(const char *path, uint8_t fp[32])
+{
+    char pem[16384];
+    long n = read_file(path, pem, sizeof pem);
+    if (n < 0)
+        return -1;
+    return keyring_fingerprint_ecdsa(pem, (size_t)n, fp) == KEYRING_OK ? 0 : -1;
+}
+
+static void test_fingerprint_ecdsa(void)
+{
+    static const char *const curves[] = {"prime256v1", "secp256k1"};
+    char cmd[1024], want[65], got[65];
+    uint8_t fp[32], first[32];
+    const char *p256_sec1 = NULL;
+
+    for (size_t c = 0; c < 2; c++) {
+        const char *sec1 = tmp_path(c ? "k1-sec1.pem" : "p256-sec1.pem");
+        const char *pkcs8 = tmp_path(c ? "k1-pkcs8.pem" : "p256-pkcs8.pem");
+        const char *pub = tmp_path(c ? "k1-pub.pem" : "p256-pub.pem");
+        const char *pubc = tmp_path(c ? "k1-pubc.pem" : "p256-pubc.pem");
+        const char *privc = tmp_path(c ? "k1-privc.pem" : "p256-privc.pem");
+        const char *withparams = tmp_path(c ? "k1-params.pem" : "p256-params.pem");
+        const char *const forms[] = {sec1, pkcs8, pub, pubc, privc, withparams};
+        static const char *const form_names[] = {"SEC1 private",    "PKCS#8 private",
+                                                 "public",          "compressed public",
+                                                 "compressed SEC1", "EC PARAMETERS + SEC1"};
+
+        snprintf(cmd, sizeof cmd,
+                 "openssl ecparam -name %s -genkey -noout -out %s && "
+                 "openssl pkey -in %s -out %s && openssl pkey -in %s -pubout -out %s && "
+                 "openssl ec -in %s -pubout -conv_form compressed -out %s 2>/dev/null && "
+                 "openssl ec -in %s -conv_form compressed -out %s 2>/dev/null && "
+                 "openssl ecparam -name %s > %s && cat %s >> %s",
+                 curves[c], sec1, sec1, pkcs8, sec1, pub, sec1, pubc, sec1, privc, curves[c],
+                 withparams, sec1, withparams);
+        if (c == 0)
+            p256_sec1 = sec1;
+        if (run(cmd) != 0)
+            continue;
+        snprintf(cmd, sizeof cmd,
+                 "openssl pkey -in %s -pubout -outform DER | openssl dgst -sha256 -r", sec1);
+        sha256_of(cmd, want);
+        CHECK(strlen(want) == 64, "%s: openssl digest", curves[c]);
+        for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+            CHECK(fingerprint_file(forms[f], fp) == 0, "%s %s: fingerprint", curves[c],
+                  form_names[f]);
+            hex(fp, 32, got);
+            CHECK(strcmp(got, want) == 0, "%s %s: %s, openssl says %s", curves[c], form_names[f],
+                  got, want);
+        }
+        if (c == 0)
+            memcpy(first, fp, 32);
+        else
+            CHECK(memcmp(first, fp, 32) != 0, "two keys, two fingerprints");
+    }
+
+    /* Explicit curve parameters: the same key, the same fingerprint. */
+    {
+        const char *sec1 = p256_sec1;
+        const char *explicit_pub = tmp_path("p256-explicit-pub.pem");
+        uint8_t named[32];
+        snprintf(cmd, sizeof cmd,
+                 "openssl ec -in %s -pubout -param_enc explicit -out %s 2>/dev/null", sec1,
+                 explicit_pub);
+        if (run(cmd) == 0 && fingerprint_file(sec1, named) == 0) {
+            CHECK(fingerprint_file(explicit_pub, fp) == 0 && memcmp(fp, named, 32) == 0,
+                  "explicit parameters: same fingerprint");
+        }
+    }
+
+    /* What is not a supported EC key. */
+    {
+        const char *rsa = tmp_path("rsa.pem"), *ed = tmp_path("ed.pem"),
+                   *p384 = tmp_path("p384.pem"), *enc = tmp_path("enc.pem");
+        snprintf(cmd, sizeof cmd,
+                 "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out %s "
+                 "2>/dev/null && openssl genpkey -algorithm ED25519 -out %s && "
+                 "openssl ecparam -name secp384r1 -genkey -noout -out %s && "
+                 "openssl pkey -in %s -aes256 -passout pass:secret -out %s",
+                 rsa, ed, p384, p256_sec1, enc);
+        run(cmd);
+        CHECK(fingerprint_file(rsa, fp) != 0, "RSA refused");
+        CHECK(fingerprint_file(ed, fp) != 0, "Ed25519 refused");
+        CHECK(fingerprint_file(p384, fp) != 0, "P-384 refused");
+        CHECK(fingerprint_file(enc, fp) != 0, "passphrase-protected PEM refused, not prompted");
+        CHECK(keyring_fingerprint_ecdsa("", 0, fp) == KEYRING_BAD_INPUT, "empty");
+        CHECK(keyring_fingerprint_ecdsa("garbage", 7, fp) == KEYRING_BAD_INPUT, "garbage");
+        CHECK(keyring_fingerprint_ecdsa(NULL, 7, fp) == KEYRING_BAD_INPUT, "NULL");
+        CHECK(keyring_fingerprint_ecdsa("x", 16385, fp) == KEYRING_BAD_INPUT, "oversized");
+    }
+}
+
+/* ---- Rewrap --------------------------------------------------------------------------------- */
+
+static void test_reseal(void)
+{
+    const char *new_path;
+    struct keyring *old_kr = new_master("old.key"), *new_kr = new_master_at("new.key", &new_path);
+    struct keyring *new_root_kr = NULL;
+    const uint8_t secret[] = "a key to carry over";
+    uint8_t *sealed = NULL, *resealed = NULL, *pt = NULL, *root, *root2 = NULL, audit[32];
+    size_t n = 0, rn = 0, pn = 0, root_n, root2_n = 0;
+    char err[256];
+
+    if (keyring_seal_key(old_kr, APP, VER, secret, sizeof secret, &sealed, &n) != KEYRING_OK)
+        abort();
+    CHECK(keyring_reseal(old_kr, new_kr, APP, VER, sealed, n, &resealed, &rn) == KEYRING_OK,
+          "reseal");
+    CHECK(rn == n && memcmp(resealed, sealed, n) != 0, "new bytes, same length");
+    CHECK(keyring_open_key(new_kr, APP, VER, resealed, rn, &pt, &pn) == KEYRING_OK &&
+              pn == sizeof secret && memcmp(pt, secret, pn) == 0,
+          "opens with the new master");
+    keyring_secret_free(pt, pn);
+    expect_no_open(old_kr, APP, VER, resealed, rn, "resealed, old master");
+    expect_no_open(new_kr, APP + 1, VER, resealed, rn, "resealed keeps the app binding");
+
+    {
+        uint8_t *out = (uint8_t *)1;
+        size_t on = 9;
+        CHECK(keyring_reseal(new_kr, old_kr, APP, VER, sealed, n, &out, &on) ==
+                      KEYRING_OPEN_FAILED &&
+                  out == NULL && on == 0,
+              "reseal with the wrong old master");
+        CHECK(keyring_reseal(old_kr, new_kr, APP, VER + 1, sealed, n, &out, &on) ==
+                  KEYRING_OPEN_FAILED,
+              "reseal with the wrong version");
+    }
+
+    /* The root: its derived keys survive the rewrap, so the audit chain still verifies. */
+    root = make_root(old_kr, &root_n);
+    CHECK(keyring_root_open(old_kr, root, root_n) == KEYRING_OK, "open old root");
+    memcpy(audit, keyring_audit_key(old_kr), 32);
+    CHECK(keyring_reseal_root(old_kr, new_kr, root, root_n, &root2, &root2_n) == KEYRING_OK,
+          "reseal root");
+    CHECK(keyring_master_load(new_path, &new_root_kr, err, sizeof err) == KEYRING_OK, "load new");
+    CHECK(keyring_root_open(new_root_kr, root2, root2_n) == KEYRING_OK &&
+              memcmp(keyring_audit_key(new_root_kr), audit, 32) == 0,
+          "same audit key after rewrap");
+    CHECK(keyring_root_open(old_kr, root2, root2_n) == KEYRING_OPEN_FAILED,
+          "resealed root does not open with the old master");
+    {
+        uint8_t *out = NULL;
+        size_t on = 0;
+        CHECK(keyring_reseal_root(new_kr, old_kr, root, root_n, &out, &on) == KEYRING_OPEN_FAILED,
+              "reseal root with the wrong old master");
+    }
+    free(sealed);
+    free(resealed);
+    free(root);
+    free(root2);
+    keyring_free(old_kr);
+    keyring_free(new_kr);
+    keyring_free(new_root_kr);
+}
+
+/* ---- API tokens ----------------------------------------------------------------------------- */
+
+static void test_tokens(void)
+{
+    char tok[KEYRING_TOKEN_BUF], tok2[KEYRING_TOKEN_BUF], bad[300];
+    uint8_t hash[32], hash2[32], parsed[32], want[32];
+    int64_t id = 0;
+    const char *secret;
+
+    CHECK(keyring_token_new(42, tok, sizeof tok, hash) == KEYRING_OK, "new");
+    CHECK(strncmp(tok, "usg_42_", 7) == 0 && strlen(tok) == 7 + 43, "form: %s", tok);
+    secret = tok + 7;
+    CHECK(strspn(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43,
+          "base64url secret");
+    SHA256((const unsigned char *)secret, 43, want);
+    CHECK(memcmp(hash, want, 32) == 0, "hash = SHA-256 of the 43 characters");
+    CHECK(keyring_token_parse(tok, &id, parsed) == KEYRING_OK && id == 42, "parse");
+    CHECK(keyring_token_check(parsed, hash) == 1, "check");
+    CHECK(keyring_token_new(42, tok2, sizeof tok2, hash2) == KEYRING_OK && strcmp(tok, tok2) != 0 &&
+              keyring_token_check(hash, hash2) == 0,
+          "two tokens differ");
+
+    /* One character changed: still a token, but not this one. */
+    strcpy(bad, tok);
+    bad[10] = bad[10] == 'A' ? 'B' : 'A';
+    CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_OK &&
+              keyring_token_check(parsed, hash) == 0,
+          "changed secret does not check");
+
+    /* Largest id; ids that cannot be. */
+    CHECK(keyring_token_new(INT64_MAX, tok, sizeof tok, hash) == KEYRING_OK &&
+              keyring_token_parse(tok, &id, parsed) == KEYRING_OK && id == INT64_MAX &&
+              keyring_token_check(parsed, hash) == 1,
+          "INT64_MAX round trip: %s", tok);
+    CHECK(strlen(tok) + 1 <= KEYRING_TOKEN_BUF, "KEYRING_TOKEN_BUF is enough");
+    CHECK(keyring_token_new(0, tok, sizeof tok, hash) == KEYRING_BAD_INPUT, "id 0");
+    CHECK(keyring_token_new(-5, tok, sizeof tok, hash) == KEYRING_BAD_INPUT, "id -5");
+    CHECK(keyring_token_new(7, tok, 6 + 43, hash) == KEYRING_BAD_INPUT && tok[0] == '\0',
+          "buffer one short");
+    CHECK(keyring_token_new(7, tok, 6 + 44, hash) == KEYRING_OK, "buffer just enough");
+
+    /* Malformed. S is a valid secret; canonical last characters are A, E, I, ... */
+    const char *S = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE";
+    static const char *const fmts[] = {
+        "",
+        "usg_",
+        "usg_1_",
+        "usg_1",
+        "usx_1_%s",
+        "USG_1_%s",
+        "usg1_%s",
+        "usg__%s",
+        "usg_0_%s",
+        "usg_01_%s",
+        "usg_-1_%s",
+        "usg_+1_%s",
+        "usg_1a_%s",
+        "usg_ 1_%s",
+        "usg_1 _%s",
+        "usg_1%s",
+        "usg_1-%s",
+        " usg_1_%s",
+        "usg_1_%s ",
+        "usg_1_%s\n",
+        "usg_1_%sA",
+        "usg_1_%s_",
+        "usg_1_%s=",
+        "usg_1_x%s",
+        "usg_1__%s",
+        "usg_9223372036854775808_%s",
+        "usg_99999999999999999999_%s",
+        "usg_1_%.42s",
+        "usg_1_%.30s",
+        "usg_1_%.42s+",
+        "usg_1_%.42s/",
+        "usg_1_%.42s=",
+        "usg_1_%.42s.",
+        "usg_1_%.42s\x80",
+        "usg_1_%.42sB",
+        "usg_1_%.42sZ",
+        "usg_1_%.42s_",
+    };
+    snprintf(bad, sizeof bad, "usg_1_%s", S);
+    CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_OK && id == 1, "reference parses");
+    snprintf(bad, sizeof bad, "usg_9223372036854775807_%s", S);
+    CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_OK && id == INT64_MAX, "max id");
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+        snprintf(bad, sizeof bad, fmts[i], S);
+#pragma GCC diagnostic pop
+        id = -7;
+        CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_BAD_INPUT && id == -7,
+              "malformed %zu accepted: \"%s\"", i, bad);
+    }
+    /* Over 128 bytes: refused before anything else. */
+    memset(bad, 'A', sizeof bad - 1);
+    bad[sizeof bad - 1] = '\0';
+    memcpy(bad, "usg_1_", 6);
+    CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_BAD_INPUT, "299 bytes");
+    bad[KEYRING_TOKEN_MAX + 1] = '\0';
+    CHECK(keyring_token_parse(bad, &id, parsed) == KEYRING_BAD_INPUT, "129 bytes");
+    CHECK(keyring_token_parse(NULL, &id, parsed) == KEYRING_BAD_INPUT, "NULL");
+}
+
+static void test_messages(void)
+{
+    for (int rc = KEYRING_OK; rc <= KEYRING_CRYPTO_FAILED; rc++) {
+        const char *m = keyring_rc_message((enum keyring_rc)rc);
+        CHECK(m != NULL && strlen(m) > 1 && strcmp(m, "unknown keyring status") != 0,
+              "message for %d", rc);
+        for (int other = KEYRING_OK; other < rc; other++)
+            CHECK(strcmp(m, keyring_rc_message((enum keyring_rc)other)) != 0, "distinct %d %d", rc,
+                  other);
+    }
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/test_keyring.XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_master_create();
+    test_master_load_modes();
+    test_master_load_content();
+    test_seal_round_trip();
+    test_open_failures();
+    test_root();
+    test_fingerprint_hmac();
+    test_fingerprint_ecdsa();
+    test_reseal();
+    test_tokens();
+    test_messages();
+    for (int i = n_paths - 1; i >= 0; i--)
+        unlink(paths[i]);
+    rmdir(dir);
+    return test_done("keyring");
+}
