@@ -5,6 +5,7 @@
  * the file, then the environment.
  */
 #include "config.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -374,19 +375,6 @@ static const struct setting *lookup(const char *name, size_t len)
     return NULL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- The file ------------------------------------------------------------------------------- */
 
 static char *trim(char *s)
@@ -412,7 +400,7 @@ static enum config_rc load_file(const char *path, struct config *cfg, char *err,
     ssize_t n;
 
     if (f == NULL) {
-        set_err(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
         return CONFIG_CANNOT_READ;
     }
     errno = 0;
@@ -422,12 +410,12 @@ static enum config_rc load_file(const char *path, struct config *cfg, char *err,
 
         lineno++;
         if ((size_t)n > CONFIG_LINE_MAX) {
-            set_err(err, errlen, "%s:%ld: line longer than %d bytes", path, lineno,
-                    CONFIG_LINE_MAX);
+            log_errbuf(err, errlen, "%s:%ld: line longer than %d bytes", path, lineno,
+                       CONFIG_LINE_MAX);
             goto done;
         }
         if (strlen(line) != (size_t)n) {
-            set_err(err, errlen, "%s:%ld: line holds a NUL byte", path, lineno);
+            log_errbuf(err, errlen, "%s:%ld: line holds a NUL byte", path, lineno);
             goto done;
         }
         name = trim(line);
@@ -435,7 +423,7 @@ static enum config_rc load_file(const char *path, struct config *cfg, char *err,
             continue;
         eq = strchr(name, '=');
         if (eq == NULL) {
-            set_err(err, errlen, "%s:%ld: expected \"name = value\"", path, lineno);
+            log_errbuf(err, errlen, "%s:%ld: expected \"name = value\"", path, lineno);
             goto done;
         }
         *eq = '\0';
@@ -443,40 +431,40 @@ static enum config_rc load_file(const char *path, struct config *cfg, char *err,
         name = trim(name);
         s = lookup(name, strlen(name));
         if (s == NULL) {
-            set_err(err, errlen,
-                    "%s:%ld: unknown setting \"%.64s\" (usersigd --help-config lists them)", path,
-                    lineno, name);
+            log_errbuf(err, errlen,
+                       "%s:%ld: unknown setting \"%.64s\" (usersigd --help-config lists them)",
+                       path, lineno, name);
             goto done;
         }
         if (set_on[s - SETTINGS] != 0) {
-            set_err(err, errlen, "%s:%ld: %s: set twice (first on line %ld)", path, lineno, s->name,
-                    set_on[s - SETTINGS]);
+            log_errbuf(err, errlen, "%s:%ld: %s: set twice (first on line %ld)", path, lineno,
+                       s->name, set_on[s - SETTINGS]);
             goto done;
         }
         set_on[s - SETTINGS] = lineno;
         if (value[0] == '"') {
             size_t len = strlen(value);
             if (len < 2 || value[len - 1] != '"') {
-                set_err(err, errlen, "%s:%ld: %s: unterminated quote", path, lineno, s->name);
+                log_errbuf(err, errlen, "%s:%ld: %s: unterminated quote", path, lineno, s->name);
                 goto done;
             }
             value[len - 1] = '\0';
             value++;
         }
         if (apply(s, value, cfg, why, sizeof why) != 0) {
-            set_err(err, errlen, "%s:%ld: %s: %s", path, lineno, s->name, why);
+            log_errbuf(err, errlen, "%s:%ld: %s: %s", path, lineno, s->name, why);
             goto done;
         }
         errno = 0;
     }
     if (errno == ENOMEM) {
-        set_err(err, errlen, "out of memory reading config file %s", path);
+        log_errbuf(err, errlen, "out of memory reading config file %s", path);
         rc = CONFIG_NO_MEMORY;
         goto done;
     }
     if (ferror(f)) {
-        set_err(err, errlen, "cannot read config file %s: %s", path,
-                strerror(errno != 0 ? errno : EIO));
+        log_errbuf(err, errlen, "cannot read config file %s: %s", path,
+                   strerror(errno != 0 ? errno : EIO));
         rc = CONFIG_CANNOT_READ;
         goto done;
     }
@@ -500,7 +488,7 @@ enum config_rc config_load(const char *path, struct config *out, char *err, size
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < N_SETTINGS; i++) {
         if (apply(&SETTINGS[i], SETTINGS[i].def, out, why, sizeof why) != 0) {
-            set_err(err, errlen, "built-in default of %s: %s", SETTINGS[i].name, why);
+            log_errbuf(err, errlen, "built-in default of %s: %s", SETTINGS[i].name, why);
             return CONFIG_INVALID;
         }
     }
@@ -512,22 +500,22 @@ enum config_rc config_load(const char *path, struct config *out, char *err, size
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const char *v = SETTINGS[i].env != NULL ? getenv(SETTINGS[i].env) : NULL;
         if (v != NULL && apply(&SETTINGS[i], v, out, why, sizeof why) != 0) {
-            set_err(err, errlen, "environment variable %s: %s: %s", SETTINGS[i].env,
-                    SETTINGS[i].name, why);
+            log_errbuf(err, errlen, "environment variable %s: %s: %s", SETTINGS[i].env,
+                       SETTINGS[i].name, why);
             return CONFIG_INVALID;
         }
     }
     /* Derived values; their sources were checked above, so these cannot fail but for length. */
     if (parse_address(out->listen, out->listen_host, sizeof out->listen_host, &out->listen_port) !=
         0) {
-        set_err(err, errlen, "listen: not host:port");
+        log_errbuf(err, errlen, "listen: not host:port");
         return CONFIG_INVALID;
     }
     if (out->master_key_file[0] == '\0') {
         n = (size_t)snprintf(out->master_key_file, sizeof out->master_key_file,
                              "%s" MASTER_KEY_NAME, out->data_dir);
         if (n >= sizeof out->master_key_file) {
-            set_err(err, errlen, "master_key_file: <data_dir>/master.key is too long");
+            log_errbuf(err, errlen, "master_key_file: <data_dir>/master.key is too long");
             return CONFIG_INVALID;
         }
     }

@@ -5,6 +5,8 @@
  * they are on disk and in the database, so none of them may change.
  */
 #include "keyring.h"
+#include "usersig_int.h"
+#include "log.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -75,19 +77,6 @@ const char *keyring_rc_message(enum keyring_rc rc)
     return "unknown keyring status";
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void keyring_free(struct keyring *kr)
 {
     if (kr == NULL)
@@ -129,28 +118,28 @@ enum keyring_rc keyring_master_load(const char *path, struct keyring **out, char
 
     *out = NULL;
     if (path == NULL || path[0] == '\0') {
-        set_err(err, errlen, "no master key file given");
+        log_errbuf(err, errlen, "no master key file given");
         return KEYRING_BAD_FILE;
     }
     /* O_NONBLOCK so that a FIFO put in its place cannot hang the start; fstat refuses it. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        set_err(err, errlen, "cannot open master key file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot open master key file %s: %s", path, strerror(errno));
         goto done;
     }
     if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "cannot stat master key file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot stat master key file %s: %s", path, strerror(errno));
         goto done;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "master key file %s is not a regular file", path);
+        log_errbuf(err, errlen, "master key file %s is not a regular file", path);
         goto done;
     }
     if ((st.st_mode & 077) != 0) {
-        set_err(err, errlen,
-                "master key file %s has mode %04o: group or other may read or write it; run "
-                "chmod 600 %s",
-                path, (unsigned)(st.st_mode & 07777), path);
+        log_errbuf(err, errlen,
+                   "master key file %s has mode %04o: group or other may read or write it; run "
+                   "chmod 600 %s",
+                   path, (unsigned)(st.st_mode & 07777), path);
         rc = KEYRING_INSECURE_FILE;
         goto done;
     }
@@ -159,7 +148,7 @@ enum keyring_rc keyring_master_load(const char *path, struct keyring **out, char
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            set_err(err, errlen, "cannot read master key file %s: %s", path, strerror(errno));
+            log_errbuf(err, errlen, "cannot read master key file %s: %s", path, strerror(errno));
             goto done;
         }
         if (r == 0)
@@ -167,25 +156,25 @@ enum keyring_rc keyring_master_load(const char *path, struct keyring **out, char
         n += (size_t)r;
     }
     if (n != 2 * KEYRING_KEY_BYTES && !(n == 2 * KEYRING_KEY_BYTES + 1 && buf[n - 1] == '\n')) {
-        set_err(err, errlen,
-                "master key file %s is not 64 hex characters and an optional newline (%s%zu "
-                "bytes)",
-                path, n == sizeof buf ? "over " : "", n == sizeof buf ? n - 1 : n);
+        log_errbuf(err, errlen,
+                   "master key file %s is not 64 hex characters and an optional newline (%s%zu "
+                   "bytes)",
+                   path, n == sizeof buf ? "over " : "", n == sizeof buf ? n - 1 : n);
         goto done;
     }
     kr = calloc(1, sizeof *kr);
     if (kr == NULL) {
-        set_err(err, errlen, "out of memory reading master key file %s", path);
+        log_errbuf(err, errlen, "out of memory reading master key file %s", path);
         rc = KEYRING_NO_MEMORY;
         goto done;
     }
     for (size_t i = 0; i < KEYRING_KEY_BYTES; i++) {
         int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
         if (hi < 0 || lo < 0) {
-            set_err(err, errlen,
-                    "master key file %s is not 64 hex characters: it holds a character other "
-                    "than 0-9, a-f, A-F",
-                    path);
+            log_errbuf(err, errlen,
+                       "master key file %s is not 64 hex characters: it holds a character other "
+                       "than 0-9, a-f, A-F",
+                       path);
             goto done;
         }
         kr->master[i] = (uint8_t)(hi << 4 | lo);
@@ -249,23 +238,24 @@ enum keyring_rc keyring_master_create(const char *path, char *err, size_t errlen
     int fd = -1, created = 0;
 
     if (path == NULL || path[0] == '\0') {
-        set_err(err, errlen, "no master key file given");
+        log_errbuf(err, errlen, "no master key file given");
         return KEYRING_BAD_FILE;
     }
     /* O_EXCL also refuses a symlink, dangling or not, at path. */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         if (errno == EEXIST) {
-            set_err(err, errlen, "master key file %s already exists; it was left as it is", path);
+            log_errbuf(err, errlen, "master key file %s already exists; it was left as it is",
+                       path);
             return KEYRING_EXISTS;
         }
-        set_err(err, errlen, "cannot create master key file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot create master key file %s: %s", path, strerror(errno));
         return KEYRING_BAD_FILE;
     }
     created = 1;
     if (RAND_priv_bytes(key, sizeof key) != 1) {
         ERR_clear_error();
-        set_err(err, errlen, "no random bytes for the master key");
+        log_errbuf(err, errlen, "no random bytes for the master key");
         rc = KEYRING_CRYPTO_FAILED;
         goto done;
     }
@@ -276,18 +266,18 @@ enum keyring_rc keyring_master_create(const char *path, char *err, size_t errlen
     text[2 * KEYRING_KEY_BYTES] = '\n';
     /* The umask may only have narrowed 0600; make it exactly 0600 all the same. */
     if (fchmod(fd, 0600) != 0 || write_all(fd, text, sizeof text) != 0 || fsync(fd) != 0) {
-        set_err(err, errlen, "cannot write master key file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot write master key file %s: %s", path, strerror(errno));
         goto done;
     }
     if (close(fd) != 0) {
         fd = -1;
-        set_err(err, errlen, "cannot write master key file %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot write master key file %s: %s", path, strerror(errno));
         goto done;
     }
     fd = -1;
     if (sync_parent(path) != 0) {
-        set_err(err, errlen, "cannot sync the directory of master key file %s: %s", path,
-                strerror(errno));
+        log_errbuf(err, errlen, "cannot sync the directory of master key file %s: %s", path,
+                   strerror(errno));
         goto done;
     }
     rc = KEYRING_OK;
@@ -587,18 +577,6 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* The curves usersig_key_new_pem() accepts. */
-static int curve_supported(EVP_PKEY *pkey)
-{
-    char name[64];
-    size_t n = 0;
-    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
-        return 0;
-    if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof name, &n))
-        return 0;
-    return strcmp(name, "secp256k1") == 0 || strcmp(name, "prime256v1") == 0;
-}
-
 enum keyring_rc keyring_fingerprint_ecdsa(const char *pem, size_t len,
                                           uint8_t out[KEYRING_FP_BYTES])
 {
@@ -625,7 +603,7 @@ enum keyring_rc keyring_fingerprint_ecdsa(const char *pem, size_t len,
         }
         pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
     }
-    if (pkey == NULL || !curve_supported(pkey))
+    if (pkey == NULL || !usersig_curve_supported(pkey))
         goto done;
     /* One key has several SPKI encodings (compressed point, explicit curve parameters); the
      * UNIQUE index on fingerprints must see them as one key. */

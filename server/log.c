@@ -63,3 +63,13 @@ void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
 }
+
+void log_errbuf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

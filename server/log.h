@@ -5,6 +5,8 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Messages below level are dropped (default LOG_INFO). */
@@ -14,6 +16,11 @@ int log_level_parse(const char *name);
 
 /* request_id may be NULL. Thread-safe: each line is written with one write(2). */
 void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats a message into a caller's error buffer (err may be NULL or errlen 0: nothing). For
+ * functions that report why they failed to a caller who decides whether and how to log it. */
+void log_errbuf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, NULL, __VA_ARGS__)

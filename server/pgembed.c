@@ -98,20 +98,6 @@ const char *pgembed_rc_message(enum pgembed_rc rc)
     return "unknown pgembed result";
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A new string (caller frees), or NULL when out of memory. */
@@ -322,17 +308,17 @@ static enum pgembed_rc run_pg(const struct pgembed *pg, const char *what, const 
     off_t from = lseek(pg->log_fd, 0, SEEK_END);
     pid_t pid = spawn(&pg->as, pg->pg_dir, argv, pg->log_fd, pg->log_fd);
     if (pid < 0) {
-        seterr(err, errlen, "cannot start %s: fork: %s", what, strerror(errno));
+        log_errbuf(err, errlen, "cannot start %s: fork: %s", what, strerror(errno));
         return PGEMBED_SYSTEM;
     }
     if (wait_for(pid, &st) != 0) {
-        seterr(err, errlen, "cannot wait for %s: %s", what, strerror(errno));
+        log_errbuf(err, errlen, "cannot wait for %s: %s", what, strerror(errno));
         return PGEMBED_SYSTEM;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return PGEMBED_OK;
     describe_status(st, how, sizeof how);
-    seterr(err, errlen, "%s failed (%s)", what, how);
+    log_errbuf(err, errlen, "%s failed (%s)", what, how);
     append_log_tail(pg, from, err, errlen);
     return PGEMBED_FAILED;
 }
@@ -481,12 +467,13 @@ static enum pgembed_rc find_binaries(struct pgembed *pg, char *err, size_t errle
         }
     }
     if (rc == PGEMBED_SYSTEM)
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
     else if (rc == PGEMBED_NOT_INSTALLED)
-        seterr(err, errlen,
-               "PostgreSQL %d server binaries (initdb, pg_ctl, postgres, createdb) not found in "
-               "pg_config --bindir, %s or PATH%s: " INSTALL_HINT,
-               PG_MAJOR, FALLBACK_BINDIR, other);
+        log_errbuf(
+            err, errlen,
+            "PostgreSQL %d server binaries (initdb, pg_ctl, postgres, createdb) not found in "
+            "pg_config --bindir, %s or PATH%s: " INSTALL_HINT,
+            PG_MAJOR, FALLBACK_BINDIR, other);
     free(pg_config);
     free(in_path);
     for (int i = 0; i < 3; i++)
@@ -504,13 +491,14 @@ static enum pgembed_rc lookup_os_user(struct runas *as, char *err, size_t errlen
     int n = (int)(sizeof as->groups / sizeof as->groups[0]);
 
     if (getpwnam_r(OS_USER, &pw, buf, sizeof buf, &res) != 0 || res == NULL) {
-        seterr(err, errlen,
-               "usersigd runs as root and PostgreSQL refuses to: it runs as the OS user \"" OS_USER
-               "\", which does not exist: " INSTALL_HINT " (or run usersigd as another user)");
+        log_errbuf(
+            err, errlen,
+            "usersigd runs as root and PostgreSQL refuses to: it runs as the OS user \"" OS_USER
+            "\", which does not exist: " INSTALL_HINT " (or run usersigd as another user)");
         return PGEMBED_NOT_INSTALLED;
     }
     if (pw.pw_uid == 0) {
-        seterr(err, errlen, "the OS user \"" OS_USER "\" has uid 0; PostgreSQL refuses root");
+        log_errbuf(err, errlen, "the OS user \"" OS_USER "\" has uid 0; PostgreSQL refuses root");
         return PGEMBED_NOT_INSTALLED;
     }
     as->uid = pw.pw_uid;
@@ -566,7 +554,7 @@ static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, siz
     enum pgembed_rc rc = PGEMBED_OK;
 
     if (copy == NULL || fd < 0) {
-        seterr(err, errlen, "cannot open /: %s", strerror(errno));
+        log_errbuf(err, errlen, "cannot open /: %s", strerror(errno));
         rc = PGEMBED_SYSTEM;
         goto out;
     }
@@ -582,8 +570,8 @@ static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, siz
         if ((st.st_mode & bit) == 0) {
             size_t shown = name == copy ? 1 : (size_t)(name - copy - 1);
             if (fchmod(fd, (st.st_mode & 07777) | bit) != 0) {
-                seterr(err, errlen, "cannot let the " OS_USER " user reach %s: chmod %.*s: %s",
-                       pg->data_dir, (int)shown, pg->data_dir, strerror(errno));
+                log_errbuf(err, errlen, "cannot let the " OS_USER " user reach %s: chmod %.*s: %s",
+                           pg->data_dir, (int)shown, pg->data_dir, strerror(errno));
                 rc = PGEMBED_BAD_DIR;
                 break;
             }
@@ -601,7 +589,7 @@ static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, siz
         name = comp + strlen(comp) + 1;
         int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
-            seterr(err, errlen, "cannot open %s: %s", pg->data_dir, strerror(errno));
+            log_errbuf(err, errlen, "cannot open %s: %s", pg->data_dir, strerror(errno));
             rc = PGEMBED_BAD_DIR;
             break;
         }
@@ -609,7 +597,7 @@ static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, siz
         fd = next;
     }
     if (rc == PGEMBED_SYSTEM)
-        seterr(err, errlen, "cannot stat a parent of %s: %s", pg->data_dir, strerror(errno));
+        log_errbuf(err, errlen, "cannot stat a parent of %s: %s", pg->data_dir, strerror(errno));
 out:
     if (fd >= 0)
         close(fd);
@@ -625,21 +613,22 @@ static enum pgembed_rc check_path(const char *data_dir, const char *run_dir, cha
 {
     for (const char *p = data_dir; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f || strchr("\"$`\\,", *p) != NULL) {
-            seterr(err, errlen,
-                   "the data directory path %s holds a character PostgreSQL's tools cannot take "
-                   "in a path (\" $ ` \\ , or a control character): choose another data "
-                   "directory",
-                   data_dir);
+            log_errbuf(
+                err, errlen,
+                "the data directory path %s holds a character PostgreSQL's tools cannot take "
+                "in a path (\" $ ` \\ , or a control character): choose another data "
+                "directory",
+                data_dir);
             return PGEMBED_BAD_DIR;
         }
     if (run_dir == NULL)
         return PGEMBED_OK;
     size_t len = strlen(run_dir) + strlen(PG_SOCKET_FILE);
     if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        seterr(err, errlen,
-               "the PostgreSQL socket path %s%s is %zu bytes, more than the %zu a Unix socket "
-               "allows: choose a data directory with a shorter path (USERSIGD_DATA_DIR)",
-               run_dir, PG_SOCKET_FILE, len, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        log_errbuf(err, errlen,
+                   "the PostgreSQL socket path %s%s is %zu bytes, more than the %zu a Unix socket "
+                   "allows: choose a data directory with a shorter path (USERSIGD_DATA_DIR)",
+                   run_dir, PG_SOCKET_FILE, len, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
         return PGEMBED_BAD_DIR;
     }
     return PGEMBED_OK;
@@ -655,12 +644,12 @@ static enum pgembed_rc open_lock_and_log(struct pgembed *pg, char *err, size_t e
     enum pgembed_rc rc = PGEMBED_BAD_DIR;
 
     if (lock_path == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         return PGEMBED_SYSTEM;
     }
     pg->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (pg->lock_fd < 0) {
-        seterr(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
+        log_errbuf(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
         goto out;
     }
     if (flock(pg->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -668,25 +657,26 @@ static enum pgembed_rc open_lock_and_log(struct pgembed *pg, char *err, size_t e
         ssize_t n = busy ? pread(pg->lock_fd, buf, sizeof buf - 1, 0) : -1;
         buf[n > 0 ? n : 0] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
-        seterr(err, errlen,
-               "another process%s%s%s holds %s: is another usersigd running with this data "
-               "directory?",
-               buf[0] ? " (pid " : "", buf, buf[0] ? ")" : "", lock_path);
+        log_errbuf(err, errlen,
+                   "another process%s%s%s holds %s: is another usersigd running with this data "
+                   "directory?",
+                   buf[0] ? " (pid " : "", buf, buf[0] ? ")" : "", lock_path);
         rc = busy ? PGEMBED_BUSY : PGEMBED_SYSTEM;
         goto out;
     }
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(pg->lock_fd, 0) != 0 || pwrite(pg->lock_fd, buf, (size_t)n, 0) != n) {
-        seterr(err, errlen, "cannot write %s: %s", lock_path, strerror(errno));
+        log_errbuf(err, errlen, "cannot write %s: %s", lock_path, strerror(errno));
         goto out;
     }
     pg->log_fd = open(pg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (pg->log_fd < 0 || fstat(pg->log_fd, &st) != 0) {
-        seterr(err, errlen, "cannot open %s: %s", pg->log_path, strerror(errno));
+        log_errbuf(err, errlen, "cannot open %s: %s", pg->log_path, strerror(errno));
         goto out;
     }
     if (pg->as.drop && st.st_uid != pg->as.uid && fchown(pg->log_fd, pg->as.uid, pg->as.gid) != 0) {
-        seterr(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->log_path, strerror(errno));
+        log_errbuf(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->log_path,
+                   strerror(errno));
         goto out;
     }
     rc = PGEMBED_OK;
@@ -708,27 +698,29 @@ static enum pgembed_rc make_pg_dirs(struct pgembed *pg, char *err, size_t errlen
         if (fd >= 0)
             close(fd);
         if (!ok) {
-            seterr(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->pg_dir, strerror(errno));
+            log_errbuf(err, errlen, "cannot chown %s to " OS_USER ": %s", pg->pg_dir,
+                       strerror(errno));
             return PGEMBED_BAD_DIR;
         }
     }
     if (stat(pg->pg_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         if (errno == EEXIST)
             errno = ENOTDIR;
-        seterr(err, errlen, "cannot create %s: %s", pg->pg_dir, strerror(errno));
+        log_errbuf(err, errlen, "cannot create %s: %s", pg->pg_dir, strerror(errno));
         return PGEMBED_BAD_DIR;
     }
     uid_t want = pg->as.drop ? pg->as.uid : geteuid();
     if (st.st_uid != want) {
-        seterr(err, errlen, "%s is owned by uid %lu, but PostgreSQL runs as uid %lu%s: %s",
-               pg->pg_dir, (unsigned long)st.st_uid, (unsigned long)want,
-               pg->as.drop ? " (\"" OS_USER "\", as usersigd runs as root)" : "",
-               pg->as.drop ? "chown -R " OS_USER ": that directory, or run usersigd as its owner"
-                           : "run usersigd as its owner (or as root if that is " OS_USER ")");
+        log_errbuf(err, errlen, "%s is owned by uid %lu, but PostgreSQL runs as uid %lu%s: %s",
+                   pg->pg_dir, (unsigned long)st.st_uid, (unsigned long)want,
+                   pg->as.drop ? " (\"" OS_USER "\", as usersigd runs as root)" : "",
+                   pg->as.drop ? "chown -R " OS_USER
+                                 ": that directory, or run usersigd as its owner"
+                               : "run usersigd as its owner (or as root if that is " OS_USER ")");
         return PGEMBED_BAD_DIR;
     }
     if (as_user(pg, &op) != 0) {
-        seterr(err, errlen, "cannot create %s: %s", pg->run_dir, strerror(errno));
+        log_errbuf(err, errlen, "cannot create %s: %s", pg->run_dir, strerror(errno));
         return PGEMBED_BAD_DIR;
     }
     return PGEMBED_OK;
@@ -834,8 +826,8 @@ static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, siz
             int r = path != NULL ? as_user(pg, &op) : -1;
             free(path);
             if (r != 0) {
-                seterr(err, errlen, "cannot remove the stale postmaster.pid of %s: %s", pg->pgdata,
-                       strerror(errno));
+                log_errbuf(err, errlen, "cannot remove the stale postmaster.pid of %s: %s",
+                           pg->pgdata, strerror(errno));
                 return PGEMBED_BAD_DIR;
             }
             return PGEMBED_OK;
@@ -848,10 +840,10 @@ static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, siz
             return PGEMBED_OK;
         }
         if (now_s() > deadline) {
-            seterr(err, errlen,
-                   "the PostgreSQL server on %s (pid %ld) is running but not ready after %d s "
-                   "(status \"%s\")",
-                   pg->pgdata, pi.pid, PGEMBED_START_TIMEOUT, pi.status);
+            log_errbuf(err, errlen,
+                       "the PostgreSQL server on %s (pid %ld) is running but not ready after %d s "
+                       "(status \"%s\")",
+                       pg->pgdata, pi.pid, PGEMBED_START_TIMEOUT, pi.status);
             return PGEMBED_FAILED;
         }
         nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
@@ -870,7 +862,7 @@ static enum pgembed_rc write_settings(const struct pgembed *pg, const char *pgda
     enum pgembed_rc rc = PGEMBED_SYSTEM;
 
     if (path == NULL || tmp == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         goto out;
     }
     /* A configuration string doubles its single quotes; the list item is double-quoted so
@@ -891,13 +883,13 @@ static enum pgembed_rc write_settings(const struct pgembed *pg, const char *pgda
                      "port = %d\n",
                      quoted, PG_PORT);
     if (text == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         goto out;
     }
     struct fileop op = {
         .kind = OP_WRITE, .path = path, .other = tmp, .data = text, .len = strlen(text)};
     if (as_user(pg, &op) != 0) {
-        seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        log_errbuf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
     }
@@ -944,7 +936,7 @@ static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen
     enum pgembed_rc rc;
 
     if (init == NULL || conf == NULL || pidfile == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         rc = PGEMBED_SYSTEM;
         goto out;
     }
@@ -976,7 +968,7 @@ static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen
     struct fileop add = {
         .kind = OP_APPEND, .path = conf, .data = include, .len = sizeof include - 1};
     if (as_user(pg, &add) != 0) {
-        seterr(err, errlen, "cannot append to %s: %s", conf, strerror(errno));
+        log_errbuf(err, errlen, "cannot append to %s: %s", conf, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
     }
@@ -995,7 +987,7 @@ static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen
         goto out;
     struct fileop mv = {.kind = OP_RENAME, .path = init, .other = pg->pgdata};
     if (as_user(pg, &mv) != 0) {
-        seterr(err, errlen, "cannot rename %s to %s: %s", init, pg->pgdata, strerror(errno));
+        log_errbuf(err, errlen, "cannot rename %s to %s: %s", init, pg->pgdata, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
     }
@@ -1020,7 +1012,7 @@ static enum pgembed_rc check_cluster(const struct pgembed *pg, bool *exists, cha
 
     *exists = false;
     if (path == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         return PGEMBED_SYSTEM;
     }
     ssize_t n = read_small(path, buf, sizeof buf);
@@ -1028,10 +1020,10 @@ static enum pgembed_rc check_cluster(const struct pgembed *pg, bool *exists, cha
     free(path);
     if (n > 0) {
         if (atoi(buf) != PG_MAJOR) {
-            seterr(err, errlen,
-                   "%s holds a PostgreSQL %d cluster, and this usersigd runs PostgreSQL %d: "
-                   "move it away (or dump it and restore the dump into a new one)",
-                   pg->pgdata, atoi(buf), PG_MAJOR);
+            log_errbuf(err, errlen,
+                       "%s holds a PostgreSQL %d cluster, and this usersigd runs PostgreSQL %d: "
+                       "move it away (or dump it and restore the dump into a new one)",
+                       pg->pgdata, atoi(buf), PG_MAJOR);
             return PGEMBED_BAD_DIR;
         }
         *exists = true;
@@ -1039,8 +1031,8 @@ static enum pgembed_rc check_cluster(const struct pgembed *pg, bool *exists, cha
     }
     if (lstat(pg->pgdata, &st) != 0 && errno == ENOENT)
         return PGEMBED_OK;
-    seterr(err, errlen, "%s is there but is not a readable PostgreSQL cluster (PG_VERSION: %s)",
-           pg->pgdata, n < 0 ? strerror(e) : "empty");
+    log_errbuf(err, errlen, "%s is there but is not a readable PostgreSQL cluster (PG_VERSION: %s)",
+               pg->pgdata, n < 0 ? strerror(e) : "empty");
     return PGEMBED_BAD_DIR;
 }
 
@@ -1076,9 +1068,9 @@ static enum pgembed_rc make_conninfo(struct pgembed *pg, char *conninfo, size_t 
     size_t n = 0;
 
     if (read_pidfile(pg->pgdata, &pi) != 0 || pi.sockdir[0] != '/' || pi.port <= 0) {
-        seterr(err, errlen,
-               "the PostgreSQL server on %s has no Unix socket directory in its postmaster.pid",
-               pg->pgdata);
+        log_errbuf(err, errlen,
+                   "the PostgreSQL server on %s has no Unix socket directory in its postmaster.pid",
+                   pg->pgdata);
         return PGEMBED_FAILED;
     }
     pg->postmaster = (pid_t)pi.pid;
@@ -1088,7 +1080,7 @@ static enum pgembed_rc make_conninfo(struct pgembed *pg, char *conninfo, size_t 
         !conninfo_add(conninfo, cap, &n, "port", port) ||
         !conninfo_add(conninfo, cap, &n, "dbname", DB_NAME) ||
         !conninfo_add(conninfo, cap, &n, "user", DB_USER)) {
-        seterr(err, errlen, "the conninfo buffer (%zu bytes) is too small", cap);
+        log_errbuf(err, errlen, "the conninfo buffer (%zu bytes) is too small", cap);
         return PGEMBED_BAD_ARG;
     }
     return PGEMBED_OK;
@@ -1122,7 +1114,7 @@ static enum pgembed_rc handle_new(struct pgembed **out, char *err, size_t errlen
 
     *out = pg;
     if (pg == NULL) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         return PGEMBED_SYSTEM;
     }
     pg->lock_fd = pg->log_fd = -1;
@@ -1131,7 +1123,7 @@ static enum pgembed_rc handle_new(struct pgembed **out, char *err, size_t errlen
     if (tz != NULL)
         pg->as.env[1] = xasprintf("TZ=%s", tz);
     if (pg->as.env[0] == NULL || (tz != NULL && pg->as.env[1] == NULL)) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         return PGEMBED_SYSTEM; /* the caller frees *out */
     }
     return PGEMBED_OK;
@@ -1149,7 +1141,7 @@ enum pgembed_rc pgembed_start(const char *data_dir, struct pgembed **out, char *
     if (out != NULL)
         *out = NULL;
     if (data_dir == NULL || data_dir[0] == '\0' || out == NULL || conninfo == NULL || cap == 0) {
-        seterr(err, errlen, "pgembed_start: data_dir, out and conninfo are required");
+        log_errbuf(err, errlen, "pgembed_start: data_dir, out and conninfo are required");
         return PGEMBED_BAD_ARG;
     }
     conninfo[0] = '\0';
@@ -1164,7 +1156,8 @@ enum pgembed_rc pgembed_start(const char *data_dir, struct pgembed **out, char *
         goto fail;
     rc = PGEMBED_BAD_DIR;
     if (mkdir_p(data_dir) != 0 || (pg->data_dir = realpath(data_dir, NULL)) == NULL) {
-        seterr(err, errlen, "cannot create the data directory %s: %s", data_dir, strerror(errno));
+        log_errbuf(err, errlen, "cannot create the data directory %s: %s", data_dir,
+                   strerror(errno));
         goto fail;
     }
     rc = PGEMBED_SYSTEM;
@@ -1173,7 +1166,7 @@ enum pgembed_rc pgembed_start(const char *data_dir, struct pgembed **out, char *
     pg->run_dir = join(pg->data_dir, "pg/run");
     pg->log_path = join(pg->data_dir, "pg.log");
     if (!pg->pg_dir || !pg->pgdata || !pg->run_dir || !pg->log_path) {
-        seterr(err, errlen, "out of memory");
+        log_errbuf(err, errlen, "out of memory");
         goto fail;
     }
     if ((rc = check_path(pg->data_dir, pg->run_dir, err, errlen)) != PGEMBED_OK)

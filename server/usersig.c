@@ -37,7 +37,7 @@ struct usersig_signer {
     int level;
     enum usersig_id_policy policy;
     SHA256_CTX inner, outer; /* HMAC state after the key pads */
-    EVP_MD_CTX *md; /* v1 */
+    EVP_MD_CTX *md;          /* v1 */
 };
 
 /* ---- names and messages ------------------------------------------------------------------ */
@@ -211,7 +211,7 @@ enum usersig_rc usersig_key_new_hmac(const char *secret, size_t len, struct user
 }
 
 /* Accepts secp256k1 and prime256v1 only: the curves Tencent's console has issued. */
-static int curve_supported(EVP_PKEY *pkey)
+int usersig_curve_supported(EVP_PKEY *pkey)
 {
     char name[64];
     size_t n = 0;
@@ -252,7 +252,7 @@ enum usersig_rc usersig_key_new_pem(const char *pem, size_t len, struct usersig_
         pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     }
     ERR_clear_error();
-    if (pkey == NULL || !curve_supported(pkey))
+    if (pkey == NULL || !usersig_curve_supported(pkey))
         goto done;
     k = calloc(1, sizeof *k);
     if (k == NULL) {

@@ -1,6 +1,6 @@
 /*
- * Internals shared by the codec's signing (usersig.c) and verifying (usersig_verify.c) halves.
- * Not for use outside the codec.
+ * Internals shared by the codec's signing (usersig.c) and verifying (usersig_verify.c) halves,
+ * and with the keyring where it must agree with the codec on which EC keys are acceptable.
  */
 #ifndef USERSIG_INT_H
 #define USERSIG_INT_H
@@ -15,6 +15,8 @@ void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const
                          size_t n, unsigned char mac[32]);
 const unsigned char *usersig_key_secret(const struct usersig_key *key, size_t *len);
 EVP_PKEY *usersig_key_pkey(const struct usersig_key *key);
+/* 1 for an EC key on secp256k1 or P-256 (prime256v1), the curves accepted for v1 keys. */
+int usersig_curve_supported(EVP_PKEY *pkey);
 
 /* Deflates in (at most USERSIG_DEFLATE_MAX bytes) into a zlib stream of one fixed-Huffman block
  * (usersig_deflate.c); level 1..9 sets the match search depth. Returns the size, 0 when cap is
