@@ -1,15 +1,326 @@
 /*
- * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain.
- * Not implemented yet: each route answers 501 not_implemented.
+ * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain. A
+ * token scoped to some apps sees only the events of those apps: naming another app is 403, and
+ * without ?sdkappid= the pages are filtered here, reading on until the page is full.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
 #include "handlers.h"
+#include "log.h"
+#include "service.h"
+
+#define AUDIT_DEFAULT_LIMIT 100
+#define AUDIT_QUERY_TEXT_MAX 256
+/* Rows a scoped listing reads for one reply before it answers with what it found so far (the
+ * client follows next_after). Bounds the work of one request over a log of other apps' events. */
+#define AUDIT_SCAN_MAX 20000
+#define MAX_UNIX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Unix seconds (decimal digits) or RFC 3339 ("2026-11-26T07:40:59Z", "...59.5+08:00") into
+ * Unix microseconds. -1 when s is neither. */
+static int parse_time(const char *s, int64_t *out_us)
+{
+    int year, mon, day, hour, min, sec, off_h = 0, off_m = 0, sign = 0;
+    int64_t frac_us = 0, scale = 100000;
+    size_t len = strlen(s);
+    struct tm tm = {0};
+    const char *p;
+    time_t t;
+
+    if (len > 0 && strspn(s, "0123456789") == len) {
+        int64_t v = 0;
+        if (len > 12)
+            return -1;
+        for (size_t i = 0; i < len; i++)
+            v = v * 10 + (s[i] - '0');
+        if (v > MAX_UNIX_SECONDS)
+            return -1;
+        *out_us = v * 1000000;
+        return 0;
+    }
+    if (len < 20 || digits(s, 4, &year) || s[4] != '-' || digits(s + 5, 2, &mon) || s[7] != '-' ||
+        digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &hour) || s[13] != ':' || digits(s + 14, 2, &min) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return -1;
+    p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            frac_us += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p == '-' ? -1 : 1;
+        if (digits(p + 1, 2, &off_h) || p[3] != ':' || digits(p + 4, 2, &off_m) || off_h > 23 ||
+            off_m > 59)
+            return -1;
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
+        sec > 59)
+        return -1;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    if (tm.tm_mday != day || tm.tm_mon != mon - 1) /* normalized: Feb 30 and the like */
+        return -1;
+    t -= (time_t)sign * (off_h * 3600 + off_m * 60);
+    *out_us = (int64_t)t * 1000000 + frac_us;
+    return 0;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digit[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digit[b[i] >> 4];
+        out[2 * i + 1] = digit[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static json_t *int_or_null(int64_t v)
+{
+    return v != 0 ? json_integer(v) : json_null();
+}
+
+/* The AuditEvent of openapi.yaml; NULL when out of memory. */
+static json_t *event_json(const struct audit_event *ev)
+{
+    char mac[2 * AUDIT_MAC_LEN + 1];
+    json_error_t jerr;
+    json_t *details = json_loads(ev->details, JSON_DECODE_ANY, &jerr);
+    json_t *o;
+
+    if (details == NULL) {
+        /* Stored verbatim and MACed: show it as it is rather than hide the event. */
+        log_warn("audit event %lld: details are not JSON", (long long)ev->seq);
+        details = json_pack("{s:s}", "unparsed", ev->details);
+        if (details == NULL)
+            return NULL;
+    }
+    hex(ev->mac, sizeof ev->mac, mac);
+    o = json_object();
+    if (o == NULL) {
+        json_decref(details);
+        return NULL;
+    }
+    if (json_object_set_new(o, "seq", json_integer(ev->seq)) != 0 ||
+        json_object_set_new(o, "at", service_time_json(ev->at_us)) != 0 ||
+        json_object_set_new(o, "actor_id", int_or_null(ev->actor_id)) != 0 ||
+        json_object_set_new(o, "actor_name", json_string(ev->actor_name)) != 0 ||
+        json_object_set_new(o, "action", json_string(ev->action)) != 0 ||
+        json_object_set_new(o, "sdkappid", int_or_null(ev->sdkappid)) != 0 ||
+        json_object_set_new(o, "key_version", int_or_null(ev->key_version)) != 0 ||
+        json_object_set_new(o, "outcome", json_string(ev->outcome)) != 0 ||
+        json_object_set_new(o, "details", details) != 0 ||
+        json_object_set_new(o, "mac", json_string(mac)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Reads the query into f; replies 400 and returns -1 when a parameter is wrong. */
+static int parse_filter(struct api_request *r, struct store_audit_filter *f)
+{
+    static const char *const allowed[] = {"sdkappid", "action", "actor", "since",
+                                          "until",    "after",  "limit", NULL};
+    static const char *const texts[] = {"action", "actor"};
+    static const char *const times[] = {"since", "until"};
+    const char *bad = api_query_unknown(r, allowed);
+    int64_t v;
+
+    memset(f, 0, sizeof *f);
+    f->limit = AUDIT_DEFAULT_LIMIT;
+    if (bad != NULL) {
+        api_reply_error(r, API_ERR_INVALID_PARAM,
+                        "unknown query parameter \"%.64s\" (this route takes: sdkappid, action, "
+                        "actor, since, until, after, limit)",
+                        bad);
+        return -1;
+    }
+    switch (api_query_int64(r, "sdkappid", 1, UINT32_MAX, &v)) {
+    case API_QUERY_OK:
+        f->sdkappid = (uint32_t)v;
+        break;
+    case API_QUERY_ABSENT:
+        break;
+    case API_QUERY_INVALID:
+        api_reply_error(r, API_ERR_INVALID_PARAM, "sdkappid: an integer from 1 to 4294967295");
+        return -1;
+    }
+    switch (api_query_int64(r, "after", 0, INT64_MAX, &v)) {
+    case API_QUERY_OK:
+        f->after_seq = v;
+        break;
+    case API_QUERY_ABSENT:
+        break;
+    case API_QUERY_INVALID:
+        api_reply_error(r, API_ERR_INVALID_PARAM, "after: an integer from 0 (a seq)");
+        return -1;
+    }
+    switch (api_query_int64(r, "limit", 1, STORE_AUDIT_PAGE_MAX, &v)) {
+    case API_QUERY_OK:
+        f->limit = (size_t)v;
+        break;
+    case API_QUERY_ABSENT:
+        break;
+    case API_QUERY_INVALID:
+        api_reply_error(r, API_ERR_INVALID_PARAM, "limit: an integer from 1 to %d",
+                        STORE_AUDIT_PAGE_MAX);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *s = api_query(r, texts[i]);
+        if (s != NULL && (s[0] == '\0' || strlen(s) > AUDIT_QUERY_TEXT_MAX)) {
+            api_reply_error(r, API_ERR_INVALID_PARAM, "%s: 1 to %d bytes", texts[i],
+                            AUDIT_QUERY_TEXT_MAX);
+            return -1;
+        }
+    }
+    f->action = api_query(r, "action");
+    f->actor = api_query(r, "actor");
+    for (int i = 0; i < 2; i++) {
+        const char *s = api_query(r, times[i]);
+        if (s != NULL && parse_time(s, &v) != 0) {
+            api_reply_error(r, API_ERR_INVALID_PARAM,
+                            "%s: an RFC 3339 time (2026-11-26T07:40:59Z) or Unix seconds",
+                            times[i]);
+            return -1;
+        }
+        if (s != NULL && i == 0)
+            f->since_us = v;
+        /* 0 means "unbounded" to the store: "before the epoch" is one microsecond earlier. */
+        if (s != NULL && i == 1)
+            f->until_us = v != 0 ? v : -1;
+    }
+    return 0;
+}
 
 void handle_audit_list(struct api_request *r)
 {
-    api_handler_not_implemented(r);
+    struct service *svc = r->ctx;
+    const struct api_principal *p = r->principal;
+    struct store_audit_filter f;
+    struct audit_event *events = NULL;
+    json_t *list = NULL, *body = NULL;
+    size_t n = 0, want, scanned = 0;
+    int64_t last_scanned = 0;
+    bool more = false, scoped;
+    enum store_rc rc;
+
+    if (parse_filter(r, &f) != 0)
+        return;
+    if (f.sdkappid != 0 && !api_principal_has_app(p, f.sdkappid)) {
+        api_reply_error(r, API_ERR_FORBIDDEN, "this token does not cover app %u", f.sdkappid);
+        return;
+    }
+    /* A scoped token without ?sdkappid= sees the events of its apps only; events of no app
+     * (tokens, the keyring) are not for it either. */
+    scoped = f.sdkappid == 0 && (p == NULL || !p->all_apps);
+    want = f.limit;
+    list = json_array();
+    if (list == NULL) {
+        api_reply_error(r, API_ERR_INTERNAL, NULL);
+        return;
+    }
+    for (;;) {
+        if (scoped)
+            f.limit = STORE_AUDIT_PAGE_MAX;
+        rc = store_audit_query(svc->st, &f, &events, &n);
+        if (rc != STORE_OK) {
+            json_decref(list);
+            api_reply_error(r, service_store_error(rc, API_ERR_NOT_FOUND), NULL);
+            return;
+        }
+        for (size_t i = 0; i < n && json_array_size(list) < want; i++) {
+            last_scanned = events[i].seq;
+            scanned++;
+            if (scoped && !api_principal_has_app(p, events[i].sdkappid))
+                continue;
+            if (json_array_append_new(list, event_json(&events[i])) != 0) {
+                free(events);
+                json_decref(list);
+                api_reply_error(r, API_ERR_INTERNAL, NULL);
+                return;
+            }
+        }
+        /* More may follow when this read filled its page or stopped early on a full list. */
+        more = n == f.limit || (n > 0 && last_scanned != events[n - 1].seq);
+        free(events);
+        events = NULL;
+        if (!more || json_array_size(list) >= want || !scoped || scanned >= AUDIT_SCAN_MAX)
+            break;
+        f.after_seq = last_scanned;
+    }
+    body = json_object();
+    if (body == NULL) {
+        json_decref(list);
+    } else if (json_object_set_new(body, "events", list) != 0 ||
+               json_object_set_new(body, "next_after",
+                                   more && last_scanned > 0 ? json_integer(last_scanned)
+                                                            : json_null()) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    api_reply_json(r, 200, body); /* NULL: 500 */
 }
 
 void handle_audit_verify(struct api_request *r)
 {
-    api_handler_not_implemented(r);
+    struct service *svc = r->ctx;
+    struct audit_verify_result res;
+    char mac[2 * AUDIT_MAC_LEN + 1];
+    json_t *body;
+
+    if (audit_verify(svc->st, keyring_audit_key(svc->kr), &res) != AUDIT_OK) {
+        api_reply_error(r, API_ERR_UNAVAILABLE, "the audit log cannot be read (see the log)");
+        return;
+    }
+    hex(res.last_mac, sizeof res.last_mac, mac);
+    body = json_object();
+    if (body != NULL &&
+        (json_object_set_new(body, "ok", json_boolean(res.ok)) != 0 ||
+         json_object_set_new(body, "checked", json_integer(res.checked)) != 0 ||
+         json_object_set_new(body, "last_seq", json_integer(res.last_seq)) != 0 ||
+         json_object_set_new(body, "last_mac", json_string(mac)) != 0 ||
+         json_object_set_new(body, "problem", json_string(audit_problem_name(res.problem))) != 0 ||
+         json_object_set_new(body, "bad_seq", int_or_null(res.bad_seq)) != 0 ||
+         json_object_set_new(body, "found_seq", int_or_null(res.found_seq)) != 0)) {
+        json_decref(body);
+        body = NULL;
+    }
+    if (!res.ok)
+        log_warn("audit chain broken at seq %lld: %s", (long long)res.bad_seq,
+                 audit_problem_name(res.problem));
+    api_reply_json(r, 200, body); /* NULL: 500 */
 }

@@ -1,15 +1,555 @@
 /*
- * Admin API usersigs: sign one UserSig or PrivateMapKey; verify and explain a token.
- * Not implemented yet: each route answers 501 not_implemented.
+ * Admin API usersigs: sign one UserSig or PrivateMapKey with the app's active key (read fresh in
+ * the signing transaction, so a rotation made by another process is used by the next token), and
+ * verify a token against every live key version of its app, naming the version that signed it or,
+ * on a signature mismatch, the other app's key that did (the usual cause of Tencent's 70009).
  */
 #include "handlers.h"
+#include "service.h"
+
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MSG_BUF 512
+
+/* Tencent's codes for what the handler finds beyond the codec's checks. */
+#define TENCENT_NO_KEY 70016 /* the app has no key to check with */
+#define TENCENT_BAD_SIGNATURE 70009
+
+static int64_t now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* ---- sign ------------------------------------------------------------------------------------ */
+
+static const struct api_field sign_fields[] = {
+    {"identifier", API_FIELD_STRING, API_FIELD_REQUIRED},
+    {"expire", API_FIELD_INTEGER, 0},
+    {"room_id", API_FIELD_INTEGER, 0},
+    {"room_str", API_FIELD_STRING, 0},
+    {"privilege_map", API_FIELD_INTEGER, 0},
+    {NULL, 0, 0},
+};
+
+struct sign_input {
+    const char *identifier; /* borrowed from the body */
+    size_t identifier_len;
+    bool has_expire;
+    json_int_t expire;
+    struct usersig_room room;
+};
+
+/* The checks that need no app: room and privilege_map. API_OK, or the error with msg filled. */
+static enum api_error sign_parse(const json_t *body, struct sign_input *in, char *msg, size_t cap)
+{
+    const json_t *id = json_object_get(body, "identifier");
+    const json_t *expire = json_object_get(body, "expire");
+    const json_t *room_id = json_object_get(body, "room_id");
+    const json_t *room_str = json_object_get(body, "room_str");
+    const json_t *priv = json_object_get(body, "privilege_map");
+
+    memset(in, 0, sizeof *in);
+    in->identifier = json_string_value(id);
+    in->identifier_len = json_string_length(id);
+    if (expire != NULL) {
+        in->has_expire = true;
+        in->expire = json_integer_value(expire);
+    }
+    if (room_id != NULL && room_str != NULL) {
+        snprintf(msg, cap, "give room_id or room_str, not both");
+        return API_ERR_BAD_ROOM;
+    }
+    if (room_id != NULL) {
+        json_int_t v = json_integer_value(room_id);
+        if (v < 1 || v > (json_int_t)UINT32_MAX) {
+            snprintf(msg, cap, "room_id must be an integer from 1 to 4294967295");
+            return API_ERR_BAD_ROOM;
+        }
+        in->room.kind = USERSIG_ROOM_NUMERIC;
+        in->room.room_id = (uint32_t)v;
+    } else if (room_str != NULL) {
+        size_t len = json_string_length(room_str);
+        if (len < 1 || len > USERSIG_MAX_ROOM_STR) {
+            snprintf(msg, cap, "room_str must be 1 to %d bytes", USERSIG_MAX_ROOM_STR);
+            return API_ERR_BAD_ROOM;
+        }
+        in->room.kind = USERSIG_ROOM_STRING;
+        in->room.room_str = json_string_value(room_str);
+        in->room.room_str_len = len;
+    }
+    if (priv != NULL) {
+        json_int_t v = json_integer_value(priv);
+        if (v < 0 || v > 255) {
+            snprintf(msg, cap, "privilege_map must be an integer from 0 to 255");
+            return API_ERR_BAD_PRIVILEGE;
+        }
+        if (in->room.kind == USERSIG_ROOM_NONE) {
+            snprintf(msg, cap, "privilege_map needs a room: give room_id or room_str with it");
+            return API_ERR_BAD_PRIVILEGE;
+        }
+        in->room.privilege_map = (uint32_t)v;
+    } else if (in->room.kind != USERSIG_ROOM_NONE) {
+        in->room.privilege_map = 255;
+    }
+    return API_OK;
+}
+
+/* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire. */
+static enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
+                                     size_t cap)
+{
+    if (usersig_identifier_check(in->identifier, in->identifier_len,
+                                 (enum usersig_id_policy)app->identifier_policy) != USERSIG_OK) {
+        if (app->identifier_policy == STORE_ID_STRICT)
+            snprintf(msg, cap,
+                     "identifier must be 1 to %d bytes of A-Z a-z 0-9 _ - (app %u's "
+                     "identifier_policy is strict)",
+                     USERSIG_MAX_IDENTIFIER, app->sdkappid);
+        else
+            snprintf(msg, cap,
+                     "identifier must be 1 to %d bytes of printable ASCII, 0x20 to 0x7e (app "
+                     "%u's identifier_policy is printable)",
+                     USERSIG_MAX_IDENTIFIER, app->sdkappid);
+        return API_ERR_BAD_IDENTIFIER;
+    }
+    if (!in->has_expire) {
+        in->expire = app->default_expire;
+        in->has_expire = true;
+    }
+    if (in->expire < 1 || in->expire > (json_int_t)app->max_expire) {
+        snprintf(msg, cap,
+                 "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
+                 app->max_expire, app->sdkappid, app->max_expire);
+        return API_ERR_BAD_EXPIRE;
+    }
+    return API_OK;
+}
+
+/* The audit details of a signature or of its refusal (never the token). NULL when out of
+ * memory. */
+static json_t *sign_details(const struct sign_input *in, int64_t expire_at)
+{
+    json_t *d = json_object();
+    if (d == NULL)
+        return NULL;
+    int bad = 0;
+    /* A refused identifier may be long: the audit keeps at most what a valid one can be. */
+    if (in->identifier != NULL && in->identifier_len <= USERSIG_MAX_IDENTIFIER)
+        bad |=
+            json_object_set_new(d, "identifier", json_stringn(in->identifier, in->identifier_len));
+    if (in->has_expire)
+        bad |= json_object_set_new(d, "expire", json_integer(in->expire));
+    if (expire_at != 0)
+        bad |= json_object_set_new(d, "expire_at", json_integer(expire_at));
+    if (in->room.kind == USERSIG_ROOM_NUMERIC)
+        bad |= json_object_set_new(d, "room_id", json_integer(in->room.room_id));
+    if (in->room.kind == USERSIG_ROOM_STRING)
+        bad |= json_object_set_new(d, "room_str",
+                                   json_stringn(in->room.room_str, in->room.room_str_len));
+    if (in->room.kind != USERSIG_ROOM_NONE)
+        bad |= json_object_set_new(d, "privilege_map", json_integer(in->room.privilege_map));
+    if (bad != 0) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
+}
+
+static json_t *sign_reply(uint32_t sdkappid, const struct sign_input *in, uint32_t version,
+                          const char *token, size_t token_len, int64_t issued_at)
+{
+    return json_pack("{s:s%, s:I, s:s%, s:I, s:I, s:I, s:I}", "usersig", token, token_len,
+                     "sdkappid", (json_int_t)sdkappid, "identifier", in->identifier,
+                     in->identifier_len, "key_version", (json_int_t)version, "issued_at",
+                     (json_int_t)issued_at, "expire_at", (json_int_t)(issued_at + in->expire),
+                     "expire", in->expire);
+}
 
 void handle_usersig_sign(struct api_request *r)
 {
-    api_handler_not_implemented(r);
+    struct service *svc = r->ctx;
+    const uint32_t sdkappid = r->sdkappid;
+    struct sign_input in;
+    struct store_app app;
+    struct store_key key;
+    struct usersig_key *ukey = NULL;
+    struct usersig_signer *signer = NULL;
+    char token[USERSIG_TOKEN_BUF];
+    size_t token_len = 0;
+    char msg[MSG_BUF] = "";
+    enum api_error err = API_OK;
+    bool refused = false; /* the request broke a rule: audit the refusal */
+    enum store_rc rc;
+    enum usersig_rc urc;
+    struct usersig_params params;
+    json_t *details;
+    int64_t now = 0;
+
+    memset(&key, 0, sizeof key);
+    memset(&in, 0, sizeof in);
+    if (api_require_fields(r, sign_fields) != 0)
+        return;
+
+    err = sign_parse(r->body, &in, msg, sizeof msg);
+    if (err != API_OK) {
+        refused = true;
+        goto out;
+    }
+    if (store_begin(svc->st) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        goto out;
+    }
+    rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, &app);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
+        refused = rc == STORE_NOT_FOUND;
+        if (refused)
+            snprintf(msg, sizeof msg, "no app with sdkappid %u", sdkappid);
+        goto out;
+    }
+    err = sign_check_app(&app, &in, msg, sizeof msg);
+    if (err != API_OK) {
+        refused = true;
+        goto out;
+    }
+    /* FOR NO KEY UPDATE, not SHARE: record_use below updates the row in this transaction. */
+    rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_UPDATE, &key);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_INVALID_STATE);
+        refused = rc == STORE_NOT_FOUND;
+        if (refused)
+            snprintf(msg, sizeof msg,
+                     "app %u has no active key: import a key first (POST "
+                     "/v1/apps/%u/keys), or enable or rotate to one",
+                     sdkappid, sdkappid);
+        goto out;
+    }
+    if (service_open_key(svc, &key, &ukey) != 0) {
+        err = API_ERR_INTERNAL;
+        snprintf(msg, sizeof msg,
+                 "key version %u of app %u does not open under this server's master key",
+                 key.version, sdkappid);
+        goto out;
+    }
+    urc = usersig_signer_new(ukey, sdkappid, USERSIG_DEFAULT_LEVEL,
+                             (enum usersig_id_policy)app.identifier_policy, &signer);
+    if (urc != USERSIG_OK) {
+        err = api_error_from_usersig(urc);
+        refused = api_error_status(err) < 500;
+        snprintf(msg, sizeof msg, "%s", usersig_rc_message(urc));
+        goto out;
+    }
+    now = now_seconds();
+    params = (struct usersig_params){
+        .identifier = in.identifier,
+        .identifier_len = in.identifier_len,
+        .expire = (uint32_t)in.expire,
+        .time = now,
+        .room = in.room,
+    };
+    urc = usersig_sign(signer, &params, token, sizeof token, &token_len);
+    if (urc != USERSIG_OK) {
+        err = api_error_from_usersig(urc);
+        refused = api_error_status(err) < 500;
+        snprintf(msg, sizeof msg, "%s", usersig_rc_message(urc));
+        goto out;
+    }
+    rc = store_key_record_use(svc->st, sdkappid, key.version, 1);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_INTERNAL);
+        goto out;
+    }
+    details = sign_details(&in, now + in.expire);
+    if (details == NULL) {
+        err = API_ERR_INTERNAL;
+        goto out;
+    }
+    rc = service_audit(svc, r->principal, "usersig.sign", sdkappid, key.version, "ok", details);
+    details = NULL; /* stolen */
+    if (rc != STORE_OK || store_commit(svc->st) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "the signature could not be recorded; no UserSig was issued");
+        goto out;
+    }
+    /* Committed: the signature is recorded; now (and only now) the token goes out. */
+    api_reply_json(r, 200, sign_reply(sdkappid, &in, key.version, token, token_len, now));
+
+out:
+    if (err != API_OK) {
+        store_rollback(svc->st);
+        if (refused)
+            service_audit_refusal(svc, r->principal, "usersig.sign", sdkappid, key.version,
+                                  api_error_code(err), sign_details(&in, 0));
+        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
+    }
+    usersig_signer_free(signer);
+    usersig_key_free(ukey);
+    store_key_clear(&key);
+    OPENSSL_cleanse(token, sizeof token);
+}
+
+/* ---- verify ---------------------------------------------------------------------------------- */
+
+static const struct api_field verify_fields[] = {
+    {"usersig", API_FIELD_STRING, API_FIELD_REQUIRED},
+    {"sdkappid", API_FIELD_INTEGER, 0},
+    {"identifier", API_FIELD_STRING, 0},
+    {NULL, 0, 0},
+};
+
+struct verify_result {
+    const char *verdict; /* the codec's name, or one of the handler's own */
+    int tencent_code;
+    char message[MSG_BUF];
+    bool decoded;                              /* the fields of d may be shown */
+    uint32_t key_version;                      /* of the app's key that signed it; 0 = none */
+    uint32_t signed_by_app, signed_by_version; /* another app's key that signed it; 0 = none */
+};
+
+static void verdict_set(struct verify_result *res, enum usersig_verdict v)
+{
+    res->verdict = usersig_verdict_name(v);
+    res->tencent_code = usersig_verdict_tencent_code(v);
+    snprintf(res->message, sizeof res->message, "%s", usersig_verdict_message(v));
+}
+
+static json_t *verify_reply(const struct verify_result *res, const struct usersig_decoded *d)
+{
+    json_t *o =
+        json_pack("{s:b, s:s, s:i, s:s}", "valid", strcmp(res->verdict, "ok") == 0, "verdict",
+                  res->verdict, "tencent_code", res->tencent_code, "message", res->message);
+    if (o == NULL)
+        return NULL;
+    int64_t expire_at = 0;
+    /* The token's numbers are the caller's: expire_at only when the sum is a number. */
+    bool has_expire_at = res->decoded && !__builtin_add_overflow(d->time, d->expire, &expire_at);
+    int bad = 0;
+    bad |=
+        json_object_set_new(o, "sdkappid", res->decoded ? json_integer(d->sdkappid) : json_null());
+    bad |= json_object_set_new(o, "identifier",
+                               res->decoded ? json_stringn(d->identifier, d->identifier_len)
+                                            : json_null());
+    bad |= json_object_set_new(
+        o, "key_version", res->key_version != 0 ? json_integer(res->key_version) : json_null());
+    bad |= json_object_set_new(o, "issued_at", res->decoded ? json_integer(d->time) : json_null());
+    bad |=
+        json_object_set_new(o, "expire_at", has_expire_at ? json_integer(expire_at) : json_null());
+    bad |= json_object_set_new(o, "expire", res->decoded ? json_integer(d->expire) : json_null());
+    if (res->signed_by_app != 0)
+        bad |=
+            json_object_set_new(o, "signed_by",
+                                json_pack("{s:I, s:I}", "sdkappid", (json_int_t)res->signed_by_app,
+                                          "key_version", (json_int_t)res->signed_by_version));
+    if (bad != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Looks among the keys of the other apps the caller may see for one whose signature matches d.
+ * Keys that do not open are skipped (service_open_key logged them). 0, or -1 when the store
+ * failed. */
+static int find_signer(struct service *svc, const struct api_principal *p, uint32_t app,
+                       const struct usersig_decoded *d, struct verify_result *res)
+{
+    struct store_key *keys = NULL;
+    size_t n = 0;
+
+    if (!p->all_apps && p->n_apps == 0)
+        return 0;
+    if (store_key_list_sealed(svc->st, p->all_apps ? NULL : p->apps, p->all_apps ? 0 : p->n_apps,
+                              false, &keys, &n) != STORE_OK)
+        return -1;
+    for (size_t i = 0; i < n && res->signed_by_app == 0; i++) {
+        struct usersig_key *k = NULL;
+        if (keys[i].sdkappid == app || service_open_key(svc, &keys[i], &k) != 0)
+            continue;
+        if (usersig_check_signature(d, k) == USERSIG_VALID) {
+            res->signed_by_app = keys[i].sdkappid;
+            res->signed_by_version = keys[i].version;
+        }
+        usersig_key_free(k);
+    }
+    store_key_list_free(keys, n);
+    return 0;
+}
+
+/* Checks decoded d against the live key versions of app. API_OK with *res filled, or the error
+ * to answer with (msg filled). */
+static enum api_error verify_with_app(struct service *svc, const struct api_principal *p,
+                                      uint32_t app, const struct usersig_decoded *d,
+                                      const struct usersig_expect *expect,
+                                      struct verify_result *res, char *msg, size_t cap)
+{
+    struct store_app row;
+    struct store_key *keys = NULL;
+    struct usersig_key *matched = NULL;
+    size_t n = 0, match = 0;
+    bool all_kind_mismatch = true;
+    enum api_error err = API_OK;
+    enum store_rc rc;
+    int64_t now = now_seconds();
+
+    rc = store_app_get(svc->st, app, STORE_LOCK_NONE, &row);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
+        if (rc == STORE_NOT_FOUND)
+            snprintf(msg, cap,
+                     "no app with sdkappid %u here (a client would see Tencent's 70020 "
+                     "\"SDKAppID not found\"): check the SDKAppID the client uses",
+                     app);
+        goto out;
+    }
+    if (store_key_list_sealed(svc->st, &app, 1, false, &keys, &n) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        goto out;
+    }
+    if (n == 0) {
+        res->verdict = "no_key";
+        res->tencent_code = TENCENT_NO_KEY;
+        snprintf(res->message, sizeof res->message,
+                 "app %u has no key version to verify with: import a key first", app);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct usersig_key *k = NULL;
+        if (service_open_key(svc, &keys[i], &k) != 0) {
+            err = API_ERR_INTERNAL;
+            snprintf(msg, cap,
+                     "key version %u of app %u does not open under this server's master key",
+                     keys[i].version, app);
+            goto out;
+        }
+        enum usersig_verdict v = usersig_check_signature(d, k);
+        if (v != USERSIG_KIND_MISMATCH)
+            all_kind_mismatch = false;
+        if (v == USERSIG_VALID && matched == NULL) {
+            matched = k;
+            match = i;
+        } else {
+            usersig_key_free(k);
+        }
+    }
+
+    if (matched != NULL) {
+        /* The identifier, sdkappid and expiry checks come first, as Tencent's do. */
+        enum usersig_verdict v = usersig_check(d, expect, matched, now);
+        res->key_version = keys[match].version;
+        verdict_set(res, v);
+        if (v == USERSIG_VALID &&
+            (keys[match].state == STORE_KEY_PENDING || keys[match].state == STORE_KEY_DISABLED)) {
+            bool pending = keys[match].state == STORE_KEY_PENDING;
+            res->verdict = pending ? "key_pending" : "key_disabled";
+            res->tencent_code = TENCENT_BAD_SIGNATURE;
+            snprintf(res->message, sizeof res->message,
+                     "the UserSig was signed with key version %u of app %u, which is %s: it "
+                     "does not verify until that version is %s; issue a new UserSig with the "
+                     "active key",
+                     keys[match].version, app, pending ? "pending" : "disabled",
+                     pending ? "activated" : "enabled");
+        }
+        goto out;
+    }
+
+    enum usersig_verdict v = usersig_check(d, expect, NULL, now);
+    if (v == USERSIG_SIGNATURE_MISMATCH && all_kind_mismatch)
+        v = USERSIG_KIND_MISMATCH;
+    verdict_set(res, v);
+    if (v == USERSIG_SIGNATURE_MISMATCH) {
+        if (find_signer(svc, p, app, d, res) != 0) {
+            err = API_ERR_UNAVAILABLE;
+            goto out;
+        }
+        if (res->signed_by_app != 0)
+            snprintf(res->message, sizeof res->message,
+                     "the signature does not match app %u's keys: the UserSig was signed with "
+                     "the key of app %u (key version %u); issue it with app %u's key, or use "
+                     "SDKAppID %u in the client",
+                     app, res->signed_by_app, res->signed_by_version, app, res->signed_by_app);
+    }
+
+out:
+    usersig_key_free(matched);
+    store_key_list_free(keys, n);
+    return err;
 }
 
 void handle_usersig_verify(struct api_request *r)
 {
-    api_handler_not_implemented(r);
+    struct service *svc = r->ctx;
+    const json_t *j_token = json_object_get(r->body, "usersig");
+    const json_t *j_app = json_object_get(r->body, "sdkappid");
+    const json_t *j_id = json_object_get(r->body, "identifier");
+    struct usersig_decoded *d = NULL;
+    struct usersig_expect expect;
+    struct verify_result res;
+    char msg[MSG_BUF] = "";
+    enum api_error err = API_OK;
+    uint32_t app = 0;
+
+    memset(&res, 0, sizeof res);
+    memset(&expect, 0, sizeof expect);
+    if (api_require_fields(r, verify_fields) != 0)
+        return;
+    if (j_app != NULL) {
+        json_int_t v = json_integer_value(j_app);
+        if (v < 1 || v > (json_int_t)UINT32_MAX) {
+            err = API_ERR_INVALID_FIELD;
+            snprintf(msg, sizeof msg, "sdkappid must be an integer from 1 to 4294967295");
+            goto out;
+        }
+        app = (uint32_t)v;
+        expect.sdkappid = app;
+    }
+    if (j_id != NULL) {
+        expect.identifier = json_string_value(j_id);
+        expect.identifier_len = json_string_length(j_id);
+    }
+    /* Given sdkappid: the scope decides before anything about the token is said. */
+    if (app != 0 && !api_principal_has_app(r->principal, app)) {
+        err = API_ERR_FORBIDDEN;
+        snprintf(msg, sizeof msg, "the token's app scope does not include app %u", app);
+        goto out;
+    }
+    d = malloc(sizeof *d); /* large (the inflated document): not on the stack */
+    if (d == NULL) {
+        err = API_ERR_INTERNAL;
+        goto out;
+    }
+    enum usersig_verdict v =
+        usersig_decode(json_string_value(j_token), json_string_length(j_token), d);
+    if (v != USERSIG_VALID) {
+        verdict_set(&res, v);
+        goto out;
+    }
+    res.decoded = true;
+    if (app == 0)
+        app = d->sdkappid;
+    if (app == 0) {
+        err = API_ERR_APP_NOT_FOUND;
+        snprintf(msg, sizeof msg, "the UserSig carries SDKAppID 0, which no app has");
+        goto out;
+    }
+    if (!api_principal_has_app(r->principal, app)) {
+        err = API_ERR_FORBIDDEN;
+        snprintf(msg, sizeof msg,
+                 "the token's app scope does not include app %u, the UserSig's SDKAppID", app);
+        goto out;
+    }
+    err = verify_with_app(svc, r->principal, app, d, &expect, &res, msg, sizeof msg);
+
+out:
+    if (err != API_OK)
+        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
+    else
+        api_reply_json(r, 200, verify_reply(&res, d));
+    free(d);
 }

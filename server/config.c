@@ -53,7 +53,8 @@ _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is int-siz
 
 static const struct setting SETTINGS[] = {
     {"listen", T_ADDRESS, "127.0.0.1:8080", 0, 0, NULL, "USERSIGD_LISTEN", F(listen),
-     "Address of the admin API, host:port ([::1]:8080 for IPv6, 0.0.0.0:8080 for all)."},
+     "Address of the admin API, host:port ([::1]:8080 for IPv6, 0.0.0.0:8080 for all; port 0 "
+     "takes any free port, logged as \"listening on\")."},
     {"database_url", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_DATABASE_URL",
      F(database_url),
      "PostgreSQL URI or key=value string (password never logged); empty runs one in data_dir."},
@@ -187,7 +188,7 @@ static int parse_address(const char *s, char *host, size_t host_cap, uint16_t *p
         hlen = (size_t)(colon - s);
     }
     if (hlen == 0 || hlen >= host_cap || parse_int(colon + 1, &p) != 0 || colon[1] == '-' ||
-        p < 1 || p > 65535)
+        p < 0 || p > 65535)
         return -1;
     for (size_t i = 0; i < hlen; i++)
         if (isspace((unsigned char)h[i]) || h[i] == '/' || h[i] == '[' || h[i] == ']')
@@ -236,7 +237,7 @@ static void describe_allowed(const struct setting *s, char *out, size_t cap)
             snprintf(out, cap, "a string of at most %" PRId64 " bytes", s->max);
         return;
     case T_ADDRESS:
-        snprintf(out, cap, "host:port, port 1..65535");
+        snprintf(out, cap, "host:port, port 0..65535 (0: any free port)");
         return;
     case T_INT:
         snprintf(out, cap, "an integer %" PRId64 "..%" PRId64, s->min, s->max);

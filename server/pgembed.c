@@ -1,19 +1,18 @@
 /*
  * pgembed: creates, starts, takes over and stops the private PostgreSQL 15 cluster of a data
- * directory by running initdb, pg_ctl and createdb as child processes (argv arrays, no shell).
- * As root, PostgreSQL's commands and every write inside <data_dir>/pg happen in a child that
- * became the OS user "postgres" after fork (setgroups/setgid/setuid, async-signal-safe calls
- * only, as the parent may have threads): root never writes in a directory that user controls.
+ * directory by running initdb, pg_ctl and createdb as child processes (argv arrays, no shell;
+ * the runner is proc.c). As root, PostgreSQL's commands and every write inside <data_dir>/pg
+ * happen in a child that became the OS user "postgres" after fork (proc_spawn,
+ * proc_fileop_run): root never writes in a directory that user controls.
  */
 #include "pgembed.h"
 
 #include "log.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -41,17 +40,6 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* Who the PostgreSQL commands run as, and what they get. */
-struct runas {
-    bool drop; /* root: become uid/gid/groups in the child */
-    uid_t uid;
-    gid_t gid;
-    gid_t groups[64]; /* the first 64 supplementary groups are plenty for "postgres" */
-    int ngroups;
-    char *env[3]; /* PATH, TZ (when set), NULL: nothing else of ours leaks into PostgreSQL */
-    long maxfd;   /* for closing descriptors when close_range() is missing */
-};
-
 struct pgembed {
     char *data_dir; /* absolute, symlinks resolved */
     char *pg_dir;   /* <data_dir>/pg: owned by the run user */
@@ -59,19 +47,10 @@ struct pgembed {
     char *run_dir;  /* <data_dir>/pg/run: the socket directory */
     char *log_path; /* <data_dir>/pg.log */
     char *pg_ctl, *initdb, *createdb;
-    struct runas as;
-    int lock_fd; /* <data_dir>/pg.lock, flock()ed while the handle lives */
-    int log_fd;  /* pg.log, O_APPEND */
+    struct proc_runas as; /* who the PostgreSQL commands run as, and what they get */
+    int lock_fd;          /* <data_dir>/pg.lock, flock()ed while the handle lives */
+    int log_fd;           /* pg.log, O_APPEND */
     pid_t postmaster;
-};
-
-/* A file operation run as the run user: mkdir, write (to tmp, then renamed) or append. */
-struct fileop {
-    enum { OP_MKDIR, OP_WRITE, OP_APPEND, OP_UNLINK, OP_RENAME } kind;
-    const char *path;
-    const char *other; /* OP_WRITE: the temporary file; OP_RENAME: the new name */
-    const char *data;
-    size_t len;
 };
 
 const char *pgembed_rc_message(enum pgembed_rc rc)
@@ -123,123 +102,7 @@ static bool is_exec(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
-/* ---- Child processes -------------------------------------------------------------------- */
-
-/* Between fork and exec (or _exit): async-signal-safe calls only. */
-static int child_enter(const struct runas *as, const char *cwd)
-{
-    struct sigaction sa;
-    sigset_t none;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        (void)sigaction(s, &sa, NULL); /* an ignored signal would stay ignored across exec */
-    sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
-        return -1;
-    if (as->drop) {
-        if (setgroups((size_t)as->ngroups, as->groups) != 0 || setgid(as->gid) != 0 ||
-            setuid(as->uid) != 0)
-            return -1;
-        if (setuid(0) == 0) /* root could be regained: refuse to go on */
-            return -1;
-    }
-    if (cwd != NULL && chdir(cwd) != 0)
-        return -1;
-    umask(077);
-    return 0;
-}
-
-static void child_say(const char *a, const char *b)
-{
-    ssize_t w = write(STDERR_FILENO, a, strlen(a));
-    w = write(STDERR_FILENO, b, strlen(b));
-    w = write(STDERR_FILENO, "\n", 1);
-    (void)w;
-}
-
-/* Forks a child running argv[0] (an absolute path) as as, in cwd (NULL: ours), stdin /dev/null,
- * stdout on out_fd, stderr on err_fd (-1: /dev/null), no other descriptor. Returns its pid. */
-static pid_t spawn(const struct runas *as, const char *cwd, const char *const argv[], int out_fd,
-                   int err_fd)
-{
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-
-    int o = out_fd >= 0 ? fcntl(out_fd, F_DUPFD, 3) : -1;
-    int e = err_fd >= 0 ? fcntl(err_fd, F_DUPFD, 3) : -1;
-    int nul = open("/dev/null", O_RDWR);
-    if (nul < 0 || dup2(nul, 0) < 0 || dup2(o >= 0 ? o : nul, 1) < 0 ||
-        dup2(e >= 0 ? e : nul, 2) < 0)
-        _exit(126);
-    if (close_range(3, ~0U, 0) != 0)
-        for (long fd = 3; fd < as->maxfd; fd++)
-            (void)close((int)fd);
-    if (child_enter(as, cwd) != 0) {
-        child_say("usersigd: cannot switch to the PostgreSQL user or directory for ", argv[0]);
-        _exit(126);
-    }
-    execve(argv[0], (char *const *)argv, as->env);
-    child_say("usersigd: cannot execute ", argv[0]);
-    _exit(127);
-}
-
-static int wait_for(pid_t pid, int *status)
-{
-    while (waitpid(pid, status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return 0;
-}
-
-static void describe_status(int st, char *buf, size_t cap)
-{
-    if (WIFEXITED(st))
-        snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, cap, "killed by signal %d", WTERMSIG(st));
-    else
-        snprintf(buf, cap, "wait status %d", st);
-}
-
-/* Runs argv as the current user and reads its standard output into out (NUL-terminated,
- * truncated at cap - 1). Returns 0 when it exits 0. */
-static int run_capture(const struct runas *as, const char *const argv[], char *out, size_t cap)
-{
-    struct runas self = *as;
-    int p[2], st;
-    size_t n = 0;
-    char junk[256];
-
-    self.drop = false;
-    out[0] = '\0';
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    pid_t pid = spawn(&self, NULL, argv, p[1], -1);
-    close(p[1]);
-    if (pid < 0) {
-        close(p[0]);
-        return -1;
-    }
-    for (;;) {
-        bool room = n + 1 < cap;
-        ssize_t r = read(p[0], room ? out + n : junk, room ? cap - 1 - n : sizeof junk);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (room)
-            n += (size_t)r;
-    }
-    close(p[0]);
-    out[n] = '\0';
-    if (wait_for(pid, &st) != 0)
-        return -1;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
+/* ---- Running PostgreSQL's commands ------------------------------------------------------ */
 
 /* Appends to err the last lines pg.log got since offset from, control characters but newlines
  * replaced. */
@@ -306,89 +169,21 @@ static enum pgembed_rc run_pg(const struct pgembed *pg, const char *what, const 
     (void)w;
 
     off_t from = lseek(pg->log_fd, 0, SEEK_END);
-    pid_t pid = spawn(&pg->as, pg->pg_dir, argv, pg->log_fd, pg->log_fd);
+    pid_t pid = proc_spawn(&pg->as, pg->pg_dir, argv, pg->log_fd, pg->log_fd);
     if (pid < 0) {
         log_errbuf(err, errlen, "cannot start %s: fork: %s", what, strerror(errno));
         return PGEMBED_SYSTEM;
     }
-    if (wait_for(pid, &st) != 0) {
+    if (proc_wait(pid, &st) != 0) {
         log_errbuf(err, errlen, "cannot wait for %s: %s", what, strerror(errno));
         return PGEMBED_SYSTEM;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return PGEMBED_OK;
-    describe_status(st, how, sizeof how);
+    proc_describe_status(st, how, sizeof how);
     log_errbuf(err, errlen, "%s failed (%s)", what, how);
     append_log_tail(pg, from, err, errlen);
     return PGEMBED_FAILED;
-}
-
-/* Async-signal-safe: it may run in a child between fork and _exit. */
-static int do_fileop(const struct fileop *op)
-{
-    struct stat st;
-    int fd;
-
-    switch (op->kind) {
-    case OP_MKDIR:
-        if (mkdir(op->path, 0700) == 0)
-            return 0;
-        if (errno == EEXIST && stat(op->path, &st) == 0 && S_ISDIR(st.st_mode))
-            return 0;
-        return -1;
-    case OP_UNLINK:
-        return unlink(op->path) == 0 || errno == ENOENT ? 0 : -1;
-    case OP_RENAME:
-        return rename(op->path, op->other);
-    case OP_WRITE:
-    case OP_APPEND:
-        if (op->kind == OP_WRITE) {
-            (void)unlink(op->other);
-            fd = open(op->other, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        } else {
-            fd = open(op->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-        }
-        if (fd < 0)
-            return -1;
-        /* A few hundred bytes to a regular file: one write, or an error. */
-        ssize_t w = write(fd, op->data, op->len);
-        int e = w < 0 ? errno : EIO;
-        if (w != (ssize_t)op->len || fsync(fd) != 0) {
-            e = w == (ssize_t)op->len ? errno : e;
-            close(fd);
-            errno = e;
-            return -1;
-        }
-        if (close(fd) != 0)
-            return -1;
-        return op->kind == OP_WRITE ? rename(op->other, op->path) : 0;
-    }
-    errno = EINVAL;
-    return -1;
-}
-
-/* Runs op as the run user: directly when that is us, else in a child that became it. Returns 0
- * or -1 with errno set. */
-static int as_user(const struct pgembed *pg, const struct fileop *op)
-{
-    int st;
-
-    if (!pg->as.drop)
-        return do_fileop(op);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        if (child_enter(&pg->as, NULL) != 0)
-            _exit(EPERM);
-        _exit(do_fileop(op) == 0 ? 0 : (errno > 0 && errno < 126 ? errno : EIO));
-    }
-    if (wait_for(pid, &st) != 0)
-        return -1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return 0;
-    errno = WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
-    return -1;
 }
 
 /* ---- Finding PostgreSQL ---------------------------------------------------------------- */
@@ -413,7 +208,7 @@ static char *find_in_path(const char *name)
 }
 
 /* The major version of the PostgreSQL in dir (all of its binaries we use present), or -1. */
-static int bindir_major(const struct runas *as, const char *dir)
+static int bindir_major(const struct proc_runas *as, const char *dir)
 {
     static const char *const need[] = {"pg_ctl", "initdb", "postgres", "createdb"};
     char out[256], *pg_ctl = NULL;
@@ -429,7 +224,7 @@ static int bindir_major(const struct runas *as, const char *dir)
     if ((pg_ctl = join(dir, "pg_ctl")) == NULL)
         return -1;
     const char *argv[] = {pg_ctl, "--version", NULL};
-    if (run_capture(as, argv, out, sizeof out) == 0) {
+    if (proc_capture(as, argv, out, sizeof out) == 0) {
         const char *v = strstr(out, "(PostgreSQL) ");
         if (v != NULL)
             major = atoi(v + strlen("(PostgreSQL) "));
@@ -448,7 +243,7 @@ static enum pgembed_rc find_binaries(struct pgembed *pg, char *err, size_t errle
     const char *argv[] = {pg_config, "--bindir", NULL};
     enum pgembed_rc rc = cand[1] != NULL ? PGEMBED_NOT_INSTALLED : PGEMBED_SYSTEM;
 
-    if (pg_config != NULL && run_capture(&pg->as, argv, out, sizeof out) == 0 && out[0] == '/') {
+    if (pg_config != NULL && proc_capture(&pg->as, argv, out, sizeof out) == 0 && out[0] == '/') {
         out[strcspn(out, "\r\n")] = '\0';
         if ((cand[0] = strdup(out)) == NULL)
             rc = PGEMBED_SYSTEM;
@@ -484,29 +279,21 @@ static enum pgembed_rc find_binaries(struct pgembed *pg, char *err, size_t errle
 /* ---- The data directory ------------------------------------------------------------------ */
 
 /* As root: the OS user PostgreSQL runs as, and its groups. */
-static enum pgembed_rc lookup_os_user(struct runas *as, char *err, size_t errlen)
+static enum pgembed_rc lookup_os_user(struct proc_runas *as, char *err, size_t errlen)
 {
-    struct passwd pw, *res = NULL;
-    char buf[16384];
-    int n = (int)(sizeof as->groups / sizeof as->groups[0]);
+    enum proc_user_rc rc = proc_runas_lookup(as, OS_USER);
 
-    if (getpwnam_r(OS_USER, &pw, buf, sizeof buf, &res) != 0 || res == NULL) {
+    if (rc == PROC_USER_UNKNOWN) {
         log_errbuf(
             err, errlen,
             "usersigd runs as root and PostgreSQL refuses to: it runs as the OS user \"" OS_USER
             "\", which does not exist: " INSTALL_HINT " (or run usersigd as another user)");
         return PGEMBED_NOT_INSTALLED;
     }
-    if (pw.pw_uid == 0) {
+    if (rc == PROC_USER_ROOT) {
         log_errbuf(err, errlen, "the OS user \"" OS_USER "\" has uid 0; PostgreSQL refuses root");
         return PGEMBED_NOT_INSTALLED;
     }
-    as->uid = pw.pw_uid;
-    as->gid = pw.pw_gid;
-    as->ngroups = getgrouplist(OS_USER, pw.pw_gid, as->groups, &n) < 0
-                      ? (int)(sizeof as->groups / sizeof as->groups[0])
-                      : n;
-    as->drop = true;
     return PGEMBED_OK;
 }
 
@@ -533,16 +320,6 @@ static int mkdir_p(const char *path)
     return rc;
 }
 
-static bool in_groups(const struct runas *as, gid_t gid)
-{
-    if (gid == as->gid)
-        return true;
-    for (int i = 0; i < as->ngroups; i++)
-        if (as->groups[i] == gid)
-            return true;
-    return false;
-}
-
 /* As root: gives path and each of its parents the one search bit (user, group or other, as
  * applies) the run user lacks to reach it. Walks with openat(O_NOFOLLOW), so a component
  * swapped for a symlink meanwhile is refused rather than followed. */
@@ -564,9 +341,9 @@ static enum pgembed_rc make_traversable(const struct pgembed *pg, char *err, siz
             rc = PGEMBED_SYSTEM;
             break;
         }
-        mode_t bit = st.st_uid == pg->as.uid         ? S_IXUSR
-                     : in_groups(&pg->as, st.st_gid) ? S_IXGRP
-                                                     : S_IXOTH;
+        mode_t bit = st.st_uid == pg->as.uid                   ? S_IXUSR
+                     : proc_runas_in_group(&pg->as, st.st_gid) ? S_IXGRP
+                                                               : S_IXOTH;
         if ((st.st_mode & bit) == 0) {
             size_t shown = name == copy ? 1 : (size_t)(name - copy - 1);
             if (fchmod(fd, (st.st_mode & 07777) | bit) != 0) {
@@ -689,7 +466,7 @@ out:
 static enum pgembed_rc make_pg_dirs(struct pgembed *pg, char *err, size_t errlen)
 {
     struct stat st;
-    struct fileop op = {.kind = OP_MKDIR, .path = pg->run_dir};
+    struct proc_fileop op = {.kind = PROC_OP_MKDIR, .path = pg->run_dir};
 
     if (mkdir(pg->pg_dir, 0700) == 0 && pg->as.drop) {
         /* O_NOFOLLOW: a symlink swapped in meanwhile is not followed to something else. */
@@ -719,7 +496,7 @@ static enum pgembed_rc make_pg_dirs(struct pgembed *pg, char *err, size_t errlen
                                : "run usersigd as its owner (or as root if that is " OS_USER ")");
         return PGEMBED_BAD_DIR;
     }
-    if (as_user(pg, &op) != 0) {
+    if (proc_fileop_run(&pg->as, &op) != 0) {
         log_errbuf(err, errlen, "cannot create %s: %s", pg->run_dir, strerror(errno));
         return PGEMBED_BAD_DIR;
     }
@@ -819,11 +596,11 @@ static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, siz
             return PGEMBED_OK; /* stale: the postmaster replaces the file */
         if (s == PM_FOREIGN) {
             char *path = join(pg->pgdata, "postmaster.pid");
-            struct fileop op = {.kind = OP_UNLINK, .path = path};
+            struct proc_fileop op = {.kind = PROC_OP_UNLINK, .path = path};
             log_warn("embedded PostgreSQL: %s names pid %ld, which is not a PostgreSQL process "
                      "(left by a server that did not stop): removing it",
                      path ? path : "postmaster.pid", pi.pid);
-            int r = path != NULL ? as_user(pg, &op) : -1;
+            int r = path != NULL ? proc_fileop_run(&pg->as, &op) : -1;
             free(path);
             if (r != 0) {
                 log_errbuf(err, errlen, "cannot remove the stale postmaster.pid of %s: %s",
@@ -886,9 +663,9 @@ static enum pgembed_rc write_settings(const struct pgembed *pg, const char *pgda
         log_errbuf(err, errlen, "out of memory");
         goto out;
     }
-    struct fileop op = {
-        .kind = OP_WRITE, .path = path, .other = tmp, .data = text, .len = strlen(text)};
-    if (as_user(pg, &op) != 0) {
+    struct proc_fileop op = {
+        .kind = PROC_OP_WRITE, .path = path, .other = tmp, .data = text, .len = strlen(text)};
+    if (proc_fileop_run(&pg->as, &op) != 0) {
         log_errbuf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
@@ -965,9 +742,9 @@ static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen
                             NULL};
     if ((rc = run_pg(pg, "initdb", initdb, err, errlen)) != PGEMBED_OK)
         goto out;
-    struct fileop add = {
-        .kind = OP_APPEND, .path = conf, .data = include, .len = sizeof include - 1};
-    if (as_user(pg, &add) != 0) {
+    struct proc_fileop add = {
+        .kind = PROC_OP_APPEND, .path = conf, .data = include, .len = sizeof include - 1};
+    if (proc_fileop_run(&pg->as, &add) != 0) {
         log_errbuf(err, errlen, "cannot append to %s: %s", conf, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
@@ -985,8 +762,8 @@ static enum pgembed_rc init_cluster(struct pgembed *pg, char *err, size_t errlen
     }
     if ((rc = server_stop(pg, init, "fast", err, errlen)) != PGEMBED_OK)
         goto out;
-    struct fileop mv = {.kind = OP_RENAME, .path = init, .other = pg->pgdata};
-    if (as_user(pg, &mv) != 0) {
+    struct proc_fileop mv = {.kind = PROC_OP_RENAME, .path = init, .other = pg->pgdata};
+    if (proc_fileop_run(&pg->as, &mv) != 0) {
         log_errbuf(err, errlen, "cannot rename %s to %s: %s", init, pg->pgdata, strerror(errno));
         rc = PGEMBED_BAD_DIR;
         goto out;
@@ -1102,15 +879,13 @@ static void handle_free(struct pgembed *pg)
     free(pg->pg_ctl);
     free(pg->initdb);
     free(pg->createdb);
-    free(pg->as.env[0]);
-    free(pg->as.env[1]);
+    proc_runas_free(&pg->as);
     free(pg);
 }
 
 static enum pgembed_rc handle_new(struct pgembed **out, char *err, size_t errlen)
 {
     struct pgembed *pg = calloc(1, sizeof *pg);
-    const char *path = getenv("PATH"), *tz = getenv("TZ");
 
     *out = pg;
     if (pg == NULL) {
@@ -1118,11 +893,7 @@ static enum pgembed_rc handle_new(struct pgembed **out, char *err, size_t errlen
         return PGEMBED_SYSTEM;
     }
     pg->lock_fd = pg->log_fd = -1;
-    pg->as.maxfd = sysconf(_SC_OPEN_MAX) > 0 ? sysconf(_SC_OPEN_MAX) : 1024;
-    pg->as.env[0] = xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
-    if (tz != NULL)
-        pg->as.env[1] = xasprintf("TZ=%s", tz);
-    if (pg->as.env[0] == NULL || (tz != NULL && pg->as.env[1] == NULL)) {
+    if (proc_runas_init(&pg->as) != 0) {
         log_errbuf(err, errlen, "out of memory");
         return PGEMBED_SYSTEM; /* the caller frees *out */
     }

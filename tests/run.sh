@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# The official Node library for the cross-checks and the end-to-end tests (pinned in tests/node).
+if [ ! -d tests/node/node_modules/tls-sig-api-v2 ]; then
+    npm ci --prefix tests/node --no-audit --no-fund
+fi
+
 cmake -S . -B build -DUSERSIGD_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")

@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# The usersigd image: a Release build on Debian 12 (bookworm), run as an unprivileged user.
+# It holds no PostgreSQL server: give it one with USERSIGD_DATABASE_URL (docker-compose.yml does).
+#
+#   docker build -t usersigd .
+
+# ---- build: compilers and -dev packages, thrown away afterwards ----
+FROM debian:12 AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        build-essential cmake pkg-config \
+        libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# What goes in is filtered by .dockerignore (no build trees, secrets, .git or node_modules).
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
+    && cmake --build /build --target usersigd usersig -j"$(nproc)"
+
+# ---- runtime: the shared libraries only ----
+FROM debian:12 AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libssl3 zlib1g libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libpq5 \
+        ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 usersigd \
+    && useradd --system --uid 10001 --gid usersigd --home-dir /var/lib/usersigd \
+        --no-create-home --shell /usr/sbin/nologin usersigd \
+    && install -d -o usersigd -g usersigd -m 0700 /var/lib/usersigd
+
+COPY --from=build /build/usersigd /build/usersig /usr/local/bin/
+COPY --from=build /src/migrations/ /usr/share/usersigd/migrations/
+# Fails the build if a runtime library is missing from the list above.
+RUN if ldd /usr/local/bin/usersigd /usr/local/bin/usersig | grep 'not found'; then exit 1; fi
+
+# The daemon reads its migrations directory from USERSIGD_MIGRATIONS_DIR: the default compiled
+# in points into the source tree of the build stage, which is not in this image.
+ENV USERSIGD_MIGRATIONS_DIR=/usr/share/usersigd/migrations \
+    USERSIGD_DATA_DIR=/var/lib/usersigd \
+    USERSIGD_LISTEN=0.0.0.0:8080
+
+# Numeric, so that "run as non-root" policies can check it without reading /etc/passwd.
+USER 10001:10001
+WORKDIR /var/lib/usersigd
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
+CMD ["usersigd", "serve"]

@@ -1,0 +1,189 @@
+/*
+ * The store's API tokens (api_tokens): a name, a role, the apps they cover and the SHA-256 of
+ * their secret, never the secret itself. Checking a presented token is the caller's
+ * (service.c); what a role may do is the admin API's (admin-api/routes.c).
+ */
+#include "store_int.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- API tokens ---- */
+
+static const char *const role_names[] = {"admin", "key_manager", "signer", "auditor"};
+
+const char *store_role_name(enum store_role r)
+{
+    return (unsigned)r < 4 ? role_names[r] : "?";
+}
+
+int store_role_parse(const char *name)
+{
+    return store_name_index(role_names, 4, name);
+}
+
+/* clang-format off */
+#define TOKEN_COLUMNS \
+    "id, name, role, apps, secret_hash, " \
+    US("created_at") ", " US("expires_at") ", " US("revoked_at") ", " US("last_used_at")
+/* clang-format on */
+
+/* "{1,2,3}" into t->apps. */
+static bool parse_apps(const char *s, struct store_token *t)
+{
+    t->n_apps = 0;
+    if (*s++ != '{')
+        return false;
+    while (*s != '}') {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end == s || errno != 0 || v == 0 || v > UINT32_MAX || t->n_apps == STORE_TOKEN_MAX_APPS)
+            return false;
+        t->apps[t->n_apps++] = (uint32_t)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '}')
+            return false;
+    }
+    return t->n_apps > 0;
+}
+
+static bool parse_token(const PGresult *r, int row, struct store_token *t)
+{
+    int role = store_role_parse(PQgetvalue(r, row, 2));
+    bool ok;
+    memset(t, 0, sizeof *t);
+    t->id = store_col_int(r, row, 0);
+    t->role = role >= 0 ? (enum store_role)role : STORE_ROLE_AUDITOR;
+    t->all_apps = PQgetisnull(r, row, 3);
+    t->created_at_us = store_col_int(r, row, 5);
+    t->expires_at_us = store_col_int(r, row, 6);
+    t->revoked_at_us = store_col_int(r, row, 7);
+    t->last_used_at_us = store_col_int(r, row, 8);
+    ok = role >= 0 && store_col_text(r, row, 1, t->name, sizeof t->name) &&
+         (t->all_apps || parse_apps(PQgetvalue(r, row, 3), t)) &&
+         store_col_bytes(r, row, 4, t->secret_hash, sizeof t->secret_hash, NULL, true);
+    if (!ok)
+        log_error("store: api_tokens row %" PRId64 " does not fit its struct", t->id);
+    return ok;
+}
+
+/* clang-format off */
+static const char SQL_TOKEN_INSERT[] =
+    "INSERT INTO api_tokens (name, role, apps, secret_hash, expires_at) "
+    "VALUES ($1, $2, $3::bigint[], $4, " TS("$5") ") RETURNING id, " US("created_at");
+/* clang-format on */
+
+enum store_rc store_token_insert(struct store *st, struct store_token *t)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    bool ok;
+    char *apps_text = NULL;
+    enum store_rc rc = STORE_ERROR;
+
+    if (!t->all_apps && (t->n_apps == 0 || t->n_apps > STORE_TOKEN_MAX_APPS)) {
+        log_error("store: a token is scoped to 1..%d apps, or to all", STORE_TOKEN_MAX_APPS);
+        return STORE_ERROR;
+    }
+    apps_text = store_int_array_text(t->all_apps ? NULL : t->apps, t->n_apps, &ok);
+    if (!ok)
+        goto done;
+    store_param_text(&p, t->name);
+    store_param_text(&p, store_role_name(t->role));
+    store_param_text(&p, apps_text);
+    store_param_bytes(&p, t->secret_hash, sizeof t->secret_hash);
+    store_param_int_or_null(&p, t->expires_at_us);
+    rc = RUN(st, SQL_TOKEN_INSERT, &p, &r);
+    if (rc == STORE_OK) {
+        t->id = store_col_int(r, 0, 0);
+        t->created_at_us = store_col_int(r, 0, 1);
+    }
+done:
+    free(apps_text);
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_TOKEN_GET[] = "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = $1";
+
+enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    store_param_int(&p, id);
+    rc = RUN(st, SQL_TOKEN_GET, &p, &r);
+    if (rc == STORE_OK && PQntuples(r) == 0)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK && !parse_token(r, 0, out))
+        rc = STORE_ERROR;
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY id";
+
+enum store_rc store_token_list(struct store *st, struct store_token **out, size_t *n)
+{
+    PGresult *r = NULL;
+    struct store_token *tokens = NULL;
+    enum store_rc rc;
+    int rows;
+
+    *out = NULL;
+    *n = 0;
+    rc = RUN(st, SQL_TOKEN_LIST, NULL, &r);
+    if (rc != STORE_OK)
+        goto done;
+    rows = PQntuples(r);
+    if (rows > 0 && (tokens = calloc((size_t)rows, sizeof *tokens)) == NULL) {
+        log_error("store: out of memory");
+        rc = STORE_ERROR;
+        goto done;
+    }
+    for (int i = 0; i < rows; i++) {
+        if (!parse_token(r, i, &tokens[i])) {
+            rc = STORE_ERROR;
+            goto done;
+        }
+    }
+    *out = tokens;
+    *n = (size_t)rows;
+    tokens = NULL;
+done:
+    free(tokens);
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_TOKEN_REVOKE[] =
+    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1";
+
+enum store_rc store_token_revoke(struct store *st, int64_t id)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    store_param_int(&p, id);
+    rc = RUN(st, SQL_TOKEN_REVOKE, &p, &r);
+    if (rc == STORE_OK && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = STORE_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_TOKEN_TOUCH[] =
+    "UPDATE api_tokens SET last_used_at = now() WHERE id = $1 "
+    "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')";
+
+enum store_rc store_token_touch(struct store *st, int64_t id)
+{
+    struct store_params p = {0};
+    store_param_int(&p, id);
+    return RUN(st, SQL_TOKEN_TOUCH, &p, NULL);
+}

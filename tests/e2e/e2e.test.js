@@ -1,0 +1,870 @@
+// End-to-end tests of the admin API against the real usersigd (started by tests/e2e/run.sh):
+// health, authentication and roles, apps, keys, UserSigs and the audit log. Each test makes its
+// own apps (unique SDKAppIDs) and keys, so tests do not depend on one another.
+'use strict';
+
+const { describe, test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const {
+  E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
+  appWithKey, sign, createToken, keyFile, usersig, usersigdCli, crossCheck, tokens,
+} = require('./lib');
+
+const now = () => Math.floor(Date.now() / 1000);
+
+describe('health', () => {
+  test('GET /healthz is 200 {"status":"ok"} without a token', async () => {
+    const res = await api('GET', '/healthz', { token: null });
+    expectStatus(res, 200);
+    assert.equal(res.json.status, 'ok');
+    assert.match(res.headers.get('x-request-id') || '', /^[0-9a-f]{16}$/);
+  });
+
+  test('GET /readyz is 200 ready with the schema version', async () => {
+    const res = await api('GET', '/readyz', { token: null });
+    expectStatus(res, 200);
+    assert.equal(res.json.status, 'ready');
+    // The last migration of migrations/ (0001_init.sql ...).
+    const last = fs.readdirSync(path.join(__dirname, '..', '..', 'migrations'))
+      .map((f) => /^(\d+)_.*\.sql$/.exec(f)).filter(Boolean).map((m) => Number(m[1]))
+      .reduce((x, y) => Math.max(x, y), 0);
+    assert.equal(res.json.schema_version, last, show(res));
+  });
+
+  test('an unknown path is 404 not_found, a wrong method 405 with Allow', async () => {
+    expectError(await api('GET', '/v1/nothing-here'), 404, 'not_found');
+    const res = await api('DELETE', '/v1/apps');
+    expectError(res, 405, 'method_not_allowed');
+    const allow = (res.headers.get('allow') || '').toUpperCase();
+    assert.ok(allow.includes('GET') && allow.includes('POST'), `Allow: ${allow}`);
+  });
+});
+
+describe('authentication and roles', () => {
+  test('no token is 401 with WWW-Authenticate', async () => {
+    const res = await api('GET', '/v1/apps', { token: null });
+    expectError(res, 401, 'unauthorized');
+    assert.match(res.headers.get('www-authenticate') || '', /^Bearer/);
+  });
+
+  test('a bad token is 401 and the reply does not repeat it', async () => {
+    for (const bad of ['usg_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'garbage',
+      'usg_999999_' + 'x'.repeat(43)]) {
+      const res = await api('GET', '/v1/apps', { token: bad });
+      expectError(res, 401, 'unauthorized');
+      assert.ok(!res.text.includes(bad), 'the reply repeats the token');
+      assert.match(res.headers.get('www-authenticate') || '', /^Bearer/);
+    }
+    // The admin token with its secret changed.
+    // (The first character of the secret: the last one also holds padding bits.)
+    const at = E2E.admin.indexOf('_', 4) + 1;
+    const tampered = E2E.admin.slice(0, at) + (E2E.admin[at] === 'A' ? 'B' : 'A') +
+      E2E.admin.slice(at + 1);
+    expectError(await api('GET', '/v1/apps', { token: tampered }), 401, 'unauthorized');
+  });
+
+  test('POST /v1/tokens creates a token that works; a revoked one is 401', async () => {
+    const res = await api('POST', '/v1/tokens', { body: { name: 'e2e auditor', role: 'auditor' } });
+    expectStatus(res, 201);
+    assert.equal(res.json.role, 'auditor');
+    assert.equal(res.json.name, 'e2e auditor');
+    assert.equal(res.json.apps, null);
+    assert.match(res.json.created_at, RFC3339);
+    assert.match(res.json.token, new RegExp(`^usg_${res.json.id}_`));
+    expectStatus(await api('GET', '/v1/apps', { token: res.json.token }), 200);
+    const list = await api('GET', '/v1/tokens');
+    expectStatus(list, 200);
+    assert.ok(list.json.tokens.some((t) => t.id === res.json.id));
+    const secret = res.json.token.slice(res.json.token.indexOf('_', 4) + 1);
+    assert.ok(!list.text.includes(secret), 'the list shows a secret');
+    const rev = await api('DELETE', `/v1/tokens/${res.json.id}`);
+    expectStatus(rev, 200);
+    assert.match(rev.json.revoked_at, RFC3339);
+    expectError(await api('GET', '/v1/apps', { token: res.json.token }), 401, 'unauthorized');
+    expectError(await api('DELETE', '/v1/tokens/987654321'), 404, 'token_not_found');
+  });
+
+  test('a token past its ttl is 401', async () => {
+    const res = await api('POST', '/v1/tokens', { body: { name: 'e2e short', role: 'auditor', ttl: 1 } });
+    expectStatus(res, 201);
+    assert.match(res.json.expires_at, RFC3339);
+    await new Promise((r) => setTimeout(r, 2100));
+    expectError(await api('GET', '/v1/apps', { token: res.json.token }), 401, 'unauthorized');
+  });
+
+  test('`usersigd token create` makes a working scoped token', async () => {
+    const a = await appWithKey();
+    const b = await appWithKey();
+    const r = usersigdCli(['token', 'create', '--name', 'e2e-cli-signer', '--role', 'signer',
+      '--apps', String(a.sdkappid)]);
+    assert.equal(r.code, 0, `usersigd token create: ${r.stdout}${r.stderr}`);
+    const m = /usg_\d+_[A-Za-z0-9_-]{43}/.exec(r.stdout);
+    assert.ok(m, `no token in: ${r.stdout}`);
+    assert.ok(!r.stderr.includes(m[0]), 'the token is in the log');
+    await sign(a.sdkappid, { identifier: 'olga' }, { token: m[0] });
+    expectError(await api('POST', `/v1/apps/${b.sdkappid}/usersigs`,
+      { token: m[0], body: { identifier: 'olga' } }), 403, 'forbidden');
+    const ev = await api('GET', '/v1/audit?action=token.create&actor=' +
+      encodeURIComponent('e2e-cli-signer'));
+    expectStatus(ev, 200);
+  });
+
+  test('a scoped auditor sees only its apps and their events', async () => {
+    const a = await appWithKey();
+    const b = await appWithKey();
+    const auditor = await createToken('auditor', [a.sdkappid]);
+    const list = await api('GET', `/v1/apps?after=${a.sdkappid - 1}&limit=1000`,
+      { token: auditor });
+    expectStatus(list, 200);
+    assert.deepEqual(list.json.apps.map((x) => x.sdkappid), [a.sdkappid]);
+    const ev = await api('GET', '/v1/audit?limit=1000', { token: auditor });
+    expectStatus(ev, 200);
+    assert.ok(ev.json.events.length >= 2, show(ev));
+    assert.ok(ev.json.events.every((e) => e.sdkappid === a.sdkappid), show(ev));
+    expectError(await api('GET', `/v1/apps/${b.sdkappid}`, { token: auditor }), 403, 'forbidden');
+  });
+
+  test('every reply has an X-Request-Id; JSON replies are no-store', async () => {
+    for (const res of [await api('GET', '/v1/apps', { token: null }),
+      await api('GET', '/v1/apps'), await api('GET', '/v1/nothing')]) {
+      assert.match(res.headers.get('x-request-id') || '', /^[0-9a-f]{16}$/, show(res));
+      assert.equal(res.headers.get('cache-control'), 'no-store', show(res));
+      assert.match(res.headers.get('content-type') || '', /^application\/json/, show(res));
+    }
+  });
+
+  test('key_manager: apps and keys yes; audit, tokens and signing 403', async () => {
+    const km = await createToken('key_manager');
+    const sdkappid = newAppId();
+    await createApp(sdkappid, {}, { token: km });
+    await addKey(sdkappid, newSecret(), {}, { token: km });
+    expectStatus(await api('GET', `/v1/apps/${sdkappid}/keys`, { token: km }), 200);
+    expectError(await api('GET', '/v1/audit', { token: km }), 403, 'forbidden');
+    expectError(await api('GET', '/v1/audit/verify', { token: km }), 403, 'forbidden');
+    expectError(await api('POST', '/v1/tokens', { token: km, body: { name: 'x', role: 'admin' } }),
+      403, 'forbidden');
+    expectError(await api('GET', '/v1/tokens', { token: km }), 403, 'forbidden');
+    expectError(await api('POST', `/v1/apps/${sdkappid}/usersigs`,
+      { token: km, body: { identifier: 'alice' } }), 403, 'forbidden');
+  });
+
+  test('signer scoped to one app: signs there; 403 elsewhere and outside its role', async () => {
+    const a = await appWithKey();
+    const b = await appWithKey();
+    const signer = await createToken('signer', [a.sdkappid]);
+    const got = await sign(a.sdkappid, { identifier: 'alice' }, { token: signer });
+    assert.equal(got.sdkappid, a.sdkappid);
+    expectError(await api('POST', `/v1/apps/${b.sdkappid}/usersigs`,
+      { token: signer, body: { identifier: 'alice' } }), 403, 'forbidden');
+    // Verifying a token of an app outside the scope.
+    const tb = await sign(b.sdkappid, { identifier: 'bob' });
+    expectError(await api('POST', '/v1/usersigs/verify',
+      { token: signer, body: { usersig: tb.usersig } }), 403, 'forbidden');
+    const va = await api('POST', '/v1/usersigs/verify',
+      { token: signer, body: { usersig: got.usersig, identifier: 'alice' } });
+    expectStatus(va, 200);
+    assert.equal(va.json.valid, true, show(va));
+    // Outside the role.
+    expectError(await api('POST', '/v1/apps',
+      { token: signer, body: { sdkappid: newAppId(), name: 'x' } }), 403, 'forbidden');
+    expectError(await api('GET', `/v1/apps/${a.sdkappid}/keys`, { token: signer }), 403,
+      'forbidden');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys`,
+      { token: signer, body: { secret: newSecret() } }), 403, 'forbidden');
+    expectError(await api('GET', '/v1/audit', { token: signer }), 403, 'forbidden');
+    expectError(await api('GET', '/v1/tokens', { token: signer }), 403, 'forbidden');
+  });
+
+  test('a scoped admin may not manage tokens; a scoped key_manager may not create other apps',
+    async () => {
+      const sdkappid = newAppId();
+      const admin = await createToken('admin', [sdkappid]);
+      expectError(await api('GET', '/v1/tokens', { token: admin }), 403, 'forbidden');
+      expectError(await api('POST', '/v1/tokens',
+        { token: admin, body: { name: 'x', role: 'signer' } }), 403, 'forbidden');
+      const km = await createToken('key_manager', [sdkappid]);
+      await createApp(sdkappid, {}, { token: km });
+      expectError(await api('POST', '/v1/apps',
+        { token: km, body: { sdkappid: newAppId(), name: 'x' } }), 403, 'forbidden');
+      expectError(await api('GET', `/v1/apps/${newAppId()}`, { token: km }), 403, 'forbidden');
+    });
+
+  test('auditor: reads apps, keys and audit; cannot sign, verify or change', async () => {
+    const a = await appWithKey();
+    const auditor = await createToken('auditor');
+    expectStatus(await api('GET', `/v1/apps/${a.sdkappid}`, { token: auditor }), 200);
+    expectStatus(await api('GET', `/v1/apps/${a.sdkappid}/keys`, { token: auditor }), 200);
+    expectStatus(await api('GET', `/v1/audit?sdkappid=${a.sdkappid}`, { token: auditor }), 200);
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { token: auditor, body: { identifier: 'alice' } }), 403, 'forbidden');
+    const t = await sign(a.sdkappid, { identifier: 'alice' });
+    expectError(await api('POST', '/v1/usersigs/verify',
+      { token: auditor, body: { usersig: t.usersig } }), 403, 'forbidden');
+    expectError(await api('POST', '/v1/apps',
+      { token: auditor, body: { sdkappid: newAppId(), name: 'x' } }), 403, 'forbidden');
+    expectError(await api('PATCH', `/v1/apps/${a.sdkappid}`,
+      { token: auditor, body: { name: 'x' } }), 403, 'forbidden');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { token: auditor, body: { secret: newSecret() } }), 403, 'forbidden');
+    expectError(await api('POST', '/v1/tokens',
+      { token: auditor, body: { name: 'x', role: 'admin' } }), 403, 'forbidden');
+  });
+});
+
+describe('apps', () => {
+  test('create is 201 with the defaults; GET returns it', async () => {
+    const sdkappid = newAppId();
+    const res = await api('POST', '/v1/apps', { body: { sdkappid, name: 'Shop' } });
+    expectStatus(res, 201);
+    assert.equal(res.json.sdkappid, sdkappid);
+    assert.equal(res.json.name, 'Shop');
+    assert.equal(res.json.default_expire, 15552000);
+    assert.equal(res.json.max_expire, 315360000);
+    assert.equal(res.json.identifier_policy, 'printable');
+    assert.equal(res.json.active_key_version, null);
+    assert.match(res.json.created_at, RFC3339);
+    assert.match(res.json.updated_at, RFC3339);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const got = await api('GET', `/v1/apps/${sdkappid}`);
+    expectStatus(got, 200);
+    assert.deepEqual(got.json, res.json);
+  });
+
+  test('a duplicate is 409 app_exists and changes nothing', async () => {
+    const sdkappid = newAppId();
+    const first = await createApp(sdkappid, { name: 'first' });
+    expectError(await api('POST', '/v1/apps', { body: { sdkappid, name: 'second' } }), 409,
+      'app_exists');
+    const got = await api('GET', `/v1/apps/${sdkappid}`);
+    assert.deepEqual(got.json, first);
+    // The refusal is in the audit log (and only there).
+    const audit = await api('GET', `/v1/audit?sdkappid=${sdkappid}&action=app.create`);
+    expectStatus(audit, 200);
+    assert.deepEqual(audit.json.events.map((e) => e.outcome), ['ok', 'app_exists']);
+  });
+
+  test('malformed JSON is 400 bad_json', async () => {
+    expectError(await api('POST', '/v1/apps', { raw: '{"sdkappid": 1,' }), 400, 'bad_json');
+    expectError(await api('POST', '/v1/apps', { raw: '[1,2]' }), 400, 'bad_json');
+    expectError(await api('POST', '/v1/apps', { raw: '{"name":"a","name":"b","sdkappid":5}' }),
+      400, 'bad_json');
+  });
+
+  test('a field of the wrong type is 400 invalid_field naming it', async () => {
+    expectError(await api('POST', '/v1/apps', { body: { sdkappid: 'abc', name: 'x' } }), 400,
+      'invalid_field', ['sdkappid']);
+    expectError(await api('POST', '/v1/apps', { body: { sdkappid: newAppId(), name: 42 } }), 400,
+      'invalid_field', ['name']);
+    expectError(await api('POST', '/v1/apps',
+      { body: { sdkappid: 4294967296, name: 'x' } }), 400, 'invalid_field', ['sdkappid']);
+    expectError(await api('POST', '/v1/apps',
+      { body: { sdkappid: newAppId(), name: 'x', identifier_policy: 'loose' } }), 400,
+    'invalid_field', ['identifier_policy']);
+  });
+
+  test('an unknown field is 400 unknown_field naming it; a missing one missing_field',
+    async () => {
+      expectError(await api('POST', '/v1/apps',
+        { body: { sdkappid: newAppId(), name: 'x', colour: 'red' } }), 400, 'unknown_field',
+      ['colour']);
+      expectError(await api('POST', '/v1/apps', { body: { name: 'x' } }), 400, 'missing_field',
+        ['sdkappid']);
+    });
+
+  test('default_expire over max_expire is 400 bad_expire', async () => {
+    expectError(await api('POST', '/v1/apps',
+      { body: { sdkappid: newAppId(), name: 'x', default_expire: 7200, max_expire: 3600 } }),
+    400, 'bad_expire');
+  });
+
+  test('an oversize body is 413 body_too_large', async () => {
+    const big = JSON.stringify({ sdkappid: newAppId(), name: 'x', pad: 'p'.repeat(1100 * 1024) });
+    expectError(await api('POST', '/v1/apps', { raw: big }), 413, 'body_too_large');
+  });
+
+  test('a body not sent as JSON is 415', async () => {
+    expectError(await api('POST', '/v1/apps',
+      { raw: JSON.stringify({ sdkappid: newAppId(), name: 'x' }), contentType: 'text/plain' }),
+    415, 'unsupported_media_type');
+  });
+
+  test('an unknown app is 404 app_not_found; a malformed id 400 invalid_param', async () => {
+    const sdkappid = newAppId();
+    expectError(await api('GET', `/v1/apps/${sdkappid}`), 404, 'app_not_found');
+    expectError(await api('GET', `/v1/apps/${sdkappid}/keys`), 404, 'app_not_found');
+    expectError(await api('PATCH', `/v1/apps/${sdkappid}`, { body: { name: 'x' } }), 404,
+      'app_not_found');
+    expectError(await api('POST', `/v1/apps/${sdkappid}/usersigs`,
+      { body: { identifier: 'alice' } }), 404, 'app_not_found');
+    expectError(await api('GET', '/v1/apps/abc'), 400, 'invalid_param');
+    expectError(await api('GET', '/v1/apps/0'), 400, 'invalid_param');
+    expectError(await api('GET', '/v1/apps/4294967296'), 400, 'invalid_param');
+  });
+
+  test('a wrong method on an app is 405 with Allow', async () => {
+    const sdkappid = newAppId();
+    await createApp(sdkappid);
+    const res = await api('DELETE', `/v1/apps/${sdkappid}`);
+    expectError(res, 405, 'method_not_allowed');
+    const allow = (res.headers.get('allow') || '').toUpperCase();
+    assert.ok(allow.includes('GET') && allow.includes('PATCH'), `Allow: ${allow}`);
+  });
+
+  test('PATCH changes the fields given and keeps the others', async () => {
+    const sdkappid = newAppId();
+    const before = await createApp(sdkappid,
+      { name: 'before', default_expire: 86400, max_expire: 86400 });
+    const res = await api('PATCH', `/v1/apps/${sdkappid}`,
+      { body: { name: 'after', default_expire: 3600, identifier_policy: 'strict' } });
+    expectStatus(res, 200);
+    assert.equal(res.json.name, 'after');
+    assert.equal(res.json.default_expire, 3600);
+    assert.equal(res.json.identifier_policy, 'strict');
+    assert.equal(res.json.max_expire, 86400);
+    assert.equal(res.json.created_at, before.created_at);
+    const got = await api('GET', `/v1/apps/${sdkappid}`);
+    assert.deepEqual(got.json, res.json);
+    // The result must keep default_expire <= max_expire.
+    expectError(await api('PATCH', `/v1/apps/${sdkappid}`, { body: { max_expire: 60 } }), 400,
+      'bad_expire');
+    expectError(await api('PATCH', `/v1/apps/${sdkappid}`, { body: { sdkappid: 5 } }), 400,
+      'unknown_field', ['sdkappid']);
+    expectError(await api('PATCH', `/v1/apps/${sdkappid}`, { body: { name: false } }), 400,
+      'invalid_field', ['name']);
+    const empty = await api('PATCH', `/v1/apps/${sdkappid}`, { body: {} });
+    assert.equal(empty.status, 400, show(empty));
+    assert.deepEqual((await api('GET', `/v1/apps/${sdkappid}`)).json, res.json);
+  });
+
+  test('list pages in SDKAppID order', async () => {
+    const ids = [newAppId(), newAppId(), newAppId()];
+    for (const id of ids) await createApp(id);
+    const res = await api('GET', `/v1/apps?after=${ids[0] - 1}&limit=2`);
+    expectStatus(res, 200);
+    assert.deepEqual(res.json.apps.map((a) => a.sdkappid), ids.slice(0, 2));
+    assert.equal(res.json.next_after, ids[1]);
+    const next = await api('GET', `/v1/apps?after=${res.json.next_after}&limit=1`);
+    expectStatus(next, 200);
+    assert.deepEqual(next.json.apps.map((a) => a.sdkappid), [ids[2]]);
+    expectError(await api('GET', '/v1/apps?limit=0'), 400, 'invalid_param');
+  });
+});
+
+describe('keys', () => {
+  test('import, list without secrets, rotate, disable the active 409, destroy', async () => {
+    const sdkappid = newAppId();
+    const s1 = newSecret();
+    const s2 = newSecret();
+    await createApp(sdkappid);
+
+    const k1 = await api('POST', `/v1/apps/${sdkappid}/keys`, { body: { secret: s1 } });
+    expectStatus(k1, 201);
+    assert.equal(k1.json.version, 1);
+    assert.equal(k1.json.state, 'active');
+    assert.equal(k1.json.kind, 'hmac');
+    assert.match(k1.json.fingerprint, /^[0-9a-f]{16}$/);
+    assert.match(k1.json.activated_at, RFC3339);
+    assert.ok(!k1.text.includes(s1), 'the reply holds the secret');
+
+    const k2 = await api('POST', `/v1/apps/${sdkappid}/keys`, { body: { secret: s2 } });
+    expectStatus(k2, 201);
+    assert.equal(k2.json.version, 2);
+    assert.equal(k2.json.state, 'pending');
+    assert.notEqual(k2.json.fingerprint, k1.json.fingerprint);
+
+    const list = await api('GET', `/v1/apps/${sdkappid}/keys`);
+    expectStatus(list, 200);
+    assert.deepEqual(list.json.keys.map((k) => [k.version, k.state]),
+      [[1, 'active'], [2, 'pending']]);
+    assert.ok(!list.text.includes(s1) && !list.text.includes(s2), 'the list holds a secret');
+    for (const k of list.json.keys) {
+      assert.equal(k.sdkappid, sdkappid);
+      assert.ok(!('secret' in k) && !('sealed' in k), JSON.stringify(k));
+    }
+    assert.equal((await api('GET', `/v1/apps/${sdkappid}`)).json.active_key_version, 1);
+
+    const rot = await api('POST', `/v1/apps/${sdkappid}/keys/rotate`, { body: { version: 2 } });
+    expectStatus(rot, 200);
+    assert.equal(rot.json.active.version, 2);
+    assert.equal(rot.json.active.state, 'active');
+    assert.equal(rot.json.retired.version, 1);
+    assert.equal(rot.json.retired.state, 'retired');
+    assert.match(rot.json.retired.retired_at, RFC3339);
+    assert.equal((await api('GET', `/v1/apps/${sdkappid}`)).json.active_key_version, 2);
+
+    expectError(await api('POST', `/v1/apps/${sdkappid}/keys/2/disable`), 409, 'invalid_state');
+    const refused = await api('GET', `/v1/audit?sdkappid=${sdkappid}&action=key.disable`);
+    expectStatus(refused, 200);
+    assert.deepEqual(refused.json.events.map((e) => [e.key_version, e.outcome]),
+      [[2, 'invalid_state']], show(refused));
+    expectError(await api('POST', `/v1/apps/${sdkappid}/keys/2/destroy`,
+      { body: { reason: 'no' } }), 409, 'invalid_state');
+    expectError(await api('POST', `/v1/apps/${sdkappid}/keys/1/destroy`, { body: {} }), 400,
+      'missing_field', ['reason']);
+    expectError(await api('POST', `/v1/apps/${sdkappid}/keys/9/disable`), 404, 'key_not_found');
+
+    const d = await api('POST', `/v1/apps/${sdkappid}/keys/1/destroy`,
+      { body: { reason: 'leaked in a log' } });
+    expectStatus(d, 200);
+    assert.equal(d.json.state, 'destroyed');
+    assert.equal(d.json.destroy_reason, 'leaked in a log');
+    assert.match(d.json.destroyed_at, RFC3339);
+    expectError(await api('POST', `/v1/apps/${sdkappid}/keys/1/destroy`,
+      { body: { reason: 'again' } }), 409, 'invalid_state');
+    // A destroyed key is never added again, here included.
+    const again = await api('POST', `/v1/apps/${sdkappid}/keys`, { body: { secret: s1 } });
+    assert.equal(again.status, 409, show(again));
+    const after = await api('GET', `/v1/apps/${sdkappid}/keys`);
+    assert.deepEqual(after.json.keys.map((k) => [k.version, k.state]),
+      [[1, 'destroyed'], [2, 'active']]);
+  });
+
+  test('the same secret twice in one app is 409 conflict', async () => {
+    const a = await appWithKey();
+    const res = await api('POST', `/v1/apps/${a.sdkappid}/keys`, { body: { secret: a.secret } });
+    expectError(res, 409, 'conflict');
+  });
+
+  test('bad key bodies are 400', async () => {
+    const a = await appWithKey();
+    const both = await api('POST', `/v1/apps/${a.sdkappid}/keys`,
+      { body: { secret: newSecret(), private_key_pem: 'x' } });
+    assert.equal(both.status, 400, show(both));
+    const none = await api('POST', `/v1/apps/${a.sdkappid}/keys`, { body: { activate: true } });
+    assert.equal(none.status, 400, show(none));
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys`,
+      { body: { secret: newSecret(), extra: 1 } }), 400, 'unknown_field', ['extra']);
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys`,
+      { body: { private_key_pem: '-----BEGIN EC PRIVATE KEY-----\nnope\n-----END EC PRIVATE KEY-----\n' } }),
+    400, 'bad_key');
+    const list = await api('GET', `/v1/apps/${a.sdkappid}/keys`);
+    assert.equal(list.json.keys.length, 1);
+  });
+
+  test('rotate refuses what it cannot do', async () => {
+    const a = await appWithKey();
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`, { body: { version: 7 } }),
+      404, 'key_not_found');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`, { body: { version: 1 } }),
+      409, 'invalid_state');
+    const none = await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`, { body: {} });
+    assert.equal(none.status, 400, show(none));
+    const two = await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { body: { version: 1, secret: newSecret() } });
+    assert.equal(two.status, 400, show(two));
+    const list = await api('GET', `/v1/apps/${a.sdkappid}/keys`);
+    assert.deepEqual(list.json.keys.map((k) => [k.version, k.state]), [[1, 'active']]);
+    expectError(await api('POST', `/v1/apps/${newAppId()}/keys/rotate`,
+      { body: { secret: newSecret() } }), 404, 'app_not_found');
+  });
+
+  test('a destroyed key of app A still cannot be added to app B', async () => {
+    const a = await appWithKey();
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { body: { secret: newSecret() } }), 200);
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/1/destroy`,
+      { body: { reason: 'rotated out' } }), 200);
+    const b = await appWithKey();
+    expectError(await api('POST', `/v1/apps/${b.sdkappid}/keys`, { body: { secret: a.secret } }),
+      409, 'key_used_by_other_app');
+  });
+
+  test('activate: true makes the new version active at once', async () => {
+    const a = await appWithKey();
+    const k = await addKey(a.sdkappid, newSecret(), { activate: true });
+    assert.equal(k.version, 2);
+    assert.equal(k.state, 'active');
+    const list = await api('GET', `/v1/apps/${a.sdkappid}/keys`);
+    assert.deepEqual(list.json.keys.map((x) => x.state), ['retired', 'active']);
+  });
+
+  test('another app\'s secret is 409 key_used_by_other_app, audited, nothing changed',
+    async () => {
+      const a = await appWithKey();
+      const b = await appWithKey();
+      const before = await api('GET', `/v1/apps/${b.sdkappid}/keys`);
+      expectStatus(before, 200);
+      const res = await api('POST', `/v1/apps/${b.sdkappid}/keys`, { body: { secret: a.secret } });
+      expectError(res, 409, 'key_used_by_other_app');
+      assert.ok(!res.text.includes(a.secret));
+      const rot = await api('POST', `/v1/apps/${b.sdkappid}/keys/rotate`,
+        { body: { secret: a.secret } });
+      expectError(rot, 409, 'key_used_by_other_app');
+      const after = await api('GET', `/v1/apps/${b.sdkappid}/keys`);
+      assert.deepEqual(after.json, before.json);
+      const aKeys = await api('GET', `/v1/apps/${a.sdkappid}/keys`);
+      assert.equal(aKeys.json.keys.length, 1);
+      const audit = await api('GET', `/v1/audit?sdkappid=${b.sdkappid}&limit=1000`);
+      expectStatus(audit, 200);
+      const refusals = audit.json.events.filter((e) => e.outcome === 'key_used_by_other_app');
+      assert.ok(refusals.length >= 1,
+        `no key_used_by_other_app refusal in B's audit log: ${audit.text.slice(0, 2000)}`);
+      assert.ok(!audit.text.includes(a.secret), 'the audit log holds the secret');
+    });
+
+  test('rotate to a new secret: old tokens verify with the retired version', async () => {
+    const a = await appWithKey();
+    const old = await sign(a.sdkappid, { identifier: 'alice' });
+    assert.equal(old.key_version, 1);
+    const s2 = newSecret();
+    const rot = await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`, { body: { secret: s2 } });
+    expectStatus(rot, 200);
+    assert.equal(rot.json.active.version, 2);
+    assert.equal(rot.json.retired.version, 1);
+    const fresh = await sign(a.sdkappid, { identifier: 'alice' });
+    assert.equal(fresh.key_version, 2);
+    crossCheck(fresh.usersig, { sdkappid: a.sdkappid, secret: s2, identifier: 'alice' });
+    const v = await api('POST', '/v1/usersigs/verify',
+      { body: { usersig: old.usersig, identifier: 'alice' } });
+    expectStatus(v, 200);
+    assert.equal(v.json.valid, true, show(v));
+    assert.equal(v.json.key_version, 1);
+
+    // Disabled, the retired version stops verifying; enabled again, it verifies.
+    const dis = await api('POST', `/v1/apps/${a.sdkappid}/keys/1/disable`,
+      { body: { reason: 'suspected leak' } });
+    expectStatus(dis, 200);
+    assert.equal(dis.json.state, 'disabled');
+    const v2 = await api('POST', '/v1/usersigs/verify', { body: { usersig: old.usersig } });
+    expectStatus(v2, 200);
+    assert.equal(v2.json.valid, false, show(v2));
+    assert.equal(v2.json.verdict, 'key_disabled', show(v2));
+    assert.equal(v2.json.tencent_code, 70009, show(v2));
+    assert.equal(v2.json.key_version, 1, show(v2));
+    const en = await api('POST', `/v1/apps/${a.sdkappid}/keys/1/enable`);
+    expectStatus(en, 200);
+    assert.equal(en.json.state, 'retired');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/keys/1/enable`), 409, 'invalid_state');
+    const v3 = await api('POST', '/v1/usersigs/verify', { body: { usersig: old.usersig } });
+    assert.equal(v3.json.valid, true, show(v3));
+    assert.equal(v3.json.key_version, 1);
+  });
+});
+
+describe('usersigs', () => {
+  test('sign: the token verifies with the usersig CLI and the Node library', async () => {
+    const a = await appWithKey();
+    const t0 = now();
+    const res = await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'alice' } });
+    expectStatus(res, 200);
+    const u = res.json;
+    assert.equal(u.sdkappid, a.sdkappid);
+    assert.equal(u.identifier, 'alice');
+    assert.equal(u.key_version, 1);
+    assert.ok(Math.abs(u.issued_at - t0) <= 5, `issued_at ${u.issued_at}, now ${t0}`);
+    assert.equal(u.expire_at, u.issued_at + 15552000);
+    assert.equal(u.expire, 15552000);
+    assert.match(u.usersig, /^[A-Za-z0-9*_-]+$/);
+
+    const cli = usersig(['verify', '--sdkappid', String(a.sdkappid), '--key-file',
+      keyFile(a.secret), '--identifier', 'alice', u.usersig]);
+    assert.equal(cli.code, 0, `usersig verify: ${cli.stdout}${cli.stderr}`);
+    assert.equal(cli.stdout.trim(), 'ok');
+    const wrong = usersig(['verify', '--sdkappid', String(a.sdkappid), '--key-file',
+      keyFile(newSecret()), '--identifier', 'alice', u.usersig]);
+    assert.notEqual(wrong.code, 0, 'a token verified with another secret');
+
+    // Counted on the key, recorded in the audit log, the token itself not kept.
+    const keys = await api('GET', `/v1/apps/${a.sdkappid}/keys`);
+    expectStatus(keys, 200);
+    assert.equal(keys.json.keys[0].sign_count, 1, show(keys));
+    assert.match(keys.json.keys[0].last_used_at || '', RFC3339, show(keys));
+    const audit = await api('GET', `/v1/audit?sdkappid=${a.sdkappid}&action=usersig.sign`);
+    expectStatus(audit, 200);
+    assert.equal(audit.json.events.length, 1, show(audit));
+    assert.equal(audit.json.events[0].key_version, 1);
+    assert.ok(!audit.text.includes(u.usersig), 'the audit log holds the token');
+
+    const j = crossCheck(u.usersig, { sdkappid: a.sdkappid, secret: a.secret, identifier: 'alice' });
+    assert.equal(j['TLS.time'], u.issued_at);
+    assert.equal(j['TLS.expire'], 15552000);
+    assert.ok(!('TLS.userbuf' in j));
+  });
+
+  test('expire: default, explicit, over max_expire 400 bad_expire', async () => {
+    const a = await appWithKey({ default_expire: 600, max_expire: 3600 });
+    const d = await sign(a.sdkappid, { identifier: 'bob' });
+    assert.equal(d.expire_at - d.issued_at, 600);
+    const e = await sign(a.sdkappid, { identifier: 'bob', expire: 3600 });
+    assert.equal(e.expire_at - e.issued_at, 3600);
+    crossCheck(e.usersig, { sdkappid: a.sdkappid, secret: a.secret, identifier: 'bob' });
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'bob', expire: 3601 } }), 400, 'bad_expire');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'bob', expire: 0 } }), 400, 'bad_expire');
+  });
+
+  test('bad identifiers are 400 bad_identifier', async () => {
+    const a = await appWithKey();
+    for (const identifier of ['x'.repeat(33), 'tab\there', 'caf\u00e9', '']) {
+      expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`, { body: { identifier } }),
+        400, 'bad_identifier');
+    }
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`, { body: {} }), 400,
+      'missing_field', ['identifier']);
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 7 } }), 400, 'invalid_field', ['identifier']);
+    // 32 bytes of printable ASCII are fine under the default policy, not under strict.
+    const edge = 'A b!~' + 'x'.repeat(27);
+    const ok = await sign(a.sdkappid, { identifier: edge });
+    crossCheck(ok.usersig, { sdkappid: a.sdkappid, secret: a.secret, identifier: edge });
+    const s = await appWithKey({ identifier_policy: 'strict' });
+    expectError(await api('POST', `/v1/apps/${s.sdkappid}/usersigs`,
+      { body: { identifier: 'a b' } }), 400, 'bad_identifier');
+    await sign(s.sdkappid, { identifier: 'user_01-x' });
+  });
+
+  test('an app without an active key is 409 invalid_state', async () => {
+    const sdkappid = newAppId();
+    await createApp(sdkappid);
+    expectError(await api('POST', `/v1/apps/${sdkappid}/usersigs`,
+      { body: { identifier: 'alice' } }), 409, 'invalid_state');
+  });
+
+  test('PrivateMapKey with room_id and room_str', async () => {
+    const a = await appWithKey();
+    const r = await sign(a.sdkappid, { identifier: 'carol', room_id: 1234, privilege_map: 3 });
+    const j = crossCheck(r.usersig, { sdkappid: a.sdkappid, secret: a.secret, identifier: 'carol' });
+    assert.equal(typeof j['TLS.userbuf'], 'string');
+    const ub = tokens.parseUserbuf(Buffer.from(j['TLS.userbuf'], 'base64'));
+    assert.equal(ub.version, 0);
+    assert.equal(ub.account, 'carol');
+    assert.equal(ub.sdkappid, a.sdkappid);
+    assert.equal(ub.room_id, 1234);
+    assert.equal(ub.privilege_map, 3);
+    assert.equal(ub.expire_at, r.expire_at);
+    const cli = usersig(['verify', '--sdkappid', String(a.sdkappid), '--key-file',
+      keyFile(a.secret), '--identifier', 'carol', '--room-id', '1234', r.usersig]);
+    assert.equal(cli.code, 0, `usersig verify: ${cli.stdout}${cli.stderr}`);
+
+    const s = await sign(a.sdkappid, { identifier: 'carol', room_str: 'room-a' });
+    const js = crossCheck(s.usersig, { sdkappid: a.sdkappid, secret: a.secret, identifier: 'carol' });
+    const ubs = tokens.parseUserbuf(Buffer.from(js['TLS.userbuf'], 'base64'));
+    assert.equal(ubs.version, 1);
+    assert.equal(ubs.room_str, 'room-a');
+    assert.equal(ubs.privilege_map, 255);
+
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'carol', room_id: 1, room_str: 'x' } }), 400, 'bad_room');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'carol', privilege_map: 3 } }), 400, 'bad_privilege');
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { body: { identifier: 'carol', room_id: 1, privilege_map: 256 } }), 400, 'bad_privilege');
+  });
+
+  test('verify: valid with key_version; wrong identifier 70013; malformed', async () => {
+    const a = await appWithKey();
+    const u = await sign(a.sdkappid, { identifier: 'dave' });
+    const v = await api('POST', '/v1/usersigs/verify',
+      { body: { usersig: u.usersig, identifier: 'dave', sdkappid: a.sdkappid } });
+    expectStatus(v, 200);
+    assert.equal(v.json.valid, true, show(v));
+    assert.equal(v.json.verdict, 'ok');
+    assert.equal(v.json.tencent_code, 0);
+    assert.equal(v.json.key_version, 1);
+    assert.equal(v.json.sdkappid, a.sdkappid);
+    assert.equal(v.json.identifier, 'dave');
+    assert.equal(v.json.issued_at, u.issued_at);
+    assert.equal(v.json.expire_at, u.expire_at);
+
+    const w = await api('POST', '/v1/usersigs/verify',
+      { body: { usersig: u.usersig, identifier: 'mallory' } });
+    expectStatus(w, 200);
+    assert.equal(w.json.valid, false);
+    assert.equal(w.json.verdict, 'identifier_mismatch');
+    assert.equal(w.json.tencent_code, 70013);
+
+    const m = await api('POST', '/v1/usersigs/verify', { body: { usersig: 'not-a-token' } });
+    expectStatus(m, 200);
+    assert.equal(m.json.valid, false);
+    assert.equal(m.json.verdict, 'malformed');
+
+    expectError(await api('POST', '/v1/usersigs/verify', { body: {} }), 400, 'missing_field',
+      ['usersig']);
+    expectError(await api('POST', '/v1/usersigs/verify',
+      { body: { usersig: u.usersig, sdkappid: newAppId() } }), 404, 'app_not_found');
+  });
+
+  test('verify: a token signed with app A\'s key claiming app B is 70009 signed_by A',
+    async () => {
+      const a = await appWithKey();
+      const b = await appWithKey();
+      const made = usersig(['sign', '--sdkappid', String(b.sdkappid), '--key-file',
+        keyFile(a.secret), '--identifier', 'erin', '--expire', '3600']);
+      assert.equal(made.code, 0, `usersig sign: ${made.stderr}`);
+      const token = made.stdout.trim();
+      const v = await api('POST', '/v1/usersigs/verify',
+        { body: { usersig: token, identifier: 'erin' } });
+      expectStatus(v, 200);
+      assert.equal(v.json.valid, false, show(v));
+      assert.equal(v.json.verdict, 'signature_mismatch');
+      assert.equal(v.json.tencent_code, 70009);
+      assert.equal(v.json.sdkappid, b.sdkappid);
+      assert.deepEqual(v.json.signed_by, { sdkappid: a.sdkappid, key_version: a.version });
+    });
+});
+
+describe('verify verdicts', () => {
+  // A token made offline with the usersig CLI.
+  function offline(sdkappid, secret, identifier, extra = []) {
+    const r = usersig(['sign', '--sdkappid', String(sdkappid), '--key-file', keyFile(secret),
+      '--identifier', identifier, ...extra]);
+    assert.equal(r.code, 0, `usersig sign: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+  async function verify(body) {
+    const res = await api('POST', '/v1/usersigs/verify', { body });
+    expectStatus(res, 200);
+    return res.json;
+  }
+
+  test('expired: 70001, the matching version still named', async () => {
+    const a = await appWithKey();
+    const token = offline(a.sdkappid, a.secret, 'judy',
+      ['--time', String(now() - 7200), '--expire', '60']);
+    const v = await verify({ usersig: token, identifier: 'judy' });
+    assert.equal(v.valid, false);
+    assert.equal(v.verdict, 'expired');
+    assert.equal(v.tencent_code, 70001);
+    assert.equal(v.key_version, 1);
+    assert.equal(v.expire, 60);
+  });
+
+  test('a pending version\'s signature is key_pending 70009 naming it', async () => {
+    const a = await appWithKey();
+    const s2 = newSecret();
+    await addKey(a.sdkappid, s2);
+    const v = await verify({ usersig: offline(a.sdkappid, s2, 'kim'), identifier: 'kim' });
+    assert.equal(v.valid, false);
+    assert.equal(v.verdict, 'key_pending');
+    assert.equal(v.tencent_code, 70009);
+    assert.equal(v.key_version, 2);
+  });
+
+  test('an app without a key is no_key 70016; an unknown secret signature_mismatch', async () => {
+    const sdkappid = newAppId();
+    await createApp(sdkappid);
+    const v = await verify({ usersig: offline(sdkappid, newSecret(), 'leo') });
+    assert.equal(v.valid, false);
+    assert.equal(v.verdict, 'no_key');
+    assert.equal(v.tencent_code, 70016);
+    const a = await appWithKey();
+    const w = await verify({ usersig: offline(a.sdkappid, newSecret(), 'leo') });
+    assert.equal(w.valid, false);
+    assert.equal(w.verdict, 'signature_mismatch');
+    assert.equal(w.tencent_code, 70009);
+    assert.ok(w.signed_by === undefined || w.signed_by === null, JSON.stringify(w));
+  });
+
+  test('a destroyed version verifies nothing', async () => {
+    const a = await appWithKey();
+    const old = await sign(a.sdkappid, { identifier: 'mia' });
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { body: { secret: newSecret() } }), 200);
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/1/destroy`,
+      { body: { reason: 'end of life' } }), 200);
+    const v = await verify({ usersig: old.usersig, identifier: 'mia' });
+    assert.equal(v.valid, false, JSON.stringify(v));
+    assert.notEqual(v.verdict, 'ok');
+  });
+
+  test('a PrivateMapKey verifies with its room', async () => {
+    const a = await appWithKey();
+    const r = await sign(a.sdkappid, { identifier: 'nina', room_str: 'lobby' });
+    const v = await verify({ usersig: r.usersig, identifier: 'nina' });
+    assert.equal(v.valid, true, JSON.stringify(v));
+    assert.equal(v.key_version, 1);
+  });
+});
+
+describe('audit', () => {
+  test('lists the app\'s events in seq order, pages, and the chain verifies', async () => {
+    const a = await appWithKey();
+    const rot = await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { body: { secret: newSecret() } });
+    expectStatus(rot, 200);
+    await sign(a.sdkappid, { identifier: 'frank' });
+
+    const res = await api('GET', `/v1/audit?sdkappid=${a.sdkappid}`);
+    expectStatus(res, 200);
+    const ev = res.json.events;
+    assert.ok(!res.text.includes(a.secret), 'the audit log holds a secret');
+    const actions = ev.map((e) => e.action);
+    // Adding a key is `key.add` in openapi.yaml's list of actions, `key.import` elsewhere.
+    const keyAdd = actions.includes('key.add') ? 'key.add' : 'key.import';
+    for (const want of ['app.create', keyAdd, 'key.rotate', 'usersig.sign']) {
+      assert.ok(actions.includes(want), `no ${want} in ${JSON.stringify(actions)}`);
+    }
+    assert.ok(actions.indexOf('app.create') < actions.indexOf(keyAdd));
+    assert.ok(actions.indexOf(keyAdd) < actions.indexOf('key.rotate'));
+    assert.ok(actions.indexOf('key.rotate') < actions.lastIndexOf('usersig.sign'));
+    for (let i = 0; i < ev.length; i++) {
+      const e = ev[i];
+      if (i > 0) assert.ok(e.seq > ev[i - 1].seq, 'events out of seq order');
+      assert.equal(e.sdkappid, a.sdkappid);
+      assert.equal(e.outcome, 'ok');
+      assert.match(e.at, RFC3339);
+      assert.match(e.mac, /^[0-9a-f]{64}$/);
+      assert.equal(typeof e.details, 'object');
+      assert.equal(typeof e.actor_name, 'string');
+    }
+    const signEv = ev.find((e) => e.action === 'usersig.sign');
+    assert.equal(signEv.key_version, 2);
+    assert.equal(res.json.next_after, null);
+
+    // Paging: two at a time gives the same events.
+    const paged = [];
+    let after = 0;
+    for (let guard = 0; guard < 50; guard++) {
+      const p = await api('GET', `/v1/audit?sdkappid=${a.sdkappid}&limit=2&after=${after}`);
+      expectStatus(p, 200);
+      assert.ok(p.json.events.length <= 2);
+      paged.push(...p.json.events);
+      if (p.json.next_after === null) break;
+      assert.equal(p.json.next_after, p.json.events[p.json.events.length - 1].seq);
+      after = p.json.next_after;
+    }
+    assert.deepEqual(paged.map((e) => e.seq), ev.map((e) => e.seq));
+
+    const only = await api('GET', `/v1/audit?sdkappid=${a.sdkappid}&action=key.rotate`);
+    expectStatus(only, 200);
+    assert.deepEqual(only.json.events.map((e) => e.action), ['key.rotate']);
+
+    expectError(await api('GET', '/v1/audit?limit=0'), 400, 'invalid_param');
+    expectError(await api('GET', '/v1/audit?after=x'), 400, 'invalid_param');
+
+    const v = await api('GET', '/v1/audit/verify');
+    expectStatus(v, 200);
+    assert.equal(v.json.ok, true, show(v));
+    assert.equal(v.json.problem, 'ok');
+    assert.ok(v.json.last_seq >= ev[ev.length - 1].seq);
+    assert.ok(v.json.checked >= ev.length);
+    assert.match(v.json.last_mac, /^[0-9a-f]{64}$/);
+  });
+
+  test('`usersigd audit verify` prints ok and exits 0', () => {
+    const r = usersigdCli(['audit', 'verify']);
+    assert.equal(r.code, 0, `usersigd audit verify: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /\bok\b/);
+  });
+
+  test('the actor is named: a token\'s events carry its id and name', async () => {
+    const name = `e2e-km-${newAppId()}`;
+    const res = await api('POST', '/v1/tokens', { body: { name, role: 'key_manager' } });
+    expectStatus(res, 201);
+    const sdkappid = newAppId();
+    await createApp(sdkappid, {}, { token: res.json.token });
+    const ev = await api('GET', `/v1/audit?sdkappid=${sdkappid}&action=app.create`);
+    expectStatus(ev, 200);
+    assert.equal(ev.json.events.length, 1);
+    assert.equal(ev.json.events[0].actor_id, res.json.id);
+    assert.equal(ev.json.events[0].actor_name, name);
+    const byActor = await api('GET', `/v1/audit?actor=${encodeURIComponent(name)}`);
+    expectStatus(byActor, 200);
+    assert.ok(byActor.json.events.length >= 1);
+    assert.ok(byActor.json.events.every((e) => e.actor_name === name));
+  });
+});
