@@ -222,6 +222,17 @@ int usersig_curve_supported(EVP_PKEY *pkey)
     return strcmp(name, "secp256k1") == 0 || strcmp(name, "prime256v1") == 0;
 }
 
+/* An encrypted PEM is refused, never prompted for: OpenSSL's default callback would read a
+ * password from the terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 enum usersig_rc usersig_key_new_pem(const char *pem, size_t len, struct usersig_key **out)
 {
     enum usersig_rc rc = USERSIG_BAD_KEY;
@@ -239,7 +250,7 @@ enum usersig_rc usersig_key_new_pem(const char *pem, size_t len, struct usersig_
         goto done;
     }
     /* PEM_read_bio_PrivateKey skips an "EC PARAMETERS" block before the key. */
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
     if (pkey != NULL) {
         is_private = 1;
     } else {
@@ -249,7 +260,7 @@ enum usersig_rc usersig_key_new_pem(const char *pem, size_t len, struct usersig_
             rc = USERSIG_NO_MEMORY;
             goto done;
         }
-        pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+        pkey = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
     }
     ERR_clear_error();
     if (pkey == NULL || !usersig_curve_supported(pkey))

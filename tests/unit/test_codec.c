@@ -285,6 +285,16 @@ static void test_v1_keys(void)
     test_v1_curve("secp384r1", 0);
     struct usersig_key *k = NULL;
     CHECK(usersig_key_new_pem("not a pem", 9, &k) == USERSIG_BAD_KEY && k == NULL, "junk pem");
+    /* An encrypted private key is refused without asking for a password. */
+    EVP_PKEY *ek = EVP_EC_gen("prime256v1");
+    BIO *eb = BIO_new(BIO_s_mem());
+    char *edata;
+    PEM_write_bio_PrivateKey(eb, ek, EVP_aes_256_cbc(), NULL, 0, NULL, (void *)"pass");
+    long en = BIO_get_mem_data(eb, &edata);
+    CHECK(en > 0 && usersig_key_new_pem(edata, (size_t)en, &k) == USERSIG_BAD_KEY && k == NULL,
+          "encrypted pem refused");
+    BIO_free(eb);
+    EVP_PKEY_free(ek);
     /* A v2 token checked with an EC key is a kind mismatch. */
     EVP_PKEY *pk = EVP_EC_gen("prime256v1");
     char *pub = pem_of(pk, 0, 1);
