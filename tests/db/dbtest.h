@@ -123,7 +123,7 @@ static inline void dbtest_create(struct dbtest *t, const char *prefix, bool migr
         exit(1);
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->name);
     bool ok = dbtest_exec(admin, sql, false);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", t->name);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE template0", t->name);
     ok = ok && dbtest_exec(admin, sql, false);
     PQfinish(admin);
     if (!ok)

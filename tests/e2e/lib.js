@@ -323,7 +323,7 @@ let dbCounter = 0;
 function createDatabase() {
   dbCounter += 1;
   const name = `e2e_${process.pid}_${dbCounter}`;
-  psqlOk(`CREATE DATABASE ${name}`);
+  psqlOk(`CREATE DATABASE ${name} TEMPLATE template0`);
   return E2E.dbUrl.replace(/\/[^/]*$/, `/${name}`);
 }
 

@@ -49,6 +49,9 @@ mkdir -p "$run/data"
 chmod 700 "$run"
 out=$run/server.out
 err=$run/server.err
+# Made now, not by the background server's redirections: wait_port reads them at once.
+: >"$out"
+: >"$err"
 
 server_pid=""
 node_pid=""
@@ -113,7 +116,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-timeout 60 psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+timeout 60 psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db TEMPLATE template0" >/dev/null
 db_created=1
 
 master=$run/master.key
