@@ -4,6 +4,7 @@
  * DEBUG; every 5xx at ERROR, since it means the server, not the client, has to change.
  */
 #include "errors.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -98,12 +99,16 @@ json_t *api_error_body(enum api_error err, const char *message)
 {
     const struct api_error_info *info = api_error_info(err);
     json_t *inner = NULL, *outer = NULL;
+    char clean[1024];
 
+    /* A message may quote client bytes (an unknown field's name): keep it valid UTF-8, which
+     * jansson requires, so that the reply stays the 4xx it is. */
+    utf8_clean(message ? message : info->message, clean, sizeof clean);
     inner = json_object();
     if (inner == NULL)
         goto fail;
     if (json_object_set_new(inner, "code", json_string(info->code)) != 0 ||
-        json_object_set_new(inner, "message", json_string(message ? message : info->message)) != 0)
+        json_object_set_new(inner, "message", json_string(clean)) != 0)
         goto fail;
     outer = json_object();
     if (outer == NULL || json_object_set_new(outer, "error", inner) != 0) {
