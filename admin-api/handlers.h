@@ -23,6 +23,7 @@ void handle_key_destroy(struct api_request *r);
 /* usersigs.c */
 void handle_usersig_sign(struct api_request *r);
 void handle_usersig_verify(struct api_request *r);
+void handle_usersig_batch(struct api_request *r); /* batch.c */
 
 /* audit_api.c */
 void handle_audit_list(struct api_request *r);

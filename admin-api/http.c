@@ -273,6 +273,16 @@ int api_reply_chunk(struct api_request *r, struct evbuffer *data,
     return 0;
 }
 
+/* The end of a stream has been written out (evhttp calls this before it frees the request; not
+ * when the client left first: shutdown's grace period bounds that case). */
+static void stream_flushed(struct evhttp_request *req, void *arg)
+{
+    struct api_server *s = arg;
+    (void)req;
+    if (s->stats.unflushed > 0)
+        s->stats.unflushed--;
+}
+
 void api_reply_end(struct api_request *r)
 {
     struct req *f = req_of(r);
@@ -285,6 +295,11 @@ void api_reply_end(struct api_request *r)
         struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
         if (evcon != NULL)
             evhttp_connection_set_closecb(evcon, NULL, NULL);
+        if (f->server != NULL && evcon != NULL) {
+            /* Counted until its last bytes are written, so that a shutdown waits for them. */
+            f->server->stats.unflushed++;
+            evhttp_request_set_on_complete_cb(r->req, stream_flushed, f->server);
+        }
         evhttp_send_reply_end(r->req); /* frees a detached request too */
         r->req = NULL;
     }

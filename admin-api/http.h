@@ -314,6 +314,7 @@ struct api_server_stats {
     uint64_t requests;        /* that reached the dispatcher */
     uint64_t replies;         /* requests that got their one reply (started, for streams) */
     uint64_t in_flight;       /* streamed replies not ended yet */
+    uint64_t unflushed;       /* streamed replies ended but not yet written out to the client */
     uint64_t double_replies;  /* bug: a second reply refused (debug builds assert) */
     uint64_t missing_replies; /* bug: a handler returned without replying (answered 500) */
     uint64_t internal_errors; /* 500 replies, allocation failures included */

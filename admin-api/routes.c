@@ -367,7 +367,7 @@ const struct api_route api_routes[] = {
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs", "signUserSig", API_PERM_SIGN, API_BODY_JSON,
      0, handle_usersig_sign},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "signUserSigBatch", API_PERM_SIGN,
-     API_BODY_RAW, 0, TODO},
+     API_BODY_RAW, 0, handle_usersig_batch},
     {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", API_PERM_VERIFY, API_BODY_JSON, 0,
      handle_usersig_verify},
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
+#include "pipeline.h"
 #include "routes.h"
 #include "service.h"
 #include "store.h"
@@ -129,10 +130,10 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     api_server_get_stats(ls->server, &stats);
     ls->drain_left_ms -= 100;
-    if (stats.in_flight == 0 || ls->drain_left_ms <= 0) {
-        if (stats.in_flight > 0)
-            log_warn("stopping with %llu streamed replies unfinished",
-                     (unsigned long long)stats.in_flight);
+    if ((stats.in_flight == 0 && stats.unflushed == 0) || ls->drain_left_ms <= 0) {
+        if (stats.in_flight + stats.unflushed > 0)
+            log_warn("stopping with %llu streamed replies unfinished or not yet written out",
+                     (unsigned long long)(stats.in_flight + stats.unflushed));
         event_base_loopexit(ls->base, NULL);
         return;
     }
@@ -227,6 +228,12 @@ static int run_server(struct boot *d)
         log_error("cannot create the event loop");
         return -1;
     }
+    d->svc.pipeline = pipeline_new(ls.base, config_workers(&d->cfg), err, sizeof err);
+    if (d->svc.pipeline == NULL) {
+        log_error("cannot start the signing workers: %s", err);
+        goto done;
+    }
+    log_info("batch signing: %d worker threads", pipeline_workers(d->svc.pipeline));
     ls.server = api_server_new(ls.base, &acfg, err, sizeof err);
     if (ls.server == NULL) {
         log_error("cannot set up the admin API: %s", err);
@@ -262,6 +269,8 @@ done:
     if (ls.drain != NULL)
         event_free(ls.drain);
     api_server_free(ls.server); /* open batches hear of it and end as aborted */
+    pipeline_free(d->svc.pipeline);
+    d->svc.pipeline = NULL;
     event_base_free(ls.base);
     return ret;
 }

@@ -23,6 +23,7 @@ struct service {
     struct store *st;   /* one connection, used from the event-loop thread */
     struct keyring *kr; /* master key and root opened: audit key and fingerprint key ready */
     const char *migrations_dir;
+    struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
 };
 
 /* The api_server authenticate callback: ctx is a struct service. Parses the token, fetches the

@@ -81,6 +81,7 @@ static const char *conflict_field(const char *constraint)
         {"keyring_pkey", "keyring"},
         {"audit_log_pkey", "seq"},
         {"schema_migrations_pkey", "migration"},
+        {"batches_pkey", "batch_id"},
     };
     for (size_t i = 0; constraint != NULL && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(constraint, map[i][0]) == 0)

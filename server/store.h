@@ -290,4 +290,36 @@ enum store_rc store_migration_exec(struct store *st, const char *label, const ch
 /* Records version as applied, in the same transaction. CONFLICT "migration" when it is. */
 enum store_rc store_migration_record(struct store *st, int version, const char *name) STORE_WUR;
 
+/* ---- batches: the manifest of a batch signing job (store_batch.c) ---- */
+
+#define STORE_BATCH_ID_LEN 32 /* lowercase hex: 16 random bytes */
+#define STORE_SHA256_HEX_LEN 64
+
+enum store_batch_state { STORE_BATCH_RUNNING = 0, STORE_BATCH_COMPLETE, STORE_BATCH_ABORTED };
+const char *store_batch_state_name(enum store_batch_state s); /* "running", "complete", ... */
+
+struct store_batch {
+    char batch_id[STORE_BATCH_ID_LEN + 1];
+    uint32_t sdkappid;
+    uint32_t key_version; /* the version that signed every token of the batch */
+    int64_t actor_id;     /* the API token's id; 0 = none */
+    char actor_name[STORE_TEXT_BUF(STORE_TOKEN_NAME_MAX)];
+    enum store_batch_state state;
+    uint64_t count, signed_count, failed_count; /* items out, and of them signed and failed */
+    char sha256[STORE_SHA256_HEX_LEN + 1];      /* over the output lines; "" while running */
+    int64_t started_at_us, finished_at_us;      /* set by the store; finished 0 while running */
+};
+
+/* Inserts b as running (batch_id, sdkappid, key_version, actor_id, actor_name); writes back
+ * started_at. Call it in the transaction of the batch's start audit event. NOT_FOUND when the
+ * key version does not exist; CONFLICT "other" when the batch_id does. */
+enum store_rc store_batch_insert(struct store *st, struct store_batch *b) STORE_WUR;
+/* Closes a running batch once: state (COMPLETE or ABORTED), count, signed_count, failed_count,
+ * sha256 of b, finished_at now. NOT_FOUND when no running batch has b->batch_id (a finished one
+ * never changes). */
+enum store_rc store_batch_finish(struct store *st, const struct store_batch *b) STORE_WUR;
+/* One batch. NOT_FOUND when none. */
+enum store_rc store_batch_get(struct store *st, const char *batch_id,
+                              struct store_batch *out) STORE_WUR;
+
 #endif

@@ -5,6 +5,7 @@
  * Exit status: 0 success, 1 a token failed verification or a batch line failed, 2 usage error.
  */
 #include "usersig.h"
+#include "usersig_batch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,12 +29,14 @@ static const char *prog = "usersig";
 static const char usage_main[] =
     "usage: usersig COMMAND [OPTIONS]\n"
     "\n"
-    "Sign, verify and decode Tencent Cloud Chat / TRTC UserSig tokens offline.\n"
+    "Sign, verify and decode Tencent Cloud Chat / TRTC UserSig tokens offline, or sign in bulk\n"
+    "on a usersigd server.\n"
     "\n"
     "commands:\n"
     "  sign     sign one token, or one per stdin line with --batch\n"
     "  verify   verify a token and explain the verdict (with Tencent's error code)\n"
     "  decode   print a token's JSON document and its PrivateMapKey fields\n"
+    "  batch    " USERSIG_BATCH_SUMMARY "\n"
     "\n"
     "Run 'usersig COMMAND --help' for a command's options.\n";
 
@@ -621,6 +624,8 @@ int main(int argc, char **argv)
         status = cmd_verify(argc - 1, argv + 1);
     else if (strcmp(cmd, "decode") == 0)
         status = cmd_decode(argc - 1, argv + 1);
+    else if (strcmp(cmd, "batch") == 0)
+        status = usersig_batch_main(argc - 1, argv + 1);
     else {
         fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog, cmd, usage_main);
         return EXIT_USAGE;

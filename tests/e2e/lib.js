@@ -234,7 +234,7 @@ async function launch(name, listen, timeoutMs, opts) {
       USERSIGD_MASTER_KEY_FILE: opts.masterKeyFile || E2E.masterKeyFile,
       USERSIGD_LISTEN: listen,
       USERSIGD_DATA_DIR: dataDir,
-    }),
+    }, opts.env || {}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);
@@ -293,7 +293,8 @@ async function launch(name, listen, timeoutMs, opts) {
 }
 
 // Starts `usersigd serve` on 127.0.0.1:0 with the run's database and master key (or opts.dbUrl,
-// opts.masterKeyFile). name picks its data dir. Resolves to { url, proc, log(), stop(),
+// opts.masterKeyFile), plus the environment in opts.env (settings such as
+// USERSIGD_MAX_BODY_SIZE). name picks its data dir. Resolves to { url, proc, log(), stop(),
 // adminToken() } once /healthz answers; with opts.mayFail, to { failed: output, exited } if it
 // exits on startup.
 async function startServer(name, opts = {}) {

@@ -116,7 +116,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-timeout 60 psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db TEMPLATE template0" >/dev/null
+timeout 60 psql "$admin_url" -X -q -v ON_ERROR_STOP=1 \
+    -c "CREATE DATABASE $db TEMPLATE template0" >/dev/null
 db_created=1
 
 master=$run/master.key
@@ -141,7 +142,7 @@ wait_port() {
     while [ $SECONDS -lt $deadline ]; do
         port=$(cat "$err" "$out" 2>/dev/null |
             sed -n 's/.*listening on \(http:\/\/\)\{0,1\}\(127\.0\.0\.1\|localhost\|\[::1\]\):\([0-9][0-9]*\).*/\3/p' |
-            tail -n 1)
+            tail -n 1 || true)
         if [ -n "$port" ]; then
             return 0
         fi

@@ -1,0 +1,520 @@
+/*
+ * Admin API batch signing: POST /v1/apps/{sdkappid}/usersigs/batch. Checks the query and the
+ * body's form, reads the app and its active key and records the batch (a running batches row and
+ * the "usersig.batch" audit event) in one transaction before the first token leaves; then
+ * streams the signing pipeline's lines while it computes them (server/pipeline.h), cutting the
+ * body into blocks as it goes, and closes the batch (row, sign count, "usersig.batch.finish"
+ * event) before the summary line, or as aborted when the client leaves or the stream fails.
+ * The application/json body's check and cutting are batch_json.c.
+ */
+#include "batch_json.h"
+#include "handlers.h"
+#include "pipeline.h"
+#include "service.h"
+
+#include <event2/buffer.h>
+#include <event2/util.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MSG_BUF 512
+
+/* One batch from its start to its end; freed by whichever of done and close comes. */
+struct batch {
+    struct service *svc;
+    struct api_request *r; /* NULL once the stream is ended */
+    struct api_principal principal;
+    char request_id[API_REQUEST_ID_LEN + 1];
+    char batch_id[STORE_BATCH_ID_LEN + 1];
+    uint32_t sdkappid, key_version;
+    enum pipeline_input input;
+    enum pipeline_output output;
+    struct pipeline_job *job; /* NULL once done or cancelled */
+    struct evbuffer *chunk;   /* what goes to api_reply_chunk */
+    /* cutting the body into items */
+    bool item_open;             /* a line is being added (text/plain, NDJSON) */
+    struct batch_json_cut json; /* application/json */
+};
+
+/* ---- cutting the body into items (pipeline fill callback) ------------------------------------ */
+
+/* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. */
+static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
+                                     struct pipeline_items *it)
+{
+    struct evbuffer_iovec v;
+    while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+        const char *s = v.iov_base;
+        size_t n = v.iov_len, used = 0;
+        while (used < n) {
+            if (!b->item_open) {
+                if (pipeline_items_full(it))
+                    break;
+                pipeline_items_begin(it);
+                b->item_open = true;
+            }
+            const char *nl = memchr(s + used, '\n', n - used);
+            size_t take = nl != NULL ? (size_t)(nl - (s + used)) : n - used;
+            if (pipeline_items_append(it, s + used, take) != 0)
+                return PIPELINE_FILL_ERROR;
+            used += take;
+            if (nl != NULL) {
+                pipeline_items_end(it);
+                b->item_open = false;
+                used++;
+            }
+        }
+        evbuffer_drain(in, used);
+        if (used < n)
+            return PIPELINE_FILL_MORE;
+    }
+    if (b->item_open) {
+        pipeline_items_end(it);
+        b->item_open = false;
+    }
+    return PIPELINE_FILL_END;
+}
+
+static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
+{
+    struct batch *b = arg;
+    struct evbuffer *in = b->r != NULL ? api_request_input(b->r) : NULL;
+    if (in == NULL)
+        return PIPELINE_FILL_ERROR;
+    return b->input == PIPELINE_IN_JSON_VALUE ? batch_json_fill(&b->json, in, it)
+                                              : fill_lines(b, in, it);
+}
+
+/* ---- the stream ------------------------------------------------------------------------------ */
+
+static void batch_free(struct batch *b)
+{
+    if (b->chunk != NULL)
+        evbuffer_free(b->chunk);
+    explicit_bzero(&b->principal, sizeof b->principal);
+    free(b);
+}
+
+static void batch_sent(struct api_request *r, void *arg)
+{
+    struct batch *b = arg;
+    (void)r;
+    if (b->job != NULL)
+        pipeline_job_drained(b->job);
+}
+
+static int batch_emit(void *arg, const char *data, size_t len)
+{
+    struct batch *b = arg;
+    if (b->r == NULL || api_request_gone(b->r) || evbuffer_add(b->chunk, data, len) != 0)
+        return -1;
+    if (api_reply_chunk(b->r, b->chunk, batch_sent, b) != 0) {
+        evbuffer_drain(b->chunk, evbuffer_get_length(b->chunk));
+        return -1;
+    }
+    return 0;
+}
+
+/* Closes the batch in the database: the row, the key version's sign count, the finish event.
+ * false (logged) when it could not. */
+static bool batch_record_end(struct batch *b, enum store_batch_state state,
+                             const struct pipeline_result *res)
+{
+    struct service *svc = b->svc;
+    struct store_batch row;
+    enum store_rc rc;
+    json_t *details;
+
+    memset(&row, 0, sizeof row);
+    snprintf(row.batch_id, sizeof row.batch_id, "%s", b->batch_id);
+    row.state = state;
+    row.count = res->count;
+    row.signed_count = res->signed_count;
+    row.failed_count = res->failed_count;
+    snprintf(row.sha256, sizeof row.sha256, "%s", res->sha256);
+    details = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "batch_id", b->batch_id, "count",
+                        (json_int_t)res->count, "signed", (json_int_t)res->signed_count, "failed",
+                        (json_int_t)res->failed_count, "sha256", res->sha256, "state",
+                        store_batch_state_name(state));
+    rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = store_batch_finish(svc->st, &row);
+    if (rc == STORE_OK && res->signed_count > 0)
+        rc = store_key_record_use(svc->st, b->sdkappid, b->key_version, res->signed_count);
+    if (rc == STORE_OK) {
+        rc = service_audit(svc, &b->principal, "usersig.batch.finish", b->sdkappid, b->key_version,
+                           store_batch_state_name(state), details);
+        details = NULL; /* stolen */
+    }
+    if (rc == STORE_OK)
+        rc = store_commit(svc->st);
+    json_decref(details);
+    if (rc != STORE_OK) {
+        store_rollback(svc->st);
+        log_msg(LOG_ERROR, b->request_id,
+                "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
+                b->batch_id, store_batch_state_name(state), res->count);
+        return false;
+    }
+    log_msg(LOG_INFO, b->request_id,
+            "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed", b->batch_id,
+            store_batch_state_name(state), res->count, res->signed_count, res->failed_count);
+    return true;
+}
+
+/* The last line: the summary, or the error that ended the stream (why). */
+static int last_line(const struct batch *b, const struct pipeline_result *res, const char *why,
+                     char *out, size_t cap)
+{
+    if (why == NULL && b->output == PIPELINE_OUT_CSV)
+        return snprintf(out, cap,
+                        "#summary,batch_id=%s,count=%" PRIu64 ",signed=%" PRIu64 ",failed=%" PRIu64
+                        ",key_version=%" PRIu32 ",sha256=%s\n",
+                        b->batch_id, res->count, res->signed_count, res->failed_count,
+                        b->key_version, res->sha256);
+    if (why == NULL)
+        return snprintf(out, cap,
+                        "{\"summary\":{\"batch_id\":\"%s\",\"count\":%" PRIu64
+                        ",\"signed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"key_version\":%" PRIu32
+                        ",\"sha256\":\"%s\"}}\n",
+                        b->batch_id, res->count, res->signed_count, res->failed_count,
+                        b->key_version, res->sha256);
+    return snprintf(out, cap,
+                    b->output == PIPELINE_OUT_CSV
+                        ? "#error,code=internal,message=%s after %" PRIu64
+                          " lines (batch_id %s, request id %s)\n"
+                        : "{\"error\":{\"code\":\"internal\",\"message\":\"%s after %" PRIu64
+                          " lines (batch_id %s, request id %s)\"}}\n",
+                    why, res->count, b->batch_id, b->request_id);
+}
+
+/* The pipeline's end of the job: record it, send the last line, end the stream. */
+static void batch_done(void *arg, const struct pipeline_result *res)
+{
+    struct batch *b = arg;
+    char line[MSG_BUF];
+    bool complete = res->state == PIPELINE_COMPLETE;
+
+    b->job = NULL;
+    if (!complete)
+        log_msg(LOG_ERROR, b->request_id, "batch %s: %s after %" PRIu64 " lines: %s", b->batch_id,
+                pipeline_state_name(res->state), res->count,
+                res->why != NULL ? res->why : "stopped");
+    bool recorded = batch_record_end(b, complete ? STORE_BATCH_COMPLETE : STORE_BATCH_ABORTED, res);
+    const char *why = NULL;
+    if (!complete)
+        why = recorded ? "the batch failed and is recorded as aborted"
+                       : "the batch failed; its end could not be recorded";
+    else if (!recorded)
+        why = "the batch could not be recorded as complete: it stays running";
+    int n = last_line(b, res, why, line, sizeof line);
+    if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
+        evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
+        api_reply_chunk(b->r, b->chunk, NULL, NULL) != 0)
+        evbuffer_drain(b->chunk, evbuffer_get_length(b->chunk));
+    api_reply_end(b->r);
+    b->r = NULL;
+    batch_free(b);
+}
+
+/* The client left (or the server is stopping): the batch ends as aborted. */
+static void batch_closed(struct api_request *r, void *arg)
+{
+    struct batch *b = arg;
+    struct pipeline_result res;
+    if (b->job != NULL) {
+        pipeline_job_cancel(b->job, &res);
+        b->job = NULL;
+        log_msg(LOG_WARN, b->request_id, "batch %s: the client left after %" PRIu64 " lines",
+                b->batch_id, res.count);
+        (void)batch_record_end(b, STORE_BATCH_ABORTED, &res);
+    }
+    api_reply_end(r);
+    b->r = NULL;
+    batch_free(b);
+}
+
+/* ---- the request ---------------------------------------------------------------------------- */
+
+/* The media type of a Content-Type or an Accept entry: is it type (parameters ignored)? */
+static bool media_is(const char *v, const char *type)
+{
+    size_t n = strlen(type);
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, type, n) != 0)
+        return false;
+    v += n;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || *v == ';' || *v == ',';
+}
+
+/* Whether an Accept header asks for CSV: a text/csv entry whose q is not 0. */
+static bool accepts_csv(const char *accept)
+{
+    for (const char *p = accept; p != NULL; p = strchr(p, ',')) {
+        p += *p == ',';
+        if (!media_is(p, "text/csv"))
+            continue;
+        size_t len = strcspn(p, ",");
+        const char *q = strstr(p, "q=");
+        if (q == NULL || q >= p + len || strtod(q + 2, NULL) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* The details of the start event, or of a refusal (expire 0: not known yet). NULL when out of
+ * memory. */
+static json_t *start_details(const struct batch *b, int64_t expire, int level)
+{
+    json_t *d = json_pack("{s:i, s:s, s:s}", "level", level, "format",
+                          pipeline_input_name(b->input), "output", pipeline_output_name(b->output));
+    int bad = d == NULL;
+    if (!bad && b->batch_id[0] != '\0')
+        bad |= json_object_set_new(d, "batch_id", json_string(b->batch_id));
+    if (!bad && expire != 0)
+        bad |= json_object_set_new(d, "expire", json_integer(expire));
+    if (bad) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void new_batch_id(char out[STORE_BATCH_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[STORE_BATCH_ID_LEN / 2];
+    evutil_secure_rng_get_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        out[2 * i] = hex[rnd[i] >> 4];
+        out[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    out[STORE_BATCH_ID_LEN] = '\0';
+}
+
+void handle_usersig_batch(struct api_request *r)
+{
+    static const char *const allowed[] = {"expire", "level", NULL};
+    struct service *svc = r->ctx;
+    const uint32_t sdkappid = r->sdkappid;
+    const char *ct = api_request_header(r, "Content-Type");
+    struct evbuffer *in = api_request_input(r);
+    struct batch *b = NULL;
+    struct store_app app;
+    struct store_key key;
+    struct store_batch row;
+    struct usersig_key *ukey = NULL;
+    struct pipeline_job *job = NULL;
+    char msg[MSG_BUF] = "";
+    enum api_error err = API_OK;
+    bool refused = false;
+    enum store_rc rc;
+    int64_t level = USERSIG_DEFAULT_LEVEL, expire = 0, body_expire = 0;
+    bool has_expire = false, has_body_expire = false;
+    const char *unknown;
+    json_t *details;
+
+    memset(&key, 0, sizeof key);
+    b = calloc(1, sizeof *b);
+    if (b == NULL || in == NULL || (b->chunk = evbuffer_new()) == NULL) {
+        err = API_ERR_INTERNAL;
+        goto out;
+    }
+    b->svc = svc;
+    b->r = r;
+    b->sdkappid = sdkappid;
+    b->principal = *r->principal;
+    snprintf(b->request_id, sizeof b->request_id, "%s", r->request_id);
+
+    if ((unknown = api_query_unknown(r, allowed)) != NULL) {
+        char name[65];
+        size_t k = 0;
+        for (; unknown[k] != '\0' && k < sizeof name - 1; k++)
+            name[k] = unknown[k] >= 0x20 && unknown[k] < 0x7f ? unknown[k] : '?';
+        name[k] = '\0';
+        err = API_ERR_INVALID_PARAM;
+        snprintf(msg, sizeof msg,
+                 "unknown query parameter \"%s\" (this route takes: expire, level)", name);
+        goto out;
+    }
+    if (api_query_int64(r, "level", 0, 9, &level) == API_QUERY_INVALID) {
+        err = API_ERR_INVALID_PARAM;
+        snprintf(msg, sizeof msg, "query parameter level must be a zlib level from 0 to 9");
+        goto out;
+    }
+    switch (api_query_int64(r, "expire", INT32_MIN, INT32_MAX, &expire)) {
+    case API_QUERY_OK:
+        has_expire = true;
+        break;
+    case API_QUERY_ABSENT:
+        break;
+    case API_QUERY_INVALID:
+        err = API_ERR_INVALID_PARAM;
+        snprintf(msg, sizeof msg, "query parameter expire must be an integer (seconds)");
+        goto out;
+    }
+    if (ct != NULL && media_is(ct, "text/plain")) {
+        b->input = PIPELINE_IN_TEXT;
+    } else if (ct != NULL && media_is(ct, "application/x-ndjson")) {
+        b->input = PIPELINE_IN_NDJSON;
+    } else if (ct != NULL && media_is(ct, "application/json")) {
+        b->input = PIPELINE_IN_JSON_VALUE;
+    } else {
+        err = API_ERR_UNSUPPORTED_MEDIA_TYPE;
+        snprintf(msg, sizeof msg,
+                 "send the body as text/plain (one identifier a line), application/x-ndjson "
+                 "(one JSON object a line) or application/json ({\"identifiers\": [...]})");
+        goto out;
+    }
+    b->output =
+        accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
+    if (b->input == PIPELINE_IN_JSON_VALUE) {
+        err = batch_json_check(in, &b->json, &has_body_expire, &body_expire, msg, sizeof msg);
+        if (err != API_OK)
+            goto out;
+        if (has_body_expire && has_expire) {
+            err = API_ERR_INVALID_FIELD;
+            snprintf(msg, sizeof msg, "give expire in the query or in the body, not both");
+            goto out;
+        }
+        if (has_body_expire) {
+            has_expire = true;
+            expire = body_expire;
+        }
+    }
+    if (svc->pipeline == NULL) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "batch signing is not running in this process");
+        goto out;
+    }
+
+    if (store_begin(svc->st) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        goto out;
+    }
+    rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, &app);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
+        refused = rc == STORE_NOT_FOUND;
+        if (refused)
+            snprintf(msg, sizeof msg, "no app with sdkappid %u", sdkappid);
+        goto out;
+    }
+    if (!has_expire)
+        expire = app.default_expire;
+    if (expire < 1 || expire > (int64_t)app.max_expire) {
+        err = API_ERR_BAD_EXPIRE;
+        refused = true;
+        snprintf(msg, sizeof msg,
+                 "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
+                 app.max_expire, sdkappid, app.max_expire);
+        goto out;
+    }
+    rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_SHARE, &key);
+    if (rc != STORE_OK) {
+        err = service_store_error(rc, API_ERR_INVALID_STATE);
+        refused = rc == STORE_NOT_FOUND;
+        if (refused)
+            snprintf(msg, sizeof msg,
+                     "app %u has no active key: import a key first (POST /v1/apps/%u/keys), or "
+                     "enable or rotate to one",
+                     sdkappid, sdkappid);
+        goto out;
+    }
+    b->key_version = key.version;
+    if (service_open_key(svc, &key, &ukey) != 0) {
+        err = API_ERR_INTERNAL;
+        snprintf(msg, sizeof msg,
+                 "key version %u of app %u does not open under this server's master key",
+                 key.version, sdkappid);
+        goto out;
+    }
+    struct pipeline_job_config cfg = {
+        .sdkappid = sdkappid,
+        .key = ukey,
+        .level = (int)level,
+        .policy = (enum usersig_id_policy)app.identifier_policy,
+        .expire = (uint32_t)expire,
+        .max_expire = app.max_expire,
+        .input = b->input,
+        .output = b->output,
+        .arg = b,
+        .fill = batch_fill,
+        .emit = batch_emit,
+        .done = batch_done,
+    };
+    ukey = NULL; /* taken by pipeline_job_new */
+    switch (pipeline_job_new(svc->pipeline, &cfg, &job)) {
+    case PIPELINE_OK:
+        break;
+    case PIPELINE_BAD_KEY:
+        err = API_ERR_BAD_KEY;
+        snprintf(msg, sizeof msg, "key version %u of app %u cannot sign: %s", key.version, sdkappid,
+                 usersig_rc_message(USERSIG_KEY_CANNOT_SIGN));
+        goto out;
+    default:
+        err = API_ERR_INTERNAL;
+        goto out;
+    }
+
+    /* The batch is recorded before anything is signed: no row and no event, no token. */
+    new_batch_id(b->batch_id);
+    memset(&row, 0, sizeof row);
+    snprintf(row.batch_id, sizeof row.batch_id, "%s", b->batch_id);
+    row.sdkappid = sdkappid;
+    row.key_version = key.version;
+    row.actor_id = b->principal.token_id;
+    snprintf(row.actor_name, sizeof row.actor_name, "%s", b->principal.name);
+    rc = store_batch_insert(svc->st, &row);
+    details = rc == STORE_OK ? start_details(b, expire, (int)level) : NULL;
+    if (rc == STORE_OK && details == NULL)
+        rc = STORE_ERROR;
+    if (rc == STORE_OK)
+        rc = service_audit(svc, &b->principal, "usersig.batch", sdkappid, key.version, "started",
+                           details);
+    if (rc != STORE_OK || store_commit(svc->st) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "the batch could not be recorded; no UserSig was issued");
+        goto out;
+    }
+    if (api_reply_start(r, 200,
+                        b->output == PIPELINE_OUT_CSV ? "text/csv; charset=utf-8"
+                                                      : "application/x-ndjson") != 0) {
+        struct pipeline_result res;
+        pipeline_job_cancel(job, &res); /* a 500 went out instead */
+        (void)batch_record_end(b, STORE_BATCH_ABORTED, &res);
+        batch_free(b);
+        store_key_clear(&key);
+        return;
+    }
+    b->job = job;
+    job = NULL;
+    api_request_on_close(r, batch_closed, b);
+    log_msg(LOG_INFO, r->request_id,
+            "batch %s: app %u, key version %u, %s in, %s out, expire %" PRId64 ", level %d",
+            b->batch_id, sdkappid, key.version, pipeline_input_name(b->input),
+            pipeline_output_name(b->output), expire, (int)level);
+    pipeline_job_start(b->job);
+    b = NULL; /* the stream's now: batch_done or batch_closed frees it */
+
+out:
+    if (err != API_OK) {
+        store_rollback(svc->st);
+        if (job != NULL)
+            pipeline_job_cancel(job, NULL);
+        if (refused && b != NULL)
+            service_audit_refusal(svc, r->principal, "usersig.batch", sdkappid, key.version,
+                                  api_error_code(err), start_details(b, expire, (int)level));
+        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
+        if (b != NULL)
+            batch_free(b);
+    }
+    usersig_key_free(ukey);
+    store_key_clear(&key);
+}

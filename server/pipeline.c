@@ -1,0 +1,575 @@
+/*
+ * The signing pipeline (pipeline.h): worker threads that sign blocks of a batch, and the jobs
+ * that cut a batch into blocks, keep at most max_in_flight of them out, and emit them in input
+ * order with a running SHA-256. The pool's one mutex guards the queue of blocks and each job's
+ * list of returned blocks; everything else of a job belongs to the event-loop thread. A block's
+ * items, and the line each becomes, are pipeline_items.c.
+ */
+#include "pipeline.h"
+#include "pipeline_int.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define OUT_GUESS 320 /* output bytes per item to start a block's buffer with */
+
+/* ---- blocks and their items ---------------------------------------------------------------- */
+
+struct pipeline_block {
+    struct pipeline_job *job;
+    struct pipeline_block *next; /* in the pool's queue, a job's returned list, or spares */
+    uint64_t seq;
+    struct pipeline_items items;
+    char *out; /* whole output lines */
+    size_t out_len, out_cap;
+    uint64_t n_signed, n_failed;
+    const char *why; /* set when signing failed where it should not: the job fails */
+};
+
+enum job_phase { JOB_RUNNING = 0, JOB_OVER };
+
+struct pipeline_job {
+    struct pipeline *p;
+    struct pipeline_job_config cfg; /* read by workers: never changes after pipeline_job_new */
+    struct event *ev;               /* made active by workers and by the owner's calls */
+    struct pipeline_job *prev, *next;
+    /* under p->mu */
+    struct pipeline_block *returned;
+    /* event-loop thread only */
+    enum job_phase phase;
+    bool started, in_pump, writable, source_done;
+    bool cancelled;                /* by the owner: no callback any more */
+    size_t n_out;                  /* blocks in the queue or with a worker */
+    struct pipeline_block **slots; /* max_in_flight: signed blocks waiting for their turn */
+    struct pipeline_block *spare;
+    uint64_t next_seq, next_emit;
+    struct pipeline_result res;
+    EVP_MD_CTX *sha;
+};
+
+struct pipeline {
+    struct event_base *base;
+    int n_workers, n_started;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    bool stopping;
+    struct pipeline_block *q_head, *q_tail;
+    uint64_t q_len;
+    /* event-loop thread only */
+    struct pipeline_job *jobs;
+    uint64_t n_jobs, n_blocks;
+};
+
+static const char *const input_names[] = {"text", "ndjson", "json"};
+static const char *const output_names[] = {"ndjson", "csv"};
+static const char *const state_names[] = {"complete", "failed", "cancelled"};
+
+const char *pipeline_input_name(enum pipeline_input in)
+{
+    return (unsigned)in <= PIPELINE_IN_JSON_VALUE ? input_names[in] : "unknown";
+}
+
+const char *pipeline_output_name(enum pipeline_output out)
+{
+    return (unsigned)out <= PIPELINE_OUT_CSV ? output_names[out] : "unknown";
+}
+
+const char *pipeline_state_name(enum pipeline_state s)
+{
+    return (unsigned)s <= PIPELINE_CANCELLED ? state_names[s] : "unknown";
+}
+
+/* ---- signing a block (worker threads) ------------------------------------------------------ */
+
+static void block_sign(struct pipeline_block *b)
+{
+    const struct pipeline_job_config *cfg = &b->job->cfg;
+    struct usersig_signer *signer = NULL;
+    struct timespec ts;
+    char *idbuf = malloc(PIPELINE_ITEM_MAX);
+
+    b->out_len = 0;
+    b->n_signed = b->n_failed = 0;
+    b->why = NULL;
+    if (idbuf == NULL || usersig_signer_new(cfg->key, cfg->sdkappid, cfg->level, cfg->policy,
+                                            &signer) != USERSIG_OK) {
+        b->why = "out of memory making a signer";
+        goto out;
+    }
+    if (b->out_cap < b->items.n * OUT_GUESS + PIPELINE_OUT_LINE_MAX &&
+        pipeline_grow(&b->out, &b->out_cap, b->items.n * OUT_GUESS + PIPELINE_OUT_LINE_MAX) != 0) {
+        b->why = "out of memory for the output";
+        goto out;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = 0; i < b->items.n; i++) {
+        const struct item *it = &b->items.v[i];
+        bool failed = false;
+
+        if (b->out_cap - b->out_len < PIPELINE_OUT_LINE_MAX &&
+            pipeline_grow(&b->out, &b->out_cap, b->out_len + PIPELINE_OUT_LINE_MAX) != 0) {
+            b->why = "out of memory for the output";
+            goto out;
+        }
+        char *o = pipeline_item_line(cfg, signer, (int64_t)ts.tv_sec, b->items.buf + it->off,
+                                     it->len, it->too_long, idbuf, b->out + b->out_len, &failed);
+        if (o == NULL) {
+            b->why = "the codec failed where it should not";
+            goto out;
+        }
+        if (failed)
+            b->n_failed++;
+        else
+            b->n_signed++;
+        b->out_len = (size_t)(o - b->out);
+    }
+out:
+    usersig_signer_free(signer);
+    free(idbuf);
+}
+
+static void *worker_main(void *arg)
+{
+    struct pipeline *p = arg;
+    /* Below the event loop's priority (Linux: nice is per thread): the loop answers every
+     * request and hashes and sends the batches, so it must not queue behind the signing. */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0 && nice_now + PIPELINE_WORKER_NICE <= 19)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice_now + PIPELINE_WORKER_NICE);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stopping && p->q_head == NULL)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stopping)
+            break;
+        struct pipeline_block *b = p->q_head;
+        p->q_head = b->next;
+        if (p->q_head == NULL)
+            p->q_tail = NULL;
+        p->q_len--;
+        pthread_mutex_unlock(&p->mu);
+
+        block_sign(b);
+
+        /* Under the mutex until event_active has returned: the loop thread frees a job only
+         * after taking the mutex and finding none of its blocks out. */
+        pthread_mutex_lock(&p->mu);
+        b->next = b->job->returned;
+        b->job->returned = b;
+        event_active(b->job->ev, EV_READ, 1);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- jobs (event-loop thread) --------------------------------------------------------------- */
+
+static void block_free(struct pipeline *p, struct pipeline_block *b)
+{
+    if (b == NULL)
+        return;
+    free(b->items.buf);
+    free(b->items.v);
+    free(b->out);
+    free(b);
+    p->n_blocks--;
+}
+
+static struct pipeline_block *block_get(struct pipeline_job *j)
+{
+    struct pipeline_block *b = j->spare;
+    if (b != NULL) {
+        j->spare = b->next;
+    } else {
+        b = calloc(1, sizeof *b);
+        if (b == NULL)
+            return NULL;
+        b->job = j;
+        j->p->n_blocks++;
+    }
+    b->next = NULL;
+    b->items.len = b->items.n = 0;
+    b->items.open = b->items.oom = false;
+    b->out_len = 0;
+    b->why = NULL;
+    return b;
+}
+
+/* Keeps a few blocks (and their buffers) for the next ones; frees the others. */
+static void block_recycle(struct pipeline_job *j, struct pipeline_block *b)
+{
+    size_t spares = 0;
+    for (struct pipeline_block *s = j->spare; s != NULL; s = s->next)
+        spares++;
+    if (spares >= 2) {
+        block_free(j->p, b);
+        return;
+    }
+    b->next = j->spare;
+    j->spare = b;
+}
+
+/* Drops the job's queued blocks (a worker has not taken them). */
+static void job_dequeue(struct pipeline_job *j)
+{
+    struct pipeline *p = j->p;
+    struct pipeline_block *drop = NULL, **pp;
+    pthread_mutex_lock(&p->mu);
+    p->q_tail = NULL;
+    for (pp = &p->q_head; *pp != NULL;) {
+        struct pipeline_block *b = *pp;
+        if (b->job == j) {
+            *pp = b->next;
+            b->next = drop;
+            drop = b;
+            p->q_len--;
+        } else {
+            p->q_tail = b;
+            pp = &b->next;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (drop != NULL) {
+        struct pipeline_block *b = drop;
+        drop = b->next;
+        j->n_out--;
+        block_free(p, b);
+    }
+}
+
+static void job_free(struct pipeline_job *j)
+{
+    struct pipeline *p = j->p;
+    if (j->prev != NULL)
+        j->prev->next = j->next;
+    else
+        p->jobs = j->next;
+    if (j->next != NULL)
+        j->next->prev = j->prev;
+    p->n_jobs--;
+    for (size_t i = 0; j->slots != NULL && i < j->cfg.max_in_flight; i++)
+        block_free(p, j->slots[i]);
+    while (j->spare != NULL) {
+        struct pipeline_block *b = j->spare;
+        j->spare = b->next;
+        block_free(p, b);
+    }
+    while (j->returned != NULL) { /* pipeline_free, after the workers stopped */
+        struct pipeline_block *b = j->returned;
+        j->returned = b->next;
+        block_free(p, b);
+    }
+    free(j->slots);
+    if (j->ev != NULL)
+        event_free(j->ev);
+    EVP_MD_CTX_free(j->sha);
+    usersig_key_free(j->cfg.key);
+    free(j);
+}
+
+/* The job's outcome is decided: nothing more is cut, signed or emitted. Frees what it can now;
+ * the rest goes when the workers hand it back. */
+static void job_over(struct pipeline_job *j, enum pipeline_state state, const char *why)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+
+    if (j->phase == JOB_OVER)
+        return;
+    j->phase = JOB_OVER;
+    job_dequeue(j);
+    j->res.state = state;
+    j->res.why = why;
+    if (EVP_DigestFinal_ex(j->sha, md, &mdlen) != 1 || mdlen != sizeof md) {
+        memset(md, 0, sizeof md);
+        if (state == PIPELINE_COMPLETE) {
+            j->res.state = PIPELINE_FAILED;
+            j->res.why = "SHA-256 failed";
+        }
+    }
+    for (size_t i = 0; i < sizeof md; i++) {
+        j->res.sha256[2 * i] = hex[md[i] >> 4];
+        j->res.sha256[2 * i + 1] = hex[md[i] & 15];
+    }
+    j->res.sha256[64] = '\0';
+}
+
+/* Emits the signed blocks whose turn it is, when the owner's output has drained. */
+static void job_emit(struct pipeline_job *j)
+{
+    const size_t m = j->cfg.max_in_flight;
+    bool any = false;
+
+    while (j->writable && j->phase == JOB_RUNNING) {
+        struct pipeline_block *b = j->slots[j->next_emit % m];
+        if (b == NULL || b->seq != j->next_emit)
+            break;
+        j->slots[j->next_emit % m] = NULL;
+        j->next_emit++;
+        if (b->why != NULL) {
+            log_error("batch signing: %s", b->why);
+            job_over(j, PIPELINE_FAILED, b->why);
+        } else if (b->out_len > 0 && j->cfg.emit(j->cfg.arg, b->out, b->out_len) != 0) {
+            job_over(j, PIPELINE_FAILED, "the output could not be sent");
+        } else if (EVP_DigestUpdate(j->sha, b->out, b->out_len) != 1) {
+            job_over(j, PIPELINE_FAILED, "SHA-256 failed");
+        } else {
+            j->res.count += b->n_signed + b->n_failed;
+            j->res.signed_count += b->n_signed;
+            j->res.failed_count += b->n_failed;
+            any = any || b->out_len > 0;
+        }
+        block_recycle(j, b);
+    }
+    if (any)
+        j->writable = false;
+}
+
+/* Cuts more blocks while the output is drained and fewer than max_in_flight are out. */
+static void job_dispatch(struct pipeline_job *j)
+{
+    struct pipeline *p = j->p;
+    while (j->phase == JOB_RUNNING && j->writable && !j->source_done &&
+           j->next_seq - j->next_emit < j->cfg.max_in_flight) {
+        struct pipeline_block *b = block_get(j);
+        if (b == NULL) {
+            job_over(j, PIPELINE_FAILED, "out of memory for a block");
+            return;
+        }
+        enum pipeline_fill rc = j->cfg.fill(j->cfg.arg, &b->items);
+        if (j->phase != JOB_RUNNING || rc == PIPELINE_FILL_ERROR || b->items.oom || b->items.open) {
+            block_recycle(j, b);
+            job_over(j, PIPELINE_FAILED, "the input could not be read");
+            return;
+        }
+        if (rc == PIPELINE_FILL_END)
+            j->source_done = true;
+        if (b->items.n == 0) {
+            block_recycle(j, b);
+            if (rc == PIPELINE_FILL_MORE) {
+                job_over(j, PIPELINE_FAILED, "the input gave a block of no items");
+                return;
+            }
+            continue;
+        }
+        b->seq = j->next_seq++;
+        j->n_out++;
+        pthread_mutex_lock(&p->mu);
+        if (p->q_tail != NULL)
+            p->q_tail->next = b;
+        else
+            p->q_head = b;
+        p->q_tail = b;
+        p->q_len++;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static void job_pump(struct pipeline_job *j)
+{
+    struct pipeline *p = j->p;
+    struct pipeline_block *back;
+
+    j->in_pump = true;
+    pthread_mutex_lock(&p->mu);
+    back = j->returned;
+    j->returned = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (back != NULL) {
+        struct pipeline_block *b = back;
+        back = b->next;
+        b->next = NULL;
+        j->n_out--;
+        if (j->phase == JOB_RUNNING)
+            j->slots[b->seq % j->cfg.max_in_flight] = b;
+        else
+            block_free(p, b);
+    }
+    if (j->phase == JOB_RUNNING && j->started) {
+        job_emit(j);
+        job_dispatch(j);
+        if (j->phase == JOB_RUNNING && j->source_done && j->next_emit == j->next_seq)
+            job_over(j, PIPELINE_COMPLETE, NULL);
+        if (j->phase == JOB_OVER && !j->cancelled)
+            j->cfg.done(j->cfg.arg, &j->res); /* the last callback of this job */
+    }
+    j->in_pump = false;
+    if (j->phase == JOB_OVER && j->n_out == 0)
+        job_free(j);
+}
+
+static void job_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job_pump(arg);
+}
+
+enum pipeline_rc pipeline_job_new(struct pipeline *p, const struct pipeline_job_config *cfg,
+                                  struct pipeline_job **out)
+{
+    struct pipeline_job *j = NULL;
+    struct usersig_signer *probe = NULL;
+    enum usersig_rc urc;
+
+    *out = NULL;
+    if (cfg->fill == NULL || cfg->emit == NULL || cfg->done == NULL || cfg->expire < 1 ||
+        cfg->expire > cfg->max_expire || cfg->max_expire > USERSIG_MAX_EXPIRE ||
+        (unsigned)cfg->input > PIPELINE_IN_JSON_VALUE || (unsigned)cfg->output > PIPELINE_OUT_CSV) {
+        usersig_key_free(cfg->key);
+        return PIPELINE_BAD_CONFIG;
+    }
+    /* What every block will do first, once, so that a bad key or level fails here. */
+    urc = usersig_signer_new(cfg->key, cfg->sdkappid, cfg->level, cfg->policy, &probe);
+    usersig_signer_free(probe);
+    if (urc != USERSIG_OK) {
+        usersig_key_free(cfg->key);
+        if (urc == USERSIG_NO_MEMORY)
+            return PIPELINE_NO_MEMORY;
+        if (urc == USERSIG_BAD_KEY || urc == USERSIG_KEY_CANNOT_SIGN)
+            return PIPELINE_BAD_KEY;
+        return PIPELINE_BAD_CONFIG;
+    }
+    j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        usersig_key_free(cfg->key);
+        return PIPELINE_NO_MEMORY;
+    }
+    j->p = p;
+    j->cfg = *cfg;
+    if (j->cfg.max_in_flight == 0)
+        j->cfg.max_in_flight = 2 * (size_t)p->n_workers;
+    if (j->cfg.max_in_flight > PIPELINE_MAX_IN_FLIGHT)
+        j->cfg.max_in_flight = PIPELINE_MAX_IN_FLIGHT;
+    j->writable = true;
+    j->slots = calloc(j->cfg.max_in_flight, sizeof *j->slots);
+    j->ev = event_new(p->base, -1, 0, job_event, j);
+    j->sha = EVP_MD_CTX_new();
+    j->next = p->jobs;
+    if (p->jobs != NULL)
+        p->jobs->prev = j;
+    p->jobs = j;
+    p->n_jobs++;
+    if (j->slots == NULL || j->ev == NULL || j->sha == NULL ||
+        EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) != 1) {
+        j->phase = JOB_OVER;
+        job_free(j);
+        return PIPELINE_NO_MEMORY;
+    }
+    *out = j;
+    return PIPELINE_OK;
+}
+
+void pipeline_job_start(struct pipeline_job *j)
+{
+    j->started = true;
+    event_active(j->ev, EV_READ, 1);
+}
+
+void pipeline_job_drained(struct pipeline_job *j)
+{
+    if (j->phase != JOB_RUNNING)
+        return;
+    j->writable = true;
+    event_active(j->ev, EV_READ, 1);
+}
+
+void pipeline_job_cancel(struct pipeline_job *j, struct pipeline_result *res)
+{
+    j->cancelled = true;
+    job_over(j, PIPELINE_CANCELLED, NULL);
+    if (res != NULL)
+        *res = j->res;
+    if (!j->in_pump && j->n_out == 0)
+        job_free(j);
+}
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+struct pipeline *pipeline_new(struct event_base *base, int workers, char *err, size_t errlen)
+{
+    struct pipeline *p;
+    int rc;
+
+    if (base == NULL || workers < 1 || workers > PIPELINE_MAX_WORKERS) {
+        snprintf(err, errlen, "pipeline: 1 to %d workers are needed", PIPELINE_MAX_WORKERS);
+        return NULL;
+    }
+    p = calloc(1, sizeof *p);
+    if (p == NULL || (p->threads = calloc((size_t)workers, sizeof *p->threads)) == NULL) {
+        free(p);
+        snprintf(err, errlen, "pipeline: out of memory");
+        return NULL;
+    }
+    p->base = base;
+    p->n_workers = workers;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    for (int i = 0; i < workers; i++) {
+        rc = pthread_create(&p->threads[i], NULL, worker_main, p);
+        if (rc != 0) {
+            snprintf(err, errlen, "pipeline: cannot start worker thread %d of %d: %s", i + 1,
+                     workers, strerror(rc));
+            pipeline_free(p);
+            return NULL;
+        }
+        p->n_started++;
+    }
+    return p;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (p == NULL)
+        return;
+    for (struct pipeline_job *j = p->jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        if (j->phase == JOB_RUNNING) {
+            job_over(j, PIPELINE_CANCELLED, NULL);
+            j->cancelled = true;
+            j->cfg.done(j->cfg.arg, &j->res);
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_started; i++)
+        pthread_join(p->threads[i], NULL);
+    while (p->jobs != NULL)
+        job_free(p->jobs);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->threads);
+    free(p);
+}
+
+int pipeline_workers(const struct pipeline *p)
+{
+    return p->n_workers;
+}
+
+void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out)
+{
+    out->workers = p->n_workers;
+    out->jobs = p->n_jobs;
+    out->blocks = p->n_blocks;
+    pthread_mutex_lock(&p->mu);
+    out->blocks_queued = p->q_len;
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,192 @@
+/*
+ * The signing pipeline of batch signing: a pool of worker threads, each signing whole blocks of
+ * ~4096 items with a usersig_signer of its own, and per batch a job that cuts the input into
+ * blocks, hands them to the workers, and emits the finished blocks strictly in input order,
+ * hashed (SHA-256 over every output line, "\n" included), on the event-loop thread.
+ *
+ * Threading. The pool lives on one event_base (the server's); every pipeline_* function and
+ * every callback runs on the thread of that loop. Workers touch only the blocks handed to them
+ * and the job's read-only configuration, and hand finished blocks back through the pool's
+ * mutex and event_active() on the job's event, so libevent must be thread-enabled
+ * (evthread_use_pthreads() before event_base_new()).
+ *
+ * Priority. Workers run at a nice value PIPELINE_WORKER_NICE above the process's (Linux keeps
+ * one per thread), so the event-loop thread, which answers every request and hashes and sends
+ * the batches, never waits behind the signing for a core.
+ *
+ * Back-pressure. A job has at most max_in_flight blocks between being cut and being emitted
+ * (queued, being signed, or done and waiting for their turn). The blocks whose turn has come
+ * are emitted together, one emit each; after such a round nothing is cut or emitted until the
+ * owner calls pipeline_job_drained() (its output has been written to the connection). So memory
+ * stays within max_in_flight blocks plus one round of emitted output, however slow the reader:
+ * a slow reader idles the workers instead.
+ *
+ * Memory, in the owner's terms: up to max_in_flight x (PIPELINE_BLOCK_BYTES of input + the
+ * block's output, ~300 bytes a token) plus the same again in the connection's buffer. With the
+ * default 2 x workers, a 2-core server holds ~10 MB for any size of batch.
+ *
+ * Ownership. The owner makes a job (pipeline_job_new) and starts it; from then on the pipeline
+ * calls fill (on the owner's input) and emit (the owner's output) as it goes, and done exactly
+ * once when the job completes or fails. A job ends for the owner with done, or with
+ * pipeline_job_cancel; after either the handle must not be used again and no callback comes
+ * any more. The pipeline itself keeps a cancelled or failed job until the workers have
+ * returned its blocks (a block being signed cannot be taken back), then frees it: blocks, the
+ * signing key (the job owns it: workers may still use it after the owner is gone), the event.
+ * pipeline_free() waits for the workers and frees every job left.
+ */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "usersig.h"
+
+#define PIPELINE_WUR __attribute__((warn_unused_result))
+
+#define PIPELINE_BLOCK_ITEMS 4096          /* items of a block */
+#define PIPELINE_BLOCK_BYTES (1024 * 1024) /* input bytes after which a block takes no more */
+#define PIPELINE_ITEM_MAX 8192             /* bytes of an item kept; the rest is dropped */
+#define PIPELINE_ECHO_MAX 256              /* bytes of an identifier repeated in an error line */
+#define PIPELINE_MAX_IN_FLIGHT 64          /* cap of max_in_flight */
+#define PIPELINE_SHA256_HEX 65             /* 64 hex characters and a NUL */
+#define PIPELINE_MAX_WORKERS 256
+#define PIPELINE_WORKER_NICE 5 /* workers run this much nicer than the process (the loop) */
+
+struct pipeline;       /* the pool: opaque */
+struct pipeline_job;   /* one batch: opaque */
+struct pipeline_items; /* the input half of a block, filled by the owner: opaque */
+
+/* What an item is. */
+enum pipeline_input {
+    PIPELINE_IN_TEXT = 0,   /* one identifier (a line without its LF; a trailing CR is dropped) */
+    PIPELINE_IN_NDJSON,     /* one JSON object {identifier, expire?, room_id?|room_str?,
+                             * privilege_map?}, as the single-sign route takes */
+    PIPELINE_IN_JSON_VALUE, /* one JSON value of an array (surrounding whitespace allowed): a
+                             * string is an identifier, anything else an error line */
+};
+
+/* What a line of output is. NDJSON: {"identifier":"...","usersig":"..."} or
+ * {"identifier":"...","error":{"code":"...","message":"..."}}. CSV (RFC 4180): identifier,usersig
+ * or identifier,,code; an identifier is quoted when it holds a comma, quote, CR or LF or starts
+ * with '#' (so that no row looks like the closing "#summary" line). Identifiers are repeated as
+ * UTF-8 (a byte that is not is written as U+FFFD), at most PIPELINE_ECHO_MAX bytes of them. The
+ * error codes are the admin API's: bad_identifier, bad_expire, bad_room, bad_privilege,
+ * bad_json, invalid_field, unknown_field, missing_field. */
+enum pipeline_output { PIPELINE_OUT_NDJSON = 0, PIPELINE_OUT_CSV };
+
+const char *pipeline_input_name(enum pipeline_input in);    /* "text", "ndjson", "json" */
+const char *pipeline_output_name(enum pipeline_output out); /* "ndjson", "csv" */
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+/* Starts workers threads (1..PIPELINE_MAX_WORKERS) whose results come back on base. Returns
+ * NULL with err filled when a thread or an allocation fails. Caller pipeline_free()s it before
+ * event_base_free(base). */
+struct pipeline *pipeline_new(struct event_base *base, int workers, char *err,
+                              size_t errlen) PIPELINE_WUR;
+
+/* Ends every job still running (its done gets PIPELINE_CANCELLED), stops and joins the workers
+ * (each finishes the block in its hands first), frees every job and the pool. Accepts NULL.
+ * Call it on the loop's thread, the loop running or not. */
+void pipeline_free(struct pipeline *p);
+
+int pipeline_workers(const struct pipeline *p);
+
+struct pipeline_stats {
+    int workers;
+    uint64_t jobs;          /* jobs not freed yet, cancelled ones waiting for workers included */
+    uint64_t blocks;        /* blocks allocated, all jobs */
+    uint64_t blocks_queued; /* waiting for a worker */
+};
+void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out);
+
+/* ---- a job ----------------------------------------------------------------------------------- */
+
+enum pipeline_state {
+    PIPELINE_COMPLETE = 0, /* every item was emitted */
+    PIPELINE_FAILED,       /* fill or emit failed, or signing failed where it should not */
+    PIPELINE_CANCELLED,    /* pipeline_job_cancel, or pipeline_free */
+};
+const char *pipeline_state_name(enum pipeline_state s); /* "complete", "failed", "cancelled" */
+
+/* What a job did: counts and digest of what was emitted (all of it when complete). */
+struct pipeline_result {
+    enum pipeline_state state;
+    uint64_t count; /* items emitted */
+    uint64_t signed_count;
+    uint64_t failed_count;
+    char sha256[PIPELINE_SHA256_HEX]; /* lowercase hex over the emitted lines */
+    const char *why;                  /* FAILED: what went wrong (static text, for the log) */
+};
+
+enum pipeline_fill {
+    PIPELINE_FILL_MORE = 0, /* the items are full; more input follows */
+    PIPELINE_FILL_END,      /* the input ended (the items may hold its last ones, or none) */
+    PIPELINE_FILL_ERROR,    /* the input cannot be read: the job fails */
+};
+
+struct pipeline_job_config {
+    uint32_t sdkappid;
+    struct usersig_key *key; /* taken by pipeline_job_new, success or not */
+    int level;               /* zlib level 0..9 */
+    enum usersig_id_policy policy;
+    uint32_t expire;     /* of items that give none, 1..max_expire */
+    uint32_t max_expire; /* an NDJSON item's own expire must be 1..max_expire */
+    enum pipeline_input input;
+    enum pipeline_output output;
+    size_t max_in_flight; /* blocks; 0: 2 x workers; at most PIPELINE_MAX_IN_FLIGHT */
+
+    void *arg; /* passed to the callbacks */
+    /* Adds items until pipeline_items_full() or the end of the input. Never an item half
+     * added at return. */
+    enum pipeline_fill (*fill)(void *arg, struct pipeline_items *items);
+    /* Takes len (> 0) bytes of whole output lines, in order; the data is the pipeline's again
+     * at return. 0, or -1 when it cannot be sent (the job fails). The owner calls
+     * pipeline_job_drained() once it has been written out. */
+    int (*emit)(void *arg, const char *data, size_t len);
+    /* The job completed or failed (not called after pipeline_job_cancel). The handle is dead
+     * once it is called. */
+    void (*done)(void *arg, const struct pipeline_result *res);
+};
+
+enum pipeline_rc {
+    PIPELINE_OK = 0,
+    PIPELINE_BAD_CONFIG, /* sdkappid 0, level, expire, formats, callbacks */
+    PIPELINE_BAD_KEY,    /* the key cannot sign (a public EC key) */
+    PIPELINE_NO_MEMORY,
+};
+
+/* Makes a job, not started: nothing is called until pipeline_job_start(). On PIPELINE_OK *out is
+ * the job; the owner starts it, or cancels it. cfg is copied; cfg->key is taken either way. */
+enum pipeline_rc pipeline_job_new(struct pipeline *p, const struct pipeline_job_config *cfg,
+                                  struct pipeline_job **out) PIPELINE_WUR;
+
+/* Starts cutting, signing and emitting. The callbacks run from the event loop, never from
+ * inside a pipeline_* call of the owner (pipeline_free excepted). */
+void pipeline_job_start(struct pipeline_job *job);
+
+/* The owner's output has been written: emitting and cutting go on. */
+void pipeline_job_drained(struct pipeline_job *job);
+
+/* Stops the job: no callback comes any more, nothing more is cut or emitted, blocks queued are
+ * dropped and those being signed are dropped when they come back. res (may be NULL) receives
+ * what was emitted until now, state PIPELINE_CANCELLED. Never call it from inside a callback. */
+void pipeline_job_cancel(struct pipeline_job *job, struct pipeline_result *res);
+
+/* ---- filling a block's items (from the fill callback) ------------------------------------- */
+
+/* An item in pieces: begin, append (any number of times), end. Bytes past PIPELINE_ITEM_MAX
+ * are dropped and the item is marked too long (an error line). 0, or -1 when out of memory. */
+void pipeline_items_begin(struct pipeline_items *it);
+int pipeline_items_append(struct pipeline_items *it, const char *data, size_t len) PIPELINE_WUR;
+void pipeline_items_end(struct pipeline_items *it);
+/* begin + append + end. */
+int pipeline_items_add(struct pipeline_items *it, const char *data, size_t len) PIPELINE_WUR;
+/* The block takes no more items (PIPELINE_BLOCK_ITEMS, or PIPELINE_BLOCK_BYTES of input). */
+bool pipeline_items_full(const struct pipeline_items *it);
+size_t pipeline_items_count(const struct pipeline_items *it);
+
+#endif

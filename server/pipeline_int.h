@@ -1,0 +1,50 @@
+/*
+ * Internals of the signing pipeline, shared by its files and included by nothing else:
+ * pipeline.c (the pool, the jobs, the workers' loop) and pipeline_items.c (a block's items: how
+ * the owner fills them, how a worker reads each one and writes its output line).
+ */
+#ifndef PIPELINE_INT_H
+#define PIPELINE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline.h"
+#include "usersig.h"
+
+#define PIPELINE_MSG_BUF 320 /* an error line's message */
+/* The most one output line takes: the JSON punctuation, an identifier of PIPELINE_ECHO_MAX
+ * bytes escaped (6 bytes each at worst), a token, a message escaped. */
+#define PIPELINE_OUT_LINE_MAX                                                                      \
+    (128 + 6 * PIPELINE_ECHO_MAX + USERSIG_TOKEN_BUF + 6 * PIPELINE_MSG_BUF)
+
+struct item {
+    uint32_t off, len; /* in items.buf */
+    bool too_long;
+};
+
+struct pipeline_items {
+    char *buf;
+    size_t len, cap;
+    struct item *v;
+    size_t n;
+    bool open;      /* between begin and end */
+    bool oom;       /* an append failed: the block is unusable */
+    size_t dropped; /* bytes of the open item past PIPELINE_ITEM_MAX */
+};
+
+/* Grows *buf (realloc) to at least need bytes, doubling from 4096. 0, or -1 when out of memory
+ * (*buf and *cap unchanged). */
+int pipeline_grow(char **buf, size_t *cap, size_t need);
+
+/* Writes the output line of one item (s, n bytes, as the owner gave it; too_long when bytes past
+ * PIPELINE_ITEM_MAX were dropped) at line, which has PIPELINE_OUT_LINE_MAX bytes of room: the
+ * item signed with signer at time now, or its error line. idbuf is PIPELINE_ITEM_MAX bytes of
+ * scratch. Returns the end of the line, *failed telling an error line; NULL when the codec failed
+ * where it should not (the block fails). Worker threads: touches only its arguments. */
+char *pipeline_item_line(const struct pipeline_job_config *cfg, struct usersig_signer *signer,
+                         int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
+                         char *line, bool *failed);
+
+#endif

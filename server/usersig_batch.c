@@ -1,0 +1,625 @@
+/*
+ * usersig batch: the client for bulk-signing jobs. Reads identifiers from stdin, sends them to a
+ * usersigd server's batch endpoint in text/plain requests of bounded size (one after the other,
+ * never splitting a line), and streams the answer lines to stdout in input order. Each request's
+ * summary is checked here (counts, and the SHA-256 over the lines received) before it is reported
+ * on stderr. Plain HTTP/1.1 over POSIX sockets, no TLS: for loopback or a TLS-terminating proxy.
+ * This file: options, the token, stdin, the requests and progress; the HTTP client is
+ * usersig_http.c, the checking of each answer usersig_batch_out.c.
+ */
+#include "usersig_batch.h"
+#include "usersig_batch_int.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_FAILED 1
+#define EXIT_FATAL 2
+#define DEFAULT_MAX_REQUEST ((uint64_t)32 << 20)
+#define MIN_MAX_REQUEST 64
+#define MAX_MAX_REQUEST ((uint64_t)1 << 30)
+#define MAX_EXPIRE 315360000
+#define MAX_TOKEN 4096
+#define PROGRESS_EVERY_NS 250000000LL
+#define USER_AGENT "usersig-batch/0.1"
+
+static const char usage_batch[] =
+    "usage: usersig batch --server URL --sdkappid N [--token-file F] [--expire S] [--level L]\n"
+    "                     [--format ndjson|csv] [--max-request-bytes B] < ids.txt > out\n"
+    "\n"
+    "Signs one UserSig per stdin line on a usersigd server (POST /v1/apps/N/usersigs/batch);\n"
+    "the app's key never leaves the server. Reads any amount of input and sends it in requests\n"
+    "of at most B bytes, one after the other, never splitting a line; blank lines are skipped.\n"
+    "Writes the server's answer lines to stdout as they arrive, in input order: NDJSON\n"
+    "{\"identifier\",\"usersig\"} or {\"identifier\",\"error\":{\"code\",\"message\"}} (CSV: "
+    "identifier,usersig\n"
+    "or identifier,,code). Each request's summary goes to stderr, as \"batch ID: COUNT signed N\n"
+    "failed M key_version V sha256 HEX\", once its counts and the SHA-256 of the lines received\n"
+    "have been checked. When stderr is a terminal it also shows progress (done, rate, ETA).\n"
+    "\n"
+    "  --server URL            http://HOST[:PORT][/PREFIX]; HOST a name, an IPv4 or an [IPv6]\n"
+    "                          address. Plain HTTP, no TLS: the token and the tokens travel in\n"
+    "                          clear, so use it on loopback or through a TLS-terminating proxy\n"
+    "                          on a trusted network.\n"
+    "  --token-file F          the API token (role signer or admin); default $USERSIGD_TOKEN.\n"
+    "                          Never on the command line. The file should be mode 0600.\n"
+    "  --sdkappid N            the app's SDKAppID (1..4294967295)\n"
+    "  --expire S              validity in seconds, 1..315360000 (default: the app's)\n"
+    "  --level L               zlib level 0..9 (default: the server's)\n"
+    "  --format F              ndjson (default) or csv\n"
+    "  --max-request-bytes B   largest request body, in bytes or with K, M or G (default 32M,\n"
+    "                          under the server's default limit of 64M). A request the server\n"
+    "                          refuses as too large (413) is split in two and sent again.\n"
+    "\n"
+    "Exit status: 0 every identifier signed; 1 some failed (their input line numbers are named\n"
+    "on stderr: the first 20, then a count; their error lines are in the output); 2 a usage,\n"
+    "connection, HTTP or protocol error (a stream cut short, counts or sha256 that do not match\n"
+    "the summary): stdout then holds the lines answered so far, and stderr says where to resume.\n";
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void usersig_batch_progress_clear(struct batch *b)
+{
+    if (b->progress_shown) {
+        fputs("\r\033[K", stderr);
+        b->progress_shown = 0;
+    }
+}
+
+static void vsay(void *arg, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* The connection's reports (usersig_http_hooks.vsay), as usersig_batch_say. */
+static void vsay(void *arg, const char *fmt, va_list ap)
+{
+    struct batch *b = arg;
+    usersig_batch_progress_clear(b);
+    fputs("usersig: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void usersig_batch_say(struct batch *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(b, fmt, ap);
+    va_end(ap);
+}
+
+/* The stdin bytes answered so far, estimated within the current request. */
+static uint64_t answered_bytes(const struct batch *b, size_t body_off)
+{
+    const struct request *r = &b->req;
+    if (r->len == 0)
+        return r->in_start;
+    return r->in_start + (uint64_t)((double)(r->in_end - r->in_start) * body_off / r->len);
+}
+
+void usersig_batch_progress(struct batch *b, size_t body_off, int force)
+{
+    if (!b->tty)
+        return;
+    int64_t now = mono_ns();
+    if (!force && now - b->last_draw < PROGRESS_EVERY_NS)
+        return;
+    b->last_draw = now;
+    double secs = (double)(now - b->t0) / 1e9;
+    char eta[48] = "";
+    if (b->input_size > 0) {
+        uint64_t done = answered_bytes(b, body_off);
+        if (done > b->input_size)
+            done = b->input_size;
+        if (done > 0) {
+            double left = secs * (double)(b->input_size - done) / (double)done;
+            long s = (long)(left + 0.5);
+            snprintf(eta, sizeof eta, " (%.0f%%), ETA %ld:%02ld:%02ld",
+                     100.0 * (double)done / (double)b->input_size, s / 3600, s / 60 % 60, s % 60);
+        }
+    }
+    fprintf(stderr, "\rusersig batch: %" PRIu64 " done, %" PRIu64 " failed, %.0f/s%s\033[K",
+            b->done, b->failed, secs > 0 ? (double)b->done / secs : 0.0, eta);
+    b->progress_shown = 1;
+}
+
+/* Before each wait for the server (usersig_http_hooks.waiting): the lines so far leave
+ * (stdout is flushed once a read), and the progress line is redrawn. */
+static int waiting(void *arg, size_t body_off, int first)
+{
+    struct batch *b = arg;
+    if (first && fflush(stdout) != 0) {
+        usersig_batch_say(b, "writing stdout: %s", strerror(errno));
+        return -1;
+    }
+    usersig_batch_progress(b, body_off, 0);
+    return 0;
+}
+
+/* ---- options, token ------------------------------------------------------------------------ */
+
+/* Bytes, or a number with K, M or G (binary multiples). */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift != 0)
+        end++;
+    if (errno != 0 || *end != '\0' || v > (MAX_MAX_REQUEST >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* The API token from the file or $USERSIGD_TOKEN: a new string the caller wipes and frees. */
+static char *load_token(const char *file, size_t *len)
+{
+    char *buf = malloc(MAX_TOKEN + 1);
+    size_t n = 0;
+    const char *what = file != NULL ? file : "$USERSIGD_TOKEN";
+    if (buf == NULL) {
+        fprintf(stderr, "usersig: out of memory\n");
+        return NULL;
+    }
+    if (file != NULL) {
+        struct stat st;
+        FILE *f = fopen(file, "rb");
+        if (f == NULL) {
+            fprintf(stderr, "usersig: cannot open token file %s: %s\n", file, strerror(errno));
+            free(buf);
+            return NULL;
+        }
+        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077) != 0)
+            fprintf(stderr,
+                    "usersig: warning: token file %s is readable by other users (chmod 600 it)\n",
+                    file);
+        n = fread(buf, 1, MAX_TOKEN + 1, f);
+        int err = ferror(f);
+        fclose(f);
+        if (err || n > MAX_TOKEN) {
+            fprintf(stderr, "usersig: token file %s is unreadable or larger than %d bytes\n", file,
+                    MAX_TOKEN);
+            goto fail;
+        }
+    } else {
+        const char *env = getenv("USERSIGD_TOKEN");
+        if (env == NULL || *env == '\0') {
+            fprintf(stderr, "usersig: no API token: give --token-file F or set USERSIGD_TOKEN\n");
+            goto fail;
+        }
+        n = strlen(env);
+        if (n > MAX_TOKEN) {
+            fprintf(stderr, "usersig: $USERSIGD_TOKEN is longer than %d bytes\n", MAX_TOKEN);
+            goto fail;
+        }
+        memcpy(buf, env, n);
+    }
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "usersig: the token in %s is empty\n", what);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] <= 0x20 || buf[i] >= 0x7f) { /* it goes into an HTTP header */
+            fprintf(stderr, "usersig: the token in %s has a space or a control character\n", what);
+            goto fail;
+        }
+    }
+    *len = n;
+    return buf;
+fail:
+    OPENSSL_cleanse(buf, MAX_TOKEN + 1);
+    free(buf);
+    return NULL;
+}
+
+/* ---- stdin --------------------------------------------------------------------------------- */
+
+/* The next line, without its newline, in *p (valid until the next call). Returns 1, 0 at the end
+ * of the input, -1 on a read error (errno), -2 for a line longer than the buffer. */
+static int reader_line(struct reader *r, const char **p, size_t *n)
+{
+    for (;;) {
+        char *nl = r->end > r->pos ? memchr(r->buf + r->pos, '\n', r->end - r->pos) : NULL;
+        if (nl != NULL || (r->eof && r->end > r->pos)) {
+            *p = r->buf + r->pos;
+            *n = nl != NULL ? (size_t)(nl - *p) : r->end - r->pos;
+            r->pos += *n + (nl != NULL);
+            r->offset += *n + (nl != NULL);
+            return 1;
+        }
+        if (r->eof)
+            return 0;
+        if (r->pos > 0) {
+            memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+            r->end -= r->pos;
+            r->pos = 0;
+        }
+        if (r->end == sizeof r->buf)
+            return -2;
+        ssize_t k = read(STDIN_FILENO, r->buf + r->end, sizeof r->buf - r->end);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            r->eof = 1;
+        r->end += (size_t)k;
+    }
+}
+
+/* One HTTP request for the body bytes [off, off + len) holding items [first_index, +nitems).
+ * Returns 0, 1 when the server refused it as too large (413), -1 on an error (printed). */
+static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_index,
+                        uint64_t nitems)
+{
+    char query[64] = "";
+    struct usersig_http_answer a;
+    struct span s = {.off = off, .len = len, .first_index = first_index, .nitems = nitems};
+    int rc = -1;
+
+    int qn = 0;
+    if (b->has_expire)
+        qn = snprintf(query, sizeof query, "?expire=%" PRIu64, b->expire);
+    if (b->has_level)
+        snprintf(query + qn, sizeof query - (size_t)qn, "%clevel=%" PRIu64,
+                 b->has_expire ? '&' : '?', b->level);
+    int hn = snprintf(b->hdr, sizeof b->hdr,
+                      "POST %s/v1/apps/%" PRIu64 "/usersigs/batch%s HTTP/1.1\r\n"
+                      "Host: %s\r\n"
+                      "User-Agent: " USER_AGENT "\r\n"
+                      "Authorization: Bearer %s\r\n"
+                      "Content-Type: text/plain\r\n"
+                      "Accept: %s\r\n"
+                      "Content-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      b->url.prefix, b->sdkappid, query, b->url.authority, b->token,
+                      b->csv ? "text/csv" : "application/x-ndjson", len);
+    if (hn < 0 || (size_t)hn >= sizeof b->hdr) {
+        usersig_batch_say(b, "the request head does not fit in %zu bytes", sizeof b->hdr);
+        return -1;
+    }
+    s.next_id = off;
+    s.sha = EVP_MD_CTX_new();
+    if (s.sha == NULL || EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1) {
+        usersig_batch_say(b, "cannot set up SHA-256");
+        goto done;
+    }
+    if (usersig_http_open(b->http) != 0)
+        goto done;
+    usersig_http_send(b->http, b->hdr, (size_t)hn, b->req.body + off, len);
+    if (usersig_http_read_head(b->http, &a) != 0)
+        goto done;
+    if (a.status == 200)
+        rc = usersig_batch_stream(b, &s);
+    else
+        rc = usersig_batch_refused(b, &a);
+done:
+    usersig_http_close(b->http);
+    OPENSSL_cleanse(b->hdr, sizeof b->hdr);
+    EVP_MD_CTX_free(s.sha);
+    return rc;
+}
+
+/* Sends body bytes [off, off + len); a 413 splits them in two at a line and sends each half. */
+/* Sends body bytes [off, off + len) in one request, or in two halves split at a line when it is
+ * over the current limit or the server refuses it as too large (413; the limit is then lowered
+ * for the rest of the run). */
+static int send_span(struct batch *b, size_t off, size_t len, uint64_t first_index, uint64_t nitems)
+{
+    int rc = 0;
+    if (len <= b->limit || nitems < 2) {
+        rc = request_once(b, off, len, first_index, nitems);
+        if (rc != 1)
+            return rc;
+        if (nitems < 2) {
+            usersig_batch_say(b,
+                              "the server refuses even a request of one identifier (%zu bytes): %s",
+                              len, b->refusal);
+            return -1;
+        }
+    }
+    const char *body = b->req.body, *mid = body + off + len / 2, *end = body + off + len;
+    const char *nl = memchr(mid, '\n', (size_t)(end - 1 - mid));
+    if (nl == NULL)
+        nl = memrchr(body + off, '\n', (size_t)(mid - (body + off)));
+    size_t first_len = (size_t)(nl + 1 - (body + off));
+    uint64_t first_items = 0;
+    for (const char *p = body + off; (p = memchr(p, '\n', (size_t)(nl + 1 - p))) != NULL; p++)
+        first_items++;
+    uint64_t half = first_len > len - first_len ? first_len : len - first_len;
+    if (rc == 1 && half < b->limit) {
+        b->limit = half;
+        usersig_batch_say(b,
+                          "the server refused a request of %zu bytes (%s); sending at most %" PRIu64
+                          " bytes a request from now on",
+                          len, b->refusal, b->limit);
+    }
+    rc = send_span(b, off, first_len, first_index, first_items);
+    if (rc != 0)
+        return rc;
+    return send_span(b, off + first_len, len - first_len, first_index + first_items,
+                     nitems - first_items);
+}
+
+static int flush_request(struct batch *b)
+{
+    struct request *r = &b->req;
+    int rc = 0;
+    if (r->items > 0)
+        rc = send_span(b, 0, r->len, 0, r->items);
+    r->in_start = r->in_end; /* answered: what the ETA counts once the body is gone */
+    r->len = 0;
+    r->items = 0;
+    r->ngaps = 0;
+    r->pending_skip = 0;
+    return rc;
+}
+
+/* Reads stdin to the end, sending requests as they fill. Returns 0, or -1 (printed). */
+static int run(struct batch *b)
+{
+    struct request *r = &b->req;
+    uint64_t lineno = 0, line_start = b->in.offset;
+    const char *line;
+    size_t n;
+    int k;
+    for (; (k = reader_line(&b->in, &line, &n)) > 0; line_start = b->in.offset) {
+        lineno++;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (n == 0) {
+            r->pending_skip++;
+            continue;
+        }
+        if (n + 1 > b->max_request) {
+            usersig_batch_say(
+                b, "input line %" PRIu64 " is %zu bytes, more than --max-request-bytes allows",
+                lineno, n);
+            return -1;
+        }
+        if (r->len > 0 &&
+            (r->len + n + 1 > b->limit || (r->pending_skip > 0 && r->ngaps == MAX_GAPS))) {
+            uint64_t skip = r->pending_skip;
+            if (flush_request(b) != 0)
+                return -1;
+            r->pending_skip = skip;
+        }
+        if (r->items == 0) {
+            r->first_line = lineno;
+            r->in_start = line_start;
+        } else if (r->pending_skip > 0) {
+            r->gaps[r->ngaps++] = (struct gap){.index = r->items, .skipped = r->pending_skip};
+        }
+        r->pending_skip = 0;
+        memcpy(r->body + r->len, line, n);
+        r->body[r->len + n] = '\n';
+        r->len += n + 1;
+        r->items++;
+        r->in_end = b->in.offset;
+    }
+    if (k == -1) {
+        usersig_batch_say(b, "reading stdin: %s", strerror(errno));
+        return -1;
+    }
+    if (k == -2) {
+        usersig_batch_say(b, "input line %" PRIu64 " is longer than %d bytes: not an identifier",
+                          lineno + 1, IN_BUF);
+        return -1;
+    }
+    return flush_request(b);
+}
+
+static void report_failures(struct batch *b)
+{
+    usersig_batch_progress_clear(b);
+    fprintf(stderr, "usersig: %" PRIu64 " of %" PRIu64 " identifiers failed, at input line",
+            b->failed, b->done);
+    uint64_t shown = b->failed < SHOW_FAILED ? b->failed : SHOW_FAILED;
+    for (uint64_t i = 0; i < shown; i++)
+        fprintf(stderr, "%s %" PRIu64 " (%s)", i == 0 ? (b->failed > 1 ? "s" : "") : ",",
+                b->failed_lines[i], b->failed_codes[i]);
+    if (b->failed > shown)
+        fprintf(stderr, " and %" PRIu64 " more", b->failed - shown);
+    fputs("; their error lines are in the output\n", stderr);
+}
+
+enum {
+    OPT_SERVER = 256,
+    OPT_TOKEN_FILE,
+    OPT_SDKAPPID,
+    OPT_EXPIRE,
+    OPT_LEVEL,
+    OPT_FORMAT,
+    OPT_MAX_REQUEST,
+    OPT_HELP,
+};
+
+static const struct option batch_opts[] = {
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"sdkappid", required_argument, NULL, OPT_SDKAPPID},
+    {"expire", required_argument, NULL, OPT_EXPIRE},
+    {"level", required_argument, NULL, OPT_LEVEL},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"max-request-bytes", required_argument, NULL, OPT_MAX_REQUEST},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("usersig: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage_batch);
+    return EXIT_FATAL;
+}
+
+int usersig_batch_main(int argc, char **argv)
+{
+    static char outbuf[1 << 20];
+    struct batch *b = calloc(1, sizeof *b);
+    const char *server = NULL, *token_file = NULL, *why = NULL;
+    int c, status = EXIT_FATAL;
+    const struct usersig_http_hooks hooks = {.vsay = vsay, .waiting = waiting, .arg = b};
+
+    if (b == NULL) {
+        fprintf(stderr, "usersig: out of memory\n");
+        return EXIT_FATAL;
+    }
+    b->max_request = DEFAULT_MAX_REQUEST;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", batch_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+        case OPT_HELP:
+            fputs(usage_batch, stdout);
+            free(b);
+            return 0;
+        case OPT_SERVER:
+            server = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            token_file = optarg;
+            break;
+        case OPT_SDKAPPID:
+            if (usersig_http_parse_u64(optarg, UINT32_MAX, &b->sdkappid) != 0 || b->sdkappid == 0) {
+                status = usage_error("--sdkappid must be a number from 1 to 4294967295, not '%s'",
+                                     optarg);
+                goto done;
+            }
+            break;
+        case OPT_EXPIRE:
+            if (usersig_http_parse_u64(optarg, MAX_EXPIRE, &b->expire) != 0 || b->expire == 0) {
+                status = usage_error("--expire must be 1 to 315360000 seconds, not '%s'", optarg);
+                goto done;
+            }
+            b->has_expire = 1;
+            break;
+        case OPT_LEVEL:
+            if (usersig_http_parse_u64(optarg, 9, &b->level) != 0) {
+                status = usage_error("--level must be 0 to 9, not '%s'", optarg);
+                goto done;
+            }
+            b->has_level = 1;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "ndjson") != 0) {
+                status = usage_error("--format must be ndjson or csv, not '%s'", optarg);
+                goto done;
+            }
+            b->csv = strcmp(optarg, "csv") == 0;
+            break;
+        case OPT_MAX_REQUEST:
+            if (parse_size(optarg, &b->max_request) != 0 || b->max_request < MIN_MAX_REQUEST) {
+                status =
+                    usage_error("--max-request-bytes must be 64 bytes to 1G, not '%s'", optarg);
+                goto done;
+            }
+            break;
+        default:
+            status = usage_error("unknown option or missing value: %s", argv[optind - 1]);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        status =
+            usage_error("unexpected argument '%s' (identifiers come from stdin)", argv[optind]);
+        goto done;
+    }
+    if (server == NULL || b->sdkappid == 0) {
+        status = usage_error("%s is required", server == NULL ? "--server" : "--sdkappid");
+        goto done;
+    }
+    if (usersig_http_parse_url(server, &b->url, &why) != 0) {
+        status = usage_error("%s", why);
+        goto done;
+    }
+    if ((b->token = load_token(token_file, &b->token_len)) == NULL)
+        goto done;
+    b->limit = b->max_request;
+    b->req.body = malloc((size_t)b->max_request);
+    b->http = usersig_http_new(&b->url, &hooks);
+    if (b->req.body == NULL || b->http == NULL) {
+        fprintf(stderr, "usersig: out of memory\n");
+        goto done;
+    }
+    struct stat st;
+    off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+    if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size > at)
+        b->input_size = (uint64_t)(st.st_size - at);
+    b->tty = isatty(STDERR_FILENO);
+    b->t0 = b->last_draw = mono_ns();
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+
+    if (run(b) != 0) {
+        if (b->done > 0)
+            usersig_batch_say(b,
+                              "stopped after %" PRIu64
+                              " answered identifiers (input lines up to %" PRIu64
+                              ", in stdout); resume from line %" PRIu64 " (tail -n +%" PRIu64 ")",
+                              b->done, b->last_line, b->last_line + 1, b->last_line + 1);
+        goto done;
+    }
+    if (fflush(stdout) != 0) {
+        usersig_batch_say(b, "writing stdout: %s", strerror(errno));
+        goto done;
+    }
+    if (b->tty && b->done > 0) {
+        b->req.in_start = b->in.offset;
+        usersig_batch_progress(b, 0, 1);
+        fputc('\n', stderr);
+        b->progress_shown = 0;
+    }
+    if (b->done == 0)
+        usersig_batch_say(b, "no identifiers on stdin; nothing was sent");
+    if (b->failed > 0) {
+        report_failures(b);
+        status = EXIT_FAILED;
+    } else {
+        status = 0;
+    }
+done:
+    usersig_batch_progress_clear(b);
+    if (b->token != NULL) {
+        OPENSSL_cleanse(b->token, b->token_len);
+        free(b->token);
+    }
+    free(b->req.body);
+    usersig_http_free(b->http);
+    free(b);
+    return status;
+}

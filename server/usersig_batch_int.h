@@ -1,0 +1,100 @@
+/*
+ * Internals of `usersig batch`, shared by its files and included by nothing else:
+ * usersig_batch.c (options, the token, stdin, the requests, progress and the exit status) and
+ * usersig_batch_out.c (a request's answer: its lines checked and written to stdout, or the
+ * refusal). The HTTP client they use is usersig_http.h.
+ */
+#ifndef USERSIG_BATCH_INT_H
+#define USERSIG_BATCH_INT_H
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "usersig_http.h"
+
+#define IN_BUF 65536 /* the stdin buffer: also the longest input line */
+#define MAX_ANSWER_LINE 65536
+#define MAX_GAPS 4096 /* runs of skipped blank lines remembered per request */
+#define SHOW_FAILED 20
+
+struct gap { /* `skipped` blank input lines come right before the request's item `index` */
+    uint64_t index, skipped;
+};
+
+struct request { /* the identifiers of one request body, as sent */
+    char *body;
+    size_t len;
+    uint64_t items, first_line; /* how many; the input line number of the first */
+    uint64_t in_start, in_end;  /* the stdin byte range they came from (for the ETA) */
+    uint64_t pending_skip;      /* blank lines read since the last item */
+    size_t ngaps;
+    struct gap gaps[MAX_GAPS];
+};
+
+struct reader {
+    char buf[IN_BUF];
+    size_t pos, end;
+    int eof;
+    uint64_t offset; /* bytes consumed as lines */
+};
+
+struct summary {
+    int seen;
+    uint64_t count, signed_n, failed;
+    char batch_id[72], key_version[24], sha256[72];
+};
+
+struct span { /* one HTTP request: a part of the request body and its answer */
+    size_t off, len;
+    uint64_t first_index, nitems;
+    uint64_t received, ok, failed;
+    size_t next_id; /* body offset of the identifier the next answer line is for */
+    size_t gap_cursor;
+    uint64_t skipped;
+    EVP_MD_CTX *sha;
+    struct summary sum;
+    int stream_error;
+    char err_code[64], err_msg[256];
+};
+
+struct batch {
+    struct usersig_http_url url;
+    uint64_t sdkappid, expire, level, max_request, limit;
+    int has_expire, has_level, csv, tty;
+    char *token;
+    size_t token_len;
+    struct reader in;
+    struct usersig_http_conn *http;
+    struct request req;
+    char line[MAX_ANSWER_LINE]; /* an answer line split across reads */
+    size_t line_len;
+    char hdr[8192];
+    uint64_t done, signed_n, failed, last_line;
+    uint64_t failed_lines[SHOW_FAILED];
+    char failed_codes[SHOW_FAILED][40];
+    char refusal[512];   /* the last refusal: "HTTP 413: code: message (request id ...)" */
+    uint64_t input_size; /* stdin bytes when it is a regular file, else 0 */
+    int64_t t0, last_draw;
+    int progress_shown;
+};
+
+/* ---- usersig_batch.c ---- */
+
+/* "usersig: " and the message on stderr, the progress line cleared first. */
+void usersig_batch_say(struct batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* When stderr is a terminal: the progress line (done, failed, rate, ETA), redrawn at most every
+ * 250 ms unless force; body_off is how far the current request's answer has come. */
+void usersig_batch_progress(struct batch *b, size_t body_off, int force);
+void usersig_batch_progress_clear(struct batch *b);
+
+/* ---- usersig_batch_out.c: the answer to one request (s), its head read ---- */
+
+/* A 200 answer: its lines to stdout as they come, each checked, then the summary checked and
+ * reported. Returns 0, or -1 on an error (said). */
+int usersig_batch_stream(struct batch *b, struct span *s);
+/* Any other status: the error body, bounded, into b->refusal. Returns 1 for 413 (the caller
+ * splits the request), else -1 (said). */
+int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a);
+
+#endif

@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# Tests of `usersig batch`, the batch endpoint's client, against a small fake server (Node's http
+# module, written below) that answers like POST /v1/apps/{sdkappid}/usersigs/batch: chunked
+# NDJSON or CSV lines in input order, then a summary with the SHA-256 of the lines. The first path
+# segment of --server's prefix picks a misbehaviour (a wrong sha256, a stream cut short, lines out
+# of order, 413 over a size, ...), so one fake server serves every case.
+#
+# Usage: bash tests/cli/test_batch_client.sh PATH/TO/usersig
+# Needs node (skipped with a visible "skip:" line without it, a failure when $CI is set).
+# Ends with one line "batch_client: N passed, M failed"; exit status 1 if M > 0 or N == 0.
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: bash $0 PATH/TO/usersig" >&2
+    exit 2
+fi
+U=$1
+if [ ! -x "$U" ]; then
+    echo "batch_client: $U is not an executable" >&2
+    exit 2
+fi
+umask 077
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/usersig-batch-client.XXXXXX") || exit 2
+FAKE_PID=
+cleanup() {
+    if [ -n "$FAKE_PID" ]; then kill "$FAKE_PID" 2>/dev/null; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+unset USERSIGD_TOKEN
+
+PASS=0
+FAIL=0
+pass() {
+    PASS=$((PASS + 1))
+    if [ -n "${VERBOSE:-}" ]; then echo "ok: $1"; fi
+    return 0
+}
+fail() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL: $1"
+    if [ $# -gt 1 ] && [ -n "$2" ]; then
+        printf '      %s\n' "$(printf '%s' "$2" | tr '\n' ' ' | head -c 600)"
+    fi
+    return 0
+}
+finish() {
+    echo "batch_client: $PASS passed, $FAIL failed"
+    if [ "$FAIL" -gt 0 ] || [ "$PASS" -eq 0 ]; then exit 1; fi
+    exit 0
+}
+
+if ! command -v node >/dev/null 2>&1; then
+    if [ -n "${CI:-}" ]; then fail "node is required for the fake server (CI)"; else echo "skip: no node"; fi
+    finish
+fi
+
+# ---- the fake server ---------------------------------------------------------------------------
+cat >"$TMP/fake.js" <<'EOF'
+'use strict';
+const http = require('http');
+const crypto = require('crypto');
+const fs = require('fs');
+const [portFile, logFile] = process.argv.slice(2);
+const TOKEN = process.env.FAKE_TOKEN;
+
+function fail(res, status, code, message) {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+    'X-Request-Id': 'fake0001', Connection: 'close' });
+  res.end(body);
+}
+function csvQuote(s) {
+  return /[,"]|^ | $/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+}
+
+const server = http.createServer((req, res) => {
+  const m = /^(?:\/([a-z0-9]+))?\/v1\/apps\/(\d+)\/usersigs\/batch(?:\?(.*))?$/.exec(req.url);
+  const mode = m ? m[1] || 'ok' : '';
+  const len = Number(req.headers['content-length'] || -1);
+  if (!m) return fail(res, 404, 'not_found', 'no such path ' + req.url);
+  if (mode === 'html') {
+    res.writeHead(502, { 'Content-Type': 'text/html', Connection: 'close' });
+    return res.end('<html><body>Bad Gateway</body></html>');
+  }
+  if (mode === 'plain') {
+    res.writeHead(503, { 'Content-Type': 'text/plain', Connection: 'close' });
+    return res.end('overloaded, retry later\n');
+  }
+  if (req.headers.authorization !== 'Bearer ' + TOKEN) return fail(res, 401, 'unauthorized', 'bad token');
+  if (m[2] !== '1400000000') return fail(res, 404, 'app_not_found', 'no app ' + m[2]);
+  const lim = /^limit(\d+)$/.exec(mode);
+  if (mode === 'always413' || (lim && len > Number(lim[1]))) {
+    // Answer before reading the body, as a server enforcing its limit does.
+    fs.appendFileSync(logFile, JSON.stringify({ mode, len, refused: true }) + '\n');
+    fail(res, 413, 'body_too_large', 'the body is over 1 MiB: split the input into several requests');
+    return;
+  }
+  if (req.headers['content-type'] !== 'text/plain') return fail(res, 415, 'unsupported_media_type', 'text/plain');
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('latin1');
+    const ids = body.split('\n');
+    if (ids.length && ids[ids.length - 1] === '') ids.pop();
+    const csv = req.headers.accept === 'text/csv';
+    fs.appendFileSync(logFile, JSON.stringify({ mode, len, bytes: body.length, items: ids.length,
+      query: m[3] || '', accept: req.headers.accept, endsNL: body.endsWith('\n'),
+      host: req.headers.host }) + '\n');
+    let lines = ids.map((raw) => {
+      const id = raw.replace(/\r$/, '');
+      const bad = id === '' || id.startsWith('bad') || id.length > 32;
+      if (csv) return csvQuote(id) + (bad ? ',,bad_identifier' : ',sig.' + Buffer.from(id).toString('hex'));
+      let line = bad
+        ? JSON.stringify({ identifier: id, error: { code: 'bad_identifier', message: 'not allowed here' } })
+        : JSON.stringify({ identifier: id, usersig: 'sig.' + Buffer.from(id).toString('hex'), key_version: 3 });
+      if (mode === 'uesc') line = line.replace(/"identifier":"((?:[^"\\]|\\.)*)"/, (all, s) =>
+        '"identifier":"' + JSON.parse('"' + s + '"').replace(/[^A-Za-z0-9]/g,
+          (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) + '"');
+      return line;
+    });
+    if (mode === 'reorder' && lines.length > 2) [lines[1], lines[2]] = [lines[2], lines[1]];
+    if (mode === 'toomany') lines.push(lines[0]);
+    let stop = null;
+    if ((mode === 'break' || mode === 'cut') && lines.length > 3) { lines = lines.slice(0, 3); stop = mode; }
+    const sha = crypto.createHash('sha256');
+    for (const l of lines) sha.update(l + '\n', 'latin1');
+    const count = ids.length;
+    const failed = lines.filter((l) => /"error":|,,bad_identifier$/.test(l)).length;
+    const s = { batch_id: crypto.randomBytes(8).toString('hex'), count: count + (mode === 'count' ? 1 : 0),
+      signed: count - failed, failed, key_version: 3,
+      sha256: mode === 'badsha' ? crypto.createHash('sha256').update('x').digest('hex') : sha.digest('hex') };
+    let out = lines.map((l) => l + '\n').join('');
+    if (stop === 'break') out += JSON.stringify({ error: { code: 'internal', message: 'boom' } }) + '\n';
+    else if (stop === null && mode !== 'nosummary') {
+      out += csv ? `#summary,batch_id=${s.batch_id},count=${s.count},signed=${s.signed},failed=${s.failed},` +
+        `key_version=3,sha256=${s.sha256}\n` : JSON.stringify({ summary: s }) + '\n';
+    }
+    const buf = Buffer.from(out, 'latin1');
+    const type = csv ? 'text/csv' : 'application/x-ndjson';
+    if (mode === 'clen') {
+      res.writeHead(200, { 'Content-Type': type, 'Content-Length': buf.length });
+      return res.end(buf);
+    }
+    res.writeHead(200, { 'Content-Type': type });
+    // Odd-sized chunks, so lines and the summary cross chunk boundaries.
+    let at = 0, i = 0;
+    while (at < buf.length) {
+      const n = 1 + ((i++ * 7919) % 700);
+      res.write(buf.subarray(at, at + n));
+      at += n;
+    }
+    if (stop === 'cut') return setTimeout(() => res.socket.destroy(), 50);
+    res.end();
+  });
+});
+server.listen(0, '127.0.0.1', () => {
+  // The same handler on IPv6 loopback too, when there is one (the port file says "port port6").
+  const six = http.createServer(server.listeners('request')[0]);
+  const done = (p6) => fs.writeFileSync(portFile, server.address().port + ' ' + p6);
+  six.on('error', () => done(0));
+  six.listen(0, '::1', () => done(six.address().port));
+});
+EOF
+
+TOKEN=usg_7_fakefakefakefakefakefakefakefakefakefake123
+FAKE_TOKEN=$TOKEN node "$TMP/fake.js" "$TMP/port" "$TMP/log" 2>"$TMP/fake.err" &
+FAKE_PID=$!
+for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+if [ ! -s "$TMP/port" ]; then
+    fail "the fake server did not start" "$(cat "$TMP/fake.err")"
+    finish
+fi
+read -r PORT PORT6 <"$TMP/port"
+URL=http://127.0.0.1:$PORT
+printf '%s\n' "$TOKEN" >"$TMP/token"
+chmod 600 "$TMP/token"
+
+# batch INPUT_FILE [ARGS...]: runs usersig batch with the token file and the app; sets RC, OUT
+# (stdout file $TMP/out), ERR (stderr text). A fresh request log each time.
+batch_raw() {
+    local in=$1
+    shift
+    : >"$TMP/log"
+    "$U" batch "$@" <"$in" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    ERR=$(cat "$TMP/err")
+}
+batch() {
+    local in=$1 server=$2
+    shift 2
+    batch_raw "$in" --server "$server" --token-file "$TMP/token" --sdkappid 1400000000 "$@"
+}
+expect_rc() { # NAME WANT
+    if [ "$RC" -eq "$2" ]; then pass "$1: exit $2"; else fail "$1: exit $RC, want $2" "stderr: $ERR"; fi
+}
+expect_err() { # NAME PATTERN (grep -E on stderr)
+    if grep -qE -- "$2" "$TMP/err"; then pass "$1: stderr /$2/"; else fail "$1: stderr lacks /$2/" "$ERR"; fi
+}
+expect_no_err() { # NAME PATTERN
+    if grep -qE -- "$2" "$TMP/err"; then fail "$1: stderr has /$2/" "$ERR"; else pass "$1: no /$2/"; fi
+}
+# expected_ndjson IDS_FILE > lines the fake server answers for those identifiers (all good ones)
+expected_ndjson() {
+    node -e '
+      const ids = require("fs").readFileSync(process.argv[1], "latin1").split("\n");
+      if (ids[ids.length - 1] === "") ids.pop();
+      for (let id of ids) { id = id.replace(/\r$/, ""); if (id === "") continue;
+        process.stdout.write(JSON.stringify({ identifier: id, usersig: "sig." + Buffer.from(id).toString("hex"), key_version: 3 }) + "\n"); }
+    ' "$1"
+}
+same_file() { # NAME WANT_FILE
+    if cmp -s "$2" "$TMP/out"; then pass "$1: output as expected"; else
+        fail "$1: output differs" "$(diff "$2" "$TMP/out" | head -5)"
+    fi
+}
+
+awk 'BEGIN { for (i = 1; i <= 10; i++) printf "user_%04d\n", i }' >"$TMP/ids10"
+awk 'BEGIN { for (i = 1; i <= 1000; i++) printf "user_%06d\n", i }' >"$TMP/ids1000"
+expected_ndjson "$TMP/ids10" >"$TMP/want10"
+expected_ndjson "$TMP/ids1000" >"$TMP/want1000"
+
+# ---- usage -------------------------------------------------------------------------------------
+batch_raw /dev/null --help
+expect_rc "--help" 0
+if grep -q 'no TLS' "$TMP/out" && grep -q -- '--max-request-bytes' "$TMP/out"; then pass "--help text"; else fail "--help text" "$(cat "$TMP/out")"; fi
+batch_raw /dev/null
+expect_rc "no options" 2
+expect_err "no options" "--server is required"
+batch_raw /dev/null --server "$URL"
+expect_rc "no --sdkappid" 2
+batch "$TMP/ids10" "https://127.0.0.1:$PORT"
+expect_rc "https URL" 2
+expect_err "https URL" "https is not supported.*TLS-terminating proxy"
+for bad in "ftp://x" "http://" "http://h:0" "http://h:99999" "http://u:p@h:1" "http://h:1/?q=1" "http://::1:80"; do
+    batch "$TMP/ids10" "$bad"
+    expect_rc "bad URL $bad" 2
+done
+batch "$TMP/ids10" "$URL" --token "$TOKEN"
+expect_rc "no --token option (argv)" 2
+batch "$TMP/ids10" "$URL" --max-request-bytes 10
+expect_rc "--max-request-bytes too small" 2
+batch "$TMP/ids10" "$URL" --format xml
+expect_rc "--format xml" 2
+batch "$TMP/ids10" "$URL" --level 10
+expect_rc "--level 10" 2
+batch "$TMP/ids10" "$URL" extra
+expect_rc "extra argument" 2
+
+# ---- the token ---------------------------------------------------------------------------------
+batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000
+expect_rc "no token" 2
+expect_err "no token" "USERSIGD_TOKEN"
+[ -s "$TMP/log" ] && fail "no token: a request was sent" || pass "no token: nothing sent"
+USERSIGD_TOKEN=$TOKEN batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000
+expect_rc "token from \$USERSIGD_TOKEN" 0
+same_file "token from \$USERSIGD_TOKEN" "$TMP/want10"
+batch "$TMP/ids10" "$URL"
+expect_rc "token from --token-file (0600)" 0
+expect_no_err "token file 0600" "warning"
+chmod 644 "$TMP/token"
+batch "$TMP/ids10" "$URL"
+expect_rc "token file 0644" 0
+expect_err "token file 0644" "warning: token file .* readable by other users"
+chmod 600 "$TMP/token"
+printf 'usg_9_wrong\n' >"$TMP/badtoken"
+USERSIGD_TOKEN=$TOKEN batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/badtoken"
+expect_rc "--token-file wins over \$USERSIGD_TOKEN; wrong token" 2
+expect_err "401" "HTTP 401: unauthorized: bad token \(request id fake0001\)"
+printf 'usg 1\n' >"$TMP/spacetoken"
+batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/spacetoken"
+expect_rc "token with a space" 2
+batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/nonexistent"
+expect_rc "missing token file" 2
+
+# ---- answers -----------------------------------------------------------------------------------
+batch "$TMP/ids10" "$URL" --expire 60 --level 0
+expect_rc "10 identifiers" 0
+same_file "10 identifiers" "$TMP/want10"
+expect_err "summary on stderr" "^batch [0-9a-f]{16}: 10 signed 10 failed 0 key_version 3 sha256 [0-9a-f]{64}$"
+if grep -q '"query":"expire=60&level=0"' "$TMP/log" && grep -q '"accept":"application/x-ndjson"' "$TMP/log" &&
+    grep -q "\"host\":\"127.0.0.1:$PORT\"" "$TMP/log"; then
+    pass "query, Accept and Host sent"
+else
+    fail "query, Accept and Host sent" "$(cat "$TMP/log")"
+fi
+if grep -q summary "$TMP/out"; then fail "the summary line is not in stdout"; else pass "no summary in stdout"; fi
+expect_no_err "no progress line when stderr is not a terminal" $'\r'
+
+batch "$TMP/ids1000" "$URL" --max-request-bytes 1000
+expect_rc "split into requests" 0
+same_file "split into requests: order kept" "$TMP/want1000"
+node -e '
+  const log = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+  const items = log.reduce((a, r) => a + r.items, 0);
+  const ok = log.length >= 12 && items === 1000 && log.every((r) => r.len <= 1000 && r.len === r.bytes && r.endsNL);
+  if (!ok) { console.error(JSON.stringify(log.slice(0, 3))); process.exit(1); }
+' "$TMP/log" && pass "split: requests of at most 1000 bytes, whole lines, 1000 identifiers" ||
+    fail "split: request sizes" "$(head -c 400 "$TMP/log")"
+[ "$(grep -c '^batch ' "$TMP/err")" -ge 12 ] && pass "split: one summary line per request" ||
+    fail "split: summary lines" "$ERR"
+
+# a line exactly at the limit, and one over it
+printf '%s\n' "$(head -c 63 /dev/zero | tr '\0' a)" >"$TMP/ids63"
+batch "$TMP/ids63" "$URL" --max-request-bytes 64
+expect_rc "a 64-byte line with --max-request-bytes 64" 1 # the fake refuses ids over 32 bytes
+printf '%s\n' "$(head -c 64 /dev/zero | tr '\0' a)" >"$TMP/ids64"
+batch "$TMP/ids64" "$URL" --max-request-bytes 64
+expect_rc "a line over --max-request-bytes" 2
+expect_err "a line over --max-request-bytes" "input line 1 is 64 bytes"
+
+# CRLF, blank lines (skipped), a final line without a newline, identifiers needing JSON escapes
+printf 'a\r\nb\n\n\r\nquo"te\\x\n  sp  \nlast' >"$TMP/idsmix"
+printf 'a\nb\nquo"te\\x\n  sp  \nlast\n' >"$TMP/idsmix.clean"
+expected_ndjson "$TMP/idsmix.clean" >"$TMP/wantmix"
+batch "$TMP/idsmix" "$URL"
+expect_rc "CRLF, blank lines, no final newline" 0
+same_file "CRLF, blank lines, no final newline" "$TMP/wantmix"
+batch "$TMP/idsmix" "$URL/uesc"
+expect_rc "identifiers written with \\u escapes" 0
+
+# errors in place, named by input line (blank lines counted)
+printf 'u1\nbad1\nu3\n\nu5\nbad6\n' >"$TMP/idsbad"
+batch "$TMP/idsbad" "$URL" --max-request-bytes 64
+expect_rc "failed identifiers" 1
+expect_err "failed identifiers named" "2 of 5 identifiers failed, at input lines 2 \(bad_identifier\), 6 \(bad_identifier\);"
+if [ "$(wc -l <"$TMP/out")" -eq 5 ] && sed -n 2p "$TMP/out" | grep -q '"identifier":"bad1","error"' &&
+    sed -n 5p "$TMP/out" | grep -q '"identifier":"bad6","error"'; then
+    pass "error lines in place"
+else
+    fail "error lines in place" "$(cat "$TMP/out")"
+fi
+# blank lines between all 10000 identifiers: past 4096 runs of them a request is sent early
+awk 'BEGIN { for (i = 1; i <= 10000; i++) { print (i == 9999 ? "bad" : "u") i; print "" } }' >"$TMP/idsgaps"
+batch "$TMP/idsgaps" "$URL"
+expect_rc "blank line runs" 1
+expect_err "blank line runs: the line named" "1 of 10000 identifiers failed, at input line 19997 \(bad_identifier\);"
+[ "$(grep -c '^batch ' "$TMP/err")" -eq 3 ] && pass "blank line runs: 3 requests" || fail "blank line runs: requests" "$ERR"
+awk 'BEGIN { for (i = 1; i <= 40; i++) { print "bad" i; print "ok" i } }' >"$TMP/idsbad40"
+batch "$TMP/idsbad40" "$URL" --max-request-bytes 100
+expect_rc "40 failed" 1
+expect_err "first 20 lines, then a count" "40 of 80 identifiers failed, at input lines 1 \(bad_identifier\), 3 .* 39 \(bad_identifier\) and 20 more;"
+
+# CSV
+printf 'alice\nbad,comma\n sp\nq"uote\n{curly\n' >"$TMP/idscsv"
+batch "$TMP/idscsv" "$URL" --format csv
+expect_rc "csv" 1
+expect_err "csv: failed line" "1 of 5 identifiers failed, at input line 2 \(bad_identifier\);"
+expect_err "csv: summary" "^batch [0-9a-f]+: 5 signed 4 failed 1 key_version 3 sha256 [0-9a-f]{64}$"
+if [ "$(sed -n 2p "$TMP/out")" == '"bad,comma",,bad_identifier' ] && [ "$(sed -n 4p "$TMP/out")" == '"q""uote",sig.7122756f7465' ] &&
+    ! grep -q '^#summary' "$TMP/out" && grep -q '"accept":"text/csv"' "$TMP/log"; then
+    pass "csv rows"
+else
+    fail "csv rows" "$(cat "$TMP/out")"
+fi
+batch "$TMP/ids10" "$URL/badsha" --format csv
+expect_rc "csv: sha256 mismatch" 2
+
+# a Content-Length answer instead of chunked
+batch "$TMP/ids10" "$URL/clen"
+expect_rc "Content-Length answer" 0
+same_file "Content-Length answer" "$TMP/want10"
+
+# ---- the server misbehaves ---------------------------------------------------------------------
+batch "$TMP/ids10" "$URL/badsha"
+expect_rc "sha256 mismatch" 2
+expect_err "sha256 mismatch" "SHA-256 MISMATCH in batch"
+batch "$TMP/ids10" "$URL/count"
+expect_rc "summary count wrong" 2
+expect_err "summary count wrong" "does not match"
+batch "$TMP/ids10" "$URL/nosummary"
+expect_rc "no summary" 2
+expect_err "no summary" "without its summary line"
+batch "$TMP/ids10" "$URL/reorder"
+expect_rc "lines out of order" 2
+expect_err "lines out of order" "out of order"
+batch "$TMP/ids10" "$URL/toomany"
+expect_rc "more lines than sent" 2
+batch "$TMP/ids1000" "$URL/break" --max-request-bytes 1000
+expect_rc "stream stopped by the server" 2
+expect_err "stream stopped by the server" "stopped the batch after 3 of .*: internal: boom"
+expect_err "resume hint" "stopped after 3 answered identifiers \(input lines up to 3, in stdout\); resume from line 4"
+[ "$(wc -l <"$TMP/out")" -eq 3 ] && pass "stream stopped: 3 lines in stdout" || fail "stream stopped: stdout"
+[ "$(grep -c refused "$TMP/log"; wc -l <"$TMP/log")" == "0
+1" ] && pass "stream stopped: no request after it" || fail "stream stopped: requests" "$(cat "$TMP/log")"
+batch "$TMP/ids10" "$URL/cut"
+expect_rc "connection cut mid-stream" 2
+expect_err "connection cut mid-stream" "closed the connection in the middle of its answer"
+batch "$TMP/ids10" "$URL/html"
+expect_rc "502 with an HTML body" 2
+expect_err "502 with an HTML body" "answered HTTP 502 Bad Gateway$"
+batch "$TMP/ids10" "$URL/plain"
+expect_rc "503 with a text body" 2
+expect_err "503 with a text body" "answered HTTP 503 Service Unavailable: overloaded, retry later$"
+batch "$TMP/ids10" "http://127.0.0.1:$PORT/nope/x"
+expect_rc "404" 2
+expect_err "404" "HTTP 404: not_found"
+batch_raw "$TMP/ids10" --server "$URL" --token-file "$TMP/token" --sdkappid 1400000001
+expect_rc "unknown app" 2
+expect_err "unknown app" "HTTP 404: app_not_found: no app 1400000001"
+
+# 413: a request over the server's limit is split in two until it fits
+batch "$TMP/ids1000" "$URL/limit3000" --max-request-bytes 12000
+expect_rc "413: split and sent again" 0
+same_file "413: split and sent again: order kept" "$TMP/want1000"
+expect_err "413: said" "refused a request of 12000 bytes \(HTTP 413: body_too_large: .*split.*\); sending at most 6[0-9]{3} bytes"
+node -e '
+  const log = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+  const sent = log.filter((r) => !r.refused);
+  if (sent.some((r) => r.len > 3000) || sent.reduce((a, r) => a + r.items, 0) !== 1000) process.exit(1);
+' "$TMP/log" && pass "413: every accepted request within the limit" || fail "413: request log" "$(head -c 400 "$TMP/log")"
+batch "$TMP/ids10" "$URL/always413"
+expect_rc "413 for one identifier" 2
+expect_err "413 for one identifier" "refuses even a request of one identifier \([0-9]+ bytes\): HTTP 413: body_too_large: the body is over 1 MiB: split.*\(request id fake0001\)"
+
+# ---- connections -------------------------------------------------------------------------------
+CLOSED=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+batch "$TMP/ids10" "http://127.0.0.1:$CLOSED"
+expect_rc "connection refused" 2
+expect_err "connection refused" "cannot connect to 127.0.0.1:$CLOSED"
+batch "$TMP/ids10" "http://localhost:$PORT"
+expect_rc "host name" 0
+if [ "$PORT6" != 0 ]; then
+    batch "$TMP/ids10" "http://[::1]:$PORT6/"
+    expect_rc "IPv6 address" 0
+    same_file "IPv6 address" "$TMP/want10"
+    grep -q "\"host\":\"\[::1\]:$PORT6\"" "$TMP/log" && pass "IPv6: Host header" || fail "IPv6: Host header" "$(cat "$TMP/log")"
+else
+    echo "skip: no IPv6 loopback"
+fi
+batch "$TMP/ids10" "http://no-such-host.invalid:$PORT"
+expect_rc "unknown host" 2
+expect_err "unknown host" "cannot resolve no-such-host.invalid"
+batch /dev/null "$URL"
+expect_rc "empty input" 0
+expect_err "empty input" "no identifiers on stdin"
+[ -s "$TMP/log" ] && fail "empty input: a request was sent" || pass "empty input: nothing sent"
+
+# ---- progress on a terminal --------------------------------------------------------------------
+if command -v script >/dev/null 2>&1; then
+    : >"$TMP/log"
+    script -qec "\"$U\" batch --server $URL --token-file $TMP/token --sdkappid 1400000000 --max-request-bytes 1000 <$TMP/ids1000 >$TMP/out" "$TMP/tty" >/dev/null 2>&1
+    if grep -q 'usersig batch: 1000 done, 0 failed, .*/s (100%), ETA 0:00:00' "$TMP/tty"; then
+        pass "progress line on a terminal"
+    else
+        fail "progress line on a terminal" "$(tr '\r' '|' <"$TMP/tty" | tail -c 300)"
+    fi
+else
+    echo "skip: no script(1) for the terminal test"
+fi
+
+finish

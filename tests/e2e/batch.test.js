@@ -1,0 +1,620 @@
+// Batch signing end to end (POST /v1/apps/{sdkappid}/usersigs/batch) against the real usersigd:
+// every body format, NDJSON and CSV output, errors in place and order kept, batches of 0, 1 and
+// 100,000, the summary's SHA-256 recomputed here, tokens verified by the server and by the Node
+// side, the batches row, the two audit events and the key's sign_count; refusals before the
+// stream; fail-closed when the start event cannot be written; the body limit (a server of its
+// own with a small one); a client that leaves halfway (aborted, audited, the server healthy, its
+// workers idle again).
+'use strict';
+
+const { describe, test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const http = require('node:http');
+const fs = require('node:fs');
+const {
+  E2E, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey, appWithKey,
+  createToken, psql, psqlOk, crossCheck, tokens, startServer, stopAll,
+} = require('./lib');
+
+const BATCH_TIMEOUT_MS = 240000;
+const servers = [];
+after(async () => { await stopAll(servers); });
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// POST a batch; returns { status, headers, text, json, lines, last, items } where lines are the
+// output lines (without "\n"), last the last one parsed (NDJSON) and items the lines before it.
+async function batch(sdkappid, body, opts = {}) {
+  const headers = { 'content-type': opts.contentType || 'text/plain' };
+  if (opts.accept) headers.accept = opts.accept;
+  const token = opts.token === undefined ? E2E.admin : opts.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${opts.base || E2E.url}/v1/apps/${sdkappid}/usersigs/batch` +
+    (opts.query ? `?${opts.query}` : ''), {
+    method: 'POST', headers, body, signal: AbortSignal.timeout(opts.timeoutMs || BATCH_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  const out = { status: res.status, headers: res.headers, text, req: `batch ${sdkappid}` };
+  try { out.json = JSON.parse(text); } catch (e) { /* a stream, or not JSON */ }
+  if (res.status === 200) {
+    assert.ok(text.endsWith('\n'), `the stream ends with a newline: ${text.slice(-200)}`);
+    out.lines = text.slice(0, -1).split('\n');
+    const lastLine = out.lines[out.lines.length - 1];
+    out.items = out.lines.slice(0, -1);
+    out.body = text.slice(0, text.length - lastLine.length - 1); // the lines before the last
+    if (!opts.accept) out.last = JSON.parse(lastLine);
+    else out.lastText = lastLine;
+  }
+  return out;
+}
+
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+
+// The NDJSON summary, checked against what came before it.
+function checkSummary(res, want) {
+  expectStatus(res, 200);
+  assert.match(res.headers.get('content-type') || '', /^application\/x-ndjson/);
+  const s = res.last.summary;
+  assert.ok(s, `no summary as the last line: ${JSON.stringify(res.last)}`);
+  assert.match(s.batch_id, /^[0-9a-f]{32}$/);
+  assert.equal(s.count, res.items.length);
+  assert.equal(s.count, want.count);
+  if (want.signed !== undefined) assert.equal(s.signed, want.signed);
+  assert.equal(s.signed + s.failed, s.count);
+  if (want.keyVersion !== undefined) assert.equal(s.key_version, want.keyVersion);
+  assert.equal(s.sha256, sha256(res.body), 'summary sha256 = SHA-256 of the lines before it');
+  return s;
+}
+
+function parseItems(res) {
+  return res.items.map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch (e) {
+      throw new Error(`line ${i} is not JSON: ${l}`);
+    }
+  });
+}
+
+async function verifyOnServer(sdkappid, identifier, usersig) {
+  const v = await api('POST', '/v1/usersigs/verify', { body: { usersig, sdkappid, identifier } });
+  expectStatus(v, 200);
+  assert.equal(v.json.valid, true, `verify ${identifier}: ${show(v)}`);
+  return v.json;
+}
+
+async function signCount(sdkappid, version) {
+  const res = await api('GET', `/v1/apps/${sdkappid}/keys`);
+  expectStatus(res, 200);
+  return res.json.keys.find((k) => k.version === version).sign_count;
+}
+
+function batchRow(batchId) {
+  const out = psqlOk('SELECT sdkappid, key_version, actor_name, state, count, signed, failed, ' +
+    `coalesce(sha256, ''), finished_at IS NOT NULL FROM batches WHERE batch_id = '${batchId}'`);
+  if (!out) return null;
+  const [sdkappid, keyVersion, actor, state, count, signed, failed, sha, finished] = out.split('|');
+  return { sdkappid: Number(sdkappid), keyVersion: Number(keyVersion), actor, state,
+    count: Number(count), signed: Number(signed), failed: Number(failed), sha256: sha,
+    finished: finished === 't' };
+}
+
+async function auditEvents(sdkappid, action) {
+  const res = await api('GET', `/v1/audit?sdkappid=${sdkappid}&action=${action}&limit=1000`);
+  expectStatus(res, 200);
+  return res.json.events;
+}
+
+// The start and finish events of a batch, and its row: all say the same.
+async function checkRecorded(sdkappid, s, state = 'complete') {
+  const row = batchRow(s.batch_id);
+  assert.ok(row, `no batches row for ${s.batch_id}`);
+  assert.deepEqual(row, { sdkappid, keyVersion: s.key_version, actor: 'bootstrap-admin', state,
+    count: s.count, signed: s.signed, failed: s.failed, sha256: s.sha256, finished: true });
+  const started = (await auditEvents(sdkappid, 'usersig.batch'))
+    .filter((e) => e.details.batch_id === s.batch_id);
+  assert.equal(started.length, 1, 'one start event');
+  assert.equal(started[0].outcome, 'started');
+  assert.equal(started[0].key_version, s.key_version);
+  assert.equal(started[0].actor_name, 'bootstrap-admin');
+  const finished = (await auditEvents(sdkappid, 'usersig.batch.finish'))
+    .filter((e) => e.details.batch_id === s.batch_id);
+  assert.equal(finished.length, 1, 'one finish event');
+  assert.ok(finished[0].seq > started[0].seq);
+  assert.equal(finished[0].outcome, state);
+  assert.deepEqual(finished[0].details, { batch_id: s.batch_id, count: s.count, signed: s.signed,
+    failed: s.failed, sha256: s.sha256, state });
+  return { started: started[0], finished: finished[0] };
+}
+
+describe('batch signing', () => {
+  test('text/plain: 1 identifier, then 0; recorded, verified, counted', async () => {
+    const a = await appWithKey();
+    const one = await batch(a.sdkappid, 'alice\n');
+    const s = checkSummary(one, { count: 1, signed: 1, keyVersion: a.version });
+    const [item] = parseItems(one);
+    assert.deepEqual(Object.keys(item), ['identifier', 'usersig']);
+    assert.equal(item.identifier, 'alice');
+    const j = crossCheck(item.usersig, { sdkappid: a.sdkappid, secret: a.secret,
+      identifier: 'alice' });
+    assert.equal(j['TLS.expire'], 15552000, 'the app\'s default expire');
+    const v = await verifyOnServer(a.sdkappid, 'alice', item.usersig);
+    assert.equal(v.key_version, a.version);
+    const ev = await checkRecorded(a.sdkappid, s);
+    assert.deepEqual(ev.started.details, { batch_id: s.batch_id, expire: 15552000, level: 6,
+      format: 'text', output: 'ndjson' });
+    assert.equal(await signCount(a.sdkappid, a.version), 1);
+
+    const zero = await batch(a.sdkappid, '');
+    const z = checkSummary(zero, { count: 0, signed: 0 });
+    assert.equal(zero.lines.length, 1, 'only the summary');
+    assert.equal(z.sha256, sha256(''));
+    assert.notEqual(z.batch_id, s.batch_id);
+    await checkRecorded(a.sdkappid, z);
+    assert.equal(await signCount(a.sdkappid, a.version), 1);
+  });
+
+  test('100,000 identifiers, every 10th bad: errors in place, order kept, all counted',
+    async () => {
+      const a = await appWithKey();
+      const n = 100000;
+      const ids = [];
+      for (let i = 0; i < n; i++) {
+        if (i % 10 === 7) ids.push(['', 'x'.repeat(33), 'tab\there'][(i / 10 | 0) % 3]);
+        else ids.push(`u${i}-${crypto.randomBytes(3).toString('hex')}`);
+      }
+      const before = await signCount(a.sdkappid, a.version);
+      // /healthz answers while it runs.
+      let done = false;
+      const probes = [];
+      const prober = (async () => {
+        while (!done) {
+          const t0 = Date.now();
+          expectStatus(await api('GET', '/healthz', { token: null }), 200);
+          probes.push(Date.now() - t0);
+          await pause(20);
+        }
+      })();
+      const res = await batch(a.sdkappid, ids.join('\r\n') + '\r\n', { query: 'expire=7200' });
+      done = true;
+      await prober;
+      const bad = ids.filter((x, i) => i % 10 === 7).length;
+      const s = checkSummary(res, { count: n, signed: n - bad });
+      assert.equal(s.failed, bad);
+      const items = parseItems(res);
+      for (let i = 0; i < n; i++) {
+        const it = items[i];
+        if (it.identifier !== ids[i]) assert.fail(`line ${i} is ${it.identifier}, want ${ids[i]}`);
+        if (i % 10 === 7) {
+          if (!(it.error && it.error.code === 'bad_identifier' && it.usersig === undefined)) {
+            assert.fail(`line ${i} should be a bad_identifier error: ${res.items[i]}`);
+          }
+        } else if (typeof it.usersig !== 'string' || it.error !== undefined) {
+          assert.fail(`line ${i} should hold a token: ${res.items[i]}`);
+        }
+      }
+      for (const i of [0, 1, 12345, 54321, n - 1]) {
+        const j = crossCheck(items[i].usersig, { sdkappid: a.sdkappid, secret: a.secret,
+          identifier: ids[i] });
+        assert.equal(j['TLS.expire'], 7200);
+        await verifyOnServer(a.sdkappid, ids[i], items[i].usersig);
+      }
+      await checkRecorded(a.sdkappid, s);
+      assert.equal(await signCount(a.sdkappid, a.version), before + n - bad);
+      probes.sort((x, y) => x - y);
+      assert.ok(probes.length > 0 && probes[probes.length - 1] < 2000,
+        `/healthz during the batch: ${probes.length} probes, max ${probes[probes.length - 1]} ms`);
+    });
+
+  test('text/plain edges: CRLF, a last line without newline, empty lines, odd bytes',
+    async () => {
+      const a = await appWithKey();
+      const res = await batch(a.sdkappid, Buffer.from('a\r\n\nb c\n\r\n\xff\xfe\nlast', 'latin1'));
+      checkSummary(res, { count: 6, signed: 3 });
+      const items = parseItems(res);
+      assert.deepEqual(items.map((x) => [x.identifier, x.error ? x.error.code : 'ok']), [
+        ['a', 'ok'], ['', 'bad_identifier'], ['b c', 'ok'], ['', 'bad_identifier'],
+        ['\ufffd\ufffd', 'bad_identifier'], ['last', 'ok']]);
+      await verifyOnServer(a.sdkappid, 'b c', items[2].usersig);
+    });
+
+  test('application/x-ndjson: per-item expire, rooms, and bad lines in place', async () => {
+    const a = await appWithKey({ max_expire: 86400 * 30, default_expire: 86400 });
+    const lines = [
+      { identifier: 'n1' },
+      { identifier: 'n2', expire: 600 },
+      { identifier: 'n3', room_id: 1234, privilege_map: 3 },
+      { identifier: 'n4', room_str: 'lobby' },
+      'not json',
+      '["n5"]',
+      { identifier: 'n6', colour: 'red' },
+      { identifier: 7 },
+      { expire: 60 },
+      { identifier: 'n9', expire: 86400 * 31 },
+      { identifier: 'n10', room_id: 1, room_str: 'x' },
+      { identifier: 'n11', privilege_map: 1 },
+      '',
+      { identifier: 'n13' },
+    ].map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+    const res = await batch(a.sdkappid, lines.join('\n') + '\n',
+      { contentType: 'application/x-ndjson' });
+    checkSummary(res, { count: lines.length, signed: 5 });
+    const items = parseItems(res);
+    assert.deepEqual(items.map((x) => [x.identifier, x.error ? x.error.code : 'ok']), [
+      ['n1', 'ok'], ['n2', 'ok'], ['n3', 'ok'], ['n4', 'ok'], ['', 'bad_json'], ['', 'bad_json'],
+      ['n6', 'unknown_field'], ['', 'invalid_field'], ['', 'missing_field'], ['n9', 'bad_expire'],
+      ['n10', 'bad_room'], ['n11', 'bad_privilege'], ['', 'bad_json'], ['n13', 'ok']]);
+    const d1 = tokens.decodeToken(items[0].usersig).json;
+    assert.equal(d1['TLS.expire'], 86400);
+    const d2 = crossCheck(items[1].usersig, { sdkappid: a.sdkappid, secret: a.secret,
+      identifier: 'n2' });
+    assert.equal(d2['TLS.expire'], 600);
+    const d3 = crossCheck(items[2].usersig, { sdkappid: a.sdkappid, secret: a.secret,
+      identifier: 'n3' });
+    const ub = tokens.parseUserbuf(Buffer.from(d3['TLS.userbuf'], 'base64'));
+    assert.equal(ub.room_id, 1234);
+    assert.equal(ub.privilege_map, 3);
+    for (const i of [0, 1, 2, 3, 13]) await verifyOnServer(a.sdkappid, items[i].identifier,
+      items[i].usersig);
+  });
+
+  test('application/json: {identifiers, expire}; a non-string element is an error line',
+    async () => {
+      const a = await appWithKey();
+      const body = `{"expire": 3600, "identifiers": ["j1", "j\\u0032", 3, {"x": [1, "]"]}, "",
+        "j\\"q", "last"]}`;
+      const res = await batch(a.sdkappid, body, { contentType: 'application/json' });
+      const s = checkSummary(res, { count: 7, signed: 4 });
+      const items = parseItems(res);
+      assert.deepEqual(items.map((x) => [x.identifier, x.error ? x.error.code : 'ok']), [
+        ['j1', 'ok'], ['j2', 'ok'], ['', 'invalid_field'], ['', 'invalid_field'],
+        ['', 'bad_identifier'], ['j"q', 'ok'], ['last', 'ok']]);
+      const d = crossCheck(items[5].usersig, { sdkappid: a.sdkappid, secret: a.secret,
+        identifier: 'j"q' });
+      assert.equal(d['TLS.expire'], 3600);
+      const ev = await checkRecorded(a.sdkappid, s);
+      assert.equal(ev.started.details.format, 'json');
+      assert.equal(ev.started.details.expire, 3600);
+      // Whitespace and an array split across lines; expire after the identifiers.
+      const res2 = await batch(a.sdkappid, '\n{ "identifiers" :\n[\n"k1"\n,\n"k2"\n]\n,"expire":60 }\n',
+        { contentType: 'application/json; charset=utf-8' });
+      checkSummary(res2, { count: 2, signed: 2 });
+      const d2 = tokens.decodeToken(parseItems(res2)[1].usersig).json;
+      assert.equal(d2['TLS.identifier'], 'k2');
+      assert.equal(d2['TLS.expire'], 60);
+    });
+
+  test('application/json refused before the stream: syntax, members, types', async () => {
+    const a = await appWithKey();
+    const cases = [
+      ['{"identifiers": ["a", ]}', 'bad_json'],
+      ['{"identifiers": ["a"]', 'bad_json'],
+      ['["a"]', 'bad_json'],
+      ['', 'bad_json'],
+      ['{"identifiers": ["a"], "identifiers": []}', 'bad_json'],
+      ['{"identifiers": ["a\u0001"]}', 'bad_json'],
+      ['{"identifiers": ["a"]} x', 'bad_json'],
+      ['{"identifiers": "a"}', 'invalid_field'],
+      ['{"identifiers": [], "expire": "60"}', 'invalid_field'],
+      ['{"identifiers": [], "expire": 1.5}', 'invalid_field'],
+      ['{"identifiers": [], "other": 1}', 'unknown_field'],
+      ['{}', 'missing_field'],
+      ['{"identifiers": [], "identifier\\u0073": []}', 'unknown_field'],
+      [Buffer.from('{"identifiers": [], "\xff\xfe": 1}', 'latin1'), 'unknown_field'],
+    ];
+    for (const [body, code] of cases) {
+      const res = await batch(a.sdkappid, body, { contentType: 'application/json' });
+      expectError(res, 400, code);
+    }
+    expectError(await batch(a.sdkappid, '{"identifiers": [], "expire": 60}',
+      { contentType: 'application/json', query: 'expire=60' }), 400, 'invalid_field', ['expire']);
+    assert.equal(psqlOk(`SELECT count(*) FROM batches WHERE sdkappid = ${a.sdkappid}`), '0');
+    assert.equal((await auditEvents(a.sdkappid, 'usersig.batch')).length, 0);
+  });
+
+  test('Accept: text/csv: rows, errors as identifier,,code, quoting, #summary', async () => {
+    const a = await appWithKey();
+    const ids = ['c1', 'with,comma', '#hash', 'q"uote', '', 'c6'];
+    const res = await batch(a.sdkappid, ids.join('\n'), { accept: 'text/csv' });
+    expectStatus(res, 200);
+    assert.match(res.headers.get('content-type') || '', /^text\/csv/);
+    const m = /^#summary,batch_id=([0-9a-f]{32}),count=(\d+),signed=(\d+),failed=(\d+),key_version=(\d+),sha256=([0-9a-f]{64})$/
+      .exec(res.lastText);
+    assert.ok(m, `the last line is the CSV summary: ${res.lastText}`);
+    const [, batchId, count, signed, failed, kv, sha] = m;
+    assert.deepEqual([Number(count), Number(signed), Number(failed), Number(kv)],
+      [6, 5, 1, a.version]);
+    assert.equal(sha, sha256(res.body));
+    const want = ['c1,', '"with,comma",', '"#hash",', '"q""uote",', ',,bad_identifier', 'c6,'];
+    res.items.forEach((row, i) => assert.ok(row.startsWith(want[i]), `row ${i}: ${row}`));
+    const tok = res.items[1].slice(want[1].length);
+    assert.match(tok, /^[A-Za-z0-9*_-]+$/);
+    await verifyOnServer(a.sdkappid, 'with,comma', tok);
+    await checkRecorded(a.sdkappid, { batch_id: batchId, count: 6, signed: 5, failed: 1,
+      key_version: a.version, sha256: sha });
+  });
+
+  test('levels 0 and 9 verify; query and media type refusals; scope; no key', async () => {
+    const a = await appWithKey();
+    for (const level of [0, 9]) {
+      const res = await batch(a.sdkappid, 'lvl\n', { query: `level=${level}` });
+      checkSummary(res, { count: 1, signed: 1 });
+      await verifyOnServer(a.sdkappid, 'lvl', parseItems(res)[0].usersig);
+    }
+    expectError(await batch(a.sdkappid, 'x', { query: 'level=10' }), 400, 'invalid_param');
+    expectError(await batch(a.sdkappid, 'x', { query: 'expire=abc' }), 400, 'invalid_param');
+    expectError(await batch(a.sdkappid, 'x', { query: 'colour=red' }), 400, 'invalid_param');
+    expectError(await batch(a.sdkappid, 'x', { query: '%ff%fe=1' }), 400, 'invalid_param');
+    expectError(await batch(a.sdkappid, 'x', { query: 'expire=0' }), 400, 'bad_expire');
+    expectError(await batch(a.sdkappid, 'x', { query: 'expire=315360001' }), 400, 'bad_expire');
+    expectError(await batch(a.sdkappid, 'x', { contentType: 'text/csv' }), 415,
+      'unsupported_media_type');
+    expectError(await batch(newAppId(), 'x'), 404, 'app_not_found');
+    const noKey = newAppId();
+    await createApp(noKey);
+    expectError(await batch(noKey, 'x'), 409, 'invalid_state');
+    const other = await appWithKey();
+    const signer = await createToken('signer', [other.sdkappid]);
+    expectError(await batch(a.sdkappid, 'x', { token: signer }), 403, 'forbidden');
+    checkSummary(await batch(other.sdkappid, 'ok\n', { token: signer }), { count: 1, signed: 1 });
+    const auditor = await createToken('auditor');
+    expectError(await batch(a.sdkappid, 'x', { token: auditor }), 403, 'forbidden');
+    const refusals = (await auditEvents(a.sdkappid, 'usersig.batch'))
+      .filter((e) => e.outcome === 'bad_expire');
+    assert.equal(refusals.length, 2, 'refusals are audited');
+  });
+
+  test('a rotation: the batch uses the version active at its start', async () => {
+    const a = await appWithKey();
+    const s2 = newSecret();
+    const k2 = await addKey(a.sdkappid, s2); // a second key comes in pending
+    assert.equal(k2.state, 'pending');
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`,
+      { body: { version: k2.version } }), 200);
+    const res = await batch(a.sdkappid, 'rot\n');
+    const s = checkSummary(res, { count: 1, signed: 1, keyVersion: k2.version });
+    crossCheck(parseItems(res)[0].usersig, { sdkappid: a.sdkappid, secret: s2, identifier: 'rot' });
+    await checkRecorded(a.sdkappid, s);
+  });
+
+  test('fail-closed: no start event written, no token', async () => {
+    const a = await appWithKey();
+    const fn = `e2e_refuse_batch_${a.sdkappid}`;
+    psqlOk(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ` +
+      'RAISE EXCEPTION \'e2e: audit refused\'; END $$');
+    psqlOk(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW WHEN ` +
+      `(NEW.action = 'usersig.batch' AND NEW.sdkappid = ${a.sdkappid}) EXECUTE FUNCTION ${fn}()`);
+    let res;
+    try {
+      res = await batch(a.sdkappid, 'alice\nbob\n');
+    } finally {
+      psqlOk(`DROP TRIGGER ${fn} ON audit_log`);
+      psqlOk(`DROP FUNCTION ${fn}()`);
+    }
+    expectError(res, 503, 'unavailable');
+    assert.ok(!res.text.includes('usersig"'), 'no token in the reply');
+    assert.equal(psqlOk(`SELECT count(*) FROM batches WHERE sdkappid = ${a.sdkappid}`), '0');
+    assert.equal(await signCount(a.sdkappid, a.version), 0);
+    checkSummary(await batch(a.sdkappid, 'alice\n'), { count: 1, signed: 1 });
+  });
+
+  test('an end that cannot be recorded: an internal error line, not the summary', async () => {
+    const a = await appWithKey();
+    const fn = `e2e_refuse_finish_${a.sdkappid}`;
+    psqlOk(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ` +
+      'RAISE EXCEPTION \'e2e: audit refused\'; END $$');
+    psqlOk(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW WHEN ` +
+      `(NEW.action = 'usersig.batch.finish' AND NEW.sdkappid = ${a.sdkappid}) ` +
+      `EXECUTE FUNCTION ${fn}()`);
+    let res;
+    let csv;
+    try {
+      res = await batch(a.sdkappid, 'alice\nbob\n');
+      csv = await batch(a.sdkappid, 'carol\n', { accept: 'text/csv' });
+    } finally {
+      psqlOk(`DROP TRIGGER ${fn} ON audit_log`);
+      psqlOk(`DROP FUNCTION ${fn}()`);
+    }
+    expectStatus(res, 200);
+    assert.equal(res.items.length, 2);
+    assert.deepEqual(Object.keys(res.last), ['error']);
+    assert.equal(res.last.error.code, 'internal');
+    assert.match(res.last.error.message, /stays running/);
+    assert.match(csv.lastText, /^#error,code=internal,message=/);
+    assert.equal(psqlOk(`SELECT string_agg(state, ',') FROM batches WHERE sdkappid = ${a.sdkappid}`),
+      'running,running', 'the batches stay running: visible as incomplete');
+    assert.equal(await signCount(a.sdkappid, a.version), 0);
+  });
+
+  test('the audit chain still verifies', async () => {
+    const res = await api('GET', '/v1/audit/verify');
+    expectStatus(res, 200);
+    assert.equal(res.json.ok, true, show(res));
+  });
+});
+
+// ---- a server of its own: a small body limit, and clients that leave -------------------------
+
+// POSTs a batch with node:http, reads about `bytes` of the reply and then drops the connection.
+function batchAndLeave(base, sdkappid, body, bytes) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${base}/v1/apps/${sdkappid}/usersigs/batch`);
+    let got = 0;
+    let settled = false;
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.on('data', (chunk) => {
+        got += chunk.length;
+        if (got >= bytes && !settled) {
+          settled = true;
+          req.destroy();
+          resolve({ status: res.statusCode, got });
+        }
+      });
+      res.on('end', () => {
+        if (!settled) {
+          settled = true;
+          resolve({ status: res.statusCode, got, ended: true });
+        }
+      });
+    });
+    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    req.end(body);
+  });
+}
+
+function procStatus(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { threads: Number(/Threads:\s+(\d+)/.exec(s)[1]) };
+}
+
+function cpuTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
+}
+
+describe('batch signing on a server of its own', () => {
+  let own;
+  const limit = 64 * 1024;
+
+  test('start a server with batch_max_body_size = 64k', async () => {
+    // The batch limit is never below the other routes' (max_body_size): lower that one too.
+    const env = { USERSIGD_BATCH_MAX_BODY_SIZE: '64k', USERSIGD_MAX_BODY_SIZE: '16k',
+      USERSIGD_WORKERS: '2' };
+    Object.assign(process.env, env);
+    try {
+      own = await startServer('batch');
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
+    servers.push(own);
+    assert.match(own.log(), /2 worker threads/);
+  });
+
+  test('413 body_too_large past the limit, with a hint to split; under it, 200', async () => {
+    const a = await appWithKey();
+    const line = 'abcdefghijklmno\n';
+    const over = line.repeat(Math.ceil((limit + 100) / line.length));
+    const res = await batch(a.sdkappid, over, { base: own.url });
+    expectError(res, 413, 'body_too_large', ['split', String(limit)]);
+    const under = line.repeat(Math.floor(limit / line.length));
+    checkSummary(await batch(a.sdkappid, under, { base: own.url }),
+      { count: under.length / line.length });
+  });
+
+  test('a client that leaves halfway: aborted, audited, the server healthy, workers idle',
+    async () => {
+      const a = await appWithKey();
+      const pid = own.proc.pid;
+      const before = procStatus(pid);
+      // Under 64k of body, yet several blocks: 16,000 short lines.
+      const ids = [];
+      for (let i = 0; i < 16000; i++) ids.push(i.toString(36));
+      const body = ids.join('\n');
+      assert.ok(body.length < limit);
+      const n = ids.length;
+      const countBefore = await signCount(a.sdkappid, a.version);
+      const r = await batchAndLeave(own.url, a.sdkappid, body, 2000);
+      assert.equal(r.status, 200);
+      // The row turns aborted once the server notices.
+      let rows = '';
+      for (let i = 0; i < 100; i++) {
+        rows = psqlOk(`SELECT batch_id, state, count, signed FROM batches WHERE sdkappid = ${a.sdkappid}`);
+        if (rows && !rows.includes('|running|')) break;
+        await pause(100);
+      }
+      const [batchId, state, count, signed] = rows.split('|');
+      // A fast server may have sent everything before it saw the client go: then it is complete.
+      assert.ok(state === 'aborted' || (state === 'complete' && Number(count) === n),
+        `state ${state}, count ${count} of ${n}`);
+      const finish = (await auditEvents(a.sdkappid, 'usersig.batch.finish'))
+        .filter((e) => e.details.batch_id === batchId);
+      assert.equal(finish.length, 1);
+      assert.equal(finish[0].details.state, state);
+      assert.equal(finish[0].outcome, state);
+      assert.equal(finish[0].details.count, Number(count));
+      assert.equal(await signCount(a.sdkappid, a.version), countBefore + Number(signed));
+      expectStatus(await api('GET', '/healthz', { base: own.url, token: null }), 200);
+      // The workers go idle (the blocks they held when the client left are finished, then
+      // dropped: allow a slow sanitizer build a few seconds) and none was added or lost.
+      const busy = [];
+      for (let i = 0; i < 10; i++) {
+        const t0 = cpuTicks(pid);
+        await pause(1000);
+        busy.push(cpuTicks(pid) - t0);
+        if (busy[busy.length - 1] <= 20) break;
+      }
+      assert.ok(busy[busy.length - 1] <= 20,
+        `the server keeps working after the client left: ticks a second ${busy.join(', ')}`);
+      assert.equal(procStatus(pid).threads, before.threads, 'thread count unchanged');
+      checkSummary(await batch(a.sdkappid, 'after\n', { base: own.url }), { count: 1, signed: 1 });
+    });
+
+  test('a bigger batch whose client leaves at once: aborted with nothing lost', async () => {
+    // The main server takes 64 MiB: 300,000 identifiers, gone after the first bytes.
+    const a = await appWithKey();
+    const ids = [];
+    for (let i = 0; i < 300000; i++) ids.push(`early-${i}`);
+    const r = await batchAndLeave(E2E.url, a.sdkappid, ids.join('\n'), 1);
+    assert.equal(r.status, 200);
+    let row = '';
+    for (let i = 0; i < 100; i++) {
+      row = psqlOk(`SELECT state, count, signed, failed FROM batches WHERE sdkappid = ${a.sdkappid}`);
+      if (row && !row.startsWith('running')) break;
+      await pause(100);
+    }
+    const [state, count, signed, failed] = row.split('|').map((x, i) => (i ? Number(x) : x));
+    assert.equal(state, 'aborted', row);
+    assert.ok(count < 300000 && signed === count && failed === 0, row);
+    assert.equal(await signCount(a.sdkappid, a.version), signed);
+    expectStatus(await api('GET', '/healthz', { token: null }), 200);
+    checkSummary(await batch(a.sdkappid, 'again\n'), { count: 1, signed: 1 });
+  });
+
+  test('SIGTERM during a batch: the server stops cleanly, the batch is closed', async () => {
+    const a = await appWithKey();
+    const ids = [];
+    for (let i = 0; i < 16000; i++) ids.push(i.toString(36));
+    const body = ids.join('\n');
+    // A reader that takes its time, so the batch is still running at the signal.
+    const u = new URL(`${own.url}/v1/apps/${a.sdkappid}/usersigs/batch`);
+    const got = await new Promise((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+        headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
+          'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.once('data', (c) => {
+          text += c;
+          res.pause();
+          own.proc.kill('SIGTERM');
+          setTimeout(() => res.resume(), 300);
+        });
+        res.on('data', (c) => { text += c; });
+        res.on('end', () => resolve(text));
+        res.on('error', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    // The signal was sent once: wait for the exit it brings (stop() would signal again).
+    const r = own.proc.exitCode !== null ? { code: own.proc.exitCode }
+      : await Promise.race([
+        new Promise((resolve) => own.proc.once('exit', (code, signal) => resolve({ code, signal }))),
+        pause(20000).then(() => own.stop()),
+      ]);
+    servers.splice(servers.indexOf(own), 1);
+    assert.equal(r.code, 0, `exit ${JSON.stringify(r)}:\n${own.log().slice(-3000)}`);
+    const row = psqlOk(`SELECT state FROM batches WHERE sdkappid = ${a.sdkappid}`);
+    assert.ok(row === 'complete' || row === 'aborted', `batch state after SIGTERM: ${row}`);
+    assert.ok(got.length > 0 && got.startsWith('{"identifier":"0","usersig":'),
+      'the stream had begun');
+    const finish = psqlOk('SELECT count(*) FROM audit_log WHERE action = ' +
+      `'usersig.batch.finish' AND sdkappid = ${a.sdkappid} AND outcome = '${row}'`);
+    assert.equal(finish, '1', 'the batch was closed in the audit log before the exit');
+  });
+});

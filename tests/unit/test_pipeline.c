@@ -1,0 +1,754 @@
+/*
+ * The signing pipeline alone (server/pipeline.c): real worker threads and a real event loop,
+ * a fake source of items and a fake emitter whose "connection" drains on a timer. Checks that
+ * lines come out in input order across many blocks and workers with error lines in place, that
+ * the SHA-256 and counts match the output, that no more than max_in_flight blocks are out and
+ * nothing is cut while the output is not drained, and that a cancel mid-way (blocks still with
+ * the workers) or freeing the pool under a running job frees everything (run it under ASan and
+ * TSan).
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline.h"
+#include "testlib.h"
+#include "usersig.h"
+
+#define APP 1400000000u
+#define SECRET "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+#define EXPIRE 86400u
+#define MAX_EXPIRE 315360000u
+#define DEADLINE_S 120
+
+static struct event_base *base;
+static struct pipeline *pool;
+
+/* ---- a fake batch: items in, lines out --------------------------------------------------- */
+
+struct fake {
+    /* input */
+    char **items;
+    size_t n_items, next_item;
+    /* output */
+    char *out;
+    size_t out_len, out_cap;
+    /* the job and what it did */
+    struct pipeline_job *job;
+    struct pipeline_job_config cfg;
+    bool done;
+    struct pipeline_result res;
+    /* flow control */
+    long drain_delay_us; /* -1: never drain (a reader that stopped) */
+    bool undrained;      /* emitted, drained not called yet */
+    int drains_pending;  /* drain timers not fired yet: the fake must outlive them */
+    size_t blocks_cut, blocks_emitted, max_out;
+    bool cut_while_undrained;
+    int fail_emit_at; /* emit returns -1 on this call (1-based); 0: never */
+    size_t emits;
+};
+
+static enum pipeline_fill fake_fill(void *arg, struct pipeline_items *it)
+{
+    struct fake *f = arg;
+    if (f->undrained)
+        f->cut_while_undrained = true;
+    while (f->next_item < f->n_items && !pipeline_items_full(it)) {
+        const char *s = f->items[f->next_item++];
+        /* In two pieces, as a line split across two evbuffer chains would come. */
+        size_t n = strlen(s), half = n / 2;
+        pipeline_items_begin(it);
+        if (pipeline_items_append(it, s, half) != 0 ||
+            pipeline_items_append(it, s + half, n - half) != 0)
+            return PIPELINE_FILL_ERROR;
+        pipeline_items_end(it);
+    }
+    if (pipeline_items_count(it) > 0)
+        f->blocks_cut++;
+    if (f->blocks_cut - f->blocks_emitted > f->max_out)
+        f->max_out = f->blocks_cut - f->blocks_emitted;
+    return f->next_item < f->n_items ? PIPELINE_FILL_MORE : PIPELINE_FILL_END;
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake *f = arg;
+    (void)fd;
+    (void)what;
+    f->drains_pending--;
+    if (f->job == NULL || !f->undrained)
+        return;
+    f->undrained = false;
+    pipeline_job_drained(f->job);
+}
+
+static int fake_emit(void *arg, const char *data, size_t len)
+{
+    struct fake *f = arg;
+    f->emits++;
+    if (f->fail_emit_at > 0 && f->emits == (size_t)f->fail_emit_at)
+        return -1;
+    CHECK(len > 0 && data[len - 1] == '\n', "emit of whole lines");
+    if (f->out_len + len > f->out_cap) {
+        f->out_cap = (f->out_len + len) * 2;
+        f->out = realloc(f->out, f->out_cap);
+        if (f->out == NULL)
+            abort();
+    }
+    memcpy(f->out + f->out_len, data, len);
+    f->out_len += len;
+    f->blocks_emitted++;
+    /* The blocks ready together go out in one round; the connection drains after it. */
+    if (!f->undrained && f->drain_delay_us >= 0) {
+        struct timeval tv = {f->drain_delay_us / 1000000, f->drain_delay_us % 1000000};
+        if (event_base_once(base, -1, EV_TIMEOUT, drain_cb, f, &tv) == 0)
+            f->drains_pending++;
+    }
+    f->undrained = true;
+    return 0;
+}
+
+static void fake_done(void *arg, const struct pipeline_result *res)
+{
+    struct fake *f = arg;
+    CHECK(!f->done, "done called twice");
+    f->done = true;
+    f->res = *res;
+    f->job = NULL;
+}
+
+static void fake_init(struct fake *f, enum pipeline_input in, enum pipeline_output out, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    f->items = calloc(n + 1, sizeof *f->items);
+    f->n_items = n;
+    f->cfg = (struct pipeline_job_config){
+        .sdkappid = APP,
+        .level = 6,
+        .policy = USERSIG_ID_PRINTABLE,
+        .expire = EXPIRE,
+        .max_expire = MAX_EXPIRE,
+        .input = in,
+        .output = out,
+        .arg = f,
+        .fill = fake_fill,
+        .emit = fake_emit,
+        .done = fake_done,
+    };
+}
+
+static void fake_free(struct fake *f)
+{
+    while (f->drains_pending > 0)
+        event_base_loop(base, EVLOOP_ONCE);
+    for (size_t i = 0; i < f->n_items; i++)
+        free(f->items[i]);
+    free(f->items);
+    free(f->out);
+}
+
+static struct usersig_key *new_key(void)
+{
+    struct usersig_key *k = NULL;
+    if (usersig_key_new_hmac(SECRET, strlen(SECRET), &k) != USERSIG_OK)
+        abort();
+    return k;
+}
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Runs the loop until *flag or the deadline; a periodic timer keeps it waiting for the
+ * workers' wake-ups. */
+static bool run_until(const bool *flag)
+{
+    struct event *keep = event_new(base, -1, EV_PERSIST, keepalive_cb, NULL);
+    struct timeval tv = {0, 10000};
+    time_t deadline = time(NULL) + DEADLINE_S;
+    event_add(keep, &tv);
+    while (!*flag && time(NULL) < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(keep);
+    return *flag;
+}
+
+static void start(struct fake *f)
+{
+    f->cfg.key = new_key();
+    enum pipeline_rc rc = pipeline_job_new(pool, &f->cfg, &f->job);
+    CHECK(rc == PIPELINE_OK, "pipeline_job_new: %d", (int)rc);
+    if (rc == PIPELINE_OK)
+        pipeline_job_start(f->job);
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The output as lines (pointers into f->out, each NUL-terminated in place). */
+static char **split_lines(struct fake *f, size_t *n)
+{
+    char **lines = calloc(f->out_len + 1, sizeof *lines);
+    size_t k = 0;
+    for (char *p = f->out, *end = f->out + f->out_len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        *nl = '\0';
+        lines[k++] = p;
+        p = nl + 1;
+    }
+    *n = k;
+    return lines;
+}
+
+static bool token_ok(struct usersig_key *key, const char *token, const char *id)
+{
+    struct usersig_expect e = {.identifier = id, .identifier_len = strlen(id), .sdkappid = APP};
+    return usersig_verify(token, strlen(token), &e, key, (int64_t)time(NULL), NULL) ==
+           USERSIG_VALID;
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+/* Item i of the big text batch: every 7th is bad in one of three ways. */
+static char *text_item(size_t i)
+{
+    char buf[64];
+    if (i % 7 == 3)
+        snprintf(buf, sizeof buf, "%s", i % 3 == 0 ? "" : i % 3 == 1 ? "bad\x01id" : "x");
+    else
+        snprintf(buf, sizeof buf, "user-%zu%s", i, i % 5 == 0 ? "\r" : "");
+    if (i % 7 == 3 && i % 3 == 2)
+        snprintf(buf, sizeof buf, "%s", "0123456789012345678901234567890123"); /* 34 bytes */
+    return strdup(buf);
+}
+
+static void check_text_batch(size_t n, long drain_delay_us, size_t max_in_flight)
+{
+    struct fake f;
+    struct usersig_key *key = new_key();
+    char sha[65];
+    size_t n_lines, bad = 0;
+
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, n);
+    for (size_t i = 0; i < n; i++)
+        f.items[i] = text_item(i);
+    f.drain_delay_us = drain_delay_us;
+    f.cfg.max_in_flight = max_in_flight;
+    start(&f);
+    CHECK(run_until(&f.done), "text batch of %zu finished", n);
+    CHECK(f.res.state == PIPELINE_COMPLETE, "state %s", pipeline_state_name(f.res.state));
+    CHECK(f.res.count == n, "count %llu of %zu", (unsigned long long)f.res.count, n);
+    sha256_hex(f.out, f.out_len, sha);
+    CHECK(strcmp(sha, f.res.sha256) == 0, "sha256 over the output: %s vs %s", sha, f.res.sha256);
+    CHECK(f.max_out <= (max_in_flight ? max_in_flight : 2 * (size_t)pipeline_workers(pool)),
+          "at most max_in_flight blocks out: %zu", f.max_out);
+    CHECK(!f.cut_while_undrained, "no block cut while the output was not drained");
+    CHECK(f.blocks_emitted >= n / PIPELINE_BLOCK_ITEMS, "blocks: %zu", f.blocks_emitted);
+
+    char **lines = split_lines(&f, &n_lines);
+    CHECK(n_lines == n, "%zu lines for %zu items", n_lines, n);
+    for (size_t i = 0; i < n_lines && i < n; i++) {
+        json_error_t jerr;
+        json_t *o = json_loads(lines[i], 0, &jerr);
+        char want[64];
+        snprintf(want, sizeof want, "%s", f.items[i]);
+        size_t wl = strlen(want);
+        if (wl > 0 && want[wl - 1] == '\r')
+            want[wl - 1] = '\0';
+        const char *id = json_string_value(json_object_get(o, "identifier"));
+        const char *tok = json_string_value(json_object_get(o, "usersig"));
+        json_t *err = json_object_get(o, "error");
+        bool want_bad = i % 7 == 3;
+        if (o == NULL || id == NULL || strcmp(id, want) != 0) {
+            CHECK(false, "line %zu is for item %zu (%s): %s", i, i, want, lines[i]);
+            json_decref(o);
+            break;
+        }
+        if (want_bad) {
+            bad++;
+            CHECK(tok == NULL && err != NULL &&
+                      strcmp(json_string_value(json_object_get(err, "code")), "bad_identifier") ==
+                          0 &&
+                      strstr(json_string_value(json_object_get(err, "message")), "printable") !=
+                          NULL,
+                  "line %zu is a bad_identifier error: %s", i, lines[i]);
+        } else if (i % 997 == 0 || i + 1 == n) {
+            CHECK(tok != NULL && err == NULL && token_ok(key, tok, want),
+                  "line %zu holds a valid token for %s", i, want);
+        } else {
+            CHECK(tok != NULL && err == NULL, "line %zu holds a token", i);
+        }
+        json_decref(o);
+    }
+    CHECK(f.res.failed_count == bad && f.res.signed_count == n - bad,
+          "signed %llu failed %llu (want %zu bad)", (unsigned long long)f.res.signed_count,
+          (unsigned long long)f.res.failed_count, bad);
+    free(lines);
+    fake_free(&f);
+    usersig_key_free(key);
+}
+
+static void test_order_many_blocks(void)
+{
+    check_text_batch(60000, 0, 0);    /* ~15 blocks over 4 workers, a fast reader */
+    check_text_batch(20000, 3000, 2); /* a slow reader, two blocks out at most */
+    check_text_batch(1, 0, 0);
+}
+
+static void test_empty(void)
+{
+    struct fake f;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, 0);
+    start(&f);
+    CHECK(run_until(&f.done), "empty batch finished");
+    CHECK(f.res.state == PIPELINE_COMPLETE && f.res.count == 0 && f.out_len == 0 &&
+              strcmp(f.res.sha256,
+                     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0,
+          "empty: complete, nothing emitted, the SHA-256 of nothing");
+    fake_free(&f);
+}
+
+struct expect_line {
+    const char *item;
+    const char *identifier; /* as repeated in the line */
+    const char *code;       /* NULL: a token */
+};
+
+static void check_lines(enum pipeline_input in, const struct expect_line *x, size_t n)
+{
+    struct fake f;
+    struct usersig_key *key = new_key();
+    size_t n_lines;
+
+    fake_init(&f, in, PIPELINE_OUT_NDJSON, n);
+    for (size_t i = 0; i < n; i++)
+        f.items[i] = strdup(x[i].item);
+    start(&f);
+    CHECK(run_until(&f.done) && f.res.state == PIPELINE_COMPLETE, "%s batch finished",
+          pipeline_input_name(in));
+    char **lines = split_lines(&f, &n_lines);
+    CHECK(n_lines == n, "%s: %zu lines for %zu items", pipeline_input_name(in), n_lines, n);
+    for (size_t i = 0; i < n_lines && i < n; i++) {
+        json_t *o = json_loads(lines[i], 0, NULL);
+        const char *id = json_string_value(json_object_get(o, "identifier"));
+        const char *tok = json_string_value(json_object_get(o, "usersig"));
+        const char *code = json_string_value(json_object_get(json_object_get(o, "error"), "code"));
+        CHECK(o != NULL && id != NULL && strcmp(id, x[i].identifier) == 0,
+              "%s item %zu: identifier %s: %s", pipeline_input_name(in), i, x[i].identifier,
+              lines[i]);
+        if (x[i].code == NULL)
+            CHECK(tok != NULL && code == NULL && token_ok(key, tok, x[i].identifier),
+                  "%s item %zu: a valid token: %s", pipeline_input_name(in), i, lines[i]);
+        else
+            CHECK(tok == NULL && code != NULL && strcmp(code, x[i].code) == 0,
+                  "%s item %zu: error %s: %s", pipeline_input_name(in), i, x[i].code, lines[i]);
+        json_decref(o);
+    }
+    free(lines);
+    fake_free(&f);
+    usersig_key_free(key);
+}
+
+static void test_ndjson_items(void)
+{
+    static const struct expect_line x[] = {
+        {"{\"identifier\":\"alice\"}", "alice", NULL},
+        {"  {\"identifier\":\"bob\",\"expire\":3600}\r", "bob", NULL},
+        {"{\"identifier\":\"carol\",\"room_id\":42,\"privilege_map\":3}", "carol", NULL},
+        {"{\"identifier\":\"dave\",\"room_str\":\"lobby\"}", "dave", NULL},
+        {"", "", "bad_json"},
+        {"[\"alice\"]", "", "bad_json"},
+        {"{\"identifier\":\"eve\"", "", "bad_json"},
+        {"{\"identifier\":\"eve\",\"colour\":1}", "eve", "unknown_field"},
+        {"{\"identifier\":7}", "", "invalid_field"},
+        {"{\"expire\":60}", "", "missing_field"},
+        {"{\"identifier\":\"frank\",\"expire\":0}", "frank", "bad_expire"},
+        {"{\"identifier\":\"frank\",\"expire\":315360001}", "frank", "bad_expire"},
+        {"{\"identifier\":\"gina\",\"room_id\":1,\"room_str\":\"x\"}", "gina", "bad_room"},
+        {"{\"identifier\":\"gina\",\"room_id\":0}", "gina", "bad_room"},
+        {"{\"identifier\":\"hal\",\"privilege_map\":3}", "hal", "bad_privilege"},
+        {"{\"identifier\":\"hal\",\"room_id\":9,\"privilege_map\":256}", "hal", "bad_privilege"},
+        {"{\"identifier\":\"a\\\"quote\"}", "a\"quote", NULL},
+        {"{\"identifier\":\"\\u00e9t\\u00e9\"}", "\xc3\xa9t\xc3\xa9", "bad_identifier"},
+        {"{\"identifier\":\"dup\",\"identifier\":\"dup\"}", "", "bad_json"},
+        {"{\"identifier\":\"last\"}", "last", NULL},
+    };
+    check_lines(PIPELINE_IN_NDJSON, x, sizeof x / sizeof x[0]);
+}
+
+static void test_json_values(void)
+{
+    static const struct expect_line x[] = {
+        {"\"alice\"", "alice", NULL},
+        {" \n\"bob\" \r\n", "bob", NULL},
+        {"\"tab\\tin\"", "tab\tin", "bad_identifier"},
+        {"\"\\u0041\\u0042\"", "AB", NULL},
+        {"\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", "bad_identifier"},
+        {"\"\\ud800x\"", "\xef\xbf\xbdx", "bad_identifier"},
+        {"42", "", "invalid_field"},
+        {"{\"identifier\":\"x\"}", "", "invalid_field"},
+        {"null", "", "invalid_field"},
+        {"\"\"", "", "bad_identifier"},
+        {"\"unterminated", "unterminated", "bad_json"},
+        {"\"slash\\/ok\"", "slash/ok", NULL},
+    };
+    check_lines(PIPELINE_IN_JSON_VALUE, x, sizeof x / sizeof x[0]);
+}
+
+static void test_text_edge_items(void)
+{
+    char *longline = malloc(PIPELINE_ITEM_MAX * 2 + 1);
+    memset(longline, 'a', PIPELINE_ITEM_MAX * 2);
+    longline[PIPELINE_ITEM_MAX * 2] = '\0';
+    char echo[PIPELINE_ECHO_MAX + 1];
+    memset(echo, 'a', PIPELINE_ECHO_MAX);
+    echo[PIPELINE_ECHO_MAX] = '\0';
+    const struct expect_line x[] = {
+        {"plain", "plain", NULL},
+        {"with space", "with space", NULL},
+        {"crlf\r", "crlf", NULL},
+        {"", "", "bad_identifier"},
+        {"\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd", "bad_identifier"},
+        {longline, echo, "bad_identifier"},
+        {"01234567890123456789012345678901", "01234567890123456789012345678901", NULL},
+        {"quote\"and\\", "quote\"and\\", NULL},
+    };
+    check_lines(PIPELINE_IN_TEXT, x, sizeof x / sizeof x[0]);
+    free(longline);
+}
+
+static void test_csv(void)
+{
+    static const char *const items[] = {"alice",   "with,comma", "#summary,fake",
+                                        "q\"uote", "",           "zed"};
+    static const char *const want[] = {"alice,",         "\"with,comma\",",  "\"#summary,fake\",",
+                                       "\"q\"\"uote\",", ",,bad_identifier", "zed,"};
+    struct fake f;
+    size_t n = sizeof items / sizeof items[0], n_lines;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_CSV, n);
+    for (size_t i = 0; i < n; i++)
+        f.items[i] = strdup(items[i]);
+    start(&f);
+    CHECK(run_until(&f.done) && f.res.state == PIPELINE_COMPLETE, "csv batch finished");
+    char **lines = split_lines(&f, &n_lines);
+    CHECK(n_lines == n, "csv: %zu lines", n_lines);
+    for (size_t i = 0; i < n_lines && i < n; i++) {
+        CHECK(strncmp(lines[i], want[i], strlen(want[i])) == 0, "csv line %zu: %s (want %s...)", i,
+              lines[i], want[i]);
+        if (want[i][strlen(want[i]) - 1] == ',')
+            CHECK(strlen(lines[i]) > strlen(want[i]) + 100 &&
+                      strchr(lines[i] + strlen(want[i]), ',') == NULL,
+                  "csv line %zu ends with a token: %s", i, lines[i]);
+    }
+    CHECK(f.res.signed_count == 5 && f.res.failed_count == 1, "csv counts");
+    free(lines);
+    fake_free(&f);
+}
+
+static void check_level(int level)
+{
+    struct fake f;
+    struct usersig_key *key = new_key();
+    size_t n_lines;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_CSV, 100);
+    for (size_t i = 0; i < 100; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "lvl%d-%zu", level, i);
+        f.items[i] = strdup(b);
+    }
+    f.cfg.level = level;
+    start(&f);
+    CHECK(run_until(&f.done) && f.res.state == PIPELINE_COMPLETE, "level %d finished", level);
+    char **lines = split_lines(&f, &n_lines);
+    for (size_t i = 0; i < n_lines; i++) {
+        char *comma = strchr(lines[i], ',');
+        *comma = '\0';
+        CHECK(token_ok(key, comma + 1, lines[i]), "level %d line %zu verifies", level, i);
+    }
+    free(lines);
+    fake_free(&f);
+    usersig_key_free(key);
+}
+
+/* Many jobs at once share the workers; each keeps its own order. */
+static void test_concurrent_jobs(void)
+{
+    enum { JOBS = 5, N = 9000 };
+    struct fake f[JOBS];
+    bool all = false;
+    for (int j = 0; j < JOBS; j++) {
+        fake_init(&f[j], PIPELINE_IN_TEXT, j % 2 ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON, N);
+        for (size_t i = 0; i < N; i++) {
+            char b[32];
+            snprintf(b, sizeof b, "j%d-%zu", j, i);
+            f[j].items[i] = strdup(b);
+        }
+        f[j].drain_delay_us = j * 500;
+        start(&f[j]);
+    }
+    struct event *keep = event_new(base, -1, EV_PERSIST, keepalive_cb, NULL);
+    struct timeval tv = {0, 10000};
+    time_t deadline = time(NULL) + DEADLINE_S;
+    event_add(keep, &tv);
+    while (!all && time(NULL) < deadline) {
+        event_base_loop(base, EVLOOP_ONCE);
+        all = true;
+        for (int j = 0; j < JOBS; j++)
+            all = all && f[j].done;
+    }
+    event_free(keep);
+    CHECK(all, "all concurrent jobs finished");
+    for (int j = 0; j < JOBS; j++) {
+        size_t n_lines;
+        char **lines = split_lines(&f[j], &n_lines);
+        size_t wrong = 0;
+        CHECK(n_lines == N && f[j].res.count == N, "job %d: %zu lines", j, n_lines);
+        for (size_t i = 0; i < n_lines; i++) {
+            char want[48];
+            snprintf(want, sizeof want, j % 2 ? "j%d-%zu," : "{\"identifier\":\"j%d-%zu\"", j, i);
+            wrong += strncmp(lines[i], want, strlen(want)) != 0;
+        }
+        CHECK(wrong == 0, "job %d: %zu lines out of order", j, wrong);
+        free(lines);
+        fake_free(&f[j]);
+    }
+}
+
+static bool stats_settled;
+
+static void check_settled_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pipeline_stats st;
+    (void)fd;
+    (void)what;
+    (void)arg;
+    pipeline_get_stats(pool, &st);
+    stats_settled = st.jobs == 0 && st.blocks == 0;
+}
+
+/* Waits for the pool to hold no job and no block (cancelled jobs freed once their blocks came
+ * back from the workers). */
+static bool pool_settles(void)
+{
+    struct event *ev = event_new(base, -1, EV_PERSIST, check_settled_cb, NULL);
+    struct timeval tv = {0, 2000};
+    stats_settled = false;
+    event_add(ev, &tv);
+    bool ok = run_until(&stats_settled);
+    event_free(ev);
+    return ok;
+}
+
+struct cancel_ctx {
+    struct fake *f;
+    size_t after_emits;
+    bool cancelled;
+    struct pipeline_result res;
+    uint64_t queued_at_cancel;
+};
+
+static void cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cancel_ctx *c = arg;
+    struct pipeline_stats st;
+    (void)fd;
+    (void)what;
+    if (c->cancelled || c->f->emits < c->after_emits)
+        return;
+    pipeline_get_stats(pool, &st);
+    c->queued_at_cancel = st.blocks_queued;
+    pipeline_job_cancel(c->f->job, &c->res);
+    c->f->job = NULL;
+    c->cancelled = true;
+}
+
+static void test_cancel_midway(void)
+{
+    struct fake f;
+    struct cancel_ctx c = {.f = &f, .after_emits = 3};
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, 200000);
+    for (size_t i = 0; i < f.n_items; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "cancel-%zu", i);
+        f.items[i] = strdup(b);
+    }
+    f.cfg.max_in_flight = 8;
+    start(&f);
+    struct event *ev = event_new(base, -1, EV_PERSIST, cancel_cb, &c);
+    struct timeval tv = {0, 1000};
+    event_add(ev, &tv);
+    CHECK(run_until(&c.cancelled), "cancelled after %zu emits", c.after_emits);
+    event_free(ev);
+    CHECK(!f.done, "no done after a cancel");
+    CHECK(c.res.state == PIPELINE_CANCELLED, "cancel result state %s",
+          pipeline_state_name(c.res.state));
+    char sha[65];
+    sha256_hex(f.out, f.out_len, sha);
+    CHECK(c.res.count == f.blocks_emitted * PIPELINE_BLOCK_ITEMS && c.res.count > 0 &&
+              c.res.count < f.n_items && strcmp(sha, c.res.sha256) == 0,
+          "the cancel result covers exactly what was emitted: %llu items, %zu blocks",
+          (unsigned long long)c.res.count, f.blocks_emitted);
+    CHECK(pool_settles(), "the cancelled job and its blocks are freed once the workers return");
+    CHECK(!f.done, "still no done");
+    fake_free(&f);
+}
+
+/* A reader that stops reading: nothing more is cut, then the owner cancels. */
+static void test_stalled_reader(void)
+{
+    struct fake f;
+    struct pipeline_stats st;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, 100000);
+    for (size_t i = 0; i < f.n_items; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "stall-%zu", i);
+        f.items[i] = strdup(b);
+    }
+    f.drain_delay_us = -1;
+    f.cfg.max_in_flight = 4;
+    start(&f);
+    bool emitted = false;
+    struct event *keep = event_new(base, -1, EV_PERSIST, keepalive_cb, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(keep, &tv);
+    /* Long enough for every worker to finish whatever it was given. */
+    for (time_t end = time(NULL) + 2; time(NULL) < end;) {
+        event_base_loop(base, EVLOOP_ONCE);
+        emitted = emitted || f.emits > 0;
+    }
+    event_free(keep);
+    pipeline_get_stats(pool, &st);
+    CHECK(emitted && f.emits <= 4 && f.blocks_cut <= 4,
+          "one round of emits, then nothing while undrained: %zu emits", f.emits);
+    CHECK(st.blocks <= 4 + 2,
+          "a stalled reader holds at most max_in_flight blocks: cut %zu, allocated %llu",
+          f.blocks_cut, (unsigned long long)st.blocks);
+    pipeline_job_cancel(f.job, NULL);
+    f.job = NULL;
+    CHECK(pool_settles(), "the stalled job is freed after its cancel");
+    fake_free(&f);
+}
+
+static void test_emit_failure(void)
+{
+    struct fake f;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, 30000);
+    for (size_t i = 0; i < f.n_items; i++)
+        f.items[i] = strdup("someone");
+    f.fail_emit_at = 2;
+    start(&f);
+    CHECK(run_until(&f.done), "failed job reports done");
+    CHECK(f.res.state == PIPELINE_FAILED && f.res.why != NULL &&
+              f.res.count == PIPELINE_BLOCK_ITEMS,
+          "an emit that fails fails the job after what went out: %s %llu",
+          pipeline_state_name(f.res.state), (unsigned long long)f.res.count);
+    CHECK(pool_settles(), "the failed job is freed");
+    fake_free(&f);
+}
+
+static void test_bad_config(void)
+{
+    struct pipeline_job *j = NULL;
+    struct fake f;
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, 0);
+    f.cfg.key = new_key();
+    f.cfg.level = 10;
+    CHECK(pipeline_job_new(pool, &f.cfg, &j) == PIPELINE_BAD_CONFIG && j == NULL,
+          "level 10 refused (the key is freed)");
+    f.cfg.level = 6;
+    f.cfg.key = new_key();
+    f.cfg.expire = MAX_EXPIRE + 1;
+    CHECK(pipeline_job_new(pool, &f.cfg, &j) == PIPELINE_BAD_CONFIG, "expire over max refused");
+    f.cfg.expire = EXPIRE;
+    f.cfg.key = new_key();
+    CHECK(pipeline_job_new(pool, &f.cfg, &j) == PIPELINE_OK, "a job made");
+    pipeline_job_cancel(j, NULL); /* never started */
+    CHECK(pool_settles(), "a job cancelled before its start is freed at once");
+    fake_free(&f);
+}
+
+/* pipeline_free under a running job: its done comes with CANCELLED, the workers stop, and
+ * everything is freed (ASan would say otherwise). */
+static void test_free_under_job(void)
+{
+    char err[256];
+    struct pipeline *saved = pool;
+    struct fake f;
+    pool = pipeline_new(base, 3, err, sizeof err);
+    CHECK(pool != NULL, "a second pool: %s", err);
+    if (pool == NULL) {
+        pool = saved;
+        return;
+    }
+    fake_init(&f, PIPELINE_IN_NDJSON, PIPELINE_OUT_NDJSON, 100000);
+    for (size_t i = 0; i < f.n_items; i++) {
+        char b[64];
+        snprintf(b, sizeof b, "{\"identifier\":\"free-%zu\"}", i);
+        f.items[i] = strdup(b);
+    }
+    start(&f);
+    struct event *keep = event_new(base, -1, EV_PERSIST, keepalive_cb, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(keep, &tv);
+    while (f.emits < 2)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(keep);
+    pipeline_free(pool);
+    CHECK(f.done && f.res.state == PIPELINE_CANCELLED, "pipeline_free ends a running job");
+    pool = saved;
+    fake_free(&f);
+}
+
+int main(void)
+{
+    char err[256];
+    if (evthread_use_pthreads() != 0 || (base = event_base_new()) == NULL) {
+        fprintf(stderr, "cannot make a thread-enabled event loop\n");
+        return 1;
+    }
+    pool = pipeline_new(base, 4, err, sizeof err);
+    if (pool == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    CHECK(pipeline_new(base, 0, err, sizeof err) == NULL && strstr(err, "workers") != NULL,
+          "0 workers refused");
+
+    test_empty();
+    test_order_many_blocks();
+    test_ndjson_items();
+    test_json_values();
+    test_text_edge_items();
+    test_csv();
+    check_level(0);
+    check_level(1);
+    check_level(9);
+    test_concurrent_jobs();
+    test_cancel_midway();
+    test_stalled_reader();
+    test_emit_failure();
+    test_bad_config();
+    test_free_under_job();
+    CHECK(pool_settles(), "nothing left in the pool");
+
+    pipeline_free(pool);
+    event_base_free(base);
+    libevent_global_shutdown();
+    return test_done("pipeline");
+}
