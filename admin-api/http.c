@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -225,8 +226,34 @@ static void on_chunk_sent(struct evhttp_connection *evcon, void *arg)
         cb(&f->pub, f->sent_arg);
 }
 
+/* Wipes the string values of a request body before it is freed: a body may carry a key
+ * (POST /v1/apps/{sdkappid}/keys). jansson's strings are the object's own buffers. */
+static void wipe_json_strings(json_t *v, int depth)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (v == NULL || depth > API_JSON_MAX_DEPTH)
+        return;
+    if (json_is_string(v)) {
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            wipe_json_strings(item, depth + 1);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            wipe_json_strings(item, depth + 1);
+        }
+    }
+}
+
 static void request_free(struct req *f)
 {
+    wipe_json_strings(f->pub.body, 0);
     json_decref(f->pub.body);
     free(f->query_buf);
     explicit_bzero(&f->principal, sizeof f->principal);
@@ -452,6 +479,8 @@ static bool read_json_body(struct req *f, struct evbuffer *in, size_t len)
         return false;
     }
     r->body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* The raw text may hold a key; the parsed object is all a handler reads. */
+    OPENSSL_cleanse((void *)data, len);
     if (r->body == NULL) {
         if (json_error_code(&jerr) == json_error_out_of_memory) {
             api_reply_error(r, API_ERR_INTERNAL, "out of memory parsing the body");
