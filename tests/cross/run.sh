@@ -12,9 +12,9 @@ if [ ! -d "$node_dir/node_modules/tls-sig-api-v2" ]; then
     npm ci --prefix "$node_dir" --no-audit --no-fund >/dev/null
 fi
 count=${CROSSCHECK_CASES:-1500}
-node "$node_dir/gen_cases.js" "$count" 20261126 > "$work/cases.jsonl"
+timeout 300 node "$node_dir/gen_cases.js" "$count" 20261126 > "$work/cases.jsonl"
 "$crosscheck" "$work/cases.jsonl" "$work/ours.jsonl"
-results=$(node "$node_dir/verify_tokens.js" < "$work/ours.jsonl" || true)
+results=$(timeout 300 node "$node_dir/verify_tokens.js" < "$work/ours.jsonl" || true)
 ok=$(grep -c '^ok$' <<<"$results" || true)
 bad=$(grep -vc '^ok$' <<<"$results" || true)
 grep -v '^ok$' <<<"$results" | head -5 >&2 || true
