@@ -24,6 +24,7 @@ void handle_key_destroy(struct api_request *r);
 void handle_usersig_sign(struct api_request *r);
 void handle_usersig_verify(struct api_request *r);
 void handle_usersig_batch(struct api_request *r); /* batch.c */
+void handle_batch_list(struct api_request *r);    /* batch_list.c */
 
 /* audit_api.c */
 void handle_audit_list(struct api_request *r);

@@ -25,8 +25,8 @@ static const char *const role_names[API_ROLE_COUNT] = {
 #define PERM(p) (1u << (p))
 
 /* The product's role rules: admin everything; key_manager apps and keys; signer signs and
- * verifies; auditor reads app and key metadata and the audit log. Token management is admin's
- * alone. Anyone may call a public route. */
+ * verifies; auditor reads app and key metadata and the audit log (batch manifests included).
+ * Token management is admin's alone. Anyone may call a public route. */
 static const unsigned role_perms[API_ROLE_COUNT] = {
     [API_ROLE_ADMIN] = PERM(API_PERM_COUNT) - 1u,
     [API_ROLE_KEY_MANAGER] = PERM(API_PERM_PUBLIC) | PERM(API_PERM_APPS_READ) |
@@ -368,6 +368,8 @@ const struct api_route api_routes[] = {
      0, handle_usersig_sign},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "signUserSigBatch", API_PERM_SIGN,
      API_BODY_RAW, 0, handle_usersig_batch},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/usersigs/batches", "listBatches", API_PERM_AUDIT_READ,
+     API_BODY_NONE, 0, handle_batch_list},
     {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", API_PERM_VERIFY, API_BODY_JSON, 0,
      handle_usersig_verify},
 

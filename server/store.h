@@ -322,4 +322,20 @@ enum store_rc store_batch_finish(struct store *st, const struct store_batch *b) 
 enum store_rc store_batch_get(struct store *st, const char *batch_id,
                               struct store_batch *out) STORE_WUR;
 
+#define STORE_BATCH_PAGE_MAX 1001 /* rows per store_batch_list: the API's 1000 and one more */
+
+/* What store_batch_list reads: the batches of one app, in (started_at, batch_id) order, after a
+ * keyset cursor. */
+struct store_batch_filter {
+    uint32_t sdkappid;
+    int state;                  /* an enum store_batch_state, or -1 for any */
+    int64_t after_started_us;   /* with after_batch_id: only rows past (started_at, batch_id) */
+    const char *after_batch_id; /* NULL = from the first row (after_started_us is ignored) */
+    size_t limit;               /* 1..STORE_BATCH_PAGE_MAX */
+};
+/* Batches matching f, at most f->limit. On success *out is a new array of *n rows (NULL when
+ * none); caller free()s it. */
+enum store_rc store_batch_list(struct store *st, const struct store_batch_filter *f,
+                               struct store_batch **out, size_t *n) STORE_WUR;
+
 #endif

@@ -1,0 +1,241 @@
+// Batch manifests over the API (GET /v1/apps/{sdkappid}/usersigs/batches) against the real
+// usersigd: a completed batch listed with its summary's counts and SHA-256, one whose client left
+// halfway listed aborted, one cut short by a crash (a row left running) found by ?state=running,
+// paging in (started_at, batch_id) order with limit and after, ties included; who may read them
+// (admin and auditor, in scope) and the refusals (unknown app, bad parameters).
+'use strict';
+
+const { describe, test } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const http = require('node:http');
+const {
+  E2E, RFC3339, api, expectError, expectStatus, newAppId, appWithKey, createToken, psqlOk,
+} = require('./lib');
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+
+// POSTs a text/plain batch and reads it all; returns the summary, checked against the lines.
+async function batch(sdkappid, ids) {
+  const res = await fetch(`${E2E.url}/v1/apps/${sdkappid}/usersigs/batch`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain' },
+    body: ids.join('\n'),
+    signal: AbortSignal.timeout(60000),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text.slice(0, 600));
+  const lines = text.slice(0, -1).split('\n');
+  const s = JSON.parse(lines[lines.length - 1]).summary;
+  assert.ok(s, `no summary: ${lines[lines.length - 1]}`);
+  assert.equal(s.sha256, sha256(text.slice(0, text.length - lines[lines.length - 1].length - 1)));
+  return s;
+}
+
+// POSTs a batch, reads about `bytes` of the reply, then drops the connection.
+function batchAndLeave(sdkappid, body, bytes) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${E2E.url}/v1/apps/${sdkappid}/usersigs/batch`);
+    let got = 0;
+    let settled = false;
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.on('data', (chunk) => {
+        got += chunk.length;
+        if (got >= bytes && !settled) {
+          settled = true;
+          req.destroy();
+          resolve({ status: res.statusCode, got });
+        }
+      });
+      res.on('end', () => {
+        if (!settled) {
+          settled = true;
+          resolve({ status: res.statusCode, got, ended: true });
+        }
+      });
+    });
+    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    req.end(body);
+  });
+}
+
+async function list(sdkappid, query = '', opts = {}) {
+  return api('GET', `/v1/apps/${sdkappid}/usersigs/batches${query ? `?${query}` : ''}`, opts);
+}
+
+async function listOk(sdkappid, query = '', opts = {}) {
+  const res = await list(sdkappid, query, opts);
+  expectStatus(res, 200);
+  assert.ok(Array.isArray(res.json.batches), JSON.stringify(res.json));
+  assert.ok('next_after' in res.json, JSON.stringify(res.json));
+  return res.json;
+}
+
+// A batches row as a crash leaves it: running, never closed. started is a SQL timestamptz.
+function insertRunning(sdkappid, version, started = 'now()') {
+  const id = crypto.randomBytes(16).toString('hex');
+  psqlOk('INSERT INTO batches (batch_id, sdkappid, key_version, actor_name, started_at) ' +
+    `VALUES ('${id}', ${sdkappid}, ${version}, 'crashed-client', ${started})`);
+  return id;
+}
+
+const FIELDS = ['batch_id', 'sdkappid', 'key_version', 'actor_id', 'actor_name', 'state', 'count',
+  'signed', 'failed', 'sha256', 'started_at', 'finished_at'];
+
+describe('batch manifests over the API', () => {
+  test('a completed batch is listed complete, with its summary\'s counts and SHA-256',
+    async () => {
+      const a = await appWithKey();
+      assert.deepEqual(await listOk(a.sdkappid), { batches: [], next_after: null });
+      // An empty line is an item too: an error line.
+      const s = await batch(a.sdkappid, ['alice', '', 'bob']);
+      assert.equal(s.count, 3);
+      assert.equal(s.failed, 1);
+      const page = await listOk(a.sdkappid);
+      assert.equal(page.next_after, null);
+      assert.equal(page.batches.length, 1);
+      const b = page.batches[0];
+      assert.deepEqual(Object.keys(b).sort(), [...FIELDS].sort());
+      assert.equal(b.batch_id, s.batch_id);
+      assert.equal(b.sdkappid, a.sdkappid);
+      assert.equal(b.key_version, s.key_version);
+      assert.equal(b.state, 'complete');
+      assert.equal(b.count, s.count);
+      assert.equal(b.signed, s.signed);
+      assert.equal(b.failed, s.failed);
+      assert.equal(b.sha256, s.sha256);
+      assert.equal(b.actor_name, 'bootstrap-admin');
+      assert.equal(typeof b.actor_id, 'number');
+      assert.match(b.started_at, RFC3339);
+      assert.match(b.finished_at, RFC3339);
+      assert.ok(Date.parse(b.finished_at) >= Date.parse(b.started_at));
+    });
+
+  test('a client that leaves halfway: listed aborted, with what was sent', async () => {
+    const a = await appWithKey();
+    const ids = [];
+    for (let i = 0; i < 300000; i++) ids.push(`half-${i}`);
+    const r = await batchAndLeave(a.sdkappid, ids.join('\n'), 64 * 1024);
+    assert.equal(r.status, 200);
+    assert.ok(!r.ended, 'the client left before the end');
+    let b;
+    for (let i = 0; i < 100; i++) {
+      const page = await listOk(a.sdkappid);
+      assert.equal(page.batches.length, 1);
+      b = page.batches[0];
+      if (b.state !== 'running') break;
+      await pause(100);
+    }
+    assert.equal(b.state, 'aborted', JSON.stringify(b));
+    assert.ok(b.count > 0 && b.count < ids.length, JSON.stringify(b));
+    assert.equal(b.signed, b.count);
+    assert.equal(b.failed, 0);
+    assert.match(b.sha256, /^[0-9a-f]{64}$/);
+    assert.match(b.finished_at, RFC3339);
+    const aborted = await listOk(a.sdkappid, 'state=aborted');
+    assert.deepEqual(aborted.batches.map((x) => x.batch_id), [b.batch_id]);
+    assert.deepEqual((await listOk(a.sdkappid, 'state=complete')).batches, []);
+  });
+
+  test('?state=running finds a batch cut short by a crash', async () => {
+    const a = await appWithKey();
+    const done = await batch(a.sdkappid, ['carol']);
+    const id = insertRunning(a.sdkappid, a.version);
+    const running = await listOk(a.sdkappid, 'state=running');
+    assert.equal(running.next_after, null);
+    assert.equal(running.batches.length, 1);
+    const b = running.batches[0];
+    assert.equal(b.batch_id, id);
+    assert.equal(b.state, 'running');
+    assert.equal(b.sha256, null);
+    assert.equal(b.finished_at, null);
+    assert.equal(b.actor_id, null);
+    assert.equal(b.actor_name, 'crashed-client');
+    assert.equal(b.count, 0);
+    assert.match(b.started_at, RFC3339);
+    const complete = await listOk(a.sdkappid, 'state=complete');
+    assert.deepEqual(complete.batches.map((x) => x.batch_id), [done.batch_id]);
+    const all = await listOk(a.sdkappid);
+    assert.deepEqual(all.batches.map((x) => x.batch_id), [done.batch_id, id]);
+  });
+
+  test('paging: limit=1 and after walk (started_at, batch_id) order, ties included',
+    async () => {
+      const a = await appWithKey();
+      // Three rows at one instant (ordered by batch_id), one earlier, one later.
+      const t = "'2026-01-02T03:04:05.123456Z'::timestamptz";
+      const tie = [insertRunning(a.sdkappid, a.version, t), insertRunning(a.sdkappid, a.version, t),
+        insertRunning(a.sdkappid, a.version, t)].sort();
+      const first = insertRunning(a.sdkappid, a.version, `${t} - interval '1 microsecond'`);
+      const last = insertRunning(a.sdkappid, a.version, `${t} + interval '1 second'`);
+      const want = [first, ...tie, last];
+
+      const seen = [];
+      let after = null;
+      for (let i = 0; i < 10; i++) {
+        const page = await listOk(a.sdkappid,
+          `limit=1${after === null ? '' : `&after=${encodeURIComponent(after)}`}`);
+        assert.ok(page.batches.length <= 1);
+        seen.push(...page.batches.map((x) => x.batch_id));
+        after = page.next_after;
+        if (after === null) break;
+        assert.equal(typeof after, 'string');
+      }
+      assert.equal(after, null, 'the walk ends');
+      assert.deepEqual(seen, want);
+      // The last page is exact: a full page that ends the list says so.
+      const two = await listOk(a.sdkappid, 'limit=2');
+      assert.deepEqual(two.batches.map((x) => x.batch_id), want.slice(0, 2));
+      const rest = await listOk(a.sdkappid, `limit=3&after=${encodeURIComponent(two.next_after)}`);
+      assert.deepEqual(rest.batches.map((x) => x.batch_id), want.slice(2));
+      assert.equal(rest.next_after, null);
+      // A cursor combines with the state filter.
+      const done = await batch(a.sdkappid, ['dave']);
+      const page = await listOk(a.sdkappid,
+        `state=complete&after=${encodeURIComponent(two.next_after)}`);
+      assert.deepEqual(page.batches.map((x) => x.batch_id), [done.batch_id]);
+    });
+
+  test('who may read: admin and auditor in scope; signer, key_manager, other scope 403',
+    async () => {
+      const a = await appWithKey();
+      const other = await appWithKey();
+      await batch(a.sdkappid, ['erin']);
+      const signer = await createToken('signer', [a.sdkappid]);
+      expectError(await list(a.sdkappid, '', { token: signer }), 403, 'forbidden');
+      const keyManager = await createToken('key_manager');
+      expectError(await list(a.sdkappid, '', { token: keyManager }), 403, 'forbidden');
+      const auditorOther = await createToken('auditor', [other.sdkappid]);
+      expectError(await list(a.sdkappid, '', { token: auditorOther }), 403, 'forbidden');
+      assert.deepEqual((await listOk(other.sdkappid, '', { token: auditorOther })).batches, []);
+      const auditor = await createToken('auditor', [a.sdkappid]);
+      assert.equal((await listOk(a.sdkappid, '', { token: auditor })).batches.length, 1);
+      const auditorAll = await createToken('auditor');
+      assert.equal((await listOk(a.sdkappid, '', { token: auditorAll })).batches.length, 1);
+      expectError(await list(a.sdkappid, '', { token: null }), 401, 'unauthorized');
+    });
+
+  test('refusals: unknown app 404; bad state, limit, after or parameter 400', async () => {
+    const a = await appWithKey();
+    expectError(await list(newAppId()), 404, 'app_not_found');
+    expectError(await list(a.sdkappid, 'state=done'), 400, 'invalid_param', ['state']);
+    expectError(await list(a.sdkappid, 'state='), 400, 'invalid_param', ['state']);
+    for (const q of ['limit=0', 'limit=1001', 'limit=x', 'limit=-1']) {
+      expectError(await list(a.sdkappid, q), 400, 'invalid_param', ['limit']);
+    }
+    const id = 'a'.repeat(32);
+    for (const after of ['', '12', id, `x.${id}`, `12.${id.slice(1)}`, `12.${'A'.repeat(32)}`,
+      `012.${id}`, `99999999999999999999.${id}`, `-1.${id}`, `12.${id}0`]) {
+      expectError(await list(a.sdkappid, `after=${encodeURIComponent(after)}`), 400,
+        'invalid_param', ['after']);
+    }
+    expectError(await list(a.sdkappid, 'sdkappid=1'), 400, 'invalid_param', ['sdkappid']);
+    const page = await listOk(a.sdkappid, `limit=1000&after=0.${id}`);
+    assert.deepEqual(page, { batches: [], next_after: null });
+  });
+});
