@@ -398,14 +398,9 @@ void handle_usersig_batch(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         goto out;
     }
-    rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, &app);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
-        refused = rc == STORE_NOT_FOUND;
-        if (refused)
-            snprintf(msg, sizeof msg, "no app with sdkappid %u", sdkappid);
+    err = service_app_get(svc, sdkappid, &app, msg, sizeof msg, &refused);
+    if (err != API_OK)
         goto out;
-    }
     if (!has_expire)
         expire = app.default_expire;
     if (expire < 1 || expire > (int64_t)app.max_expire) {
@@ -416,25 +411,11 @@ void handle_usersig_batch(struct api_request *r)
                  app.max_expire, sdkappid, app.max_expire);
         goto out;
     }
-    rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_SHARE, &key);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_INVALID_STATE);
-        refused = rc == STORE_NOT_FOUND;
-        if (refused)
-            snprintf(msg, sizeof msg,
-                     "app %u has no active key: import a key first (POST /v1/apps/%u/keys), or "
-                     "enable or rotate to one",
-                     sdkappid, sdkappid);
+    err =
+        service_active_key(svc, sdkappid, STORE_LOCK_SHARE, &key, &ukey, msg, sizeof msg, &refused);
+    if (err != API_OK)
         goto out;
-    }
     b->key_version = key.version;
-    if (service_open_key(svc, &key, &ukey) != 0) {
-        err = API_ERR_INTERNAL;
-        snprintf(msg, sizeof msg,
-                 "key version %u of app %u does not open under this server's master key",
-                 key.version, sdkappid);
-        goto out;
-    }
     struct pipeline_job_config cfg = {
         .sdkappid = sdkappid,
         .key = ukey,

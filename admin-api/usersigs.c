@@ -206,38 +206,19 @@ void handle_usersig_sign(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         goto out;
     }
-    rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, &app);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
-        refused = rc == STORE_NOT_FOUND;
-        if (refused)
-            snprintf(msg, sizeof msg, "no app with sdkappid %u", sdkappid);
+    err = service_app_get(svc, sdkappid, &app, msg, sizeof msg, &refused);
+    if (err != API_OK)
         goto out;
-    }
     err = sign_check_app(&app, &in, msg, sizeof msg);
     if (err != API_OK) {
         refused = true;
         goto out;
     }
     /* FOR NO KEY UPDATE, not SHARE: record_use below updates the row in this transaction. */
-    rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_UPDATE, &key);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_INVALID_STATE);
-        refused = rc == STORE_NOT_FOUND;
-        if (refused)
-            snprintf(msg, sizeof msg,
-                     "app %u has no active key: import a key first (POST "
-                     "/v1/apps/%u/keys), or enable or rotate to one",
-                     sdkappid, sdkappid);
+    err = service_active_key(svc, sdkappid, STORE_LOCK_UPDATE, &key, &ukey, msg, sizeof msg,
+                             &refused);
+    if (err != API_OK)
         goto out;
-    }
-    if (service_open_key(svc, &key, &ukey) != 0) {
-        err = API_ERR_INTERNAL;
-        snprintf(msg, sizeof msg,
-                 "key version %u of app %u does not open under this server's master key",
-                 key.version, sdkappid);
-        goto out;
-    }
     urc = usersig_signer_new(ukey, sdkappid, USERSIG_DEFAULT_LEVEL,
                              (enum usersig_id_policy)app.identifier_policy, &signer);
     if (urc != USERSIG_OK) {

@@ -5,6 +5,7 @@
 #include "service.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -116,6 +117,40 @@ int service_open_key(struct service *svc, const struct store_key *k, struct user
         return -1;
     }
     return 0;
+}
+
+enum api_error service_app_get(struct service *svc, uint32_t sdkappid, struct store_app *app,
+                               char *msg, size_t cap, bool *refused)
+{
+    enum store_rc rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, app);
+    if (rc == STORE_OK)
+        return API_OK;
+    *refused = rc == STORE_NOT_FOUND;
+    if (*refused)
+        snprintf(msg, cap, "no app with sdkappid %u", sdkappid);
+    return service_store_error(rc, API_ERR_APP_NOT_FOUND);
+}
+
+enum api_error service_active_key(struct service *svc, uint32_t sdkappid, enum store_lock lock,
+                                  struct store_key *key, struct usersig_key **ukey, char *msg,
+                                  size_t cap, bool *refused)
+{
+    enum store_rc rc = store_key_get_active(svc->st, sdkappid, lock, key);
+    if (rc != STORE_OK) {
+        *refused = rc == STORE_NOT_FOUND;
+        if (*refused)
+            snprintf(msg, cap,
+                     "app %u has no active key: import a key first (POST /v1/apps/%u/keys), or "
+                     "enable or rotate to one",
+                     sdkappid, sdkappid);
+        return service_store_error(rc, API_ERR_INVALID_STATE);
+    }
+    if (service_open_key(svc, key, ukey) != 0) {
+        snprintf(msg, cap, "key version %u of app %u does not open under this server's master key",
+                 key->version, sdkappid);
+        return API_ERR_INTERNAL;
+    }
+    return API_OK;
 }
 
 enum api_error service_store_error(enum store_rc rc, enum api_error not_found)

@@ -8,6 +8,7 @@
 #define SERVICE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -47,6 +48,16 @@ void service_audit_refusal(struct service *svc, const struct api_principal *prin
  * Returns 0, or -1 when it does not open (logged: a wrong master key or a tampered row). */
 int service_open_key(struct service *svc, const struct store_key *k,
                      struct usersig_key **out) SERVICE_WUR;
+
+/* The two reads every signing path starts with, inside the caller's transaction. Each returns
+ * API_OK, or the error to answer with and a message for the client in msg; *refused is set when
+ * the request broke a rule (an unknown app, no active key) and the refusal is to be audited. */
+enum api_error service_app_get(struct service *svc, uint32_t sdkappid, struct store_app *app,
+                               char *msg, size_t cap, bool *refused) SERVICE_WUR;
+/* The app's active key version, read with lock, and opened into *ukey (caller frees). */
+enum api_error service_active_key(struct service *svc, uint32_t sdkappid, enum store_lock lock,
+                                  struct store_key *key, struct usersig_key **ukey, char *msg,
+                                  size_t cap, bool *refused) SERVICE_WUR;
 
 /* Maps a store result to the API error to answer with (NOT_FOUND -> what, CONFLICT -> conflict,
  * ERROR -> unavailable). */
