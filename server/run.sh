@@ -19,35 +19,7 @@ packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev libevent-dev li
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 
-if ! command -v dpkg >/dev/null; then
-    say "this script is for Debian 12 (no dpkg here); install the equivalents of:"
-    say "  ${packages[*]}"
-    exit 1
-fi
-
-missing=()
-for p in "${packages[@]}"; do
-    # dpkg -s succeeds for a removed package whose configuration files remain: read its status.
-    if ! dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed'; then
-        missing+=("$p")
-    fi
-done
-
-if ((${#missing[@]} > 0)); then
-    say "missing packages: ${missing[*]}"
-    if [ "$(id -u)" -eq 0 ]; then
-        as_root=()
-    elif command -v sudo >/dev/null; then
-        as_root=(sudo)
-    else
-        say "not root and no sudo: as root, run"
-        say "  apt-get update && apt-get install -y ${missing[*]}"
-        say "then run this script again."
-        exit 1
-    fi
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-fi
+bash "$root/server/deps.sh" "${packages[@]}"
 
 if [ ! -f "$root/server/main.c" ]; then
     say "$root/server/main.c is missing: this tree has no usersigd daemon to build"

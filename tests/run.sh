@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# What the build and the tests need, installed when missing (.ci/run installs the same list).
+bash server/deps.sh build-essential cmake pkg-config ca-certificates curl openssl procps \
+    libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev postgresql-15 postgresql-client-15
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    bash server/deps.sh nodejs npm
+fi
+
 # The official Node library for the cross-checks and the end-to-end tests (pinned in tests/node).
 if [ ! -d tests/node/node_modules/tls-sig-api-v2 ]; then
     npm ci --prefix tests/node --no-audit --no-fund
