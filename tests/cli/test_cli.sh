@@ -624,7 +624,7 @@ EOF
 SIGN_TOKENS=$TMP/sign_tokens.tsv # identifier, sdkappid, key, token, now: for the Node check
 : >"$SIGN_TOKENS"
 if [ "$HAVE_NODE" = 1 ]; then
-    if ! NVEC=$(node "$TMP/split.js" "$VECTORS" "$TMP/vec") || [ -z "$NVEC" ] || [ "$NVEC" -lt 1 ]; then
+    if ! NVEC=$(node --single-threaded "$TMP/split.js" "$VECTORS" "$TMP/vec") || [ -z "$NVEC" ] || [ "$NVEC" -lt 1 ]; then
         fail "cannot read the vectors in $VECTORS"
         NVEC=0
     fi
@@ -713,7 +713,7 @@ if [ "$HAVE_NODE" = 1 ]; then
     else
         fail "vectors: read $nsign sign and $nverify verify vectors of $NVEC"
     fi
-    node "$TMP/compare.js" "$TMP/vec" >"$TMP/compare.out" 2>&1
+    node --single-threaded "$TMP/compare.js" "$TMP/vec" >"$TMP/compare.out" 2>&1
     while IFS= read -r line; do
         case $line in
             "ok "*) pass "${line#ok }: JSON equals expect_json" ;;
@@ -769,7 +769,7 @@ if [ "$HAVE_NODE_LIB" = 1 ]; then
         { printf "{\"sdkappid\":%s,\"key\":%s,\"identifier\":%s,\"token\":%s,\"now\":%s}\n",
                  $2, jstr($3), jstr($1), jstr($4), $5 }' "$SIGN_TOKENS" >>"$TMP/node_in"
     total=$((total + $(wc -l <"$SIGN_TOKENS")))
-    node "$NODE_DIR/verify_tokens.js" <"$TMP/node_in" >"$TMP/node_out" 2>"$TMP/node_err"
+    node --single-threaded "$NODE_DIR/verify_tokens.js" <"$TMP/node_in" >"$TMP/node_out" 2>"$TMP/node_err"
     nrc=$?
     nok=$(grep -c '^ok$' "$TMP/node_out")
     if [ "$nrc" -eq 0 ] && [ "$nok" -eq "$total" ] && [ "$(wc -l <"$TMP/node_out")" -eq "$total" ]; then
