@@ -14,7 +14,7 @@ const http = require('node:http');
 const fs = require('node:fs');
 const {
   E2E, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey, appWithKey,
-  createToken, psql, psqlOk, crossCheck, tokens, startServer, stopAll,
+  createToken, psql, psqlOk, crossCheck, tokens, startServer, stopAll, batchAndLeave,
 } = require('./lib');
 
 const BATCH_TIMEOUT_MS = 240000;
@@ -435,37 +435,6 @@ describe('batch signing', () => {
 });
 
 // ---- a server of its own: a small body limit, and clients that leave -------------------------
-
-// POSTs a batch with node:http, reads about `bytes` of the reply and then drops the connection.
-function batchAndLeave(base, sdkappid, body, bytes) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(`${base}/v1/apps/${sdkappid}/usersigs/batch`);
-    let got = 0;
-    let settled = false;
-    const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
-      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
-        'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.on('data', (chunk) => {
-        got += chunk.length;
-        if (got >= bytes && !settled) {
-          settled = true;
-          req.destroy();
-          resolve({ status: res.statusCode, got });
-        }
-      });
-      res.on('end', () => {
-        if (!settled) {
-          settled = true;
-          resolve({ status: res.statusCode, got, ended: true });
-        }
-      });
-    });
-    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
-    req.end(body);
-  });
-}
 
 function procStatus(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -8,9 +8,9 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const http = require('node:http');
 const {
   E2E, RFC3339, api, expectError, expectStatus, newAppId, appWithKey, createToken, psqlOk,
+  batchAndLeave,
 } = require('./lib');
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -31,37 +31,6 @@ async function batch(sdkappid, ids) {
   assert.ok(s, `no summary: ${lines[lines.length - 1]}`);
   assert.equal(s.sha256, sha256(text.slice(0, text.length - lines[lines.length - 1].length - 1)));
   return s;
-}
-
-// POSTs a batch, reads about `bytes` of the reply, then drops the connection.
-function batchAndLeave(sdkappid, body, bytes) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(`${E2E.url}/v1/apps/${sdkappid}/usersigs/batch`);
-    let got = 0;
-    let settled = false;
-    const req = http.request({
-      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
-      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
-        'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.on('data', (chunk) => {
-        got += chunk.length;
-        if (got >= bytes && !settled) {
-          settled = true;
-          req.destroy();
-          resolve({ status: res.statusCode, got });
-        }
-      });
-      res.on('end', () => {
-        if (!settled) {
-          settled = true;
-          resolve({ status: res.statusCode, got, ended: true });
-        }
-      });
-    });
-    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
-    req.end(body);
-  });
 }
 
 async function list(sdkappid, query = '', opts = {}) {
@@ -120,7 +89,7 @@ describe('batch manifests over the API', () => {
     const a = await appWithKey();
     const ids = [];
     for (let i = 0; i < 300000; i++) ids.push(`half-${i}`);
-    const r = await batchAndLeave(a.sdkappid, ids.join('\n'), 64 * 1024);
+    const r = await batchAndLeave(E2E.url, a.sdkappid, ids.join('\n'), 64 * 1024);
     assert.equal(r.status, 200);
     assert.ok(!r.ended, 'the client left before the end');
     let b;

@@ -12,6 +12,7 @@
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 
@@ -340,9 +341,41 @@ function masterKey() {
   return file;
 }
 
+// POSTs a text/plain batch to the server at base with node:http, reads about `bytes` of the
+// reply and then drops the connection: a client that leaves halfway.
+function batchAndLeave(base, sdkappid, body, bytes) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${base}/v1/apps/${sdkappid}/usersigs/batch`);
+    let got = 0;
+    let settled = false;
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      res.on('data', (chunk) => {
+        got += chunk.length;
+        if (got >= bytes && !settled) {
+          settled = true;
+          req.destroy();
+          resolve({ status: res.statusCode, got });
+        }
+      });
+      res.on('end', () => {
+        if (!settled) {
+          settled = true;
+          resolve({ status: res.statusCode, got, ended: true });
+        }
+      });
+    });
+    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    req.end(body);
+  });
+}
+
 module.exports = {
   stopAll, createDatabase, dropDatabase, masterKey,
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
   appWithKey, sign, createToken, keyFile, usersig, usersigdCli, psql, psqlOk, crossCheck,
-  startServer, tokens, TLSSigAPIv2,
+  startServer, tokens, TLSSigAPIv2, batchAndLeave,
 };
