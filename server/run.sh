@@ -21,8 +21,8 @@ say() { printf 'run.sh: %s\n' "$*" >&2; }
 
 bash "$root/server/deps.sh" "${packages[@]}"
 
-if [ ! -f "$root/server/main.c" ]; then
-    say "$root/server/main.c is missing: this tree has no usersigd daemon to build"
+if [ ! -f "$root/server/daemon/main.c" ]; then
+    say "$root/server/daemon/main.c is missing: this tree has no usersigd daemon to build"
     exit 1
 fi
 

@@ -5,6 +5,7 @@
  */
 #include "testlib.h"
 #include "usersig.h"
+#include "usersig_int.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -6,6 +6,7 @@
  */
 #include "testlib.h"
 #include "usersig.h"
+#include "usersig_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The official vectors (shared/usersig/vectors.jsonl): every "sign" vector signed here at each
+ * The official vectors (tests/vectors/vectors.jsonl): every "sign" vector signed here at each
  * zlib level decodes to exactly the expected JSON, the official token verifies, and every
  * "verify" vector gives its verdict and Tencent code.
  */

@@ -24,4 +24,9 @@ int usersig_curve_supported(EVP_PKEY *pkey);
 #define USERSIG_DEFLATE_MAX 4096
 size_t usersig_deflate(const uint8_t *in, size_t n, int level, uint8_t *out, size_t cap);
 
+/* Base64 helpers internal to libusersig and its tests. Standard alphabet with padding.
+ * encode writes 4*ceil(n/3) chars plus NUL; decode returns the byte count or -1. */
+size_t usersig_b64_encode(const uint8_t *in, size_t n, char *out);
+long usersig_b64_decode(const char *in, size_t n, uint8_t *out, size_t out_cap);
+
 #endif

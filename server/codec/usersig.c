@@ -67,6 +67,21 @@ static const struct {
     [USERSIG_CRYPTO_FAILED] = {"crypto_failed", "the cryptographic library failed"},
 };
 
+#define USERSIG_STR2(x) #x
+#define USERSIG_STR(x) USERSIG_STR2(x)
+
+const char *usersig_version(void)
+{
+    return USERSIG_STR(USERSIG_VERSION_MAJOR) "." USERSIG_STR(USERSIG_VERSION_MINOR) "." USERSIG_STR(
+        USERSIG_VERSION_PATCH);
+}
+
+const char *usersig_formats(void)
+{
+    return "v2 (TLS.ver 2.0, HMAC-SHA256, PrivateMapKey userbuf v0/v1: sign and verify), "
+           "v1 (TLS.version 201512300000, ECDSA-SHA256: sign and verify)";
+}
+
 const char *usersig_rc_name(enum usersig_rc rc)
 {
     if ((unsigned)rc >= sizeof rc_text / sizeof rc_text[0])

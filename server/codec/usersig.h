@@ -10,6 +10,17 @@
 #include <stdint.h>
 
 #define USERSIG_WUR __attribute__((warn_unused_result))
+/* What libusersig exports: the library is built with -fvisibility=hidden, so every function of
+ * this header is marked and nothing else is visible (server/dist/libusersig.map agrees). */
+#define USERSIG_API __attribute__((visibility("default")))
+
+/* The release this header belongs to; usersig_version() is the library's, which may differ when
+ * a program runs against a newer shared library than the one it was built with. */
+#define USERSIG_VERSION_MAJOR 0
+#define USERSIG_VERSION_MINOR 1
+#define USERSIG_VERSION_PATCH 0
+
+
 
 /* Limits (SPEC.md "Limits"). */
 #define USERSIG_MAX_IDENTIFIER 32        /* bytes */
@@ -38,9 +49,14 @@ enum usersig_rc {
     USERSIG_CRYPTO_FAILED, /* OpenSSL or zlib failed where it should not */
 };
 
+/* The library's release, "0.1.0", and the token formats it reads and writes, as one line:
+ * "v2 (TLS.ver 2.0, HMAC-SHA256; userbuf PrivateMapKey v0/v1), v1 (...)". Static strings. */
+USERSIG_API const char *usersig_version(void);
+USERSIG_API const char *usersig_formats(void);
+
 /* Stable machine name ("bad_identifier") and a one-line explanation a person can act on. */
-const char *usersig_rc_name(enum usersig_rc rc);
-const char *usersig_rc_message(enum usersig_rc rc);
+USERSIG_API const char *usersig_rc_name(enum usersig_rc rc);
+USERSIG_API const char *usersig_rc_message(enum usersig_rc rc);
 
 /* Verdicts of verification, in the order the checks run (SPEC.md "Verification"). */
 enum usersig_verdict {
@@ -58,14 +74,14 @@ enum usersig_verdict {
     USERSIG_VERDICT_COUNT
 };
 
-const char *usersig_verdict_name(enum usersig_verdict v);    /* "signature_mismatch" */
-int usersig_verdict_tencent_code(enum usersig_verdict v);    /* 70009; 0 when Tencent has none */
-const char *usersig_verdict_message(enum usersig_verdict v); /* what it means, what to do */
+USERSIG_API const char *usersig_verdict_name(enum usersig_verdict v);    /* "signature_mismatch" */
+USERSIG_API int usersig_verdict_tencent_code(enum usersig_verdict v);    /* 70009; 0 when Tencent has none */
+USERSIG_API const char *usersig_verdict_message(enum usersig_verdict v); /* what it means, what to do */
 
 /* Identifier rules: printable ASCII 0x20..0x7e (what Tencent accepts) or A-Z a-z 0-9 _ - only. */
 enum usersig_id_policy { USERSIG_ID_PRINTABLE = 0, USERSIG_ID_STRICT = 1 };
 
-enum usersig_rc usersig_identifier_check(const char *id, size_t len,
+USERSIG_API enum usersig_rc usersig_identifier_check(const char *id, size_t len,
                                          enum usersig_id_policy policy) USERSIG_WUR;
 
 /* A key: a v2 HMAC secret, or a v1 EC key (private or public). Opaque; the secret is wiped
@@ -75,15 +91,15 @@ enum usersig_key_kind { USERSIG_KEY_HMAC = 1, USERSIG_KEY_ECDSA = 2 };
 
 /* The secret is used as its bytes (the console's 64 hex characters are not decoded); 1..1024
  * bytes. On success *out is a new key; caller usersig_key_free()s it. */
-enum usersig_rc usersig_key_new_hmac(const char *secret, size_t len,
+USERSIG_API enum usersig_rc usersig_key_new_hmac(const char *secret, size_t len,
                                      struct usersig_key **out) USERSIG_WUR;
 /* PEM: SEC1 "EC PRIVATE KEY" (optionally after "EC PARAMETERS"), PKCS#8 "PRIVATE KEY", or SPKI
  * "PUBLIC KEY"; curves secp256k1 and P-256. */
-enum usersig_rc usersig_key_new_pem(const char *pem, size_t len,
+USERSIG_API enum usersig_rc usersig_key_new_pem(const char *pem, size_t len,
                                     struct usersig_key **out) USERSIG_WUR;
-void usersig_key_free(struct usersig_key *key);
-enum usersig_key_kind usersig_key_kind(const struct usersig_key *key);
-int usersig_key_is_private(const struct usersig_key *key); /* 1 for HMAC and EC private keys */
+USERSIG_API void usersig_key_free(struct usersig_key *key);
+USERSIG_API enum usersig_key_kind usersig_key_kind(const struct usersig_key *key);
+USERSIG_API int usersig_key_is_private(const struct usersig_key *key); /* 1 for HMAC and EC private keys */
 
 /* TRTC PrivateMapKey: room and privileges carried in TLS.userbuf. */
 enum usersig_room_kind { USERSIG_ROOM_NONE = 0, USERSIG_ROOM_NUMERIC = 1, USERSIG_ROOM_STRING = 2 };
@@ -115,18 +131,18 @@ struct usersig_params {
  * already see. Levels 1..9 set the search depth of the codec's own deflate encoder (one fixed-
  * Huffman block, as zlib itself emits for a document this small) and the header's FLEVEL. */
 struct usersig_signer;
-enum usersig_rc usersig_signer_new(const struct usersig_key *key, uint32_t sdkappid, int level,
+USERSIG_API enum usersig_rc usersig_signer_new(const struct usersig_key *key, uint32_t sdkappid, int level,
                                    enum usersig_id_policy policy,
                                    struct usersig_signer **out) USERSIG_WUR;
-void usersig_signer_free(struct usersig_signer *signer);
+USERSIG_API void usersig_signer_free(struct usersig_signer *signer);
 
 /* Signs one token into out (at least USERSIG_TOKEN_BUF bytes); writes its length to *out_len
  * and a terminating NUL. Inputs are checked first: nothing is written on failure. */
-enum usersig_rc usersig_sign(struct usersig_signer *signer, const struct usersig_params *params,
+USERSIG_API enum usersig_rc usersig_sign(struct usersig_signer *signer, const struct usersig_params *params,
                              char *out, size_t out_cap, size_t *out_len) USERSIG_WUR;
 
 /* Builds the raw PrivateMapKey userbuf (SPEC.md) into out (USERSIG_MAX_USERBUF bytes). */
-enum usersig_rc usersig_userbuf_build(const char *identifier, size_t identifier_len,
+USERSIG_API enum usersig_rc usersig_userbuf_build(const char *identifier, size_t identifier_len,
                                       uint32_t sdkappid, int64_t expire_at,
                                       const struct usersig_room *room, uint8_t *out, size_t out_cap,
                                       size_t *out_len) USERSIG_WUR;
@@ -163,11 +179,11 @@ struct usersig_decoded {
 /* Decodes a token (whitespace ignored). Returns USERSIG_VALID, USERSIG_EMPTY or
  * USERSIG_MALFORMED / USERSIG_UNSUPPORTED_VERSION. Bounded: input over USERSIG_MAX_TOKEN_INPUT or
  * a document inflating past USERSIG_MAX_DOCUMENT is malformed. */
-enum usersig_verdict usersig_decode(const char *token, size_t len, struct usersig_decoded *out);
+USERSIG_API enum usersig_verdict usersig_decode(const char *token, size_t len, struct usersig_decoded *out);
 
 /* Checks only the signature of a decoded token with one key: VALID, SIGNATURE_MISMATCH or
  * KIND_MISMATCH. Constant time in the MAC comparison. */
-enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
+USERSIG_API enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
                                              const struct usersig_key *key);
 
 /* What the caller expects; NULL identifier / 0 sdkappid / ROOM_NONE mean "do not check". */
@@ -184,19 +200,14 @@ struct usersig_expect {
 
 /* Runs the checks after decoding, in SPEC order: identifier, sdkappid, expiry (at now), then the
  * signature with key, then room and privileges. */
-enum usersig_verdict usersig_check(const struct usersig_decoded *d,
+USERSIG_API enum usersig_verdict usersig_check(const struct usersig_decoded *d,
                                    const struct usersig_expect *expect,
                                    const struct usersig_key *key, int64_t now);
 
 /* usersig_decode + usersig_check. d may be NULL when the caller does not need the fields. */
-enum usersig_verdict usersig_verify(const char *token, size_t len,
+USERSIG_API enum usersig_verdict usersig_verify(const char *token, size_t len,
                                     const struct usersig_expect *expect,
                                     const struct usersig_key *key, int64_t now,
                                     struct usersig_decoded *d);
-
-/* Base64 helpers shared with the rest of the program. Standard alphabet with padding.
- * encode writes 4*ceil(n/3) chars plus NUL; decode returns the byte count or -1. */
-size_t usersig_b64_encode(const uint8_t *in, size_t n, char *out);
-long usersig_b64_decode(const char *in, size_t n, uint8_t *out, size_t out_cap);
 
 #endif
