@@ -1,7 +1,8 @@
 /*
- * The admin API's request helpers: the query string (parsed and percent-decoded once per
- * request by the dispatcher, then read by handlers), request headers and the raw body, and the
- * check of a JSON body against the fields a route takes, with its 400 replies.
+ * The admin API's request helpers for handlers: the query string (parsed and percent-decoded
+ * once per request by the dispatcher, then read by handlers) and the check of a JSON body
+ * against the fields a route takes, with its 400 replies. Called by http.c and handlers; calls
+ * down only into the replies (http_reply.c).
  */
 #include "http.h"
 #include "http_int.h"
@@ -10,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- query, headers, fields --------------------------------------------------------------- */
 
 static int hexval(char c)
 {
@@ -134,18 +133,6 @@ const char *api_query_unknown(const struct api_request *r, const char *const all
             return f->query[i].name;
     }
     return NULL;
-}
-
-const char *api_request_header(const struct api_request *r, const char *name)
-{
-    if (r->req == NULL)
-        return NULL;
-    return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
-}
-
-struct evbuffer *api_request_input(const struct api_request *r)
-{
-    return r->req ? evhttp_request_get_input_buffer(r->req) : NULL;
 }
 
 static bool field_type_ok(const json_t *v, const struct api_field *f)

@@ -1,6 +1,8 @@
 /*
- * Internals of the admin API's HTTP framework shared by http.c (the server, dispatcher and
- * replies) and http_fields.c (query string, headers, JSON fields); included by nothing else.
+ * Internals of the admin API's HTTP framework, shared by its files and included by nothing
+ * else. The layers, each calling only those below it:
+ *   http.c (server, dispatcher) -> http_read.c (token, headers, body), http_fields.c (query,
+ *   JSON fields) -> http_reply.c (replies, streams, the end of a request) -> router.c, errors.c.
  * Handlers see only struct api_request (http.h).
  */
 #ifndef API_HTTP_INT_H
@@ -40,11 +42,43 @@ struct req {
     struct req *prev, *next; /* the server's open streams */
 };
 
+struct api_server {
+    struct event_base *base;
+    struct api_server_config cfg;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    struct api_server_stats stats; /* counted by http.c and http_reply.c */
+    struct req *streams;           /* open streamed replies (http_reply.c links them) */
+};
+
 /* The struct req around a handler's api_request. */
 static inline struct req *req_of(const struct api_request *r)
 {
     return (struct req *)((char *)r - offsetof(struct req, pub));
 }
+
+/* ---- http_reply.c ---- */
+
+/* Frees f (accepts no NULL): its body wiped, its query and principal gone. */
+void api_request_free(struct req *f);
+/* Takes f off its server's list of open streams (nothing when f->server is NULL). */
+void api_stream_unlink(struct req *f);
+/* Calls f's close callback once, if one is set (it may end the stream and free f). */
+void api_stream_notify_close(struct req *f);
+/* Sends the fixed 500 body on req, for when not even a struct req could be allocated. */
+void api_reply_fallback_500(struct evhttp_request *req);
+
+/* ---- http_read.c ---- */
+
+/* Copies the b64token of "Authorization: Bearer <token>" into token; false when absent, given
+ * twice or malformed. */
+bool api_bearer_token(struct evhttp_request *req, char token[API_TOKEN_MAX + 1]);
+/* Parses the JSON body (len bytes of in) into f->pub.body for API_BODY_JSON* routes; false
+ * after replying (415, 400, 500). */
+bool api_read_json_body(struct req *f, struct evbuffer *in, size_t len);
+
+/* ---- http_fields.c ---- */
 
 /* Parses the query string q (NULL or "": none) into f->query, f->query_buf (freed with f).
  * Returns 0; -1 with a message for the client in why (a 400 invalid_param: too long, malformed,

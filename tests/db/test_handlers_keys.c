@@ -49,124 +49,27 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* ---- a small HTTP client (one request per connection) ------------------------------------- */
+/* ---- HTTP (testlib's client) ------------------------------------------------------------ */
 
-struct resp {
-    int status;
-    char *raw;
-    size_t raw_len;
-    char *body;
-    json_t *json;
-};
-
-static void resp_free(struct resp *r)
-{
-    free(r->raw);
-    json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-static int connect_local(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {20, 0};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Sends method path with token and body (JSON text or NULL); fills *out. Replies of these
- * routes are never chunked. */
-static void request(struct resp *out, const char *method, const char *path, const char *token,
+/* Sends method path with token and body (JSON text or NULL); fills *out (test_resp_free() it). */
+static void request(struct test_resp *out, const char *method, const char *path, const char *token,
                     const char *body)
 {
-    char head[2048];
-    size_t cap = 65536, n = 0;
-    int fd = connect_local(), len;
-    memset(out, 0, sizeof *out);
-    out->status = -1;
-    if (fd < 0) {
-        CHECK(0, "%s %s: cannot connect", method, path);
-        return;
-    }
-    len = snprintf(head, sizeof head,
-                   "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-                   "Authorization: Bearer %s\r\n",
-                   method, path, token);
-    if (body != NULL)
-        len += snprintf(head + len, sizeof head - (size_t)len,
-                        "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
-    len += snprintf(head + len, sizeof head - (size_t)len, "\r\n");
-    if (send_all(fd, head, (size_t)len) == 0 && body != NULL)
-        (void)send_all(fd, body, strlen(body));
-    out->raw = malloc(cap + 1);
-    for (;;) {
-        ssize_t m;
-        if (n == cap) {
-            char *nb = realloc(out->raw, 2 * cap + 1);
-            if (nb == NULL)
-                break;
-            out->raw = nb;
-            cap *= 2;
-        }
-        m = recv(fd, out->raw + n, cap - n, 0);
-        if (m <= 0)
-            break;
-        n += (size_t)m;
-    }
-    close(fd);
-    out->raw[n] = '\0';
-    out->raw_len = n;
-    char *end = strstr(out->raw, "\r\n\r\n");
-    if (end == NULL || sscanf(out->raw, "HTTP/1.%*d %d", &out->status) != 1) {
+    char headers[KEYRING_TOKEN_BUF + 96];
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n%s", token,
+             body != NULL ? "Content-Type: application/json\r\n" : "");
+    if (test_http_request(out, port, method, path, headers, body,
+                          body != NULL ? (long)strlen(body) : -1) != 0)
         CHECK(0, "%s %s: no HTTP response", method, path);
-        return;
-    }
-    out->body = end + 4;
-    out->json = json_loads(out->body, 0, NULL);
 }
 
-static const char *err_code(const struct resp *r)
-{
-    const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-    return c ? c : "(none)";
-}
-
-static const char *err_message(const struct resp *r)
-{
-    const char *m =
-        json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
-    return m ? m : "";
-}
-
-static void expect(const char *what, const struct resp *r, int status, const char *code)
+static void expect(const char *what, const struct test_resp *r, int status, const char *code)
 {
     CHECK(r->status == status, "%s: status %d, want %d (%s)", what, r->status, status,
           r->body ? r->body : "");
     if (code != NULL)
-        CHECK(strcmp(err_code(r), code) == 0, "%s: code %s, want %s (%s)", what, err_code(r), code,
-              err_message(r));
+        CHECK(strcmp(test_resp_error_code(r), code) == 0, "%s: code %s, want %s (%s)", what,
+              test_resp_error_code(r), code, test_resp_error_message(r));
 }
 
 static long long jint(json_t *o, const char *k)
@@ -242,7 +145,7 @@ static char *body_with(const char *field, const char *value, int activate)
 
 static void test_apps(PGconn *c)
 {
-    struct resp r;
+    struct test_resp r;
     char body[256];
 
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"App A\"}", APP_A);
@@ -255,11 +158,11 @@ static void test_apps(PGconn *c)
               json_is_null(json_object_get(r.json, "active_key_version")) &&
               strlen(jstr(r.json, "created_at")) == 27,
           "create A: the app with its defaults: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     request(&r, "POST", "/v1/apps", tok_admin, body);
     expect("create A again", &r, 409, "app_exists");
-    resp_free(&r);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'app.create' "
                            "AND outcome = 'app_exists'") == 1,
           "the duplicate is audited as a refusal");
@@ -268,39 +171,40 @@ static void test_apps(PGconn *c)
              "{\"sdkappid\":%u,\"name\":\"B\",\"default_expire\":100,\"max_expire\":99}", APP_B);
     request(&r, "POST", "/v1/apps", tok_admin, body);
     expect("default over max", &r, 400, "bad_expire");
-    CHECK(strstr(err_message(&r), "default_expire") && strstr(err_message(&r), "max_expire"),
-          "the message names the rule: %s", err_message(&r));
-    resp_free(&r);
+    CHECK(strstr(test_resp_error_message(&r), "default_expire") &&
+              strstr(test_resp_error_message(&r), "max_expire"),
+          "the message names the rule: %s", test_resp_error_message(&r));
+    test_resp_free(&r);
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"B\",\"max_expire\":315360001}", APP_B);
     request(&r, "POST", "/v1/apps", tok_admin, body);
     expect("max over 10 years", &r, 400, "bad_expire");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", "/v1/apps", tok_admin, "{\"sdkappid\":0,\"name\":\"B\"}");
     expect("sdkappid 0", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", "/v1/apps", tok_admin, "{\"sdkappid\":4294967296,\"name\":\"B\"}");
     expect("sdkappid 2^32", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"\"}", APP_B);
     request(&r, "POST", "/v1/apps", tok_admin, body);
     expect("empty name", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"B\",\"identifier_policy\":\"x\"}",
              APP_B);
     request(&r, "POST", "/v1/apps", tok_admin, body);
     expect("unknown policy", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
 
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"B\"}", APP_B);
     request(&r, "POST", "/v1/apps", tok_km_a, body);
     expect("a token scoped to A creates B", &r, 403, "forbidden");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body, "{\"sdkappid\":%u,\"name\":\"B\",\"max_expire\":86400}", APP_B);
     request(&r, "POST", "/v1/apps", tok_km_b, body);
     expect("a token scoped to B creates B", &r, 201, NULL);
     CHECK(jint(r.json, "default_expire") == 86400 && jint(r.json, "max_expire") == 86400,
           "without default_expire, a max_expire under 180 days is the default: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body,
              "{\"sdkappid\":%u,\"name\":\"C\",\"default_expire\":60,\"max_expire\":60,"
              "\"identifier_policy\":\"strict\"}",
@@ -310,7 +214,7 @@ static void test_apps(PGconn *c)
     CHECK(jint(r.json, "default_expire") == 60 &&
               strcmp(jstr(r.json, "identifier_policy"), "strict") == 0,
           "C's settings: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM apps") == 3, "three apps");
 
     request(&r, "GET", "/v1/apps", tok_admin, NULL);
@@ -318,52 +222,52 @@ static void test_apps(PGconn *c)
     CHECK(json_array_size(json_object_get(r.json, "apps")) == 3 &&
               json_is_null(json_object_get(r.json, "next_after")),
           "admin sees three apps on one page: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "GET", "/v1/apps?limit=2", tok_admin, NULL);
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "apps")) == 2 &&
               jint(r.json, "next_after") == APP_B,
           "page of 2: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body, "/v1/apps?after=%u&limit=2", APP_B);
     request(&r, "GET", body, tok_admin, NULL);
     CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "apps")) == 1 &&
               json_is_null(json_object_get(r.json, "next_after")),
           "last page: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "GET", "/v1/apps", tok_km_a, NULL);
     json_t *apps = json_object_get(r.json, "apps");
     CHECK(r.status == 200 && json_array_size(apps) == 1 &&
               jint(json_array_get(apps, 0), "sdkappid") == APP_A,
           "a scoped token sees its app only: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "GET", "/v1/apps?limit=0", tok_admin, NULL);
     expect("limit 0", &r, 400, "invalid_param");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "GET", "/v1/apps?page=2", tok_admin, NULL);
     expect("unknown parameter", &r, 400, "invalid_param");
-    resp_free(&r);
+    test_resp_free(&r);
 
     request(&r, "GET", "/v1/apps/999", tok_admin, NULL);
     expect("get unknown", &r, 404, "app_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(body, sizeof body, "/v1/apps/%u", APP_C);
     request(&r, "GET", body, tok_admin, NULL);
     expect("get C", &r, 200, NULL);
     CHECK(jint(r.json, "max_expire") == 60, "get C: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* PATCH */
     char path[64];
     snprintf(path, sizeof path, "/v1/apps/%u", APP_A);
     request(&r, "PATCH", path, tok_admin, "{}");
     expect("patch nothing", &r, 400, "missing_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "PATCH", path, tok_admin, "{\"max_expire\":100}");
     expect("patch max under default", &r, 400, "bad_expire");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "PATCH", path, tok_admin, "{\"sdkappid\":5}");
     expect("patch sdkappid", &r, 400, "unknown_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "PATCH", path, tok_admin,
             "{\"name\":\"App A2\",\"default_expire\":3600,\"max_expire\":86400}");
     expect("patch A", &r, 200, NULL);
@@ -371,7 +275,7 @@ static void test_apps(PGconn *c)
               jint(r.json, "max_expire") == 86400 &&
               strcmp(jstr(r.json, "identifier_policy"), "printable") == 0,
           "patched: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'app.update' AND "
                            "outcome = 'ok' AND details::jsonb #>> '{changed,name,to}' = 'App A2' "
                            "AND details::jsonb #>> '{changed,default_expire,from}' = '15552000' "
@@ -379,18 +283,18 @@ static void test_apps(PGconn *c)
           "app.update audited with the changed fields");
     request(&r, "PATCH", path, tok_admin, "{\"name\":\"App A2\"}");
     expect("patch with no change", &r, 200, NULL);
-    resp_free(&r);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'app.update'") == 1,
           "no change, no event");
     request(&r, "PATCH", "/v1/apps/999", tok_admin, "{\"name\":\"x\"}");
     expect("patch unknown", &r, 404, "app_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
 }
 
 /* Keys of A: import, rotate, disable, enable, destroy. */
 static void test_keys(PGconn *c)
 {
-    struct resp r;
+    struct test_resp r;
     char path[128], *b;
     const char *fp1;
     char fp1_copy[32] = "";
@@ -409,7 +313,7 @@ static void test_keys(PGconn *c)
               jint(r.json, "sign_count") == 0 && json_object_get(r.json, "secret") == NULL &&
               strstr(r.body, S1) == NULL,
           "the first version is active, metadata only: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     b = body_with("secret", S2, -1);
     request(&r, "POST", path, tok_admin, b);
@@ -418,30 +322,31 @@ static void test_keys(PGconn *c)
     CHECK(jint(r.json, "version") == 2 && strcmp(jstr(r.json, "state"), "pending") == 0 &&
               json_is_null(json_object_get(r.json, "activated_at")),
           "the second version is pending: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     b = body_with("secret", S1, -1);
     request(&r, "POST", path, tok_admin, b);
     free(b);
     expect("import a key A holds", &r, 409, "conflict");
-    CHECK(strstr(err_message(&r), "version 1") != NULL, "names the version: %s", err_message(&r));
-    resp_free(&r);
+    CHECK(strstr(test_resp_error_message(&r), "version 1") != NULL, "names the version: %s",
+          test_resp_error_message(&r));
+    test_resp_free(&r);
 
     request(&r, "POST", path, tok_admin, "{}");
     expect("import nothing", &r, 400, "missing_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"secret\":\"" S3 "\",\"private_key_pem\":\"x\"}");
     expect("import both", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"secret\":\"\"}");
     expect("empty secret", &r, 400, "bad_key");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"private_key_pem\":\"not a pem\"}");
     expect("bad PEM", &r, 400, "bad_key");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", "/v1/apps/999/keys", tok_admin, "{\"secret\":\"" S3 "\"}");
     expect("import to no app", &r, 404, "app_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* EC keys: a private one is taken, a public one cannot sign. */
     char *priv, *pub;
@@ -451,8 +356,9 @@ static void test_keys(PGconn *c)
         request(&r, "POST", path, tok_admin, b);
         free(b);
         expect("public PEM", &r, 400, "bad_key");
-        CHECK(strstr(err_message(&r), "public") != NULL, "says why: %s", err_message(&r));
-        resp_free(&r);
+        CHECK(strstr(test_resp_error_message(&r), "public") != NULL, "says why: %s",
+              test_resp_error_message(&r));
+        test_resp_free(&r);
         b = body_with("private_key_pem", priv, -1);
         request(&r, "POST", path, tok_admin, b);
         free(b);
@@ -461,7 +367,7 @@ static void test_keys(PGconn *c)
                   strcmp(jstr(r.json, "state"), "pending") == 0 &&
                   strstr(r.body, "PRIVATE") == NULL,
               "an ecdsa version: %s", r.body);
-        resp_free(&r);
+        test_resp_free(&r);
     }
     free(pub);
 
@@ -475,26 +381,27 @@ static void test_keys(PGconn *c)
               jint(retired, "version") == 1 && strcmp(jstr(retired, "state"), "retired") == 0 &&
               strlen(jstr(retired, "retired_at")) == 27,
           "2 active, 1 retired: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'key.rotate' AND "
                            "details::jsonb = '{\"from\":1,\"to\":2}'::jsonb") == 1,
           "key.rotate audited {from, to}");
     request(&r, "POST", path, tok_admin, "{\"version\":2}");
     expect("rotate to the active one", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"version\":42}");
     expect("rotate to no version", &r, 404, "key_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"version\":1,\"secret\":\"" S3 "\"}");
     expect("rotate with two", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* disable the active one: refused */
     snprintf(path, sizeof path, "/v1/apps/%u/keys/2/disable", APP_A);
     request(&r, "POST", path, tok_admin, NULL);
     expect("disable the active key", &r, 409, "invalid_state");
-    CHECK(strstr(err_message(&r), "rotate") != NULL, "says to rotate first: %s", err_message(&r));
-    resp_free(&r);
+    CHECK(strstr(test_resp_error_message(&r), "rotate") != NULL, "says to rotate first: %s",
+          test_resp_error_message(&r));
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'key.disable' AND "
                            "outcome = 'invalid_state' AND key_version = 2") == 1,
           "the refusal is audited");
@@ -506,38 +413,38 @@ static void test_keys(PGconn *c)
     CHECK(strcmp(jstr(r.json, "state"), "disabled") == 0 &&
               strlen(jstr(r.json, "disabled_at")) == 27,
           "1 disabled: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, NULL);
     expect("disable twice", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(path, sizeof path, "/v1/apps/%u/keys/rotate", APP_A);
     request(&r, "POST", path, tok_admin, "{\"version\":1}");
     expect("rotate to a disabled version", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(path, sizeof path, "/v1/apps/%u/keys/1/enable", APP_A);
     request(&r, "POST", path, tok_admin, NULL);
     expect("enable 1", &r, 200, NULL);
     CHECK(strcmp(jstr(r.json, "state"), "retired") == 0, "enabled means retired: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, NULL);
     expect("enable a retired version", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* destroy the pending ecdsa version 3 */
     snprintf(path, sizeof path, "/v1/apps/%u/keys/3/destroy", APP_A);
     request(&r, "POST", path, tok_admin, "{}");
     expect("destroy without a reason", &r, 400, "missing_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"reason\":\"\"}");
     expect("destroy with an empty reason", &r, 400, "invalid_field");
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "POST", path, tok_admin, "{\"reason\":\"never used\"}");
     expect("destroy 3", &r, 200, NULL);
     CHECK(strcmp(jstr(r.json, "state"), "destroyed") == 0 &&
               strcmp(jstr(r.json, "destroy_reason"), "never used") == 0 &&
               strlen(jstr(r.json, "destroyed_at")) == 27,
           "3 destroyed: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM app_keys WHERE sdkappid = %u AND version = 3 AND sealed IS NULL",
@@ -548,7 +455,7 @@ static void test_keys(PGconn *c)
           "key.destroy audited with its reason");
     request(&r, "POST", path, tok_admin, "{\"reason\":\"again\"}");
     expect("destroy twice", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
     if (priv != NULL) {
         /* a destroyed key keeps its fingerprint: no other app may take it */
         snprintf(path, sizeof path, "/v1/apps/%u/keys", APP_C);
@@ -556,17 +463,17 @@ static void test_keys(PGconn *c)
         request(&r, "POST", path, tok_admin, b);
         free(b);
         expect("A's destroyed key into C", &r, 409, "key_used_by_other_app");
-        resp_free(&r);
+        test_resp_free(&r);
         free(priv);
     }
     snprintf(path, sizeof path, "/v1/apps/%u/keys/2/destroy", APP_A);
     request(&r, "POST", path, tok_admin, "{\"reason\":\"x\"}");
     expect("destroy the active key", &r, 409, "invalid_state");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(path, sizeof path, "/v1/apps/%u/keys/9/disable", APP_A);
     request(&r, "POST", path, tok_admin, NULL);
     expect("disable no version", &r, 404, "key_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* rotate with new material: imported as version 4 and made active at once */
     snprintf(path, sizeof path, "/v1/apps/%u/keys/rotate", APP_A);
@@ -579,7 +486,7 @@ static void test_keys(PGconn *c)
     CHECK(jint(active, "version") == 4 && strcmp(jstr(active, "state"), "active") == 0 &&
               jint(retired, "version") == 2 && strcmp(jstr(retired, "state"), "retired") == 0,
           "4 active, 2 retired: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* the list: every version, metadata only */
     snprintf(path, sizeof path, "/v1/apps/%u/keys", APP_A);
@@ -593,15 +500,15 @@ static void test_keys(PGconn *c)
               strstr(r.body, S4) == NULL && strstr(r.body, "sealed") == NULL &&
               strstr(r.body, "secret") == NULL,
           "four versions and no key material: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     request(&r, "GET", "/v1/apps/999/keys", tok_admin, NULL);
     expect("list keys of no app", &r, 404, "app_not_found");
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(path, sizeof path, "/v1/apps/%u", APP_A);
     request(&r, "GET", path, tok_admin, NULL);
     CHECK(r.status == 200 && jint(r.json, "active_key_version") == 4, "A's active version: %s",
           r.body);
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* activate: true on import rotates at once */
     snprintf(path, sizeof path, "/v1/apps/%u/keys", APP_C);
@@ -609,14 +516,14 @@ static void test_keys(PGconn *c)
     request(&r, "POST", path, tok_admin, b);
     free(b);
     expect("C's first key", &r, 201, NULL);
-    resp_free(&r);
+    test_resp_free(&r);
     b = body_with("secret", "c-second-key", 1);
     request(&r, "POST", path, tok_admin, b);
     free(b);
     expect("C's second key, activated", &r, 201, NULL);
     CHECK(jint(r.json, "version") == 2 && strcmp(jstr(r.json, "state"), "active") == 0,
           "activated: %s", r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM app_keys WHERE sdkappid = %u AND version = 1 AND "
              "state = 'retired'",
@@ -628,7 +535,7 @@ static void test_keys(PGconn *c)
  * only to a caller that can see it. */
 static void test_other_app(PGconn *c)
 {
-    struct resp r;
+    struct test_resp r;
     char path[128], sql[512], *b;
     long long keys_before = dbtest_scalar(c, "SELECT count(*) FROM app_keys");
     long long refusals = dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE outcome = "
@@ -642,7 +549,7 @@ static void test_other_app(PGconn *c)
     expect("a token scoped to B imports A's key", &r, 409, "key_used_by_other_app");
     CHECK(strstr(r.body, a_text) == NULL, "A is not named to a caller that cannot see it: %s",
           r.body);
-    resp_free(&r);
+    test_resp_free(&r);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM audit_log WHERE action = 'key.import' AND outcome = "
              "'key_used_by_other_app' AND sdkappid = %u AND position('%s' in details) = 0",
@@ -653,9 +560,9 @@ static void test_other_app(PGconn *c)
     request(&r, "POST", path, tok_admin, b);
     free(b);
     expect("admin imports A's key into B", &r, 409, "key_used_by_other_app");
-    CHECK(strstr(err_message(&r), a_text) != NULL, "an admin is told which app: %s",
-          err_message(&r));
-    resp_free(&r);
+    CHECK(strstr(test_resp_error_message(&r), a_text) != NULL, "an admin is told which app: %s",
+          test_resp_error_message(&r));
+    test_resp_free(&r);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM audit_log WHERE action = 'key.import' AND outcome = "
              "'key_used_by_other_app' AND sdkappid = %u AND "
@@ -681,13 +588,13 @@ static void test_other_app(PGconn *c)
     request(&r, "POST", path, tok_km_b, b);
     free(b);
     expect("rotate B to A's active key", &r, 409, "key_used_by_other_app");
-    resp_free(&r);
+    test_resp_free(&r);
 
     /* scope: a token for B cannot touch A's keys */
     snprintf(path, sizeof path, "/v1/apps/%u/keys", APP_A);
     request(&r, "GET", path, tok_km_b, NULL);
     expect("B's token lists A's keys", &r, 403, "forbidden");
-    resp_free(&r);
+    test_resp_free(&r);
 }
 
 int main(void)

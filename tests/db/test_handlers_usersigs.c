@@ -114,75 +114,16 @@ static void add_token(const char *name, enum store_role role, const uint32_t *ap
     snprintf(out, KEYRING_TOKEN_BUF, "usg_%lld_%s", (long long)t.id, strchr(tmp + 4, '_') + 1);
 }
 
-/* ---- HTTP client ------------------------------------------------------------------------- */
+/* ---- HTTP client (testlib's) ------------------------------------------------------------ */
 
-struct resp {
-    int status;
-    json_t *json;
-};
-
-static char *read_all(int fd, size_t *len)
+/* POST body (JSON text) to path with the bearer token; *out filled (test_resp_free() it). */
+static void post(struct test_resp *out, const char *path, const char *token, const char *body)
 {
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    if (buf == NULL)
-        return NULL;
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (nb == NULL)
-                break;
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t m = recv(fd, buf + n, cap - n, 0);
-        if (m <= 0)
-            break;
-        n += (size_t)m;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* POST body (JSON text) to path with the bearer token; Connection: close. */
-static void post(struct resp *out, const char *path, const char *token, const char *body)
-{
-    char head[2048];
-    struct sockaddr_in a;
-    struct timeval tv = {10, 0};
-    size_t len = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    memset(out, 0, sizeof *out);
-    out->status = -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        CHECK(0, "connect");
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    int n = snprintf(head, sizeof head,
-                     "POST %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     path, token, strlen(body));
-    if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
-        send(fd, body, strlen(body), MSG_NOSIGNAL) != (ssize_t)strlen(body))
-        CHECK(0, "send");
-    char *raw = read_all(fd, &len);
-    close(fd);
-    if (raw == NULL)
-        return;
-    char *end = strstr(raw, "\r\n\r\n");
-    if (end != NULL && sscanf(raw, "HTTP/1.%*d %d", &out->status) == 1)
-        out->json = json_loads(end + 4, 0, NULL);
-    free(raw);
+    char headers[KEYRING_TOKEN_BUF + 96];
+    snprintf(headers, sizeof headers,
+             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
+    if (test_http_request(out, port, "POST", path, headers, body, (long)strlen(body)) != 0)
+        CHECK(0, "POST %s: no HTTP response", path);
 }
 
 static void sign_path(char *buf, size_t cap, uint32_t sdkappid)
@@ -190,19 +131,13 @@ static void sign_path(char *buf, size_t cap, uint32_t sdkappid)
     snprintf(buf, cap, "/v1/apps/%u/usersigs", sdkappid);
 }
 
-static const char *err_code(const struct resp *r)
-{
-    const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-    return c ? c : "(none)";
-}
-
-static const char *str(const struct resp *r, const char *field)
+static const char *str(const struct test_resp *r, const char *field)
 {
     const char *s = json_string_value(json_object_get(r->json, field));
     return s ? s : "";
 }
 
-static long long num(const struct resp *r, const char *field)
+static long long num(const struct test_resp *r, const char *field)
 {
     json_t *v = json_object_get(r->json, field);
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
@@ -212,23 +147,23 @@ static long long num(const struct resp *r, const char *field)
 static char *api_sign(uint32_t sdkappid, const char *body, uint32_t *version)
 {
     char path[64];
-    struct resp r;
+    struct test_resp r;
     char *token = NULL;
     sign_path(path, sizeof path, sdkappid);
     post(&r, path, tok_admin, body);
-    CHECK(r.status == 200, "sign %u %s: %d %s", sdkappid, body, r.status, err_code(&r));
+    CHECK(r.status == 200, "sign %u %s: %d %s", sdkappid, body, r.status, test_resp_error_code(&r));
     if (r.status == 200) {
         token = strdup(str(&r, "usersig"));
         if (version != NULL)
             *version = (uint32_t)num(&r, "key_version");
     }
-    json_decref(r.json);
+    test_resp_free(&r);
     return token;
 }
 
-/* POSTs /v1/usersigs/verify; the reply in *r (caller json_decref()s r->json). */
-static void api_verify(struct resp *r, const char *token, const char *usersig, uint32_t sdkappid,
-                       const char *identifier)
+/* POSTs /v1/usersigs/verify; the reply in *r (caller test_resp_free()s it). */
+static void api_verify(struct test_resp *r, const char *token, const char *usersig,
+                       uint32_t sdkappid, const char *identifier)
 {
     json_t *b = json_pack("{s:s}", "usersig", usersig);
     if (sdkappid != 0)
@@ -241,10 +176,10 @@ static void api_verify(struct resp *r, const char *token, const char *usersig, u
     json_decref(b);
 }
 
-static void expect_verdict(const char *what, struct resp *r, const char *verdict, int tencent,
+static void expect_verdict(const char *what, struct test_resp *r, const char *verdict, int tencent,
                            long long key_version)
 {
-    CHECK(r->status == 200, "%s: status %d (%s)", what, r->status, err_code(r));
+    CHECK(r->status == 200, "%s: status %d (%s)", what, r->status, test_resp_error_code(r));
     CHECK(strcmp(str(r, "verdict"), verdict) == 0, "%s: verdict %s, want %s (%s)", what,
           str(r, "verdict"), verdict, str(r, "message"));
     CHECK(json_is_boolean(json_object_get(r->json, "valid")) &&
@@ -293,11 +228,11 @@ static enum usersig_verdict codec_verify(const char *token, const char *secret, 
 static void test_sign_and_verify(PGconn *c)
 {
     char path[64];
-    struct resp r;
+    struct test_resp r;
 
     sign_path(path, sizeof path, APP_A);
     post(&r, path, tok_admin, "{\"identifier\":\"alice\"}");
-    CHECK(r.status == 200, "sign: %d %s", r.status, err_code(&r));
+    CHECK(r.status == 200, "sign: %d %s", r.status, test_resp_error_code(&r));
     CHECK(num(&r, "sdkappid") == APP_A && strcmp(str(&r, "identifier"), "alice") == 0 &&
               num(&r, "key_version") == 1 && num(&r, "expire") == 86400,
           "sign: fields");
@@ -305,7 +240,7 @@ static void test_sign_and_verify(PGconn *c)
     CHECK(issued >= now - 5 && issued <= now + 5 && num(&r, "expire_at") == issued + 86400,
           "sign: Unix times %lld %lld (now %lld)", issued, num(&r, "expire_at"), now);
     char *token = strdup(str(&r, "usersig"));
-    json_decref(r.json);
+    test_resp_free(&r);
     CHECK(codec_verify(token, SECRET_A1, APP_A, "alice") == USERSIG_VALID,
           "the codec verifies the issued token");
 
@@ -315,14 +250,14 @@ static void test_sign_and_verify(PGconn *c)
               num(&r, "expire") == 86400 && num(&r, "issued_at") == issued &&
               num(&r, "expire_at") == issued + 86400,
           "verify: decoded fields");
-    json_decref(r.json);
+    test_resp_free(&r);
 
     api_verify(&r, tok_admin, token, APP_A, "alice");
     expect_verdict("verify with sdkappid and identifier", &r, "ok", 0, 1);
-    json_decref(r.json);
+    test_resp_free(&r);
     api_verify(&r, tok_admin, token, APP_A, "bob");
     expect_verdict("identifier mismatch", &r, "identifier_mismatch", 70013, 1);
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* the audit row: one per signature, with the details and never the token */
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND "
@@ -342,14 +277,14 @@ static void test_sign_and_verify(PGconn *c)
     /* a PrivateMapKey */
     post(&r, path, tok_admin, "{\"identifier\":\"alice\",\"room_id\":1234,\"expire\":600}");
     CHECK(r.status == 200 && num(&r, "expire") == 600, "sign with a room: %d %s", r.status,
-          err_code(&r));
+          test_resp_error_code(&r));
     if (r.status == 200) {
         struct usersig_decoded d;
         CHECK(usersig_decode(str(&r, "usersig"), strlen(str(&r, "usersig")), &d) == USERSIG_VALID &&
                   d.has_room && d.room.room_id == 1234 && d.room.privilege_map == 255,
               "the room and default privileges are in the token");
     }
-    json_decref(r.json);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND "
                            "outcome = 'ok' AND details LIKE '%\"room_id\":1234%' AND details "
                            "LIKE '%\"privilege_map\":255%'") == 1,
@@ -387,18 +322,18 @@ static void test_sign_refusals(PGconn *c)
     long long before = dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE outcome = 'ok'");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[64];
-        struct resp r;
+        struct test_resp r;
         sign_path(path, sizeof path, cases[i].app);
         post(&r, path, tok_admin, cases[i].body);
         const char *m =
             json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
-        CHECK(r.status == cases[i].status && strcmp(err_code(&r), cases[i].code) == 0,
-              "refusal %zu (%s): %d %s, want %d %s", i, cases[i].body, r.status, err_code(&r),
-              cases[i].status, cases[i].code);
+        CHECK(r.status == cases[i].status && strcmp(test_resp_error_code(&r), cases[i].code) == 0,
+              "refusal %zu (%s): %d %s, want %d %s", i, cases[i].body, r.status,
+              test_resp_error_code(&r), cases[i].status, cases[i].code);
         CHECK(cases[i].in_message == NULL || (m != NULL && strstr(m, cases[i].in_message)),
               "refusal %zu: message %s lacks %s", i, m ? m : "(none)", cases[i].in_message);
         CHECK(json_object_get(r.json, "usersig") == NULL, "refusal %zu: no token", i);
-        json_decref(r.json);
+        test_resp_free(&r);
     }
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log WHERE outcome = 'ok'") == before,
           "no signature recorded by a refusal");
@@ -408,17 +343,17 @@ static void test_sign_refusals(PGconn *c)
 
     /* scope: a signer of app B only */
     char path[64];
-    struct resp r;
+    struct test_resp r;
     sign_path(path, sizeof path, APP_A);
     post(&r, path, tok_signer_b, "{\"identifier\":\"alice\"}");
     CHECK(r.status == 403, "signer of B signing for A: %d", r.status);
-    json_decref(r.json);
+    test_resp_free(&r);
 }
 
 static void test_verify_mismatches(PGconn *c)
 {
     char forged[USERSIG_TOKEN_BUF], tok[USERSIG_TOKEN_BUF];
-    struct resp r;
+    struct test_resp r;
 
     /* a genuine token of B, checked as A's */
     char *token_b = api_sign(APP_B, "{\"identifier\":\"bob\"}", NULL);
@@ -427,10 +362,10 @@ static void test_verify_mismatches(PGconn *c)
     long long events = dbtest_scalar(c, "SELECT count(*) FROM audit_log");
     api_verify(&r, tok_admin, token_b, APP_A, NULL);
     expect_verdict("B's token as A's", &r, "sdkappid_mismatch", 70014, -1);
-    json_decref(r.json);
+    test_resp_free(&r);
     api_verify(&r, tok_signer_b, token_b, 0, NULL);
     expect_verdict("B's token by B's signer", &r, "ok", 0, 1);
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* claims A, signed with B's key: the usual 70009 */
     codec_sign(SECRET_B1, APP_A, "mallory", time(NULL), 3600, forged);
@@ -442,53 +377,53 @@ static void test_verify_mismatches(PGconn *c)
           "signed_by names B's key version 1");
     CHECK(strstr(str(&r, "message"), "1400000200") != NULL, "the message names B: %s",
           str(&r, "message"));
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* a signer scoped to B may not ask about A's token */
     api_verify(&r, tok_signer_b, forged, 0, NULL);
     CHECK(r.status == 403, "B's signer verifying A's token: %d", r.status);
-    json_decref(r.json);
+    test_resp_free(&r);
     api_verify(&r, tok_signer_b, token_b, APP_A, NULL);
     CHECK(r.status == 403, "B's signer naming app A: %d", r.status);
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* a key nobody here has */
     codec_sign("zzzzzzzz", APP_A, "mallory", time(NULL), 3600, tok);
     api_verify(&r, tok_admin, tok, 0, NULL);
     expect_verdict("unknown key", &r, "signature_mismatch", 70009, -1);
     CHECK(json_object_get(r.json, "signed_by") == NULL, "no signed_by");
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* no such app, an app without keys, garbage */
     codec_sign(SECRET_A1, 1400009999u, "x", time(NULL), 3600, tok);
     api_verify(&r, tok_admin, tok, 0, NULL);
-    CHECK(r.status == 404 && strcmp(err_code(&r), "app_not_found") == 0,
-          "the token's app unknown: %d %s", r.status, err_code(&r));
-    json_decref(r.json);
+    CHECK(r.status == 404 && strcmp(test_resp_error_code(&r), "app_not_found") == 0,
+          "the token's app unknown: %d %s", r.status, test_resp_error_code(&r));
+    test_resp_free(&r);
     api_verify(&r, tok_admin, token_b, 1400009999u, NULL);
-    CHECK(r.status == 404 && strcmp(err_code(&r), "app_not_found") == 0,
-          "the given app unknown: %d %s", r.status, err_code(&r));
-    json_decref(r.json);
+    CHECK(r.status == 404 && strcmp(test_resp_error_code(&r), "app_not_found") == 0,
+          "the given app unknown: %d %s", r.status, test_resp_error_code(&r));
+    test_resp_free(&r);
     api_verify(&r, tok_signer_b, token_b, 1400009999u, NULL);
     CHECK(r.status == 403, "an unknown app outside the scope: %d", r.status);
-    json_decref(r.json);
+    test_resp_free(&r);
     codec_sign(SECRET_A1, APP_C, "x", time(NULL), 3600, tok);
     api_verify(&r, tok_admin, tok, 0, NULL);
     expect_verdict("app without a key", &r, "no_key", 70016, -1);
-    json_decref(r.json);
+    test_resp_free(&r);
     api_verify(&r, tok_admin, "not a token", 0, NULL);
     expect_verdict("malformed", &r, "malformed", 70003, -1);
     CHECK(json_is_null(json_object_get(r.json, "sdkappid")), "malformed: sdkappid null");
-    json_decref(r.json);
+    test_resp_free(&r);
     api_verify(&r, tok_admin, "", 0, NULL);
     expect_verdict("empty", &r, "empty", 70002, -1);
-    json_decref(r.json);
+    test_resp_free(&r);
 
     /* expired, still naming the version that signed it */
     codec_sign(SECRET_A1, APP_A, "old", time(NULL) - 7200, 3600, tok);
     api_verify(&r, tok_admin, tok, 0, NULL);
     expect_verdict("expired", &r, "expired", 70001, 1);
-    json_decref(r.json);
+    test_resp_free(&r);
     CHECK(dbtest_scalar(c, "SELECT count(*) FROM audit_log") == events,
           "verifying writes nothing to the audit log");
     free(token_b);
@@ -498,7 +433,7 @@ static void test_verify_mismatches(PGconn *c)
  * new version; tokens of the retired one stay valid; a disabled one stops verifying. */
 static void test_rotation(void)
 {
-    struct resp r;
+    struct test_resp r;
     uint32_t v_before = 0, v_after = 0;
     char *old = api_sign(APP_A, "{\"identifier\":\"carol\"}", &v_before);
     CHECK(v_before == 1, "signed with version 1 before the rotation");
@@ -508,7 +443,7 @@ static void test_rotation(void)
     codec_sign(SECRET_A2, APP_A, "dave", time(NULL), 3600, pending);
     api_verify(&r, tok_admin, pending, 0, NULL);
     expect_verdict("a pending version's token", &r, "key_pending", 70009, v2);
-    json_decref(r.json);
+    test_resp_free(&r);
 
     CHECK(store_begin(st) == STORE_OK &&
               store_key_set_state(st, APP_A, 1, STORE_KEY_RETIRED) == STORE_OK &&
@@ -525,19 +460,19 @@ static void test_rotation(void)
     if (old != NULL) {
         api_verify(&r, tok_admin, old, APP_A, "carol");
         expect_verdict("a retired version's token", &r, "ok", 0, 1);
-        json_decref(r.json);
+        test_resp_free(&r);
     }
     if (fresh != NULL) {
         api_verify(&r, tok_admin, fresh, 0, NULL);
         expect_verdict("the new version's token", &r, "ok", 0, v2);
-        json_decref(r.json);
+        test_resp_free(&r);
     }
 
     CHECK(store_key_set_state(st, APP_A, 1, STORE_KEY_DISABLED) == STORE_OK, "disable v1");
     if (old != NULL) {
         api_verify(&r, tok_admin, old, 0, NULL);
         expect_verdict("a disabled version's token", &r, "key_disabled", 70009, 1);
-        json_decref(r.json);
+        test_resp_free(&r);
     }
     free(old);
     free(fresh);

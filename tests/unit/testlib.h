@@ -1,7 +1,8 @@
 /*
  * A small test harness: CHECK records a failure with its place and goes on; test_done() prints
  * the closing "N passed, N failed" line and returns the exit status. Plus helpers to read the
- * JSONL files the tests are driven by.
+ * JSONL files the tests are driven by, and a small HTTP/1.1 client over plain sockets (one
+ * request per connection) for the tests that talk to a real admin API server.
  */
 #ifndef TESTLIB_H
 #define TESTLIB_H
@@ -33,5 +34,38 @@ long long test_int(json_t *obj, const char *field);
 
 /* Decodes a token's JSON document into a jansson object (NULL when it does not decode). */
 json_t *test_token_json(const char *token);
+
+/* ---- a small HTTP client on 127.0.0.1 / ::1 ---------------------------------------------- */
+
+struct test_resp {
+    int status; /* -1: no HTTP response */
+    char *raw;  /* everything received, NUL-terminated */
+    size_t raw_len;
+    char head[8192]; /* the status line and headers */
+    char *body;      /* de-chunked, NUL-terminated */
+    size_t body_len;
+    json_t *json; /* the body parsed, or NULL */
+};
+
+/* A connected socket to the loopback address of family (AF_INET, AF_INET6) and port, with 20 s
+ * send and receive timeouts; -1 when it cannot connect. */
+int test_http_connect(int family, int port);
+int test_http_send_all(int fd, const char *p, size_t n); /* 0, or -1 */
+/* Everything until the peer closes (or the timeout): a new string (caller free()s), *len set. */
+char *test_http_read_all(int fd, size_t *len);
+/* One request on its own connection to 127.0.0.1:port (Connection: close): headers are extra
+ * "Name: value\r\n" lines (or NULL); body_len < 0 sends no body and no Content-Length. Fills
+ * *out (test_resp_free() it, also on failure). Returns 0, or -1 when no HTTP response came. */
+int test_http_request(struct test_resp *out, int port, const char *method, const char *path,
+                      const char *headers, const char *body, long body_len);
+void test_resp_free(struct test_resp *r);
+/* A response header's value copied into out, or NULL when absent. */
+const char *test_resp_header(const struct test_resp *r, const char *name, char *out, size_t cap);
+/* The error body's code and message ("(none)" and "" when absent). */
+const char *test_resp_error_code(const struct test_resp *r);
+const char *test_resp_error_message(const struct test_resp *r);
+/* CHECKs r's status, its JSON error code (code NULL: not checked), and the headers every reply
+ * of the admin API carries (X-Request-Id, Content-Type, Cache-Control); what names the case. */
+void test_http_expect(const char *what, struct test_resp *r, int status, const char *code);
 
 #endif

@@ -1,0 +1,338 @@
+/*
+ * The admin API's replies: the one place a request's single reply is claimed and sent (JSON,
+ * JSON errors from errors.c's table, or a stream of chunks), its access-log line, and the end of
+ * a request (its body wiped, its memory freed). The lowest layer of the framework: it calls only
+ * errors.c and router.c (method names); http.c, http_read.c, http_fields.c and every handler
+ * call it.
+ */
+#include "http.h"
+#include "http_int.h"
+
+#include <assert.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define WWW_AUTH_MISSING "Bearer realm=\"usersigd\""
+/* Sent when even the error body cannot be built. */
+static const char fallback_500[] =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"internal error: out of memory\"}}\n";
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void access_log(struct req *f, const char *message)
+{
+    struct timespec now;
+    const struct api_principal *p = f->pub.principal;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - f->started.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - f->started.tv_nsec) / 1e6;
+    log_msg(api_error_level(f->err), f->pub.request_id, "%s %s %d %s%s%s (%.1f ms, token %s)",
+            api_method_name(f->pub.method), f->path, f->status, api_error_code(f->err),
+            message ? ": " : "", message ? message : "", ms, p ? p->name : "-");
+}
+
+/* The one place a reply is claimed: false (and a logged bug) for a second one. */
+static bool claim_reply(struct req *f, const char *what)
+{
+    if (f->state == ST_NEW)
+        return true;
+    if (f->server != NULL)
+        f->server->stats.double_replies++;
+    log_msg(LOG_ERROR, f->pub.request_id, "bug: a second reply (%s) to %s %s was refused", what,
+            api_method_name(f->pub.method), f->path);
+    assert(!"a second reply to one request");
+    return false;
+}
+
+static int add_standard_headers(struct req *f, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(f->pub.req);
+    evhttp_remove_header(h, "Content-Type");
+    evhttp_remove_header(h, "X-Request-Id");
+    if (evhttp_add_header(h, "Content-Type", content_type) ||
+        evhttp_add_header(h, "Cache-Control", "no-store") ||
+        evhttp_add_header(h, "X-Content-Type-Options", "nosniff") ||
+        evhttp_add_header(h, "X-Request-Id", f->pub.request_id))
+        return -1;
+    return 0;
+}
+
+static int dump_to_evbuffer(const char *buffer, size_t size, void *data)
+{
+    return evbuffer_add(data, buffer, size) == 0 ? 0 : -1;
+}
+
+/* Sends status with body (stolen) and logs; on any allocation failure sends the fixed 500. */
+static void send_json(struct req *f, int status, enum api_error err, json_t *body,
+                      const char *message)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(f->pub.req);
+    bool ok = body != NULL && json_dump_callback(body, dump_to_evbuffer, out, JSON_COMPACT) == 0 &&
+              evbuffer_add(out, "\n", 1) == 0 && add_standard_headers(f, "application/json") == 0;
+    char note[64];
+    json_decref(body);
+    if (!ok) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        (void)evbuffer_add_reference(out, fallback_500, sizeof fallback_500 - 1, NULL, NULL);
+        (void)add_standard_headers(f, "application/json");
+        snprintf(note, sizeof note, "out of memory building a %d reply", status);
+        status = 500;
+        err = API_ERR_INTERNAL;
+        message = note;
+    }
+    f->state = ST_REPLIED;
+    f->status = status;
+    f->err = err;
+    if (f->server != NULL) {
+        f->server->stats.replies++;
+        if (status == 500)
+            f->server->stats.internal_errors++;
+    }
+    evhttp_send_reply(f->pub.req, status, NULL, NULL);
+    access_log(f, message);
+}
+
+int api_reply_header(struct api_request *r, const char *name, const char *value)
+{
+    if (r->req == NULL || req_of(r)->state != ST_NEW)
+        return -1;
+    return evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value) == 0 ? 0 : -1;
+}
+
+void api_reply_json(struct api_request *r, int status, json_t *body)
+{
+    struct req *f = req_of(r);
+    if (!claim_reply(f, "json") || r->req == NULL) {
+        json_decref(body);
+        return;
+    }
+    if (body == NULL) {
+        send_json(f, 500, API_ERR_INTERNAL, api_error_body(API_ERR_INTERNAL, NULL),
+                  "out of memory building the reply");
+        return;
+    }
+    send_json(f, status, status >= 500 ? API_ERR_INTERNAL : API_OK, body, NULL);
+}
+
+void api_reply_error(struct api_request *r, enum api_error err, const char *fmt, ...)
+{
+    struct req *f = req_of(r);
+    char message[512];
+    const char *msg = NULL;
+    va_list ap;
+
+    if (!claim_reply(f, api_error_code(err)) || r->req == NULL)
+        return;
+    if (err == API_OK || (unsigned)err >= API_ERR_COUNT) {
+        log_msg(LOG_ERROR, r->request_id, "bug: api_reply_error with result %d", (int)err);
+        err = API_ERR_INTERNAL;
+        fmt = NULL;
+    }
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        msg = message;
+    }
+    if (err == API_ERR_UNAUTHORIZED) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+        if (evhttp_find_header(h, "WWW-Authenticate") == NULL &&
+            evhttp_add_header(h, "WWW-Authenticate", WWW_AUTH_MISSING) != 0) {
+            send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
+            return;
+        }
+    }
+    send_json(f, api_error_status(err), err, api_error_body(err, msg),
+              msg ? msg : api_error_info(err)->message);
+}
+
+void api_handler_not_implemented(struct api_request *r)
+{
+    api_reply_error(r, API_ERR_NOT_IMPLEMENTED, "%s %s is not implemented yet",
+                    api_method_name(r->method), r->route ? r->route->pattern : r->path);
+}
+
+/* ---- streamed replies --------------------------------------------------------------------- */
+
+void api_stream_unlink(struct req *f)
+{
+    if (f->server == NULL)
+        return;
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else if (f->server->streams == f)
+        f->server->streams = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    f->prev = f->next = NULL;
+    f->server->stats.in_flight--;
+}
+
+void api_stream_notify_close(struct req *f)
+{
+    void (*cb)(struct api_request *, void *) = f->close_cb;
+    f->close_cb = NULL;
+    if (cb != NULL)
+        cb(&f->pub, f->close_arg);
+}
+
+/* The connection under a stream is going away: either libevent detached the request (the
+ * client left: it is ours to end) or it is about to free it with the connection. */
+static void on_connection_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct req *f = arg;
+    if (f->pub.req != NULL && evhttp_request_get_connection(f->pub.req) == evcon)
+        f->pub.req = NULL;
+    f->gone = true;
+    api_stream_notify_close(f);
+}
+
+static void on_chunk_sent(struct evhttp_connection *evcon, void *arg)
+{
+    struct req *f = arg;
+    void (*cb)(struct api_request *, void *) = f->sent_cb;
+    (void)evcon;
+    f->sent_cb = NULL;
+    if (cb != NULL)
+        cb(&f->pub, f->sent_arg);
+}
+
+/* Wipes the string values of a request body before it is freed: a body may carry a key
+ * (POST /v1/apps/{sdkappid}/keys). jansson's strings are the object's own buffers. */
+static void wipe_json_strings(json_t *v, int depth)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (v == NULL || depth > API_JSON_MAX_DEPTH)
+        return;
+    if (json_is_string(v)) {
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            wipe_json_strings(item, depth + 1);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            wipe_json_strings(item, depth + 1);
+        }
+    }
+}
+
+void api_request_free(struct req *f)
+{
+    wipe_json_strings(f->pub.body, 0);
+    json_decref(f->pub.body);
+    free(f->query_buf);
+    explicit_bzero(&f->principal, sizeof f->principal);
+    free(f);
+}
+
+int api_reply_start(struct api_request *r, int status, const char *content_type)
+{
+    struct req *f = req_of(r);
+    struct evhttp_connection *evcon;
+    if (!claim_reply(f, "stream") || r->req == NULL)
+        return -1;
+    if (add_standard_headers(f, content_type) != 0) {
+        send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
+        return -1;
+    }
+    f->state = ST_STREAMING;
+    f->status = status;
+    f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;
+    evhttp_send_reply_start(r->req, status, NULL);
+    evcon = evhttp_request_get_connection(r->req);
+    if (evcon != NULL)
+        evhttp_connection_set_closecb(evcon, on_connection_close, f);
+    if (f->server != NULL) {
+        f->server->stats.replies++;
+        f->server->stats.in_flight++;
+        f->next = f->server->streams;
+        if (f->next != NULL)
+            f->next->prev = f;
+        f->server->streams = f;
+    }
+    return 0;
+}
+
+int api_reply_chunk(struct api_request *r, struct evbuffer *data,
+                    void (*sent)(struct api_request *r, void *arg), void *arg)
+{
+    struct req *f = req_of(r);
+    if (f->state != ST_STREAMING || api_request_gone(r))
+        return -1;
+    f->sent_cb = sent;
+    f->sent_arg = arg;
+    evhttp_send_reply_chunk_with_cb(r->req, data, on_chunk_sent, f);
+    return 0;
+}
+
+/* The end of a stream has been written out (evhttp calls this before it frees the request; not
+ * when the client left first: shutdown's grace period bounds that case). */
+static void stream_flushed(struct evhttp_request *req, void *arg)
+{
+    struct api_server *s = arg;
+    (void)req;
+    if (s->stats.unflushed > 0)
+        s->stats.unflushed--;
+}
+
+void api_reply_end(struct api_request *r)
+{
+    struct req *f = req_of(r);
+    if (f->state != ST_STREAMING) {
+        log_msg(LOG_ERROR, r->request_id, "bug: api_reply_end without a started stream");
+        assert(!"api_reply_end without a started stream");
+        return;
+    }
+    if (r->req != NULL) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+        if (evcon != NULL)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        if (f->server != NULL && evcon != NULL) {
+            /* Counted until its last bytes are written, so that a shutdown waits for them. */
+            f->server->stats.unflushed++;
+            evhttp_request_set_on_complete_cb(r->req, stream_flushed, f->server);
+        }
+        evhttp_send_reply_end(r->req); /* frees a detached request too */
+        r->req = NULL;
+    }
+    api_stream_unlink(f);
+    access_log(f, f->gone ? "the client left before the end" : NULL);
+    f->state = ST_ENDED;
+    if (!f->in_handler)
+        api_request_free(f);
+}
+
+void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *r, void *arg),
+                          void *arg)
+{
+    struct req *f = req_of(r);
+    f->close_cb = cb;
+    f->close_arg = arg;
+}
+
+bool api_request_gone(const struct api_request *r)
+{
+    return r->req == NULL || evhttp_request_get_connection(r->req) == NULL || req_of(r)->gone;
+}
+
+/* See http_int.h. */
+void api_reply_fallback_500(struct evhttp_request *req)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    (void)evbuffer_add_reference(out, fallback_500, sizeof fallback_500 - 1, NULL, NULL);
+    evhttp_send_reply(req, 500, NULL, NULL);
+}
