@@ -14,9 +14,12 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     bash server/deps.sh nodejs npm
 fi
 
-# The official Node library for the cross-checks and the end-to-end tests (pinned in tests/node).
-if [ ! -d tests/node/node_modules/tls-sig-api-v2 ]; then
-    npm ci --prefix tests/node --no-audit --no-fund
+# The official Node library for the cross-checks and the end-to-end tests, and the linters of
+# tests/lint (all pinned in tests/node): installed again when one is missing or the lock changed.
+if [ ! -d tests/node/node_modules/tls-sig-api-v2 ] || [ ! -x tests/node/node_modules/.bin/redocly ] ||
+    [ ! -x tests/node/node_modules/.bin/dclint ] ||
+    [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+    npm ci --prefix tests/node --include=dev --no-audit --no-fund
 fi
 
 cmake -S . -B build -DUSERSIGD_WERROR=ON >/dev/null
