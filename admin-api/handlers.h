@@ -1,5 +1,7 @@
 /*
- * The handlers of the admin API, one file per resource; routes.c maps routes to them.
+ * The handlers of the admin API, one file per resource; routes.c maps routes to them. They
+ * call down into the framework (http.h) and the daemon's core; nothing of the framework calls
+ * them but through the route table.
  */
 #ifndef HANDLERS_H
 #define HANDLERS_H
@@ -36,6 +38,7 @@ void handle_token_list(struct api_request *r);
 void handle_token_revoke(struct api_request *r);
 
 /* health.c */
+void handle_healthz(struct api_request *r);
 void handle_readyz(struct api_request *r);
 
 #endif

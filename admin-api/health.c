@@ -1,10 +1,21 @@
 /*
- * Admin API readiness: the database answers and the schema is current. A load balancer sends
- * traffic only while this is 200; everything else is 503 unavailable with the reason.
+ * Admin API health: liveness (/healthz, the process answers) and readiness (/readyz, the
+ * database answers and the schema is current). A load balancer sends traffic only while
+ * /readyz is 200; everything else is 503 unavailable with the reason.
  */
 #include "handlers.h"
 #include "migrate.h"
 #include "service.h"
+
+void handle_healthz(struct api_request *r)
+{
+    json_t *body = json_object();
+    if (body != NULL && json_object_set_new(body, "status", json_string("ok")) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    api_reply_json(r, 200, body);
+}
 
 void handle_readyz(struct api_request *r)
 {

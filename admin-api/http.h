@@ -12,6 +12,11 @@
  * Threading: everything here runs on the thread of the server's event loop; api_server_new,
  * _start and _free may also be called while that loop is not running. The process must ignore
  * SIGPIPE (a client that leaves mid-reply would otherwise kill it).
+ *
+ * Layers (each file calls only those below it): http.c (server, dispatcher) -> http_read.c,
+ * http_fields.c -> http_reply.c -> router.c, errors.c; http.c also asks policy.c (-> router.c).
+ * Handlers call the framework from above; routes.c is the route table (data), the only file
+ * that names the handlers.
  */
 #ifndef API_HTTP_H
 #define API_HTTP_H
@@ -39,7 +44,7 @@
 #define API_PRINCIPAL_NAME_BUF 513 /* 128 UTF-8 characters and a NUL */
 #define API_PRINCIPAL_MAX_APPS 256 /* sdkappids a token may be scoped to */
 
-/* ---- Roles, permissions, principals (implemented in routes.c, with the policy) ------------- */
+/* ---- Roles, permissions, principals (implemented in policy.c) -------------------------------- */
 
 enum api_role {
     API_ROLE_ADMIN = 0,   /* everything */
@@ -52,7 +57,7 @@ enum api_role {
 const char *api_role_name(enum api_role role); /* "admin", "key_manager", "signer", "auditor" */
 int api_role_parse(const char *name);          /* -1 when unknown */
 
-/* What a route needs. routes.c grants them to roles. */
+/* What a route needs. policy.c grants them to roles. */
 enum api_perm {
     API_PERM_PUBLIC = 0, /* no token at all (health checks) */
     API_PERM_APPS_READ,
@@ -90,7 +95,7 @@ enum api_auth_rc {
     API_AUTH_ERROR,     /* could not tell (database down): 503; the callback logs why */
 };
 
-/* ---- Routes (matching and checking implemented in routes.c) ---------------------------------- */
+/* ---- Routes (matching and checking implemented in router.c) ---------------------------------- */
 
 enum api_body {
     API_BODY_NONE = 0,      /* no body is read; one sent is ignored (size limit still applies) */
@@ -159,7 +164,7 @@ enum api_authz {
     API_AUTHZ_SCOPE, /* the token is scoped and sdkappid (or "all apps") is outside: 403 */
 };
 
-/* The authorization decision (routes.c), pure: p NULL = no token. sdkappid is the route's
+/* The authorization decision (policy.c), pure: p NULL = no token. sdkappid is the route's
  * {sdkappid} (ignored for routes without it; 0 there is outside every scope). */
 enum api_authz api_authorize(const struct api_principal *p, const struct api_route *route,
                              uint32_t sdkappid);

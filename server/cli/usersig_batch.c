@@ -4,8 +4,9 @@
  * never splitting a line), and streams the answer lines to stdout in input order. Each request's
  * summary is checked here (counts, and the SHA-256 over the lines received) before it is reported
  * on stderr. Plain HTTP/1.1 over POSIX sockets, no TLS: for loopback or a TLS-terminating proxy.
- * This file: options, the token, stdin, the requests and progress; the HTTP client is
- * usersig_http.c, the checking of each answer usersig_batch_out.c.
+ * This file: options, the token, stdin and the requests. It calls usersig_batch_out.c (the
+ * checking of each answer), usersig_batch_tty.c (messages and the progress line on stderr) and
+ * usersig_http.c (the HTTP client); none of them calls back here.
  */
 #include "usersig_batch.h"
 #include "usersig_batch_int.h"
@@ -31,7 +32,6 @@
 #define MAX_MAX_REQUEST ((uint64_t)1 << 30)
 #define MAX_EXPIRE 315360000
 #define MAX_TOKEN 4096
-#define PROGRESS_EVERY_NS 250000000LL
 #define USER_AGENT "usersig-batch/0.1"
 
 static const char usage_batch[] =
@@ -66,76 +66,6 @@ static const char usage_batch[] =
     "on stderr: the first 20, then a count; their error lines are in the output); 2 a usage,\n"
     "connection, HTTP or protocol error (a stream cut short, counts or sha256 that do not match\n"
     "the summary): stdout then holds the lines answered so far, and stderr says where to resume.\n";
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-void usersig_batch_progress_clear(struct batch *b)
-{
-    if (b->progress_shown) {
-        fputs("\r\033[K", stderr);
-        b->progress_shown = 0;
-    }
-}
-
-static void vsay(void *arg, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-
-/* The connection's reports (usersig_http_hooks.vsay), as usersig_batch_say. */
-static void vsay(void *arg, const char *fmt, va_list ap)
-{
-    struct batch *b = arg;
-    usersig_batch_progress_clear(b);
-    fputs("usersig: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-void usersig_batch_say(struct batch *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsay(b, fmt, ap);
-    va_end(ap);
-}
-
-/* The stdin bytes answered so far, estimated within the current request. */
-static uint64_t answered_bytes(const struct batch *b, size_t body_off)
-{
-    const struct request *r = &b->req;
-    if (r->len == 0)
-        return r->in_start;
-    return r->in_start + (uint64_t)((double)(r->in_end - r->in_start) * body_off / r->len);
-}
-
-void usersig_batch_progress(struct batch *b, size_t body_off, int force)
-{
-    if (!b->tty)
-        return;
-    int64_t now = mono_ns();
-    if (!force && now - b->last_draw < PROGRESS_EVERY_NS)
-        return;
-    b->last_draw = now;
-    double secs = (double)(now - b->t0) / 1e9;
-    char eta[48] = "";
-    if (b->input_size > 0) {
-        uint64_t done = answered_bytes(b, body_off);
-        if (done > b->input_size)
-            done = b->input_size;
-        if (done > 0) {
-            double left = secs * (double)(b->input_size - done) / (double)done;
-            long s = (long)(left + 0.5);
-            snprintf(eta, sizeof eta, " (%.0f%%), ETA %ld:%02ld:%02ld",
-                     100.0 * (double)done / (double)b->input_size, s / 3600, s / 60 % 60, s % 60);
-        }
-    }
-    fprintf(stderr, "\rusersig batch: %" PRIu64 " done, %" PRIu64 " failed, %.0f/s%s\033[K",
-            b->done, b->failed, secs > 0 ? (double)b->done / secs : 0.0, eta);
-    b->progress_shown = 1;
-}
 
 /* Before each wait for the server (usersig_http_hooks.waiting): the lines so far leave
  * (stdout is flushed once a read), and the progress line is redrawn. */
@@ -493,7 +423,8 @@ int usersig_batch_main(int argc, char **argv)
     struct batch *b = calloc(1, sizeof *b);
     const char *server = NULL, *token_file = NULL, *why = NULL;
     int c, status = EXIT_FATAL;
-    const struct usersig_http_hooks hooks = {.vsay = vsay, .waiting = waiting, .arg = b};
+    const struct usersig_http_hooks hooks = {
+        .vsay = usersig_batch_vsay, .waiting = waiting, .arg = b};
 
     if (b == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
@@ -582,7 +513,7 @@ int usersig_batch_main(int argc, char **argv)
     if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size > at)
         b->input_size = (uint64_t)(st.st_size - at);
     b->tty = isatty(STDERR_FILENO);
-    b->t0 = b->last_draw = mono_ns();
+    b->t0 = b->last_draw = usersig_batch_now_ns();
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 
     if (run(b) != 0) {

@@ -1,13 +1,15 @@
 /*
- * Internals of `usersig batch`, shared by its files and included by nothing else:
- * usersig_batch.c (options, the token, stdin, the requests, progress and the exit status) and
- * usersig_batch_out.c (a request's answer: its lines checked and written to stdout, or the
- * refusal). The HTTP client they use is usersig_http.h.
+ * Internals of `usersig batch`, shared by its files and included by nothing else. The layers,
+ * each calling only those below it: usersig_batch.c (options, the token, stdin, the requests
+ * and the exit status) -> usersig_batch_out.c (a request's answer: its lines checked and
+ * written to stdout, or the refusal) -> usersig_batch_tty.c (messages and progress on stderr).
+ * The HTTP client they use is usersig_http.h.
  */
 #ifndef USERSIG_BATCH_INT_H
 #define USERSIG_BATCH_INT_H
 
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,7 +81,13 @@ struct batch {
     int progress_shown;
 };
 
-/* ---- usersig_batch.c ---- */
+/* ---- usersig_batch_tty.c ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t usersig_batch_now_ns(void);
+/* As usersig_batch_say, with a va_list; arg is the struct batch (usersig_http_hooks.vsay). */
+void usersig_batch_vsay(void *arg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* "usersig: " and the message on stderr, the progress line cleared first. */
 void usersig_batch_say(struct batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,7 +2,8 @@
  * usersig batch: the server's answer to one request (usersig_batch_int.h). A 200's lines go to
  * stdout as they arrive, each checked against the identifier it answers (input order), hashed,
  * and counted; the closing summary must agree with the counts and the SHA-256 over the lines.
- * Any other status: its error body, read into the refusal shown to the user.
+ * Any other status: its error body, read into the refusal shown to the user. Called by
+ * usersig_batch.c; calls usersig_batch_tty.c and usersig_http.c, never back up.
  */
 #include "usersig_batch_int.h"
 

@@ -4,7 +4,8 @@
  * the runner is proc.c). As root, PostgreSQL's commands and every write inside <data_dir>/pg
  * happen in a child that became the OS user "postgres" after fork (proc_spawn,
  * proc_fileop_run): root never writes in a directory that user controls. The data directory is
- * made ready by pgembed_dir.c.
+ * made ready by pgembed_dir.c. Layers: pgembed.c -> pgembed_dir.c -> pgembed_str.c, proc.c;
+ * nothing below calls back up here.
  */
 #include "pgembed.h"
 #include "pgembed_int.h"
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,25 +59,6 @@ const char *pgembed_rc_message(enum pgembed_rc rc)
         return "bad argument to pgembed_start (NULL or empty, or a buffer too small)";
     }
     return "unknown pgembed result";
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* A new string (caller frees), or NULL when out of memory. */
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s;
-
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
-char *pgembed_join(const char *dir, const char *name)
-{
-    return xasprintf("%s/%s", dir, name);
 }
 
 static bool is_exec(const char *path)
@@ -427,15 +408,16 @@ static enum pgembed_rc write_settings(const struct pgembed *pg, const char *pgda
         quoted[n++] = *p;
     }
     quoted[n] = '\0';
-    text = xasprintf("# Written by usersigd at each start of its embedded server; edits here "
-                     "are overwritten.\n"
-                     "# A private cluster: a Unix socket only (no TCP port), in a directory "
-                     "only its owner can enter.\n"
-                     "listen_addresses = ''\n"
-                     "unix_socket_directories = '\"%s\"'\n"
-                     "unix_socket_permissions = 0700\n"
-                     "port = %d\n",
-                     quoted, PG_PORT);
+    text =
+        pgembed_asprintf("# Written by usersigd at each start of its embedded server; edits here "
+                         "are overwritten.\n"
+                         "# A private cluster: a Unix socket only (no TCP port), in a directory "
+                         "only its owner can enter.\n"
+                         "listen_addresses = ''\n"
+                         "unix_socket_directories = '\"%s\"'\n"
+                         "unix_socket_permissions = 0700\n"
+                         "port = %d\n",
+                         quoted, PG_PORT);
     if (text == NULL) {
         log_errbuf(err, errlen, "out of memory");
         goto out;

@@ -2,7 +2,8 @@
  * pgembed: the data directory made ready for the embedded PostgreSQL (pgembed_int.h): its path
  * checked and created, as root the search permission the OS user "postgres" needs to reach it
  * (walked with O_NOFOLLOW), pg.lock taken, pg.log opened, and pg/ and pg/run created (owned by
- * the run user; pg/run by a child that became that user).
+ * the run user; pg/run by a child that became that user). Called by pgembed.c only; calls
+ * pgembed_str.c and proc.c, never back up.
  */
 #include "pgembed_int.h"
 

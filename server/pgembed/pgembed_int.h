@@ -1,7 +1,8 @@
 /*
- * Internals of pgembed, shared by its files and included by nothing else: pgembed.c (finding
- * PostgreSQL, running its commands, creating, starting, taking over and stopping the cluster)
- * and pgembed_dir.c (making the data directory ready for them).
+ * Internals of pgembed, shared by its files and included by nothing else. The layers, each
+ * calling only those below it: pgembed.c (finding PostgreSQL, running its commands, creating,
+ * starting, taking over and stopping the cluster) -> pgembed_dir.c (making the data directory
+ * ready for them) -> pgembed_str.c (string helpers), proc.c (running children).
  */
 #ifndef PGEMBED_INT_H
 #define PGEMBED_INT_H
@@ -29,8 +30,10 @@ struct pgembed {
     pid_t postmaster;
 };
 
-/* dir/name: a new string (caller frees), or NULL when out of memory. */
+/* pgembed_str.c: dir/name, and a formatted string: new strings (caller frees), or NULL when
+ * out of memory. */
 char *pgembed_join(const char *dir, const char *name);
+char *pgembed_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * pgembed_dir.c: makes data_dir ready (pg->as already set): refuses a path PostgreSQL's tools

@@ -1,0 +1,246 @@
+/*
+ * How a request path finds its route in the admin API: patterns split into segments, a literal
+ * segment beating a {param}, params typed and range-checked before any handler sees them, the
+ * check of a whole route table, and method names. Pure functions (no I/O, no allocation) at the
+ * bottom of the framework: they call nothing else of it.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- matching a path to a route -------------------------------------------------------------- */
+
+struct seg {
+    const char *p;
+    size_t n;
+};
+
+/* "/a/b" -> {a, b}. -1 for no leading '/', an empty segment, or too many. */
+static int split_path(const char *path, struct seg *segs)
+{
+    int n = 0;
+    if (path == NULL || path[0] != '/')
+        return -1;
+    while (*path == '/') {
+        const char *s = ++path;
+        while (*path != '/' && *path != '\0')
+            path++;
+        if (path == s || n == API_PATH_MAX_SEGMENTS)
+            return -1;
+        segs[n].p = s;
+        segs[n].n = (size_t)(path - s);
+        n++;
+    }
+    return n;
+}
+
+static bool seg_is_param(const struct seg *s)
+{
+    return s->n >= 3 && s->p[0] == '{' && s->p[s->n - 1] == '}';
+}
+
+static const struct param_type {
+    const char *name;
+    int64_t min, max;
+    const char *rule;
+} param_types[] = {
+    {"sdkappid", 1, 4294967295LL, "an integer from 1 to 4294967295"},
+    {"version", 1, 2147483647LL, "an integer from 1 to 2147483647"},
+    {"id", 1, INT64_MAX, "an integer from 1 to 9223372036854775807"},
+};
+
+static const struct param_type *param_type_of(const struct seg *s)
+{
+    for (size_t i = 0; i < sizeof param_types / sizeof param_types[0]; i++)
+        if (s->n - 2 == strlen(param_types[i].name) &&
+            memcmp(s->p + 1, param_types[i].name, s->n - 2) == 0)
+            return &param_types[i];
+    return NULL;
+}
+
+/* Canonical decimal (no sign, no leading zero) within the type's range. */
+static bool parse_param(const struct seg *s, const struct param_type *t, int64_t *out)
+{
+    uint64_t v = 0;
+    if (s->n == 0 || s->n > 19 || (s->p[0] == '0'))
+        return false;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->p[i] < '0' || s->p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s->p[i] - '0'); /* 19 digits cannot overflow 64 bits */
+    }
+    if (v < (uint64_t)t->min || v > (uint64_t)t->max)
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* -1 when pattern does not match the path's segments; else a score where a literal segment
+ * earlier in the path counts more than any number of later ones. */
+static int pattern_score(const char *pattern, const struct seg *path, int n)
+{
+    struct seg pat[API_PATH_MAX_SEGMENTS];
+    int score = 0;
+    if (split_path(pattern, pat) != n)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        if (seg_is_param(&pat[k]))
+            continue;
+        if (pat[k].n != path[k].n || memcmp(pat[k].p, path[k].p, path[k].n) != 0)
+            return -1;
+        score |= 1 << (API_PATH_MAX_SEGMENTS - 1 - k);
+    }
+    return score;
+}
+
+enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
+                                  enum evhttp_cmd_type method, const char *path,
+                                  struct api_match *out)
+{
+    struct seg segs[API_PATH_MAX_SEGMENTS], pat[API_PATH_MAX_SEGMENTS];
+    const char *best = NULL;
+    int best_score = -1, nsegs;
+
+    memset(out, 0, sizeof *out);
+    if (path == NULL || strlen(path) > API_PATH_MAX || (nsegs = split_path(path, segs)) < 0)
+        return API_MATCH_NO_PATH;
+    for (size_t i = 0; i < n; i++) {
+        int score = pattern_score(routes[i].pattern, segs, nsegs);
+        if (score > best_score) {
+            best_score = score;
+            best = routes[i].pattern;
+        }
+    }
+    if (best == NULL)
+        return API_MATCH_NO_PATH;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(routes[i].pattern, best) != 0)
+            continue;
+        out->allow |= (unsigned)routes[i].method;
+        if (routes[i].method == method)
+            out->route = &routes[i];
+    }
+    if (out->route == NULL)
+        return API_MATCH_NO_METHOD;
+    out->allow = 0;
+    split_path(best, pat);
+    for (int k = 0; k < nsegs; k++) {
+        const struct param_type *t;
+        int64_t v;
+        if (!seg_is_param(&pat[k]) || (t = param_type_of(&pat[k])) == NULL)
+            continue;
+        if (!parse_param(&segs[k], t, &v)) {
+            out->bad_param = t->name;
+            out->bad_param_rule = t->rule;
+            return API_MATCH_BAD_PARAM;
+        }
+        if (t == &param_types[0])
+            out->sdkappid = (uint32_t)v;
+        else if (t == &param_types[1])
+            out->key_version = (uint32_t)v;
+        else
+            out->id = v;
+    }
+    return API_MATCH_OK;
+}
+
+bool api_route_has_param(const struct api_route *route, const char *name)
+{
+    char want[40];
+    if (route == NULL || route->pattern == NULL)
+        return false;
+    snprintf(want, sizeof want, "{%s}", name);
+    return strstr(route->pattern, want) != NULL;
+}
+
+const char *api_method_name(enum evhttp_cmd_type method)
+{
+    switch (method) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
+}
+
+static bool literal_ok(const struct seg *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        char c = s->p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct api_route *r = &routes[i];
+        struct seg a[API_PATH_MAX_SEGMENTS], b[API_PATH_MAX_SEGMENTS];
+        int na = r->pattern ? split_path(r->pattern, a) : -1;
+        const char *why = NULL;
+
+        if (na <= 0)
+            why = "malformed pattern";
+        else if (r->handler == NULL || r->op == NULL || r->op[0] == '\0')
+            why = "no handler or no op";
+        else if (strcmp(api_method_name(r->method), "?") == 0 || r->method == EVHTTP_REQ_HEAD ||
+                 r->method == EVHTTP_REQ_OPTIONS || r->method == EVHTTP_REQ_TRACE ||
+                 r->method == EVHTTP_REQ_CONNECT)
+            why = "method not GET, POST, PUT, PATCH or DELETE";
+        else if ((unsigned)r->perm >= API_PERM_COUNT || (unsigned)r->body > API_BODY_RAW)
+            why = "unknown perm or body kind";
+        else if ((r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_DELETE) &&
+                 r->body != API_BODY_NONE)
+            why = "GET and DELETE take no body";
+        for (int k = 0; why == NULL && k < na; k++) {
+            if (seg_is_param(&a[k])) {
+                if (param_type_of(&a[k]) == NULL)
+                    why = "unknown {param}";
+                for (int j = 0; j < k && why == NULL; j++)
+                    if (a[j].n == a[k].n && memcmp(a[j].p, a[k].p, a[k].n) == 0)
+                        why = "a {param} twice";
+            } else if (!literal_ok(&a[k])) {
+                why = "literal segment outside [a-z0-9._-]";
+            }
+        }
+        for (size_t j = 0; why == NULL && j < i; j++) {
+            int nb = split_path(routes[j].pattern, b);
+            bool same_shape = nb == na;
+            for (int k = 0; same_shape && k < na; k++) {
+                bool pa = seg_is_param(&a[k]), pb = seg_is_param(&b[k]);
+                same_shape =
+                    pa == pb && (pa || (a[k].n == b[k].n && memcmp(a[k].p, b[k].p, a[k].n) == 0));
+            }
+            if (same_shape && strcmp(r->pattern, routes[j].pattern) != 0)
+                why = "matches the same paths as an earlier pattern";
+            else if (same_shape && r->method == routes[j].method)
+                why = "method and pattern listed twice";
+            else if (strcmp(r->op, routes[j].op) == 0)
+                why = "op listed twice";
+        }
+        if (why != NULL) {
+            snprintf(err, errlen, "route %zu (%s %s): %s", i, api_method_name(r->method),
+                     r->pattern ? r->pattern : "(null)", why);
+            return -1;
+        }
+    }
+    return 0;
+}
