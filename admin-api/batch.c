@@ -5,7 +5,9 @@
  * streams the signing pipeline's lines while it computes them (server/pipeline.h), cutting the
  * body into blocks as it goes, and closes the batch (row, sign count, "usersig.batch.finish"
  * event) before the summary line, or as aborted when the client leaves or the stream fails.
- * The application/json body's check and cutting are batch_json.c.
+ * The handler is its steps, in order: parse the query and the body's form, open the app and its
+ * key, make the pipeline job, record the start, start the stream. The application/json body's
+ * check and cutting are batch_json.c.
  */
 #include "batch_json.h"
 #include "handlers.h"
@@ -298,67 +300,74 @@ static void new_batch_id(char out[STORE_BATCH_ID_LEN + 1])
     out[STORE_BATCH_ID_LEN] = '\0';
 }
 
-void handle_usersig_batch(struct api_request *r)
-{
-    static const char *const allowed[] = {"expire", "level", NULL};
-    struct service *svc = r->ctx;
-    const uint32_t sdkappid = r->sdkappid;
-    const char *ct = api_request_header(r, "Content-Type");
-    struct evbuffer *in = api_request_input(r);
-    struct batch *b = NULL;
-    struct store_app app;
-    struct store_key key;
-    struct store_batch row;
-    struct usersig_key *ukey = NULL;
-    struct pipeline_job *job = NULL;
-    char msg[MSG_BUF] = "";
-    enum api_error err = API_OK;
-    bool refused = false;
-    enum store_rc rc;
-    int64_t level = USERSIG_DEFAULT_LEVEL, expire = 0, body_expire = 0;
-    bool has_expire = false, has_body_expire = false;
-    const char *unknown;
-    json_t *details;
+/* ---- the handler, step by step -------------------------------------------------------------- */
 
-    memset(&key, 0, sizeof key);
-    b = calloc(1, sizeof *b);
+/* What the request asks for: from the query, the body (application/json) and then the app. */
+struct batch_params {
+    int64_t level, expire;
+    bool has_expire;
+};
+
+/* A new batch for r, or NULL when out of memory (or r has no body buffer). */
+static struct batch *batch_new(struct api_request *r, struct evbuffer *in)
+{
+    struct batch *b = calloc(1, sizeof *b);
     if (b == NULL || in == NULL || (b->chunk = evbuffer_new()) == NULL) {
-        err = API_ERR_INTERNAL;
-        goto out;
+        if (b != NULL)
+            batch_free(b);
+        return NULL;
     }
-    b->svc = svc;
+    b->svc = r->ctx;
     b->r = r;
-    b->sdkappid = sdkappid;
+    b->sdkappid = r->sdkappid;
     b->principal = *r->principal;
     snprintf(b->request_id, sizeof b->request_id, "%s", r->request_id);
+    return b;
+}
 
-    if ((unknown = api_query_unknown(r, allowed)) != NULL) {
+/* The query: expire and level. */
+static enum api_error parse_query(struct api_request *r, struct batch_params *p, char msg[MSG_BUF])
+{
+    static const char *const allowed[] = {"expire", "level", NULL};
+    const char *unknown = api_query_unknown(r, allowed);
+
+    if (unknown != NULL) {
         char name[65];
         size_t k = 0;
         for (; unknown[k] != '\0' && k < sizeof name - 1; k++)
             name[k] = unknown[k] >= 0x20 && unknown[k] < 0x7f ? unknown[k] : '?';
         name[k] = '\0';
-        err = API_ERR_INVALID_PARAM;
-        snprintf(msg, sizeof msg,
-                 "unknown query parameter \"%s\" (this route takes: expire, level)", name);
-        goto out;
+        snprintf(msg, MSG_BUF, "unknown query parameter \"%s\" (this route takes: expire, level)",
+                 name);
+        return API_ERR_INVALID_PARAM;
     }
-    if (api_query_int64(r, "level", 0, 9, &level) == API_QUERY_INVALID) {
-        err = API_ERR_INVALID_PARAM;
-        snprintf(msg, sizeof msg, "query parameter level must be a zlib level from 0 to 9");
-        goto out;
+    if (api_query_int64(r, "level", 0, 9, &p->level) == API_QUERY_INVALID) {
+        snprintf(msg, MSG_BUF, "query parameter level must be a zlib level from 0 to 9");
+        return API_ERR_INVALID_PARAM;
     }
-    switch (api_query_int64(r, "expire", INT32_MIN, INT32_MAX, &expire)) {
+    switch (api_query_int64(r, "expire", INT32_MIN, INT32_MAX, &p->expire)) {
     case API_QUERY_OK:
-        has_expire = true;
+        p->has_expire = true;
         break;
     case API_QUERY_ABSENT:
         break;
     case API_QUERY_INVALID:
-        err = API_ERR_INVALID_PARAM;
-        snprintf(msg, sizeof msg, "query parameter expire must be an integer (seconds)");
-        goto out;
+        snprintf(msg, MSG_BUF, "query parameter expire must be an integer (seconds)");
+        return API_ERR_INVALID_PARAM;
     }
+    return API_OK;
+}
+
+/* The body's form (Content-Type), the answer's (Accept), and an application/json body checked
+ * whole (it may carry expire). */
+static enum api_error parse_body_form(struct api_request *r, struct batch *b, struct evbuffer *in,
+                                      struct batch_params *p, char msg[MSG_BUF])
+{
+    const char *ct = api_request_header(r, "Content-Type");
+    int64_t body_expire = 0;
+    bool has_body_expire = false;
+    enum api_error err;
+
     if (ct != NULL && media_is(ct, "text/plain")) {
         b->input = PIPELINE_IN_TEXT;
     } else if (ct != NULL && media_is(ct, "application/x-ndjson")) {
@@ -366,63 +375,69 @@ void handle_usersig_batch(struct api_request *r)
     } else if (ct != NULL && media_is(ct, "application/json")) {
         b->input = PIPELINE_IN_JSON_VALUE;
     } else {
-        err = API_ERR_UNSUPPORTED_MEDIA_TYPE;
-        snprintf(msg, sizeof msg,
+        snprintf(msg, MSG_BUF,
                  "send the body as text/plain (one identifier a line), application/x-ndjson "
                  "(one JSON object a line) or application/json ({\"identifiers\": [...]})");
-        goto out;
+        return API_ERR_UNSUPPORTED_MEDIA_TYPE;
     }
     b->output =
         accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
-    if (b->input == PIPELINE_IN_JSON_VALUE) {
-        err = batch_json_check(in, &b->json, &has_body_expire, &body_expire, msg, sizeof msg);
-        if (err != API_OK)
-            goto out;
-        if (has_body_expire && has_expire) {
-            err = API_ERR_INVALID_FIELD;
-            snprintf(msg, sizeof msg, "give expire in the query or in the body, not both");
-            goto out;
-        }
-        if (has_body_expire) {
-            has_expire = true;
-            expire = body_expire;
-        }
+    if (b->input != PIPELINE_IN_JSON_VALUE)
+        return API_OK;
+    err = batch_json_check(in, &b->json, &has_body_expire, &body_expire, msg, MSG_BUF);
+    if (err != API_OK)
+        return err;
+    if (has_body_expire && p->has_expire) {
+        snprintf(msg, MSG_BUF, "give expire in the query or in the body, not both");
+        return API_ERR_INVALID_FIELD;
     }
-    if (svc->pipeline == NULL) {
-        err = API_ERR_UNAVAILABLE;
-        snprintf(msg, sizeof msg, "batch signing is not running in this process");
-        goto out;
+    if (has_body_expire) {
+        p->has_expire = true;
+        p->expire = body_expire;
     }
+    return API_OK;
+}
 
-    if (store_begin(svc->st) != STORE_OK) {
-        err = API_ERR_UNAVAILABLE;
-        goto out;
-    }
-    err = service_app_get(svc, sdkappid, &app, msg, sizeof msg, &refused);
+/* In a new transaction: the app (its default and max expire) and its active key, opened for
+ * signing into *ukey. On failure the caller rolls back; *refused says an audited refusal. */
+static enum api_error open_app_key(struct service *svc, struct batch *b, struct batch_params *p,
+                                   struct store_app *app, struct store_key *key,
+                                   struct usersig_key **ukey, char msg[MSG_BUF], bool *refused)
+{
+    enum api_error err;
+
+    if (store_begin(svc->st) != STORE_OK)
+        return API_ERR_UNAVAILABLE;
+    err = service_app_get(svc, b->sdkappid, app, msg, MSG_BUF, refused);
     if (err != API_OK)
-        goto out;
-    if (!has_expire)
-        expire = app.default_expire;
-    if (expire < 1 || expire > (int64_t)app.max_expire) {
-        err = API_ERR_BAD_EXPIRE;
-        refused = true;
-        snprintf(msg, sizeof msg,
+        return err;
+    if (!p->has_expire)
+        p->expire = app->default_expire;
+    if (p->expire < 1 || p->expire > (int64_t)app->max_expire) {
+        *refused = true;
+        snprintf(msg, MSG_BUF,
                  "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
-                 app.max_expire, sdkappid, app.max_expire);
-        goto out;
+                 app->max_expire, b->sdkappid, app->max_expire);
+        return API_ERR_BAD_EXPIRE;
     }
-    err =
-        service_active_key(svc, sdkappid, STORE_LOCK_SHARE, &key, &ukey, msg, sizeof msg, &refused);
-    if (err != API_OK)
-        goto out;
-    b->key_version = key.version;
+    err = service_active_key(svc, b->sdkappid, STORE_LOCK_SHARE, key, ukey, msg, MSG_BUF, refused);
+    if (err == API_OK)
+        b->key_version = key->version;
+    return err;
+}
+
+/* The pipeline job for b, not started; it takes *ukey (set to NULL) whatever happens. */
+static enum api_error new_job(struct service *svc, struct batch *b, const struct batch_params *p,
+                              const struct store_app *app, struct usersig_key **ukey,
+                              struct pipeline_job **job, char msg[MSG_BUF])
+{
     struct pipeline_job_config cfg = {
-        .sdkappid = sdkappid,
-        .key = ukey,
-        .level = (int)level,
-        .policy = (enum usersig_id_policy)app.identifier_policy,
-        .expire = (uint32_t)expire,
-        .max_expire = app.max_expire,
+        .sdkappid = b->sdkappid,
+        .key = *ukey,
+        .level = (int)p->level,
+        .policy = (enum usersig_id_policy)app->identifier_policy,
+        .expire = (uint32_t)p->expire,
+        .max_expire = app->max_expire,
         .input = b->input,
         .output = b->output,
         .arg = b,
@@ -430,68 +445,113 @@ void handle_usersig_batch(struct api_request *r)
         .emit = batch_emit,
         .done = batch_done,
     };
-    ukey = NULL; /* taken by pipeline_job_new */
-    switch (pipeline_job_new(svc->pipeline, &cfg, &job)) {
+    *ukey = NULL; /* taken by pipeline_job_new */
+    switch (pipeline_job_new(svc->pipeline, &cfg, job)) {
     case PIPELINE_OK:
-        break;
+        return API_OK;
     case PIPELINE_BAD_KEY:
-        err = API_ERR_BAD_KEY;
-        snprintf(msg, sizeof msg, "key version %u of app %u cannot sign: %s", key.version, sdkappid,
-                 usersig_rc_message(USERSIG_KEY_CANNOT_SIGN));
-        goto out;
+        snprintf(msg, MSG_BUF, "key version %u of app %u cannot sign: %s", b->key_version,
+                 b->sdkappid, usersig_rc_message(USERSIG_KEY_CANNOT_SIGN));
+        return API_ERR_BAD_KEY;
     default:
-        err = API_ERR_INTERNAL;
-        goto out;
+        return API_ERR_INTERNAL;
     }
+}
 
-    /* The batch is recorded before anything is signed: no row and no event, no token. */
+/* The batch is recorded before anything is signed (a running batches row and the
+ * "usersig.batch" event), and the transaction committed: no row and no event, no token. */
+static enum api_error record_start(struct service *svc, struct batch *b,
+                                   const struct batch_params *p, char msg[MSG_BUF])
+{
+    struct store_batch row;
+    enum store_rc rc;
+    json_t *details;
+
     new_batch_id(b->batch_id);
     memset(&row, 0, sizeof row);
     snprintf(row.batch_id, sizeof row.batch_id, "%s", b->batch_id);
-    row.sdkappid = sdkappid;
-    row.key_version = key.version;
+    row.sdkappid = b->sdkappid;
+    row.key_version = b->key_version;
     row.actor_id = b->principal.token_id;
     snprintf(row.actor_name, sizeof row.actor_name, "%s", b->principal.name);
     rc = store_batch_insert(svc->st, &row);
-    details = rc == STORE_OK ? start_details(b, expire, (int)level) : NULL;
+    details = rc == STORE_OK ? start_details(b, p->expire, (int)p->level) : NULL;
     if (rc == STORE_OK && details == NULL)
         rc = STORE_ERROR;
     if (rc == STORE_OK)
-        rc = service_audit(svc, &b->principal, "usersig.batch", sdkappid, key.version, "started",
-                           details);
+        rc = service_audit(svc, &b->principal, "usersig.batch", b->sdkappid, b->key_version,
+                           "started", details);
     if (rc != STORE_OK || store_commit(svc->st) != STORE_OK) {
-        err = API_ERR_UNAVAILABLE;
-        snprintf(msg, sizeof msg, "the batch could not be recorded; no UserSig was issued");
-        goto out;
+        snprintf(msg, MSG_BUF, "the batch could not be recorded; no UserSig was issued");
+        return API_ERR_UNAVAILABLE;
     }
+    return API_OK;
+}
+
+/* Starts the streamed reply and the job; from here batch_done or batch_closed frees b. When no
+ * stream can start (a 500 went out instead), the job is cancelled, the batch closed as aborted
+ * and b freed. */
+static void start_stream(struct api_request *r, struct batch *b, struct pipeline_job *job,
+                         const struct batch_params *p)
+{
     if (api_reply_start(r, 200,
                         b->output == PIPELINE_OUT_CSV ? "text/csv; charset=utf-8"
                                                       : "application/x-ndjson") != 0) {
         struct pipeline_result res;
-        pipeline_job_cancel(job, &res); /* a 500 went out instead */
+        pipeline_job_cancel(job, &res);
         (void)batch_record_end(b, STORE_BATCH_ABORTED, &res);
         batch_free(b);
-        store_key_clear(&key);
         return;
     }
     b->job = job;
-    job = NULL;
     api_request_on_close(r, batch_closed, b);
     log_msg(LOG_INFO, r->request_id,
             "batch %s: app %u, key version %u, %s in, %s out, expire %" PRId64 ", level %d",
-            b->batch_id, sdkappid, key.version, pipeline_input_name(b->input),
-            pipeline_output_name(b->output), expire, (int)level);
+            b->batch_id, b->sdkappid, b->key_version, pipeline_input_name(b->input),
+            pipeline_output_name(b->output), p->expire, (int)p->level);
     pipeline_job_start(b->job);
-    b = NULL; /* the stream's now: batch_done or batch_closed frees it */
+}
 
-out:
-    if (err != API_OK) {
+void handle_usersig_batch(struct api_request *r)
+{
+    struct service *svc = r->ctx;
+    struct evbuffer *in = api_request_input(r);
+    struct batch_params p = {.level = USERSIG_DEFAULT_LEVEL};
+    struct batch *b = NULL;
+    struct store_app app;
+    struct store_key key;
+    struct usersig_key *ukey = NULL;
+    struct pipeline_job *job = NULL;
+    char msg[MSG_BUF] = "";
+    enum api_error err = API_OK;
+    bool refused = false;
+
+    memset(&key, 0, sizeof key);
+    if ((b = batch_new(r, in)) == NULL)
+        err = API_ERR_INTERNAL;
+    if (err == API_OK)
+        err = parse_query(r, &p, msg);
+    if (err == API_OK)
+        err = parse_body_form(r, b, in, &p, msg);
+    if (err == API_OK && svc->pipeline == NULL) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "batch signing is not running in this process");
+    }
+    if (err == API_OK)
+        err = open_app_key(svc, b, &p, &app, &key, &ukey, msg, &refused);
+    if (err == API_OK)
+        err = new_job(svc, b, &p, &app, &ukey, &job, msg);
+    if (err == API_OK)
+        err = record_start(svc, b, &p, msg);
+    if (err == API_OK) {
+        start_stream(r, b, job, &p); /* b and job are the stream's now */
+    } else {
         store_rollback(svc->st);
         if (job != NULL)
             pipeline_job_cancel(job, NULL);
         if (refused && b != NULL)
-            service_audit_refusal(svc, r->principal, "usersig.batch", sdkappid, key.version,
-                                  api_error_code(err), start_details(b, expire, (int)level));
+            service_audit_refusal(svc, r->principal, "usersig.batch", r->sdkappid, key.version,
+                                  api_error_code(err), start_details(b, p.expire, (int)p.level));
         api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
         if (b != NULL)
             batch_free(b);
