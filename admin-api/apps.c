@@ -228,7 +228,8 @@ void handle_app_list(struct api_request *r)
     const struct api_principal *p = r->principal;
     struct store_app *apps = NULL;
     size_t n = 0;
-    int64_t after = 0, limit = APP_PAGE_DEFAULT;
+    int64_t after = 0;
+    size_t limit = APP_PAGE_DEFAULT;
     json_t *body = NULL, *list = NULL;
     enum store_rc rc = STORE_OK;
     enum api_error err = API_ERR_INTERNAL;
@@ -245,23 +246,20 @@ void handle_app_list(struct api_request *r)
                         "query parameter \"after\" must be an integer from 0 to 4294967295");
         return;
     }
-    if (api_query_int64(r, "limit", 1, APP_PAGE_MAX, &limit) == API_QUERY_INVALID) {
-        api_reply_error(r, API_ERR_INVALID_PARAM,
-                        "query parameter \"limit\" must be an integer from 1 to %d", APP_PAGE_MAX);
+    if (api_query_limit(r, APP_PAGE_MAX, &limit) != 0)
         return;
-    }
     /* One more than the page tells whether another page follows. A token scoped to no app at
      * all sees nothing. */
     if (p != NULL && (p->all_apps || p->n_apps > 0))
         rc = store_app_list(svc->st, p->all_apps ? NULL : p->apps, p->all_apps ? 0 : p->n_apps,
-                            (uint32_t)after, (size_t)limit + 1, &apps, &n);
+                            (uint32_t)after, limit + 1, &apps, &n);
     if (rc != STORE_OK) {
         err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
         goto done;
     }
-    bool more = n > (size_t)limit;
+    bool more = n > limit;
     if (more)
-        n = (size_t)limit;
+        n = limit;
     body = json_object();
     list = json_array();
     if (body == NULL || list == NULL || json_object_set(body, "apps", list) != 0)

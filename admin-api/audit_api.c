@@ -10,6 +10,7 @@
 
 #include "audit.h"
 #include "handlers.h"
+#include "hex.h"
 #include "log.h"
 #include "service.h"
 
@@ -97,16 +98,6 @@ static int parse_time(const char *s, int64_t *out_us)
     return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digit[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digit[b[i] >> 4];
-        out[2 * i + 1] = digit[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static json_t *int_or_null(int64_t v)
 {
     return v != 0 ? json_integer(v) : json_null();
@@ -127,7 +118,7 @@ static json_t *event_json(const struct audit_event *ev)
         if (details == NULL)
             return NULL;
     }
-    hex(ev->mac, sizeof ev->mac, mac);
+    hex_encode(ev->mac, sizeof ev->mac, mac);
     o = json_object();
     if (o == NULL) {
         json_decref(details);
@@ -188,17 +179,8 @@ static int parse_filter(struct api_request *r, struct store_audit_filter *f)
         api_reply_error(r, API_ERR_INVALID_PARAM, "after: an integer from 0 (a seq)");
         return -1;
     }
-    switch (api_query_int64(r, "limit", 1, STORE_AUDIT_PAGE_MAX, &v)) {
-    case API_QUERY_OK:
-        f->limit = (size_t)v;
-        break;
-    case API_QUERY_ABSENT:
-        break;
-    case API_QUERY_INVALID:
-        api_reply_error(r, API_ERR_INVALID_PARAM, "limit: an integer from 1 to %d",
-                        STORE_AUDIT_PAGE_MAX);
+    if (api_query_limit(r, STORE_AUDIT_PAGE_MAX, &f->limit) != 0)
         return -1;
-    }
     for (int i = 0; i < 2; i++) {
         const char *s = api_query(r, texts[i]);
         if (s != NULL && (s[0] == '\0' || strlen(s) > AUDIT_QUERY_TEXT_MAX)) {
@@ -306,7 +288,7 @@ void handle_audit_verify(struct api_request *r)
         api_reply_error(r, API_ERR_UNAVAILABLE, "the audit log cannot be read (see the log)");
         return;
     }
-    hex(res.last_mac, sizeof res.last_mac, mac);
+    hex_encode(res.last_mac, sizeof res.last_mac, mac);
     body = json_object();
     if (body != NULL &&
         (json_object_set_new(body, "ok", json_boolean(res.ok)) != 0 ||

@@ -11,6 +11,7 @@
  */
 #include "batch_json.h"
 #include "handlers.h"
+#include "hex.h"
 #include "pipeline.h"
 #include "service.h"
 
@@ -290,14 +291,9 @@ static json_t *start_details(const struct batch *b, int64_t expire, int level)
 
 static void new_batch_id(char out[STORE_BATCH_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char rnd[STORE_BATCH_ID_LEN / 2];
+    uint8_t rnd[STORE_BATCH_ID_LEN / 2];
     evutil_secure_rng_get_bytes(rnd, sizeof rnd);
-    for (size_t i = 0; i < sizeof rnd; i++) {
-        out[2 * i] = hex[rnd[i] >> 4];
-        out[2 * i + 1] = hex[rnd[i] & 15];
-    }
-    out[STORE_BATCH_ID_LEN] = '\0';
+    hex_encode(rnd, sizeof rnd, out);
 }
 
 /* ---- the handler, step by step -------------------------------------------------------------- */

@@ -48,7 +48,6 @@ static int parse_filter(struct api_request *r, struct store_batch_filter *f)
     const char *bad = api_query_unknown(r, allowed);
     const char *state = api_query(r, "state");
     const char *after = api_query(r, "after");
-    int64_t v;
 
     memset(f, 0, sizeof *f);
     f->sdkappid = r->sdkappid;
@@ -74,18 +73,7 @@ static int parse_filter(struct api_request *r, struct store_batch_filter *f)
                         "after: the next_after of a previous page (digits, '.', a batch_id)");
         return -1;
     }
-    switch (api_query_int64(r, "limit", 1, BATCH_LIST_LIMIT_MAX, &v)) {
-    case API_QUERY_OK:
-        f->limit = (size_t)v;
-        break;
-    case API_QUERY_ABSENT:
-        break;
-    case API_QUERY_INVALID:
-        api_reply_error(r, API_ERR_INVALID_PARAM, "limit: an integer from 1 to %d",
-                        BATCH_LIST_LIMIT_MAX);
-        return -1;
-    }
-    return 0;
+    return api_query_limit(r, BATCH_LIST_LIMIT_MAX, &f->limit) != 0 ? -1 : 0;
 }
 
 static json_t *int_or_null(int64_t v)

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "hex.h"
 #include "log.h"
 
 #define ALL_METHODS                                                                                \
@@ -176,8 +177,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     f->pub.method = evhttp_request_get_command(evreq);
     f->pub.ctx = s->cfg.ctx;
     evutil_secure_rng_get_bytes(rnd, sizeof rnd);
-    for (size_t i = 0; i < sizeof rnd; i++)
-        snprintf(f->pub.request_id + 2 * i, 3, "%02x", rnd[i]);
+    hex_encode(rnd, sizeof rnd, f->pub.request_id);
     /* A longer path keeps only its start here (for the log); matching sees it whole. */
     snprintf(f->path, sizeof f->path, "%s", path ? path : "");
     f->pub.path = f->path;

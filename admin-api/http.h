@@ -196,6 +196,9 @@ enum api_query_rc { API_QUERY_OK = 0, API_QUERY_ABSENT, API_QUERY_INVALID };
 /* A decimal integer in min..max (optional '-', no '+', no spaces). */
 enum api_query_rc api_query_int64(const struct api_request *r, const char *name, int64_t min,
                                   int64_t max, int64_t *out) API_WUR;
+/* The page size of a list route: query parameter "limit", 1..max. Absent leaves *limit as it
+ * is; out of range (or not an integer) replies 400 invalid_param and returns -1. 0 otherwise. */
+int api_query_limit(struct api_request *r, int64_t max, size_t *limit) API_WUR;
 /* The first query parameter whose name is not in allowed (NULL-terminated), or NULL. */
 const char *api_query_unknown(const struct api_request *r, const char *const allowed[]);
 

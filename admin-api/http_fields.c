@@ -7,21 +7,12 @@
 #include "http.h"
 #include "http_int.h"
 
+#include "hex.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes s in place ('+' is a space). Refuses a bad escape and control characters. */
 static bool decode_in_place(char *s)
@@ -32,7 +23,7 @@ static bool decode_in_place(char *s)
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+            int hi = hex_digit_value(p[1]), lo = hi < 0 ? -1 : hex_digit_value(p[2]);
             if (lo < 0)
                 return false;
             c = hi * 16 + lo;
@@ -120,6 +111,22 @@ enum api_query_rc api_query_int64(const struct api_request *r, const char *name,
         return API_QUERY_INVALID;
     *out = (int64_t)x;
     return API_QUERY_OK;
+}
+
+int api_query_limit(struct api_request *r, int64_t max, size_t *limit)
+{
+    int64_t v;
+    switch (api_query_int64(r, "limit", 1, max, &v)) {
+    case API_QUERY_OK:
+        *limit = (size_t)v;
+        return 0;
+    case API_QUERY_ABSENT:
+        return 0;
+    case API_QUERY_INVALID:
+        break;
+    }
+    api_reply_error(r, API_ERR_INVALID_PARAM, "limit: an integer from 1 to %lld", (long long)max);
+    return -1;
 }
 
 const char *api_query_unknown(const struct api_request *r, const char *const allowed[])

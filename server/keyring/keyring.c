@@ -6,6 +6,7 @@
  */
 #include "keyring.h"
 #include "usersig_int.h"
+#include "hex.h"
 #include "log.h"
 
 #include <openssl/core_names.h>
@@ -93,17 +94,6 @@ void keyring_secret_free(void *buf, size_t len)
     free(buf);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ---- Master key file ------------------------------------------------------------------------ */
 
 enum keyring_rc keyring_master_load(const char *path, struct keyring **out, char *err,
@@ -169,7 +159,7 @@ enum keyring_rc keyring_master_load(const char *path, struct keyring **out, char
         goto done;
     }
     for (size_t i = 0; i < KEYRING_KEY_BYTES; i++) {
-        int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
+        int hi = hex_digit_value(buf[2 * i]), lo = hex_digit_value(buf[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             log_errbuf(err, errlen,
                        "master key file %s is not 64 hex characters: it holds a character other "
