@@ -10,13 +10,36 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/migrations/ DESTINATION ${CMAKE_INSTALL_DA
 install(FILES ${CMAKE_SOURCE_DIR}/admin-api/openapi.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd)
 install(FILES ${CMAKE_SOURCE_DIR}/server/dist/usersig.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${CMAKE_SOURCE_DIR}/server/dist/usersigd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
-# The unit goes where systemd looks for units of this prefix (/usr: /usr/lib/systemd/system).
-install(FILES ${CMAKE_SOURCE_DIR}/server/dist/usersigd.service
-        DESTINATION ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
 
-# pkg-config: `pkg-config --cflags --libs usersig` (add --static for libusersig.a).
-configure_file(${CMAKE_SOURCE_DIR}/server/dist/usersig.pc.in ${CMAKE_BINARY_DIR}/usersig.pc @ONLY)
-install(FILES ${CMAKE_BINARY_DIR}/usersig.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# usersig.pc and the systemd unit name absolute paths, and the prefix is only known at install
+# time (`cmake --install --prefix P`, CPack's /usr): both are written then, into the build tree,
+# and installed from there. The unit goes where systemd looks for units of the prefix
+# (/usr/lib/systemd/system for /usr), its ExecStart naming the installed usersigd.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(USERSIG_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
+else()
+  set(USERSIG_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+endif()
+if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(USERSIG_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
+else()
+  set(USERSIG_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+set(USERSIG_DIST_OUT ${CMAKE_BINARY_DIR}/dist)
+install(CODE "
+  set(USERSIG_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  set(USERSIG_PC_LIBDIR [[${USERSIG_PC_LIBDIR}]])
+  set(USERSIG_PC_INCLUDEDIR [[${USERSIG_PC_INCLUDEDIR}]])
+  set(PROJECT_VERSION [[${PROJECT_VERSION}]])
+  configure_file([[${CMAKE_SOURCE_DIR}/server/dist/usersig.pc.in]]
+                 [[${USERSIG_DIST_OUT}/usersig.pc]] @ONLY)
+  file(READ [[${CMAKE_SOURCE_DIR}/server/dist/usersigd.service]] _unit)
+  string(REPLACE \"ExecStart=/usr/bin/usersigd \"
+         \"ExecStart=\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/usersigd \" _unit \"\${_unit}\")
+  file(WRITE [[${USERSIG_DIST_OUT}/usersigd.service]] \"\${_unit}\")
+")
+install(FILES ${USERSIG_DIST_OUT}/usersig.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${USERSIG_DIST_OUT}/usersigd.service DESTINATION lib/systemd/system)
 
 # cpack -G DEB: one package of the whole, installed under /usr, with the usersigd system user
 # made by its postinst and the hardened systemd unit above.
