@@ -8,6 +8,7 @@
  * checking of each answer), usersig_batch_tty.c (messages and the progress line on stderr) and
  * usersig_http.c (the HTTP client); none of them calls back here.
  */
+#include "usersig_args.h"
 #include "usersig_batch.h"
 #include "usersig_batch_int.h"
 
@@ -422,6 +423,7 @@ int usersig_batch_main(int argc, char **argv)
     static char outbuf[1 << 20];
     struct batch *b = calloc(1, sizeof *b);
     const char *server = NULL, *token_file = NULL, *why = NULL;
+    char bad[256];
     int c, status = EXIT_FATAL;
     const struct usersig_http_hooks hooks = {
         .vsay = usersig_batch_vsay, .waiting = waiting, .arg = b};
@@ -431,6 +433,11 @@ int usersig_batch_main(int argc, char **argv)
         return EXIT_FATAL;
     }
     b->max_request = DEFAULT_MAX_REQUEST;
+    /* Exact option names, no repeats, no value in the message (usersig_args.h). */
+    if (usersig_args_check(argc, argv, batch_opts, "h", bad, sizeof bad) != 0) {
+        status = usage_error("%s", bad);
+        goto done;
+    }
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", batch_opts, NULL)) != -1) {

@@ -3,8 +3,12 @@
  * Signs one token or a stream of identifiers, verifies and explains a token, decodes one. Keys
  * come from a file or the USERSIG_KEY environment variable, never from the command line.
  * Exit status: 0 success, 1 a token failed verification or a batch line failed, 2 usage error.
+ * Options are matched by their exact names (usersig_args.c); no error message repeats an
+ * option's value or an operand, since a secret typed in the wrong place must not reach stderr.
  */
+#include "build_info.h"
 #include "usersig.h"
+#include "usersig_args.h"
 #include "usersig_batch.h"
 
 #include <errno.h>
@@ -28,6 +32,7 @@ static const char *prog = "usersig";
 
 static const char usage_main[] =
     "usage: usersig COMMAND [OPTIONS]\n"
+    "       usersig --version\n"
     "\n"
     "Sign, verify and decode Tencent Cloud Chat / TRTC UserSig tokens offline, or sign in bulk\n"
     "on a usersigd server.\n"
@@ -37,8 +42,11 @@ static const char usage_main[] =
     "  verify   verify a token and explain the verdict (with Tencent's error code)\n"
     "  decode   print a token's JSON document and its PrivateMapKey fields\n"
     "  batch    " USERSIG_BATCH_SUMMARY "\n"
+    "  version  print the release, the commit it was built from and the token formats\n"
+    "           (also --version)\n"
     "\n"
-    "Run 'usersig COMMAND --help' for a command's options.\n";
+    "Run 'usersig COMMAND --help' for a command's options. Options are spelled out in full\n"
+    "(no abbreviations) and each one that takes a value is given at most once.\n";
 
 static const char usage_sign[] =
     "usage: usersig sign --sdkappid N --key-file F --identifier ID [--expire S] [--time T]\n"
@@ -110,13 +118,14 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 /* Reads a whole small file into a NUL-terminated buffer; trailing whitespace is trimmed. The
- * caller wipes and frees it. */
-static char *read_secret_file(const char *path, size_t *len, int secret)
+ * caller wipes and frees it. A path that cannot be opened is not repeated: it may be the secret
+ * itself, given where its file belongs; opt names the option instead. */
+static char *read_secret_file(const char *path, const char *opt, size_t *len, int secret)
 {
     struct stat st;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        fprintf(stderr, "%s: cannot open key file %s: %s\n", prog, path, strerror(errno));
+        fprintf(stderr, "%s: cannot open key file given with %s: %s\n", prog, opt, strerror(errno));
         return NULL;
     }
     if (secret && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077) != 0)
@@ -156,10 +165,10 @@ static struct usersig_key *load_key(const char *key_file, const char *public_key
     const char *what;
 
     if (public_key_file != NULL) {
-        buf = read_secret_file(public_key_file, &len, 0);
+        buf = read_secret_file(public_key_file, "--public-key-file", &len, 0);
         what = public_key_file;
     } else if (key_file != NULL) {
-        buf = read_secret_file(key_file, &len, 1);
+        buf = read_secret_file(key_file, "--key-file", &len, 1);
         what = key_file;
     } else {
         const char *env = getenv("USERSIG_KEY");
@@ -263,25 +272,28 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Parses the options a command allows (allowed: a string of OPT_ values as chars offset). */
+/* Parses the options a command allows (allowed: OPT_ values ended by 0). An invalid value is
+ * described, never repeated. */
 static void parse_opts(int argc, char **argv, const char *usage, const int *allowed,
                        struct common_opts *o)
 {
+    char why[256];
     int c, idx = -1;
+    if (usersig_args_check(argc, argv, long_opts, "h", why, sizeof why) != 0)
+        die_usage(usage, "%s", why);
     memset(o, 0, sizeof *o);
     o->expire = USERSIG_DEFAULT_EXPIRE;
     o->level = USERSIG_DEFAULT_LEVEL;
     o->privileges = 255;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", long_opts, &idx)) != -1) {
+    while ((idx = -1, c = getopt_long(argc, argv, "+h", long_opts, &idx)) != -1) {
         if (c == 'h' || c == OPT_HELP) {
             fputs(usage, stdout);
             exit(0);
         }
-        if (c == '?' || c == ':') {
-            die_usage(usage, "unknown option or missing value: %s", argv[optind - 1]);
-        }
+        if (c == '?' || c == ':') /* usersig_args_check let nothing of the kind through */
+            die_usage(usage, "unknown option or missing value");
         int ok = 0;
         for (const int *a = allowed; *a != 0; a++)
             ok |= *a == c;
@@ -291,8 +303,7 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
         switch (c) {
         case OPT_SDKAPPID:
             if (parse_u64(optarg, UINT32_MAX, &o->sdkappid) != 0 || o->sdkappid == 0)
-                die_usage(usage, "--sdkappid must be a number from 1 to 4294967295, not '%s'",
-                          optarg);
+                die_usage(usage, "--sdkappid must be a number from 1 to 4294967295");
             break;
         case OPT_KEY_FILE:
             o->key_file = optarg;
@@ -305,25 +316,25 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
             break;
         case OPT_EXPIRE:
             if (parse_u64(optarg, USERSIG_MAX_EXPIRE, &o->expire) != 0 || o->expire == 0)
-                die_usage(usage, "--expire must be 1 to 315360000 seconds, not '%s'", optarg);
+                die_usage(usage, "--expire must be 1 to 315360000 seconds");
             break;
         case OPT_TIME:
             if (parse_u64(optarg, UINT32_MAX, &o->time) != 0)
-                die_usage(usage, "--time must be Unix seconds (0 to 4294967295), not '%s'", optarg);
+                die_usage(usage, "--time must be Unix seconds (0 to 4294967295)");
             o->has_time = 1;
             break;
         case OPT_NOW:
             if (parse_u64(optarg, (uint64_t)INT64_MAX / 4, &o->now) != 0)
-                die_usage(usage, "--now must be Unix seconds, not '%s'", optarg);
+                die_usage(usage, "--now must be Unix seconds");
             o->has_now = 1;
             break;
         case OPT_LEVEL:
             if (parse_u64(optarg, 9, &o->level) != 0)
-                die_usage(usage, "--level must be 0 to 9, not '%s'", optarg);
+                die_usage(usage, "--level must be 0 to 9");
             break;
         case OPT_ROOM_ID:
             if (parse_u64(optarg, UINT32_MAX, &o->room_id) != 0 || o->room_id == 0)
-                die_usage(usage, "--room-id must be 1 to 4294967295, not '%s'", optarg);
+                die_usage(usage, "--room-id must be 1 to 4294967295");
             o->has_room_id = 1;
             break;
         case OPT_ROOM_STR:
@@ -333,7 +344,7 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
             break;
         case OPT_PRIVILEGES:
             if (parse_u64(optarg, 255, &o->privileges) != 0)
-                die_usage(usage, "--privileges must be 0 to 255, not '%s'", optarg);
+                die_usage(usage, "--privileges must be 0 to 255");
             o->has_privileges = 1;
             break;
         case OPT_STRICT:
@@ -431,14 +442,12 @@ static int cmd_sign(int argc, char **argv)
 
     parse_opts(argc, argv, usage_sign, allowed, &o);
     if (optind < argc)
-        die_usage(usage_sign, "unexpected argument '%s'", argv[optind]);
+        die_usage(usage_sign, "unexpected argument after the options (sign takes none)");
     if (o.sdkappid == 0)
         die_usage(usage_sign, "--sdkappid is required");
     if (o.batch && (o.identifier != NULL || o.has_room_id || o.room_str != NULL))
-        die_usage(usage_sign,
-                  "--batch reads identifiers from stdin; it takes no --identifier "
-                  "or room%s",
-                  "");
+        die_usage(usage_sign, "--batch reads identifiers from stdin; it takes no --identifier "
+                              "or room");
     if (!o.batch && o.identifier == NULL)
         die_usage(usage_sign, "--identifier is required (or --batch)");
     if (o.has_privileges && !o.has_room_id && o.room_str == NULL)
@@ -501,7 +510,7 @@ static int cmd_verify(int argc, char **argv)
     if (o.identifier == NULL)
         die_usage(usage_verify, "--identifier is required");
     if (argc - optind > 1)
-        die_usage(usage_verify, "unexpected argument '%s'", argv[optind + 1]);
+        die_usage(usage_verify, "unexpected argument after the token (verify takes one)");
     if (o.has_privileges && !o.has_room_id && o.room_str == NULL)
         die_usage(usage_verify, "--privileges goes with --room-id or --room-str");
 
@@ -548,7 +557,7 @@ static int cmd_decode(int argc, char **argv)
     struct common_opts o;
     parse_opts(argc, argv, usage_decode, allowed, &o);
     if (argc - optind > 1)
-        die_usage(usage_decode, "unexpected argument '%s'", argv[optind + 1]);
+        die_usage(usage_decode, "unexpected argument after the token (decode takes one)");
     size_t len = 0;
     char *token = read_token(optind < argc ? argv[optind] : NULL, &len);
     if (token == NULL) {
@@ -606,8 +615,22 @@ static int cmd_decode(int argc, char **argv)
     return status;
 }
 
+/* `usersig --version`: this build's release and commit, then the codec's. */
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "%s: --version takes no arguments\n\n%s", prog, usage_main);
+        return EXIT_USAGE;
+    }
+    printf("%s %s (commit %s)\n", prog, USERSIGD_VERSION, USERSIGD_COMMIT);
+    printf("libusersig %s; formats: %s\n", usersig_version(), usersig_formats());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    char name[USERSIG_ARGS_MAX_NAME * 4 + 8];
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;
@@ -618,7 +641,9 @@ int main(int argc, char **argv)
         return 0;
     }
     int status;
-    if (strcmp(cmd, "sign") == 0)
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
+        status = cmd_version(argc - 1, argv + 1);
+    else if (strcmp(cmd, "sign") == 0)
         status = cmd_sign(argc - 1, argv + 1);
     else if (strcmp(cmd, "verify") == 0)
         status = cmd_verify(argc - 1, argv + 1);
@@ -627,7 +652,8 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "batch") == 0)
         status = usersig_batch_main(argc - 1, argv + 1);
     else {
-        fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog, cmd, usage_main);
+        fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog,
+                usersig_args_name(cmd, name, sizeof name), usage_main);
         return EXIT_USAGE;
     }
     /* A token that never reached stdout (full disk, closed pipe) is a failure. */
