@@ -200,6 +200,118 @@ usage_error "sign --batch with --room-id" "--batch" "${SIGN[@]}" --batch --room-
 usage_error "sign with a stray argument" "unexpected argument" "${SIGN[@]}" --identifier a extra
 usage_error "verify with two tokens" "unexpected argument" "${VERIFY[@]}" --identifier a t1 t2
 usage_error "verify with both key kinds" "--public-key-file" "${VERIFY[@]}" --public-key-file "$TMP/key" --identifier a x
+# ---- options: exact names, one value each, no value ever repeated in an error (issue 7) --------
+# getopt_long used to take "--key" as an abbreviation of --key-file and print the "file name"
+# (the secret) in its error; a repeated option silently kept its last value.
+SECRET=SECRETVALUE_5bd2850fff3e
+no_secret() { # NAME: neither stream holds $SECRET
+    if grep -qF -- "$SECRET" "$TMP/err" "$TMP/out"; then
+        fail "$1: the value is echoed" "stderr: ${ERR:0:300}"
+    else
+        pass "$1: the value is not echoed"
+    fi
+}
+# refused NAME PHRASE ARGS...: a usage error (exit 2, stdout empty) naming PHRASE, no $SECRET
+refused() {
+    local name=$1
+    usage_error "$@"
+    no_secret "$name"
+}
+for cmd in sign verify; do
+    refused "$cmd --key SECRET" "unknown option --key" "$cmd" --sdkappid "$APP" --identifier a --key "$SECRET"
+    refused "$cmd --key=SECRET" "unknown option --key" "$cmd" --sdkappid "$APP" --identifier a "--key=$SECRET"
+    check "$cmd --key=SECRET: the '=' part is not shown" bash -c "! grep -qF -- '--key=' '$TMP/err'"
+done
+refused "batch --token SECRET" "unknown option --token" batch --server http://127.0.0.1:1 --sdkappid "$APP" --token "$SECRET"
+refused "batch --token=SECRET" "unknown option --token" batch --server http://127.0.0.1:1 --sdkappid "$APP" "--token=$SECRET"
+refused "decode -kSECRET" "unknown option -k" decode "-k$SECRET"
+# Abbreviations of real options are refused, though each would have named one option only.
+refused "sign --key-f (abbreviation)" "unknown option --key-f" sign --sdkappid "$APP" --identifier a --key-f "$TMP/key"
+refused "sign --ident (abbreviation)" "unknown option --ident" "${SIGN[@]}" --ident a
+refused "verify --pub (abbreviation)" "unknown option --pub" verify --sdkappid "$APP" --identifier a --pub "$TMP/key" x
+refused "batch --serv (abbreviation)" "unknown option --serv" batch --serv http://127.0.0.1:1 --sdkappid "$APP"
+refused "sign --he (abbreviation)" "unknown option --he" sign --he
+# A flag takes no value; a value-taking option at the end has none.
+refused "sign --strict=yes" "--strict takes no value" "${SIGN[@]}" --identifier a --strict=yes
+refused "sign --key-file without its value" "--key-file needs a value" sign --sdkappid "$APP" --identifier a --key-file
+# Values and operands stay out of errors: bad numbers, a key file that is not there, strays.
+refused "sign --sdkappid SECRET" "--sdkappid must be" sign --sdkappid "$SECRET" --identifier a --key-file "$TMP/key"
+refused "sign --expire SECRET" "--expire must be" "${SIGN[@]}" --identifier a --expire "$SECRET"
+refused "verify --now SECRET" "--now must be" "${VERIFY[@]}" --identifier a --now "$SECRET" x
+refused "sign with a stray SECRET" "unexpected argument" "${SIGN[@]}" --identifier a "$SECRET"
+refused "verify with a second token SECRET" "unexpected argument" "${VERIFY[@]}" --identifier a x "$SECRET"
+refused "decode with a second token SECRET" "unexpected argument" decode x "$SECRET"
+refused "--identifier swallowing --key, then SECRET" "unexpected argument" "${SIGN[@]}" --identifier --key "$SECRET"
+run sign --sdkappid "$APP" --identifier a --key-file "$SECRET"
+expect_rc "sign --key-file SECRET (no such file)" 2
+expect_err "sign --key-file SECRET (no such file)" "cannot open key file given with --key-file"
+no_secret "sign --key-file SECRET (no such file)"
+run verify --sdkappid "$APP" --identifier a --public-key-file "$SECRET" x
+expect_rc "verify --public-key-file SECRET (no such file)" 2
+no_secret "verify --public-key-file SECRET (no such file)"
+refused "usersig --key=SECRET as the command" "unknown command '--key'" "--key=$SECRET" sign
+# A value-taking option given twice is an error naming it, for every subcommand.
+for dup in "--sdkappid $APP" "--identifier b" "--key-file $TMP/key" "--expire 60" "--time $T0" \
+    "--level 1" "--room-id 5" "--room-str r" "--privileges 1"; do
+    opt=${dup%% *}
+    val=${dup#* }
+    refused "sign $opt twice" "option $opt is given twice" "${SIGN[@]}" --identifier a "$opt" "$val" "$opt" "$val"
+done
+refused "sign --key-file twice (inline and not)" "option --key-file is given twice" \
+    sign --sdkappid "$APP" --identifier a "--key-file=$TMP/otherkey" --key-file "$TMP/key"
+for dup in "--sdkappid $APP" "--identifier b" "--key-file $TMP/key" "--public-key-file $TMP/key" \
+    "--now $T0" "--room-id 5" "--room-str r" "--privileges 1"; do
+    opt=${dup%% *}
+    val=${dup#* }
+    refused "verify $opt twice" "option $opt is given twice" verify --sdkappid "$APP" --identifier a "$opt" "$val" "$opt" "$val" x
+done
+refused "decode --sdkappid twice" "option --sdkappid is given twice" decode --sdkappid 1 --sdkappid 2 x
+printf 'tok\n' >"$TMP/apitoken"
+chmod 600 "$TMP/apitoken"
+for dup in "--server http://127.0.0.1:1" "--sdkappid $APP" "--token-file $TMP/apitoken" "--expire 60" \
+    "--level 1" "--format csv" "--max-request-bytes 1K"; do
+    opt=${dup%% *}
+    val=${dup#* }
+    refused "batch $opt twice" "option $opt is given twice" batch --server http://127.0.0.1:1 \
+        --sdkappid "$APP" --token-file "$TMP/apitoken" "$opt" "$val" "$opt" "$val"
+done
+# Still accepted: a flag twice, a value that starts with '-', "--" ending the options.
+run "${SIGN[@]}" --identifier A-b --strict --strict --time "$T0"
+expect_rc "sign --strict twice" 0
+expect_token "sign --strict twice"
+run "${SIGN[@]}" --identifier -dash --time "$T0"
+expect_rc "sign --identifier -dash" 0
+expect_token "sign --identifier -dash"
+run "${VERIFY[@]}" --identifier -dash --now "$T0" -- "$OUT"
+expect_line "verify --identifier -dash, token after --" ok
+
+# ---- --version ------------------------------------------------------------------------------
+WANT_VERSION=$(sed -n 's/^project([A-Za-z0-9_]* VERSION \([0-9][0-9.]*\).*/\1/p' "$HERE/../../CMakeLists.txt")
+check "the top-level CMakeLists.txt names a version" [ -n "$WANT_VERSION" ]
+for v in --version version; do
+    run "$v"
+    expect_rc "usersig $v" 0
+    expect_err_empty "usersig $v"
+    L1=$(sed -n 1p "$TMP/out")
+    L2=$(sed -n 2p "$TMP/out")
+    check "usersig $v: two lines" [ "$(wc -l <"$TMP/out")" -eq 2 ]
+    if [[ $L1 =~ ^usersig\ ([0-9.]+)\ \(commit\ ([0-9a-f]{12}(-modified)?|unknown)\)$ ]] &&
+        [ "${BASH_REMATCH[1]}" == "$WANT_VERSION" ]; then
+        pass "usersig $v: release $WANT_VERSION and a commit"
+    else
+        fail "usersig $v: line 1 is not 'usersig $WANT_VERSION (commit <12 hex>|unknown)'" "$L1"
+    fi
+    if [[ $L2 =~ ^libusersig\ ([0-9.]+)\;\ formats:\ v2\ \(.+\),\ v1\ \(.+\)$ ]] &&
+        [ "${BASH_REMATCH[1]}" == "$WANT_VERSION" ]; then
+        pass "usersig $v: the codec's release and formats"
+    else
+        fail "usersig $v: line 2 is not 'libusersig $WANT_VERSION; formats: v2 (...), v1 (...)'" "$L2"
+    fi
+done
+usage_error "usersig --version with an argument" "takes no arguments" --version x
+run --help
+check "usersig --help lists --version" grep -qF -- "--version" "$TMP/out"
+
 # The limits themselves are accepted.
 run "${SIGN[@]}" --identifier a --expire 315360000 --time "$T0"
 expect_rc "sign --expire 315360000" 0
