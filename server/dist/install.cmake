@@ -55,11 +55,21 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "postgresql-15")
+# Building against libusersig: usersig.pc requires libcrypto.pc and zlib.pc.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "pkg-config, libssl-dev, zlib1g-dev")
+# libusersig.so.0 in the shlibs file (for packages built against it) and the ldconfig trigger
+# that puts it in the loader's cache; binaries stripped.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY "=")
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
     "usersigd keeps Tencent Cloud Chat app keys versioned and encrypted in PostgreSQL, signs and
- verifies UserSig tokens one at a time or in bulk, and keeps a tamper-evident audit log.
- Also ships the offline usersig tool and libusersig, the codec as a C library.")
+verifies UserSig tokens one at a time or in bulk, and keeps a tamper-evident audit log.
+Also ships the offline usersig tool and libusersig, the codec as a C library (usersig.h,
+shared and static, pkg-config usersig).")
+# The maintainer scripts are ours, so CPack adds no ldconfig call: the trigger does it.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
-    ${CMAKE_SOURCE_DIR}/server/dist/debian/postinst ${CMAKE_SOURCE_DIR}/server/dist/debian/postrm)
+    ${CMAKE_SOURCE_DIR}/server/dist/debian/postinst ${CMAKE_SOURCE_DIR}/server/dist/debian/postrm
+    ${CMAKE_SOURCE_DIR}/server/dist/debian/triggers)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
