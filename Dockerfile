@@ -15,8 +15,12 @@ RUN apt-get update \
 WORKDIR /src
 # What goes in is filtered by .dockerignore (no build trees, secrets, .git or node_modules).
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
-    && cmake --build /build --target usersigd usersig -j"$(nproc)"
+# Installed as `cmake --install` lays it out (bin/, share/usersigd/migrations/), so usersigd
+# finds its migrations beside itself (<bindir>/../share/usersigd/migrations) in the image too.
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr/local \
+        -DUSERSIGD_TESTS=OFF \
+    && cmake --build /build -j"$(nproc)" \
+    && DESTDIR=/install cmake --install /build --strip
 
 # ---- runtime: the shared libraries only ----
 FROM debian:12 AS runtime
@@ -31,15 +35,16 @@ RUN apt-get update \
         --no-create-home --shell /usr/sbin/nologin usersigd \
     && install -d -o usersigd -g usersigd -m 0700 /var/lib/usersigd
 
-COPY --from=build /build/usersigd /build/usersig /usr/local/bin/
-COPY --from=build /src/migrations/ /usr/share/usersigd/migrations/
+# The programs and their data only (they link libusersig statically: no library, header or
+# pkg-config file is needed at run time).
+COPY --from=build /install/usr/local/bin/ /usr/local/bin/
+COPY --from=build /install/usr/local/share/usersigd/ /usr/local/share/usersigd/
 # Fails the build if a runtime library is missing from the list above.
 RUN if ldd /usr/local/bin/usersigd /usr/local/bin/usersig | grep 'not found'; then exit 1; fi
 
-# The daemon reads its migrations directory from USERSIGD_MIGRATIONS_DIR: the default compiled
-# in points into the source tree of the build stage, which is not in this image.
-ENV USERSIGD_MIGRATIONS_DIR=/usr/share/usersigd/migrations \
-    USERSIGD_DATA_DIR=/var/lib/usersigd \
+# No USERSIGD_MIGRATIONS_DIR: /usr/local/bin/usersigd reads /usr/local/share/usersigd/migrations.
+RUN test -f /usr/local/share/usersigd/migrations/0001_init.sql
+ENV USERSIGD_DATA_DIR=/var/lib/usersigd \
     USERSIGD_LISTEN=0.0.0.0:8080
 
 # Numeric, so that "run as non-root" policies can check it without reading /etc/passwd.
