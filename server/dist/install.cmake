@@ -8,8 +8,19 @@ install(TARGETS usersig_shared usersig_codec
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/migrations/ DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd/migrations
         FILES_MATCHING PATTERN "*.sql")
 install(FILES ${CMAKE_SOURCE_DIR}/admin-api/openapi.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd)
-install(FILES ${CMAKE_SOURCE_DIR}/server/dist/usersig.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES ${CMAKE_SOURCE_DIR}/server/dist/usersigd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+# Man pages gzip-compressed (gzip -9n: reproducible), as Debian and man-db expect them.
+find_program(USERSIG_GZIP gzip REQUIRED)
+foreach(page usersig.1 usersigd.8)
+  string(REGEX REPLACE ".*\\." "" section ${page})
+  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/dist/${page}.gz
+                     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/dist
+                     COMMAND ${USERSIG_GZIP} -9nc ${CMAKE_SOURCE_DIR}/server/dist/${page} >
+                             ${CMAKE_BINARY_DIR}/dist/${page}.gz
+                     DEPENDS ${CMAKE_SOURCE_DIR}/server/dist/${page} VERBATIM)
+  list(APPEND USERSIG_MAN_PAGES ${CMAKE_BINARY_DIR}/dist/${page}.gz)
+  install(FILES ${CMAKE_BINARY_DIR}/dist/${page}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+add_custom_target(man_pages ALL DEPENDS ${USERSIG_MAN_PAGES})
 
 # usersig.pc and the systemd unit name absolute paths, and the prefix is only known at install
 # time (`cmake --install --prefix P`, CPack's /usr): both are written then, into the build tree,
@@ -63,10 +74,11 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY "=")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "usersigd keeps Tencent Cloud Chat app keys versioned and encrypted in PostgreSQL, signs and
-verifies UserSig tokens one at a time or in bulk, and keeps a tamper-evident audit log.
-Also ships the offline usersig tool and libusersig, the codec as a C library (usersig.h,
-shared and static, pkg-config usersig).")
+    "usersigd keeps Tencent Cloud Chat app keys versioned and encrypted in
+PostgreSQL, signs and verifies UserSig tokens one at a time or in bulk, and
+keeps a tamper-evident audit log. Also ships the offline usersig tool and
+libusersig, the codec as a C library (usersig.h, shared and static,
+pkg-config usersig).")
 # The maintainer scripts are ours, so CPack adds no ldconfig call: the trigger does it.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/server/dist/debian/postinst ${CMAKE_SOURCE_DIR}/server/dist/debian/postrm

@@ -112,7 +112,7 @@ want=(/usr/bin/usersig /usr/bin/usersigd
     "/usr/lib/$multiarch/libusersig.so.0" "/usr/lib/$multiarch/libusersig.so.$version"
     "/usr/lib/$multiarch/libusersig.so" "/usr/lib/$multiarch/libusersig.a"
     "/usr/lib/$multiarch/pkgconfig/usersig.pc" /usr/include/usersig.h
-    /usr/share/man/man1/usersig.1 /usr/share/man/man8/usersigd.8
+    /usr/share/man/man1/usersig.1.gz /usr/share/man/man8/usersigd.8.gz
     /usr/lib/systemd/system/usersigd.service /usr/share/usersigd/openapi.yaml)
 for f in "$src"/migrations/[0-9][0-9][0-9][0-9]_*.sql; do
     want+=("/usr/share/usersigd/migrations/$(basename "$f")")
@@ -122,7 +122,7 @@ for f in "${want[@]}"; do
 done
 check "nothing outside /usr" sh -c "! grep -v '^/usr\(/\|$\)' '$work/contents' | grep -q ."
 if command -v lintian >/dev/null; then # an extra, when installed: its findings are shown only
-    lintian --no-tag-display-limit "$deb" 2>&1 | sed 's/^/# lintian: /' | head -n 40 || true
+    lintian --tag-display-limit 0 "$deb" 2>&1 | sed 's/^/# lintian: /' | head -n 40 || true
 fi
 
 # ---- install ---------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ for f in "$prefix/bin/usersig" "$prefix/bin/usersigd"; do
     check "installed executable ${f#"$prefix"/}" test -x "$f"
 done
 for f in "$libdir/libusersig.so.0" "$libdir/libusersig.a" "$includedir/usersig.h" \
-    "$prefix/share/man/man1/usersig.1" "$prefix/share/man/man8/usersigd.8" \
+    "$prefix/share/man/man1/usersig.1.gz" "$prefix/share/man/man8/usersigd.8.gz" \
     "$prefix/share/usersigd/openapi.yaml" "$prefix/lib/systemd/system/usersigd.service"; do
     check "installed ${f#"$prefix"/}" test -s "$f"
 done
@@ -103,10 +103,11 @@ same_migrations() {
 }
 check "the migrations are installed in bin/../share/usersigd/migrations" same_migrations
 
-# ---- the man pages render without a warning ----------------------------------------------------
+# ---- the man pages: compressed, rendering without a warning -------------------------------------
 render_clean() { # groff's own warnings, and what man prints on stderr
     local page=$1 out
-    out=$(groff -t -man -Tutf8 -ww -z "$page" 2>&1) || return 1
+    gzip -t "$page" || return 1
+    out=$(gzip -dc "$page" | groff -t -man -Tutf8 -ww -z 2>&1) || return 1
     [ -z "$out" ] || {
         echo "$out"
         return 1
@@ -120,8 +121,8 @@ render_clean() { # groff's own warnings, and what man prints on stderr
         MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q '^EXIT STATUS'
     fi
 }
-check "man page usersig(1) renders cleanly" render_clean "$prefix/share/man/man1/usersig.1"
-check "man page usersigd(8) renders cleanly" render_clean "$prefix/share/man/man8/usersigd.8"
+check "man page usersig(1) renders cleanly" render_clean "$prefix/share/man/man1/usersig.1.gz"
+check "man page usersigd(8) renders cleanly" render_clean "$prefix/share/man/man8/usersigd.8.gz"
 
 # ---- the programs' --version ---------------------------------------------------------------------
 version=$(pkg-config --modversion usersig)
