@@ -106,12 +106,14 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-/* The API token from the file or $USERSIGD_TOKEN: a new string the caller wipes and frees. */
+/* The API token from the file or $USERSIGD_TOKEN: a new string the caller wipes and frees. The
+ * file's path is never repeated in a message: it may be the token itself, typed where its file
+ * belongs; messages name --token-file instead. */
 static char *load_token(const char *file, size_t *len)
 {
     char *buf = malloc(MAX_TOKEN + 1);
     size_t n = 0;
-    const char *what = file != NULL ? file : "$USERSIGD_TOKEN";
+    const char *what = file != NULL ? "the file given with --token-file" : "$USERSIGD_TOKEN";
     if (buf == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
         return NULL;
@@ -120,19 +122,21 @@ static char *load_token(const char *file, size_t *len)
         struct stat st;
         FILE *f = fopen(file, "rb");
         if (f == NULL) {
-            fprintf(stderr, "usersig: cannot open token file %s: %s\n", file, strerror(errno));
+            fprintf(stderr, "usersig: cannot open token file given with --token-file: %s\n",
+                    strerror(errno));
             free(buf);
             return NULL;
         }
         if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0077) != 0)
-            fprintf(stderr,
-                    "usersig: warning: token file %s is readable by other users (chmod 600 it)\n",
-                    file);
+            fprintf(stderr, "usersig: warning: token file given with --token-file is readable by "
+                            "other users (chmod 600 it)\n");
         n = fread(buf, 1, MAX_TOKEN + 1, f);
         int err = ferror(f);
         fclose(f);
         if (err || n > MAX_TOKEN) {
-            fprintf(stderr, "usersig: token file %s is unreadable or larger than %d bytes\n", file,
+            fprintf(stderr,
+                    "usersig: token file given with --token-file is unreadable or larger than %d "
+                    "bytes\n",
                     MAX_TOKEN);
             goto fail;
         }
@@ -259,7 +263,6 @@ done:
     return rc;
 }
 
-/* Sends body bytes [off, off + len); a 413 splits them in two at a line and sends each half. */
 /* Sends body bytes [off, off + len) in one request, or in two halves split at a line when it is
  * over the current limit or the server refuses it as too large (413; the limit is then lowered
  * for the rest of the run). */
@@ -455,47 +458,41 @@ int usersig_batch_main(int argc, char **argv)
             break;
         case OPT_SDKAPPID:
             if (usersig_http_parse_u64(optarg, UINT32_MAX, &b->sdkappid) != 0 || b->sdkappid == 0) {
-                status = usage_error("--sdkappid must be a number from 1 to 4294967295, not '%s'",
-                                     optarg);
+                status = usage_error("--sdkappid must be a number from 1 to 4294967295");
                 goto done;
             }
             break;
         case OPT_EXPIRE:
             if (usersig_http_parse_u64(optarg, MAX_EXPIRE, &b->expire) != 0 || b->expire == 0) {
-                status = usage_error("--expire must be 1 to 315360000 seconds, not '%s'", optarg);
+                status = usage_error("--expire must be 1 to 315360000 seconds");
                 goto done;
             }
             b->has_expire = 1;
             break;
         case OPT_LEVEL:
             if (usersig_http_parse_u64(optarg, 9, &b->level) != 0) {
-                status = usage_error("--level must be 0 to 9, not '%s'", optarg);
+                status = usage_error("--level must be 0 to 9");
                 goto done;
             }
             b->has_level = 1;
             break;
         case OPT_FORMAT:
             if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "ndjson") != 0) {
-                status = usage_error("--format must be ndjson or csv, not '%s'", optarg);
+                status = usage_error("--format must be ndjson or csv");
                 goto done;
             }
             b->csv = strcmp(optarg, "csv") == 0;
             break;
         case OPT_MAX_REQUEST:
             if (parse_size(optarg, &b->max_request) != 0 || b->max_request < MIN_MAX_REQUEST) {
-                status =
-                    usage_error("--max-request-bytes must be 64 bytes to 1G, not '%s'", optarg);
+                status = usage_error("--max-request-bytes must be 64 bytes to 1G");
                 goto done;
             }
             break;
-        default:
-            status = usage_error("unknown option or missing value: %s", argv[optind - 1]);
-            goto done;
         }
     }
     if (optind < argc) {
-        status =
-            usage_error("unexpected argument '%s' (identifiers come from stdin)", argv[optind]);
+        status = usage_error("unexpected argument after the options (identifiers come from stdin)");
         goto done;
     }
     if (server == NULL || b->sdkappid == 0) {

@@ -247,6 +247,68 @@ expect_rc "--level 10" 2
 batch "$TMP/ids10" "$URL" extra
 expect_rc "extra argument" 2
 
+# Values kept out of errors: an option's value, a stray operand or a --token-file path may be the
+# token typed in the wrong place, so a refusal names the option and never repeats the value.
+SECRET=SECRETVALUE_9c41e07a
+no_secret() { # NAME: neither stream holds $SECRET
+    if grep -qF -- "$SECRET" "$TMP/err" "$TMP/out"; then
+        fail "$1: the value is echoed" "$(cat "$TMP/err" "$TMP/out")"
+    else
+        pass "$1: the value is on neither stream"
+    fi
+}
+# refused NAME PHRASE ARGS...: exit 2, stderr names PHRASE, $SECRET on neither stream, nothing sent
+refused() {
+    local name=$1 phrase=$2
+    shift 2
+    batch "$TMP/ids10" "$URL" "$@"
+    expect_rc "$name" 2
+    expect_err "$name" "$phrase"
+    no_secret "$name"
+    [ -s "$TMP/log" ] && fail "$name: a request was sent" || pass "$name: nothing sent"
+}
+refused_raw() { # as refused, without the standard --server/--token-file/--sdkappid
+    local name=$1 phrase=$2
+    shift 2
+    batch_raw "$TMP/ids10" "$@"
+    expect_rc "$name" 2
+    expect_err "$name" "$phrase"
+    no_secret "$name"
+    [ -s "$TMP/log" ] && fail "$name: a request was sent" || pass "$name: nothing sent"
+}
+refused_raw "--sdkappid SECRET" "--sdkappid must be a number from 1 to 4294967295$" \
+    --server "$URL" --token-file "$TMP/token" --sdkappid "$SECRET"
+refused_raw "--sdkappid=SECRET" "--sdkappid must be a number" \
+    --server "$URL" --token-file "$TMP/token" "--sdkappid=$SECRET"
+refused_raw "--sdkappid 1SECRET" "--sdkappid must be a number" \
+    --server "$URL" --token-file "$TMP/token" --sdkappid "1$SECRET"
+refused "--expire SECRET" "--expire must be 1 to 315360000 seconds$" --expire "$SECRET"
+refused "--expire 0" "--expire must be 1 to 315360000 seconds$" --expire 0
+refused "--level SECRET" "--level must be 0 to 9$" --level "$SECRET"
+refused "--format SECRET" "--format must be ndjson or csv$" --format "$SECRET"
+refused "--max-request-bytes SECRET" "--max-request-bytes must be 64 bytes to 1G$" --max-request-bytes "$SECRET"
+refused "--max-request-bytes 2G" "--max-request-bytes must be 64 bytes to 1G$" --max-request-bytes 2G
+refused "a stray SECRET" "unexpected argument after the options" "$SECRET"
+refused "a stray SECRET after --" "unexpected argument after the options" -- "$SECRET"
+refused_raw "--token-file SECRET (no such file)" "cannot open token file given with --token-file: No such file" \
+    --server "$URL" --sdkappid 1400000000 --token-file "$SECRET"
+refused_raw "--token-file naming a directory" "token file given with --token-file is unreadable" \
+    --server "$URL" --sdkappid 1400000000 --token-file "$TMP"
+mkdir "$TMP/$SECRET"
+printf 'usg 1\n' >"$TMP/$SECRET/spacetoken"
+printf '\n\n' >"$TMP/$SECRET/emptytoken"
+refused_raw "--token-file with a space in the token" "the token in the file given with --token-file has a space" \
+    --server "$URL" --sdkappid 1400000000 --token-file "$TMP/$SECRET/spacetoken"
+refused_raw "--token-file with an empty token" "the token in the file given with --token-file is empty" \
+    --server "$URL" --sdkappid 1400000000 --token-file "$TMP/$SECRET/emptytoken"
+cp "$TMP/token" "$TMP/$SECRET/token"
+chmod 644 "$TMP/$SECRET/token"
+batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/$SECRET/token"
+expect_rc "token file 0644 under a SECRET path" 0
+expect_err "token file 0644 under a SECRET path" "warning: token file given with --token-file is readable by other users"
+if grep -qF -- "$SECRET" "$TMP/err"; then fail "token file 0644: the path is echoed" "$ERR"; else pass "token file 0644: the path is not echoed"; fi
+rm -rf "${TMP:?}/$SECRET"
+
 # ---- the token ---------------------------------------------------------------------------------
 batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000
 expect_rc "no token" 2
