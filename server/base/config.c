@@ -10,11 +10,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum setting_type {
@@ -36,6 +38,7 @@ struct setting {
     const char *env;
     size_t offset; /* of the field in struct config */
     const char *description;
+    int live; /* SIGHUP applies a new value to the running server; others need a restart */
 };
 
 #define KB INT64_C(1024)
@@ -54,26 +57,33 @@ _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is int-siz
 static const struct setting SETTINGS[] = {
     {"listen", T_ADDRESS, "127.0.0.1:8080", 0, 0, NULL, "USERSIGD_LISTEN", F(listen),
      "Address of the admin API, host:port ([::1]:8080 for IPv6, 0.0.0.0:8080 for all; port 0 "
-     "takes any free port, logged as \"listening on\")."},
+     "takes any free port, logged as \"listening on\").",
+     0},
     {"database_url", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_DATABASE_URL",
      F(database_url),
-     "PostgreSQL URI or key=value string (password never logged); empty runs one in data_dir."},
+     "PostgreSQL URI or key=value string (password never logged); empty runs one in data_dir.", 0},
     {"master_key_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_MASTER_KEY_FILE",
      F(master_key_file),
-     "The master key: 64 hex characters, mode 0600; empty means <data_dir>/master.key."},
+     "The master key: 64 hex characters, mode 0600; empty means <data_dir>/master.key.", 0},
     {"data_dir", T_STRING, ".usersigd", 1, CONFIG_STRING_MAX - sizeof MASTER_KEY_NAME, NULL,
      "USERSIGD_DATA_DIR", F(data_dir),
-     "Directory of the server's own files: the master key, the private PostgreSQL."},
+     "Directory of the server's own files: the master key, the private PostgreSQL.", 0},
+    {"migrations_dir", T_STRING, NULL, 1, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_MIGRATIONS_DIR",
+     F(migrations_dir),
+     "Directory of the schema migrations (0001_init.sql, ...). Default, found at run time: "
+     "<directory of the binary>/../" USERSIGD_MIGRATIONS_REL " when it exists (an installed "
+     "usersigd), else the source tree's.",
+     0},
     {"max_body_size", T_SIZE, "1M", KB, GB, NULL, "USERSIGD_MAX_BODY_SIZE", F(max_body_size),
-     "Largest request body accepted, except on batch signing."},
+     "Largest request body accepted, except on batch signing.", 0},
     {"batch_max_body_size", T_SIZE, "64M", KB, GB, NULL, "USERSIGD_BATCH_MAX_BODY_SIZE",
-     F(batch_max_body_size), "Largest request body accepted by batch signing."},
+     F(batch_max_body_size), "Largest request body accepted by batch signing.", 0},
     {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "USERSIGD_LOG_LEVEL", F(log_level),
-     "Least severe level logged."},
+     "Least severe level logged.", 1},
     {"request_timeout", T_DURATION, "30s", SEC, HOUR, NULL, "USERSIGD_REQUEST_TIMEOUT",
-     F(request_timeout_ms), "Time a client has to send a request and read its reply."},
+     F(request_timeout_ms), "Time a client has to send a request and read its reply.", 0},
     {"workers", T_INT, "0", 0, 256, NULL, "USERSIGD_WORKERS", F(workers),
-     "Signing threads; 0 means one per online CPU."},
+     "Signing threads; 0 means one per online CPU.", 0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
@@ -476,6 +486,55 @@ done:
     return rc;
 }
 
+/* ---- Defaults found at run time ------------------------------------------------------------ */
+
+int config_migrations_dir_beside(const char *exe, char *out, size_t cap)
+{
+    char dir[PATH_MAX], cand[PATH_MAX + sizeof USERSIGD_MIGRATIONS_REL + 8], real[PATH_MAX];
+    const char *slash = exe != NULL ? strrchr(exe, '/') : NULL;
+    struct stat st;
+    size_t n;
+
+    if (slash == NULL || (size_t)(slash - exe) >= sizeof dir)
+        return -1;
+    memcpy(dir, exe, (size_t)(slash - exe));
+    dir[slash - exe] = '\0';
+    snprintf(cand, sizeof cand, "%s/../%s", dir[0] != '\0' ? dir : "", USERSIGD_MIGRATIONS_REL);
+    if (stat(cand, &st) != 0 || !S_ISDIR(st.st_mode) || realpath(cand, real) == NULL)
+        return -1;
+    n = strlen(real);
+    if (n >= cap)
+        return -1;
+    memcpy(out, real, n + 1);
+    return 0;
+}
+
+const char *config_default_migrations_dir(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    if (n > 0) {
+        exe[n] = '\0';
+        if (config_migrations_dir_beside(exe, out, cap) == 0)
+            return out;
+    }
+    snprintf(out, cap, "%s", USERSIGD_MIGRATIONS_DIR);
+    return out;
+}
+
+/* A setting's default in the file's notation; buf (CONFIG_STRING_MAX) holds one found at run
+ * time (def NULL in the table). */
+static const char *setting_default(const struct setting *s, char *buf, size_t cap)
+{
+    if (s->def != NULL)
+        return s->def;
+    if (s->offset == F(migrations_dir))
+        return config_default_migrations_dir(buf, cap);
+    buf[0] = '\0';
+    return buf;
+}
+
 /* ---- Loading -------------------------------------------------------------------------------- */
 
 enum config_rc config_load(const char *path, struct config *out, char *err, size_t errlen)
@@ -488,7 +547,9 @@ enum config_rc config_load(const char *path, struct config *out, char *err, size
         err[0] = '\0';
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < N_SETTINGS; i++) {
-        if (apply(&SETTINGS[i], SETTINGS[i].def, out, why, sizeof why) != 0) {
+        char found[CONFIG_STRING_MAX];
+        const char *def = setting_default(&SETTINGS[i], found, sizeof found);
+        if (apply(&SETTINGS[i], def, out, why, sizeof why) != 0) {
             log_errbuf(err, errlen, "built-in default of %s: %s", SETTINGS[i].name, why);
             return CONFIG_INVALID;
         }
@@ -541,11 +602,75 @@ void config_describe(FILE *f)
                "# a secret: keys live in the master key file and the database.\n");
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &SETTINGS[i];
-        char allowed[128];
+        char allowed[128], found[CONFIG_STRING_MAX];
+        const char *def = setting_default(s, found, sizeof found);
         describe_allowed(s, allowed, sizeof allowed);
-        fprintf(f, "\n# %s (environment %s): %s\n#   %s\n#%s =%s%s\n", s->name, s->env, allowed,
-                s->description, s->name, s->def[0] != '\0' ? " " : "", s->def);
+        fprintf(f, "\n# %s (environment %s): %s%s\n#   %s\n#%s =%s%s\n", s->name, s->env, allowed,
+                s->live ? "; SIGHUP applies a change" : "", s->description, s->name,
+                def[0] != '\0' ? " " : "", def);
     }
+    fprintf(f, "\n# SIGHUP re-reads the config file and the environment: the settings marked so "
+               "change at once,\n"
+               "# a change to any other is logged as needing a restart.\n"
+               "#\n"
+               "# Other environment variables usersigd reads (not settings):\n"
+               "#   PATH  where the embedded PostgreSQL's binaries are looked for (pg_config, "
+               "pg_ctl),\n"
+               "#         after `pg_config --bindir` and /usr/lib/postgresql/15/bin; also given "
+               "to them\n"
+               "#   TZ    given to the embedded PostgreSQL's commands\n"
+               "#   PG*   libpq's own variables (PGPASSWORD, PGSSLMODE, PGCONNECT_TIMEOUT, ...) "
+               "fill in\n"
+               "#         what the connection string leaves out\n");
+}
+
+/* The bytes of a setting's field that hold its value. */
+static int field_equal(const struct setting *s, const struct config *a, const struct config *b)
+{
+    const char *fa = (const char *)a + s->offset, *fb = (const char *)b + s->offset;
+    switch (s->type) {
+    case T_STRING:
+    case T_ADDRESS:
+        return strcmp(fa, fb) == 0;
+    case T_INT:
+    case T_BOOL:
+    case T_ENUM:
+        return memcmp(fa, fb, sizeof(int)) == 0;
+    case T_SIZE:
+        return memcmp(fa, fb, sizeof(uint64_t)) == 0;
+    case T_DURATION:
+        return memcmp(fa, fb, sizeof(int64_t)) == 0;
+    }
+    return 0;
+}
+
+int config_apply_live(struct config *cur, const struct config *fresh, char *restart, size_t cap)
+{
+    int n = 0;
+    size_t used = 0;
+
+    if (restart != NULL && cap > 0)
+        restart[0] = '\0';
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &SETTINGS[i];
+        if (field_equal(s, cur, fresh))
+            continue;
+        if (s->live) {
+            size_t size = s->type == T_SIZE       ? sizeof(uint64_t)
+                          : s->type == T_DURATION ? sizeof(int64_t)
+                          : s->type == T_STRING || s->type == T_ADDRESS
+                              ? strlen((const char *)fresh + s->offset) + 1
+                              : sizeof(int);
+            memcpy((char *)cur + s->offset, (const char *)fresh + s->offset, size);
+            continue;
+        }
+        n++;
+        if (restart != NULL && used < cap) {
+            int w = snprintf(restart + used, cap - used, "%s%s", used > 0 ? ", " : "", s->name);
+            used = w > 0 ? used + (size_t)w : used;
+        }
+    }
+    return n;
 }
 
 /* ---- Redaction ------------------------------------------------------------------------------ */

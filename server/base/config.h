@@ -33,8 +33,9 @@ struct config {
     char database_url[CONFIG_STRING_MAX];    /* empty: the embedded private PostgreSQL */
     char master_key_file[CONFIG_STRING_MAX]; /* never empty: <data_dir>/master.key by default */
     char data_dir[CONFIG_STRING_MAX];
-    uint64_t max_body_size;       /* bytes */
-    uint64_t batch_max_body_size; /* bytes */
+    char migrations_dir[CONFIG_STRING_MAX]; /* default: config_default_migrations_dir() */
+    uint64_t max_body_size;                 /* bytes */
+    uint64_t batch_max_body_size;           /* bytes */
     enum log_level log_level;
     int64_t request_timeout_ms;
     int workers; /* 0: one per online CPU, see config_workers() */
@@ -57,6 +58,21 @@ void config_describe(FILE *f);
  * keyword. out is always NUL-terminated (truncated if cap is short; cap = strlen(url) + 16 is
  * always enough for one password). Returns out. */
 const char *config_redacted_url(const char *url, char *out, size_t cap);
+
+/* SIGHUP: copies into *cur the settings of fresh (a config_load() just done) that may change
+ * while serving (log_level), and writes into restart (cap bytes, may be NULL) the names of the
+ * others whose value differs, comma-separated; those stay as they are in *cur. Returns how many
+ * such restart-only settings differ. */
+int config_apply_live(struct config *cur, const struct config *fresh, char *restart, size_t cap);
+
+/* The default of migrations_dir: <directory of /proc/self/exe>/../USERSIGD_MIGRATIONS_REL when
+ * that is a directory (an installed usersigd), else the compile-time USERSIGD_MIGRATIONS_DIR
+ * (the source tree's). Writes it into out (CONFIG_STRING_MAX is enough) and returns out. */
+const char *config_default_migrations_dir(char *out, size_t cap);
+
+/* The first half of that: the migrations directory beside the binary at exe (an absolute path),
+ * resolved, into out. 0, or -1 when there is none or it does not fit. */
+int config_migrations_dir_beside(const char *exe, char *out, size_t cap) CONFIG_WUR;
 
 /* The number of signing workers: cfg->workers, or the number of online CPUs when it is 0. */
 int config_workers(const struct config *cfg);

@@ -1,23 +1,32 @@
 /*
  * Logging to stderr: "2026-11-26T07:40:59.123Z LEVEL [request-id] message". Each line goes out
  * in one write(2) so lines from threads do not interleave; control characters in a message are
- * replaced so a logged value cannot forge a line.
+ * replaced so a logged value cannot forge a line. There is no log file of our own to re-open on
+ * SIGHUP: where stderr goes (a journal, a file) is the service manager's choice.
  */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Atomic: SIGHUP changes it on the loop thread while worker threads log. */
+static _Atomic int min_level = LOG_INFO;
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 void log_set_level(enum log_level level)
 {
-    min_level = level;
+    atomic_store(&min_level, (int)level);
+}
+
+const char *log_level_name(enum log_level level)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    return (int)level >= 0 && level <= LOG_ERROR ? names[level] : "?";
 }
 
 int log_level_parse(const char *name)
@@ -37,7 +46,7 @@ void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
     size_t n;
     va_list ap;
 
-    if (level < min_level)
+    if ((int)level < atomic_load(&min_level))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);

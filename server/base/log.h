@@ -9,8 +9,10 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Messages below level are dropped (default LOG_INFO). */
+/* Messages below level are dropped (default LOG_INFO). May be called while other threads log. */
 void log_set_level(enum log_level level);
+/* "debug", "info", "warn", "error" (the names log_level_parse() takes). */
+const char *log_level_name(enum log_level level);
 /* Parses "debug", "info", "warn", "error"; -1 when unknown. */
 int log_level_parse(const char *name);
 

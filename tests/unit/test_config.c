@@ -1,7 +1,8 @@
 /*
  * Config unit tests: the defaults, the file's syntax, the environment winning over the file, every
  * error naming file:line (or the variable), the setting and what is allowed, the size, duration
- * and bool notations at their bounds, --help-config as a loadable file, and URL redaction.
+ * and bool notations at their bounds, --help-config as a loadable file, migrations_dir found
+ * beside an installed binary, what SIGHUP applies live, and URL redaction.
  */
 #include "config.h"
 #include "testlib.h"
@@ -9,12 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const ENV_NAMES[] = {
-    "USERSIGD_LISTEN",    "USERSIGD_DATABASE_URL",    "USERSIGD_MASTER_KEY_FILE",
-    "USERSIGD_DATA_DIR",  "USERSIGD_MAX_BODY_SIZE",   "USERSIGD_BATCH_MAX_BODY_SIZE",
-    "USERSIGD_LOG_LEVEL", "USERSIGD_REQUEST_TIMEOUT", "USERSIGD_WORKERS",
+    "USERSIGD_LISTEN",
+    "USERSIGD_DATABASE_URL",
+    "USERSIGD_MASTER_KEY_FILE",
+    "USERSIGD_DATA_DIR",
+    "USERSIGD_MIGRATIONS_DIR",
+    "USERSIGD_MAX_BODY_SIZE",
+    "USERSIGD_BATCH_MAX_BODY_SIZE",
+    "USERSIGD_LOG_LEVEL",
+    "USERSIGD_REQUEST_TIMEOUT",
+    "USERSIGD_WORKERS",
 };
 
 static char dir[64], conf_path[128];
@@ -424,9 +433,10 @@ static void test_notations(void)
 /* --help-config prints every setting, and its "#name = default" lines load as the defaults. */
 static void test_describe(void)
 {
-    static const char *const names[] = {"listen",    "database_url",    "master_key_file",
-                                        "data_dir",  "max_body_size",   "batch_max_body_size",
-                                        "log_level", "request_timeout", "workers"};
+    static const char *const names[] = {
+        "listen",          "database_url",  "master_key_file",     "data_dir",
+        "migrations_dir",  "max_body_size", "batch_max_body_size", "log_level",
+        "request_timeout", "workers"};
     char *text = NULL, *conf = NULL, err[CONFIG_ERR_BUF];
     size_t text_len = 0;
     struct config from_defaults, from_doc;
@@ -446,7 +456,14 @@ static void test_describe(void)
     CHECK(strstr(text, "a size 1k..1G") != NULL, "size bounds");
     CHECK(strstr(text, "an integer 0..256") != NULL, "int bounds");
     CHECK(strstr(text, "a duration 1s..1h") != NULL, "duration bounds");
-    CHECK(strstr(text, "one of debug|info|warn|error") != NULL, "choices");
+    CHECK(strstr(text, "one of debug|info|warn|error; SIGHUP applies a change") != NULL,
+          "choices, and log_level changes live");
+    CHECK(strstr(text, "workers = 0\n") != NULL && strstr(text, "256; SIGHUP") == NULL,
+          "workers needs a restart");
+    /* The environment variables read beside the table's. */
+    CHECK(strstr(text, "#   PATH ") != NULL && strstr(text, "#   TZ ") != NULL &&
+              strstr(text, "PGPASSWORD") != NULL,
+          "other environment variables");
 
     /* Uncomment the "#name = value" lines; the rest stays comments. */
     conf = malloc(text_len + 1);
@@ -472,6 +489,89 @@ static void test_describe(void)
     CHECK(memcmp(&from_defaults, &from_doc, sizeof from_doc) == 0, "doc = defaults");
     free(conf);
     free(text);
+}
+
+/* migrations_dir: found beside an installed binary, else the compile-time directory; the
+ * environment wins. */
+static void test_migrations_dir(void)
+{
+    char root[128], path[256], exe[256], out[CONFIG_STRING_MAX], real[4096], err[CONFIG_ERR_BUF];
+    struct config c;
+
+    snprintf(root, sizeof root, "%s/prefix", dir);
+    snprintf(exe, sizeof exe, "%s/bin/usersigd", root);
+    CHECK(config_migrations_dir_beside(exe, out, sizeof out) == -1, "no prefix: none beside");
+    CHECK(config_migrations_dir_beside("usersigd", out, sizeof out) == -1, "no directory in exe");
+    CHECK(config_migrations_dir_beside(NULL, out, sizeof out) == -1, "NULL exe");
+    const char *const parts[] = {"", "/bin", "/share", "/share/usersigd",
+                                 "/share/usersigd/migrations"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", root, parts[i]);
+        if (mkdir(path, 0700) != 0)
+            abort();
+    }
+    CHECK(strcmp(USERSIGD_MIGRATIONS_REL, "share/usersigd/migrations") == 0, "REL %s",
+          USERSIGD_MIGRATIONS_REL);
+    CHECK(realpath(path, real) != NULL, "realpath");
+    CHECK(config_migrations_dir_beside(exe, out, sizeof out) == 0 && strcmp(out, real) == 0,
+          "installed: %s", out);
+    CHECK(config_migrations_dir_beside(exe, out, 4) == -1, "does not fit");
+    /* A file where the directory should be is not it. */
+    for (size_t i = sizeof parts / sizeof parts[0]; i-- > 1;) {
+        snprintf(path, sizeof path, "%s%s", root, parts[i]);
+        rmdir(path);
+    }
+    snprintf(path, sizeof path, "%s/share", root);
+    write_conf("");
+    CHECK(rename(conf_path, path) == 0, "a file as share");
+    CHECK(config_migrations_dir_beside(exe, out, sizeof out) == -1, "share a file: none beside");
+    unlink(path);
+    rmdir(root);
+
+    /* The test binary is not installed: the default is the source tree's. */
+    CHECK(strcmp(config_default_migrations_dir(out, sizeof out), USERSIGD_MIGRATIONS_DIR) == 0,
+          "default %s", out);
+    CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_OK, "load: %s", err);
+    CHECK(strcmp(c.migrations_dir, USERSIGD_MIGRATIONS_DIR) == 0, "loaded %s", c.migrations_dir);
+    CHECK(load_text("migrations_dir = /srv/m\n", &c, err, sizeof err) == CONFIG_OK &&
+              strcmp(c.migrations_dir, "/srv/m") == 0,
+          "from the file");
+    setenv("USERSIGD_MIGRATIONS_DIR", "/opt/m", 1);
+    CHECK(load_text("migrations_dir = /srv/m\n", &c, err, sizeof err) == CONFIG_OK &&
+              strcmp(c.migrations_dir, "/opt/m") == 0,
+          "the environment wins");
+    setenv("USERSIGD_MIGRATIONS_DIR", "", 1);
+    CHECK(config_load(NULL, &c, err, sizeof err) == CONFIG_INVALID &&
+              strstr(err, "USERSIGD_MIGRATIONS_DIR") != NULL,
+          "empty is refused: %s", err);
+    unsetenv("USERSIGD_MIGRATIONS_DIR");
+}
+
+/* SIGHUP: log_level is taken, the others are named and left alone. */
+static void test_apply_live(void)
+{
+    struct config cur, fresh;
+    char err[CONFIG_ERR_BUF], names[256];
+
+    CHECK(config_load(NULL, &cur, err, sizeof err) == CONFIG_OK, "load: %s", err);
+    fresh = cur;
+    CHECK(config_apply_live(&cur, &fresh, names, sizeof names) == 0 && names[0] == '\0',
+          "nothing changed: \"%s\"", names);
+    CHECK(load_text("log_level = debug\n", &fresh, err, sizeof err) == CONFIG_OK, "%s", err);
+    CHECK(config_apply_live(&cur, &fresh, names, sizeof names) == 0 && names[0] == '\0',
+          "log_level alone needs no restart: \"%s\"", names);
+    CHECK(cur.log_level == LOG_DEBUG, "log_level applied");
+    CHECK(load_text("log_level = warn\nworkers = 3\nlisten = 127.0.0.1:9\ndata_dir = /d\n", &fresh,
+                    err, sizeof err) == CONFIG_OK,
+          "%s", err);
+    CHECK(config_apply_live(&cur, &fresh, names, sizeof names) == 4, "four need a restart");
+    CHECK(strcmp(names, "listen, master_key_file, data_dir, workers") == 0, "named: \"%s\"", names);
+    CHECK(cur.log_level == LOG_WARN, "log_level applied beside them");
+    CHECK(cur.workers == 0 && strcmp(cur.listen, "127.0.0.1:8080") == 0 &&
+              strcmp(cur.data_dir, ".usersigd") == 0,
+          "the others kept");
+    CHECK(config_apply_live(&cur, &fresh, names, 8) == 4 && strlen(names) < 8, "short buffer");
+    CHECK(config_apply_live(&cur, &fresh, NULL, 0) == 4, "no buffer");
 }
 
 static void test_redaction(void)
@@ -536,6 +636,8 @@ int main(void)
     test_bounds();
     test_notations();
     test_describe();
+    test_migrations_dir();
+    test_apply_live();
     test_redaction();
     unlink(conf_path);
     rmdir(dir);
