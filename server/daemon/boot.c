@@ -5,14 +5,259 @@
 #include "boot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "migrate.h"
+
+/* ---- Signals before (and after) the event loop ----------------------------------------------
+ * The handler only notes the signal; the startup steps look between them, and serve's loop takes
+ * over with libevent's evsignal once it runs. A second stop signal forces the default action,
+ * unless this process is starting or running the embedded PostgreSQL, which must be stopped. */
+static volatile sig_atomic_t stop_signal, hup_pending, pg_owned;
+
+static void note_signal(int sig)
+{
+    if (sig == SIGHUP) {
+        hup_pending = 1;
+    } else if (stop_signal != 0 && !pg_owned) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else {
+        stop_signal = sig;
+    }
+}
+
+int boot_catch_signals(void)
+{
+    static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return -1;
+    /* A client that leaves mid-reply must not kill the server. */
+    return signal(SIGPIPE, SIG_IGN) == SIG_ERR ? -1 : 0;
+}
+
+int boot_stop_signal(void)
+{
+    return stop_signal;
+}
+
+bool boot_take_hup(void)
+{
+    bool was = hup_pending != 0;
+    hup_pending = 0;
+    return was;
+}
+
+const char *boot_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGINT:
+        return "SIGINT";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGQUIT:
+        return "SIGQUIT";
+    }
+    return "a signal";
+}
+
+bool boot_interrupted(void)
+{
+    static bool told;
+    if (stop_signal == 0)
+        return false;
+    if (!told)
+        log_info("%s during start-up: stopping", boot_signal_name(stop_signal));
+    told = true;
+    return true;
+}
+
+/* ---- Checks before anything is created ------------------------------------------------------ */
+
+/* A test bind of the listen address, as the admin API will bind it (SO_REUSEADDR, every address
+ * the host resolves to until one binds). */
+static int check_listen(const struct config *cfg)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    int rc, err = 0, ok = 0;
+    const char *host = strcmp(cfg->listen_host, "*") == 0 ? NULL : cfg->listen_host;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%u", (unsigned)cfg->listen_port);
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        log_error("cannot listen on %s: the host does not resolve (%s); set USERSIGD_LISTEN "
+                  "(listen) to an address of this machine, such as 127.0.0.1:8080",
+                  cfg->listen, gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai != NULL && !ok; ai = ai->ai_next) {
+        int one = 1, fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = err != 0 ? err : errno;
+            continue;
+        }
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            ok = 1;
+        else if (err == 0)
+            err = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (ok)
+        return 0;
+    if (err == EADDRINUSE)
+        log_error("cannot listen on %s: address already in use; stop the other server or set "
+                  "USERSIGD_LISTEN (listen) to another address",
+                  cfg->listen);
+    else if (err == EACCES)
+        log_error("cannot listen on %s: permission denied (ports below 1024 need privileges); "
+                  "set USERSIGD_LISTEN (listen) to a port above 1023",
+                  cfg->listen);
+    else if (err == EADDRNOTAVAIL)
+        log_error("cannot listen on %s: no such address on this machine; set USERSIGD_LISTEN "
+                  "(listen) to one of its addresses, such as 127.0.0.1:8080 or 0.0.0.0:8080",
+                  cfg->listen);
+    else
+        log_error("cannot listen on %s: %s; set USERSIGD_LISTEN (listen) to another address",
+                  cfg->listen, strerror(err != 0 ? err : EINVAL));
+    return -1;
+}
+
+/* A directory that exists and is writable, or whose nearest existing ancestor is (so that it can
+ * be created). what: "the data directory"; env: the variable to point elsewhere. */
+static int check_dir(const char *path, const char *what, const char *env)
+{
+    char up[PATH_MAX];
+    struct stat st;
+    size_t n = strlen(path);
+
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            log_error("%s %s is not a directory; remove it or set %s", what, path, env);
+            return -1;
+        }
+        if (access(path, W_OK | X_OK) != 0) {
+            log_error("%s %s is not writable (%s); give usersigd write access to it or set %s",
+                      what, path, strerror(errno), env);
+            return -1;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        log_error("cannot reach %s %s: %s; fix the permissions on its path or set %s", what, path,
+                  strerror(errno), env);
+        return -1;
+    }
+    if (n >= sizeof up) {
+        log_error("%s %s: path too long; set %s", what, path, env);
+        return -1;
+    }
+    memcpy(up, path, n + 1);
+    for (;;) {
+        char *slash;
+        while (n > 1 && up[n - 1] == '/')
+            up[--n] = '\0';
+        slash = strrchr(up, '/');
+        if (slash == NULL) {
+            strcpy(up, ".");
+        } else if (slash == up) {
+            up[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        n = strlen(up);
+        if (stat(up, &st) == 0)
+            break;
+        if (errno != ENOENT || strcmp(up, ".") == 0 || strcmp(up, "/") == 0) {
+            log_error("cannot create %s %s: %s: %s; set %s", what, path, up, strerror(errno), env);
+            return -1;
+        }
+    }
+    if (!S_ISDIR(st.st_mode) || access(up, W_OK | X_OK) != 0) {
+        log_error("cannot create %s %s: %s is %s; create it yourself or set %s", what, path, up,
+                  S_ISDIR(st.st_mode) ? "not writable" : "not a directory", env);
+        return -1;
+    }
+    return 0;
+}
+
+int boot_check_serve(const struct config *cfg)
+{
+    bool embedded = cfg->database_url[0] == '\0';
+    const char *key = cfg->master_key_file;
+    char dir[PATH_MAX];
+    const char *slash;
+    struct stat st;
+
+    if (check_listen(cfg) != 0)
+        return -1;
+    if (embedded && check_dir(cfg->data_dir, "the data directory", "USERSIGD_DATA_DIR") != 0)
+        return -1;
+    if (stat(key, &st) == 0) {
+        int fd = open(key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+            log_error("cannot read the master key file %s: %s; run usersigd as its owner or set "
+                      "USERSIGD_MASTER_KEY_FILE",
+                      key, strerror(errno));
+            return -1;
+        }
+        close(fd);
+        return 0;
+    }
+    if (errno != ENOENT) {
+        log_error("cannot reach the master key file %s: %s; fix the permissions on its path or "
+                  "set USERSIGD_MASTER_KEY_FILE",
+                  key, strerror(errno));
+        return -1;
+    }
+    if (!embedded)
+        return 0; /* boot_open_master_key() says how to make one */
+    /* The first run creates it: its directory must be there, or be the data directory that the
+     * embedded PostgreSQL creates. */
+    slash = strrchr(key, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == key ? 1 : (int)(slash - key), key);
+    if (stat(dir, &st) != 0 && errno == ENOENT && strcmp(dir, cfg->data_dir) == 0)
+        return 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        log_error("cannot create the master key file %s: its directory %s %s; create the "
+                  "directory or set USERSIGD_MASTER_KEY_FILE",
+                  key, dir,
+                  stat(dir, &st) != 0    ? "does not exist"
+                  : !S_ISDIR(st.st_mode) ? "is not a directory"
+                                         : "is not writable");
+        return -1;
+    }
+    return 0;
+}
 
 void boot_close(struct boot *d)
 {
@@ -22,16 +267,21 @@ void boot_close(struct boot *d)
     d->kr = NULL;
     pgembed_stop(d->pg);
     d->pg = NULL;
+    pg_owned = 0;
 }
 
-int boot_load_config(const char *path, struct config *cfg)
+int boot_load_config(struct boot *d, const char *path)
 {
     char err[CONFIG_ERR_BUF];
-    if (config_load(path, cfg, err, sizeof err) != CONFIG_OK) {
+    if (config_load(path, &d->cfg, err, sizeof err) != CONFIG_OK) {
         fprintf(stderr, "usersigd: %s\n", err);
         return -1;
     }
-    log_set_level(cfg->log_level);
+    log_set_level(d->cfg.log_level);
+    d->config_path = path;
+    d->migrations_dir = d->cfg.migrations_dir;
+    d->svc.cfg = &d->cfg;
+    d->svc.migrations_dir = d->cfg.migrations_dir;
     return 0;
 }
 
@@ -69,6 +319,7 @@ int boot_open_database(struct boot *d, bool serve)
         free(shown);
     } else {
         log_info("database: the embedded PostgreSQL of %s", d->cfg.data_dir);
+        pg_owned = 1; /* from here to boot_close(): no signal may skip stopping it */
         enum pgembed_rc prc =
             pgembed_start(d->cfg.data_dir, &d->pg, conninfo, sizeof conninfo, err, sizeof err);
         if (prc == PGEMBED_BUSY && !serve &&
@@ -224,8 +475,10 @@ done:
  * and master-key needs. */
 int boot_open_all(struct boot *d, const char *config_path)
 {
-    if (boot_load_config(config_path, &d->cfg) != 0 || boot_open_database(d, false) != 0 ||
-        boot_require_current_schema(d) != 0 || boot_open_master_key(d, false) != 0)
+    if (boot_load_config(d, config_path) != 0 || boot_interrupted() ||
+        boot_open_database(d, false) != 0 || boot_interrupted() ||
+        boot_require_current_schema(d) != 0 || boot_open_master_key(d, false) != 0 ||
+        boot_interrupted())
         return -1;
     return boot_open_keyring(d);
 }

@@ -18,7 +18,8 @@
 /* Everything a command opens, closed by boot_close() in reverse order. */
 struct boot {
     struct config cfg;
-    const char *migrations_dir;
+    const char *config_path;    /* the --config file, NULL: none (SIGHUP re-reads it) */
+    const char *migrations_dir; /* cfg.migrations_dir once loaded */
     struct pgembed *pg;
     struct store *st;
     struct keyring *kr;
@@ -29,9 +30,31 @@ struct boot {
  * Accepts a partly opened or zeroed struct. */
 void boot_close(struct boot *d);
 
-/* config_load() (env overrides the file at path, NULL: none) and the log level. Errors go to
- * stderr as "usersigd: ...". */
-int boot_load_config(const char *path, struct config *cfg);
+/* config_load() into d->cfg (env overrides the file at path, NULL: none), the log level, and
+ * the pointers to it in d and d->svc. Errors go to stderr as "usersigd: ...". */
+int boot_load_config(struct boot *d, const char *path);
+
+/* Signals for the whole run: SIGHUP, SIGINT, SIGTERM and SIGQUIT are only noted (serve's event
+ * loop takes them over through evsignal while it runs, and gives them back after), SIGPIPE is
+ * ignored. So no signal skips boot_close(), which stops the embedded PostgreSQL. A second stop
+ * signal takes its default action unless the embedded PostgreSQL is being started or runs.
+ * 0, or -1 when sigaction fails. */
+int boot_catch_signals(void);
+/* The stop signal (SIGINT, SIGTERM, SIGQUIT) noted so far, 0 when none. */
+int boot_stop_signal(void);
+/* Whether a SIGHUP was noted since the last call. */
+bool boot_take_hup(void);
+/* "SIGTERM" and so on. */
+const char *boot_signal_name(int sig);
+/* True (logged once: "SIGTERM during start-up: stopping") when a stop signal was noted: the
+ * startup steps look between them. */
+bool boot_interrupted(void);
+
+/* What serve checks before it creates anything (master key, cluster, token): the listen
+ * address binds (a test bind), the data directory (embedded database) exists writable or can
+ * be created, the master key file is readable if present, else (embedded) creatable. Each
+ * failure is logged once, saying what failed and what to do. 0, or -1. */
+int boot_check_serve(const struct config *cfg);
 
 /* Connects to database_url, or starts the embedded PostgreSQL of data_dir (serve). Other
  * commands (serve false) that find the embedded one run by a serve connect through its socket.

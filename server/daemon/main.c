@@ -1,38 +1,33 @@
 /*
- * usersigd: the daemon and its operator commands. `serve` brings everything up in order (config,
- * database, migrations, master key, keyring root, first admin token) and runs the admin API on
- * one libevent loop until SIGINT/SIGTERM; the other commands share the same startup path, do
- * one thing in a transaction with its audit event, and exit (the startup steps are boot.c). Secrets
- * never come from argv: the master key is a file and tokens are printed, never read.
+ * usersigd: the daemon and its operator commands, and the one command-line parser they share
+ * (exact option names, each at most once, unknown ones refused by name without their value).
+ * `serve` is serve.c; the other commands share the startup steps of boot.c, do one thing in a
+ * transaction with its audit event, and exit. Secrets never come from argv: the master key is a
+ * file and tokens are printed, never read.
  */
-#include <event2/event.h>
-#include <event2/thread.h>
+#include <ctype.h>
 #include <openssl/crypto.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "audit.h"
 #include "boot.h"
+#include "build_info.h"
 #include "config.h"
-#include "http.h"
 #include "keyring.h"
 #include "log.h"
 #include "migrate.h"
-#include "pgembed.h"
-#include "pipeline.h"
-#include "routes.h"
+#include "serve.h"
 #include "service.h"
 #include "store.h"
 #include "tokens.h"
+#include "usersig.h"
 
 #define EXIT_USAGE 2
-#define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
-#define BOOTSTRAP_TOKEN_NAME "bootstrap-admin"
+#define SHOWN_NAME_MAX 64 /* bytes of an unknown option's name quoted back */
 
 static const char USAGE[] =
     "usage: usersigd COMMAND [options] [--config FILE]\n"
@@ -53,7 +48,12 @@ static const char USAGE[] =
     "  --config FILE              read settings from FILE; USERSIGD_* environment variables\n"
     "                             override it (see --help-config)\n"
     "  --help                     this text (also: usersigd COMMAND --help)\n"
-    "  --help-config              every setting, its environment variable and default\n"
+    "  --help-config              every setting, its environment variable and default, and\n"
+    "                             the other environment variables usersigd reads\n"
+    "  --version                  the release, the commit it was built from and the UserSig\n"
+    "                             token formats it reads and writes\n"
+    "  Option names are exact (no abbreviations); an option takes its value as the next\n"
+    "  argument or after \"=\" (--config=FILE); each is given at most once.\n"
     "\n"
     "serve:\n"
     "  With no database_url, starts a private PostgreSQL in data_dir (Unix socket only) and,\n"
@@ -64,8 +64,12 @@ static const char USAGE[] =
     "  does the same alone, for deployments that migrate as a separate step.\n"
     "  On the first run (no API token at all) it creates the admin token \"bootstrap-admin\"\n"
     "  (every app, no expiry) and prints it once on stdout as \"admin token: usg_...\".\n"
+    "  Before it creates anything it checks the listen address (binding it), the data\n"
+    "  directory and the master key file, and stops with what to do if one fails.\n"
     "  Logs go to stderr; \"listening on HOST:PORT\" says where it serves (the actual port when\n"
-    "  listen asks for port 0). SIGINT or SIGTERM stops it gracefully.\n"
+    "  listen asks for port 0). SIGINT or SIGTERM stops it gracefully, SIGQUIT at once; each\n"
+    "  stops the embedded PostgreSQL too. SIGHUP re-reads the config file and the environment:\n"
+    "  log_level changes at once, a change to another setting is logged as needing a restart.\n"
     "\n"
     "Other commands on the embedded database while serve runs connect to serve's PostgreSQL\n"
     "through its socket. Exit status: 0 ok, 1 failure, 2 bad usage.\n";
@@ -107,214 +111,9 @@ static const char USAGE_MASTER_KEY[] =
 static const char USAGE_MIGRATE[] =
     "usage: usersigd migrate\n"
     "\n"
-    "Applies the pending migrations of the migrations directory (USERSIGD_MIGRATIONS_DIR, or the\n"
-    "one compiled in), each in one transaction, under an advisory lock. Prints what it applied\n"
+    "Applies the pending migrations of migrations_dir (USERSIGD_MIGRATIONS_DIR; see\n"
+    "--help-config), each in one transaction, under an advisory lock. Prints what it applied\n"
     "or \"schema is current\". Uses database_url, or the embedded PostgreSQL of data_dir.\n";
-
-/* ---- serve ------------------------------------------------------------------------------------
- */
-
-struct loop_state {
-    struct event_base *base;
-    struct api_server *server;
-    struct event *drain;
-    int64_t drain_left_ms;
-    bool stopping;
-};
-
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct loop_state *ls = arg;
-    struct api_server_stats stats;
-    (void)fd;
-    (void)what;
-    api_server_get_stats(ls->server, &stats);
-    ls->drain_left_ms -= 100;
-    if ((stats.in_flight == 0 && stats.unflushed == 0) || ls->drain_left_ms <= 0) {
-        if (stats.in_flight + stats.unflushed > 0)
-            log_warn("stopping with %llu streamed replies unfinished or not yet written out",
-                     (unsigned long long)(stats.in_flight + stats.unflushed));
-        event_base_loopexit(ls->base, NULL);
-        return;
-    }
-    struct timeval tv = {0, 100000};
-    event_add(ls->drain, &tv);
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-    struct loop_state *ls = arg;
-    (void)what;
-    if (ls->stopping) {
-        log_warn("%s again: stopping now", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        event_base_loopbreak(ls->base);
-        return;
-    }
-    ls->stopping = true;
-    log_info("%s: stopping (no new connections; replies in progress may finish)",
-             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    api_server_stop(ls->server);
-    ls->drain_left_ms = SHUTDOWN_GRACE_MS;
-    drain_cb(-1, 0, ls);
-}
-
-/* The first admin token when there is no token at all, printed once on stdout. The audit lock
- * serializes two instances starting together, so only one makes it. */
-static int bootstrap_token(struct boot *d)
-{
-    struct tokens_spec spec = {
-        .name = BOOTSTRAP_TOKEN_NAME, .role = STORE_ROLE_ADMIN, .all_apps = true};
-    struct store_token *list = NULL, t;
-    char token[KEYRING_TOKEN_BUF] = "";
-    size_t n = 0;
-    enum store_rc rc = store_begin(d->st);
-
-    if (rc == STORE_OK)
-        rc = store_audit_lock(d->st);
-    if (rc == STORE_OK)
-        rc = store_token_list(d->st, &list, &n);
-    free(list);
-    if (rc == STORE_OK && n > 0) {
-        store_rollback(d->st);
-        return 0;
-    }
-    if (rc == STORE_OK)
-        rc = tokens_create(&d->svc, NULL, &spec, &t, token, sizeof token);
-    if (rc == STORE_OK)
-        rc = store_commit(d->st);
-    if (rc != STORE_OK) {
-        store_rollback(d->st);
-        OPENSSL_cleanse(token, sizeof token);
-        log_error("cannot create the first admin token");
-        return -1;
-    }
-    log_info("first run: created the admin token \"%s\" (id %lld), printed once on stdout",
-             BOOTSTRAP_TOKEN_NAME, (long long)t.id);
-    printf("admin token: %s\n", token);
-    printf("store this admin token now: it is not shown again (only its hash is kept)\n");
-    fflush(stdout);
-    OPENSSL_cleanse(token, sizeof token);
-    return 0;
-}
-
-static int run_server(struct boot *d)
-{
-    struct loop_state ls = {0};
-    struct event *sigint = NULL, *sigterm = NULL;
-    char err[512] = "";
-    int ret = -1;
-    struct api_server_config acfg = {
-        .listen = d->cfg.listen,
-        .max_body = (size_t)d->cfg.max_body_size,
-        .max_body_large = (size_t)d->cfg.batch_max_body_size,
-        .request_timeout_ms = d->cfg.request_timeout_ms,
-        .routes = api_routes,
-        .n_routes = api_routes_count,
-        .authenticate = service_authenticate,
-        .ctx = &d->svc,
-    };
-
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        log_error("cannot ignore SIGPIPE");
-        return -1;
-    }
-    /* Batch signing's workers hand results back with event_active(): a thread-aware loop. */
-    if (evthread_use_pthreads() != 0) {
-        log_error("cannot make libevent thread-aware");
-        return -1;
-    }
-    ls.base = event_base_new();
-    if (ls.base == NULL) {
-        log_error("cannot create the event loop");
-        return -1;
-    }
-    d->svc.pipeline = pipeline_new(ls.base, config_workers(&d->cfg), err, sizeof err);
-    if (d->svc.pipeline == NULL) {
-        log_error("cannot start the signing workers: %s", err);
-        goto done;
-    }
-    log_info("batch signing: %d worker threads", pipeline_workers(d->svc.pipeline));
-    ls.server = api_server_new(ls.base, &acfg, err, sizeof err);
-    if (ls.server == NULL) {
-        log_error("cannot set up the admin API: %s", err);
-        goto done;
-    }
-    if (api_server_start(ls.server, err, sizeof err) != 0) {
-        log_error("cannot listen on %s: %s", d->cfg.listen, err);
-        goto done;
-    }
-    sigint = evsignal_new(ls.base, SIGINT, signal_cb, &ls);
-    sigterm = evsignal_new(ls.base, SIGTERM, signal_cb, &ls);
-    ls.drain = evtimer_new(ls.base, drain_cb, &ls);
-    if (sigint == NULL || sigterm == NULL || ls.drain == NULL || evsignal_add(sigint, NULL) != 0 ||
-        evsignal_add(sigterm, NULL) != 0) {
-        log_error("cannot set up the signal handlers");
-        goto done;
-    }
-    if (strchr(d->cfg.listen_host, ':') != NULL)
-        log_info("listening on [%s]:%d", d->cfg.listen_host, api_server_port(ls.server));
-    else
-        log_info("listening on %s:%d", d->cfg.listen_host, api_server_port(ls.server));
-    if (event_base_dispatch(ls.base) < 0) {
-        log_error("the event loop failed");
-        goto done;
-    }
-    log_info("stopped");
-    ret = 0;
-done:
-    if (sigint != NULL)
-        event_free(sigint);
-    if (sigterm != NULL)
-        event_free(sigterm);
-    if (ls.drain != NULL)
-        event_free(ls.drain);
-    api_server_free(ls.server); /* open batches hear of it and end as aborted */
-    pipeline_free(d->svc.pipeline);
-    d->svc.pipeline = NULL;
-    event_base_free(ls.base);
-    return ret;
-}
-
-static int cmd_serve(struct boot *d, const char *config_path)
-{
-    uint8_t buf[STORE_SEALED_ROOT_MAX];
-    size_t len;
-    int64_t created;
-    int applied = 0;
-    enum store_rc rc;
-    bool embedded;
-
-    if (boot_load_config(config_path, &d->cfg) != 0)
-        return -1;
-    embedded = d->cfg.database_url[0] == '\0';
-    log_info("usersigd starting");
-    /* With an external database the master key file must exist: say so before touching it. */
-    if (!embedded && boot_open_master_key(d, false) != 0)
-        return -1;
-    if (boot_open_database(d, true) != 0)
-        return -1;
-    if (migrate_apply(d->st, d->migrations_dir, &applied) != MIGRATE_OK) {
-        log_error("cannot apply the schema migrations of %s (see the message above)",
-                  d->migrations_dir);
-        return -1;
-    }
-    if (applied > 0)
-        log_info("applied %d schema migration(s)", applied);
-    if (boot_require_current_schema(d) != 0)
-        return -1;
-    /* A new master key only where it can be the first: the embedded database without a
-     * keyring. A missing key file beside an existing keyring is a lost key, not a first run. */
-    rc = store_keyring_get(d->st, false, buf, sizeof buf, &len, &created);
-    if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
-        log_error("cannot read the keyring from the database");
-        return -1;
-    }
-    if (d->kr == NULL && boot_open_master_key(d, rc == STORE_NOT_FOUND) != 0)
-        return -1;
-    if (boot_open_keyring(d) != 0 || bootstrap_token(d) != 0)
-        return -1;
-    return run_server(d);
-}
 
 /* ---- the other commands -----------------------------------------------------------------------
  */
@@ -322,7 +121,8 @@ static int cmd_serve(struct boot *d, const char *config_path)
 static int cmd_migrate(struct boot *d, const char *config_path)
 {
     int applied = 0;
-    if (boot_load_config(config_path, &d->cfg) != 0 || boot_open_database(d, false) != 0)
+    if (boot_load_config(d, config_path) != 0 || boot_interrupted() ||
+        boot_open_database(d, false) != 0 || boot_interrupted())
         return -1;
     if (migrate_apply(d->st, d->migrations_dir, &applied) != MIGRATE_OK) {
         log_error("cannot apply the schema migrations of %s (see the message above)",
@@ -344,47 +144,27 @@ static const struct api_principal *cli_principal(void)
     return &p;
 }
 
-static int cmd_token_create(struct boot *d, const char *config_path, int argc, char **argv)
+static int cmd_token_create(struct boot *d, const char *config_path, const char *name,
+                            const char *role, const char *apps, const char *ttl)
 {
-    struct tokens_spec spec = {.role = (enum store_role) - 1, .all_apps = true};
-    const char *role = NULL;
+    struct tokens_spec spec = {.name = name, .role = (enum store_role) - 1, .all_apps = true};
     char why[TOKENS_WHY_BUF];
     char token[KEYRING_TOKEN_BUF] = "";
     struct store_token t;
     enum store_rc rc;
     int r;
 
-    for (int i = 0; i < argc; i++) {
-        const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(opt, "--name") != 0 && strcmp(opt, "--role") != 0 &&
-            strcmp(opt, "--apps") != 0 && strcmp(opt, "--ttl") != 0) {
-            fprintf(stderr, "usersigd token create: unknown argument \"%s\"\n\n%s", opt,
-                    USAGE_TOKEN);
-            return EXIT_USAGE;
-        }
-        if (val == NULL) {
-            fprintf(stderr, "usersigd token create: %s needs a value\n", opt);
-            return EXIT_USAGE;
-        }
-        i++;
-        if (strcmp(opt, "--name") == 0) {
-            spec.name = val;
-        } else if (strcmp(opt, "--role") == 0) {
-            role = val;
-        } else if (strcmp(opt, "--apps") == 0) {
-            if (tokens_parse_apps(val, &spec) != 0) {
-                fprintf(stderr,
-                        "usersigd token create: --apps: a comma-separated list of 1 to %d "
-                        "SDKAppIDs, each 1..4294967295\n",
-                        STORE_TOKEN_MAX_APPS);
-                return EXIT_USAGE;
-            }
-        } else if (tokens_parse_ttl(val, &spec.ttl_s) != 0) {
-            fprintf(stderr, "usersigd token create: --ttl: seconds, or a number with s, m, h or d "
-                            "(\"30d\"), from 1 second to 10 years\n");
-            return EXIT_USAGE;
-        }
+    if (apps != NULL && tokens_parse_apps(apps, &spec) != 0) {
+        fprintf(stderr,
+                "usersigd token create: --apps: a comma-separated list of 1 to %d SDKAppIDs, "
+                "each 1..4294967295\n",
+                STORE_TOKEN_MAX_APPS);
+        return EXIT_USAGE;
+    }
+    if (ttl != NULL && tokens_parse_ttl(ttl, &spec.ttl_s) != 0) {
+        fprintf(stderr, "usersigd token create: --ttl: seconds, or a number with s, m, h or d "
+                        "(\"30d\"), from 1 second to 10 years\n");
+        return EXIT_USAGE;
     }
     if (spec.name == NULL || role == NULL) {
         fprintf(stderr, "usersigd token create: --name and --role are required\n\n%s", USAGE_TOKEN);
@@ -495,9 +275,8 @@ done:
     return ret;
 }
 
-static int cmd_rewrap(struct boot *d, const char *config_path, int argc, char **argv)
+static int cmd_rewrap(struct boot *d, const char *config_path, const char *new_path)
 {
-    const char *new_path = NULL;
     struct keyring *new_kr = NULL;
     struct stat a, b;
     char err[512] = "";
@@ -507,15 +286,6 @@ static int cmd_rewrap(struct boot *d, const char *config_path, int argc, char **
     enum store_rc rc;
     int ret = 1;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--new-master-key-file") == 0 && i + 1 < argc) {
-            new_path = argv[++i];
-        } else {
-            fprintf(stderr, "usersigd rewrap: unexpected argument \"%s\"\n\n%s", argv[i],
-                    USAGE_REWRAP);
-            return EXIT_USAGE;
-        }
-    }
     if (new_path == NULL) {
         fprintf(stderr, "usersigd rewrap: --new-master-key-file FILE is required\n\n%s",
                 USAGE_REWRAP);
@@ -566,126 +336,246 @@ done:
     return ret;
 }
 
-static int cmd_master_key_create(int argc, char **argv)
+static int cmd_master_key_create(const char *path)
 {
     char err[512] = "";
-    enum keyring_rc krc;
-    if (argc != 1 || argv[0][0] == '-') {
-        fprintf(stderr, "%s", USAGE_MASTER_KEY);
-        return EXIT_USAGE;
-    }
-    krc = keyring_master_create(argv[0], err, sizeof err);
+    enum keyring_rc krc = keyring_master_create(path, err, sizeof err);
     if (krc != KEYRING_OK) {
         fprintf(stderr, "usersigd master-key create: %s\n", err[0] ? err : keyring_rc_message(krc));
         return 1;
     }
-    printf("created %s (mode 0600)\n", argv[0]);
+    printf("created %s (mode 0600)\n", path);
     return 0;
 }
 
-/* ---- main -------------------------------------------------------------------------------------
+/* ---- the command line -------------------------------------------------------------------------
  */
+
+enum opt_id {
+    O_CONFIG,
+    O_HELP,
+    O_H,
+    O_HELP_CONFIG,
+    O_VERSION,
+    O_NAME,
+    O_ROLE,
+    O_APPS,
+    O_TTL,
+    O_NEW_KEY,
+    O_COUNT
+};
+#define GLOBAL_OPTS                                                                                \
+    ((1u << O_CONFIG) | (1u << O_HELP) | (1u << O_H) | (1u << O_HELP_CONFIG) | (1u << O_VERSION))
+
+struct opt {
+    const char *name;
+    bool takes_value;
+    bool given;
+    const char *value;
+};
+
+enum cmd_id { C_SERVE, C_MIGRATE, C_TOKEN_CREATE, C_AUDIT_VERIFY, C_REWRAP, C_MASTER_KEY_CREATE };
+
+struct command {
+    enum cmd_id id;
+    const char *name;  /* "token create": how errors and help name it */
+    const char *word;  /* argv's first word */
+    const char *sub;   /* its second word (a positional), or NULL */
+    unsigned opts;     /* 1 << enum opt_id it takes, beside GLOBAL_OPTS */
+    int args;          /* positionals after the words (master-key create FILE: 1) */
+    const char *usage; /* for --help */
+};
+
+static const struct command COMMANDS[] = {
+    {C_SERVE, "serve", "serve", NULL, 0, 0, USAGE},
+    {C_MIGRATE, "migrate", "migrate", NULL, 0, 0, USAGE_MIGRATE},
+    {C_TOKEN_CREATE, "token create", "token", "create",
+     (1u << O_NAME) | (1u << O_ROLE) | (1u << O_APPS) | (1u << O_TTL), 0, USAGE_TOKEN},
+    {C_AUDIT_VERIFY, "audit verify", "audit", "verify", 0, 0, USAGE_AUDIT},
+    {C_REWRAP, "rewrap", "rewrap", NULL, 1u << O_NEW_KEY, 0, USAGE_REWRAP},
+    {C_MASTER_KEY_CREATE, "master-key create", "master-key", "create", 0, 1, USAGE_MASTER_KEY},
+};
+
+/* An argument's option name, up to any "=" and at most SHOWN_NAME_MAX bytes, printable
+ * characters only: what an error may quote back (never a value, which may be a secret). */
+static void put_name(const char *arg)
+{
+    size_t i;
+    for (i = 0; arg[i] != '\0' && arg[i] != '=' && i < SHOWN_NAME_MAX; i++)
+        fputc(isprint((unsigned char)arg[i]) ? arg[i] : '?', stderr);
+    if (arg[i] != '\0' && arg[i] != '=')
+        fputs("...", stderr);
+}
+
+/* "usersigd CMD: BEFORE"ARG"AFTER (usersigd CMD --help)", ARG by put_name(). */
+static int usage_error(const char *cmd, const char *before, const char *arg, const char *after)
+{
+    const char *sp = cmd != NULL ? " " : "";
+    cmd = cmd != NULL ? cmd : "";
+    fprintf(stderr, "usersigd%s%s: %s", sp, cmd, before);
+    if (arg != NULL) {
+        fputc('"', stderr);
+        put_name(arg);
+        fputc('"', stderr);
+    }
+    fprintf(stderr, "%s (usersigd%s%s --help)\n", after, sp, cmd);
+    return EXIT_USAGE;
+}
+
+/* Reads options (those of allowed) from argv[*i] on, and positionals into pos (at most max_pos
+ * of them). stop_at_word: return at the first positional, unread (the command's word). 0, or
+ * EXIT_USAGE with the reason printed. */
+static int parse_args(const char *cmd, int argc, char **argv, int *i, struct opt *opts,
+                      unsigned allowed, bool stop_at_word, const char **pos, int max_pos,
+                      int *n_pos)
+{
+    for (; *i < argc; (*i)++) {
+        const char *arg = argv[*i];
+        const char *eq;
+        size_t len;
+        int id = -1;
+
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (stop_at_word)
+                return 0;
+            if (*n_pos >= max_pos)
+                return usage_error(cmd, "one argument too many", NULL, "");
+            pos[(*n_pos)++] = arg;
+            continue;
+        }
+        eq = strchr(arg, '=');
+        len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        for (int k = 0; k < O_COUNT; k++)
+            if ((allowed & (1u << k)) && strlen(opts[k].name) == len &&
+                memcmp(opts[k].name, arg, len) == 0)
+                id = k;
+        if (id < 0)
+            return usage_error(cmd, "unknown option ", arg, ": option names are exact");
+        if (!opts[id].takes_value) {
+            if (eq != NULL)
+                return usage_error(cmd, "", arg, " takes no value");
+            opts[id].given = true;
+            continue;
+        }
+        if (opts[id].given)
+            return usage_error(cmd, "", arg, " is given twice: give it once");
+        if (eq == NULL && *i + 1 >= argc)
+            return usage_error(cmd, "", arg, " needs a value");
+        opts[id].given = true;
+        opts[id].value = eq != NULL ? eq + 1 : argv[++(*i)];
+    }
+    return 0;
+}
+
+static void print_version(void)
+{
+    printf("usersigd %s (commit %s)\n", USERSIGD_VERSION, USERSIGD_COMMIT);
+    printf("libusersig %s; UserSig formats: %s\n", usersig_version(), usersig_formats());
+}
+
+/* Runs the command c, whose options and positionals are parsed. */
+static int run_command(struct boot *d, const struct command *c, struct opt *o, const char **pos)
+{
+    const char *config = o[O_CONFIG].value;
+
+    switch (c->id) {
+    case C_SERVE:
+        return serve_run(d, config) == 0 ? 0 : 1;
+    case C_MIGRATE:
+        return cmd_migrate(d, config) == 0 ? 0 : 1;
+    case C_TOKEN_CREATE:
+        return cmd_token_create(d, config, o[O_NAME].value, o[O_ROLE].value, o[O_APPS].value,
+                                o[O_TTL].value);
+    case C_AUDIT_VERIFY:
+        return cmd_audit_verify(d, config);
+    case C_REWRAP:
+        return cmd_rewrap(d, config, o[O_NEW_KEY].value);
+    case C_MASTER_KEY_CREATE:
+        return cmd_master_key_create(pos[0]);
+    }
+    return EXIT_USAGE;
+}
 
 int main(int argc, char **argv)
 {
+    struct opt opts[O_COUNT] = {
+        [O_CONFIG] = {"--config", true, false, NULL},
+        [O_HELP] = {"--help", false, false, NULL},
+        [O_H] = {"-h", false, false, NULL},
+        [O_HELP_CONFIG] = {"--help-config", false, false, NULL},
+        [O_VERSION] = {"--version", false, false, NULL},
+        [O_NAME] = {"--name", true, false, NULL},
+        [O_ROLE] = {"--role", true, false, NULL},
+        [O_APPS] = {"--apps", true, false, NULL},
+        [O_TTL] = {"--ttl", true, false, NULL},
+        [O_NEW_KEY] = {"--new-master-key-file", true, false, NULL},
+    };
+    const struct command *c = NULL;
+    const char *pos[3] = {NULL, NULL, NULL};
     struct boot d = {0};
-    const char *config_path = NULL;
-    const char *env_dir = getenv("USERSIGD_MIGRATIONS_DIR");
-    char **args = NULL;
-    int n = 0, ret = 1;
-    bool help = false;
+    int i = 1, n_pos = 0, rc, ret;
+    bool help;
 
-    /* --config, --help and --help-config are taken from anywhere on the line. */
-    args = calloc((size_t)argc + 1, sizeof *args);
-    if (args == NULL) {
-        fprintf(stderr, "usersigd: out of memory\n");
+    /* Global options may come before the command, and after it with its own. */
+    rc = parse_args(NULL, argc, argv, &i, opts, GLOBAL_OPTS, true, NULL, 0, NULL);
+    if (rc != 0)
+        return rc;
+    if (i < argc) {
+        for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0] && c == NULL; k++)
+            if (strcmp(argv[i], COMMANDS[k].word) == 0)
+                c = &COMMANDS[k];
+        if (c == NULL) {
+            fprintf(stderr, "usersigd: unknown command \"");
+            put_name(argv[i]);
+            fprintf(stderr, "\"\n\n%s", USAGE);
+            return EXIT_USAGE;
+        }
+        i++;
+        rc = parse_args(c->name, argc, argv, &i, opts, GLOBAL_OPTS | c->opts, false, pos,
+                        (c->sub != NULL) + c->args, &n_pos);
+        if (rc != 0)
+            return rc;
+    }
+    help = opts[O_HELP].given || opts[O_H].given;
+    if (opts[O_HELP_CONFIG].given) {
+        config_describe(stdout);
+        return 0;
+    }
+    if (opts[O_VERSION].given) {
+        print_version();
+        return 0;
+    }
+    if (c == NULL) {
+        fputs(USAGE, help ? stdout : stderr);
+        return help ? 0 : EXIT_USAGE;
+    }
+    if (help) {
+        fputs(c->usage, stdout);
+        return 0;
+    }
+    if (c->sub != NULL && (n_pos < 1 || strcmp(pos[0], c->sub) != 0)) {
+        fprintf(stderr, "usersigd %s: the command is \"usersigd %s\"\n\n%s", c->word, c->name,
+                c->usage);
+        return EXIT_USAGE;
+    }
+    if (n_pos != (c->sub != NULL) + c->args) {
+        fprintf(stderr, "usersigd %s: missing argument\n\n%s", c->name, c->usage);
+        return EXIT_USAGE;
+    }
+    if (c->id == C_TOKEN_CREATE && (!opts[O_NAME].given || !opts[O_ROLE].given)) {
+        fprintf(stderr, "usersigd token create: --name and --role are required\n\n%s", USAGE_TOKEN);
+        return EXIT_USAGE;
+    }
+    if (c->id == C_REWRAP && !opts[O_NEW_KEY].given) {
+        fprintf(stderr, "usersigd rewrap: --new-master-key-file FILE is required\n\n%s",
+                USAGE_REWRAP);
+        return EXIT_USAGE;
+    }
+    if (boot_catch_signals() != 0) {
+        fprintf(stderr, "usersigd: cannot set up the signal handlers\n");
         return 1;
     }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "usersigd: --config needs a file\n");
-                ret = EXIT_USAGE;
-                goto done;
-            }
-            config_path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            config_path = argv[i] + 9;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            help = true;
-        } else if (strcmp(argv[i], "--help-config") == 0) {
-            config_describe(stdout);
-            ret = 0;
-            goto done;
-        } else {
-            args[n++] = argv[i];
-        }
-    }
-    d.migrations_dir = env_dir != NULL && env_dir[0] != '\0' ? env_dir : USERSIGD_MIGRATIONS_DIR;
-    d.svc.cfg = &d.cfg;
-    d.svc.migrations_dir = d.migrations_dir;
-
-    if (n == 0) {
-        fputs(USAGE, help ? stdout : stderr);
-        ret = help ? 0 : EXIT_USAGE;
-        goto done;
-    }
-    if (strcmp(args[0], "serve") == 0 && n == 1) {
-        if (help) {
-            fputs(USAGE, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_serve(&d, config_path) == 0 ? 0 : 1;
-    } else if (strcmp(args[0], "migrate") == 0 && n == 1) {
-        if (help) {
-            fputs(USAGE_MIGRATE, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_migrate(&d, config_path) == 0 ? 0 : 1;
-    } else if (strcmp(args[0], "token") == 0 && n >= 2 && strcmp(args[1], "create") == 0) {
-        if (help) {
-            fputs(USAGE_TOKEN, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_token_create(&d, config_path, n - 2, args + 2);
-    } else if (strcmp(args[0], "audit") == 0 && n == 2 && strcmp(args[1], "verify") == 0) {
-        if (help) {
-            fputs(USAGE_AUDIT, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_audit_verify(&d, config_path);
-    } else if (strcmp(args[0], "rewrap") == 0) {
-        if (help) {
-            fputs(USAGE_REWRAP, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_rewrap(&d, config_path, n - 1, args + 1);
-    } else if (strcmp(args[0], "master-key") == 0 && n >= 2 && strcmp(args[1], "create") == 0) {
-        if (help) {
-            fputs(USAGE_MASTER_KEY, stdout);
-            ret = 0;
-            goto done;
-        }
-        ret = cmd_master_key_create(n - 2, args + 2);
-    } else if (help) {
-        fputs(USAGE, stdout);
-        ret = 0;
-    } else if (strcmp(args[0], "serve") == 0 || strcmp(args[0], "migrate") == 0 ||
-               strcmp(args[0], "audit") == 0 || strcmp(args[0], "token") == 0 ||
-               strcmp(args[0], "master-key") == 0) {
-        fprintf(stderr, "usersigd %s: unexpected or missing arguments\n\n%s", args[0], USAGE);
-        ret = EXIT_USAGE;
-    } else {
-        fprintf(stderr, "usersigd: unknown command \"%s\"\n\n%s", args[0], USAGE);
-        ret = EXIT_USAGE;
-    }
-done:
+    ret = run_command(&d, c, opts, c->sub != NULL ? pos + 1 : pos);
     boot_close(&d);
-    free(args);
     return ret;
 }

@@ -1,0 +1,310 @@
+/*
+ * `usersigd serve` (serve.h): the checks before anything is created, the startup order, the
+ * first admin token, and the event loop with its signals. Signal handlers do no work: boot.c's
+ * only note a signal until the loop runs, then libevent's evsignal hands each one to a callback
+ * on the loop thread.
+ */
+#include "serve.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "migrate.h"
+#include "pipeline.h"
+#include "routes.h"
+#include "tokens.h"
+
+#define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
+#define BOOTSTRAP_TOKEN_NAME "bootstrap-admin"
+
+static const int SIGNALS[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+#define N_SIGNALS (sizeof SIGNALS / sizeof SIGNALS[0])
+
+struct serve {
+    struct boot *d;
+    struct event_base *base;
+    struct api_server_config acfg;
+    struct api_server *server;
+    struct event *sig[N_SIGNALS];
+    struct event *drain;
+    int64_t drain_left_ms;
+    bool stopping;
+};
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct serve *s = arg;
+    struct api_server_stats stats;
+    (void)fd;
+    (void)what;
+    api_server_get_stats(s->server, &stats);
+    s->drain_left_ms -= 100;
+    if ((stats.in_flight == 0 && stats.unflushed == 0) || s->drain_left_ms <= 0) {
+        if (stats.in_flight + stats.unflushed > 0)
+            log_warn("stopping with %llu streamed replies unfinished or not yet written out",
+                     (unsigned long long)(stats.in_flight + stats.unflushed));
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 100000};
+    event_add(s->drain, &tv);
+}
+
+/* SIGHUP: the config file and the environment again. log_level changes at once; a change to a
+ * setting read only at start is named, and left for a restart. */
+static void reload(struct serve *s)
+{
+    struct config fresh;
+    char err[CONFIG_ERR_BUF], restart[512];
+    struct boot *d = s->d;
+
+    if (config_load(d->config_path, &fresh, err, sizeof err) != CONFIG_OK) {
+        log_warn("SIGHUP: cannot re-read the settings, keeping the current ones: %s", err);
+        return;
+    }
+    if (config_apply_live(&d->cfg, &fresh, restart, sizeof restart) > 0)
+        log_warn("SIGHUP: changed but applied only on a restart (still using the old values): %s",
+                 restart);
+    log_set_level(d->cfg.log_level);
+    log_info("SIGHUP: re-read the settings from %s%s; log level %s",
+             d->config_path != NULL ? d->config_path : "the environment",
+             d->config_path != NULL ? " and the environment" : "",
+             log_level_name(d->cfg.log_level));
+    log_debug("SIGHUP: debug logging is on");
+}
+
+static void stop(struct serve *s, int sig)
+{
+    if (sig == SIGQUIT || s->stopping) {
+        log_warn("%s%s: stopping now (replies in progress are cut off)", boot_signal_name(sig),
+                 s->stopping && sig != SIGQUIT ? " again" : "");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    s->stopping = true;
+    log_info("%s: stopping (no new connections; replies in progress may finish)",
+             boot_signal_name(sig));
+    api_server_stop(s->server);
+    s->drain_left_ms = SHUTDOWN_GRACE_MS;
+    drain_cb(-1, 0, s);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    if (sig == SIGHUP)
+        reload(arg);
+    else
+        stop(arg, (int)sig);
+}
+
+/* The first admin token when there is no token at all, printed once on stdout. The audit lock
+ * serializes two instances starting together, so only one makes it. */
+static int bootstrap_token(struct boot *d)
+{
+    struct tokens_spec spec = {
+        .name = BOOTSTRAP_TOKEN_NAME, .role = STORE_ROLE_ADMIN, .all_apps = true};
+    struct store_token *list = NULL, t;
+    char token[KEYRING_TOKEN_BUF] = "";
+    size_t n = 0;
+    enum store_rc rc = store_begin(d->st);
+
+    if (rc == STORE_OK)
+        rc = store_audit_lock(d->st);
+    if (rc == STORE_OK)
+        rc = store_token_list(d->st, &list, &n);
+    free(list);
+    if (rc == STORE_OK && n > 0) {
+        store_rollback(d->st);
+        return 0;
+    }
+    if (rc == STORE_OK)
+        rc = tokens_create(&d->svc, NULL, &spec, &t, token, sizeof token);
+    if (rc == STORE_OK)
+        rc = store_commit(d->st);
+    if (rc != STORE_OK) {
+        store_rollback(d->st);
+        OPENSSL_cleanse(token, sizeof token);
+        log_error("cannot create the first admin token");
+        return -1;
+    }
+    log_info("first run: created the admin token \"%s\" (id %lld), printed once on stdout",
+             BOOTSTRAP_TOKEN_NAME, (long long)t.id);
+    printf("admin token: %s\n", token);
+    printf("store this admin token now: it is not shown again (only its hash is kept)\n");
+    fflush(stdout);
+    OPENSSL_cleanse(token, sizeof token);
+    return 0;
+}
+
+/* The loop, the API server and its bound socket: before anything is created, so that a taken
+ * port fails a first run with nothing left behind. */
+static int bind_api(struct serve *s)
+{
+    struct boot *d = s->d;
+    char err[512] = "";
+
+    if (boot_check_serve(&d->cfg) != 0)
+        return -1;
+    /* Batch signing's workers hand results back with event_active(): a thread-aware loop. */
+    if (evthread_use_pthreads() != 0) {
+        log_error("cannot make libevent thread-aware");
+        return -1;
+    }
+    s->base = event_base_new();
+    if (s->base == NULL) {
+        log_error("cannot create the event loop");
+        return -1;
+    }
+    s->acfg = (struct api_server_config){
+        .listen = d->cfg.listen,
+        .max_body = (size_t)d->cfg.max_body_size,
+        .max_body_large = (size_t)d->cfg.batch_max_body_size,
+        .request_timeout_ms = d->cfg.request_timeout_ms,
+        .routes = api_routes,
+        .n_routes = api_routes_count,
+        .authenticate = service_authenticate,
+        .ctx = &d->svc,
+    };
+    s->server = api_server_new(s->base, &s->acfg, err, sizeof err);
+    if (s->server == NULL) {
+        log_error("cannot set up the admin API: %s", err);
+        return -1;
+    }
+    /* err names the address and why; the test bind above makes this rare (a race). */
+    if (api_server_start(s->server, err, sizeof err) != 0) {
+        log_error("%s; stop the other server or set USERSIGD_LISTEN (listen)", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Database, migrations, master key, keyring root, first admin token; -1 failed, 1 stopped by a
+ * signal, 0 ready. */
+static int bring_up(struct boot *d, bool embedded)
+{
+    uint8_t buf[STORE_SEALED_ROOT_MAX];
+    size_t len;
+    int64_t created;
+    int applied = 0;
+    enum store_rc rc;
+
+    /* With an external database the master key file must exist: say so before touching it. */
+    if (!embedded && boot_open_master_key(d, false) != 0)
+        return -1;
+    if (boot_open_database(d, true) != 0)
+        return boot_interrupted() ? 1 : -1;
+    if (boot_interrupted())
+        return 1;
+    if (migrate_apply(d->st, d->migrations_dir, &applied) != MIGRATE_OK) {
+        log_error("cannot apply the schema migrations of %s (see the message above)",
+                  d->migrations_dir);
+        return -1;
+    }
+    if (applied > 0)
+        log_info("applied %d schema migration(s)", applied);
+    if (boot_require_current_schema(d) != 0)
+        return -1;
+    if (boot_interrupted())
+        return 1;
+    /* A new master key only where it can be the first: the embedded database without a
+     * keyring. A missing key file beside an existing keyring is a lost key, not a first run. */
+    rc = store_keyring_get(d->st, false, buf, sizeof buf, &len, &created);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
+        log_error("cannot read the keyring from the database");
+        return -1;
+    }
+    if (d->kr == NULL && boot_open_master_key(d, rc == STORE_NOT_FOUND) != 0)
+        return -1;
+    if (boot_open_keyring(d) != 0)
+        return -1;
+    if (boot_interrupted())
+        return 1;
+    return bootstrap_token(d) != 0 ? -1 : 0;
+}
+
+static int run_loop(struct serve *s)
+{
+    struct boot *d = s->d;
+    char err[512] = "";
+    int pending;
+
+    d->svc.pipeline = pipeline_new(s->base, config_workers(&d->cfg), err, sizeof err);
+    if (d->svc.pipeline == NULL) {
+        log_error("cannot start the signing workers: %s", err);
+        return -1;
+    }
+    log_info("batch signing: %d worker threads", pipeline_workers(d->svc.pipeline));
+    s->drain = evtimer_new(s->base, drain_cb, s);
+    if (s->drain == NULL) {
+        log_error("cannot set up the shutdown timer");
+        return -1;
+    }
+    for (size_t i = 0; i < N_SIGNALS; i++) {
+        s->sig[i] = evsignal_new(s->base, SIGNALS[i], signal_cb, s);
+        if (s->sig[i] == NULL || evsignal_add(s->sig[i], NULL) != 0) {
+            log_error("cannot set up the signal handlers");
+            return -1;
+        }
+    }
+    if (strchr(d->cfg.listen_host, ':') != NULL)
+        log_info("listening on [%s]:%d", d->cfg.listen_host, api_server_port(s->server));
+    else
+        log_info("listening on %s:%d", d->cfg.listen_host, api_server_port(s->server));
+    /* What came before the loop's handlers took over. */
+    pending = boot_stop_signal();
+    if (pending != 0)
+        stop(s, pending);
+    else if (boot_take_hup())
+        reload(s);
+    if (event_base_dispatch(s->base) < 0) {
+        log_error("the event loop failed");
+        return -1;
+    }
+    log_info("stopped");
+    return 0;
+}
+
+int serve_run(struct boot *d, const char *config_path)
+{
+    struct serve s = {.d = d};
+    int ret = -1, up;
+    bool embedded;
+
+    if (boot_load_config(d, config_path) != 0)
+        return -1;
+    embedded = d->cfg.database_url[0] == '\0';
+    log_info("usersigd starting");
+    if (bind_api(&s) != 0)
+        goto done;
+    if (boot_interrupted()) {
+        ret = 0;
+        goto done;
+    }
+    up = bring_up(d, embedded);
+    if (up != 0) {
+        ret = up > 0 ? 0 : -1;
+        goto done;
+    }
+    ret = run_loop(&s);
+done:
+    for (size_t i = 0; i < N_SIGNALS; i++)
+        if (s.sig[i] != NULL)
+            event_free(s.sig[i]); /* boot.c's handler is back: nothing kills us while we stop */
+    if (s.drain != NULL)
+        event_free(s.drain);
+    api_server_free(s.server); /* open batches hear of it and end as aborted */
+    pipeline_free(d->svc.pipeline);
+    d->svc.pipeline = NULL;
+    if (s.base != NULL)
+        event_base_free(s.base);
+    return ret;
+}
