@@ -302,3 +302,68 @@ void test_http_expect(const char *what, struct test_resp *r, int status, const c
     if (strcmp(ct, "application/json") == 0 || code != NULL)
         CHECK(r->json != NULL, "%s: the body is not JSON: %s", what, r->body);
 }
+
+/* ---- temporary files ---------------------------------------------------------------------- */
+
+#define TEST_TMP_MAX 64
+
+static char tmp_dir[256];
+static char tmp_paths[TEST_TMP_MAX][512];
+static int tmp_n;
+
+const char *test_tmp_dir(void)
+{
+    return tmp_dir[0] != '\0' ? tmp_dir : NULL;
+}
+
+const char *test_tmp_path(const char *name)
+{
+    if (tmp_dir[0] == '\0') {
+        const char *base = getenv("TMPDIR");
+        if (base == NULL || *base == '\0')
+            base = "/tmp";
+        int n = snprintf(tmp_dir, sizeof tmp_dir, "%s/usersigd-test.XXXXXX", base);
+        if (n < 0 || (size_t)n >= sizeof tmp_dir || mkdtemp(tmp_dir) == NULL) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+    if (tmp_n == TEST_TMP_MAX)
+        abort();
+    int n = snprintf(tmp_paths[tmp_n], sizeof tmp_paths[tmp_n], "%s/%s", tmp_dir, name);
+    if (n < 0 || (size_t)n >= sizeof tmp_paths[tmp_n])
+        abort();
+    return tmp_paths[tmp_n++];
+}
+
+void test_tmp_remove(void)
+{
+    for (int i = tmp_n - 1; i >= 0; i--)
+        unlink(tmp_paths[i]);
+    tmp_n = 0;
+    if (tmp_dir[0] != '\0')
+        rmdir(tmp_dir);
+    tmp_dir[0] = '\0';
+}
+
+long test_read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (long)n;
+}
+
+void test_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

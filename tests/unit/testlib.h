@@ -68,4 +68,21 @@ const char *test_resp_error_message(const struct test_resp *r);
  * of the admin API carries (X-Request-Id, Content-Type, Cache-Control); what names the case. */
 void test_http_expect(const char *what, struct test_resp *r, int status, const char *code);
 
+/* ---- temporary files ---------------------------------------------------------------------- */
+
+#include <stdint.h>
+
+/* A path NAME in this process's temporary directory (made on first use, under $TMPDIR or /tmp);
+ * at most 64 paths. Aborts when the directory cannot be made. test_tmp_remove() unlinks every
+ * path handed out, then the directory. */
+const char *test_tmp_path(const char *name);
+/* The directory itself, or NULL before the first test_tmp_path(). */
+const char *test_tmp_dir(void);
+void test_tmp_remove(void);
+/* Reads a whole small file into buf (NUL-terminated, at most cap - 1 bytes); returns its length
+ * or -1 when it cannot be opened. */
+long test_read_file(const char *path, char *buf, size_t cap);
+/* Lower-case hex of b[0..n) into out (2n + 1 bytes). */
+void test_hex(const uint8_t *b, size_t n, char *out);
+
 #endif
