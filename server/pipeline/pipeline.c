@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "log.h"
 
 #define OUT_GUESS 320 /* output bytes per item to start a block's buffer with */
@@ -286,7 +287,6 @@ static void job_over(struct pipeline_job *j, enum pipeline_state state, const ch
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
 
     if (j->phase == JOB_OVER)
         return;
@@ -301,11 +301,7 @@ static void job_over(struct pipeline_job *j, enum pipeline_state state, const ch
             j->res.why = "SHA-256 failed";
         }
     }
-    for (size_t i = 0; i < sizeof md; i++) {
-        j->res.sha256[2 * i] = hex[md[i] >> 4];
-        j->res.sha256[2 * i + 1] = hex[md[i] & 15];
-    }
-    j->res.sha256[64] = '\0';
+    hex_encode(md, sizeof md, j->res.sha256); /* PIPELINE_SHA256_HEX: 64 digits and the NUL */
 }
 
 /* Emits the signed blocks whose turn it is, when the owner's output has drained. */

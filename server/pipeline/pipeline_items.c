@@ -5,6 +5,7 @@
  * output line, NDJSON or CSV, signed or the error.
  */
 #include "pipeline_int.h"
+#include "hex.h"
 #include "utf8.h"
 
 #include <jansson.h>
@@ -103,7 +104,6 @@ static char *put(char *o, const char *s)
  * U+FFFD. At most 6 bytes out per byte in. */
 static char *put_json(char *o, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -117,8 +117,10 @@ static char *put_json(char *o, const char *str, size_t n)
         } else if (c < 0x20) {
             o = put(o, c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : "\\u00");
             if (c != '\n' && c != '\r' && c != '\t') {
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
+                char h[3]; /* not straight into o: hex_encode's NUL would pass the 6 bytes */
+                hex_encode(&c, 1, h);
+                *o++ = h[0];
+                *o++ = h[1];
             }
             i++;
         } else {
@@ -190,21 +192,13 @@ static void set_error(struct line_error *e, const char *code, const char *fmt, .
     va_end(ap);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static long hex4(const char *s, size_t n)
 {
     long v = 0;
     if (n < 4)
         return -1;
     for (int i = 0; i < 4; i++) {
-        int h = hexval((unsigned char)s[i]);
+        int h = hex_digit_value(s[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
