@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,13 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
+/* 1 to 16 lower-case letters and dashes, as every command and option name of the tool is. */
+static bool looks_like_command(const char *w)
+{
+    size_t n = strspn(w, "abcdefghijklmnopqrstuvwxyz-");
+    return n >= 1 && n <= 16 && (w[n] == '\0' || w[n] == '=');
+}
+
 int main(int argc, char **argv)
 {
     char name[USERSIG_ARGS_MAX_NAME * 4 + 8];
@@ -652,8 +660,15 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "batch") == 0)
         status = usersig_batch_main(argc - 1, argv + 1);
     else {
-        fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog,
-                usersig_args_name(cmd, name, sizeof name), usage_main);
+        /* A pasted secret must not reach the terminal's scroll-back or a log: the word is
+         * shown only when it looks like a command name. */
+        if (looks_like_command(cmd))
+            fprintf(stderr, "%s: unknown command '%s'\n\n%s", prog,
+                    usersig_args_name(cmd, name, sizeof name), usage_main);
+        else
+            fprintf(stderr,
+                    "%s: unknown command (not shown: it does not look like a command name)\n\n%s",
+                    prog, usage_main);
         return EXIT_USAGE;
     }
     /* A token that never reached stdout (full disk, closed pipe) is a failure. */

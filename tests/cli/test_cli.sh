@@ -250,6 +250,7 @@ run verify --sdkappid "$APP" --identifier a --public-key-file "$SECRET" x
 expect_rc "verify --public-key-file SECRET (no such file)" 2
 no_secret "verify --public-key-file SECRET (no such file)"
 refused "usersig --key=SECRET as the command" "unknown command '--key'" "--key=$SECRET" sign
+refused "usersig SECRET as the command" "unknown command (not shown" "$SECRET" sign
 # A value-taking option given twice is an error naming it, for every subcommand.
 for dup in "--sdkappid $APP" "--identifier b" "--key-file $TMP/key" "--expire 60" "--time $T0" \
     "--level 1" "--room-id 5" "--room-str r" "--privileges 1"; do
