@@ -65,6 +65,7 @@ static void reload(struct serve *s)
     struct config fresh;
     char err[CONFIG_ERR_BUF], restart[512];
     struct boot *d = s->d;
+    bool shown_before = d->cfg.log_level <= LOG_INFO;
 
     if (config_load(d->config_path, &fresh, err, sizeof err) != CONFIG_OK) {
         log_warn("SIGHUP: cannot re-read the settings, keeping the current ones: %s", err);
@@ -73,11 +74,17 @@ static void reload(struct serve *s)
     if (config_apply_live(&d->cfg, &fresh, restart, sizeof restart) > 0)
         log_warn("SIGHUP: changed but applied only on a restart (still using the old values): %s",
                  restart);
-    log_set_level(d->cfg.log_level);
-    log_info("SIGHUP: re-read the settings from %s%s; log level %s",
-             d->config_path != NULL ? d->config_path : "the environment",
-             d->config_path != NULL ? " and the environment" : "",
-             log_level_name(d->cfg.log_level));
+    /* Said at info under the old level or else the new one, so that a change either way
+     * (info to warn, warn to info) is on record. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            log_set_level(d->cfg.log_level);
+        if (shown_before == (pass == 0))
+            log_info("SIGHUP: re-read the settings from %s%s; log level %s",
+                     d->config_path != NULL ? d->config_path : "the environment",
+                     d->config_path != NULL ? " and the environment" : "",
+                     log_level_name(d->cfg.log_level));
+    }
     log_debug("SIGHUP: debug logging is on");
 }
 

@@ -229,7 +229,7 @@ process.on('exit', () => {
 async function launch(name, listen, timeoutMs, opts) {
   const dataDir = path.join(E2E.work, `srv-${name}-${process.pid}`);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const proc = spawn(E2E.usersigd, ['serve'], {
+  const proc = spawn(E2E.usersigd, ['serve'].concat(opts.args || []), {
     env: Object.assign({}, process.env, {
       USERSIGD_DATABASE_URL: opts.dbUrl || E2E.dbUrl,
       USERSIGD_MASTER_KEY_FILE: opts.masterKeyFile || E2E.masterKeyFile,
@@ -278,7 +278,7 @@ async function launch(name, listen, timeoutMs, opts) {
             }
             return null;
           };
-          return { url, proc, log, stop, adminToken };
+          return { url, proc, log, stop, adminToken, dataDir };
         }
       } catch (e) { /* not yet */ }
     }
@@ -295,9 +295,10 @@ async function launch(name, listen, timeoutMs, opts) {
 
 // Starts `usersigd serve` on 127.0.0.1:0 with the run's database and master key (or opts.dbUrl,
 // opts.masterKeyFile), plus the environment in opts.env (settings such as
-// USERSIGD_MAX_BODY_SIZE). name picks its data dir. Resolves to { url, proc, log(), stop(),
-// adminToken() } once /healthz answers; with opts.mayFail, to { failed: output, exited } if it
-// exits on startup.
+// USERSIGD_MAX_BODY_SIZE; USERSIGD_DATABASE_URL: '' for the embedded PostgreSQL) and the
+// arguments opts.args after `serve`. name picks its data dir. Resolves to { url, proc, log(),
+// stop(), adminToken(), dataDir } once /healthz answers; with opts.mayFail, to
+// { failed: output, exited } if it exits on startup.
 async function startServer(name, opts = {}) {
   const r = await launch(name, '127.0.0.1:0', opts.timeoutMs || 60000, opts);
   if (r.failed !== undefined && opts.mayFail) return r;
@@ -373,9 +374,30 @@ function batchAndLeave(base, sdkappid, body, bytes) {
   });
 }
 
+// The embedded PostgreSQL of a data directory: the postmaster's pid from pg/data/postmaster.pid
+// if that process lives, else null (no file, or a stale one).
+function embeddedPostmaster(dataDir) {
+  let text;
+  try {
+    text = fs.readFileSync(path.join(dataDir, 'pg', 'data', 'postmaster.pid'), 'utf8');
+  } catch (e) {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  }
+  const pid = Number(text.split('\n')[0]);
+  if (!(pid > 0)) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    if (e.code === 'ESRCH') return null;
+    throw e;
+  }
+}
+
 module.exports = {
   stopAll, createDatabase, dropDatabase, masterKey,
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
   appWithKey, sign, createToken, keyFile, usersig, usersigdCli, psql, psqlOk, crossCheck,
-  startServer, tokens, TLSSigAPIv2, batchAndLeave,
+  startServer, tokens, TLSSigAPIv2, batchAndLeave, embeddedPostmaster,
 };
