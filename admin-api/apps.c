@@ -226,7 +226,7 @@ void handle_app_list(struct api_request *r)
     static const char *const allowed[] = {"after", "limit", NULL};
     struct service *svc = r->ctx;
     const struct api_principal *p = r->principal;
-    struct store_app *apps = NULL;
+    struct store_app_listed *apps = NULL;
     size_t n = 0;
     int64_t after = 0;
     size_t limit = APP_PAGE_DEFAULT;
@@ -248,8 +248,8 @@ void handle_app_list(struct api_request *r)
     }
     if (api_query_limit(r, APP_PAGE_MAX, &limit) != 0)
         return;
-    /* One more than the page tells whether another page follows. A token scoped to no app at
-     * all sees nothing. */
+    /* One more than the page tells whether another page follows; each app comes with its active
+     * key version, all in one statement. A token scoped to no app at all sees nothing. */
     if (p != NULL && (p->all_apps || p->n_apps > 0))
         rc = store_app_list(svc->st, p->all_apps ? NULL : p->apps, p->all_apps ? 0 : p->n_apps,
                             (uint32_t)after, limit + 1, &apps, &n);
@@ -264,18 +264,11 @@ void handle_app_list(struct api_request *r)
     list = json_array();
     if (body == NULL || list == NULL || json_object_set(body, "apps", list) != 0)
         goto done;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t active;
-        rc = app_active_version(svc, apps[i].sdkappid, &active);
-        if (rc != STORE_OK) {
-            err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(list, app_json(&apps[i].app, apps[i].active_version)) != 0)
             goto done;
-        }
-        if (json_array_append_new(list, app_json(&apps[i], active)) != 0)
-            goto done;
-    }
     if (json_object_set_new(body, "next_after",
-                            more ? json_integer(apps[n - 1].sdkappid) : json_null()) != 0)
+                            more ? json_integer(apps[n - 1].app.sdkappid) : json_null()) != 0)
         goto done;
     err = API_OK;
     api_reply_json(r, 200, body);

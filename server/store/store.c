@@ -359,9 +359,11 @@ int store_id_policy_parse(const char *name)
 }
 
 /* clang-format off */
-#define APP_COLUMNS \
-    "sdkappid, name, default_expire, max_expire, identifier_policy, " \
-    US("created_at") ", " US("updated_at")
+/* The columns parse_app reads, of the table (alias) t: "" for apps alone, "a." in a join. */
+#define APP_COLUMNS_OF(t) \
+    t "sdkappid, " t "name, " t "default_expire, " t "max_expire, " t "identifier_policy, " \
+    US(t "created_at") ", " US(t "updated_at")
+#define APP_COLUMNS APP_COLUMNS_OF("")
 /* clang-format on */
 
 static bool parse_app(const PGresult *r, int row, struct store_app *a)
@@ -433,17 +435,23 @@ enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock
     return rc;
 }
 
+/* One statement for the whole page: app_keys_one_active (the partial unique index on the active
+ * row) gives each app at most one joined row, found by index, so the list costs one round trip
+ * however many apps it shows. */
+/* clang-format off */
 static const char SQL_APP_LIST[] =
-    "SELECT " APP_COLUMNS
-    " FROM apps WHERE ($1::bigint[] IS NULL OR sdkappid = ANY ($1::bigint[])) "
-    "AND sdkappid > $2 ORDER BY sdkappid LIMIT $3";
+    "SELECT " APP_COLUMNS_OF("a.") ", k.version FROM apps a "
+    "LEFT JOIN app_keys k ON k.sdkappid = a.sdkappid AND k.state = 'active' "
+    "WHERE ($1::bigint[] IS NULL OR a.sdkappid = ANY ($1::bigint[])) "
+    "AND a.sdkappid > $2 ORDER BY a.sdkappid LIMIT $3";
+/* clang-format on */
 
 enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_scope,
-                             uint32_t after, size_t limit, struct store_app **out, size_t *n)
+                             uint32_t after, size_t limit, struct store_app_listed **out, size_t *n)
 {
     struct store_params p = {0};
     PGresult *r = NULL;
-    struct store_app *apps = NULL;
+    struct store_app_listed *apps = NULL;
     bool ok;
     char *scope_text = store_int_array_text(scope, n_scope, &ok);
     enum store_rc rc = STORE_ERROR;
@@ -472,10 +480,11 @@ enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_s
         }
     }
     for (int i = 0; i < rows; i++) {
-        if (!parse_app(r, i, &apps[i])) {
+        if (!parse_app(r, i, &apps[i].app)) {
             rc = STORE_ERROR;
             goto done;
         }
+        apps[i].active_version = (uint32_t)store_col_int(r, i, 7); /* NULL: 0 */
     }
     *out = apps;
     *n = (size_t)rows;

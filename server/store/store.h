@@ -91,11 +91,17 @@ enum store_rc store_app_insert(struct store *st, struct store_app *app) STORE_WU
 /* lock: NONE, SHARE or UPDATE (FOR UPDATE: serializes every key change of the app). */
 enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock lock,
                             struct store_app *out) STORE_WUR;
-/* Apps in sdkappid order, those after `after` (0: from the start), at most limit (0: all).
- * scope: only these sdkappids (n_scope of them), or NULL for every app. On success *out is a
- * new array of *n apps (NULL when none); caller free()s it. */
+/* An app as store_app_list gives it: the row and its active key version. */
+struct store_app_listed {
+    struct store_app app;
+    uint32_t active_version; /* 0 when no version is active */
+};
+/* Apps in sdkappid order, each with its active key version, in one statement: those after
+ * `after` (0: from the start), at most limit (0: all). scope: only these sdkappids (n_scope of
+ * them), or NULL for every app. On success *out is a new array of *n apps (NULL when none);
+ * caller free()s it. */
 enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_scope,
-                             uint32_t after, size_t limit, struct store_app **out,
+                             uint32_t after, size_t limit, struct store_app_listed **out,
                              size_t *n) STORE_WUR;
 
 /* Which fields of store_app_update change. */

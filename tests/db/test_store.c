@@ -1,7 +1,8 @@
 /*
  * The store against a real PostgreSQL: apps, key versions (numbering, one active per app, no
  * fingerprint reused across apps, destroyed ones included), transactions that fail leave
- * nothing, the keyring row, API tokens, and a reconnect after the server drops the connection.
+ * nothing, the keyring row, API tokens, the app list with each app's active version, and a
+ * reconnect after the server drops the connection.
  */
 #include "dbtest.h"
 
@@ -45,7 +46,8 @@ static void test_apps(struct store *st)
                           .max_expire = 604800,
                           .identifier_policy = STORE_ID_STRICT};
     struct store_app b = {.sdkappid = APP_B, .default_expire = 15552000, .max_expire = 315360000};
-    struct store_app got, *list = NULL;
+    struct store_app got;
+    struct store_app_listed *list = NULL;
     size_t n = 0;
 
     strcpy(a.name, "alpha");
@@ -98,18 +100,18 @@ static void test_apps(struct store *st)
 
     /* list: all, scoped, paged */
     CHECK(store_app_list(st, NULL, 0, 0, 0, &list, &n) == STORE_OK && n == 2 &&
-              list[0].sdkappid == APP_A && list[1].sdkappid == APP_B,
+              list[0].app.sdkappid == APP_A && list[1].app.sdkappid == APP_B,
           "list all in order");
     free(list);
     uint32_t scope[] = {APP_B, 99};
     CHECK(store_app_list(st, scope, 2, 0, 0, &list, &n) == STORE_OK && n == 1 &&
-              list[0].sdkappid == APP_B,
+              list[0].app.sdkappid == APP_B,
           "list in scope");
     free(list);
     CHECK(store_app_list(st, scope, 0, 0, 0, &list, &n) == STORE_OK && n == 0 && list == NULL,
           "an empty scope sees nothing");
     CHECK(store_app_list(st, NULL, 0, APP_A, 1, &list, &n) == STORE_OK && n == 1 &&
-              list[0].sdkappid == APP_B,
+              list[0].app.sdkappid == APP_B,
           "list after A, limit 1");
     free(list);
 
@@ -117,6 +119,156 @@ static void test_apps(struct store *st)
               store_id_policy_parse("nope") == -1 &&
               strcmp(store_id_policy_name(STORE_ID_PRINTABLE), "printable") == 0,
           "policy names");
+}
+
+/* The app list with each app's active version, from one statement: apps with an active key,
+ * with none, with only pending, retired, disabled or destroyed versions, and one rotated; all,
+ * scoped and paged, each entry checked against store_app_get and store_key_get_active. */
+#define LIST_BASE 1500000000u
+#define LIST_APPS 7
+
+/* What store_app_list must say about app LIST_BASE + 1 + i (0: no active version). */
+static uint32_t list_want[LIST_APPS];
+
+static bool app_same(const struct store_app *a, const struct store_app *b)
+{
+    return a->sdkappid == b->sdkappid && strcmp(a->name, b->name) == 0 &&
+           a->default_expire == b->default_expire && a->max_expire == b->max_expire &&
+           a->identifier_policy == b->identifier_policy && a->created_at_us == b->created_at_us &&
+           a->updated_at_us == b->updated_at_us;
+}
+
+static void check_listed(struct store *st, const struct store_app_listed *l, const char *what)
+{
+    struct store_app a;
+    struct store_key k = {0};
+    uint32_t i = l->app.sdkappid - LIST_BASE - 1;
+    CHECK(i < LIST_APPS, "%s: app %" PRIu32 " is not one of the list's", what, l->app.sdkappid);
+    if (i >= LIST_APPS)
+        return;
+    CHECK(l->active_version == list_want[i],
+          "%s: app %" PRIu32 " active version %" PRIu32 ", want %" PRIu32, what, l->app.sdkappid,
+          l->active_version, list_want[i]);
+    CHECK(store_app_get(st, l->app.sdkappid, STORE_LOCK_NONE, &a) == STORE_OK &&
+              app_same(&a, &l->app),
+          "%s: app %" PRIu32 " as store_app_get reads it", what, l->app.sdkappid);
+    enum store_rc rc = store_key_get_active(st, l->app.sdkappid, STORE_LOCK_NONE, &k);
+    CHECK(rc == (l->active_version ? STORE_OK : STORE_NOT_FOUND) &&
+              (rc != STORE_OK || k.version == l->active_version),
+          "%s: app %" PRIu32 " agrees with store_key_get_active", what, l->app.sdkappid);
+    store_key_clear(&k);
+}
+
+/* The rotation of the keys handler: from to retired, to to active, in one transaction. */
+static bool rotate(struct store *st, uint32_t app, uint32_t from, uint32_t to)
+{
+    bool ok = store_begin(st) == STORE_OK &&
+              store_key_set_state(st, app, from, STORE_KEY_RETIRED) == STORE_OK &&
+              store_key_set_state(st, app, to, STORE_KEY_ACTIVE) == STORE_OK &&
+              store_commit(st) == STORE_OK;
+    store_rollback(st);
+    return ok;
+}
+
+static void test_app_list(struct store *st)
+{
+    struct store_app_listed *list = NULL, *page = NULL;
+    size_t n = 0, np = 0;
+    char what[96];
+
+    for (uint32_t i = 0; i < LIST_APPS; i++) {
+        struct store_app a = {.sdkappid = LIST_BASE + 1 + i,
+                              .default_expire = 3600 + i,
+                              .max_expire = 86400,
+                              .identifier_policy = i % 2 ? STORE_ID_STRICT : STORE_ID_PRINTABLE};
+        snprintf(a.name, sizeof a.name, "list app %" PRIu32 " \xc3\xa9", i);
+        CHECK(store_app_insert(st, &a) == STORE_OK, "insert list app %" PRIu32, i);
+    }
+    const uint32_t A1 = LIST_BASE + 1, A3 = LIST_BASE + 3, A4 = LIST_BASE + 4, A5 = LIST_BASE + 5,
+                   A6 = LIST_BASE + 6, A7 = LIST_BASE + 7;
+    /* A1: v1 active. A2: no key. A3: v1 pending only. A4: v1 retired, v2 active (a rotation).
+     * A5: v1 disabled, v2 destroyed. A6: v1 active. A7: v1, v2 retired, v3 active. */
+    CHECK(insert_key(st, A1, 1, STORE_KEY_ACTIVE, 101) == STORE_OK, "A1 v1");
+    CHECK(insert_key(st, A3, 1, STORE_KEY_PENDING, 102) == STORE_OK, "A3 v1");
+    CHECK(insert_key(st, A4, 1, STORE_KEY_ACTIVE, 103) == STORE_OK &&
+              insert_key(st, A4, 2, STORE_KEY_PENDING, 104) == STORE_OK && rotate(st, A4, 1, 2),
+          "A4 rotated to v2");
+    CHECK(insert_key(st, A5, 1, STORE_KEY_PENDING, 105) == STORE_OK &&
+              insert_key(st, A5, 2, STORE_KEY_PENDING, 106) == STORE_OK &&
+              store_key_set_state(st, A5, 1, STORE_KEY_DISABLED) == STORE_OK &&
+              store_key_destroy(st, A5, 2, "gone") == STORE_OK,
+          "A5 v1 disabled, v2 destroyed");
+    CHECK(insert_key(st, A6, 1, STORE_KEY_ACTIVE, 107) == STORE_OK, "A6 v1");
+    CHECK(insert_key(st, A7, 1, STORE_KEY_ACTIVE, 108) == STORE_OK &&
+              insert_key(st, A7, 2, STORE_KEY_PENDING, 109) == STORE_OK && rotate(st, A7, 1, 2) &&
+              insert_key(st, A7, 3, STORE_KEY_PENDING, 110) == STORE_OK && rotate(st, A7, 2, 3),
+          "A7 rotated twice to v3");
+    const uint32_t want[LIST_APPS] = {1, 0, 0, 2, 0, 1, 3};
+    memcpy(list_want, want, sizeof want);
+
+    /* Unscoped: every app after LIST_BASE (the other tests' apps are below it). */
+    CHECK(store_app_list(st, NULL, 0, LIST_BASE, 0, &list, &n) == STORE_OK && n == LIST_APPS,
+          "list all: %zu apps, want %d", n, LIST_APPS);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(list[i].app.sdkappid == LIST_BASE + 1 + i, "list all: entry %zu in order", i);
+        check_listed(st, &list[i], "list all");
+    }
+
+    /* Paged two at a time, after the last of each page, as the API pages: the same entries. */
+    uint32_t after = LIST_BASE;
+    size_t seen = 0;
+    for (int pages = 0; pages < LIST_APPS + 1; pages++) {
+        CHECK(store_app_list(st, NULL, 0, after, 2, &page, &np) == STORE_OK && np <= 2,
+              "page after %" PRIu32, after);
+        for (size_t i = 0; i < np && seen + i < n; i++)
+            CHECK(app_same(&page[i].app, &list[seen + i].app) &&
+                      page[i].active_version == list[seen + i].active_version,
+                  "page after %" PRIu32 ": entry %zu as in the full list", after, i);
+        seen += np;
+        if (np > 0)
+            after = page[np - 1].app.sdkappid;
+        free(page);
+        page = NULL;
+        if (np < 2)
+            break;
+    }
+    CHECK(seen == n, "paging saw %zu apps, want %zu", seen, n);
+    free(list);
+    list = NULL;
+
+    /* Scoped: an app with no key, one rotated, one pending only, an unknown sdkappid, and one
+     * below LIST_BASE; out of order, as a token's scope may be. */
+    const uint32_t scope[] = {A7, LIST_BASE + 2, 99, A4, A3, APP_A};
+    CHECK(store_app_list(st, scope, 6, LIST_BASE, 0, &list, &n) == STORE_OK && n == 4,
+          "scoped list: %zu apps, want 4", n);
+    const uint32_t scoped_order[] = {LIST_BASE + 2, A3, A4, A7};
+    for (size_t i = 0; i < n && i < 4; i++) {
+        snprintf(what, sizeof what, "scoped entry %zu", i);
+        CHECK(list[i].app.sdkappid == scoped_order[i], "%s is %" PRIu32 ", want %" PRIu32, what,
+              list[i].app.sdkappid, scoped_order[i]);
+        check_listed(st, &list[i], what);
+    }
+    free(list);
+    list = NULL;
+    /* Scoped and paged: after A3, one at a time. */
+    CHECK(store_app_list(st, scope, 6, A3, 1, &list, &n) == STORE_OK && n == 1 &&
+              list[0].app.sdkappid == A4 && list[0].active_version == 2,
+          "scoped after A3, limit 1: A4 with v2");
+    free(list);
+    list = NULL;
+    CHECK(store_app_list(st, scope, 6, A7, 10, &list, &n) == STORE_OK && n == 0 && list == NULL,
+          "scoped after the last: nothing");
+
+    /* A rotation shows at once: A1 v1 -> v2. */
+    CHECK(insert_key(st, A1, 2, STORE_KEY_PENDING, 111) == STORE_OK && rotate(st, A1, 1, 2),
+          "rotate A1");
+    list_want[0] = 2;
+    CHECK(store_app_list(st, NULL, 0, LIST_BASE, 1, &list, &n) == STORE_OK && n == 1 &&
+              list[0].app.sdkappid == A1,
+          "A1 first");
+    if (n == 1)
+        check_listed(st, &list[0], "after the rotation");
+    free(list);
 }
 
 static void test_keys(struct store *st, PGconn *raw)
@@ -424,6 +576,7 @@ int main(void)
     test_failed_transaction(st);
     test_keyring(st);
     test_tokens(st);
+    test_app_list(st);
     test_reconnect(st, &t);
     PQfinish(raw);
     store_close(st);
