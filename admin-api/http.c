@@ -1,9 +1,10 @@
 /*
  * The admin API's HTTP server: the evhttp listener on the caller's event_base, and the
  * dispatcher that takes each request through size, route, token, parameters, permission and
- * body checks to its handler. The top of the framework: it calls router.c and policy.c (pure
- * decisions), http_read.c (token, body), http_fields.c (query) and http_reply.c (replies), and
- * none of them calls back here. Every request is one struct req (http_int.h).
+ * body checks to its handler, resuming after a token check that answers later. The top of the
+ * framework: it calls router.c and policy.c (pure decisions), http_read.c (token, body),
+ * http_fields.c (query) and http_reply.c (replies), and none of them calls back here. Every request
+ * is one struct req (http_int.h).
  */
 #include "http.h"
 #include "http_int.h"
@@ -44,82 +45,23 @@ static void allow_header(struct req *f, unsigned allow)
         log_msg(LOG_WARN, f->pub.request_id, "out of memory adding the Allow header");
 }
 
-static void dispatch(struct api_server *s, struct req *f)
+/* The steps after the token check: path parameters, query, permission, body, the handler. */
+static void dispatch_checked(struct req *f)
 {
     struct api_request *r = &f->pub;
-    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-    size_t len = evbuffer_get_length(in), limit = s->cfg.max_body;
+    const struct api_match *m = &f->match;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
-    struct api_match m;
-    enum api_match_rc rc;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
     char why[160];
 
-    rc = api_route_match(s->cfg.routes, s->cfg.n_routes, r->method, r->path, &m);
-    r->route = m.route;
-    if (m.route != NULL && m.route->body == API_BODY_RAW)
-        limit = s->cfg.max_body_large;
-    if (len > limit) {
-        api_reply_error(r, API_ERR_BODY_TOO_LARGE,
-                        "the body is %zu bytes; this route takes at most %zu bytes%s", len, limit,
-                        m.route && m.route->body == API_BODY_RAW
-                            ? ": split the input into several requests"
-                            : "");
+    if (f->match_rc == API_MATCH_BAD_PARAM) {
+        api_reply_error(r, API_ERR_INVALID_PARAM, "path parameter {%s} must be %s", m->bad_param,
+                        m->bad_param_rule);
         return;
     }
-    if (rc == API_MATCH_NO_PATH) {
-        api_reply_error(r, API_ERR_NOT_FOUND, "no such path: see openapi.yaml for the routes");
-        return;
-    }
-    if (rc == API_MATCH_NO_METHOD) {
-        allow_header(f, m.allow);
-        api_reply_error(r, API_ERR_METHOD_NOT_ALLOWED, "%s is not allowed here",
-                        api_method_name(r->method));
-        return;
-    }
-    if (m.route->perm != API_PERM_PUBLIC) {
-        char token[API_TOKEN_MAX + 1];
-        int arc = API_AUTH_NOT_FOUND;
-        if (!api_bearer_token(r->req, token)) {
-            api_reply_error(r, API_ERR_UNAUTHORIZED,
-                            "send an API token as \"Authorization: Bearer <token>\"");
-            return;
-        }
-        arc = s->cfg.authenticate(s->cfg.ctx, token, &f->principal);
-        explicit_bzero(token, sizeof token);
-        f->principal.name[API_PRINCIPAL_NAME_BUF - 1] = '\0';
-        if (arc == API_AUTH_OK && ((unsigned)f->principal.role >= API_ROLE_COUNT ||
-                                   f->principal.n_apps > API_PRINCIPAL_MAX_APPS)) {
-            log_msg(LOG_ERROR, r->request_id, "authenticate gave role %d with %zu apps",
-                    (int)f->principal.role, f->principal.n_apps);
-            arc = -1;
-        }
-        if (arc == API_AUTH_NOT_FOUND) {
-            if (api_reply_header(r, "WWW-Authenticate", WWW_AUTH_INVALID) != 0) {
-                api_reply_error(r, API_ERR_INTERNAL, "out of memory");
-                return;
-            }
-            api_reply_error(r, API_ERR_UNAUTHORIZED,
-                            "the API token is unknown, expired or revoked");
-            return;
-        }
-        if (arc == API_AUTH_ERROR) {
-            api_reply_error(r, API_ERR_UNAVAILABLE, "cannot check the API token now; retry later");
-            return;
-        }
-        if (arc != API_AUTH_OK) {
-            api_reply_error(r, API_ERR_INTERNAL, NULL);
-            return;
-        }
-        r->principal = &f->principal;
-    }
-    if (rc == API_MATCH_BAD_PARAM) {
-        api_reply_error(r, API_ERR_INVALID_PARAM, "path parameter {%s} must be %s", m.bad_param,
-                        m.bad_param_rule);
-        return;
-    }
-    r->sdkappid = m.sdkappid;
-    r->key_version = m.key_version;
-    r->id = m.id;
+    r->sdkappid = m->sdkappid;
+    r->key_version = m->key_version;
+    r->id = m->id;
     switch (api_query_parse(f, uri ? evhttp_uri_get_query(uri) : NULL, why, sizeof why)) {
     case 0:
         break;
@@ -130,7 +72,7 @@ static void dispatch(struct api_server *s, struct req *f)
         api_reply_error(r, API_ERR_INTERNAL, "out of memory");
         return;
     }
-    switch (api_authorize(r->principal, m.route, m.sdkappid)) {
+    switch (api_authorize(r->principal, m->route, m->sdkappid)) {
     case API_AUTHZ_ALLOW:
         break;
     case API_AUTHZ_UNAUTHENTICATED:
@@ -139,19 +81,155 @@ static void dispatch(struct api_server *s, struct req *f)
     case API_AUTHZ_ROLE:
         api_reply_error(r, API_ERR_FORBIDDEN, "role %s may not %s %s",
                         api_role_name(r->principal->role), api_method_name(r->method),
-                        m.route->pattern);
+                        m->route->pattern);
         return;
     case API_AUTHZ_SCOPE:
-        if (m.route->flags & API_ROUTE_ALL_APPS)
+        if (m->route->flags & API_ROUTE_ALL_APPS)
             api_reply_error(r, API_ERR_FORBIDDEN, "this needs a token that covers every app");
         else
-            api_reply_error(r, API_ERR_FORBIDDEN, "the token does not cover app %u", m.sdkappid);
+            api_reply_error(r, API_ERR_FORBIDDEN, "the token does not cover app %u", m->sdkappid);
         return;
     }
-    if ((m.route->body == API_BODY_JSON || m.route->body == API_BODY_JSON_OPTIONAL) &&
-        !api_read_json_body(f, in, len))
+    if ((m->route->body == API_BODY_JSON || m->route->body == API_BODY_JSON_OPTIONAL) &&
+        !api_read_json_body(f, in, evbuffer_get_length(in)))
         return;
-    m.route->handler(r);
+    m->route->handler(r);
+}
+
+/* The token check has answered (f->auth.rc, f->principal): its reply, or the steps after it. */
+static void dispatch_authenticated(struct req *f)
+{
+    struct api_request *r = &f->pub;
+    int arc = f->auth.rc;
+
+    if (arc == API_AUTH_OK && ((unsigned)f->principal.role >= API_ROLE_COUNT ||
+                               f->principal.n_apps > API_PRINCIPAL_MAX_APPS)) {
+        log_msg(LOG_ERROR, r->request_id, "authenticate gave role %d with %zu apps",
+                (int)f->principal.role, f->principal.n_apps);
+        arc = -1;
+    }
+    if (arc == API_AUTH_NOT_FOUND) {
+        if (api_reply_header(r, "WWW-Authenticate", WWW_AUTH_INVALID) != 0) {
+            api_reply_error(r, API_ERR_INTERNAL, "out of memory");
+            return;
+        }
+        api_reply_error(r, API_ERR_UNAUTHORIZED, "the API token is unknown, expired or revoked");
+        return;
+    }
+    if (arc == API_AUTH_ERROR) {
+        api_reply_error(r, API_ERR_UNAVAILABLE, "cannot check the API token now; retry later");
+        return;
+    }
+    if (arc != API_AUTH_OK) {
+        api_reply_error(r, API_ERR_INTERNAL, NULL);
+        return;
+    }
+    r->principal = &f->principal;
+    dispatch_checked(f);
+}
+
+/* The steps up to the token check; the rest runs now or when the check answers. */
+static void dispatch(struct api_server *s, struct req *f)
+{
+    struct api_request *r = &f->pub;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in), limit = s->cfg.max_body;
+    const struct api_match *m = &f->match;
+    char token[API_TOKEN_MAX + 1];
+
+    f->match_rc = api_route_match(s->cfg.routes, s->cfg.n_routes, r->method, r->path, &f->match);
+    r->route = m->route;
+    if (m->route != NULL && m->route->body == API_BODY_RAW)
+        limit = s->cfg.max_body_large;
+    if (len > limit) {
+        api_reply_error(r, API_ERR_BODY_TOO_LARGE,
+                        "the body is %zu bytes; this route takes at most %zu bytes%s", len, limit,
+                        m->route && m->route->body == API_BODY_RAW
+                            ? ": split the input into several requests"
+                            : "");
+        return;
+    }
+    if (f->match_rc == API_MATCH_NO_PATH) {
+        api_reply_error(r, API_ERR_NOT_FOUND, "no such path: see openapi.yaml for the routes");
+        return;
+    }
+    if (f->match_rc == API_MATCH_NO_METHOD) {
+        allow_header(f, m->allow);
+        api_reply_error(r, API_ERR_METHOD_NOT_ALLOWED, "%s is not allowed here",
+                        api_method_name(r->method));
+        return;
+    }
+    if (m->route->perm == API_PERM_PUBLIC) {
+        dispatch_checked(f);
+        return;
+    }
+    if (!api_bearer_token(r->req, token)) {
+        api_reply_error(r, API_ERR_UNAUTHORIZED,
+                        "send an API token as \"Authorization: Bearer <token>\"");
+        return;
+    }
+    f->auth.state = AUTH_CALLING;
+    s->cfg.authenticate(s->cfg.ctx, token, &f->auth);
+    explicit_bzero(token, sizeof token);
+    if (f->auth.state == AUTH_CALLING) { /* it answers later */
+        f->auth.state = AUTH_PENDING;
+        api_request_wait_begin(f, WAIT_AUTH);
+        return;
+    }
+    dispatch_authenticated(f);
+}
+
+/* After the handler (or a step) returned, with f->in_handler set: a request with neither a
+ * reply nor a wait is a bug (500); one replied is freed; a stream or a wait keeps f. */
+static void finish(struct req *f)
+{
+    if (f->state == ST_NEW && f->wait == WAIT_NONE) {
+        if (f->server != NULL)
+            f->server->stats.missing_replies++;
+        log_msg(LOG_ERROR, f->pub.request_id, "bug: %s %s returned without a reply",
+                api_method_name(f->pub.method), f->path);
+        assert(!"a handler returned without a reply");
+        api_reply_error(&f->pub, API_ERR_INTERNAL, NULL);
+    }
+    f->in_handler = false;
+    if (f->state == ST_REPLIED || f->state == ST_ENDED)
+        api_request_free(f);
+}
+
+void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct api_principal *p)
+{
+    struct req *f = (struct req *)((char *)call - offsetof(struct req, auth));
+    bool later = call->state == AUTH_PENDING;
+
+    if (call->state != AUTH_CALLING && call->state != AUTH_PENDING) {
+        log_msg(LOG_ERROR, f->pub.request_id, "bug: api_auth_done on a check not in progress");
+        assert(!"api_auth_done on a check not in progress");
+        return;
+    }
+    call->state = AUTH_DONE;
+    call->rc = (int)rc;
+    if (rc == API_AUTH_OK && p == NULL)
+        call->rc = -1;
+    else if (rc == API_AUTH_OK) {
+        f->principal = *p;
+        f->principal.name[API_PRINCIPAL_NAME_BUF - 1] = '\0';
+    }
+    if (!later) /* inside the callback: dispatch() goes on when it returns */
+        return;
+    api_request_wait_end(f);
+    if (f->server == NULL || f->pub.req == NULL) {
+        api_reply_dropped(f, "while its token was checked");
+        api_request_free(f);
+        return;
+    }
+    f->in_handler = true;
+    dispatch_authenticated(f);
+    finish(f);
+}
+
+const char *api_auth_request_id(const struct api_auth *call)
+{
+    return ((const struct req *)((const char *)call - offsetof(struct req, auth)))->pub.request_id;
 }
 
 static void on_request(struct evhttp_request *evreq, void *arg)
@@ -187,17 +265,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
         api_reply_error(&f->pub, API_ERR_NOT_FOUND, "the path is over %d bytes", API_PATH_MAX);
     else
         dispatch(s, f);
-    f->in_handler = false;
-
-    if (f->state == ST_NEW) {
-        s->stats.missing_replies++;
-        log_msg(LOG_ERROR, f->pub.request_id, "bug: %s %s returned without a reply",
-                api_method_name(f->pub.method), f->path);
-        assert(!"a handler returned without a reply");
-        api_reply_error(&f->pub, API_ERR_INTERNAL, NULL);
-    }
-    if (f->state != ST_STREAMING)
-        api_request_free(f);
+    finish(f);
 }
 
 /* ---- the server --------------------------------------------------------------------------- */
@@ -343,6 +411,11 @@ void api_server_free(struct api_server *s)
     if (s == NULL)
         return;
     api_server_stop(s);
+    /* Waiting requests lose their server and evhttp request (freed below with its connection):
+     * a token check answers later into nothing, a deferred handler hears of it and replies
+     * into nothing. */
+    while (s->waiting != NULL)
+        api_request_wait_orphan(s->waiting); /* unlinks it first; may free it */
     /* Open streams hear of it first (they may end at once); those left lose their request
      * with its connection in evhttp_free, unless libevent detached it already. */
     while (s->streams != NULL) {

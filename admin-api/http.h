@@ -1,17 +1,31 @@
 /*
  * The HTTP framework of the admin API, around libevent's evhttp: one server on the caller's
  * event_base, a route table (method + path pattern -> permission, body kind, handler), request
- * ids, bearer-token authentication through a callback, role and app-scope authorization, bounded
- * JSON bodies, and reply helpers that end every request in exactly one reply.
+ * ids, bearer-token authentication through a callback that may answer later, role and app-scope
+ * authorization, bounded JSON bodies, and reply helpers that end every request in exactly one
+ * reply, made before the handler returns, later (api_request_defer), or streamed.
  *
  * Each request goes through these steps; the first that fails is the reply:
  *   413 body over the route's limit -> 404 unknown path -> 405 known path, other method (Allow)
- *   -> 401 no or bad token (WWW-Authenticate: Bearer) -> 400 bad path/query parameter
- *   -> 403 role or app scope -> 415 not application/json -> 400 bad JSON -> the handler.
+ *   -> 401 no or bad token (WWW-Authenticate: Bearer), 503 token not checkable now
+ *   -> 400 bad path/query parameter -> 403 role or app scope -> 415 not application/json
+ *   -> 400 bad JSON -> the handler.
+ * Two steps may wait without blocking the loop:
+ *   - The token check: the authenticate callback gets an api_auth and answers with
+ *     api_auth_done(), before it returns (no allocation, no loop round trip) or later from
+ *     another loop callback (a database reply). The steps after it run in that call.
+ *   - The handler's reply: a handler that calls api_request_defer() may return without a reply
+ *     and make it later from another loop callback.
+ * While a request waits, the framework watches its connection: a client that leaves is noticed
+ * at once (its evhttp request and connection are freed then, r->req becomes NULL); a pending
+ * authentication then completes without a reply, a deferred handler hears of it through
+ * api_request_on_close() and its later reply is discarded. A waiting request has no deadline
+ * of its own: whatever it waits for (the database layer) bounds it.
  *
- * Threading: everything here runs on the thread of the server's event loop; api_server_new,
- * _start and _free may also be called while that loop is not running. The process must ignore
- * SIGPIPE (a client that leaves mid-reply would otherwise kill it).
+ * Threading: everything here runs on the thread of the server's event loop: api_auth_done()
+ * and deferred replies too (work done on other threads posts its result back to the loop
+ * first). api_server_new, _start and _free may also be called while that loop is not running.
+ * The process must ignore SIGPIPE (a client that leaves mid-reply would otherwise kill it).
  *
  * Layers (each file calls only those below it): http.c (server, dispatcher) -> http_read.c,
  * http_fields.c -> http_reply.c -> router.c, errors.c; http.c also asks policy.c (-> router.c).
@@ -88,12 +102,26 @@ struct api_principal {
  * /v1/usersigs/verify) or that list (GET /v1/apps, /v1/audit) use it themselves. */
 bool api_principal_has_app(const struct api_principal *p, uint32_t sdkappid);
 
-/* Results of the authenticate callback. */
+/* Results of a token check. */
 enum api_auth_rc {
-    API_AUTH_OK = 0,    /* *out is filled */
+    API_AUTH_OK = 0,    /* the principal is given */
     API_AUTH_NOT_FOUND, /* unknown, expired or revoked: 401 */
     API_AUTH_ERROR,     /* could not tell (database down): 503; the callback logs why */
 };
+
+/* One token check in progress, handed to api_server_config.authenticate (opaque; it lives in
+ * the request, and stays valid until api_auth_done). */
+struct api_auth;
+
+/* Ends the check: rc, and for API_AUTH_OK the principal (copied; p may go right after; NULL or
+ * an out-of-range role or n_apps answers 500). Call it exactly once per check, on the loop
+ * thread (or, once the loop has stopped, the thread that ran it), either inside the
+ * authenticate callback or later. Called later, it runs the rest of the request's steps (the
+ * handler included) before it returns; when the client left meanwhile or the server was freed,
+ * it only frees the request. Never call it again, nor touch call, after it. */
+void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct api_principal *p);
+/* The request id of the request being checked, for the callback's log lines. Valid as call. */
+const char *api_auth_request_id(const struct api_auth *call);
 
 /* ---- Routes (matching and checking implemented in router.c) ---------------------------------- */
 
@@ -172,9 +200,11 @@ enum api_authz api_authorize(const struct api_principal *p, const struct api_rou
 /* ---- Requests -------------------------------------------------------------------------------- */
 
 /* What a handler gets. Owned by the framework: valid until the handler returns after a plain
- * reply, or until api_reply_end() for a streamed one. Fields are read-only for handlers. */
+ * reply, until the deferred reply (api_request_defer), or until api_reply_end() for a streamed
+ * one. Fields are read-only for handlers; body, principal and query values stay valid as r. */
 struct api_request {
-    struct evhttp_request *req;              /* NULL once the client left during a streamed reply */
+    struct evhttp_request *req; /* NULL once the client left (or the server was freed) during a
+                                 * deferred or streamed reply */
     char request_id[API_REQUEST_ID_LEN + 1]; /* also in X-Request-Id and every log line */
     enum evhttp_cmd_type method;
     const char *path; /* as received, without the query */
@@ -265,16 +295,25 @@ void api_reply_error(struct api_request *r, enum api_error err, const char *fmt,
  * for flow control (an empty data is not sent and sent is not called); api_reply_end finishes and
  * releases r (do not touch r after it). The handler may return after api_reply_start and go on from
  * other events; it must end with api_reply_end whatever happens, also after the client left.
- * api_reply_start returns -1 when no stream started (out of memory: a 500 went out instead; or
- * the request had its reply already): do not call the chunk and end functions then.
+ * api_reply_start returns -1 when no stream started (out of memory: a 500 went out instead; the
+ * client of a deferred request left; or the request had its reply already): do not call the
+ * chunk and end functions then (a deferred request is released then, as by a plain reply).
  * api_reply_chunk returns -1 when the client has left (then call api_reply_end). */
 int api_reply_start(struct api_request *r, int status, const char *content_type) API_WUR;
 int api_reply_chunk(struct api_request *r, struct evbuffer *data,
                     void (*sent)(struct api_request *r, void *arg), void *arg) API_WUR;
 void api_reply_end(struct api_request *r);
 
-/* Called once if the client leaves (or the server is freed) before api_reply_end; the handler
- * stops producing and calls api_reply_end. */
+/* A reply made later: the handler calls this and returns without a reply; it then replies
+ * exactly once from another loop callback with api_reply_json / api_reply_error (or starts a
+ * stream), which releases r (do not touch r after it). Until then r, r->body and r->principal
+ * stay valid. A reply made after the client left is discarded, and still releases r: the
+ * handler must reply whatever happens. Only from inside the handler, before its reply. */
+void api_request_defer(struct api_request *r);
+
+/* Called once if the client leaves (or the server is freed) before a deferred reply or
+ * api_reply_end: the handler stops what it does and replies (discarded) or calls
+ * api_reply_end. It may do so inside the callback. */
 void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *r, void *arg),
                           void *arg);
 bool api_request_gone(const struct api_request *r);
@@ -296,8 +335,10 @@ struct api_server_config {
     const struct api_route *routes;
     size_t n_routes;
     /* Called for each request to a non-public route with the bearer token (NUL-terminated,
-     * never logged); returns API_AUTH_*. Runs on the loop thread. */
-    int (*authenticate)(void *ctx, const char *token, struct api_principal *out);
+     * never logged). It ends the check with api_auth_done(call, ...), before it returns or
+     * later. token is wiped when the callback returns: copy what a later answer needs (and wipe
+     * the copy). Runs on the loop thread. */
+    void (*authenticate)(void *ctx, const char *token, struct api_auth *call);
     void *ctx; /* passed to authenticate and, as r->ctx, to handlers */
 };
 
@@ -314,8 +355,15 @@ int api_server_start(struct api_server *s, char *err, size_t errlen) API_WUR;
 int api_server_port(const struct api_server *s);
 /* Stops accepting connections; requests in flight go on. */
 void api_server_stop(struct api_server *s);
-/* Frees everything (accepts NULL); streamed replies still open get their close callback first
- * and then only api_reply_end may be called on them. */
+/* Frees everything (accepts NULL) and closes every connection. Streamed replies still open and
+ * deferred replies not made yet get their close callback first; then only api_reply_end, or
+ * the (discarded) deferred reply, may be called on them, and it releases the request. A token
+ * check still pending is not cancelled: its api_auth_done() later only frees its request (it
+ * touches no libevent object, so it may come after event_base_free too).
+ * Order at shutdown: api_server_stop, api_server_free, then free the database layer, which must
+ * end every check it still holds with api_auth_done (API_AUTH_ERROR) and let deferred handlers
+ * reply; then event_base_free. Freeing the database layer first is safe as well, provided it
+ * ends its checks the same way (with the server still there, those requests answer 503). */
 void api_server_free(struct api_server *s);
 
 struct api_server_stats {
@@ -326,6 +374,9 @@ struct api_server_stats {
     uint64_t double_replies;  /* bug: a second reply refused (debug builds assert) */
     uint64_t missing_replies; /* bug: a handler returned without replying (answered 500) */
     uint64_t internal_errors; /* 500 replies, allocation failures included */
+    uint64_t auth_waiting;    /* requests whose token check has not answered yet */
+    uint64_t deferred;        /* requests whose handler deferred its reply, not made yet */
+    uint64_t replies_dropped; /* requests whose client left before their (late) reply */
 };
 void api_server_get_stats(const struct api_server *s, struct api_server_stats *out);
 

@@ -8,6 +8,7 @@
 #ifndef API_HTTP_INT_H
 #define API_HTTP_INT_H
 
+#include <event2/bufferevent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -15,6 +16,17 @@
 #include "http.h"
 
 enum req_state { ST_NEW = 0, ST_REPLIED, ST_STREAMING, ST_ENDED };
+
+/* What a request waits for, off the loop's stack (api_request_wait_begin). */
+enum req_wait { WAIT_NONE = 0, WAIT_AUTH, WAIT_REPLY };
+
+enum auth_state { AUTH_IDLE = 0, AUTH_CALLING, AUTH_PENDING, AUTH_DONE };
+
+/* One token check (http.h): inside its struct req. */
+struct api_auth {
+    enum auth_state state;
+    int rc; /* AUTH_DONE: the api_auth_rc given (checked); the principal is in the struct req */
+};
 
 struct query_param {
     char *name, *value; /* point into query_buf */
@@ -26,7 +38,18 @@ struct req {
     struct api_server *server; /* NULL once the server is freed under a stream */
     enum req_state state;
     bool in_handler; /* api_reply_end inside the handler leaves the free to the dispatcher */
-    bool gone;       /* the client left during a stream */
+    bool gone;       /* the client left during a stream or a wait */
+    bool deferred;   /* api_request_defer was called */
+    bool watching;   /* the connection's events are ours while the request waits */
+    enum req_wait wait;
+    struct api_auth auth;
+    /* evhttp's own callbacks on the connection and what it had enabled, while watching */
+    bufferevent_data_cb saved_readcb, saved_writecb;
+    bufferevent_event_cb saved_eventcb;
+    void *saved_cbarg;
+    short saved_enabled;
+    enum api_match_rc match_rc; /* the route match, kept for the steps after the token check */
+    struct api_match match;
     int status;
     enum api_error err;
     struct timespec started;
@@ -39,7 +62,7 @@ struct req {
     void *close_arg;
     void (*sent_cb)(struct api_request *r, void *arg);
     void *sent_arg;
-    struct req *prev, *next; /* the server's open streams */
+    struct req *prev, *next; /* the server's open streams, or its waiting requests */
 };
 
 struct api_server {
@@ -50,6 +73,7 @@ struct api_server {
     int port;
     struct api_server_stats stats; /* counted by http.c and http_reply.c */
     struct req *streams;           /* open streamed replies (http_reply.c links them) */
+    struct req *waiting;           /* requests waiting on a token check or a deferred reply */
 };
 
 /* The struct req around a handler's api_request. */
@@ -68,6 +92,18 @@ void api_stream_unlink(struct req *f);
 void api_stream_notify_close(struct req *f);
 /* Sends the fixed 500 body on req, for when not even a struct req could be allocated. */
 void api_reply_fallback_500(struct evhttp_request *req);
+/* f starts waiting for what (counted, linked on its server's list): its connection is watched
+ * so that a client that leaves is noticed (then f->pub.req is freed and NULL, f->gone set, and a
+ * deferred request's close callback runs). */
+void api_request_wait_begin(struct req *f, enum req_wait what);
+/* The wait is over (the token check answered, the deferred reply came): unlinked, uncounted,
+ * the connection handed back to evhttp. Nothing when f does not wait. */
+void api_request_wait_end(struct req *f);
+/* The server is going: f (waiting) loses its server and its evhttp request (evhttp_free frees
+ * that with its connection); a deferred one hears of it (its callback may free f). */
+void api_request_wait_orphan(struct req *f);
+/* Logs the end of a request whose client left before its reply, and counts it. */
+void api_reply_dropped(struct req *f, const char *when);
 
 /* ---- http_read.c ---- */
 

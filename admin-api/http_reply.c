@@ -1,15 +1,16 @@
 /*
  * The admin API's replies: the one place a request's single reply is claimed and sent (JSON,
- * JSON errors from errors.c's table, or a stream of chunks), its access-log line, and the end of
- * a request (its body wiped, its memory freed). The lowest layer of the framework: it calls only
- * errors.c and router.c (method names); http.c, http_read.c, http_fields.c and every handler
- * call it.
+ * JSON errors from errors.c's table, or a stream of chunks), its access-log line, a request that
+ * waits (a token check, a deferred reply) with its connection watched, and the end of a request
+ * (its body wiped, its memory freed). The lowest layer of the framework: it calls only errors.c
+ * and router.c (method names); http.c, http_read.c, http_fields.c and every handler call it.
  */
 #include "http.h"
 #include "http_int.h"
 
 #include <assert.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -21,29 +22,49 @@
 #include "log.h"
 
 #define WWW_AUTH_MISSING "Bearer realm=\"usersigd\""
+/* Bytes a waiting request's connection may buffer (a pipelined next request) before it is no
+ * longer read, and so no longer watched for the client leaving, until the reply. */
+#define WAIT_INPUT_MAX (64 * 1024)
 /* Sent when even the error body cannot be built. */
 static const char fallback_500[] =
     "{\"error\":{\"code\":\"internal\",\"message\":\"internal error: out of memory\"}}\n";
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static void access_log(struct req *f, const char *message)
+static double elapsed_ms(const struct req *f)
 {
     struct timespec now;
-    const struct api_principal *p = f->pub.principal;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double ms = (double)(now.tv_sec - f->started.tv_sec) * 1e3 +
-                (double)(now.tv_nsec - f->started.tv_nsec) / 1e6;
+    return (double)(now.tv_sec - f->started.tv_sec) * 1e3 +
+           (double)(now.tv_nsec - f->started.tv_nsec) / 1e6;
+}
+
+static void access_log(struct req *f, const char *message)
+{
+    const struct api_principal *p = f->pub.principal;
+    double ms = elapsed_ms(f);
     log_msg(api_error_level(f->err), f->pub.request_id, "%s %s %d %s%s%s (%.1f ms, token %s)",
             api_method_name(f->pub.method), f->path, f->status, api_error_code(f->err),
             message ? ": " : "", message ? message : "", ms, p ? p->name : "-");
 }
 
-/* The one place a reply is claimed: false (and a logged bug) for a second one. */
+/* See http_int.h. */
+void api_reply_dropped(struct req *f, const char *when)
+{
+    if (f->server != NULL)
+        f->server->stats.replies_dropped++;
+    log_msg(LOG_INFO, f->pub.request_id, "%s %s: the client left %s (%.1f ms)",
+            api_method_name(f->pub.method), f->path, when, elapsed_ms(f));
+}
+
+/* The one place a reply is claimed: false (and a logged bug) for a second one. A deferred
+ * request stops waiting here. */
 static bool claim_reply(struct req *f, const char *what)
 {
-    if (f->state == ST_NEW)
+    if (f->state == ST_NEW) {
+        api_request_wait_end(f);
         return true;
+    }
     if (f->server != NULL)
         f->server->stats.double_replies++;
     log_msg(LOG_ERROR, f->pub.request_id, "bug: a second reply (%s) to %s %s was refused", what,
@@ -98,6 +119,19 @@ static void send_json(struct req *f, int status, enum api_error err, json_t *bod
     }
     evhttp_send_reply(f->pub.req, status, NULL, NULL);
     access_log(f, message);
+    if (!f->in_handler) /* a deferred reply: it releases the request */
+        api_request_free(f);
+}
+
+/* A claimed plain reply to a request whose client has left (a deferred one): nothing is sent;
+ * the request is released as after a reply. */
+static void discard_reply(struct req *f, int status)
+{
+    f->state = ST_REPLIED;
+    f->status = status;
+    api_reply_dropped(f, "before the reply, which was discarded");
+    if (!f->in_handler)
+        api_request_free(f);
 }
 
 int api_reply_header(struct api_request *r, const char *name, const char *value)
@@ -110,8 +144,13 @@ int api_reply_header(struct api_request *r, const char *name, const char *value)
 void api_reply_json(struct api_request *r, int status, json_t *body)
 {
     struct req *f = req_of(r);
-    if (!claim_reply(f, "json") || r->req == NULL) {
+    if (!claim_reply(f, "json")) {
         json_decref(body);
+        return;
+    }
+    if (r->req == NULL) {
+        json_decref(body);
+        discard_reply(f, status);
         return;
     }
     if (body == NULL) {
@@ -129,8 +168,12 @@ void api_reply_error(struct api_request *r, enum api_error err, const char *fmt,
     const char *msg = NULL;
     va_list ap;
 
-    if (!claim_reply(f, api_error_code(err)) || r->req == NULL)
+    if (!claim_reply(f, api_error_code(err)))
         return;
+    if (r->req == NULL) {
+        discard_reply(f, (unsigned)err < API_ERR_COUNT ? api_error_status(err) : 500);
+        return;
+    }
     if (err == API_OK || (unsigned)err >= API_ERR_COUNT) {
         log_msg(LOG_ERROR, r->request_id, "bug: api_reply_error with result %d", (int)err);
         err = API_ERR_INTERNAL;
@@ -243,8 +286,12 @@ int api_reply_start(struct api_request *r, int status, const char *content_type)
 {
     struct req *f = req_of(r);
     struct evhttp_connection *evcon;
-    if (!claim_reply(f, "stream") || r->req == NULL)
+    if (!claim_reply(f, "stream"))
         return -1;
+    if (r->req == NULL) {
+        discard_reply(f, status);
+        return -1;
+    }
     if (add_standard_headers(f, content_type) != 0) {
         send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
         return -1;
@@ -327,6 +374,146 @@ void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *
 bool api_request_gone(const struct api_request *r)
 {
     return r->req == NULL || evhttp_request_get_connection(r->req) == NULL || req_of(r)->gone;
+}
+
+/* ---- requests that wait ------------------------------------------------------------------- */
+
+/* Once a request is read, evhttp stops reading its connection until the reply, so a client
+ * that leaves meanwhile would go unnoticed. While a request waits, its connection's events are
+ * ours: evhttp's callbacks are set aside and put back before the reply (evhttp sets its own for
+ * the reply anyway). Input that arrives (a pipelined request) stays buffered for evhttp. */
+
+static struct bufferevent *request_bev(const struct req *f)
+{
+    struct evhttp_connection *evcon =
+        f->pub.req != NULL ? evhttp_request_get_connection(f->pub.req) : NULL;
+    return evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+}
+
+static void unwatch(struct req *f)
+{
+    struct bufferevent *bev = request_bev(f);
+    if (!f->watching)
+        return;
+    f->watching = false;
+    if (bev == NULL)
+        return;
+    if (!(f->saved_enabled & EV_READ))
+        bufferevent_disable(bev, EV_READ);
+    bufferevent_setcb(bev, f->saved_readcb, f->saved_writecb, f->saved_eventcb, f->saved_cbarg);
+}
+
+static void on_wait_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > WAIT_INPUT_MAX)
+        bufferevent_disable(bev, EV_READ);
+}
+
+static void on_wait_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct req *f = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(f->pub.req);
+
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+        /* The read timeout: here the client waits for the server, not the other way. */
+        bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    unwatch(f);
+    f->pub.req = NULL;
+    f->gone = true;
+    log_msg(LOG_DEBUG, f->pub.request_id, "the client left while its request waited for %s",
+            f->wait == WAIT_AUTH ? "its token check" : "a deferred reply");
+    evhttp_connection_free(evcon); /* the evhttp request goes with it */
+    if (f->wait == WAIT_REPLY)
+        api_stream_notify_close(f); /* may reply (discarded) and free f */
+}
+
+static void watch(struct req *f)
+{
+    struct bufferevent *bev = request_bev(f);
+    if (bev == NULL)
+        return;
+    bufferevent_getcb(bev, &f->saved_readcb, &f->saved_writecb, &f->saved_eventcb, &f->saved_cbarg);
+    f->saved_enabled = bufferevent_get_enabled(bev);
+    f->watching = true;
+    bufferevent_setcb(bev, on_wait_read, NULL, on_wait_event, f);
+    if (bufferevent_enable(bev, EV_READ) != 0) /* unwatched: a leaving client shows at the reply */
+        log_msg(LOG_WARN, f->pub.request_id, "cannot watch the connection while the request waits");
+}
+
+static uint64_t *wait_counter(struct req *f)
+{
+    return f->wait == WAIT_AUTH ? &f->server->stats.auth_waiting : &f->server->stats.deferred;
+}
+
+/* See http_int.h. */
+void api_request_wait_begin(struct req *f, enum req_wait what)
+{
+    assert(f->wait == WAIT_NONE && what != WAIT_NONE);
+    f->wait = what;
+    if (f->server != NULL) {
+        (*wait_counter(f))++;
+        f->prev = NULL;
+        f->next = f->server->waiting;
+        if (f->next != NULL)
+            f->next->prev = f;
+        f->server->waiting = f;
+    }
+    watch(f);
+}
+
+static void wait_unlink(struct req *f)
+{
+    if (f->server == NULL)
+        return;
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else if (f->server->waiting == f)
+        f->server->waiting = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    f->prev = f->next = NULL;
+    (*wait_counter(f))--;
+}
+
+/* See http_int.h. */
+void api_request_wait_end(struct req *f)
+{
+    if (f->wait == WAIT_NONE)
+        return;
+    wait_unlink(f);
+    unwatch(f);
+    f->wait = WAIT_NONE;
+}
+
+/* See http_int.h. */
+void api_request_wait_orphan(struct req *f)
+{
+    wait_unlink(f);
+    f->server = NULL;
+    unwatch(f);
+    if (f->pub.req != NULL) {
+        f->pub.req = NULL;
+        f->gone = true;
+    }
+    if (f->wait == WAIT_REPLY)
+        api_stream_notify_close(f); /* may reply (discarded) and free f */
+}
+
+void api_request_defer(struct api_request *r)
+{
+    struct req *f = req_of(r);
+    if (!f->in_handler || f->state != ST_NEW || f->wait != WAIT_NONE || f->deferred) {
+        log_msg(LOG_ERROR, r->request_id,
+                "bug: api_request_defer outside a handler, after a "
+                "reply or twice");
+        assert(!"api_request_defer outside a handler, after a reply or twice");
+        return;
+    }
+    f->deferred = true;
+    api_request_wait_begin(f, WAIT_REPLY);
 }
 
 /* See http_int.h. */

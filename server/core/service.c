@@ -13,7 +13,7 @@
 #include "audit.h"
 #include "log.h"
 
-int service_authenticate(void *ctx, const char *token, struct api_principal *out)
+static int authenticate_now(void *ctx, const char *token, struct api_principal *out)
 {
     struct service *svc = ctx;
     struct store_token t;
@@ -46,6 +46,14 @@ int service_authenticate(void *ctx, const char *token, struct api_principal *out
     if (store_token_touch(svc->st, t.id) != STORE_OK)
         log_warn("token %lld: could not record its use", (long long)t.id);
     return API_AUTH_OK;
+}
+
+void service_authenticate(void *ctx, const char *token, struct api_auth *call)
+{
+    struct api_principal p;
+    int rc = authenticate_now(ctx, token, &p);
+    api_auth_done(call, (enum api_auth_rc)rc, rc == API_AUTH_OK ? &p : NULL);
+    OPENSSL_cleanse(&p, sizeof p);
 }
 
 enum store_rc service_audit(struct service *svc, const struct api_principal *principal,

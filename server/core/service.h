@@ -29,8 +29,8 @@ struct service {
 
 /* The api_server authenticate callback: ctx is a struct service. Parses the token, fetches the
  * row by id, compares the secret's hash in constant time, refuses expired or revoked tokens, and
- * records the use. */
-int service_authenticate(void *ctx, const char *token, struct api_principal *out);
+ * records the use. Answers (api_auth_done) before it returns. */
+void service_authenticate(void *ctx, const char *token, struct api_auth *call);
 
 /* Appends an audit event for principal (NULL: the server itself) inside the caller's open
  * transaction. details is a JSON object or NULL; it is stolen. Never put a secret in it. */

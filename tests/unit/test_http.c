@@ -36,7 +36,9 @@
 
 static atomic_int auth_calls;
 
-static int fake_authenticate(void *ctx, const char *token, struct api_principal *out)
+/* Answers before it returns (api_auth_done inside the callback); test_http_async.c has the
+ * checks that answer later. */
+static void fake_authenticate(void *ctx, const char *token, struct api_auth *call)
 {
     static const struct {
         const char *token;
@@ -51,22 +53,37 @@ static int fake_authenticate(void *ctx, const char *token, struct api_principal 
         {"t-signer", API_ROLE_SIGNER, 2, {APP_A, APP_B}},
         {"t-auditor", API_ROLE_AUDITOR, -1, {0}},
     };
+    struct api_principal p;
     (void)ctx;
     atomic_fetch_add(&auth_calls, 1);
-    if (strcmp(token, "t-broken") == 0)
-        return API_AUTH_ERROR;
+    if (strcmp(token, "t-broken") == 0) {
+        api_auth_done(call, API_AUTH_ERROR, NULL);
+        return;
+    }
+    if (strcmp(token, "t-bad-role") == 0) {
+        memset(&p, 0, sizeof p);
+        p.role = API_ROLE_COUNT;
+        api_auth_done(call, API_AUTH_OK, &p);
+        return;
+    }
+    if (strcmp(token, "t-ok-without-principal") == 0) {
+        api_auth_done(call, API_AUTH_OK, NULL);
+        return;
+    }
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
         if (strcmp(token, tokens[i].token) != 0)
             continue;
-        out->token_id = (int64_t)i + 1;
-        snprintf(out->name, sizeof out->name, "%s-name", tokens[i].token);
-        out->role = tokens[i].role;
-        out->all_apps = tokens[i].n_apps < 0;
-        out->n_apps = tokens[i].n_apps < 0 ? 0 : (size_t)tokens[i].n_apps;
-        memcpy(out->apps, tokens[i].apps, sizeof tokens[i].apps);
-        return API_AUTH_OK;
+        memset(&p, 0, sizeof p);
+        p.token_id = (int64_t)i + 1;
+        snprintf(p.name, sizeof p.name, "%s-name", tokens[i].token);
+        p.role = tokens[i].role;
+        p.all_apps = tokens[i].n_apps < 0;
+        p.n_apps = tokens[i].n_apps < 0 ? 0 : (size_t)tokens[i].n_apps;
+        memcpy(p.apps, tokens[i].apps, sizeof tokens[i].apps);
+        api_auth_done(call, API_AUTH_OK, &p);
+        return;
     }
-    return API_AUTH_NOT_FOUND;
+    api_auth_done(call, API_AUTH_NOT_FOUND, NULL);
 }
 
 static void h_ok(struct api_request *r)
@@ -255,6 +272,12 @@ static void test_auth(void)
 
     call(&r, "GET", "/v1/apps/1400000000", AUTH("t-broken"), NULL);
     test_http_expect("auth backend down", &r, 503, "unavailable");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("t-bad-role"), NULL);
+    test_http_expect("a principal with a role out of range", &r, 500, "internal");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("t-ok-without-principal"), NULL);
+    test_http_expect("OK without a principal", &r, 500, "internal");
     test_resp_free(&r);
 
     /* Role. */

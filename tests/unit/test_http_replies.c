@@ -31,12 +31,11 @@
 static atomic_int stream_closed, stream_ended, chunks_sent;
 
 /* Every route here is public: no token is ever looked up. */
-static int no_authenticate(void *ctx, const char *token, struct api_principal *out)
+static void no_authenticate(void *ctx, const char *token, struct api_auth *call)
 {
     (void)ctx;
     (void)token;
-    (void)out;
-    return API_AUTH_NOT_FOUND;
+    api_auth_done(call, API_AUTH_NOT_FOUND, NULL);
 }
 
 static void h_ok(struct api_request *r)

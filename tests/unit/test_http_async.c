@@ -1,0 +1,737 @@
+/*
+ * The HTTP framework's waiting requests end to end, on the real evhttp server in a thread with
+ * real HTTP clients: token checks that answer later (from a timer, or when the test says), and
+ * handlers that defer their reply; clients that leave while a request waits; many deferred
+ * replies answered in reverse order; a server freed with requests still waiting; the counters.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "http.h"
+#include "testlib.h"
+
+#define APP_A 1400000000u
+#define MAX_BODY 4096
+#define TIMEOUT_MS 400 /* the connection's inactivity timeout; some waits here are longer */
+#define N_CONCURRENT 24
+#define MAX_HELD 64
+
+static struct event_base *base;
+static int port;
+
+/* ---- running code on the loop thread, from the test thread ------------------------------ */
+
+struct on_loop_call {
+    void (*fn)(void *arg);
+    void *arg;
+    atomic_int done;
+};
+
+static void on_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct on_loop_call *c = arg;
+    (void)fd;
+    (void)what;
+    c->fn(c->arg);
+    atomic_store(&c->done, 1);
+}
+
+/* Runs fn(arg) on the loop thread and waits for it (at most 10 s). */
+static void on_loop(void (*fn)(void *arg), void *arg)
+{
+    struct on_loop_call c = {fn, arg, 0};
+    struct timeval now = {0, 0};
+    CHECK(event_base_once(base, -1, EV_TIMEOUT, on_loop_cb, &c, &now) == 0, "event_base_once");
+    for (int i = 0; i < 10000 && !atomic_load(&c.done); i++)
+        usleep(1000);
+    CHECK(atomic_load(&c.done), "the loop ran the call");
+}
+
+static void sleep_ms(int ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+/* Polls until *v reaches want (at most ms); true when it did. */
+static bool wait_for(atomic_int *v, int want, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(v) < want; i++)
+        sleep_ms(1);
+    return atomic_load(v) >= want;
+}
+
+struct stats_call {
+    struct api_server *s;
+    struct api_server_stats st;
+};
+
+static void get_stats_cb(void *arg)
+{
+    struct stats_call *c = arg;
+    api_server_get_stats(c->s, &c->st);
+}
+
+static struct api_server_stats stats_of(struct api_server *s)
+{
+    struct stats_call c = {.s = s};
+    on_loop(get_stats_cb, &c);
+    return c.st;
+}
+
+/* ---- token checks ------------------------------------------------------------------------ */
+
+/* Tokens: "t-<who>" answers inside the callback; "a<ms>-<who>" from a timer ms later; "hold-<who>"
+ * when the test releases it. <who>: admin, signer, unknown, broken. */
+static bool lookup(const char *who, struct api_principal *p, enum api_auth_rc *rc)
+{
+    memset(p, 0, sizeof *p);
+    *rc = API_AUTH_OK;
+    if (strcmp(who, "broken") == 0) {
+        *rc = API_AUTH_ERROR;
+        return false;
+    }
+    if (strcmp(who, "admin") == 0) {
+        p->role = API_ROLE_ADMIN;
+        p->all_apps = true;
+    } else if (strcmp(who, "signer") == 0) {
+        p->role = API_ROLE_SIGNER;
+        p->n_apps = 1;
+        p->apps[0] = APP_A;
+    } else {
+        *rc = API_AUTH_NOT_FOUND;
+        return false;
+    }
+    p->token_id = 7;
+    snprintf(p->name, sizeof p->name, "%s-name", who);
+    return true;
+}
+
+static void answer(struct api_auth *call, const char *who)
+{
+    struct api_principal p;
+    enum api_auth_rc rc;
+    bool ok = lookup(who, &p, &rc);
+    api_auth_done(call, rc, ok ? &p : NULL);
+}
+
+struct timed_check {
+    struct event *timer;
+    struct api_auth *call;
+    char who[32]; /* copied: the token is wiped when the callback returns */
+};
+
+static atomic_int timed_answered;
+
+static void timed_check_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct timed_check *t = arg;
+    (void)fd;
+    (void)what;
+    answer(t->call, t->who);
+    event_free(t->timer);
+    free(t);
+    atomic_fetch_add(&timed_answered, 1);
+}
+
+/* Held checks (loop thread only, but counted for the test thread). */
+static struct api_auth *held_auth[MAX_HELD];
+static char held_auth_who[MAX_HELD][32];
+static atomic_int n_held_auth, bad_request_ids;
+
+static void async_authenticate(void *ctx, const char *token, struct api_auth *call)
+{
+    int ms;
+    char who[32];
+    (void)ctx;
+    if (api_auth_request_id(call) == NULL || strlen(api_auth_request_id(call)) != 16)
+        atomic_fetch_add(&bad_request_ids, 1);
+    if (strncmp(token, "t-", 2) == 0) {
+        answer(call, token + 2);
+        return;
+    }
+    if (strncmp(token, "hold-", 5) == 0) {
+        int i = atomic_load(&n_held_auth);
+        if (i == MAX_HELD) {
+            api_auth_done(call, API_AUTH_ERROR, NULL);
+            return;
+        }
+        held_auth[i] = call;
+        snprintf(held_auth_who[i], sizeof held_auth_who[i], "%s", token + 5);
+        atomic_store(&n_held_auth, i + 1);
+        return;
+    }
+    if (sscanf(token, "a%d-%31s", &ms, who) == 2) {
+        struct timed_check *t = calloc(1, sizeof *t);
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        if (t == NULL || (t->timer = evtimer_new(base, timed_check_fire, t)) == NULL) {
+            free(t);
+            api_auth_done(call, API_AUTH_ERROR, NULL);
+            return;
+        }
+        t->call = call;
+        snprintf(t->who, sizeof t->who, "%s", who);
+        evtimer_add(t->timer, &tv);
+        return;
+    }
+    api_auth_done(call, API_AUTH_NOT_FOUND, NULL);
+}
+
+/* Answers every held check (loop thread), as they said, or all with rc when arg is non-NULL. */
+static void release_auth_cb(void *arg)
+{
+    int n = atomic_load(&n_held_auth);
+    atomic_store(&n_held_auth, 0);
+    for (int i = 0; i < n; i++) {
+        if (arg != NULL)
+            api_auth_done(held_auth[i], *(enum api_auth_rc *)arg, NULL);
+        else
+            answer(held_auth[i], held_auth_who[i]);
+    }
+}
+
+/* ---- handlers ---------------------------------------------------------------------------- */
+
+static atomic_int closes, deferred_fired;
+
+static json_t *echo_body(struct api_request *r, const char *tag)
+{
+    return json_pack("{s:s?, s:s, s:s?, s:O?, s:I}", "tag", tag, "request_id", r->request_id,
+                     "principal", r->principal ? r->principal->name : NULL, "body", r->body,
+                     "sdkappid", (json_int_t)r->sdkappid);
+}
+
+static void h_echo(struct api_request *r)
+{
+    api_reply_json(r, 200, echo_body(r, NULL));
+}
+
+struct later {
+    struct api_request *r;
+    struct event *timer;
+    char tag[64];
+};
+
+static void later_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct later *l = arg;
+    (void)fd;
+    (void)what;
+    atomic_fetch_add(&deferred_fired, 1);
+    api_reply_json(l->r, 200, echo_body(l->r, l->tag)); /* releases r, also when discarded */
+    event_free(l->timer);
+    free(l);
+}
+
+static void later_on_close(struct api_request *r, void *arg)
+{
+    struct later *l = arg;
+    (void)r;
+    (void)l;
+    atomic_fetch_add(&closes, 1); /* the timer still replies (into nothing) */
+}
+
+static void later_cancel_on_close(struct api_request *r, void *arg)
+{
+    struct later *l = arg;
+    atomic_fetch_add(&closes, 1);
+    event_free(l->timer);
+    free(l);
+    api_reply_error(r, API_ERR_UNAVAILABLE, "cancelled"); /* discarded; releases r */
+}
+
+/* GET /t/defer?ms=N&tag=T[&cancel=1]: replies N ms later from a timer. */
+static void h_defer(struct api_request *r)
+{
+    int64_t ms = 0;
+    struct later *l;
+    struct timeval tv;
+    if (api_query_int64(r, "ms", 0, 10000, &ms) != API_QUERY_OK ||
+        (l = calloc(1, sizeof *l)) == NULL) {
+        api_reply_error(r, API_ERR_INVALID_PARAM, "ms");
+        return;
+    }
+    if ((l->timer = evtimer_new(base, later_fire, l)) == NULL) {
+        free(l);
+        api_reply_error(r, API_ERR_INTERNAL, NULL);
+        return;
+    }
+    l->r = r;
+    snprintf(l->tag, sizeof l->tag, "%s", api_query(r, "tag") ? api_query(r, "tag") : "");
+    api_request_defer(r);
+    api_request_on_close(r, api_query(r, "cancel") ? later_cancel_on_close : later_on_close, l);
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    evtimer_add(l->timer, &tv);
+}
+
+/* Deferred, then answered before the handler returns: still one reply. */
+static void h_defer_now(struct api_request *r)
+{
+    api_request_defer(r);
+    api_reply_json(r, 200, echo_body(r, "now"));
+}
+
+/* POST /v1/apps/{sdkappid}/hold {"tag": ...}: held until the test releases (reverse order). */
+static struct api_request *held_req[MAX_HELD];
+static atomic_int n_held_req, held_closed;
+
+static void hold_on_close(struct api_request *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    atomic_fetch_add(&held_closed, 1);
+}
+
+static void h_hold(struct api_request *r)
+{
+    int i = atomic_load(&n_held_req);
+    if (i == MAX_HELD) {
+        api_reply_error(r, API_ERR_UNAVAILABLE, "too many held");
+        return;
+    }
+    api_request_defer(r);
+    api_request_on_close(r, hold_on_close, NULL);
+    held_req[i] = r;
+    atomic_store(&n_held_req, i + 1);
+}
+
+/* Replies to every held request, the last to arrive first (loop thread). */
+static void release_req_cb(void *arg)
+{
+    int n = atomic_load(&n_held_req);
+    (void)arg;
+    atomic_store(&n_held_req, 0);
+    for (int i = n - 1; i >= 0; i--) {
+        struct api_request *r = held_req[i];
+        const char *tag = json_string_value(json_object_get(r->body, "tag"));
+        char t[64];
+        snprintf(t, sizeof t, "%s", tag ? tag : "(none)");
+        if (api_request_gone(r))
+            api_reply_error(r, API_ERR_UNAVAILABLE, "gone"); /* discarded */
+        else
+            api_reply_json(r, 200, echo_body(r, t));
+    }
+}
+
+static const struct api_route test_table[] = {
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", API_PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
+     h_echo},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/hold", "hold", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
+     h_hold},
+    {EVHTTP_REQ_GET, "/t/defer", "defer", API_PERM_PUBLIC, API_BODY_NONE, 0, h_defer},
+    {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", API_PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/defer", "deferAuth", API_PERM_APPS_READ, API_BODY_NONE, 0,
+     h_defer},
+};
+
+/* ---- the tests --------------------------------------------------------------------------- */
+
+#define AUTH(t) "Authorization: Bearer " t "\r\n"
+#define JSON_CT "Content-Type: application/json\r\n"
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void call(struct test_resp *r, const char *method, const char *path, const char *headers,
+                 const char *body)
+{
+    CHECK(test_http_request(r, port, method, path, headers, body, body ? (long)strlen(body) : -1) ==
+              0,
+          "%s %s: no HTTP response", method, path);
+}
+
+static const char *principal_of(struct test_resp *r)
+{
+    const char *p = json_string_value(json_object_get(r->json, "principal"));
+    return p ? p : "(none)";
+}
+
+static void test_async_auth(struct api_server *s)
+{
+    struct test_resp r;
+    char v[256];
+    double t0;
+    int answered = atomic_load(&timed_answered);
+
+    t0 = now_ms();
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("a10-admin"), NULL);
+    test_http_expect("token checked 10 ms later", &r, 200, NULL);
+    CHECK(strcmp(principal_of(&r), "admin-name") == 0, "principal after a late check: %s", r.body);
+    CHECK(now_ms() - t0 >= 9.0, "the reply waited for the timer (%.1f ms)", now_ms() - t0);
+    CHECK(json_integer_value(json_object_get(r.json, "sdkappid")) == APP_A,
+          "path parameters after a late check: %s", r.body);
+    test_resp_free(&r);
+
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("a10-unknown"), NULL);
+    test_http_expect("unknown token, checked later", &r, 401, "unauthorized");
+    CHECK(test_resp_header(&r, "WWW-Authenticate", v, sizeof v) && strstr(v, "invalid_token"),
+          "WWW-Authenticate after a late 401: %s", v);
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("a10-broken"), NULL);
+    test_http_expect("check failed later", &r, 503, "unavailable");
+    test_resp_free(&r);
+    call(&r, "PATCH", "/v1/apps/1400000000", AUTH("a10-signer") JSON_CT, "{}");
+    test_http_expect("role refused after a late check", &r, 403, "forbidden");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000001", AUTH("a10-signer"), NULL);
+    test_http_expect("scope refused after a late check", &r, 403, "forbidden");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/0", AUTH("a10-admin"), NULL);
+    test_http_expect("bad path parameter after a late check", &r, 400, "invalid_param");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000?x=%zz", AUTH("a10-admin"), NULL);
+    test_http_expect("bad query after a late check", &r, 400, "invalid_param");
+    test_resp_free(&r);
+    call(&r, "PATCH", "/v1/apps/1400000000", AUTH("a10-admin") JSON_CT, "{\"name\":\"x\"}");
+    test_http_expect("body read after a late check", &r, 200, NULL);
+    CHECK(strcmp(json_string_value(json_object_get(json_object_get(r.json, "body"), "name")),
+                 "x") == 0,
+          "body: %s", r.body);
+    test_resp_free(&r);
+    call(&r, "PATCH", "/v1/apps/1400000000", AUTH("a10-admin") JSON_CT, "{\"name\":");
+    test_http_expect("bad JSON after a late check", &r, 400, "bad_json");
+    test_resp_free(&r);
+    CHECK(atomic_load(&timed_answered) == answered + 9, "every late check came from the timer");
+
+    /* A check slower than the connection's inactivity timeout still gets its reply. */
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("a600-admin"), NULL);
+    test_http_expect("check slower than the timeout", &r, 200, NULL);
+    test_resp_free(&r);
+
+    /* Answered inside the callback: the synchronous path. */
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("t-admin"), NULL);
+    test_http_expect("token checked at once", &r, 200, NULL);
+    CHECK(strcmp(principal_of(&r), "admin-name") == 0, "principal: %s", r.body);
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("t-unknown"), NULL);
+    test_http_expect("unknown token at once", &r, 401, "unauthorized");
+    test_resp_free(&r);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("t-broken"), NULL);
+    test_http_expect("check failed at once", &r, 503, "unavailable");
+    test_resp_free(&r);
+
+    /* A late check and a deferred reply on one request. */
+    call(&r, "GET", "/v1/apps/1400000000/defer?ms=10&tag=both", AUTH("a10-admin"), NULL);
+    test_http_expect("late check, then deferred reply", &r, 200, NULL);
+    CHECK(strcmp(json_string_value(json_object_get(r.json, "tag")), "both") == 0 &&
+              strcmp(principal_of(&r), "admin-name") == 0,
+          "late check + deferred: %s", r.body);
+    test_resp_free(&r);
+
+    struct api_server_stats st = stats_of(s);
+    CHECK(st.auth_waiting == 0 && st.deferred == 0, "nothing waits: %llu checks, %llu deferred",
+          (unsigned long long)st.auth_waiting, (unsigned long long)st.deferred);
+}
+
+/* Sends a request on its own connection and returns the socket (the reply not read). */
+static int send_only(const char *method, const char *path, const char *headers, const char *body)
+{
+    char buf[2048];
+    int fd = test_http_connect(AF_INET, port);
+    int n =
+        snprintf(buf, sizeof buf, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 method, path, headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
+    CHECK(fd >= 0 && test_http_send_all(fd, buf, (size_t)n) == 0, "send %s %s", method, path);
+    return fd;
+}
+
+static void test_auth_client_leaves(struct api_server *s)
+{
+    struct api_server_stats before = stats_of(s), st;
+    struct test_resp r;
+    int fd;
+
+    fd = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    CHECK(wait_for(&n_held_auth, 1, 5000), "the check is held");
+    st = stats_of(s);
+    CHECK(st.auth_waiting == before.auth_waiting + 1, "one check waits: %llu",
+          (unsigned long long)st.auth_waiting);
+    close(fd);
+    sleep_ms(100); /* the server notices and frees the connection */
+    on_loop(release_auth_cb, NULL);
+    st = stats_of(s);
+    CHECK(st.auth_waiting == 0 && st.replies_dropped == before.replies_dropped + 1 &&
+              st.replies == before.replies,
+          "the late answer is dropped: %llu waiting, %llu dropped",
+          (unsigned long long)st.auth_waiting, (unsigned long long)st.replies_dropped);
+
+    /* The same, answered with an error: nothing is sent either. */
+    fd = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    CHECK(wait_for(&n_held_auth, 1, 5000), "the check is held");
+    close(fd);
+    sleep_ms(100);
+    enum api_auth_rc err = API_AUTH_ERROR;
+    on_loop(release_auth_cb, &err);
+
+    /* A held check whose client stays gets its reply when released. */
+    fd = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    CHECK(wait_for(&n_held_auth, 1, 5000), "the check is held");
+    sleep_ms(TIMEOUT_MS + 200); /* longer than the inactivity timeout */
+    on_loop(release_auth_cb, NULL);
+    size_t len;
+    char *raw = test_http_read_all(fd, &len);
+    close(fd);
+    CHECK(raw != NULL && strncmp(raw, "HTTP/1.1 200", 12) == 0 && strstr(raw, "admin-name"),
+          "a held check answered: %.200s", raw ? raw : "");
+    free(raw);
+
+    st = stats_of(s);
+    CHECK(st.auth_waiting == 0 && st.replies_dropped == before.replies_dropped + 2,
+          "two dropped: %llu", (unsigned long long)st.replies_dropped);
+    call(&r, "GET", "/v1/apps/1400000000", AUTH("a10-admin"), NULL);
+    test_http_expect("serving after clients left", &r, 200, NULL);
+    test_resp_free(&r);
+}
+
+static void test_defer(struct api_server *s)
+{
+    struct test_resp r;
+    struct api_server_stats before = stats_of(s), st;
+    int fd, c0, f0;
+
+    call(&r, "GET", "/t/defer?ms=10&tag=hello", NULL, NULL);
+    test_http_expect("deferred reply", &r, 200, NULL);
+    CHECK(strcmp(json_string_value(json_object_get(r.json, "tag")), "hello") == 0, "tag: %s",
+          r.body);
+    test_resp_free(&r);
+    call(&r, "GET", "/t/defer-now", NULL, NULL);
+    test_http_expect("deferred, answered at once", &r, 200, NULL);
+    test_resp_free(&r);
+    call(&r, "GET", "/t/defer?ms=600&tag=slow", NULL, NULL);
+    test_http_expect("deferred longer than the timeout", &r, 200, NULL);
+    test_resp_free(&r);
+
+    /* The client leaves: the close callback runs at once, the later reply is discarded. */
+    c0 = atomic_load(&closes);
+    f0 = atomic_load(&deferred_fired);
+    fd = send_only("GET", "/t/defer?ms=1500&tag=gone", NULL, NULL);
+    sleep_ms(50);
+    st = stats_of(s);
+    CHECK(st.deferred == 1, "one deferred reply waits: %llu", (unsigned long long)st.deferred);
+    close(fd);
+    CHECK(wait_for(&closes, c0 + 1, 1000) && atomic_load(&deferred_fired) == f0,
+          "the close callback ran before the reply was made");
+    CHECK(wait_for(&deferred_fired, f0 + 1, 5000), "the late reply was made");
+    st = stats_of(s);
+    CHECK(st.deferred == 0 && st.replies_dropped == before.replies_dropped + 1,
+          "discarded: %llu deferred, %llu dropped", (unsigned long long)st.deferred,
+          (unsigned long long)st.replies_dropped);
+
+    /* A handler that replies inside its close callback. */
+    fd = send_only("GET", "/t/defer?ms=5000&cancel=1", NULL, NULL);
+    sleep_ms(50);
+    close(fd);
+    CHECK(wait_for(&closes, c0 + 2, 1000), "the cancelling close callback ran");
+    st = stats_of(s);
+    CHECK(st.deferred == 0 && st.replies_dropped == before.replies_dropped + 2,
+          "cancelled: %llu deferred, %llu dropped", (unsigned long long)st.deferred,
+          (unsigned long long)st.replies_dropped);
+    call(&r, "GET", "/t/defer?ms=1&tag=after", NULL, NULL);
+    test_http_expect("serving after", &r, 200, NULL);
+    test_resp_free(&r);
+}
+
+struct client {
+    pthread_t thread;
+    int i;
+    char tag[32], token[32];
+    struct test_resp r;
+    int rc;
+};
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    char headers[128], body[64];
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n" JSON_CT, c->token);
+    snprintf(body, sizeof body, "{\"tag\":\"%s\"}", c->tag);
+    c->rc = test_http_request(&c->r, port, "POST", "/v1/apps/1400000000/hold", headers, body,
+                              (long)strlen(body));
+    return NULL;
+}
+
+static void test_reverse_order(struct api_server *s)
+{
+    static struct client cl[N_CONCURRENT];
+    char ids[N_CONCURRENT][32];
+    int ok = 0, distinct = 1;
+
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        cl[i].i = i;
+        snprintf(cl[i].tag, sizeof cl[i].tag, "client-%d", i);
+        /* alternately checked at once, 10 ms later, and when released */
+        snprintf(cl[i].token, sizeof cl[i].token, "%s",
+                 i % 3 == 0   ? "t-admin"
+                 : i % 3 == 1 ? "a10-admin"
+                              : "hold-admin");
+        pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
+    }
+    CHECK(wait_for(&n_held_auth, N_CONCURRENT / 3, 5000), "held checks: %d",
+          atomic_load(&n_held_auth));
+    struct api_server_stats st = stats_of(s);
+    /* the held ones, and those of the timer not answered yet */
+    CHECK(st.auth_waiting >= N_CONCURRENT / 3 && st.auth_waiting <= 2 * N_CONCURRENT / 3,
+          "checks waiting: %llu", (unsigned long long)st.auth_waiting);
+    on_loop(release_auth_cb, NULL);
+    CHECK(wait_for(&n_held_req, N_CONCURRENT, 5000), "every request held: %d",
+          atomic_load(&n_held_req));
+    st = stats_of(s);
+    CHECK(st.deferred == N_CONCURRENT && st.auth_waiting == 0, "deferred waiting: %llu",
+          (unsigned long long)st.deferred);
+    on_loop(release_req_cb, NULL);
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        struct client *c = &cl[i];
+        const char *tag, *rid;
+        pthread_join(c->thread, NULL);
+        tag = json_string_value(json_object_get(c->r.json, "tag"));
+        rid = json_string_value(json_object_get(c->r.json, "request_id"));
+        ids[i][0] = '\0';
+        if (c->rc == 0 && c->r.status == 200 && tag && strcmp(tag, c->tag) == 0 && rid &&
+            test_resp_header(&c->r, "X-Request-Id", ids[i], sizeof ids[i]) &&
+            strcmp(ids[i], rid) == 0 && strcmp(principal_of(&c->r), "admin-name") == 0)
+            ok++;
+        else
+            CHECK(0, "client %d: status %d, body %s", i, c->r.status, c->r.body);
+        test_resp_free(&c->r);
+    }
+    for (int i = 0; i < N_CONCURRENT; i++)
+        for (int j = i + 1; j < N_CONCURRENT; j++)
+            if (strcmp(ids[i], ids[j]) == 0)
+                distinct = 0;
+    CHECK(ok == N_CONCURRENT && distinct, "each client got its own reply (%d of %d, distinct %d)",
+          ok, N_CONCURRENT, distinct);
+    st = stats_of(s);
+    CHECK(st.deferred == 0 && st.auth_waiting == 0, "nothing waits after the release");
+}
+
+/* ---- a server freed with requests waiting -------------------------------------------------- */
+
+static struct api_server *doomed;
+
+static void free_doomed_cb(void *arg)
+{
+    (void)arg;
+    api_server_free(doomed);
+    doomed = NULL;
+}
+
+static void test_free_with_waiting(const struct api_server_config *cfg, struct api_auth **late)
+{
+    char err[256];
+    int main_port = port, fds[4], held_closed0 = atomic_load(&held_closed);
+
+    doomed = api_server_new(base, cfg, err, sizeof err);
+    if (doomed == NULL || api_server_start(doomed, err, sizeof err) != 0) {
+        CHECK(0, "second server: %s", err);
+        return;
+    }
+    port = api_server_port(doomed);
+    fds[0] = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    fds[1] = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    fds[2] = send_only("POST", "/v1/apps/1400000000/hold", AUTH("t-admin") JSON_CT,
+                       "{\"tag\":\"doomed\"}");
+    fds[3] = send_only("GET", "/v1/apps/1400000000", AUTH("hold-admin"), NULL);
+    CHECK(wait_for(&n_held_auth, 3, 5000) && wait_for(&n_held_req, 1, 5000),
+          "three checks and one reply held");
+    close(fds[3]); /* one whose client left already */
+    sleep_ms(100);
+    struct api_server_stats st = stats_of(doomed);
+    CHECK(st.auth_waiting == 3 && st.deferred == 1, "waiting before the free: %llu, %llu",
+          (unsigned long long)st.auth_waiting, (unsigned long long)st.deferred);
+
+    on_loop(free_doomed_cb, NULL);
+    CHECK(atomic_load(&held_closed) == held_closed0 + 1, "the deferred handler heard of the free");
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        char *raw = test_http_read_all(fds[i], &len);
+        CHECK(raw != NULL && len == 0, "connection %d closed without a reply (%zu bytes)", i, len);
+        free(raw);
+        close(fds[i]);
+    }
+    /* The deferred reply and two of the checks answer after the free: into nothing. */
+    on_loop(release_req_cb, NULL);
+    *late = held_auth[2];
+    atomic_store(&n_held_auth, 2);
+    on_loop(release_auth_cb, NULL);
+    port = main_port;
+}
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+int main(void)
+{
+    char err[256];
+    pthread_t thread;
+    struct api_server *server;
+    struct api_server_stats st;
+    struct api_auth *late = NULL;
+    struct api_server_config cfg = {
+        .listen = "127.0.0.1:0",
+        .max_body = MAX_BODY,
+        .request_timeout_ms = TIMEOUT_MS,
+        .routes = test_table,
+        .n_routes = sizeof test_table / sizeof test_table[0],
+        .authenticate = async_authenticate,
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    log_set_level(getenv("TEST_HTTP_LOG") ? LOG_DEBUG : LOG_ERROR);
+    if (evthread_use_pthreads() != 0 || (base = event_base_new()) == NULL) {
+        CHECK(0, "event base");
+        return test_done("http_async");
+    }
+    server = api_server_new(base, &cfg, err, sizeof err);
+    if (server == NULL || api_server_start(server, err, sizeof err) != 0) {
+        CHECK(0, "api server: %s", err);
+        return test_done("http_async");
+    }
+    port = api_server_port(server);
+    pthread_create(&thread, NULL, loop_main, NULL);
+
+    test_async_auth(server);
+    test_auth_client_leaves(server);
+    test_defer(server);
+    test_reverse_order(server);
+    test_free_with_waiting(&cfg, &late);
+
+    event_base_loopbreak(base);
+    pthread_join(thread, NULL);
+    api_server_get_stats(server, &st);
+    CHECK(st.replies + st.replies_dropped == st.requests && st.auth_waiting == 0 &&
+              st.deferred == 0 && st.in_flight == 0,
+          "every request answered or dropped: %llu requests, %llu replies, %llu dropped",
+          (unsigned long long)st.requests, (unsigned long long)st.replies,
+          (unsigned long long)st.replies_dropped);
+    CHECK(st.double_replies == 0 && st.missing_replies == 0 && st.internal_errors == 0,
+          "no reply bugs counted");
+    CHECK(atomic_load(&bad_request_ids) == 0, "every check knew its request id");
+    api_server_stop(server);
+    api_server_free(server);
+    event_base_free(base);
+    libevent_global_shutdown();
+    /* The last check of the freed server answers after the event loop is gone: harmless. */
+    CHECK(late != NULL, "a check still held");
+    if (late != NULL)
+        answer(late, "admin");
+    return test_done("http_async");
+}
