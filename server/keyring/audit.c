@@ -163,6 +163,43 @@ enum audit_rc audit_append(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
     return AUDIT_OK;
 }
 
+enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                                struct audit_event *const *evs, size_t n)
+{
+    int64_t last_seq = 0, last_at = 0, now = 0;
+    uint8_t prev[AUDIT_MAC_LEN];
+    enum audit_rc rc;
+
+    if (n == 0)
+        return AUDIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i]->details == NULL)
+            evs[i]->details = "{}";
+        const char *why = event_problem(evs[i]);
+        if (why != NULL) {
+            log_error("audit: event %s not written: %s",
+                      evs[i]->action != NULL ? evs[i]->action : "?", why);
+            return AUDIT_BAD_EVENT;
+        }
+    }
+    if (!store_in_transaction(st)) {
+        log_error("audit: events must be appended inside the transaction they record");
+        return AUDIT_ERROR;
+    }
+    if (store_audit_lock(st) != STORE_OK ||
+        store_audit_last(st, &last_seq, prev, &last_at, &now) != STORE_OK)
+        return AUDIT_ERROR;
+    for (size_t i = 0; i < n; i++) {
+        evs[i]->seq = last_seq + 1 + (int64_t)i;
+        evs[i]->at_us = now > last_at ? now : last_at;
+        rc = audit_mac(key, prev, evs[i], evs[i]->mac);
+        if (rc != AUDIT_OK)
+            return rc;
+        memcpy(prev, evs[i]->mac, AUDIT_MAC_LEN);
+    }
+    return store_audit_insert_many(st, evs, n) == STORE_OK ? AUDIT_OK : AUDIT_ERROR;
+}
+
 /* Checks one stored event against the chain so far; false with out->problem set when it does
  * not follow. */
 static bool verify_one(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],

@@ -46,6 +46,11 @@ enum audit_rc {
  * last event's time) and ev->mac, then inserts it. With no transaction open: AUDIT_ERROR. */
 enum audit_rc audit_append(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
                            struct audit_event *ev) AUDIT_WUR;
+/* audit_append for n events at once (group commit): one lock, one read of the last event, the
+ * n chained in order (seq last+1 .. last+n, one time), inserted in one round trip. Nothing is
+ * written unless every event is valid. */
+enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                                struct audit_event *const *evs, size_t n);
 
 /* The MAC of one event given the previous one's: what audit_append stores and audit_verify
  * recomputes. */

@@ -263,6 +263,10 @@ enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], 
                                int64_t *now_us) STORE_WUR;
 /* Inserts ev as it is (seq, at_us, mac and all). CONFLICT "seq" when the seq exists. */
 enum store_rc store_audit_insert(struct store *st, const struct audit_event *ev) STORE_WUR;
+/* Inserts the n events in order, as store_audit_insert each, in one round trip (libpq's
+ * pipeline mode), inside the caller's transaction. STORE_OK only when every one went in. */
+enum store_rc store_audit_insert_many(struct store *st, struct audit_event *const *evs,
+                                      size_t n) STORE_WUR;
 
 struct store_audit_filter {
     uint32_t sdkappid;  /* 0 = any */

@@ -58,20 +58,97 @@ static const char SQL_AUDIT_INSERT[] =
     "outcome, details, mac) VALUES ($1, " TS("$2") ", $3, $4, $5, $6, $7, $8, $9, $10)";
 /* clang-format on */
 
+static void audit_params(struct store_params *p, const struct audit_event *ev)
+{
+    store_param_int(p, ev->seq);
+    store_param_int(p, ev->at_us);
+    store_param_int_or_null(p, ev->actor_id);
+    store_param_text(p, ev->actor_name);
+    store_param_text(p, ev->action);
+    store_param_int_or_null(p, ev->sdkappid);
+    store_param_int_or_null(p, ev->key_version);
+    store_param_text(p, ev->outcome);
+    store_param_text(p, ev->details);
+    store_param_bytes(p, ev->mac, sizeof ev->mac);
+}
+
 enum store_rc store_audit_insert(struct store *st, const struct audit_event *ev)
 {
     struct store_params p = {0};
-    store_param_int(&p, ev->seq);
-    store_param_int(&p, ev->at_us);
-    store_param_int_or_null(&p, ev->actor_id);
-    store_param_text(&p, ev->actor_name);
-    store_param_text(&p, ev->action);
-    store_param_int_or_null(&p, ev->sdkappid);
-    store_param_int_or_null(&p, ev->key_version);
-    store_param_text(&p, ev->outcome);
-    store_param_text(&p, ev->details);
-    store_param_bytes(&p, ev->mac, sizeof ev->mac);
+    audit_params(&p, ev);
     return RUN(st, SQL_AUDIT_INSERT, &p, NULL);
+}
+
+/* Reads what one pipelined statement gave back: true when it ran. */
+static bool pipeline_result_ok(PGconn *c, bool *logged)
+{
+    bool ok = false;
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_COMMAND_OK) {
+            ok = true;
+        } else if (s != PGRES_PIPELINE_ABORTED && !*logged) {
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            log_error("store: SQL_AUDIT_INSERT (pipelined) failed: %s %s", state ? state : "",
+                      msg ? msg : PQerrorMessage(c));
+            *logged = true;
+        }
+        PQclear(r);
+    }
+    return ok;
+}
+
+enum store_rc store_audit_insert_many(struct store *st, struct audit_event *const *evs, size_t n)
+{
+    PGconn *c = st->conn;
+    size_t sent = 0, ran = 0;
+    bool logged = false;
+    PGresult *r;
+
+    if (n == 1)
+        return store_audit_insert(st, evs[0]);
+    if (n == 0)
+        return STORE_OK;
+    if (!st->in_tx) {
+        log_error("store: SQL_AUDIT_INSERT (pipelined) needs an open transaction");
+        return STORE_ERROR;
+    }
+    if (PQenterPipelineMode(c) != 1) {
+        log_error("store: cannot enter pipeline mode: %s", PQerrorMessage(c));
+        return STORE_ERROR;
+    }
+    for (; sent < n; sent++) {
+        struct store_params p = {0};
+        audit_params(&p, evs[sent]);
+        if (PQsendQueryParams(c, SQL_AUDIT_INSERT, p.n, NULL, p.values, p.lengths, p.formats, 0) !=
+            1)
+            break;
+    }
+    if (PQpipelineSync(c) != 1) {
+        log_error("store: SQL_AUDIT_INSERT (pipelined): %s", PQerrorMessage(c));
+        PQexitPipelineMode(c);
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < sent; i++)
+        ran += pipeline_result_ok(c, &logged);
+    /* Then the sync point (PGRES_PIPELINE_SYNC), which ends the pipeline. */
+    while ((r = PQgetResult(c)) != NULL) {
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (PQexitPipelineMode(c) != 1)
+        log_error("store: cannot leave pipeline mode: %s", PQerrorMessage(c));
+    if (ran != n) {
+        if (!logged)
+            log_error("store: SQL_AUDIT_INSERT (pipelined): %zu of %zu ran: %s", ran, n,
+                      PQerrorMessage(c));
+        return STORE_ERROR;
+    }
+    return STORE_OK;
 }
 
 /* clang-format off */
