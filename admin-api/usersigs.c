@@ -6,6 +6,7 @@
  */
 #include "handlers.h"
 #include "service.h"
+#include "sign.h"
 
 #include <openssl/crypto.h>
 #include <stdbool.h>
@@ -36,14 +37,6 @@ static const struct api_field sign_fields[] = {
     {"room_str", API_FIELD_STRING, 0},
     {"privilege_map", API_FIELD_INTEGER, 0},
     {NULL, 0, 0},
-};
-
-struct sign_input {
-    const char *identifier; /* borrowed from the body */
-    size_t identifier_len;
-    bool has_expire;
-    json_int_t expire;
-    struct usersig_room room;
 };
 
 /* The checks that need no app: room and privilege_map. API_OK, or the error with msg filled. */
@@ -101,67 +94,6 @@ static enum api_error sign_parse(const json_t *body, struct sign_input *in, char
     return API_OK;
 }
 
-/* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire. */
-static enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
-                                     size_t cap)
-{
-    if (usersig_identifier_check(in->identifier, in->identifier_len,
-                                 (enum usersig_id_policy)app->identifier_policy) != USERSIG_OK) {
-        if (app->identifier_policy == STORE_ID_STRICT)
-            snprintf(msg, cap,
-                     "identifier must be 1 to %d bytes of A-Z a-z 0-9 _ - (app %u's "
-                     "identifier_policy is strict)",
-                     USERSIG_MAX_IDENTIFIER, app->sdkappid);
-        else
-            snprintf(msg, cap,
-                     "identifier must be 1 to %d bytes of printable ASCII, 0x20 to 0x7e (app "
-                     "%u's identifier_policy is printable)",
-                     USERSIG_MAX_IDENTIFIER, app->sdkappid);
-        return API_ERR_BAD_IDENTIFIER;
-    }
-    if (!in->has_expire) {
-        in->expire = app->default_expire;
-        in->has_expire = true;
-    }
-    if (in->expire < 1 || in->expire > (json_int_t)app->max_expire) {
-        snprintf(msg, cap,
-                 "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
-                 app->max_expire, app->sdkappid, app->max_expire);
-        return API_ERR_BAD_EXPIRE;
-    }
-    return API_OK;
-}
-
-/* The audit details of a signature or of its refusal (never the token). NULL when out of
- * memory. */
-static json_t *sign_details(const struct sign_input *in, int64_t expire_at)
-{
-    json_t *d = json_object();
-    if (d == NULL)
-        return NULL;
-    int bad = 0;
-    /* A refused identifier may be long: the audit keeps at most what a valid one can be. */
-    if (in->identifier != NULL && in->identifier_len <= USERSIG_MAX_IDENTIFIER)
-        bad |=
-            json_object_set_new(d, "identifier", json_stringn(in->identifier, in->identifier_len));
-    if (in->has_expire)
-        bad |= json_object_set_new(d, "expire", json_integer(in->expire));
-    if (expire_at != 0)
-        bad |= json_object_set_new(d, "expire_at", json_integer(expire_at));
-    if (in->room.kind == USERSIG_ROOM_NUMERIC)
-        bad |= json_object_set_new(d, "room_id", json_integer(in->room.room_id));
-    if (in->room.kind == USERSIG_ROOM_STRING)
-        bad |= json_object_set_new(d, "room_str",
-                                   json_stringn(in->room.room_str, in->room.room_str_len));
-    if (in->room.kind != USERSIG_ROOM_NONE)
-        bad |= json_object_set_new(d, "privilege_map", json_integer(in->room.privilege_map));
-    if (bad != 0) {
-        json_decref(d);
-        return NULL;
-    }
-    return d;
-}
-
 static json_t *sign_reply(uint32_t sdkappid, const struct sign_input *in, uint32_t version,
                           const char *token, size_t token_len, int64_t issued_at)
 {
@@ -172,108 +104,50 @@ static json_t *sign_reply(uint32_t sdkappid, const struct sign_input *in, uint32
                      "expire", in->expire);
 }
 
+/* One sign in flight: the core's request and the HTTP request it answers. */
+struct sign_call {
+    struct sign_request req;
+    struct api_request *r;
+};
+
+/* On the loop thread, once the group the sign joined has committed (or failed). */
+static void sign_done(struct sign_request *req)
+{
+    struct sign_call *c = req->arg;
+    if (req->err == API_OK)
+        api_reply_json(c->r, 200,
+                       sign_reply(req->sdkappid, &req->in, req->key_version, req->token,
+                                  req->token_len, req->issued_at));
+    else
+        api_reply_error(c->r, req->err, "%s",
+                        req->msg[0] != '\0' ? req->msg : api_error_info(req->err)->message);
+    OPENSSL_cleanse(req->token, sizeof req->token);
+    free(c);
+}
+
+/* Parses, then hands the sign to the core (sign.h), which signs and records it together with
+ * the other signs waiting, off the loop thread; the reply leaves from sign_done. A request that
+ * parsing refuses goes the same way, so that its refusal is audited in that transaction too. */
 void handle_usersig_sign(struct api_request *r)
 {
     struct service *svc = r->ctx;
-    const uint32_t sdkappid = r->sdkappid;
-    struct sign_input in;
-    struct store_app app;
-    struct store_key key;
-    struct usersig_key *ukey = NULL;
-    struct usersig_signer *signer = NULL;
-    char token[USERSIG_TOKEN_BUF];
-    size_t token_len = 0;
-    char msg[MSG_BUF] = "";
-    enum api_error err = API_OK;
-    bool refused = false; /* the request broke a rule: audit the refusal */
-    enum store_rc rc;
-    enum usersig_rc urc;
-    struct usersig_params params;
-    json_t *details;
-    int64_t now = 0;
+    struct sign_call *c;
 
-    memset(&key, 0, sizeof key);
-    memset(&in, 0, sizeof in);
     if (api_require_fields(r, sign_fields) != 0)
         return;
-
-    err = sign_parse(r->body, &in, msg, sizeof msg);
-    if (err != API_OK) {
-        refused = true;
-        goto out;
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        api_reply_error(r, API_ERR_INTERNAL, "out of memory");
+        return;
     }
-    if (store_begin(svc->st) != STORE_OK) {
-        err = API_ERR_UNAVAILABLE;
-        goto out;
-    }
-    err = service_app_get(svc, sdkappid, &app, msg, sizeof msg, &refused);
-    if (err != API_OK)
-        goto out;
-    err = sign_check_app(&app, &in, msg, sizeof msg);
-    if (err != API_OK) {
-        refused = true;
-        goto out;
-    }
-    /* FOR NO KEY UPDATE, not SHARE: record_use below updates the row in this transaction. */
-    err = service_active_key(svc, sdkappid, STORE_LOCK_UPDATE, &key, &ukey, msg, sizeof msg,
-                             &refused);
-    if (err != API_OK)
-        goto out;
-    urc = usersig_signer_new(ukey, sdkappid, USERSIG_DEFAULT_LEVEL,
-                             (enum usersig_id_policy)app.identifier_policy, &signer);
-    if (urc != USERSIG_OK) {
-        err = api_error_from_usersig(urc);
-        refused = api_error_status(err) < 500;
-        snprintf(msg, sizeof msg, "%s", usersig_rc_message(urc));
-        goto out;
-    }
-    now = now_seconds();
-    params = (struct usersig_params){
-        .identifier = in.identifier,
-        .identifier_len = in.identifier_len,
-        .expire = (uint32_t)in.expire,
-        .time = now,
-        .room = in.room,
-    };
-    urc = usersig_sign(signer, &params, token, sizeof token, &token_len);
-    if (urc != USERSIG_OK) {
-        err = api_error_from_usersig(urc);
-        refused = api_error_status(err) < 500;
-        snprintf(msg, sizeof msg, "%s", usersig_rc_message(urc));
-        goto out;
-    }
-    rc = store_key_record_use(svc->st, sdkappid, key.version, 1);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_INTERNAL);
-        goto out;
-    }
-    details = sign_details(&in, now + in.expire);
-    if (details == NULL) {
-        err = API_ERR_INTERNAL;
-        goto out;
-    }
-    rc = service_audit(svc, r->principal, "usersig.sign", sdkappid, key.version, "ok", details);
-    details = NULL; /* stolen */
-    if (rc != STORE_OK || store_commit(svc->st) != STORE_OK) {
-        err = API_ERR_UNAVAILABLE;
-        snprintf(msg, sizeof msg, "the signature could not be recorded; no UserSig was issued");
-        goto out;
-    }
-    /* Committed: the signature is recorded; now (and only now) the token goes out. */
-    api_reply_json(r, 200, sign_reply(sdkappid, &in, key.version, token, token_len, now));
-
-out:
-    if (err != API_OK) {
-        store_rollback(svc->st);
-        if (refused)
-            service_audit_refusal(svc, r->principal, "usersig.sign", sdkappid, key.version,
-                                  api_error_code(err), sign_details(&in, 0));
-        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
-    }
-    usersig_signer_free(signer);
-    usersig_key_free(ukey);
-    store_key_clear(&key);
-    OPENSSL_cleanse(token, sizeof token);
+    c->r = r;
+    c->req.principal = r->principal;
+    c->req.sdkappid = r->sdkappid;
+    c->req.refused_err = sign_parse(r->body, &c->req.in, c->req.msg, sizeof c->req.msg);
+    c->req.done = sign_done;
+    c->req.arg = c;
+    api_request_defer(r);
+    sign_submit(svc, &c->req);
 }
 
 /* ---- verify ---------------------------------------------------------------------------------- */
@@ -463,6 +337,53 @@ out:
     return err;
 }
 
+/* A verify in flight: what the database thread needs, and what it found. */
+struct verify_call {
+    struct dbpool_job job;
+    struct api_request *r;
+    uint32_t app;
+    struct usersig_decoded *d;
+    struct usersig_expect expect;
+    struct verify_result res;
+    enum api_error err;
+    char msg[MSG_BUF];
+};
+
+/* On a database thread (ctx: its struct service): the key versions of the app, and the other
+ * apps' keys on a signature mismatch. */
+static void verify_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct verify_call *c = j->arg;
+        c->err = verify_with_app(ctx, c->r->principal, c->app, c->d, &c->expect, &c->res, c->msg,
+                                 sizeof c->msg);
+    }
+}
+
+static void verify_finish(struct api_request *r, enum api_error err, const char *msg,
+                          const struct verify_result *res, const struct usersig_decoded *d)
+{
+    if (err != API_OK)
+        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
+    else
+        api_reply_json(r, 200, verify_reply(res, d));
+}
+
+static void verify_done(struct dbpool_job *job)
+{
+    struct verify_call *c = job->arg;
+    if (job->cancelled) {
+        c->err = API_ERR_UNAVAILABLE;
+        snprintf(c->msg, sizeof c->msg, "the server is stopping; retry");
+    }
+    verify_finish(c->r, c->err, c->msg, &c->res, c->d);
+    free(c->d);
+    free(c);
+}
+
+/* Decodes and checks the scope on the loop thread; the key lookups run on a database thread
+ * (verify_run) and the reply leaves from verify_done. */
 void handle_usersig_verify(struct api_request *r)
 {
     struct service *svc = r->ctx;
@@ -470,6 +391,7 @@ void handle_usersig_verify(struct api_request *r)
     const json_t *j_app = json_object_get(r->body, "sdkappid");
     const json_t *j_id = json_object_get(r->body, "identifier");
     struct usersig_decoded *d = NULL;
+    struct verify_call *c = NULL;
     struct usersig_expect expect;
     struct verify_result res;
     char msg[MSG_BUF] = "";
@@ -525,12 +447,25 @@ void handle_usersig_verify(struct api_request *r)
                  "the token's app scope does not include app %u, the UserSig's SDKAppID", app);
         goto out;
     }
-    err = verify_with_app(svc, r->principal, app, d, &expect, &res, msg, sizeof msg);
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        err = API_ERR_INTERNAL;
+        goto out;
+    }
+    c->r = r;
+    c->app = app;
+    c->d = d;
+    c->expect = expect; /* its identifier is borrowed from the body, valid until the reply */
+    c->res = res;
+    c->job.run = verify_run;
+    c->job.done = verify_done;
+    c->job.arg = c;
+    c->job.batch = 16;
+    api_request_defer(r);
+    service_run(svc, &c->job);
+    return;
 
 out:
-    if (err != API_OK)
-        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
-    else
-        api_reply_json(r, 200, verify_reply(&res, d));
+    verify_finish(r, err, msg, &res, d);
     free(d);
 }

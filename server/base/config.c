@@ -84,6 +84,10 @@ static const struct setting SETTINGS[] = {
      F(request_timeout_ms), "Time a client has to send a request and read its reply.", 0},
     {"workers", T_INT, "0", 0, 256, NULL, "USERSIGD_WORKERS", F(workers),
      "Signing threads; 0 means one per online CPU.", 0},
+    {"db_connections", T_INT, "4", 1, 64, NULL, "USERSIGD_DB_CONNECTIONS", F(db_connections),
+     "Database connections the API's requests use, each driven by a thread of its own, so that "
+     "the event loop never waits on PostgreSQL.",
+     0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 

@@ -39,6 +39,7 @@ struct config {
     enum log_level log_level;
     int64_t request_timeout_ms;
     int workers; /* 0: one per online CPU, see config_workers() */
+    int db_connections; /* the database pool's size, 1..64 */
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the

@@ -13,9 +13,39 @@
 #include "audit.h"
 #include "log.h"
 
-static int authenticate_now(void *ctx, const char *token, struct api_principal *out)
+void *service_thread_new(struct store *st, void *proto)
 {
-    struct service *svc = ctx;
+    struct service *svc = malloc(sizeof *svc);
+    if (svc == NULL)
+        return NULL;
+    *svc = *(const struct service *)proto;
+    svc->st = st;
+    svc->pipeline = NULL;
+    svc->pool = NULL;
+    return svc;
+}
+
+void service_thread_free(void *ctx)
+{
+    free(ctx);
+}
+
+void service_run(struct service *svc, struct dbpool_job *job)
+{
+    if (svc->pool != NULL) {
+        dbpool_submit(svc->pool, job);
+        return;
+    }
+    job->cancelled = false;
+    job->next = NULL;
+    job->run(svc->st, svc, job);
+    if (store_in_transaction(svc->st))
+        store_rollback(svc->st);
+    job->done(job);
+}
+
+int service_check_token(struct service *svc, const char *token, struct api_principal *out)
+{
     struct store_token t;
     int64_t id;
     uint8_t hash[KEYRING_FP_BYTES];
@@ -43,39 +73,99 @@ static int authenticate_now(void *ctx, const char *token, struct api_principal *
     out->all_apps = t.all_apps;
     out->n_apps = t.n_apps < API_PRINCIPAL_MAX_APPS ? t.n_apps : API_PRINCIPAL_MAX_APPS;
     memcpy(out->apps, t.apps, out->n_apps * sizeof out->apps[0]);
-    if (store_token_touch(svc->st, t.id) != STORE_OK)
+    /* The row says when it was last used: no round trip when that was under a minute ago. */
+    if ((t.last_used_at_us == 0 || now_us - t.last_used_at_us >= 60 * 1000000LL) &&
+        store_token_touch(svc->st, t.id) != STORE_OK)
         log_warn("token %lld: could not record its use", (long long)t.id);
     return API_AUTH_OK;
 }
 
-void service_authenticate(void *ctx, const char *token, struct api_auth *call)
+/* One token check in flight. */
+struct auth_call {
+    struct dbpool_job job;
+    struct api_auth *call;
+    char token[API_TOKEN_MAX + 1];
+    int rc;
+    struct api_principal principal;
+};
+
+static void auth_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
-    struct api_principal p;
-    int rc = authenticate_now(ctx, token, &p);
-    api_auth_done(call, (enum api_auth_rc)rc, rc == API_AUTH_OK ? &p : NULL);
-    OPENSSL_cleanse(&p, sizeof p);
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct auth_call *a = j->arg;
+        a->rc = service_check_token(ctx, a->token, &a->principal);
+        OPENSSL_cleanse(a->token, sizeof a->token);
+    }
 }
 
-enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
-                            const char *action, uint32_t sdkappid, uint32_t key_version,
-                            const char *outcome, json_t *details)
+static void auth_done(struct dbpool_job *job)
 {
-    char *text = NULL;
-    if (details != NULL) {
-        text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-        json_decref(details);
-        if (text == NULL)
-            return STORE_ERROR;
+    struct auth_call *a = job->arg;
+    if (job->cancelled)
+        a->rc = API_AUTH_ERROR;
+    api_auth_done(a->call, (enum api_auth_rc)a->rc, a->rc == API_AUTH_OK ? &a->principal : NULL);
+    OPENSSL_cleanse(a, sizeof *a);
+    free(a);
+}
+
+void service_authenticate(void *ctx, const char *token, struct api_auth *call)
+{
+    struct service *svc = ctx;
+    size_t len = strlen(token);
+    struct auth_call *a;
+
+    if (len > API_TOKEN_MAX) { /* the framework refuses longer ones before */
+        api_auth_done(call, API_AUTH_NOT_FOUND, NULL);
+        return;
     }
-    struct audit_event ev = {
+    a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        log_msg(LOG_ERROR, api_auth_request_id(call), "out of memory checking a token");
+        api_auth_done(call, API_AUTH_ERROR, NULL);
+        return;
+    }
+    a->call = call;
+    memcpy(a->token, token, len + 1);
+    a->job.run = auth_run;
+    a->job.done = auth_done;
+    a->job.arg = a;
+    a->job.batch = 16;
+    service_run(svc, &a->job);
+}
+
+int service_audit_event(const struct api_principal *principal, const char *action,
+                        uint32_t sdkappid, uint32_t key_version, const char *outcome,
+                        json_t *details, struct audit_event *ev, char **text)
+{
+    *text = NULL;
+    if (details != NULL) {
+        *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        json_decref(details);
+        if (*text == NULL)
+            return -1;
+    }
+    *ev = (struct audit_event){
         .actor_id = principal != NULL ? principal->token_id : 0,
         .actor_name = principal != NULL ? principal->name : "usersigd",
         .action = action,
         .sdkappid = sdkappid,
         .key_version = key_version,
         .outcome = outcome,
-        .details = text,
+        .details = *text,
     };
+    return 0;
+}
+
+enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
+                            const char *action, uint32_t sdkappid, uint32_t key_version,
+                            const char *outcome, json_t *details)
+{
+    struct audit_event ev;
+    char *text;
+    if (service_audit_event(principal, action, sdkappid, key_version, outcome, details, &ev,
+                            &text) != 0)
+        return STORE_ERROR;
     enum audit_rc rc = audit_append(svc->st, keyring_audit_key(svc->kr), &ev);
     free(text);
     return rc == AUDIT_OK ? STORE_OK : STORE_ERROR;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dbpool.h"
 #include "http.h"
 #include "keyring.h"
 #include "store.h"
@@ -25,11 +26,25 @@ struct service {
     struct keyring *kr; /* master key and root opened: audit key and fingerprint key ready */
     const char *migrations_dir;
     struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
+    struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
 };
 
-/* The api_server authenticate callback: ctx is a struct service. Parses the token, fetches the
- * row by id, compares the secret's hash in constant time, refuses expired or revoked tokens, and
- * records the use. Answers (api_auth_done) before it returns. */
+/* The dbpool thread context: a copy of proto (a const struct service *) bound to that
+ * thread's connection st, without pipeline or pool. NULL when out of memory. */
+void *service_thread_new(struct store *st, void *proto);
+void service_thread_free(void *ctx);
+
+/* Runs job on the pool when svc has one (its done on the loop thread later), else at once on
+ * svc's own connection, done included (operator commands and tests without a pool). */
+void service_run(struct service *svc, struct dbpool_job *job);
+
+/* Checks an API token on svc's connection: parses it, fetches the row by id, compares the
+ * secret's hash in constant time, refuses expired or revoked tokens, and records the use (at
+ * most once a minute). API_AUTH_OK with *out filled, API_AUTH_NOT_FOUND, or API_AUTH_ERROR. */
+int service_check_token(struct service *svc, const char *token, struct api_principal *out);
+
+/* The api_server authenticate callback: ctx is a struct service. service_check_token on a
+ * database thread (service_run), answered with api_auth_done on the loop thread. */
 void service_authenticate(void *ctx, const char *token, struct api_auth *call);
 
 /* Appends an audit event for principal (NULL: the server itself) inside the caller's open
@@ -37,6 +52,13 @@ void service_authenticate(void *ctx, const char *token, struct api_auth *call);
 enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
                             const char *action, uint32_t sdkappid, uint32_t key_version,
                             const char *outcome, json_t *details) SERVICE_WUR;
+
+/* Fills ev for principal as service_audit would append it; the details (stolen) become
+ * *text, which ev->details points to: free() it after the append. 0, or -1 when out of memory. */
+struct audit_event;
+int service_audit_event(const struct api_principal *principal, const char *action,
+                        uint32_t sdkappid, uint32_t key_version, const char *outcome,
+                        json_t *details, struct audit_event *ev, char **text) SERVICE_WUR;
 
 /* Records a refused state change in its own transaction (the change itself was rolled back):
  * "a refused request changes nothing but the audit log". details stolen. Failures are logged. */

@@ -263,6 +263,10 @@ void boot_close(struct boot *d)
 {
     store_close(d->st);
     d->st = NULL;
+    if (d->conninfo != NULL) /* may hold a password */
+        explicit_bzero(d->conninfo, strlen(d->conninfo));
+    free(d->conninfo);
+    d->conninfo = NULL;
     keyring_free(d->kr);
     d->kr = NULL;
     pgembed_stop(d->pg);
@@ -334,6 +338,12 @@ int boot_open_database(struct boot *d, bool serve)
     }
     if (store_open(target, &d->st) != STORE_OK) {
         log_error("cannot connect to the database (see the message above)");
+        return -1;
+    }
+    free(d->conninfo);
+    d->conninfo = strdup(target);
+    if (d->conninfo == NULL) {
+        log_error("out of memory");
         return -1;
     }
     d->svc.st = d->st;

@@ -22,6 +22,7 @@ struct boot {
     const char *migrations_dir; /* cfg.migrations_dir once loaded */
     struct pgembed *pg;
     struct store *st;
+    char *conninfo; /* what st connected with: the database pool opens its own the same way */
     struct keyring *kr;
     struct service svc;
 };

@@ -6,6 +6,7 @@
 #ifndef DBTEST_H
 #define DBTEST_H
 
+#include "keyring.h"
 #include "migrate.h"
 #include "store.h"
 #include "testlib.h"
@@ -162,6 +163,80 @@ static inline struct store *dbtest_store(const struct dbtest *t)
         exit(1);
     }
     return st;
+}
+
+/* A keyring with a new master key (its file removed at once) and a root stored in st's
+ * database: what the server has after its first start. Exits on failure. */
+static inline struct keyring *dbtest_keyring(struct store *st)
+{
+    char dir[] = "/tmp/usersigd-dbtest.XXXXXX", path[64], err[256] = "";
+    struct keyring *kr = NULL;
+    uint8_t *sealed_root = NULL;
+    size_t root_len = 0;
+
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "dbtest: mkdtemp failed\n");
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    bool ok = keyring_master_create(path, err, sizeof err) == KEYRING_OK &&
+              keyring_master_load(path, &kr, err, sizeof err) == KEYRING_OK &&
+              keyring_root_create(kr, &sealed_root, &root_len) == KEYRING_OK &&
+              store_keyring_insert(st, sealed_root, root_len) == STORE_OK &&
+              keyring_root_open(kr, sealed_root, root_len) == KEYRING_OK;
+    free(sealed_root);
+    unlink(path);
+    rmdir(dir);
+    if (!ok) {
+        fprintf(stderr, "dbtest: keyring: %s\n", err);
+        exit(1);
+    }
+    return kr;
+}
+
+/* Inserts an app; false when the store refused it. */
+static inline bool dbtest_add_app(struct store *st, uint32_t sdkappid, uint32_t default_expire,
+                                  uint32_t max_expire, enum store_id_policy policy)
+{
+    struct store_app a;
+    memset(&a, 0, sizeof a);
+    a.sdkappid = sdkappid;
+    snprintf(a.name, sizeof a.name, "app %u", sdkappid);
+    a.default_expire = default_expire;
+    a.max_expire = max_expire;
+    a.identifier_policy = policy;
+    return store_app_insert(st, &a) == STORE_OK;
+}
+
+/* Adds an HMAC key version, sealed as the server keeps it; returns its version, 0 on failure. */
+static inline uint32_t dbtest_add_key(struct store *st, struct keyring *kr, uint32_t sdkappid,
+                                      const char *secret, enum store_key_state state)
+{
+    struct store_key k;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    uint32_t version = 0;
+
+    memset(&k, 0, sizeof k);
+    if (store_begin(st) != STORE_OK || store_key_next_version(st, sdkappid, &version) != STORE_OK ||
+        keyring_seal_key(kr, sdkappid, version, (const uint8_t *)secret, strlen(secret), &sealed,
+                         &len) != KEYRING_OK ||
+        keyring_fingerprint_hmac(kr, (const uint8_t *)secret, strlen(secret), k.fingerprint) !=
+            KEYRING_OK) {
+        store_rollback(st);
+        free(sealed);
+        return 0;
+    }
+    k.sdkappid = sdkappid;
+    k.version = version;
+    k.kind = STORE_KEY_HMAC;
+    k.state = state;
+    k.sealed = sealed;
+    k.sealed_len = len;
+    bool ok = store_key_insert(st, &k) == STORE_OK && store_commit(st) == STORE_OK;
+    store_rollback(st);
+    free(sealed);
+    return ok ? version : 0;
 }
 
 #endif

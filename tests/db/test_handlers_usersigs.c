@@ -53,45 +53,15 @@ static void *loop_main(void *arg)
 static void add_app(uint32_t sdkappid, uint32_t default_expire, uint32_t max_expire,
                     enum store_id_policy policy)
 {
-    struct store_app a;
-    memset(&a, 0, sizeof a);
-    a.sdkappid = sdkappid;
-    snprintf(a.name, sizeof a.name, "app %u", sdkappid);
-    a.default_expire = default_expire;
-    a.max_expire = max_expire;
-    a.identifier_policy = policy;
-    CHECK(store_app_insert(st, &a) == STORE_OK, "insert app %u", sdkappid);
+    CHECK(dbtest_add_app(st, sdkappid, default_expire, max_expire, policy), "insert app %u",
+          sdkappid);
 }
 
 /* Adds an HMAC key version (sealed as the server keeps it); returns its version. */
 static uint32_t add_key(uint32_t sdkappid, const char *secret, enum store_key_state state)
 {
-    struct store_key k;
-    uint8_t *sealed = NULL;
-    size_t len = 0;
-    uint32_t version = 0;
-
-    memset(&k, 0, sizeof k);
-    if (store_begin(st) != STORE_OK || store_key_next_version(st, sdkappid, &version) != STORE_OK ||
-        keyring_seal_key(kr, sdkappid, version, (const uint8_t *)secret, strlen(secret), &sealed,
-                         &len) != KEYRING_OK ||
-        keyring_fingerprint_hmac(kr, (const uint8_t *)secret, strlen(secret), k.fingerprint) !=
-            KEYRING_OK) {
-        CHECK(0, "add key to %u", sdkappid);
-        store_rollback(st);
-        free(sealed);
-        return 0;
-    }
-    k.sdkappid = sdkappid;
-    k.version = version;
-    k.kind = STORE_KEY_HMAC;
-    k.state = state;
-    k.sealed = sealed;
-    k.sealed_len = len;
-    CHECK(store_key_insert(st, &k) == STORE_OK && store_commit(st) == STORE_OK, "insert key %u/%u",
-          sdkappid, version);
-    store_rollback(st);
-    free(sealed);
+    uint32_t version = dbtest_add_key(st, kr, sdkappid, secret, state);
+    CHECK(version != 0, "add key to %u", sdkappid);
     return version;
 }
 

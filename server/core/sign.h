@@ -1,0 +1,68 @@
+/*
+ * Signing one UserSig, as an operation of the core: the request waits for a database thread
+ * (dbpool.h), and the signs waiting together share one transaction (group commit): one read of
+ * each app and its active key, their audit events appended in that transaction, the sign counts
+ * updated once per key version, one commit. A token leaves only after the commit that records
+ * it ("no audit row, no token"); if the commit fails, no token of the group leaves.
+ *
+ * Lock order (store.h): the apps of a group are taken in sdkappid order, then the audit lock,
+ * so groups on other threads or processes cannot deadlock.
+ */
+#ifndef SIGN_H
+#define SIGN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dbpool.h"
+#include "service.h"
+#include "usersig.h"
+
+#define SIGN_GROUP_MAX 64 /* signs in one transaction */
+#define SIGN_MSG_BUF 512
+
+/* What to sign, as parsed from the request; identifier and room_str are borrowed and must stay
+ * valid until done runs. */
+struct sign_input {
+    const char *identifier;
+    size_t identifier_len;
+    bool has_expire;
+    json_int_t expire; /* defaulted from the app when !has_expire */
+    struct usersig_room room;
+};
+
+struct sign_request {
+    struct dbpool_job job; /* the pool's */
+    /* In: */
+    const struct api_principal *principal; /* the actor of the audit event; valid until done */
+    uint32_t sdkappid;
+    struct sign_input in;
+    /* A refusal already decided (by parsing): only its audit event is recorded; err and msg are
+     * kept. API_OK otherwise. */
+    enum api_error refused_err;
+    void (*done)(struct sign_request *req); /* on the loop thread */
+    void *arg;
+    /* Out (valid in done): err API_OK with token, key_version and issued_at set, or the error
+     * to answer with and msg for the client. */
+    enum api_error err;
+    char msg[SIGN_MSG_BUF];
+    uint32_t key_version;
+    int64_t issued_at;
+    char token[USERSIG_TOKEN_BUF]; /* wiped by the caller once sent */
+    size_t token_len;
+};
+
+/* Queues req on svc's database pool (service_run); done runs on the loop thread. */
+void sign_submit(struct service *svc, struct sign_request *req);
+
+/* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire.
+ * API_OK, or the error with msg filled. */
+enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
+                              size_t cap);
+
+/* The audit details of a signature or of its refusal (never the token); expire_at 0 leaves it
+ * out. A new json_t (caller owns it), or NULL when out of memory. */
+json_t *sign_details(const struct sign_input *in, int64_t expire_at);
+
+#endif

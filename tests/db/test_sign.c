@@ -1,0 +1,302 @@
+/*
+ * The core's sign operation (server/core/sign.c) without HTTP, on the real PostgreSQL through
+ * the database pool: many signs waiting together share transactions and every one is recorded
+ * (one audit row each, the chain valid, the sign count exact); refusals in a group are audited
+ * beside the signatures and change nothing else; two pools (as two processes) signing to the
+ * same apps in opposite orders neither deadlock nor fork the chain; a rotation is used by the
+ * next group; signs still queued when the pool is freed are refused, none issued.
+ */
+#include "audit.h"
+#include "dbpool.h"
+#include "dbtest.h"
+#include "service.h"
+#include "sign.h"
+
+#include <event2/thread.h>
+
+#define APP_A 1400000100u
+#define APP_B 1400000101u
+#define APP_NOKEY 1400000102u
+#define APP_STRICT 1400000103u
+#define APP_NONE 1400000199u
+#define SECRET_A1 "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+#define SECRET_A2 "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2"
+#define SECRET_B1 "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"
+#define MANY 300
+
+static struct event_base *base;
+static struct keyring *kr;
+static struct service proto;
+static int n_done;
+static struct api_principal actor = {.token_id = 0, .name = "sign-test", .all_apps = true};
+
+struct call {
+    struct sign_request req;
+    char id[40];
+    int done;
+};
+
+static void done_cb(struct sign_request *req)
+{
+    struct call *c = req->arg;
+    c->done++;
+    n_done++;
+}
+
+static struct dbpool *pool_new(const struct dbtest *t, int size)
+{
+    struct dbpool *p = NULL;
+    struct dbpool_config cfg = {
+        .conninfo = t->url,
+        .size = size,
+        .thread_ctx_new = service_thread_new,
+        .thread_ctx_free = service_thread_free,
+        .thread_ctx_arg = &proto,
+    };
+    CHECK(dbpool_new(base, &cfg, &p) == 0, "pool of %d", size);
+    return p;
+}
+
+static void call_init(struct call *c, uint32_t sdkappid, const char *id)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->req.principal = &actor;
+    c->req.sdkappid = sdkappid;
+    c->req.in.identifier = c->id;
+    c->req.in.identifier_len = strlen(c->id);
+    c->req.done = done_cb;
+    c->req.arg = c;
+}
+
+static void run_until(int want)
+{
+    for (int waited = 0; n_done < want && waited < 30000; waited++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+}
+
+/* The token verifies with secret for app and identifier, now. */
+static bool token_ok(const struct call *c, uint32_t app, const char *secret)
+{
+    struct usersig_key *k = NULL;
+    struct usersig_expect e = {
+        .identifier = c->id, .identifier_len = strlen(c->id), .sdkappid = app};
+    if (usersig_key_new_hmac(secret, strlen(secret), &k) != USERSIG_OK)
+        return false;
+    bool ok = usersig_verify(c->req.token, c->req.token_len, &e, k, (int64_t)time(NULL), NULL) ==
+              USERSIG_VALID;
+    usersig_key_free(k);
+    return ok;
+}
+
+static long long count(PGconn *c, const char *sql)
+{
+    return dbtest_scalar(c, sql);
+}
+
+static void chain_ok(struct store *st, const char *what)
+{
+    struct audit_verify_result res;
+    CHECK(audit_verify(st, keyring_audit_key(kr), &res) == AUDIT_OK &&
+              res.problem == AUDIT_CHAIN_OK,
+          "%s: the audit chain verifies", what);
+}
+
+/* Submits n signs (app and identifier from the callbacks) through svc and waits for them. */
+static void sign_all(struct service *svc, struct call *calls, int n)
+{
+    n_done = 0;
+    for (int i = 0; i < n; i++)
+        sign_submit(svc, &calls[i].req);
+    run_until(n);
+}
+
+static void test_many(struct service *svc, PGconn *c, struct store *st)
+{
+    static struct call calls[MANY];
+    for (int i = 0; i < MANY; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "user%d", i);
+        call_init(&calls[i], i % 2 ? APP_A : APP_B, id);
+    }
+    sign_all(svc, calls, MANY);
+    int ok = 0, verified = 0;
+    for (int i = 0; i < MANY; i++) {
+        ok += calls[i].done == 1 && calls[i].req.err == API_OK && calls[i].req.key_version == 1;
+        verified += token_ok(&calls[i], i % 2 ? APP_A : APP_B, i % 2 ? SECRET_A1 : SECRET_B1);
+    }
+    CHECK(n_done == MANY && ok == MANY, "%d signs, each done once with version 1 (%d ok)", MANY,
+          ok);
+    CHECK(verified == MANY, "every token verifies with its app's secret (%d)", verified);
+    CHECK(count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND outcome = "
+                   "'ok'") == MANY,
+          "one audit row per signature");
+    CHECK(count(c, "SELECT sum(sign_count) FROM app_keys") == MANY, "sign counts add up");
+    CHECK(count(c, "SELECT count(DISTINCT details::jsonb->>'identifier') FROM audit_log WHERE "
+                   "action = 'usersig.sign'") == MANY,
+          "each identifier recorded once");
+    chain_ok(st, "after many signs");
+}
+
+/* One group of signs and refusals: each gets its own answer; the refusals are audited with
+ * their code; only the signatures count. */
+static void test_mixed(struct service *svc, PGconn *c)
+{
+    struct call calls[7];
+    long long rows0 = count(c, "SELECT count(*) FROM audit_log");
+    long long signs0 = count(c, "SELECT sum(sign_count) FROM app_keys");
+    call_init(&calls[0], APP_A, "mixed-ok-a");
+    call_init(&calls[1], APP_NONE, "mixed-no-app");
+    call_init(&calls[2], APP_NOKEY, "mixed-no-key");
+    /* The app's rules are checked before its key: this app has none. */
+    call_init(&calls[3], APP_STRICT, "not strict!");
+    call_init(&calls[4], APP_B, "mixed-ok-b");
+    call_init(&calls[5], APP_A, "mixed-expire");
+    calls[5].req.in.has_expire = true;
+    calls[5].req.in.expire = 86401; /* over A's max_expire */
+    call_init(&calls[6], APP_A, "mixed-parse");
+    calls[6].req.refused_err = API_ERR_BAD_ROOM;
+    snprintf(calls[6].req.msg, sizeof calls[6].req.msg, "give room_id or room_str, not both");
+    sign_all(svc, calls, 7);
+
+    CHECK(calls[0].req.err == API_OK && token_ok(&calls[0], APP_A, SECRET_A1), "A signed");
+    CHECK(calls[4].req.err == API_OK && token_ok(&calls[4], APP_B, SECRET_B1), "B signed");
+    CHECK(calls[1].req.err == API_ERR_APP_NOT_FOUND &&
+              strstr(calls[1].req.msg, "no app with sdkappid") != NULL,
+          "unknown app: app_not_found (%s)", calls[1].req.msg);
+    CHECK(calls[2].req.err == API_ERR_INVALID_STATE &&
+              strstr(calls[2].req.msg, "has no active key") != NULL,
+          "no active key: invalid_state");
+    CHECK(calls[3].req.err == API_ERR_BAD_IDENTIFIER && strstr(calls[3].req.msg, "strict"),
+          "strict policy: bad_identifier (%s)", calls[3].req.msg);
+    CHECK(calls[5].req.err == API_ERR_BAD_EXPIRE, "over max_expire: bad_expire");
+    CHECK(calls[6].req.err == API_ERR_BAD_ROOM &&
+              strcmp(calls[6].req.msg, "give room_id or room_str, not both") == 0,
+          "a refusal decided by parsing keeps its error and message");
+    for (int i = 1; i < 7; i++)
+        if (i != 4)
+            CHECK(calls[i].req.token_len == 0, "refusal %d issued no token", i);
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 7, "7 audit rows, one each");
+    CHECK(count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND outcome IN "
+                   "('app_not_found', 'invalid_state', 'bad_identifier', 'bad_expire', "
+                   "'bad_room')") == 5,
+          "the five refusals audited with their codes");
+    CHECK(count(c, "SELECT sum(sign_count) FROM app_keys") == signs0 + 2, "two signatures counted");
+}
+
+/* Two pools on one database, as two processes, signing to A and B in opposite orders. */
+static void test_two_pools(struct service *one, struct service *two, PGconn *c, struct store *st)
+{
+    static struct call calls[2 * MANY];
+    long long rows0 = count(c, "SELECT count(*) FROM audit_log");
+    n_done = 0;
+    for (int i = 0; i < 2 * MANY; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "two%d", i);
+        bool first = i < MANY;
+        /* one: A, B, A, B ...; two: B, A, B, A ... */
+        call_init(&calls[i], (i % 2 == 0) == first ? APP_A : APP_B, id);
+        sign_submit(first ? one : two, &calls[i].req);
+    }
+    run_until(2 * MANY);
+    int ok = 0;
+    for (int i = 0; i < 2 * MANY; i++)
+        ok += calls[i].done == 1 && calls[i].req.err == API_OK;
+    CHECK(n_done == 2 * MANY && ok == 2 * MANY, "two pools: every sign done (%d ok)", ok);
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 2 * MANY,
+          "two pools: one row per signature");
+    CHECK(count(c, "SELECT max(seq) - min(seq) + 1 - count(*) FROM audit_log") == 0,
+          "two pools: no gap in the sequence");
+    chain_ok(st, "after two pools");
+}
+
+/* A rotation committed elsewhere is used by the very next sign. */
+static void test_rotation(struct service *svc, struct store *st)
+{
+    uint32_t v2 = dbtest_add_key(st, kr, APP_A, SECRET_A2, STORE_KEY_PENDING);
+    CHECK(v2 == 2, "A's key 2 pending");
+    CHECK(store_begin(st) == STORE_OK &&
+              store_key_set_state(st, APP_A, 1, STORE_KEY_RETIRED) == STORE_OK &&
+              store_key_set_state(st, APP_A, 2, STORE_KEY_ACTIVE) == STORE_OK &&
+              store_commit(st) == STORE_OK,
+          "rotate A to version 2");
+    struct call c;
+    call_init(&c, APP_A, "after-rotation");
+    sign_all(svc, &c, 1);
+    CHECK(c.req.err == API_OK && c.req.key_version == 2 && token_ok(&c, APP_A, SECRET_A2) &&
+              !token_ok(&c, APP_A, SECRET_A1),
+          "the next sign uses version 2");
+}
+
+/* Signs queued behind a busy pool when it is freed: refused, nothing issued, each done once. */
+static void test_cancel(const struct dbtest *t)
+{
+    static struct call calls[50];
+    struct service svc = proto;
+    svc.pool = pool_new(t, 1);
+    if (svc.pool == NULL)
+        return;
+    n_done = 0;
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "cancel%d", i);
+        call_init(&calls[i], APP_B, id);
+        sign_submit(&svc, &calls[i].req);
+    }
+    dbpool_free(svc.pool); /* without running the loop: the first group may be running */
+    int once = 0, refused = 0, issued = 0;
+    for (int i = 0; i < 50; i++) {
+        once += calls[i].done == 1;
+        refused += calls[i].req.err == API_ERR_UNAVAILABLE && calls[i].req.token_len == 0;
+        issued += calls[i].req.err == API_OK;
+    }
+    CHECK(once == 50, "every sign done once at free (%d)", once);
+    CHECK(refused + issued == 50 && refused > 0, "the rest refused as unavailable (%d, %d issued)",
+          refused, issued);
+}
+
+int main(void)
+{
+    struct dbtest t;
+
+    log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
+    CHECK(evthread_use_pthreads() == 0, "evthread_use_pthreads");
+    base = event_base_new();
+    dbtest_create(&t, "sign", true);
+    struct store *st = dbtest_store(&t);
+    PGconn *c = dbtest_connect(&t);
+    kr = dbtest_keyring(st);
+    proto = (struct service){.st = st, .kr = kr};
+
+    CHECK(dbtest_add_app(st, APP_A, 3600, 86400, STORE_ID_PRINTABLE) &&
+              dbtest_add_app(st, APP_B, 3600, 86400, STORE_ID_PRINTABLE) &&
+              dbtest_add_app(st, APP_NOKEY, 3600, 86400, STORE_ID_PRINTABLE) &&
+              dbtest_add_app(st, APP_STRICT, 3600, 86400, STORE_ID_STRICT),
+          "apps");
+    CHECK(dbtest_add_key(st, kr, APP_A, SECRET_A1, STORE_KEY_ACTIVE) == 1 &&
+              dbtest_add_key(st, kr, APP_B, SECRET_B1, STORE_KEY_ACTIVE) == 1,
+          "keys");
+
+    struct service one = proto, two = proto;
+    one.pool = pool_new(&t, 3);
+    two.pool = pool_new(&t, 2);
+    if (one.pool != NULL && two.pool != NULL) {
+        test_many(&one, c, st);
+        test_mixed(&one, c);
+        test_two_pools(&one, &two, c, st);
+        test_rotation(&one, st);
+    }
+    dbpool_free(one.pool);
+    dbpool_free(two.pool);
+    test_cancel(&t);
+
+    keyring_free(kr);
+    store_close(st);
+    PQfinish(c);
+    event_base_free(base);
+    dbtest_drop(&t);
+    return test_done("db_sign");
+}
