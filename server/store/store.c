@@ -124,11 +124,44 @@ static bool st_reconnect(struct store *st)
     }
     log_warn("store: the database connection was lost; reconnecting");
     PQreset(st->conn);
+    st->n_prepared = 0; /* a new session has none */
     if (PQstatus(st->conn) != CONNECTION_OK) {
         log_error("store: reconnect failed: %s", PQerrorMessage(st->conn));
         return false;
     }
     return true;
+}
+
+/* Only plain statements are prepared: transaction control and DDL run as they are. */
+static bool preparable(const char *sql)
+{
+    static const char *const verbs[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strncmp(sql, verbs[i], strlen(verbs[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The name sql is prepared under on this connection, preparing it first; false when it runs
+ * unprepared (not preparable, the table full, or PQprepare failed: PQexecParams then gives the
+ * error to report, as before). */
+static bool prepared_name(struct store *st, const char *sql, const struct store_params *p,
+                          char name[24])
+{
+    int i = 0;
+    while (i < st->n_prepared && st->prepared[i] != sql)
+        i++;
+    snprintf(name, 24, "usersigd_%d", i);
+    if (i < st->n_prepared)
+        return true;
+    if (i >= STORE_MAX_PREPARED || !preparable(sql))
+        return false;
+    PGresult *r = PQprepare(st->conn, name, sql, p != NULL ? p->n : 0, NULL);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (ok)
+        st->prepared[st->n_prepared++] = sql;
+    return ok;
 }
 
 /* See store_int.h: the outcomes and when a dead connection is reconnected. */
@@ -143,8 +176,14 @@ enum store_rc store_run(struct store *st, const char *name, const char *sql,
     for (int attempt = 0; attempt < 2; attempt++) {
         if (PQstatus(st->conn) != CONNECTION_OK && !st_reconnect(st))
             return STORE_ERROR;
-        r = PQexecParams(st->conn, sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->values : NULL,
-                         p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL, 0);
+        char prep[24];
+        if (prepared_name(st, sql, p, prep))
+            r = PQexecPrepared(st->conn, prep, p != NULL ? p->n : 0, p != NULL ? p->values : NULL,
+                               p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL, 0);
+        else
+            r = PQexecParams(st->conn, sql, p != NULL ? p->n : 0, NULL,
+                             p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
+                             p != NULL ? p->formats : NULL, 0);
         ExecStatusType s = PQresultStatus(r);
         if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
             if (out != NULL)

@@ -37,9 +37,16 @@
 
 #include "store.h"
 
+/* Statements prepared on one connection, at most (the rest run unprepared). */
+#define STORE_MAX_PREPARED 128
+
 /* One connection and what the store knows about its session. */
 struct store {
     PGconn *conn;
+    /* The statements prepared on this session, by their text's address (each statement is one
+     * constant): prepared[i] is "usersigd_<i>". Emptied when the connection is reset. */
+    const char *prepared[STORE_MAX_PREPARED];
+    int n_prepared;
     bool in_tx;           /* between a successful store_begin and store_commit/_rollback */
     int session_locks;    /* advisory locks held by the session: no silent reconnect then */
     const char *conflict; /* the field of the last STORE_CONFLICT (a static string) */
@@ -96,8 +103,13 @@ char *store_int_array_text(const uint32_t *v, size_t n, bool *ok);
 /* ---- execution ---- */
 
 /*
- * Runs one statement (PQexecParams, text results). name is the statement's constant name, the
- * one thing a failure logs about it (never the parameters). p may be NULL (no parameters).
+ * Runs one statement (text results): prepared on the connection the first time it runs there
+ * (PQprepare, then PQexecPrepared: parsed and planned once per connection), or PQexecParams
+ * when it cannot be (not a SELECT/INSERT/UPDATE/DELETE/WITH, or the table is full). A
+ * statement is known by the address of its text, so sql must be a static constant (as every
+ * statement here is): never a buffer. name is the
+ * statement's constant name, the one thing a failure logs about it (never the parameters). p may be
+ * NULL (no parameters).
  *
  * On STORE_OK (PGRES_COMMAND_OK or PGRES_TUPLES_OK) *out, when out is not NULL, is the result:
  * the caller PQclear()s it. With out NULL the result is dropped. On any other return *out is
