@@ -1,7 +1,8 @@
 /*
  * The admin API's HTTP server: the evhttp listener on the caller's event_base, and the
  * dispatcher that takes each request through size, route, token, parameters, permission and
- * body checks to its handler, resuming after a token check that answers later. The top of the
+ * body checks to its handler (directly, or through the offload hook for API_ROUTE_OFFLOAD
+ * routes), resuming after a token check that answers later. The top of the
  * framework: it calls router.c and policy.c (pure decisions), http_read.c (token, body),
  * http_fields.c (query) and http_reply.c (replies), and none of them calls back here. Every request
  * is one struct req (http_int.h).
@@ -93,7 +94,10 @@ static void dispatch_checked(struct req *f)
     if ((m->route->body == API_BODY_JSON || m->route->body == API_BODY_JSON_OPTIONAL) &&
         !api_read_json_body(f, in, evbuffer_get_length(in)))
         return;
-    m->route->handler(r);
+    if ((m->route->flags & API_ROUTE_OFFLOAD) && f->server->cfg.offload != NULL)
+        f->server->cfg.offload(f->server->cfg.ctx, r, m->route->handler);
+    else
+        m->route->handler(r);
 }
 
 /* The token check has answered (f->auth.rc, f->principal): its reply, or the steps after it. */
@@ -284,6 +288,13 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     }
     if (api_routes_check(cfg->routes, cfg->n_routes, err, errlen) != 0)
         return NULL;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if ((cfg->routes[i].flags & API_ROUTE_OFFLOAD) && cfg->routes[i].body == API_BODY_RAW) {
+            /* A raw body is read and a stream sent from the loop: neither works in capture. */
+            snprintf(err, errlen, "route %s %s: a raw-body route cannot be offloaded",
+                     api_method_name(cfg->routes[i].method), cfg->routes[i].pattern);
+            return NULL;
+        }
     if (evutil_secure_rng_init() != 0) {
         snprintf(err, errlen, "api server: cannot seed the random generator for request ids");
         return NULL;

@@ -3,7 +3,8 @@
  * event_base, a route table (method + path pattern -> permission, body kind, handler), request
  * ids, bearer-token authentication through a callback that may answer later, role and app-scope
  * authorization, bounded JSON bodies, and reply helpers that end every request in exactly one
- * reply, made before the handler returns, later (api_request_defer), or streamed.
+ * reply, made before the handler returns, later (api_request_defer), streamed, or recorded by a
+ * handler run on another thread and made on the loop thread (API_ROUTE_OFFLOAD).
  *
  * Each request goes through these steps; the first that fails is the reply:
  *   413 body over the route's limit -> 404 unknown path -> 405 known path, other method (Allow)
@@ -16,6 +17,9 @@
  *     another loop callback (a database reply). The steps after it run in that call.
  *   - The handler's reply: a handler that calls api_request_defer() may return without a reply
  *     and make it later from another loop callback.
+ *   - The handler itself, on an API_ROUTE_OFFLOAD route with an offload hook: it runs on another
+ *     thread (a database thread) in capture mode, its reply recorded in the request and replayed
+ *     on the loop thread (api_request_capture, api_request_replay), byte for byte as direct.
  * While a request waits, the framework watches its connection: a client that leaves is noticed
  * at once (its evhttp request and connection are freed then, r->req becomes NULL); a pending
  * authentication then completes without a reply, a deferred handler hears of it through
@@ -24,7 +28,9 @@
  *
  * Threading: everything here runs on the thread of the server's event loop: api_auth_done()
  * and deferred replies too (work done on other threads posts its result back to the loop
- * first). api_server_new, _start and _free may also be called while that loop is not running.
+ * first). The one exception is a handler in capture mode, which runs elsewhere and may call
+ * only what "Offloaded handlers" lists. api_server_new, _start and _free may also be called
+ * while that loop is not running.
  * The process must ignore SIGPIPE (a client that leaves mid-reply would otherwise kill it).
  *
  * Layers (each file calls only those below it): http.c (server, dispatcher) -> http_read.c,
@@ -134,6 +140,10 @@ enum api_body {
 };
 
 #define API_ROUTE_ALL_APPS 1u /* the token must cover every app (not scoped): token management */
+/* The handler runs through api_server_config.offload (on a database thread), its reply captured
+ * and replayed on the loop thread (see "Offloaded handlers" below). Not on API_BODY_RAW routes:
+ * api_server_new refuses that. */
+#define API_ROUTE_OFFLOAD 2u
 
 struct api_request;
 
@@ -200,11 +210,12 @@ enum api_authz api_authorize(const struct api_principal *p, const struct api_rou
 /* ---- Requests -------------------------------------------------------------------------------- */
 
 /* What a handler gets. Owned by the framework: valid until the handler returns after a plain
- * reply, until the deferred reply (api_request_defer), or until api_reply_end() for a streamed
- * one. Fields are read-only for handlers; body, principal and query values stay valid as r. */
+ * reply, until the deferred reply (api_request_defer), until api_reply_end() for a streamed
+ * one, or until api_request_replay() for one in capture mode. Fields are read-only for handlers;
+ * body, principal and query values stay valid as r. */
 struct api_request {
     struct evhttp_request *req; /* NULL once the client left (or the server was freed) during a
-                                 * deferred or streamed reply */
+                                 * deferred or streamed reply; not for handlers in capture mode */
     char request_id[API_REQUEST_ID_LEN + 1]; /* also in X-Request-Id and every log line */
     enum evhttp_cmd_type method;
     const char *path; /* as received, without the query */
@@ -318,6 +329,37 @@ void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *
                           void *arg);
 bool api_request_gone(const struct api_request *r);
 
+/* ---- Offloaded handlers: run on another thread, replied on the loop --------------------------
+ *
+ * For an API_ROUTE_OFFLOAD route the dispatcher calls api_server_config.offload(ctx, r,
+ * handler) instead of handler(r), on the loop thread. The hook either calls handler(r) there and
+ * then (the ordinary way: no database thread, as in tests), or calls api_request_capture(r) and
+ * hands r to another thread, which runs handler(r) (with r->ctx set to what that thread needs)
+ * and then has api_request_replay(r) called on the loop thread.
+ *
+ * In capture mode a handler's api_reply_json, api_reply_error and api_reply_header (and so
+ * api_require_fields, api_query_limit ...) touch no libevent object and no shared state: they
+ * record the status, body or error and message, and headers, in r. api_query*, r->body,
+ * r->principal and the path parameters read as usual; api_request_header and
+ * api_request_input give NULL, api_request_gone false, and r->req must not be read (the loop
+ * thread clears it when the client leaves). api_reply_start and api_request_defer are refused
+ * (a 500 is recorded, and logged); api_request_on_close is ignored (logged). A second reply is
+ * refused and counted, a handler that returns without a reply gets a 500 (counted), as
+ * directly. The replay makes the real reply with exactly the calls the handler made, so the
+ * client sees the same bytes (the access log, counters, X-Request-Id and standard headers
+ * included); if the client left meanwhile (the handler still ran to completion) it is
+ * discarded; either way it releases r. */
+
+/* Puts r in capture mode and makes it wait (its connection watched, counted in deferred and
+ * offloaded). Only inside the offload hook, on the loop thread, before any reply. 0, or -1 (a
+ * bug, logged: called elsewhere or twice) when r is not in capture mode. */
+int api_request_capture(struct api_request *r) API_WUR;
+/* On the loop thread once the handler returned on its thread (or, when it never ran, after an
+ * api_reply_error recorded in its place: a 503 when the work was cancelled): ends capture
+ * mode, makes the recorded reply and releases r (do not touch r after it). May be called
+ * inside the hook too. */
+void api_request_replay(struct api_request *r);
+
 /* The 501 not_implemented handler for routes whose handler is not written yet. */
 void api_handler_not_implemented(struct api_request *r);
 
@@ -339,7 +381,10 @@ struct api_server_config {
      * later. token is wiped when the callback returns: copy what a later answer needs (and wipe
      * the copy). Runs on the loop thread. */
     void (*authenticate)(void *ctx, const char *token, struct api_auth *call);
-    void *ctx; /* passed to authenticate and, as r->ctx, to handlers */
+    /* Optional: how the handler of an API_ROUTE_OFFLOAD route runs (see "Offloaded handlers");
+     * NULL runs it at once, on the loop thread, as any other. Called on the loop thread. */
+    void (*offload)(void *ctx, struct api_request *r, void (*handler)(struct api_request *r));
+    void *ctx; /* passed to authenticate, offload and, as r->ctx, to handlers */
 };
 
 struct api_server; /* opaque */
@@ -357,7 +402,9 @@ int api_server_port(const struct api_server *s);
 void api_server_stop(struct api_server *s);
 /* Frees everything (accepts NULL) and closes every connection. Streamed replies still open and
  * deferred replies not made yet get their close callback first; then only api_reply_end, or
- * the (discarded) deferred reply, may be called on them, and it releases the request. A token
+ * the (discarded) deferred reply, may be called on them, and it releases the request. A
+ * handler still running in capture mode goes on; its api_request_replay() later is discarded
+ * and only frees its request (no libevent object touched, as for a late token check). A token
  * check still pending is not cancelled: its api_auth_done() later only frees its request (it
  * touches no libevent object, so it may come after event_base_free too).
  * Order at shutdown: api_server_stop, api_server_free, then free the database layer, which must
@@ -375,7 +422,9 @@ struct api_server_stats {
     uint64_t missing_replies; /* bug: a handler returned without replying (answered 500) */
     uint64_t internal_errors; /* 500 replies, allocation failures included */
     uint64_t auth_waiting;    /* requests whose token check has not answered yet */
-    uint64_t deferred;        /* requests whose handler deferred its reply, not made yet */
+    uint64_t deferred;        /* requests whose handler deferred its reply (or runs in capture
+                               * mode), not made yet */
+    uint64_t offloaded;       /* requests put in capture mode, in all */
     uint64_t replies_dropped; /* requests whose client left before their (late) reply */
 };
 void api_server_get_stats(const struct api_server *s, struct api_server_stats *out);

@@ -32,6 +32,32 @@ struct query_param {
     char *name, *value; /* point into query_buf */
 };
 
+/* The message buffer of api_reply_error, direct or captured (the same truncation either way). */
+#define API_REPLY_MESSAGE_MAX 512
+
+/* A response header recorded in capture mode: name and value in one allocation. */
+struct cap_header {
+    struct cap_header *next;
+    const char *value; /* points into text, after the name's NUL */
+    char text[];       /* name NUL value NUL */
+};
+
+enum cap_kind { CAP_NONE = 0, CAP_JSON, CAP_ERROR };
+
+/* What a handler run in capture mode (api_request_capture) answered, for api_request_replay.
+ * Written only by the thread that runs the handler, read on the loop thread after it. */
+struct capture {
+    bool on;
+    enum cap_kind kind;
+    int status;         /* CAP_JSON */
+    json_t *body;       /* CAP_JSON: owned; NULL replays as the direct NULL body does (500) */
+    enum api_error err; /* CAP_ERROR, as given (a bad value replays as the direct bug does) */
+    bool has_msg;       /* CAP_ERROR: msg holds the formatted message; else the default */
+    char msg[API_REPLY_MESSAGE_MAX];
+    struct cap_header *headers, *headers_tail;
+    unsigned doubles; /* second replies refused (counted at the replay) */
+};
+
 /* One request: the public part handed to handlers, and the framework's own state. */
 struct req {
     struct api_request pub;
@@ -62,6 +88,7 @@ struct req {
     void *close_arg;
     void (*sent_cb)(struct api_request *r, void *arg);
     void *sent_arg;
+    struct capture cap;
     struct req *prev, *next; /* the server's open streams, or its waiting requests */
 };
 
@@ -84,7 +111,8 @@ static inline struct req *req_of(const struct api_request *r)
 
 /* ---- http_reply.c ---- */
 
-/* Frees f (accepts no NULL): its body wiped, its query and principal gone. */
+/* Frees f (accepts no NULL): its body wiped, its query and principal gone, and whatever a
+ * capture still holds. */
 void api_request_free(struct req *f);
 /* Takes f off its server's list of open streams (nothing when f->server is NULL). */
 void api_stream_unlink(struct req *f);

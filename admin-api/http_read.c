@@ -1,8 +1,9 @@
 /*
  * Reading a request for the admin API: the bearer token out of the Authorization header, the
  * request headers and raw body handlers read, and the JSON body (Content-Type, nesting depth,
- * duplicate keys; the raw text wiped once parsed). Called by the dispatcher (http.c) and by
- * handlers; it calls down only into the replies (http_reply.c) to refuse a body.
+ * duplicate keys; the raw text wiped once parsed). A handler in capture mode reads no header.
+ * Called by the dispatcher (http.c) and by handlers; it calls down only into the replies
+ * (http_reply.c) to refuse a body.
  */
 #include "http.h"
 #include "http_int.h"
@@ -14,8 +15,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 const char *api_request_header(const struct api_request *r, const char *name)
 {
+    if (req_of(r)->cap.on) { /* r->req is the loop thread's (http.h, "Offloaded handlers") */
+        log_msg(LOG_WARN, r->request_id,
+                "api_request_header(%s) by a handler that runs off the loop thread: none", name);
+        return NULL;
+    }
     if (r->req == NULL)
         return NULL;
     return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
@@ -23,7 +31,7 @@ const char *api_request_header(const struct api_request *r, const char *name)
 
 struct evbuffer *api_request_input(const struct api_request *r)
 {
-    return r->req ? evhttp_request_get_input_buffer(r->req) : NULL;
+    return r->req && !req_of(r)->cap.on ? evhttp_request_get_input_buffer(r->req) : NULL;
 }
 
 static bool is_token_char(char c)

@@ -1,9 +1,11 @@
 /*
  * The admin API's replies: the one place a request's single reply is claimed and sent (JSON,
- * JSON errors from errors.c's table, or a stream of chunks), its access-log line, a request that
- * waits (a token check, a deferred reply) with its connection watched, and the end of a request
- * (its body wiped, its memory freed). The lowest layer of the framework: it calls only errors.c
- * and router.c (method names); http.c, http_read.c, http_fields.c and every handler call it.
+ * JSON errors from errors.c's table, or a stream of chunks), its access-log line, replies
+ * recorded by a handler in capture mode and replayed on the loop thread, a request that waits (a
+ * token check, a deferred or captured reply) with its connection watched, and the end of a
+ * request (its body wiped, its memory freed). The lowest layer of the framework: it calls only
+ * errors.c and router.c (method names); http.c, http_read.c, http_fields.c and every handler call
+ * it.
  */
 #include "http.h"
 #include "http_int.h"
@@ -134,8 +136,88 @@ static void discard_reply(struct req *f, int status)
         api_request_free(f);
 }
 
+/* ---- capture mode (http.h, "Offloaded handlers"): recorded in the request only ------------- */
+
+/* A reply recorded in capture mode: false (logged; counted at the replay, on the loop thread)
+ * for a second one. */
+static bool capture_claim(struct req *f, const char *what)
+{
+    if (f->cap.kind == CAP_NONE)
+        return true;
+    f->cap.doubles++;
+    log_msg(LOG_ERROR, f->pub.request_id, "bug: a second reply (%s) to %s %s was refused", what,
+            api_method_name(f->pub.method), f->path);
+    assert(!"a second reply to one request");
+    return false;
+}
+
+/* What a handler in capture mode may not do (it needs the loop): refused, a 500 recorded. */
+static void capture_refuse(struct req *f, const char *what)
+{
+    log_msg(LOG_ERROR, f->pub.request_id,
+            "bug: %s by the handler of %s %s, which runs off the loop thread: refused (500)", what,
+            api_method_name(f->pub.method), f->path);
+    if (f->cap.kind != CAP_NONE)
+        return;
+    f->cap.kind = CAP_ERROR;
+    f->cap.err = API_ERR_INTERNAL;
+    f->cap.has_msg = false;
+}
+
+/* evhttp_add_header's own checks, so that a recorded header is refused exactly when the direct
+ * call would refuse it: no CR or LF in the name; in the value only as a folded line. */
+static bool header_ok(const char *name, const char *value)
+{
+    const char *p = value;
+    if (strchr(name, '\r') != NULL || strchr(name, '\n') != NULL)
+        return false;
+    while ((p = strpbrk(p, "\r\n")) != NULL) {
+        p += strspn(p, "\r\n");
+        if (*p != ' ' && *p != '\t')
+            return false;
+    }
+    return true;
+}
+
+static int capture_header(struct req *f, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    struct cap_header *h;
+
+    if (f->cap.kind != CAP_NONE || !header_ok(name, value))
+        return -1;
+    h = malloc(sizeof *h + nl + vl + 2);
+    if (h == NULL)
+        return -1;
+    memcpy(h->text, name, nl + 1);
+    memcpy(h->text + nl + 1, value, vl + 1);
+    h->value = h->text + nl + 1;
+    h->next = NULL;
+    if (f->cap.headers_tail != NULL)
+        f->cap.headers_tail->next = h;
+    else
+        f->cap.headers = h;
+    f->cap.headers_tail = h;
+    return 0;
+}
+
+static void capture_release(struct capture *c)
+{
+    for (struct cap_header *h = c->headers, *next; h != NULL; h = next) {
+        next = h->next;
+        free(h);
+    }
+    c->headers = c->headers_tail = NULL;
+    json_decref(c->body);
+    c->body = NULL;
+}
+
+/* ---- plain replies ------------------------------------------------------------------------ */
+
 int api_reply_header(struct api_request *r, const char *name, const char *value)
 {
+    if (req_of(r)->cap.on)
+        return capture_header(req_of(r), name, value);
     if (r->req == NULL || req_of(r)->state != ST_NEW)
         return -1;
     return evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value) == 0 ? 0 : -1;
@@ -144,6 +226,16 @@ int api_reply_header(struct api_request *r, const char *name, const char *value)
 void api_reply_json(struct api_request *r, int status, json_t *body)
 {
     struct req *f = req_of(r);
+    if (f->cap.on) {
+        if (!capture_claim(f, "json")) {
+            json_decref(body);
+            return;
+        }
+        f->cap.kind = CAP_JSON;
+        f->cap.status = status;
+        f->cap.body = body;
+        return;
+    }
     if (!claim_reply(f, "json")) {
         json_decref(body);
         return;
@@ -164,10 +256,23 @@ void api_reply_json(struct api_request *r, int status, json_t *body)
 void api_reply_error(struct api_request *r, enum api_error err, const char *fmt, ...)
 {
     struct req *f = req_of(r);
-    char message[512];
+    char message[API_REPLY_MESSAGE_MAX];
     const char *msg = NULL;
     va_list ap;
 
+    if (f->cap.on) {
+        if (!capture_claim(f, api_error_code(err)))
+            return;
+        f->cap.kind = CAP_ERROR;
+        f->cap.err = err;
+        f->cap.has_msg = fmt != NULL;
+        if (fmt != NULL) {
+            va_start(ap, fmt);
+            vsnprintf(f->cap.msg, sizeof f->cap.msg, fmt, ap);
+            va_end(ap);
+        }
+        return;
+    }
     if (!claim_reply(f, api_error_code(err)))
         return;
     if (r->req == NULL) {
@@ -275,6 +380,7 @@ static void wipe_json_strings(json_t *v, int depth)
 
 void api_request_free(struct req *f)
 {
+    capture_release(&f->cap);
     wipe_json_strings(f->pub.body, 0);
     json_decref(f->pub.body);
     free(f->query_buf);
@@ -286,6 +392,10 @@ int api_reply_start(struct api_request *r, int status, const char *content_type)
 {
     struct req *f = req_of(r);
     struct evhttp_connection *evcon;
+    if (f->cap.on) {
+        capture_refuse(f, "api_reply_start");
+        return -1;
+    }
     if (!claim_reply(f, "stream"))
         return -1;
     if (r->req == NULL) {
@@ -367,12 +477,19 @@ void api_request_on_close(struct api_request *r, void (*cb)(struct api_request *
                           void *arg)
 {
     struct req *f = req_of(r);
+    if (f->cap.on) { /* the loop thread reads close_cb when the client leaves */
+        log_msg(LOG_ERROR, r->request_id,
+                "bug: api_request_on_close by a handler that runs off the loop thread: ignored");
+        return;
+    }
     f->close_cb = cb;
     f->close_arg = arg;
 }
 
 bool api_request_gone(const struct api_request *r)
 {
+    if (req_of(r)->cap.on) /* r->req is the loop thread's: the handler runs to completion */
+        return false;
     return r->req == NULL || evhttp_request_get_connection(r->req) == NULL || req_of(r)->gone;
 }
 
@@ -424,7 +541,9 @@ static void on_wait_event(struct bufferevent *bev, short what, void *arg)
     f->pub.req = NULL;
     f->gone = true;
     log_msg(LOG_DEBUG, f->pub.request_id, "the client left while its request waited for %s",
-            f->wait == WAIT_AUTH ? "its token check" : "a deferred reply");
+            f->wait == WAIT_AUTH ? "its token check"
+            : f->cap.on          ? "its handler on another thread"
+                                 : "a deferred reply");
     evhttp_connection_free(evcon); /* the evhttp request goes with it */
     if (f->wait == WAIT_REPLY)
         api_stream_notify_close(f); /* may reply (discarded) and free f */
@@ -505,6 +624,10 @@ void api_request_wait_orphan(struct req *f)
 void api_request_defer(struct api_request *r)
 {
     struct req *f = req_of(r);
+    if (f->cap.on) {
+        capture_refuse(f, "api_request_defer");
+        return;
+    }
     if (!f->in_handler || f->state != ST_NEW || f->wait != WAIT_NONE || f->deferred) {
         log_msg(LOG_ERROR, r->request_id,
                 "bug: api_request_defer outside a handler, after a "
@@ -514,6 +637,70 @@ void api_request_defer(struct api_request *r)
     }
     f->deferred = true;
     api_request_wait_begin(f, WAIT_REPLY);
+}
+
+int api_request_capture(struct api_request *r)
+{
+    struct req *f = req_of(r);
+    if (!f->in_handler || f->state != ST_NEW || f->wait != WAIT_NONE || f->deferred) {
+        log_msg(LOG_ERROR, r->request_id,
+                "bug: api_request_capture outside the offload hook, after a reply or twice");
+        assert(!"api_request_capture outside the offload hook, after a reply or twice");
+        return -1;
+    }
+    f->deferred = true;
+    f->cap.on = true;
+    if (f->server != NULL)
+        f->server->stats.offloaded++;
+    api_request_wait_begin(f, WAIT_REPLY);
+    return 0;
+}
+
+void api_request_replay(struct api_request *r)
+{
+    struct req *f = req_of(r);
+    struct capture *c = &f->cap;
+    bool header_failed = false;
+
+    if (!c->on) {
+        log_msg(LOG_ERROR, r->request_id, "bug: api_request_replay without a capture");
+        assert(!"api_request_replay without a capture");
+        return;
+    }
+    c->on = false;
+    if (f->server != NULL)
+        f->server->stats.double_replies += c->doubles;
+    /* The handler's calls, in its order, now for real (skipped when the client left). */
+    for (struct cap_header *h = c->headers; h != NULL && r->req != NULL && !header_failed;
+         h = h->next)
+        header_failed = api_reply_header(r, h->text, h->value) != 0;
+    if (header_failed) {
+        capture_release(c);
+        api_reply_error(r, API_ERR_INTERNAL, "out of memory adding a response header");
+        return;
+    }
+    switch (c->kind) {
+    case CAP_JSON: {
+        json_t *body = c->body;
+        c->body = NULL;
+        api_reply_json(r, c->status, body); /* releases r */
+        return;
+    }
+    case CAP_ERROR:
+        if (c->has_msg)
+            api_reply_error(r, c->err, "%s", c->msg); /* copies msg before r goes */
+        else
+            api_reply_error(r, c->err, NULL);
+        return;
+    case CAP_NONE:
+        break;
+    }
+    if (f->server != NULL)
+        f->server->stats.missing_replies++;
+    log_msg(LOG_ERROR, r->request_id, "bug: %s %s returned without a reply",
+            api_method_name(r->method), f->path);
+    assert(!"a handler returned without a reply");
+    api_reply_error(r, API_ERR_INTERNAL, NULL);
 }
 
 /* See http_int.h. */

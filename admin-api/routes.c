@@ -1,8 +1,8 @@
 /*
  * The route table of the admin API: every (method, path) the server answers, with the
- * permission it needs, its body kind and its handler. Data only: the daemon hands it to
- * api_server_new; matching is router.c, the permission check policy.c. openapi.yaml describes
- * the same routes; tests/unit/test_routes.c fails when the two differ.
+ * permission it needs, its body kind, its flags and its handler. Data only: the daemon hands it
+ * to api_server_new; matching is router.c, the permission check policy.c. openapi.yaml
+ * describes the same routes; tests/unit/test_routes.c fails when the two differ.
  */
 #include "routes.h"
 
@@ -13,52 +13,59 @@
 
 #define TODO api_handler_not_implemented
 
-/* Keep in the order of openapi.yaml. */
+/* Keep in the order of openapi.yaml.
+ * API_ROUTE_OFFLOAD: the handler runs on a database thread (the daemon's offload hook), its reply
+ * made on the loop thread; every route that reads the database, with a JSON body or none. Not
+ * offloaded: /healthz (no database: it answers while the pool is saturated), and signing and
+ * verifying (their handlers use the pool themselves; the batch endpoint reads a raw body and
+ * streams). */
 const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/healthz", "getHealth", API_PERM_PUBLIC, API_BODY_NONE, 0, handle_healthz},
-    {EVHTTP_REQ_GET, "/readyz", "getReady", API_PERM_PUBLIC, API_BODY_NONE, 0, handle_readyz},
+    {EVHTTP_REQ_GET, "/readyz", "getReady", API_PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
+     handle_readyz},
 
-    {EVHTTP_REQ_POST, "/v1/apps", "createApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
-     handle_app_create},
-    {EVHTTP_REQ_GET, "/v1/apps", "listApps", API_PERM_APPS_READ, API_BODY_NONE, 0, handle_app_list},
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", API_PERM_APPS_READ, API_BODY_NONE, 0,
-     handle_app_get},
-    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
-     handle_app_update},
+    {EVHTTP_REQ_POST, "/v1/apps", "createApp", API_PERM_APPS_WRITE, API_BODY_JSON,
+     API_ROUTE_OFFLOAD, handle_app_create},
+    {EVHTTP_REQ_GET, "/v1/apps", "listApps", API_PERM_APPS_READ, API_BODY_NONE, API_ROUTE_OFFLOAD,
+     handle_app_list},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", API_PERM_APPS_READ, API_BODY_NONE,
+     API_ROUTE_OFFLOAD, handle_app_get},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", API_PERM_APPS_WRITE, API_BODY_JSON,
+     API_ROUTE_OFFLOAD, handle_app_update},
 
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys", "addKey", API_PERM_KEYS_WRITE, API_BODY_JSON, 0,
-     handle_key_add},
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/keys", "listKeys", API_PERM_KEYS_READ, API_BODY_NONE, 0,
-     handle_key_list},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys", "addKey", API_PERM_KEYS_WRITE, API_BODY_JSON,
+     API_ROUTE_OFFLOAD, handle_key_add},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/keys", "listKeys", API_PERM_KEYS_READ, API_BODY_NONE,
+     API_ROUTE_OFFLOAD, handle_key_list},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/rotate", "rotateKey", API_PERM_KEYS_WRITE,
-     API_BODY_JSON, 0, handle_key_rotate},
+     API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_rotate},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey",
-     API_PERM_KEYS_WRITE, API_BODY_JSON_OPTIONAL, 0, handle_key_disable},
+     API_PERM_KEYS_WRITE, API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD, handle_key_disable},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/enable", "enableKey", API_PERM_KEYS_WRITE,
-     API_BODY_JSON_OPTIONAL, 0, handle_key_enable},
+     API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD, handle_key_enable},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/destroy", "destroyKey",
-     API_PERM_KEYS_WRITE, API_BODY_JSON, 0, handle_key_destroy},
+     API_PERM_KEYS_WRITE, API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_destroy},
 
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs", "signUserSig", API_PERM_SIGN, API_BODY_JSON,
      0, handle_usersig_sign},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "signUserSigBatch", API_PERM_SIGN,
      API_BODY_RAW, 0, handle_usersig_batch},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/usersigs/batches", "listBatches", API_PERM_AUDIT_READ,
-     API_BODY_NONE, 0, handle_batch_list},
+     API_BODY_NONE, API_ROUTE_OFFLOAD, handle_batch_list},
     {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", API_PERM_VERIFY, API_BODY_JSON, 0,
      handle_usersig_verify},
 
-    {EVHTTP_REQ_GET, "/v1/audit", "listAuditEvents", API_PERM_AUDIT_READ, API_BODY_NONE, 0,
-     handle_audit_list},
-    {EVHTTP_REQ_GET, "/v1/audit/verify", "verifyAuditChain", API_PERM_AUDIT_READ, API_BODY_NONE, 0,
-     handle_audit_verify},
+    {EVHTTP_REQ_GET, "/v1/audit", "listAuditEvents", API_PERM_AUDIT_READ, API_BODY_NONE,
+     API_ROUTE_OFFLOAD, handle_audit_list},
+    {EVHTTP_REQ_GET, "/v1/audit/verify", "verifyAuditChain", API_PERM_AUDIT_READ, API_BODY_NONE,
+     API_ROUTE_OFFLOAD, handle_audit_verify},
 
     {EVHTTP_REQ_POST, "/v1/tokens", "createToken", API_PERM_TOKENS, API_BODY_JSON,
-     API_ROUTE_ALL_APPS, handle_token_create},
-    {EVHTTP_REQ_GET, "/v1/tokens", "listTokens", API_PERM_TOKENS, API_BODY_NONE, API_ROUTE_ALL_APPS,
-     handle_token_list},
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_create},
+    {EVHTTP_REQ_GET, "/v1/tokens", "listTokens", API_PERM_TOKENS, API_BODY_NONE,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_list},
     {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", API_PERM_TOKENS, API_BODY_NONE,
-     API_ROUTE_ALL_APPS, handle_token_revoke},
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_revoke},
 };
 
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
+#include "offload.h"
 #include "dbpool.h"
 #include "pipeline.h"
 #include "routes.h"
@@ -48,8 +49,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     api_server_get_stats(s->server, &stats);
     s->drain_left_ms -= 100;
-    /* Waiting too: a token check or a deferred reply (a sign in its group) still on the
-     * database pool answers within the drain, rather than as cancelled. */
+    /* Waiting too: a token check, a deferred reply (a sign in its group) or an offloaded
+     * handler still on the database pool answers within the drain, rather than as cancelled. */
     uint64_t left = stats.in_flight + stats.unflushed + stats.auth_waiting + stats.deferred;
     if (left == 0 || s->drain_left_ms <= 0) {
         if (left > 0)
@@ -183,6 +184,9 @@ static int bind_api(struct serve *s)
         .routes = api_routes,
         .n_routes = api_routes_count,
         .authenticate = service_authenticate,
+        /* API_ROUTE_OFFLOAD handlers on the pool's threads; it finds d->svc.pool (made in
+         * run_loop) at each request. */
+        .offload = offload_request,
         .ctx = &d->svc,
     };
     s->server = api_server_new(s->base, &s->acfg, err, sizeof err);
