@@ -44,40 +44,62 @@ void service_run(struct service *svc, struct dbpool_job *job)
     job->done(job);
 }
 
+static int64_t now_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+/* The verdict on a fetched row for a token whose secret hashes to hash: API_AUTH_OK with *out
+ * filled, or API_AUTH_NOT_FOUND (another secret, revoked, expired). The hashes are compared in
+ * constant time. */
+static int token_verdict(const struct store_token *t, const uint8_t hash[KEYRING_FP_BYTES],
+                         int64_t now, struct api_principal *out)
+{
+    if (!keyring_token_check(hash, t->secret_hash))
+        return API_AUTH_NOT_FOUND;
+    if (t->revoked_at_us != 0 || (t->expires_at_us != 0 && t->expires_at_us <= now))
+        return API_AUTH_NOT_FOUND;
+    memset(out, 0, sizeof *out);
+    out->token_id = t->id;
+    snprintf(out->name, sizeof out->name, "%s", t->name);
+    out->role = (enum api_role)t->role;
+    out->all_apps = t->all_apps;
+    out->n_apps = t->n_apps < API_PRINCIPAL_MAX_APPS ? t->n_apps : API_PRINCIPAL_MAX_APPS;
+    memcpy(out->apps, t->apps, out->n_apps * sizeof out->apps[0]);
+    return API_AUTH_OK;
+}
+
+/* Records a token's use, at most once a minute: the row says when it was last used, so most
+ * requests need no round trip for it. */
+static void token_touch(struct service *svc, const struct store_token *t, int64_t now)
+{
+    if ((t->last_used_at_us == 0 || now - t->last_used_at_us >= 60 * 1000000LL) &&
+        store_token_touch(svc->st, t->id) != STORE_OK)
+        log_warn("token %lld: could not record its use", (long long)t->id);
+}
+
 int service_check_token(struct service *svc, const char *token, struct api_principal *out)
 {
     struct store_token t;
     int64_t id;
     uint8_t hash[KEYRING_FP_BYTES];
+    int rc;
 
     if (keyring_token_parse(token, &id, hash) != KEYRING_OK)
         return API_AUTH_NOT_FOUND;
-    enum store_rc rc = store_token_get(svc->st, id, &t);
-    if (rc == STORE_NOT_FOUND)
-        return API_AUTH_NOT_FOUND;
-    if (rc != STORE_OK)
-        return API_AUTH_ERROR;
-    int match = keyring_token_check(hash, t.secret_hash);
+    enum store_rc src = store_token_get(svc->st, id, &t);
+    if (src != STORE_OK) {
+        OPENSSL_cleanse(hash, sizeof hash);
+        return src == STORE_NOT_FOUND ? API_AUTH_NOT_FOUND : API_AUTH_ERROR;
+    }
+    int64_t now = now_us();
+    rc = token_verdict(&t, hash, now, out);
     OPENSSL_cleanse(hash, sizeof hash);
-    if (!match)
-        return API_AUTH_NOT_FOUND;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-    if (t.revoked_at_us != 0 || (t.expires_at_us != 0 && t.expires_at_us <= now_us))
-        return API_AUTH_NOT_FOUND;
-    memset(out, 0, sizeof *out);
-    out->token_id = t.id;
-    snprintf(out->name, sizeof out->name, "%s", t.name);
-    out->role = (enum api_role)t.role;
-    out->all_apps = t.all_apps;
-    out->n_apps = t.n_apps < API_PRINCIPAL_MAX_APPS ? t.n_apps : API_PRINCIPAL_MAX_APPS;
-    memcpy(out->apps, t.apps, out->n_apps * sizeof out->apps[0]);
-    /* The row says when it was last used: no round trip when that was under a minute ago. */
-    if ((t.last_used_at_us == 0 || now_us - t.last_used_at_us >= 60 * 1000000LL) &&
-        store_token_touch(svc->st, t.id) != STORE_OK)
-        log_warn("token %lld: could not record its use", (long long)t.id);
-    return API_AUTH_OK;
+    if (rc == API_AUTH_OK)
+        token_touch(svc, &t, now);
+    return rc;
 }
 
 /* One token check in flight. */
@@ -89,14 +111,66 @@ struct auth_call {
     struct api_principal principal;
 };
 
+void service_check_tokens(struct service *svc, const char *const *tokens, size_t n, int *rc,
+                          struct api_principal *out)
+{
+    int64_t ids[SERVICE_TOKENS_MAX] = {0};
+    uint8_t hashes[SERVICE_TOKENS_MAX][KEYRING_FP_BYTES];
+    struct store_token rows[SERVICE_TOKENS_MAX];
+    bool found[SERVICE_TOKENS_MAX];
+    size_t n_ids = 0, slot[SERVICE_TOKENS_MAX];
+
+    if (n > SERVICE_TOKENS_MAX)
+        n = SERVICE_TOKENS_MAX; /* the caller's batch is bounded by the same number */
+    for (size_t i = 0; i < n; i++) {
+        rc[i] = API_AUTH_NOT_FOUND;
+        if (keyring_token_parse(tokens[i], &ids[n_ids], hashes[n_ids]) == KEYRING_OK)
+            slot[i] = n_ids++;
+        else
+            slot[i] = SIZE_MAX;
+    }
+    if (store_token_get_many(svc->st, ids, n_ids, rows, found) != STORE_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (slot[i] != SIZE_MAX)
+                rc[i] = API_AUTH_ERROR;
+    } else {
+        int64_t now = now_us();
+        for (size_t i = 0; i < n; i++) {
+            size_t k = slot[i];
+            if (k == SIZE_MAX || !found[k])
+                continue;
+            rc[i] = token_verdict(&rows[k], hashes[k], now, &out[i]);
+            if (rc[i] == API_AUTH_OK)
+                token_touch(svc, &rows[k], now);
+        }
+    }
+    OPENSSL_cleanse(hashes, sizeof hashes);
+    OPENSSL_cleanse(rows, sizeof rows);
+}
+
+/* The token checks waiting together, their rows fetched in one statement. */
 static void auth_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
+    struct auth_call *calls[SERVICE_TOKENS_MAX];
+    const char *tokens[SERVICE_TOKENS_MAX] = {0};
+    struct api_principal principals[SERVICE_TOKENS_MAX];
+    int rc[SERVICE_TOKENS_MAX];
+    size_t n = 0;
+
     (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
-        struct auth_call *a = j->arg;
-        a->rc = service_check_token(ctx, a->token, &a->principal);
-        OPENSSL_cleanse(a->token, sizeof a->token);
+    for (struct dbpool_job *j = jobs; j != NULL && n < SERVICE_TOKENS_MAX; j = j->next) {
+        calls[n] = j->arg;
+        tokens[n] = calls[n]->token;
+        n++;
     }
+    service_check_tokens(ctx, tokens, n, rc, principals);
+    for (size_t i = 0; i < n; i++) {
+        calls[i]->rc = rc[i];
+        if (rc[i] == API_AUTH_OK)
+            calls[i]->principal = principals[i];
+        OPENSSL_cleanse(calls[i]->token, sizeof calls[i]->token);
+    }
+    OPENSSL_cleanse(principals, sizeof principals);
 }
 
 static void auth_done(struct dbpool_job *job)
@@ -130,7 +204,7 @@ void service_authenticate(void *ctx, const char *token, struct api_auth *call)
     a->job.run = auth_run;
     a->job.done = auth_done;
     a->job.arg = a;
-    a->job.batch = 16;
+    a->job.batch = SERVICE_TOKENS_MAX;
     service_run(svc, &a->job);
 }
 

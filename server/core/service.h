@@ -43,6 +43,12 @@ void service_run(struct service *svc, struct dbpool_job *job);
  * most once a minute). API_AUTH_OK with *out filled, API_AUTH_NOT_FOUND, or API_AUTH_ERROR. */
 int service_check_token(struct service *svc, const char *token, struct api_principal *out);
 
+/* service_check_token for n tokens (at most SERVICE_TOKENS_MAX) in one statement: rc[i] and,
+ * for API_AUTH_OK, out[i]. What a pool thread runs for the checks waiting together. */
+#define SERVICE_TOKENS_MAX 16
+void service_check_tokens(struct service *svc, const char *const *tokens, size_t n, int *rc,
+                          struct api_principal *out);
+
 /* The api_server authenticate callback: ctx is a struct service. service_check_token on a
  * database thread (service_run), answered with api_auth_done on the loop thread. */
 void service_authenticate(void *ctx, const char *token, struct api_auth *call);

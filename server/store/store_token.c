@@ -126,6 +126,55 @@ enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *
     return rc;
 }
 
+static const char SQL_TOKEN_GET_MANY[] =
+    "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = ANY($1::bigint[])";
+
+enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t n,
+                                   struct store_token *out, bool *found)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc = STORE_ERROR;
+    char *text = NULL;
+    size_t cap = 3 + n * 21, len = 0;
+
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    if (n == 0)
+        return STORE_OK;
+    if (n > STORE_TOKEN_GET_MAX) {
+        log_error("store: at most %d tokens at once", STORE_TOKEN_GET_MAX);
+        return STORE_ERROR;
+    }
+    text = malloc(cap);
+    if (text == NULL) {
+        log_error("store: out of memory");
+        return STORE_ERROR;
+    }
+    text[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%" PRId64, i > 0 ? "," : "", ids[i]);
+    text[len++] = '}';
+    text[len] = '\0';
+    store_param_text(&p, text);
+    rc = RUN(st, SQL_TOKEN_GET_MANY, &p, &r);
+    for (int row = 0; rc == STORE_OK && row < PQntuples(r); row++) {
+        int64_t id = store_col_int(r, row, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] != id || found[i])
+                continue;
+            if (!parse_token(r, row, &out[i])) {
+                rc = STORE_ERROR;
+                break;
+            }
+            found[i] = true;
+        }
+    }
+    PQclear(r);
+    free(text);
+    return rc;
+}
+
 static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY id";
 
 enum store_rc store_token_list(struct store *st, struct store_token **out, size_t *n)

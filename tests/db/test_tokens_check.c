@@ -1,0 +1,91 @@
+/*
+ * Token checks in a batch (service_check_tokens, what a database thread runs for the checks
+ * waiting together) on the real PostgreSQL: each token of one batch gets its own verdict
+ * (valid, another secret, revoked, expired, unknown id, malformed, the same token twice), the
+ * principal is the row's, and a revocation committed just before is seen by the next batch.
+ */
+#include "dbtest.h"
+#include "service.h"
+
+/* A token row for name with role and apps (NULL: all); the token text into out. */
+static int64_t add_token(struct store *st, const char *name, enum store_role role,
+                         const uint32_t *apps, size_t n_apps, int64_t expires_at_us,
+                         char out[KEYRING_TOKEN_BUF])
+{
+    struct store_token t;
+    char tmp[KEYRING_TOKEN_BUF];
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.role = role;
+    t.all_apps = apps == NULL;
+    t.n_apps = n_apps;
+    if (apps != NULL)
+        memcpy(t.apps, apps, n_apps * sizeof apps[0]);
+    t.expires_at_us = expires_at_us;
+    /* The hash covers the secret only, so the id can be put in once the row has one. */
+    CHECK(keyring_token_new(1, tmp, sizeof tmp, t.secret_hash) == KEYRING_OK &&
+              store_token_insert(st, &t) == STORE_OK,
+          "token %s", name);
+    snprintf(out, KEYRING_TOKEN_BUF, "usg_%lld_%s", (long long)t.id, strchr(tmp + 4, '_') + 1);
+    return t.id;
+}
+
+int main(void)
+{
+    struct dbtest t;
+    char admin[KEYRING_TOKEN_BUF], signer[KEYRING_TOKEN_BUF], revoked[KEYRING_TOKEN_BUF],
+        expired[KEYRING_TOKEN_BUF], wrong[KEYRING_TOKEN_BUF], unknown[KEYRING_TOKEN_BUF];
+    static const uint32_t apps[] = {1400000001u, 1400000002u};
+
+    log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
+    dbtest_create(&t, "tokens_check", true);
+    struct store *st = dbtest_store(&t);
+    struct service svc = {.st = st};
+
+    int64_t admin_id = add_token(st, "admin", STORE_ROLE_ADMIN, NULL, 0, 0, admin);
+    int64_t signer_id = add_token(st, "signer", STORE_ROLE_SIGNER, apps, 2, 0, signer);
+    int64_t revoked_id = add_token(st, "revoked", STORE_ROLE_ADMIN, NULL, 0, 0, revoked);
+    add_token(st, "expired", STORE_ROLE_ADMIN, NULL, 0, 1000000, expired); /* 1970 */
+    CHECK(store_token_revoke(st, revoked_id) == STORE_OK, "revoke");
+    /* Another secret on the admin's id; an id no row has. */
+    snprintf(wrong, sizeof wrong, "%s", admin);
+    wrong[strlen(wrong) - 1] = wrong[strlen(wrong) - 1] == 'A' ? 'B' : 'A';
+    snprintf(unknown, sizeof unknown, "usg_999999_%s", strchr(admin + 4, '_') + 1);
+
+    const char *batch[] = {admin,   signer,        revoked, expired, wrong,
+                           unknown, "usg_1_short", "",      admin};
+    const size_t n = sizeof batch / sizeof batch[0];
+    int rc[16];
+    struct api_principal p[16];
+    service_check_tokens(&svc, batch, n, rc, p);
+    CHECK(rc[0] == API_AUTH_OK && p[0].token_id == admin_id && strcmp(p[0].name, "admin") == 0 &&
+              p[0].role == API_ROLE_ADMIN && p[0].all_apps,
+          "admin: ok, its principal");
+    CHECK(rc[1] == API_AUTH_OK && p[1].token_id == signer_id && p[1].role == API_ROLE_SIGNER &&
+              !p[1].all_apps && p[1].n_apps == 2 && p[1].apps[0] == apps[0] &&
+              p[1].apps[1] == apps[1],
+          "signer: ok, scoped to its two apps");
+    CHECK(rc[2] == API_AUTH_NOT_FOUND, "revoked: refused");
+    CHECK(rc[3] == API_AUTH_NOT_FOUND, "expired: refused");
+    CHECK(rc[4] == API_AUTH_NOT_FOUND, "another secret on a real id: refused");
+    CHECK(rc[5] == API_AUTH_NOT_FOUND, "unknown id: refused");
+    CHECK(rc[6] == API_AUTH_NOT_FOUND && rc[7] == API_AUTH_NOT_FOUND, "malformed: refused");
+    CHECK(rc[8] == API_AUTH_OK && p[8].token_id == admin_id, "the same token twice: both ok");
+
+    /* Revoked between two batches: the next batch refuses it. */
+    CHECK(store_token_revoke(st, signer_id) == STORE_OK, "revoke the signer");
+    service_check_tokens(&svc, batch, 2, rc, p);
+    CHECK(rc[0] == API_AUTH_OK && rc[1] == API_AUTH_NOT_FOUND, "the revocation is seen at once");
+
+    /* The database gone: every well-formed token is "cannot tell", never accepted. */
+    PGconn *c = dbtest_connect(&t);
+    CHECK(dbtest_exec(c, "ALTER TABLE api_tokens RENAME TO api_tokens_gone", false), "rename");
+    service_check_tokens(&svc, batch, n, rc, p);
+    CHECK(rc[0] == API_AUTH_ERROR && rc[1] == API_AUTH_ERROR && rc[6] == API_AUTH_NOT_FOUND,
+          "store failure: 503 for the well-formed, 401 for the malformed");
+    PQfinish(c);
+
+    store_close(st);
+    dbtest_drop(&t);
+    return test_done("db_tokens_check");
+}
