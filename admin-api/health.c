@@ -59,9 +59,9 @@ void handle_readyz(struct api_request *r)
     struct migrate_status ms;
     json_t *body;
 
-    /* The ping and the schema read run on the service's own connection, synchronously, on the
-     * loop thread: a database that does not answer holds the loop until libpq gives up. They
-     * move to the database pool's thread with the other store calls. */
+    /* An offloaded route (routes.c): the ping and the schema read run on a database pool
+     * thread's connection (r->ctx is that thread's service), so a database that does not answer
+     * holds that thread, never the loop. */
     if (store_ping(svc->st) != STORE_OK) {
         reply_not_ready(r, "unavailable", NULL, 0, "the database does not answer");
         return;
