@@ -12,6 +12,7 @@
 #include "testlib.h"
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +238,31 @@ static inline uint32_t dbtest_add_key(struct store *st, struct keyring *kr, uint
     store_rollback(st);
     free(sealed);
     return ok ? version : 0;
+}
+
+/* Inserts an API token row for name with role, apps (NULL: every app) and expiry (0: none);
+ * the token's text goes to out. Returns the row's id, 0 on failure. */
+static inline int64_t dbtest_add_token(struct store *st, const char *name, enum store_role role,
+                                       const uint32_t *apps, size_t n_apps, int64_t expires_at_us,
+                                       char out[KEYRING_TOKEN_BUF])
+{
+    struct store_token t;
+    char tmp[KEYRING_TOKEN_BUF];
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.role = role;
+    t.all_apps = apps == NULL;
+    t.n_apps = n_apps;
+    if (apps != NULL)
+        memcpy(t.apps, apps, n_apps * sizeof apps[0]);
+    t.expires_at_us = expires_at_us;
+    /* The hash covers the secret only, so the id can be put in once the row has one. */
+    if (keyring_token_new(1, tmp, sizeof tmp, t.secret_hash) != KEYRING_OK ||
+        store_token_insert(st, &t) != STORE_OK)
+        return 0;
+    snprintf(out, KEYRING_TOKEN_BUF, "usg_%lld_%s", (long long)t.id, strchr(tmp + 4, '_') + 1);
+    OPENSSL_cleanse(tmp, sizeof tmp);
+    return t.id;
 }
 
 #endif

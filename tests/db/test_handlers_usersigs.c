@@ -68,20 +68,7 @@ static uint32_t add_key(uint32_t sdkappid, const char *secret, enum store_key_st
 static void add_token(const char *name, enum store_role role, const uint32_t *apps, size_t n_apps,
                       char out[KEYRING_TOKEN_BUF])
 {
-    struct store_token t;
-    char tmp[KEYRING_TOKEN_BUF];
-    memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "%s", name);
-    t.role = role;
-    t.all_apps = apps == NULL;
-    t.n_apps = n_apps;
-    if (apps != NULL)
-        memcpy(t.apps, apps, n_apps * sizeof apps[0]);
-    /* The hash covers the secret only, so the id can be put in once the row has one. */
-    CHECK(keyring_token_new(1, tmp, sizeof tmp, t.secret_hash) == KEYRING_OK &&
-              store_token_insert(st, &t) == STORE_OK,
-          "token %s", name);
-    snprintf(out, KEYRING_TOKEN_BUF, "usg_%lld_%s", (long long)t.id, strchr(tmp + 4, '_') + 1);
+    CHECK(dbtest_add_token(st, name, role, apps, n_apps, 0, out) != 0, "token %s", name);
 }
 
 /* ---- HTTP client (testlib's) ------------------------------------------------------------ */
