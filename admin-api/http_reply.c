@@ -24,6 +24,9 @@
 #include "log.h"
 
 #define WWW_AUTH_MISSING "Bearer realm=\"usersigd\""
+/* Retry-After of every 503 (openapi.yaml's Unavailable): seconds. Small, since the store
+ * reconnects between transactions and the first request after the database is back succeeds. */
+#define RETRY_AFTER_SECONDS "1"
 /* Bytes a waiting request's connection may buffer (a pipelined next request) before it is no
  * longer read, and so no longer watched for the client leaving, until the reply. */
 #define WAIT_INPUT_MAX (64 * 1024)
@@ -214,6 +217,16 @@ static void capture_release(struct capture *c)
 
 /* ---- plain replies ------------------------------------------------------------------------ */
 
+/* Retry-After on a 503 (the database unreachable, the server stopping), unless the handler set
+ * one; -1 when it cannot be added. */
+static int add_retry_after(struct api_request *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    if (evhttp_find_header(h, "Retry-After") != NULL)
+        return 0;
+    return evhttp_add_header(h, "Retry-After", RETRY_AFTER_SECONDS) == 0 ? 0 : -1;
+}
+
 int api_reply_header(struct api_request *r, const char *name, const char *value)
 {
     if (req_of(r)->cap.on)
@@ -245,7 +258,8 @@ void api_reply_json(struct api_request *r, int status, json_t *body)
         discard_reply(f, status);
         return;
     }
-    if (body == NULL) {
+    if (body == NULL || (status == 503 && add_retry_after(r) != 0)) {
+        json_decref(body);
         send_json(f, 500, API_ERR_INTERNAL, api_error_body(API_ERR_INTERNAL, NULL),
                   "out of memory building the reply");
         return;
@@ -297,6 +311,10 @@ void api_reply_error(struct api_request *r, enum api_error err, const char *fmt,
             send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
             return;
         }
+    }
+    if (api_error_status(err) == 503 && add_retry_after(r) != 0) {
+        send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
+        return;
     }
     send_json(f, api_error_status(err), err, api_error_body(err, msg),
               msg ? msg : api_error_info(err)->message);
