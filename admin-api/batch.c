@@ -1,13 +1,15 @@
 /*
- * Admin API batch signing: POST /v1/apps/{sdkappid}/usersigs/batch. Checks the query and the
- * body's form, reads the app and its active key and records the batch (a running batches row and
- * the "usersig.batch" audit event) in one transaction before the first token leaves; then
- * streams the signing pipeline's lines while it computes them (server/pipeline.h), cutting the
- * body into blocks as it goes, and closes the batch (row, sign count, "usersig.batch.finish"
- * event) before the summary line, or as aborted when the client leaves or the stream fails.
- * The handler is its steps, in order: parse the query and the body's form, open the app and its
- * key, make the pipeline job, record the start, start the stream. The application/json body's
- * check and cutting are batch_json.c.
+ * Admin API batch signing: POST /v1/apps/{sdkappid}/usersigs/batch. The event loop never waits
+ * on the database here: the query and the body's form are checked on the loop; the app and its
+ * active key are read and the batch recorded (a running batches row and the "usersig.batch"
+ * event, or an audited refusal) in one transaction on a database thread; only once that has
+ * committed does the stream start, carrying the signing pipeline's lines while it computes them
+ * (server/pipeline.h) and cutting the body into blocks as it goes. The end (row, sign count,
+ * "usersig.batch.finish" event) is recorded on a database thread too, before the summary line,
+ * or as aborted when the client leaves or the stream fails. The steps, in order: parse the query
+ * and the body's form (loop); open the app and key, record the start (database); make the
+ * pipeline job, start the stream (loop); record the end (database); end the stream (loop). The
+ * application/json body's check and cutting are batch_json.c.
  */
 #include "batch_json.h"
 #include "handlers.h"
@@ -25,22 +27,48 @@
 
 #define MSG_BUF 512
 
-/* One batch from its start to its end; freed by whichever of done and close comes. */
+/* What the request asks for: from the query, the body (application/json) and then the app. */
+struct batch_params {
+    int64_t level, expire;
+    bool has_expire;
+};
+
+/* One batch from its request to its end; freed by batch_end_done once its end is recorded, or
+ * at once when it ends before its start was recorded. Its two database jobs run one after the
+ * other, never together; neither b nor r goes while one is in flight. */
 struct batch {
-    struct service *svc;
-    struct api_request *r; /* NULL once the stream is ended */
+    struct service *svc;   /* the loop thread's */
+    struct api_request *r; /* NULL once the stream is ended, or when no stream started */
     struct api_principal principal;
     char request_id[API_REQUEST_ID_LEN + 1];
     char batch_id[STORE_BATCH_ID_LEN + 1];
     uint32_t sdkappid, key_version;
     enum pipeline_input input;
     enum pipeline_output output;
-    struct pipeline_job *job; /* NULL once done or cancelled */
+    struct pipeline_job *job; /* NULL until the stream starts, and once done or cancelled */
     struct evbuffer *chunk;   /* what goes to api_reply_chunk */
     /* cutting the body into items */
     bool item_open;             /* a line is being added (text/plain, NDJSON) */
     struct batch_json_cut json; /* application/json */
+    /* the start: batch_start_run on a database thread, then batch_start_done */
+    struct dbpool_job start;
+    struct batch_params p;
+    struct store_app app;
+    struct usersig_key *ukey; /* the active key, opened; the pipeline job takes it */
+    enum api_error err;
+    bool refused; /* err is a refusal (audited) */
+    bool started; /* the start committed: the batch is to be closed */
+    char msg[MSG_BUF];
+    /* the end: batch_end_run on a database thread, then batch_end_done */
+    struct dbpool_job end;
+    enum store_batch_state end_state;
+    struct pipeline_result res; /* a copy: the pipeline's own goes with its job */
+    bool end_recorded;
+    bool summary; /* the stream ends with the summary (or the error) line */
 };
+
+/* The SHA-256 of no output: a batch closed before its pipeline job existed. */
+#define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* ---- cutting the body into items (pipeline fill callback) ------------------------------------ */
 
@@ -97,6 +125,7 @@ static void batch_free(struct batch *b)
 {
     if (b->chunk != NULL)
         evbuffer_free(b->chunk);
+    usersig_key_free(b->ukey);
     explicit_bzero(&b->principal, sizeof b->principal);
     free(b);
 }
@@ -121,19 +150,19 @@ static int batch_emit(void *arg, const char *data, size_t len)
     return 0;
 }
 
-/* Closes the batch in the database: the row, the key version's sign count, the finish event.
- * false (logged) when it could not. */
-static bool batch_record_end(struct batch *b, enum store_batch_state state,
-                             const struct pipeline_result *res)
+/* Closes the batch in svc's database (a database thread's, or at a stop the loop's): the row,
+ * the key version's sign count, the finish event, in one transaction. false when it could not
+ * (rolled back). */
+static bool record_end(struct service *svc, const struct batch *b)
 {
-    struct service *svc = b->svc;
+    const struct pipeline_result *res = &b->res;
     struct store_batch row;
     enum store_rc rc;
     json_t *details;
 
     memset(&row, 0, sizeof row);
     snprintf(row.batch_id, sizeof row.batch_id, "%s", b->batch_id);
-    row.state = state;
+    row.state = b->end_state;
     row.count = res->count;
     row.signed_count = res->signed_count;
     row.failed_count = res->failed_count;
@@ -141,7 +170,7 @@ static bool batch_record_end(struct batch *b, enum store_batch_state state,
     details = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "batch_id", b->batch_id, "count",
                         (json_int_t)res->count, "signed", (json_int_t)res->signed_count, "failed",
                         (json_int_t)res->failed_count, "sha256", res->sha256, "state",
-                        store_batch_state_name(state));
+                        store_batch_state_name(b->end_state));
     rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
     if (rc == STORE_OK)
         rc = store_batch_finish(svc->st, &row);
@@ -149,7 +178,7 @@ static bool batch_record_end(struct batch *b, enum store_batch_state state,
         rc = store_key_record_use(svc->st, b->sdkappid, b->key_version, res->signed_count);
     if (rc == STORE_OK) {
         rc = service_audit(svc, &b->principal, "usersig.batch.finish", b->sdkappid, b->key_version,
-                           store_batch_state_name(state), details);
+                           store_batch_state_name(b->end_state), details);
         details = NULL; /* stolen */
     }
     if (rc == STORE_OK)
@@ -157,14 +186,8 @@ static bool batch_record_end(struct batch *b, enum store_batch_state state,
     json_decref(details);
     if (rc != STORE_OK) {
         store_rollback(svc->st);
-        log_msg(LOG_ERROR, b->request_id,
-                "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
-                b->batch_id, store_batch_state_name(state), res->count);
         return false;
     }
-    log_msg(LOG_INFO, b->request_id,
-            "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed", b->batch_id,
-            store_batch_state_name(state), res->count, res->signed_count, res->failed_count);
     return true;
 }
 
@@ -194,50 +217,102 @@ static int last_line(const struct batch *b, const struct pipeline_result *res, c
                     why, res->count, b->batch_id, b->request_id);
 }
 
-/* The pipeline's end of the job: record it, send the last line, end the stream. */
-static void batch_done(void *arg, const struct pipeline_result *res)
+/* On a database thread (ctx: its struct service): the end of each batch, in its own
+ * transaction. */
+static void batch_end_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
-    struct batch *b = arg;
-    char line[MSG_BUF];
-    bool complete = res->state == PIPELINE_COMPLETE;
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct batch *b = j->arg;
+        b->end_recorded = record_end(ctx, b);
+    }
+}
 
-    b->job = NULL;
-    if (!complete)
-        log_msg(LOG_ERROR, b->request_id, "batch %s: %s after %" PRIu64 " lines: %s", b->batch_id,
-                pipeline_state_name(res->state), res->count,
-                res->why != NULL ? res->why : "stopped");
-    bool recorded = batch_record_end(b, complete ? STORE_BATCH_COMPLETE : STORE_BATCH_ABORTED, res);
-    const char *why = NULL;
-    if (!complete)
-        why = recorded ? "the batch failed and is recorded as aborted"
-                       : "the batch failed; its end could not be recorded";
-    else if (!recorded)
-        why = "the batch could not be recorded as complete: it stays running";
-    int n = last_line(b, res, why, line, sizeof line);
-    if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
-        evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
-        api_reply_chunk(b->r, b->chunk, NULL, NULL) != 0)
-        evbuffer_drain(b->chunk, evbuffer_get_length(b->chunk));
-    api_reply_end(b->r);
+/* On the loop, once the end is recorded (or could not be): the last line when the stream ran
+ * to its end, then the end of the stream, and b is freed. */
+static void batch_end_done(struct dbpool_job *job)
+{
+    struct batch *b = job->arg;
+    const char *state = store_batch_state_name(b->end_state);
+    bool complete = b->end_state == STORE_BATCH_COMPLETE;
+    char line[MSG_BUF];
+
+    if (job->cancelled) {
+        /* The database threads are being stopped, and so is the server: its loop answers no
+         * more requests, so the end is recorded on the loop's own connection rather than left
+         * running. */
+        log_msg(LOG_WARN, b->request_id,
+                "batch %s: the server is stopping; recording its end on the main connection",
+                b->batch_id);
+        b->end_recorded = b->svc->st != NULL && record_end(b->svc, b);
+    }
+    if (b->end_recorded)
+        log_msg(LOG_INFO, b->request_id,
+                "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed",
+                b->batch_id, state, b->res.count, b->res.signed_count, b->res.failed_count);
+    else
+        log_msg(LOG_ERROR, b->request_id,
+                "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
+                b->batch_id, state, b->res.count);
+    if (b->r != NULL && b->summary) {
+        const char *why = NULL;
+        if (!complete)
+            why = b->end_recorded ? "the batch failed and is recorded as aborted"
+                                  : "the batch failed; its end could not be recorded";
+        else if (!b->end_recorded)
+            why = "the batch could not be recorded as complete: it stays running";
+        int n = last_line(b, &b->res, why, line, sizeof line);
+        if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
+            evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
+            api_reply_chunk(b->r, b->chunk, NULL, NULL) != 0)
+            evbuffer_drain(b->chunk, evbuffer_get_length(b->chunk));
+    }
+    if (b->r != NULL)
+        api_reply_end(b->r);
     b->r = NULL;
     batch_free(b);
 }
 
-/* The client left (or the server is stopping): the batch ends as aborted. */
+/* Records the end of the batch as state with b->res, on a database thread; batch_end_done
+ * then ends the stream (with the last line when summary) and frees b. */
+static void batch_end(struct batch *b, enum store_batch_state state, bool summary)
+{
+    b->end_state = state;
+    b->summary = summary;
+    b->end.run = batch_end_run;
+    b->end.done = batch_end_done;
+    b->end.arg = b;
+    service_run(b->svc, &b->end);
+}
+
+/* The pipeline's end of the job: record it; the last line follows once it is recorded. */
+static void batch_done(void *arg, const struct pipeline_result *res)
+{
+    struct batch *b = arg;
+    bool complete = res->state == PIPELINE_COMPLETE;
+
+    b->job = NULL;
+    b->res = *res;
+    if (!complete)
+        log_msg(LOG_ERROR, b->request_id, "batch %s: %s after %" PRIu64 " lines: %s", b->batch_id,
+                pipeline_state_name(res->state), res->count,
+                res->why != NULL ? res->why : "stopped");
+    batch_end(b, complete ? STORE_BATCH_COMPLETE : STORE_BATCH_ABORTED, true);
+}
+
+/* The client left (or the server is stopping): the batch ends as aborted, with what was sent.
+ * When its end is being recorded already, batch_end_done ends the stream. */
 static void batch_closed(struct api_request *r, void *arg)
 {
     struct batch *b = arg;
-    struct pipeline_result res;
-    if (b->job != NULL) {
-        pipeline_job_cancel(b->job, &res);
-        b->job = NULL;
-        log_msg(LOG_WARN, b->request_id, "batch %s: the client left after %" PRIu64 " lines",
-                b->batch_id, res.count);
-        (void)batch_record_end(b, STORE_BATCH_ABORTED, &res);
-    }
-    api_reply_end(r);
-    b->r = NULL;
-    batch_free(b);
+    (void)r;
+    if (b->job == NULL)
+        return;
+    pipeline_job_cancel(b->job, &b->res);
+    b->job = NULL;
+    log_msg(LOG_WARN, b->request_id, "batch %s: the client left after %" PRIu64 " lines",
+            b->batch_id, b->res.count);
+    batch_end(b, STORE_BATCH_ABORTED, false);
 }
 
 /* ---- the request ---------------------------------------------------------------------------- */
@@ -297,12 +372,6 @@ static void new_batch_id(char out[STORE_BATCH_ID_LEN + 1])
 }
 
 /* ---- the handler, step by step -------------------------------------------------------------- */
-
-/* What the request asks for: from the query, the body (application/json) and then the app. */
-struct batch_params {
-    int64_t level, expire;
-    bool has_expire;
-};
 
 /* A new batch for r, or NULL when out of memory (or r has no body buffer). */
 static struct batch *batch_new(struct api_request *r, struct evbuffer *in)
@@ -394,70 +463,46 @@ static enum api_error parse_body_form(struct api_request *r, struct batch *b, st
     return API_OK;
 }
 
-/* In a new transaction: the app (its default and max expire) and its active key, opened for
- * signing into *ukey. On failure the caller rolls back; *refused says an audited refusal. */
-static enum api_error open_app_key(struct service *svc, struct batch *b, struct batch_params *p,
-                                   struct store_app *app, struct store_key *key,
-                                   struct usersig_key **ukey, char msg[MSG_BUF], bool *refused)
+/* In a new transaction on svc (a database thread's): the app (its default and max expire) and
+ * its active key, opened for signing into b->ukey. On failure the caller rolls back; *refused
+ * says an audited refusal. */
+static enum api_error open_app_key(struct service *svc, struct batch *b, struct store_key *key,
+                                   char msg[MSG_BUF], bool *refused)
 {
+    struct batch_params *p = &b->p;
     enum api_error err;
 
     if (store_begin(svc->st) != STORE_OK)
         return API_ERR_UNAVAILABLE;
-    err = service_app_get(svc, b->sdkappid, app, msg, MSG_BUF, refused);
+    err = service_app_get(svc, b->sdkappid, &b->app, msg, MSG_BUF, refused);
     if (err != API_OK)
         return err;
     if (!p->has_expire)
-        p->expire = app->default_expire;
-    if (p->expire < 1 || p->expire > (int64_t)app->max_expire) {
+        p->expire = b->app.default_expire;
+    if (p->expire < 1 || p->expire > (int64_t)b->app.max_expire) {
         *refused = true;
         snprintf(msg, MSG_BUF,
                  "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
-                 app->max_expire, b->sdkappid, app->max_expire);
+                 b->app.max_expire, b->sdkappid, b->app.max_expire);
         return API_ERR_BAD_EXPIRE;
     }
-    err = service_active_key(svc, b->sdkappid, STORE_LOCK_SHARE, key, ukey, msg, MSG_BUF, refused);
+    err = service_active_key(svc, b->sdkappid, STORE_LOCK_SHARE, key, &b->ukey, msg, MSG_BUF,
+                             refused);
     if (err == API_OK)
         b->key_version = key->version;
     return err;
 }
 
-/* The pipeline job for b, not started; it takes *ukey (set to NULL) whatever happens. */
-static enum api_error new_job(struct service *svc, struct batch *b, const struct batch_params *p,
-                              const struct store_app *app, struct usersig_key **ukey,
-                              struct pipeline_job **job, char msg[MSG_BUF])
+static enum api_error bad_key(const struct batch *b, char msg[MSG_BUF])
 {
-    struct pipeline_job_config cfg = {
-        .sdkappid = b->sdkappid,
-        .key = *ukey,
-        .level = (int)p->level,
-        .policy = (enum usersig_id_policy)app->identifier_policy,
-        .expire = (uint32_t)p->expire,
-        .max_expire = app->max_expire,
-        .input = b->input,
-        .output = b->output,
-        .arg = b,
-        .fill = batch_fill,
-        .emit = batch_emit,
-        .done = batch_done,
-    };
-    *ukey = NULL; /* taken by pipeline_job_new */
-    switch (pipeline_job_new(svc->pipeline, &cfg, job)) {
-    case PIPELINE_OK:
-        return API_OK;
-    case PIPELINE_BAD_KEY:
-        snprintf(msg, MSG_BUF, "key version %u of app %u cannot sign: %s", b->key_version,
-                 b->sdkappid, usersig_rc_message(USERSIG_KEY_CANNOT_SIGN));
-        return API_ERR_BAD_KEY;
-    default:
-        return API_ERR_INTERNAL;
-    }
+    snprintf(msg, MSG_BUF, "key version %u of app %u cannot sign: %s", b->key_version, b->sdkappid,
+             usersig_rc_message(USERSIG_KEY_CANNOT_SIGN));
+    return API_ERR_BAD_KEY;
 }
 
 /* The batch is recorded before anything is signed (a running batches row and the
  * "usersig.batch" event), and the transaction committed: no row and no event, no token. */
-static enum api_error record_start(struct service *svc, struct batch *b,
-                                   const struct batch_params *p, char msg[MSG_BUF])
+static enum api_error record_start(struct service *svc, struct batch *b, char msg[MSG_BUF])
 {
     struct store_batch row;
     enum store_rc rc;
@@ -471,7 +516,7 @@ static enum api_error record_start(struct service *svc, struct batch *b,
     row.actor_id = b->principal.token_id;
     snprintf(row.actor_name, sizeof row.actor_name, "%s", b->principal.name);
     rc = store_batch_insert(svc->st, &row);
-    details = rc == STORE_OK ? start_details(b, p->expire, (int)p->level) : NULL;
+    details = rc == STORE_OK ? start_details(b, b->p.expire, (int)b->p.level) : NULL;
     if (rc == STORE_OK && details == NULL)
         rc = STORE_ERROR;
     if (rc == STORE_OK)
@@ -484,19 +529,80 @@ static enum api_error record_start(struct service *svc, struct batch *b,
     return API_OK;
 }
 
-/* Starts the streamed reply and the job; from here batch_done or batch_closed frees b. When no
- * stream can start (a 500 went out instead), the job is cancelled, the batch closed as aborted
- * and b freed. */
-static void start_stream(struct api_request *r, struct batch *b, struct pipeline_job *job,
-                         const struct batch_params *p)
+/* On a database thread (ctx: its struct service): for each batch, the app and its key read and
+ * the start recorded; or the error, a refusal audited in a transaction of its own. */
+static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
+    struct service *svc = ctx;
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct batch *b = j->arg;
+        struct store_key key;
+
+        memset(&key, 0, sizeof key);
+        b->err = open_app_key(svc, b, &key, b->msg, &b->refused);
+        /* What the pipeline job would refuse, found before anything is recorded. */
+        if (b->err == API_OK && !usersig_key_is_private(b->ukey))
+            b->err = bad_key(b, b->msg);
+        if (b->err == API_OK)
+            b->err = record_start(svc, b, b->msg);
+        if (b->err == API_OK) {
+            b->started = true;
+        } else {
+            store_rollback(svc->st);
+            usersig_key_free(b->ukey);
+            b->ukey = NULL;
+            if (b->refused)
+                service_audit_refusal(svc, &b->principal, "usersig.batch", b->sdkappid, key.version,
+                                      api_error_code(b->err),
+                                      start_details(b, b->p.expire, (int)b->p.level));
+        }
+        store_key_clear(&key);
+    }
+}
+
+/* The pipeline job for b, not started; it takes b->ukey (set to NULL) whatever happens. */
+static enum api_error new_job(struct service *svc, struct batch *b, struct pipeline_job **job,
+                              char msg[MSG_BUF])
+{
+    struct pipeline_job_config cfg = {
+        .sdkappid = b->sdkappid,
+        .key = b->ukey,
+        .level = (int)b->p.level,
+        .policy = (enum usersig_id_policy)b->app.identifier_policy,
+        .expire = (uint32_t)b->p.expire,
+        .max_expire = b->app.max_expire,
+        .input = b->input,
+        .output = b->output,
+        .arg = b,
+        .fill = batch_fill,
+        .emit = batch_emit,
+        .done = batch_done,
+    };
+    b->ukey = NULL; /* taken by pipeline_job_new */
+    switch (pipeline_job_new(svc->pipeline, &cfg, job)) {
+    case PIPELINE_OK:
+        return API_OK;
+    case PIPELINE_BAD_KEY:
+        return bad_key(b, msg);
+    default:
+        return API_ERR_INTERNAL;
+    }
+}
+
+/* Starts the streamed reply and the job; from here batch_done or batch_closed ends b. When no
+ * stream can start (a 500 went out instead, or the client left while the start was recorded),
+ * the job is cancelled and the batch closed as aborted. */
+static void start_stream(struct batch *b, struct pipeline_job *job)
+{
+    struct api_request *r = b->r;
+
     if (api_reply_start(r, 200,
                         b->output == PIPELINE_OUT_CSV ? "text/csv; charset=utf-8"
                                                       : "application/x-ndjson") != 0) {
-        struct pipeline_result res;
-        pipeline_job_cancel(job, &res);
-        (void)batch_record_end(b, STORE_BATCH_ABORTED, &res);
-        batch_free(b);
+        b->r = NULL; /* released */
+        pipeline_job_cancel(job, &b->res);
+        batch_end(b, STORE_BATCH_ABORTED, false);
         return;
     }
     b->job = job;
@@ -504,8 +610,40 @@ static void start_stream(struct api_request *r, struct batch *b, struct pipeline
     log_msg(LOG_INFO, r->request_id,
             "batch %s: app %u, key version %u, %s in, %s out, expire %" PRId64 ", level %d",
             b->batch_id, b->sdkappid, b->key_version, pipeline_input_name(b->input),
-            pipeline_output_name(b->output), p->expire, (int)p->level);
+            pipeline_output_name(b->output), b->p.expire, (int)b->p.level);
     pipeline_job_start(b->job);
+}
+
+/* On the loop, once the start is recorded, refused or failed: the stream starts, or the error
+ * is the reply. */
+static void batch_start_done(struct dbpool_job *job)
+{
+    struct batch *b = job->arg;
+    struct pipeline_job *pj = NULL;
+
+    if (job->cancelled) {
+        b->err = API_ERR_UNAVAILABLE;
+        snprintf(b->msg, sizeof b->msg, "the server is stopping; retry");
+    }
+    if (b->err == API_OK)
+        b->err = new_job(b->svc, b, &pj, b->msg);
+    if (b->err == API_OK) {
+        start_stream(b, pj); /* b and pj are the stream's now */
+        return;
+    }
+    api_reply_error(b->r, b->err, "%s",
+                    b->msg[0] != '\0' ? b->msg : api_error_info(b->err)->message);
+    b->r = NULL;
+    if (!b->started) {
+        batch_free(b);
+        return;
+    }
+    /* Recorded as running, yet nothing can be signed: closed at once, nothing sent. */
+    log_msg(LOG_ERROR, b->request_id, "batch %s: its signing could not start", b->batch_id);
+    memset(&b->res, 0, sizeof b->res);
+    b->res.state = PIPELINE_CANCELLED;
+    snprintf(b->res.sha256, sizeof b->res.sha256, "%s", SHA256_EMPTY);
+    batch_end(b, STORE_BATCH_ABORTED, false);
 }
 
 void handle_usersig_batch(struct api_request *r)
@@ -514,15 +652,9 @@ void handle_usersig_batch(struct api_request *r)
     struct evbuffer *in = api_request_input(r);
     struct batch_params p = {.level = USERSIG_DEFAULT_LEVEL};
     struct batch *b = NULL;
-    struct store_app app;
-    struct store_key key;
-    struct usersig_key *ukey = NULL;
-    struct pipeline_job *job = NULL;
     char msg[MSG_BUF] = "";
     enum api_error err = API_OK;
-    bool refused = false;
 
-    memset(&key, 0, sizeof key);
     if ((b = batch_new(r, in)) == NULL)
         err = API_ERR_INTERNAL;
     if (err == API_OK)
@@ -533,25 +665,17 @@ void handle_usersig_batch(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, sizeof msg, "batch signing is not running in this process");
     }
-    if (err == API_OK)
-        err = open_app_key(svc, b, &p, &app, &key, &ukey, msg, &refused);
-    if (err == API_OK)
-        err = new_job(svc, b, &p, &app, &ukey, &job, msg);
-    if (err == API_OK)
-        err = record_start(svc, b, &p, msg);
-    if (err == API_OK) {
-        start_stream(r, b, job, &p); /* b and job are the stream's now */
-    } else {
-        store_rollback(svc->st);
-        if (job != NULL)
-            pipeline_job_cancel(job, NULL);
-        if (refused && b != NULL)
-            service_audit_refusal(svc, r->principal, "usersig.batch", r->sdkappid, key.version,
-                                  api_error_code(err), start_details(b, p.expire, (int)p.level));
+    if (err != API_OK) {
         api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
         if (b != NULL)
             batch_free(b);
+        return;
     }
-    usersig_key_free(ukey);
-    store_key_clear(&key);
+    /* The database steps: r, its body and b stay as they are until batch_start_done. */
+    b->p = p;
+    b->start.run = batch_start_run;
+    b->start.done = batch_start_done;
+    b->start.arg = b;
+    api_request_defer(r);
+    service_run(svc, &b->start);
 }

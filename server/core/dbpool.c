@@ -274,7 +274,10 @@ void dbpool_free(struct dbpool *p)
         p->q_head = p->q_tail = NULL;
         p->queued = 0;
     }
-    on_done(-1, 0, p);
+    /* A done callback may submit a job of its own (a next step): it completes as cancelled,
+     * here too, not after the pool is gone. */
+    while (p->done_head != NULL)
+        on_done(-1, 0, p);
     event_free(p->done_ev);
     pthread_cond_destroy(&p->ready);
     pthread_cond_destroy(&p->work);

@@ -35,9 +35,14 @@ async function batch(sdkappid, body, opts = {}) {
     method: 'POST', headers, body, signal: AbortSignal.timeout(opts.timeoutMs || BATCH_TIMEOUT_MS),
   });
   const text = await res.text();
-  const out = { status: res.status, headers: res.headers, text, req: `batch ${sdkappid}` };
+  return batchReply(res.status, res.headers, text, sdkappid, opts);
+}
+
+// What batch() returns, from a reply's status, headers (with get()) and text.
+function batchReply(status, headers, text, sdkappid, opts = {}) {
+  const out = { status, headers, text, req: `batch ${sdkappid}` };
   try { out.json = JSON.parse(text); } catch (e) { /* a stream, or not JSON */ }
-  if (res.status === 200) {
+  if (status === 200) {
     assert.ok(text.endsWith('\n'), `the stream ends with a newline: ${text.slice(-200)}`);
     out.lines = text.slice(0, -1).split('\n');
     const lastLine = out.lines[out.lines.length - 1];
@@ -47,6 +52,66 @@ async function batch(sdkappid, body, opts = {}) {
     else out.lastText = lastLine;
   }
   return out;
+}
+
+// A text/plain batch read with node:http as it streams: { first, done, text(), leave() }: first
+// resolves at the first bytes of the body, done with what batch() returns once the reply ends;
+// opts.paused keeps the reader paused after the first bytes until resume() is called.
+function streamBatch(base, sdkappid, body, opts = {}) {
+  const u = new URL(`${base}/v1/apps/${sdkappid}/usersigs/batch`);
+  let text = '';
+  let res = null;
+  let onFirst;
+  const first = new Promise((resolve) => { onFirst = resolve; });
+  let req;
+  const done = new Promise((resolve, reject) => {
+    req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+      headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body) } }, (r) => {
+      res = r;
+      r.setEncoding('utf8');
+      r.on('data', (c) => {
+        const wasEmpty = text === '';
+        text += c;
+        if (wasEmpty) {
+          if (opts.paused) r.pause();
+          onFirst();
+        }
+      });
+      const end = () => resolve(batchReply(r.statusCode,
+        { get: (n) => r.headers[n.toLowerCase()] }, text, sdkappid));
+      r.on('end', end);
+      r.on('error', end);
+      r.on('aborted', end);
+    });
+    req.on('error', (e) => (res ? resolve(batchReply(res.statusCode, { get: () => '' }, text,
+      sdkappid)) : reject(e)));
+    req.end(body);
+  });
+  return { first, done, text: () => text, leave: () => req.destroy(), resume: () => res.resume() };
+}
+
+// A trigger that makes the audit events `actions` of app sdkappid wait `seconds` in the
+// database; returns the function that drops it.
+function slowAudit(sdkappid, actions, seconds) {
+  const fn = `e2e_slow_${sdkappid}`;
+  psqlOk(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ` +
+    `PERFORM pg_sleep(${seconds}); RETURN NEW; END $$`);
+  psqlOk(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW WHEN (NEW.action IN (` +
+    `${actions.map((x) => `'${x}'`).join(', ')}) AND NEW.sdkappid = ${sdkappid}) ` +
+    `EXECUTE FUNCTION ${fn}()`);
+  return () => {
+    psqlOk(`DROP TRIGGER ${fn} ON audit_log`);
+    psqlOk(`DROP FUNCTION ${fn}()`);
+  };
+}
+
+// /healthz touches no database: it answers at once unless the event loop is held up.
+async function answersAtOnce(what, base = E2E.url) {
+  const t0 = Date.now();
+  expectStatus(await api('GET', '/healthz', { base, token: null }), 200);
+  const ms = Date.now() - t0;
+  assert.ok(ms < 1000, `/healthz took ${ms} ms while ${what}`);
 }
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
@@ -427,6 +492,91 @@ describe('batch signing', () => {
     assert.equal(await signCount(a.sdkappid, a.version), 0);
   });
 
+  test('a start, a refusal and an end wait on database threads: the server answers meanwhile',
+    async () => {
+      const a = await appWithKey();
+      const drop = slowAudit(a.sdkappid, ['usersig.batch', 'usersig.batch.finish'], 1.5);
+      let res;
+      let refused;
+      let ms;
+      try {
+        const t0 = Date.now();
+        const st = streamBatch(E2E.url, a.sdkappid, 'alice\nbob\n');
+        const ref = batch(a.sdkappid, 'x', { query: 'expire=0' });
+        await pause(500);
+        await answersAtOnce('a batch start and a refusal are recorded');
+        assert.equal(st.text(), '', 'no token before the start is recorded');
+        await st.first;
+        await answersAtOnce('a batch end is recorded');
+        assert.ok(!st.text().includes('summary'), 'the summary waits for the end to be recorded');
+        [res, refused] = await Promise.all([st.done, ref]);
+        ms = Date.now() - t0;
+      } finally {
+        drop();
+      }
+      expectError(refused, 400, 'bad_expire');
+      const s = checkSummary(res, { count: 2, signed: 2 });
+      assert.ok(ms >= 2800, `the start and the end each waited 1.5 s: ${ms} ms in all`);
+      await checkRecorded(a.sdkappid, s);
+      assert.equal(await signCount(a.sdkappid, a.version), 2);
+      const refusals = (await auditEvents(a.sdkappid, 'usersig.batch'))
+        .filter((e) => e.outcome === 'bad_expire');
+      assert.equal(refusals.length, 1, 'the refusal is audited');
+    });
+
+  test('a client that leaves while its start is recorded: aborted, nothing signed', async () => {
+    const a = await appWithKey();
+    const drop = slowAudit(a.sdkappid, ['usersig.batch'], 1);
+    try {
+      const st = streamBatch(E2E.url, a.sdkappid, 'alice\nbob\n');
+      st.done.catch(() => {});
+      await pause(300);
+      st.leave();
+      let row = '';
+      for (let i = 0; i < 100; i++) {
+        row = psqlOk(`SELECT batch_id, state, count, signed FROM batches WHERE sdkappid = ${a.sdkappid}`);
+        if (row && !row.includes('|running|')) break;
+        await pause(100);
+      }
+      const [batchId, state, count, signed] = row.split('|');
+      assert.deepEqual([state, count, signed], ['aborted', '0', '0'], row);
+      const finish = (await auditEvents(a.sdkappid, 'usersig.batch.finish'))
+        .filter((e) => e.details.batch_id === batchId);
+      assert.equal(finish.length, 1);
+      assert.equal(finish[0].outcome, 'aborted');
+      assert.equal(finish[0].details.count, 0);
+    } finally {
+      drop();
+    }
+    assert.equal(await signCount(a.sdkappid, a.version), 0);
+    checkSummary(await batch(a.sdkappid, 'back\n'), { count: 1, signed: 1 });
+  });
+
+  test('batches, refusals and signs at once: every start and end recorded', async () => {
+    const apps = [await appWithKey(), await appWithKey(), await appWithKey()];
+    const body = (k) => Array.from({ length: 300 }, (_, i) => `c${k}-${i}`).join('\n');
+    const batches = [];
+    const refusals = [];
+    const signs = [];
+    for (let k = 0; k < 6; k++) batches.push(batch(apps[k % 3].sdkappid, body(k)));
+    for (let k = 0; k < 3; k++) refusals.push(batch(apps[k].sdkappid, 'x', { query: 'expire=0' }));
+    for (let k = 0; k < 20; k++) signs.push(api('POST', `/v1/apps/${apps[k % 3].sdkappid}/usersigs`,
+      { body: { identifier: `s${k}` } }));
+    const done = await Promise.all(batches);
+    for (const r of await Promise.all(refusals)) expectError(r, 400, 'bad_expire');
+    for (const r of await Promise.all(signs)) expectStatus(r, 200);
+    for (let k = 0; k < 6; k++) {
+      const s = checkSummary(done[k], { count: 300, signed: 300 });
+      await checkRecorded(apps[k % 3].sdkappid, s);
+    }
+    for (const a of apps) {
+      assert.equal(await signCount(a.sdkappid, a.version), 2 * 300 + (a === apps[2] ? 6 : 7));
+      const refused = (await auditEvents(a.sdkappid, 'usersig.batch'))
+        .filter((e) => e.outcome === 'bad_expire');
+      assert.equal(refused.length, 1);
+    }
+  });
+
   test('the audit chain still verifies', async () => {
     const res = await api('GET', '/v1/audit/verify');
     expectStatus(res, 200);
@@ -586,4 +736,61 @@ describe('batch signing on a server of its own', () => {
       `'usersig.batch.finish' AND sdkappid = ${a.sdkappid} AND outcome = '${row}'`);
     assert.equal(finish, '1', 'the batch was closed in the audit log before the exit');
   });
+});
+
+// ---- a server of its own with one database connection, stopped at once -----------------------
+
+describe('batch signing while the server stops at once', () => {
+  test('SIGQUIT with a batch end queued for the database: recorded on the main connection',
+    async () => {
+      Object.assign(process.env, { USERSIGD_DB_CONNECTIONS: '1' });
+      let own;
+      try {
+        own = await startServer('batch-quit');
+      } finally {
+        delete process.env.USERSIGD_DB_CONNECTIONS;
+      }
+      servers.push(own);
+      assert.match(own.log(), /database pool: 1 connections/);
+      const a = await appWithKey();
+      const c = await appWithKey();
+      const ids = [];
+      for (let i = 0; i < 40000; i++) ids.push(i.toString(36));
+      // A: streaming, its reader paused, so its signing waits for the client.
+      const sa = streamBatch(own.url, a.sdkappid, ids.join('\n'), { paused: true });
+      sa.done.catch(() => {});
+      await sa.first;
+      // C: its start holds the one database thread for a while.
+      const drop = slowAudit(c.sdkappid, ['usersig.batch'], 8);
+      let r;
+      try {
+        const sc = streamBatch(own.url, c.sdkappid, 'carol\n');
+        sc.done.catch(() => {});
+        await pause(500);
+        // A runs to its end; its end waits behind C's start. Then stop at once.
+        sa.resume();
+        for (let i = 0; i < 120 && sa.text().split('\n').length <= ids.length; i++) await pause(50);
+        assert.equal(sa.text().split('\n').length - 1, ids.length, 'every line of A came');
+        await pause(200);
+        const exit = new Promise((resolve) => own.proc.once('exit', (code, signal) =>
+          resolve({ code, signal })));
+        own.proc.kill('SIGQUIT');
+        r = await Promise.race([exit, pause(30000).then(() => own.stop())]);
+        servers.splice(servers.indexOf(own), 1);
+      } finally {
+        drop();
+      }
+      assert.equal(r.code, 0, `exit ${JSON.stringify(r)}:\n${own.log().slice(-3000)}`);
+      assert.match(own.log(), /the server is stopping; recording its end on the main connection/);
+      const row = psqlOk('SELECT state, count, signed, sha256 IS NOT NULL FROM batches WHERE ' +
+        `sdkappid = ${a.sdkappid}`);
+      assert.equal(row, `complete|${ids.length}|${ids.length}|t`, 'A is closed as complete');
+      assert.equal(psqlOk('SELECT count(*) FROM audit_log WHERE action = ' +
+        `'usersig.batch.finish' AND sdkappid = ${a.sdkappid} AND outcome = 'complete'`), '1');
+      // C's start committed while the server stopped: closed as aborted, nothing signed.
+      assert.equal(psqlOk(`SELECT state, count FROM batches WHERE sdkappid = ${c.sdkappid}`),
+        'aborted|0');
+      assert.equal(psqlOk('SELECT count(*) FROM audit_log WHERE action = ' +
+        `'usersig.batch.finish' AND sdkappid = ${c.sdkappid} AND outcome = 'aborted'`), '1');
+    });
 });
