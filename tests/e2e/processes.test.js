@@ -5,7 +5,7 @@
 const { describe, test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  E2E, api, show, expectStatus, newSecret, appWithKey, sign, keyFile, usersig, usersigdCli,
+  E2E, api, show, expectStatus, expectError, newSecret, appWithKey, sign, keyFile, usersig, usersigdCli,
   crossCheck, startServer, stopAll,
 } = require('./lib');
 
@@ -72,6 +72,24 @@ describe('two processes', () => {
       { base: p2.url, body: { usersig: old.usersig, identifier: 'heidi' } });
     assert.equal(v.json && v.json.valid, true, show(v));
     assert.equal(v.json.key_version, 1);
+  });
+
+  test('a token revoked through one is refused at once by the other', async () => {
+    const p2 = second && second.proc.exitCode === null ? second : await start('second-r');
+    const a = await appWithKey();
+    const made = await api('POST', '/v1/tokens',
+      { body: { name: 'revoke across', role: 'signer', apps: [a.sdkappid] } });
+    expectStatus(made, 201);
+    const tok = made.json.token;
+    // Used through the second process first, so a cache of it there would show.
+    const ok = await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { base: p2.url, token: tok, body: { identifier: 'ivan' } });
+    expectStatus(ok, 200);
+    expectStatus(await api('DELETE', `/v1/tokens/${made.json.id}`), 200);
+    expectError(await api('POST', `/v1/apps/${a.sdkappid}/usersigs`,
+      { base: p2.url, token: tok, body: { identifier: 'ivan' } }), 401, 'unauthorized');
+    expectError(await api('POST', '/v1/usersigs/verify',
+      { base: p2.url, token: tok, body: { usersig: ok.json.usersig } }), 401, 'unauthorized');
   });
 
   test('interleaved writes from both keep one audit chain', async () => {
