@@ -117,7 +117,7 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
     int64_t ids[SERVICE_TOKENS_MAX] = {0};
     uint8_t hashes[SERVICE_TOKENS_MAX][KEYRING_FP_BYTES];
     struct store_token rows[SERVICE_TOKENS_MAX];
-    bool found[SERVICE_TOKENS_MAX];
+    int found[SERVICE_TOKENS_MAX];
     size_t n_ids = 0, slot[SERVICE_TOKENS_MAX];
 
     if (n > SERVICE_TOKENS_MAX)
@@ -137,8 +137,12 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
         int64_t now = now_us();
         for (size_t i = 0; i < n; i++) {
             size_t k = slot[i];
-            if (k == SIZE_MAX || !found[k])
+            if (k == SIZE_MAX || found[k] == 0)
                 continue;
+            if (found[k] < 0) {
+                rc[i] = API_AUTH_ERROR;
+                continue;
+            }
             rc[i] = token_verdict(&rows[k], hashes[k], now, &out[i]);
             if (rc[i] == API_AUTH_OK)
                 token_touch(svc, &rows[k], now);

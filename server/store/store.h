@@ -245,10 +245,11 @@ struct store_token {
 enum store_rc store_token_insert(struct store *st, struct store_token *t) STORE_WUR;
 enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out) STORE_WUR;
 /* The rows of n ids (at most STORE_TOKEN_GET_MAX; repeats allowed) in one statement: out[i]
- * and found[i] for ids[i] (found false: no such row). STORE_ERROR when the store failed. */
+ * and found[i] for ids[i] (1: read; 0: no such row; -1: a row that does not fit its struct,
+ * logged). STORE_ERROR when the store failed. */
 #define STORE_TOKEN_GET_MAX 64
 enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t n,
-                                   struct store_token *out, bool *found) STORE_WUR;
+                                   struct store_token *out, int *found) STORE_WUR;
 /* Every token in id order. On success *out is a new array of *n (NULL when none); caller
  * free()s it. */
 enum store_rc store_token_list(struct store *st, struct store_token **out, size_t *n) STORE_WUR;

@@ -126,22 +126,38 @@ enum store_rc store_audit_insert_many(struct store *st, struct audit_event *cons
             1)
             break;
     }
-    if (PQpipelineSync(c) != 1) {
+    bool synced = PQpipelineSync(c) == 1;
+    if (!synced)
         log_error("store: SQL_AUDIT_INSERT (pipelined): %s", PQerrorMessage(c));
-        PQexitPipelineMode(c);
-        return STORE_ERROR;
-    }
-    for (size_t i = 0; i < sent; i++)
-        ran += pipeline_result_ok(c, &logged);
-    /* Then the sync point (PGRES_PIPELINE_SYNC), which ends the pipeline. */
-    while ((r = PQgetResult(c)) != NULL) {
+    else
+        for (size_t i = 0; i < sent; i++)
+            ran += pipeline_result_ok(c, &logged);
+    /* Then the sync point (PGRES_PIPELINE_SYNC), which ends the pipeline; without one, what
+     * is left unread until libpq has nothing more. */
+    for (int nulls = 0; nulls < 2;) {
+        r = PQgetResult(c);
+        if (r == NULL) {
+            if (synced || PQstatus(c) != CONNECTION_OK)
+                break;
+            nulls++;
+            continue;
+        }
         bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
         PQclear(r);
         if (sync)
             break;
     }
-    if (PQexitPipelineMode(c) != 1)
-        log_error("store: cannot leave pipeline mode: %s", PQerrorMessage(c));
+    if (PQexitPipelineMode(c) != 1) {
+        /* A connection left in pipeline mode would refuse every later statement: start it
+         * anew. The caller's transaction is lost either way (this returns an error). */
+        log_error("store: cannot leave pipeline mode (%s); resetting the connection",
+                  PQerrorMessage(c));
+        PQreset(c);
+        st->n_prepared = 0;
+        return STORE_ERROR;
+    }
+    if (!synced)
+        return STORE_ERROR;
     if (ran != n) {
         if (!logged)
             log_error("store: SQL_AUDIT_INSERT (pipelined): %zu of %zu ran: %s", ran, n,

@@ -130,7 +130,7 @@ static const char SQL_TOKEN_GET_MANY[] =
     "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = ANY($1::bigint[])";
 
 enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t n,
-                                   struct store_token *out, bool *found)
+                                   struct store_token *out, int *found)
 {
     struct store_params p = {0};
     PGresult *r = NULL;
@@ -139,7 +139,7 @@ enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t 
     size_t cap = 3 + n * 21, len = 0;
 
     for (size_t i = 0; i < n; i++)
-        found[i] = false;
+        found[i] = 0;
     if (n == 0)
         return STORE_OK;
     if (n > STORE_TOKEN_GET_MAX) {
@@ -161,13 +161,10 @@ enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t 
     for (int row = 0; rc == STORE_OK && row < PQntuples(r); row++) {
         int64_t id = store_col_int(r, row, 0);
         for (size_t i = 0; i < n; i++) {
-            if (ids[i] != id || found[i])
+            if (ids[i] != id || found[i] != 0)
                 continue;
-            if (!parse_token(r, row, &out[i])) {
-                rc = STORE_ERROR;
-                break;
-            }
-            found[i] = true;
+            /* A row that does not fit (logged) fails its own check only. */
+            found[i] = parse_token(r, row, &out[i]) ? 1 : -1;
         }
     }
     PQclear(r);
