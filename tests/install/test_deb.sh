@@ -33,26 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $*"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "not ok - $*"
-}
-check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
-    local what=$1
-    shift
-    if "$@" >"$work/check.out" 2>&1; then
-        ok "$what"
-    else
-        fail "$what"
-        sed 's/^/#   /' "$work/check.out" | head -n 30
-    fi
-}
+# shellcheck source=tests/install/checks.sh
+. "$here/checks.sh"
 finish() {
     echo "deb: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]

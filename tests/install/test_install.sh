@@ -28,26 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $*"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "not ok - $*"
-}
-check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
-    local what=$1
-    shift
-    if "$@" >"$work/check.out" 2>&1; then
-        ok "$what"
-    else
-        fail "$what"
-        sed 's/^/#   /' "$work/check.out"
-    fi
-}
+# shellcheck source=tests/install/checks.sh
+. "$here/checks.sh"
 
 prefix=$work/prefix
 if ! cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
