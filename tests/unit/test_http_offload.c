@@ -369,28 +369,10 @@ static void test_refused(void)
 
 /* ---- the loop thread, from the test thread ------------------------------------------------ */
 
-struct on_loop_call {
-    void (*fn)(void *arg);
-    void *arg;
-    atomic_int done;
-};
-
-static void on_loop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct on_loop_call *c = arg;
-    (void)fd;
-    (void)what;
-    c->fn(c->arg);
-    atomic_store(&c->done, 1);
-}
-
+/* Runs fn(arg) on the loop thread and waits for it. */
 static void on_loop(void (*fn)(void *arg), void *arg)
 {
-    struct on_loop_call c = {fn, arg, 0};
-    struct timeval now = {0, 0};
-    CHECK(event_base_once(base, -1, EV_TIMEOUT, on_loop_cb, &c, &now) == 0, "event_base_once");
-    wait_for(&c.done, 1, 10000);
-    CHECK(atomic_load(&c.done), "the loop ran the call");
+    test_on_loop(base, fn, arg);
 }
 
 struct stats_call {

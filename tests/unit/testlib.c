@@ -6,9 +6,11 @@
 #include "usersig.h"
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,4 +368,29 @@ void test_hex(const uint8_t *b, size_t n, char *out)
         out[2 * i + 1] = digits[b[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+struct on_loop_call {
+    void (*fn)(void *arg);
+    void *arg;
+    atomic_int done;
+};
+
+static void on_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct on_loop_call *c = arg;
+    (void)fd;
+    (void)what;
+    c->fn(c->arg);
+    atomic_store(&c->done, 1);
+}
+
+void test_on_loop(struct event_base *base, void (*fn)(void *arg), void *arg)
+{
+    struct on_loop_call c = {fn, arg, 0};
+    struct timeval now = {0, 0};
+    CHECK(event_base_once(base, -1, EV_TIMEOUT, on_loop_cb, &c, &now) == 0, "event_base_once");
+    for (int i = 0; i < 10000 && !atomic_load(&c.done); i++)
+        usleep(1000);
+    CHECK(atomic_load(&c.done), "the loop ran the call");
 }

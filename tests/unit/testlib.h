@@ -85,4 +85,9 @@ long test_read_file(const char *path, char *buf, size_t cap);
 /* Lower-case hex of b[0..n) into out (2n + 1 bytes). */
 void test_hex(const uint8_t *b, size_t n, char *out);
 
+/* Runs fn(arg) on the thread running base's loop and waits for it (at most 10 s; a CHECK
+ * fails when it did not run). For tests whose loop runs on a thread of its own. */
+struct event_base;
+void test_on_loop(struct event_base *base, void (*fn)(void *arg), void *arg);
+
 #endif
