@@ -80,28 +80,6 @@ static void token_touch(struct service *svc, const struct store_token *t, int64_
         log_warn("token %lld: could not record its use", (long long)t->id);
 }
 
-int service_check_token(struct service *svc, const char *token, struct api_principal *out)
-{
-    struct store_token t;
-    int64_t id;
-    uint8_t hash[KEYRING_FP_BYTES];
-    int rc;
-
-    if (keyring_token_parse(token, &id, hash) != KEYRING_OK)
-        return API_AUTH_NOT_FOUND;
-    enum store_rc src = store_token_get(svc->st, id, &t);
-    if (src != STORE_OK) {
-        OPENSSL_cleanse(hash, sizeof hash);
-        return src == STORE_NOT_FOUND ? API_AUTH_NOT_FOUND : API_AUTH_ERROR;
-    }
-    int64_t now = now_us();
-    rc = token_verdict(&t, hash, now, out);
-    OPENSSL_cleanse(hash, sizeof hash);
-    if (rc == API_AUTH_OK)
-        token_touch(svc, &t, now);
-    return rc;
-}
-
 /* One token check in flight. */
 struct auth_call {
     struct dbpool_job job;

@@ -38,18 +38,16 @@ void service_thread_free(void *ctx);
  * svc's own connection, done included (operator commands and tests without a pool). */
 void service_run(struct service *svc, struct dbpool_job *job);
 
-/* Checks an API token on svc's connection: parses it, fetches the row by id, compares the
- * secret's hash in constant time, refuses expired or revoked tokens, and records the use (at
- * most once a minute). API_AUTH_OK with *out filled, API_AUTH_NOT_FOUND, or API_AUTH_ERROR. */
-int service_check_token(struct service *svc, const char *token, struct api_principal *out);
-
-/* service_check_token for n tokens (at most SERVICE_TOKENS_MAX) in one statement: rc[i] and,
- * for API_AUTH_OK, out[i]. What a pool thread runs for the checks waiting together. */
+/* Checks n API tokens (at most SERVICE_TOKENS_MAX) on svc's connection, their rows fetched in
+ * one statement: each is parsed, its secret's hash compared in constant time, an expired or
+ * revoked one refused, and its use recorded (at most once a minute). rc[i] is API_AUTH_OK with
+ * out[i] filled, API_AUTH_NOT_FOUND or API_AUTH_ERROR. What a pool thread runs for the checks
+ * waiting together. */
 #define SERVICE_TOKENS_MAX 16
 void service_check_tokens(struct service *svc, const char *const *tokens, size_t n, int *rc,
                           struct api_principal *out);
 
-/* The api_server authenticate callback: ctx is a struct service. service_check_token on a
+/* The api_server authenticate callback: ctx is a struct service. service_check_tokens on a
  * database thread (service_run), answered with api_auth_done on the loop thread. */
 void service_authenticate(void *ctx, const char *token, struct api_auth *call);
 
