@@ -21,13 +21,6 @@
 static struct event_base *base;
 static int port;
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 /* GET path without a token; fills *out (test_resp_free() it). */
 static void get(struct test_resp *out, const char *path)
 {
@@ -124,7 +117,7 @@ int main(void)
         return 1;
     }
     port = api_server_port(server);
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
 
     expect_healthz("healthz");
     expect_ready("readyz", latest);

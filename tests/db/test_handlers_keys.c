@@ -42,13 +42,6 @@ static struct event_base *base;
 static int port;
 static char tok_admin[KEYRING_TOKEN_BUF], tok_km_a[KEYRING_TOKEN_BUF], tok_km_b[KEYRING_TOKEN_BUF];
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 /* ---- HTTP (testlib's client) ------------------------------------------------------------ */
 
 /* Sends method path with token and body (JSON text or NULL); fills *out (test_resp_free() it). */
@@ -654,7 +647,7 @@ int main(void)
         return 1;
     }
     port = api_server_port(server);
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
 
     test_apps(c);
     test_keys(c);

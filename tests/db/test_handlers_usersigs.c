@@ -41,13 +41,6 @@ static struct keyring *kr;
 static struct store *st; /* the test's own connection; the server has another */
 static char tok_admin[KEYRING_TOKEN_BUF], tok_signer_b[KEYRING_TOKEN_BUF];
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 /* ---- setup through the store ------------------------------------------------------------- */
 
 static void add_app(uint32_t sdkappid, uint32_t default_expire, uint32_t max_expire,
@@ -498,7 +491,7 @@ int main(void)
         return test_done("db_handlers_usersigs");
     }
     port = api_server_port(server);
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
 
     test_sign_and_verify(c);
     test_sign_refusals(c);

@@ -651,13 +651,6 @@ static void test_free_with_waiting(const struct api_server_config *cfg, struct a
     port = main_port;
 }
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 int main(void)
 {
     char err[256];
@@ -686,7 +679,7 @@ int main(void)
         return test_done("http_async");
     }
     port = api_server_port(server);
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
 
     test_async_auth(server);
     test_auth_client_leaves(server);

@@ -592,13 +592,6 @@ static void test_route_flags(void)
     api_server_free(s);
 }
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 int main(void)
 {
     char err[256];
@@ -631,7 +624,7 @@ int main(void)
     test_route_flags();
     for (int i = 0; i < N_WORKERS; i++)
         pthread_create(&workers[i], NULL, worker_main, NULL);
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
     loop_tid = thread;
 
     test_identical();

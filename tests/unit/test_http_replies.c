@@ -180,13 +180,6 @@ static const struct api_route test_table[] = {
 static struct event_base *base;
 static int port;
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 #define AUTH(t) "Authorization: Bearer " t "\r\n"
 #define JSON_CT "Content-Type: application/json\r\n"
 
@@ -340,7 +333,7 @@ int main(void)
         api_server_free(v6);
         v6 = NULL;
     }
-    pthread_create(&thread, NULL, loop_main, NULL);
+    pthread_create(&thread, NULL, test_loop_thread, base);
 
     test_replies();
     test_timeout();

@@ -394,3 +394,9 @@ void test_on_loop(struct event_base *base, void (*fn)(void *arg), void *arg)
         usleep(1000);
     CHECK(atomic_load(&c.done), "the loop ran the call");
 }
+
+void *test_loop_thread(void *base)
+{
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}

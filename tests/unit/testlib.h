@@ -89,5 +89,8 @@ void test_hex(const uint8_t *b, size_t n, char *out);
  * fails when it did not run). For tests whose loop runs on a thread of its own. */
 struct event_base;
 void test_on_loop(struct event_base *base, void (*fn)(void *arg), void *arg);
+/* A pthread start routine that runs the event_base given as arg until event_base_loopbreak:
+ * pthread_create(&t, NULL, test_loop_thread, base). */
+void *test_loop_thread(void *base);
 
 #endif
