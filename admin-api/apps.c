@@ -176,7 +176,7 @@ void handle_app_create(struct api_request *r)
         app.default_expire = app.max_expire;
     if (app_expire_order_check(r, &app) != 0)
         return;
-    if (!api_principal_has_app(r->principal, app.sdkappid)) {
+    if (!principal_has_app(r->principal, app.sdkappid)) {
         service_audit_refusal(svc, r->principal, "app.create", app.sdkappid, 0, "forbidden", NULL);
         api_reply_error(r, API_ERR_FORBIDDEN,
                         "this token's app scope does not include sdkappid %u, so it cannot "
@@ -225,7 +225,7 @@ void handle_app_list(struct api_request *r)
 {
     static const char *const allowed[] = {"after", "limit", NULL};
     struct service *svc = r->ctx;
-    const struct api_principal *p = r->principal;
+    const struct principal *p = r->principal;
     struct store_app_listed *apps = NULL;
     size_t n = 0;
     int64_t after = 0;

@@ -211,7 +211,7 @@ static int parse_filter(struct api_request *r, struct store_audit_filter *f)
 void handle_audit_list(struct api_request *r)
 {
     struct service *svc = r->ctx;
-    const struct api_principal *p = r->principal;
+    const struct principal *p = r->principal;
     struct store_audit_filter f;
     struct audit_event *events = NULL;
     json_t *list = NULL, *body = NULL;
@@ -222,7 +222,7 @@ void handle_audit_list(struct api_request *r)
 
     if (parse_filter(r, &f) != 0)
         return;
-    if (f.sdkappid != 0 && !api_principal_has_app(p, f.sdkappid)) {
+    if (f.sdkappid != 0 && !principal_has_app(p, f.sdkappid)) {
         api_reply_error(r, API_ERR_FORBIDDEN, "this token does not cover app %u", f.sdkappid);
         return;
     }
@@ -247,7 +247,7 @@ void handle_audit_list(struct api_request *r)
         for (size_t i = 0; i < n && json_array_size(list) < want; i++) {
             last_scanned = events[i].seq;
             scanned++;
-            if (scoped && !api_principal_has_app(p, events[i].sdkappid))
+            if (scoped && !principal_has_app(p, events[i].sdkappid))
                 continue;
             if (json_array_append_new(list, event_json(&events[i])) != 0) {
                 free(events);

@@ -39,7 +39,7 @@ struct batch_params {
 struct batch {
     struct service *svc;   /* the loop thread's */
     struct api_request *r; /* NULL once the stream is ended, or when no stream started */
-    struct api_principal principal;
+    struct principal principal;
     char request_id[API_REQUEST_ID_LEN + 1];
     char batch_id[STORE_BATCH_ID_LEN + 1];
     uint32_t sdkappid, key_version;

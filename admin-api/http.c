@@ -81,7 +81,7 @@ static void dispatch_checked(struct req *f)
         return;
     case API_AUTHZ_ROLE:
         api_reply_error(r, API_ERR_FORBIDDEN, "role %s may not %s %s",
-                        api_role_name(r->principal->role), api_method_name(r->method),
+                        role_name(r->principal->role), api_method_name(r->method),
                         m->route->pattern);
         return;
     case API_AUTHZ_SCOPE:
@@ -106,8 +106,8 @@ static void dispatch_authenticated(struct req *f)
     struct api_request *r = &f->pub;
     int arc = f->auth.rc;
 
-    if (arc == API_AUTH_OK && ((unsigned)f->principal.role >= API_ROLE_COUNT ||
-                               f->principal.n_apps > API_PRINCIPAL_MAX_APPS)) {
+    if (arc == API_AUTH_OK &&
+        ((unsigned)f->principal.role >= ROLE_COUNT || f->principal.n_apps > PRINCIPAL_MAX_APPS)) {
         log_msg(LOG_ERROR, r->request_id, "authenticate gave role %d with %zu apps",
                 (int)f->principal.role, f->principal.n_apps);
         arc = -1;
@@ -163,7 +163,7 @@ static void dispatch(struct api_server *s, struct req *f)
                         api_method_name(r->method));
         return;
     }
-    if (m->route->perm == API_PERM_PUBLIC) {
+    if (m->route->perm == PERM_PUBLIC) {
         dispatch_checked(f);
         return;
     }
@@ -200,7 +200,7 @@ static void finish(struct req *f)
         api_request_free(f);
 }
 
-void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct api_principal *p)
+void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct principal *p)
 {
     struct req *f = (struct req *)((char *)call - offsetof(struct req, auth));
     bool later = call->state == AUTH_PENDING;
@@ -216,7 +216,7 @@ void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct api_
         call->rc = -1;
     else if (rc == API_AUTH_OK) {
         f->principal = *p;
-        f->principal.name[API_PRINCIPAL_NAME_BUF - 1] = '\0';
+        f->principal.name[PRINCIPAL_NAME_BUF - 1] = '\0';
     }
     if (!later) /* inside the callback: dispatch() goes on when it returns */
         return;

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "principal.h"
 
 #define API_WUR __attribute__((warn_unused_result))
 
@@ -61,52 +62,8 @@
 #define API_PATH_MAX 512           /* bytes of a request path; longer is 404 */
 #define API_PATH_MAX_SEGMENTS 8    /* "/v1/apps/1/keys/2/disable" is 6 */
 #define API_BODY_SLACK (64 * 1024) /* see api_server_config.max_body */
-#define API_PRINCIPAL_NAME_BUF 513 /* 128 UTF-8 characters and a NUL */
-#define API_PRINCIPAL_MAX_APPS 256 /* sdkappids a token may be scoped to */
 
-/* ---- Roles, permissions, principals (implemented in policy.c) -------------------------------- */
-
-enum api_role {
-    API_ROLE_ADMIN = 0,   /* everything */
-    API_ROLE_KEY_MANAGER, /* apps and keys */
-    API_ROLE_SIGNER,      /* sign and verify UserSigs of its apps */
-    API_ROLE_AUDITOR,     /* read apps, keys and the audit log */
-    API_ROLE_COUNT
-};
-
-const char *api_role_name(enum api_role role); /* "admin", "key_manager", "signer", "auditor" */
-int api_role_parse(const char *name);          /* -1 when unknown */
-
-/* What a route needs. policy.c grants them to roles. */
-enum api_perm {
-    API_PERM_PUBLIC = 0, /* no token at all (health checks) */
-    API_PERM_APPS_READ,
-    API_PERM_APPS_WRITE,
-    API_PERM_KEYS_READ,
-    API_PERM_KEYS_WRITE,
-    API_PERM_SIGN,
-    API_PERM_VERIFY,
-    API_PERM_AUDIT_READ,
-    API_PERM_TOKENS,
-    API_PERM_COUNT
-};
-
-bool api_role_has_perm(enum api_role role, enum api_perm perm);
-
-/* Who is calling: filled by the authenticate callback. Plain data, no free needed. */
-struct api_principal {
-    int64_t token_id;
-    char name[API_PRINCIPAL_NAME_BUF]; /* the token's name, for logs and audit (not a secret) */
-    enum api_role role;
-    bool all_apps; /* true: every app; otherwise only the n_apps sdkappids of apps */
-    size_t n_apps; /* 0..API_PRINCIPAL_MAX_APPS */
-    uint32_t apps[API_PRINCIPAL_MAX_APPS];
-};
-
-/* True when p may act on sdkappid (all_apps, or sdkappid in apps). False for NULL or 0.
- * Handlers of routes whose sdkappid comes from the body or the token (POST /v1/apps,
- * /v1/usersigs/verify) or that list (GET /v1/apps, /v1/audit) use it themselves. */
-bool api_principal_has_app(const struct api_principal *p, uint32_t sdkappid);
+/* ---- Principals: roles, permissions and scopes are the core's (principal.h) ---------------- */
 
 /* Results of a token check. */
 enum api_auth_rc {
@@ -125,7 +82,7 @@ struct api_auth;
  * authenticate callback or later. Called later, it runs the rest of the request's steps (the
  * handler included) before it returns; when the client left meanwhile or the server was freed,
  * it only frees the request. Never call it again, nor touch call, after it. */
-void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct api_principal *p);
+void api_auth_done(struct api_auth *call, enum api_auth_rc rc, const struct principal *p);
 /* The request id of the request being checked, for the callback's log lines. Valid as call. */
 const char *api_auth_request_id(const struct api_auth *call);
 
@@ -151,7 +108,7 @@ struct api_route {
     enum evhttp_cmd_type method; /* EVHTTP_REQ_GET, _POST, _PATCH, _DELETE, _PUT */
     const char *pattern;         /* "/v1/apps/{sdkappid}/keys/{version}/disable" */
     const char *op;              /* the operationId in openapi.yaml ("disableKey") */
-    enum api_perm perm;
+    enum perm perm;
     enum api_body body;
     unsigned flags; /* API_ROUTE_* */
     void (*handler)(struct api_request *r);
@@ -204,7 +161,7 @@ enum api_authz {
 
 /* The authorization decision (policy.c), pure: p NULL = no token. sdkappid is the route's
  * {sdkappid} (ignored for routes without it; 0 there is outside every scope). */
-enum api_authz api_authorize(const struct api_principal *p, const struct api_route *route,
+enum api_authz api_authorize(const struct principal *p, const struct api_route *route,
                              uint32_t sdkappid);
 
 /* ---- Requests -------------------------------------------------------------------------------- */
@@ -224,8 +181,8 @@ struct api_request {
     uint32_t key_version; /* {version}, 0 when none */
     int64_t id;           /* {id}, 0 when none */
     json_t *body; /* API_BODY_JSON*: the parsed object (borrowed: the framework decrefs it) */
-    const struct api_principal *principal; /* NULL on public routes */
-    void *ctx;                             /* api_server_config.ctx */
+    const struct principal *principal; /* NULL on public routes */
+    void *ctx;                         /* api_server_config.ctx */
 };
 
 /* A query parameter's percent-decoded value (NUL-terminated, no NUL inside, at most

@@ -80,7 +80,7 @@ struct req {
     enum api_error err;
     struct timespec started;
     char path[API_PATH_MAX + 1];
-    struct api_principal principal;
+    struct principal principal;
     char *query_buf;
     struct query_param query[API_QUERY_MAX_PARAMS];
     size_t n_query;

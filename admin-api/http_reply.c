@@ -46,7 +46,7 @@ static double elapsed_ms(const struct req *f)
 
 static void access_log(struct req *f, const char *message)
 {
-    const struct api_principal *p = f->pub.principal;
+    const struct principal *p = f->pub.principal;
     double ms = elapsed_ms(f);
     log_msg(api_error_level(f->err), f->pub.request_id, "%s %s %d %s%s%s (%.1f ms, token %s)",
             api_method_name(f->pub.method), f->path, f->status, api_error_code(f->err),

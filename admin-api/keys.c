@@ -233,10 +233,10 @@ static int material_fields(struct api_request *r, bool with_version, json_t **se
 
 /* Records the refusal of a key another app holds (or held). The other app is named only to a
  * caller whose scope covers it. */
-static void refuse_other_app(struct service *svc, const struct api_principal *p, uint32_t sdkappid,
+static void refuse_other_app(struct service *svc, const struct principal *p, uint32_t sdkappid,
                              const struct key_material *m, uint32_t holder, struct key_result *res)
 {
-    bool visible = api_principal_has_app(p, holder);
+    bool visible = principal_has_app(p, holder);
     json_t *details =
         visible ? details_new("fingerprint", "s", m->fp_short, "other_sdkappid", "i", holder, NULL)
                 : details_new("fingerprint", "s", m->fp_short, "other_sdkappid", "s",
@@ -251,7 +251,7 @@ static void refuse_other_app(struct service *svc, const struct api_principal *p,
                  "this key is (or was) registered to another app; every app needs its own key");
 }
 
-static void refuse_same_app(struct service *svc, const struct api_principal *p, uint32_t sdkappid,
+static void refuse_same_app(struct service *svc, const struct principal *p, uint32_t sdkappid,
                             const struct key_material *m, uint32_t held_version,
                             struct key_result *res)
 {
@@ -268,7 +268,7 @@ static void refuse_same_app(struct service *svc, const struct api_principal *p, 
  * version (the previous active one is then retired), pending otherwise. rotate: the request was
  * a rotation (audited "key.rotate" as well). *added and *retired (version 0 when none) get the
  * rows as committed; caller store_key_clear()s them. */
-static void key_import(struct service *svc, const struct api_principal *p, uint32_t sdkappid,
+static void key_import(struct service *svc, const struct principal *p, uint32_t sdkappid,
                        const struct key_material *m, bool activate, bool rotate,
                        struct store_key *added, struct store_key *retired, struct key_result *res)
 {
@@ -364,11 +364,11 @@ done:
 }
 
 /* A refusal of a change to version because of its state: rolled back, audited, 409. */
-static void refuse_state(struct service *svc, const struct api_principal *p, const char *action,
+static void refuse_state(struct service *svc, const struct principal *p, const char *action,
                          const struct store_key *k, struct key_result *res, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static void refuse_state(struct service *svc, const struct api_principal *p, const char *action,
+static void refuse_state(struct service *svc, const struct principal *p, const char *action,
                          const struct store_key *k, struct key_result *res, const char *fmt, ...)
 {
     va_list ap;
@@ -400,7 +400,7 @@ static enum store_rc lock_and_get(struct service *svc, uint32_t sdkappid, uint32
 }
 
 /* Makes an existing pending or retired version active, retiring the active one. */
-static void key_rotate_to(struct service *svc, const struct api_principal *p, uint32_t sdkappid,
+static void key_rotate_to(struct service *svc, const struct principal *p, uint32_t sdkappid,
                           uint32_t version, struct store_key *active, struct store_key *retired,
                           struct key_result *res)
 {
@@ -465,7 +465,7 @@ done:
 enum key_change { KEY_DISABLE, KEY_ENABLE, KEY_DESTROY };
 
 /* Disables, enables or destroys one version. reason may be NULL except for KEY_DESTROY. */
-static void key_change_state(struct service *svc, const struct api_principal *p, uint32_t sdkappid,
+static void key_change_state(struct service *svc, const struct principal *p, uint32_t sdkappid,
                              uint32_t version, enum key_change op, const char *reason,
                              struct store_key *out, struct key_result *res)
 {

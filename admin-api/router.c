@@ -205,7 +205,7 @@ int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t
                  r->method == EVHTTP_REQ_OPTIONS || r->method == EVHTTP_REQ_TRACE ||
                  r->method == EVHTTP_REQ_CONNECT)
             why = "method not GET, POST, PUT, PATCH or DELETE";
-        else if ((unsigned)r->perm >= API_PERM_COUNT || (unsigned)r->body > API_BODY_RAW)
+        else if ((unsigned)r->perm >= PERM_COUNT || (unsigned)r->body > API_BODY_RAW)
             why = "unknown perm or body kind";
         else if ((r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_DELETE) &&
                  r->body != API_BODY_NONE)

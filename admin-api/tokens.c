@@ -210,7 +210,7 @@ static json_t *token_details(const struct store_token *t)
     return d;
 }
 
-enum store_rc tokens_create(struct service *svc, const struct api_principal *actor,
+enum store_rc tokens_create(struct service *svc, const struct principal *actor,
                             const struct tokens_spec *spec, struct store_token *out, char *token,
                             size_t cap)
 {
@@ -312,7 +312,7 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
 
     memset(spec, 0, sizeof *spec);
     spec->name = json_string_value(json_object_get(body, "name"));
-    role = api_role_parse(json_string_value(json_object_get(body, "role")));
+    role = role_parse(json_string_value(json_object_get(body, "role")));
     spec->role = role >= 0 ? (enum store_role)role : (enum store_role) - 1;
     spec->all_apps = apps == NULL;
     if (apps != NULL) {

@@ -58,7 +58,7 @@ int tokens_parse_apps(const char *csv, struct tokens_spec *spec) TOKENS_WUR;
  * and token (cap >= KEYRING_TOKEN_BUF) the secret token text "usg_<id>_<secret>": the caller
  * shows it once and wipes it (OPENSSL_cleanse). On failure token is wiped and the caller rolls
  * back. Failures are logged. */
-enum store_rc tokens_create(struct service *svc, const struct api_principal *actor,
+enum store_rc tokens_create(struct service *svc, const struct principal *actor,
                             const struct tokens_spec *spec, struct store_token *out, char *token,
                             size_t cap) TOKENS_WUR;
 

@@ -212,7 +212,7 @@ static json_t *verify_reply(const struct verify_result *res, const struct usersi
 /* Looks among the keys of the other apps the caller may see for one whose signature matches d.
  * Keys that do not open are skipped (service_open_key logged them). 0, or -1 when the store
  * failed. */
-static int find_signer(struct service *svc, const struct api_principal *p, uint32_t app,
+static int find_signer(struct service *svc, const struct principal *p, uint32_t app,
                        const struct usersig_decoded *d, struct verify_result *res)
 {
     struct store_key *keys = NULL;
@@ -239,8 +239,8 @@ static int find_signer(struct service *svc, const struct api_principal *p, uint3
 
 /* Checks decoded d against the live key versions of app. API_OK with *res filled, or the error
  * to answer with (msg filled). */
-static enum api_error verify_with_app(struct service *svc, const struct api_principal *p,
-                                      uint32_t app, const struct usersig_decoded *d,
+static enum api_error verify_with_app(struct service *svc, const struct principal *p, uint32_t app,
+                                      const struct usersig_decoded *d,
                                       const struct usersig_expect *expect,
                                       struct verify_result *res, char *msg, size_t cap)
 {
@@ -417,7 +417,7 @@ void handle_usersig_verify(struct api_request *r)
         expect.identifier_len = json_string_length(j_id);
     }
     /* Given sdkappid: the scope decides before anything about the token is said. */
-    if (app != 0 && !api_principal_has_app(r->principal, app)) {
+    if (app != 0 && !principal_has_app(r->principal, app)) {
         err = API_ERR_FORBIDDEN;
         snprintf(msg, sizeof msg, "the token's app scope does not include app %u", app);
         goto out;
@@ -441,7 +441,7 @@ void handle_usersig_verify(struct api_request *r)
         snprintf(msg, sizeof msg, "the UserSig carries SDKAppID 0, which no app has");
         goto out;
     }
-    if (!api_principal_has_app(r->principal, app)) {
+    if (!principal_has_app(r->principal, app)) {
         err = API_ERR_FORBIDDEN;
         snprintf(msg, sizeof msg,
                  "the token's app scope does not include app %u, the UserSig's SDKAppID", app);

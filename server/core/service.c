@@ -51,24 +51,33 @@ static int64_t now_us(void)
     return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
-/* The verdict on a fetched row for a token whose secret hashes to hash: API_AUTH_OK with *out
- * filled, or API_AUTH_NOT_FOUND (another secret, revoked, expired). The hashes are compared in
- * constant time. */
-static int token_verdict(const struct store_token *t, const uint8_t hash[KEYRING_FP_BYTES],
-                         int64_t now, struct api_principal *out)
+/* The verdict on a token for a secret that hashes to hash: SERVICE_TOKEN_OK, or
+ * SERVICE_TOKEN_UNKNOWN (another secret, expired). The hashes are compared in constant time. */
+static enum service_token_rc cached_verdict(const struct cache_token *t,
+                                            const uint8_t hash[KEYRING_FP_BYTES], int64_t now,
+                                            struct principal *out)
 {
-    if (!keyring_token_check(hash, t->secret_hash))
-        return API_AUTH_NOT_FOUND;
-    if (t->revoked_at_us != 0 || (t->expires_at_us != 0 && t->expires_at_us <= now))
-        return API_AUTH_NOT_FOUND;
+    if (!keyring_token_check(hash, t->hash))
+        return SERVICE_TOKEN_UNKNOWN;
+    if (t->expires_at_us != 0 && t->expires_at_us <= now)
+        return SERVICE_TOKEN_UNKNOWN;
+    *out = t->principal;
+    return SERVICE_TOKEN_OK;
+}
+
+/* A fetched row as cached (revoked rows are not cached: they fail every check anyway). */
+static void token_entry(const struct store_token *t, struct cache_token *out)
+{
     memset(out, 0, sizeof *out);
-    out->token_id = t->id;
-    snprintf(out->name, sizeof out->name, "%s", t->name);
-    out->role = (enum api_role)t->role;
-    out->all_apps = t->all_apps;
-    out->n_apps = t->n_apps < API_PRINCIPAL_MAX_APPS ? t->n_apps : API_PRINCIPAL_MAX_APPS;
-    memcpy(out->apps, t->apps, out->n_apps * sizeof out->apps[0]);
-    return API_AUTH_OK;
+    out->id = t->id;
+    memcpy(out->hash, t->secret_hash, sizeof out->hash);
+    out->expires_at_us = t->expires_at_us;
+    out->principal.token_id = t->id;
+    snprintf(out->principal.name, sizeof out->principal.name, "%s", t->name);
+    out->principal.role = (enum role)t->role;
+    out->principal.all_apps = t->all_apps;
+    out->principal.n_apps = t->n_apps < PRINCIPAL_MAX_APPS ? t->n_apps : PRINCIPAL_MAX_APPS;
+    memcpy(out->principal.apps, t->apps, out->principal.n_apps * sizeof out->principal.apps[0]);
 }
 
 /* Records a token's use, at most once a minute: the row says when it was last used, so most
@@ -80,28 +89,49 @@ static void token_touch(struct service *svc, const struct store_token *t, int64_
         log_warn("token %lld: could not record its use", (long long)t->id);
 }
 
-/* One token check in flight. */
-struct auth_call {
-    struct dbpool_job job;
-    struct api_auth *call;
-    char token[API_TOKEN_MAX + 1];
-    int rc;
-    struct api_principal principal;
-};
+void service_token_touch(struct service *svc, int64_t id)
+{
+    if (store_token_touch(svc->st, id) != STORE_OK)
+        log_warn("token %lld: could not record its use", (long long)id);
+}
 
-void service_check_tokens(struct service *svc, const char *const *tokens, size_t n, int *rc,
-                          struct api_principal *out)
+enum service_token_rc service_token_cached(struct service *svc, const char *token,
+                                           struct principal *out, bool *touch)
+{
+    int64_t id;
+    uint8_t hash[KEYRING_FP_BYTES];
+    struct cache_token t;
+    enum service_token_rc rc = SERVICE_TOKEN_MISS;
+
+    *touch = false;
+    if (keyring_token_parse(token, &id, hash) != KEYRING_OK)
+        return SERVICE_TOKEN_UNKNOWN;
+    if (svc->cache != NULL && cache_token_get(svc->cache, id, &t)) {
+        int64_t now = now_us();
+        rc = cached_verdict(&t, hash, now, out);
+        if (rc == SERVICE_TOKEN_OK)
+            *touch = cache_token_due(svc->cache, id, now);
+        OPENSSL_cleanse(&t, sizeof t);
+    }
+    OPENSSL_cleanse(hash, sizeof hash);
+    return rc;
+}
+
+void service_check_tokens(struct service *svc, const char *const *tokens, size_t n,
+                          enum service_token_rc *rc, struct principal *out)
 {
     int64_t ids[SERVICE_TOKENS_MAX] = {0};
     uint8_t hashes[SERVICE_TOKENS_MAX][KEYRING_FP_BYTES];
     struct store_token rows[SERVICE_TOKENS_MAX];
+    struct cache_token entry;
     int found[SERVICE_TOKENS_MAX];
     size_t n_ids = 0, slot[SERVICE_TOKENS_MAX];
+    uint64_t epoch = svc->cache != NULL ? cache_epoch(svc->cache) : 0;
 
     if (n > SERVICE_TOKENS_MAX)
         n = SERVICE_TOKENS_MAX; /* the caller's batch is bounded by the same number */
     for (size_t i = 0; i < n; i++) {
-        rc[i] = API_AUTH_NOT_FOUND;
+        rc[i] = SERVICE_TOKEN_UNKNOWN;
         if (keyring_token_parse(tokens[i], &ids[n_ids], hashes[n_ids]) == KEYRING_OK)
             slot[i] = n_ids++;
         else
@@ -110,7 +140,7 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
     if (store_token_get_many(svc->st, ids, n_ids, rows, found) != STORE_OK) {
         for (size_t i = 0; i < n; i++)
             if (slot[i] != SIZE_MAX)
-                rc[i] = API_AUTH_ERROR;
+                rc[i] = SERVICE_TOKEN_ERROR;
     } else {
         int64_t now = now_us();
         for (size_t i = 0; i < n; i++) {
@@ -118,81 +148,28 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
             if (k == SIZE_MAX || found[k] == 0)
                 continue;
             if (found[k] < 0) {
-                rc[i] = API_AUTH_ERROR;
+                rc[i] = SERVICE_TOKEN_ERROR;
                 continue;
             }
-            rc[i] = token_verdict(&rows[k], hashes[k], now, &out[i]);
-            if (rc[i] == API_AUTH_OK)
+            if (rows[k].revoked_at_us != 0)
+                continue;
+            token_entry(&rows[k], &entry);
+            rc[i] = cached_verdict(&entry, hashes[k], now, &out[i]);
+            /* Published whatever the secret given: the row is the truth for every caller. */
+            if (svc->cache != NULL)
+                cache_token_put(svc->cache, &entry, rows[k].last_used_at_us, epoch);
+            if (rc[i] == SERVICE_TOKEN_OK)
                 token_touch(svc, &rows[k], now);
         }
     }
+    OPENSSL_cleanse(&entry, sizeof entry);
     OPENSSL_cleanse(hashes, sizeof hashes);
     OPENSSL_cleanse(rows, sizeof rows);
 }
 
-/* The token checks waiting together, their rows fetched in one statement. */
-static void auth_run(struct store *st, void *ctx, struct dbpool_job *jobs)
-{
-    struct auth_call *calls[SERVICE_TOKENS_MAX];
-    const char *tokens[SERVICE_TOKENS_MAX] = {0};
-    struct api_principal principals[SERVICE_TOKENS_MAX];
-    int rc[SERVICE_TOKENS_MAX];
-    size_t n = 0;
-
-    (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL && n < SERVICE_TOKENS_MAX; j = j->next) {
-        calls[n] = j->arg;
-        tokens[n] = calls[n]->token;
-        n++;
-    }
-    service_check_tokens(ctx, tokens, n, rc, principals);
-    for (size_t i = 0; i < n; i++) {
-        calls[i]->rc = rc[i];
-        if (rc[i] == API_AUTH_OK)
-            calls[i]->principal = principals[i];
-        OPENSSL_cleanse(calls[i]->token, sizeof calls[i]->token);
-    }
-    OPENSSL_cleanse(principals, sizeof principals);
-}
-
-static void auth_done(struct dbpool_job *job)
-{
-    struct auth_call *a = job->arg;
-    if (job->cancelled)
-        a->rc = API_AUTH_ERROR;
-    api_auth_done(a->call, (enum api_auth_rc)a->rc, a->rc == API_AUTH_OK ? &a->principal : NULL);
-    OPENSSL_cleanse(a, sizeof *a);
-    free(a);
-}
-
-void service_authenticate(void *ctx, const char *token, struct api_auth *call)
-{
-    struct service *svc = ctx;
-    size_t len = strlen(token);
-    struct auth_call *a;
-
-    if (len > API_TOKEN_MAX) { /* the framework refuses longer ones before */
-        api_auth_done(call, API_AUTH_NOT_FOUND, NULL);
-        return;
-    }
-    a = calloc(1, sizeof *a);
-    if (a == NULL) {
-        log_msg(LOG_ERROR, api_auth_request_id(call), "out of memory checking a token");
-        api_auth_done(call, API_AUTH_ERROR, NULL);
-        return;
-    }
-    a->call = call;
-    memcpy(a->token, token, len + 1);
-    a->job.run = auth_run;
-    a->job.done = auth_done;
-    a->job.arg = a;
-    a->job.batch = SERVICE_TOKENS_MAX;
-    service_run(svc, &a->job);
-}
-
-int service_audit_event(const struct api_principal *principal, const char *action,
-                        uint32_t sdkappid, uint32_t key_version, const char *outcome,
-                        json_t *details, struct audit_event *ev, char **text)
+int service_audit_event(const struct principal *principal, const char *action, uint32_t sdkappid,
+                        uint32_t key_version, const char *outcome, json_t *details,
+                        struct audit_event *ev, char **text)
 {
     *text = NULL;
     if (details != NULL) {
@@ -213,7 +190,7 @@ int service_audit_event(const struct api_principal *principal, const char *actio
     return 0;
 }
 
-enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
+enum store_rc service_audit(struct service *svc, const struct principal *principal,
                             const char *action, uint32_t sdkappid, uint32_t key_version,
                             const char *outcome, json_t *details)
 {
@@ -227,7 +204,7 @@ enum store_rc service_audit(struct service *svc, const struct api_principal *pri
     return rc == AUDIT_OK ? STORE_OK : STORE_ERROR;
 }
 
-void service_audit_refusal(struct service *svc, const struct api_principal *principal,
+void service_audit_refusal(struct service *svc, const struct principal *principal,
                            const char *action, uint32_t sdkappid, uint32_t key_version,
                            const char *outcome, json_t *details)
 {

@@ -11,10 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "config.h"
 #include "dbpool.h"
-#include "http.h"
+#include "errors.h"
 #include "keyring.h"
+#include "principal.h"
 #include "store.h"
 #include "usersig.h"
 
@@ -27,6 +29,7 @@ struct service {
     const char *migrations_dir;
     struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
+    struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
 };
 
 /* The dbpool thread context: a copy of proto (a const struct service *) bound to that
@@ -38,35 +41,47 @@ void service_thread_free(void *ctx);
  * svc's own connection, done included (operator commands and tests without a pool). */
 void service_run(struct service *svc, struct dbpool_job *job);
 
+/* The outcome of a token check. */
+enum service_token_rc {
+    SERVICE_TOKEN_OK = 0,  /* the principal is given */
+    SERVICE_TOKEN_UNKNOWN, /* malformed, unknown, expired or revoked: 401 */
+    SERVICE_TOKEN_ERROR,   /* could not tell (database down): 503 */
+    SERVICE_TOKEN_MISS,    /* service_token_cached only: not cached, check it on the store */
+};
+
+/* Checks token against the cache alone (any thread, no I/O): OK with *out filled, UNKNOWN
+ * (malformed, or cached and refused) or MISS. *touch is set when the token's use is due to be
+ * recorded (service_token_touch; at most once a minute per process). */
+enum service_token_rc service_token_cached(struct service *svc, const char *token,
+                                           struct principal *out, bool *touch);
+
 /* Checks n API tokens (at most SERVICE_TOKENS_MAX) on svc's connection, their rows fetched in
  * one statement: each is parsed, its secret's hash compared in constant time, an expired or
- * revoked one refused, and its use recorded (at most once a minute). rc[i] is API_AUTH_OK with
- * out[i] filled, API_AUTH_NOT_FOUND or API_AUTH_ERROR. What a pool thread runs for the checks
- * waiting together. */
+ * revoked one refused, and its use recorded (at most once a minute). The rows read are cached.
+ * What a pool thread runs for the checks waiting together. */
 #define SERVICE_TOKENS_MAX 16
-void service_check_tokens(struct service *svc, const char *const *tokens, size_t n, int *rc,
-                          struct api_principal *out);
+void service_check_tokens(struct service *svc, const char *const *tokens, size_t n,
+                          enum service_token_rc *rc, struct principal *out);
 
-/* The api_server authenticate callback: ctx is a struct service. service_check_tokens on a
- * database thread (service_run), answered with api_auth_done on the loop thread. */
-void service_authenticate(void *ctx, const char *token, struct api_auth *call);
+/* Records that token id was used (on svc's connection); failures are logged. */
+void service_token_touch(struct service *svc, int64_t id);
 
 /* Appends an audit event for principal (NULL: the server itself) inside the caller's open
  * transaction. details is a JSON object or NULL; it is stolen. Never put a secret in it. */
-enum store_rc service_audit(struct service *svc, const struct api_principal *principal,
+enum store_rc service_audit(struct service *svc, const struct principal *principal,
                             const char *action, uint32_t sdkappid, uint32_t key_version,
                             const char *outcome, json_t *details) SERVICE_WUR;
 
 /* Fills ev for principal as service_audit would append it; the details (stolen) become
  * *text, which ev->details points to: free() it after the append. 0, or -1 when out of memory. */
 struct audit_event;
-int service_audit_event(const struct api_principal *principal, const char *action,
-                        uint32_t sdkappid, uint32_t key_version, const char *outcome,
-                        json_t *details, struct audit_event *ev, char **text) SERVICE_WUR;
+int service_audit_event(const struct principal *principal, const char *action, uint32_t sdkappid,
+                        uint32_t key_version, const char *outcome, json_t *details,
+                        struct audit_event *ev, char **text) SERVICE_WUR;
 
 /* Records a refused state change in its own transaction (the change itself was rolled back):
  * "a refused request changes nothing but the audit log". details stolen. Failures are logged. */
-void service_audit_refusal(struct service *svc, const struct api_principal *principal,
+void service_audit_refusal(struct service *svc, const struct principal *principal,
                            const char *action, uint32_t sdkappid, uint32_t key_version,
                            const char *outcome, json_t *details);
 

@@ -35,7 +35,7 @@ struct sign_input {
 struct sign_request {
     struct dbpool_job job; /* the pool's */
     /* In: */
-    const struct api_principal *principal; /* the actor of the audit event; valid until done */
+    const struct principal *principal; /* the actor of the audit event; valid until done */
     uint32_t sdkappid;
     struct sign_input in;
     /* A refusal already decided (by parsing): only its audit event is recorded; err and msg are

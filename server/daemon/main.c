@@ -138,9 +138,9 @@ static int cmd_migrate(struct boot *d, const char *config_path)
     return 0;
 }
 
-static const struct api_principal *cli_principal(void)
+static const struct principal *cli_principal(void)
 {
-    static struct api_principal p = {.token_id = 0, .name = "cli", .all_apps = true};
+    static struct principal p = {.token_id = 0, .name = "cli", .all_apps = true};
     return &p;
 }
 

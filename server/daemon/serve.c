@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
+#include "authn.h"
 #include "offload.h"
 #include "dbpool.h"
 #include "pipeline.h"
@@ -183,7 +184,7 @@ static int bind_api(struct serve *s)
         .request_timeout_ms = d->cfg.request_timeout_ms,
         .routes = api_routes,
         .n_routes = api_routes_count,
-        .authenticate = service_authenticate,
+        .authenticate = authn_token,
         /* API_ROUTE_OFFLOAD handlers on the pool's threads; it finds d->svc.pool (made in
          * run_loop) at each request. */
         .offload = offload_request,

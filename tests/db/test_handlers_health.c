@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "routes.h"
+#include "authn.h"
 #include "service.h"
 
 static struct event_base *base;
@@ -107,7 +108,7 @@ int main(void)
         .max_body_large = 65536,
         .routes = api_routes,
         .n_routes = api_routes_count,
-        .authenticate = service_authenticate,
+        .authenticate = authn_token,
         .ctx = &svc,
     };
     if (evthread_use_pthreads() != 0 || (base = event_base_new()) == NULL ||

@@ -1,5 +1,5 @@
 /*
- * The app and key handlers for real: the admin API (the real route table, service_authenticate)
+ * The app and key handlers for real: the admin API (the real route table, authn_token)
  * served on 127.0.0.1 from a thread, over a fresh migrated database and a keyring from a
  * temporary master key file, driven with plain HTTP requests. Checks replies, the rows left in
  * the database and the audit events, refusals included.
@@ -26,6 +26,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "routes.h"
+#include "authn.h"
 #include "service.h"
 
 #define APP_A 1400000100u
@@ -637,7 +638,7 @@ int main(void)
         .max_body_large = 65536,
         .routes = api_routes,
         .n_routes = api_routes_count,
-        .authenticate = service_authenticate,
+        .authenticate = authn_token,
         .ctx = &svc,
     };
     if (evthread_use_pthreads() != 0 || (base = event_base_new()) == NULL ||

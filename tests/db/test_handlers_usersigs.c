@@ -23,6 +23,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "routes.h"
+#include "authn.h"
 #include "service.h"
 #include "usersig.h"
 
@@ -480,7 +481,7 @@ int main(void)
         .request_timeout_ms = 5000,
         .routes = api_routes,
         .n_routes = api_routes_count,
-        .authenticate = service_authenticate,
+        .authenticate = authn_token,
         .ctx = &svc,
     };
     struct api_server *server = NULL;

@@ -28,7 +28,7 @@ static struct event_base *base;
 static struct keyring *kr;
 static struct service proto;
 static int n_done;
-static struct api_principal actor = {.token_id = 0, .name = "sign-test", .all_apps = true};
+static struct principal actor = {.token_id = 0, .name = "sign-test", .all_apps = true};
 
 struct call {
     struct sign_request req;

@@ -41,33 +41,33 @@ int main(void)
     const char *batch[] = {admin,   signer,        revoked, expired, wrong,
                            unknown, "usg_1_short", "",      admin};
     const size_t n = sizeof batch / sizeof batch[0];
-    int rc[16];
-    struct api_principal p[16];
+    enum service_token_rc rc[16];
+    struct principal p[16];
     service_check_tokens(&svc, batch, n, rc, p);
-    CHECK(rc[0] == API_AUTH_OK && p[0].token_id == admin_id && strcmp(p[0].name, "admin") == 0 &&
-              p[0].role == API_ROLE_ADMIN && p[0].all_apps,
+    CHECK(rc[0] == SERVICE_TOKEN_OK && p[0].token_id == admin_id && strcmp(p[0].name, "admin") == 0 &&
+              p[0].role == ROLE_ADMIN && p[0].all_apps,
           "admin: ok, its principal");
-    CHECK(rc[1] == API_AUTH_OK && p[1].token_id == signer_id && p[1].role == API_ROLE_SIGNER &&
+    CHECK(rc[1] == SERVICE_TOKEN_OK && p[1].token_id == signer_id && p[1].role == ROLE_SIGNER &&
               !p[1].all_apps && p[1].n_apps == 2 && p[1].apps[0] == apps[0] &&
               p[1].apps[1] == apps[1],
           "signer: ok, scoped to its two apps");
-    CHECK(rc[2] == API_AUTH_NOT_FOUND, "revoked: refused");
-    CHECK(rc[3] == API_AUTH_NOT_FOUND, "expired: refused");
-    CHECK(rc[4] == API_AUTH_NOT_FOUND, "another secret on a real id: refused");
-    CHECK(rc[5] == API_AUTH_NOT_FOUND, "unknown id: refused");
-    CHECK(rc[6] == API_AUTH_NOT_FOUND && rc[7] == API_AUTH_NOT_FOUND, "malformed: refused");
-    CHECK(rc[8] == API_AUTH_OK && p[8].token_id == admin_id, "the same token twice: both ok");
+    CHECK(rc[2] == SERVICE_TOKEN_UNKNOWN, "revoked: refused");
+    CHECK(rc[3] == SERVICE_TOKEN_UNKNOWN, "expired: refused");
+    CHECK(rc[4] == SERVICE_TOKEN_UNKNOWN, "another secret on a real id: refused");
+    CHECK(rc[5] == SERVICE_TOKEN_UNKNOWN, "unknown id: refused");
+    CHECK(rc[6] == SERVICE_TOKEN_UNKNOWN && rc[7] == SERVICE_TOKEN_UNKNOWN, "malformed: refused");
+    CHECK(rc[8] == SERVICE_TOKEN_OK && p[8].token_id == admin_id, "the same token twice: both ok");
 
     /* Revoked between two batches: the next batch refuses it. */
     CHECK(store_token_revoke(st, signer_id) == STORE_OK, "revoke the signer");
     service_check_tokens(&svc, batch, 2, rc, p);
-    CHECK(rc[0] == API_AUTH_OK && rc[1] == API_AUTH_NOT_FOUND, "the revocation is seen at once");
+    CHECK(rc[0] == SERVICE_TOKEN_OK && rc[1] == SERVICE_TOKEN_UNKNOWN, "the revocation is seen at once");
 
     /* The database gone: every well-formed token is "cannot tell", never accepted. */
     PGconn *c = dbtest_connect(&t);
     CHECK(dbtest_exec(c, "ALTER TABLE api_tokens RENAME TO api_tokens_gone", false), "rename");
     service_check_tokens(&svc, batch, n, rc, p);
-    CHECK(rc[0] == API_AUTH_ERROR && rc[1] == API_AUTH_ERROR && rc[6] == API_AUTH_NOT_FOUND,
+    CHECK(rc[0] == SERVICE_TOKEN_ERROR && rc[1] == SERVICE_TOKEN_ERROR && rc[6] == SERVICE_TOKEN_UNKNOWN,
           "store failure: 503 for the well-formed, 401 for the malformed");
     PQfinish(c);
 

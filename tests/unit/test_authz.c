@@ -17,8 +17,8 @@
 /* The product's rules, written from the spec rather than from routes.c. */
 static unsigned expected_roles(const struct api_route *r, bool *public_route)
 {
-    const unsigned A = 1u << API_ROLE_ADMIN, K = 1u << API_ROLE_KEY_MANAGER,
-                   S = 1u << API_ROLE_SIGNER, U = 1u << API_ROLE_AUDITOR;
+    const unsigned A = 1u << ROLE_ADMIN, K = 1u << ROLE_KEY_MANAGER, S = 1u << ROLE_SIGNER,
+                   U = 1u << ROLE_AUDITOR;
     *public_route = strcmp(r->pattern, "/healthz") == 0 || strcmp(r->pattern, "/readyz") == 0;
     if (*public_route)
         return A | K | S | U;
@@ -53,9 +53,9 @@ static void test_authorize_matrix(void)
             CHECK(got == (public_route ? API_AUTHZ_ALLOW : API_AUTHZ_UNAUTHENTICATED),
                   "%s %s without a token: %d", api_method_name(rt->method), rt->pattern, got);
         }
-        for (int role = 0; role < API_ROLE_COUNT; role++) {
+        for (int role = 0; role < ROLE_COUNT; role++) {
             for (int scoped = 0; scoped < 2; scoped++) {
-                struct api_principal p;
+                struct principal p;
                 memset(&p, 0, sizeof p);
                 p.role = role;
                 p.all_apps = !scoped;
@@ -73,27 +73,27 @@ static void test_authorize_matrix(void)
                         want = API_AUTHZ_SCOPE;
                     got = api_authorize(&p, rt, apps[a]);
                     CHECK(got == want, "%s %s, %s %s, app %u: %d, want %d",
-                          api_method_name(rt->method), rt->pattern, api_role_name(role),
+                          api_method_name(rt->method), rt->pattern, role_name(role),
                           scoped ? "scoped" : "all apps", apps[a], got, want);
                     cells++;
                 }
             }
         }
     }
-    CHECK(cells == (int)api_routes_count * API_ROLE_COUNT * 2 * 3, "cells %d", cells);
+    CHECK(cells == (int)api_routes_count * ROLE_COUNT * 2 * 3, "cells %d", cells);
 
-    struct api_principal p;
+    struct principal p;
     memset(&p, 0, sizeof p);
     p.n_apps = 2;
     p.apps[0] = 5;
     p.apps[1] = 7;
-    CHECK(api_principal_has_app(&p, 7) && !api_principal_has_app(&p, 6) &&
-              !api_principal_has_app(&p, 0) && !api_principal_has_app(NULL, 7),
-          "api_principal_has_app");
+    CHECK(principal_has_app(&p, 7) && !principal_has_app(&p, 6) && !principal_has_app(&p, 0) &&
+              !principal_has_app(NULL, 7),
+          "principal_has_app");
     p.all_apps = true;
-    CHECK(api_principal_has_app(&p, 6) && !api_principal_has_app(&p, 0), "all apps");
-    CHECK(api_role_parse("key_manager") == API_ROLE_KEY_MANAGER && api_role_parse("root") == -1 &&
-              strcmp(api_role_name(API_ROLE_AUDITOR), "auditor") == 0,
+    CHECK(principal_has_app(&p, 6) && !principal_has_app(&p, 0), "all apps");
+    CHECK(role_parse("key_manager") == ROLE_KEY_MANAGER && role_parse("root") == -1 &&
+              strcmp(role_name(ROLE_AUDITOR), "auditor") == 0,
           "role names");
     CHECK(api_authorize(&p, NULL, 1) != API_AUTHZ_ALLOW, "no route, no access");
 }

@@ -42,18 +42,18 @@ static void fake_authenticate(void *ctx, const char *token, struct api_auth *cal
 {
     static const struct {
         const char *token;
-        enum api_role role;
+        enum role role;
         int n_apps; /* -1: all apps */
         uint32_t apps[2];
     } tokens[] = {
-        {"t-admin", API_ROLE_ADMIN, -1, {0}},
-        {"t-admin-scoped", API_ROLE_ADMIN, 1, {APP_A}},
-        {"t-km", API_ROLE_KEY_MANAGER, -1, {0}},
-        {"t-km-scoped", API_ROLE_KEY_MANAGER, 1, {APP_A}},
-        {"t-signer", API_ROLE_SIGNER, 2, {APP_A, APP_B}},
-        {"t-auditor", API_ROLE_AUDITOR, -1, {0}},
+        {"t-admin", ROLE_ADMIN, -1, {0}},
+        {"t-admin-scoped", ROLE_ADMIN, 1, {APP_A}},
+        {"t-km", ROLE_KEY_MANAGER, -1, {0}},
+        {"t-km-scoped", ROLE_KEY_MANAGER, 1, {APP_A}},
+        {"t-signer", ROLE_SIGNER, 2, {APP_A, APP_B}},
+        {"t-auditor", ROLE_AUDITOR, -1, {0}},
     };
-    struct api_principal p;
+    struct principal p;
     (void)ctx;
     atomic_fetch_add(&auth_calls, 1);
     if (strcmp(token, "t-broken") == 0) {
@@ -62,7 +62,7 @@ static void fake_authenticate(void *ctx, const char *token, struct api_auth *cal
     }
     if (strcmp(token, "t-bad-role") == 0) {
         memset(&p, 0, sizeof p);
-        p.role = API_ROLE_COUNT;
+        p.role = ROLE_COUNT;
         api_auth_done(call, API_AUTH_OK, &p);
         return;
     }
@@ -145,20 +145,19 @@ static void h_query(struct api_request *r)
 }
 
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/t/public", "pub", API_PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", API_PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
-    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
+    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", PERM_APPS_WRITE, API_BODY_JSON, 0,
      h_echo},
-    {EVHTTP_REQ_POST, "/v1/apps", "createApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0, h_fields},
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey",
-     API_PERM_KEYS_WRITE, API_BODY_JSON_OPTIONAL, 0, h_echo},
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "batch", API_PERM_SIGN, API_BODY_RAW, 0,
+    {EVHTTP_REQ_POST, "/v1/apps", "createApp", PERM_APPS_WRITE, API_BODY_JSON, 0, h_fields},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey", PERM_KEYS_WRITE,
+     API_BODY_JSON_OPTIONAL, 0, h_echo},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "batch", PERM_SIGN, API_BODY_RAW, 0,
      h_raw},
-    {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", API_PERM_TOKENS, API_BODY_NONE,
+    {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", PERM_TOKENS, API_BODY_NONE,
      API_ROUTE_ALL_APPS, h_echo},
-    {EVHTTP_REQ_GET, "/t/query", "query", API_PERM_PUBLIC, API_BODY_NONE, 0, h_query},
-    {EVHTTP_REQ_GET, "/t/stub", "stub", API_PERM_PUBLIC, API_BODY_NONE, 0,
-     api_handler_not_implemented},
+    {EVHTTP_REQ_GET, "/t/query", "query", PERM_PUBLIC, API_BODY_NONE, 0, h_query},
+    {EVHTTP_REQ_GET, "/t/stub", "stub", PERM_PUBLIC, API_BODY_NONE, 0, api_handler_not_implemented},
 };
 
 static struct event_base *base;

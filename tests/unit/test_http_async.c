@@ -72,7 +72,7 @@ static struct api_server_stats stats_of(struct api_server *s)
 
 /* Tokens: "t-<who>" answers inside the callback; "a<ms>-<who>" from a timer ms later; "hold-<who>"
  * when the test releases it. <who>: admin, signer, unknown, broken. */
-static bool lookup(const char *who, struct api_principal *p, enum api_auth_rc *rc)
+static bool lookup(const char *who, struct principal *p, enum api_auth_rc *rc)
 {
     memset(p, 0, sizeof *p);
     *rc = API_AUTH_OK;
@@ -81,10 +81,10 @@ static bool lookup(const char *who, struct api_principal *p, enum api_auth_rc *r
         return false;
     }
     if (strcmp(who, "admin") == 0) {
-        p->role = API_ROLE_ADMIN;
+        p->role = ROLE_ADMIN;
         p->all_apps = true;
     } else if (strcmp(who, "signer") == 0) {
-        p->role = API_ROLE_SIGNER;
+        p->role = ROLE_SIGNER;
         p->n_apps = 1;
         p->apps[0] = APP_A;
     } else {
@@ -98,7 +98,7 @@ static bool lookup(const char *who, struct api_principal *p, enum api_auth_rc *r
 
 static void answer(struct api_auth *call, const char *who)
 {
-    struct api_principal p;
+    struct principal p;
     enum api_auth_rc rc;
     bool ok = lookup(who, &p, &rc);
     api_auth_done(call, rc, ok ? &p : NULL);
@@ -304,14 +304,14 @@ static void release_req_cb(void *arg)
 }
 
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", API_PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
-    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", PERM_APPS_WRITE, API_BODY_JSON, 0,
      h_echo},
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/hold", "hold", API_PERM_APPS_WRITE, API_BODY_JSON, 0,
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/hold", "hold", PERM_APPS_WRITE, API_BODY_JSON, 0,
      h_hold},
-    {EVHTTP_REQ_GET, "/t/defer", "defer", API_PERM_PUBLIC, API_BODY_NONE, 0, h_defer},
-    {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", API_PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now},
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/defer", "deferAuth", API_PERM_APPS_READ, API_BODY_NONE, 0,
+    {EVHTTP_REQ_GET, "/t/defer", "defer", PERM_PUBLIC, API_BODY_NONE, 0, h_defer},
+    {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/defer", "deferAuth", PERM_APPS_READ, API_BODY_NONE, 0,
      h_defer},
 };
 

@@ -142,7 +142,7 @@ static void thread_offload(void *ctx, struct api_request *r, void (*handler)(str
 
 static void authenticate(void *ctx, const char *token, struct api_auth *call)
 {
-    struct api_principal p = {.token_id = 3, .role = API_ROLE_ADMIN, .all_apps = true};
+    struct principal p = {.token_id = 3, .role = ROLE_ADMIN, .all_apps = true};
     (void)ctx;
     snprintf(p.name, sizeof p.name, "admin-token");
     if (strcmp(token, "t-admin") == 0)
@@ -249,15 +249,14 @@ static void h_header(struct api_request *r)
     }
 
 static const struct api_route table[] = {
-    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/thing", API_PERM_APPS_READ, API_BODY_NONE, h_thing),
-    PAIR(EVHTTP_REQ_POST, "/{sdkappid}/items", API_PERM_APPS_WRITE, API_BODY_JSON, h_create),
-    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/err", API_PERM_PUBLIC, API_BODY_NONE, h_err),
-    {EVHTTP_REQ_GET, "/o/slow", "slow", API_PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_slow},
-    {EVHTTP_REQ_GET, "/o/stream", "stream", API_PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
+    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/thing", PERM_APPS_READ, API_BODY_NONE, h_thing),
+    PAIR(EVHTTP_REQ_POST, "/{sdkappid}/items", PERM_APPS_WRITE, API_BODY_JSON, h_create),
+    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/err", PERM_PUBLIC, API_BODY_NONE, h_err),
+    {EVHTTP_REQ_GET, "/o/slow", "slow", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_slow},
+    {EVHTTP_REQ_GET, "/o/stream", "stream", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
      h_stream},
-    {EVHTTP_REQ_GET, "/o/defer", "defer", API_PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
-     h_defer},
-    {EVHTTP_REQ_GET, "/o/header", "header", API_PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
+    {EVHTTP_REQ_GET, "/o/defer", "defer", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_defer},
+    {EVHTTP_REQ_GET, "/o/header", "header", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
      h_header},
 };
 
@@ -580,7 +579,7 @@ static void test_route_flags(void)
     }
     /* A raw-body route cannot be flagged. */
     static const struct api_route raw[] = {
-        {EVHTTP_REQ_POST, "/raw", "raw", API_PERM_PUBLIC, API_BODY_RAW, API_ROUTE_OFFLOAD, h_slow}};
+        {EVHTTP_REQ_POST, "/raw", "raw", PERM_PUBLIC, API_BODY_RAW, API_ROUTE_OFFLOAD, h_slow}};
     struct api_server_config cfg = {.listen = "127.0.0.1:0",
                                     .max_body = 10,
                                     .routes = raw,

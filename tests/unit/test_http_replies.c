@@ -168,13 +168,13 @@ static void h_slowstream(struct api_request *r)
 }
 
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/t/public", "pub", API_PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
-    {EVHTTP_REQ_GET, "/t/double", "double", API_PERM_PUBLIC, API_BODY_NONE, 0, h_double},
-    {EVHTTP_REQ_GET, "/t/noreply", "noreply", API_PERM_PUBLIC, API_BODY_NONE, 0, h_noreply},
-    {EVHTTP_REQ_GET, "/t/nullbody", "nullbody", API_PERM_PUBLIC, API_BODY_NONE, 0, h_nullbody},
-    {EVHTTP_REQ_GET, "/t/oom", "oom", API_PERM_PUBLIC, API_BODY_NONE, 0, h_oom},
-    {EVHTTP_REQ_GET, "/t/stream", "stream", API_PERM_PUBLIC, API_BODY_NONE, 0, h_stream},
-    {EVHTTP_REQ_GET, "/t/slowstream", "slow", API_PERM_PUBLIC, API_BODY_NONE, 0, h_slowstream},
+    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
+    {EVHTTP_REQ_GET, "/t/double", "double", PERM_PUBLIC, API_BODY_NONE, 0, h_double},
+    {EVHTTP_REQ_GET, "/t/noreply", "noreply", PERM_PUBLIC, API_BODY_NONE, 0, h_noreply},
+    {EVHTTP_REQ_GET, "/t/nullbody", "nullbody", PERM_PUBLIC, API_BODY_NONE, 0, h_nullbody},
+    {EVHTTP_REQ_GET, "/t/oom", "oom", PERM_PUBLIC, API_BODY_NONE, 0, h_oom},
+    {EVHTTP_REQ_GET, "/t/stream", "stream", PERM_PUBLIC, API_BODY_NONE, 0, h_stream},
+    {EVHTTP_REQ_GET, "/t/slowstream", "slow", PERM_PUBLIC, API_BODY_NONE, 0, h_slowstream},
 };
 
 static struct event_base *base;

@@ -241,7 +241,7 @@ static void check_route_against_spec(const struct api_route *r)
 {
     const char *method = api_method_name(r->method);
     struct spec_op *op = find_op(method, r->pattern);
-    bool public_route = r->perm == API_PERM_PUBLIC;
+    bool public_route = r->perm == PERM_PUBLIC;
     bool json_body = r->body == API_BODY_JSON || r->body == API_BODY_JSON_OPTIONAL;
 
     CHECK(op != NULL, "%s %s is in the route table but not in openapi.yaml", method, r->pattern);
@@ -250,15 +250,15 @@ static void check_route_against_spec(const struct api_route *r)
     CHECK(strcmp(op->op, r->op) == 0, "%s %s: operationId %s in openapi.yaml, %s in the table",
           method, r->pattern, op->op, r->op);
     CHECK(op->has_roles, "%s %s: no x-roles in openapi.yaml", method, r->pattern);
-    for (int role = 0; role < API_ROLE_COUNT; role++) {
-        bool table = api_role_has_perm(role, r->perm);
-        bool spec = in_list(op->roles, op->n_roles, api_role_name(role));
+    for (int role = 0; role < ROLE_COUNT; role++) {
+        bool table = role_has_perm(role, r->perm);
+        bool spec = in_list(op->roles, op->n_roles, role_name(role));
         CHECK(table == spec, "%s %s: role %s is %s in the table but %s in openapi.yaml x-roles",
-              method, r->pattern, api_role_name(role), table ? "allowed" : "refused",
+              method, r->pattern, role_name(role), table ? "allowed" : "refused",
               spec ? "listed" : "not listed");
     }
     for (int i = 0; i < op->n_roles; i++)
-        CHECK(api_role_parse(op->roles[i]) >= 0, "%s %s: x-roles has unknown role %s", method,
+        CHECK(role_parse(op->roles[i]) >= 0, "%s %s: x-roles has unknown role %s", method,
               r->pattern, op->roles[i]);
     CHECK(op->public_route == public_route, "%s %s: %s in the table, %s in openapi.yaml", method,
           r->pattern, public_route ? "public" : "needs a token",
@@ -520,9 +520,9 @@ static void test_matching(void)
 
     /* A literal segment wins over a {param} at the same place, whatever the table order. */
     static const struct api_route lit[] = {
-        {EVHTTP_REQ_GET, "/x/{id}", "byId", API_PERM_PUBLIC, API_BODY_NONE, 0,
+        {EVHTTP_REQ_GET, "/x/{id}", "byId", PERM_PUBLIC, API_BODY_NONE, 0,
          api_handler_not_implemented},
-        {EVHTTP_REQ_POST, "/x/new", "makeNew", API_PERM_PUBLIC, API_BODY_JSON, 0,
+        {EVHTTP_REQ_POST, "/x/new", "makeNew", PERM_PUBLIC, API_BODY_JSON, 0,
          api_handler_not_implemented},
     };
     CHECK(api_routes_check(lit, 2, err, sizeof err) == 0, "literal table: %s", err);
@@ -541,33 +541,33 @@ static void test_matching(void)
         struct api_route route;
         const char *why;
     } bad[] = {
-        {{EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "dup", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "dup", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "method and pattern listed twice"},
-        {{EVHTTP_REQ_POST, "/v1/apps/{id}", "other", API_PERM_APPS_READ, API_BODY_JSON, 0,
+        {{EVHTTP_REQ_POST, "/v1/apps/{id}", "other", PERM_APPS_READ, API_BODY_JSON, 0,
           api_handler_not_implemented},
          "matches the same paths"},
-        {{EVHTTP_REQ_GET, "/v1/things/{name}", "unknownParam", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/things/{name}", "unknownParam", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "unknown {param}"},
-        {{EVHTTP_REQ_GET, "/v1/things", "getWithBody", API_PERM_APPS_READ, API_BODY_JSON, 0,
+        {{EVHTTP_REQ_GET, "/v1/things", "getWithBody", PERM_APPS_READ, API_BODY_JSON, 0,
           api_handler_not_implemented},
          "GET and DELETE take no body"},
-        {{EVHTTP_REQ_GET, "/v1/things", "noHandler", API_PERM_APPS_READ, API_BODY_NONE, 0, NULL},
+        {{EVHTTP_REQ_GET, "/v1/things", "noHandler", PERM_APPS_READ, API_BODY_NONE, 0, NULL},
          "no handler"},
-        {{EVHTTP_REQ_GET, "/v1/things/", "trailingSlash", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/things/", "trailingSlash", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "malformed pattern"},
-        {{EVHTTP_REQ_GET, "/v1/Things", "upper", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/Things", "upper", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "literal segment"},
-        {{EVHTTP_REQ_HEAD, "/v1/things", "head", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_HEAD, "/v1/things", "head", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "method not"},
-        {{EVHTTP_REQ_GET, "/v1/things", "getApp", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/things", "getApp", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "op listed twice"},
-        {{EVHTTP_REQ_GET, "/v1/a/{id}/b/{id}", "twice", API_PERM_APPS_READ, API_BODY_NONE, 0,
+        {{EVHTTP_REQ_GET, "/v1/a/{id}/b/{id}", "twice", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "a {param} twice"},
     };
