@@ -115,6 +115,12 @@ static bool st_can_reconnect(const struct store *st)
     return !st->in_tx && st->session_locks == 0;
 }
 
+/* PQreset connects again with the connection's own options, host list included: with a
+ * multi-host conninfo (host=a,b port=p,q target_session_attrs=read-write) it walks the hosts
+ * in order and skips one that is gone or refuses writes (a standby), so after a failover the
+ * session lands on the promoted standby without the store knowing the hosts. Until some host
+ * accepts writes this fails, the caller answers 503, and the next statement tries again: no
+ * thread keeps a dead or read-only session. */
 static bool st_reconnect(struct store *st)
 {
     if (!st_can_reconnect(st)) {
