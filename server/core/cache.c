@@ -23,6 +23,8 @@ struct token_node {
     struct token_node *next;
     struct cache_token t;
     int64_t touched_us; /* last use recorded (read from the row, then by cache_token_due) */
+    int64_t scan_second; /* the second scan_count counts in */
+    unsigned scan_count;
 };
 
 /* The entry and its reference count, in one allocation; the count is the only mutable part. */
@@ -31,8 +33,14 @@ struct app_box {
     struct cache_app a;
 };
 
+struct scan_box {
+    atomic_uint refs;
+    struct cache_scan s;
+};
+
 struct cache {
     pthread_mutex_t mu;
+    struct cache_scan *scan; /* the table's reference, or NULL */
     uint64_t epoch; /* bumped by every eviction */
     bool listening;
     struct app_node **apps;
@@ -55,22 +63,94 @@ static struct app_box *box_of(const struct cache_app *a)
     return (struct app_box *)((char *)a - offsetof(struct app_box, a));
 }
 
-struct cache_app *cache_app_alloc(void)
+struct cache_app *cache_app_alloc(size_t n_keys)
 {
     struct app_box *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
+    b->a.keys = calloc(n_keys > 0 ? n_keys : 1, sizeof *b->a.keys);
+    if (b->a.keys == NULL) {
+        free(b);
+        return NULL;
+    }
     atomic_init(&b->refs, 1);
     return &b->a;
 }
 
 static void app_free(struct cache_app *a)
 {
-    for (size_t i = 0; i < a->n_keys && i < CACHE_APP_MAX_KEYS; i++)
+    for (size_t i = 0; i < a->n_keys; i++)
         usersig_key_free(a->keys[i].key); /* wipes the key */
+    free(a->keys);
     struct app_box *b = box_of(a);
     OPENSSL_cleanse(b, sizeof *b);
     free(b);
+}
+
+/* ---- the scan index ---- */
+
+static struct scan_box *scan_box_of(const struct cache_scan *s)
+{
+    return (struct scan_box *)((char *)s - offsetof(struct scan_box, s));
+}
+
+struct cache_scan *cache_scan_alloc(size_t n)
+{
+    struct scan_box *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->s.keys = calloc(n > 0 ? n : 1, sizeof *b->s.keys);
+    if (b->s.keys == NULL) {
+        free(b);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    return &b->s;
+}
+
+void cache_scan_release(const struct cache_scan *s)
+{
+    if (s == NULL)
+        return;
+    struct scan_box *b = scan_box_of(s);
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < b->s.n; i++)
+        usersig_key_free(b->s.keys[i].key);
+    free(b->s.keys);
+    free(b);
+}
+
+/* Drops the table's index; the caller releases the returned one after unlocking. Under mu. */
+static struct cache_scan *take_scan(struct cache *c)
+{
+    struct cache_scan *s = c->scan;
+    c->scan = NULL;
+    return s;
+}
+
+const struct cache_scan *cache_scan_get(struct cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct cache_scan *s = c->scan;
+    if (s != NULL)
+        atomic_fetch_add(&scan_box_of(s)->refs, 1);
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+const struct cache_scan *cache_scan_put(struct cache *c, struct cache_scan *s, uint64_t epoch)
+{
+    struct cache_scan *old = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->listening && c->epoch == epoch) {
+        old = take_scan(c);
+        c->scan = s;
+        atomic_fetch_add(&scan_box_of(s)->refs, 1);
+    }
+    pthread_mutex_unlock(&c->mu);
+    cache_scan_release(old);
+    return s;
 }
 
 void cache_app_discard(struct cache_app *a)
@@ -88,7 +168,7 @@ void cache_app_release(const struct cache_app *a)
         app_free(&b->a);
 }
 
-static const struct cache_app *app_ref(const struct cache_app *a)
+const struct cache_app *cache_app_ref(const struct cache_app *a)
 {
     atomic_fetch_add(&box_of(a)->refs, 1);
     return a;
@@ -138,6 +218,7 @@ static void flush_locked(struct cache *c)
     c->n_apps = c->n_tokens = 0;
     c->epoch++;
     c->stats.evictions++;
+    cache_scan_release(take_scan(c)); /* its keys are freed once unreferenced */
 }
 
 void cache_free(struct cache *c)
@@ -210,7 +291,7 @@ const struct cache_app *cache_app_get(struct cache *c, uint32_t sdkappid)
     size_t h = hash_u64(sdkappid) & (c->n_app_buckets - 1);
     for (struct app_node *n = c->apps[h]; n != NULL; n = n->next)
         if (n->a->app.sdkappid == sdkappid) {
-            found = app_ref(n->a);
+            found = cache_app_ref(n->a);
             break;
         }
     if (found != NULL)
@@ -253,7 +334,7 @@ const struct cache_app *cache_app_put(struct cache *c, struct cache_app *a, uint
             c->apps[h] = node;
             c->n_apps++;
             grow_apps(c);
-            app_ref(a); /* the caller's */
+            cache_app_ref(a); /* the caller's */
             published = true;
         }
     }
@@ -330,15 +411,36 @@ bool cache_token_due(struct cache *c, int64_t id, int64_t now_us)
     return due;
 }
 
+bool cache_scan_allowed(struct cache *c, int64_t id, int64_t now_us, unsigned per_second)
+{
+    bool ok = true;
+    pthread_mutex_lock(&c->mu);
+    struct token_node *n = find_token(c, id);
+    if (n != NULL) {
+        int64_t second = now_us / 1000000;
+        if (n->scan_second != second) {
+            n->scan_second = second;
+            n->scan_count = 0;
+        }
+        ok = n->scan_count < per_second;
+        if (ok)
+            n->scan_count++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
 /* ---- invalidation -------------------------------------------------------------------------- */
 
 void cache_forget_app(struct cache *c, uint32_t sdkappid)
 {
     pthread_mutex_lock(&c->mu);
     struct app_node *old = unlink_app(c, sdkappid);
+    struct cache_scan *scan = take_scan(c);
     c->epoch++;
     c->stats.evictions++;
     pthread_mutex_unlock(&c->mu);
+    cache_scan_release(scan);
     if (old != NULL) {
         cache_app_release(old->a);
         free(old);

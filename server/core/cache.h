@@ -31,7 +31,6 @@
 #include "usersig.h"
 
 #define CACHE_WUR __attribute__((warn_unused_result))
-#define CACHE_APP_MAX_KEYS 64 /* live key versions kept per app; more are read from the store */
 
 struct cache;
 
@@ -47,9 +46,8 @@ struct cache_app {
     struct store_app app;
     int64_t generation; /* apps.generation when read */
     size_t n_keys;
-    struct cache_key keys[CACHE_APP_MAX_KEYS]; /* newest version first */
-    const struct cache_key *active;            /* NULL: no active version */
-    bool truncated; /* more than CACHE_APP_MAX_KEYS live versions: verify reads the store */
+    struct cache_key *keys;         /* every live version, newest first */
+    const struct cache_key *active; /* NULL: no active version */
 };
 
 /* A token as cached. */
@@ -81,13 +79,38 @@ uint64_t cache_epoch(struct cache *c);
 /* A reference to app sdkappid's entry, or NULL (not cached). Release with cache_app_release. */
 const struct cache_app *cache_app_get(struct cache *c, uint32_t sdkappid);
 void cache_app_release(const struct cache_app *a);
+/* Another reference to a (which the caller holds); returns a. */
+const struct cache_app *cache_app_ref(const struct cache_app *a);
 /* Publishes a (made by cache_app_alloc; the caller's reference passes to the result) unless an
  * eviction happened since epoch or caching is off. Returns a, a reference the caller releases
  * either way: unpublished, it is still good for the use it was read for. */
 const struct cache_app *cache_app_put(struct cache *c, struct cache_app *a, uint64_t epoch);
-/* A new entry's memory (zeroed), or NULL. cache_app_discard frees one never published. */
-struct cache_app *cache_app_alloc(void);
+/* A new entry's memory (zeroed) with room for n_keys keys, or NULL. cache_app_discard frees
+ * one never published. */
+struct cache_app *cache_app_alloc(size_t n_keys);
 void cache_app_discard(struct cache_app *a);
+
+/* ---- every live key of every app, for the 70009 diagnosis (which app's key signed this?) ---- */
+
+struct cache_scan_key {
+    uint32_t sdkappid, version;
+    struct usersig_key *key;
+};
+struct cache_scan {
+    size_t n;
+    struct cache_scan_key *keys; /* in (sdkappid, version) order */
+};
+/* The current index (a reference: cache_scan_release), or NULL: build one and cache_scan_put
+ * it. Any change to any app drops the index. */
+const struct cache_scan *cache_scan_get(struct cache *c);
+void cache_scan_release(const struct cache_scan *s);
+struct cache_scan *cache_scan_alloc(size_t n); /* zeroed, room for n keys; NULL */
+/* As cache_app_put: publishes s unless an app was evicted since epoch; returns s, the
+ * caller's reference. */
+const struct cache_scan *cache_scan_put(struct cache *c, struct cache_scan *s, uint64_t epoch);
+/* True when token id may start another scan this second (at most per_second). Counted per
+ * process, for tokens in the cache; an uncached token is allowed. */
+bool cache_scan_allowed(struct cache *c, int64_t id, int64_t now_us, unsigned per_second);
 
 /* ---- tokens ---- */
 

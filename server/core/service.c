@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "sign.h"
 
 void *service_thread_new(struct store *st, void *proto)
 {
@@ -27,6 +28,7 @@ void *service_thread_new(struct store *st, void *proto)
 
 void service_thread_free(void *ctx)
 {
+    sign_thread_exit();
     free(ctx);
 }
 
@@ -281,6 +283,84 @@ enum api_error service_active_key(struct service *svc, uint32_t sdkappid, enum s
                  key->version, sdkappid);
         return API_ERR_INTERNAL;
     }
+    return API_OK;
+}
+
+/* Reads app sdkappid and its live key versions into a new entry. The generation is read
+ * first, so an entry is never older than its generation says: a change committed between the
+ * reads leaves the entry with a generation already behind, and signing, which compares it
+ * under the audit lock, reads the app again. */
+static enum api_error app_load(struct service *svc, uint32_t sdkappid, struct cache_app **out,
+                               char *msg, size_t cap, bool *refused)
+{
+    struct store_key *keys = NULL;
+    struct store_app app;
+    size_t n = 0;
+    int64_t gen = 0;
+    enum api_error err;
+    struct cache_app *a = NULL;
+
+    *out = NULL;
+    if (store_app_generations(svc->st, &sdkappid, 1, &gen) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, cap, "%s", api_error_info(err)->message);
+        return err;
+    }
+    err = service_app_get(svc, sdkappid, &app, msg, cap, refused);
+    if (err != API_OK)
+        return err;
+    if (store_key_list_sealed(svc->st, &sdkappid, 1, false, &keys, &n) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, cap, "%s", api_error_info(err)->message);
+        return err;
+    }
+    a = cache_app_alloc(n);
+    if (a == NULL) {
+        err = API_ERR_INTERNAL;
+        snprintf(msg, cap, "out of memory");
+        goto fail;
+    }
+    a->app = app;
+    a->generation = gen;
+    /* Newest first: the order verify tries them in. */
+    for (size_t i = n; i-- > 0;) {
+        struct cache_key *k = &a->keys[a->n_keys];
+        if (service_open_key(svc, &keys[i], &k->key) != 0) {
+            err = API_ERR_INTERNAL;
+            snprintf(msg, cap,
+                     "key version %u of app %u does not open under this server's master key",
+                     keys[i].version, sdkappid);
+            goto fail;
+        }
+        k->version = keys[i].version;
+        k->state = keys[i].state;
+        a->n_keys++;
+        if (k->state == STORE_KEY_ACTIVE)
+            a->active = k;
+    }
+    store_key_list_free(keys, n);
+    *out = a;
+    return API_OK;
+fail:
+    store_key_list_free(keys, n);
+    cache_app_discard(a);
+    return err;
+}
+
+enum api_error service_app_entry(struct service *svc, uint32_t sdkappid,
+                                 const struct cache_app **out, char *msg, size_t cap, bool *refused)
+{
+    struct cache_app *a;
+    *refused = false;
+    if (svc->cache != NULL && (*out = cache_app_get(svc->cache, sdkappid)) != NULL)
+        return API_OK;
+    uint64_t epoch = svc->cache != NULL ? cache_epoch(svc->cache) : 0;
+    enum api_error err = app_load(svc, sdkappid, &a, msg, cap, refused);
+    if (err != API_OK) {
+        *out = NULL;
+        return err;
+    }
+    *out = svc->cache != NULL ? cache_app_put(svc->cache, a, epoch) : a;
     return API_OK;
 }
 

@@ -100,6 +100,14 @@ enum api_error service_active_key(struct service *svc, uint32_t sdkappid, enum s
                                   struct store_key *key, struct usersig_key **ukey, char *msg,
                                   size_t cap, bool *refused) SERVICE_WUR;
 
+/* App sdkappid as the cache holds it (read from the store and cached on a miss): a reference
+ * the caller cache_app_release()s. API_OK, or the error with msg filled; *refused when the
+ * app does not exist (a refusal to audit). Without a cache every call reads the store and the
+ * entry is the caller's alone (cache_app_release frees it). */
+enum api_error service_app_entry(struct service *svc, uint32_t sdkappid,
+                                 const struct cache_app **out, char *msg, size_t cap,
+                                 bool *refused) SERVICE_WUR;
+
 /* Maps a store result to the API error to answer with (NOT_FOUND -> what, CONFLICT -> conflict,
  * ERROR -> unavailable). */
 enum api_error service_store_error(enum store_rc rc, enum api_error not_found);

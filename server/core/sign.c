@@ -16,19 +16,62 @@
 
 #define NO_RECORD_MSG "the signature could not be recorded; no UserSig was issued"
 
-/* One app of a group: read once, its signer shared by the group's signs. */
+/* One app of a group: its cached entry (or why there is none), shared by the group's signs. */
 struct group_app {
     uint32_t sdkappid;
-    bool app_ok;        /* the app was read: its rules can be checked */
-    enum api_error err; /* API_OK: app, key and signer are ready */
-    bool refused;       /* err broke a rule (no app, no active key): audit the refusal */
+    const struct cache_app *entry; /* a reference; NULL: err says why */
+    enum api_error err;            /* API_OK: entry, with an active key, and signer are ready */
+    bool refused;                  /* err broke a rule (no app, no active key): audit it */
     char msg[SIGN_MSG_BUF];
-    struct store_app app;
-    struct store_key key;
-    struct usersig_key *ukey;
-    struct usersig_signer *signer;
+    struct usersig_signer *signer; /* the thread's (thread_signer), not freed here */
     uint64_t n_signed;
 };
+
+/* Signers are not thread-safe and cost a zlib stream to make: each database thread keeps a few,
+ * one per cache entry it signed with lately (held by reference, so the pointer stays unique). */
+#define THREAD_SIGNERS 8
+struct thread_signer {
+    const struct cache_app *entry;
+    struct usersig_signer *signer;
+};
+static _Thread_local struct thread_signer thread_signers[THREAD_SIGNERS];
+static _Thread_local unsigned thread_signer_next;
+
+static void thread_signer_drop(struct thread_signer *t)
+{
+    usersig_signer_free(t->signer);
+    cache_app_release(t->entry);
+    t->signer = NULL;
+    t->entry = NULL;
+}
+
+void sign_thread_exit(void)
+{
+    for (unsigned i = 0; i < THREAD_SIGNERS; i++)
+        thread_signer_drop(&thread_signers[i]);
+}
+
+/* The thread's signer for entry's active key, made on first use. USERSIG_OK with *out set. */
+static enum usersig_rc thread_signer(const struct cache_app *entry, struct usersig_signer **out)
+{
+    for (unsigned i = 0; i < THREAD_SIGNERS; i++)
+        if (thread_signers[i].entry == entry) {
+            *out = thread_signers[i].signer;
+            return USERSIG_OK;
+        }
+    struct usersig_signer *signer = NULL;
+    enum usersig_rc urc =
+        usersig_signer_new(entry->active->key, entry->app.sdkappid, USERSIG_DEFAULT_LEVEL,
+                           (enum usersig_id_policy)entry->app.identifier_policy, &signer);
+    if (urc != USERSIG_OK)
+        return urc;
+    struct thread_signer *t = &thread_signers[thread_signer_next++ % THREAD_SIGNERS];
+    thread_signer_drop(t);
+    t->entry = cache_app_ref(entry);
+    t->signer = signer;
+    *out = signer;
+    return USERSIG_OK;
+}
 
 enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
                               size_t cap)
@@ -102,25 +145,39 @@ static struct group_app *find_app(struct group_app *apps, size_t n, uint32_t sdk
     return NULL;
 }
 
-/* Reads the app and its active key (FOR NO KEY UPDATE: the sign count is updated in this
- * transaction) and makes its signer. */
+/* The app's entry (cache.h) and the thread's signer for its active key. */
 static void open_app(struct service *svc, struct group_app *a)
 {
-    a->err = service_app_get(svc, a->sdkappid, &a->app, a->msg, sizeof a->msg, &a->refused);
+    a->err = service_app_entry(svc, a->sdkappid, &a->entry, a->msg, sizeof a->msg, &a->refused);
     if (a->err != API_OK)
         return;
-    a->app_ok = true;
-    a->err = service_active_key(svc, a->sdkappid, STORE_LOCK_UPDATE, &a->key, &a->ukey, a->msg,
-                                sizeof a->msg, &a->refused);
-    if (a->err != API_OK)
+    if (a->entry->active == NULL) {
+        a->err = API_ERR_INVALID_STATE;
+        a->refused = true;
+        snprintf(a->msg, sizeof a->msg,
+                 "app %u has no active key: import a key first (POST /v1/apps/%u/keys), or "
+                 "enable or rotate to one",
+                 a->sdkappid, a->sdkappid);
         return;
-    enum usersig_rc urc =
-        usersig_signer_new(a->ukey, a->sdkappid, USERSIG_DEFAULT_LEVEL,
-                           (enum usersig_id_policy)a->app.identifier_policy, &a->signer);
+    }
+    enum usersig_rc urc = thread_signer(a->entry, &a->signer);
     if (urc != USERSIG_OK) {
         a->err = api_error_from_usersig(urc);
         a->refused = api_error_status(a->err) < 500;
         snprintf(a->msg, sizeof a->msg, "%s", usersig_rc_message(urc));
+    }
+}
+
+static void close_apps(struct group_app *apps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cache_app_release(apps[i].entry);
+        apps[i].entry = NULL;
+        apps[i].signer = NULL;
+        apps[i].n_signed = 0;
+        apps[i].err = API_OK;
+        apps[i].refused = false;
+        apps[i].msg[0] = '\0';
     }
 }
 
@@ -134,8 +191,8 @@ static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
     }
     /* The app's rules come before its key, as a person reads the refusal: the identifier and
      * expire are wrong whatever the key. */
-    if (a->app_ok) {
-        req->err = sign_check_app(&a->app, &req->in, req->msg, sizeof req->msg);
+    if (a->entry != NULL) {
+        req->err = sign_check_app(&a->entry->app, &req->in, req->msg, sizeof req->msg);
         if (req->err != API_OK)
             return true;
     }
@@ -144,7 +201,7 @@ static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
         snprintf(req->msg, sizeof req->msg, "%s", a->msg);
         return a->refused;
     }
-    req->key_version = a->key.version;
+    req->key_version = a->entry->active->version;
     struct usersig_params params = {
         .identifier = req->in.identifier,
         .identifier_len = req->in.identifier_len,
@@ -163,57 +220,116 @@ static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
     return false;
 }
 
-static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+/* Ends every request of the group unsigned: a signature that could not be recorded is not
+ * issued; a refusal stays a refusal (its audit event is lost, as logged). */
+static void group_fail(struct sign_request **reqs, size_t n)
 {
-    struct service *svc = ctx;
-    struct sign_request *reqs[SIGN_GROUP_MAX];
+    for (size_t i = 0; i < n; i++) {
+        struct sign_request *req = reqs[i];
+        if (req->err == API_OK || api_error_status(req->err) >= 500) {
+            req->err = API_ERR_UNAVAILABLE;
+            snprintf(req->msg, sizeof req->msg, "%s", NO_RECORD_MSG);
+        }
+        OPENSSL_cleanse(req->token, sizeof req->token);
+        req->token_len = 0;
+    }
+}
+
+static void reset_reqs(struct sign_request **reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        OPENSSL_cleanse(reqs[i]->token, sizeof reqs[i]->token);
+        reqs[i]->token_len = 0;
+        reqs[i]->key_version = 0;
+        reqs[i]->err = reqs[i]->refused_err;
+        if (reqs[i]->refused_err == API_OK)
+            reqs[i]->msg[0] = '\0';
+    }
+}
+
+/* One attempt at the group: sign with the entries, then, under the audit lock, check that they
+ * are current and the tokens live, and record. Returns 1 when done (each request's outcome is
+ * set), 0 when an entry was stale (evicted: try again), -1 when nothing could be recorded. */
+static int group_try(struct service *svc, struct sign_request **reqs, size_t n,
+                     struct group_app *apps, size_t n_apps)
+{
     uint32_t ids[SIGN_GROUP_MAX];
-    struct group_app apps[SIGN_GROUP_MAX];
+    int64_t gens[SIGN_GROUP_MAX], tokens[SIGN_GROUP_MAX];
+    bool live[SIGN_GROUP_MAX];
     struct audit_event evs[SIGN_GROUP_MAX], *evp[SIGN_GROUP_MAX];
     char *texts[SIGN_GROUP_MAX];
-    size_t n = 0, n_ids = 0, n_apps = 0, n_ev = 0;
-    bool broken = false;
+    struct store_key_use uses[SIGN_GROUP_MAX];
+    size_t n_tokens = 0, n_ev = 0, n_uses = 0;
     struct timespec ts;
+    int result = -1;
 
-    (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL && n < SIGN_GROUP_MAX; j = j->next) {
-        struct sign_request *req = j->arg;
-        req->err = req->refused_err;
-        req->key_version = 0;
-        req->token_len = 0;
-        reqs[n++] = req;
-        if (req->refused_err == API_OK)
-            ids[n_ids++] = req->sdkappid;
-    }
-    qsort(ids, n_ids, sizeof ids[0], cmp_u32);
-    memset(apps, 0, sizeof apps);
-    for (size_t i = 0; i < n_ids; i++)
-        if (i == 0 || ids[i] != ids[i - 1])
-            apps[n_apps++].sdkappid = ids[i];
-
-    if (store_begin(svc->st) != STORE_OK) {
-        for (size_t i = 0; i < n; i++) {
-            reqs[i]->err =
-                reqs[i]->refused_err != API_OK ? reqs[i]->refused_err : API_ERR_UNAVAILABLE;
-            if (reqs[i]->refused_err == API_OK)
-                snprintf(reqs[i]->msg, sizeof reqs[i]->msg, "%s", NO_RECORD_MSG);
-        }
-        return;
-    }
-    for (size_t i = 0; i < n_apps; i++)
+    for (size_t i = 0; i < n_apps; i++) {
         open_app(svc, &apps[i]);
-
+        ids[i] = apps[i].sdkappid;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = reqs[i]->principal != NULL ? reqs[i]->principal->token_id : 0;
+        bool seen = id == 0;
+        for (size_t k = 0; k < n_tokens && !seen; k++)
+            seen = tokens[k] == id;
+        if (!seen)
+            tokens[n_tokens++] = id;
+    }
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec;
-    for (size_t i = 0; i < n && !broken; i++) {
+    bool audit[SIGN_GROUP_MAX];
+    for (size_t i = 0; i < n; i++) {
+        struct group_app *a = find_app(apps, n_apps, reqs[i]->sdkappid);
+        audit[i] = a != NULL ? sign_one(a, reqs[i], now) : true;
+    }
+
+    struct store_group g = {
+        .apps = ids,
+        .n_apps = n_apps,
+        .tokens = tokens,
+        .n_tokens = n_tokens,
+        .generations = gens,
+        .token_live = live,
+    };
+    if (store_group_begin(svc->st, &g) != STORE_OK)
+        goto out;
+    for (size_t i = 0; i < n_apps; i++) {
+        int64_t want = apps[i].entry != NULL ? apps[i].entry->generation : 0;
+        /* An app that was missing and now exists is as stale as one that changed. */
+        if (gens[i] != want && (apps[i].entry != NULL || apps[i].refused || gens[i] != 0)) {
+            if (svc->cache != NULL) {
+                cache_forget_app(svc->cache, apps[i].sdkappid);
+                cache_count_stale_group(svc->cache);
+            }
+            result = 0;
+        }
+    }
+    if (result == 0)
+        goto out;
+
+    for (size_t i = 0; i < n; i++) {
         struct sign_request *req = reqs[i];
-        struct group_app *a = find_app(apps, n_apps, req->sdkappid);
-        bool audit_refusal = sign_one(a, req, now);
+        int64_t id = req->principal != NULL ? req->principal->token_id : 0;
+        bool token_ok = id == 0;
+        for (size_t k = 0; k < n_tokens && !token_ok; k++)
+            token_ok = tokens[k] == id && live[k];
+        if (!token_ok) {
+            /* Revoked or expired since the request was let in: as if it had been refused at
+             * the door (not audited, as no unauthenticated request is). */
+            OPENSSL_cleanse(req->token, sizeof req->token);
+            req->token_len = 0;
+            req->err = API_ERR_UNAUTHORIZED;
+            snprintf(req->msg, sizeof req->msg,
+                     "the API token was revoked or expired; no UserSig was issued");
+            if (svc->cache != NULL)
+                cache_forget_token(svc->cache, id);
+            continue;
+        }
         json_t *details;
         const char *outcome = "ok";
         if (req->err == API_OK) {
             details = sign_details(&req->in, now + req->in.expire);
-        } else if (audit_refusal) {
+        } else if (audit[i]) {
             details = sign_details(&req->in, 0);
             outcome = api_error_code(req->err);
         } else {
@@ -221,45 +337,69 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
         }
         if (details == NULL ||
             service_audit_event(req->principal, "usersig.sign", req->sdkappid, req->key_version,
-                                outcome, details, &evs[n_ev], &texts[n_ev]) != 0) {
-            broken = true; /* out of memory: nothing of the group is issued */
-            break;
-        }
+                                outcome, details, &evs[n_ev], &texts[n_ev]) != 0)
+            goto out; /* out of memory: nothing of the group is issued */
         evp[n_ev] = &evs[n_ev];
         n_ev++;
         if (req->err == API_OK)
-            a->n_signed++;
+            find_app(apps, n_apps, req->sdkappid)->n_signed++;
     }
-    if (!broken && audit_append_many(svc->st, keyring_audit_key(svc->kr), evp, n_ev) != AUDIT_OK)
-        broken = true;
-    for (size_t i = 0; i < n_apps && !broken; i++)
-        if (apps[i].n_signed > 0 &&
-            store_key_record_use(svc->st, apps[i].sdkappid, apps[i].key.version,
-                                 apps[i].n_signed) != STORE_OK)
-            broken = true;
-    if (!broken && store_commit(svc->st) != STORE_OK)
-        broken = true;
-    if (broken) {
+    for (size_t i = 0; i < n_apps; i++)
+        if (apps[i].n_signed > 0)
+            uses[n_uses++] = (struct store_key_use){.sdkappid = apps[i].sdkappid,
+                                                    .version = apps[i].entry->active->version,
+                                                    .count = apps[i].n_signed};
+    if (audit_link(keyring_audit_key(svc->kr), g.last_seq, g.last_mac, g.last_at_us, g.now_us, evp,
+                   n_ev) != AUDIT_OK ||
+        store_group_commit(svc->st, evp, n_ev, uses, n_uses) != STORE_OK)
+        goto out;
+    result = 1;
+out:
+    if (store_in_transaction(svc->st))
         store_rollback(svc->st);
-        log_error("sign: a group of %zu could not be recorded; none of its UserSigs was issued", n);
-        for (size_t i = 0; i < n; i++) {
-            struct sign_request *req = reqs[i];
-            /* A refusal stays a refusal (its audit event is lost, as logged); a signature that
-             * was not recorded is not issued. */
-            if (req->err == API_OK || api_error_status(req->err) >= 500) {
-                req->err = API_ERR_UNAVAILABLE;
-                snprintf(req->msg, sizeof req->msg, "%s", NO_RECORD_MSG);
-            }
-            OPENSSL_cleanse(req->token, sizeof req->token);
-            req->token_len = 0;
-        }
-    }
     for (size_t i = 0; i < n_ev; i++)
         free(texts[i]);
-    for (size_t i = 0; i < n_apps; i++) {
-        usersig_signer_free(apps[i].signer);
-        usersig_key_free(apps[i].ukey);
-        store_key_clear(&apps[i].key);
+    close_apps(apps, n_apps);
+    return result;
+}
+
+#define GROUP_ATTEMPTS 3 /* a group meets a changed app this many times at most, then 503 */
+
+static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    struct service *svc = ctx;
+    struct sign_request *reqs[SIGN_GROUP_MAX];
+    uint32_t ids[SIGN_GROUP_MAX];
+    struct group_app apps[SIGN_GROUP_MAX];
+    size_t n = 0, n_ids = 0, n_apps = 0;
+    int result = 0;
+
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL && n < SIGN_GROUP_MAX; j = j->next) {
+        struct sign_request *req = j->arg;
+        reqs[n++] = req;
+        ids[n_ids++] = req->sdkappid;
+    }
+    qsort(ids, n_ids, sizeof ids[0], cmp_u32);
+    memset(apps, 0, sizeof apps);
+    for (size_t i = 0; i < n_ids; i++)
+        if (i == 0 || ids[i] != ids[i - 1])
+            apps[n_apps++].sdkappid = ids[i];
+
+    for (int attempt = 0; attempt < GROUP_ATTEMPTS && result == 0; attempt++) {
+        reset_reqs(reqs, n);
+        result = group_try(svc, reqs, n, apps, n_apps);
+    }
+    if (result != 1) {
+        if (result == -1)
+            log_error("sign: a group of %zu could not be recorded; none of its UserSigs was "
+                      "issued",
+                      n);
+        else
+            log_warn("sign: a group of %zu met apps changing %d times; none of its UserSigs "
+                     "was issued",
+                     n, GROUP_ATTEMPTS);
+        group_fail(reqs, n);
     }
 }
 

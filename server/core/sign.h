@@ -53,6 +53,9 @@ struct sign_request {
     size_t token_len;
 };
 
+/* Frees the calling database thread's signers (service_thread_free calls it). */
+void sign_thread_exit(void);
+
 /* Queues req on svc's database pool (service_run); done runs on the loop thread. */
 void sign_submit(struct service *svc, struct sign_request *req);
 

@@ -21,6 +21,7 @@
 #include "authn.h"
 #include "offload.h"
 #include "dbpool.h"
+#include "listener.h"
 #include "pipeline.h"
 #include "routes.h"
 #include "tokens.h"
@@ -40,6 +41,7 @@ struct serve {
     struct event *drain;
     int64_t drain_left_ms;
     bool stopping;
+    struct listener *listener; /* the cache's (listener.h) */
 };
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -272,6 +274,13 @@ static int run_loop(struct serve *s)
         return -1;
     }
     log_info("database pool: %d connections", d->cfg.db_connections);
+    /* Tokens and apps cached, kept exact by the listener (cache.h); nothing is cached until it
+     * listens. */
+    d->svc.cache = cache_new();
+    if (d->svc.cache == NULL || listener_start(d->conninfo, d->svc.cache, &s->listener) != 0) {
+        log_error("cannot start the cache");
+        return -1;
+    }
     s->drain = evtimer_new(s->base, drain_cb, s);
     if (s->drain == NULL) {
         log_error("cannot set up the shutdown timer");
@@ -334,7 +343,10 @@ done:
      * running jobs finish, the queued ones complete as cancelled, and each replies. */
     dbpool_free(d->svc.pool);
     d->svc.pool = NULL;
+    listener_stop(s.listener);
     api_server_free(s.server); /* open batches hear of it and end as aborted */
+    cache_free(d->svc.cache);
+    d->svc.cache = NULL;
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
     if (s.base != NULL)

@@ -163,15 +163,12 @@ enum audit_rc audit_append(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
     return AUDIT_OK;
 }
 
-enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
-                                struct audit_event *const *evs, size_t n)
+enum audit_rc audit_link(const uint8_t key[AUDIT_KEY_LEN], int64_t last_seq,
+                         const uint8_t last_mac[AUDIT_MAC_LEN], int64_t last_at, int64_t now,
+                         struct audit_event *const *evs, size_t n)
 {
-    int64_t last_seq = 0, last_at = 0, now = 0;
     uint8_t prev[AUDIT_MAC_LEN];
-    enum audit_rc rc;
 
-    if (n == 0)
-        return AUDIT_OK;
     for (size_t i = 0; i < n; i++) {
         if (evs[i]->details == NULL)
             evs[i]->details = "{}";
@@ -182,6 +179,26 @@ enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LE
             return AUDIT_BAD_EVENT;
         }
     }
+    memcpy(prev, last_mac, AUDIT_MAC_LEN);
+    for (size_t i = 0; i < n; i++) {
+        evs[i]->seq = last_seq + 1 + (int64_t)i;
+        evs[i]->at_us = now > last_at ? now : last_at;
+        enum audit_rc rc = audit_mac(key, prev, evs[i], evs[i]->mac);
+        if (rc != AUDIT_OK)
+            return rc;
+        memcpy(prev, evs[i]->mac, AUDIT_MAC_LEN);
+    }
+    return AUDIT_OK;
+}
+
+enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                                struct audit_event *const *evs, size_t n)
+{
+    int64_t last_seq = 0, last_at = 0, now = 0;
+    uint8_t prev[AUDIT_MAC_LEN];
+
+    if (n == 0)
+        return AUDIT_OK;
     if (!store_in_transaction(st)) {
         log_error("audit: events must be appended inside the transaction they record");
         return AUDIT_ERROR;
@@ -189,14 +206,9 @@ enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LE
     if (store_audit_lock(st) != STORE_OK ||
         store_audit_last(st, &last_seq, prev, &last_at, &now) != STORE_OK)
         return AUDIT_ERROR;
-    for (size_t i = 0; i < n; i++) {
-        evs[i]->seq = last_seq + 1 + (int64_t)i;
-        evs[i]->at_us = now > last_at ? now : last_at;
-        rc = audit_mac(key, prev, evs[i], evs[i]->mac);
-        if (rc != AUDIT_OK)
-            return rc;
-        memcpy(prev, evs[i]->mac, AUDIT_MAC_LEN);
-    }
+    enum audit_rc rc = audit_link(key, last_seq, prev, last_at, now, evs, n);
+    if (rc != AUDIT_OK)
+        return rc;
     return store_audit_insert_many(st, evs, n) == STORE_OK ? AUDIT_OK : AUDIT_ERROR;
 }
 

@@ -52,6 +52,14 @@ enum audit_rc audit_append(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
 enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
                                 struct audit_event *const *evs, size_t n);
 
+/* Links n events after the chain's last (last_seq, last_mac; 0 and zeros for an empty log):
+ * checks each, sets seq, at (now, never before last_at) and mac. For a caller that holds the
+ * audit lock and has read the last event itself (store_group_begin); audit_append_many is this
+ * plus the lock, the read and the insert. */
+enum audit_rc audit_link(const uint8_t key[AUDIT_KEY_LEN], int64_t last_seq,
+                         const uint8_t last_mac[AUDIT_MAC_LEN], int64_t last_at, int64_t now,
+                         struct audit_event *const *evs, size_t n) AUDIT_WUR;
+
 /* The MAC of one event given the previous one's: what audit_append stores and audit_verify
  * recomputes. */
 enum audit_rc audit_mac(const uint8_t key[AUDIT_KEY_LEN], const uint8_t prev[AUDIT_MAC_LEN],

@@ -354,4 +354,54 @@ struct store_batch_filter {
 enum store_rc store_batch_list(struct store *st, const struct store_batch_filter *f,
                                struct store_batch **out, size_t *n) STORE_WUR;
 
+/* ---- signing groups (store_group.c): one transaction for many signs, two round trips ---- */
+
+/* What store_group_begin reads for a group: in, the group's apps (sorted, distinct) and the ids
+ * of the API tokens its requests came with; out, each app's generation (0: no such app), each
+ * token's liveness (not revoked, not expired) and the audit chain's last event. */
+struct store_group {
+    const uint32_t *apps;
+    size_t n_apps;
+    const int64_t *tokens;
+    size_t n_tokens;
+    int64_t *generations; /* n_apps */
+    bool *token_live;     /* n_tokens */
+    int64_t last_seq, last_at_us, now_us;
+    uint8_t last_mac[32];
+};
+
+/* Opens a transaction and, in one round trip: locks the apps' active key versions (FOR NO KEY
+ * UPDATE), takes the audit lock, reads the generations and token states (after the lock: what
+ * every change commits under it is seen) and the last audit event. On any error the
+ * transaction is left for the caller's store_rollback. */
+enum store_rc store_group_begin(struct store *st, struct store_group *g) STORE_WUR;
+
+/* A key version's signs in a group. */
+struct store_key_use {
+    uint32_t sdkappid, version;
+    uint64_t count;
+};
+
+struct audit_event;
+/* In the transaction store_group_begin opened, in one round trip: inserts the n events (their
+ * seq, at and mac already set) in one statement, adds the uses to the sign counts (last use
+ * now) and commits. On error the caller store_rollback()s. */
+enum store_rc store_group_commit(struct store *st, struct audit_event *const *evs, size_t n,
+                                 const struct store_key_use *uses, size_t n_uses) STORE_WUR;
+
+/* The generation of each of the n apps (0: no such app), migrations/0003_cache.sql. */
+enum store_rc store_app_generations(struct store *st, const uint32_t *apps, size_t n,
+                                    int64_t *generations) STORE_WUR;
+
+/* ---- notifications (store_notify.c): what the cache's listener waits for ---- */
+
+/* LISTEN usersigd_cache (migrations/0003_cache.sql) on st, outside any transaction. */
+enum store_rc store_listen_cache(struct store *st) STORE_WUR;
+/* Waits up to timeout_ms (-1: no limit) for input on st or for wake_fd (-1: none) to become
+ * readable, then calls fn(arg, payload) for each notification received. STORE_OK, or
+ * STORE_ERROR when the connection is lost (reconnect by opening a new store). */
+enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
+                                void (*fn)(void *arg, const char *payload),
+                                void *arg) STORE_WUR;
+
 #endif

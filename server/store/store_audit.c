@@ -15,6 +15,7 @@
 /* ---- audit log ---- */
 
 static const char SQL_AUDIT_LOCK[] = "SELECT pg_advisory_xact_lock(" LOCK_CLASS ", 1)";
+const char *const store_sql_audit_lock = SQL_AUDIT_LOCK;
 
 enum store_rc store_audit_lock(struct store *st)
 {
@@ -30,14 +31,15 @@ static const char SQL_AUDIT_LAST[] =
     "SELECT l.seq, l.mac, " US("l.at") ", " US("clock_timestamp()") " FROM (SELECT 1) AS one "
     "LEFT JOIN LATERAL (SELECT seq, mac, at FROM audit_log ORDER BY seq DESC LIMIT 1) AS l ON true";
 /* clang-format on */
+const char *const store_sql_audit_last = SQL_AUDIT_LAST;
 
-enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], int64_t *at_us,
-                               int64_t *now_us)
+enum store_rc store_audit_last_read(const PGresult *r, int64_t *seq, uint8_t mac[32],
+                                    int64_t *at_us, int64_t *now_us)
 {
-    PGresult *r = NULL;
-    enum store_rc rc = RUN(st, SQL_AUDIT_LAST, NULL, &r);
-    if (rc != STORE_OK)
-        goto done;
+    if (PQntuples(r) != 1) {
+        log_error("store: the last audit event was not read");
+        return STORE_ERROR;
+    }
     *seq = store_col_int(r, 0, 0);
     *at_us = store_col_int(r, 0, 2);
     *now_us = store_col_int(r, 0, 3);
@@ -45,9 +47,18 @@ enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], 
         memset(mac, 0, 32);
     } else if (!store_col_bytes(r, 0, 1, mac, 32, NULL, true)) {
         log_error("store: audit event %" PRId64 " has no 32-byte mac", *seq);
-        rc = STORE_ERROR;
+        return STORE_ERROR;
     }
-done:
+    return STORE_OK;
+}
+
+enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], int64_t *at_us,
+                               int64_t *now_us)
+{
+    PGresult *r = NULL;
+    enum store_rc rc = RUN(st, SQL_AUDIT_LAST, NULL, &r);
+    if (rc == STORE_OK)
+        rc = store_audit_last_read(r, seq, mac, at_us, now_us);
     PQclear(r);
     return rc;
 }

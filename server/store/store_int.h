@@ -162,4 +162,13 @@ bool store_col_bytes(const PGresult *r, int row, int col, uint8_t *buf, size_t c
 /* The index of name in names[0..count-1] (the enum <-> text tables), or -1 (also for NULL). */
 int store_name_index(const char *const *names, int count, const char *name);
 
+/* ---- shared by the store's files ---- */
+
+/* The audit lock and the last-event read (store_audit.c), for store_group.c's pipeline. */
+extern const char *const store_sql_audit_lock;
+extern const char *const store_sql_audit_last;
+/* Reads a result of store_sql_audit_last. */
+enum store_rc store_audit_last_read(const PGresult *r, int64_t *seq, uint8_t mac[32],
+                                    int64_t *at_us, int64_t *now_us) STORE_WUR;
+
 #endif

@@ -1,0 +1,336 @@
+/*
+ * The store's side of group commit (store.h, "signing groups"): a group's transaction in two
+ * round trips, each a libpq pipeline. The first opens the transaction, locks the active key
+ * versions the group signs with, takes the audit lock, reads the generations of the group's
+ * apps and which of its API tokens are still live, and reads the last audit event; the second
+ * inserts the group's audit events in one statement, adds the sign counts and commits.
+ */
+#include "store_int.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "hex.h"
+#include "log.h"
+
+#define PIPE_MAX 8 /* statements in one pipeline */
+
+struct pipe_stmt {
+    const char *name; /* for the log: the statement's constant name */
+    const char *sql;
+    struct store_params p;
+    PGresult *result; /* kept for the caller when want_result; PQclear()ed by pipe_clear */
+    bool want_result;
+};
+
+static void pipe_clear(struct pipe_stmt *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        PQclear(s[i].result);
+        s[i].result = NULL;
+    }
+}
+
+/* Leaves pipeline mode; a connection that cannot is reset (it would refuse every later
+ * statement), and the transaction is lost either way. */
+static bool pipe_exit(struct store *st)
+{
+    if (PQexitPipelineMode(st->conn) == 1)
+        return true;
+    log_error("store: cannot leave pipeline mode (%s); resetting the connection",
+              PQerrorMessage(st->conn));
+    PQreset(st->conn);
+    st->n_prepared = 0;
+    st->in_tx = false;
+    return false;
+}
+
+/* Sends the n statements in one pipeline and reads every result. STORE_OK when each ran; the
+ * first failure is logged under its statement's name (never its parameters). The statements
+ * run unprepared: one round trip for the lot matters more than planning. */
+static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
+{
+    PGconn *c = st->conn;
+    size_t sent = 0;
+    bool failed = false;
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        log_error("store: the database connection is down");
+        st->in_tx = false;
+        return STORE_ERROR;
+    }
+    if (PQenterPipelineMode(c) != 1) {
+        log_error("store: cannot enter pipeline mode: %s", PQerrorMessage(c));
+        return STORE_ERROR;
+    }
+    for (; sent < n; sent++)
+        if (PQsendQueryParams(c, s[sent].sql, s[sent].p.n, NULL, s[sent].p.values,
+                              s[sent].p.lengths, s[sent].p.formats, 0) != 1)
+            break;
+    bool synced = PQpipelineSync(c) == 1;
+    if (sent < n || !synced) {
+        log_error("store: %s (pipelined) not sent: %s", s[sent < n ? sent : 0].name,
+                  PQerrorMessage(c));
+        failed = true;
+    }
+    /* Each statement's result then NULL; after an error the rest come as PGRES_PIPELINE_ABORTED;
+     * then the sync point. */
+    for (size_t i = 0; i < sent && synced; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            ExecStatusType t = PQresultStatus(r);
+            if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
+                if (s[i].want_result && s[i].result == NULL) {
+                    s[i].result = r;
+                    continue;
+                }
+            } else if (!failed) {
+                const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+                log_error("store: %s (pipelined) failed: %s %s", s[i].name, state ? state : "",
+                          msg ? msg : PQerrorMessage(c));
+                failed = true;
+            } else {
+                failed = true;
+            }
+            PQclear(r);
+        }
+        if (PQstatus(c) != CONNECTION_OK) {
+            failed = true;
+            break;
+        }
+    }
+    for (int guard = 0; synced && guard < 4; guard++) {
+        PGresult *r = PQgetResult(c);
+        if (r == NULL) {
+            if (PQstatus(c) != CONNECTION_OK)
+                break;
+            continue;
+        }
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (!pipe_exit(st) || failed) {
+        pipe_clear(s, n);
+        if (PQstatus(c) != CONNECTION_OK) {
+            st->in_tx = false;
+            PQreset(c); /* the next statement finds it up, or reconnects itself */
+            st->n_prepared = 0;
+        }
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+/* "{1,2,3}" of n int64 values; NULL when out of memory (logged). Caller free()s it. */
+static char *int64_array_text(const int64_t *v, size_t n)
+{
+    char *s = malloc(n * 21 + 3), *w;
+    if (s == NULL) {
+        log_error("store: out of memory");
+        return NULL;
+    }
+    w = s;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++)
+        w += sprintf(w, i == 0 ? "%" PRId64 : ",%" PRId64, v[i]);
+    *w++ = '}';
+    *w = '\0';
+    return s;
+}
+
+/* clang-format off */
+static const char SQL_GROUP_BEGIN[] = "BEGIN";
+/* The active versions the group signs with, locked as a lone sign locked them: a rotation or a
+ * disable waits for the group's commit (the lock order of store.h: key rows, then the audit
+ * lock). */
+static const char SQL_GROUP_LOCK_KEYS[] =
+    "SELECT version FROM app_keys WHERE sdkappid = ANY ($1::bigint[]) AND state = 'active' "
+    "ORDER BY sdkappid FOR NO KEY UPDATE";
+static const char SQL_GROUP_CHECK[] =
+    "SELECT 0, sdkappid, generation FROM apps WHERE sdkappid = ANY ($1::bigint[]) "
+    "UNION ALL SELECT 1, id, 0 FROM api_tokens WHERE id = ANY ($2::bigint[]) "
+    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())";
+/* clang-format on */
+
+enum store_rc store_group_begin(struct store *st, struct store_group *g)
+{
+    bool ok;
+    char *apps = store_int_array_text(g->apps, g->n_apps, &ok);
+    char *tokens = int64_array_text(g->tokens, g->n_tokens);
+    struct pipe_stmt s[5];
+    enum store_rc rc = STORE_ERROR;
+
+    memset(s, 0, sizeof s);
+    for (size_t i = 0; i < g->n_apps; i++)
+        g->generations[i] = 0;
+    for (size_t i = 0; i < g->n_tokens; i++)
+        g->token_live[i] = false;
+    if (st->in_tx) {
+        log_error("store: a signing group needs a connection outside any transaction");
+        goto done;
+    }
+    if (!ok || apps == NULL || tokens == NULL)
+        goto done;
+    s[0] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
+    s[1] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
+    store_param_text(&s[1].p, apps);
+    s[2] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+    s[3] =
+        (struct pipe_stmt){.name = "SQL_GROUP_CHECK", .sql = SQL_GROUP_CHECK, .want_result = true};
+    store_param_text(&s[3].p, apps);
+    store_param_text(&s[3].p, tokens);
+    s[4] = (struct pipe_stmt){
+        .name = "SQL_AUDIT_LAST", .sql = store_sql_audit_last, .want_result = true};
+    st->in_tx = true; /* from here a failure leaves it for the caller's store_rollback */
+    rc = pipe_run(st, s, 5);
+    if (rc != STORE_OK)
+        goto done;
+    for (int row = 0; row < PQntuples(s[3].result); row++) {
+        int64_t kind = store_col_int(s[3].result, row, 0);
+        int64_t id = store_col_int(s[3].result, row, 1);
+        for (size_t i = 0; kind == 0 && i < g->n_apps; i++)
+            if (g->apps[i] == (uint32_t)id)
+                g->generations[i] = store_col_int(s[3].result, row, 2);
+        for (size_t i = 0; kind == 1 && i < g->n_tokens; i++)
+            if (g->tokens[i] == id)
+                g->token_live[i] = true;
+    }
+    rc = store_audit_last_read(s[4].result, &g->last_seq, g->last_mac, &g->last_at_us, &g->now_us);
+done:
+    pipe_clear(s, 5);
+    free(apps);
+    free(tokens);
+    return rc;
+}
+
+/* clang-format off */
+static const char SQL_GROUP_INSERT[] =
+    "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, sdkappid, key_version, "
+    "outcome, details, mac) SELECT r.seq, " TS("r.at_us") ", r.actor_id, r.actor_name, r.action, "
+    "r.sdkappid, r.key_version, r.outcome, r.details, decode(r.mac, 'hex') "
+    "FROM json_to_recordset($1::json) AS r(seq bigint, at_us bigint, actor_id bigint, "
+    "actor_name text, action text, sdkappid bigint, key_version integer, outcome text, "
+    "details text, mac text) ORDER BY r.seq";
+static const char SQL_GROUP_USES[] =
+    "UPDATE app_keys AS k SET sign_count = k.sign_count + u.n, last_used_at = now() "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(sdkappid, version, n) "
+    "WHERE k.sdkappid = u.sdkappid AND k.version = u.version";
+static const char SQL_GROUP_COMMIT[] = "COMMIT";
+/* clang-format on */
+
+/* The events as one JSON array of rows (NULL when out of memory). Caller free()s it. */
+static char *events_json(struct audit_event *const *evs, size_t n)
+{
+    json_t *a = json_array();
+    int bad = a == NULL;
+    for (size_t i = 0; i < n && !bad; i++) {
+        const struct audit_event *ev = evs[i];
+        char mac[2 * AUDIT_MAC_LEN + 1];
+        hex_encode(ev->mac, AUDIT_MAC_LEN, mac);
+        json_t *o =
+            json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "seq",
+                      (json_int_t)ev->seq, "at_us", (json_int_t)ev->at_us, "actor_id",
+                      ev->actor_id != 0 ? json_integer(ev->actor_id) : json_null(), "actor_name",
+                      ev->actor_name, "action", ev->action, "sdkappid",
+                      ev->sdkappid != 0 ? json_integer(ev->sdkappid) : json_null(), "key_version",
+                      ev->key_version != 0 ? json_integer(ev->key_version) : json_null(), "outcome",
+                      ev->outcome, "details", ev->details != NULL ? ev->details : "{}", "mac", mac);
+        bad = o == NULL || json_array_append_new(a, o) != 0;
+    }
+    char *text = bad ? NULL : json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (text == NULL)
+        log_error("store: out of memory");
+    return text;
+}
+
+enum store_rc store_group_commit(struct store *st, struct audit_event *const *evs, size_t n,
+                                 const struct store_key_use *uses, size_t n_uses)
+{
+    struct pipe_stmt s[3];
+    int64_t *cols = NULL;
+    char *events = NULL, *a_apps = NULL, *a_versions = NULL, *a_counts = NULL;
+    size_t k = 0;
+    enum store_rc rc = STORE_ERROR;
+
+    memset(s, 0, sizeof s);
+    if (!st->in_tx) {
+        log_error("store: a signing group commits inside its transaction");
+        return STORE_ERROR;
+    }
+    if (n > 0) {
+        events = events_json(evs, n);
+        if (events == NULL)
+            goto done;
+        s[k] = (struct pipe_stmt){.name = "SQL_GROUP_INSERT", .sql = SQL_GROUP_INSERT};
+        store_param_text(&s[k++].p, events);
+    }
+    if (n_uses > 0) {
+        cols = malloc(3 * n_uses * sizeof *cols);
+        if (cols == NULL)
+            goto done;
+        for (size_t i = 0; i < n_uses; i++) {
+            cols[i] = uses[i].sdkappid;
+            cols[n_uses + i] = uses[i].version;
+            cols[2 * n_uses + i] = (int64_t)uses[i].count;
+        }
+        a_apps = int64_array_text(cols, n_uses);
+        a_versions = int64_array_text(cols + n_uses, n_uses);
+        a_counts = int64_array_text(cols + 2 * n_uses, n_uses);
+        if (a_apps == NULL || a_versions == NULL || a_counts == NULL)
+            goto done;
+        s[k] = (struct pipe_stmt){.name = "SQL_GROUP_USES", .sql = SQL_GROUP_USES};
+        store_param_text(&s[k].p, a_apps);
+        store_param_text(&s[k].p, a_versions);
+        store_param_text(&s[k++].p, a_counts);
+    }
+    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_COMMIT", .sql = SQL_GROUP_COMMIT};
+    rc = pipe_run(st, s, k);
+    if (rc == STORE_OK)
+        st->in_tx = false;
+done:
+    pipe_clear(s, k);
+    free(events);
+    free(cols);
+    free(a_apps);
+    free(a_versions);
+    free(a_counts);
+    return rc;
+}
+
+static const char SQL_APP_GENERATIONS[] =
+    "SELECT sdkappid, generation FROM apps WHERE sdkappid = ANY ($1::bigint[])";
+
+enum store_rc store_app_generations(struct store *st, const uint32_t *apps, size_t n,
+                                    int64_t *generations)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    bool ok;
+    char *text = store_int_array_text(apps, n, &ok);
+    enum store_rc rc = STORE_ERROR;
+
+    for (size_t i = 0; i < n; i++)
+        generations[i] = 0;
+    if (!ok || text == NULL)
+        goto done;
+    store_param_text(&p, text);
+    rc = RUN(st, SQL_APP_GENERATIONS, &p, &r);
+    for (int row = 0; rc == STORE_OK && row < PQntuples(r); row++) {
+        uint32_t id = (uint32_t)store_col_int(r, row, 0);
+        for (size_t i = 0; i < n; i++)
+            if (apps[i] == id)
+                generations[i] = store_col_int(r, row, 1);
+    }
+done:
+    PQclear(r);
+    free(text);
+    return rc;
+}

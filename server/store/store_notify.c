@@ -1,0 +1,43 @@
+/*
+ * LISTEN/NOTIFY for the cache's listener (store.h, "notifications"): subscribe on a connection
+ * of its own, then wait on its socket for notifications.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <poll.h>
+
+#include "log.h"
+
+static const char SQL_LISTEN_CACHE[] = "LISTEN usersigd_cache";
+
+enum store_rc store_listen_cache(struct store *st)
+{
+    return RUN(st, SQL_LISTEN_CACHE, NULL, NULL);
+}
+
+enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
+                                void (*fn)(void *arg, const char *payload), void *arg)
+{
+    PGconn *c = st->conn;
+    struct pollfd fds[2] = {{.fd = PQsocket(c), .events = POLLIN},
+                            {.fd = wake_fd, .events = POLLIN}};
+
+    if (PQstatus(c) != CONNECTION_OK || fds[0].fd < 0)
+        return STORE_ERROR;
+    int n = poll(fds, wake_fd >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+        log_error("store: waiting for notifications failed");
+        return STORE_ERROR;
+    }
+    if (n > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && PQconsumeInput(c) != 1) {
+        log_warn("store: the notification connection was lost: %s", PQerrorMessage(c));
+        return STORE_ERROR;
+    }
+    PGnotify *note;
+    while ((note = PQnotifies(c)) != NULL) {
+        fn(arg, note->extra);
+        PQfreemem(note);
+    }
+    return PQstatus(c) == CONNECTION_OK ? STORE_OK : STORE_ERROR;
+}
