@@ -12,6 +12,7 @@
  * application/json body's check and cutting are batch_json.c.
  */
 #include "batch_json.h"
+#include "batches.h"
 #include "handlers.h"
 #include "hex.h"
 #include "pipeline.h"
@@ -150,45 +151,49 @@ static int batch_emit(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* The end of b as the core records it. */
+static void end_of(const struct batch *b, struct batches_end *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->batch_id, sizeof e->batch_id, "%s", b->batch_id);
+    e->sdkappid = b->sdkappid;
+    e->key_version = b->key_version;
+    e->principal = b->principal;
+    e->state = b->end_state;
+    e->count = b->res.count;
+    e->signed_count = b->res.signed_count;
+    e->failed_count = b->res.failed_count;
+    snprintf(e->sha256, sizeof e->sha256, "%s", b->res.sha256);
+}
+
 /* Closes the batch in svc's database (a database thread's, or at a stop the loop's): the row,
- * the key version's sign count, the finish event, in one transaction. false when it could not
- * (rolled back). */
+ * the key version's sign count, the finish event, in one transaction (batches_finish). false
+ * when it could not (rolled back); a batch closed already counts as recorded. */
 static bool record_end(struct service *svc, const struct batch *b)
 {
-    const struct pipeline_result *res = &b->res;
-    struct store_batch row;
+    struct batches_end e;
     enum store_rc rc;
-    json_t *details;
 
-    memset(&row, 0, sizeof row);
-    snprintf(row.batch_id, sizeof row.batch_id, "%s", b->batch_id);
-    row.state = b->end_state;
-    row.count = res->count;
-    row.signed_count = res->signed_count;
-    row.failed_count = res->failed_count;
-    snprintf(row.sha256, sizeof row.sha256, "%s", res->sha256);
-    details = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "batch_id", b->batch_id, "count",
-                        (json_int_t)res->count, "signed", (json_int_t)res->signed_count, "failed",
-                        (json_int_t)res->failed_count, "sha256", res->sha256, "state",
-                        store_batch_state_name(b->end_state));
-    rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
-    if (rc == STORE_OK)
-        rc = store_batch_finish(svc->st, &row);
-    if (rc == STORE_OK && res->signed_count > 0)
-        rc = store_key_record_use(svc->st, b->sdkappid, b->key_version, res->signed_count);
-    if (rc == STORE_OK) {
-        rc = service_audit(svc, &b->principal, "usersig.batch.finish", b->sdkappid, b->key_version,
-                           store_batch_state_name(b->end_state), details);
-        details = NULL; /* stolen */
-    }
-    if (rc == STORE_OK)
-        rc = store_commit(svc->st);
-    json_decref(details);
-    if (rc != STORE_OK) {
-        store_rollback(svc->st);
-        return false;
-    }
-    return true;
+    end_of(b, &e);
+    rc = batches_finish(svc, batches_current(), &e);
+    explicit_bzero(&e.principal, sizeof e.principal);
+    if (rc == STORE_NOT_FOUND)
+        log_msg(LOG_WARN, b->request_id, "batch %s: closed already (marked by another process)",
+                b->batch_id);
+    return rc == STORE_OK || rc == STORE_NOT_FOUND;
+}
+
+/* An end that could not be recorded, kept by the core and recorded once the database is back;
+ * false when it cannot be kept. */
+static bool keep_end(const struct batch *b)
+{
+    struct batches_end e;
+    bool kept;
+
+    end_of(b, &e);
+    kept = batches_retry(batches_current(), &e);
+    explicit_bzero(&e.principal, sizeof e.principal);
+    return kept;
 }
 
 /* The last line: the summary, or the error that ended the stream (why). */
@@ -234,7 +239,7 @@ static void batch_end_done(struct dbpool_job *job)
 {
     struct batch *b = job->arg;
     const char *state = store_batch_state_name(b->end_state);
-    bool complete = b->end_state == STORE_BATCH_COMPLETE;
+    bool complete = b->end_state == STORE_BATCH_COMPLETE, kept = false;
     char line[MSG_BUF];
 
     if (job->cancelled) {
@@ -250,6 +255,11 @@ static void batch_end_done(struct dbpool_job *job)
         log_msg(LOG_INFO, b->request_id,
                 "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed",
                 b->batch_id, state, b->res.count, b->res.signed_count, b->res.failed_count);
+    else if ((kept = keep_end(b)))
+        log_msg(LOG_ERROR, b->request_id,
+                "batch %s: cannot record its end yet (%s, %" PRIu64
+                " lines): it is kept and recorded when the database is back",
+                b->batch_id, state, b->res.count);
     else
         log_msg(LOG_ERROR, b->request_id,
                 "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
@@ -258,9 +268,12 @@ static void batch_end_done(struct dbpool_job *job)
         const char *why = NULL;
         if (!complete)
             why = b->end_recorded ? "the batch failed and is recorded as aborted"
-                                  : "the batch failed; its end could not be recorded";
+                  : kept ? "the batch failed; its end is recorded once the database is back"
+                         : "the batch failed; its end could not be recorded";
         else if (!b->end_recorded)
-            why = "the batch could not be recorded as complete: it stays running";
+            why = kept ? "the batch could not be recorded as complete yet: its end is recorded "
+                         "once the database is back"
+                       : "the batch could not be recorded as complete: it stays running";
         int n = last_line(b, &b->res, why, line, sizeof line);
         if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
             evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
@@ -505,8 +518,6 @@ static enum api_error bad_key(const struct batch *b, char msg[MSG_BUF])
 static enum api_error record_start(struct service *svc, struct batch *b, char msg[MSG_BUF])
 {
     struct store_batch row;
-    enum store_rc rc;
-    json_t *details;
 
     new_batch_id(b->batch_id);
     memset(&row, 0, sizeof row);
@@ -515,14 +526,8 @@ static enum api_error record_start(struct service *svc, struct batch *b, char ms
     row.key_version = b->key_version;
     row.actor_id = b->principal.token_id;
     snprintf(row.actor_name, sizeof row.actor_name, "%s", b->principal.name);
-    rc = store_batch_insert(svc->st, &row);
-    details = rc == STORE_OK ? start_details(b, b->p.expire, (int)b->p.level) : NULL;
-    if (rc == STORE_OK && details == NULL)
-        rc = STORE_ERROR;
-    if (rc == STORE_OK)
-        rc = service_audit(svc, &b->principal, "usersig.batch", b->sdkappid, b->key_version,
-                           "started", details);
-    if (rc != STORE_OK || store_commit(svc->st) != STORE_OK) {
+    if (batches_start(svc, batches_current(), &b->principal, &row,
+                      start_details(b, b->p.expire, (int)b->p.level)) != STORE_OK) {
         snprintf(msg, MSG_BUF, "the batch could not be recorded; no UserSig was issued");
         return API_ERR_UNAVAILABLE;
     }

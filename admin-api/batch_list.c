@@ -1,7 +1,7 @@
 /*
- * Admin API batch manifests: list an app's batch signing jobs (the batches table), running ones
- * included, so a dashboard sees batches that never finished. Paged by an opaque keyset cursor
- * over (started_at, batch_id): "<started_at in Unix microseconds>.<batch_id>".
+ * Admin API batch manifests: list an app's batch signing jobs (the batches table), running and
+ * interrupted ones included, so a dashboard sees batches that never finished. Paged by an opaque
+ * keyset cursor over (started_at, batch_id): "<started_at in Unix microseconds>.<batch_id>".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +60,10 @@ static int parse_filter(struct api_request *r, struct store_batch_filter *f)
         return -1;
     }
     if (state != NULL) {
-        for (int s = STORE_BATCH_RUNNING; s <= STORE_BATCH_ABORTED && f->state < 0; s++)
-            if (strcmp(state, store_batch_state_name((enum store_batch_state)s)) == 0)
-                f->state = s;
+        f->state = store_batch_state_parse(state);
         if (f->state < 0) {
-            api_reply_error(r, API_ERR_INVALID_PARAM, "state: running, complete or aborted");
+            api_reply_error(r, API_ERR_INVALID_PARAM,
+                            "state: running, complete, aborted or interrupted");
             return -1;
         }
     }
@@ -81,6 +80,12 @@ static json_t *int_or_null(int64_t v)
     return v != 0 ? json_integer(v) : json_null();
 }
 
+/* A count: null when the batch was interrupted with none known. */
+static json_t *count_json(const struct store_batch *b, uint64_t v)
+{
+    return b->counts_unknown ? json_null() : json_integer((json_int_t)v);
+}
+
 /* The Batch of openapi.yaml; NULL when out of memory. */
 static json_t *batch_json(const struct store_batch *b)
 {
@@ -94,9 +99,9 @@ static json_t *batch_json(const struct store_batch *b)
         json_object_set_new(o, "actor_id", int_or_null(b->actor_id)) != 0 ||
         json_object_set_new(o, "actor_name", json_string(b->actor_name)) != 0 ||
         json_object_set_new(o, "state", json_string(store_batch_state_name(b->state))) != 0 ||
-        json_object_set_new(o, "count", json_integer((json_int_t)b->count)) != 0 ||
-        json_object_set_new(o, "signed", json_integer((json_int_t)b->signed_count)) != 0 ||
-        json_object_set_new(o, "failed", json_integer((json_int_t)b->failed_count)) != 0 ||
+        json_object_set_new(o, "count", count_json(b, b->count)) != 0 ||
+        json_object_set_new(o, "signed", count_json(b, b->signed_count)) != 0 ||
+        json_object_set_new(o, "failed", count_json(b, b->failed_count)) != 0 ||
         json_object_set_new(o, "sha256",
                             b->sha256[0] != '\0' ? json_string(b->sha256) : json_null()) != 0 ||
         json_object_set_new(o, "started_at", service_time_json(b->started_at_us)) != 0 ||

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "authn.h"
+#include "batches.h"
 #include "offload.h"
 #include "dbpool.h"
 #include "listener.h"
@@ -41,6 +42,7 @@ struct serve {
     struct event *drain;
     int64_t drain_left_ms;
     bool stopping;
+    struct batches *batches; /* the batch owner lease, retries and sweep (batches.h) */
     struct listener *listener; /* the cache's (listener.h) */
 };
 
@@ -274,6 +276,9 @@ static int run_loop(struct serve *s)
         return -1;
     }
     log_info("database pool: %d connections", d->cfg.db_connections);
+    struct batches_config bcfg = {.conninfo = d->conninfo};
+    if (batches_new(s->base, &d->svc, &bcfg, &s->batches) != 0)
+        return -1;
     /* Tokens and apps cached, kept exact by the listener (cache.h); nothing is cached until it
      * listens. */
     d->svc.cache = cache_new();
@@ -349,6 +354,7 @@ done:
     d->svc.cache = NULL;
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
+    batches_free(s.batches); /* the ends still kept: one last attempt */
     if (s.base != NULL)
         event_base_free(s.base);
     return ret;

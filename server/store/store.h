@@ -311,8 +311,19 @@ enum store_rc store_migration_record(struct store *st, int version, const char *
 #define STORE_BATCH_ID_LEN 32 /* lowercase hex: 16 random bytes */
 #define STORE_SHA256_HEX_LEN 64
 
-enum store_batch_state { STORE_BATCH_RUNNING = 0, STORE_BATCH_COMPLETE, STORE_BATCH_ABORTED };
+/* running, then complete or aborted (by its process, with what it sent), or interrupted (by any
+ * process, once the batch's owner is gone: counts unknown); an interrupted batch may still be
+ * closed as complete or aborted by its own owner (store_batch_finish). */
+enum store_batch_state {
+    STORE_BATCH_RUNNING = 0,
+    STORE_BATCH_COMPLETE,
+    STORE_BATCH_ABORTED,
+    STORE_BATCH_INTERRUPTED,
+};
 const char *store_batch_state_name(enum store_batch_state s); /* "running", "complete", ... */
+int store_batch_state_parse(const char *name);                /* -1 when unknown */
+
+#define STORE_BATCH_OWNER_MAX 4294967295LL /* owner ids are 1..this (the batch_owners sequence) */
 
 struct store_batch {
     char batch_id[STORE_BATCH_ID_LEN + 1];
@@ -322,18 +333,45 @@ struct store_batch {
     char actor_name[STORE_TEXT_BUF(STORE_TOKEN_NAME_MAX)];
     enum store_batch_state state;
     uint64_t count, signed_count, failed_count; /* items out, and of them signed and failed */
-    char sha256[STORE_SHA256_HEX_LEN + 1];      /* over the output lines; "" while running */
-    int64_t started_at_us, finished_at_us;      /* set by the store; finished 0 while running */
+    bool counts_unknown; /* interrupted with no counts known: the three are NULL (read as 0) */
+    char sha256[STORE_SHA256_HEX_LEN + 1]; /* over the output lines; "" while running or
+                                              interrupted */
+    int64_t started_at_us, finished_at_us; /* set by the store; finished 0 while running */
+    int64_t owner; /* the process that runs it (store_batch_owner_take); 0 = none known */
 };
 
-/* Inserts b as running (batch_id, sdkappid, key_version, actor_id, actor_name); writes back
- * started_at. Call it in the transaction of the batch's start audit event. NOT_FOUND when the
- * key version does not exist; CONFLICT "other" when the batch_id does. */
+/* Inserts b as running (batch_id, sdkappid, key_version, actor_id, actor_name, owner); writes
+ * back started_at. Call it in the transaction of the batch's start audit event. NOT_FOUND when
+ * the key version does not exist; CONFLICT "other" when the batch_id does. */
 enum store_rc store_batch_insert(struct store *st, struct store_batch *b) STORE_WUR;
-/* Closes a running batch once: state (COMPLETE or ABORTED), count, signed_count, failed_count,
- * sha256 of b, finished_at now. NOT_FOUND when no running batch has b->batch_id (a finished one
- * never changes). */
+/* Closes a batch once: state (COMPLETE or ABORTED), count, signed_count, failed_count, sha256
+ * of b, finished_at now; the batch is running, or interrupted with b->owner as its owner (its
+ * owner's end, recorded late). NOT_FOUND when no such batch (a finished one never changes). */
 enum store_rc store_batch_finish(struct store *st, const struct store_batch *b) STORE_WUR;
+
+/* Owners. A usersigd process takes an owner id and holds its session-level advisory lock on a
+ * connection of its own for its life; whoever can take an owner's lock knows it is gone.
+ * store_batch_owner_take: *owner 0 takes a new id (the batch_owners sequence) and writes it
+ * back; either way the id's lock is taken on st (waiting for a transaction that holds it
+ * briefly), held until store_batch_owner_release or the end of the connection (a broken
+ * connection is then STORE_ERROR, never a silent reconnect: open a new store and take it
+ * again). Outside a transaction. */
+enum store_rc store_batch_owner_take(struct store *st, int64_t *owner) STORE_WUR;
+void store_batch_owner_release(struct store *st, int64_t owner); /* accepts NULL */
+/* Inside a transaction: *gone when owner's lock could be taken, by a transaction-level lock held
+ * until commit (so the owner cannot come back while its batches are marked). */
+enum store_rc store_batch_owner_gone(struct store *st, int64_t owner, bool *gone) STORE_WUR;
+/* The distinct owners of running batches other than self, at most STORE_BATCH_OWNERS_MAX, in
+ * order; 0 stands for rows without an owner. On success *out is a new array of *n (NULL when
+ * none); caller free()s it. */
+#define STORE_BATCH_OWNERS_MAX 256
+enum store_rc store_batch_owners_running(struct store *st, int64_t self, int64_t **out,
+                                         size_t *n) STORE_WUR;
+/* Marks every running batch of owner (0: those without an owner) interrupted: counts NULL,
+ * finished_at now. The rows as they now are go to *out (a new array of *n, NULL when none;
+ * caller free()s it). Call it in the transaction of their audit events. */
+enum store_rc store_batch_interrupt(struct store *st, int64_t owner, struct store_batch **out,
+                                    size_t *n) STORE_WUR;
 /* One batch. NOT_FOUND when none. */
 enum store_rc store_batch_get(struct store *st, const char *batch_id,
                               struct store_batch *out) STORE_WUR;
