@@ -2,25 +2,40 @@
 // usersigd: a completed batch listed with its summary's counts and SHA-256, one whose client left
 // halfway listed aborted, one cut short by a crash (a row left running) found by ?state=running,
 // paging in (started_at, batch_id) order with limit and after, ties included; who may read them
-// (admin and auditor, in scope) and the refusals (unknown app, bad parameters).
+// (admin and auditor, in scope) and the refusals (unknown app, bad parameters); a usersigd killed
+// (SIGKILL) mid-batch: the next process to start marks its batch interrupted, with the
+// usersig.batch.finish event, and the audit chain verifies.
 'use strict';
 
-const { describe, test } = require('node:test');
+const { describe, test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const http = require('node:http');
+const { spawnSync } = require('node:child_process');
 const {
-  E2E, RFC3339, api, expectError, expectStatus, newAppId, appWithKey, createToken, psqlOk,
-  batchAndLeave,
+  E2E, RFC3339, api, show, expectError, expectStatus, newAppId, appWithKey, createToken, psqlOk,
+  batchAndLeave, startServer, stopAll, createDatabase, dropDatabase, masterKey,
 } = require('./lib');
+
+const servers = [];
+const databases = [];
+after(async () => {
+  try {
+    await stopAll(servers);
+  } finally {
+    for (const db of databases) dropDatabase(db);
+  }
+});
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
-// POSTs a text/plain batch and reads it all; returns the summary, checked against the lines.
-async function batch(sdkappid, ids) {
-  const res = await fetch(`${E2E.url}/v1/apps/${sdkappid}/usersigs/batch`, {
+// POSTs a text/plain batch to base and reads it all; returns the summary, checked against the
+// lines.
+async function batchOn(base, token, sdkappid, ids) {
+  const res = await fetch(`${base}/v1/apps/${sdkappid}/usersigs/batch`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'text/plain' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
     body: ids.join('\n'),
     signal: AbortSignal.timeout(60000),
   });
@@ -31,6 +46,10 @@ async function batch(sdkappid, ids) {
   assert.ok(s, `no summary: ${lines[lines.length - 1]}`);
   assert.equal(s.sha256, sha256(text.slice(0, text.length - lines[lines.length - 1].length - 1)));
   return s;
+}
+
+async function batch(sdkappid, ids) {
+  return batchOn(E2E.url, E2E.admin, sdkappid, ids);
 }
 
 async function list(sdkappid, query = '', opts = {}) {
@@ -55,6 +74,39 @@ function insertRunning(sdkappid, version, started = 'now()') {
 
 const FIELDS = ['batch_id', 'sdkappid', 'key_version', 'actor_id', 'actor_name', 'state', 'count',
   'signed', 'failed', 'sha256', 'started_at', 'finished_at'];
+
+// psql on another database of the run's cluster; returns its output, trimmed.
+function psqlOn(dbUrl, sql) {
+  const r = spawnSync('psql', [dbUrl, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+    { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, `psql failed: ${sql}\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+// POSTs a text/plain batch to base and stops reading once the first bytes arrive, the connection
+// left open: the server's output backs up and the batch stays running. Resolves to the request
+// (destroy() it) once the batch streams.
+function batchAndStall(base, token, sdkappid, body) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(`${base}/v1/apps/${sdkappid}/usersigs/batch`);
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`batch: status ${res.statusCode}`));
+        return;
+      }
+      res.once('data', () => {
+        res.pause();
+        resolve(req);
+      });
+    });
+    req.on('error', () => {}); // destroyed on purpose later
+    req.end(body);
+  });
+}
 
 describe('batch manifests over the API', () => {
   test('a completed batch is listed complete, with its summary\'s counts and SHA-256',
@@ -207,4 +259,56 @@ describe('batch manifests over the API', () => {
     const page = await listOk(a.sdkappid, `limit=1000&after=0.${id}`);
     assert.deepEqual(page, { batches: [], next_after: null });
   });
+
+  test('a usersigd killed (SIGKILL) mid-batch: the next start marks the batch interrupted',
+    async () => {
+      const db = createDatabase();
+      databases.push(db);
+      const key = masterKey();
+      const first = await startServer('batch-kill-1', { dbUrl: db, masterKeyFile: key });
+      servers.push(first);
+      const token = await first.adminToken();
+      assert.ok(token, `no admin token printed on the first run:\n${first.log()}`);
+      const opts = { base: first.url, token };
+      const a = await appWithKey({}, opts);
+      const ids = [];
+      for (let i = 0; i < 300000; i++) ids.push(`kill-${i}`);
+      const req = await batchAndStall(first.url, token, a.sdkappid, ids.join('\n'));
+      const running = await listOk(a.sdkappid, 'state=running', opts);
+      assert.equal(running.batches.length, 1, JSON.stringify(running));
+      const id = running.batches[0].batch_id;
+
+      first.proc.kill('SIGKILL');
+      const r = await first.stop(); // reaps it
+      assert.equal(r.signal, 'SIGKILL', JSON.stringify(r));
+      req.destroy();
+      servers.splice(servers.indexOf(first), 1);
+      assert.equal(psqlOn(db, `SELECT state FROM batches WHERE batch_id = '${id}'`), 'running',
+        'a crash leaves the batch running');
+
+      const second = await startServer('batch-kill-2', { dbUrl: db, masterKeyFile: key });
+      servers.push(second);
+      const opts2 = { base: second.url, token };
+      const page = await listOk(a.sdkappid, 'state=interrupted', opts2);
+      assert.equal(page.batches.length, 1, JSON.stringify(page));
+      const b = page.batches[0];
+      assert.equal(b.batch_id, id);
+      assert.equal(b.state, 'interrupted');
+      assert.equal(b.count, null);
+      assert.equal(b.signed, null);
+      assert.equal(b.failed, null);
+      assert.equal(b.sha256, null);
+      assert.match(b.finished_at, RFC3339);
+      assert.deepEqual((await listOk(a.sdkappid, 'state=running', opts2)).batches, []);
+      // Its event, appended with the change, by the server itself; the chain verifies.
+      assert.equal(psqlOn(db, 'SELECT count(*) FROM audit_log WHERE action = ' +
+        "'usersig.batch.finish' AND outcome = 'interrupted' AND actor_name = 'usersigd' AND " +
+        `details::jsonb ->> 'batch_id' = '${id}'`), '1');
+      const v = await api('GET', '/v1/audit/verify', opts2);
+      assert.equal(v.json && v.json.ok, true, show(v));
+      // The new process signs batches of its own.
+      const s = await batchOn(second.url, token, a.sdkappid, ['after-kill']);
+      assert.equal(s.signed, 1);
+      assert.equal((await listOk(a.sdkappid, 'state=complete', opts2)).batches.length, 1);
+    });
 });
