@@ -268,11 +268,12 @@ static void batch_end_done(struct dbpool_job *job)
         const char *why = NULL;
         if (!complete)
             why = b->end_recorded ? "the batch failed and is recorded as aborted"
-                  : kept ? "the batch failed; its end is recorded once the database is back"
-                         : "the batch failed; its end could not be recorded";
+                  : kept          ? "the batch failed; it stays running until its end is recorded, "
+                                    "once the database is back"
+                                  : "the batch failed; its end could not be recorded";
         else if (!b->end_recorded)
-            why = kept ? "the batch could not be recorded as complete yet: its end is recorded "
-                         "once the database is back"
+            why = kept ? "the batch could not be recorded as complete yet: it stays running "
+                         "until its end is recorded, once the database is back"
                        : "the batch could not be recorded as complete: it stays running";
         int n = last_line(b, &b->res, why, line, sizeof line);
         if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&

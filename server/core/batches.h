@@ -31,7 +31,7 @@
 #define BATCHES_WUR __attribute__((warn_unused_result))
 
 #define BATCHES_SWEEP_INTERVAL_MS 30000 /* the periodic sweep */
-#define BATCHES_RETRY_MIN_MS 500        /* the first retry of an end; doubling ... */
+#define BATCHES_RETRY_MIN_MS 1000       /* the first retry of an end; doubling ... */
 #define BATCHES_RETRY_MAX_MS 30000      /* ... up to this */
 #define BATCHES_PENDING_MAX 4096        /* ends kept for a retry, at most */
 
