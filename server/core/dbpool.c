@@ -16,7 +16,8 @@
 struct dbpool_thread {
     struct dbpool *p;
     pthread_t tid;
-    bool started; /* pthread_create succeeded: join it */
+    bool started;        /* pthread_create succeeded: join it */
+    dbpool_run_fn doing; /* the run function of the jobs it runs now; NULL when idle */
 };
 
 struct dbpool {
@@ -48,21 +49,39 @@ static void list_append(struct dbpool_job **head, struct dbpool_job **tail, stru
     *tail = j;
 }
 
-/* Unlinks the first queued job and up to batch-1 later ones with the same run function, in
- * queue order. Called with mu held and the queue not empty. */
+/* True when a thread may start j now: fewer than j->max_running threads run its function. */
+static bool may_start(const struct dbpool *p, const struct dbpool_job *j)
+{
+    if (j->max_running == 0)
+        return true;
+    unsigned n = 0;
+    for (int i = 0; i < p->cfg.size; i++)
+        n += p->threads[i].doing == j->run;
+    return n < j->max_running;
+}
+
+/* Unlinks the first queued job that may start and up to batch-1 later ones with the same run
+ * function, in queue order; NULL when none may start. Called with mu held. */
 static struct dbpool_job *take_jobs(struct dbpool *p, size_t *n_out)
 {
-    struct dbpool_job *first = p->q_head, *prev = first, *j;
+    struct dbpool_job *first = p->q_head, *before = NULL;
+    while (first != NULL && !may_start(p, first)) {
+        before = first;
+        first = first->next;
+    }
+    *n_out = 0;
+    if (first == NULL)
+        return NULL;
     size_t limit = first->batch > 0 ? first->batch : 1, n = 1;
+    struct dbpool_job *prev = before, *j = first->next, *last = first;
 
-    p->q_head = first->next;
-    if (p->q_head == NULL)
-        p->q_tail = NULL;
+    if (before != NULL)
+        before->next = first->next;
+    else
+        p->q_head = first->next;
+    if (p->q_tail == first)
+        p->q_tail = before;
     first->next = NULL;
-    struct dbpool_job *last = first;
-
-    prev = NULL;
-    j = p->q_head;
     while (j != NULL && n < limit) {
         struct dbpool_job *next = j->next;
         if (j->run == first->run) {
@@ -111,14 +130,15 @@ static void *thread_main(void *arg)
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && p->q_head == NULL)
+        size_t n = 0;
+        struct dbpool_job *jobs = NULL;
+        while (!p->stopping && (jobs = take_jobs(p, &n)) == NULL)
             pthread_cond_wait(&p->work, &p->mu);
         if (p->stopping)
-            break;
-        size_t n;
-        struct dbpool_job *jobs = take_jobs(p, &n);
+            break; /* jobs is NULL: take_jobs did not run */
         p->queued -= n;
         p->running += n;
+        t->doing = jobs->run;
         pthread_mutex_unlock(&p->mu);
 
         jobs->run(st, ctx, jobs);
@@ -131,6 +151,11 @@ static void *thread_main(void *arg)
             list_append(&p->done_head, &p->done_tail, j);
         }
         p->running -= n;
+        t->doing = NULL;
+        /* A job that had to wait for this function to be free may start now; this thread
+         * takes the next job itself, another one may take the one after. */
+        if (p->q_head != NULL)
+            pthread_cond_signal(&p->work);
         event_active(p->done_ev, EV_READ, 0);
     }
     pthread_mutex_unlock(&p->mu);
@@ -241,7 +266,10 @@ void dbpool_submit(struct dbpool *p, struct dbpool_job *job)
     } else {
         list_append(&p->q_head, &p->q_tail, job);
         p->queued++;
-        pthread_cond_signal(&p->work);
+        /* A job that must wait for its function to be free would only wake a thread for
+         * nothing: the thread that frees it looks at the queue itself. */
+        if (may_start(p, job))
+            pthread_cond_signal(&p->work);
     }
     pthread_mutex_unlock(&p->mu);
 }

@@ -40,6 +40,9 @@ struct dbpool_job {
     dbpool_done_fn done;
     void *arg;      /* the caller's */
     size_t batch;   /* take up to this many waiting jobs with the same run together; 0 = 1 */
+    /* At most this many threads run jobs with this run function at once (0: no limit): the
+     * rest wait and gather, so that a batch taken later is larger (group commit). */
+    unsigned max_running;
     bool cancelled; /* set by the pool: the job never ran (the pool is being freed) */
     struct dbpool_job *next; /* the pool's */
 };

@@ -420,6 +420,7 @@ void sign_submit(struct service *svc, struct sign_request *req)
     req->job.done = on_done;
     req->job.arg = req;
     req->job.batch = SIGN_GROUP_MAX;
+    req->job.max_running = SIGN_GROUPS_AT_ONCE;
     /* group_run sets it for every request it takes; one it did not take is never a 200. */
     req->err = API_ERR_UNAVAILABLE;
     if (req->refused_err == API_OK)

@@ -19,7 +19,12 @@
 #include "service.h"
 #include "usersig.h"
 
-#define SIGN_GROUP_MAX 64 /* signs in one transaction */
+#define SIGN_GROUP_MAX 128 /* signs in one transaction */
+/* Groups of one process in flight at once. One: the signs that arrive while a group commits
+ * wait and form the next group together. More would split them into smaller groups queued on
+ * the same locks (the active key row and the audit lock), each paying a transaction's fixed
+ * cost: measured, 2 at once gave groups of 19 and 6,000 signs/s where 1 gave 28 and 8,000. */
+#define SIGN_GROUPS_AT_ONCE 1
 #define SIGN_MSG_BUF 512
 
 /* What to sign, as parsed from the request; identifier and room_str are borrowed and must stay

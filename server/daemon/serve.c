@@ -263,6 +263,13 @@ static int run_loop(struct serve *s)
         return -1;
     }
     log_info("batch signing: %d worker threads", pipeline_workers(d->svc.pipeline));
+    /* Tokens and apps cached, kept exact by the listener (cache.h); nothing is cached until it
+     * listens. Made before the pool: its threads share it. */
+    d->svc.cache = cache_new();
+    if (d->svc.cache == NULL || listener_start(d->conninfo, d->svc.cache, &s->listener) != 0) {
+        log_error("cannot start the cache");
+        return -1;
+    }
     struct dbpool_config pcfg = {
         .conninfo = d->conninfo,
         .size = d->cfg.db_connections,
@@ -279,13 +286,6 @@ static int run_loop(struct serve *s)
     struct batches_config bcfg = {.conninfo = d->conninfo};
     if (batches_new(s->base, &d->svc, &bcfg, &s->batches) != 0)
         return -1;
-    /* Tokens and apps cached, kept exact by the listener (cache.h); nothing is cached until it
-     * listens. */
-    d->svc.cache = cache_new();
-    if (d->svc.cache == NULL || listener_start(d->conninfo, d->svc.cache, &s->listener) != 0) {
-        log_error("cannot start the cache");
-        return -1;
-    }
     s->drain = evtimer_new(s->base, drain_cb, s);
     if (s->drain == NULL) {
         log_error("cannot set up the shutdown timer");

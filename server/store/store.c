@@ -151,8 +151,8 @@ static bool preparable(const char *sql)
 /* The name sql is prepared under on this connection, preparing it first; false when it runs
  * unprepared (not preparable, the table full, or PQprepare failed: PQexecParams then gives the
  * error to report, as before). */
-static bool prepared_name(struct store *st, const char *sql, const struct store_params *p,
-                          char name[24])
+bool store_prepared_name(struct store *st, const char *sql, const struct store_params *p,
+                         char name[24])
 {
     int i = 0;
     while (i < st->n_prepared && st->prepared[i] != sql)
@@ -183,7 +183,7 @@ enum store_rc store_run(struct store *st, const char *name, const char *sql,
         if (PQstatus(st->conn) != CONNECTION_OK && !st_reconnect(st))
             return STORE_ERROR;
         char prep[24];
-        if (prepared_name(st, sql, p, prep))
+        if (store_prepared_name(st, sql, p, prep))
             r = PQexecPrepared(st->conn, prep, p != NULL ? p->n : 0, p != NULL ? p->values : NULL,
                                p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL, 0);
         else

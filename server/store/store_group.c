@@ -50,8 +50,8 @@ static bool pipe_exit(struct store *st)
 }
 
 /* Sends the n statements in one pipeline and reads every result. STORE_OK when each ran; the
- * first failure is logged under its statement's name (never its parameters). The statements
- * run unprepared: one round trip for the lot matters more than planning. */
+ * first failure is logged under its statement's name (never its parameters). Each statement is
+ * prepared on the session the first time (as store_run does), before the pipeline starts. */
 static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
 {
     PGconn *c = st->conn;
@@ -63,14 +63,23 @@ static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
         st->in_tx = false;
         return STORE_ERROR;
     }
+    char names[PIPE_MAX][24];
+    bool prepared[PIPE_MAX];
+    for (size_t i = 0; i < n && i < PIPE_MAX; i++)
+        prepared[i] = store_prepared_name(st, s[i].sql, &s[i].p, names[i]);
     if (PQenterPipelineMode(c) != 1) {
         log_error("store: cannot enter pipeline mode: %s", PQerrorMessage(c));
         return STORE_ERROR;
     }
-    for (; sent < n; sent++)
-        if (PQsendQueryParams(c, s[sent].sql, s[sent].p.n, NULL, s[sent].p.values,
-                              s[sent].p.lengths, s[sent].p.formats, 0) != 1)
+    for (; sent < n && sent < PIPE_MAX; sent++) {
+        const struct store_params *p = &s[sent].p;
+        int ok = prepared[sent] ? PQsendQueryPrepared(c, names[sent], p->n, p->values, p->lengths,
+                                                      p->formats, 0)
+                                : PQsendQueryParams(c, s[sent].sql, p->n, NULL, p->values,
+                                                    p->lengths, p->formats, 0);
+        if (ok != 1)
             break;
+    }
     bool synced = PQpipelineSync(c) == 1;
     if (sent < n || !synced) {
         log_error("store: %s (pipelined) not sent: %s", s[sent < n ? sent : 0].name,

@@ -164,6 +164,12 @@ int store_name_index(const char *const *names, int count, const char *name);
 
 /* ---- shared by the store's files ---- */
 
+/* The name sql is prepared under on st's session (prepared first when it is not yet), or false
+ * when it runs unprepared (not a SELECT/INSERT/UPDATE/DELETE/WITH, the table full, or the
+ * prepare failed). Outside pipeline mode. sql is a static constant (store_run's rule). */
+bool store_prepared_name(struct store *st, const char *sql, const struct store_params *p,
+                         char name[24]);
+
 /* The audit lock and the last-event read (store_audit.c), for store_group.c's pipeline. */
 extern const char *const store_sql_audit_lock;
 extern const char *const store_sql_audit_last;
