@@ -1,7 +1,7 @@
 /*
- * Admin API apps: create, list, read and update SDKAppIDs. Each handler parses and checks the
- * request, calls the store inside a transaction with its audit event, and replies once. The
- * rules on names and expiries are checked here, before the database's CHECKs would refuse them.
+ * Admin API apps: create, list, read and update SDKAppIDs. Each handler parses the request and
+ * checks each field on its own rule (names, expiries, policies), calls one operation of the core
+ * (op_apps.h: transaction, audit event, cache eviction) and builds the one reply from its output.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "service.h"
+#include "op_apps.h"
 
 #define APP_SDKAPPID_MAX 4294967295LL
 #define APP_PAGE_DEFAULT 100
@@ -47,16 +47,6 @@ static json_t *app_json(const struct store_app *a, uint32_t active_version)
         return NULL;
     }
     return o;
-}
-
-/* The app's active key version into *version (0 when none). */
-static enum store_rc app_active_version(struct service *svc, uint32_t sdkappid, uint32_t *version)
-{
-    struct store_key k;
-    enum store_rc rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_NONE, &k);
-    *version = rc == STORE_OK ? k.version : 0;
-    store_key_clear(&k);
-    return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
 /* The fields an app takes, as given in body (NULL members are absent). */
@@ -117,21 +107,13 @@ static int app_input_check(struct api_request *r, const struct app_input *in, st
     return 0;
 }
 
-/* 400 bad_expire when default_expire > max_expire; -1 after replying. */
-static int app_expire_order_check(struct api_request *r, const struct store_app *a)
+/* The one error reply of an operation: its message, or the table's default. */
+static void reply_op_error(struct api_request *r, enum api_error err, const char *msg)
 {
-    if (a->default_expire <= a->max_expire)
-        return 0;
-    api_reply_error(r, API_ERR_BAD_EXPIRE,
-                    "default_expire (%u) must not exceed max_expire (%u): lower default_expire "
-                    "or raise max_expire",
-                    a->default_expire, a->max_expire);
-    return -1;
-}
-
-static void reply_store_error(struct api_request *r, enum store_rc rc)
-{
-    api_reply_error(r, service_store_error(rc, API_ERR_APP_NOT_FOUND), NULL);
+    if (msg[0] != '\0')
+        api_reply_error(r, err, "%s", msg);
+    else
+        api_reply_error(r, err, NULL);
 }
 
 void handle_app_create(struct api_request *r)
@@ -144,14 +126,14 @@ void handle_app_create(struct api_request *r)
         {"identifier_policy", API_FIELD_STRING, 0},
         {NULL, 0, 0},
     };
-    struct service *svc = r->ctx;
     struct store_app app = {
         .default_expire = USERSIG_DEFAULT_EXPIRE,
         .max_expire = USERSIG_MAX_EXPIRE,
         .identifier_policy = STORE_ID_PRINTABLE,
     };
+    struct op_apps_view out;
+    char msg[OP_MSG_BUF];
     unsigned set;
-    enum store_rc rc;
 
     if (api_require_fields(r, fields) != 0)
         return;
@@ -174,65 +156,22 @@ void handle_app_create(struct api_request *r)
      * gets max_expire as its default. */
     if (!(set & STORE_APP_SET_DEFAULT_EXPIRE) && app.default_expire > app.max_expire)
         app.default_expire = app.max_expire;
-    if (app_expire_order_check(r, &app) != 0)
-        return;
-    if (!principal_has_app(r->principal, app.sdkappid)) {
-        service_audit_refusal(svc, r->principal, "app.create", app.sdkappid, 0, "forbidden", NULL);
-        api_reply_error(r, API_ERR_FORBIDDEN,
-                        "this token's app scope does not include sdkappid %u, so it cannot "
-                        "create that app",
-                        app.sdkappid);
-        return;
-    }
-
-    json_t *details = json_object();
-    if (details == NULL || json_object_set_new(details, "name", json_string(app.name)) != 0 ||
-        json_object_set_new(details, "default_expire", json_integer(app.default_expire)) != 0 ||
-        json_object_set_new(details, "max_expire", json_integer(app.max_expire)) != 0 ||
-        json_object_set_new(details, "identifier_policy",
-                            json_string(store_id_policy_name(app.identifier_policy))) != 0) {
-        json_decref(details);
-        api_reply_error(r, API_ERR_INTERNAL, NULL);
-        return;
-    }
-    rc = store_begin(svc->st);
-    if (rc == STORE_OK)
-        rc = store_app_insert(svc->st, &app);
-    if (rc == STORE_CONFLICT && strcmp(store_conflict(svc->st), "sdkappid") == 0) {
-        store_rollback(svc->st);
-        service_audit_refusal(svc, r->principal, "app.create", app.sdkappid, 0, "app_exists",
-                              details);
-        api_reply_error(r, API_ERR_APP_EXISTS,
-                        "an app with sdkappid %u exists: change it with PATCH /v1/apps/%u",
-                        app.sdkappid, app.sdkappid);
-        return;
-    }
-    if (rc == STORE_OK)
-        rc = service_audit(svc, r->principal, "app.create", app.sdkappid, 0, "ok", details);
+    enum api_error err = op_apps_create(r->ctx, r->principal, &app, &out, msg, sizeof msg);
+    if (err != API_OK)
+        reply_op_error(r, err, msg);
     else
-        json_decref(details);
-    if (rc == STORE_OK)
-        rc = store_commit(svc->st);
-    if (rc != STORE_OK) {
-        store_rollback(svc->st);
-        reply_store_error(r, rc);
-        return;
-    }
-    api_reply_json(r, 201, app_json(&app, 0));
+        api_reply_json(r, 201, app_json(&out.app, out.active_version));
 }
 
 void handle_app_list(struct api_request *r)
 {
     static const char *const allowed[] = {"after", "limit", NULL};
-    struct service *svc = r->ctx;
-    const struct principal *p = r->principal;
-    struct store_app_listed *apps = NULL;
-    size_t n = 0;
+    struct op_apps_list_in in = {.limit = APP_PAGE_DEFAULT};
+    struct op_apps_list_out out;
+    char msg[OP_MSG_BUF];
     int64_t after = 0;
-    size_t limit = APP_PAGE_DEFAULT;
     json_t *body = NULL, *list = NULL;
-    enum store_rc rc = STORE_OK;
-    enum api_error err = API_ERR_INTERNAL;
+    enum api_error err;
     const char *unknown = api_query_unknown(r, allowed);
 
     if (unknown != NULL) {
@@ -246,29 +185,26 @@ void handle_app_list(struct api_request *r)
                         "query parameter \"after\" must be an integer from 0 to 4294967295");
         return;
     }
-    if (api_query_limit(r, APP_PAGE_MAX, &limit) != 0)
+    if (api_query_limit(r, APP_PAGE_MAX, &in.limit) != 0)
         return;
-    /* One more than the page tells whether another page follows; each app comes with its active
-     * key version, all in one statement. A token scoped to no app at all sees nothing. */
-    if (p != NULL && (p->all_apps || p->n_apps > 0))
-        rc = store_app_list(svc->st, p->all_apps ? NULL : p->apps, p->all_apps ? 0 : p->n_apps,
-                            (uint32_t)after, limit + 1, &apps, &n);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
-        goto done;
+    in.after = (uint32_t)after;
+    err = op_apps_list(r->ctx, r->principal, &in, &out, msg, sizeof msg);
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
+        return;
     }
-    bool more = n > limit;
-    if (more)
-        n = limit;
+    err = API_ERR_INTERNAL;
     body = json_object();
     list = json_array();
     if (body == NULL || list == NULL || json_object_set(body, "apps", list) != 0)
         goto done;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(list, app_json(&apps[i].app, apps[i].active_version)) != 0)
+    for (size_t i = 0; i < out.n; i++)
+        if (json_array_append_new(list, app_json(&out.apps[i].app, out.apps[i].active_version)) !=
+            0)
             goto done;
     if (json_object_set_new(body, "next_after",
-                            more ? json_integer(apps[n - 1].app.sdkappid) : json_null()) != 0)
+                            out.more ? json_integer(out.apps[out.n - 1].app.sdkappid)
+                                     : json_null()) != 0)
         goto done;
     err = API_OK;
     api_reply_json(r, 200, body);
@@ -278,85 +214,19 @@ done:
         api_reply_error(r, err, NULL);
     json_decref(list);
     json_decref(body);
-    free(apps);
+    free(out.apps);
 }
 
 void handle_app_get(struct api_request *r)
 {
-    struct service *svc = r->ctx;
-    struct store_app app;
-    uint32_t active = 0;
-    enum store_rc rc = store_app_get(svc->st, r->sdkappid, STORE_LOCK_NONE, &app);
+    struct op_apps_view out;
+    char msg[OP_MSG_BUF];
+    enum api_error err = op_apps_get(r->ctx, r->principal, r->sdkappid, &out, msg, sizeof msg);
 
-    if (rc == STORE_OK)
-        rc = app_active_version(svc, r->sdkappid, &active);
-    if (rc != STORE_OK) {
-        reply_store_error(r, rc);
-        return;
-    }
-    api_reply_json(r, 200, app_json(&app, active));
-}
-
-/* Adds {"from": old, "to": new} under name to changed. 0, or -1 when out of memory. */
-static int change_int(json_t *changed, const char *name, uint32_t from, uint32_t to)
-{
-    json_t *c = json_object();
-    bool ok = c != NULL && json_object_set_new(c, "from", json_integer(from)) == 0 &&
-              json_object_set_new(c, "to", json_integer(to)) == 0;
-    if (!ok) {
-        json_decref(c);
-        return -1;
-    }
-    return json_object_set_new(changed, name, c);
-}
-
-static int change_str(json_t *changed, const char *name, const char *from, const char *to)
-{
-    json_t *c = json_object();
-    bool ok = c != NULL && json_object_set_new(c, "from", json_string(from)) == 0 &&
-              json_object_set_new(c, "to", json_string(to)) == 0;
-    if (!ok) {
-        json_decref(c);
-        return -1;
-    }
-    return json_object_set_new(changed, name, c);
-}
-
-/* {"changed": {field: {"from", "to"}}} for the fields of set whose value differs; *n_changed
- * says how many. A new json_t, or NULL when out of memory. */
-static json_t *app_changes(const struct store_app *old, const struct store_app *new_, unsigned set,
-                           int *n_changed)
-{
-    json_t *details = json_object(), *changed = json_object();
-    int rc = details != NULL && changed != NULL ? 0 : -1;
-    *n_changed = 0;
-    if (rc == 0 && (set & STORE_APP_SET_NAME) && strcmp(old->name, new_->name) != 0) {
-        rc = change_str(changed, "name", old->name, new_->name);
-        ++*n_changed;
-    }
-    if (rc == 0 && (set & STORE_APP_SET_DEFAULT_EXPIRE) &&
-        old->default_expire != new_->default_expire) {
-        rc = change_int(changed, "default_expire", old->default_expire, new_->default_expire);
-        ++*n_changed;
-    }
-    if (rc == 0 && (set & STORE_APP_SET_MAX_EXPIRE) && old->max_expire != new_->max_expire) {
-        rc = change_int(changed, "max_expire", old->max_expire, new_->max_expire);
-        ++*n_changed;
-    }
-    if (rc == 0 && (set & STORE_APP_SET_ID_POLICY) &&
-        old->identifier_policy != new_->identifier_policy) {
-        rc = change_str(changed, "identifier_policy", store_id_policy_name(old->identifier_policy),
-                        store_id_policy_name(new_->identifier_policy));
-        ++*n_changed;
-    }
-    if (rc == 0)
-        rc = json_object_set(details, "changed", changed);
-    json_decref(changed);
-    if (rc != 0) {
-        json_decref(details);
-        return NULL;
-    }
-    return details;
+    if (err != API_OK)
+        reply_op_error(r, err, msg);
+    else
+        api_reply_json(r, 200, app_json(&out.app, out.active_version));
 }
 
 void handle_app_update(struct api_request *r)
@@ -368,13 +238,9 @@ void handle_app_update(struct api_request *r)
         {"identifier_policy", API_FIELD_STRING, 0},
         {NULL, 0, 0},
     };
-    struct service *svc = r->ctx;
-    struct store_app old, app;
-    unsigned set;
-    uint32_t active = 0;
-    int n_changed = 0;
-    json_t *details = NULL;
-    enum store_rc rc;
+    struct op_apps_update_in op = {.sdkappid = r->sdkappid};
+    struct op_apps_view out;
+    char msg[OP_MSG_BUF];
 
     if (api_require_fields(r, fields) != 0)
         return;
@@ -390,56 +256,11 @@ void handle_app_update(struct api_request *r)
         .max_expire = json_object_get(r->body, "max_expire"),
         .identifier_policy = json_object_get(r->body, "identifier_policy"),
     };
-    memset(&app, 0, sizeof app);
-    if (app_input_check(r, &in, &app, &set) != 0)
+    if (app_input_check(r, &in, &op.values, &op.set) != 0)
         return;
-
-    rc = store_begin(svc->st);
-    if (rc == STORE_OK)
-        rc = store_app_get(svc->st, r->sdkappid, STORE_LOCK_UPDATE, &old);
-    if (rc != STORE_OK)
-        goto fail;
-    /* The result: what is given over what is there. */
-    struct store_app given = app;
-    app = old;
-    if (set & STORE_APP_SET_NAME)
-        memcpy(app.name, given.name, sizeof app.name);
-    if (set & STORE_APP_SET_DEFAULT_EXPIRE)
-        app.default_expire = given.default_expire;
-    if (set & STORE_APP_SET_MAX_EXPIRE)
-        app.max_expire = given.max_expire;
-    if (set & STORE_APP_SET_ID_POLICY)
-        app.identifier_policy = given.identifier_policy;
-    if (app.default_expire > app.max_expire) {
-        store_rollback(svc->st);
-        (void)app_expire_order_check(r, &app);
-        return;
-    }
-    details = app_changes(&old, &app, set, &n_changed);
-    if (details == NULL) {
-        store_rollback(svc->st);
-        api_reply_error(r, API_ERR_INTERNAL, NULL);
-        return;
-    }
-    if (n_changed > 0) {
-        /* Nothing that differs is not a change: no write and no audit event then. */
-        rc = store_app_update(svc->st, &app, set, &app);
-        if (rc == STORE_OK) {
-            rc = service_audit(svc, r->principal, "app.update", r->sdkappid, 0, "ok", details);
-            details = NULL;
-        }
-    }
-    if (rc == STORE_OK)
-        rc = app_active_version(svc, r->sdkappid, &active);
-    if (rc == STORE_OK)
-        rc = store_commit(svc->st);
-    if (rc != STORE_OK)
-        goto fail;
-    json_decref(details);
-    api_reply_json(r, 200, app_json(&app, active));
-    return;
-fail:
-    json_decref(details);
-    store_rollback(svc->st);
-    reply_store_error(r, rc);
+    enum api_error err = op_apps_update(r->ctx, r->principal, &op, &out, msg, sizeof msg);
+    if (err != API_OK)
+        reply_op_error(r, err, msg);
+    else
+        api_reply_json(r, 200, app_json(&out.app, out.active_version));
 }

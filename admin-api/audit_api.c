@@ -1,7 +1,7 @@
 /*
- * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain. A
- * token scoped to some apps sees only the events of those apps: naming another app is 403, and
- * without ?sdkappid= the pages are filtered here, reading on until the page is full.
+ * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain. The
+ * handlers parse the query, call one operation of the core (op_audit.h, which keeps a token
+ * scoped to some apps to the events of those apps) and build the one reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +12,10 @@
 #include "handlers.h"
 #include "hex.h"
 #include "log.h"
-#include "service.h"
+#include "op_audit.h"
 
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_QUERY_TEXT_MAX 256
-/* Rows a scoped listing reads for one reply before it answers with what it found so far (the
- * client follows next_after). Bounds the work of one request over a log of other apps' events. */
-#define AUDIT_SCAN_MAX 20000
 #define MAX_UNIX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 static int digits(const char *s, int n, int *out)
@@ -208,84 +205,60 @@ static int parse_filter(struct api_request *r, struct store_audit_filter *f)
     return 0;
 }
 
+/* The one error reply of an operation: its message, or the table's default. */
+static void reply_op_error(struct api_request *r, enum api_error err, const char *msg)
+{
+    if (msg[0] != '\0')
+        api_reply_error(r, err, "%s", msg);
+    else
+        api_reply_error(r, err, NULL);
+}
+
 void handle_audit_list(struct api_request *r)
 {
-    struct service *svc = r->ctx;
-    const struct principal *p = r->principal;
-    struct store_audit_filter f;
-    struct audit_event *events = NULL;
+    struct op_audit_query_in in;
+    struct op_audit_query_out out;
     json_t *list = NULL, *body = NULL;
-    size_t n = 0, want, scanned = 0;
-    int64_t last_scanned = 0;
-    bool more = false, scoped;
-    enum store_rc rc;
+    char msg[OP_MSG_BUF];
+    enum api_error err;
 
-    if (parse_filter(r, &f) != 0)
+    if (parse_filter(r, &in.filter) != 0)
         return;
-    if (f.sdkappid != 0 && !principal_has_app(p, f.sdkappid)) {
-        api_reply_error(r, API_ERR_FORBIDDEN, "this token does not cover app %u", f.sdkappid);
+    err = op_audit_query(r->ctx, r->principal, &in, &out, msg, sizeof msg);
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
         return;
     }
-    /* A scoped token without ?sdkappid= sees the events of its apps only; events of no app
-     * (tokens, the keyring) are not for it either. */
-    scoped = f.sdkappid == 0 && (p == NULL || !p->all_apps);
-    want = f.limit;
     list = json_array();
-    if (list == NULL) {
-        api_reply_error(r, API_ERR_INTERNAL, NULL);
-        return;
-    }
-    for (;;) {
-        if (scoped)
-            f.limit = STORE_AUDIT_PAGE_MAX;
-        rc = store_audit_query(svc->st, &f, &events, &n);
-        if (rc != STORE_OK) {
+    for (size_t i = 0; list != NULL && i < out.n; i++) {
+        if (json_array_append_new(list, event_json(out.events[i])) != 0) {
             json_decref(list);
-            api_reply_error(r, service_store_error(rc, API_ERR_NOT_FOUND), NULL);
-            return;
+            list = NULL;
         }
-        for (size_t i = 0; i < n && json_array_size(list) < want; i++) {
-            last_scanned = events[i].seq;
-            scanned++;
-            if (scoped && !principal_has_app(p, events[i].sdkappid))
-                continue;
-            if (json_array_append_new(list, event_json(&events[i])) != 0) {
-                free(events);
-                json_decref(list);
-                api_reply_error(r, API_ERR_INTERNAL, NULL);
-                return;
-            }
-        }
-        /* More may follow when this read filled its page or stopped early on a full list. */
-        more = n == f.limit || (n > 0 && last_scanned != events[n - 1].seq);
-        free(events);
-        events = NULL;
-        if (!more || json_array_size(list) >= want || !scoped || scanned >= AUDIT_SCAN_MAX)
-            break;
-        f.after_seq = last_scanned;
     }
-    body = json_object();
+    body = list != NULL ? json_object() : NULL;
     if (body == NULL) {
         json_decref(list);
     } else if (json_object_set_new(body, "events", list) != 0 ||
                json_object_set_new(body, "next_after",
-                                   more && last_scanned > 0 ? json_integer(last_scanned)
-                                                            : json_null()) != 0) {
+                                   out.next_after != 0 ? json_integer(out.next_after)
+                                                       : json_null()) != 0) {
         json_decref(body);
         body = NULL;
     }
+    op_audit_query_free(&out);
     api_reply_json(r, 200, body); /* NULL: 500 */
 }
 
 void handle_audit_verify(struct api_request *r)
 {
-    struct service *svc = r->ctx;
     struct audit_verify_result res;
-    char mac[2 * AUDIT_MAC_LEN + 1];
+    char mac[2 * AUDIT_MAC_LEN + 1], msg[OP_MSG_BUF];
     json_t *body;
+    enum api_error err = op_audit_verify(r->ctx, r->principal, &res, msg, sizeof msg);
 
-    if (audit_verify(svc->st, keyring_audit_key(svc->kr), &res) != AUDIT_OK) {
-        api_reply_error(r, API_ERR_UNAVAILABLE, "the audit log cannot be read (see the log)");
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
         return;
     }
     hex_encode(res.last_mac, sizeof res.last_mac, mac);
@@ -301,8 +274,5 @@ void handle_audit_verify(struct api_request *r)
         json_decref(body);
         body = NULL;
     }
-    if (!res.ok)
-        log_warn("audit chain broken at seq %lld: %s", (long long)res.bad_seq,
-                 audit_problem_name(res.problem));
     api_reply_json(r, 200, body); /* NULL: 500 */
 }

@@ -1,7 +1,8 @@
 /*
- * Admin API tokens: create, list and revoke API tokens, plus the creation rules and the
- * create-with-audit function that `usersigd token create` shares (tokens.h). The token text is
- * shown once, in the reply that creates it; only the SHA-256 of its secret is stored.
+ * Admin API tokens: create, list and revoke API tokens, plus the creation rules that
+ * `usersigd token create` shares (tokens.h). The handlers parse and check the request, call one
+ * operation of the core (op_tokens.h: the row, the token text, the audit event) and build the
+ * one reply; the token text is shown once, in the reply that creates it.
  */
 #include "tokens.h"
 
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
+#include "op_tokens.h"
 
 /* ---- rules shared with the command line -------------------------------------------------------
  */
@@ -193,79 +195,19 @@ json_t *tokens_json(const struct store_token *t, int64_t now)
     return o;
 }
 
-/* The audit details of a token: what it is, never its secret. */
-static json_t *token_details(const struct store_token *t)
-{
-    json_t *d = json_object();
-    if (d == NULL)
-        return NULL;
-    if (json_object_set_new(d, "token_id", json_integer(t->id)) != 0 ||
-        json_object_set_new(d, "name", json_string(t->name)) != 0 ||
-        json_object_set_new(d, "role", json_string(store_role_name(t->role))) != 0 ||
-        json_object_set_new(d, "apps", apps_json(t)) != 0 ||
-        json_object_set_new(d, "expires_at", service_time_json(t->expires_at_us)) != 0) {
-        json_decref(d);
-        return NULL;
-    }
-    return d;
-}
-
 enum store_rc tokens_create(struct service *svc, const struct principal *actor,
                             const struct tokens_spec *spec, struct store_token *out, char *token,
                             size_t cap)
 {
-    char tmp[KEYRING_TOKEN_BUF];
-    const char *secret;
-    json_t *details = NULL;
-    enum store_rc rc = STORE_ERROR;
-    enum keyring_rc krc;
-    int n;
-
-    memset(out, 0, sizeof *out);
-    if (token == NULL || cap < KEYRING_TOKEN_BUF) {
-        log_error("tokens: the token buffer is too small");
-        return STORE_ERROR;
-    }
-    token[0] = '\0';
-    if ((size_t)snprintf(out->name, sizeof out->name, "%s", spec->name) >= sizeof out->name) {
-        log_error("tokens: the name does not fit");
-        return STORE_ERROR;
-    }
-    /* The id is the row's, known only after the insert, while the stored hash covers the secret
-     * alone: make the secret under a placeholder id, then write the token with the real one. */
-    krc = keyring_token_new(1, tmp, sizeof tmp, out->secret_hash);
-    if (krc != KEYRING_OK) {
-        log_error("tokens: cannot make a token: %s", keyring_rc_message(krc));
-        goto done;
-    }
-    secret = tmp + strlen(tmp) - KEYRING_TOKEN_SECRET_CHARS;
-    out->role = spec->role;
-    out->all_apps = spec->all_apps;
-    out->n_apps = spec->all_apps ? 0 : spec->n_apps;
-    memcpy(out->apps, spec->apps, out->n_apps * sizeof out->apps[0]);
-    out->expires_at_us = spec->ttl_s > 0 ? now_us() + spec->ttl_s * 1000000 : 0;
-    rc = store_token_insert(svc->st, out);
-    if (rc != STORE_OK)
-        goto done;
-    n = snprintf(token, cap, "usg_%lld_%s", (long long)out->id, secret);
-    if (n < 0 || (size_t)n >= cap) {
-        log_error("tokens: the token does not fit its buffer");
-        rc = STORE_ERROR;
-        goto done;
-    }
-    details = token_details(out);
-    if (details == NULL) {
-        log_error("tokens: out of memory");
-        rc = STORE_ERROR;
-        goto done;
-    }
-    rc = service_audit(svc, actor, "token.create", 0, 0, "ok", details);
-done:
-    OPENSSL_cleanse(tmp, sizeof tmp);
-    OPENSSL_cleanse(out->secret_hash, sizeof out->secret_hash);
-    if (rc != STORE_OK)
-        OPENSSL_cleanse(token, cap);
-    return rc;
+    const struct op_tokens_create_in in = {
+        .name = spec->name,
+        .role = spec->role,
+        .all_apps = spec->all_apps,
+        .n_apps = spec->n_apps,
+        .apps = spec->apps,
+        .ttl_s = spec->ttl_s,
+    };
+    return op_tokens_insert(svc, actor, &in, out, token, cap);
 }
 
 /* ---- handlers ---------------------------------------------------------------------------------
@@ -290,16 +232,6 @@ static const struct api_field create_fields_str_ttl[] = {
     {"ttl", API_FIELD_STRING, 0},
     {NULL, 0, 0},
 };
-
-static json_t *field_details(const char *field)
-{
-    json_t *d = json_object();
-    if (d != NULL && json_object_set_new(d, "field", json_string(field)) != 0) {
-        json_decref(d);
-        d = NULL;
-    }
-    return d;
-}
 
 /* Fills spec from a body that passed the field check; -1 with why (naming the field) when a
  * value is outside its rule. */
@@ -364,9 +296,17 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
     return -1;
 }
 
+/* The one error reply of an operation: its message, or the table's default. */
+static void reply_op_error(struct api_request *r, enum api_error err, const char *msg)
+{
+    if (msg[0] != '\0')
+        api_reply_error(r, err, "%s", msg);
+    else
+        api_reply_error(r, err, NULL);
+}
+
 void handle_token_create(struct api_request *r)
 {
-    struct service *svc = r->ctx;
     const struct api_field *fields = json_is_string(json_object_get(r->body, "ttl"))
                                          ? create_fields_str_ttl
                                          : create_fields_int_ttl;
@@ -378,17 +318,18 @@ void handle_token_create(struct api_request *r)
     struct tokens_spec spec;
     struct store_token t;
     char token[KEYRING_TOKEN_BUF] = "";
-    char why[TOKENS_WHY_BUF];
+    char why[TOKENS_WHY_BUF], msg[OP_MSG_BUF];
     const char *field = NULL;
     enum api_fields_rc frc;
-    enum store_rc rc;
+    enum api_error err;
     json_t *body = NULL;
 
     frc = api_fields_check(r->body, fields, &field);
     if (frc != API_FIELDS_OK) {
-        service_audit_refusal(svc, r->principal, "token.create", 0, 0,
-                              (unsigned)frc <= API_FIELDS_MISSING ? outcomes[frc] : "invalid_field",
-                              field_details(field != NULL ? field : ""));
+        op_tokens_refuse_create(r->ctx, r->principal,
+                                (unsigned)frc <= API_FIELDS_MISSING ? outcomes[frc]
+                                                                    : "invalid_field",
+                                field != NULL ? field : "");
         if (frc == API_FIELDS_INVALID && field != NULL && strcmp(field, "ttl") == 0) {
             api_reply_error(r, API_ERR_INVALID_FIELD, "%s", TTL_RULE);
             return;
@@ -398,20 +339,22 @@ void handle_token_create(struct api_request *r)
         return;
     }
     if (spec_from_body(r->body, &spec, &field, why, sizeof why) != 0) {
-        service_audit_refusal(svc, r->principal, "token.create", 0, 0, "invalid_field",
-                              field_details(field));
+        op_tokens_refuse_create(r->ctx, r->principal, "invalid_field", field);
         api_reply_error(r, API_ERR_INVALID_FIELD, "%s", why);
         return;
     }
-    rc = store_begin(svc->st);
-    if (rc == STORE_OK)
-        rc = tokens_create(svc, r->principal, &spec, &t, token, sizeof token);
-    if (rc == STORE_OK)
-        rc = store_commit(svc->st);
-    if (rc != STORE_OK) {
-        store_rollback(svc->st);
+    const struct op_tokens_create_in in = {
+        .name = spec.name,
+        .role = spec.role,
+        .all_apps = spec.all_apps,
+        .n_apps = spec.n_apps,
+        .apps = spec.apps,
+        .ttl_s = spec.ttl_s,
+    };
+    err = op_tokens_create(r->ctx, r->principal, &in, &t, token, sizeof token, msg, sizeof msg);
+    if (err != API_OK) {
         OPENSSL_cleanse(token, sizeof token);
-        api_reply_error(r, service_store_error(rc, API_ERR_NOT_FOUND), NULL);
+        reply_op_error(r, err, msg);
         return;
     }
     body = tokens_json(&t, now_us());
@@ -425,15 +368,15 @@ void handle_token_create(struct api_request *r)
 
 void handle_token_list(struct api_request *r)
 {
-    struct service *svc = r->ctx;
     struct store_token *tokens = NULL;
     size_t n = 0;
     int64_t now = now_us();
     json_t *list = NULL, *body = NULL;
-    enum store_rc rc = store_token_list(svc->st, &tokens, &n);
+    char msg[OP_MSG_BUF];
+    enum api_error err = op_tokens_list(r->ctx, r->principal, &tokens, &n, msg, sizeof msg);
 
-    if (rc != STORE_OK) {
-        api_reply_error(r, service_store_error(rc, API_ERR_NOT_FOUND), NULL);
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
         return;
     }
     list = json_array();
@@ -458,46 +401,12 @@ void handle_token_list(struct api_request *r)
  * "already_revoked": true (openapi.yaml revokeToken). */
 void handle_token_revoke(struct api_request *r)
 {
-    struct service *svc = r->ctx;
-    struct store_token before, after;
-    json_t *details = NULL;
-    enum store_rc rc;
+    struct store_token t;
+    char msg[OP_MSG_BUF];
+    enum api_error err = op_tokens_revoke(r->ctx, r->principal, r->id, &t, msg, sizeof msg);
 
-    rc = store_begin(svc->st);
-    if (rc == STORE_OK)
-        rc = store_token_get(svc->st, r->id, &before);
-    if (rc == STORE_NOT_FOUND) {
-        json_t *d = json_object();
-        if (d != NULL && json_object_set_new(d, "token_id", json_integer(r->id)) != 0) {
-            json_decref(d);
-            d = NULL;
-        }
-        service_audit_refusal(svc, r->principal, "token.revoke", 0, 0, "token_not_found", d);
-        api_reply_error(r, API_ERR_TOKEN_NOT_FOUND, "no API token has id %lld", (long long)r->id);
-        return;
-    }
-    if (rc == STORE_OK)
-        rc = store_token_revoke(svc->st, r->id);
-    if (rc == STORE_OK)
-        rc = store_token_get(svc->st, r->id, &after);
-    if (rc == STORE_OK) {
-        details = token_details(&after);
-        if (details == NULL || json_object_set_new(details, "already_revoked",
-                                                   json_boolean(before.revoked_at_us != 0)) != 0) {
-            json_decref(details);
-            log_error("tokens: out of memory");
-            store_rollback(svc->st);
-            api_reply_error(r, API_ERR_INTERNAL, NULL);
-            return;
-        }
-        rc = service_audit(svc, r->principal, "token.revoke", 0, 0, "ok", details);
-    }
-    if (rc == STORE_OK)
-        rc = store_commit(svc->st);
-    if (rc != STORE_OK) {
-        store_rollback(svc->st);
-        api_reply_error(r, service_store_error(rc, API_ERR_TOKEN_NOT_FOUND), NULL);
-        return;
-    }
-    api_reply_json(r, 200, tokens_json(&after, now_us()));
+    if (err != API_OK)
+        reply_op_error(r, err, msg);
+    else
+        api_reply_json(r, 200, tokens_json(&t, now_us()));
 }

@@ -1,7 +1,8 @@
 /*
  * API token creation shared by POST /v1/tokens and `usersigd token create`: one set of rules
- * for names, roles, scopes and lifetimes, and one function that inserts the token together with
- * its "token.create" audit event. The token text is made here and shown once by the caller.
+ * for names, roles, scopes and lifetimes, and the core's insert of the token together with its
+ * "token.create" audit event (op_tokens.h) for callers that own the transaction. The token text
+ * is made there and shown once by the caller.
  */
 #ifndef API_TOKENS_H
 #define API_TOKENS_H
@@ -52,12 +53,12 @@ int tokens_parse_ttl(const char *s, int64_t *out_s) TOKENS_WUR;
  * more than STORE_TOKEN_MAX_APPS. Duplicates are left for tokens_check(). */
 int tokens_parse_apps(const char *csv, struct tokens_spec *spec) TOKENS_WUR;
 
-/* Creates the token inside the caller's open transaction and appends its "token.create" audit
- * event on behalf of actor (NULL: the server itself; a principal with token_id 0 names the
- * command line). spec must have passed tokens_check(). On STORE_OK *out holds the stored row
- * and token (cap >= KEYRING_TOKEN_BUF) the secret token text "usg_<id>_<secret>": the caller
- * shows it once and wipes it (OPENSSL_cleanse). On failure token is wiped and the caller rolls
- * back. Failures are logged. */
+/* Creates the token inside the caller's open transaction (op_tokens_insert) and appends its
+ * "token.create" audit event on behalf of actor (NULL: the server itself; a principal with token_id
+ * 0 names the command line). spec must have passed tokens_check(). On STORE_OK *out holds the
+ * stored row and token (cap >= KEYRING_TOKEN_BUF) the secret token text "usg_<id>_<secret>": the
+ * caller shows it once and wipes it (OPENSSL_cleanse). On failure token is wiped and the caller
+ * rolls back. Failures are logged. */
 enum store_rc tokens_create(struct service *svc, const struct principal *actor,
                             const struct tokens_spec *spec, struct store_token *out, char *token,
                             size_t cap) TOKENS_WUR;

@@ -1,0 +1,76 @@
+/*
+ * App operations of the core: create, change, read and list apps. Each takes the calling
+ * database thread's struct service, the principal and a plain input, owns its transaction and
+ * its audit event ("no audit row, no change": both commit together), evicts the app from the
+ * process cache after a change, and answers an enum api_error with a message for the client
+ * (msg, "" for the table's default) and a plain output. No JSON reply, no HTTP.
+ *
+ * These are the admin API's asynchronous boundary: its handlers run on API_ROUTE_OFFLOAD routes,
+ * so each operation runs on a database pool thread (svc is that thread's, svc->st its own
+ * connection) and may block on PostgreSQL; the reply built from the output leaves on the loop
+ * thread. Any other caller (tests, operator commands) runs them on a connection of its own.
+ */
+#ifndef OP_APPS_H
+#define OP_APPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "principal.h"
+#include "service.h"
+#include "store.h"
+
+#define OP_MSG_BUF 320 /* room for any operation's message */
+
+/* An app as the API shows it. */
+struct op_apps_view {
+    struct store_app app;
+    uint32_t active_version; /* 0: none */
+};
+
+/* Creates in->sdkappid with the values of in (each already within its own rule; default_expire
+ * <= max_expire). A principal whose scope does not cover the sdkappid is refused (FORBIDDEN,
+ * audited "forbidden"), and so is an existing sdkappid (APP_EXISTS, audited "app_exists"). *out
+ * is the app as created. */
+enum api_error op_apps_create(struct service *svc, const struct principal *p,
+                              const struct store_app *in, struct op_apps_view *out, char *msg,
+                              size_t cap) SERVICE_WUR;
+
+/* What PATCH changes: the fields of set (STORE_APP_SET_*) from values, each already within its
+ * own rule. */
+struct op_apps_update_in {
+    uint32_t sdkappid;
+    struct store_app values;
+    unsigned set;
+};
+
+/* Applies in over the app as it is, refusing a result whose default_expire exceeds max_expire
+ * (BAD_EXPIRE, not audited: nothing was written). Only fields that differ are changed and
+ * audited ("app.update" with {"changed": {field: {from, to}}}); a change of nothing writes
+ * nothing. *out is the app as it now is. */
+enum api_error op_apps_update(struct service *svc, const struct principal *p,
+                              const struct op_apps_update_in *in, struct op_apps_view *out,
+                              char *msg, size_t cap) SERVICE_WUR;
+
+/* Reads one app and its active version. */
+enum api_error op_apps_get(struct service *svc, const struct principal *p, uint32_t sdkappid,
+                           struct op_apps_view *out, char *msg, size_t cap) SERVICE_WUR;
+
+struct op_apps_list_in {
+    uint32_t after; /* only sdkappids above it; 0: from the first */
+    size_t limit;   /* page size, >= 1 */
+};
+struct op_apps_list_out {
+    struct store_app_listed *apps; /* n of them; free() it (also on error: NULL then) */
+    size_t n;
+    bool more; /* another page follows, after apps[n - 1] */
+};
+
+/* A page of the apps p's scope covers (a token scoped to no app sees none). */
+enum api_error op_apps_list(struct service *svc, const struct principal *p,
+                            const struct op_apps_list_in *in, struct op_apps_list_out *out,
+                            char *msg, size_t cap) SERVICE_WUR;
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * Audit-log operations (op_audit.h). A scoped principal without ?sdkappid= is filtered here, the
+ * store read page after page until the page is full or OP_AUDIT_SCAN_MAX rows were looked at.
+ */
+#include "op_audit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+__attribute__((format(printf, 4, 5))) static enum api_error
+fail(char *msg, size_t cap, enum api_error err, const char *fmt, ...)
+{
+    if (cap > 0)
+        msg[0] = '\0';
+    if (fmt != NULL && cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, cap, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+void op_audit_query_free(struct op_audit_query_out *out)
+{
+    for (size_t i = 0; i < out->n_blocks; i++)
+        free(out->blocks[i]);
+    free(out->blocks);
+    free(out->events);
+    memset(out, 0, sizeof *out);
+}
+
+/* Keeps block (a store result) in out; -1 when out of memory (block freed). */
+static int keep_block(struct op_audit_query_out *out, struct audit_event *block)
+{
+    struct audit_event **b = realloc(out->blocks, (out->n_blocks + 1) * sizeof *b);
+    if (b == NULL) {
+        free(block);
+        return -1;
+    }
+    out->blocks = b;
+    out->blocks[out->n_blocks++] = block;
+    return 0;
+}
+
+enum api_error op_audit_query(struct service *svc, const struct principal *p,
+                              const struct op_audit_query_in *in, struct op_audit_query_out *out,
+                              char *msg, size_t cap)
+{
+    struct store_audit_filter f = in->filter;
+    struct audit_event *events = NULL;
+    size_t n = 0, want = f.limit, scanned = 0;
+    int64_t last_scanned = 0;
+    bool more = false, scoped;
+    enum store_rc rc;
+
+    memset(out, 0, sizeof *out);
+    fail(msg, cap, API_OK, NULL);
+    if (want < 1 || want > STORE_AUDIT_PAGE_MAX)
+        return fail(msg, cap, API_ERR_INTERNAL, NULL);
+    if (f.sdkappid != 0 && !principal_has_app(p, f.sdkappid))
+        return fail(msg, cap, API_ERR_FORBIDDEN, "this token does not cover app %u", f.sdkappid);
+    /* A scoped token without ?sdkappid= sees the events of its apps only; events of no app
+     * (tokens, the keyring) are not for it either. */
+    scoped = f.sdkappid == 0 && (p == NULL || !p->all_apps);
+    out->events = malloc(want * sizeof *out->events);
+    if (out->events == NULL)
+        return fail(msg, cap, API_ERR_INTERNAL, NULL);
+    for (;;) {
+        if (scoped)
+            f.limit = STORE_AUDIT_PAGE_MAX;
+        rc = store_audit_query(svc->st, &f, &events, &n);
+        if (rc != STORE_OK) {
+            op_audit_query_free(out);
+            return fail(msg, cap, service_store_error(rc, API_ERR_NOT_FOUND), NULL);
+        }
+        for (size_t i = 0; i < n && out->n < want; i++) {
+            last_scanned = events[i].seq;
+            scanned++;
+            if (scoped && !principal_has_app(p, events[i].sdkappid))
+                continue;
+            out->events[out->n++] = &events[i];
+        }
+        /* More may follow when this read filled its page or stopped early on a full list. */
+        more = n == f.limit || (n > 0 && last_scanned != events[n - 1].seq);
+        if (events != NULL && keep_block(out, events) != 0) {
+            op_audit_query_free(out);
+            return fail(msg, cap, API_ERR_INTERNAL, NULL);
+        }
+        events = NULL;
+        if (!more || out->n >= want || !scoped || scanned >= OP_AUDIT_SCAN_MAX)
+            break;
+        f.after_seq = last_scanned;
+    }
+    out->next_after = more && last_scanned > 0 ? last_scanned : 0;
+    return API_OK;
+}
+
+enum api_error op_audit_verify(struct service *svc, const struct principal *p,
+                               struct audit_verify_result *out, char *msg, size_t cap)
+{
+    (void)p; /* the route's permission covers the whole log */
+    fail(msg, cap, API_OK, NULL);
+    if (audit_verify(svc->st, keyring_audit_key(svc->kr), out) != AUDIT_OK)
+        return fail(msg, cap, API_ERR_UNAVAILABLE, "the audit log cannot be read (see the log)");
+    if (!out->ok)
+        log_warn("audit chain broken at seq %lld: %s", (long long)out->bad_seq,
+                 audit_problem_name(out->problem));
+    return API_OK;
+}

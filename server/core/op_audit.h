@@ -1,0 +1,52 @@
+/*
+ * Audit-log operations of the core: a filtered, paged query that keeps a scoped principal to the
+ * events of its apps, and the verification of the whole chain. Reads only: no transaction of
+ * their own, no event. Runs on the caller's thread: a database pool thread for the admin API
+ * (op_apps.h says more).
+ */
+#ifndef OP_AUDIT_H
+#define OP_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "errors.h"
+#include "principal.h"
+#include "service.h"
+#include "store.h"
+
+#define OP_MSG_BUF 320 /* room for any operation's message */
+
+/* Rows a scoped query reads for one page before it answers with what it found so far (the
+ * client follows next_after). Bounds the work of one request over a log of other apps' events. */
+#define OP_AUDIT_SCAN_MAX 20000
+
+/* The filter of store_audit_query (its strings borrowed), limit 1..STORE_AUDIT_PAGE_MAX being
+ * the page wanted. A principal scoped to some apps must name one of them in sdkappid
+ * (otherwise FORBIDDEN) or see the events of its apps only (events of no app included out). */
+struct op_audit_query_in {
+    struct store_audit_filter filter;
+};
+
+struct op_audit_query_out {
+    const struct audit_event **events; /* n of them, in seq order, pointing into blocks */
+    size_t n;
+    int64_t next_after;          /* 0: no more pages; otherwise the seq to go on after */
+    struct audit_event **blocks; /* what the store returned; op_audit_query_free() frees all */
+    size_t n_blocks;
+};
+
+enum api_error op_audit_query(struct service *svc, const struct principal *p,
+                              const struct op_audit_query_in *in, struct op_audit_query_out *out,
+                              char *msg, size_t cap) SERVICE_WUR;
+/* Frees what op_audit_query filled (accepts an out it zeroed on error). */
+void op_audit_query_free(struct op_audit_query_out *out);
+
+/* Walks the whole chain (audit_verify); a broken chain is API_OK with out->ok false (logged),
+ * a log that cannot be read UNAVAILABLE. */
+enum api_error op_audit_verify(struct service *svc, const struct principal *p,
+                               struct audit_verify_result *out, char *msg, size_t cap) SERVICE_WUR;
+
+#endif
