@@ -1,12 +1,14 @@
 /*
- * Admin API usersigs: sign one UserSig or PrivateMapKey with the app's active key (read fresh in
- * the signing transaction, so a rotation made by another process is used by the next token), and
- * verify a token against every live key version of its app, naming the version that signed it or,
- * on a signature mismatch, the other app's key that did (the usual cause of Tencent's 70009).
+ * Admin API usersigs: sign one UserSig or PrivateMapKey (the core's sign.h: cached app and key,
+ * checked against the database in the signing group's transaction, so a rotation made by any
+ * process is used by the next token), and verify a token (the core's verify.h: every live key
+ * version of its app, then the other apps' keys on a signature mismatch, the usual cause of
+ * Tencent's 70009). The handlers parse and reply; the core does the rest.
  */
 #include "handlers.h"
 #include "service.h"
 #include "sign.h"
+#include "verify.h"
 
 #include <openssl/crypto.h>
 #include <stdbool.h>
@@ -16,17 +18,6 @@
 #include <time.h>
 
 #define MSG_BUF 512
-
-/* Tencent's codes for what the handler finds beyond the codec's checks. */
-#define TENCENT_NO_KEY 70016 /* the app has no key to check with */
-#define TENCENT_BAD_SIGNATURE 70009
-
-static int64_t now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec;
-}
 
 /* ---- sign ------------------------------------------------------------------------------------ */
 
@@ -159,22 +150,6 @@ static const struct api_field verify_fields[] = {
     {NULL, 0, 0},
 };
 
-struct verify_result {
-    const char *verdict; /* the codec's name, or one of the handler's own */
-    int tencent_code;
-    char message[MSG_BUF];
-    bool decoded;                              /* the fields of d may be shown */
-    uint32_t key_version;                      /* of the app's key that signed it; 0 = none */
-    uint32_t signed_by_app, signed_by_version; /* another app's key that signed it; 0 = none */
-};
-
-static void verdict_set(struct verify_result *res, enum usersig_verdict v)
-{
-    res->verdict = usersig_verdict_name(v);
-    res->tencent_code = usersig_verdict_tencent_code(v);
-    snprintf(res->message, sizeof res->message, "%s", usersig_verdict_message(v));
-}
-
 static json_t *verify_reply(const struct verify_result *res, const struct usersig_decoded *d)
 {
     json_t *o =
@@ -209,135 +184,7 @@ static json_t *verify_reply(const struct verify_result *res, const struct usersi
     return o;
 }
 
-/* Looks among the keys of the other apps the caller may see for one whose signature matches d.
- * Keys that do not open are skipped (service_open_key logged them). 0, or -1 when the store
- * failed. */
-static int find_signer(struct service *svc, const struct principal *p, uint32_t app,
-                       const struct usersig_decoded *d, struct verify_result *res)
-{
-    struct store_key *keys = NULL;
-    size_t n = 0;
-
-    if (!p->all_apps && p->n_apps == 0)
-        return 0;
-    if (store_key_list_sealed(svc->st, p->all_apps ? NULL : p->apps, p->all_apps ? 0 : p->n_apps,
-                              false, &keys, &n) != STORE_OK)
-        return -1;
-    for (size_t i = 0; i < n && res->signed_by_app == 0; i++) {
-        struct usersig_key *k = NULL;
-        if (keys[i].sdkappid == app || service_open_key(svc, &keys[i], &k) != 0)
-            continue;
-        if (usersig_check_signature(d, k) == USERSIG_VALID) {
-            res->signed_by_app = keys[i].sdkappid;
-            res->signed_by_version = keys[i].version;
-        }
-        usersig_key_free(k);
-    }
-    store_key_list_free(keys, n);
-    return 0;
-}
-
-/* Checks decoded d against the live key versions of app. API_OK with *res filled, or the error
- * to answer with (msg filled). */
-static enum api_error verify_with_app(struct service *svc, const struct principal *p, uint32_t app,
-                                      const struct usersig_decoded *d,
-                                      const struct usersig_expect *expect,
-                                      struct verify_result *res, char *msg, size_t cap)
-{
-    struct store_app row;
-    struct store_key *keys = NULL;
-    struct usersig_key *matched = NULL;
-    size_t n = 0, match = 0;
-    bool all_kind_mismatch = true;
-    enum api_error err = API_OK;
-    enum store_rc rc;
-    int64_t now = now_seconds();
-
-    rc = store_app_get(svc->st, app, STORE_LOCK_NONE, &row);
-    if (rc != STORE_OK) {
-        err = service_store_error(rc, API_ERR_APP_NOT_FOUND);
-        if (rc == STORE_NOT_FOUND)
-            snprintf(msg, cap,
-                     "no app with sdkappid %u here (a client would see Tencent's 70020 "
-                     "\"SDKAppID not found\"): check the SDKAppID the client uses",
-                     app);
-        goto out;
-    }
-    if (store_key_list_sealed(svc->st, &app, 1, false, &keys, &n) != STORE_OK) {
-        err = API_ERR_UNAVAILABLE;
-        goto out;
-    }
-    if (n == 0) {
-        res->verdict = "no_key";
-        res->tencent_code = TENCENT_NO_KEY;
-        snprintf(res->message, sizeof res->message,
-                 "app %u has no key version to verify with: import a key first", app);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct usersig_key *k = NULL;
-        if (service_open_key(svc, &keys[i], &k) != 0) {
-            err = API_ERR_INTERNAL;
-            snprintf(msg, cap,
-                     "key version %u of app %u does not open under this server's master key",
-                     keys[i].version, app);
-            goto out;
-        }
-        enum usersig_verdict v = usersig_check_signature(d, k);
-        if (v != USERSIG_KIND_MISMATCH)
-            all_kind_mismatch = false;
-        if (v == USERSIG_VALID && matched == NULL) {
-            matched = k;
-            match = i;
-        } else {
-            usersig_key_free(k);
-        }
-    }
-
-    if (matched != NULL) {
-        /* The identifier, sdkappid and expiry checks come first, as Tencent's do. */
-        enum usersig_verdict v = usersig_check(d, expect, matched, now);
-        res->key_version = keys[match].version;
-        verdict_set(res, v);
-        if (v == USERSIG_VALID &&
-            (keys[match].state == STORE_KEY_PENDING || keys[match].state == STORE_KEY_DISABLED)) {
-            bool pending = keys[match].state == STORE_KEY_PENDING;
-            res->verdict = pending ? "key_pending" : "key_disabled";
-            res->tencent_code = TENCENT_BAD_SIGNATURE;
-            snprintf(res->message, sizeof res->message,
-                     "the UserSig was signed with key version %u of app %u, which is %s: it "
-                     "does not verify until that version is %s; issue a new UserSig with the "
-                     "active key",
-                     keys[match].version, app, pending ? "pending" : "disabled",
-                     pending ? "activated" : "enabled");
-        }
-        goto out;
-    }
-
-    enum usersig_verdict v = usersig_check(d, expect, NULL, now);
-    if (v == USERSIG_SIGNATURE_MISMATCH && all_kind_mismatch)
-        v = USERSIG_KIND_MISMATCH;
-    verdict_set(res, v);
-    if (v == USERSIG_SIGNATURE_MISMATCH) {
-        if (find_signer(svc, p, app, d, res) != 0) {
-            err = API_ERR_UNAVAILABLE;
-            goto out;
-        }
-        if (res->signed_by_app != 0)
-            snprintf(res->message, sizeof res->message,
-                     "the signature does not match app %u's keys: the UserSig was signed with "
-                     "the key of app %u (key version %u); issue it with app %u's key, or use "
-                     "SDKAppID %u in the client",
-                     app, res->signed_by_app, res->signed_by_version, app, res->signed_by_app);
-    }
-
-out:
-    usersig_key_free(matched);
-    store_key_list_free(keys, n);
-    return err;
-}
-
-/* A verify in flight: what the database thread needs, and what it found. */
+/* A verify in flight on a database thread: what it needs, and what it found. */
 struct verify_call {
     struct dbpool_job job;
     struct api_request *r;
@@ -346,18 +193,18 @@ struct verify_call {
     struct usersig_expect expect;
     struct verify_result res;
     enum api_error err;
-    char msg[MSG_BUF];
+    char msg[VERIFY_MSG_BUF];
 };
 
-/* On a database thread (ctx: its struct service): the key versions of the app, and the other
- * apps' keys on a signature mismatch. */
-static void verify_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+/* On a database thread (ctx: its struct service): the app read into the cache, and the other
+ * apps' keys searched on a signature mismatch. */
+static void verify_job(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     (void)st;
     for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
         struct verify_call *c = j->arg;
-        c->err = verify_with_app(ctx, c->r->principal, c->app, c->d, &c->expect, &c->res, c->msg,
-                                 sizeof c->msg);
+        c->err = verify_run(ctx, c->r->principal, c->app, c->d, &c->expect, &c->res, c->msg,
+                            sizeof c->msg);
     }
 }
 
@@ -430,7 +277,7 @@ void handle_usersig_verify(struct api_request *r)
     enum usersig_verdict v =
         usersig_decode(json_string_value(j_token), json_string_length(j_token), d);
     if (v != USERSIG_VALID) {
-        verdict_set(&res, v);
+        verify_verdict_set(&res, v);
         goto out;
     }
     res.decoded = true;
@@ -447,6 +294,12 @@ void handle_usersig_verify(struct api_request *r)
                  "the token's app scope does not include app %u, the UserSig's SDKAppID", app);
         goto out;
     }
+    /* The common case answers here, on the loop thread: the app is cached and one of its
+     * versions signed the token (or none did, and no other app's key is to be looked for). */
+    if (verify_cached(svc, app, d, &expect, &res, &err, msg, sizeof msg) == VERIFY_DONE)
+        goto out;
+    memset(&res, 0, sizeof res);
+    res.decoded = true;
     c = calloc(1, sizeof *c);
     if (c == NULL) {
         err = API_ERR_INTERNAL;
@@ -457,7 +310,7 @@ void handle_usersig_verify(struct api_request *r)
     c->d = d;
     c->expect = expect; /* its identifier is borrowed from the body, valid until the reply */
     c->res = res;
-    c->job.run = verify_run;
+    c->job.run = verify_job;
     c->job.done = verify_done;
     c->job.arg = c;
     c->job.batch = 16;

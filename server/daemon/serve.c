@@ -42,7 +42,7 @@ struct serve {
     struct event *drain;
     int64_t drain_left_ms;
     bool stopping;
-    struct batches *batches; /* the batch owner lease, retries and sweep (batches.h) */
+    struct batches *batches;   /* the batch owner lease, retries and sweep (batches.h) */
     struct listener *listener; /* the cache's (listener.h) */
 };
 

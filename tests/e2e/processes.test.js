@@ -92,6 +92,29 @@ describe('two processes', () => {
       { base: p2.url, token: tok, body: { usersig: ok.json.usersig } }), 401, 'unauthorized');
   });
 
+  test('a key disabled through one no longer verifies through the other', async () => {
+    const p2 = second && second.proc.exitCode === null ? second : await start('second-d');
+    const a = await appWithKey();
+    const s2 = newSecret();
+    const t1 = await sign(a.sdkappid, { identifier: 'judy' }, { base: p2.url });
+    const verifyOn2 = (usersig) => api('POST', '/v1/usersigs/verify',
+      { base: p2.url, body: { usersig, identifier: 'judy' } });
+    // The second process has the app cached, version 1 verifying.
+    let v = await verifyOn2(t1.usersig);
+    assert.equal(v.json && v.json.verdict, 'ok', show(v));
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/rotate`, { body: { secret: s2 } }), 200);
+    expectStatus(await api('POST', `/v1/apps/${a.sdkappid}/keys/1/disable`, { body: {} }), 200);
+    v = await verifyOn2(t1.usersig);
+    assert.equal(v.json && v.json.verdict, 'key_disabled', show(v));
+    assert.equal(v.json.tencent_code, 70009);
+    // And the new version, which the second process never saw, verifies there.
+    const t2 = await sign(a.sdkappid, { identifier: 'judy' });
+    assert.equal(t2.key_version, 2);
+    v = await verifyOn2(t2.usersig);
+    assert.equal(v.json && v.json.verdict, 'ok', show(v));
+    assert.equal(v.json.key_version, 2);
+  });
+
   test('interleaved writes from both keep one audit chain', async () => {
     const p2 = second && second.proc.exitCode === null ? second : await start('second-b');
     const a = await appWithKey();
