@@ -231,6 +231,81 @@ static void test_rotation(struct service *svc, struct store *st)
           "the next sign uses version 2");
 }
 
+#define SECRET_B2 "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
+
+/* A cached service whose cache never hears of a change (as if the notification were late):
+ * the group's check under the audit lock still keeps it exact. */
+static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st)
+{
+    struct service svc = proto;
+    struct cache_stats stats;
+    char text[KEYRING_TOKEN_BUF];
+
+    svc.cache = cache_new();
+    CHECK(svc.cache != NULL, "cache");
+    if (svc.cache == NULL)
+        return;
+    cache_set_listening(svc.cache, true); /* on, with no listener: nothing evicts it */
+    proto.cache = svc.cache;              /* the pool's threads copy proto as they start */
+    svc.pool = pool_new(t, 2);
+    proto.cache = NULL;
+    if (svc.pool == NULL) {
+        cache_free(svc.cache);
+        return;
+    }
+    int64_t tid = dbtest_add_token(st, "cached-signer", STORE_ROLE_SIGNER, NULL, 0, 0, text);
+    struct principal p = actor;
+    p.token_id = tid;
+    snprintf(p.name, sizeof p.name, "cached-signer");
+
+    struct call k;
+    call_init(&k, APP_B, "warm");
+    k.req.principal = &p;
+    sign_all(&svc, &k, 1);
+    CHECK(k.req.err == API_OK && k.req.key_version == 1, "warm: B version 1, now cached");
+    const struct cache_app *e = cache_app_get(svc.cache, APP_B);
+    CHECK(e != NULL && e->active != NULL && e->active->version == 1, "B cached with version 1");
+    cache_app_release(e);
+
+    /* Rotated behind the cache's back. */
+    CHECK(dbtest_add_key(st, kr, APP_B, SECRET_B2, STORE_KEY_PENDING) == 2 &&
+              store_begin(st) == STORE_OK &&
+              store_key_set_state(st, APP_B, 1, STORE_KEY_RETIRED) == STORE_OK &&
+              store_key_set_state(st, APP_B, 2, STORE_KEY_ACTIVE) == STORE_OK &&
+              store_commit(st) == STORE_OK,
+          "B rotated to version 2, the cache not told");
+    long long rows0 = count(c, "SELECT count(*) FROM audit_log");
+    call_init(&k, APP_B, "after");
+    k.req.principal = &p;
+    sign_all(&svc, &k, 1);
+    CHECK(k.req.err == API_OK && k.req.key_version == 2 && token_ok(&k, APP_B, SECRET_B2) &&
+              !token_ok(&k, APP_B, SECRET_B1),
+          "the stale entry is not used: version 2 signs");
+    cache_get_stats(svc.cache, &stats);
+    CHECK(stats.stale_groups == 1, "one group re-done (%llu)",
+          (unsigned long long)stats.stale_groups);
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 1 &&
+              count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND "
+                       "key_version = 1 AND details::jsonb->>'identifier' = 'after'") == 0,
+          "one audit row, for version 2");
+
+    /* Revoked behind the cache's back: the group refuses it, records nothing, issues nothing. */
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE api_tokens SET revoked_at = now() WHERE id = %lld",
+             (long long)tid);
+    CHECK(dbtest_exec(c, sql, false), "token revoked");
+    rows0 = count(c, "SELECT count(*) FROM audit_log");
+    call_init(&k, APP_B, "revoked");
+    k.req.principal = &p;
+    sign_all(&svc, &k, 1);
+    CHECK(k.req.err == API_ERR_UNAUTHORIZED && k.req.token_len == 0,
+          "a revoked token: 401, no UserSig");
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0, "and no audit row");
+
+    dbpool_free(svc.pool);
+    cache_free(svc.cache);
+}
+
 /* Signs queued behind a busy pool when it is freed: refused, nothing issued, each done once. */
 static void test_cancel(const struct dbtest *t)
 {
@@ -291,6 +366,7 @@ int main(void)
     }
     dbpool_free(one.pool);
     dbpool_free(two.pool);
+    test_stale_cache(&t, c, st);
     test_cancel(&t);
 
     keyring_free(kr);

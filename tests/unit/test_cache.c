@@ -1,0 +1,121 @@
+/*
+ * The token and app cache (server/core/cache.c) on its own: nothing is published while the
+ * listener is off or after an eviction raced the read (the epoch), notifications evict what they
+ * name, entries live while referenced, and the per-token bound on 70009 searches.
+ */
+#include "cache.h"
+#include "testlib.h"
+
+#include <string.h>
+
+static struct cache_app *app(uint32_t sdkappid, int64_t gen)
+{
+    struct cache_app *a = cache_app_alloc(1);
+    if (a != NULL) {
+        a->app.sdkappid = sdkappid;
+        a->generation = gen;
+    }
+    return a;
+}
+
+static struct cache_token token(int64_t id)
+{
+    struct cache_token t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    t.principal.token_id = id;
+    return t;
+}
+
+int main(void)
+{
+    struct cache *c = cache_new();
+    struct cache_token t = token(7), got;
+    struct cache_stats st;
+
+    CHECK(c != NULL, "cache_new");
+    if (c == NULL)
+        return test_done("cache");
+
+    /* Off (no listener yet): a put is not published, but the caller keeps a usable entry. */
+    const struct cache_app *r = cache_app_put(c, app(1, 1), cache_epoch(c));
+    CHECK(r != NULL && r->app.sdkappid == 1, "an unpublished entry is still the caller's");
+    cache_app_release(r);
+    CHECK(cache_app_get(c, 1) == NULL, "nothing cached while not listening");
+    cache_token_put(c, &t, 0, cache_epoch(c));
+    CHECK(!cache_token_get(c, 7, &got), "no token cached while not listening");
+
+    cache_set_listening(c, true);
+    cache_app_release(cache_app_put(c, app(1, 5), cache_epoch(c)));
+    r = cache_app_get(c, 1);
+    CHECK(r != NULL && r->generation == 5, "published once listening");
+    cache_app_release(r);
+
+    /* A read that raced an eviction (of anything) is not published. */
+    uint64_t e = cache_epoch(c);
+    cache_forget_app(c, 99);
+    cache_app_release(cache_app_put(c, app(2, 1), e));
+    CHECK(cache_app_get(c, 2) == NULL, "a put after an eviction since its epoch is refused");
+    cache_token_put(c, &t, 0, e);
+    CHECK(!cache_token_get(c, 7, &got), "the same for a token");
+    cache_token_put(c, &t, 0, cache_epoch(c));
+    CHECK(cache_token_get(c, 7, &got) && got.principal.token_id == 7, "a token put at the epoch");
+
+    /* An entry held by a reader outlives its eviction; the table forgets it at once. */
+    r = cache_app_get(c, 1);
+    cache_notify(c, "app:1");
+    CHECK(cache_app_get(c, 1) == NULL, "app:1 evicts app 1");
+    CHECK(r != NULL && r->generation == 5, "the reader's reference stays good");
+    cache_app_release(r);
+
+    cache_notify(c, "token:7");
+    CHECK(!cache_token_get(c, 7, &got), "token:7 evicts token 7");
+
+    /* Anything else flushes everything (a payload it cannot read must not leave stale data). */
+    cache_token_put(c, &t, 0, cache_epoch(c));
+    cache_app_release(cache_app_put(c, app(3, 1), cache_epoch(c)));
+    static const char *const odd[] = {"app:", "app:x", "app:99999999999", "token:-1", "", "zzz"};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        cache_token_put(c, &t, 0, cache_epoch(c));
+        cache_notify(c, odd[i]);
+        CHECK(!cache_token_get(c, 7, &got), "'%s' flushes", odd[i]);
+    }
+    CHECK(cache_app_get(c, 3) == NULL, "the flush took the apps too");
+
+    /* The listener gone: flushed and off. */
+    cache_token_put(c, &t, 0, cache_epoch(c));
+    cache_set_listening(c, false);
+    CHECK(!cache_token_get(c, 7, &got), "listener lost: flushed");
+    cache_token_put(c, &t, 0, cache_epoch(c));
+    CHECK(!cache_token_get(c, 7, &got), "and off");
+    cache_set_listening(c, true);
+
+    /* Use recorded at most once a minute per token. */
+    cache_token_put(c, &t, 1000000, cache_epoch(c));
+    CHECK(!cache_token_due(c, 7, 1000000 + 59 * 1000000LL), "not due within a minute");
+    CHECK(cache_token_due(c, 7, 1000000 + 60 * 1000000LL), "due after a minute");
+    CHECK(!cache_token_due(c, 7, 1000000 + 61 * 1000000LL), "once");
+
+    /* At most N searches a second per token. */
+    int allowed = 0;
+    for (int i = 0; i < 10; i++)
+        allowed += cache_scan_allowed(c, 7, 5000000, 3);
+    CHECK(allowed == 3, "3 searches in one second (%d)", allowed);
+    CHECK(cache_scan_allowed(c, 7, 6000000, 3), "the next second starts again");
+
+    /* Hundreds of apps: the table grows and finds each. */
+    for (uint32_t i = 100; i < 1100; i++)
+        cache_app_release(cache_app_put(c, app(i, i), cache_epoch(c)));
+    int found = 0;
+    for (uint32_t i = 100; i < 1100; i++) {
+        r = cache_app_get(c, i);
+        found += r != NULL && r->generation == (int64_t)i;
+        cache_app_release(r);
+    }
+    CHECK(found == 1000, "1000 apps cached and found (%d)", found);
+    cache_get_stats(c, &st);
+    CHECK(st.apps == 1000 && st.listening, "stats: %zu apps", st.apps);
+
+    cache_free(c);
+    return test_done("cache");
+}
