@@ -41,4 +41,7 @@ void handle_token_revoke(struct api_request *r);
 void handle_healthz(struct api_request *r);
 void handle_readyz(struct api_request *r);
 
+/* metrics_api.c */
+void handle_metrics(struct api_request *r);
+
 #endif

@@ -12,9 +12,12 @@
 
 #include <assert.h>
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 
 #include "hex.h"
 #include "log.h"
+#include "metrics.h"
 
 #define ALL_METHODS                                                                                \
     (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
@@ -143,6 +147,8 @@ static void dispatch(struct api_server *s, struct req *f)
 
     f->match_rc = api_route_match(s->cfg.routes, s->cfg.n_routes, r->method, r->path, &f->match);
     r->route = m->route;
+    if (m->route != NULL)
+        f->metric_route = s->metric_routes[m->route - s->cfg.routes];
     if (m->route != NULL && m->route->body == API_BODY_RAW)
         limit = s->cfg.max_body_large;
     if (len > limit) {
@@ -236,12 +242,43 @@ const char *api_auth_request_id(const struct api_auth *call)
     return ((const struct req *)((const char *)call - offsetof(struct req, auth)))->pub.request_id;
 }
 
+/* A client's X-Request-Id, when it is one (given once) of 1..API_REQUEST_ID_LEN characters of
+ * [A-Za-z0-9._-]: copied into id. Anything else is ignored (a fresh id is made). */
+static bool client_request_id(struct evhttp_request *evreq, char id[API_REQUEST_ID_LEN + 1])
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(evreq);
+    const char *v = NULL;
+    size_t n = 0;
+
+    for (const struct evkeyval *kv = h != NULL ? h->tqh_first : NULL; kv != NULL;
+         kv = kv->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(kv->key, "X-Request-Id") != 0)
+            continue;
+        if (v != NULL)
+            return false; /* twice: which one would a proxy have logged? */
+        v = kv->value;
+    }
+    if (v == NULL)
+        return false;
+    for (; v[n] != '\0'; n++) {
+        char c = v[n];
+        if (n >= API_REQUEST_ID_LEN ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    if (n == 0)
+        return false;
+    memcpy(id, v, n + 1);
+    return true;
+}
+
 static void on_request(struct evhttp_request *evreq, void *arg)
 {
     struct api_server *s = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(evreq);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    uint8_t rnd[API_REQUEST_ID_LEN / 2];
+    uint8_t rnd[API_REQUEST_ID_GEN / 2];
     struct req *f;
 
     s->stats.requests++;
@@ -250,6 +287,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
         log_error("out of memory for a request; sent 500");
         s->stats.internal_errors++;
         s->stats.replies++;
+        metrics_http_request(s->metric_unmatched, 500, 0);
         api_reply_fallback_500(evreq);
         return;
     }
@@ -258,8 +296,11 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     f->pub.req = evreq;
     f->pub.method = evhttp_request_get_command(evreq);
     f->pub.ctx = s->cfg.ctx;
-    evutil_secure_rng_get_bytes(rnd, sizeof rnd);
-    hex_encode(rnd, sizeof rnd, f->pub.request_id);
+    f->metric_route = s->metric_unmatched;
+    if (!client_request_id(evreq, f->pub.request_id)) {
+        evutil_secure_rng_get_bytes(rnd, sizeof rnd);
+        hex_encode(rnd, sizeof rnd, f->pub.request_id);
+    }
     /* A longer path keeps only its start here (for the log); matching sees it whole. */
     snprintf(f->path, sizeof f->path, "%s", path ? path : "");
     f->pub.path = f->path;
@@ -304,6 +345,13 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
         goto oom;
     s->base = base;
     s->cfg = *cfg;
+    s->metric_routes = calloc(cfg->n_routes > 0 ? cfg->n_routes : 1, sizeof *s->metric_routes);
+    if (s->metric_routes == NULL)
+        goto oom;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        s->metric_routes[i] =
+            metrics_route(api_method_name(cfg->routes[i].method), cfg->routes[i].pattern);
+    s->metric_unmatched = metrics_route(NULL, NULL);
     if (s->cfg.max_body_large < s->cfg.max_body)
         s->cfg.max_body_large = s->cfg.max_body;
     if (s->cfg.request_timeout_ms <= 0)
@@ -437,10 +485,59 @@ void api_server_free(struct api_server *s)
     }
     if (s->http != NULL)
         evhttp_free(s->http);
+    free(s->metric_routes);
     free(s);
 }
 
 void api_server_get_stats(const struct api_server *s, struct api_server_stats *out)
 {
     *out = s->stats;
+}
+
+void api_request_server_stats(const struct api_request *r, struct api_server_stats *out)
+{
+    const struct api_server *s = req_of(r)->server;
+    if (s != NULL)
+        *out = s->stats;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+/* The process's sockets whose local port is the listener's, the listener itself left out: the
+ * connections accepted and not yet closed. Read from the file descriptors at the call (a
+ * getsockname each), not counted along the way: evhttp 2.1 tells of no accept nor close. */
+int64_t api_request_open_connections(const struct api_request *r)
+{
+    const struct api_server *s = req_of(r)->server;
+    struct dirent *e;
+    DIR *dir;
+    int64_t n = 0;
+
+    if (s == NULL || s->bound == NULL || s->port == 0)
+        return -1;
+    dir = opendir("/proc/self/fd");
+    if (dir == NULL)
+        return -1;
+    while ((e = readdir(dir)) != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd, listening = 0;
+        socklen_t optlen = sizeof listening;
+        char *end;
+        long v = strtol(e->d_name, &end, 10);
+        if (e->d_name[0] == '.' || *end != '\0' || v < 0 || v > INT32_MAX || v == dirfd(dir))
+            continue;
+        fd = (int)v;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+            continue;
+        if (ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port) != s->port)
+            continue;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) == 0 && listening)
+            continue;
+        n++;
+    }
+    closedir(dir);
+    return n;
 }

@@ -53,14 +53,15 @@
 
 #define API_WUR __attribute__((warn_unused_result))
 
-#define API_REQUEST_ID_LEN 16      /* hex characters: 8 random bytes */
-#define API_TOKEN_MAX 256          /* bytes of a bearer token looked at; longer is refused */
-#define API_JSON_MAX_DEPTH 16      /* nesting of arrays and objects in a request body */
-#define API_QUERY_MAX 2048         /* bytes of a query string */
-#define API_QUERY_MAX_PARAMS 32    /* parameters in a query string */
-#define API_QUERY_VALUE_MAX 512    /* bytes of one decoded query value */
-#define API_PATH_MAX 512           /* bytes of a request path; longer is 404 */
-#define API_PATH_MAX_SEGMENTS 8    /* "/v1/apps/1/keys/2/disable" is 6 */
+#define API_REQUEST_ID_LEN 64   /* characters of a request id, at most: a client's X-Request-Id */
+#define API_REQUEST_ID_GEN 16   /* hex characters of one made here: 8 random bytes */
+#define API_TOKEN_MAX 256       /* bytes of a bearer token looked at; longer is refused */
+#define API_JSON_MAX_DEPTH 16   /* nesting of arrays and objects in a request body */
+#define API_QUERY_MAX 2048      /* bytes of a query string */
+#define API_QUERY_MAX_PARAMS 32 /* parameters in a query string */
+#define API_QUERY_VALUE_MAX 512 /* bytes of one decoded query value */
+#define API_PATH_MAX 512        /* bytes of a request path; longer is 404 */
+#define API_PATH_MAX_SEGMENTS 8 /* "/v1/apps/1/keys/2/disable" is 6 */
 #define API_BODY_SLACK (64 * 1024) /* see api_server_config.max_body */
 
 /* ---- Principals: roles, permissions and scopes are the core's (principal.h) ---------------- */
@@ -101,6 +102,11 @@ enum api_body {
  * and replayed on the loop thread (see "Offloaded handlers" below). Not on API_BODY_RAW routes:
  * api_server_new refuses that. */
 #define API_ROUTE_OFFLOAD 2u
+/* Counted in the metrics (base/metrics.h) by app: a sign (the path's {sdkappid}, outcome "ok" or
+ * the error code), a verify (the reply's sdkappid and verdict, or the body's sdkappid and the
+ * error code). */
+#define API_ROUTE_METRIC_SIGN 4u
+#define API_ROUTE_METRIC_VERIFY 8u
 
 struct api_request;
 
@@ -173,7 +179,10 @@ enum api_authz api_authorize(const struct principal *p, const struct api_route *
 struct api_request {
     struct evhttp_request *req; /* NULL once the client left (or the server was freed) during a
                                  * deferred or streamed reply; not for handlers in capture mode */
-    char request_id[API_REQUEST_ID_LEN + 1]; /* also in X-Request-Id and every log line */
+    /* The client's X-Request-Id when it is 1..API_REQUEST_ID_LEN characters of [A-Za-z0-9._-],
+     * else API_REQUEST_ID_GEN random hex characters; echoed in X-Request-Id on every reply and
+     * in every log line of the request. */
+    char request_id[API_REQUEST_ID_LEN + 1];
     enum evhttp_cmd_type method;
     const char *path; /* as received, without the query */
     const struct api_route *route;
@@ -250,6 +259,11 @@ int api_reply_header(struct api_request *r, const char *name, const char *value)
  * json_object(), answers 500 internal instead. Content-Type application/json, Cache-Control
  * no-store, X-Request-Id. */
 void api_reply_json(struct api_request *r, int status, json_t *body);
+
+/* Replies status with text (len bytes, copied) as content_type (a text/plain; version=0.0.4
+ * scrape), Cache-Control no-store, X-Request-Id. Not in capture mode (refused: a 500). */
+void api_reply_text(struct api_request *r, int status, const char *content_type, const char *text,
+                    size_t len);
 
 /* Replies the table's status for err with {"error":{"code","message"}}; fmt NULL gives the
  * table's default message. 401 adds WWW-Authenticate: Bearer. Logs at the table's level. The
@@ -385,5 +399,10 @@ struct api_server_stats {
     uint64_t replies_dropped; /* requests whose client left before their (late) reply */
 };
 void api_server_get_stats(const struct api_server *s, struct api_server_stats *out);
+/* The stats of the server r came through (zeros once it is freed). Loop thread only. */
+void api_request_server_stats(const struct api_request *r, struct api_server_stats *out);
+/* The client connections open now on the server r came through, or -1 when it cannot tell (no
+ * listener, no /proc). A system call per open file descriptor: for a scrape, not a request. */
+int64_t api_request_open_connections(const struct api_request *r);
 
 #endif

@@ -79,6 +79,9 @@ struct req {
     int status;
     enum api_error err;
     struct timespec started;
+    size_t metric_route;     /* metrics_route() index: the matched route's, or unmatched */
+    uint32_t metric_app;     /* API_ROUTE_METRIC_VERIFY: the sdkappid counted */
+    char metric_outcome[32]; /* API_ROUTE_METRIC_VERIFY: the reply's verdict; "" for the code */
     char path[API_PATH_MAX + 1];
     struct principal principal;
     char *query_buf;
@@ -101,6 +104,8 @@ struct api_server {
     struct api_server_stats stats; /* counted by http.c and http_reply.c */
     struct req *streams;           /* open streamed replies (http_reply.c links them) */
     struct req *waiting;           /* requests waiting on a token check or a deferred reply */
+    size_t *metric_routes;         /* metrics_route() of each route, in table order */
+    size_t metric_unmatched;       /* metrics_route() of requests that matched none */
 };
 
 /* The struct req around a handler's api_request. */

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define WWW_AUTH_MISSING "Bearer realm=\"usersigd\""
 /* Retry-After of every 503 (openapi.yaml's Unavailable): seconds. Small, since the store
@@ -44,13 +45,56 @@ static double elapsed_ms(const struct req *f)
            (double)(now.tv_nsec - f->started.tv_nsec) / 1e6;
 }
 
+/* The app a verify is counted for when it got no verdict: the body's sdkappid, if it is one. */
+static uint32_t body_sdkappid(const struct api_request *r)
+{
+    json_int_t v = json_integer_value(json_object_get(r->body, "sdkappid"));
+    return v >= 1 && v <= (json_int_t)UINT32_MAX ? (uint32_t)v : 0;
+}
+
+/* The request's access line and its metrics: route and status, latency, and what a sign or a
+ * verify ended with. */
 static void access_log(struct req *f, const char *message)
 {
     const struct principal *p = f->pub.principal;
+    const struct api_route *route = f->pub.route;
     double ms = elapsed_ms(f);
-    log_msg(api_error_level(f->err), f->pub.request_id, "%s %s %d %s%s%s (%.1f ms, token %s)",
-            api_method_name(f->pub.method), f->path, f->status, api_error_code(f->err),
-            message ? ": " : "", message ? message : "", ms, p ? p->name : "-");
+    const char *code = api_error_code(f->err);
+    struct log_access a = {
+        .method = api_method_name(f->pub.method),
+        .path = f->path,
+        .route = route != NULL ? route->pattern : NULL,
+        .status = f->status,
+        .code = code,
+        .duration_ms = ms,
+        .actor = p != NULL ? p->name : NULL,
+    };
+
+    metrics_http_request(f->metric_route, f->status, ms / 1e3);
+    if (route != NULL && (route->flags & API_ROUTE_METRIC_SIGN))
+        metrics_sign(f->pub.sdkappid, code);
+    if (route != NULL && (route->flags & API_ROUTE_METRIC_VERIFY)) {
+        if (f->metric_outcome[0] != '\0')
+            metrics_verify(f->metric_app, f->metric_outcome);
+        else
+            metrics_verify(body_sdkappid(&f->pub), code);
+    }
+    if (message != NULL)
+        log_access(api_error_level(f->err), f->pub.request_id, &a, "%s", message);
+    else
+        log_access(api_error_level(f->err), f->pub.request_id, &a, NULL);
+}
+
+/* A verify's 200 names the verdict and the token's sdkappid (null when it did not decode):
+ * kept for its metric. */
+static void note_verdict(struct req *f, const json_t *body)
+{
+    const char *v = json_string_value(json_object_get(body, "verdict"));
+    json_int_t app = json_integer_value(json_object_get(body, "sdkappid"));
+    if (f->pub.route == NULL || !(f->pub.route->flags & API_ROUTE_METRIC_VERIFY) || v == NULL)
+        return;
+    snprintf(f->metric_outcome, sizeof f->metric_outcome, "%s", v);
+    f->metric_app = app >= 1 && app <= (json_int_t)UINT32_MAX ? (uint32_t)app : 0;
 }
 
 /* See http_int.h. */
@@ -104,6 +148,8 @@ static void send_json(struct req *f, int status, enum api_error err, json_t *bod
     bool ok = body != NULL && json_dump_callback(body, dump_to_evbuffer, out, JSON_COMPACT) == 0 &&
               evbuffer_add(out, "\n", 1) == 0 && add_standard_headers(f, "application/json") == 0;
     char note[64];
+    if (ok && status == 200)
+        note_verdict(f, body);
     json_decref(body);
     if (!ok) {
         evbuffer_drain(out, evbuffer_get_length(out));
@@ -318,6 +364,38 @@ void api_reply_error(struct api_request *r, enum api_error err, const char *fmt,
     }
     send_json(f, api_error_status(err), err, api_error_body(err, msg),
               msg ? msg : api_error_info(err)->message);
+}
+
+void api_reply_text(struct api_request *r, int status, const char *content_type, const char *text,
+                    size_t len)
+{
+    struct req *f = req_of(r);
+    struct evbuffer *out;
+    if (f->cap.on) {
+        capture_refuse(f, "api_reply_text");
+        return;
+    }
+    if (!claim_reply(f, "text"))
+        return;
+    if (r->req == NULL) {
+        discard_reply(f, status);
+        return;
+    }
+    out = evhttp_request_get_output_buffer(r->req);
+    if (evbuffer_add(out, text, len) != 0 || add_standard_headers(f, content_type) != 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    f->state = ST_REPLIED;
+    f->status = status;
+    f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;
+    if (f->server != NULL)
+        f->server->stats.replies++;
+    evhttp_send_reply(r->req, status, NULL, NULL);
+    access_log(f, NULL);
+    if (!f->in_handler)
+        api_request_free(f);
 }
 
 void api_handler_not_implemented(struct api_request *r)

@@ -18,7 +18,9 @@
  * made on the loop thread; every route that reads the database, with a JSON body or none. Not
  * offloaded: /healthz (no database: it answers while the pool is saturated), and signing and
  * verifying (their handlers use the pool themselves; the batch endpoint reads a raw body and
- * streams). */
+ * streams), and /metrics (it reads the loop's own counters; its one database read it makes on
+ * the pool itself).
+ * API_ROUTE_METRIC_SIGN, _VERIFY: counted by app in the metrics. */
 const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/healthz", "getHealth", PERM_PUBLIC, API_BODY_NONE, 0, handle_healthz},
     {EVHTTP_REQ_GET, "/readyz", "getReady", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
@@ -46,14 +48,14 @@ const struct api_route api_routes[] = {
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/destroy", "destroyKey", PERM_KEYS_WRITE,
      API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_destroy},
 
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs", "signUserSig", PERM_SIGN, API_BODY_JSON, 0,
-     handle_usersig_sign},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs", "signUserSig", PERM_SIGN, API_BODY_JSON,
+     API_ROUTE_METRIC_SIGN, handle_usersig_sign},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "signUserSigBatch", PERM_SIGN,
      API_BODY_RAW, 0, handle_usersig_batch},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/usersigs/batches", "listBatches", PERM_AUDIT_READ,
      API_BODY_NONE, API_ROUTE_OFFLOAD, handle_batch_list},
-    {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", PERM_VERIFY, API_BODY_JSON, 0,
-     handle_usersig_verify},
+    {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", PERM_VERIFY, API_BODY_JSON,
+     API_ROUTE_METRIC_VERIFY, handle_usersig_verify},
 
     {EVHTTP_REQ_GET, "/v1/audit", "listAuditEvents", PERM_AUDIT_READ, API_BODY_NONE,
      API_ROUTE_OFFLOAD, handle_audit_list},
@@ -66,6 +68,8 @@ const struct api_route api_routes[] = {
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_list},
     {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", PERM_TOKENS, API_BODY_NONE,
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_revoke},
+
+    {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 };
 
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

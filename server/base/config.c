@@ -53,6 +53,7 @@ struct setting {
 
 /* T_ENUM stores through an int lvalue. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is int-sized");
+_Static_assert(sizeof(enum log_format) == sizeof(int), "enum log_format is int-sized");
 
 static const struct setting SETTINGS[] = {
     {"listen", T_ADDRESS, "127.0.0.1:8080", 0, 0, NULL, "USERSIGD_LISTEN", F(listen),
@@ -80,6 +81,10 @@ static const struct setting SETTINGS[] = {
      F(batch_max_body_size), "Largest request body accepted by batch signing.", 0},
     {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "USERSIGD_LOG_LEVEL", F(log_level),
      "Least severe level logged.", 1},
+    {"log_format", T_ENUM, "text", 0, 0, "text|json", "USERSIGD_LOG_FORMAT", F(log_format),
+     "Log lines as text, or as JSON objects one a line (time, level, request_id, message; access "
+     "lines add method, path, route, status, code, duration_ms and actor).",
+     0},
     {"request_timeout", T_DURATION, "30s", SEC, HOUR, NULL, "USERSIGD_REQUEST_TIMEOUT",
      F(request_timeout_ms), "Time a client has to send a request and read its reply.", 0},
     {"workers", T_INT, "0", 0, 256, NULL, "USERSIGD_WORKERS", F(workers),

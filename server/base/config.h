@@ -37,8 +37,9 @@ struct config {
     uint64_t max_body_size;                 /* bytes */
     uint64_t batch_max_body_size;           /* bytes */
     enum log_level log_level;
+    enum log_format log_format; /* applied with log_set_format() */
     int64_t request_timeout_ms;
-    int workers; /* 0: one per online CPU, see config_workers() */
+    int workers;        /* 0: one per online CPU, see config_workers() */
     int db_connections; /* the database pool's size, 1..64 */
 };
 

@@ -16,8 +16,8 @@ static const char *const role_names[ROLE_COUNT] = {
 #define PERM_BIT(p) (1u << (p))
 
 /* admin everything; key_manager apps and keys; signer signs and verifies; auditor reads app and
- * key metadata and the audit log (batch manifests included). Token management is admin's
- * alone. Anyone may call a public route. */
+ * key metadata and the audit log (batch manifests included), and the metrics. Token management
+ * is admin's alone. Anyone may call a public route. */
 static const unsigned role_perms[ROLE_COUNT] = {
     [ROLE_ADMIN] = PERM_BIT(PERM_COUNT) - 1u,
     [ROLE_KEY_MANAGER] = PERM_BIT(PERM_PUBLIC) | PERM_BIT(PERM_APPS_READ) |
@@ -25,7 +25,7 @@ static const unsigned role_perms[ROLE_COUNT] = {
                          PERM_BIT(PERM_KEYS_WRITE),
     [ROLE_SIGNER] = PERM_BIT(PERM_PUBLIC) | PERM_BIT(PERM_SIGN) | PERM_BIT(PERM_VERIFY),
     [ROLE_AUDITOR] = PERM_BIT(PERM_PUBLIC) | PERM_BIT(PERM_APPS_READ) | PERM_BIT(PERM_KEYS_READ) |
-                     PERM_BIT(PERM_AUDIT_READ),
+                     PERM_BIT(PERM_AUDIT_READ) | PERM_BIT(PERM_METRICS),
 };
 
 const char *role_name(enum role role)

@@ -36,6 +36,7 @@ enum perm {
     PERM_VERIFY,
     PERM_AUDIT_READ,
     PERM_TOKENS,
+    PERM_METRICS, /* the Prometheus scrape (/metrics) */
     PERM_COUNT
 };
 
