@@ -104,6 +104,44 @@ static struct dbpool_job *take_jobs(struct dbpool *p, size_t *n_out)
     return first;
 }
 
+static _Thread_local struct dbpool *thread_pool; /* the pool of the calling pool thread */
+
+size_t dbpool_take_more(struct dbpool_job *jobs, size_t max,
+                        bool (*want)(const struct dbpool_job *job, void *arg), void *arg)
+{
+    struct dbpool *p = thread_pool;
+    size_t n = 0;
+    if (p == NULL || jobs == NULL)
+        return 0;
+    struct dbpool_job *last = jobs;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&p->mu);
+    struct dbpool_job *prev = NULL, *j = p->q_head;
+    while (j != NULL && n < max) {
+        struct dbpool_job *next = j->next;
+        if (j->run == jobs->run && want(j, arg)) {
+            if (prev != NULL)
+                prev->next = next;
+            else
+                p->q_head = next;
+            if (p->q_tail == j)
+                p->q_tail = prev;
+            j->next = NULL;
+            last->next = j;
+            last = j;
+            n++;
+        } else {
+            prev = j;
+        }
+        j = next;
+    }
+    p->queued -= n;
+    p->running += n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 static void *thread_main(void *arg)
 {
     struct dbpool_thread *t = arg;
@@ -111,6 +149,8 @@ static void *thread_main(void *arg)
     struct store *st = NULL;
     void *ctx = NULL;
     bool ok = store_open(p->conninfo, &st) == STORE_OK;
+
+    thread_pool = p;
 
     if (ok && p->cfg.thread_ctx_new != NULL) {
         ctx = p->cfg.thread_ctx_new(st, p->cfg.thread_ctx_arg);
@@ -146,9 +186,11 @@ static void *thread_main(void *arg)
             store_rollback(st);
 
         pthread_mutex_lock(&p->mu);
+        n = 0; /* dbpool_take_more may have added to the list */
         for (struct dbpool_job *j = jobs, *next; j != NULL; j = next) {
             next = j->next;
             list_append(&p->done_head, &p->done_tail, j);
+            n++;
         }
         p->running -= n;
         t->doing = NULL;

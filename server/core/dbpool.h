@@ -38,12 +38,12 @@ typedef void (*dbpool_done_fn)(struct dbpool_job *job);
 struct dbpool_job {
     dbpool_run_fn run;
     dbpool_done_fn done;
-    void *arg;      /* the caller's */
-    size_t batch;   /* take up to this many waiting jobs with the same run together; 0 = 1 */
+    void *arg;    /* the caller's */
+    size_t batch; /* take up to this many waiting jobs with the same run together; 0 = 1 */
     /* At most this many threads run jobs with this run function at once (0: no limit): the
      * rest wait and gather, so that a batch taken later is larger (group commit). */
     unsigned max_running;
-    bool cancelled; /* set by the pool: the job never ran (the pool is being freed) */
+    bool cancelled;          /* set by the pool: the job never ran (the pool is being freed) */
     struct dbpool_job *next; /* the pool's */
 };
 
@@ -72,6 +72,14 @@ int dbpool_new(struct event_base *base, const struct dbpool_config *cfg,
 /* Queues job; its done callback will run on the loop thread. Never fails: the job is the
  * caller's memory. After dbpool_free has begun, done runs with cancelled set instead. */
 void dbpool_submit(struct dbpool *p, struct dbpool_job *job);
+
+/* On a pool thread, inside a run function: takes up to max more waiting jobs with the same run
+ * function as the list jobs (the one run was given) for which want(job, arg) is true (called
+ * with the pool's lock held: keep it short, no I/O), and appends them to that list; their done
+ * callbacks run like the others'. Returns how many. For a run that has waited (for a lock) and
+ * can take in what arrived meanwhile. */
+size_t dbpool_take_more(struct dbpool_job *jobs, size_t max,
+                        bool (*want)(const struct dbpool_job *job, void *arg), void *arg);
 
 void dbpool_get_stats(struct dbpool *p, struct dbpool_stats *out);
 

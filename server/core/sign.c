@@ -250,9 +250,34 @@ static void reset_reqs(struct sign_request **reqs, size_t n)
 /* One attempt at the group: sign with the entries, then, under the audit lock, check that they
  * are current and the tokens live, and record. Returns 1 when done (each request's outcome is
  * set), 0 when an entry was stale (evicted: try again), -1 when nothing could be recorded. */
-static int group_try(struct service *svc, struct sign_request **reqs, size_t n,
-                     struct group_app *apps, size_t n_apps)
+/* What a sign that arrived while the group waited for its locks must share with the group to
+ * join it: an app whose entry the group checked, and a token the group found live. */
+struct late_filter {
+    const struct group_app *apps;
+    size_t n_apps;
+    const int64_t *tokens;
+    const bool *live;
+    size_t n_tokens;
+};
+
+static bool late_fits(const struct dbpool_job *job, void *arg)
 {
+    const struct late_filter *f = arg;
+    const struct sign_request *req = job->arg;
+    int64_t id = req->principal != NULL ? req->principal->token_id : 0;
+    bool app = false, token = id == 0;
+    for (size_t i = 0; i < f->n_apps && !app; i++)
+        app = f->apps[i].sdkappid == req->sdkappid && f->apps[i].entry != NULL &&
+              f->apps[i].signer != NULL;
+    for (size_t i = 0; i < f->n_tokens && !token; i++)
+        token = f->tokens[i] == id && f->live[i];
+    return app && token;
+}
+
+static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_request **reqs,
+                     size_t *n_reqs, struct group_app *apps, size_t n_apps)
+{
+    size_t n = *n_reqs;
     uint32_t ids[SIGN_GROUP_MAX];
     int64_t gens[SIGN_GROUP_MAX], tokens[SIGN_GROUP_MAX];
     bool live[SIGN_GROUP_MAX];
@@ -306,6 +331,25 @@ static int group_try(struct service *svc, struct sign_request **reqs, size_t n,
     }
     if (result == 0)
         goto out;
+
+    /* The locks are held: the signs that arrived meanwhile for the same apps and tokens join
+     * the group (their apps' entries were just checked), so a wait makes the group larger
+     * rather than the next one smaller. */
+    if (n < SIGN_GROUP_MAX && jobs != NULL) {
+        struct late_filter f = {apps, n_apps, tokens, live, n_tokens};
+        size_t more = dbpool_take_more(jobs, SIGN_GROUP_MAX - n, late_fits, &f);
+        struct dbpool_job *j = jobs;
+        for (size_t k = 0; k < n && j != NULL; k++)
+            j = j->next;
+        for (; j != NULL && more > 0; j = j->next, more--) {
+            struct sign_request *req = j->arg;
+            reqs[n] = req;
+            reset_reqs(&reqs[n], 1);
+            audit[n] = sign_one(find_app(apps, n_apps, req->sdkappid), req, now);
+            n++;
+        }
+        *n_reqs = n;
+    }
 
     for (size_t i = 0; i < n; i++) {
         struct sign_request *req = reqs[i];
@@ -388,7 +432,8 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 
     for (int attempt = 0; attempt < GROUP_ATTEMPTS && result == 0; attempt++) {
         reset_reqs(reqs, n);
-        result = group_try(svc, reqs, n, apps, n_apps);
+        /* Only a first attempt takes in late signs: a retry's list must stay what it was. */
+        result = group_try(svc, attempt == 0 ? jobs : NULL, reqs, &n, apps, n_apps);
     }
     if (result != 1) {
         if (result == -1)
