@@ -60,6 +60,43 @@ static void run_slow(struct store *st, void *ctx, struct dbpool_job *jobs)
     }
 }
 
+/* A kind of which at most one batch runs at a time (max_running 1): records how many run at
+ * once, waits 20 ms, then takes in up to 2 more of its kind that queued meanwhile. */
+static int serial_inside, serial_max_inside;
+static pthread_mutex_t serial_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool want_any(const struct dbpool_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return true;
+}
+
+static void run_serial(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    (void)st;
+    (void)ctx;
+    pthread_mutex_lock(&serial_mu);
+    if (++serial_inside > serial_max_inside)
+        serial_max_inside = serial_inside;
+    pthread_mutex_unlock(&serial_mu);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    size_t more = dbpool_take_more(jobs, 2, want_any, NULL);
+    size_t n = 0;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next)
+        n++;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct tjob *t = j->arg;
+        t->ran++;
+        t->group = n;
+        t->ok = (int)more;
+    }
+    pthread_mutex_lock(&serial_mu);
+    serial_inside--;
+    pthread_mutex_unlock(&serial_mu);
+}
+
 static void done_cb(struct dbpool_job *j)
 {
     struct tjob *t = j->arg;
@@ -180,6 +217,46 @@ int main(void)
     CHECK(!mixed && ping_jobs == 32, "slow jobs never grouped with pings");
     /* Nine slow jobs of 100 ms each: the loop ran its 10 ms timer meanwhile. */
     CHECK(ticks >= 30, "the loop kept running while the pool waited (%d ticks)", ticks);
+
+    dbpool_free(pool);
+
+    /* A kind limited to one batch at a time on a pool of 4: never two at once, what queues
+     * meanwhile waits (and gathers), dbpool_take_more takes in more of it, other kinds run on
+     * the other threads meanwhile. */
+    cfg.size = 4;
+    CHECK(dbpool_new(base, &cfg, &pool) == 0, "pool of 4 again");
+    n_done = 0;
+    for (int i = 0; i < 40; i++) {
+        setup_job(&jobs[i], run_serial, 4);
+        jobs[i].job.max_running = 1;
+        dbpool_submit(pool, &jobs[i].job);
+    }
+    for (int i = 40; i < 60; i++) {
+        setup_job(&jobs[i], run_ping, 1);
+        dbpool_submit(pool, &jobs[i].job);
+    }
+    run_until(60, 20000);
+    int serial_once = 0, took_more = 0, pings_ok = 0;
+    size_t biggest = 0;
+    for (int i = 0; i < 40; i++) {
+        serial_once += jobs[i].ran == 1 && jobs[i].done == 1;
+        took_more += jobs[i].ok > 0;
+        if (jobs[i].group > biggest)
+            biggest = jobs[i].group;
+    }
+    for (int i = 40; i < 60; i++)
+        pings_ok += jobs[i].ok == 1 && jobs[i].done == 1;
+    CHECK(n_done == 60 && serial_once == 40, "every limited job ran and completed once (%d)",
+          serial_once);
+    CHECK(serial_max_inside == 1, "never two limited batches at once (%d)", serial_max_inside);
+    CHECK(took_more > 0 && biggest > 4 && biggest <= 6,
+          "batches took in more than their batch size (largest %zu)", biggest);
+    CHECK(pings_ok == 20, "the other kind ran meanwhile (%d)", pings_ok);
+    dbpool_get_stats(pool, &s);
+    CHECK(s.queued == 0 && s.running == 0 && s.completed == 60, "stats add up after take_more");
+    dbpool_free(pool);
+    cfg.size = 1;
+    CHECK(dbpool_new(base, &cfg, &pool) == 0, "pool of 1 again");
 
     /* Freeing with jobs queued behind a slow one: the slow one completes, the rest are
      * cancelled, every done runs exactly once, before dbpool_free returns. */
