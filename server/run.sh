@@ -17,7 +17,7 @@ set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 build="$root/build-release"
 packages=(build-essential cmake pkg-config libssl-dev zlib1g-dev libevent-dev libjansson-dev
-    libpq-dev postgresql-15 curl jq openssl)
+    libpq-dev libcurl4-openssl-dev postgresql-15 curl jq openssl)
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 
