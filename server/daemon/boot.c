@@ -313,13 +313,13 @@ int boot_open_database(struct boot *d, bool serve)
     const char *target = d->cfg.database_url;
 
     if (d->cfg.database_url[0] != '\0') {
-        size_t cap = strlen(d->cfg.database_url) + 16;
+        size_t cap = STORE_CONNINFO_REDACTED_BUF(strlen(d->cfg.database_url));
         char *shown = malloc(cap);
         if (shown == NULL) {
             log_error("out of memory");
             return -1;
         }
-        log_info("database: %s", config_redacted_url(d->cfg.database_url, shown, cap));
+        log_info("database: %s", store_conninfo_redacted(d->cfg.database_url, shown, cap));
         free(shown);
     } else {
         log_info("database: the embedded PostgreSQL of %s", d->cfg.data_dir);

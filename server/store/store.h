@@ -442,4 +442,21 @@ enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
                                 void (*fn)(void *arg, const char *payload),
                                 void *arg) STORE_WUR;
 
+/* ---- the connection string in a log (store_conninfo.c) ---- */
+
+#define STORE_CONNINFO_UNPARSABLE "(unparsable database URL)"
+#define STORE_CONNINFO_MORE " ..." /* ends an output cut short */
+/* Enough for any conninfo of len bytes: every value quoted and escaped, every key named. */
+#define STORE_CONNINFO_REDACTED_BUF(len) (2 * (size_t)(len) + 512)
+
+/* Writes into out (cap bytes; NUL-terminated when cap > 0) what of conninfo may be logged: the
+ * string parsed by libpq (PQconninfoParse, as store_open will read it), then only the keys that
+ * say where and how to connect (host, hostaddr, port, dbname, user, service, sslmode,
+ * target_session_attrs, application_name, timeouts and keepalives) as keyword=value pairs with
+ * libpq's quoting, control bytes shown as '?'. Never the password, nor any other key. A string
+ * libpq refuses gives STORE_CONNINFO_UNPARSABLE, never its content; one that is not a
+ * connection string at all is a bare database name (as store_open takes it). Output that does
+ * not fit ends with STORE_CONNINFO_MORE. Returns out. */
+const char *store_conninfo_redacted(const char *conninfo, char *out, size_t cap);
+
 #endif
