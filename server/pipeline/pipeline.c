@@ -124,8 +124,10 @@ static void block_sign(struct pipeline_block *b)
             b->why = "out of memory for the output";
             goto out;
         }
-        char *o = pipeline_item_line(cfg, signer, (int64_t)ts.tv_sec, b->items.buf + it->off,
-                                     it->len, it->too_long, idbuf, b->out + b->out_len, &failed);
+        /* An empty item may come before any byte of the block: items.buf is still NULL. */
+        const char *s = it->len > 0 ? b->items.buf + it->off : "";
+        char *o = pipeline_item_line(cfg, signer, (int64_t)ts.tv_sec, s, it->len, it->too_long,
+                                     idbuf, b->out + b->out_len, &failed);
         if (o == NULL) {
             b->why = "the codec failed where it should not";
             goto out;

@@ -433,6 +433,19 @@ static void test_text_edge_items(void)
     free(longline);
 }
 
+/* A body of just "\n": a block whose only items are empty, so that its input buffer was never
+ * allocated (UBSan once reported NULL plus an offset in the worker here). */
+static void test_only_empty_items(void)
+{
+    static const struct expect_line text1[] = {{"", "", "bad_identifier"}};
+    static const struct expect_line text3[] = {
+        {"", "", "bad_identifier"}, {"", "", "bad_identifier"}, {"\r", "", "bad_identifier"}};
+    static const struct expect_line ndjson1[] = {{"", "", "bad_json"}};
+    check_lines(PIPELINE_IN_TEXT, text1, 1);
+    check_lines(PIPELINE_IN_TEXT, text3, 3);
+    check_lines(PIPELINE_IN_NDJSON, ndjson1, 1);
+}
+
 static void test_csv(void)
 {
     static const char *const items[] = {"alice",   "with,comma", "#summary,fake",
@@ -735,6 +748,7 @@ int main(void)
     test_ndjson_items();
     test_json_values();
     test_text_edge_items();
+    test_only_empty_items();
     test_csv();
     check_level(0);
     check_level(1);
