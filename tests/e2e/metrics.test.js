@@ -108,8 +108,8 @@ describe('/metrics', () => {
 });
 
 // One server of its own per format, so that its log can be read.
-async function ownServer(name, format) {
-  const s = await startServer(name, { env: { USERSIGD_LOG_FORMAT: format } });
+async function ownServer(name, format, env = {}) {
+  const s = await startServer(name, { env: Object.assign({ USERSIGD_LOG_FORMAT: format }, env) });
   servers.push(s);
   return s;
 }
@@ -125,7 +125,8 @@ async function waitFor(what, fn, ms = 5000) {
 
 describe('X-Request-Id', () => {
   test('a client\'s id is echoed and logged; a bad one is replaced by a fresh one', async () => {
-    const s = await ownServer('reqid', 'text');
+    // Debug: a 404 for no route is logged at that level.
+    const s = await ownServer('reqid', 'text', { USERSIGD_LOG_LEVEL: 'debug' });
     const id = 'client-1.req_ABC';
     const ok = await api('GET', '/healthz', { base: s.url, headers: { 'x-request-id': id } });
     expectStatus(ok, 200);
