@@ -15,6 +15,7 @@
 #include "batches.h"
 #include "handlers.h"
 #include "hex.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "service.h"
 
@@ -251,6 +252,8 @@ static void batch_end_done(struct dbpool_job *job)
                 b->batch_id);
         b->end_recorded = b->svc->st != NULL && record_end(b->svc, b);
     }
+    if (b->end_recorded)
+        metrics_batch_end(state, b->res.count);
     if (b->end_recorded)
         log_msg(LOG_INFO, b->request_id,
                 "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed",

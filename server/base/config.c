@@ -309,6 +309,14 @@ static int apply(const struct setting *s, const char *value, struct config *cfg,
     uint64_t u = 0;
     int b = 0;
 
+    /* A control character (a carriage return alone does not end a line) would join what
+     * follows it into this value, and an error that quoted the value would quote that too: a
+     * password among it. Refused without quoting anything. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+            snprintf(why, cap, "the value holds a control character (byte %zu)", i + 1);
+            return -1;
+        }
     describe_allowed(s, allowed, sizeof allowed);
     switch (s->type) {
     case T_STRING:
@@ -438,6 +446,19 @@ static enum config_rc load_file(const char *path, struct config *cfg, char *err,
             log_errbuf(err, errlen, "%s:%ld: line holds a NUL byte", path, lineno);
             goto done;
         }
+        /* The line's end (LF, or CR LF) aside, a control character is refused without quoting
+         * the line: a CR alone would otherwise join what follows into one name or value. */
+        size_t body = (size_t)n;
+        if (body > 0 && line[body - 1] == '\n')
+            body--;
+        if (body > 0 && line[body - 1] == '\r')
+            body--;
+        for (size_t i = 0; i < body; i++)
+            if (((unsigned char)line[i] < 0x20 && line[i] != '\t') || line[i] == 0x7f) {
+                log_errbuf(err, errlen, "%s:%ld: line holds a control character (byte %zu)", path,
+                           lineno, i + 1);
+                goto done;
+            }
         name = trim(line);
         if (name[0] == '\0' || name[0] == '#')
             continue;
@@ -682,117 +703,3 @@ int config_apply_live(struct config *cur, const struct config *fresh, char *rest
     return n;
 }
 
-/* ---- Redaction ------------------------------------------------------------------------------ */
-
-struct out {
-    char *p;
-    size_t cap, n;
-};
-
-static void put(struct out *o, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len && o->n + 1 < o->cap; i++)
-        o->p[o->n++] = s[i];
-    o->p[o->n] = '\0';
-}
-
-/* libpq's URI: scheme://[user[:password]@]host...[/db][?key=value&...]. */
-static void redact_uri(const char *url, size_t scheme_len, struct out *o)
-{
-    const char *p = url + scheme_len, *q, *at;
-
-    put(o, url, scheme_len);
-    at = p + strcspn(p, "@/"); /* libpq takes credentials up to the first '@' before any '/' */
-    if (*at == '@') {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon != NULL) {
-            put(o, p, (size_t)(colon - p) + 1);
-            put(o, "***", 3);
-        } else {
-            put(o, p, (size_t)(at - p));
-        }
-        p = at;
-    }
-    q = strchr(p, '?');
-    if (q == NULL) {
-        put(o, p, strlen(p));
-        return;
-    }
-    put(o, p, (size_t)(q - p) + 1);
-    for (p = q + 1; *p != '\0';) {
-        size_t len = strcspn(p, "&");
-        const char *eq = memchr(p, '=', len);
-        if (eq != NULL && (size_t)(eq - p) == 8 && strncmp(p, "password", 8) == 0) {
-            put(o, p, 9);
-            put(o, "***", 3);
-        } else {
-            put(o, p, len);
-        }
-        p += len;
-        if (*p == '&')
-            put(o, p++, 1);
-    }
-}
-
-/* keyword = value pairs; a value is bare up to a space, or single-quoted with \ escapes. */
-static void redact_keywords(const char *url, struct out *o)
-{
-    const char *p = url;
-    while (*p != '\0') {
-        const char *kw, *val;
-        size_t kw_len;
-        int secret;
-
-        while (isspace((unsigned char)*p))
-            put(o, p++, 1);
-        kw = p;
-        while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p))
-            p++;
-        kw_len = (size_t)(p - kw);
-        secret = kw_len == 8 && strncmp(kw, "password", 8) == 0;
-        put(o, kw, kw_len);
-        while (isspace((unsigned char)*p))
-            put(o, p++, 1);
-        if (*p != '=')
-            continue; /* malformed: copied as it is, libpq will refuse it */
-        put(o, p++, 1);
-        while (isspace((unsigned char)*p))
-            put(o, p++, 1);
-        val = p;
-        if (*p == '\'') {
-            for (p++; *p != '\0' && *p != '\''; p++)
-                if (*p == '\\' && p[1] != '\0')
-                    p++;
-            if (*p == '\'')
-                p++;
-        } else {
-            while (*p != '\0' && !isspace((unsigned char)*p))
-                p++;
-        }
-        if (secret)
-            put(o, "***", 3);
-        else
-            put(o, val, (size_t)(p - val));
-    }
-}
-
-const char *config_redacted_url(const char *url, char *out, size_t cap)
-{
-    static const char *const schemes[] = {"postgresql://", "postgres://"};
-    struct out o = {out, cap, 0};
-
-    if (out == NULL || cap == 0)
-        return out;
-    out[0] = '\0';
-    if (url == NULL)
-        return out;
-    for (size_t i = 0; i < 2; i++) {
-        size_t len = strlen(schemes[i]);
-        if (strncmp(url, schemes[i], len) == 0) {
-            redact_uri(url, len, &o);
-            return out;
-        }
-    }
-    redact_keywords(url, &o);
-    return out;
-}

@@ -2,8 +2,8 @@
  * Settings: one table (config.c) gives each setting's name, type, default, bounds, environment
  * override and description; it is the parser, the defaults and `usersigd --help-config` at once.
  * The result is a plain struct the caller fills once and passes down as const; no globals.
- * No setting holds a secret: a password inside database_url is shown only through
- * config_redacted_url().
+ * No setting holds a secret: a password inside database_url is shown only through the store's
+ * store_conninfo_redacted(), which parses it with libpq.
  */
 #ifndef CONFIG_H
 #define CONFIG_H
@@ -54,12 +54,6 @@ enum config_rc config_load(const char *path, struct config *out, char *err,
 /* Prints the table as documentation: every setting with its type and bounds, environment
  * variable, description and default, in the form of a commented config file. */
 void config_describe(FILE *f);
-
-/* Copies a PostgreSQL connection string (URI or keyword=value) into out with any password
- * replaced by "***": in the URI's user info, in a password= query parameter, or in a password
- * keyword. out is always NUL-terminated (truncated if cap is short; cap = strlen(url) + 16 is
- * always enough for one password). Returns out. */
-const char *config_redacted_url(const char *url, char *out, size_t cap);
 
 /* SIGHUP: copies into *cur the settings of fresh (a config_load() just done) that may change
  * while serving (log_level), and writes into restart (cap bytes, may be NULL) the names of the

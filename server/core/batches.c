@@ -8,6 +8,7 @@
 #include "batches.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -323,9 +324,11 @@ static int sweep_owner(struct service *svc, int64_t owner)
         free(rows);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         log_warn("batch %s of app %u: its process (owner %lld) is gone: marked interrupted",
                  rows[i].batch_id, rows[i].sdkappid, (long long)owner);
+        metrics_batch_end("interrupted", 0);
+    }
     free(rows);
     return (int)n;
 }

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "metrics.h"
 
 #define NO_RECORD_MSG "the signature could not be recorded; no UserSig was issued"
 
@@ -398,6 +399,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
         store_group_commit(svc->st, evp, n_ev, uses, n_uses) != STORE_OK)
         goto out;
     result = 1;
+    metrics_sign_group(n);
 out:
     if (store_in_transaction(svc->st))
         store_rollback(svc->st);

@@ -282,6 +282,7 @@ int boot_load_config(struct boot *d, const char *path)
         return -1;
     }
     log_set_level(d->cfg.log_level);
+    log_set_format(d->cfg.log_format);
     d->config_path = path;
     d->migrations_dir = d->cfg.migrations_dir;
     d->svc.cfg = &d->cfg;

@@ -7,6 +7,7 @@
 #include "store_int.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -104,6 +105,7 @@ STORE_WUR static enum store_rc st_fail(struct store *st, const char *name, const
         log_debug("store: %s: the row referred to does not exist", name);
         return STORE_NOT_FOUND;
     }
+    metrics_db_error();
     /* The primary message only: DETAIL would quote the row, parameters included. */
     log_error("store: %s failed: %s%s%s", name, state != NULL ? state : "",
               state != NULL ? " " : "", msg != NULL ? msg : PQerrorMessage(st->conn));
@@ -135,6 +137,7 @@ static bool st_reconnect(struct store *st)
         log_error("store: reconnect failed: %s", PQerrorMessage(st->conn));
         return false;
     }
+    metrics_db_reconnect();
     return true;
 }
 

@@ -175,10 +175,7 @@ async function secretsThrough(s) {
 
 describe('no secret in the server log', () => {
   for (const format of ['text', 'json']) {
-    // JSON lines need the daemon to apply the setting (log_set_format at start-up, boot.c).
-    const todo = format === 'json' && process.env.E2E_LOG_JSON_TODO !== '0'
-      ? 'log_format=json is applied once server/daemon/boot.c calls log_set_format' : false;
-    test(`log_format=${format}`, { todo }, async () => {
+    test(`log_format=${format}`, async () => {
       const s = await ownServer(`scan-${format}`, format);
       const secrets = await secretsThrough(s);
       await waitFor('the last access line', () => /POST \/v1\/apps\/\d+\/usersigs 400|"status":400/.test(s.log()));

@@ -22,6 +22,8 @@ static unsigned expected_roles(const struct api_route *r, bool *public_route)
     *public_route = strcmp(r->pattern, "/healthz") == 0 || strcmp(r->pattern, "/readyz") == 0;
     if (*public_route)
         return A | K | S | U;
+    if (strcmp(r->pattern, "/metrics") == 0)
+        return A | U;
     if (strncmp(r->pattern, "/v1/tokens", 10) == 0)
         return A;
     if (strncmp(r->pattern, "/v1/audit", 9) == 0)
