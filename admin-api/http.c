@@ -27,6 +27,7 @@
 #include "hex.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define ALL_METHODS                                                                                \
     (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
@@ -315,6 +316,26 @@ static void on_request(struct evhttp_request *evreq, void *arg)
 
 /* ---- the server --------------------------------------------------------------------------- */
 
+/* evhttp's bufferevent for each accepted connection (it sets the fd): TLS when configured.
+ * evhttp would make a plain one if this returned NULL, so a TLS connection that cannot be set
+ * up gets a bufferevent that refuses the fd instead (a pair: the accept is undone, the socket
+ * closed once by evhttp), never plain HTTP. */
+static struct bufferevent *new_connection_bev(struct event_base *base, void *arg)
+{
+    struct api_server *s = arg;
+    struct bufferevent *bev, *pair[2];
+
+    if (s->cfg.tls == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bev = api_tls_bufferevent(s->cfg.tls, base);
+    if (bev != NULL)
+        return bev;
+    if (bufferevent_pair_new(base, BEV_OPT_CLOSE_ON_FREE, pair) != 0)
+        return NULL; /* out of memory twice over; logged by api_tls_bufferevent */
+    bufferevent_free(pair[1]);
+    return pair[0];
+}
+
 struct api_server *api_server_new(struct event_base *base, const struct api_server_config *cfg,
                                   char *err, size_t errlen)
 {
@@ -371,6 +392,7 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(s->http, "application/json");
     evhttp_set_gencb(s->http, on_request, s);
+    evhttp_set_bevcb(s->http, new_connection_bev, s);
     return s;
 oom:
     snprintf(err, errlen, "api server: out of memory");

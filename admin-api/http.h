@@ -356,6 +356,9 @@ struct api_server_config {
      * NULL runs it at once, on the loop thread, as any other. Called on the loop thread. */
     void (*offload)(void *ctx, struct api_request *r, void (*handler)(struct api_request *r));
     void *ctx; /* passed to authenticate, offload and, as r->ctx, to handlers */
+    /* TLS on every connection (tls.h), or NULL for plain HTTP. Borrowed: it must outlive the
+     * server; api_tls_reload() on it applies to the connections accepted after. */
+    struct api_tls *tls;
 };
 
 struct api_server; /* opaque */
