@@ -3,10 +3,10 @@
  * usersigd server's batch endpoint in text/plain requests of bounded size (one after the other,
  * never splitting a line), and streams the answer lines to stdout in input order. Each request's
  * summary is checked here (counts, and the SHA-256 over the lines received) before it is reported
- * on stderr. Plain HTTP/1.1 over POSIX sockets, no TLS: for loopback or a TLS-terminating proxy.
+ * on stderr. HTTP/1.1 or HTTPS (certificates always verified) through libcurl.
  * This file: options, the token, stdin and the requests. It calls usersig_batch_out.c (the
- * checking of each answer), usersig_batch_tty.c (messages and the progress line on stderr) and
- * usersig_http.c (the HTTP client); none of them calls back here.
+ * checking of each answer, fed the bytes as they arrive), usersig_batch_tty.c (messages and the
+ * progress line on stderr) and usersig_http.c (the transport); none of them calls back here.
  */
 #include "usersig_args.h"
 #include "usersig_batch.h"
@@ -36,8 +36,9 @@
 #define USER_AGENT "usersig-batch/0.1"
 
 static const char usage_batch[] =
-    "usage: usersig batch --server URL --sdkappid N [--token-file F] [--expire S] [--level L]\n"
-    "                     [--format ndjson|csv] [--max-request-bytes B] < ids.txt > out\n"
+    "usage: usersig batch --server URL --sdkappid N [--token-file F] [--ca-file F] [--expire S]\n"
+    "                     [--level L] [--format ndjson|csv] [--max-request-bytes B]\n"
+    "                     < ids.txt > out\n"
     "\n"
     "Signs one UserSig per stdin line on a usersigd server (POST /v1/apps/N/usersigs/batch);\n"
     "the app's key never leaves the server. Reads any amount of input and sends it in requests\n"
@@ -49,12 +50,15 @@ static const char usage_batch[] =
     "failed M key_version V sha256 HEX\", once its counts and the SHA-256 of the lines received\n"
     "have been checked. When stderr is a terminal it also shows progress (done, rate, ETA).\n"
     "\n"
-    "  --server URL            http://HOST[:PORT][/PREFIX]; HOST a name, an IPv4 or an [IPv6]\n"
-    "                          address. Plain HTTP, no TLS: the token and the tokens travel in\n"
-    "                          clear, so use it on loopback or through a TLS-terminating proxy\n"
-    "                          on a trusted network.\n"
+    "  --server URL            https://HOST[:PORT][/PREFIX] or http://...; HOST a name, an IPv4\n"
+    "                          or an [IPv6] address. https: the server's certificate and name\n"
+    "                          are always verified, TLS 1.2 or later. http: no TLS, the token\n"
+    "                          and the tokens travel in clear (loopback only, or a trusted\n"
+    "                          network). No proxy from the environment is used.\n"
     "  --token-file F          the API token (role signer or admin); default $USERSIGD_TOKEN.\n"
     "                          Never on the command line. The file should be mode 0600.\n"
+    "  --ca-file F             the CAs to trust for https, a PEM bundle (default: the system's\n"
+    "                          store). With it, only those CAs.\n"
     "  --sdkappid N            the app's SDKAppID (1..4294967295)\n"
     "  --expire S              validity in seconds, 1..315360000 (default: the app's)\n"
     "  --level L               zlib level 0..9 (default: the server's)\n"
@@ -63,22 +67,49 @@ static const char usage_batch[] =
     "                          under the server's default limit of 64M). A request the server\n"
     "                          refuses as too large (413) is split in two and sent again.\n"
     "\n"
+    "Timeouts: 10 s to connect (TLS handshake included); a request gives up after 300 s without\n"
+    "a byte sent or received. A request has no overall limit: its time grows with its size.\n"
+    "\n"
     "Exit status: 0 every identifier signed; 1 some failed (their input line numbers are named\n"
     "on stderr: the first 20, then a count; their error lines are in the output); 2 a usage,\n"
     "connection, HTTP or protocol error (a stream cut short, counts or sha256 that do not match\n"
     "the summary): stdout then holds the lines answered so far, and stderr says where to resume.\n";
 
 /* Before each wait for the server (usersig_http_hooks.waiting): the lines so far leave
- * (stdout is flushed once a read), and the progress line is redrawn. */
-static int waiting(void *arg, size_t body_off, int first)
+ * (stdout is flushed when more came), and the progress line is redrawn. */
+static int waiting(void *arg, int fresh)
 {
     struct batch *b = arg;
-    if (first && fflush(stdout) != 0) {
+    if (fresh && fflush(stdout) != 0) {
         usersig_batch_say(b, "writing stdout: %s", strerror(errno));
         return -1;
     }
-    usersig_batch_progress(b, body_off, 0);
+    usersig_batch_progress(b, b->cur != NULL ? b->cur->next_id : 0, 0);
     return 0;
+}
+
+/* The answer's head (usersig_http_hooks.head): a 200 streams, any other status is a refusal
+ * whose body is kept (bounded) in b->line. */
+static int on_head(void *arg, const struct usersig_http_answer *a)
+{
+    struct batch *b = arg;
+    b->answer = *a;
+    b->line_len = 0;
+    return 0;
+}
+
+/* Body bytes (usersig_http_hooks.body): a 200's to the line checker, a refusal's kept. */
+static int on_body(void *arg, const char *p, size_t n)
+{
+    struct batch *b = arg;
+    if (b->answer.status == 200)
+        return usersig_batch_feed(b, b->cur, p, n);
+    size_t room = MAX_ERROR_BODY - b->line_len;
+    if (n > room)
+        n = room;
+    memcpy(b->line + b->line_len, p, n);
+    b->line_len += n;
+    return b->line_len == MAX_ERROR_BODY ? 1 : 0;
 }
 
 /* ---- options, token ------------------------------------------------------------------------ */
@@ -215,8 +246,7 @@ static int reader_line(struct reader *r, const char **p, size_t *n)
 static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_index,
                         uint64_t nitems)
 {
-    char query[64] = "";
-    struct usersig_http_answer a;
+    char path[128], query[64] = "";
     struct span s = {.off = off, .len = len, .first_index = first_index, .nitems = nitems};
     int rc = -1;
 
@@ -226,38 +256,38 @@ static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_
     if (b->has_level)
         snprintf(query + qn, sizeof query - (size_t)qn, "%clevel=%" PRIu64,
                  b->has_expire ? '&' : '?', b->level);
-    int hn = snprintf(b->hdr, sizeof b->hdr,
-                      "POST %s/v1/apps/%" PRIu64 "/usersigs/batch%s HTTP/1.1\r\n"
-                      "Host: %s\r\n"
-                      "User-Agent: " USER_AGENT "\r\n"
-                      "Authorization: Bearer %s\r\n"
-                      "Content-Type: text/plain\r\n"
-                      "Accept: %s\r\n"
-                      "Content-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n",
-                      b->url.prefix, b->sdkappid, query, b->url.authority, b->token,
-                      b->csv ? "text/csv" : "application/x-ndjson", len);
+    snprintf(path, sizeof path, "/v1/apps/%" PRIu64 "/usersigs/batch%s", b->sdkappid, query);
+    int hn = snprintf(b->hdr, sizeof b->hdr, "Authorization: Bearer %s", b->token);
     if (hn < 0 || (size_t)hn >= sizeof b->hdr) {
         usersig_batch_say(b, "the request head does not fit in %zu bytes", sizeof b->hdr);
         return -1;
     }
+    const char *headers[] = {
+        b->hdr,
+        "User-Agent: " USER_AGENT,
+        "Content-Type: text/plain",
+        b->csv ? "Accept: text/csv" : "Accept: application/x-ndjson",
+        "Connection: close",
+    };
     s.next_id = off;
     s.sha = EVP_MD_CTX_new();
     if (s.sha == NULL || EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1) {
         usersig_batch_say(b, "cannot set up SHA-256");
         goto done;
     }
-    if (usersig_http_open(b->http) != 0)
+    memset(&b->answer, 0, sizeof b->answer);
+    b->line_len = 0;
+    b->cur = &s;
+    if (usersig_http_post(b->http, path, headers, sizeof headers / sizeof headers[0],
+                          b->req.body + off, len) != 0)
         goto done;
-    usersig_http_send(b->http, b->hdr, (size_t)hn, b->req.body + off, len);
-    if (usersig_http_read_head(b->http, &a) != 0)
-        goto done;
-    if (a.status == 200)
-        rc = usersig_batch_stream(b, &s);
+    if (b->answer.status == 200)
+        rc = usersig_batch_stream_end(b, &s);
     else
-        rc = usersig_batch_refused(b, &a);
+        rc = usersig_batch_refused(b, &b->answer, b->line, b->line_len);
 done:
-    usersig_http_close(b->http);
+    b->cur = NULL;
+    b->line_len = 0;
     OPENSSL_cleanse(b->hdr, sizeof b->hdr);
     EVP_MD_CTX_free(s.sha);
     return rc;
@@ -388,6 +418,7 @@ static void report_failures(struct batch *b)
 enum {
     OPT_SERVER = 256,
     OPT_TOKEN_FILE,
+    OPT_CA_FILE,
     OPT_SDKAPPID,
     OPT_EXPIRE,
     OPT_LEVEL,
@@ -399,6 +430,7 @@ enum {
 static const struct option batch_opts[] = {
     {"server", required_argument, NULL, OPT_SERVER},
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"sdkappid", required_argument, NULL, OPT_SDKAPPID},
     {"expire", required_argument, NULL, OPT_EXPIRE},
     {"level", required_argument, NULL, OPT_LEVEL},
@@ -429,7 +461,7 @@ int usersig_batch_main(int argc, char **argv)
     char bad[256];
     int c, status = EXIT_FATAL;
     const struct usersig_http_hooks hooks = {
-        .vsay = usersig_batch_vsay, .waiting = waiting, .arg = b};
+        .vsay = usersig_batch_vsay, .head = on_head, .body = on_body, .waiting = waiting, .arg = b};
 
     if (b == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
@@ -455,6 +487,9 @@ int usersig_batch_main(int argc, char **argv)
             break;
         case OPT_TOKEN_FILE:
             token_file = optarg;
+            break;
+        case OPT_CA_FILE:
+            b->ca_file = optarg;
             break;
         case OPT_SDKAPPID:
             if (usersig_http_parse_u64(optarg, UINT32_MAX, &b->sdkappid) != 0 || b->sdkappid == 0) {
@@ -503,11 +538,19 @@ int usersig_batch_main(int argc, char **argv)
         status = usage_error("%s", why);
         goto done;
     }
+    if (b->ca_file != NULL && !b->url.tls) {
+        status = usage_error("--ca-file is for an https:// --server; this one is plain http");
+        goto done;
+    }
+    if (b->ca_file != NULL && usersig_http_check_ca_file(b->ca_file, &why) != 0) {
+        usersig_batch_say(b, "%s", why);
+        goto done;
+    }
     if ((b->token = load_token(token_file, &b->token_len)) == NULL)
         goto done;
     b->limit = b->max_request;
     b->req.body = malloc((size_t)b->max_request);
-    b->http = usersig_http_new(&b->url, &hooks);
+    b->http = usersig_http_new(&b->url, b->ca_file, &hooks);
     if (b->req.body == NULL || b->http == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
         goto done;

@@ -1,9 +1,9 @@
 /*
  * Internals of `usersig batch`, shared by its files and included by nothing else. The layers,
  * each calling only those below it: usersig_batch.c (options, the token, stdin, the requests
- * and the exit status) -> usersig_batch_out.c (a request's answer: its lines checked and
- * written to stdout, or the refusal) -> usersig_batch_tty.c (messages and progress on stderr).
- * The HTTP client they use is usersig_http.h.
+ * and the exit status) -> usersig_batch_out.c (a request's answer, bytes in: its lines checked
+ * and written to stdout, or the refusal) -> usersig_batch_tty.c (messages and progress on
+ * stderr). The transport, which usersig_batch.c drives, is usersig_http.h (libcurl).
  */
 #ifndef USERSIG_BATCH_INT_H
 #define USERSIG_BATCH_INT_H
@@ -17,7 +17,8 @@
 
 #define IN_BUF 65536 /* the stdin buffer: also the longest input line */
 #define MAX_ANSWER_LINE 65536
-#define MAX_GAPS 4096 /* runs of skipped blank lines remembered per request */
+#define MAX_ERROR_BODY 65536 /* the most of a refusal's body kept (in struct batch.line) */
+#define MAX_GAPS 4096        /* runs of skipped blank lines remembered per request */
 #define SHOW_FAILED 20
 
 struct gap { /* `skipped` blank input lines come right before the request's item `index` */
@@ -62,6 +63,7 @@ struct span { /* one HTTP request: a part of the request body and its answer */
 
 struct batch {
     struct usersig_http_url url;
+    const char *ca_file; /* --ca-file, or NULL: the system's store */
     uint64_t sdkappid, expire, level, max_request, limit;
     int has_expire, has_level, csv, tty;
     char *token;
@@ -69,9 +71,11 @@ struct batch {
     struct reader in;
     struct usersig_http_conn *http;
     struct request req;
-    char line[MAX_ANSWER_LINE]; /* an answer line split across reads */
+    struct span *cur;                  /* the request under way */
+    struct usersig_http_answer answer; /* its head, once read */
+    char line[MAX_ANSWER_LINE];        /* an answer line split across reads; or a refusal's body */
     size_t line_len;
-    char hdr[8192];
+    char hdr[8192]; /* the Authorization header, wiped after each request */
     uint64_t done, signed_n, failed, last_line;
     uint64_t failed_lines[SHOW_FAILED];
     char failed_codes[SHOW_FAILED][40];
@@ -96,13 +100,18 @@ void usersig_batch_say(struct batch *b, const char *fmt, ...) __attribute__((for
 void usersig_batch_progress(struct batch *b, size_t body_off, int force);
 void usersig_batch_progress_clear(struct batch *b);
 
-/* ---- usersig_batch_out.c: the answer to one request (s), its head read ---- */
+/* ---- usersig_batch_out.c: the answer to one request (s), its head read; bytes in ---- */
 
-/* A 200 answer: its lines to stdout as they come, each checked, then the summary checked and
+/* The next n bytes of a 200 answer's body, as they came (any split): each whole line checked
+ * and written to stdout, a cut one kept in b->line (b->line_len = 0 before the first call).
+ * Returns 0, or -1 on an error (said). */
+int usersig_batch_feed(struct batch *b, struct span *s, const char *p, size_t n);
+/* The end of a 200 answer: its last line if unterminated, then the summary checked and
  * reported. Returns 0, or -1 on an error (said). */
-int usersig_batch_stream(struct batch *b, struct span *s);
-/* Any other status: the error body, bounded, into b->refusal. Returns 1 for 413 (the caller
- * splits the request), else -1 (said). */
-int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a);
+int usersig_batch_stream_end(struct batch *b, struct span *s);
+/* Any other status: its error body (at most MAX_ERROR_BODY bytes of it are read) into
+ * b->refusal. Returns 1 for 413 (the caller splits the request), else -1 (said). */
+int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a, const char *body,
+                          size_t len);
 
 #endif

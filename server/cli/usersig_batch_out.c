@@ -2,8 +2,10 @@
  * usersig batch: the server's answer to one request (usersig_batch_int.h). A 200's lines go to
  * stdout as they arrive, each checked against the identifier it answers (input order), hashed,
  * and counted; the closing summary must agree with the counts and the SHA-256 over the lines.
- * Any other status: its error body, read into the refusal shown to the user. Called by
- * usersig_batch.c; calls usersig_batch_tty.c and usersig_http.c, never back up.
+ * Any other status: its error body, made into the refusal shown to the user. Bytes in, from
+ * whatever transport read them (so each part can be fed from a buffer: fuzzed, tested alone).
+ * Called by usersig_batch.c; calls usersig_batch_tty.c and usersig_http.c's string helpers,
+ * never back up.
  */
 #include "usersig_batch_int.h"
 
@@ -13,8 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#define MAX_ERROR_BODY 65536
 
 /* ---- answer lines -------------------------------------------------------------------------- */
 
@@ -530,39 +530,37 @@ static int span_finish(struct batch *b, struct span *s)
     return 0;
 }
 
-/* A 200 answer: its lines to stdout, then the summary check. */
-int usersig_batch_stream(struct batch *b, struct span *s)
+/* A 200 answer's next bytes: each whole line checked and written, a line cut by the piece's end
+ * kept in b->line until the rest comes. */
+int usersig_batch_feed(struct batch *b, struct span *s, const char *p, size_t n)
 {
-    const char *p;
-    size_t n;
-    int k;
-    b->line_len = 0;
-    while ((k = usersig_http_body_next(b->http, s->next_id, &p, &n)) > 0) {
-        while (n > 0) {
-            const char *nl = memchr(p, '\n', n);
-            size_t take = nl != NULL ? (size_t)(nl - p) : n;
-            if (b->line_len + take > sizeof b->line) {
-                usersig_batch_say(b, "the server sent a line longer than %zu bytes",
-                                  sizeof b->line);
-                return -1;
-            }
-            if (nl == NULL || b->line_len > 0) {
-                memcpy(b->line + b->line_len, p, take);
-                b->line_len += take;
-            }
-            if (nl == NULL)
-                break;
-            int rc = b->line_len > 0 ? answer_line(b, s, b->line, b->line_len)
-                                     : answer_line(b, s, p, take);
-            b->line_len = 0;
-            if (rc != 0)
-                return -1;
-            p = nl + 1;
-            n -= take + 1;
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl != NULL ? (size_t)(nl - p) : n;
+        if (b->line_len + take > sizeof b->line) {
+            usersig_batch_say(b, "the server sent a line longer than %zu bytes", sizeof b->line);
+            return -1;
         }
+        if (nl == NULL || b->line_len > 0) {
+            memcpy(b->line + b->line_len, p, take);
+            b->line_len += take;
+        }
+        if (nl == NULL)
+            break;
+        int rc =
+            b->line_len > 0 ? answer_line(b, s, b->line, b->line_len) : answer_line(b, s, p, take);
+        b->line_len = 0;
+        if (rc != 0)
+            return -1;
+        p = nl + 1;
+        n -= take + 1;
     }
-    if (k < 0)
-        return -1;
+    return 0;
+}
+
+/* The end of a 200 answer: a last line without its newline, then the summary check. */
+int usersig_batch_stream_end(struct batch *b, struct span *s)
+{
     if (b->line_len > 0 && answer_line(b, s, b->line, b->line_len) != 0)
         return -1;
     b->line_len = 0;
@@ -570,29 +568,23 @@ int usersig_batch_stream(struct batch *b, struct span *s)
 }
 
 /* Any other status: the error body, bounded. Returns 1 for 413 (the caller splits), else -1. */
-int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a)
+int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a, const char *body,
+                          size_t len)
 {
-    const char *p;
-    size_t n, len = 0;
-    int k;
-    while (len < MAX_ERROR_BODY && (k = usersig_http_body_next(b->http, 0, &p, &n)) > 0) {
-        if (n > MAX_ERROR_BODY - len)
-            n = MAX_ERROR_BODY - len;
-        memcpy(b->line + len, p, n);
-        len += n;
-    }
+    if (len > MAX_ERROR_BODY)
+        len = MAX_ERROR_BODY;
     /* The API's {"error":{code,message}}; a proxy's or the HTTP library's own page is named by
      * the status line, its body shown only when it is short plain text. */
     char code[64], msg[256], rid[80] = "";
     if (a->request_id[0] != '\0')
         snprintf(rid, sizeof rid, " (request id %s)", a->request_id);
-    if (error_json(b->line, len, code, sizeof code, msg, sizeof msg) == 0) {
+    if (error_json(body, len, code, sizeof code, msg, sizeof msg) == 0) {
         snprintf(b->refusal, sizeof b->refusal, "HTTP %d: %s: %s%s", a->status, code, msg, rid);
     } else {
-        while (len > 0 && (b->line[len - 1] == '\n' || b->line[len - 1] == '\r'))
+        while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r'))
             len--;
-        int text = len > 0 && len <= 200 && b->line[0] != '<' && b->line[0] != '{';
-        usersig_http_clean_copy(msg, sizeof msg, b->line, text ? len : 0);
+        int text = len > 0 && len <= 200 && body[0] != '<' && body[0] != '{';
+        usersig_http_clean_copy(msg, sizeof msg, body, text ? len : 0);
         snprintf(b->refusal, sizeof b->refusal, "HTTP %d %s%s%s%s", a->status, a->reason,
                  text ? ": " : "", msg, rid);
     }

@@ -1,58 +1,29 @@
 /*
- * The HTTP/1.1 client of `usersig batch` (usersig_http.h): the server address, a non-blocking
- * connection that sends the request while it waits for the answer, the answer's head, and its
- * body (chunked, Content-Length or up to the close). Errors are reported through the user's
- * hooks, in words for the person running the command.
+ * The HTTP/1.1 transport of `usersig batch` (usersig_http.h): the server address, and one
+ * request at a time through libcurl's multi interface, so that the batch hears each wait (it
+ * flushes stdout and redraws its progress there). The answer's head and body go to the user's
+ * hooks as they arrive; errors are reported through them, in words for the person running the
+ * command, TLS failures naming what is wrong with the certificate. No secret is ever printed:
+ * libcurl's own messages name hosts and certificates, never headers.
  */
 #include "usersig_http.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#define NET_BUF 262144
-#define MAX_HEADER_LINE 8192
-#define MAX_HEADERS 16384
-#define CONNECT_TIMEOUT_MS 10000
-#define IO_TIMEOUT_MS 300000
-
-enum body_mode { BODY_CHUNKED, BODY_LENGTH, BODY_CLOSE };
-
-struct body {
-    enum body_mode mode;
-    uint64_t left;
-    int after_data, done;
-};
-
-struct usersig_http_conn {
-    const struct usersig_http_url *url;
-    struct usersig_http_hooks hooks;
-    int fd;
-    char *buf; /* NET_BUF bytes */
-    size_t pos, end;
-    struct iovec out[2]; /* what is left to send: the request head, then the body */
-    int out_failed;      /* the server stopped reading (an early answer follows, or nothing) */
-    struct body body;    /* the answer's body, once its head is read */
-};
-
-static void say(struct usersig_http_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void say(struct usersig_http_conn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    c->hooks.vsay(c->hooks.arg, fmt, ap);
-    va_end(ap);
-}
+#define NET_BUF 262144            /* libcurl's receive buffer: the most a body hook gets at once */
+#define CONNECT_TIMEOUT_MS 10000L /* TCP connect and TLS handshake */
+#define STALL_TIMEOUT_S 300L      /* no byte either way for this long: give up */
+#define MAX_URL 2048
 
 void usersig_http_clean_copy(char *dst, size_t cap, const char *s, size_t n)
 {
@@ -80,15 +51,12 @@ int usersig_http_parse_u64(const char *s, uint64_t max, uint64_t *out)
 int usersig_http_parse_url(const char *s, struct usersig_http_url *u, const char **why)
 {
     memset(u, 0, sizeof *u);
-    if (strncasecmp(s, "https://", 8) == 0) {
-        *why = "https is not supported: usersig batch speaks plain HTTP (use it on loopback or "
-               "through a TLS-terminating proxy, with its http:// address)";
+    *why = "--server must be http://HOST[:PORT][/PREFIX] or https://HOST[:PORT][/PREFIX]";
+    if (strncasecmp(s, "https://", 8) == 0)
+        u->tls = 1;
+    else if (strncasecmp(s, "http://", 7) != 0)
         return -1;
-    }
-    *why = "--server must be http://HOST[:PORT][/PREFIX]";
-    if (strncasecmp(s, "http://", 7) != 0)
-        return -1;
-    const char *a = s + 7, *path = a + strcspn(a, "/?#");
+    const char *a = s + (u->tls ? 8 : 7), *path = a + strcspn(a, "/?#");
     size_t alen = (size_t)(path - a);
     if (alen == 0 || alen >= sizeof u->authority || strpbrk(path, "?#") != NULL)
         return -1;
@@ -113,7 +81,7 @@ int usersig_http_parse_url(const char *s, struct usersig_http_url *u, const char
     } else {
         const char *colon = strchr(host, ':');
         if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            *why = "--server: write an IPv6 address in brackets, as http://[::1]:8080";
+            *why = "--server: write an IPv6 address in brackets, as https://[::1]:8443";
             return -1;
         }
         hlen = colon != NULL ? (size_t)(colon - host) : strlen(host);
@@ -122,7 +90,7 @@ int usersig_http_parse_url(const char *s, struct usersig_http_url *u, const char
     if (hlen == 0 || hlen >= sizeof u->host)
         return -1;
     memcpy(u->host, host, hlen);
-    uint64_t p = 80;
+    uint64_t p = u->tls ? 443 : 80;
     if (port != NULL &&
         (strlen(port) > 5 || usersig_http_parse_u64(port, 65535, &p) != 0 || p == 0)) {
         *why = "--server: the port must be 1..65535";
@@ -141,22 +109,75 @@ int usersig_http_parse_url(const char *s, struct usersig_http_url *u, const char
     return 0;
 }
 
-/* ---- the connection ------------------------------------------------------------------------ */
+int usersig_http_check_ca_file(const char *path, const char **why)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        *why = "cannot open the file given with --ca-file";
+        return -1;
+    }
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        *why = "the file given with --ca-file holds no PEM certificate";
+        return -1;
+    }
+    X509_free(x);
+    return 0;
+}
 
-struct usersig_http_conn *usersig_http_new(const struct usersig_http_url *url,
+/* ---- the client ---------------------------------------------------------------------------- */
+
+struct usersig_http_conn {
+    const struct usersig_http_url *url;
+    const char *ca_file;
+    struct usersig_http_hooks hooks;
+    CURL *easy;
+    CURLM *multi;
+    char errbuf[CURL_ERROR_SIZE];
+    size_t body_len;
+    struct usersig_http_answer answer; /* the head being read */
+    int head_done;                     /* the final answer's head went to the hooks */
+    int fresh;                         /* body bytes since the last wait */
+    int stopped;                       /* the body hook had enough */
+    int failed;                        /* a hook gave up (and said why) */
+};
+
+static void say(struct usersig_http_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void say(struct usersig_http_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    c->hooks.vsay(c->hooks.arg, fmt, ap);
+    va_end(ap);
+}
+
+static int curl_ready; /* curl_global_init done */
+
+struct usersig_http_conn *usersig_http_new(const struct usersig_http_url *url, const char *ca_file,
                                            const struct usersig_http_hooks *hooks)
 {
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            fprintf(stderr, "usersig: cannot set up libcurl\n");
+            return NULL;
+        }
+        curl_ready = 1;
+    }
     struct usersig_http_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->buf = malloc(NET_BUF);
-    if (c->buf == NULL) {
-        free(c);
+    c->url = url;
+    c->ca_file = ca_file;
+    c->hooks = *hooks;
+    c->easy = curl_easy_init();
+    c->multi = curl_multi_init();
+    if (c->easy == NULL || c->multi == NULL) {
+        usersig_http_free(c);
         return NULL;
     }
-    c->url = url;
-    c->hooks = *hooks;
-    c->fd = -1;
     return c;
 }
 
@@ -164,325 +185,327 @@ void usersig_http_free(struct usersig_http_conn *c)
 {
     if (c == NULL)
         return;
-    usersig_http_close(c);
-    free(c->buf);
+    if (c->easy != NULL)
+        curl_easy_cleanup(c->easy);
+    if (c->multi != NULL)
+        curl_multi_cleanup(c->multi);
     free(c);
+    if (curl_ready) {
+        curl_global_cleanup();
+        curl_ready = 0;
+    }
 }
 
-int usersig_http_open(struct usersig_http_conn *c)
+/* libcurl's CURLOPT_HEADERFUNCTION: one line of a head (CR LF included), status lines too. */
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(c->url->host, c->url->port, &hints, &res);
-    if (rc != 0) {
-        say(c, "cannot resolve %s: %s", c->url->host, gai_strerror(rc));
-        return -1;
+    struct usersig_http_conn *c = arg;
+    struct usersig_http_answer *a = &c->answer;
+    size_t len = size * n, end = len;
+    while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r'))
+        end--;
+    if (c->head_done)
+        return len;                               /* trailers */
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a status line: a new head */
+        memset(a, 0, sizeof *a);
+        const char *sp = memchr(p, ' ', end);
+        if (sp != NULL && (size_t)(p + end - sp) >= 4) {
+            a->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+            const char *r = sp + 4 + (sp + 4 < p + end && sp[4] == ' ');
+            usersig_http_clean_copy(a->reason, sizeof a->reason, r, (size_t)(p + end - r));
+        }
+        return len;
     }
-    int err = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd =
-            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
+    if (end == 0) { /* the head's end */
+        if (a->status >= 100 && a->status < 200)
+            return len; /* 100 Continue: the real answer follows */
+        c->head_done = 1;
+        if (c->hooks.head(c->hooks.arg, a) != 0) {
+            c->failed = 1;
+            return 0;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-            err = errno;
-            close(fd);
-            continue;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int k;
-        while ((k = poll(&pfd, 1, CONNECT_TIMEOUT_MS)) < 0 && errno == EINTR)
-            ;
-        socklen_t elen = sizeof err;
-        if (k <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
-            if (k == 0)
-                err = ETIMEDOUT;
-            else if (k < 0 || err == 0)
-                err = errno;
-            close(fd);
-            continue;
-        }
-        freeaddrinfo(res);
-        c->fd = fd;
-        c->pos = c->end = 0;
-        c->out_failed = 0;
-        return 0;
+        return len;
     }
-    freeaddrinfo(res);
-    say(c, "cannot connect to %s:%s: %s", c->url->host, c->url->port, strerror(err));
-    return -1;
+    static const char rid[] = "x-request-id:";
+    if (end > sizeof rid - 1 && strncasecmp(p, rid, sizeof rid - 1) == 0) {
+        const char *v = p + sizeof rid - 1;
+        while (v < p + end && (*v == ' ' || *v == '\t'))
+            v++;
+        usersig_http_clean_copy(a->request_id, sizeof a->request_id, v, (size_t)(p + end - v));
+    }
+    return len;
 }
 
-void usersig_http_send(struct usersig_http_conn *c, const char *head, size_t head_len,
+/* libcurl's CURLOPT_WRITEFUNCTION: the body, chunked framing undone, as it arrives. */
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct usersig_http_conn *c = arg;
+    size_t len = size * n;
+    if (!c->head_done || len == 0)
+        return len;
+    c->fresh = 1;
+    int rc = c->hooks.body(c->hooks.arg, p, len);
+    if (rc == 0)
+        return len;
+    if (rc > 0)
+        c->stopped = 1;
+    else
+        c->failed = 1;
+    return 0; /* libcurl stops: CURLE_WRITE_ERROR */
+}
+
+/* A certificate libcurl refused: what is wrong with it, in words. */
+static void say_tls_verify(struct usersig_http_conn *c, const char *detail)
+{
+    long vr = X509_V_OK;
+    if (curl_easy_getinfo(c->easy, CURLINFO_SSL_VERIFYRESULT, &vr) != CURLE_OK)
+        vr = X509_V_OK;
+    const char *h = c->url->host, *p = c->url->port;
+    const char *trust = c->ca_file != NULL ? "the CA of the file given with --ca-file"
+                                           : "a CA of the system's store (give the server's CA "
+                                             "with --ca-file)";
+    /* libcurl checks the name itself, after OpenSSL's chain check: its verdict is then OK or
+     * "unspecified", and its message says what did not match. */
+    if (vr == X509_V_OK || vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+        vr == X509_V_ERR_IP_ADDRESS_MISMATCH ||
+        (vr == X509_V_ERR_UNSPECIFIED && strstr(detail, "match") != NULL)) {
+        say(c,
+            "TLS: the certificate of %s:%s is not for the name %s (name mismatch: %s); "
+            "nothing was sent",
+            h, p, h, detail);
+        return;
+    }
+    switch (vr) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        say(c,
+            "TLS: the certificate of %s:%s has expired (or this machine's clock is wrong); "
+            "nothing was sent",
+            h, p);
+        return;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        say(c,
+            "TLS: the certificate of %s:%s is not valid yet (or this machine's clock is "
+            "wrong); nothing was sent",
+            h, p);
+        return;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        say(c,
+            "TLS: the certificate of %s:%s is not trusted: it is not signed by %s (%s); "
+            "nothing was sent",
+            h, p, trust, X509_verify_cert_error_string(vr));
+        return;
+    default:
+        say(c, "TLS: the certificate of %s:%s is refused: %s (%s); nothing was sent", h, p,
+            X509_verify_cert_error_string(vr), detail);
+    }
+}
+
+/* A transfer that ended with rc: why, in words (the hooks have not said it). */
+static void say_error(struct usersig_http_conn *c, CURLcode rc)
+{
+    char detail[CURL_ERROR_SIZE];
+    const char *d = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
+    usersig_http_clean_copy(detail, sizeof detail, d, strlen(d));
+    const char *h = c->url->host, *p = c->url->port;
+    curl_off_t up = 0, pre = 0;
+    long oserr = 0;
+    if (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK)
+        up = 0;
+    if (curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK)
+        pre = 0;
+    if (curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr) != CURLE_OK)
+        oserr = 0;
+    int sending = !c->head_done && (uint64_t)up < (uint64_t)c->body_len;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        say(c, "cannot resolve %s: %s", h, detail);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        say(c, "cannot connect to %s:%s: %s", h, p, oserr != 0 ? strerror((int)oserr) : detail);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (pre == 0)
+            say(c, "cannot connect to %s:%s: no connection%s within %ld seconds", h, p,
+                c->url->tls ? " and TLS handshake" : "", CONNECT_TIMEOUT_MS / 1000);
+        else
+            say(c, "no answer from %s:%s for %ld seconds; giving up", h, p, STALL_TIMEOUT_S);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        say_tls_verify(c, detail);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        say(c, "TLS: cannot use the file given with --ca-file as a CA bundle; nothing was sent");
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        say(c, "TLS: the handshake with %s:%s failed (%s); nothing was sent", h, p, detail);
+        break;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        if (sending)
+            say(c,
+                "the server closed the connection while the request was being sent (%s): a "
+                "body over its limit can end that way; try a smaller --max-request-bytes",
+                detail);
+        else
+            say(c, "the server closed the connection in the middle of its answer (%s)", detail);
+        break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        say(c, "%s:%s did not answer in HTTP/1.1 (%s)", h, p, detail);
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        say(c, "out of memory");
+        break;
+    default:
+        say(c, "%s:%s: %s", h, p, detail);
+    }
+}
+
+/* The options every request has. Returns 0, or -1 (said). */
+static int set_options(struct usersig_http_conn *c, const char *url, struct curl_slist *headers,
                        const char *body, size_t body_len)
 {
-    c->out[0] = (struct iovec){.iov_base = (char *)head, .iov_len = head_len};
-    c->out[1] = (struct iovec){.iov_base = (char *)body, .iov_len = body_len};
-}
-
-void usersig_http_close(struct usersig_http_conn *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-}
-
-static size_t out_left(const struct usersig_http_conn *c)
-{
-    return c->out_failed ? 0 : c->out[0].iov_len + c->out[1].iov_len;
-}
-
-/* Sends what the socket takes now of the request. Returns 0, or -1 on an error (reported). */
-static int send_some(struct usersig_http_conn *c)
-{
-    while (out_left(c) > 0) {
-        struct msghdr m = {.msg_iov = c->out[0].iov_len > 0 ? &c->out[0] : &c->out[1],
-                           .msg_iovlen = c->out[0].iov_len > 0 ? 2 : 1};
-        ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EPIPE || errno == ECONNRESET) { /* read what the server said */
-                c->out_failed = 1;
-                return 0;
-            }
-            say(c, "sending to %s:%s: %s", c->url->host, c->url->port, strerror(errno));
-            return -1;
-        }
-        for (int i = 0; i < 2 && k > 0; i++) {
-            size_t t = (size_t)k < c->out[i].iov_len ? (size_t)k : c->out[i].iov_len;
-            c->out[i].iov_base = (char *)c->out[i].iov_base + t;
-            c->out[i].iov_len -= t;
-            k -= (ssize_t)t;
-        }
+    CURL *e = c->easy;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_PROXY, ""); /* never a proxy from the environment: the token goes to --server */
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_FORBID_REUSE, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+    SET(CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+    SET(CURLOPT_BUFFERSIZE, (long)NET_BUF);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->ca_file != NULL) { /* that bundle only, not the system's store beside it */
+        SET(CURLOPT_CAINFO, c->ca_file);
+        SET(CURLOPT_CAPATH, (char *)NULL);
+    }
+    SET(CURLOPT_HTTPHEADER, headers);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, c);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, c);
+#undef SET
+    if (rc != CURLE_OK) {
+        say(c, "cannot set up libcurl: %s", curl_easy_strerror(rc));
+        return -1;
     }
     return 0;
 }
 
-/* Reads more of the answer into the buffer, sending the rest of the request meanwhile; the
- * waiting hook runs before each wait (the batch flushes stdout there, so lines leave as they
- * arrive). Returns the bytes read, 0 at the end of the stream, -1 on an error (reported). */
-static int fill(struct usersig_http_conn *c, size_t at)
+/* Drives the transfer to its end, the waiting hook before each wait. Returns 0, or -1. */
+static int drive(struct usersig_http_conn *c)
 {
-    int waited = 0, first = 1;
-    if (c->pos > 0) {
-        memmove(c->buf, c->buf + c->pos, c->end - c->pos);
-        c->end -= c->pos;
-        c->pos = 0;
-    }
+    int running = 1;
+    CURLMcode mc;
+    CURLcode rc = CURLE_OK;
     for (;;) {
-        ssize_t k = recv(c->fd, c->buf + c->end, NET_BUF - c->end, 0);
-        if (k > 0) {
-            c->end += (size_t)k;
-            return (int)k;
-        }
-        if (k == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            if (c->out_failed || out_left(c) > 0)
-                say(c,
-                    "the server closed the connection while the request was being sent (%s): a "
-                    "body over its limit can end that way; try a smaller --max-request-bytes",
-                    strerror(errno));
-            else
-                say(c, "reading from %s:%s: %s", c->url->host, c->url->port, strerror(errno));
+        mc = curl_multi_perform(c->multi, &running);
+        if (mc != CURLM_OK)
+            break;
+        if (c->failed)
             return -1;
-        }
-        size_t before = out_left(c);
-        if (send_some(c) != 0)
+        if (running == 0)
+            break;
+        int fresh = c->fresh;
+        c->fresh = 0;
+        if (c->hooks.waiting != NULL && c->hooks.waiting(c->hooks.arg, fresh) != 0)
             return -1;
-        if (out_left(c) != before)
-            waited = 0;
-        if (c->hooks.waiting != NULL && c->hooks.waiting(c->hooks.arg, at, first) != 0)
-            return -1;
-        first = 0;
-        if (waited >= IO_TIMEOUT_MS) {
-            say(c, "no answer from %s:%s for %d seconds; giving up", c->url->host, c->url->port,
-                IO_TIMEOUT_MS / 1000);
-            return -1;
-        }
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN | (out_left(c) ? POLLOUT : 0)};
-        int r = poll(&pfd, 1, 1000);
-        if (r < 0 && errno != EINTR) {
-            say(c, "poll: %s", strerror(errno));
-            return -1;
-        }
-        if (r == 0)
-            waited += 1000;
-    }
-}
-
-/* One line of the answer's head (CR LF or LF removed) into out. Returns its length, or -1. */
-static int read_line(struct usersig_http_conn *c, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (;;) {
-        if (c->end == NET_BUF && c->pos == 0) /* never: every reader empties the buffer */
-            return -1;
-        if (c->pos == c->end) {
-            int k = fill(c, 0);
-            if (k < 0)
-                return -1;
-            if (k == 0 && n == 0 && (c->out_failed || out_left(c) > 0))
-                say(c, "the server closed the connection while the request was being sent: a "
-                       "body over its limit can end that way; try a smaller --max-request-bytes");
-            else if (k == 0)
-                say(c, "the server closed the connection in the middle of its answer");
-            if (k <= 0)
-                return -1;
-        }
-        char *start = c->buf + c->pos, *nl = memchr(start, '\n', c->end - c->pos);
-        size_t take = nl != NULL ? (size_t)(nl - start) + 1 : c->end - c->pos;
-        if (n + take > cap - 1) {
-            say(c, "the server sent a header line longer than %zu bytes", cap - 1);
-            return -1;
-        }
-        memcpy(out + n, start, take);
-        n += take;
-        c->pos += take;
-        if (nl != NULL)
+        mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK)
             break;
     }
-    n--;
-    if (n > 0 && out[n - 1] == '\r')
-        n--;
-    out[n] = '\0';
-    return (int)n;
-}
-
-/* ---- the answer ---------------------------------------------------------------------------- */
-
-static int read_head(struct usersig_http_conn *c, struct usersig_http_answer *a)
-{
-    char line[MAX_HEADER_LINE];
-    size_t total = 0;
-    for (;;) {
-        memset(a, 0, sizeof *a);
-        int n = read_line(c, line, sizeof line);
-        if (n < 0)
-            return -1;
-        if (n < 12 || strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' ||
-            strspn(line + 9, "0123456789") != 3 || (line[12] != ' ' && line[12] != '\0')) {
-            char shown[80];
-            usersig_http_clean_copy(shown, sizeof shown, line, (size_t)n);
-            say(c, "%s:%s did not answer in HTTP/1.1 (\"%s\")", c->url->host, c->url->port, shown);
-            return -1;
-        }
-        a->status = atoi(line + 9);
-        usersig_http_clean_copy(a->reason, sizeof a->reason, line + 12 + (line[12] == ' '),
-                                strlen(line + 12 + (line[12] == ' ')));
-        while ((n = read_line(c, line, sizeof line)) > 0) {
-            total += (size_t)n + 2;
-            if (total > MAX_HEADERS) {
-                say(c, "the server's answer headers exceed %d bytes", MAX_HEADERS);
-                return -1;
-            }
-            char *colon = strchr(line, ':');
-            if (colon == NULL)
-                continue;
-            *colon = '\0';
-            char *v = colon + 1 + strspn(colon + 1, " \t");
-            if (strcasecmp(line, "transfer-encoding") == 0 && strcasestr(v, "chunked") != NULL) {
-                a->chunked = 1;
-            } else if (strcasecmp(line, "content-length") == 0) {
-                uint64_t len;
-                v[strcspn(v, " \t")] = '\0';
-                if (usersig_http_parse_u64(v, UINT64_MAX / 2, &len) != 0 ||
-                    (a->has_length && len != a->length)) {
-                    say(c, "the server sent a bad Content-Length");
-                    return -1;
-                }
-                a->length = len;
-                a->has_length = 1;
-            } else if (strcasecmp(line, "x-request-id") == 0) {
-                usersig_http_clean_copy(a->request_id, sizeof a->request_id, v, strlen(v));
-            }
-        }
-        if (n < 0)
-            return -1;
-        if (a->status >= 200 || a->status < 100)
-            return 0;
-        /* 1xx (100 Continue): no body, the real answer follows. */
-    }
-}
-
-int usersig_http_read_head(struct usersig_http_conn *c, struct usersig_http_answer *a)
-{
-    if (read_head(c, a) != 0)
+    if (mc != CURLM_OK) {
+        say(c, "libcurl: %s", curl_multi_strerror(mc));
         return -1;
-    struct body *bd = &c->body;
-    memset(bd, 0, sizeof *bd);
-    bd->mode = a->chunked ? BODY_CHUNKED : a->has_length ? BODY_LENGTH : BODY_CLOSE;
-    bd->left = a->chunked ? 0 : a->length;
+    }
+    int left;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL)
+        if (m->msg == CURLMSG_DONE && m->easy_handle == c->easy)
+            rc = m->data.result;
+    if (c->failed)
+        return -1;
+    if (rc == CURLE_WRITE_ERROR && c->stopped)
+        return 0;
+    /* A server that refuses a request may answer before it has read the body and close: the
+     * sending then fails, but its answer (or what came of it) is what counts. */
+    if (c->head_done && c->answer.status >= 300 &&
+        (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_PARTIAL_FILE))
+        return 0;
+    if (rc != CURLE_OK) {
+        say_error(c, rc);
+        return -1;
+    }
+    if (!c->head_done) {
+        say(c, "%s:%s sent no answer", c->url->host, c->url->port);
+        return -1;
+    }
     return 0;
 }
 
-int usersig_http_body_next(struct usersig_http_conn *c, size_t at, const char **p, size_t *n)
+int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
+                      const char *const *headers, size_t nheaders, const char *body,
+                      size_t body_len)
 {
-    struct body *bd = &c->body;
-    char line[1024];
-    if (bd->done)
-        return 0;
-    if (bd->mode == BODY_CHUNKED && bd->left == 0) {
-        if (bd->after_data) {
-            int k = read_line(c, line, sizeof line);
-            if (k != 0) {
-                if (k > 0)
-                    say(c, "the server's chunked answer is malformed (no CRLF after a chunk)");
-                return -1;
-            }
-        }
-        if (read_line(c, line, sizeof line) < 0)
-            return -1;
-        char *end;
-        errno = 0;
-        unsigned long long size = strtoull(line, &end, 16);
-        if (end == line || errno != 0 || size > (1ULL << 40) ||
-            (*end != '\0' && *end != ';' && *end != ' ' && *end != '\t')) {
-            say(c, "the server's chunked answer is malformed (chunk size line)");
-            return -1;
-        }
-        if (size == 0) { /* the last chunk: skip the trailer */
-            int k;
-            while ((k = read_line(c, line, sizeof line)) > 0)
-                ;
-            if (k < 0)
-                return -1;
-            bd->done = 1;
-            return 0;
-        }
-        bd->left = size;
-        bd->after_data = 1;
+    char url[MAX_URL];
+    struct curl_slist *list = NULL;
+    int rc = -1, added = 0;
+    int n = snprintf(url, sizeof url, "%s://%s%s%s", c->url->tls ? "https" : "http",
+                     c->url->authority, c->url->prefix, path_query);
+    if (n < 0 || (size_t)n >= sizeof url) {
+        say(c, "the request's URL is longer than %d bytes", MAX_URL);
+        return -1;
     }
-    if (bd->mode == BODY_LENGTH && bd->left == 0) {
-        bd->done = 1;
-        return 0;
-    }
-    if (c->pos == c->end) {
-        int k = fill(c, at);
-        if (k < 0)
-            return -1;
-        if (k == 0) {
-            if (bd->mode == BODY_CLOSE) {
-                bd->done = 1;
-                return 0;
-            }
-            say(c, "the server closed the connection in the middle of its answer");
-            return -1;
+    for (size_t i = 0; i <= nheaders; i++) {
+        /* "Expect:" (none): the body follows the head at once, no wait for a 100 Continue. */
+        struct curl_slist *t = curl_slist_append(list, i < nheaders ? headers[i] : "Expect:");
+        if (t == NULL) {
+            say(c, "out of memory");
+            goto done;
         }
+        list = t;
     }
-    size_t avail = c->end - c->pos;
-    if (bd->mode != BODY_CLOSE && avail > bd->left)
-        avail = (size_t)bd->left;
-    *p = c->buf + c->pos;
-    *n = avail;
-    c->pos += avail;
-    if (bd->mode != BODY_CLOSE)
-        bd->left -= avail;
-    return 1;
+    c->errbuf[0] = '\0';
+    c->body_len = body_len;
+    memset(&c->answer, 0, sizeof c->answer);
+    c->head_done = c->fresh = c->stopped = c->failed = 0;
+    curl_easy_reset(c->easy);
+    if (set_options(c, url, list, body, body_len) != 0)
+        goto done;
+    CURLMcode mc = curl_multi_add_handle(c->multi, c->easy);
+    if (mc != CURLM_OK) {
+        say(c, "libcurl: %s", curl_multi_strerror(mc));
+        goto done;
+    }
+    added = 1;
+    rc = drive(c);
+done:
+    if (added)
+        curl_multi_remove_handle(c->multi, c->easy);
+    for (struct curl_slist *t = list; t != NULL; t = t->next)
+        OPENSSL_cleanse(t->data, strlen(t->data)); /* the token's header */
+    curl_slist_free_all(list);
+    return rc;
 }

@@ -1,8 +1,9 @@
 /*
- * usersig_http: the HTTP/1.1 client of `usersig batch`. One request per connection (the caller
- * sends "Connection: close"): it is sent while the answer is read, so a server that answers
- * before it has read the whole body is heard. Plain HTTP over POSIX sockets, no TLS. Part of the
- * `usersig` executable.
+ * usersig_http: the HTTP/1.1 transport of `usersig batch`, over libcurl. One request per
+ * connection; http:// or https:// (certificate and host name always verified, TLS 1.2 or
+ * later, the system's CA store or a PEM bundle). The answer reaches its user as it arrives:
+ * the head once, then the body's bytes (chunks and lengths undone), so nothing here holds a
+ * whole answer. libcurl's types stay inside usersig_http.c. Part of the `usersig` executable.
  */
 #ifndef USERSIG_HTTP_H
 #define USERSIG_HTTP_H
@@ -15,13 +16,14 @@
 
 /* A server address, from usersig_http_parse_url. */
 struct usersig_http_url {
+    int tls;             /* https:// */
     char host[256];      /* a name or an address, IPv6 without its brackets */
-    char port[24];       /* decimal, "80" when the URL gives none */
+    char port[24];       /* decimal, "80" or "443" when the URL gives none */
     char prefix[1024];   /* the path before the API's, without trailing '/' ("" for none) */
-    char authority[300]; /* HOST[:PORT] as written: the Host header */
+    char authority[300]; /* HOST[:PORT] as written */
 };
 
-/* http://HOST[:PORT][/PREFIX]; HOST a name, an IPv4 or an [IPv6] address. Returns 0, or -1
+/* http[s]://HOST[:PORT][/PREFIX]; HOST a name, an IPv4 or an [IPv6] address. Returns 0, or -1
  * with *why set to a static message for the user (naming --server). */
 int usersig_http_parse_url(const char *s, struct usersig_http_url *u,
                            const char **why) USERSIG_HTTP_WUR;
@@ -33,56 +35,50 @@ int usersig_http_parse_u64(const char *s, uint64_t max, uint64_t *out) USERSIG_H
  * what a server sent, made safe to show on a terminal. */
 void usersig_http_clean_copy(char *dst, size_t cap, const char *s, size_t n);
 
-/* What a connection asks of its user; copied by usersig_http_new. */
+/* Whether path names a readable file holding at least one PEM certificate. Returns 0, or -1
+ * with *why set to a static message naming --ca-file (never the path). */
+int usersig_http_check_ca_file(const char *path, const char **why) USERSIG_HTTP_WUR;
+
+/* The head of an answer. */
+struct usersig_http_answer {
+    int status;
+    char reason[64], request_id[64]; /* cleaned (usersig_http_clean_copy); "" when absent */
+};
+
+/* What a request asks of its user; copied by usersig_http_new. */
 struct usersig_http_hooks {
-    /* Reports an error: every -1 below has been reported, here or by waiting. */
+    /* Reports an error: every -1 below has been reported, here or by a hook. */
     void (*vsay)(void *arg, const char *fmt, va_list ap);
-    /* Called each time the client is about to wait for the server, first == 1 on the first
-     * wait of a read (NULL: nothing to do). at is the value given to the read. Returns 0, or -1
-     * (having reported why) to give up. */
-    int (*waiting)(void *arg, size_t at, int first);
+    /* The answer's head (a 1xx answer is skipped: the real one follows), before any of its
+     * body. Returns 0, or -1 (having reported why) to give up. */
+    int (*head)(void *arg, const struct usersig_http_answer *a);
+    /* The next piece of the body, borrowed for the call. Returns 0 to go on, 1 to stop reading
+     * (enough has come: the request still ends well), -1 (having reported why) to give up. */
+    int (*body)(void *arg, const char *p, size_t n);
+    /* Called each time the client is about to wait for the server, fresh == 1 when body bytes
+     * arrived since the last wait (NULL: nothing to do). Returns 0, or -1 (having reported
+     * why) to give up. */
+    int (*waiting)(void *arg, int fresh);
     void *arg;
 };
 
 struct usersig_http_conn; /* opaque */
 
-/* A connection to url, not open yet, with its read buffer. url must outlive it. Returns NULL
- * when out of memory; caller usersig_http_free()s it. */
-struct usersig_http_conn *usersig_http_new(const struct usersig_http_url *url,
+/* A client for url, its TLS trust the PEM bundle ca_file (NULL: the system's store; both
+ * borrowed: they must outlive it). Returns NULL when out of memory or when libcurl cannot be
+ * set up (said on stderr); caller usersig_http_free()s it. */
+struct usersig_http_conn *usersig_http_new(const struct usersig_http_url *url, const char *ca_file,
                                            const struct usersig_http_hooks *hooks);
 
-/* Closes the connection if open and frees c. Accepts NULL. */
+/* Frees c. Accepts NULL. */
 void usersig_http_free(struct usersig_http_conn *c);
 
-/* Resolves the host and connects to the first address that answers. Returns 0, or -1. */
-int usersig_http_open(struct usersig_http_conn *c) USERSIG_HTTP_WUR;
-
-/* Queues the request on an open connection: head (the request line and headers, CR LF CR LF
- * included) then body. Both are borrowed until usersig_http_close; they are sent while the
- * answer is read. */
-void usersig_http_send(struct usersig_http_conn *c, const char *head, size_t head_len,
-                       const char *body, size_t body_len);
-
-/* Closes the connection (a closed one is left as is); c can be opened again. */
-void usersig_http_close(struct usersig_http_conn *c);
-
-/* The head of an answer. */
-struct usersig_http_answer {
-    int status;
-    int chunked, has_length;
-    uint64_t length;
-    char reason[64], request_id[64]; /* cleaned (usersig_http_clean_copy); "" when absent */
-};
-
-/* Reads the answer's status line and headers (a 1xx answer is skipped: the real one follows)
- * and readies the reading of its body. Returns 0, or -1. */
-int usersig_http_read_head(struct usersig_http_conn *c,
-                           struct usersig_http_answer *a) USERSIG_HTTP_WUR;
-
-/* The next piece of the body (chunked, Content-Length, or up to the close), in the
- * connection's buffer: *p is valid until the next call. at is handed to hooks->waiting.
- * Returns 1, 0 at the end of the body, -1 on an error. */
-int usersig_http_body_next(struct usersig_http_conn *c, size_t at, const char **p,
-                           size_t *n) USERSIG_HTTP_WUR;
+/* One request: POST url's prefix + path_query with the header lines headers[0..nheaders)
+ * ("Name: value", copied and wiped after the request: they may hold the token) and the body
+ * (borrowed). The answer goes to the hooks as it arrives. Returns 0 once the whole answer has
+ * come (or the body hook said 1), -1 on an error (reported). */
+int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
+                      const char *const *headers, size_t nheaders, const char *body,
+                      size_t body_len) USERSIG_HTTP_WUR;
 
 #endif

@@ -223,15 +223,17 @@ expected_ndjson "$TMP/ids1000" >"$TMP/want1000"
 # ---- usage -------------------------------------------------------------------------------------
 batch_raw /dev/null --help
 expect_rc "--help" 0
-if grep -q 'no TLS' "$TMP/out" && grep -q -- '--max-request-bytes' "$TMP/out"; then pass "--help text"; else fail "--help text" "$(cat "$TMP/out")"; fi
+if grep -q 'always verified' "$TMP/out" && grep -q -- '--ca-file F' "$TMP/out" && grep -q -- '--max-request-bytes' "$TMP/out"; then pass "--help text"; else fail "--help text" "$(cat "$TMP/out")"; fi
 batch_raw /dev/null
 expect_rc "no options" 2
 expect_err "no options" "--server is required"
 batch_raw /dev/null --server "$URL"
 expect_rc "no --sdkappid" 2
+# https to a plain-HTTP server: the handshake fails, said as such, before anything is sent
 batch "$TMP/ids10" "https://127.0.0.1:$PORT"
-expect_rc "https URL" 2
-expect_err "https URL" "https is not supported.*TLS-terminating proxy"
+expect_rc "https URL to a plain-HTTP server" 2
+expect_err "https URL to a plain-HTTP server" "^usersig: TLS: the handshake with 127.0.0.1:$PORT failed .*; nothing was sent$"
+[ -s "$TMP/log" ] && fail "https to plain HTTP: a request was sent" || pass "https to plain HTTP: nothing sent"
 for bad in "ftp://x" "http://" "http://h:0" "http://h:99999" "http://u:p@h:1" "http://h:1/?q=1" "http://::1:80"; do
     batch "$TMP/ids10" "$bad"
     expect_rc "bad URL $bad" 2
@@ -307,6 +309,13 @@ batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/
 expect_rc "token file 0644 under a SECRET path" 0
 expect_err "token file 0644 under a SECRET path" "warning: token file given with --token-file is readable by other users"
 if grep -qF -- "$SECRET" "$TMP/err"; then fail "token file 0644: the path is echoed" "$ERR"; else pass "token file 0644: the path is not echoed"; fi
+# --ca-file: only with https, checked before anything is sent, its path never repeated
+printf 'not a certificate\n' >"$TMP/$SECRET/notpem"
+refused "--ca-file with an http URL" "--ca-file is for an https:// --server" --ca-file "$TMP/$SECRET/notpem"
+refused_raw "--ca-file SECRET (no such file)" "cannot open the file given with --ca-file$" \
+    --server "https://127.0.0.1:$PORT" --token-file "$TMP/token" --sdkappid 1400000000 --ca-file "$TMP/$SECRET/none"
+refused_raw "--ca-file not PEM" "the file given with --ca-file holds no PEM certificate$" \
+    --server "https://127.0.0.1:$PORT" --token-file "$TMP/token" --sdkappid 1400000000 --ca-file "$TMP/$SECRET/notpem"
 rm -rf "${TMP:?}/$SECRET"
 
 # ---- the token ---------------------------------------------------------------------------------
@@ -471,6 +480,14 @@ node -e '
   const sent = log.filter((r) => !r.refused);
   if (sent.some((r) => r.len > 3000) || sent.reduce((a, r) => a + r.items, 0) !== 1000) process.exit(1);
 ' "$TMP/log" && pass "413: every accepted request within the limit" || fail "413: request log" "$(head -c 400 "$TMP/log")"
+# the same with bodies the server does not read before it answers 413 and closes: the answer
+# is heard although the sending breaks off
+awk 'BEGIN { for (i = 1; i <= 200000; i++) printf "user_%06d\n", i }' >"$TMP/ids200k"
+expected_ndjson "$TMP/ids200k" >"$TMP/want200k"
+batch "$TMP/ids200k" "$URL/limit1000000" --max-request-bytes 4M
+expect_rc "413 before a 2.4 MB body is read: split and sent again" 0
+same_file "413 before a 2.4 MB body is read: order kept" "$TMP/want200k"
+expect_err "413 before a 2.4 MB body is read: said" "refused a request of 2400000 bytes \(HTTP 413: body_too_large: "
 batch "$TMP/ids10" "$URL/always413"
 expect_rc "413 for one identifier" 2
 expect_err "413 for one identifier" "refuses even a request of one identifier \([0-9]+ bytes\): HTTP 413: body_too_large: the body is over 1 MiB: split.*\(request id fake0001\)"
