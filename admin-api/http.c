@@ -24,7 +24,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cors.h"
 #include "hex.h"
+#include "idempotency.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -96,11 +98,18 @@ static void dispatch_checked(struct req *f)
             api_reply_error(r, API_ERR_FORBIDDEN, "the token does not cover app %u", m->sdkappid);
         return;
     }
+    /* Idempotency-Key: checked and the raw body hashed before it is parsed (and wiped); it is
+     * acted on only through the offload hook, where its claim runs on a database thread. */
+    bool idem = idem_route_takes_key(m->route) && f->server->cfg.offload != NULL;
+    if (idem && idem_prepare(r, in) != 0)
+        return;
     if ((m->route->body == API_BODY_JSON || m->route->body == API_BODY_JSON_OPTIONAL) &&
         !api_read_json_body(f, in, evbuffer_get_length(in)))
         return;
     if ((m->route->flags & API_ROUTE_OFFLOAD) && f->server->cfg.offload != NULL)
-        f->server->cfg.offload(f->server->cfg.ctx, r, m->route->handler);
+        f->server->cfg.offload(f->server->cfg.ctx, r,
+                               idem && r->idempotency_key[0] != '\0' ? idem_handler
+                                                                     : m->route->handler);
     else
         m->route->handler(r);
 }
@@ -146,6 +155,9 @@ static void dispatch(struct api_server *s, struct req *f)
     const struct api_match *m = &f->match;
     char token[API_TOKEN_MAX + 1];
 
+    /* CORS first: a preflight is answered without a token (a browser sends none with it). */
+    if (cors_request(r, s->cfg.cors_origins, s->cfg.routes, s->cfg.n_routes) == CORS_REPLIED)
+        return;
     f->match_rc = api_route_match(s->cfg.routes, s->cfg.n_routes, r->method, r->path, &f->match);
     r->route = m->route;
     if (m->route != NULL)
@@ -314,6 +326,34 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     finish(f);
 }
 
+/* ---- what a capture recorded (idempotency.c keeps it) ----------------------------------- */
+
+bool api_request_capturing(const struct api_request *r)
+{
+    return req_of(r)->cap.on;
+}
+
+int api_request_recorded(const struct api_request *r, int *status, json_t **body)
+{
+    const struct capture *c = &req_of(r)->cap;
+    *body = NULL;
+    if (!c->on)
+        return -1;
+    switch (c->kind) {
+    case CAP_JSON:
+        *status = c->status;
+        *body = json_incref(c->body);
+        break;
+    case CAP_ERROR:
+        *status = api_error_status(c->err);
+        *body = api_error_body(c->err, c->has_msg ? c->msg : NULL);
+        break;
+    case CAP_NONE:
+        return -1;
+    }
+    return *body != NULL ? 0 : -1;
+}
+
 /* ---- the server --------------------------------------------------------------------------- */
 
 /* evhttp's bufferevent for each accepted connection (it sets the fd): TLS when configured.
@@ -348,7 +388,8 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
         snprintf(err, errlen, "api server: listen, max_body, routes and authenticate are needed");
         return NULL;
     }
-    if (api_routes_check(cfg->routes, cfg->n_routes, err, errlen) != 0)
+    if (api_routes_check(cfg->routes, cfg->n_routes, err, errlen) != 0 ||
+        cors_check_list(cfg->cors_origins, err, errlen) != 0)
         return NULL;
     for (size_t i = 0; i < cfg->n_routes; i++)
         if ((cfg->routes[i].flags & API_ROUTE_OFFLOAD) && cfg->routes[i].body == API_BODY_RAW) {

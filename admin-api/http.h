@@ -63,6 +63,7 @@
 #define API_PATH_MAX 512        /* bytes of a request path; longer is 404 */
 #define API_PATH_MAX_SEGMENTS 8 /* "/v1/apps/1/keys/2/disable" is 6 */
 #define API_BODY_SLACK (64 * 1024) /* see api_server_config.max_body */
+#define API_IDEM_KEY_MAX 128       /* characters of an Idempotency-Key (idempotency.h) */
 
 /* ---- Principals: roles, permissions and scopes are the core's (principal.h) ---------------- */
 
@@ -192,6 +193,10 @@ struct api_request {
     json_t *body; /* API_BODY_JSON*: the parsed object (borrowed: the framework decrefs it) */
     const struct principal *principal; /* NULL on public routes */
     void *ctx;                         /* api_server_config.ctx */
+    /* The client's Idempotency-Key on a route that takes one (idempotency.h), "" when none,
+     * and the SHA-256 of the request it came with. */
+    char idempotency_key[API_IDEM_KEY_MAX + 1];
+    uint8_t idempotency_hash[32];
 };
 
 /* A query parameter's percent-decoded value (NUL-terminated, no NUL inside, at most
@@ -331,6 +336,13 @@ int api_request_capture(struct api_request *r) API_WUR;
  * inside the hook too. */
 void api_request_replay(struct api_request *r);
 
+/* True while r is in capture mode (between api_request_capture and the replay). */
+bool api_request_capturing(const struct api_request *r);
+/* In capture mode, after the handler: the reply it recorded, as its status and a new JSON body
+ * (an error as its {"error":{"code","message"}} body); caller json_decref()s *body. 0, or -1
+ * when r is not in capture mode, recorded no reply, or memory ran out. */
+int api_request_recorded(const struct api_request *r, int *status, json_t **body) API_WUR;
+
 /* The 501 not_implemented handler for routes whose handler is not written yet. */
 void api_handler_not_implemented(struct api_request *r);
 
@@ -355,6 +367,9 @@ struct api_server_config {
     /* Optional: how the handler of an API_ROUTE_OFFLOAD route runs (see "Offloaded handlers");
      * NULL runs it at once, on the loop thread, as any other. Called on the loop thread. */
     void (*offload)(void *ctx, struct api_request *r, void (*handler)(struct api_request *r));
+    /* CORS (cors.h): the origins allowed, comma-separated ("https://a.example, https://b.example");
+     * NULL or "" is off. Checked by api_server_new. */
+    const char *cors_origins;
     void *ctx; /* passed to authenticate, offload and, as r->ctx, to handlers */
     /* TLS on every connection (tls.h), or NULL for plain HTTP. Borrowed: it must outlive the
      * server; api_tls_reload() on it applies to the connections accepted after. */

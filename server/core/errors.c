@@ -37,6 +37,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                               "send a valid API token as \"Authorization: Bearer <token>\""},
     [API_ERR_FORBIDDEN] = {"forbidden", 403, LOG_INFO,
                            "the token's role or app scope does not allow this"},
+    [API_ERR_CORS_FORBIDDEN] = {"cors_forbidden", 403, LOG_INFO,
+                                "this origin may not call the API from a browser (CORS)"},
     [API_ERR_NOT_FOUND] = {"not_found", 404, LOG_DEBUG, "no such path"},
     [API_ERR_APP_NOT_FOUND] = {"app_not_found", 404, LOG_INFO, "no app with this sdkappid"},
     [API_ERR_KEY_NOT_FOUND] = {"key_not_found", 404, LOG_INFO,
@@ -51,6 +53,12 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_CONFLICT] = {"conflict", 409, LOG_INFO, "the change conflicts with the current data"},
     [API_ERR_INVALID_STATE] = {"invalid_state", 409, LOG_INFO,
                                "the resource is not in a state that allows this"},
+    [API_ERR_IDEMPOTENCY_IN_PROGRESS] = {"idempotency_in_progress", 409, LOG_INFO,
+                                         "a request with this Idempotency-Key is still running; "
+                                         "retry later"},
+    [API_ERR_IDEMPOTENCY_KEY_REUSED] = {"idempotency_key_reused", 422, LOG_INFO,
+                                        "this Idempotency-Key was used with another request; "
+                                        "use a new key for a new request"},
     [API_ERR_BODY_TOO_LARGE] = {"body_too_large", 413, LOG_INFO, "the request body is too large"},
     [API_ERR_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, LOG_INFO,
                                         "send the body as Content-Type: application/json"},

@@ -28,19 +28,22 @@ enum api_error {
     API_ERR_BAD_PRIVILEGE,  /* privilege_map outside 0..255, or without a room */
     API_ERR_BAD_KEY,        /* the secret or PEM is not a usable key */
 
-    API_ERR_UNAUTHORIZED,           /* 401: no bearer token, or not a valid one */
-    API_ERR_FORBIDDEN,              /* 403: the token's role or app scope does not cover it */
-    API_ERR_NOT_FOUND,              /* 404: no such path */
-    API_ERR_APP_NOT_FOUND,          /* 404 */
-    API_ERR_KEY_NOT_FOUND,          /* 404 */
-    API_ERR_TOKEN_NOT_FOUND,        /* 404 */
-    API_ERR_METHOD_NOT_ALLOWED,     /* 405: the path exists; the Allow header lists methods */
-    API_ERR_APP_EXISTS,             /* 409: an app with this sdkappid exists */
-    API_ERR_KEY_USED_BY_OTHER_APP,  /* 409: another app holds (or held) this key */
-    API_ERR_CONFLICT,               /* 409: another uniqueness refused the change */
-    API_ERR_INVALID_STATE,          /* 409: not in this state (destroying the active key) */
-    API_ERR_BODY_TOO_LARGE,         /* 413 */
-    API_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
+    API_ERR_UNAUTHORIZED,            /* 401: no bearer token, or not a valid one */
+    API_ERR_FORBIDDEN,               /* 403: the token's role or app scope does not cover it */
+    API_ERR_CORS_FORBIDDEN,          /* 403: a CORS preflight from an origin not allowed */
+    API_ERR_NOT_FOUND,               /* 404: no such path */
+    API_ERR_APP_NOT_FOUND,           /* 404 */
+    API_ERR_KEY_NOT_FOUND,           /* 404 */
+    API_ERR_TOKEN_NOT_FOUND,         /* 404 */
+    API_ERR_METHOD_NOT_ALLOWED,      /* 405: the path exists; the Allow header lists methods */
+    API_ERR_APP_EXISTS,              /* 409: an app with this sdkappid exists */
+    API_ERR_KEY_USED_BY_OTHER_APP,   /* 409: another app holds (or held) this key */
+    API_ERR_CONFLICT,                /* 409: another uniqueness refused the change */
+    API_ERR_INVALID_STATE,           /* 409: not in this state (destroying the active key) */
+    API_ERR_IDEMPOTENCY_IN_PROGRESS, /* 409: the first request with this Idempotency-Key runs */
+    API_ERR_BODY_TOO_LARGE,          /* 413 */
+    API_ERR_UNSUPPORTED_MEDIA_TYPE,  /* 415 */
+    API_ERR_IDEMPOTENCY_KEY_REUSED,  /* 422: this Idempotency-Key went with another request */
 
     API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
     API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */

@@ -439,8 +439,7 @@ enum store_rc store_listen_cache(struct store *st) STORE_WUR;
  * readable, then calls fn(arg, payload) for each notification received. STORE_OK, or
  * STORE_ERROR when the connection is lost (reconnect by opening a new store). */
 enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
-                                void (*fn)(void *arg, const char *payload),
-                                void *arg) STORE_WUR;
+                                void (*fn)(void *arg, const char *payload), void *arg) STORE_WUR;
 
 /* ---- the connection string in a log (store_conninfo.c) ---- */
 
@@ -458,5 +457,42 @@ enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
  * connection string at all is a bare database name (as store_open takes it). Output that does
  * not fit ends with STORE_CONNINFO_MORE. Returns out. */
 const char *store_conninfo_redacted(const char *conninfo, char *out, size_t cap);
+
+/* ---- idempotency keys (store_idem.c, migrations/0005_idempotency.sql) ---- */
+
+#define STORE_IDEM_KEY_MAX 128 /* bytes of an Idempotency-Key */
+#define STORE_IDEM_HASH_BYTES 32
+#define STORE_IDEM_TTL_HOURS 24 /* older rows are ignored and deleted */
+
+enum store_idem_state {
+    STORE_IDEM_CLAIMED =
+        0,               /* the key is new (or its row had expired): the caller runs the request */
+    STORE_IDEM_RUNNING,  /* another request with this key has not finished */
+    STORE_IDEM_DONE,     /* finished: status and body are its reply */
+    STORE_IDEM_MISMATCH, /* the key was used with another request (hash) */
+};
+
+struct store_idem {
+    enum store_idem_state state;
+    int status; /* DONE */
+    char *body; /* DONE: the reply's JSON text; caller free()s it (store_idem_clear) */
+};
+
+void store_idem_clear(struct store_idem *x); /* frees body; accepts a zeroed struct */
+
+/* In one transaction of its own (st outside any): deletes this key's row when older than
+ * STORE_IDEM_TTL_HOURS and a few other expired rows, then claims (token_id, key) for a request
+ * of hash (INSERT ... ON CONFLICT DO NOTHING), or reads the row that holds it. A concurrent
+ * claim of the same key waits for the first one's commit and then sees its row. */
+enum store_rc store_idem_claim(struct store *st, int64_t token_id, const char *key,
+                               const uint8_t hash[STORE_IDEM_HASH_BYTES],
+                               struct store_idem *out) STORE_WUR;
+/* The claimed key's reply (status < 500, body a JSON text): its row becomes done.
+ * STORE_NOT_FOUND when the row is no longer running (expired and taken over). */
+enum store_rc store_idem_finish(struct store *st, int64_t token_id, const char *key, int status,
+                                const char *body) STORE_WUR;
+/* Releases a claimed key (its request ended in 5xx or could not run): the running row goes, so
+ * a retry runs again. */
+enum store_rc store_idem_release(struct store *st, int64_t token_id, const char *key) STORE_WUR;
 
 #endif
