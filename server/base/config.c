@@ -79,6 +79,12 @@ static const struct setting SETTINGS[] = {
      "Largest request body accepted, except on batch signing.", 0},
     {"batch_max_body_size", T_SIZE, "64M", KB, GB, NULL, "USERSIGD_BATCH_MAX_BODY_SIZE",
      F(batch_max_body_size), "Largest request body accepted by batch signing.", 0},
+    {"cors_origins", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_CORS_ORIGINS",
+     F(cors_origins),
+     "Origins a browser may call the admin API from, comma-separated, each exactly as the "
+     "browser sends it (https://dash.example.com, a port when not the default); empty: no "
+     "cross-origin requests (CORS off). A preflight (OPTIONS) needs no token.",
+     0},
     {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "USERSIGD_LOG_LEVEL", F(log_level),
      "Least severe level logged.", 1},
     {"log_format", T_ENUM, "text", 0, 0, "text|json", "USERSIGD_LOG_FORMAT", F(log_format),

@@ -34,6 +34,7 @@ struct config {
     char master_key_file[CONFIG_STRING_MAX]; /* never empty: <data_dir>/master.key by default */
     char data_dir[CONFIG_STRING_MAX];
     char migrations_dir[CONFIG_STRING_MAX]; /* default: config_default_migrations_dir() */
+    char cors_origins[CONFIG_STRING_MAX];   /* comma-separated origins; empty: CORS off */
     uint64_t max_body_size;                 /* bytes */
     uint64_t batch_max_body_size;           /* bytes */
     enum log_level log_level;
