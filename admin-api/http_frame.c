@@ -1,0 +1,555 @@
+/*
+ * Strict request framing in front of evhttp (http_frame.h): the head parser, and the filter
+ * that applies it to each connection's bytes.
+ */
+#include "http_frame.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- the head -------------------------------------------------------------------------------- */
+
+static const struct {
+    int status;
+    const char *message;
+} errors[FRAME_ERROR_COUNT] = {
+    [FRAME_OK] = {200, "ok"},
+    [FRAME_BAD_REQUEST] = {400, "the request is not well-formed HTTP/1.1 (its request line, a "
+                                "header or a chunk): see RFC 9112"},
+    [FRAME_DUP_LENGTH] = {400, "the request has more than one Content-Length"},
+    [FRAME_LENGTH_AND_TE] = {400, "the request has both Content-Length and Transfer-Encoding"},
+    [FRAME_BAD_TE] = {400, "Transfer-Encoding must be chunked, alone, and only on HTTP/1.1"},
+    [FRAME_BAD_LENGTH] = {400, "Content-Length must be a decimal number of bytes"},
+    [FRAME_DUP_HOST] = {400, "the request has more than one Host header"},
+    [FRAME_NO_VERSION] = {400, "the request line has no HTTP version (HTTP/0.9 is not served)"},
+    [FRAME_BAD_VERSION] = {505, "only HTTP/1.1 and HTTP/1.0 are served"},
+    [FRAME_BAD_METHOD] = {501, "the method is not one this server implements (GET, HEAD, POST, "
+                               "PUT, PATCH, DELETE, OPTIONS)"},
+    [FRAME_TARGET_TOO_LONG] = {414, "the request URL is longer than 8192 bytes"},
+    [FRAME_HEAD_TOO_LARGE] = {431, "the request headers are too large (at most 100 lines of "
+                                   "8192 bytes, 64 KiB in all)"},
+    [FRAME_BODY_TOO_LARGE] = {413, "the request body is larger than this route takes"},
+    [FRAME_TIMEOUT] = {408, "the request headers did not arrive in time"},
+};
+
+const char *frame_error_message(enum frame_error e)
+{
+    return (unsigned)e < FRAME_ERROR_COUNT ? errors[e].message : errors[FRAME_BAD_REQUEST].message;
+}
+
+int frame_error_status(enum frame_error e)
+{
+    return (unsigned)e < FRAME_ERROR_COUNT ? errors[e].status : 400;
+}
+
+size_t frame_head_end(const char *buf, size_t len)
+{
+    size_t line = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (i == 0 || buf[i - 1] != '\r')
+            return (size_t)-1;
+        if (i - line == 1) /* "\r\n" alone: the blank line */
+            return i + 1;
+        line = i + 1;
+    }
+    return 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+
+static bool known_method(const char *m, size_t n)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strlen(methods[i]) == n && memcmp(methods[i], m, n) == 0)
+            return true;
+    return false;
+}
+
+static enum frame_error parse_request_line(const char *p, size_t n, struct frame_head *h)
+{
+    size_t i = 0;
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i > 16)
+        return FRAME_BAD_REQUEST;
+    if (i == n || p[i] != ' ')
+        return FRAME_BAD_REQUEST;
+    h->method = p;
+    h->method_len = i;
+    size_t t = ++i;
+    while (i < n && p[i] != ' ') {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return FRAME_BAD_REQUEST;
+        i++;
+    }
+    h->target = p + t;
+    h->target_len = i - t;
+    if (h->target_len > FRAME_MAX_TARGET)
+        return FRAME_TARGET_TOO_LONG;
+    if (h->target_len == 0)
+        return FRAME_BAD_REQUEST;
+    if (i == n)
+        return FRAME_NO_VERSION;
+    const char *v = p + i + 1;
+    size_t vn = n - i - 1;
+    if (vn == 8 && memcmp(v, "HTTP/1.", 7) == 0 && (v[7] == '0' || v[7] == '1'))
+        h->minor = v[7] - '0';
+    else if (vn == 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+             v[7] >= '0' && v[7] <= '9')
+        return FRAME_BAD_VERSION;
+    else if (vn == 0)
+        return FRAME_NO_VERSION;
+    else
+        return FRAME_BAD_REQUEST;
+    if (!known_method(h->method, h->method_len))
+        return FRAME_BAD_METHOD;
+    /* origin-form, or "*" for OPTIONS; no absolute-form: this is not a proxy */
+    if (h->target[0] != '/' && !(h->target_len == 1 && h->target[0] == '*' && h->method_len == 7))
+        return FRAME_BAD_REQUEST;
+    return FRAME_OK;
+}
+
+static bool name_is(const char *name, size_t n, const char *want)
+{
+    return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+/* One header line p[0..n) (no CRLF): name, colon, value (OWS trimmed). */
+static enum frame_error parse_field(const char *p, size_t n, const char **name, size_t *name_len,
+                                    const char **value, size_t *value_len)
+{
+    size_t i = 0;
+    if (n > FRAME_MAX_HEADER_LINE)
+        return FRAME_HEAD_TOO_LARGE;
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i == n || p[i] != ':') /* obs-fold, space before the colon, no colon */
+        return FRAME_BAD_REQUEST;
+    *name = p;
+    *name_len = i;
+    i++;
+    for (size_t k = i; k < n; k++) {
+        unsigned char c = (unsigned char)p[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return FRAME_BAD_REQUEST;
+    }
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    size_t e = n;
+    while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+        e--;
+    *value = p + i;
+    *value_len = e - i;
+    return FRAME_OK;
+}
+
+enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
+{
+    size_t at = 0, lines = 0;
+    int n_length = 0, n_te = 0, n_host = 0;
+    enum frame_error e;
+
+    memset(h, 0, sizeof *h);
+    if (len > FRAME_MAX_HEAD)
+        return FRAME_HEAD_TOO_LARGE;
+    /* The request line. */
+    const char *lf = memchr(buf, '\n', len);
+    if (lf == NULL || lf == buf || lf[-1] != '\r')
+        return FRAME_BAD_REQUEST;
+    e = parse_request_line(buf, (size_t)(lf - 1 - buf), h);
+    if (e != FRAME_OK)
+        return e;
+    at = (size_t)(lf - buf) + 1;
+    /* The header lines, up to the blank line. */
+    while (at < len) {
+        lf = memchr(buf + at, '\n', len - at);
+        if (lf == NULL || lf == buf + at || lf[-1] != '\r')
+            return FRAME_BAD_REQUEST;
+        size_t n = (size_t)(lf - 1 - (buf + at));
+        if (n == 0)
+            break; /* the blank line */
+        if (++lines > FRAME_MAX_HEADERS)
+            return FRAME_HEAD_TOO_LARGE;
+        const char *name, *value;
+        size_t nl, vl;
+        e = parse_field(buf + at, n, &name, &nl, &value, &vl);
+        if (e != FRAME_OK)
+            return e;
+        if (name_is(name, nl, "Content-Length")) {
+            if (++n_length > 1)
+                return FRAME_DUP_LENGTH;
+            if (vl == 0)
+                return FRAME_BAD_LENGTH;
+            uint64_t v = 0;
+            for (size_t k = 0; k < vl; k++) {
+                if (value[k] == ',')
+                    return FRAME_DUP_LENGTH;
+                if (value[k] < '0' || value[k] > '9')
+                    return FRAME_BAD_LENGTH;
+                v = v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : v * 10 + (uint64_t)(value[k] - '0');
+            }
+            h->has_length = true;
+            h->length = v;
+        } else if (name_is(name, nl, "Transfer-Encoding")) {
+            if (++n_te > 1 || !(vl == 7 && strncasecmp(value, "chunked", 7) == 0))
+                return FRAME_BAD_TE;
+            h->chunked = true;
+        } else if (name_is(name, nl, "Host")) {
+            if (++n_host > 1)
+                return FRAME_DUP_HOST;
+        }
+        at = (size_t)(lf - buf) + 1;
+    }
+    if (h->chunked && h->has_length)
+        return FRAME_LENGTH_AND_TE;
+    if (h->chunked && h->minor == 0)
+        return FRAME_BAD_TE;
+    return FRAME_OK;
+}
+
+enum frame_error frame_error_path(const char *path, const char *nonce)
+{
+    size_t p = strlen(FRAME_ERROR_PREFIX);
+    if (path == NULL || strncmp(path, FRAME_ERROR_PREFIX, p) != 0 ||
+        strncmp(path + p, nonce, FRAME_NONCE_LEN) != 0 || path[p + FRAME_NONCE_LEN] != '/')
+        return FRAME_OK;
+    const char *k = path + p + FRAME_NONCE_LEN + 1;
+    int v = 0;
+    if (*k < '0' || *k > '9')
+        return FRAME_OK;
+    while (*k >= '0' && *k <= '9' && v < FRAME_ERROR_COUNT)
+        v = v * 10 + (*k++ - '0');
+    return *k == '\0' && v > 0 && v < FRAME_ERROR_COUNT ? (enum frame_error)v : FRAME_OK;
+}
+
+/* ---- the filter ------------------------------------------------------------------------------ */
+
+enum conn_state { S_HEAD, S_BODY, S_CHUNKED, S_DISCARD };
+enum chunk_state { C_SIZE, C_DATA, C_DATA_END, C_TRAILER };
+
+struct frame_conn {
+    const struct frame_config *cfg;
+    enum conn_state state;
+    uint64_t left;         /* S_BODY: bytes still to pass */
+    struct evbuffer *hold; /* S_CHUNKED: the head and the chunks so far, passed once complete */
+    uint64_t limit, body;  /* S_CHUNKED: the route's limit, body bytes so far */
+    enum chunk_state cstate;
+    uint64_t chunk_left;
+    size_t trailer_bytes;
+    int64_t head_start_ms; /* when the pending head's first byte came; 0: none pending */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Replaces what is left of the connection by a request for the error path. */
+static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuffer *src,
+                                             struct evbuffer *dst, enum frame_error e)
+{
+    evbuffer_drain(src, evbuffer_get_length(src));
+    if (c->hold != NULL) {
+        evbuffer_free(c->hold);
+        c->hold = NULL;
+    }
+    c->state = S_DISCARD;
+    evbuffer_add_printf(dst,
+                        "GET " FRAME_ERROR_PREFIX "%s/%d HTTP/1.1\r\nHost: usersigd\r\n"
+                        "Connection: close\r\n\r\n",
+                        c->cfg->nonce, (int)e);
+    return BEV_OK;
+}
+
+/* One step on a head: 1 when a complete head was dealt with, 0 when more is needed, -1 when
+ * refused (dst then holds the error request). */
+static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst)
+{
+    /* An empty line before a request line is ignored (RFC 9112 section 2.2). */
+    for (;;) {
+        unsigned char two[2];
+        if (evbuffer_copyout(src, two, 2) == 2 && two[0] == '\r' && two[1] == '\n')
+            evbuffer_drain(src, 2);
+        else
+            break;
+    }
+    size_t n = evbuffer_get_length(src);
+    if (n == 0)
+        return 0;
+    if (c->head_start_ms == 0)
+        c->head_start_ms = now_ms();
+    size_t m = n < FRAME_MAX_HEAD ? n : FRAME_MAX_HEAD;
+    const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)m);
+    if (p == NULL)
+        return 0;
+    size_t end = frame_head_end(p, m);
+    enum frame_error e = FRAME_OK;
+    if (end == (size_t)-1) {
+        e = FRAME_BAD_REQUEST;
+    } else if (end == 0) {
+        const char *lf = memchr(p, '\n', m);
+        int64_t limit = c->cfg->head_timeout_ms > 0 ? c->cfg->head_timeout_ms : 30000;
+        if (n >= FRAME_MAX_HEAD)
+            e = FRAME_HEAD_TOO_LARGE;
+        else if (lf == NULL && m > FRAME_MAX_TARGET + 64)
+            e = FRAME_TARGET_TOO_LONG;
+        else if (now_ms() - c->head_start_ms > limit)
+            e = FRAME_TIMEOUT;
+        else
+            return 0;
+    } else {
+        struct frame_head h;
+        e = frame_parse_head(p, end, &h);
+        if (e == FRAME_OK && h.target_len >= strlen(FRAME_ERROR_PREFIX) &&
+            memcmp(h.target, FRAME_ERROR_PREFIX, strlen(FRAME_ERROR_PREFIX)) == 0)
+            e = FRAME_BAD_REQUEST;
+        if (e == FRAME_OK) {
+            uint64_t limit =
+                c->cfg->body_limit(c->cfg->arg, h.method, h.method_len, h.target, h.target_len);
+            if (h.has_length && h.length > limit)
+                e = FRAME_BODY_TOO_LARGE;
+            else if (h.chunked) {
+                c->hold = evbuffer_new();
+                if (c->hold == NULL || evbuffer_remove_buffer(src, c->hold, end) != (int)end) {
+                    e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
+                } else {
+                    c->state = S_CHUNKED;
+                    c->cstate = C_SIZE;
+                    c->limit = limit;
+                    c->body = 0;
+                    c->trailer_bytes = 0;
+                    c->head_start_ms = 0;
+                    return 1;
+                }
+            } else {
+                if (evbuffer_remove_buffer(src, dst, end) != (int)end)
+                    e = FRAME_BAD_REQUEST;
+                else {
+                    c->left = h.has_length ? h.length : 0;
+                    c->state = c->left > 0 ? S_BODY : S_HEAD;
+                    c->head_start_ms = 0;
+                    return 1;
+                }
+            }
+        }
+    }
+    refuse(c, src, dst, e);
+    return -1;
+}
+
+/* A chunk-size line l[0..n) (no CRLF): hex digits, then optional extensions. */
+static bool chunk_size(const char *l, size_t n, uint64_t *size)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    while (i < n && i < 16) {
+        char ch = l[i];
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            break;
+        v = v * 16 + (uint64_t)d;
+        i++;
+    }
+    if (i == 0 || (i == 16 && i < n && l[i] != ';'))
+        return false;
+    if (i < n && l[i] != ';' && l[i] != ' ' && l[i] != '\t')
+        return false;
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)l[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    *size = v;
+    return true;
+}
+
+/* One step on a chunked body: 1 when progress was made, 0 when more is needed, -1 refused. */
+static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst)
+{
+    size_t n = evbuffer_get_length(src);
+    if (n == 0)
+        return 0;
+    switch (c->cstate) {
+    case C_DATA: {
+        size_t k = c->chunk_left < n ? (size_t)c->chunk_left : n;
+        if (evbuffer_remove_buffer(src, c->hold, k) != (int)k)
+            break;
+        c->chunk_left -= k;
+        if (c->chunk_left == 0)
+            c->cstate = C_DATA_END;
+        return 1;
+    }
+    case C_DATA_END: {
+        unsigned char two[2];
+        if (n < 2)
+            return 0;
+        if (evbuffer_copyout(src, two, 2) != 2 || two[0] != '\r' || two[1] != '\n')
+            break;
+        evbuffer_remove_buffer(src, c->hold, 2);
+        c->cstate = C_SIZE;
+        return 1;
+    }
+    case C_SIZE:
+    case C_TRAILER: {
+        size_t max = c->cstate == C_SIZE ? FRAME_MAX_CHUNK_LINE : FRAME_MAX_HEADER_LINE;
+        size_t m = n < max + 2 ? n : max + 2;
+        const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)m);
+        if (p == NULL)
+            return 0;
+        const char *lf = memchr(p, '\n', m);
+        if (lf == NULL) {
+            if (m >= max + 2) {
+                refuse(c, src, dst, c->cstate == C_SIZE ? FRAME_BAD_REQUEST : FRAME_HEAD_TOO_LARGE);
+                return -1;
+            }
+            return 0;
+        }
+        if (lf == p || lf[-1] != '\r')
+            break;
+        size_t line = (size_t)(lf - p) - 1;
+        if (c->cstate == C_SIZE) {
+            uint64_t size;
+            if (!chunk_size(p, line, &size))
+                break;
+            if (size > c->limit - c->body) {
+                refuse(c, src, dst, FRAME_BODY_TOO_LARGE);
+                return -1;
+            }
+            c->body += size;
+            c->chunk_left = size;
+            c->cstate = size == 0 ? C_TRAILER : C_DATA;
+        } else if (line > 0) {
+            const char *name, *value;
+            size_t nl, vl;
+            c->trailer_bytes += line + 2;
+            if (c->trailer_bytes > FRAME_MAX_HEAD) {
+                refuse(c, src, dst, FRAME_HEAD_TOO_LARGE);
+                return -1;
+            }
+            enum frame_error e = parse_field(p, line, &name, &nl, &value, &vl);
+            if (e != FRAME_OK) {
+                refuse(c, src, dst, e);
+                return -1;
+            }
+        }
+        evbuffer_remove_buffer(src, c->hold, line + 2);
+        if (c->cstate == C_TRAILER && line == 0) {
+            /* Complete: the whole request goes to evhttp at once. */
+            evbuffer_add_buffer(dst, c->hold);
+            evbuffer_free(c->hold);
+            c->hold = NULL;
+            c->state = S_HEAD;
+        }
+        return 1;
+    }
+    }
+    refuse(c, src, dst, FRAME_BAD_REQUEST);
+    return -1;
+}
+
+int frame_conn_feed(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst)
+{
+    bool progress = false;
+
+    for (;;) {
+        int r = 0;
+        switch (c->state) {
+        case S_DISCARD:
+            evbuffer_drain(src, evbuffer_get_length(src));
+            return progress ? 1 : 0;
+        case S_HEAD:
+            r = step_head(c, src, dst);
+            break;
+        case S_BODY: {
+            size_t n = evbuffer_get_length(src);
+            size_t k = c->left < n ? (size_t)c->left : n;
+            if (k == 0)
+                return progress ? 1 : 0;
+            if (evbuffer_remove_buffer(src, dst, k) != (int)k)
+                return -1;
+            c->left -= k;
+            if (c->left == 0)
+                c->state = S_HEAD;
+            r = 1;
+            break;
+        }
+        case S_CHUNKED:
+            r = step_chunked(c, src, dst);
+            break;
+        }
+        if (r < 0)
+            return 1; /* the error request is in dst */
+        if (r == 0)
+            return progress ? 1 : 0;
+        progress = true;
+    }
+}
+
+static enum bufferevent_filter_result frame_in(struct evbuffer *src, struct evbuffer *dst,
+                                               ev_ssize_t lim, enum bufferevent_flush_mode mode,
+                                               void *ctx)
+{
+    (void)lim;
+    (void)mode;
+    int r = frame_conn_feed(ctx, src, dst);
+    return r > 0 ? BEV_OK : r == 0 ? BEV_NEED_MORE : BEV_ERROR;
+}
+
+void frame_conn_free(struct frame_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->hold != NULL)
+        evbuffer_free(c->hold);
+    free(c);
+}
+
+static void frame_free(void *ctx)
+{
+    frame_conn_free(ctx);
+}
+
+struct frame_conn *frame_conn_new(const struct frame_config *cfg)
+{
+    struct frame_conn *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->cfg = cfg;
+        c->state = S_HEAD;
+    }
+    return c;
+}
+
+struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct frame_config *cfg)
+{
+    struct frame_conn *c = frame_conn_new(cfg);
+    if (c == NULL) {
+        bufferevent_free(under);
+        return NULL;
+    }
+    struct bufferevent *f =
+        bufferevent_filter_new(under, frame_in, NULL, BEV_OPT_CLOSE_ON_FREE, frame_free, c);
+    if (f == NULL) {
+        free(c);
+        bufferevent_free(under);
+    }
+    return f;
+}
