@@ -46,10 +46,11 @@ static void tls_err(char *err, size_t errlen, const char *what, const char *file
 /* A new server context from t's files, or NULL with err filled. */
 static SSL_CTX *tls_ctx_new(const struct api_tls *t, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx;
     STACK_OF(X509_NAME) *names = NULL;
 
-    ERR_clear_error();
+    ERR_clear_error(); /* so that the reason reported is this call's */
+    ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         tls_err(err, errlen, "creating a context", NULL);
         return NULL;
@@ -71,7 +72,10 @@ static SSL_CTX *tls_ctx_new(const struct api_tls *t, char *err, size_t errlen)
         tls_err(err, errlen, "cannot load the certificate chain file", t->cert_file);
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1) {
+    /* OpenSSL checks the key against the certificate already here (X509_R_KEY_VALUES_MISMATCH),
+     * SSL_CTX_check_private_key below in any case. */
+    if (SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         tls_err(err, errlen, "cannot load the private key file", t->key_file);
         goto fail;
     }

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -98,6 +99,25 @@ static const struct setting SETTINGS[] = {
     {"db_connections", T_INT, "4", 1, 64, NULL, "USERSIGD_DB_CONNECTIONS", F(db_connections),
      "Database connections the API's requests use, each driven by a thread of its own, so that "
      "the event loop never waits on PostgreSQL.",
+     0},
+    {"tls_cert_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_TLS_CERT_FILE",
+     F(tls_cert_file),
+     "PEM certificate chain of the admin API (the server's certificate first, then its "
+     "intermediates); with tls_key_file the listener speaks only HTTPS (TLS 1.2 or later). "
+     "SIGHUP reads the same files again for new connections.",
+     0},
+    {"tls_key_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_TLS_KEY_FILE",
+     F(tls_key_file), "PEM private key of tls_cert_file's certificate (keep it mode 0600).", 0},
+    {"tls_client_ca_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL,
+     "USERSIGD_TLS_CLIENT_CA_FILE", F(tls_client_ca_file),
+     "PEM CA certificates: when set, every client must present a certificate issued by one of "
+     "them (mutual TLS), on top of its API token. Empty: no client certificates.",
+     0},
+    {"allow_plain_http", T_BOOL, "false", 0, 0, NULL, "USERSIGD_ALLOW_PLAIN_HTTP",
+     F(allow_plain_http),
+     "Without a certificate, serve plain HTTP on a listen address that is not loopback (tokens "
+     "and UserSigs then cross the network in clear: only behind a TLS-terminating proxy on a "
+     "trusted network). Plain HTTP on 127.0.0.0/8, ::1 or localhost needs no permission.",
      0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
@@ -620,6 +640,55 @@ enum config_rc config_load(const char *path, struct config *out, char *err, size
     return CONFIG_OK;
 }
 
+int config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (host == NULL)
+        return 0;
+    if (strcasecmp(host, "localhost") == 0)
+        return 1; /* RFC 6761: always the loopback addresses */
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) != 1)
+        return 0;
+    if (IN6_IS_ADDR_LOOPBACK(&a6))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+}
+
+int config_check_listener(const struct config *cfg, char *err, size_t errlen)
+{
+    int cert = cfg->tls_cert_file[0] != '\0', key = cfg->tls_key_file[0] != '\0';
+
+    if (cert != key) {
+        log_errbuf(err, errlen,
+                   "%s is set but %s is not: TLS needs both the certificate chain file and its "
+                   "private key file (USERSIGD_TLS_CERT_FILE, USERSIGD_TLS_KEY_FILE)",
+                   cert ? "tls_cert_file" : "tls_key_file",
+                   cert ? "tls_key_file" : "tls_cert_file");
+        return -1;
+    }
+    if (!cert && cfg->tls_client_ca_file[0] != '\0') {
+        log_errbuf(err, errlen,
+                   "tls_client_ca_file is set without tls_cert_file and tls_key_file: client "
+                   "certificates need TLS on the listener");
+        return -1;
+    }
+    if (!cert && !cfg->allow_plain_http && !config_host_is_loopback(cfg->listen_host)) {
+        log_errbuf(err, errlen,
+                   "refusing plain HTTP on %.200s, which is not a loopback address: API tokens "
+                   "and UserSigs would cross the network in clear. Set tls_cert_file and "
+                   "tls_key_file (USERSIGD_TLS_CERT_FILE, USERSIGD_TLS_KEY_FILE), or listen on "
+                   "127.0.0.1, or set allow_plain_http = true (USERSIGD_ALLOW_PLAIN_HTTP) behind "
+                   "a TLS-terminating proxy",
+                   cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
 int config_workers(const struct config *cfg)
 {
     long n;
@@ -708,4 +777,3 @@ int config_apply_live(struct config *cur, const struct config *fresh, char *rest
     }
     return n;
 }
-

@@ -42,6 +42,11 @@ struct config {
     int64_t request_timeout_ms;
     int workers;        /* 0: one per online CPU, see config_workers() */
     int db_connections; /* the database pool's size, 1..64 */
+    /* TLS on the listener: both files, or neither (config_check_listener). */
+    char tls_cert_file[CONFIG_STRING_MAX];      /* PEM chain, the server's certificate first */
+    char tls_key_file[CONFIG_STRING_MAX];       /* PEM private key of that certificate */
+    char tls_client_ca_file[CONFIG_STRING_MAX]; /* empty: no client certificates asked for */
+    int allow_plain_http; /* 1: plain HTTP also on an address other than loopback */
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the
@@ -70,6 +75,15 @@ const char *config_default_migrations_dir(char *out, size_t cap);
 /* The first half of that: the migrations directory beside the binary at exe (an absolute path),
  * resolved, into out. 0, or -1 when there is none or it does not fit. */
 int config_migrations_dir_beside(const char *exe, char *out, size_t cap) CONFIG_WUR;
+
+/* The listener's settings together, for `usersigd serve`: a certificate file needs its key file
+ * and the reverse, a client CA file needs both, and without TLS the listen address must be a
+ * loopback one (127.0.0.0/8, ::1, localhost) unless allow_plain_http is set. 0, or -1 with err
+ * saying which settings to change. */
+int config_check_listener(const struct config *cfg, char *err, size_t errlen) CONFIG_WUR;
+
+/* 1 when host (an address without brackets, or "localhost") is a loopback address. */
+int config_host_is_loopback(const char *host);
 
 /* The number of signing workers: cfg->workers, or the number of online CPUs when it is 0. */
 int config_workers(const struct config *cfg);

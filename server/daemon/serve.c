@@ -25,6 +25,7 @@
 #include "listener.h"
 #include "pipeline.h"
 #include "routes.h"
+#include "tls.h"
 #include "tokens.h"
 
 #define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
@@ -38,6 +39,7 @@ struct serve {
     struct event_base *base;
     struct api_server_config acfg;
     struct api_server *server;
+    struct api_tls *tls; /* NULL: plain HTTP (loopback, or allow_plain_http) */
     struct event *sig[N_SIGNALS];
     struct event *drain;
     int64_t drain_left_ms;
@@ -68,8 +70,9 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     event_add(s->drain, &tv);
 }
 
-/* SIGHUP: the config file and the environment again. log_level changes at once; a change to a
- * setting read only at start is named, and left for a restart. */
+/* SIGHUP: the TLS certificate and key files again (for new connections; open ones keep theirs),
+ * then the config file and the environment. log_level changes at once; a change to a setting
+ * read only at start is named, and left for a restart. */
 static void reload(struct serve *s)
 {
     struct config fresh;
@@ -77,6 +80,13 @@ static void reload(struct serve *s)
     struct boot *d = s->d;
     bool shown_before = d->cfg.log_level <= LOG_INFO;
 
+    if (s->tls != NULL) {
+        if (api_tls_reload(s->tls, err, sizeof err) != 0)
+            log_warn("SIGHUP: keeping the current TLS certificate: %s", err);
+        else
+            log_info("SIGHUP: reloaded the TLS certificate and key (%s, %s) for new connections",
+                     d->cfg.tls_cert_file, d->cfg.tls_key_file);
+    }
     if (config_load(d->config_path, &fresh, err, sizeof err) != CONFIG_OK) {
         log_warn("SIGHUP: cannot re-read the settings, keeping the current ones: %s", err);
         return;
@@ -169,8 +179,23 @@ static int bind_api(struct serve *s)
     struct boot *d = s->d;
     char err[512] = "";
 
+    if (config_check_listener(&d->cfg, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
     if (boot_check_serve(&d->cfg) != 0)
         return -1;
+    if (d->cfg.tls_cert_file[0] != '\0') {
+        struct api_tls_config tcfg = {.cert_file = d->cfg.tls_cert_file,
+                                      .key_file = d->cfg.tls_key_file,
+                                      .client_ca_file = d->cfg.tls_client_ca_file};
+        if (api_tls_new(&tcfg, &s->tls, err, sizeof err) != 0) {
+            log_error("%s; fix the file or USERSIGD_TLS_CERT_FILE, USERSIGD_TLS_KEY_FILE, "
+                      "USERSIGD_TLS_CLIENT_CA_FILE",
+                      err);
+            return -1;
+        }
+    }
     /* Batch signing's workers hand results back with event_active(): a thread-aware loop. */
     if (evthread_use_pthreads() != 0) {
         log_error("cannot make libevent thread-aware");
@@ -193,6 +218,7 @@ static int bind_api(struct serve *s)
          * run_loop) at each request. */
         .offload = offload_request,
         .ctx = &d->svc,
+        .tls = s->tls,
     };
     s->server = api_server_new(s->base, &s->acfg, err, sizeof err);
     if (s->server == NULL) {
@@ -256,6 +282,10 @@ static int run_loop(struct serve *s)
     struct boot *d = s->d;
     char err[512] = "";
     int pending;
+    const char *tls = s->tls == NULL ? " (plain HTTP)"
+                      : d->cfg.tls_client_ca_file[0] != '\0'
+                          ? " (TLS, client certificates required)"
+                          : " (TLS)";
 
     d->svc.pipeline = pipeline_new(s->base, config_workers(&d->cfg), err, sizeof err);
     if (d->svc.pipeline == NULL) {
@@ -299,9 +329,9 @@ static int run_loop(struct serve *s)
         }
     }
     if (strchr(d->cfg.listen_host, ':') != NULL)
-        log_info("listening on [%s]:%d", d->cfg.listen_host, api_server_port(s->server));
+        log_info("listening on [%s]:%d%s", d->cfg.listen_host, api_server_port(s->server), tls);
     else
-        log_info("listening on %s:%d", d->cfg.listen_host, api_server_port(s->server));
+        log_info("listening on %s:%d%s", d->cfg.listen_host, api_server_port(s->server), tls);
     /* What came before the loop's handlers took over. */
     pending = boot_stop_signal();
     if (pending != 0)
@@ -350,6 +380,7 @@ done:
     d->svc.pool = NULL;
     listener_stop(s.listener);
     api_server_free(s.server); /* open batches hear of it and end as aborted */
+    api_tls_free(s.tls);       /* after the server: its connections held the context */
     cache_free(d->svc.cache);
     d->svc.cache = NULL;
     pipeline_free(d->svc.pipeline);
