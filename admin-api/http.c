@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@
 #define ALL_METHODS                                                                                \
     (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
-#define MAX_HEADERS_SIZE (16 * 1024)
+/* Above the framing filter's own bound (http_frame.h), which answers first, in JSON. */
+#define MAX_HEADERS_SIZE (FRAME_MAX_HEAD + 4096)
 #define DEFAULT_TIMEOUT_MS 30000
 #define WWW_AUTH_INVALID "Bearer realm=\"usersigd\", error=\"invalid_token\""
 
@@ -286,6 +288,26 @@ static bool client_request_id(struct evhttp_request *evreq, char id[API_REQUEST_
     return true;
 }
 
+static enum api_error frame_api_error(enum frame_error e)
+{
+    switch (e) {
+    case FRAME_BAD_VERSION:
+        return API_ERR_HTTP_VERSION;
+    case FRAME_BAD_METHOD:
+        return API_ERR_NOT_IMPLEMENTED;
+    case FRAME_TARGET_TOO_LONG:
+        return API_ERR_URI_TOO_LONG;
+    case FRAME_HEAD_TOO_LARGE:
+        return API_ERR_HEADERS_TOO_LARGE;
+    case FRAME_BODY_TOO_LARGE:
+        return API_ERR_BODY_TOO_LARGE;
+    case FRAME_TIMEOUT:
+        return API_ERR_REQUEST_TIMEOUT;
+    default:
+        return API_ERR_BAD_REQUEST;
+    }
+}
+
 static void on_request(struct evhttp_request *evreq, void *arg)
 {
     struct api_server *s = arg;
@@ -319,7 +341,22 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     f->pub.path = f->path;
 
     f->in_handler = true;
-    if (path != NULL && strlen(path) > API_PATH_MAX)
+    uint64_t detail = 0;
+    enum frame_error fe = frame_error_path(path, s->frame.nonce, &detail);
+    if (fe != FRAME_OK) {
+        /* The framing filter refused what the client sent (http_frame.h): its error, then the
+         * connection closes. */
+        snprintf(f->path, sizeof f->path, "(refused framing)");
+        evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+        if (fe == FRAME_BODY_TOO_LARGE)
+            api_reply_error(&f->pub, API_ERR_BODY_TOO_LARGE,
+                            "the body is over this route's limit of %" PRIu64 " bytes%s", detail,
+                            detail == s->cfg.max_body_large && detail > s->cfg.max_body
+                                ? ": split the input into several requests"
+                                : "");
+        else
+            api_reply_error(&f->pub, frame_api_error(fe), "%s", frame_error_message(fe));
+    } else if (path != NULL && strlen(path) > API_PATH_MAX)
         api_reply_error(&f->pub, API_ERR_NOT_FOUND, "the path is over %d bytes", API_PATH_MAX);
     else
         dispatch(s, f);
@@ -359,10 +396,9 @@ int api_request_recorded(const struct api_request *r, int *status, json_t **body
 /* evhttp's bufferevent for each accepted connection (it sets the fd): TLS when configured.
  * evhttp would make a plain one if this returned NULL, so a TLS connection that cannot be set
  * up gets a bufferevent that refuses the fd instead (a pair: the accept is undone, the socket
- * closed once by evhttp), never plain HTTP. */
-static struct bufferevent *new_connection_bev(struct event_base *base, void *arg)
+ * closed once by evhttp). Only if that small allocation fails too is NULL returned. */
+static struct bufferevent *new_transport_bev(struct event_base *base, struct api_server *s)
 {
-    struct api_server *s = arg;
     struct bufferevent *bev, *pair[2];
 
     if (s->cfg.tls == NULL)
@@ -374,6 +410,39 @@ static struct bufferevent *new_connection_bev(struct event_base *base, void *arg
         return NULL; /* out of memory twice over; logged by api_tls_bufferevent */
     bufferevent_free(pair[1]);
     return pair[0];
+}
+
+/* The largest body a request for method and target may carry: a raw-body route's larger limit
+ * when one matches the path (the query aside), else the JSON limit. For http_frame.c, before
+ * any body byte is read. */
+static uint64_t frame_body_limit(void *arg, const char *method, size_t method_len,
+                                 const char *target, size_t target_len)
+{
+    struct api_server *s = arg;
+    char path[API_PATH_MAX + 1];
+    size_t n = 0;
+    (void)method;
+    (void)method_len;
+    while (n < target_len && target[n] != '?' && n < API_PATH_MAX)
+        n++;
+    memcpy(path, target, n);
+    path[n] = '\0';
+    for (size_t i = 0; i < s->cfg.n_routes; i++) {
+        struct api_match m;
+        const struct api_route *rt = &s->cfg.routes[i];
+        if (rt->body == API_BODY_RAW &&
+            api_route_match(rt, 1, rt->method, path, &m) != API_MATCH_NO_PATH)
+            return s->cfg.max_body_large;
+    }
+    return s->cfg.max_body;
+}
+
+/* A connection's transport (TLS or the socket), under the strict framing filter. */
+static struct bufferevent *new_connection_bev(struct event_base *base, void *arg)
+{
+    struct api_server *s = arg;
+    struct bufferevent *bev = new_transport_bev(base, s);
+    return bev != NULL ? frame_bufferevent(bev, &s->frame) : NULL;
 }
 
 struct api_server *api_server_new(struct event_base *base, const struct api_server_config *cfg,
@@ -433,6 +502,12 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(s->http, "application/json");
     evhttp_set_gencb(s->http, on_request, s);
+    s->frame.body_limit = frame_body_limit;
+    s->frame.arg = s;
+    s->frame.head_timeout_ms = s->cfg.request_timeout_ms > 0 ? s->cfg.request_timeout_ms : 30000;
+    uint8_t nonce[FRAME_NONCE_LEN / 2];
+    evutil_secure_rng_get_bytes(nonce, sizeof nonce);
+    hex_encode(nonce, sizeof nonce, s->frame.nonce);
     evhttp_set_bevcb(s->http, new_connection_bev, s);
     return s;
 oom:

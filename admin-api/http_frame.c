@@ -6,6 +6,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +223,7 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
     return FRAME_OK;
 }
 
-enum frame_error frame_error_path(const char *path, const char *nonce)
+enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t *detail)
 {
     size_t p = strlen(FRAME_ERROR_PREFIX);
     if (path == NULL || strncmp(path, FRAME_ERROR_PREFIX, p) != 0 ||
@@ -233,6 +235,16 @@ enum frame_error frame_error_path(const char *path, const char *nonce)
         return FRAME_OK;
     while (*k >= '0' && *k <= '9' && v < FRAME_ERROR_COUNT)
         v = v * 10 + (*k++ - '0');
+    uint64_t d = 0;
+    if (*k == '/') {
+        k++;
+        if (*k < '0' || *k > '9')
+            return FRAME_OK;
+        while (*k >= '0' && *k <= '9' && d < UINT64_MAX / 10)
+            d = d * 10 + (uint64_t)(*k++ - '0');
+    }
+    if (detail != NULL)
+        *detail = d;
     return *k == '\0' && v > 0 && v < FRAME_ERROR_COUNT ? (enum frame_error)v : FRAME_OK;
 }
 
@@ -250,7 +262,12 @@ struct frame_conn {
     enum chunk_state cstate;
     uint64_t chunk_left;
     size_t trailer_bytes;
-    int64_t head_start_ms; /* when the pending head's first byte came; 0: none pending */
+    int64_t head_start_ms;     /* when the pending head's first byte came; 0: none pending */
+    size_t inflight;           /* output: bytes copied to the transport, not yet written out */
+    struct bufferevent *bev;   /* the filter itself */
+    struct bufferevent *under; /* its transport (a reference of ours) */
+    struct evbuffer_cb_entry *under_cb;
+    struct event *output; /* runs on_output */
 };
 
 static int64_t now_ms(void)
@@ -270,10 +287,16 @@ static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuff
         c->hold = NULL;
     }
     c->state = S_DISCARD;
-    evbuffer_add_printf(dst,
-                        "GET " FRAME_ERROR_PREFIX "%s/%d HTTP/1.1\r\nHost: usersigd\r\n"
-                        "Connection: close\r\n\r\n",
-                        c->cfg->nonce, (int)e);
+    if (e == FRAME_BODY_TOO_LARGE) /* with the limit, for the message */
+        evbuffer_add_printf(dst,
+                            "GET " FRAME_ERROR_PREFIX "%s/%d/%" PRIu64 " HTTP/1.1\r\nHost: "
+                            "usersigd\r\nConnection: close\r\n\r\n",
+                            c->cfg->nonce, (int)e, c->limit);
+    else
+        evbuffer_add_printf(dst,
+                            "GET " FRAME_ERROR_PREFIX "%s/%d HTTP/1.1\r\nHost: usersigd\r\n"
+                            "Connection: close\r\n\r\n",
+                            c->cfg->nonce, (int)e);
     return BEV_OK;
 }
 
@@ -322,6 +345,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
         if (e == FRAME_OK) {
             uint64_t limit =
                 c->cfg->body_limit(c->cfg->arg, h.method, h.method_len, h.target, h.target_len);
+            c->limit = limit;
             if (h.has_length && h.length > limit)
                 e = FRAME_BODY_TOO_LARGE;
             else if (h.chunked) {
@@ -504,6 +528,77 @@ int frame_conn_feed(struct frame_conn *c, struct evbuffer *src, struct evbuffer 
     }
 }
 
+/* The output side. evhttp frees a connection that is to close as soon as this filter's output
+ * is empty, and with it the transport: what the transport had not written yet would be lost (a
+ * reply with Connection: close cut off). So bytes are copied to the transport, not moved, and
+ * leave this filter's output only once the transport has written them. libevent 2.1's filter
+ * also starts its output only from its own write events (evhttp adds a reply while writing is
+ * disabled, then enables it, which starts nothing), and goes on using the filter after it tells
+ * evhttp that the output is done (which may free it). So the output is driven from an event of
+ * our own (on_output), woken when evhttp adds to the output and when the transport has written
+ * what it was given: it copies the next bytes over, or drains the written ones and tells evhttp
+ * once all are out. */
+static void on_output(evutil_socket_t fd, short what, void *arg)
+{
+    struct frame_conn *c = arg;
+    struct bufferevent *bev = c->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    (void)fd;
+    (void)what;
+    if (c->inflight > 0) {
+        if (evbuffer_get_length(bufferevent_get_output(c->under)) > 0)
+            return; /* still being written */
+        evbuffer_drain(out, c->inflight);
+        c->inflight = 0;
+        if (evbuffer_get_length(out) == 0) {
+            bufferevent_trigger(bev, EV_WRITE, 0); /* evhttp's write callback: may free c */
+            return;
+        }
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH); /* frame_out copies the next bytes */
+}
+
+/* evhttp added to the output. */
+static void output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct frame_conn *c = arg;
+    (void)buf;
+    if (info->n_added > 0 && c->inflight == 0)
+        event_active(c->output, EV_TIMEOUT, 0);
+}
+
+/* The transport wrote some of what it was given. */
+static void transport_wrote(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct frame_conn *c = arg;
+    if (info->n_deleted > 0 && c->inflight > 0 && evbuffer_get_length(buf) == 0)
+        event_active(c->output, EV_TIMEOUT, 0);
+}
+
+static enum bufferevent_filter_result frame_out(struct evbuffer *src, struct evbuffer *dst,
+                                                ev_ssize_t lim, enum bufferevent_flush_mode mode,
+                                                void *ctx)
+{
+    struct frame_conn *c = ctx;
+    (void)lim;
+    (void)mode;
+    size_t n = evbuffer_get_length(src);
+    if (c->inflight > 0 || n == 0)
+        return BEV_NEED_MORE;
+    struct evbuffer_iovec v[16];
+    size_t copied = 0;
+    int k = evbuffer_peek(src, (ev_ssize_t)n, NULL, v, 16);
+    for (int i = 0; i < k && i < 16 && copied < n; i++) {
+        size_t len = v[i].iov_len < n - copied ? v[i].iov_len : n - copied;
+        if (evbuffer_add(dst, v[i].iov_base, len) != 0)
+            return BEV_ERROR;
+        copied += len;
+    }
+    c->inflight = copied;
+    return BEV_OK;
+}
+
 static enum bufferevent_filter_result frame_in(struct evbuffer *src, struct evbuffer *dst,
                                                ev_ssize_t lim, enum bufferevent_flush_mode mode,
                                                void *ctx)
@@ -520,6 +615,14 @@ void frame_conn_free(struct frame_conn *c)
         return;
     if (c->hold != NULL)
         evbuffer_free(c->hold);
+    if (c->output != NULL)
+        event_free(c->output);
+    if (c->under != NULL) {
+        /* Our reference kept the transport alive until here: its callback can go. */
+        if (c->under_cb != NULL)
+            evbuffer_remove_cb_entry(bufferevent_get_output(c->under), c->under_cb);
+        bufferevent_decref(c->under);
+    }
     free(c);
 }
 
@@ -546,10 +649,21 @@ struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct fr
         return NULL;
     }
     struct bufferevent *f =
-        bufferevent_filter_new(under, frame_in, NULL, BEV_OPT_CLOSE_ON_FREE, frame_free, c);
+        bufferevent_filter_new(under, frame_in, frame_out, BEV_OPT_CLOSE_ON_FREE, frame_free, c);
     if (f == NULL) {
         free(c);
         bufferevent_free(under);
+        return NULL;
+    }
+    c->bev = f;
+    bufferevent_incref(under);
+    c->under = under;
+    c->output = event_new(bufferevent_get_base(under), -1, 0, on_output, c);
+    c->under_cb = evbuffer_add_cb(bufferevent_get_output(under), transport_wrote, c);
+    if (c->output == NULL || c->under_cb == NULL ||
+        evbuffer_add_cb(bufferevent_get_output(f), output_added, c) == NULL) {
+        bufferevent_free(f);
+        return NULL;
     }
     return f;
 }

@@ -100,8 +100,9 @@ void frame_conn_free(struct frame_conn *c);
  * above; cfg must outlive it. NULL when out of memory (under is freed). */
 struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct frame_config *cfg);
 
-/* When path (NUL-terminated) is the internal error path of nonce, the kind it names; else
+/* When path (NUL-terminated) is the internal error path of nonce, the kind it names (and in
+ * *detail, may be NULL, the number after it: the body limit for FRAME_BODY_TOO_LARGE); else
  * FRAME_OK. */
-enum frame_error frame_error_path(const char *path, const char *nonce);
+enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t *detail);
 
 #endif

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "http_frame.h"
 
 enum req_state { ST_NEW = 0, ST_REPLIED, ST_STREAMING, ST_ENDED };
 
@@ -106,6 +107,7 @@ struct api_server {
     struct req *waiting;           /* requests waiting on a token check or a deferred reply */
     size_t *metric_routes;         /* metrics_route() of each route, in table order */
     size_t metric_unmatched;       /* metrics_route() of requests that matched none */
+    struct frame_config frame;     /* every connection's strict framing (http_frame.h) */
 };
 
 /* The struct req around a handler's api_request. */

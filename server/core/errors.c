@@ -32,6 +32,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_BAD_KEY] = {"bad_key", 400, LOG_INFO,
                          "the key is not usable: an HMAC secret of 1 to 1024 bytes, or a PEM EC "
                          "private key on secp256k1 or P-256"},
+    [API_ERR_BAD_REQUEST] = {"bad_request", 400, LOG_INFO,
+                             "the request is not well-formed HTTP/1.1"},
 
     [API_ERR_UNAUTHORIZED] = {"unauthorized", 401, LOG_INFO,
                               "send a valid API token as \"Authorization: Bearer <token>\""},
@@ -41,6 +43,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                                 "this origin may not call the API from a browser (CORS)"},
     [API_ERR_NOT_FOUND] = {"not_found", 404, LOG_DEBUG, "no such path"},
     [API_ERR_APP_NOT_FOUND] = {"app_not_found", 404, LOG_INFO, "no app with this sdkappid"},
+    [API_ERR_REQUEST_TIMEOUT] = {"request_timeout", 408, LOG_INFO,
+                                 "the request headers did not arrive in time"},
     [API_ERR_KEY_NOT_FOUND] = {"key_not_found", 404, LOG_INFO,
                                "the app has no key with this version"},
     [API_ERR_TOKEN_NOT_FOUND] = {"token_not_found", 404, LOG_INFO, "no API token with this id"},
@@ -59,7 +63,10 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_IDEMPOTENCY_KEY_REUSED] = {"idempotency_key_reused", 422, LOG_INFO,
                                         "this Idempotency-Key was used with another request; "
                                         "use a new key for a new request"},
+    [API_ERR_HEADERS_TOO_LARGE] = {"headers_too_large", 431, LOG_INFO,
+                                   "the request headers are too large"},
     [API_ERR_BODY_TOO_LARGE] = {"body_too_large", 413, LOG_INFO, "the request body is too large"},
+    [API_ERR_URI_TOO_LONG] = {"uri_too_long", 414, LOG_INFO, "the request URL is too long"},
     [API_ERR_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, LOG_INFO,
                                         "send the body as Content-Type: application/json"},
 
@@ -69,6 +76,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                                  "this route is not implemented yet"},
     [API_ERR_UNAVAILABLE] = {"unavailable", 503, LOG_ERROR,
                              "the service cannot reach its database; retry later"},
+    [API_ERR_HTTP_VERSION] = {"http_version_not_supported", 505, LOG_ERROR,
+                              "only HTTP/1.1 and HTTP/1.0 are served"},
 };
 
 const struct api_error_info *api_error_info(enum api_error err)

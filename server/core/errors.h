@@ -27,12 +27,14 @@ enum api_error {
     API_ERR_BAD_ROOM,       /* room_id / room_str out of range, or both given */
     API_ERR_BAD_PRIVILEGE,  /* privilege_map outside 0..255, or without a room */
     API_ERR_BAD_KEY,        /* the secret or PEM is not a usable key */
+    API_ERR_BAD_REQUEST,    /* the request's framing breaks HTTP/1.1 (admin-api/http_frame.c) */
 
     API_ERR_UNAUTHORIZED,            /* 401: no bearer token, or not a valid one */
     API_ERR_FORBIDDEN,               /* 403: the token's role or app scope does not cover it */
     API_ERR_CORS_FORBIDDEN,          /* 403: a CORS preflight from an origin not allowed */
     API_ERR_NOT_FOUND,               /* 404: no such path */
     API_ERR_APP_NOT_FOUND,           /* 404 */
+    API_ERR_REQUEST_TIMEOUT,         /* 408: the request head did not arrive in time */
     API_ERR_KEY_NOT_FOUND,           /* 404 */
     API_ERR_TOKEN_NOT_FOUND,         /* 404 */
     API_ERR_METHOD_NOT_ALLOWED,      /* 405: the path exists; the Allow header lists methods */
@@ -42,12 +44,15 @@ enum api_error {
     API_ERR_INVALID_STATE,           /* 409: not in this state (destroying the active key) */
     API_ERR_IDEMPOTENCY_IN_PROGRESS, /* 409: the first request with this Idempotency-Key runs */
     API_ERR_BODY_TOO_LARGE,          /* 413 */
+    API_ERR_URI_TOO_LONG,            /* 414 */
     API_ERR_UNSUPPORTED_MEDIA_TYPE,  /* 415 */
     API_ERR_IDEMPOTENCY_KEY_REUSED,  /* 422: this Idempotency-Key went with another request */
+    API_ERR_HEADERS_TOO_LARGE,       /* 431: a header line, their count or the whole head */
 
     API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
     API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */
     API_ERR_UNAVAILABLE,     /* 503: the database cannot be reached */
+    API_ERR_HTTP_VERSION,    /* 505: not HTTP/1.1 or HTTP/1.0 */
 
     API_ERR_COUNT
 };

@@ -531,6 +531,78 @@ static void test_bodies(void)
     test_resp_free(&r);
 }
 
+/* Strict framing (admin-api/http_frame.c) in front of the real server: what evhttp accepted or
+ * answered in HTML before is refused in JSON with a stable code, and the server goes on. */
+static void test_framing(void)
+{
+    static const struct {
+        const char *what, *raw;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"two Content-Length",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x",
+         400, "bad_request"},
+        {"Content-Length and chunked",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n0\r\n\r\n",
+         400, "bad_request"},
+        {"a negative Content-Length", "POST /v1/apps HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400,
+         "bad_request"},
+        {"HTTP/0.9", "GET /healthz\r\n\r\n", 400, "bad_request"},
+        {"an unknown method", "BREW /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 501, "not_implemented"},
+        {"a bad chunk size",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400,
+         "bad_request"},
+        {"HTTP/2.0", "GET /healthz HTTP/2.0\r\n\r\n", 505, "http_version_not_supported"},
+        {"100 MiB declared: refused before any body byte",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n", 413,
+         "body_too_large"},
+        {"2 GiB declared", "POST /v1/apps HTTP/1.1\r\nContent-Length: 2147483648\r\n\r\n", 413,
+         "body_too_large"},
+    };
+    struct test_resp r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(test_http_raw(&r, port, cases[i].raw, strlen(cases[i].raw)) == 0, "%s: an answer",
+              cases[i].what);
+        test_http_expect(cases[i].what, &r, cases[i].status, cases[i].code);
+        test_resp_free(&r);
+    }
+    /* Sizes evhttp answered in HTML: a 100 KB URL, 10,000 headers, a 1 MiB header. */
+    size_t n = 1100 * 1024;
+    char *big = malloc(n + 64);
+    strcpy(big, "GET /");
+    memset(big + 5, 'a', 100 * 1024);
+    strcpy(big + 5 + 100 * 1024, " HTTP/1.1\r\n\r\n");
+    CHECK(test_http_raw(&r, port, big, strlen(big)) == 0, "100 KB URL: an answer");
+    test_http_expect("a 100 KB URL", &r, 414, "uri_too_long");
+    test_resp_free(&r);
+    strcpy(big, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < 10000; i++)
+        strcat(big + strlen(big) - 8, "A: 1\r\n");
+    strcat(big, "\r\n");
+    CHECK(test_http_raw(&r, port, big, strlen(big)) == 0, "10,000 headers: an answer");
+    test_http_expect("10,000 headers", &r, 431, "headers_too_large");
+    test_resp_free(&r);
+    strcpy(big, "GET /healthz HTTP/1.1\r\nX: ");
+    memset(big + strlen(big), 'b', 1024 * 1024);
+    strcpy(big + strlen("GET /healthz HTTP/1.1\r\nX: ") + 1024 * 1024, "\r\n\r\n");
+    CHECK(test_http_raw(&r, port, big, strlen(big)) == 0, "1 MiB header: an answer");
+    test_http_expect("a 1 MiB header", &r, 431, "headers_too_large");
+    test_resp_free(&r);
+    free(big);
+    /* A good request then a bad one on one connection: the first answered, then the error. */
+    const char *two = "GET /t/public HTTP/1.1\r\nHost: t\r\n\r\nGET /t/public HTTP/2.0\r\n\r\n";
+    CHECK(test_http_raw(&r, port, two, strlen(two)) == 0, "pipelined: an answer");
+    CHECK(r.status == 200 && r.raw != NULL &&
+              memmem(r.raw, r.raw_len, "http_version_not_supported", 26) != NULL,
+          "pipelined: 200, then the 505 in order (%zu bytes)", r.raw_len);
+    test_resp_free(&r);
+    call(&r, "GET", "/t/public", NULL, NULL);
+    test_http_expect("serving after all that", &r, 200, NULL);
+    test_resp_free(&r);
+}
+
 static void test_server_config(void)
 {
     char err[256];
@@ -607,6 +679,7 @@ int main(void)
     test_auth();
     test_params();
     test_bodies();
+    test_framing();
 
     event_base_loopbreak(base);
     pthread_join(thread, NULL);

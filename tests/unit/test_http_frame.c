@@ -238,15 +238,22 @@ int main(void)
     free(head);
 
     /* The internal path is recognised only with this server's nonce and a known kind. */
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/1", NONCE) == FRAME_BAD_REQUEST, "path 1");
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/12", NONCE) == 12, "path 12");
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/0", NONCE) == FRAME_OK, "kind 0");
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/99", NONCE) == FRAME_OK, "kind 99");
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/1x", NONCE) == FRAME_OK, "1x");
-    CHECK(frame_error_path(FRAME_ERROR_PREFIX "ffffffffffffffffffffffffffffffff/1", NONCE) ==
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/1", NONCE, NULL) == FRAME_BAD_REQUEST,
+          "path 1");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/12", NONCE, NULL) == 12, "path 12");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/0", NONCE, NULL) == FRAME_OK, "kind 0");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/99", NONCE, NULL) == FRAME_OK, "kind 99");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/1x", NONCE, NULL) == FRAME_OK, "1x");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX "ffffffffffffffffffffffffffffffff/1", NONCE, NULL) ==
               FRAME_OK,
           "another nonce");
-    CHECK(frame_error_path("/v1/apps", NONCE) == FRAME_OK, "an ordinary path");
+    CHECK(frame_error_path("/v1/apps", NONCE, NULL) == FRAME_OK, "an ordinary path");
+    uint64_t detail = 0;
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/12/4096", NONCE, &detail) == 12 &&
+              detail == 4096,
+          "a kind with its limit");
+    CHECK(frame_error_path(FRAME_ERROR_PREFIX NONCE "/12/", NONCE, &detail) == FRAME_OK,
+          "a slash without a number");
     for (int k = 1; k < FRAME_ERROR_COUNT; k++)
         CHECK(frame_error_status((enum frame_error)k) >= 400 &&
                   strlen(frame_error_message((enum frame_error)k)) > 10,

@@ -265,6 +265,20 @@ int test_http_request(struct test_resp *out, int port, const char *method, const
     return out->status > 0 ? 0 : -1;
 }
 
+int test_http_raw(struct test_resp *out, int port, const char *raw, size_t len)
+{
+    int fd = test_http_connect(AF_INET, port);
+    memset(out, 0, sizeof *out);
+    out->status = -1;
+    if (fd < 0)
+        return -1;
+    (void)test_http_send_all(fd, raw, len); /* the server may answer before it reads it all */
+    out->raw = test_http_read_all(fd, &out->raw_len);
+    close(fd);
+    parse_response(out);
+    return out->status > 0 ? 0 : -1;
+}
+
 void test_resp_free(struct test_resp *r)
 {
     free(r->raw);

@@ -53,6 +53,10 @@ int test_http_connect(int family, int port);
 int test_http_send_all(int fd, const char *p, size_t n); /* 0, or -1 */
 /* Everything until the peer closes (or the timeout): a new string (caller free()s), *len set. */
 char *test_http_read_all(int fd, size_t *len);
+/* Sends len raw bytes on a new connection, reads until the server closes it, parses the first
+ * reply. 0, or -1 when no HTTP reply came. */
+struct test_resp;
+int test_http_raw(struct test_resp *out, int port, const char *raw, size_t len);
 /* One request on its own connection to 127.0.0.1:port (Connection: close): headers are extra
  * "Name: value\r\n" lines (or NULL); body_len < 0 sends no body and no Content-Length. Fills
  * *out (test_resp_free() it, also on failure). Returns 0, or -1 when no HTTP response came. */
