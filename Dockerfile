@@ -10,7 +10,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev \
+        libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # What goes in is filtered by .dockerignore (no build trees, secrets, .git or node_modules).
@@ -27,8 +27,8 @@ FROM debian:12 AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libssl3 zlib1g libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libpq5 \
-        ca-certificates curl \
+        libssl3 zlib1g libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 \
+        libjansson4 libpq5 libcurl4 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 usersigd \
     && useradd --system --uid 10001 --gid usersigd --home-dir /var/lib/usersigd \
@@ -44,8 +44,12 @@ RUN if ldd /usr/local/bin/usersigd /usr/local/bin/usersig | grep 'not found'; th
 
 # No USERSIGD_MIGRATIONS_DIR: /usr/local/bin/usersigd reads /usr/local/share/usersigd/migrations.
 RUN test -f /usr/local/share/usersigd/migrations/0001_init.sql
+# Plain HTTP on every address is refused unless allowed: in a container the port is published
+# by the runtime (docker-compose.yml publishes it on 127.0.0.1 only); give tls_cert_file and
+# tls_key_file to serve HTTPS instead.
 ENV USERSIGD_DATA_DIR=/var/lib/usersigd \
-    USERSIGD_LISTEN=0.0.0.0:8080
+    USERSIGD_LISTEN=0.0.0.0:8080 \
+    USERSIGD_ALLOW_PLAIN_HTTP=true
 
 # Numeric, so that "run as non-root" policies can check it without reading /etc/passwd.
 USER 10001:10001

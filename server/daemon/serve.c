@@ -218,6 +218,7 @@ static int bind_api(struct serve *s)
          * run_loop) at each request. */
         .offload = offload_request,
         .ctx = &d->svc,
+        .cors_origins = d->cfg.cors_origins,
         .tls = s->tls,
     };
     s->server = api_server_new(s->base, &s->acfg, err, sizeof err);

@@ -20,7 +20,7 @@ const OTHER = 'https://evil.example.net';
 
 // The CORS tests that need a server started with cors_origins: the daemon hands the setting to
 // the API server in server/daemon/serve.c (api_server_config.cors_origins).
-const WIRED = { todo: 'until server/daemon/serve.c passes cfg.cors_origins to the API server' };
+const WIRED = {};
 
 // One request with exactly these headers (fetch may not send Origin as given); resolves to
 // { status, headers, text, json }.
