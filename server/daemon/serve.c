@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "http.h"
 #include "log.h"
@@ -347,6 +348,33 @@ static int run_loop(struct serve *s)
     return 0;
 }
 
+/* The soft limit on open files up to the hard one: each client connection is a descriptor, beside
+ * the database pool's, the listener's and the batch owner's. A default soft limit of 1024 would
+ * refuse accepts (and starve the pool) long before the loop runs out of breath. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("cannot read the open files limit; keeping it");
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise the open files limit from %llu to %llu; keeping %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max,
+                     (unsigned long long)was);
+            rl.rlim_cur = was;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        log_info("open files limit: unlimited");
+    else
+        log_info("open files limit: %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int serve_run(struct boot *d, const char *config_path)
 {
     struct serve s = {.d = d};
@@ -357,6 +385,7 @@ int serve_run(struct boot *d, const char *config_path)
         return -1;
     embedded = d->cfg.database_url[0] == '\0';
     log_info("usersigd starting");
+    raise_nofile();
     if (bind_api(&s) != 0)
         goto done;
     if (boot_interrupted()) {
