@@ -276,6 +276,26 @@ static int error_json(const char *s, size_t n, char *code, size_t code_cap, char
     return rc;
 }
 
+/* #error,code=...,message=... (the CSV form of a batch stopped mid-way: admin-api/batch.c; the
+ * message runs to the end of the line, commas and all) into code/msg. */
+static int error_csv(const char *s, size_t n, char *code, size_t code_cap, char *msg,
+                     size_t msg_cap)
+{
+    const char *e = s + n, *p = s + strlen("#error,"), *c = NULL, *ce = NULL, *m = NULL;
+    if ((size_t)(e - p) >= 5 && memcmp(p, "code=", 5) == 0) {
+        c = p + 5;
+        ce = memchr(c, ',', (size_t)(e - c));
+        if (ce == NULL)
+            ce = e;
+        p = ce < e ? ce + 1 : e;
+        if ((size_t)(e - p) >= 8 && memcmp(p, "message=", 8) == 0)
+            m = p + 8;
+    }
+    usersig_http_clean_copy(code, code_cap, c != NULL ? c : "?", c != NULL ? (size_t)(ce - c) : 1);
+    usersig_http_clean_copy(msg, msg_cap, m != NULL ? m : "", m != NULL ? (size_t)(e - m) : 0);
+    return c != NULL && ce > c ? 0 : -1;
+}
+
 static int summary_ndjson(const char *s, size_t n, struct summary *sum)
 {
     json_error_t jerr;
@@ -353,8 +373,8 @@ static void note_failure(struct batch *b, uint64_t lineno, const char *line, siz
         return;
     char *code = b->failed_codes[b->failed - 1], msg[8];
     b->failed_lines[b->failed - 1] = lineno;
-    if (csv_code != NULL)
-        snprintf(code, sizeof b->failed_codes[0], "%s", csv_code);
+    if (csv_code != NULL) /* named on stderr at the end: cleaned as the JSON ones are */
+        usersig_http_clean_copy(code, sizeof b->failed_codes[0], csv_code, strlen(csv_code));
     else
         error_json(line, len, code, sizeof b->failed_codes[0], msg, sizeof msg);
 }
@@ -394,6 +414,8 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
         id_json = 1;
     } else if (plen >= 9 && memcmp(line, "#summary,", 9) == 0) {
         kind = LINE_SUMMARY;
+    } else if (plen >= 7 && memcmp(line, "#error,", 7) == 0) { /* a '#' id is always quoted */
+        kind = LINE_STREAM_ERROR;
     } else if (plen > 1 && line[0] == '{' && line[1] == '"') { /* a '"' is always quoted */
         kind = LINE_STREAM_ERROR;
     } else {
@@ -427,8 +449,11 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
         return 0;
     }
     if (kind == LINE_STREAM_ERROR) {
-        if (error_json(line, plen, s->err_code, sizeof s->err_code, s->err_msg,
-                       sizeof s->err_msg) != 0)
+        int rc = line[0] == '#' ? error_csv(line, plen, s->err_code, sizeof s->err_code, s->err_msg,
+                                            sizeof s->err_msg)
+                                : error_json(line, plen, s->err_code, sizeof s->err_code,
+                                             s->err_msg, sizeof s->err_msg);
+        if (rc != 0)
             goto unexpected;
         s->stream_error = 1;
         return 0;
