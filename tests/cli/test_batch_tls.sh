@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Tests of `usersig batch` over HTTPS against the real usersigd. usersigd has no TLS listener of
-# its own yet, so a TLS terminator stands in front of it: a small Node script (node:https in,
-# node:http out, requests and answers piped as they stream). The certificates are made here by
-# openssl: a CA, a server certificate for 127.0.0.1 and localhost signed by it, an expired one,
-# one for another name, and a second CA that signed none of them. Cases: --ca-file with the right
-# CA (and in a bundle) signs, its output byte for byte that of the plain-HTTP run; the system's
-# store, the wrong CA, the expired certificate and the name mismatch are each refused with a
-# message naming the problem, exit status 2, nothing sent and no secret printed.
+# Tests of `usersig batch` over HTTPS against the real usersigd, two ways: through a TLS
+# terminator in front of a plain-HTTP usersigd (a small Node script: node:https in, node:http
+# out, requests and answers piped as they stream; it also serves the expired and wrong-name
+# certificates), and against usersigd's own TLS listener (a second usersigd with tls_cert_file
+# and tls_key_file, on the first one's private PostgreSQL and master key). The certificates are
+# made here by openssl: a CA, a server certificate for 127.0.0.1 and localhost signed by it, an
+# expired one, one for another name, and a second CA that signed none of them. Cases: --ca-file
+# with the right CA (and in a bundle) signs, its output byte for byte that of the plain-HTTP run;
+# the system's store, the wrong CA, the expired certificate and the name mismatch are each
+# refused with a message naming the problem, exit status 2, nothing sent and no secret printed.
 #
 # Usage: bash tests/cli/test_batch_tls.sh PATH/TO/usersig PATH/TO/usersigd
 # usersigd runs on a private PostgreSQL of its own (USERSIGD_DATA_DIR), in a temp dir (KEEP_TMP=1
@@ -32,6 +34,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/usersig-batch-tls.XXXXXX") || exit 2
 chmod 711 "$TMP" # as root, the private PostgreSQL runs as its own user below it
 SERVER_PID=
 PROXY_PID=
+TLSD_PID=
 stop() { # PID: TERM, up to 30 s, then KILL
     local pid=$1
     [ -n "$pid" ] || return 0
@@ -42,6 +45,7 @@ stop() { # PID: TERM, up to 30 s, then KILL
 }
 cleanup() {
     stop "$PROXY_PID"
+    stop "$TLSD_PID" # before the first usersigd: it uses that one's PostgreSQL
     stop "$SERVER_PID"
     if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -206,24 +210,32 @@ batches() { # the number of batches usersigd recorded
 # ---- the right CA: the same output as over plain HTTP ------------------------------------------
 # Tokens carry the second they were signed in, so the two runs go at once; runs that straddle a
 # second are tried again (at most 5 times).
-same=0
-for try in 1 2 3 4 5; do
-    run http "$HTTP_URL" &
-    p1=$!
-    run https "https://127.0.0.1:$GOOD" --ca-file "$C/ca.pem" &
-    p2=$!
-    wait "$p1" "$p2"
-    [ "$(rc_of http)" -eq 0 ] && [ "$(rc_of https)" -eq 0 ] || break
-    if cmp -s "$TMP/out.http" "$TMP/out.https"; then
-        same=1
-        break
-    fi
-    t1=$(head -1 "$TMP/out.http" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).usersig)' | "$U" decode | head -1)
-    t2=$(head -1 "$TMP/out.https" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).usersig)' | "$U" decode | head -1)
-    t1=$(printf '%s' "$t1" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8"))["TLS.time"])')
-    t2=$(printf '%s' "$t2" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8"))["TLS.time"])')
-    [ "$t1" != "$t2" ] || break # the same second and still different: a real difference
-done
+sign_time() { # TAG: TLS.time of the first token of out.TAG
+    head -1 "$TMP/out.$1" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).usersig)' |
+        "$U" decode | head -1 |
+        node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8"))["TLS.time"])'
+}
+# same_as_plain PLAINTAG TAG SERVER [ARGS...]: run TAG against SERVER at the same time as run
+# PLAINTAG over plain HTTP; same=1 when both exit 0 with byte-identical output, try the try.
+same_as_plain() {
+    local plain=$1 tag=$2 server=$3 p1 p2
+    shift 3
+    same=0
+    for try in 1 2 3 4 5; do
+        run "$plain" "$HTTP_URL" &
+        p1=$!
+        run "$tag" "$server" "$@" &
+        p2=$!
+        wait "$p1" "$p2"
+        [ "$(rc_of "$plain")" -eq 0 ] && [ "$(rc_of "$tag")" -eq 0 ] || return 0
+        if cmp -s "$TMP/out.$plain" "$TMP/out.$tag"; then
+            same=1
+            return 0
+        fi
+        [ "$(sign_time "$plain")" != "$(sign_time "$tag")" ] || return 0 # the same second: a real difference
+    done
+}
+same_as_plain http https "https://127.0.0.1:$GOOD" --ca-file "$C/ca.pem"
 [ "$(rc_of http)" -eq 0 ] && pass "plain HTTP: exit 0" || fail "plain HTTP: exit $(rc_of http)" "$(cat "$TMP/err.http")"
 [ "$(rc_of https)" -eq 0 ] && pass "https --ca-file CA: exit 0" || fail "https --ca-file CA: exit $(rc_of https)" "$(cat "$TMP/err.https")"
 [ "$(wc -l <"$TMP/out.https")" -eq 2000 ] && pass "https: 2000 lines" || fail "https: $(wc -l <"$TMP/out.https") lines"
@@ -277,5 +289,54 @@ refused "a name mismatch (by host name)" wrongname2 \
     "https://localhost:$WRONGNAME" --ca-file "$C/ca.pem"
 refused "plain HTTP to the TLS port" plain "did not answer in HTTP/1.1|closed the connection|HTTP 400" \
     "http://127.0.0.1:$GOOD"
+
+
+# ---- usersigd's own TLS listener ---------------------------------------------------------------
+# A second usersigd serving HTTPS itself with the good certificate, on the same database (the
+# first one's private PostgreSQL, through its socket) and the same master key: the same app, key
+# and admin token.
+mkdir -m 755 "$TMP/data-tls"
+USERSIGD_DATA_DIR=$TMP/data-tls USERSIGD_LISTEN=127.0.0.1:0 \
+    USERSIGD_DATABASE_URL="host=$TMP/data/pg/run port=5432 dbname=usersigd user=usersigd" \
+    USERSIGD_MASTER_KEY_FILE=$TMP/data/master.key \
+    USERSIGD_TLS_CERT_FILE=$C/good.pem USERSIGD_TLS_KEY_FILE=$C/good.key \
+    "$D" serve >"$TMP/tlsd.out" 2>"$TMP/tlsd.err" &
+TLSD_PID=$!
+TLS_PORT=
+for _ in $(seq 600); do
+    TLS_PORT=$(sed -n 's/.* INFO listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/tlsd.err" | head -1)
+    [ -n "$TLS_PORT" ] && break
+    kill -0 "$TLSD_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$TLS_PORT" ]; then
+    fail "usersigd with tls_cert_file did not start" "$(tail -20 "$TMP/tlsd.err")"
+    finish
+fi
+grep -q "INFO listening on 127\.0\.0\.1:$TLS_PORT.*TLS" "$TMP/tlsd.err" &&
+    pass "usersigd TLS: the listening line says TLS" || fail "usersigd TLS: listening line" "$(grep listening "$TMP/tlsd.err")"
+same_as_plain http2 tlsd "https://127.0.0.1:$TLS_PORT" --ca-file "$C/ca.pem"
+[ "$(rc_of tlsd)" -eq 0 ] && pass "usersigd TLS --ca-file CA: exit 0" ||
+    fail "usersigd TLS --ca-file CA: exit $(rc_of tlsd)" "$(cat "$TMP/err.tlsd")"
+[ "$(wc -l <"$TMP/out.tlsd")" -eq 2000 ] && pass "usersigd TLS: 2000 lines" || fail "usersigd TLS: $(wc -l <"$TMP/out.tlsd") lines"
+if [ "$same" -eq 1 ]; then pass "usersigd TLS output byte-identical to plain HTTP (try $try)"; else
+    fail "usersigd TLS output differs from plain HTTP" "$(diff "$TMP/out.http2" "$TMP/out.tlsd" | head -4)"
+fi
+grep -qE "^batch [0-9a-f]+: 2000 signed 2000 failed 0 key_version 1 sha256 [0-9a-f]{64}$" "$TMP/err.tlsd" &&
+    pass "usersigd TLS: the summary checked and reported" || fail "usersigd TLS: summary" "$(cat "$TMP/err.tlsd")"
+no_secret "usersigd TLS --ca-file CA" tlsd
+run tlsd_bundle "https://localhost:$TLS_PORT" --ca-file "$C/bundle.pem" --max-request-bytes 8K
+[ "$(rc_of tlsd_bundle)" -eq 0 ] && [ "$(grep -c '^batch ' "$TMP/err.tlsd_bundle")" -ge 3 ] &&
+    [ "$(wc -l <"$TMP/out.tlsd_bundle")" -eq 2000 ] &&
+    pass "usersigd TLS by host name, a bundle, several requests: 2000 lines" ||
+    fail "usersigd TLS bundle: exit $(rc_of tlsd_bundle)" "$(cat "$TMP/err.tlsd_bundle")"
+refused "usersigd TLS: the wrong CA" tlsd_wrongca \
+    "^usersig: TLS: the certificate of 127\.0\.0\.1:$TLS_PORT is not trusted: it is not signed by the CA of the file given with --ca-file \(.*\); nothing was sent$" \
+    "https://127.0.0.1:$TLS_PORT" --ca-file "$C/otherca.pem"
+refused "usersigd TLS: the system store" tlsd_system \
+    "^usersig: TLS: the certificate of 127\.0\.0\.1:$TLS_PORT is not trusted: it is not signed by a CA of the system's store \(give the server's CA with --ca-file\) \(.*\); nothing was sent$" \
+    "https://127.0.0.1:$TLS_PORT"
+refused "usersigd TLS: plain HTTP to its port" tlsd_plain "did not answer in HTTP/1.1|closed the connection|HTTP 400" \
+    "http://127.0.0.1:$TLS_PORT"
 
 finish
