@@ -264,6 +264,7 @@ struct frame_conn {
     size_t trailer_bytes;
     int64_t head_start_ms;     /* when the pending head's first byte came; 0: none pending */
     size_t inflight;           /* output: bytes copied to the transport, not yet written out */
+    size_t held;               /* input: bytes left with us after the last feed (a partial head) */
     struct bufferevent *bev;   /* the filter itself */
     struct bufferevent *under; /* its transport (a reference of ours) */
     struct evbuffer_cb_entry *under_cb;
@@ -603,9 +604,20 @@ static enum bufferevent_filter_result frame_in(struct evbuffer *src, struct evbu
                                                ev_ssize_t lim, enum bufferevent_flush_mode mode,
                                                void *ctx)
 {
+    struct frame_conn *c = ctx;
     (void)lim;
     (void)mode;
-    int r = frame_conn_feed(ctx, src, dst);
+    size_t before = evbuffer_get_length(src);
+    int r = frame_conn_feed(c, src, dst);
+    /* New bytes of a head we hold are activity, though evhttp sees none of them yet: restart
+     * the filter's read timeout (evhttp's inactivity timeout, which re-enabling reading resets).
+     * Else a client still sending its head would be closed by that timeout without a word,
+     * before the head deadline (which runs from the head's first byte) could answer it 408. A
+     * client that stops sending is still closed by it; one that trickles gets the 408. */
+    if (r == 0 && c->state != S_DISCARD && before > c->held && c->bev != NULL &&
+        (bufferevent_get_enabled(c->bev) & EV_READ))
+        bufferevent_enable(c->bev, EV_READ);
+    c->held = evbuffer_get_length(src);
     return r > 0 ? BEV_OK : r == 0 ? BEV_NEED_MORE : BEV_ERROR;
 }
 
