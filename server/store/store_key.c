@@ -206,8 +206,9 @@ enum store_rc store_key_get_active(struct store *st, uint32_t sdkappid, enum sto
     memset(out, 0, sizeof *out);
     store_param_int(&p, sdkappid);
     /* A locked read that waited for a rotation re-checks the row it waited for (now retired) and
-     * skips it; the version made active is not in its snapshot. A second read sees it. */
-    for (int attempt = 0; attempt < 2; attempt++) {
+     * skips it; the version made active is not in its snapshot. A new read sees it, unless the
+     * next rotation took it meanwhile (rotations back to back): a few reads, then NOT_FOUND. */
+    for (int attempt = 0; attempt < 4; attempt++) {
         PQclear(r);
         if (lock == STORE_LOCK_UPDATE)
             rc = RUN(st, SQL_KEY_ACTIVE_UPDATE, &p, &r);
