@@ -544,8 +544,17 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
     struct frame_conn *c = arg;
     struct bufferevent *bev = c->bev;
     struct evbuffer *out = bufferevent_get_output(bev);
+    bufferevent_data_cb rcb, wcb;
+    bufferevent_event_cb ecb = NULL;
+    void *cbarg;
     (void)fd;
     (void)what;
+    /* Once evhttp has freed the filter, libevent frees the transport (its callbacks go) and
+     * destroys the filter, and with it c, only later: an event of ours that runs in between must
+     * not touch the filter. */
+    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
+    if (ecb == NULL)
+        return;
     if (c->inflight > 0) {
         if (evbuffer_get_length(bufferevent_get_output(c->under)) > 0)
             return; /* still being written */
