@@ -23,6 +23,7 @@ void *service_thread_new(struct store *st, void *proto)
     svc->st = st;
     svc->pipeline = NULL;
     svc->pool = NULL;
+    sign_thread_start(); /* called on the database thread itself */
     return svc;
 }
 

@@ -24,7 +24,8 @@ struct group_app {
     enum api_error err;            /* API_OK: entry, with an active key, and signer are ready */
     bool refused;                  /* err broke a rule (no app, no active key): audit it */
     char msg[SIGN_MSG_BUF];
-    struct usersig_signer *signer; /* the thread's (thread_signer), not freed here */
+    struct usersig_signer *signer; /* the thread's (thread_signer), or the group's own */
+    bool owns_signer;              /* the group's own: freed with the group */
     uint64_t n_signed;
 };
 
@@ -44,6 +45,15 @@ static void thread_signer_drop(struct thread_signer *t)
     cache_app_release(t->entry);
     t->signer = NULL;
     t->entry = NULL;
+}
+
+/* Only database threads keep signers (sign_thread_start); a sign run on another thread (no
+ * pool: tests, operator commands) makes one for its group. */
+static _Thread_local bool thread_keeps_signers;
+
+void sign_thread_start(void)
+{
+    thread_keeps_signers = true;
 }
 
 void sign_thread_exit(void)
@@ -161,7 +171,15 @@ static void open_app(struct service *svc, struct group_app *a)
                  a->sdkappid, a->sdkappid);
         return;
     }
-    enum usersig_rc urc = thread_signer(a->entry, &a->signer);
+    enum usersig_rc urc;
+    if (thread_keeps_signers) {
+        urc = thread_signer(a->entry, &a->signer);
+    } else {
+        urc =
+            usersig_signer_new(a->entry->active->key, a->entry->app.sdkappid, USERSIG_DEFAULT_LEVEL,
+                               (enum usersig_id_policy)a->entry->app.identifier_policy, &a->signer);
+        a->owns_signer = urc == USERSIG_OK;
+    }
     if (urc != USERSIG_OK) {
         a->err = api_error_from_usersig(urc);
         a->refused = api_error_status(a->err) < 500;
@@ -174,6 +192,9 @@ static void close_apps(struct group_app *apps, size_t n)
     for (size_t i = 0; i < n; i++) {
         cache_app_release(apps[i].entry);
         apps[i].entry = NULL;
+        if (apps[i].owns_signer)
+            usersig_signer_free(apps[i].signer);
+        apps[i].owns_signer = false;
         apps[i].signer = NULL;
         apps[i].n_signed = 0;
         apps[i].err = API_OK;

@@ -58,7 +58,9 @@ struct sign_request {
     size_t token_len;
 };
 
-/* Frees the calling database thread's signers (service_thread_free calls it). */
+/* The calling database thread keeps signers from now on (service_thread_new calls it on the
+ * thread); sign_thread_exit frees them (service_thread_free). */
+void sign_thread_start(void);
 void sign_thread_exit(void);
 
 /* Queues req on svc's database pool (service_run); done runs on the loop thread. */
