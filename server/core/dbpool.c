@@ -60,6 +60,36 @@ static bool may_start(const struct dbpool *p, const struct dbpool_job *j)
     return n < j->max_running;
 }
 
+/* Moves, in queue order, up to max queued jobs after `from` (NULL: from the head) whose run is
+ * run and that want accepts (NULL: every one) to the end of the list ending at *last; returns
+ * how many. Called with mu held. */
+static size_t move_matching(struct dbpool *p, struct dbpool_job *from, dbpool_run_fn run,
+                            size_t max, bool (*want)(const struct dbpool_job *, void *), void *arg,
+                            struct dbpool_job **last)
+{
+    struct dbpool_job *prev = from, *j = from != NULL ? from->next : p->q_head;
+    size_t n = 0;
+    while (j != NULL && n < max) {
+        struct dbpool_job *next = j->next;
+        if (j->run == run && (want == NULL || want(j, arg))) {
+            if (prev != NULL)
+                prev->next = next;
+            else
+                p->q_head = next;
+            if (p->q_tail == j)
+                p->q_tail = prev;
+            j->next = NULL;
+            (*last)->next = j;
+            *last = j;
+            n++;
+        } else {
+            prev = j;
+        }
+        j = next;
+    }
+    return n;
+}
+
 /* Unlinks the first queued job that may start and up to batch-1 later ones with the same run
  * function, in queue order; NULL when none may start. Called with mu held. */
 static struct dbpool_job *take_jobs(struct dbpool *p, size_t *n_out)
@@ -72,8 +102,8 @@ static struct dbpool_job *take_jobs(struct dbpool *p, size_t *n_out)
     *n_out = 0;
     if (first == NULL)
         return NULL;
-    size_t limit = first->batch > 0 ? first->batch : 1, n = 1;
-    struct dbpool_job *prev = before, *j = first->next, *last = first;
+    size_t limit = first->batch > 0 ? first->batch : 1;
+    struct dbpool_job *last = first;
 
     if (before != NULL)
         before->next = first->next;
@@ -82,25 +112,7 @@ static struct dbpool_job *take_jobs(struct dbpool *p, size_t *n_out)
     if (p->q_tail == first)
         p->q_tail = before;
     first->next = NULL;
-    while (j != NULL && n < limit) {
-        struct dbpool_job *next = j->next;
-        if (j->run == first->run) {
-            if (prev != NULL)
-                prev->next = next;
-            else
-                p->q_head = next;
-            if (p->q_tail == j)
-                p->q_tail = prev;
-            j->next = NULL;
-            last->next = j;
-            last = j;
-            n++;
-        } else {
-            prev = j;
-        }
-        j = next;
-    }
-    *n_out = n;
+    *n_out = 1 + move_matching(p, before, first->run, limit - 1, NULL, NULL, &last);
     return first;
 }
 
@@ -110,32 +122,13 @@ size_t dbpool_take_more(struct dbpool_job *jobs, size_t max,
                         bool (*want)(const struct dbpool_job *job, void *arg), void *arg)
 {
     struct dbpool *p = thread_pool;
-    size_t n = 0;
     if (p == NULL || jobs == NULL)
         return 0;
     struct dbpool_job *last = jobs;
     while (last->next != NULL)
         last = last->next;
     pthread_mutex_lock(&p->mu);
-    struct dbpool_job *prev = NULL, *j = p->q_head;
-    while (j != NULL && n < max) {
-        struct dbpool_job *next = j->next;
-        if (j->run == jobs->run && want(j, arg)) {
-            if (prev != NULL)
-                prev->next = next;
-            else
-                p->q_head = next;
-            if (p->q_tail == j)
-                p->q_tail = prev;
-            j->next = NULL;
-            last->next = j;
-            last = j;
-            n++;
-        } else {
-            prev = j;
-        }
-        j = next;
-    }
+    size_t n = move_matching(p, NULL, jobs->run, max, want, arg, &last);
     p->queued -= n;
     p->running += n;
     pthread_mutex_unlock(&p->mu);
