@@ -157,21 +157,6 @@ int tokens_parse_apps(const char *csv, struct tokens_spec *spec)
     }
 }
 
-static json_t *apps_json(const struct store_token *t)
-{
-    json_t *a;
-    if (t->all_apps)
-        return json_null();
-    a = json_array();
-    for (size_t i = 0; a != NULL && i < t->n_apps; i++) {
-        if (json_array_append_new(a, json_integer(t->apps[i])) != 0) {
-            json_decref(a);
-            a = NULL;
-        }
-    }
-    return a;
-}
-
 json_t *tokens_json(const struct store_token *t, int64_t now)
 {
     const char *state = t->revoked_at_us != 0                                ? "revoked"
@@ -183,7 +168,7 @@ json_t *tokens_json(const struct store_token *t, int64_t now)
     if (json_object_set_new(o, "id", json_integer(t->id)) != 0 ||
         json_object_set_new(o, "name", json_string(t->name)) != 0 ||
         json_object_set_new(o, "role", json_string(store_role_name(t->role))) != 0 ||
-        json_object_set_new(o, "apps", apps_json(t)) != 0 ||
+        json_object_set_new(o, "apps", op_tokens_apps_json(t)) != 0 ||
         json_object_set_new(o, "state", json_string(state)) != 0 ||
         json_object_set_new(o, "created_at", service_time_json(t->created_at_us)) != 0 ||
         json_object_set_new(o, "expires_at", service_time_json(t->expires_at_us)) != 0 ||

@@ -42,7 +42,7 @@ static void forget_token(struct service *svc, int64_t id)
         cache_forget_token(svc->cache, id);
 }
 
-static json_t *apps_json(const struct store_token *t)
+json_t *op_tokens_apps_json(const struct store_token *t)
 {
     json_t *a;
     if (t->all_apps)
@@ -66,7 +66,7 @@ static json_t *token_details(const struct store_token *t)
     if (json_object_set_new(d, "token_id", json_integer(t->id)) != 0 ||
         json_object_set_new(d, "name", json_string(t->name)) != 0 ||
         json_object_set_new(d, "role", json_string(store_role_name(t->role))) != 0 ||
-        json_object_set_new(d, "apps", apps_json(t)) != 0 ||
+        json_object_set_new(d, "apps", op_tokens_apps_json(t)) != 0 ||
         json_object_set_new(d, "expires_at", service_time_json(t->expires_at_us)) != 0) {
         json_decref(d);
         return NULL;

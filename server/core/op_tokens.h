@@ -8,6 +8,7 @@
 #ifndef OP_TOKENS_H
 #define OP_TOKENS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,10 @@ struct op_tokens_create_in {
     const uint32_t *apps;
     int64_t ttl_s; /* > 0 seconds, or 0: never expires */
 };
+
+/* A token's app scope as JSON: null for every app, else the array of its sdkappids (NULL when
+ * out of memory). For its audit details here and its API replies (admin-api/tokens.c). */
+json_t *op_tokens_apps_json(const struct store_token *t);
 
 /* Inserts the token inside the caller's open transaction and appends its "token.create" audit
  * event on behalf of actor (NULL: the server itself; a principal with token_id 0 names the
