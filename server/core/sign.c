@@ -282,18 +282,30 @@ struct late_filter {
     size_t n_tokens;
 };
 
+/* The API token a sign came with (0: none, as for the operator's commands). */
+static int64_t req_token(const struct sign_request *req)
+{
+    return req->principal != NULL ? req->principal->token_id : 0;
+}
+
+/* True when token id (0: none) was found live by the group's check. */
+static bool token_live(const int64_t *tokens, const bool *live, size_t n, int64_t id)
+{
+    for (size_t k = 0; k < n && id != 0; k++)
+        if (tokens[k] == id)
+            return live[k];
+    return id == 0;
+}
+
 static bool late_fits(const struct dbpool_job *job, void *arg)
 {
     const struct late_filter *f = arg;
     const struct sign_request *req = job->arg;
-    int64_t id = req->principal != NULL ? req->principal->token_id : 0;
-    bool app = false, token = id == 0;
+    bool app = false;
     for (size_t i = 0; i < f->n_apps && !app; i++)
         app = f->apps[i].sdkappid == req->sdkappid && f->apps[i].entry != NULL &&
               f->apps[i].signer != NULL;
-    for (size_t i = 0; i < f->n_tokens && !token; i++)
-        token = f->tokens[i] == id && f->live[i];
-    return app && token;
+    return app && token_live(f->tokens, f->live, f->n_tokens, req_token(req));
 }
 
 static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_request **reqs,
@@ -315,7 +327,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
         ids[i] = apps[i].sdkappid;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t id = reqs[i]->principal != NULL ? reqs[i]->principal->token_id : 0;
+        int64_t id = req_token(reqs[i]);
         bool seen = id == 0;
         for (size_t k = 0; k < n_tokens && !seen; k++)
             seen = tokens[k] == id;
@@ -375,11 +387,8 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
 
     for (size_t i = 0; i < n; i++) {
         struct sign_request *req = reqs[i];
-        int64_t id = req->principal != NULL ? req->principal->token_id : 0;
-        bool token_ok = id == 0;
-        for (size_t k = 0; k < n_tokens && !token_ok; k++)
-            token_ok = tokens[k] == id && live[k];
-        if (!token_ok) {
+        int64_t id = req_token(req);
+        if (!token_live(tokens, live, n_tokens, id)) {
             /* Revoked or expired since the request was let in: as if it had been refused at
              * the door (not audited, as no unauthenticated request is). */
             OPENSSL_cleanse(req->token, sizeof req->token);
