@@ -40,6 +40,23 @@ static json_t *app_json(const struct store_app *a, uint32_t active_version)
     ok =
         ok && json_object_set_new(o, "active_key_version",
                                   active_version ? json_integer(active_version) : json_null()) == 0;
+    json_t *ids = ok ? json_array() : NULL;
+    for (size_t i = 0; ids != NULL && i < a->n_admin_ids; i++)
+        if (json_array_append_new(ids, json_string(a->admin_ids[i])) != 0) {
+            json_decref(ids);
+            ids = NULL;
+        }
+    ok = ok && ids != NULL;
+    ok = ok && json_object_set_new(o, "admin_identifiers", ids) == 0; /* takes ids */
+    ok = ok && json_object_set_new(o, "admin_max_expire", json_integer(a->admin_max_expire)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "gateway_identifier",
+                             a->gateway_identifier[0] != '\0' ? json_string(a->gateway_identifier)
+                                                              : json_null()) == 0;
+    ok = ok && json_object_set_new(o, "tencent_base_url", json_string(a->tencent_base_url)) == 0;
+    const char *region = op_apps_tencent_region(a->tencent_base_url);
+    ok = ok && json_object_set_new(o, "tencent_region",
+                                   region != NULL ? json_string(region) : json_null()) == 0;
     ok = ok && json_object_set_new(o, "created_at", service_time_json(a->created_at_us)) == 0;
     ok = ok && json_object_set_new(o, "updated_at", service_time_json(a->updated_at_us)) == 0;
     if (!ok) {
@@ -52,7 +69,83 @@ static json_t *app_json(const struct store_app *a, uint32_t active_version)
 /* The fields an app takes, as given in body (NULL members are absent). */
 struct app_input {
     json_t *name, *default_expire, *max_expire, *identifier_policy;
+    json_t *admin_identifiers, *admin_max_expire, *gateway_identifier, *tencent_base_url;
 };
+
+/* The administrator fields (PATCH only), each on its own rule; the rules that need the whole row
+ * (policy, duplicates, the gateway among the list, the base URL's hosts) are the core's
+ * (op_apps_update). On failure replies 400 and returns -1. */
+static int admin_input_check(struct api_request *r, const struct app_input *in, struct store_app *a,
+                             unsigned *fields)
+{
+    if (in->admin_identifiers != NULL) {
+        size_t i, n = json_array_size(in->admin_identifiers);
+        json_t *v;
+        if (n > STORE_APP_MAX_ADMIN_IDS) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"admin_identifiers\" takes at most %d identifiers (Tencent "
+                            "allows %d administrator accounts an app); it has %zu",
+                            STORE_APP_MAX_ADMIN_IDS, STORE_APP_MAX_ADMIN_IDS, n);
+            return -1;
+        }
+        json_array_foreach(in->admin_identifiers, i, v)
+        {
+            size_t len = json_string_length(v);
+            if (len < 1 || len > STORE_ID_MAX || memchr(json_string_value(v), '\0', len)) {
+                api_reply_error(r, API_ERR_BAD_IDENTIFIER,
+                                "admin_identifiers[%zu] must be a UserID of 1 to %d bytes of "
+                                "printable ASCII (it has %zu bytes)",
+                                i, STORE_ID_MAX, len);
+                return -1;
+            }
+            memcpy(a->admin_ids[i], json_string_value(v), len + 1);
+        }
+        a->n_admin_ids = n;
+        *fields |= STORE_APP_SET_ADMIN_IDS;
+    }
+    if (in->admin_max_expire != NULL) {
+        json_int_t x = json_integer_value(in->admin_max_expire);
+        if (x < 1 || x > (json_int_t)USERSIG_MAX_EXPIRE) {
+            api_reply_error(r, API_ERR_BAD_EXPIRE,
+                            "admin_max_expire must be from 1 second to the app's max_expire; "
+                            "got %lld",
+                            (long long)x);
+            return -1;
+        }
+        a->admin_max_expire = (uint32_t)x;
+        *fields |= STORE_APP_SET_ADMIN_MAX_EXPIRE;
+    }
+    if (in->gateway_identifier != NULL) {
+        size_t len = json_string_length(in->gateway_identifier);
+        a->gateway_identifier[0] = '\0';
+        if (!json_is_null(in->gateway_identifier)) {
+            if (len < 1 || len > STORE_ID_MAX ||
+                memchr(json_string_value(in->gateway_identifier), '\0', len)) {
+                api_reply_error(r, API_ERR_INVALID_FIELD,
+                                "field \"gateway_identifier\" must be one of admin_identifiers "
+                                "(1 to %d bytes), or null",
+                                STORE_ID_MAX);
+                return -1;
+            }
+            memcpy(a->gateway_identifier, json_string_value(in->gateway_identifier), len + 1);
+        }
+        *fields |= STORE_APP_SET_GATEWAY_ID;
+    }
+    if (in->tencent_base_url != NULL) {
+        size_t len = json_string_length(in->tencent_base_url);
+        if (len < 1 || len > STORE_BASE_URL_MAX ||
+            memchr(json_string_value(in->tencent_base_url), '\0', len)) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"tencent_base_url\" must be 1 to %d bytes: https:// and one "
+                            "of Tencent's REST API region hosts",
+                            STORE_BASE_URL_MAX);
+            return -1;
+        }
+        memcpy(a->tencent_base_url, json_string_value(in->tencent_base_url), len + 1);
+        *fields |= STORE_APP_SET_BASE_URL;
+    }
+    return 0;
+}
 
 /* Checks the optional members each on its own rule and copies those given into a (fields gets
  * their STORE_APP_SET_* bits). On failure replies 400 and returns -1. */
@@ -104,7 +197,7 @@ static int app_input_check(struct api_request *r, const struct app_input *in, st
         a->identifier_policy = (enum store_id_policy)p;
         *fields |= STORE_APP_SET_ID_POLICY;
     }
-    return 0;
+    return admin_input_check(r, in, a, fields);
 }
 
 /* The one error reply of an operation: its message, or the table's default. */
@@ -236,6 +329,10 @@ void handle_app_update(struct api_request *r)
         {"default_expire", API_FIELD_INTEGER, 0},
         {"max_expire", API_FIELD_INTEGER, 0},
         {"identifier_policy", API_FIELD_STRING, 0},
+        {"admin_identifiers", API_FIELD_STRING_ARRAY, 0},
+        {"admin_max_expire", API_FIELD_INTEGER, 0},
+        {"gateway_identifier", API_FIELD_STRING, API_FIELD_NULLABLE},
+        {"tencent_base_url", API_FIELD_STRING, 0},
         {NULL, 0, 0},
     };
     struct op_apps_update_in op = {.sdkappid = r->sdkappid};
@@ -247,7 +344,8 @@ void handle_app_update(struct api_request *r)
     if (json_object_size(r->body) == 0) {
         api_reply_error(r, API_ERR_MISSING_FIELD,
                         "give at least one of name, default_expire, max_expire, "
-                        "identifier_policy");
+                        "identifier_policy, admin_identifiers, admin_max_expire, "
+                        "gateway_identifier, tencent_base_url");
         return;
     }
     struct app_input in = {
@@ -255,6 +353,10 @@ void handle_app_update(struct api_request *r)
         .default_expire = json_object_get(r->body, "default_expire"),
         .max_expire = json_object_get(r->body, "max_expire"),
         .identifier_policy = json_object_get(r->body, "identifier_policy"),
+        .admin_identifiers = json_object_get(r->body, "admin_identifiers"),
+        .admin_max_expire = json_object_get(r->body, "admin_max_expire"),
+        .gateway_identifier = json_object_get(r->body, "gateway_identifier"),
+        .tencent_base_url = json_object_get(r->body, "tencent_base_url"),
     };
     if (app_input_check(r, &in, &op.values, &op.set) != 0)
         return;

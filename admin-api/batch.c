@@ -165,6 +165,12 @@ static void end_of(const struct batch *b, struct batches_end *e)
     e->signed_count = b->res.signed_count;
     e->failed_count = b->res.failed_count;
     snprintf(e->sha256, sizeof e->sha256, "%s", b->res.sha256);
+    e->admin_refused = b->res.admin_refused;
+    e->prefix_refused = b->res.prefix_refused;
+    for (size_t i = 0; i < b->app.n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
+        if (b->res.admin_refused_ids & (1u << i))
+            memcpy(e->refused_ids[e->n_refused_ids++], b->app.admin_ids[i],
+                   sizeof e->refused_ids[0]);
 }
 
 /* Closes the batch in svc's database (a database thread's, or at a stop the loop's): the row,
@@ -570,6 +576,25 @@ static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs
     }
 }
 
+/* Who may sign what in b (sign.h's rules, as a single sign applies them): the app's
+ * administrator identifiers, whether b's principal may sign for them and for how long, and its
+ * identifier prefixes. */
+static void rules_of(const struct batch *b, struct pipeline_rules *r)
+{
+    _Static_assert(PIPELINE_MAX_ADMIN_IDS == STORE_APP_MAX_ADMIN_IDS &&
+                       PIPELINE_MAX_PREFIXES == PRINCIPAL_MAX_PREFIXES &&
+                       USERSIG_MAX_IDENTIFIER == STORE_ID_MAX &&
+                       USERSIG_MAX_IDENTIFIER == PRINCIPAL_PREFIX_MAX,
+                   "the pipeline's rules hold the app's and the principal's lists");
+    memset(r, 0, sizeof *r);
+    r->n_admin_ids = b->app.n_admin_ids;
+    memcpy(r->admin_ids, b->app.admin_ids, sizeof r->admin_ids);
+    r->admin_allowed = role_signs_admin_ids(b->principal.role);
+    r->admin_max_expire = b->app.admin_max_expire;
+    r->n_prefixes = b->principal.n_prefixes;
+    memcpy(r->prefixes, b->principal.prefixes, sizeof r->prefixes);
+}
+
 /* The pipeline job for b, not started; it takes b->ukey (set to NULL) whatever happens. */
 static enum api_error new_job(struct service *svc, struct batch *b, struct pipeline_job **job,
                               char msg[MSG_BUF])
@@ -580,6 +605,7 @@ static enum api_error new_job(struct service *svc, struct batch *b, struct pipel
         .level = (int)b->p.level,
         .policy = (enum usersig_id_policy)b->app.identifier_policy,
         .expire = (uint32_t)b->p.expire,
+        .expire_given = b->p.has_expire,
         .max_expire = b->app.max_expire,
         .input = b->input,
         .output = b->output,
@@ -588,6 +614,7 @@ static enum api_error new_job(struct service *svc, struct batch *b, struct pipel
         .emit = batch_emit,
         .done = batch_done,
     };
+    rules_of(b, &cfg.rules);
     b->ukey = NULL; /* taken by pipeline_job_new */
     switch (pipeline_job_new(svc->pipeline, &cfg, job)) {
     case PIPELINE_OK:

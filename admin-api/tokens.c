@@ -69,6 +69,70 @@ static long name_chars(const char *s)
     return n;
 }
 
+/* The identifier prefixes and rest patterns: each allowed only for its roles, bounded, valid and
+ * listed once. */
+static enum tokens_rc tokens_check_lists(const struct tokens_spec *spec, char *why, size_t cap)
+{
+    enum role role = (enum role)spec->role;
+    if (spec->n_prefixes > 0 && !role_has_perm(role, PERM_SIGN)) {
+        snprintf(why, cap,
+                 "identifier_prefixes: only for a signing role (signer, admin_signer, admin), "
+                 "not %s",
+                 store_role_name(spec->role));
+        return TOKENS_BAD_PREFIXES;
+    }
+    if (spec->n_prefixes > STORE_TOKEN_MAX_PREFIXES) {
+        snprintf(why, cap, "identifier_prefixes: at most %d prefixes", STORE_TOKEN_MAX_PREFIXES);
+        return TOKENS_BAD_PREFIXES;
+    }
+    for (size_t i = 0; i < spec->n_prefixes; i++) {
+        const char *x = spec->prefixes[i];
+        if (!principal_prefix_valid(x, strnlen(x, sizeof spec->prefixes[i]))) {
+            snprintf(why, cap,
+                     "identifier_prefixes[%zu]: 1 to %d bytes of printable ASCII (0x20 to 0x7e)", i,
+                     PRINCIPAL_PREFIX_MAX);
+            return TOKENS_BAD_PREFIXES;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(spec->prefixes[j], x) == 0) {
+                snprintf(why, cap, "identifier_prefixes: \"%s\" is listed twice", x);
+                return TOKENS_BAD_PREFIXES;
+            }
+    }
+    if (spec->role == STORE_ROLE_REST_CALLER && !spec->has_rest) {
+        snprintf(why, cap,
+                 "rest_allow: a rest_caller token needs the servicename/command patterns it may "
+                 "call, such as [\"im_open_login_svc/account_import\", \"openim/*\"]");
+        return TOKENS_MISSING_REST;
+    }
+    if (spec->has_rest && spec->role != STORE_ROLE_REST_CALLER) {
+        snprintf(why, cap, "rest_allow: only for the rest_caller role, not %s",
+                 store_role_name(spec->role));
+        return TOKENS_BAD_REST;
+    }
+    if (spec->has_rest && (spec->n_rest == 0 || spec->n_rest > STORE_TOKEN_MAX_REST)) {
+        snprintf(why, cap, "rest_allow: give 1 to %d servicename/command patterns",
+                 STORE_TOKEN_MAX_REST);
+        return TOKENS_BAD_REST;
+    }
+    for (size_t i = 0; i < spec->n_rest; i++) {
+        const char *x = spec->rest[i];
+        if (!principal_rest_pattern_valid(x, strnlen(x, sizeof spec->rest[i]))) {
+            snprintf(why, cap,
+                     "rest_allow[%zu]: \"servicename/command\" or \"servicename/*\", each part "
+                     "of A-Z a-z 0-9 _ . -, at most %d bytes",
+                     i, PRINCIPAL_REST_MAX);
+            return TOKENS_BAD_REST;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(spec->rest[j], x) == 0) {
+                snprintf(why, cap, "rest_allow: \"%s\" is listed twice", x);
+                return TOKENS_BAD_REST;
+            }
+    }
+    return TOKENS_OK;
+}
+
 enum tokens_rc tokens_check(const struct tokens_spec *spec, char *why, size_t cap)
 {
     long chars = spec->name != NULL ? name_chars(spec->name) : -1;
@@ -85,8 +149,9 @@ enum tokens_rc tokens_check(const struct tokens_spec *spec, char *why, size_t ca
         snprintf(why, cap, "name: at most %d characters", STORE_TOKEN_NAME_MAX);
         return TOKENS_BAD_NAME;
     }
-    if ((unsigned)spec->role > STORE_ROLE_AUDITOR) {
-        snprintf(why, cap, "role: one of admin, key_manager, signer, auditor");
+    if ((unsigned)spec->role >= STORE_ROLE_COUNT) {
+        snprintf(why, cap,
+                 "role: one of admin, key_manager, signer, auditor, admin_signer, rest_caller");
         return TOKENS_BAD_ROLE;
     }
     if (!spec->all_apps) {
@@ -112,7 +177,7 @@ enum tokens_rc tokens_check(const struct tokens_spec *spec, char *why, size_t ca
                  (long long)TOKENS_TTL_MAX_S);
         return TOKENS_BAD_TTL;
     }
-    return TOKENS_OK;
+    return tokens_check_lists(spec, why, cap);
 }
 
 int tokens_parse_ttl(const char *s, int64_t *out_s)
@@ -173,7 +238,16 @@ json_t *tokens_json(const struct store_token *t, int64_t now)
         json_object_set_new(o, "created_at", service_time_json(t->created_at_us)) != 0 ||
         json_object_set_new(o, "expires_at", service_time_json(t->expires_at_us)) != 0 ||
         json_object_set_new(o, "revoked_at", service_time_json(t->revoked_at_us)) != 0 ||
-        json_object_set_new(o, "last_used_at", service_time_json(t->last_used_at_us)) != 0) {
+        json_object_set_new(o, "last_used_at", service_time_json(t->last_used_at_us)) != 0 ||
+        json_object_set_new(
+            o, "identifier_prefixes",
+            t->n_prefixes > 0
+                ? op_tokens_list_json(t->prefixes[0], sizeof t->prefixes[0], t->n_prefixes)
+                : json_null()) != 0 ||
+        json_object_set_new(o, "rest_allow",
+                            t->n_rest > 0
+                                ? op_tokens_list_json(t->rest[0], sizeof t->rest[0], t->n_rest)
+                                : json_null()) != 0) {
         json_decref(o);
         return NULL;
     }
@@ -191,6 +265,10 @@ enum store_rc tokens_create(struct service *svc, const struct principal *actor,
         .n_apps = spec->n_apps,
         .apps = spec->apps,
         .ttl_s = spec->ttl_s,
+        .n_prefixes = spec->n_prefixes,
+        .prefixes = spec->prefixes[0],
+        .n_rest = spec->n_rest,
+        .rest = spec->rest[0],
     };
     return op_tokens_insert(svc, actor, &in, out, token, cap);
 }
@@ -208,6 +286,8 @@ static const struct api_field create_fields_int_ttl[] = {
     {"role", API_FIELD_STRING, API_FIELD_REQUIRED},
     {"apps", API_FIELD_INT_ARRAY, 0},
     {"ttl", API_FIELD_INTEGER, 0},
+    {"identifier_prefixes", API_FIELD_STRING_ARRAY, 0},
+    {"rest_allow", API_FIELD_STRING_ARRAY, 0},
     {NULL, 0, 0},
 };
 static const struct api_field create_fields_str_ttl[] = {
@@ -215,8 +295,40 @@ static const struct api_field create_fields_str_ttl[] = {
     {"role", API_FIELD_STRING, API_FIELD_REQUIRED},
     {"apps", API_FIELD_INT_ARRAY, 0},
     {"ttl", API_FIELD_STRING, 0},
+    {"identifier_prefixes", API_FIELD_STRING_ARRAY, 0},
+    {"rest_allow", API_FIELD_STRING_ARRAY, 0},
     {NULL, 0, 0},
 };
+
+/* A JSON array of strings into n elements of stride bytes at base (at most max of them, each
+ * shorter than stride, no NUL inside). -1 with why (naming field) when it does not fit; the
+ * rules of the values are tokens_check's. */
+static int strings_from_body(const json_t *a, const char *field, char *base, size_t stride,
+                             size_t max, size_t *n, char *why, size_t cap)
+{
+    size_t i;
+    const json_t *v;
+    *n = 0;
+    if (json_array_size(a) > max) {
+        snprintf(why, cap, "%s: at most %zu entries (it has %zu)", field, max, json_array_size(a));
+        return -1;
+    }
+    json_array_foreach(a, i, v)
+    {
+        size_t len = json_string_length(v);
+        if (len >= stride || memchr(json_string_value(v), '\0', len) != NULL) {
+            snprintf(why, cap, "%s[%zu]: at most %zu bytes", field, i, stride - 1);
+            return -1;
+        }
+        if (len == 0) {
+            snprintf(why, cap, "%s[%zu]: must not be empty", field, i);
+            return -1;
+        }
+        memcpy(base + i * stride, json_string_value(v), len + 1);
+        ++*n;
+    }
+    return 0;
+}
 
 /* Fills spec from a body that passed the field check; -1 with why (naming the field) when a
  * value is outside its rule. */
@@ -225,6 +337,8 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
 {
     const json_t *apps = json_object_get(body, "apps");
     const json_t *ttl = json_object_get(body, "ttl");
+    const json_t *prefixes = json_object_get(body, "identifier_prefixes");
+    const json_t *rest = json_object_get(body, "rest_allow");
     int role;
 
     memset(spec, 0, sizeof *spec);
@@ -262,6 +376,27 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
         if (!json_is_string(ttl))
             spec->ttl_s = json_integer_value(ttl);
     }
+    if (prefixes != NULL) {
+        *field = "identifier_prefixes";
+        if (json_array_size(prefixes) == 0) {
+            snprintf(why, cap,
+                     "identifier_prefixes: give 1 to %d prefixes, or leave it out for any "
+                     "identifier",
+                     STORE_TOKEN_MAX_PREFIXES);
+            return -1;
+        }
+        if (strings_from_body(prefixes, "identifier_prefixes", spec->prefixes[0],
+                              sizeof spec->prefixes[0], STORE_TOKEN_MAX_PREFIXES, &spec->n_prefixes,
+                              why, cap) != 0)
+            return -1;
+    }
+    if (rest != NULL) {
+        *field = "rest_allow";
+        spec->has_rest = true;
+        if (strings_from_body(rest, "rest_allow", spec->rest[0], sizeof spec->rest[0],
+                              STORE_TOKEN_MAX_REST, &spec->n_rest, why, cap) != 0)
+            return -1;
+    }
     switch (tokens_check(spec, why, cap)) {
     case TOKENS_OK:
         return 0;
@@ -276,6 +411,13 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
         return -1;
     case TOKENS_BAD_TTL:
         *field = "ttl";
+        return -1;
+    case TOKENS_BAD_PREFIXES:
+        *field = "identifier_prefixes";
+        return -1;
+    case TOKENS_BAD_REST:
+    case TOKENS_MISSING_REST:
+        *field = "rest_allow";
         return -1;
     }
     return -1;
@@ -324,8 +466,10 @@ void handle_token_create(struct api_request *r)
         return;
     }
     if (spec_from_body(r->body, &spec, &field, why, sizeof why) != 0) {
-        op_tokens_refuse_create(r->ctx, r->principal, "invalid_field", field);
-        api_reply_error(r, API_ERR_INVALID_FIELD, "%s", why);
+        bool missing = field != NULL && strcmp(field, "rest_allow") == 0 && !spec.has_rest;
+        op_tokens_refuse_create(r->ctx, r->principal, missing ? "missing_field" : "invalid_field",
+                                field);
+        api_reply_error(r, missing ? API_ERR_MISSING_FIELD : API_ERR_INVALID_FIELD, "%s", why);
         return;
     }
     const struct op_tokens_create_in in = {
@@ -335,6 +479,10 @@ void handle_token_create(struct api_request *r)
         .n_apps = spec.n_apps,
         .apps = spec.apps,
         .ttl_s = spec.ttl_s,
+        .n_prefixes = spec.n_prefixes,
+        .prefixes = spec.prefixes[0],
+        .n_rest = spec.n_rest,
+        .rest = spec.rest[0],
     };
     err = op_tokens_create(r->ctx, r->principal, &in, &t, token, sizeof token, msg, sizeof msg);
     if (err != API_OK) {

@@ -20,7 +20,7 @@
 #define TOKENS_WUR __attribute__((warn_unused_result))
 
 #define TOKENS_TTL_MAX_S INT64_C(315360000) /* ten years, in seconds */
-#define TOKENS_WHY_BUF 192                  /* room for any tokens_check() message */
+#define TOKENS_WHY_BUF 256                  /* room for any tokens_check() message */
 
 /* What to create. */
 struct tokens_spec {
@@ -30,6 +30,15 @@ struct tokens_spec {
     size_t n_apps;        /* otherwise 1..STORE_TOKEN_MAX_APPS distinct sdkappids */
     uint32_t apps[STORE_TOKEN_MAX_APPS];
     int64_t ttl_s; /* 1..TOKENS_TTL_MAX_S seconds, or 0: never expires */
+    /* Signing roles only: 0, or 1..STORE_TOKEN_MAX_PREFIXES distinct prefixes of 1..32 bytes
+     * of printable ASCII (an identifier signed must start with one). */
+    size_t n_prefixes;
+    char prefixes[STORE_TOKEN_MAX_PREFIXES][STORE_ID_MAX + 1];
+    /* rest_caller only, and required there: 1..STORE_TOKEN_MAX_REST distinct "svc/cmd" or
+     * "svc/<star>" patterns. has_rest: the field was given (an empty list is refused). */
+    bool has_rest;
+    size_t n_rest;
+    char rest[STORE_TOKEN_MAX_REST][STORE_TOKEN_REST_MAX + 1];
 };
 
 enum tokens_rc {
@@ -38,10 +47,13 @@ enum tokens_rc {
     TOKENS_BAD_ROLE,
     TOKENS_BAD_APPS, /* none, too many, 0, over 4294967295 or listed twice */
     TOKENS_BAD_TTL,
+    TOKENS_BAD_PREFIXES, /* not a signing role, none, too many, a bad or repeated prefix */
+    TOKENS_BAD_REST,     /* not rest_caller, none, too many, a bad or repeated pattern */
+    TOKENS_MISSING_REST, /* a rest_caller without rest_allow */
 };
 
 /* Checks spec against the rules above. On failure why (TOKENS_WHY_BUF) gets one line naming
- * the field ("name", "role", "apps", "ttl") and the rule. */
+ * the field ("name", "role", "apps", "ttl", "identifier_prefixes", "rest_allow") and the rule. */
 enum tokens_rc tokens_check(const struct tokens_spec *spec, char *why, size_t cap) TOKENS_WUR;
 
 /* A lifetime: seconds as a bare number ("3600"), or a number followed by s, m, h or d ("30d",

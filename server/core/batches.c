@@ -117,6 +117,24 @@ enum store_rc batches_finish(struct service *svc, const struct batches *bs,
     details = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "batch_id", end->batch_id, "count",
                         (json_int_t)end->count, "signed", (json_int_t)end->signed_count, "failed",
                         (json_int_t)end->failed_count, "sha256", end->sha256, "state", state);
+    if (details != NULL && (end->admin_refused > 0 || end->prefix_refused > 0)) {
+        json_t *ids = json_array(), *refused;
+        for (size_t i = 0; ids != NULL && i < end->n_refused_ids && i < STORE_APP_MAX_ADMIN_IDS;
+             i++)
+            if (json_array_append_new(ids, json_string(end->refused_ids[i])) != 0) {
+                json_decref(ids);
+                ids = NULL;
+            }
+        refused = ids == NULL ? NULL
+                              : json_pack("{s:I, s:I, s:o}", "admin_identifier",
+                                          (json_int_t)end->admin_refused, "identifier_prefix",
+                                          (json_int_t)end->prefix_refused, "admin_identifiers",
+                                          ids); /* "o" takes ids, even on failure */
+        if (refused == NULL || json_object_set_new(details, "refused", refused) != 0) {
+            json_decref(details);
+            details = NULL;
+        }
+    }
     rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
     /* The row first: when it is closed already (an earlier attempt committed, its reply lost),
      * nothing else happens, so the sign count grows once. */

@@ -53,6 +53,13 @@ struct batches_end {
     enum store_batch_state state; /* STORE_BATCH_COMPLETE or STORE_BATCH_ABORTED */
     uint64_t count, signed_count, failed_count;
     char sha256[STORE_SHA256_HEX_LEN + 1];
+    /* Of failed_count, the lines refused for who signs (sign.h sign_check_principal): an
+     * administrator identifier the principal may not sign for, and an identifier outside its
+     * prefixes; which administrator identifiers those were. In the finish event's details
+     * ("refused") when any. */
+    uint64_t admin_refused, prefix_refused;
+    size_t n_refused_ids;
+    char refused_ids[STORE_APP_MAX_ADMIN_IDS][STORE_ID_MAX + 1];
 };
 
 /* At start, on the loop thread, before it serves: opens the owner connection, takes a new owner

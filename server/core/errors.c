@@ -41,6 +41,12 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                            "the token's role or app scope does not allow this"},
     [API_ERR_CORS_FORBIDDEN] = {"cors_forbidden", 403, LOG_INFO,
                                 "this origin may not call the API from a browser (CORS)"},
+    [API_ERR_ADMIN_IDENTIFIER] = {"admin_identifier", 403, LOG_INFO,
+                                  "this identifier is one of the app's administrator accounts: "
+                                  "only an admin or admin_signer token may sign for it"},
+    [API_ERR_IDENTIFIER_PREFIX] = {"identifier_prefix", 403, LOG_INFO,
+                                   "this token may sign only identifiers that start with one of "
+                                   "its identifier_prefixes"},
     [API_ERR_NOT_FOUND] = {"not_found", 404, LOG_DEBUG, "no such path"},
     [API_ERR_APP_NOT_FOUND] = {"app_not_found", 404, LOG_INFO, "no app with this sdkappid"},
     [API_ERR_REQUEST_TIMEOUT] = {"request_timeout", 408, LOG_INFO,

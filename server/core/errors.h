@@ -32,6 +32,8 @@ enum api_error {
     API_ERR_UNAUTHORIZED,            /* 401: no bearer token, or not a valid one */
     API_ERR_FORBIDDEN,               /* 403: the token's role or app scope does not cover it */
     API_ERR_CORS_FORBIDDEN,          /* 403: a CORS preflight from an origin not allowed */
+    API_ERR_ADMIN_IDENTIFIER,        /* 403: the identifier is an app administrator's */
+    API_ERR_IDENTIFIER_PREFIX,       /* 403: the identifier starts with none of the prefixes */
     API_ERR_NOT_FOUND,               /* 404: no such path */
     API_ERR_APP_NOT_FOUND,           /* 404 */
     API_ERR_REQUEST_TIMEOUT,         /* 408: the request head did not arrive in time */

@@ -46,13 +46,33 @@ struct op_apps_update_in {
     unsigned set;
 };
 
-/* Applies in over the app as it is, refusing a result whose default_expire exceeds max_expire
- * (BAD_EXPIRE, not audited: nothing was written). Only fields that differ are changed and
+/* Applies in over the app as it is, refusing (not audited: nothing was written) a result whose
+ * default_expire exceeds max_expire (BAD_EXPIRE), an admin_max_expire outside 1..max_expire
+ * (BAD_EXPIRE; lowering max_expire under it without giving admin_max_expire lowers it too), an
+ * administrator identifier that breaks the app's identifier policy (BAD_IDENTIFIER) or is listed
+ * twice, a gateway_identifier not among admin_identifiers, or a tencent_base_url outside
+ * op_apps_base_url's rule (INVALID_FIELD). values.n_admin_ids is at most
+ * STORE_APP_MAX_ADMIN_IDS (the caller refuses more). Only fields that differ are changed and
  * audited ("app.update" with {"changed": {field: {from, to}}}); a change of nothing writes
  * nothing. *out is the app as it now is. */
 enum api_error op_apps_update(struct service *svc, const struct principal *p,
                               const struct op_apps_update_in *in, struct op_apps_view *out,
                               char *msg, size_t cap) SERVICE_WUR;
+
+/* The rule of an app's tencent_base_url: "https://" and one of Tencent's REST API region hosts
+ * (console.tim.qq.com, adminapisgp.im.qcloud.com, adminapikr.im.qcloud.com,
+ * adminapijpn.im.qcloud.com, adminapiger.im.qcloud.com, adminapiusa.im.qcloud.com,
+ * adminapiidn.im.qcloud.com), a trailing '/' allowed, the host in any case; with allow_insecure
+ * (the tencent_allow_insecure_base_url setting, for tests) any http:// or https:// URL of a host,
+ * an optional port and path, loopback included. No user info, query or fragment, at most
+ * STORE_BASE_URL_MAX bytes. API_OK with the canonical form in out (cap bytes: lowercase host, no
+ * trailing '/'), or INVALID_FIELD with msg saying why. */
+enum api_error op_apps_base_url(bool allow_insecure, const char *url, char *out, size_t out_cap,
+                                char *msg, size_t cap) SERVICE_WUR;
+
+/* The region name of a base URL's host ("china", "singapore", "korea", "japan", "germany",
+ * "usa", "indonesia"), or NULL for another URL (a test stand-in). */
+const char *op_apps_tencent_region(const char *base_url);
 
 /* Reads one app and its active version. */
 enum api_error op_apps_get(struct service *svc, const struct principal *p, uint32_t sdkappid,

@@ -42,6 +42,18 @@ static void forget_token(struct service *svc, int64_t id)
         cache_forget_token(svc->cache, id);
 }
 
+json_t *op_tokens_list_json(const char *base, size_t stride, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        if (json_array_append_new(a, json_string(base + i * stride)) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
 json_t *op_tokens_apps_json(const struct store_token *t)
 {
     json_t *a;
@@ -68,6 +80,16 @@ static json_t *token_details(const struct store_token *t)
         json_object_set_new(d, "role", json_string(store_role_name(t->role))) != 0 ||
         json_object_set_new(d, "apps", op_tokens_apps_json(t)) != 0 ||
         json_object_set_new(d, "expires_at", service_time_json(t->expires_at_us)) != 0) {
+        json_decref(d);
+        return NULL;
+    }
+    if ((t->n_prefixes > 0 &&
+         json_object_set_new(
+             d, "identifier_prefixes",
+             op_tokens_list_json(t->prefixes[0], sizeof t->prefixes[0], t->n_prefixes)) != 0) ||
+        (t->n_rest > 0 &&
+         json_object_set_new(d, "rest_allow",
+                             op_tokens_list_json(t->rest[0], sizeof t->rest[0], t->n_rest)) != 0)) {
         json_decref(d);
         return NULL;
     }
@@ -100,6 +122,12 @@ enum store_rc op_tokens_insert(struct service *svc, const struct principal *acto
         log_error("tokens: the scope does not fit");
         return STORE_ERROR;
     }
+    if ((in->n_prefixes > 0 &&
+         (in->n_prefixes > STORE_TOKEN_MAX_PREFIXES || in->prefixes == NULL)) ||
+        (in->n_rest > 0 && (in->n_rest > STORE_TOKEN_MAX_REST || in->rest == NULL))) {
+        log_error("tokens: the prefixes or rest patterns do not fit");
+        return STORE_ERROR;
+    }
     /* The id is the row's, known only after the insert, while the stored hash covers the secret
      * alone: make the secret under a placeholder id, then write the token with the real one. */
     krc = keyring_token_new(1, tmp, sizeof tmp, out->secret_hash);
@@ -113,6 +141,15 @@ enum store_rc op_tokens_insert(struct service *svc, const struct principal *acto
     out->n_apps = in->all_apps ? 0 : in->n_apps;
     if (out->n_apps > 0)
         memcpy(out->apps, in->apps, out->n_apps * sizeof out->apps[0]);
+    out->n_prefixes = in->n_prefixes;
+    if (out->n_prefixes > 0)
+        memcpy(out->prefixes, in->prefixes, out->n_prefixes * sizeof out->prefixes[0]);
+    _Static_assert(sizeof out->prefixes[0] == STORE_ID_MAX + 1 &&
+                       sizeof out->rest[0] == STORE_TOKEN_REST_MAX + 1,
+                   "op_tokens_create_in's strides");
+    out->n_rest = in->n_rest;
+    if (out->n_rest > 0)
+        memcpy(out->rest, in->rest, out->n_rest * sizeof out->rest[0]);
     out->expires_at_us = in->ttl_s > 0 ? now_us() + in->ttl_s * 1000000 : 0;
     rc = store_token_insert(svc->st, out);
     if (rc != STORE_OK)

@@ -29,11 +29,20 @@ struct op_tokens_create_in {
     size_t n_apps;        /* otherwise 1..STORE_TOKEN_MAX_APPS distinct sdkappids */
     const uint32_t *apps;
     int64_t ttl_s; /* > 0 seconds, or 0: never expires */
+    /* Within the creation rules (signing roles; rest_caller), as strings of the stores' sizes:
+     * n_prefixes prefixes at prefixes (each STORE_ID_MAX + 1 bytes apart), n_rest patterns at
+     * rest (each STORE_TOKEN_REST_MAX + 1 bytes apart). */
+    size_t n_prefixes;
+    const char *prefixes;
+    size_t n_rest;
+    const char *rest;
 };
 
 /* A token's app scope as JSON: null for every app, else the array of its sdkappids (NULL when
  * out of memory). For its audit details here and its API replies (admin-api/tokens.c). */
 json_t *op_tokens_apps_json(const struct store_token *t);
+/* The n strings at base (stride bytes apart) as a JSON array (NULL when out of memory). */
+json_t *op_tokens_list_json(const char *base, size_t stride, size_t n);
 
 /* Inserts the token inside the caller's open transaction and appends its "token.create" audit
  * event on behalf of actor (NULL: the server itself; a principal with token_id 0 names the

@@ -68,6 +68,16 @@ static enum service_token_rc cached_verdict(const struct cache_token *t,
     return SERVICE_TOKEN_OK;
 }
 
+_Static_assert(STORE_TOKEN_MAX_PREFIXES == PRINCIPAL_MAX_PREFIXES &&
+                   STORE_ID_MAX == PRINCIPAL_PREFIX_MAX &&
+                   STORE_TOKEN_MAX_REST == PRINCIPAL_MAX_REST &&
+                   STORE_TOKEN_REST_MAX == PRINCIPAL_REST_MAX,
+               "a token's lists fit its principal's");
+_Static_assert((int)STORE_ROLE_ADMIN_SIGNER == (int)ROLE_ADMIN_SIGNER &&
+                   (int)STORE_ROLE_REST_CALLER == (int)ROLE_REST_CALLER &&
+                   STORE_ROLE_COUNT == ROLE_COUNT,
+               "the store's roles are the principal's");
+
 /* A fetched row as cached (revoked rows are not cached: they fail every check anyway). */
 static void token_entry(const struct store_token *t, struct cache_token *out)
 {
@@ -81,6 +91,12 @@ static void token_entry(const struct store_token *t, struct cache_token *out)
     out->principal.all_apps = t->all_apps;
     out->principal.n_apps = t->n_apps < PRINCIPAL_MAX_APPS ? t->n_apps : PRINCIPAL_MAX_APPS;
     memcpy(out->principal.apps, t->apps, out->principal.n_apps * sizeof out->principal.apps[0]);
+    out->principal.n_prefixes =
+        t->n_prefixes < PRINCIPAL_MAX_PREFIXES ? t->n_prefixes : PRINCIPAL_MAX_PREFIXES;
+    memcpy(out->principal.prefixes, t->prefixes,
+           out->principal.n_prefixes * sizeof out->principal.prefixes[0]);
+    out->principal.n_rest = t->n_rest < PRINCIPAL_MAX_REST ? t->n_rest : PRINCIPAL_MAX_REST;
+    memcpy(out->principal.rest, t->rest, out->principal.n_rest * sizeof out->principal.rest[0]);
 }
 
 /* Records a token's use, at most once a minute: the row says when it was last used, so most

@@ -104,12 +104,54 @@ enum api_error sign_check_app(const struct store_app *app, struct sign_input *in
     if (!in->has_expire) {
         in->expire = app->default_expire;
         in->has_expire = true;
+        in->expire_defaulted = true;
     }
     if (in->expire < 1 || in->expire > (json_int_t)app->max_expire) {
         snprintf(msg, cap,
                  "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",
                  app->max_expire, app->sdkappid, app->max_expire);
         return API_ERR_BAD_EXPIRE;
+    }
+    return API_OK;
+}
+
+bool sign_is_admin_identifier(const struct store_app *app, const char *id, size_t len)
+{
+    for (size_t i = 0; i < app->n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
+        if (strnlen(app->admin_ids[i], sizeof app->admin_ids[i]) == len &&
+            memcmp(app->admin_ids[i], id, len) == 0)
+            return true;
+    return false;
+}
+
+enum api_error sign_check_principal(const struct store_app *app, const struct principal *p,
+                                    struct sign_input *in, char *msg, size_t cap)
+{
+    if (app->n_admin_ids > 0 && sign_is_admin_identifier(app, in->identifier, in->identifier_len)) {
+        if (p != NULL && !role_signs_admin_ids(p->role)) {
+            snprintf(msg, cap,
+                     "\"%.*s\" is one of app %u's administrator identifiers: only an admin or "
+                     "admin_signer token may sign for it (this token's role is %s)",
+                     (int)in->identifier_len, in->identifier, app->sdkappid, role_name(p->role));
+            return API_ERR_ADMIN_IDENTIFIER;
+        }
+        if (in->expire > (json_int_t)app->admin_max_expire) {
+            if (!in->expire_defaulted) {
+                snprintf(msg, cap,
+                         "expire must be 1 to %u seconds for an administrator identifier: at "
+                         "most app %u's admin_max_expire (%u seconds)",
+                         app->admin_max_expire, app->sdkappid, app->admin_max_expire);
+                return API_ERR_BAD_EXPIRE;
+            }
+            in->expire = app->admin_max_expire;
+        }
+    }
+    if (p != NULL && !principal_prefix_allows(p, in->identifier, in->identifier_len)) {
+        snprintf(msg, cap,
+                 "this token may sign only identifiers that start with one of its %zu "
+                 "identifier_prefixes (such as \"%s\")",
+                 p->n_prefixes, p->prefixes[0]);
+        return API_ERR_IDENTIFIER_PREFIX;
     }
     return API_OK;
 }
@@ -215,6 +257,9 @@ static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
      * expire are wrong whatever the key. */
     if (a->entry != NULL) {
         req->err = sign_check_app(&a->entry->app, &req->in, req->msg, sizeof req->msg);
+        if (req->err == API_OK)
+            req->err = sign_check_principal(&a->entry->app, req->principal, &req->in, req->msg,
+                                            sizeof req->msg);
         if (req->err != API_OK)
             return true;
     }

@@ -33,7 +33,8 @@ struct sign_input {
     const char *identifier;
     size_t identifier_len;
     bool has_expire;
-    json_int_t expire; /* defaulted from the app when !has_expire */
+    json_int_t expire;     /* defaulted from the app when !has_expire */
+    bool expire_defaulted; /* set by sign_check_app when it gave the app's default */
     struct usersig_room room;
 };
 
@@ -70,6 +71,18 @@ void sign_submit(struct service *svc, struct sign_request *req);
  * API_OK, or the error with msg filled. */
 enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
                               size_t cap);
+
+/* The checks of who signs (after sign_check_app): an identifier among the app's
+ * admin_identifiers only for a principal whose role signs them (ADMIN_IDENTIFIER otherwise; p
+ * NULL, the server itself, may) and for at most admin_max_expire seconds (BAD_EXPIRE; a
+ * defaulted expire is lowered to it instead); a principal with identifier prefixes only for an
+ * identifier that starts with one (IDENTIFIER_PREFIX). API_OK, or the error with msg filled. Reads
+ * the app as given (the cache's entry): no database. */
+enum api_error sign_check_principal(const struct store_app *app, const struct principal *p,
+                                    struct sign_input *in, char *msg, size_t cap);
+
+/* True when id (len bytes) is one of app's admin_identifiers. */
+bool sign_is_admin_identifier(const struct store_app *app, const char *id, size_t len);
 
 /* The audit details of a signature or of its refusal (never the token); expire_at 0 leaves it
  * out. A new json_t (caller owns it), or NULL when out of memory. */

@@ -34,6 +34,8 @@ struct pipeline_block {
     char *out; /* whole output lines */
     size_t out_len, out_cap;
     uint64_t n_signed, n_failed;
+    uint64_t n_admin_refused, n_prefix_refused;
+    uint32_t admin_refused_ids;
     const char *why; /* set when signing failed where it should not: the job fails */
 };
 
@@ -103,6 +105,8 @@ static void block_sign(struct pipeline_block *b)
 
     b->out_len = 0;
     b->n_signed = b->n_failed = 0;
+    b->n_admin_refused = b->n_prefix_refused = 0;
+    b->admin_refused_ids = 0;
     b->why = NULL;
     if (idbuf == NULL || usersig_signer_new(cfg->key, cfg->sdkappid, cfg->level, cfg->policy,
                                             &signer) != USERSIG_OK) {
@@ -118,6 +122,8 @@ static void block_sign(struct pipeline_block *b)
     for (size_t i = 0; i < b->items.n; i++) {
         const struct item *it = &b->items.v[i];
         bool failed = false;
+        enum pipeline_refusal why = PIPELINE_REFUSED_NONE;
+        size_t admin_index = 0;
 
         if (b->out_cap - b->out_len < PIPELINE_OUT_LINE_MAX &&
             pipeline_grow(&b->out, &b->out_cap, b->out_len + PIPELINE_OUT_LINE_MAX) != 0) {
@@ -126,8 +132,8 @@ static void block_sign(struct pipeline_block *b)
         }
         /* An empty item may come before any byte of the block: items.buf is still NULL. */
         const char *s = it->len > 0 ? b->items.buf + it->off : "";
-        char *o = pipeline_item_line(cfg, signer, (int64_t)ts.tv_sec, s, it->len, it->too_long,
-                                     idbuf, b->out + b->out_len, &failed);
+        char *o = pipeline_item_line_why(cfg, signer, (int64_t)ts.tv_sec, s, it->len, it->too_long,
+                                         idbuf, b->out + b->out_len, &failed, &why, &admin_index);
         if (o == NULL) {
             b->why = "the codec failed where it should not";
             goto out;
@@ -136,6 +142,12 @@ static void block_sign(struct pipeline_block *b)
             b->n_failed++;
         else
             b->n_signed++;
+        if (why == PIPELINE_REFUSED_ADMIN) {
+            b->n_admin_refused++;
+            b->admin_refused_ids |= 1u << (admin_index % 32);
+        } else if (why == PIPELINE_REFUSED_PREFIX) {
+            b->n_prefix_refused++;
+        }
         b->out_len = (size_t)(o - b->out);
     }
 out:
@@ -329,6 +341,9 @@ static void job_emit(struct pipeline_job *j)
             j->res.count += b->n_signed + b->n_failed;
             j->res.signed_count += b->n_signed;
             j->res.failed_count += b->n_failed;
+            j->res.admin_refused += b->n_admin_refused;
+            j->res.prefix_refused += b->n_prefix_refused;
+            j->res.admin_refused_ids |= b->admin_refused_ids;
             any = any || b->out_len > 0;
         }
         block_recycle(j, b);

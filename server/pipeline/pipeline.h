@@ -74,7 +74,7 @@ enum pipeline_input {
  * with '#' (so that no row looks like the closing "#summary" line). Identifiers are repeated as
  * UTF-8 (a byte that is not is written as U+FFFD), at most PIPELINE_ECHO_MAX bytes of them. The
  * error codes are the admin API's: bad_identifier, bad_expire, bad_room, bad_privilege,
- * bad_json, invalid_field, unknown_field, missing_field. */
+ * bad_json, invalid_field, unknown_field, missing_field, admin_identifier, identifier_prefix. */
 enum pipeline_output { PIPELINE_OUT_NDJSON = 0, PIPELINE_OUT_CSV };
 
 const char *pipeline_input_name(enum pipeline_input in);    /* "text", "ndjson", "json" */
@@ -118,6 +118,11 @@ struct pipeline_result {
     uint64_t count; /* items emitted */
     uint64_t signed_count;
     uint64_t failed_count;
+    /* Of failed_count: lines refused for an administrator identifier the caller may not sign
+     * for (admin_identifier), and for an identifier outside the caller's prefixes
+     * (identifier_prefix); admin_refused_ids has bit i set when rules.admin_ids[i] was one. */
+    uint64_t admin_refused, prefix_refused;
+    uint32_t admin_refused_ids;
     char sha256[PIPELINE_SHA256_HEX]; /* lowercase hex over the emitted lines */
     const char *why;                  /* FAILED: what went wrong (static text, for the log) */
 };
@@ -128,16 +133,33 @@ enum pipeline_fill {
     PIPELINE_FILL_ERROR,    /* the input cannot be read: the job fails */
 };
 
+#define PIPELINE_MAX_ADMIN_IDS 10 /* an app's administrator identifiers */
+#define PIPELINE_MAX_PREFIXES 16  /* a caller's identifier prefixes */
+
+/* Who may sign what, decided by the owner from the app and the caller (the core's rules,
+ * server/core/sign.h sign_check_principal), applied to each line. Plain data: copied into the
+ * job with its configuration. */
+struct pipeline_rules {
+    size_t n_admin_ids;
+    char admin_ids[PIPELINE_MAX_ADMIN_IDS][USERSIG_MAX_IDENTIFIER + 1];
+    bool admin_allowed;        /* the caller may sign for them ... */
+    uint32_t admin_max_expire; /* ... for at most this long (a defaulted expire is lowered) */
+    size_t n_prefixes;         /* 0: any identifier; else it must start with one of them */
+    char prefixes[PIPELINE_MAX_PREFIXES][USERSIG_MAX_IDENTIFIER + 1];
+};
+
 struct pipeline_job_config {
     uint32_t sdkappid;
     struct usersig_key *key; /* taken by pipeline_job_new, success or not */
     int level;               /* zlib level 0..9 */
     enum usersig_id_policy policy;
     uint32_t expire;     /* of items that give none, 1..max_expire */
+    bool expire_given;   /* expire was asked for (not the app's default) */
     uint32_t max_expire; /* an NDJSON item's own expire must be 1..max_expire */
     enum pipeline_input input;
     enum pipeline_output output;
-    size_t max_in_flight; /* blocks; 0: 2 x workers; at most PIPELINE_MAX_IN_FLIGHT */
+    size_t max_in_flight;        /* blocks; 0: 2 x workers; at most PIPELINE_MAX_IN_FLIGHT */
+    struct pipeline_rules rules; /* zeroed: no administrator identifiers, no prefixes */
 
     void *arg; /* passed to the callbacks */
     /* Adds items until pipeline_items_full() or the end of the input. Never an item half

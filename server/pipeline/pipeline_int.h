@@ -47,4 +47,16 @@ char *pipeline_item_line(const struct pipeline_job_config *cfg, struct usersig_s
                          int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
                          char *line, bool *failed);
 
+/* Why a line failed, as far as the counts of a job care. */
+enum pipeline_refusal {
+    PIPELINE_REFUSED_NONE = 0,
+    PIPELINE_REFUSED_ADMIN,  /* admin_identifier; *admin_index is which of rules.admin_ids */
+    PIPELINE_REFUSED_PREFIX, /* identifier_prefix */
+};
+/* pipeline_item_line, also telling a refusal of the rules (cfg->rules). */
+char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct usersig_signer *signer,
+                             int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
+                             char *line, bool *failed, enum pipeline_refusal *why,
+                             size_t *admin_index);
+
 #endif

@@ -172,6 +172,7 @@ struct item_req {
     const char *id; /* to sign, and to repeat in the line ("" when the item has none) */
     size_t id_len;
     uint32_t expire;
+    bool own_expire; /* the item gave its expire */
     struct usersig_room room;
 };
 
@@ -354,6 +355,7 @@ static void read_ndjson(const struct pipeline_job_config *cfg, const char *s, si
             return;
         }
         req->expire = (uint32_t)x;
+        req->own_expire = true;
     }
     if (room_id != NULL && room_str != NULL) {
         set_error(e, "bad_room", "give room_id or room_str, not both");
@@ -434,9 +436,64 @@ static void read_item(const struct pipeline_job_config *cfg, const char *s, size
 
 /* ---- an item's output line (worker threads) ------------------------------------------------ */
 
+/* The rules of who signs (pipeline_rules) for a well-formed item: sets e on a refusal (and
+ * *why, *admin_index), may lower a defaulted expire to admin_max_expire. */
+static void apply_rules(const struct pipeline_job_config *cfg, struct item_req *req,
+                        struct line_error *e, enum pipeline_refusal *why, size_t *admin_index)
+{
+    const struct pipeline_rules *r = &cfg->rules;
+    for (size_t i = 0; i < r->n_admin_ids && i < PIPELINE_MAX_ADMIN_IDS; i++) {
+        if (strnlen(r->admin_ids[i], sizeof r->admin_ids[i]) != req->id_len ||
+            memcmp(r->admin_ids[i], req->id, req->id_len) != 0)
+            continue;
+        if (!r->admin_allowed) {
+            *why = PIPELINE_REFUSED_ADMIN;
+            *admin_index = i;
+            set_error(e, "admin_identifier",
+                      "this is one of app %u's administrator identifiers: only an admin or "
+                      "admin_signer token may sign for it",
+                      cfg->sdkappid);
+            return;
+        }
+        if (req->expire > r->admin_max_expire) {
+            if (req->own_expire || cfg->expire_given) {
+                set_error(e, "bad_expire",
+                          "expire must be 1 to %u seconds for an administrator identifier: at "
+                          "most app %u's admin_max_expire",
+                          r->admin_max_expire, cfg->sdkappid);
+                return;
+            }
+            req->expire = r->admin_max_expire;
+        }
+        break;
+    }
+    if (r->n_prefixes == 0)
+        return;
+    for (size_t i = 0; i < r->n_prefixes && i < PIPELINE_MAX_PREFIXES; i++) {
+        size_t len = strnlen(r->prefixes[i], sizeof r->prefixes[i]);
+        if (len > 0 && len <= req->id_len && memcmp(r->prefixes[i], req->id, len) == 0)
+            return;
+    }
+    *why = PIPELINE_REFUSED_PREFIX;
+    set_error(e, "identifier_prefix",
+              "this token may sign only identifiers that start with one of its "
+              "identifier_prefixes");
+}
+
 char *pipeline_item_line(const struct pipeline_job_config *cfg, struct usersig_signer *signer,
                          int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
                          char *line, bool *failed)
+{
+    enum pipeline_refusal why;
+    size_t index;
+    return pipeline_item_line_why(cfg, signer, now, s, n, too_long, idbuf, line, failed, &why,
+                                  &index);
+}
+
+char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct usersig_signer *signer,
+                             int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
+                             char *line, bool *failed, enum pipeline_refusal *why,
+                             size_t *admin_index)
 {
     const bool csv = cfg->output == PIPELINE_OUT_CSV;
     struct item_req req;
@@ -446,7 +503,15 @@ char *pipeline_item_line(const struct pipeline_job_config *cfg, struct usersig_s
     enum usersig_rc rc = USERSIG_OK;
     char *o = line;
 
+    *why = PIPELINE_REFUSED_NONE;
+    *admin_index = 0;
     read_item(cfg, s, n, too_long, &req, &e, &hold, idbuf);
+    /* The identifier's own rules first (as a single sign checks them): only a valid UserID can
+     * be an administrator's or match a prefix. */
+    if (e.code == NULL && usersig_identifier_check(req.id, req.id_len, cfg->policy) != USERSIG_OK)
+        identifier_error(cfg, &e);
+    if (e.code == NULL)
+        apply_rules(cfg, &req, &e, why, admin_index);
     size_t echo = req.id_len < PIPELINE_ECHO_MAX ? req.id_len : PIPELINE_ECHO_MAX;
     o = csv ? put_csv(o, req.id, echo) : put_json(put(o, "{\"identifier\":\""), req.id, echo);
     if (e.code == NULL) {

@@ -70,6 +70,62 @@ char *store_int_array_text(const uint32_t *v, size_t n, bool *ok)
     return s;
 }
 
+char *store_text_list_join(const char *base, size_t stride, size_t n, bool null_if_empty, bool *ok)
+{
+    size_t len = 1;
+    char *s, *w;
+
+    *ok = true;
+    if (n == 0 && null_if_empty)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = base + i * stride;
+        size_t l = strnlen(e, stride);
+        if (l == stride || memchr(e, '\n', l) != NULL) {
+            *ok = false;
+            log_error("store: a list element does not fit its column");
+            return NULL;
+        }
+        len += l + 1;
+    }
+    s = malloc(len);
+    if (s == NULL) {
+        *ok = false;
+        log_error("store: out of memory");
+        return NULL;
+    }
+    w = s;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = base + i * stride;
+        size_t l = strlen(e);
+        if (i > 0)
+            *w++ = '\n';
+        memcpy(w, e, l);
+        w += l;
+    }
+    *w = '\0';
+    return s;
+}
+
+bool store_text_list_split(const char *s, char *base, size_t stride, size_t max_n, size_t *n)
+{
+    *n = 0;
+    if (*s == '\0')
+        return true;
+    for (;;) {
+        const char *nl = strchr(s, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - s) : strlen(s);
+        if (*n == max_n || l == 0 || l >= stride)
+            return false;
+        memcpy(base + *n * stride, s, l);
+        base[*n * stride + l] = '\0';
+        ++*n;
+        if (nl == NULL)
+            return true;
+        s = nl + 1;
+    }
+}
+
 /* The schema's unique constraints and the field store_conflict() names for each: a new unique
  * constraint gets its line here (an unlisted one reads "other"). */
 static const char *conflict_field(const char *constraint)
@@ -410,7 +466,10 @@ int store_id_policy_parse(const char *name)
 /* The columns parse_app reads, of the table (alias) t: "" for apps alone, "a." in a join. */
 #define APP_COLUMNS_OF(t) \
     t "sdkappid, " t "name, " t "default_expire, " t "max_expire, " t "identifier_policy, " \
-    US(t "created_at") ", " US(t "updated_at")
+    US(t "created_at") ", " US(t "updated_at") ", " \
+    "array_to_string(" t "admin_identifiers, chr(10)), " t "admin_max_expire, " \
+    t "gateway_identifier, " t "tencent_base_url"
+#define APP_N_COLUMNS 11
 #define APP_COLUMNS APP_COLUMNS_OF("")
 /* clang-format on */
 
@@ -424,7 +483,12 @@ static bool parse_app(const PGresult *r, int row, struct store_app *a)
     a->identifier_policy = policy == STORE_ID_STRICT ? STORE_ID_STRICT : STORE_ID_PRINTABLE;
     a->created_at_us = store_col_int(r, row, 5);
     a->updated_at_us = store_col_int(r, row, 6);
-    if (!store_col_text(r, row, 1, a->name, sizeof a->name) || policy < 0) {
+    a->admin_max_expire = (uint32_t)store_col_int(r, row, 8);
+    if (!store_col_text(r, row, 1, a->name, sizeof a->name) || policy < 0 ||
+        !store_text_list_split(PQgetvalue(r, row, 7), a->admin_ids[0], sizeof a->admin_ids[0],
+                               STORE_APP_MAX_ADMIN_IDS, &a->n_admin_ids) ||
+        !store_col_text(r, row, 9, a->gateway_identifier, sizeof a->gateway_identifier) ||
+        !store_col_text(r, row, 10, a->tencent_base_url, sizeof a->tencent_base_url)) {
         log_error("store: apps row %" PRIu32 " does not fit its struct", a->sdkappid);
         return false;
     }
@@ -433,8 +497,10 @@ static bool parse_app(const PGresult *r, int row, struct store_app *a)
 
 /* clang-format off */
 static const char SQL_APP_INSERT[] =
-    "INSERT INTO apps (sdkappid, name, default_expire, max_expire, identifier_policy) "
-    "VALUES ($1, $2, $3, $4, $5) RETURNING " US("created_at") ", " US("updated_at");
+    "INSERT INTO apps (sdkappid, name, default_expire, max_expire, identifier_policy, "
+    "admin_identifiers, admin_max_expire, gateway_identifier, tencent_base_url) "
+    "VALUES ($1, $2, $3, $4, $5, string_to_array($6, chr(10)), $7, NULLIF($8, ''), $9) "
+    "RETURNING " US("created_at") ", " US("updated_at");
 /* clang-format on */
 
 enum store_rc store_app_insert(struct store *st, struct store_app *app)
@@ -442,17 +508,37 @@ enum store_rc store_app_insert(struct store *st, struct store_app *app)
     struct store_params p = {0};
     PGresult *r = NULL;
     enum store_rc rc;
+    bool ok;
+    char *ids;
+
+    if (app->admin_max_expire == 0)
+        app->admin_max_expire = app->max_expire < STORE_ADMIN_MAX_EXPIRE_DEFAULT
+                                    ? app->max_expire
+                                    : STORE_ADMIN_MAX_EXPIRE_DEFAULT;
+    if (app->tencent_base_url[0] == '\0')
+        snprintf(app->tencent_base_url, sizeof app->tencent_base_url, "%s",
+                 STORE_TENCENT_BASE_URL_DEFAULT);
+    ids = store_text_list_join(app->admin_ids[0], sizeof app->admin_ids[0],
+                               app->n_admin_ids <= STORE_APP_MAX_ADMIN_IDS ? app->n_admin_ids : 0,
+                               false, &ok);
+    if (!ok)
+        return STORE_ERROR;
     store_param_int(&p, app->sdkappid);
     store_param_text(&p, app->name);
     store_param_int(&p, app->default_expire);
     store_param_int(&p, app->max_expire);
     store_param_text(&p, store_id_policy_name(app->identifier_policy));
+    store_param_text(&p, ids);
+    store_param_int(&p, app->admin_max_expire);
+    store_param_text(&p, app->gateway_identifier);
+    store_param_text(&p, app->tencent_base_url);
     rc = RUN(st, SQL_APP_INSERT, &p, &r);
     if (rc == STORE_OK) {
         app->created_at_us = store_col_int(r, 0, 0);
         app->updated_at_us = store_col_int(r, 0, 1);
     }
     PQclear(r);
+    free(ids);
     return rc;
 }
 
@@ -532,7 +618,7 @@ enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_s
             rc = STORE_ERROR;
             goto done;
         }
-        apps[i].active_version = (uint32_t)store_col_int(r, i, 7); /* NULL: 0 */
+        apps[i].active_version = (uint32_t)store_col_int(r, i, APP_N_COLUMNS); /* NULL: 0 */
     }
     *out = apps;
     *n = (size_t)rows;
@@ -548,7 +634,12 @@ static const char SQL_APP_UPDATE[] =
     "UPDATE apps SET name = COALESCE($2, name), "
     "default_expire = COALESCE($3::integer, default_expire), "
     "max_expire = COALESCE($4::integer, max_expire), "
-    "identifier_policy = COALESCE($5, identifier_policy), updated_at = now() "
+    "identifier_policy = COALESCE($5, identifier_policy), "
+    "admin_identifiers = COALESCE(string_to_array($6, chr(10)), admin_identifiers), "
+    "admin_max_expire = COALESCE($7::integer, admin_max_expire), "
+    "gateway_identifier = CASE WHEN $8::boolean THEN NULLIF($9, '') "
+    "ELSE gateway_identifier END, "
+    "tencent_base_url = COALESCE($10, tencent_base_url), updated_at = now() "
     "WHERE sdkappid = $1 RETURNING " APP_COLUMNS;
 
 enum store_rc store_app_update(struct store *st, const struct store_app *values, unsigned fields,
@@ -558,7 +649,16 @@ enum store_rc store_app_update(struct store *st, const struct store_app *values,
     PGresult *r = NULL;
     enum store_rc rc;
     struct store_app row;
+    bool ok = true;
+    char *ids = NULL;
 
+    if (fields & STORE_APP_SET_ADMIN_IDS) {
+        ids = store_text_list_join(
+            values->admin_ids[0], sizeof values->admin_ids[0],
+            values->n_admin_ids <= STORE_APP_MAX_ADMIN_IDS ? values->n_admin_ids : 0, false, &ok);
+        if (!ok)
+            return STORE_ERROR;
+    }
     store_param_int(&p, values->sdkappid);
     store_param_text(&p, fields & STORE_APP_SET_NAME ? values->name : NULL);
     if (fields & STORE_APP_SET_DEFAULT_EXPIRE)
@@ -572,7 +672,16 @@ enum store_rc store_app_update(struct store *st, const struct store_app *values,
     store_param_text(&p, fields & STORE_APP_SET_ID_POLICY
                              ? store_id_policy_name(values->identifier_policy)
                              : NULL);
+    store_param_text(&p, ids);
+    if (fields & STORE_APP_SET_ADMIN_MAX_EXPIRE)
+        store_param_int(&p, values->admin_max_expire);
+    else
+        store_param_text(&p, NULL);
+    store_param_text(&p, fields & STORE_APP_SET_GATEWAY_ID ? "true" : "false");
+    store_param_text(&p, values->gateway_identifier);
+    store_param_text(&p, fields & STORE_APP_SET_BASE_URL ? values->tencent_base_url : NULL);
     rc = RUN(st, SQL_APP_UPDATE, &p, &r);
+    free(ids);
     if (rc == STORE_OK && PQntuples(r) == 0)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK && !parse_app(r, 0, &row))

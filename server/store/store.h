@@ -26,7 +26,13 @@
 #define STORE_SEALED_MAX 16384   /* a sealed key version */
 #define STORE_SEALED_ROOT_MAX 1024
 #define STORE_TOKEN_MAX_APPS 256
-#define STORE_AUDIT_PAGE_MAX 1000 /* events per store_audit_query */
+#define STORE_AUDIT_PAGE_MAX 1000   /* events per store_audit_query */
+#define STORE_ID_MAX 32             /* bytes of a UserID (USERSIG_MAX_IDENTIFIER) */
+#define STORE_APP_MAX_ADMIN_IDS 10  /* an app's administrator identifiers */
+#define STORE_BASE_URL_MAX 256      /* bytes of an app's tencent_base_url */
+#define STORE_TOKEN_MAX_PREFIXES 16 /* identifier prefixes of a token */
+#define STORE_TOKEN_MAX_REST 32     /* rest_allow patterns of a token */
+#define STORE_TOKEN_REST_MAX 64     /* bytes of one rest_allow pattern */
 
 enum store_rc {
     STORE_OK = 0,
@@ -80,7 +86,18 @@ struct store_app {
     uint32_t max_expire;
     enum store_id_policy identifier_policy;
     int64_t created_at_us, updated_at_us; /* set by the store */
+    /* The Tencent administrator accounts (migrations/0006_admin_ids.sql): n_admin_ids distinct
+     * UserIDs; a UserSig for one is signed only for admin roles and for at most admin_max_expire
+     * seconds (1..max_expire; 0 on insert: the smaller of a day and max_expire). */
+    size_t n_admin_ids;
+    char admin_ids[STORE_APP_MAX_ADMIN_IDS][STORE_ID_MAX + 1];
+    uint32_t admin_max_expire;
+    char gateway_identifier[STORE_ID_MAX + 1];     /* "" = none (NULL); else one of admin_ids */
+    char tencent_base_url[STORE_BASE_URL_MAX + 1]; /* "" on insert: the default */
 };
+
+#define STORE_TENCENT_BASE_URL_DEFAULT "https://console.tim.qq.com"
+#define STORE_ADMIN_MAX_EXPIRE_DEFAULT 86400u
 
 const char *store_id_policy_name(enum store_id_policy p); /* "printable", "strict" */
 int store_id_policy_parse(const char *name);              /* -1 when unknown */
@@ -110,6 +127,10 @@ enum {
     STORE_APP_SET_DEFAULT_EXPIRE = 2,
     STORE_APP_SET_MAX_EXPIRE = 4,
     STORE_APP_SET_ID_POLICY = 8,
+    STORE_APP_SET_ADMIN_IDS = 16,
+    STORE_APP_SET_ADMIN_MAX_EXPIRE = 32,
+    STORE_APP_SET_GATEWAY_ID = 64,
+    STORE_APP_SET_BASE_URL = 128,
 };
 /* Updates the fields named by `fields` (STORE_APP_SET_*) from `values` (its sdkappid is the row)
  * and updated_at; *out (may be NULL) receives the row as it now is. NOT_FOUND when no such app;
@@ -223,9 +244,13 @@ enum store_role {
     STORE_ROLE_KEY_MANAGER,
     STORE_ROLE_SIGNER,
     STORE_ROLE_AUDITOR,
+    STORE_ROLE_ADMIN_SIGNER,
+    STORE_ROLE_REST_CALLER,
 };
-const char *store_role_name(enum store_role r); /* "admin", "key_manager", "signer", "auditor" */
-int store_role_parse(const char *name);         /* -1 when unknown */
+#define STORE_ROLE_COUNT 6
+/* "admin", "key_manager", "signer", "auditor", "admin_signer", "rest_caller" */
+const char *store_role_name(enum store_role r);
+int store_role_parse(const char *name); /* -1 when unknown */
 
 struct store_token {
     int64_t id; /* set by store_token_insert */
@@ -239,9 +264,16 @@ struct store_token {
     int64_t expires_at_us; /* 0 = never */
     int64_t revoked_at_us; /* 0 = not revoked */
     int64_t last_used_at_us;
+    /* Signing roles: the prefixes an identifier must start with (0: any identifier). */
+    size_t n_prefixes;
+    char prefixes[STORE_TOKEN_MAX_PREFIXES][STORE_ID_MAX + 1];
+    /* rest_caller (and only it): the "svc/cmd" or "svc/<star>" patterns it may call (1 or more). */
+    size_t n_rest;
+    char rest[STORE_TOKEN_MAX_REST][STORE_TOKEN_REST_MAX + 1];
 };
 
-/* Inserts t (name, role, apps, secret_hash, expires_at); writes back id and created_at. */
+/* Inserts t (name, role, apps, secret_hash, expires_at, prefixes, rest); writes back id and
+ * created_at. */
 enum store_rc store_token_insert(struct store *st, struct store_token *t) STORE_WUR;
 enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out) STORE_WUR;
 /* The rows of n ids (at most STORE_TOKEN_GET_MAX; repeats allowed) in one statement: out[i]

@@ -74,7 +74,7 @@ struct store {
 
 /* The most $n parameters of one statement; raise it when a statement needs more (nothing checks
  * it at run time). */
-#define STORE_MAX_PARAMS 10
+#define STORE_MAX_PARAMS 12
 
 /* A statement's parameters, $1 first, in the order the store_param_* calls add them. Start from
  * {0}; the values are borrowed (text and bytes must outlive the RUN), except the numbers, which
@@ -100,6 +100,16 @@ void store_param_bytes(struct store_params *p, const uint8_t *b, size_t len);
  * when v is NULL (pass it as SQL NULL: "$1::bigint[] IS NULL OR ...") and on allocation failure
  * (logged); *ok says which. Caller free()s it, after the RUN. */
 char *store_int_array_text(const uint32_t *v, size_t n, bool *ok);
+
+/* A text[] column read as array_to_string(col, chr(10)) and written as string_to_array($n,
+ * chr(10)): the lists whose elements hold no newline (migrations/0006_admin_ids.sql). join: the
+ * n strings at base, stride bytes apart, each NUL-terminated, joined by newlines into a new
+ * string (caller free()s it); NULL with *ok true when n is 0 and null_if_empty (SQL NULL), and
+ * NULL with *ok false when out of memory or an element holds a newline (logged). split: s into
+ * at most max_n elements of stride bytes (NUL included); "" is none. false when one does not
+ * fit or there are more. */
+char *store_text_list_join(const char *base, size_t stride, size_t n, bool null_if_empty, bool *ok);
+bool store_text_list_split(const char *s, char *base, size_t stride, size_t max_n, size_t *n);
 
 /* ---- execution ---- */
 

@@ -14,22 +14,25 @@
 
 /* ---- API tokens ---- */
 
-static const char *const role_names[] = {"admin", "key_manager", "signer", "auditor"};
+static const char *const role_names[STORE_ROLE_COUNT] = {
+    "admin", "key_manager", "signer", "auditor", "admin_signer", "rest_caller",
+};
 
 const char *store_role_name(enum store_role r)
 {
-    return (unsigned)r < 4 ? role_names[r] : "?";
+    return (unsigned)r < STORE_ROLE_COUNT ? role_names[r] : "?";
 }
 
 int store_role_parse(const char *name)
 {
-    return store_name_index(role_names, 4, name);
+    return store_name_index(role_names, STORE_ROLE_COUNT, name);
 }
 
 /* clang-format off */
 #define TOKEN_COLUMNS \
     "id, name, role, apps, secret_hash, " \
-    US("created_at") ", " US("expires_at") ", " US("revoked_at") ", " US("last_used_at")
+    US("created_at") ", " US("expires_at") ", " US("revoked_at") ", " US("last_used_at") ", " \
+    "array_to_string(identifier_prefixes, chr(10)), array_to_string(rest_allow, chr(10))"
 /* clang-format on */
 
 /* "{1,2,3}" into t->apps. */
@@ -66,7 +69,11 @@ static bool parse_token(const PGresult *r, int row, struct store_token *t)
     t->last_used_at_us = store_col_int(r, row, 8);
     ok = role >= 0 && store_col_text(r, row, 1, t->name, sizeof t->name) &&
          (t->all_apps || parse_apps(PQgetvalue(r, row, 3), t)) &&
-         store_col_bytes(r, row, 4, t->secret_hash, sizeof t->secret_hash, NULL, true);
+         store_col_bytes(r, row, 4, t->secret_hash, sizeof t->secret_hash, NULL, true) &&
+         store_text_list_split(PQgetvalue(r, row, 9), t->prefixes[0], sizeof t->prefixes[0],
+                               STORE_TOKEN_MAX_PREFIXES, &t->n_prefixes) &&
+         store_text_list_split(PQgetvalue(r, row, 10), t->rest[0], sizeof t->rest[0],
+                               STORE_TOKEN_MAX_REST, &t->n_rest);
     if (!ok)
         log_error("store: api_tokens row %" PRId64 " does not fit its struct", t->id);
     return ok;
@@ -74,8 +81,9 @@ static bool parse_token(const PGresult *r, int row, struct store_token *t)
 
 /* clang-format off */
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO api_tokens (name, role, apps, secret_hash, expires_at) "
-    "VALUES ($1, $2, $3::bigint[], $4, " TS("$5") ") RETURNING id, " US("created_at");
+    "INSERT INTO api_tokens (name, role, apps, secret_hash, expires_at, identifier_prefixes, "
+    "rest_allow) VALUES ($1, $2, $3::bigint[], $4, " TS("$5") ", string_to_array($6, chr(10)), "
+    "string_to_array($7, chr(10))) RETURNING id, " US("created_at");
 /* clang-format on */
 
 enum store_rc store_token_insert(struct store *st, struct store_token *t)
@@ -83,14 +91,25 @@ enum store_rc store_token_insert(struct store *st, struct store_token *t)
     struct store_params p = {0};
     PGresult *r = NULL;
     bool ok;
-    char *apps_text = NULL;
+    char *apps_text = NULL, *prefixes = NULL, *rest = NULL;
     enum store_rc rc = STORE_ERROR;
 
     if (!t->all_apps && (t->n_apps == 0 || t->n_apps > STORE_TOKEN_MAX_APPS)) {
         log_error("store: a token is scoped to 1..%d apps, or to all", STORE_TOKEN_MAX_APPS);
         return STORE_ERROR;
     }
+    if (t->n_prefixes > STORE_TOKEN_MAX_PREFIXES || t->n_rest > STORE_TOKEN_MAX_REST) {
+        log_error("store: a token has too many prefixes or rest patterns");
+        return STORE_ERROR;
+    }
     apps_text = store_int_array_text(t->all_apps ? NULL : t->apps, t->n_apps, &ok);
+    if (!ok)
+        goto done;
+    prefixes =
+        store_text_list_join(t->prefixes[0], sizeof t->prefixes[0], t->n_prefixes, true, &ok);
+    if (!ok)
+        goto done;
+    rest = store_text_list_join(t->rest[0], sizeof t->rest[0], t->n_rest, true, &ok);
     if (!ok)
         goto done;
     store_param_text(&p, t->name);
@@ -98,6 +117,8 @@ enum store_rc store_token_insert(struct store *st, struct store_token *t)
     store_param_text(&p, apps_text);
     store_param_bytes(&p, t->secret_hash, sizeof t->secret_hash);
     store_param_int_or_null(&p, t->expires_at_us);
+    store_param_text(&p, prefixes);
+    store_param_text(&p, rest);
     rc = RUN(st, SQL_TOKEN_INSERT, &p, &r);
     if (rc == STORE_OK) {
         t->id = store_col_int(r, 0, 0);
@@ -105,6 +126,8 @@ enum store_rc store_token_insert(struct store *st, struct store_token *t)
     }
 done:
     free(apps_text);
+    free(prefixes);
+    free(rest);
     PQclear(r);
     return rc;
 }
