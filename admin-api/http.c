@@ -308,12 +308,27 @@ static enum api_error frame_api_error(enum frame_error e)
     }
 }
 
+/* A request id of our own: a bijective mix (splitmix64's finalizer) of the server's random key
+ * plus a count, so ids never repeat within a process, differ between processes, and cost no
+ * system call (a random draw each time was one getrandom() a request). Not a secret. */
+static void request_id_make(struct api_server *s, char out[API_REQUEST_ID_GEN + 1])
+{
+    uint64_t z = s->rid_key + ++s->rid_count * UINT64_C(0x9e3779b97f4a7c15);
+    uint8_t b[API_REQUEST_ID_GEN / 2];
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    z ^= z >> 31;
+    for (size_t i = 0; i < sizeof b; i++)
+        b[i] = (uint8_t)(z >> (8 * i));
+    hex_encode(b, sizeof b, out);
+}
+
 static void on_request(struct evhttp_request *evreq, void *arg)
 {
     struct api_server *s = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(evreq);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    uint8_t rnd[API_REQUEST_ID_GEN / 2];
     struct req *f;
 
     s->stats.requests++;
@@ -332,10 +347,8 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     f->pub.method = evhttp_request_get_command(evreq);
     f->pub.ctx = s->cfg.ctx;
     f->metric_route = s->metric_unmatched;
-    if (!client_request_id(evreq, f->pub.request_id)) {
-        evutil_secure_rng_get_bytes(rnd, sizeof rnd);
-        hex_encode(rnd, sizeof rnd, f->pub.request_id);
-    }
+    if (!client_request_id(evreq, f->pub.request_id))
+        request_id_make(s, f->pub.request_id);
     /* A longer path keeps only its start here (for the log); matching sees it whole. */
     snprintf(f->path, sizeof f->path, "%s", path ? path : "");
     f->pub.path = f->path;
@@ -475,6 +488,7 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     if (s == NULL)
         goto oom;
     s->base = base;
+    evutil_secure_rng_get_bytes(&s->rid_key, sizeof s->rid_key);
     s->cfg = *cfg;
     s->metric_routes = calloc(cfg->n_routes > 0 ? cfg->n_routes : 1, sizeof *s->metric_routes);
     if (s->metric_routes == NULL)

@@ -54,7 +54,7 @@
 #define API_WUR __attribute__((warn_unused_result))
 
 #define API_REQUEST_ID_LEN 64   /* characters of a request id, at most: a client's X-Request-Id */
-#define API_REQUEST_ID_GEN 16   /* hex characters of one made here: 8 random bytes */
+#define API_REQUEST_ID_GEN 16   /* hex characters of one made here (unique in the process) */
 #define API_TOKEN_MAX 256       /* bytes of a bearer token looked at; longer is refused */
 #define API_JSON_MAX_DEPTH 16   /* nesting of arrays and objects in a request body */
 #define API_QUERY_MAX 2048      /* bytes of a query string */
@@ -181,8 +181,8 @@ struct api_request {
     struct evhttp_request *req; /* NULL once the client left (or the server was freed) during a
                                  * deferred or streamed reply; not for handlers in capture mode */
     /* The client's X-Request-Id when it is 1..API_REQUEST_ID_LEN characters of [A-Za-z0-9._-],
-     * else API_REQUEST_ID_GEN random hex characters; echoed in X-Request-Id on every reply and
-     * in every log line of the request. */
+     * else API_REQUEST_ID_GEN hex characters made here (never repeated in a process); echoed in
+     * X-Request-Id on every reply and in every log line of the request. */
     char request_id[API_REQUEST_ID_LEN + 1];
     enum evhttp_cmd_type method;
     const char *path; /* as received, without the query */

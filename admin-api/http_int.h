@@ -108,6 +108,8 @@ struct api_server {
     size_t *metric_routes;         /* metrics_route() of each route, in table order */
     size_t metric_unmatched;       /* metrics_route() of requests that matched none */
     struct frame_config frame;     /* every connection's strict framing (http_frame.h) */
+    uint64_t rid_key;              /* request ids: a random key and a count (request_id_make) */
+    uint64_t rid_count;
 };
 
 /* The struct req around a handler's api_request. */
