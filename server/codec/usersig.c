@@ -23,11 +23,15 @@
 
 #define MAX_SECRET 1024
 
+struct usersig_key;
+static void hmac_pads_make(struct usersig_key *key);
+
 struct usersig_key {
     enum usersig_key_kind kind;
     unsigned char *secret; /* HMAC */
     size_t secret_len;
-    EVP_PKEY *pkey; /* ECDSA */
+    SHA256_CTX pad_inner, pad_outer; /* HMAC: the state after the key's pads (as secret as it) */
+    EVP_PKEY *pkey;                  /* ECDSA */
     int is_private;
 };
 
@@ -72,8 +76,8 @@ static const struct {
 
 const char *usersig_version(void)
 {
-    return USERSIG_STR(USERSIG_VERSION_MAJOR) "." USERSIG_STR(USERSIG_VERSION_MINOR) "." USERSIG_STR(
-        USERSIG_VERSION_PATCH);
+    return USERSIG_STR(USERSIG_VERSION_MAJOR) "." USERSIG_STR(
+        USERSIG_VERSION_MINOR) "." USERSIG_STR(USERSIG_VERSION_PATCH);
 }
 
 const char *usersig_formats(void)
@@ -219,6 +223,7 @@ enum usersig_rc usersig_key_new_hmac(const char *secret, size_t len, struct user
     }
     memcpy(k->secret, secret, len);
     k->secret_len = len;
+    hmac_pads_make(k);
     k->kind = USERSIG_KEY_HMAC;
     k->is_private = 1;
     *out = k;
@@ -322,8 +327,10 @@ int usersig_key_is_private(const struct usersig_key *key)
 
 /* ---- HMAC-SHA256 with precomputed pads --------------------------------------------------- */
 
-void usersig_hmac_pads(const struct usersig_key *key, SHA256_CTX *inner, SHA256_CTX *outer)
+/* Computes the key's pads once, when the key is made (usersig_key_new_hmac). */
+static void hmac_pads_make(struct usersig_key *key)
 {
+    SHA256_CTX *inner = &key->pad_inner, *outer = &key->pad_outer;
     unsigned char block[SHA256_CBLOCK];
     unsigned char pad[SHA256_CBLOCK];
 
@@ -342,6 +349,18 @@ void usersig_hmac_pads(const struct usersig_key *key, SHA256_CTX *inner, SHA256_
     SHA256_Update(outer, pad, sizeof pad);
     OPENSSL_cleanse(block, sizeof block);
     OPENSSL_cleanse(pad, sizeof pad);
+}
+
+void usersig_hmac_pads(const struct usersig_key *key, SHA256_CTX *inner, SHA256_CTX *outer)
+{
+    *inner = key->pad_inner;
+    *outer = key->pad_outer;
+}
+
+void usersig_key_mac(const struct usersig_key *key, const void *msg, size_t n,
+                     unsigned char mac[32])
+{
+    usersig_hmac_finish(&key->pad_inner, &key->pad_outer, msg, n, mac);
 }
 
 void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const void *msg,

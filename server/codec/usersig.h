@@ -186,6 +186,13 @@ USERSIG_API enum usersig_verdict usersig_decode(const char *token, size_t len, s
 USERSIG_API enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
                                              const struct usersig_key *key);
 
+/* Which of keys[0..n) made d's signature: the index of the first that did, or n when none did
+ * (NULL entries and keys of the other kind are skipped). The answer of usersig_check_signature
+ * on each key in turn, with the signed text and the signature decoded once for all of them: the
+ * search for the key that made a token (Tencent's 70009, a token signed with another app's key). */
+USERSIG_API size_t usersig_find_signer(const struct usersig_decoded *d,
+                                       const struct usersig_key *const *keys, size_t n);
+
 /* What the caller expects; NULL identifier / 0 sdkappid / ROOM_NONE mean "do not check". */
 struct usersig_expect {
     const char *identifier;

@@ -11,6 +11,9 @@
 #include "usersig.h"
 
 void usersig_hmac_pads(const struct usersig_key *key, SHA256_CTX *inner, SHA256_CTX *outer);
+/* HMAC-SHA256 of msg with an HMAC key, from the pads computed when the key was made. */
+void usersig_key_mac(const struct usersig_key *key, const void *msg, size_t n,
+                     unsigned char mac[32]);
 void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const void *msg,
                          size_t n, unsigned char mac[32]);
 const unsigned char *usersig_key_secret(const struct usersig_key *key, size_t *len);

@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <stdbool.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -632,15 +633,11 @@ static size_t append_u64(char *buf, size_t at, size_t cap, uint64_t v)
     return append(buf, at, cap, out, (size_t)n);
 }
 
-static enum usersig_verdict check_v2_mac(const struct usersig_decoded *d,
-                                         const struct usersig_key *key)
+/* The text a v2 token's MAC covers, into content: its length, or more than cap when it does
+ * not fit. */
+static size_t v2_content(const struct usersig_decoded *d, char *content, size_t cap)
 {
-    char content[2048];
-    size_t n = 0, cap = sizeof content;
-    uint8_t given[64];
-    unsigned char mac[32];
-    SHA256_CTX inner, outer;
-
+    size_t n = 0;
     n = APPEND_LIT(content, n, cap, "TLS.identifier:");
     n = append(content, n, cap, d->identifier, d->identifier_len);
     n = APPEND_LIT(content, n, cap, "\nTLS.sdkappid:");
@@ -655,26 +652,13 @@ static enum usersig_verdict check_v2_mac(const struct usersig_decoded *d,
         n = append(content, n, cap, d->userbuf_b64, d->userbuf_b64_len);
         n = APPEND_LIT(content, n, cap, "\n");
     }
-    if (n > cap)
-        return USERSIG_SIGNATURE_MISMATCH;
-    long given_len = usersig_b64_decode(d->sig, d->sig_len, given, sizeof given);
-    if (given_len != 32)
-        return USERSIG_SIGNATURE_MISMATCH;
-    usersig_hmac_pads(key, &inner, &outer);
-    usersig_hmac_finish(&inner, &outer, content, n, mac);
-    OPENSSL_cleanse(&inner, sizeof inner);
-    OPENSSL_cleanse(&outer, sizeof outer);
-    return CRYPTO_memcmp(mac, given, sizeof mac) == 0 ? USERSIG_VALID : USERSIG_SIGNATURE_MISMATCH;
+    return n;
 }
 
-static enum usersig_verdict check_v1_sig(const struct usersig_decoded *d,
-                                         const struct usersig_key *key)
+/* The text a v1 token's signature covers, as v2_content. */
+static size_t v1_content(const struct usersig_decoded *d, char *content, size_t cap)
 {
-    char content[2048];
-    size_t n = 0, cap = sizeof content;
-    uint8_t der[256];
-    enum usersig_verdict v = USERSIG_SIGNATURE_MISMATCH;
-
+    size_t n = 0;
     n = APPEND_LIT(content, n, cap, "TLS.appid_at_3rd:");
     n = APPEND_STR(content, n, cap, d->v1_appid_at_3rd);
     n = APPEND_LIT(content, n, cap, "\nTLS.account_type:");
@@ -693,20 +677,79 @@ static enum usersig_verdict check_v1_sig(const struct usersig_decoded *d,
         n = append(content, n, cap, d->userbuf_b64, d->userbuf_b64_len);
         n = APPEND_LIT(content, n, cap, "\n");
     }
-    if (n > cap)
-        return USERSIG_SIGNATURE_MISMATCH;
-    long der_len = usersig_b64_decode(d->sig, d->sig_len, der, sizeof der);
-    if (der_len <= 0)
-        return USERSIG_SIGNATURE_MISMATCH;
+    return n;
+}
+
+/* What one signature check needs from the token, prepared once for any number of keys. */
+struct sig_probe {
+    int version; /* 2: HMAC over content; 1: ECDSA (DER in sig); 0: no key can match */
+    char content[2048];
+    size_t content_len;
+    uint8_t sig[256];
+    size_t sig_len;
+};
+
+static void probe_prepare(const struct usersig_decoded *d, struct sig_probe *p)
+{
+    p->version = 0;
+    if (d->version == 2) {
+        p->content_len = v2_content(d, p->content, sizeof p->content);
+        long n = usersig_b64_decode(d->sig, d->sig_len, p->sig, sizeof p->sig);
+        if (p->content_len <= sizeof p->content && n == 32) {
+            p->sig_len = 32;
+            p->version = 2;
+        }
+    } else if (d->version == 1) {
+        p->content_len = v1_content(d, p->content, sizeof p->content);
+        long n = usersig_b64_decode(d->sig, d->sig_len, p->sig, sizeof p->sig);
+        if (p->content_len <= sizeof p->content && n > 0) {
+            p->sig_len = (size_t)n;
+            p->version = 1;
+        }
+    }
+}
+
+/* True when key made the probe's signature (the key is of the probe's kind). Constant time in
+ * the MAC comparison. */
+static bool probe_matches(const struct sig_probe *p, const struct usersig_key *key)
+{
+    if (p->version == 2) {
+        unsigned char mac[32];
+        usersig_key_mac(key, p->content, p->content_len, mac);
+        bool ok = CRYPTO_memcmp(mac, p->sig, sizeof mac) == 0;
+        OPENSSL_cleanse(mac, sizeof mac);
+        return ok;
+    }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (md == NULL)
-        return USERSIG_SIGNATURE_MISMATCH;
-    if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, usersig_key_pkey(key)) == 1 &&
-        EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)content, n) == 1)
-        v = USERSIG_VALID;
+        return false;
+    bool ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, usersig_key_pkey(key)) == 1 &&
+              EVP_DigestVerify(md, p->sig, p->sig_len, (const unsigned char *)p->content,
+                               p->content_len) == 1;
     EVP_MD_CTX_free(md);
     ERR_clear_error();
-    return v;
+    return ok;
+}
+
+static bool probe_kind_fits(const struct sig_probe *p, const struct usersig_key *key)
+{
+    return key != NULL && ((p->version == 2 && usersig_key_kind(key) == USERSIG_KEY_HMAC) ||
+                           (p->version == 1 && usersig_key_kind(key) == USERSIG_KEY_ECDSA));
+}
+
+size_t usersig_find_signer(const struct usersig_decoded *d, const struct usersig_key *const *keys,
+                           size_t n)
+{
+    struct sig_probe p;
+    size_t found = n;
+
+    probe_prepare(d, &p);
+    for (size_t i = 0; i < n && p.version != 0; i++)
+        if (probe_kind_fits(&p, keys[i]) && probe_matches(&p, keys[i])) {
+            found = i;
+            break;
+        }
+    return found;
 }
 
 enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
@@ -714,10 +757,9 @@ enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
 {
     if (key == NULL)
         return USERSIG_SIGNATURE_MISMATCH;
-    if (d->version == 2 && usersig_key_kind(key) == USERSIG_KEY_HMAC)
-        return check_v2_mac(d, key);
-    if (d->version == 1 && usersig_key_kind(key) == USERSIG_KEY_ECDSA)
-        return check_v1_sig(d, key);
+    if ((d->version == 2 && usersig_key_kind(key) == USERSIG_KEY_HMAC) ||
+        (d->version == 1 && usersig_key_kind(key) == USERSIG_KEY_ECDSA))
+        return usersig_find_signer(d, &key, 1) == 0 ? USERSIG_VALID : USERSIG_SIGNATURE_MISMATCH;
     return USERSIG_KIND_MISMATCH;
 }
 

@@ -133,33 +133,42 @@ static size_t first_of(const struct cache_scan *idx, uint32_t sdkappid)
     return lo;
 }
 
-struct scan_budget {
+/* The keys a scan tries, in order, up to the bounds (VERIFY_SCAN_HMAC_MAX, _ECDSA_MAX). */
+struct scan_list {
+    const struct usersig_key **keys;
+    size_t *at; /* keys[i] is idx->keys[at[i]] */
+    size_t n;
     size_t hmac, ecdsa;
-    bool cut; /* a bound was reached before every key was tried */
+    bool cut; /* a bound was reached before every key was listed */
 };
 
-/* Tries key k; true when it signed d. */
-static bool try_key(const struct cache_scan_key *k, const struct usersig_decoded *d,
-                    struct scan_budget *b)
+/* Lists idx->keys[i] when it is of the kind that can have signed d (another kind costs
+ * nothing) and the bound of its kind allows. */
+static void scan_add(struct scan_list *l, const struct cache_scan *idx, size_t i,
+                     const struct usersig_decoded *d)
 {
-    bool ecdsa = usersig_key_kind(k->key) == USERSIG_KEY_ECDSA;
+    const struct usersig_key *key = idx->keys[i].key;
+    bool ecdsa = usersig_key_kind(key) == USERSIG_KEY_ECDSA;
     if ((ecdsa && d->version != 1) || (!ecdsa && d->version != 2))
-        return false; /* cannot have signed it: costs nothing */
-    if (ecdsa ? b->ecdsa >= VERIFY_SCAN_ECDSA_MAX : b->hmac >= VERIFY_SCAN_HMAC_MAX) {
-        b->cut = true;
-        return false;
+        return;
+    if (ecdsa ? l->ecdsa >= VERIFY_SCAN_ECDSA_MAX : l->hmac >= VERIFY_SCAN_HMAC_MAX) {
+        l->cut = true;
+        return;
     }
-    ecdsa ? b->ecdsa++ : b->hmac++;
-    return usersig_check_signature(d, k->key) == USERSIG_VALID;
+    ecdsa ? l->ecdsa++ : l->hmac++;
+    l->keys[l->n] = key;
+    l->at[l->n++] = i;
 }
 
 /* Looks among the keys of the other apps p may see for one that signed d. Returns -1 when the
  * index could not be read, else 0 (res->signed_by_* set when found, *cut when the search
- * stopped at a bound). */
+ * stopped at a bound). The keys are listed first, then searched in one pass of the codec
+ * (usersig_find_signer: the signed text and the signature decoded once). */
 static int find_signer(struct service *svc, const struct principal *p, uint32_t app,
                        const struct usersig_decoded *d, struct verify_result *res, bool *cut)
 {
-    struct scan_budget b = {0};
+    struct scan_list l = {0};
+    int rc = -1;
 
     *cut = false;
     if (!p->all_apps && p->n_apps == 0)
@@ -172,28 +181,35 @@ static int find_signer(struct service *svc, const struct principal *p, uint32_t 
     const struct cache_scan *idx = scan_index(svc);
     if (idx == NULL)
         return -1;
-    const struct cache_scan_key *found = NULL;
+    l.keys = malloc((idx->n > 0 ? idx->n : 1) * sizeof *l.keys);
+    l.at = malloc((idx->n > 0 ? idx->n : 1) * sizeof *l.at);
+    if (l.keys == NULL || l.at == NULL)
+        goto done;
     if (p->all_apps) {
-        for (size_t i = 0; i < idx->n && found == NULL && !b.cut; i++)
-            if (idx->keys[i].sdkappid != app && try_key(&idx->keys[i], d, &b))
-                found = &idx->keys[i];
+        for (size_t i = 0; i < idx->n && !l.cut; i++)
+            if (idx->keys[i].sdkappid != app)
+                scan_add(&l, idx, i, d);
     } else {
-        for (size_t a = 0; a < p->n_apps && found == NULL && !b.cut; a++) {
+        for (size_t a = 0; a < p->n_apps && !l.cut; a++) {
             if (p->apps[a] == app)
                 continue;
             for (size_t i = first_of(idx, p->apps[a]);
-                 i < idx->n && idx->keys[i].sdkappid == p->apps[a] && found == NULL && !b.cut; i++)
-                if (try_key(&idx->keys[i], d, &b))
-                    found = &idx->keys[i];
+                 i < idx->n && idx->keys[i].sdkappid == p->apps[a] && !l.cut; i++)
+                scan_add(&l, idx, i, d);
         }
     }
-    if (found != NULL) {
-        res->signed_by_app = found->sdkappid;
-        res->signed_by_version = found->version;
+    size_t f = usersig_find_signer(d, l.keys, l.n);
+    if (f < l.n) {
+        res->signed_by_app = idx->keys[l.at[f]].sdkappid;
+        res->signed_by_version = idx->keys[l.at[f]].version;
     }
-    *cut = found == NULL && b.cut;
+    *cut = f == l.n && l.cut;
+    rc = 0;
+done:
+    free(l.keys);
+    free(l.at);
     cache_scan_release(idx);
-    return 0;
+    return rc;
 }
 
 enum api_error verify_run(struct service *svc, const struct principal *p, uint32_t app,

@@ -457,12 +457,53 @@ static void test_base64(void)
     CHECK(usersig_b64_decode("Zm9vYmFy", 8, buf, 5) == -1, "output bound");
 }
 
+/* usersig_find_signer: the first key that made the token, skipping NULLs and the other kind;
+ * the same answer as usersig_check_signature key by key. */
+static void test_find_signer(void)
+{
+    struct usersig_key *right = hmac_key(SECRET), *wrong = hmac_key("another secret"),
+                       *wrong2 = hmac_key("a third secret");
+    struct usersig_signer *s = signer(right, APP, 6, USERSIG_ID_PRINTABLE);
+    char tok[USERSIG_TOKEN_BUF];
+    struct usersig_decoded d;
+    CHECK(sign_id(s, "alice", 5, 3600, 1700000000, tok) == USERSIG_OK, "find: sign");
+    CHECK(usersig_decode(tok, strlen(tok), &d) == USERSIG_VALID, "find: decode");
+
+    EVP_PKEY *pk = EVP_EC_gen("prime256v1");
+    char *pub = pem_of(pk, 0, 1);
+    struct usersig_key *ec = NULL;
+    CHECK(usersig_key_new_pem(pub, strlen(pub), &ec) == USERSIG_OK, "find: EC key");
+
+    const struct usersig_key *keys[] = {wrong, NULL, ec, wrong2, right, right};
+    CHECK(usersig_find_signer(&d, keys, 6) == 4, "find: the first key that signed (index 4)");
+    CHECK(usersig_find_signer(&d, keys, 4) == 4, "find: none among the first four (n)");
+    CHECK(usersig_find_signer(&d, keys, 0) == 0, "find: no keys (n = 0)");
+    for (size_t i = 0; i < 6; i++)
+        if (keys[i] != NULL)
+            CHECK((usersig_find_signer(&d, &keys[i], 1) == 0) ==
+                      (usersig_check_signature(&d, keys[i]) == USERSIG_VALID),
+                  "find: key %zu agrees with usersig_check_signature", i);
+    /* A changed signature is found by no key. */
+    struct usersig_decoded bad = d;
+    bad.sig[0] = bad.sig[0] == 'A' ? 'B' : 'A';
+    CHECK(usersig_find_signer(&bad, keys, 6) == 6, "find: an altered signature matches none");
+
+    usersig_key_free(ec);
+    free(pub);
+    EVP_PKEY_free(pk);
+    usersig_signer_free(s);
+    usersig_key_free(right);
+    usersig_key_free(wrong);
+    usersig_key_free(wrong2);
+}
+
 int main(void)
 {
     test_input_rules();
     test_escaping();
     test_privatemapkey();
     test_v1_keys();
+    test_find_signer();
     test_random_round_trips();
     test_decoder_bounds();
     test_base64();
