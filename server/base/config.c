@@ -86,6 +86,12 @@ static const struct setting SETTINGS[] = {
      "browser sends it (https://dash.example.com, a port when not the default); empty: no "
      "cross-origin requests (CORS off). A preflight (OPTIONS) needs no token.",
      0},
+    {"tencent_allow_insecure_base_url", T_BOOL, "false", 0, 0, NULL,
+     "USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL", F(tencent_allow_insecure_base_url),
+     "For tests only: let an app's tencent_base_url be any http or https URL, loopback "
+     "included (a stand-in for Tencent's REST API). Otherwise it must be https:// and one of "
+     "Tencent's region hosts.",
+     0},
     {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "USERSIGD_LOG_LEVEL", F(log_level),
      "Least severe level logged.", 1},
     {"log_format", T_ENUM, "text", 0, 0, "text|json", "USERSIGD_LOG_FORMAT", F(log_format),
@@ -118,19 +124,6 @@ static const struct setting SETTINGS[] = {
      "Without a certificate, serve plain HTTP on a listen address that is not loopback (tokens "
      "and UserSigs then cross the network in clear: only behind a TLS-terminating proxy on a "
      "trusted network). Plain HTTP on 127.0.0.0/8, ::1 or localhost needs no permission.",
-     0},
-    {"tencent_ca_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_TENCENT_CA_FILE",
-     F(tencent_ca_file),
-     "PEM CA certificates that Tencent's REST API servers are verified against; empty: the "
-     "system's store. Certificates and host names are always verified.",
-     0},
-    {"tencent_connect_timeout", T_DURATION, "5s", 100, MIN, NULL,
-     "USERSIGD_TENCENT_CONNECT_TIMEOUT", F(tencent_connect_timeout_ms),
-     "Time a call to Tencent's REST API has to connect (TCP and TLS).", 0},
-    {"tencent_timeout", T_DURATION, "10s", SEC, 5 * MIN, NULL, "USERSIGD_TENCENT_TIMEOUT",
-     F(tencent_timeout_ms),
-     "Time a call to Tencent's REST API has in all, connecting included; a call over it fails "
-     "as a timeout and is not retried.",
      0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])

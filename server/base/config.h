@@ -35,6 +35,7 @@ struct config {
     char data_dir[CONFIG_STRING_MAX];
     char migrations_dir[CONFIG_STRING_MAX]; /* default: config_default_migrations_dir() */
     char cors_origins[CONFIG_STRING_MAX];   /* comma-separated origins; empty: CORS off */
+    int tencent_allow_insecure_base_url;    /* 1: tests: any http(s) tencent_base_url */
     uint64_t max_body_size;                 /* bytes */
     uint64_t batch_max_body_size;           /* bytes */
     enum log_level log_level;
@@ -47,10 +48,6 @@ struct config {
     char tls_key_file[CONFIG_STRING_MAX];       /* PEM private key of that certificate */
     char tls_client_ca_file[CONFIG_STRING_MAX]; /* empty: no client certificates asked for */
     int allow_plain_http; /* 1: plain HTTP also on an address other than loopback */
-    /* Calls to Tencent's REST API (server/tencent/outbound.c). */
-    char tencent_ca_file[CONFIG_STRING_MAX]; /* empty: the system's CA store */
-    int64_t tencent_connect_timeout_ms;
-    int64_t tencent_timeout_ms;
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the
