@@ -125,6 +125,19 @@ static const struct setting SETTINGS[] = {
      "and UserSigs then cross the network in clear: only behind a TLS-terminating proxy on a "
      "trusted network). Plain HTTP on 127.0.0.0/8, ::1 or localhost needs no permission.",
      0},
+    {"tencent_ca_file", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_TENCENT_CA_FILE",
+     F(tencent_ca_file),
+     "PEM CA certificates that Tencent's REST API servers are verified against; empty: the "
+     "system's store. Certificates and host names are always verified.",
+     0},
+    {"tencent_connect_timeout", T_DURATION, "5s", 100, MIN, NULL,
+     "USERSIGD_TENCENT_CONNECT_TIMEOUT", F(tencent_connect_timeout_ms),
+     "Time a call to Tencent's REST API has to connect (TCP and TLS).", 0},
+    {"tencent_timeout", T_DURATION, "10s", SEC, 5 * MIN, NULL, "USERSIGD_TENCENT_TIMEOUT",
+     F(tencent_timeout_ms),
+     "Time a call to Tencent's REST API has in all, connecting included; a call over it fails "
+     "as a timeout and is not retried.",
+     0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 

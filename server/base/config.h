@@ -48,6 +48,10 @@ struct config {
     char tls_key_file[CONFIG_STRING_MAX];       /* PEM private key of that certificate */
     char tls_client_ca_file[CONFIG_STRING_MAX]; /* empty: no client certificates asked for */
     int allow_plain_http; /* 1: plain HTTP also on an address other than loopback */
+    /* Calls to Tencent's REST API (server/tencent/outbound.c). */
+    char tencent_ca_file[CONFIG_STRING_MAX]; /* empty: the system's CA store */
+    int64_t tencent_connect_timeout_ms;
+    int64_t tencent_timeout_ms;
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the

@@ -1,0 +1,87 @@
+/*
+ * Outbound HTTPS from the event loop: libcurl's multi interface driven by libevent (the
+ * sockets libcurl wants watched become events on the caller's event_base, its timer one timer
+ * event), so a call to Tencent's REST API never blocks the loop. Certificates and host names
+ * are always verified; only https is spoken (http too when allow_insecure is set, for tests);
+ * redirects are not followed; no proxy is taken from the environment. A URL may carry a
+ * credential in its query (Tencent's admin UserSig): nothing here logs, or returns in a message,
+ * more of a URL than its host and path.
+ */
+#ifndef OUTBOUND_H
+#define OUTBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct outbound;
+
+#define OUTBOUND_WUR __attribute__((warn_unused_result))
+
+#define OUTBOUND_DEFAULT_MAX_RESPONSE (1u << 20) /* bytes */
+#define OUTBOUND_MAX_MAX_RESPONSE (16u << 20)
+#define OUTBOUND_ERR_MAX 256 /* bytes of outbound_result.error, with its NUL */
+
+enum outbound_rc {
+    OUTBOUND_OK = 0,    /* a reply came: see status and body (any HTTP status) */
+    OUTBOUND_TIMEOUT,   /* connect or total timeout */
+    OUTBOUND_CONNECT,   /* name resolution, TCP connect, or the connection broke */
+    OUTBOUND_TLS,       /* handshake, certificate or host name verification */
+    OUTBOUND_TOO_LARGE, /* the response body is over max_response */
+    OUTBOUND_BAD_URL,   /* not a URL, or a scheme not allowed */
+    OUTBOUND_BUSY,      /* max_pending calls already in flight (not started) */
+    OUTBOUND_CANCELLED, /* outbound_free() while the call was in flight */
+    OUTBOUND_NO_MEMORY,
+    OUTBOUND_ERROR, /* anything else libcurl reports */
+};
+
+struct outbound_options {
+    const char *ca_file;        /* PEM CA bundle; NULL or "": the system's store */
+    int64_t connect_timeout_ms; /* 0: 5000 */
+    int64_t timeout_ms;         /* the whole call, connect included; 0: 10000 */
+    int max_transfers;          /* concurrent connections; 0: 8. Further calls wait their turn */
+    int max_pending;            /* calls in flight at once, running or waiting; 0: 64 * 8 */
+    size_t max_response;        /* bytes of a response body; 0: OUTBOUND_DEFAULT_MAX_RESPONSE */
+    int allow_insecure;         /* 1: http:// URLs too (tests); https is always verified */
+    const char *proxy;          /* NULL: no proxy (the environment's are ignored) */
+};
+
+struct outbound_result {
+    enum outbound_rc rc;
+    long status;        /* HTTP status when rc is OUTBOUND_OK, else 0 */
+    const char *body;   /* the response body, NUL-terminated (may hold NULs); valid during the
+                         * callback only. Empty (never NULL) when rc is not OUTBOUND_OK */
+    size_t body_len;    /* <= max_response */
+    double duration_ms; /* from outbound_post_json() to completion */
+    const char *error;  /* rc != OUTBOUND_OK: why, never the URL's query; "" otherwise */
+};
+
+/* Called on the loop thread exactly once per accepted call; not from within
+ * outbound_post_json(). It may start new calls; it must not call outbound_free(). */
+typedef void (*outbound_cb)(const struct outbound_result *r, void *arg);
+
+/* A new client on base (which must outlive it). NULL on failure, with err saying why. */
+struct outbound *outbound_new(struct event_base *base, const struct outbound_options *opt,
+                              char *err, size_t errlen) OUTBOUND_WUR;
+
+/* Ends every call in flight (each callback gets OUTBOUND_CANCELLED) and frees ob. NULL: nothing. */
+void outbound_free(struct outbound *ob);
+
+/* POSTs body (len bytes, copied) with Content-Type: application/json to url (copied). Returns
+ * OUTBOUND_OK when the call was started, and cb(arg) will be called once; any other value
+ * (OUTBOUND_BAD_URL, OUTBOUND_BUSY, OUTBOUND_NO_MEMORY) means it was not, and cb is never called.
+ */
+enum outbound_rc outbound_post_json(struct outbound *ob, const char *url, const char *body,
+                                    size_t len, outbound_cb cb, void *arg) OUTBOUND_WUR;
+
+/* Calls in flight (running or waiting for a connection). */
+int outbound_pending(const struct outbound *ob);
+
+/* What may be logged of url: "host[:port]/path" into out (cap bytes, truncated, NUL-terminated);
+ * "(invalid URL)" when url does not parse. Never the query, the fragment or any user info. */
+const char *outbound_url_redacted(const char *url, char *out, size_t cap);
+
+/* "timeout", "connect", "tls", "too_large", ...: a stable name for logs and error codes. */
+const char *outbound_rc_name(enum outbound_rc rc);
+
+#endif

@@ -1,0 +1,720 @@
+/*
+ * server/tencent/ against the Tencent REST stand-in (tests/tencent/standin.js) over real HTTPS
+ * with a test CA (tests/tencent/make_ca.sh), on a real libevent loop: replies passed through
+ * (OK and FAIL), 60007 retried then OK and retried to its bound, the wrong CA and the system
+ * store refused as TLS errors, a slow server as a timeout, a reply over the size bound refused,
+ * the loop kept running during a slow call, the rate limiter's queue and its refusal with a retry
+ * time, admin UserSig caching and renewal (an injected clock), no URL query in the log.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "outbound.h"
+#include "testlib.h"
+#include "tim.h"
+#include "usersig.h"
+
+extern char **environ;
+
+#define APP1 1400000001u /* keys match: the admin is "administrator" */
+#define APP2 1400000002u /* the stand-in holds KEY2, the signer signs with KEY1: 70009 */
+#define KEY1 "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+#define KEY2 "0000000000000000000000000000000000000000000000000000000000000002"
+
+static struct event_base *base;
+static char ca_dir[512], ca_file[600], other_ca[600], base_url[64];
+static int port;
+static pid_t standin_pid = -1;
+
+/* ---- the stand-in -----------------------------------------------------------------------------
+ */
+
+static int run(char *const argv[])
+{
+    pid_t pid;
+    if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        return -1;
+    int st;
+    if (waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int standin_start(void)
+{
+    snprintf(ca_dir, sizeof ca_dir, "%s", test_tmp_path("ca"));
+    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", ca_dir);
+    snprintf(other_ca, sizeof other_ca, "%s/other-ca.pem", ca_dir);
+    char *mk[] = {"bash", USERSIGD_SOURCE_DIR "/tests/tencent/make_ca.sh", ca_dir, NULL};
+    if (run(mk) != 0)
+        return -1;
+    const char *cfg = test_tmp_path("standin.json");
+    FILE *f = fopen(cfg, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "{\"apps\":{\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\",\"ops\"]},"
+            "\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\"]}}}\n",
+            APP1, KEY1, APP2, KEY2);
+    fclose(f);
+    int out[2];
+    if (pipe(out) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    char *argv[] = {"node",      USERSIGD_SOURCE_DIR "/tests/tencent/standin.js",
+                    "--config",  (char *)cfg,
+                    "--tls-dir", ca_dir,
+                    "--port",    "0",
+                    NULL};
+    int rc = posix_spawnp(&standin_pid, "node", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    if (rc != 0) {
+        close(out[0]);
+        return -1;
+    }
+    char line[128];
+    size_t n = 0;
+    while (n + 1 < sizeof line) {
+        ssize_t r = read(out[0], line + n, 1);
+        if (r <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    close(out[0]);
+    if (sscanf(line, "{\"port\":%d}", &port) != 1)
+        return -1;
+    snprintf(base_url, sizeof base_url, "https://127.0.0.1:%d", port);
+    return 0;
+}
+
+static void standin_stop(void)
+{
+    if (standin_pid > 0) {
+        kill(standin_pid, SIGTERM);
+        waitpid(standin_pid, NULL, 0);
+    }
+    static const char *files[] = {"ca.pem",       "ca.key",     "other-ca.pem",
+                                  "other-ca.key", "server.pem", "server.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", ca_dir, files[i]);
+        unlink(p);
+    }
+    rmdir(ca_dir);
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------
+ */
+
+/* Runs the loop until *flag is set or 15 s have passed. */
+static void run_until(const int *flag)
+{
+    time_t end = time(NULL) + 15;
+    while (!*flag && time(NULL) < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    CHECK(*flag, "the loop finished what it waited for");
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- outbound ---------------------------------------------------------------------------------
+ */
+
+struct ob_wait {
+    int done;
+    enum outbound_rc rc;
+    long status;
+    char body[8192];
+    size_t len;
+    double ms;
+    char error[OUTBOUND_ERR_MAX];
+};
+
+static void ob_done(const struct outbound_result *r, void *arg)
+{
+    struct ob_wait *w = arg;
+    w->done = 1;
+    w->rc = r->rc;
+    w->status = r->status;
+    w->len = r->body_len;
+    snprintf(w->body, sizeof w->body, "%.*s", (int)r->body_len, r->body);
+    w->ms = r->duration_ms;
+    snprintf(w->error, sizeof w->error, "%s", r->error);
+}
+
+static struct outbound *ob_make(const char *ca, int64_t timeout_ms, size_t max_response)
+{
+    struct outbound_options o = {0};
+    o.ca_file = ca;
+    o.timeout_ms = timeout_ms;
+    o.connect_timeout_ms = 2000;
+    o.max_response = max_response;
+    char err[256];
+    struct outbound *ob = outbound_new(base, &o, err, sizeof err);
+    CHECK(ob != NULL, "outbound_new: %s", err);
+    return ob;
+}
+
+/* One POST through ob, waited for. */
+static void ob_post(struct outbound *ob, const char *path, const char *body, struct ob_wait *w)
+{
+    memset(w, 0, sizeof *w);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base_url, path);
+    enum outbound_rc rc = outbound_post_json(ob, url, body, strlen(body), ob_done, w);
+    CHECK(rc == OUTBOUND_OK, "%s: started (%s)", path, outbound_rc_name(rc));
+    if (rc == OUTBOUND_OK)
+        run_until(&w->done);
+}
+
+/* The stand-in's test endpoint: queue replies for the next calls of a command. */
+static void inject(struct outbound *ob, uint32_t app, const char *cmd, const char *replies)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"sdkappid\":\"%u\",\"command\":\"%s\",\"replies\":%s}", app, cmd,
+             replies);
+    struct ob_wait w;
+    ob_post(ob, "/__standin/inject", body, &w);
+    CHECK(w.rc == OUTBOUND_OK && w.status == 200, "inject: %ld %s", w.status, w.body);
+}
+
+static int ticks;
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    ticks++;
+}
+
+static void test_outbound(void)
+{
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    struct ob_wait w;
+
+    /* A reply: the stand-in's answer to a call without its parameters. */
+    ob_post(ob, "/v4/im_open_login_svc/account_check", "{}", &w);
+    CHECK(w.rc == OUTBOUND_OK && w.status == 200, "reply: %s %ld", outbound_rc_name(w.rc),
+          w.status);
+    CHECK(strstr(w.body, "\"ErrorCode\":60012") != NULL, "no sdkappid: 60012 (%s)", w.body);
+
+    /* http:// is refused unless allowed; not a URL either. */
+    w.done = 0;
+    CHECK(outbound_post_json(ob, "http://127.0.0.1:1/x", "{}", 2, ob_done, &w) == OUTBOUND_BAD_URL,
+          "http refused");
+    CHECK(outbound_post_json(ob, "ftp://127.0.0.1/x", "{}", 2, ob_done, &w) == OUTBOUND_BAD_URL,
+          "ftp refused");
+    CHECK(outbound_pending(ob) == 0 && !w.done, "nothing started");
+
+    /* The loop keeps running while a slow call is out: a 20 ms timer ticks on. */
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 20000};
+    event_add(tick, &tv);
+    ticks = 0;
+    double t0 = mono_ms();
+    ob_post(ob, "/v4/a/b?__delay=800", "{}", &w);
+    double took = mono_ms() - t0;
+    event_free(tick);
+    CHECK(w.rc == OUTBOUND_OK && took >= 750, "the slow reply came (%.0f ms)", took);
+    CHECK(ticks >= 25, "the loop ran during the call: %d ticks of 20 ms in %.0f ms", ticks, took);
+
+    /* Timeout: the stand-in answers after 3 s, the client gives 400 ms. */
+    struct outbound *quick = ob_make(ca_file, 400, 0);
+    ob_post(quick, "/v4/a/b?__delay=3000", "{}", &w);
+    CHECK(w.rc == OUTBOUND_TIMEOUT, "timeout: %s (%s)", outbound_rc_name(w.rc), w.error);
+    CHECK(w.ms >= 350 && w.ms < 2500, "timed out after %.0f ms", w.ms);
+    CHECK(w.len == 0 && w.status == 0, "no body on a timeout");
+    outbound_free(quick);
+
+    /* The size bound: 4 KiB allowed, a 10 KB reply refused, a small one taken. */
+    struct outbound *small = ob_make(ca_file, 5000, 4096);
+    ob_post(small, "/v4/a/b?__pad=10000", "{}", &w);
+    CHECK(w.rc == OUTBOUND_TOO_LARGE, "over the bound: %s", outbound_rc_name(w.rc));
+    ob_post(small, "/v4/a/b?__pad=1000", "{}", &w);
+    CHECK(w.rc == OUTBOUND_OK && w.len > 1000 && w.len <= 4096, "under the bound: %s %zu",
+          outbound_rc_name(w.rc), w.len);
+    outbound_free(small);
+
+    /* The wrong CA, and the system store (which does not hold the test CA): TLS errors. */
+    struct outbound *wrong = ob_make(other_ca, 5000, 0);
+    ob_post(wrong, "/v4/a/b", "{}", &w);
+    CHECK(w.rc == OUTBOUND_TLS, "wrong CA: %s (%s)", outbound_rc_name(w.rc), w.error);
+    CHECK(strstr(w.error, "?") == NULL, "no query in the error: %s", w.error);
+    outbound_free(wrong);
+    struct outbound *sys = ob_make(NULL, 5000, 0);
+    ob_post(sys, "/v4/a/b", "{}", &w);
+    CHECK(w.rc == OUTBOUND_TLS, "system store: %s (%s)", outbound_rc_name(w.rc), w.error);
+    outbound_free(sys);
+
+    /* Nothing listening: a connect error. */
+    struct outbound *none = ob_make(ca_file, 5000, 0);
+    memset(&w, 0, sizeof w);
+    CHECK(outbound_post_json(none, "https://127.0.0.1:1/v4/a/b", "{}", 2, ob_done, &w) ==
+              OUTBOUND_OK,
+          "started");
+    run_until(&w.done);
+    CHECK(w.rc == OUTBOUND_CONNECT, "connect refused: %s", outbound_rc_name(w.rc));
+    outbound_free(none);
+
+    /* outbound_free with a call in flight: it completes as cancelled. */
+    struct outbound *gone = ob_make(ca_file, 5000, 0);
+    char url[256];
+    snprintf(url, sizeof url, "%s/v4/a/b?__delay=2000", base_url);
+    memset(&w, 0, sizeof w);
+    CHECK(outbound_post_json(gone, url, "{}", 2, ob_done, &w) == OUTBOUND_OK, "started");
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    outbound_free(gone);
+    CHECK(w.done && w.rc == OUTBOUND_CANCELLED, "cancelled at free: %s", outbound_rc_name(w.rc));
+
+    char red[128];
+    outbound_url_redacted("https://h.example:8443/v4/s/c?usersig=SECRET&x=1#f", red, sizeof red);
+    CHECK(strcmp(red, "h.example:8443/v4/s/c") == 0, "redacted: %s", red);
+    outbound_url_redacted("https://u:pw@h.example/p?usersig=SECRET", red, sizeof red);
+    CHECK(strcmp(red, "h.example/p") == 0, "redacted without user info: %s", red);
+    outbound_free(ob);
+}
+
+/* ---- tim: the pieces ------------------------------------------------------------------------- */
+
+static void test_pieces(void)
+{
+    CHECK(tim_name_valid("im_open_login_svc") && tim_name_valid("a0_"), "names");
+    CHECK(!tim_name_valid("") && !tim_name_valid("Account") && !tim_name_valid("a/b") &&
+              !tim_name_valid("a.b") && !tim_name_valid("a b"),
+          "bad names");
+    char long_name[80];
+    memset(long_name, 'a', 65);
+    long_name[65] = '\0';
+    CHECK(!tim_name_valid(long_name) && (long_name[64] = '\0', tim_name_valid(long_name)),
+          "64 bytes at most");
+
+    char url[TIM_MAX_URL];
+    CHECK(tim_build_url("https://console.tim.qq.com", 0, "im_open_login_svc", "account_check",
+                        1400000001u, "a b&c", "eJw*ab-c_", 4294967295u, url, sizeof url) == 0,
+          "url built");
+    CHECK(strcmp(url, "https://console.tim.qq.com/v4/im_open_login_svc/account_check?sdkappid="
+                      "1400000001&identifier=a%20b%26c&usersig=eJw%2Aab-c_&random=4294967295&"
+                      "contenttype=json") == 0,
+          "url: %s", url);
+    CHECK(tim_build_url("https://127.0.0.1:8443/", 0, "s", "c", 1, "admin", "x", 0, url,
+                        sizeof url) == 0 &&
+              strncmp(url, "https://127.0.0.1:8443/v4/s/c?", 30) == 0,
+          "a port and a trailing slash: %s", url);
+    const char *bad_bases[] = {"http://console.tim.qq.com",
+                               "https://",
+                               "https://h/p",
+                               "https://h?x=1",
+                               "https://u@h",
+                               "https://h:0",
+                               "https://h:70000",
+                               "https://h#f",
+                               "console.tim.qq.com",
+                               "https://h:"};
+    for (size_t i = 0; i < sizeof bad_bases / sizeof bad_bases[0]; i++)
+        CHECK(tim_build_url(bad_bases[i], 0, "s", "c", 1, "admin", "x", 0, url, sizeof url) != 0,
+              "base %s refused", bad_bases[i]);
+    CHECK(tim_build_url("http://127.0.0.1:1", 1, "s", "c", 1, "admin", "x", 0, url, sizeof url) ==
+              0,
+          "http allowed when asked");
+    CHECK(tim_build_url(NULL, 0, "s", "c", 1, "", "x", 0, url, sizeof url) != 0 &&
+              tim_build_url(NULL, 0, "s", "c", 1, "a\nb", "x", 0, url, sizeof url) != 0 &&
+              tim_build_url(NULL, 0, "s", "c", 1, "123456789012345678901234567890123", "x", 0, url,
+                            sizeof url) != 0,
+          "bad identifiers refused");
+    CHECK(tim_build_url(NULL, 0, "s", "c", 1, "admin", "x", 0, url, 40) != 0 && url[0] == '\0',
+          "too long for the buffer: refused, nothing left");
+
+    json_t *j;
+    int ok;
+    long long code;
+    const char *info;
+    const char *good = "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":70402,\"ErrorInfo\":\"bad\"}";
+    CHECK(tim_parse_reply(good, strlen(good), &j, &ok, &code, &info) == 0 && !ok && code == 70402 &&
+              strcmp(info, "bad") == 0,
+          "FAIL parsed");
+    json_decref(j);
+    const char *bad[] = {"",
+                         "[]",
+                         "{\"ActionStatus\":\"OK\"}",
+                         "{\"ErrorCode\":0}",
+                         "{\"ActionStatus\":\"MAYBE\",\"ErrorCode\":0}",
+                         "{\"ActionStatus\":\"OK\",\"ErrorCode\":\"0\"}",
+                         "{\"ActionStatus\":\"OK\",\"ErrorCode\":0,\"ErrorInfo\":1}",
+                         "{\"ActionStatus\":\"OK\",\"ActionStatus\":\"OK\",\"ErrorCode\":0}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(tim_parse_reply(bad[i], strlen(bad[i]), &j, &ok, &code, &info) != 0 && j == NULL,
+              "bad reply %zu refused", i);
+    }
+    CHECK(tim_code_is_rate_limit(60007) && tim_code_is_rate_limit(60011) &&
+              !tim_code_is_rate_limit(60010) && !tim_code_is_rate_limit(70001),
+          "rate-limit codes");
+}
+
+/* ---- tim against the stand-in -----------------------------------------------------------------
+ */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+struct signer {
+    int calls;
+    int fail; /* 1: the next signing fails */
+    int64_t expire_seen;
+};
+
+/* The core's part, done here with the codec: always KEY1 (so APP2's stand-in key differs). */
+static void test_sign(void *signer_arg, uint32_t sdkappid, const char *identifier,
+                      uint32_t key_version, int64_t expire, tim_signed_fn done, void *ctx)
+{
+    (void)key_version;
+    struct signer *s = signer_arg;
+    s->calls++;
+    s->expire_seen = expire;
+    if (s->fail) {
+        s->fail = 0;
+        done(ctx, NULL, 0, 0);
+        return;
+    }
+    struct usersig_key *key = NULL;
+    struct usersig_signer *sg = NULL;
+    char tok[USERSIG_TOKEN_BUF];
+    size_t len = 0;
+    struct usersig_params p = {0};
+    p.identifier = identifier;
+    p.identifier_len = strlen(identifier);
+    p.expire = (uint32_t)expire;
+    p.time = fake_now;
+    int ok = usersig_key_new_hmac(KEY1, strlen(KEY1), &key) == USERSIG_OK &&
+             usersig_signer_new(key, sdkappid, USERSIG_DEFAULT_LEVEL, USERSIG_ID_PRINTABLE, &sg) ==
+                 USERSIG_OK &&
+             usersig_sign(sg, &p, tok, sizeof tok, &len) == USERSIG_OK;
+    usersig_signer_free(sg);
+    usersig_key_free(key);
+    done(ctx, ok ? tok : NULL, fake_now, expire);
+}
+
+struct tim_wait {
+    int done;
+    struct tim_result r;
+    char info[256];
+    char reply[4096];
+};
+
+static void tim_done(const struct tim_result *r, void *arg)
+{
+    struct tim_wait *w = arg;
+    w->done = 1;
+    w->r = *r;
+    snprintf(w->info, sizeof w->info, "%s", r->error_info ? r->error_info : "");
+    w->r.error_info = w->info;
+    w->reply[0] = '\0';
+    if (r->reply != NULL) {
+        char *s = json_dumps(r->reply, JSON_COMPACT | JSON_SORT_KEYS);
+        if (s != NULL)
+            snprintf(w->reply, sizeof w->reply, "%s", s);
+        free(s);
+    }
+    w->r.reply = NULL;
+}
+
+static int make_attempts = 3;
+static int64_t make_backoff_ms = 60;
+
+static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t max_wait_ms)
+{
+    struct tim_options o = {0};
+    o.outbound.ca_file = ca_file;
+    o.outbound.timeout_ms = 5000;
+    o.sign = test_sign;
+    o.sign_arg = s;
+    o.clock = fake_clock;
+    o.sig_expire = 300;
+    o.rate = rate;
+    o.burst = burst;
+    o.max_wait_ms = max_wait_ms;
+    o.max_queue = 10;
+    o.max_attempts = make_attempts;
+    o.backoff_base_ms = make_backoff_ms;
+    o.backoff_max_ms = 8 * make_backoff_ms;
+    char err[256];
+    struct tim *t = tim_new(base, &o, err, sizeof err);
+    CHECK(t != NULL, "tim_new: %s", err);
+    return t;
+}
+
+static enum tim_rc call(struct tim *t, uint32_t app, const char *identifier, const char *cmd,
+                        const char *body, struct tim_wait *w, int64_t *retry_after)
+{
+    memset(w, 0, sizeof *w);
+    struct tim_call c = {0};
+    c.sdkappid = app;
+    c.identifier = identifier;
+    c.key_version = 1;
+    c.base_url = base_url;
+    c.service = "im_open_login_svc";
+    c.command = cmd;
+    c.body = body;
+    c.body_len = strlen(body);
+    return tim_call(t, &c, tim_done, w, retry_after);
+}
+
+static void call_wait(struct tim *t, uint32_t app, const char *identifier, const char *cmd,
+                      const char *body, struct tim_wait *w)
+{
+    enum tim_rc rc = call(t, app, identifier, cmd, body, w, NULL);
+    CHECK(rc == TIM_OK, "%s accepted (%d)", cmd, rc);
+    CHECK(!w->done, "%s: not done within tim_call", cmd);
+    if (rc == TIM_OK)
+        run_until(&w->done);
+}
+
+static void test_tim(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct tim *t = tim_make(&s, 100, 100, 2000);
+    struct tim_wait w;
+
+    /* OK, and what the stand-in kept agrees. */
+    call_wait(t, APP1, "administrator", "account_import", "{\"UserID\":\"alice\",\"Nick\":\"A\"}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && w.r.action_ok && w.r.error_code == 0 && w.r.attempts == 1 &&
+              w.r.http_status == 200,
+          "import: rc %d ok %d code %lld (%s)", w.r.rc, w.r.action_ok, w.r.error_code, w.info);
+    CHECK(s.calls == 1 && s.expire_seen == 300, "one signing (%d), 300 s asked", s.calls);
+    call_wait(t, APP1, "administrator", "multiaccount_import",
+              "{\"AccountList\":[{\"UserID\":\"bob\"},{\"UserID\":\"\"},"
+              "{\"UserID\":\"123456789012345678901234567890123\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && w.r.action_ok &&
+              strstr(w.reply, "\"FailAccounts\":[\"\",\"123456789012345678901234567890123\"]"),
+          "multiaccount_import: %s", w.reply);
+    call_wait(
+        t, APP1, "administrator", "account_check",
+        "{\"CheckItem\":[{\"UserID\":\"alice\"},{\"UserID\":\"bob\"},{\"UserID\":\"carol\"}]}", &w);
+    CHECK(strstr(w.reply, "\"AccountStatus\":\"Imported\",\"ResultCode\":0,\"ResultInfo\":\"\","
+                          "\"UserID\":\"alice\"") &&
+              strstr(w.reply, "\"AccountStatus\":\"NotImported\",\"ResultCode\":0,"
+                              "\"ResultInfo\":\"\",\"UserID\":\"carol\""),
+          "account_check: %s", w.reply);
+    CHECK(s.calls == 1, "the admin UserSig was cached: %d signings", s.calls);
+
+    /* FAIL passed through, not retried: a bad body, a non-admin, a key Tencent does not hold. */
+    call_wait(t, APP1, "administrator", "account_import", "{\"UserID\":\"\"}", &w);
+    CHECK(w.r.rc == TIM_OK && !w.r.action_ok && w.r.error_code == 70402 && w.r.attempts == 1,
+          "70402 passed through: %lld after %d", w.r.error_code, w.r.attempts);
+    call_wait(t, APP1, "alice", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}", &w);
+    CHECK(w.r.rc == TIM_OK && !w.r.action_ok && w.r.error_code == 60010 && w.r.attempts == 1,
+          "not an admin: %lld", w.r.error_code);
+    call_wait(t, APP2, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && !w.r.action_ok && w.r.error_code == 70009 && w.r.attempts == 1,
+          "another key: %lld", w.r.error_code);
+    call_wait(t, APP1, "administrator", "no_such_command", "{}", &w);
+    CHECK(w.r.rc == TIM_OK && w.r.error_code == 60009, "unknown command: %lld", w.r.error_code);
+
+    /* 60007 twice, then OK: three attempts, with backoffs between them. */
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    inject(ob, APP1, "im_open_login_svc/account_check",
+           "[{\"ErrorCode\":60007,\"ErrorInfo\":\"too fast\"},{\"ErrorCode\":60011}]");
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && w.r.action_ok && w.r.attempts == 3, "retried to OK: %d attempts",
+          w.r.attempts);
+    CHECK(w.r.duration_ms >= 30 + 60, "backed off: %.0f ms", w.r.duration_ms);
+    /* 60007 every time: three attempts, then the FAIL with a retry time. */
+    inject(ob, APP1, "im_open_login_svc/account_check",
+           "[{\"ErrorCode\":60007},{\"ErrorCode\":60007},{\"ErrorCode\":60007}]");
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && !w.r.action_ok && w.r.error_code == 60007 && w.r.attempts == 3 &&
+              w.r.retry_after_ms > 0,
+          "retries bounded: %d attempts, code %lld, retry after %lld", w.r.attempts, w.r.error_code,
+          (long long)w.r.retry_after_ms);
+    /* Not retried: another code, and an HTTP error. */
+    inject(ob, APP1, "im_open_login_svc/account_check",
+           "[{\"ErrorCode\":60008},{\"http_status\":502,\"ErrorCode\":0}]");
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_OK && w.r.error_code == 60008 && w.r.attempts == 1, "60008 not retried");
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_BAD_REPLY && w.r.http_status == 502 && w.r.attempts == 1,
+          "HTTP 502: bad reply (%d)", w.r.rc);
+
+    /* Renewal: with less than a third of its 300 s left the UserSig is renewed in the background
+     * (this call goes with the old one); past its end, the next call waits for a new one. */
+    int before = s.calls;
+    fake_now += 150;
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.action_ok && s.calls == before, "half its life left: no signing (%d)", s.calls);
+    fake_now += 60; /* 210 s of 300: 90 s left, under a third */
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.action_ok && s.calls == before + 1, "renewed under a third (%d)", s.calls);
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.action_ok && s.calls == before + 1, "the renewed one is used (%d)", s.calls);
+    fake_now += 1000; /* past every UserSig made so far */
+    s.fail = 1;
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.rc == TIM_SIGN_FAILED && w.r.attempts == 0, "signing failed: %d", w.r.rc);
+    call_wait(t, APP1, "administrator", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+              &w);
+    CHECK(w.r.action_ok && s.calls == before + 3, "signed again after the failure (%d)", s.calls);
+    /* Another identifier or key version: an entry of its own. */
+    call_wait(t, APP1, "ops", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}", &w);
+    CHECK(w.r.action_ok && s.calls == before + 4, "ops signed for (%d)", s.calls);
+    tim_forget_app(t, APP1);
+    call_wait(t, APP1, "ops", "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}", &w);
+    CHECK(w.r.action_ok && s.calls == before + 5, "forgotten, signed again (%d)", s.calls);
+
+    /* Refused before any call: bad names, a bad base URL. */
+    struct tim_call bad = {APP1, "administrator", 1, base_url, "im_open_login_svc", "Bad", "{}", 2};
+    CHECK(tim_call(t, &bad, tim_done, &w, NULL) == TIM_INVALID, "bad command refused");
+    bad.command = "account_check";
+    bad.base_url = "http://127.0.0.1:1";
+    CHECK(tim_call(t, &bad, tim_done, &w, NULL) == TIM_INVALID, "http base refused");
+    outbound_free(ob);
+    tim_free(t);
+}
+
+static void test_rate_limiter(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    /* 5 calls a second, a burst of 2, a wait of at most 500 ms: two go at once, the third and
+     * fourth wait about 200 and 400 ms, the fifth (600 ms) is refused with that retry time. */
+    struct tim *t = tim_make(&s, 5, 2, 500);
+    struct tim_wait w[6];
+    int64_t retry = -1;
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    for (int i = 0; i < 4; i++)
+        CHECK(call(t, APP1, "administrator", "account_check", body, &w[i], &retry) == TIM_OK,
+              "call %d accepted", i);
+    CHECK(call(t, APP1, "administrator", "account_check", body, &w[4], &retry) ==
+                  TIM_RATE_LIMITED &&
+              retry >= 500 && retry <= 700,
+          "the fifth refused, retry after %lld ms", (long long)retry);
+    /* Another app has a bucket of its own. */
+    CHECK(call(t, APP2, "administrator", "account_check", body, &w[5], &retry) == TIM_OK,
+          "another app not limited");
+    for (int i = 0; i < 4; i++)
+        run_until(&w[i].done);
+    run_until(&w[5].done);
+    for (int i = 0; i < 4; i++)
+        CHECK(w[i].r.rc == TIM_OK && w[i].r.action_ok, "call %d ok (%d %s)", i, w[i].r.rc,
+              w[i].info);
+    CHECK(w[2].r.duration_ms >= 150 && w[3].r.duration_ms >= 350,
+          "queued calls waited: %.0f ms, %.0f ms", w[2].r.duration_ms, w[3].r.duration_ms);
+    CHECK(w[0].r.duration_ms < w[2].r.duration_ms, "the first went first");
+    CHECK(!w[4].done, "the refused call never completes");
+
+    /* tim_free with calls queued and in flight: each gets TIM_CANCELLED, once. A full bucket
+     * first (two go out at once, two wait). */
+    usleep(450 * 1000);
+    for (int i = 0; i < 4; i++)
+        CHECK(call(t, APP1, "administrator", "account_check", body, &w[i], NULL) == TIM_OK,
+              "call %d accepted", i);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    tim_free(t);
+    int cancelled = 0;
+    for (int i = 0; i < 4; i++)
+        cancelled += w[i].done && (w[i].r.rc == TIM_CANCELLED || w[i].r.rc == TIM_OK);
+    CHECK(cancelled == 4, "every call completed at free (%d)", cancelled);
+    CHECK(w[2].r.rc == TIM_CANCELLED && w[3].r.rc == TIM_CANCELLED, "the queued ones cancelled");
+}
+
+/* The stand-in's own limit (100 account_delete calls a second) answers 60007 past it; the calls
+ * over it are retried after backoffs that outlast the second, and all end OK. */
+static void test_standin_limit(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    make_attempts = 6;
+    make_backoff_ms = 200;
+    struct tim *t = tim_make(&s, 1000, 1000, 2000);
+    make_attempts = 3;
+    make_backoff_ms = 60;
+    enum { N = 130 };
+    static struct tim_wait w[N];
+    const char *body = "{\"DeleteItem\":[{\"UserID\":\"nobody\"}]}";
+    for (int i = 0; i < N; i++)
+        CHECK(call(t, APP1, "administrator", "account_delete", body, &w[i], NULL) == TIM_OK,
+              "call %d accepted", i);
+    int ok = 0, retried = 0;
+    for (int i = 0; i < N; i++) {
+        run_until(&w[i].done);
+        ok += w[i].r.rc == TIM_OK && w[i].r.action_ok;
+        retried += w[i].r.attempts > 1;
+    }
+    CHECK(retried > 0, "the stand-in's limit was hit and retried: %d", retried);
+    CHECK(ok == N, "%d of %d ended OK", ok, N);
+    tim_free(t);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    /* Every log line goes to a file, checked at the end for any UserSig. */
+    const char *logf = test_tmp_path("log.txt");
+    int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int saved = dup(2);
+    if (fd >= 0)
+        dup2(fd, 2);
+    log_set_level(LOG_DEBUG);
+    base = event_base_new();
+    if (base == NULL || standin_start() != 0) {
+        dup2(saved, 2);
+        fprintf(stderr, "cannot start the Tencent stand-in (node, openssl needed)\n");
+        standin_stop();
+        return 1;
+    }
+    test_pieces();
+    test_outbound();
+    test_tim();
+    test_rate_limiter();
+    test_standin_limit();
+    standin_stop();
+    event_base_free(base);
+    dup2(saved, 2);
+    static char log[1 << 20];
+    long n = test_read_file(logf, log, sizeof log);
+    CHECK(n > 0 && strstr(log, "outbound POST 127.0.0.1") != NULL, "the calls were logged");
+    CHECK(n > 0 && strstr(log, "usersig=") == NULL && strstr(log, "eJ") == NULL &&
+              strstr(log, "?sdkappid") == NULL,
+          "no URL query, no UserSig in the log");
+    /* The failures were written to stderr, into the log: show them. */
+    for (char *line = n > 0 ? strtok(log, "\n") : NULL; line != NULL; line = strtok(NULL, "\n"))
+        if (strncmp(line, "FAIL", 4) == 0)
+            fprintf(stderr, "%s\n", line);
+    test_tmp_remove();
+    return test_done("tencent");
+}
