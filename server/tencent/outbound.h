@@ -5,7 +5,7 @@
  * are always verified; only https is spoken (http too when allow_insecure is set, for tests);
  * redirects are not followed; no proxy is taken from the environment. A URL may carry a
  * credential in its query (Tencent's admin UserSig): nothing here logs, or returns in a message,
- * more of a URL than its host and path.
+ * more of a URL than its host and path. Every function runs on the thread of the event_base's loop.
  */
 #ifndef OUTBOUND_H
 #define OUTBOUND_H

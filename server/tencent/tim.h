@@ -5,7 +5,8 @@
  * with a bounded wait queue, retries with backoff and jitter for Tencent's rate-limit codes only
  * (60007, 60011), the reply's ActionStatus / ErrorCode / ErrorInfo, and a cache of admin UserSigs
  * per (app, identifier, key version) renewed before they run out. This layer signs nothing: the
- * caller hands it a signer callback (the core signs), so it never calls up.
+ * caller hands it a signer callback (the core signs), so it never calls up. Every function runs
+ * on the thread of the event_base's loop.
  */
 #ifndef TIM_H
 #define TIM_H

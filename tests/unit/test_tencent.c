@@ -652,8 +652,8 @@ static void test_rate_limiter(void)
     CHECK(w[2].r.rc == TIM_CANCELLED && w[3].r.rc == TIM_CANCELLED, "the queued ones cancelled");
 }
 
-/* The stand-in's own limit (100 account_delete calls a second) answers 60007 past it; the calls
- * over it are retried after backoffs that outlast the second, and all end OK. */
+/* The stand-in's own limit (set to 20 account_delete calls a second) answers 60007 past it; the
+ * calls over it are retried after backoffs that outlast the second, and all end OK. */
 static void test_standin_limit(void)
 {
     struct signer s = {0};
@@ -663,7 +663,11 @@ static void test_standin_limit(void)
     struct tim *t = tim_make(&s, 1000, 1000, 2000);
     make_attempts = 3;
     make_backoff_ms = 60;
-    enum { N = 130 };
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    struct ob_wait cw;
+    ob_post(ob, "/__standin/config", "{\"limits\":{\"im_open_login_svc/account_delete\":20}}", &cw);
+    CHECK(cw.rc == OUTBOUND_OK && cw.status == 200, "limit set: %s", cw.body);
+    enum { N = 40 };
     static struct tim_wait w[N];
     const char *body = "{\"DeleteItem\":[{\"UserID\":\"nobody\"}]}";
     for (int i = 0; i < N; i++)
@@ -677,6 +681,9 @@ static void test_standin_limit(void)
     }
     CHECK(retried > 0, "the stand-in's limit was hit and retried: %d", retried);
     CHECK(ok == N, "%d of %d ended OK", ok, N);
+    ob_post(ob, "/__standin/config", "{\"limits\":{\"im_open_login_svc/account_delete\":100}}",
+            &cw);
+    outbound_free(ob);
     tim_free(t);
 }
 
