@@ -36,6 +36,7 @@ void handle_audit_verify(struct api_request *r);
 void handle_token_create(struct api_request *r);
 void handle_token_list(struct api_request *r);
 void handle_token_revoke(struct api_request *r);
+void handle_token_self(struct api_request *r);
 
 /* health.c */
 void handle_healthz(struct api_request *r);
@@ -43,5 +44,9 @@ void handle_readyz(struct api_request *r);
 
 /* metrics_api.c */
 void handle_metrics(struct api_request *r);
+
+/* ui.c: the dashboard's files */
+void handle_ui_redirect(struct api_request *r);
+void handle_ui_file(struct api_request *r);
 
 #endif

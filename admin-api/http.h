@@ -125,7 +125,9 @@ struct api_route {
  *   {sdkappid}  1..4294967295 -> r->sdkappid
  *   {version}   1..2147483647 -> r->key_version
  *   {id}        1..9223372036854775807 -> r->id
- * Decimal digits only: no sign, no leading zero, no percent-encoding. */
+ * Decimal digits only: no sign, no leading zero, no percent-encoding.
+ *   {file}      any one segment, empty included ("/ui/"), only as a pattern's last segment;
+ *               not decoded and not stored: the handler reads it from r->path and decides. */
 
 /* Checks a table: patterns well formed ("/"-separated literal or {param} segments, known params,
  * at most API_PATH_MAX_SEGMENTS), a handler and op each, no (method, pattern) twice, no two
@@ -170,6 +172,10 @@ enum api_authz {
  * {sdkappid} (ignored for routes without it; 0 there is outside every scope). */
 enum api_authz api_authorize(const struct principal *p, const struct api_route *route,
                              uint32_t sdkappid);
+/* True when p's role may call route at all and its scope does not rule it out (token routes
+ * for a scoped token); a route with {sdkappid} then still needs the app in scope. What a client
+ * may offer its user (GET /v1/tokens/self). False for p NULL. */
+bool api_route_offered(const struct principal *p, const struct api_route *route);
 
 /* ---- Requests -------------------------------------------------------------------------------- */
 
@@ -262,11 +268,13 @@ int api_reply_header(struct api_request *r, const char *name, const char *value)
 
 /* Replies status with body (reference stolen, even on failure). body NULL, as from a failed
  * json_object(), answers 500 internal instead. Content-Type application/json, Cache-Control
- * no-store, X-Request-Id. */
+ * no-store (unless the handler set a Cache-Control header), X-Content-Type-Options nosniff,
+ * X-Request-Id. */
 void api_reply_json(struct api_request *r, int status, json_t *body);
 
 /* Replies status with text (len bytes, copied) as content_type (a text/plain; version=0.0.4
- * scrape), Cache-Control no-store, X-Request-Id. Not in capture mode (refused: a 500). */
+ * scrape, a dashboard file), with the headers api_reply_json adds. Not in capture mode (refused:
+ * a 500). */
 void api_reply_text(struct api_request *r, int status, const char *content_type, const char *text,
                     size_t len);
 

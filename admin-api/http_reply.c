@@ -123,8 +123,10 @@ static int add_standard_headers(struct req *f, const char *content_type)
     struct evkeyvalq *h = evhttp_request_get_output_headers(f->pub.req);
     evhttp_remove_header(h, "Content-Type");
     evhttp_remove_header(h, "X-Request-Id");
+    /* A handler's own Cache-Control stands (the dashboard's files: no-cache). */
     if (evhttp_add_header(h, "Content-Type", content_type) ||
-        evhttp_add_header(h, "Cache-Control", "no-store") ||
+        (evhttp_find_header(h, "Cache-Control") == NULL &&
+         evhttp_add_header(h, "Cache-Control", "no-store")) ||
         evhttp_add_header(h, "X-Content-Type-Options", "nosniff") ||
         evhttp_add_header(h, "X-Request-Id", f->pub.request_id))
         return -1;

@@ -26,3 +26,10 @@ enum api_authz api_authorize(const struct principal *p, const struct api_route *
         return API_AUTHZ_SCOPE;
     return API_AUTHZ_ALLOW;
 }
+
+bool api_route_offered(const struct principal *p, const struct api_route *route)
+{
+    if (p == NULL || route == NULL || !role_has_perm(p->role, route->perm))
+        return false;
+    return !((route->flags & API_ROUTE_ALL_APPS) && !p->all_apps);
+}

@@ -16,8 +16,9 @@ struct seg {
     size_t n;
 };
 
-/* "/a/b" -> {a, b}. -1 for no leading '/', an empty segment, or too many. */
-static int split_path(const char *path, struct seg *segs)
+/* "/a/b" -> {a, b}. -1 for no leading '/', an empty segment, or too many. With trailing_empty,
+ * a request path's last segment may be empty ("/ui/" -> {ui, ""}): only a {file} matches it. */
+static int split_path(const char *path, struct seg *segs, bool trailing_empty)
 {
     int n = 0;
     if (path == NULL || path[0] != '/')
@@ -26,7 +27,8 @@ static int split_path(const char *path, struct seg *segs)
         const char *s = ++path;
         while (*path != '/' && *path != '\0')
             path++;
-        if (path == s || n == API_PATH_MAX_SEGMENTS)
+        if ((path == s && !(trailing_empty && *path == '\0' && n > 0)) ||
+            n == API_PATH_MAX_SEGMENTS)
             return -1;
         segs[n].p = s;
         segs[n].n = (size_t)(path - s);
@@ -40,6 +42,9 @@ static bool seg_is_param(const struct seg *s)
     return s->n >= 3 && s->p[0] == '{' && s->p[s->n - 1] == '}';
 }
 
+/* {file} (the dashboard's files, admin-api/ui.c) is a name, not a number: any one segment, the
+ * last of its pattern, empty included ("/ui/"). The handler reads it from the path and serves
+ * only a name it loaded, so this rule only bounds it. */
 static const struct param_type {
     const char *name;
     int64_t min, max;
@@ -48,7 +53,9 @@ static const struct param_type {
     {"sdkappid", 1, 4294967295LL, "an integer from 1 to 4294967295"},
     {"version", 1, 2147483647LL, "an integer from 1 to 2147483647"},
     {"id", 1, INT64_MAX, "an integer from 1 to 9223372036854775807"},
+    {"file", 0, 0, "one path segment"},
 };
+#define PARAM_FILE (&param_types[3])
 
 static const struct param_type *param_type_of(const struct seg *s)
 {
@@ -63,6 +70,10 @@ static const struct param_type *param_type_of(const struct seg *s)
 static bool parse_param(const struct seg *s, const struct param_type *t, int64_t *out)
 {
     uint64_t v = 0;
+    if (t == PARAM_FILE) { /* any segment: see param_types */
+        *out = 0;
+        return true;
+    }
     if (s->n == 0 || s->n > 19 || (s->p[0] == '0'))
         return false;
     for (size_t i = 0; i < s->n; i++) {
@@ -82,11 +93,14 @@ static int pattern_score(const char *pattern, const struct seg *path, int n)
 {
     struct seg pat[API_PATH_MAX_SEGMENTS];
     int score = 0;
-    if (split_path(pattern, pat) != n)
+    if (split_path(pattern, pat, false) != n)
         return -1;
     for (int k = 0; k < n; k++) {
-        if (seg_is_param(&pat[k]))
+        if (seg_is_param(&pat[k])) {
+            if (path[k].n == 0 && param_type_of(&pat[k]) != PARAM_FILE)
+                return -1; /* "/v1/apps/" is no app */
             continue;
+        }
         if (pat[k].n != path[k].n || memcmp(pat[k].p, path[k].p, path[k].n) != 0)
             return -1;
         score |= 1 << (API_PATH_MAX_SEGMENTS - 1 - k);
@@ -103,7 +117,7 @@ enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
     int best_score = -1, nsegs;
 
     memset(out, 0, sizeof *out);
-    if (path == NULL || strlen(path) > API_PATH_MAX || (nsegs = split_path(path, segs)) < 0)
+    if (path == NULL || strlen(path) > API_PATH_MAX || (nsegs = split_path(path, segs, true)) < 0)
         return API_MATCH_NO_PATH;
     for (size_t i = 0; i < n; i++) {
         int score = pattern_score(routes[i].pattern, segs, nsegs);
@@ -124,7 +138,7 @@ enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
     if (out->route == NULL)
         return API_MATCH_NO_METHOD;
     out->allow = 0;
-    split_path(best, pat);
+    split_path(best, pat, false);
     for (int k = 0; k < nsegs; k++) {
         const struct param_type *t;
         int64_t v;
@@ -139,7 +153,7 @@ enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
             out->sdkappid = (uint32_t)v;
         else if (t == &param_types[1])
             out->key_version = (uint32_t)v;
-        else
+        else if (t == &param_types[2])
             out->id = v;
     }
     return API_MATCH_OK;
@@ -194,7 +208,7 @@ int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t
     for (size_t i = 0; i < n; i++) {
         const struct api_route *r = &routes[i];
         struct seg a[API_PATH_MAX_SEGMENTS], b[API_PATH_MAX_SEGMENTS];
-        int na = r->pattern ? split_path(r->pattern, a) : -1;
+        int na = r->pattern ? split_path(r->pattern, a, false) : -1;
         const char *why = NULL;
 
         if (na <= 0)
@@ -214,6 +228,8 @@ int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t
             if (seg_is_param(&a[k])) {
                 if (param_type_of(&a[k]) == NULL)
                     why = "unknown {param}";
+                else if (param_type_of(&a[k]) == PARAM_FILE && k != na - 1)
+                    why = "{file} not the last segment";
                 for (int j = 0; j < k && why == NULL; j++)
                     if (a[j].n == a[k].n && memcmp(a[j].p, a[k].p, a[k].n) == 0)
                         why = "a {param} twice";
@@ -222,7 +238,7 @@ int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t
             }
         }
         for (size_t j = 0; why == NULL && j < i; j++) {
-            int nb = split_path(routes[j].pattern, b);
+            int nb = split_path(routes[j].pattern, b, false);
             bool same_shape = nb == na;
             for (int k = 0; same_shape && k < na; k++) {
                 bool pa = seg_is_param(&a[k]), pb = seg_is_param(&b[k]);

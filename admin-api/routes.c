@@ -16,7 +16,8 @@
 /* Keep in the order of openapi.yaml.
  * API_ROUTE_OFFLOAD: the handler runs on a database thread (the daemon's offload hook), its reply
  * made on the loop thread; every route that reads the database, with a JSON body or none. Not
- * offloaded: /healthz (no database: it answers while the pool is saturated), and signing and
+ * offloaded: /healthz (no database: it answers while the pool is saturated), /v1/tokens/self
+ * (the token check already read all it says), the dashboard (files in memory), and signing and
  * verifying (their handlers use the pool themselves; the batch endpoint reads a raw body and
  * streams), and /metrics (it reads the loop's own counters; its one database read it makes on
  * the pool itself).
@@ -68,8 +69,14 @@ const struct api_route api_routes[] = {
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_list},
     {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", PERM_TOKENS, API_BODY_NONE,
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_revoke},
+    {EVHTTP_REQ_GET, "/v1/tokens/self", "getTokenSelf", PERM_SELF, API_BODY_NONE, 0,
+     handle_token_self},
 
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
+
+    {EVHTTP_REQ_GET, "/ui", "getDashboardRoot", PERM_PUBLIC, API_BODY_NONE, 0, handle_ui_redirect},
+    {EVHTTP_REQ_GET, "/ui/{file}", "getDashboardFile", PERM_PUBLIC, API_BODY_NONE, 0,
+     handle_ui_file},
 };
 
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

@@ -16,6 +16,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "op_tokens.h"
+#include "routes.h"
 
 /* ---- rules shared with the command line -------------------------------------------------------
  */
@@ -542,4 +543,29 @@ void handle_token_revoke(struct api_request *r)
         reply_op_error(r, err, msg);
     else
         api_reply_json(r, 200, tokens_json(&t, now_us()));
+}
+
+/* GET /v1/tokens/self: the token's id, name, role and apps (from the check that let the request
+ * in; nothing more is read), and the operationIds of the routes it may call, so that a client
+ * (the dashboard) offers only those. The route table is read as data (routes.h). */
+void handle_token_self(struct api_request *r)
+{
+    json_t *body = op_tokens_self_json(r->principal), *ops = json_array();
+
+    for (size_t i = 0; ops != NULL && i < api_routes_count; i++) {
+        const struct api_route *rt = &api_routes[i];
+        if (rt->perm == PERM_PUBLIC || !api_route_offered(r->principal, rt))
+            continue;
+        if (json_array_append_new(ops, json_string(rt->op)) != 0) {
+            json_decref(ops);
+            ops = NULL;
+        }
+    }
+    if (body == NULL || ops == NULL || json_object_set_new(body, "operations", ops) != 0) {
+        if (body == NULL)
+            json_decref(ops);
+        json_decref(body);
+        body = NULL;
+    }
+    api_reply_json(r, 200, body);
 }

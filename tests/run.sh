@@ -10,15 +10,16 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # What the build and the tests need, installed when missing (.ci/run installs the same list).
 bash server/deps.sh build-essential cmake pkg-config ca-certificates curl openssl procps jq \
     libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev postgresql-15 postgresql-client-15 \
-    groff-base man-db clang libclang-rt-14-dev
+    groff-base man-db clang libclang-rt-14-dev chromium
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     bash server/deps.sh nodejs npm
 fi
 
-# The official Node library for the cross-checks and the end-to-end tests, and the linters of
-# tests/lint (all pinned in tests/node): installed again when one is missing or the lock changed.
+# The official Node library for the cross-checks and the end-to-end tests, the linters of
+# tests/lint and puppeteer-core for the dashboard's browser test (Debian's chromium; all pinned
+# in tests/node): installed again when one is missing or the lock changed.
 if [ ! -d tests/node/node_modules/tls-sig-api-v2 ] || [ ! -x tests/node/node_modules/.bin/redocly ] ||
-    [ ! -x tests/node/node_modules/.bin/dclint ] ||
+    [ ! -x tests/node/node_modules/.bin/dclint ] || [ ! -d tests/node/node_modules/puppeteer-core ] ||
     [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
     npm ci --prefix tests/node --include=dev --no-audit --no-fund
 fi

@@ -76,6 +76,12 @@ static const struct setting SETTINGS[] = {
      "<directory of the binary>/../" USERSIGD_MIGRATIONS_REL " when it exists (an installed "
      "usersigd), else the source tree's.",
      0},
+    {"ui_dir", T_STRING, NULL, 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_UI_DIR", F(ui_dir),
+     "Directory of the web dashboard's files, served at /ui/ (read into memory at start and on "
+     "SIGHUP); empty: no dashboard. Default, found at run time: <directory of the "
+     "binary>/../" USERSIGD_UI_REL
+     " when it exists (an installed usersigd), else the source tree's admin-api/ui.",
+     0},
     {"max_body_size", T_SIZE, "1M", KB, GB, NULL, "USERSIGD_MAX_BODY_SIZE", F(max_body_size),
      "Largest request body accepted, except on batch signing.", 0},
     {"batch_max_body_size", T_SIZE, "64M", KB, GB, NULL, "USERSIGD_BATCH_MAX_BODY_SIZE",
@@ -563,9 +569,10 @@ done:
 
 /* ---- Defaults found at run time ------------------------------------------------------------ */
 
-int config_migrations_dir_beside(const char *exe, char *out, size_t cap)
+/* <directory of exe>/../rel, resolved, when it is a directory. */
+static int dir_beside(const char *exe, const char *rel, char *out, size_t cap)
 {
-    char dir[PATH_MAX], cand[PATH_MAX + sizeof USERSIGD_MIGRATIONS_REL + 8], real[PATH_MAX];
+    char dir[PATH_MAX], cand[2 * PATH_MAX + 8], real[PATH_MAX];
     const char *slash = exe != NULL ? strrchr(exe, '/') : NULL;
     struct stat st;
     size_t n;
@@ -574,7 +581,7 @@ int config_migrations_dir_beside(const char *exe, char *out, size_t cap)
         return -1;
     memcpy(dir, exe, (size_t)(slash - exe));
     dir[slash - exe] = '\0';
-    snprintf(cand, sizeof cand, "%s/../%s", dir[0] != '\0' ? dir : "", USERSIGD_MIGRATIONS_REL);
+    snprintf(cand, sizeof cand, "%s/../%s", dir[0] != '\0' ? dir : "", rel);
     if (stat(cand, &st) != 0 || !S_ISDIR(st.st_mode) || realpath(cand, real) == NULL)
         return -1;
     n = strlen(real);
@@ -584,18 +591,34 @@ int config_migrations_dir_beside(const char *exe, char *out, size_t cap)
     return 0;
 }
 
-const char *config_default_migrations_dir(char *out, size_t cap)
+int config_migrations_dir_beside(const char *exe, char *out, size_t cap)
+{
+    return dir_beside(exe, USERSIGD_MIGRATIONS_REL, out, cap);
+}
+
+/* rel beside the running binary, else fallback. */
+static const char *default_dir(const char *rel, const char *fallback, char *out, size_t cap)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 
     if (n > 0) {
         exe[n] = '\0';
-        if (config_migrations_dir_beside(exe, out, cap) == 0)
+        if (dir_beside(exe, rel, out, cap) == 0)
             return out;
     }
-    snprintf(out, cap, "%s", USERSIGD_MIGRATIONS_DIR);
+    snprintf(out, cap, "%s", fallback);
     return out;
+}
+
+const char *config_default_migrations_dir(char *out, size_t cap)
+{
+    return default_dir(USERSIGD_MIGRATIONS_REL, USERSIGD_MIGRATIONS_DIR, out, cap);
+}
+
+const char *config_default_ui_dir(char *out, size_t cap)
+{
+    return default_dir(USERSIGD_UI_REL, USERSIGD_UI_DIR, out, cap);
 }
 
 /* A setting's default in the file's notation; buf (CONFIG_STRING_MAX) holds one found at run
@@ -606,6 +629,8 @@ static const char *setting_default(const struct setting *s, char *buf, size_t ca
         return s->def;
     if (s->offset == F(migrations_dir))
         return config_default_migrations_dir(buf, cap);
+    if (s->offset == F(ui_dir))
+        return config_default_ui_dir(buf, cap);
     buf[0] = '\0';
     return buf;
 }

@@ -34,6 +34,7 @@ struct config {
     char master_key_file[CONFIG_STRING_MAX]; /* never empty: <data_dir>/master.key by default */
     char data_dir[CONFIG_STRING_MAX];
     char migrations_dir[CONFIG_STRING_MAX]; /* default: config_default_migrations_dir() */
+    char ui_dir[CONFIG_STRING_MAX];         /* default: config_default_ui_dir(); empty: off */
     char cors_origins[CONFIG_STRING_MAX];   /* comma-separated origins; empty: CORS off */
     int tencent_allow_insecure_base_url;    /* 1: tests: any http(s) tencent_base_url */
     uint64_t max_body_size;                 /* bytes */
@@ -80,6 +81,11 @@ const char *config_default_migrations_dir(char *out, size_t cap);
 /* The first half of that: the migrations directory beside the binary at exe (an absolute path),
  * resolved, into out. 0, or -1 when there is none or it does not fit. */
 int config_migrations_dir_beside(const char *exe, char *out, size_t cap) CONFIG_WUR;
+
+/* The default of ui_dir (the dashboard's files), found as migrations_dir's is:
+ * <directory of /proc/self/exe>/../USERSIGD_UI_REL when that is a directory, else the
+ * compile-time USERSIGD_UI_DIR (the source tree's admin-api/ui). Into out; returns out. */
+const char *config_default_ui_dir(char *out, size_t cap);
 
 /* The listener's settings together, for `usersigd serve`: a certificate file needs its key file
  * and the reverse, a client CA file needs both, and without TLS the listen address must be a

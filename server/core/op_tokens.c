@@ -275,3 +275,25 @@ enum api_error op_tokens_list(struct service *svc, const struct principal *p,
     }
     return API_OK;
 }
+
+json_t *op_tokens_self_json(const struct principal *p)
+{
+    json_t *o = json_object(), *apps = p->all_apps ? json_null() : json_array();
+
+    for (size_t i = 0; apps != NULL && !p->all_apps && i < p->n_apps; i++) {
+        if (json_array_append_new(apps, json_integer(p->apps[i])) != 0) {
+            json_decref(apps);
+            apps = NULL;
+        }
+    }
+    if (o == NULL || apps == NULL || json_object_set_new(o, "apps", apps) != 0 ||
+        json_object_set_new(o, "id", json_integer(p->token_id)) != 0 ||
+        json_object_set_new(o, "name", json_string(p->name)) != 0 ||
+        json_object_set_new(o, "role", json_string(role_name(p->role))) != 0) {
+        if (o == NULL)
+            json_decref(apps);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}

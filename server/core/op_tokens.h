@@ -70,6 +70,10 @@ void op_tokens_refuse_create(struct service *svc, const struct principal *p, con
 enum api_error op_tokens_revoke(struct service *svc, const struct principal *p, int64_t id,
                                 struct store_token *out, char *msg, size_t cap) SERVICE_WUR;
 
+/* What the calling token is, from its principal (no database): {"id", "name", "role", "apps"},
+ * apps null for every app. A new object, or NULL when out of memory; caller json_decref()s it. */
+json_t *op_tokens_self_json(const struct principal *p);
+
 /* Every token in id order: *tokens a new array of *n (NULL when none); caller free()s it. */
 enum api_error op_tokens_list(struct service *svc, const struct principal *p,
                               struct store_token **tokens, size_t *n, char *msg,

@@ -51,6 +51,8 @@ bool role_has_perm(enum role role, enum perm perm)
 {
     if ((unsigned)role >= ROLE_COUNT || (unsigned)perm >= PERM_COUNT)
         return false;
+    if (perm == PERM_SELF) /* every role, present and future */
+        return true;
     return (role_perms[role] & PERM_BIT(perm)) != 0;
 }
 

@@ -22,6 +22,8 @@
 
 #define SERVICE_WUR __attribute__((warn_unused_result))
 
+struct ui_assets;
+
 struct service {
     const struct config *cfg;
     struct store *st;   /* one connection, used from the event-loop thread */
@@ -30,6 +32,9 @@ struct service {
     struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
     struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
+    /* The dashboard's files (admin-api/ui.h), read by the loop thread's handlers only; NULL:
+     * not served. Data for the admin API: the core never reads it. */
+    const struct ui_assets *ui;
 };
 
 /* The dbpool thread context: a copy of proto (a const struct service *) bound to that

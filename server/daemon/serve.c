@@ -28,6 +28,7 @@
 #include "routes.h"
 #include "tls.h"
 #include "tokens.h"
+#include "ui.h"
 
 #define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
 #define BOOTSTRAP_TOKEN_NAME "bootstrap-admin"
@@ -47,6 +48,7 @@ struct serve {
     bool stopping;
     struct batches *batches;   /* the batch owner lease, retries and sweep (batches.h) */
     struct listener *listener; /* the cache's (listener.h) */
+    struct ui_assets *ui;      /* the dashboard's files (ui.h); NULL: ui_dir empty */
 };
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -87,6 +89,13 @@ static void reload(struct serve *s)
         else
             log_info("SIGHUP: reloaded the TLS certificate and key (%s, %s) for new connections",
                      d->cfg.tls_cert_file, d->cfg.tls_key_file);
+    }
+    if (s->ui != NULL) {
+        if (ui_assets_reload(s->ui, err, sizeof err) != 0)
+            log_warn("SIGHUP: keeping the dashboard's files as they were: %s", err);
+        else
+            log_info("SIGHUP: reloaded the dashboard's files (%zu, %zu bytes) from %s",
+                     ui_assets_count(s->ui), ui_assets_bytes(s->ui), d->cfg.ui_dir);
     }
     if (config_load(d->config_path, &fresh, err, sizeof err) != CONFIG_OK) {
         log_warn("SIGHUP: cannot re-read the settings, keeping the current ones: %s", err);
@@ -197,6 +206,19 @@ static int bind_api(struct serve *s)
             return -1;
         }
     }
+    /* The dashboard's files, read now (small, bounded: ui.h) so that no request reads a disk. */
+    if (ui_assets_load(d->cfg.ui_dir, &s->ui, err, sizeof err) != 0) {
+        log_error("%s; fix the folder, or set ui_dir (USERSIGD_UI_DIR) to another one, or to "
+                  "\"\" for no dashboard",
+                  err);
+        return -1;
+    }
+    d->svc.ui = s->ui;
+    if (s->ui != NULL)
+        log_info("dashboard: %zu files (%zu bytes) from %s, served at /ui/", ui_assets_count(s->ui),
+                 ui_assets_bytes(s->ui), d->cfg.ui_dir);
+    else
+        log_info("dashboard: off (ui_dir is empty)");
     /* Batch signing's workers hand results back with event_active(): a thread-aware loop. */
     if (evthread_use_pthreads() != 0) {
         log_error("cannot make libevent thread-aware");
@@ -427,6 +449,8 @@ done:
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
     batches_free(s.batches); /* the ends still kept: one last attempt */
+    d->svc.ui = NULL;
+    ui_assets_free(s.ui);
     if (s.base != NULL)
         event_base_free(s.base);
     return ret;

@@ -8,6 +8,11 @@ install(TARGETS usersig_shared usersig_codec
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/migrations/ DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd/migrations
         FILES_MATCHING PATTERN "*.sql")
 install(FILES ${CMAKE_SOURCE_DIR}/admin-api/openapi.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd)
+# The web dashboard (served at /ui/ from <bindir>/../share/usersigd/ui, usersigd's default
+# ui_dir): the files it serves, not the README's screenshots.
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/admin-api/ui/ DESTINATION ${CMAKE_INSTALL_DATADIR}/usersigd/ui
+        FILES_MATCHING PATTERN "*.html" PATTERN "*.css" PATTERN "*.js" PATTERN "*.svg"
+        PATTERN "screenshots" EXCLUDE)
 # Man pages gzip-compressed (gzip -9n: reproducible), as Debian and man-db expect them.
 find_program(USERSIG_GZIP gzip REQUIRED)
 foreach(page usersig.1 usersigd.8)

@@ -99,6 +99,12 @@ want=(/usr/bin/usersig /usr/bin/usersigd
 for f in "$src"/migrations/[0-9][0-9][0-9][0-9]_*.sql; do
     want+=("/usr/share/usersigd/migrations/$(basename "$f")")
 done
+# The dashboard's files (ui_dir's default for /usr/bin/usersigd).
+for f in "$src"/admin-api/ui/*.html "$src"/admin-api/ui/*.css "$src"/admin-api/ui/*.js \
+    "$src"/admin-api/ui/*.svg; do
+    want+=("/usr/share/usersigd/ui/$(basename "$f")")
+done
+check "the package holds no screenshots" sh -c "! grep -q '/usr/share/usersigd/ui/screenshots' '$work/contents'"
 for f in "${want[@]}"; do
     check "the package holds $f" grep -qxF "$f" "$work/contents"
 done
@@ -131,6 +137,9 @@ for p in usersig usersigd; do
         printf '%s\n' "$out" | head -n 5 | sed 's/^/#   /'
     fi
 done
+
+check "/usr/bin/usersigd serves the dashboard from /usr/share/usersigd/ui" \
+    sh -c "env -u USERSIGD_UI_DIR /usr/bin/usersigd --help-config | grep -qx '#ui_dir = /usr/share/usersigd/ui'"
 
 # The system user and its data directory (postinst).
 check "system user usersigd, home /var/lib/usersigd, no login shell" \

@@ -85,6 +85,23 @@ same_migrations() {
 }
 check "the migrations are installed in bin/../share/usersigd/migrations" same_migrations
 
+# The dashboard: every file it serves, byte for byte, where usersigd looks beside itself
+# (<bindir>/../share/usersigd/ui, ui_dir's default), and nothing else (no screenshots).
+uidir=$prefix/bin/../share/usersigd/ui
+same_ui() {
+    local f n=0
+    for f in "$src"/admin-api/ui/*.html "$src"/admin-api/ui/*.css "$src"/admin-api/ui/*.js \
+        "$src"/admin-api/ui/*.svg; do
+        cmp "$f" "$uidir/$(basename "$f")" || return 1
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] && [ "$(find "$uidir" -mindepth 1 | wc -l)" -eq "$n" ] && [ -s "$uidir/index.html" ]
+}
+check "the dashboard is installed in bin/../share/usersigd/ui" same_ui
+check "the installed usersigd serves the dashboard from bin/../share/usersigd/ui" \
+    sh -c "env -u USERSIGD_UI_DIR '$prefix/bin/usersigd' --help-config |
+           grep -qx '#ui_dir = $(cd "$uidir" && pwd -P)'"
+
 # ---- the man pages: compressed, rendering without a warning -------------------------------------
 render_clean() { # groff's own warnings, and what man prints on stderr
     local page=$1 out

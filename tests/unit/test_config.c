@@ -549,6 +549,12 @@ static void test_migrations_dir(void)
     CHECK(load_text("migrations_dir = /srv/m\n", &c, err, sizeof err) == CONFIG_OK &&
               strcmp(c.migrations_dir, "/srv/m") == 0,
           "from the file");
+    /* The dashboard's folder is found the same way; "" turns it off. */
+    CHECK(strcmp(config_default_ui_dir(out, sizeof out), USERSIGD_UI_DIR) == 0, "ui default %s",
+          out);
+    CHECK(strcmp(c.ui_dir, USERSIGD_UI_DIR) == 0, "ui_dir loaded %s", c.ui_dir);
+    CHECK(load_text("ui_dir = \"\"\n", &c, err, sizeof err) == CONFIG_OK && c.ui_dir[0] == '\0',
+          "ui_dir off: %s", err);
     setenv("USERSIGD_MIGRATIONS_DIR", "/opt/m", 1);
     CHECK(load_text("migrations_dir = /srv/m\n", &c, err, sizeof err) == CONFIG_OK &&
               strcmp(c.migrations_dir, "/opt/m") == 0,

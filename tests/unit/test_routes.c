@@ -306,7 +306,7 @@ static void check_route_against_spec(const struct api_route *r)
               "%s %s: the framework can answer %s here but x-error-codes lacks it", method,
               r->pattern, need[i]);
     for (int i = 0; i < op->n_statuses; i++) {
-        bool used = strcmp(op->statuses[i], "200") == 0 || strcmp(op->statuses[i], "201") == 0;
+        bool used = atoi(op->statuses[i]) < 400; /* a success or a redirect: no error code */
         for (int k = 0; k < op->n_codes && !used; k++) {
             int e = api_error_parse(op->codes[k]);
             used = e > 0 && atoi(op->statuses[i]) == api_error_status(e);
@@ -440,6 +440,9 @@ static void concrete(const char *pattern, char *out, size_t cap)
         } else if (strncmp(p, "{id}", 4) == 0) {
             n += (size_t)snprintf(out + n, cap - n, "42");
             p += 4;
+        } else if (strncmp(p, "{file}", 6) == 0) {
+            n += (size_t)snprintf(out + n, cap - n, "app.js");
+            p += 6;
         } else {
             out[n++] = *p++;
         }
@@ -500,12 +503,23 @@ static void test_matching(void)
         {"/V1/APPS", API_MATCH_NO_PATH, NULL},
         {"/v1/apps/1/keys/rotate/x", API_MATCH_NO_PATH, NULL},
         {"/a/b/c/d/e/f/g/h/i", API_MATCH_NO_PATH, NULL},
+        /* {file}: any last segment, the empty one included; the handler decides. */
+        {"/ui", API_MATCH_OK, NULL},
+        {"/ui/", API_MATCH_OK, NULL},
+        {"/ui/index.html", API_MATCH_OK, NULL},
+        {"/ui/%2e%2e", API_MATCH_OK, NULL},
+        {"/ui//", API_MATCH_NO_PATH, NULL},
+        {"/ui/js/app.js", API_MATCH_NO_PATH, NULL},
+        {"/ui/../v1/apps", API_MATCH_NO_PATH, NULL},
+        {"/v1/tokens/self", API_MATCH_OK, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         enum evhttp_cmd_type method =
             strstr(cases[i].path, "/keys/") || strstr(cases[i].path, "/tokens/")
                 ? (strstr(cases[i].path, "/tokens/") ? EVHTTP_REQ_DELETE : EVHTTP_REQ_POST)
                 : EVHTTP_REQ_GET;
+        if (strcmp(cases[i].path, "/v1/tokens/self") == 0)
+            method = EVHTTP_REQ_GET;
         enum api_match_rc rc =
             api_route_match(api_routes, api_routes_count, method, cases[i].path, &m);
         CHECK(rc == cases[i].rc, "%s: match %d, want %d", cases[i].path, rc, cases[i].rc);
@@ -517,6 +531,18 @@ static void test_matching(void)
     CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_GET, NULL, &m) ==
               API_MATCH_NO_PATH,
           "NULL path");
+    CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_GET, "/ui/", &m) ==
+                  API_MATCH_OK &&
+              strcmp(m.route->pattern, "/ui/{file}") == 0,
+          "/ui/ is the dashboard's index");
+    CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_GET, "/v1/tokens/self", &m) ==
+                  API_MATCH_OK &&
+              strcmp(m.route->op, "getTokenSelf") == 0,
+          "the literal self beats {id}");
+    CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_DELETE, "/v1/tokens/self", &m) ==
+                  API_MATCH_NO_METHOD &&
+              m.allow == EVHTTP_REQ_GET,
+          "DELETE /v1/tokens/self is 405, not a revoke");
 
     /* A literal segment wins over a {param} at the same place, whatever the table order. */
     static const struct api_route lit[] = {
@@ -570,6 +596,9 @@ static void test_matching(void)
         {{EVHTTP_REQ_GET, "/v1/a/{id}/b/{id}", "twice", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented},
          "a {param} twice"},
+        {{EVHTTP_REQ_GET, "/v1/{file}/x", "fileFirst", PERM_APPS_READ, API_BODY_NONE, 0,
+          api_handler_not_implemented},
+         "{file} not the last segment"},
     };
     struct api_route table[2];
     table[0] = api_routes[4]; /* GET /v1/apps/{sdkappid} */
