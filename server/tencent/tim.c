@@ -301,7 +301,8 @@ static void deliver(struct tcall *c)
     if (c->result.error_info == NULL)
         c->result.error_info = c->info;
     call_unlink(c);
-    c->done(&c->result, c->arg);
+    if (c->done != NULL) /* NULL: cancelled by tim_cancel() while in flight */
+        c->done(&c->result, c->arg);
     call_free(c);
 }
 
@@ -773,6 +774,53 @@ struct tim *tim_new(struct event_base *base, const struct tim_options *opt, char
         return NULL;
     }
     return t;
+}
+
+void tim_cancel(struct tim *t, void *arg)
+{
+    struct tcall *c = t->calls;
+    while (c != NULL) {
+        struct tcall *nx = c->next;
+        if (c->arg != arg || c->done == NULL) {
+            c = nx;
+            continue;
+        }
+        if (c->state == ST_IN_FLIGHT) {
+            c->done = NULL; /* the transfer ends by itself (its timeout bounds it), unreported */
+            c = nx;
+            continue;
+        }
+        if (c->state == ST_QUEUED) {
+            for (struct bucket *b = t->buckets; b != NULL; b = b->next) {
+                struct tcall *prev = NULL;
+                for (struct tcall *q = b->qhead; q != NULL; prev = q, q = q->qnext)
+                    if (q == c) {
+                        if (prev != NULL)
+                            prev->qnext = c->qnext;
+                        else
+                            b->qhead = c->qnext;
+                        if (b->qtail == c)
+                            b->qtail = prev;
+                        b->queued--;
+                        break;
+                    }
+            }
+        } else if (c->state == ST_SIGNING) {
+            for (struct sig_entry *e = t->sigs; e != NULL; e = e->next) {
+                struct tcall **pp = &e->waiters;
+                while (*pp != NULL && *pp != c)
+                    pp = &(*pp)->qnext;
+                if (*pp == c) {
+                    *pp = c->qnext;
+                    break;
+                }
+            }
+        }
+        /* Queued, signing, waiting to retry or finishing: gone now (its event with it). */
+        call_unlink(c);
+        call_free(c);
+        c = nx;
+    }
 }
 
 void tim_free(struct tim *t)

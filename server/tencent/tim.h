@@ -111,6 +111,11 @@ void tim_free(struct tim *t);
 enum tim_rc tim_call(struct tim *t, const struct tim_call *c, tim_done_fn done, void *arg,
                      int64_t *retry_after_ms) TIM_WUR;
 
+/* The calls started so far with this arg never have their done called (their client went away):
+ * those waiting are dropped at once; one already sent ends unreported when its transfer does
+ * (bounded by the timeout). A call started with the same arg afterwards is reported as usual. */
+void tim_cancel(struct tim *t, void *arg);
+
 /* This app's bucket: rate calls a second, burst at most (both > 0). 0, or -1 on no memory. */
 int tim_set_app_rate(struct tim *t, uint32_t sdkappid, double rate, double burst) TIM_WUR;
 

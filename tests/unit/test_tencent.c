@@ -652,6 +652,40 @@ static void test_rate_limiter(void)
     CHECK(w[2].r.rc == TIM_CANCELLED && w[3].r.rc == TIM_CANCELLED, "the queued ones cancelled");
 }
 
+/* tim_cancel: a queued call and a call in flight end without their done. */
+static void test_cancel(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct tim *t = tim_make(&s, 5, 1, 2000);
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    struct tim_wait a, b, c;
+    CHECK(call(t, APP1, "administrator", "account_check", body, &a, NULL) == TIM_OK, "a sent");
+    CHECK(call(t, APP1, "administrator", "account_check", body, &b, NULL) == TIM_OK, "b queued");
+    tim_cancel(t, &b);
+    run_until(&a.done);
+    CHECK(a.r.rc == TIM_OK && a.r.action_ok, "a not cancelled");
+    /* c goes out once a token is back; cancelled while in flight. */
+    usleep(250 * 1000);
+    CHECK(call(t, APP1, "administrator", "account_check", body, &c, NULL) == TIM_OK, "c sent");
+    /* Handed to libcurl already (no loop turn here: one could finish it on a fast machine). */
+    tim_cancel(t, &c);
+    struct event *stop = evtimer_new(base, on_tick, NULL);
+    struct timeval tv = {0, 400000};
+    evtimer_add(stop, &tv);
+    ticks = 0;
+    while (ticks == 0)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(stop);
+    CHECK(!b.done && !c.done, "the cancelled calls never reported (b %d, c %d rc %d %s)", b.done,
+          c.done, c.r.rc, c.info);
+    /* The same arg again: reported as usual. */
+    call_wait(t, APP1, "administrator", "account_check", body, &b);
+    CHECK(b.done && b.r.rc == TIM_OK, "a new call with b's arg reported");
+    tim_free(t);
+    CHECK(!c.done, "nor at free");
+}
+
 /* The stand-in's own limit (set to 20 account_delete calls a second) answers 60007 past it; the
  * calls over it are retried after backoffs that outlast the second, and all end OK. */
 static void test_standin_limit(void)
@@ -708,6 +742,7 @@ int main(void)
     test_outbound();
     test_tim();
     test_rate_limiter();
+    test_cancel();
     test_standin_limit();
     standin_stop();
     event_base_free(base);
