@@ -9,6 +9,8 @@
 //                         [--host 127.0.0.1]
 //   (STANDIN_CONFIG / STANDIN_CONFIG_JSON / STANDIN_TLS_DIR / STANDIN_PORT in the environment too)
 // Prints {"port":N} on stdout once listening (--port 0: a free port). Ends on SIGTERM or SIGINT.
+// With DIR/wrong-name.pem and .key (make_ca.sh), a client asking for "localhost" by SNI gets that
+// certificate, made for another name: what a client that checks host names must refuse.
 //
 // Config: {"apps": {"<sdkappid>": {"key": "<the app's secret>", "admins": ["administrator"]}},
 //          "limits": {"im_open_login_svc/account_import": 200, ...},  (calls/s; 0 or null: off)
@@ -464,11 +466,18 @@ function main() {
   const text = opt.configJson !== null ? opt.configJson : fs.readFileSync(opt.config, 'utf8');
   const s = new Standin(JSON.parse(text));
   const handler = (req, res) => serve(s, req, res);
-  const server = opt.http ? http.createServer(handler) : https.createServer({
-    key: fs.readFileSync(path.join(opt.tlsDir, 'server.key')),
-    cert: fs.readFileSync(path.join(opt.tlsDir, 'server.pem')),
-    minVersion: 'TLSv1.2',
-  }, handler);
+  let tls = null;
+  if (!opt.http) {
+    const file = (n) => path.join(opt.tlsDir, n);
+    tls = { key: fs.readFileSync(file('server.key')), cert: fs.readFileSync(file('server.pem')),
+      minVersion: 'TLSv1.2' };
+    if (fs.existsSync(file('wrong-name.pem'))) {
+      const wrong = require('tls').createSecureContext({ key: fs.readFileSync(file('wrong-name.key')),
+        cert: fs.readFileSync(file('wrong-name.pem')) });
+      tls.SNICallback = (name, cb) => cb(null, name === 'localhost' ? wrong : undefined);
+    }
+  }
+  const server = opt.http ? http.createServer(handler) : https.createServer(tls, handler);
   server.keepAliveTimeout = 5000;
   server.listen(opt.port, opt.host, () => {
     process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);

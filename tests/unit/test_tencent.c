@@ -109,8 +109,8 @@ static void standin_stop(void)
         kill(standin_pid, SIGTERM);
         waitpid(standin_pid, NULL, 0);
     }
-    static const char *files[] = {"ca.pem",       "ca.key",     "other-ca.pem",
-                                  "other-ca.key", "server.pem", "server.key"};
+    static const char *files[] = {"ca.pem",     "ca.key",     "other-ca.pem",   "other-ca.key",
+                                  "server.pem", "server.key", "wrong-name.pem", "wrong-name.key"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[700];
         snprintf(p, sizeof p, "%s/%s", ca_dir, files[i]);
@@ -212,6 +212,7 @@ static void test_outbound(void)
 {
     struct outbound *ob = ob_make(ca_file, 5000, 0);
     struct ob_wait w;
+    char url[256];
 
     /* A reply: the stand-in's answer to a call without its parameters. */
     ob_post(ob, "/v4/im_open_login_svc/account_check", "{}", &w);
@@ -267,6 +268,56 @@ static void test_outbound(void)
     CHECK(w.rc == OUTBOUND_TLS, "system store: %s (%s)", outbound_rc_name(w.rc), w.error);
     outbound_free(sys);
 
+    /* The right CA, another name: the stand-in answers SNI "localhost" with a certificate made
+     * for wrong-name.invalid. The host name is checked: a TLS error. */
+    struct outbound *named = ob_make(ca_file, 5000, 0);
+    memset(&w, 0, sizeof w);
+    snprintf(url, sizeof url, "https://localhost:%d/v4/a/b", port);
+    CHECK(outbound_post_json(named, url, "{}", 2, ob_done, &w) == OUTBOUND_OK, "started");
+    run_until(&w.done);
+    CHECK(w.rc == OUTBOUND_TLS, "another name: %s (%s)", outbound_rc_name(w.rc), w.error);
+    outbound_free(named);
+
+    /* A proxy in the environment is not used (it would refuse: nothing listens on port 1). */
+    const char *proxies[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"};
+    for (size_t i = 0; i < sizeof proxies / sizeof proxies[0]; i++)
+        setenv(proxies[i], "http://127.0.0.1:1", 1);
+    struct outbound *env = ob_make(ca_file, 5000, 0);
+    ob_post(env, "/v4/a/b", "{}", &w);
+    CHECK(w.rc == OUTBOUND_OK && w.status == 200, "no proxy from the environment: %s",
+          outbound_rc_name(w.rc));
+    outbound_free(env);
+    for (size_t i = 0; i < sizeof proxies / sizeof proxies[0]; i++)
+        unsetenv(proxies[i]);
+
+    /* max_transfers: one connection at a time serializes three 300 ms calls; eight do not. */
+    for (int max = 1; max <= 8; max += 7) {
+        struct outbound_options o = {0};
+        o.ca_file = ca_file;
+        o.max_transfers = max;
+        char err[256];
+        struct outbound *lim = outbound_new(base, &o, err, sizeof err);
+        struct ob_wait three[3];
+        memset(three, 0, sizeof three);
+        snprintf(url, sizeof url, "%s/v4/a/b?__delay=300", base_url);
+        double s0 = mono_ms();
+        for (int i = 0; i < 3; i++)
+            CHECK(outbound_post_json(lim, url, "{}", 2, ob_done, &three[i]) == OUTBOUND_OK,
+                  "started");
+        CHECK(outbound_pending(lim) == 3, "three pending");
+        for (int i = 0; i < 3; i++)
+            run_until(&three[i].done);
+        double all = mono_ms() - s0;
+        CHECK(three[0].rc == OUTBOUND_OK && three[1].rc == OUTBOUND_OK &&
+                  three[2].rc == OUTBOUND_OK,
+              "all three OK");
+        if (max == 1)
+            CHECK(all >= 850, "one at a time: %.0f ms", all);
+        else
+            CHECK(all < 850, "at once: %.0f ms", all);
+        outbound_free(lim);
+    }
+
     /* Nothing listening: a connect error. */
     struct outbound *none = ob_make(ca_file, 5000, 0);
     memset(&w, 0, sizeof w);
@@ -279,7 +330,6 @@ static void test_outbound(void)
 
     /* outbound_free with a call in flight: it completes as cancelled. */
     struct outbound *gone = ob_make(ca_file, 5000, 0);
-    char url[256];
     snprintf(url, sizeof url, "%s/v4/a/b?__delay=2000", base_url);
     memset(&w, 0, sizeof w);
     CHECK(outbound_post_json(gone, url, "{}", 2, ob_done, &w) == OUTBOUND_OK, "started");
