@@ -63,7 +63,7 @@ function renderWho() {
   const scope = me.apps === null ? 'all apps' : `apps ${me.apps.join(', ')}`;
   add(who, [
     h('span', { class: 'who-name' }, me.name),
-    h('span', { class: `badge badge-role` }, me.role),
+    h('span', { class: 'badge badge-role', title: me.name }, me.role),
     h('span', { class: 'who-scope' }, scope),
     h('button', { type: 'button', class: 'secondary', id: 'signout', onclick: signOut }, 'Sign out'),
   ]);

@@ -93,6 +93,11 @@ export function fmtDuration(s) {
   return `${s} s`;
 }
 
+// The same without " UTC", for table cells (their column header says UTC).
+export function fmtCell(v) {
+  return fmtTime(v).replace(/ UTC$/, '');
+}
+
 export function ageOf(iso) {
   if (!iso) return null;
   const t = new Date(iso).getTime();

@@ -79,7 +79,8 @@ export async function render(ctx) {
       h('dt', {}, 'Signs per minute'), h('dd', { id: 'rate-signs' }, p ? p.signs.toFixed(1) : '…'),
       h('dt', {}, 'Errors per minute'), h('dd', { id: 'rate-errors' }, p ? p.errors.toFixed(1) : '…'),
       h('dt', {}, 'Read at'), h('dd', {}, fmtTime(new Date(t).toISOString()))]);
-    chartBox.replaceChildren(chart(points));
+    // Drawn at the box's own width, so that its text keeps its size on a phone.
+    chartBox.replaceChildren(chart(points, Math.max(300, Math.min(832, chartBox.clientWidth || 640))));
   };
   await tick();
   const timer = setInterval(tick, POLL_MS);
@@ -89,8 +90,8 @@ export async function render(ctx) {
   };
 }
 
-function chart(points) {
-  const W = 640, H = 200, L = 44, R = 8, T = 10, B = 24;
+function chart(points, W) {
+  const H = 200, L = 44, R = 8, T = 10, B = 24;
   const max = Math.max(1, ...points.map((p) => Math.max(p.signs, p.errors)));
   const x = (i) => L + (points.length <= 1 ? 0 : (i * (W - L - R)) / (points.length - 1));
   const y = (v) => T + (H - T - B) * (1 - v / max);

@@ -2,7 +2,7 @@
 // when the API gives one), sign counts; creating an app. One app (#/apps/ID): its key versions
 // as a timeline (state, fingerprint, created / activated / retired, sign counts), import,
 // rotate, disable, enable, destroy (typed confirmation), and its settings.
-import { h, add, clear, field, table, badge, section, fmtTime, fmtDuration, ageOf } from './dom.js';
+import { h, add, field, table, badge, section, fmtTime, fmtDuration, ageOf } from './dom.js';
 import { api, all } from './api.js';
 
 export async function render(ctx) {

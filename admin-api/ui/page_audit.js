@@ -1,7 +1,7 @@
 // Audit (#/audit): the log, filtered by app, action, actor and time, paged by sequence; the
 // chain's verification (GET /v1/audit/verify: how many events follow, the last one's seq and
 // MAC, or the first that does not).
-import { h, add, field, table, badge, section, fmtTime } from './dom.js';
+import { h, add, field, table, badge, section, fmtCell } from './dom.js';
 import { api } from './api.js';
 
 const ACTIONS = ['', 'app.create', 'app.update', 'key.import', 'key.rotate', 'key.disable', 'key.enable',
@@ -79,7 +79,7 @@ async function verifyChain(box) {
 function view(page, hasPrev, next, prev) {
   const rows = page.events.map((e) => h('tr', { class: e.outcome === 'ok' ? null : 'refused', 'data-action': e.action },
     h('td', { class: 'num' }, String(e.seq)),
-    h('td', {}, fmtTime(e.at)),
+    h('td', {}, fmtCell(e.at)),
     h('td', {}, e.actor_name),
     h('td', {}, h('code', {}, e.action)),
     h('td', {}, e.sdkappid === null ? '' : String(e.sdkappid)),
@@ -87,7 +87,7 @@ function view(page, hasPrev, next, prev) {
     h('td', {}, e.outcome === 'ok' ? badge('ok') : badge(e.outcome, 'bad')),
     h('td', { class: 'details' }, h('code', {}, JSON.stringify(e.details)))));
   return section(`${page.events.length} event${page.events.length === 1 ? '' : 's'}`,
-    page.events.length ? table('Audit events', ['Seq', 'At', 'Actor', 'Action', 'App', 'Key', 'Outcome', 'Details'], rows, { class: 'audit' }) : h('p', {}, 'No events match.'),
+    page.events.length ? table('Audit events', ['Seq', 'At (UTC)', 'Actor', 'Action', 'App', 'Key', 'Outcome', 'Details'], rows, { class: 'audit' }) : h('p', {}, 'No events match.'),
     h('div', { class: 'actions' },
       hasPrev ? h('button', { type: 'button', class: 'secondary', onclick: prev }, 'Previous page') : null,
       page.next_after ? h('button', { type: 'button', class: 'secondary', id: 'audit-next', onclick: next }, 'Next page') : null));

@@ -1,6 +1,6 @@
 // Batches (#/batches): an app's batch signing manifests, filtered by state, paged; running ones
 // highlighted (a batch that stays running after its process went away is marked interrupted).
-import { h, field, table, badge, section, fmtTime } from './dom.js';
+import { h, field, table, badge, section, fmtCell } from './dom.js';
 import { api, all } from './api.js';
 
 const STATES = ['', 'running', 'complete', 'aborted', 'interrupted'];
@@ -52,11 +52,11 @@ function view(page, next, first) {
     h('td', { class: 'num' }, b.signed === null ? '?' : String(b.signed)),
     h('td', { class: 'num' }, b.failed === null ? '?' : String(b.failed)),
     h('td', {}, b.sha256 ? h('code', { class: 'hash', title: b.sha256 }, b.sha256) : ''),
-    h('td', {}, fmtTime(b.started_at)),
-    h('td', {}, fmtTime(b.finished_at))));
+    h('td', {}, fmtCell(b.started_at)),
+    h('td', {}, fmtCell(b.finished_at))));
   const running = page.batches.filter((b) => b.state === 'running').length;
   return section(`${page.batches.length} batch${page.batches.length === 1 ? '' : 'es'}${running ? `, ${running} running` : ''}`,
-    page.batches.length ? table('Batches', ['Batch', 'State', 'Key', 'Actor', 'Count', 'Signed', 'Failed', 'SHA-256', 'Started', 'Finished'], rows) : h('p', {}, 'None.'),
+    page.batches.length ? table('Batches', ['Batch', 'State', 'Key', 'Actor', 'Count', 'Signed', 'Failed', 'SHA-256', 'Started (UTC)', 'Finished (UTC)'], rows) : h('p', {}, 'None.'),
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'secondary', onclick: first }, 'First page'),
       page.next_after ? h('button', { type: 'button', class: 'secondary', onclick: next }, 'Next page') : null));

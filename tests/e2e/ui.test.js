@@ -143,6 +143,9 @@ describe('dashboard', () => {
   test('as admin: sign in, create an app, import a key, rotate', async () => {
     const context = await browser.createBrowserContext();
     const page = await newPage(context);
+    await page.goto(`${E2E.url}/ui/`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('input[name=token]');
+    await shoot(page, 'signin');
     await signIn(page, E2E.admin);
     // The token lives in this tab's sessionStorage only: not in the URL, not in localStorage.
     const stored = await page.evaluate(() => ({
@@ -296,10 +299,11 @@ describe('dashboard', () => {
 
     await go(page, '#/activity', '#activity-now');
     for (let i = 0; i < 4; i++) await sign(A, { identifier: `u${i}` });
-    // Two readings make a rate: the second comes within the poll interval.
+    // Two readings make a rate, three a line: each comes within the poll interval.
     await page.waitForFunction(() => {
       const r = document.getElementById('rate-signs');
-      return r && r.textContent !== '…' && document.querySelector('#activity-chart path.series-signs');
+      const line = document.querySelector('#activity-chart path.series-signs');
+      return r && r.textContent !== '…' && line && line.getAttribute('d').includes('L');
     }, { timeout: 15000 });
     const signs = Number(await text(page, '#total-signs'));
     assert.ok(signs >= 6, `signs counted: ${signs}`);
