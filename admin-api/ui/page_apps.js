@@ -23,14 +23,20 @@ async function renderList(ctx) {
   const canKeys = ctx.can('listKeys');
   const keysOf = new Map();
   if (canKeys) {
-    await Promise.all(list.map(async (a) => {
-      try {
-        const r = await api('GET', `/v1/apps/${a.sdkappid}/keys`, undefined, { quiet: true });
-        keysOf.set(a.sdkappid, r.keys);
-      } catch (e) {
-        keysOf.set(a.sdkappid, null);
+    // Each app's key versions (for the key's age and the sign counts), a few requests at a time.
+    let next = 0;
+    const worker = async () => {
+      while (next < list.length && ctx.live()) {
+        const a = list[next++];
+        try {
+          const r = await api('GET', `/v1/apps/${a.sdkappid}/keys`, undefined, { quiet: true });
+          keysOf.set(a.sdkappid, r.keys);
+        } catch (e) {
+          keysOf.set(a.sdkappid, null);
+        }
       }
-    }));
+    };
+    await Promise.all(Array.from({ length: Math.min(6, list.length) }, worker));
   }
   if (!ctx.live()) return;
   const hasRotate = list.some((a) => a.rotate_every !== undefined && a.rotate_every !== null);

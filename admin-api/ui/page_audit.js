@@ -69,6 +69,13 @@ async function verifyChain(box) {
     add(dl, [h('dt', {}, 'Problem'), h('dd', {}, r.problem),
       h('dt', {}, 'First bad event'), h('dd', {}, String(r.bad_seq))]);
   }
+  // Whatever else the server says about the chain (a checkpoint, when it keeps one), as it came.
+  const known = new Set(['ok', 'checked', 'last_seq', 'last_mac', 'problem', 'bad_seq', 'found_seq']);
+  for (const [k, v] of Object.entries(r)) {
+    if (known.has(k) || v === null || v === undefined) continue;
+    add(dl, [h('dt', {}, k.replace(/_/g, ' ')),
+      h('dd', { 'data-field': k }, typeof v === 'object' ? h('code', {}, JSON.stringify(v)) : String(v))]);
+  }
   const sec = section('Chain', h('p', { id: 'chain-status' },
     r.ok ? badge('chain ok', 'ok') : badge(`chain broken: ${r.problem}`, 'bad'),
     r.ok ? ' Every event follows the one before it. Keep the last seq and MAC elsewhere to catch events cut from the end.' : ''), dl);

@@ -16,6 +16,7 @@ const http = require('node:http');
 const path = require('node:path');
 const {
   E2E, api, expectStatus, newAppId, newSecret, createApp, addKey, sign, createToken, TLSSigAPIv2,
+  startServer, stopAll,
 } = require('./lib');
 
 const puppeteer = require(path.join(__dirname, '..', 'node', 'node_modules', 'puppeteer-core'));
@@ -351,6 +352,54 @@ describe('dashboard', () => {
     await page.waitForSelector('input[name=token]');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('usersigd.token')), null);
     await context.close();
+  });
+
+  test('with cors_origins set the page works on its own origin; ui_dir empty or missing', async () => {
+    const servers = [];
+    try {
+      // CORS on for another origin: the page's own requests (a POST carries its Origin) pass.
+      const cors = await startServer('ui-cors', { env: { USERSIGD_CORS_ORIGINS: 'https://dash.example' } });
+      servers.push(cors);
+      const context = await browser.createBrowserContext();
+      const page = await context.newPage();
+      const corsOrigin = new URL(cors.url).origin;
+      await page.setRequestInterception(true);
+      page.on('request', (req) => (new URL(req.url()).origin === corsOrigin ? req.continue() : req.abort()));
+      await page.goto(`${cors.url}/ui/`, { waitUntil: 'domcontentloaded' });
+      await page.waitForSelector('input[name=token]');
+      await page.type('input[name=token]', E2E.admin);
+      await page.click('form.signin button[type=submit]');
+      await page.waitForSelector('#create-app');
+      const C = newAppId();
+      await page.type('#create-app input[name=sdkappid]', String(C));
+      await page.type('#create-app input[name=name]', 'ui cors');
+      await page.click('#create-app button[type=submit]');
+      await page.waitForSelector('#import-key');
+      assert.equal(await errorText(page), '');
+      await context.close();
+
+      // ui_dir = "": no dashboard, a JSON 404 with the same headers; the API as before.
+      const off = await startServer('ui-off', { env: { USERSIGD_UI_DIR: '' } });
+      servers.push(off);
+      for (const p of ['/ui', '/ui/', '/ui/app.js']) {
+        const res = await api('GET', p, { base: off.url, token: null });
+        assert.equal(res.status, 404, p);
+        assert.equal(res.json.error.code, 'not_found');
+        assert.match(res.json.error.message, /ui_dir is empty/);
+        assert.equal(res.headers.get('content-security-policy'), STRICT['content-security-policy']);
+      }
+      expectStatus(await api('GET', '/v1/apps', { base: off.url }), 200);
+      assert.match(off.log(), /dashboard: off/);
+
+      // A folder that is not there stops serve at start, naming it.
+      const bad = await startServer('ui-missing', {
+        env: { USERSIGD_UI_DIR: path.join(E2E.work, 'no-such-ui') }, mayFail: true,
+      });
+      assert.ok(bad.failed !== undefined, 'serve refused to start');
+      assert.match(bad.failed, /cannot open the dashboard folder .*no-such-ui/);
+    } finally {
+      await stopAll(servers);
+    }
   });
 
   test('every request stayed on the server; every dashboard reply had the strict headers', async () => {
