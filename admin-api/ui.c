@@ -165,8 +165,13 @@ static int load_dir(const char *dir, struct ui_file *files, size_t *n_out, size_
         const char *type;
         if (!name_ok(e->d_name) || (type = type_of(e->d_name)) == NULL)
             continue;
-        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+        if (e->d_type == DT_UNKNOWN) { /* some file systems do not say: ask */
+            struct stat st;
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+                continue;
+        } else if (e->d_type != DT_REG) {
             continue; /* folders (screenshots/), links: not served */
+        }
         if (n == UI_MAX_FILES) {
             snprintf(err, errlen, "the dashboard folder %s has more than %d files to serve", dir,
                      UI_MAX_FILES);
