@@ -127,6 +127,15 @@ void tim_forget_app(struct tim *t, uint32_t sdkappid);
 /* 1 when s is a servicename or command Tencent could have: [a-z0-9_]{1,TIM_MAX_NAME}. */
 int tim_name_valid(const char *s);
 
+/* 1 when s is an identifier (a Tencent UserID) this layer sends: 1..TIM_MAX_IDENTIFIER bytes of
+ * printable ASCII (0x20-0x7e). */
+int tim_identifier_valid(const char *s);
+
+/* A base URL: "https://host[:port]" with nothing after it but an optional "/" (no path, query,
+ * fragment or user info); the host a name, an IPv4 or a bracketed IPv6 address; the port 1..65535.
+ * allow_http: "http://" too. Returns the length of the part kept (without the "/"), or 0. */
+size_t tim_base_url_valid(const char *base, int allow_http);
+
 /* Writes the request URL into out (cap bytes). 0, or -1 (TIM_INVALID's cases, or too long).
  * allow_http: an http:// base_url is taken too. */
 int tim_build_url(const char *base_url, int allow_http, const char *service, const char *command,

@@ -359,6 +359,16 @@ static void test_pieces(void)
     CHECK(!tim_name_valid(long_name) && (long_name[64] = '\0', tim_name_valid(long_name)),
           "64 bytes at most");
 
+    CHECK(tim_base_url_valid("https://console.tim.qq.com", 0) == 26 &&
+              tim_base_url_valid("https://adminapisgp.im.qcloud.com/", 0) == 33 &&
+              tim_base_url_valid("https://[::1]:8443", 0) == 18 &&
+              tim_base_url_valid("http://127.0.0.1:8080", 0) == 0 &&
+              tim_base_url_valid("http://127.0.0.1:8080", 1) == 21,
+          "base URLs");
+    CHECK(tim_identifier_valid("administrator") && tim_identifier_valid("a b") &&
+              !tim_identifier_valid("") && !tim_identifier_valid("caf\xc3\xa9") &&
+              !tim_identifier_valid("123456789012345678901234567890123"),
+          "identifiers");
     char url[TIM_MAX_URL];
     CHECK(tim_build_url("https://console.tim.qq.com", 0, "im_open_login_svc", "account_check",
                         1400000001u, "a b&c", "eJw*ab-c_", 4294967295u, url, sizeof url) == 0,
