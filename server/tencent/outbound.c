@@ -336,6 +336,13 @@ struct outbound *outbound_new(struct event_base *base, const struct outbound_opt
         log_errbuf(err, errlen, "libcurl did not initialise: %s", curl_easy_strerror(curl_init_rc));
         return NULL;
     }
+    /* A libcurl that resolves names synchronously would stop the loop on every lookup. */
+    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS)) {
+        log_errbuf(err, errlen,
+                   "this libcurl resolves host names synchronously (no threaded resolver or "
+                   "c-ares): it would block the event loop");
+        return NULL;
+    }
     struct outbound *ob = calloc(1, sizeof *ob);
     if (ob == NULL) {
         log_errbuf(err, errlen, "out of memory");
