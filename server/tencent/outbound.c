@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "log.h"
 
 struct outbound_call {
@@ -326,6 +327,15 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     c->len += add;
     c->buf[c->len] = '\0';
     return add;
+}
+
+void outbound_options_from_config(const struct config *cfg, struct outbound_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ca_file = cfg->tencent_ca_file[0] != '\0' ? cfg->tencent_ca_file : NULL;
+    o->connect_timeout_ms = cfg->tencent_connect_timeout_ms;
+    o->timeout_ms = cfg->tencent_timeout_ms;
+    o->allow_insecure = cfg->tencent_allow_insecure_base_url;
 }
 
 struct outbound *outbound_new(struct event_base *base, const struct outbound_options *opt,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct config;
 struct event_base;
 struct outbound;
 
@@ -59,6 +60,11 @@ struct outbound_result {
 /* Called on the loop thread exactly once per accepted call; not from within
  * outbound_post_json(). It may start new calls; it must not call outbound_free(). */
 typedef void (*outbound_cb)(const struct outbound_result *r, void *arg);
+
+/* o from the daemon's settings: tencent_ca_file, tencent_connect_timeout, tencent_timeout and
+ * tencent_allow_insecure_base_url (tests only); the others at their defaults. o->ca_file points
+ * into cfg (outbound_new() copies it). */
+void outbound_options_from_config(const struct config *cfg, struct outbound_options *o);
 
 /* A new client on base (which must outlive it). NULL on failure, with err saying why. */
 struct outbound *outbound_new(struct event_base *base, const struct outbound_options *opt,

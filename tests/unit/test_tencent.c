@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "outbound.h"
 #include "testlib.h"
@@ -349,6 +350,24 @@ static void test_outbound(void)
 
 static void test_pieces(void)
 {
+    struct config cfg;
+    char err[CONFIG_ERR_BUF];
+    struct outbound_options oo;
+    setenv("USERSIGD_TENCENT_TIMEOUT", "3s", 1);
+    setenv("USERSIGD_TENCENT_CA_FILE", "/etc/ca.pem", 1);
+    CHECK(config_load(NULL, &cfg, err, sizeof err) == CONFIG_OK, "config: %s", err);
+    unsetenv("USERSIGD_TENCENT_TIMEOUT");
+    unsetenv("USERSIGD_TENCENT_CA_FILE");
+    outbound_options_from_config(&cfg, &oo);
+    CHECK(oo.connect_timeout_ms == 5000 && oo.timeout_ms == 3000 && oo.allow_insecure == 0 &&
+              oo.ca_file != NULL && strcmp(oo.ca_file, "/etc/ca.pem") == 0 &&
+              oo.max_transfers == 0 && oo.proxy == NULL,
+          "options from the config: %lld %lld", (long long)oo.connect_timeout_ms,
+          (long long)oo.timeout_ms);
+    CHECK(config_load(NULL, &cfg, err, sizeof err) == CONFIG_OK, "config: %s", err);
+    outbound_options_from_config(&cfg, &oo);
+    CHECK(oo.ca_file == NULL && oo.timeout_ms == 10000, "defaults: the system store, 10 s");
+
     CHECK(tim_name_valid("im_open_login_svc") && tim_name_valid("a0_"), "names");
     CHECK(!tim_name_valid("") && !tim_name_valid("Account") && !tim_name_valid("a/b") &&
               !tim_name_valid("a.b") && !tim_name_valid("a b"),
