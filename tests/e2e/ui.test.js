@@ -70,8 +70,26 @@ async function newPage(context) {
   return page;
 }
 
+// Screen-reader basics of the page as it is: landmarks, one h1, every control labelled, every
+// button with a name, no link without an href.
+async function a11y(page, name) {
+  const r = await page.evaluate(() => {
+    const named = (el) => (el.labels && el.labels.length > 0) || el.getAttribute('aria-label');
+    return {
+      landmarks: ['header', 'nav', 'main', 'footer'].filter((t) => !document.querySelector(t)),
+      h1: document.querySelectorAll('main h1').length,
+      unlabelled: [...document.querySelectorAll('main input, main select, main textarea')]
+        .filter((el) => el.type !== 'hidden' && !named(el)).map((el) => el.name || el.id),
+      nameless: [...document.querySelectorAll('button')].filter((b) => !b.textContent.trim() && !b.getAttribute('aria-label')).length,
+      hrefless: document.querySelectorAll('a:not([href])').length,
+    };
+  });
+  assert.deepEqual(r, { landmarks: [], h1: 1, unlabelled: [], nameless: 0, hrefless: 0 }, `${name}: ${JSON.stringify(r)}`);
+}
+
 // Both widths, full page; back to 1280 px after.
 async function shoot(page, name) {
+  await a11y(page, name);
   for (const vp of WIDTHS) {
     await page.setViewport(vp);
     await new Promise((r) => setTimeout(r, 150));
@@ -161,6 +179,23 @@ describe('dashboard', () => {
     assert.ok(!stored.url.includes(E2E.admin.split('_')[2]), 'no token in the URL');
     const nav = await page.$$eval('nav a', (as) => as.map((a) => a.textContent));
     assert.deepEqual(nav, ['Apps', 'Verify', 'Batches', 'Audit', 'Tokens', 'Activity']);
+    // The keyboard: the skip link first, to the main content; focus is visible.
+    // (A reload: signed in still, the tab's sessionStorage; the focus starts at the top.)
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#signout');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'skip');
+    await page.keyboard.press('Tab');
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement, st = getComputedStyle(el);
+      return { text: el.textContent, outline: st.outlineStyle, width: st.outlineWidth };
+    });
+    assert.deepEqual(focus, { text: 'Apps', outline: 'solid', width: '3px' });
+    await page.keyboard.down('Shift');
+    await page.keyboard.press('Tab');
+    await page.keyboard.up('Shift');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
 
     await go(page, '#/apps', '#create-app');
     await page.type('#create-app input[name=sdkappid]', String(A));
