@@ -46,7 +46,6 @@ void handle_readyz(struct api_request *r);
 void handle_metrics(struct api_request *r);
 
 /* ui.c: the dashboard's files */
-void handle_ui_redirect(struct api_request *r);
 void handle_ui_file(struct api_request *r);
 
 #endif

@@ -43,8 +43,8 @@ static bool seg_is_param(const struct seg *s)
 }
 
 /* {file} (the dashboard's files, admin-api/ui.c) is a name, not a number: any one segment, the
- * last of its pattern, empty included ("/ui/"). The handler reads it from the path and serves
- * only a name it loaded, so this rule only bounds it. */
+ * last of its pattern, empty ("/ui/") or absent ("/ui") included. The handler reads it from the
+ * path and serves only a name it loaded, so this rule only bounds it. */
 static const struct param_type {
     const char *name;
     int64_t min, max;
@@ -92,8 +92,11 @@ static bool parse_param(const struct seg *s, const struct param_type *t, int64_t
 static int pattern_score(const char *pattern, const struct seg *path, int n)
 {
     struct seg pat[API_PATH_MAX_SEGMENTS];
-    int score = 0;
-    if (split_path(pattern, pat, false) != n)
+    int score = 0, np = split_path(pattern, pat, false);
+    /* A {file} that ends a pattern may also be absent ("/ui" for "/ui/{file}"): its handler
+     * answers the folder without its slash. */
+    if (np != n &&
+        !(np == n + 1 && n > 0 && seg_is_param(&pat[n]) && param_type_of(&pat[n]) == PARAM_FILE))
         return -1;
     for (int k = 0; k < n; k++) {
         if (seg_is_param(&pat[k])) {

@@ -74,7 +74,6 @@ const struct api_route api_routes[] = {
 
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 
-    {EVHTTP_REQ_GET, "/ui", "getDashboardRoot", PERM_PUBLIC, API_BODY_NONE, 0, handle_ui_redirect},
     {EVHTTP_REQ_GET, "/ui/{file}", "getDashboardFile", PERM_PUBLIC, API_BODY_NONE, 0,
      handle_ui_file},
 };

@@ -1,6 +1,6 @@
 /*
- * The web dashboard (ui.h): its files read from ui_dir into memory at start, and the handlers
- * of GET /ui (a redirect to /ui/) and GET /ui/{file} (a file, /ui/ being index.html). Public
+ * The web dashboard (ui.h): its files read from ui_dir into memory at start, and the handler of
+ * GET /ui/{file} (a file, /ui/ being index.html, /ui a redirect to /ui/). Public
  * routes: the page holds no data, the API calls it makes carry the token. Every reply of a
  * dashboard route, its 404 included, carries the strict headers below; only names loaded from
  * the one directory can be served (no path is ever opened for a request).
@@ -288,25 +288,9 @@ static int strict_headers(struct api_request *r)
     return 0;
 }
 
-/* GET /ui: the page's relative URLs (app.js, app.css) need the folder's own URL. */
-void handle_ui_redirect(struct api_request *r)
-{
-    const struct service *svc = r->ctx;
-    if (strict_headers(r) != 0)
-        return;
-    if (svc->ui == NULL) {
-        api_reply_error(r, API_ERR_NOT_FOUND, "the dashboard is off (ui_dir is empty)");
-        return;
-    }
-    if (api_reply_header(r, "Location", "/ui/") != 0) {
-        api_reply_error(r, API_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    api_reply_text(r, 301, "text/plain; charset=utf-8", "/ui/\n", 5);
-}
-
-/* GET /ui/{file}: a file loaded at start, "" meaning index.html. The name is compared with the
- * loaded ones as it came (not percent-decoded): "..", "%2e%2e", "a/b" can only miss. */
+/* GET /ui/{file}: a file loaded at start, "" meaning index.html; /ui itself (no {file}) a 301 to
+ * /ui/, against which the page's relative URLs (app.js, app.css) resolve. The name is compared
+ * with the loaded ones as it came (not percent-decoded): "..", "%2e%2e", "a/b" can only miss. */
 void handle_ui_file(struct api_request *r)
 {
     const struct service *svc = r->ctx;
@@ -318,6 +302,14 @@ void handle_ui_file(struct api_request *r)
         return;
     if (svc->ui == NULL) {
         api_reply_error(r, API_ERR_NOT_FOUND, "the dashboard is off (ui_dir is empty)");
+        return;
+    }
+    if (slash == r->path) { /* "/ui": the route's {file} absent */
+        if (api_reply_header(r, "Location", "/ui/") != 0) {
+            api_reply_error(r, API_ERR_INTERNAL, "out of memory");
+            return;
+        }
+        api_reply_text(r, 301, "text/plain; charset=utf-8", "/ui/\n", 5);
         return;
     }
     f = find(svc->ui, name[0] != '\0' ? name : "index.html");

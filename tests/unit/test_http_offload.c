@@ -566,7 +566,7 @@ static void test_route_flags(void)
 {
     static const char *const not_offloaded[] = {
         "getHealth",     "getMetrics",   "signUserSig",      "signUserSigBatch",
-        "verifyUserSig", "getTokenSelf", "getDashboardRoot", "getDashboardFile"};
+        "verifyUserSig", "getTokenSelf", "getDashboardFile"};
     for (size_t i = 0; i < api_routes_count; i++) {
         const struct api_route *rt = &api_routes[i];
         bool want = true;

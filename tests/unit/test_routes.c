@@ -535,6 +535,17 @@ static void test_matching(void)
                   API_MATCH_OK &&
               strcmp(m.route->pattern, "/ui/{file}") == 0,
           "/ui/ is the dashboard's index");
+    CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_GET, "/ui", &m) ==
+                  API_MATCH_OK &&
+              strcmp(m.route->pattern, "/ui/{file}") == 0,
+          "/ui, {file} absent, is the dashboard's route (its redirect)");
+    /* Only a {file} may be absent: a number may not. */
+    static const struct api_route absent[] = {
+        {EVHTTP_REQ_GET, "/x/{id}", "byId", PERM_PUBLIC, API_BODY_NONE, 0,
+         api_handler_not_implemented},
+    };
+    CHECK(api_route_match(absent, 1, EVHTTP_REQ_GET, "/x", &m) == API_MATCH_NO_PATH,
+          "/x is not /x/{id}");
     CHECK(api_route_match(api_routes, api_routes_count, EVHTTP_REQ_GET, "/v1/tokens/self", &m) ==
                   API_MATCH_OK &&
               strcmp(m.route->op, "getTokenSelf") == 0,
