@@ -10,11 +10,17 @@
  * and the body's form (loop); open the app and key, record the start (database); make the
  * pipeline job, start the stream (loop); record the end (database); end the stream (loop). The
  * application/json body's check and cutting are batch_json.c.
+ *
+ * A text/plain or NDJSON body streams (http.h api_request_stream): lines are cut as they
+ * arrive, only whole ones until the body ends, and the connection is read only as fast as the
+ * pipeline takes them; a body cut short ends the batch as aborted, after the lines received
+ * whole. At most batch_max_running batches run at once; one more is 429 with Retry-After.
  */
 #include "batch_json.h"
 #include "batches.h"
 #include "handlers.h"
 #include "hex.h"
+#include "http_frame.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "service.h"
@@ -28,6 +34,7 @@
 #include <strings.h>
 
 #define MSG_BUF 512
+#define RETRY_AFTER_BATCH "5" /* seconds: a batch takes seconds, its slot frees then */
 
 /* What the request asks for: from the query, the body (application/json) and then the app. */
 struct batch_params {
@@ -50,6 +57,10 @@ struct batch {
     struct pipeline_job *job; /* NULL until the stream starts, and once done or cancelled */
     struct evbuffer *chunk;   /* what goes to api_reply_chunk */
     /* cutting the body into items */
+    struct frame_stream *stream; /* a streamed body, or NULL: the whole body is api_request_input */
+    bool counted;                /* in svc->batches_running */
+    bool skip_line;              /* a line over PIPELINE_ITEM_MAX: its rest is dropped up to its LF */
+    bool cut;                    /* the streamed body was cut short: the batch ends aborted */
     bool item_open;             /* a line is being added (text/plain, NDJSON) */
     struct batch_json_cut json; /* application/json */
     /* the start: batch_start_run on a database thread, then batch_start_done */
@@ -74,14 +85,16 @@ struct batch {
 
 /* ---- cutting the body into items (pipeline fill callback) ------------------------------------ */
 
-/* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. */
-static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
-                                     struct pipeline_items *it)
+/* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. Takes at
+ * most limit bytes of in. */
+static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in, struct pipeline_items *it,
+                                     size_t limit)
 {
     struct evbuffer_iovec v;
-    while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+    size_t done = 0;
+    while (done < limit && evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
         const char *s = v.iov_base;
-        size_t n = v.iov_len, used = 0;
+        size_t n = v.iov_len < limit - done ? v.iov_len : limit - done, used = 0;
         while (used < n) {
             if (!b->item_open) {
                 if (pipeline_items_full(it))
@@ -101,6 +114,7 @@ static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
             }
         }
         evbuffer_drain(in, used);
+        done += used;
         if (used < n)
             return PIPELINE_FILL_MORE;
     }
@@ -111,20 +125,100 @@ static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
     return PIPELINE_FILL_END;
 }
 
+/* The bytes of in up to and including its last LF (0: none); (size_t)-1 when out of memory. */
+static size_t through_last_lf(struct evbuffer *in)
+{
+    struct evbuffer_iovec small[64], *v = small;
+    int n = evbuffer_peek(in, -1, NULL, NULL, 0);
+    size_t end = evbuffer_get_length(in), found = 0;
+
+    if (n <= 0)
+        return 0;
+    if (n > 64 && (v = malloc((size_t)n * sizeof *v)) == NULL)
+        return (size_t)-1;
+    n = evbuffer_peek(in, -1, NULL, v, n);
+    for (int i = n - 1; i >= 0 && found == 0; i--) {
+        const char *p = v[i].iov_base;
+        end -= v[i].iov_len;
+        for (size_t k = v[i].iov_len; k > 0; k--)
+            if (p[k - 1] == '\n') {
+                found = end + k;
+                break;
+            }
+    }
+    if (v != small)
+        free(v);
+    return found;
+}
+
+/* A streamed text/plain or NDJSON body: whole lines as they come; the last line once the body
+ * is complete; a partial last line of a body cut short is dropped (b->cut). */
+static enum pipeline_fill fill_stream(struct batch *b, struct pipeline_items *it)
+{
+    struct evbuffer *in = frame_stream_buffer(b->stream);
+    enum frame_stream_state st = frame_stream_state(b->stream);
+    size_t before = evbuffer_get_length(in), upto;
+    enum pipeline_fill rc = PIPELINE_FILL_END;
+
+    if (b->skip_line) {
+        /* The rest of a line over PIPELINE_ITEM_MAX, whose item was added with its start. */
+        struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+        evbuffer_drain(in, lf.pos >= 0 ? (size_t)lf.pos + 1 : before);
+        b->skip_line = lf.pos < 0;
+    }
+    upto = st == FRAME_STREAM_END ? evbuffer_get_length(in) : through_last_lf(in);
+    if (upto == (size_t)-1)
+        return PIPELINE_FILL_ERROR;
+    if (!b->skip_line && upto == 0 && st == FRAME_STREAM_OPEN &&
+        evbuffer_get_length(in) > PIPELINE_ITEM_MAX && !pipeline_items_full(it)) {
+        /* A line longer than any item, its LF not here yet: its start is its item (marked too
+         * long: an error line in its place), so that the stream never waits on it. */
+        unsigned char *p = evbuffer_pullup(in, PIPELINE_ITEM_MAX + 1);
+        if (p == NULL || pipeline_items_add(it, (const char *)p, PIPELINE_ITEM_MAX + 1) != 0)
+            return PIPELINE_FILL_ERROR;
+        evbuffer_drain(in, evbuffer_get_length(in));
+        b->skip_line = true;
+    }
+    if (!b->skip_line && upto > 0)
+        rc = fill_lines(b, in, it, upto);
+    if (rc == PIPELINE_FILL_END && st == FRAME_STREAM_OPEN)
+        rc = PIPELINE_FILL_WAIT;
+    if (rc == PIPELINE_FILL_END && st == FRAME_STREAM_CUT) {
+        b->cut = true; /* what follows the last LF was a partial line */
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+    if (evbuffer_get_length(in) < before)
+        frame_stream_drained(b->stream);
+    return rc;
+}
+
 static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
 {
     struct batch *b = arg;
     struct evbuffer *in = b->r != NULL ? api_request_input(b->r) : NULL;
     if (in == NULL)
         return PIPELINE_FILL_ERROR;
+    if (b->stream != NULL)
+        return fill_stream(b, it);
     return b->input == PIPELINE_IN_JSON_VALUE ? batch_json_fill(&b->json, in, it)
-                                              : fill_lines(b, in, it);
+                                              : fill_lines(b, in, it, SIZE_MAX);
+}
+
+/* The stream has new bytes, or ended. */
+static void batch_input(void *arg)
+{
+    struct batch *b = arg;
+    if (b->job != NULL)
+        pipeline_job_input(b->job);
 }
 
 /* ---- the stream ------------------------------------------------------------------------------ */
 
 static void batch_free(struct batch *b)
 {
+    if (b->counted)
+        b->svc->batches_running--;
+    frame_stream_release(b->stream);
     if (b->chunk != NULL)
         evbuffer_free(b->chunk);
     usersig_key_free(b->ukey);
@@ -203,9 +297,9 @@ static bool keep_end(const struct batch *b)
     return kept;
 }
 
-/* The last line: the summary, or the error that ended the stream (why). */
+/* The last line: the summary, or the error that ended the stream (why, with code). */
 static int last_line(const struct batch *b, const struct pipeline_result *res, const char *why,
-                     char *out, size_t cap)
+                     const char *code, char *out, size_t cap)
 {
     if (why == NULL && b->output == PIPELINE_OUT_CSV)
         return snprintf(out, cap,
@@ -222,11 +316,11 @@ static int last_line(const struct batch *b, const struct pipeline_result *res, c
                         b->key_version, res->sha256);
     return snprintf(out, cap,
                     b->output == PIPELINE_OUT_CSV
-                        ? "#error,code=internal,message=%s after %" PRIu64
+                        ? "#error,code=%s,message=%s after %" PRIu64
                           " lines (batch_id %s, request id %s)\n"
-                        : "{\"error\":{\"code\":\"internal\",\"message\":\"%s after %" PRIu64
+                        : "{\"error\":{\"code\":\"%s\",\"message\":\"%s after %" PRIu64
                           " lines (batch_id %s, request id %s)\"}}\n",
-                    why, res->count, b->batch_id, b->request_id);
+                    code, why, res->count, b->batch_id, b->request_id);
 }
 
 /* On a database thread (ctx: its struct service): the end of each batch, in its own
@@ -274,8 +368,15 @@ static void batch_end_done(struct dbpool_job *job)
                 "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
                 b->batch_id, state, b->res.count);
     if (b->r != NULL && b->summary) {
-        const char *why = NULL;
-        if (!complete)
+        const char *why = NULL, *code = "internal";
+        if (b->cut) {
+            code = api_error_code(API_ERR_BAD_REQUEST);
+            why = b->end_recorded ? "the request body was cut short (the client stopped sending "
+                                    "mid-way): its whole lines were answered, and the batch is "
+                                    "recorded as aborted"
+                                  : "the request body was cut short (the client stopped sending "
+                                    "mid-way), and the batch's end could not be recorded";
+        } else if (!complete)
             why = b->end_recorded ? "the batch failed and is recorded as aborted"
                   : kept          ? "the batch failed; it stays running until its end is recorded, "
                                     "once the database is back"
@@ -284,7 +385,7 @@ static void batch_end_done(struct dbpool_job *job)
             why = kept ? "the batch could not be recorded as complete yet: it stays running "
                          "until its end is recorded, once the database is back"
                        : "the batch could not be recorded as complete: it stays running";
-        int n = last_line(b, &b->res, why, line, sizeof line);
+        int n = last_line(b, &b->res, why, code, line, sizeof line);
         if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
             evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
             api_reply_chunk(b->r, b->chunk, NULL, NULL) != 0)
@@ -320,7 +421,12 @@ static void batch_done(void *arg, const struct pipeline_result *res)
         log_msg(LOG_ERROR, b->request_id, "batch %s: %s after %" PRIu64 " lines: %s", b->batch_id,
                 pipeline_state_name(res->state), res->count,
                 res->why != NULL ? res->why : "stopped");
-    batch_end(b, complete ? STORE_BATCH_COMPLETE : STORE_BATCH_ABORTED, true);
+    else if (b->cut)
+        log_msg(LOG_WARN, b->request_id,
+                "batch %s: the body was cut short after %" PRIu64 " bytes; %" PRIu64
+                " whole lines answered",
+                b->batch_id, frame_stream_received(b->stream), res->count);
+    batch_end(b, complete && !b->cut ? STORE_BATCH_COMPLETE : STORE_BATCH_ABORTED, true);
 }
 
 /* The client left (or the server is stopping): the batch ends as aborted, with what was sent.
@@ -700,6 +806,28 @@ void handle_usersig_batch(struct api_request *r)
     if (err == API_OK && svc->pipeline == NULL) {
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, sizeof msg, "batch signing is not running in this process");
+    }
+    if (err == API_OK && svc->cfg != NULL && svc->cfg->batch_max_running > 0 &&
+        svc->batches_running >= (size_t)svc->cfg->batch_max_running) {
+        err = API_ERR_TOO_MANY_BATCHES;
+        snprintf(msg, sizeof msg,
+                 "%d batches are running in this process, as many as it runs at once "
+                 "(batch_max_running); retry after %s seconds",
+                 svc->cfg->batch_max_running, RETRY_AFTER_BATCH);
+        if (api_reply_header(r, "Retry-After", RETRY_AFTER_BATCH) != 0)
+            err = API_ERR_INTERNAL;
+    }
+    if (err == API_OK) {
+        /* Accepted: its body may come (100 Continue) and is read as the pipeline takes it. */
+        b->stream = api_request_stream(r);
+        if (b->stream != NULL && b->input == PIPELINE_IN_JSON_VALUE) {
+            err = API_ERR_UNSUPPORTED_MEDIA_TYPE;
+            snprintf(msg, sizeof msg, "send application/json alone as the Content-Type");
+        } else if (b->stream != NULL) {
+            frame_stream_on_data(b->stream, batch_input, b);
+        }
+        b->counted = true;
+        svc->batches_running++;
     }
     if (err != API_OK) {
         api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -349,6 +350,9 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     f->metric_route = s->metric_unmatched;
     if (!client_request_id(evreq, f->pub.request_id))
         request_id_make(s, f->pub.request_id);
+    f->streamed = frame_stream_marked(
+        evhttp_find_header(evhttp_request_get_input_headers(evreq), FRAME_STREAM_HEADER),
+        s->frame.nonce);
     /* A longer path keeps only its start here (for the log); matching sees it whole. */
     snprintf(f->path, sizeof f->path, "%s", path ? path : "");
     f->pub.path = f->path;
@@ -425,17 +429,11 @@ static struct bufferevent *new_transport_bev(struct event_base *base, struct api
     return pair[0];
 }
 
-/* The largest body a request for method and target may carry: a raw-body route's larger limit
- * when one matches the path (the query aside), else the JSON limit. For http_frame.c, before
- * any body byte is read. */
-static uint64_t frame_body_limit(void *arg, const char *method, size_t method_len,
-                                 const char *target, size_t target_len)
+/* Whether target (the query aside) is the path of a raw-body route. */
+static bool raw_route(const struct api_server *s, const char *target, size_t target_len)
 {
-    struct api_server *s = arg;
     char path[API_PATH_MAX + 1];
     size_t n = 0;
-    (void)method;
-    (void)method_len;
     while (n < target_len && target[n] != '?' && n < API_PATH_MAX)
         n++;
     memcpy(path, target, n);
@@ -445,9 +443,37 @@ static uint64_t frame_body_limit(void *arg, const char *method, size_t method_le
         const struct api_route *rt = &s->cfg.routes[i];
         if (rt->body == API_BODY_RAW &&
             api_route_match(rt, 1, rt->method, path, &m) != API_MATCH_NO_PATH)
-            return s->cfg.max_body_large;
+            return true;
     }
-    return s->cfg.max_body;
+    return false;
+}
+
+/* The largest body a request for method and target may carry: a raw-body route's larger limit
+ * when one matches the path (the query aside), else the JSON limit. For http_frame.c, before
+ * any body byte is read. */
+static uint64_t frame_body_limit(void *arg, const char *method, size_t method_len,
+                                 const char *target, size_t target_len)
+{
+    struct api_server *s = arg;
+    (void)method;
+    (void)method_len;
+    return raw_route(s, target, target_len) ? s->cfg.max_body_large : s->cfg.max_body;
+}
+
+/* Whether a request's body streams (http_frame.h): on a raw-body route (batch signing), unless
+ * it is application/json (kept whole, within max_body_large: it is checked whole before any
+ * line is signed). */
+static bool frame_streams(void *arg, const char *method, size_t method_len, const char *target,
+                          size_t target_len, const char *ctype, size_t ctype_len)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof json - 1;
+    (void)method;
+    (void)method_len;
+    if (ctype != NULL && ctype_len >= n && strncasecmp(ctype, json, n) == 0 &&
+        (ctype_len == n || ctype[n] == ';' || ctype[n] == ' ' || ctype[n] == '\t'))
+        return false;
+    return raw_route(arg, target, target_len);
 }
 
 /* A connection's transport (TLS or the socket), under the strict framing filter. */
@@ -517,6 +543,7 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     evhttp_set_default_content_type(s->http, "application/json");
     evhttp_set_gencb(s->http, on_request, s);
     s->frame.body_limit = frame_body_limit;
+    s->frame.streams = frame_streams;
     s->frame.arg = s;
     s->frame.head_timeout_ms = s->cfg.request_timeout_ms > 0 ? s->cfg.request_timeout_ms : 30000;
     uint8_t nonce[FRAME_NONCE_LEN / 2];

@@ -222,8 +222,17 @@ const char *api_query_unknown(const struct api_request *r, const char *const all
 
 /* A request header's value, or NULL. */
 const char *api_request_header(const struct api_request *r, const char *name);
-/* The raw body (API_BODY_RAW routes); the framework has checked its size. NULL when gone. */
+/* The raw body (API_BODY_RAW routes); the framework has checked its size. NULL when gone. For a
+ * streamed body (below) it is empty. */
 struct evbuffer *api_request_input(const struct api_request *r);
+/* The body of an API_BODY_RAW request whose body streams (every one but an application/json
+ * body, and an empty one): read as it arrives (http_frame.h: frame_stream_buffer, _state,
+ * _on_data, _drained), without a size limit; the connection closes after the reply. NULL when
+ * the body does not stream (read api_request_input then), or it was taken already. The caller
+ * frame_stream_release()s it, whatever happens. Asks the client for the body (100 Continue)
+ * when it waits for that: call it once the request is accepted. */
+struct frame_stream;
+struct frame_stream *api_request_stream(struct api_request *r);
 
 /* ---- Checking a JSON body against the fields a route takes ----------------------------------- */
 

@@ -213,6 +213,13 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
         } else if (name_is(name, nl, "Host")) {
             if (++n_host > 1)
                 return FRAME_DUP_HOST;
+        } else if (name_is(name, nl, "Content-Type")) {
+            if (h->content_type == NULL) {
+                h->content_type = value;
+                h->content_type_len = vl;
+            }
+        } else if (name_is(name, nl, "Expect")) {
+            h->expect_continue = vl == 12 && strncasecmp(value, "100-continue", 12) == 0;
         }
         at = (size_t)(lf - buf) + 1;
     }
@@ -250,7 +257,19 @@ enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t 
 
 /* ---- the filter ------------------------------------------------------------------------------ */
 
-enum conn_state { S_HEAD, S_BODY, S_CHUNKED, S_DISCARD };
+enum conn_state { S_HEAD, S_BODY, S_CHUNKED, S_DISCARD, S_STREAM, S_STREAM_CHUNKED };
+
+/* A streamed body (http_frame.h): shared by the connection and the handler that took it. */
+struct frame_stream {
+    int refs;
+    struct frame_conn *conn; /* NULL once the connection is freed */
+    struct evbuffer *buf;
+    enum frame_stream_state state;
+    uint64_t received;
+    bool taken, expect_continue;
+    void (*cb)(void *arg);
+    void *cb_arg;
+};
 enum chunk_state { C_SIZE, C_DATA, C_DATA_END, C_TRAILER };
 
 struct frame_conn {
@@ -269,6 +288,16 @@ struct frame_conn {
     struct bufferevent *under; /* its transport (a reference of ours) */
     struct evbuffer_cb_entry *under_cb;
     struct event *output; /* runs on_output */
+    /* S_STREAM, S_STREAM_CHUNKED: the body goes to stream (then S_DISCARD: the connection
+     * closes after the reply). paused: the transport is not read (the stream is full); eof:
+     * the transport's input ended (never read again). */
+    struct frame_stream *stream;
+    bool paused, eof;
+    /* The transport's callbacks as the filter set them: ours stand in front, to see the end of
+     * its input during a streamed body. */
+    bufferevent_data_cb under_rcb, under_wcb;
+    bufferevent_event_cb under_ecb;
+    void *under_arg;
 };
 
 static int64_t now_ms(void)
@@ -279,10 +308,220 @@ static int64_t now_ms(void)
 }
 
 /* Replaces what is left of the connection by a request for the error path. */
+/* ---- streamed bodies ---------------------------------------------------------------------- */
+
+static void stream_unref(struct frame_stream *s)
+{
+    if (s == NULL || --s->refs > 0)
+        return;
+    if (s->buf != NULL)
+        evbuffer_free(s->buf);
+    free(s);
+}
+
+static void stream_notify(struct frame_stream *s)
+{
+    if (s->cb != NULL)
+        s->cb(s->cb_arg);
+}
+
+/* Reading the transport stops above the high mark and resumes below the low one (or when
+ * what comes is discarded), never once its input has ended. */
+static void stream_flow(struct frame_conn *c)
+{
+    size_t n = c->stream != NULL ? evbuffer_get_length(c->stream->buf) : 0;
+    bool keeping = c->state == S_STREAM || c->state == S_STREAM_CHUNKED;
+    if (!c->paused && keeping && n >= FRAME_STREAM_HIGH) {
+        c->paused = true;
+        if (c->under != NULL)
+            bufferevent_disable(c->under, EV_READ);
+    } else if (c->paused && (!keeping || n < FRAME_STREAM_LOW)) {
+        c->paused = false;
+        if (c->under != NULL && !c->eof)
+            bufferevent_enable(c->under, EV_READ);
+    }
+}
+
+/* The streamed body ended (complete or cut): nothing after it is kept. */
+static void stream_finish(struct frame_conn *c, enum frame_stream_state st)
+{
+    c->state = S_DISCARD;
+    if (c->stream != NULL && c->stream->state == FRAME_STREAM_OPEN) {
+        c->stream->state = st;
+        stream_notify(c->stream);
+    }
+    stream_flow(c);
+}
+
+/* The rest of a streamed body is read and dropped (no one consumes it). */
+static void stream_drop_rest(struct frame_conn *c)
+{
+    if (c->stream != NULL)
+        evbuffer_drain(c->stream->buf, evbuffer_get_length(c->stream->buf));
+    if (c->state == S_STREAM || c->state == S_STREAM_CHUNKED)
+        c->state = S_DISCARD;
+    stream_flow(c);
+}
+
+/* evhttp's copy of a streamed request's head: its framing replaced by "Content-Length: 0" and
+ * the marker (a client's own Expect and marker dropped too). p[0..len) is a parsed head. */
+static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
+{
+    const char *lf = memchr(p, '\n', len);
+    size_t at = (size_t)(lf - p) + 1;
+    if (evbuffer_add(dst, p, at) != 0)
+        return -1;
+    while (at < len) {
+        lf = memchr(p + at, '\n', len - at);
+        size_t n = (size_t)(lf - (p + at)) + 1;
+        if (n == 2)
+            break; /* the blank line */
+        const char *colon = memchr(p + at, ':', n);
+        size_t nl = colon != NULL ? (size_t)(colon - (p + at)) : 0;
+        if (!name_is(p + at, nl, "Content-Length") && !name_is(p + at, nl, "Transfer-Encoding") &&
+            !name_is(p + at, nl, "Expect") && !name_is(p + at, nl, FRAME_STREAM_HEADER) &&
+            evbuffer_add(dst, p + at, n) != 0)
+            return -1;
+        at += n;
+    }
+    return evbuffer_add_printf(dst, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
+                               c->cfg->nonce) < 0
+               ? -1
+               : 0;
+}
+
+/* The transport's callbacks, in front of the filter's. */
+static void under_read(struct bufferevent *under, void *arg)
+{
+    struct frame_conn *c = arg;
+    if (c->under_rcb != NULL)
+        c->under_rcb(under, c->under_arg);
+}
+
+static void under_write(struct bufferevent *under, void *arg)
+{
+    struct frame_conn *c = arg;
+    if (c->under_wcb != NULL)
+        c->under_wcb(under, c->under_arg);
+}
+
+static void under_event(struct bufferevent *under, short what, void *arg)
+{
+    struct frame_conn *c = arg;
+    /* The client half-closed during a streamed body: the body is cut, and the reply still goes
+     * out (the connection closes after it); evhttp would drop the connection, reply and all.
+     * Once the body is complete, the end of the input is evhttp's, as for any request (the
+     * client left). */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->stream != NULL &&
+        c->stream->state == FRAME_STREAM_OPEN) {
+        frame_conn_eof(c);
+        return;
+    }
+    if (c->under_ecb != NULL)
+        c->under_ecb(under, what, c->under_arg);
+}
+
+/* The connection of a filter made by frame_bufferevent, or NULL. */
+static struct frame_conn *conn_of(struct bufferevent *bev)
+{
+    struct bufferevent *under = bev != NULL ? bufferevent_get_underlying(bev) : NULL;
+    bufferevent_data_cb rcb = NULL;
+    void *arg = NULL;
+    if (under == NULL)
+        return NULL;
+    bufferevent_getcb(under, &rcb, NULL, NULL, &arg);
+    return rcb == under_read ? arg : NULL;
+}
+
+void frame_conn_eof(struct frame_conn *c)
+{
+    c->eof = true;
+    stream_finish(c, FRAME_STREAM_CUT);
+}
+
+struct frame_stream *frame_conn_stream(struct frame_conn *c)
+{
+    return c->stream;
+}
+
+struct frame_stream *frame_stream_take(struct bufferevent *bev)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct frame_conn *c = conn_of(bev);
+    struct frame_stream *s = c != NULL ? c->stream : NULL;
+    if (s == NULL || s->taken)
+        return NULL;
+    s->taken = true;
+    s->refs++;
+    /* No reply is due before this one on the connection: evhttp dispatches a request only once
+     * the replies before it are written out. */
+    if (s->expect_continue && s->state == FRAME_STREAM_OPEN && !c->eof && c->under != NULL)
+        (void)evbuffer_add(bufferevent_get_output(c->under), cont, sizeof cont - 1);
+    return s;
+}
+
+struct evbuffer *frame_stream_buffer(struct frame_stream *s)
+{
+    return s->buf;
+}
+
+enum frame_stream_state frame_stream_state(const struct frame_stream *s)
+{
+    return s->state;
+}
+
+uint64_t frame_stream_received(const struct frame_stream *s)
+{
+    return s->received;
+}
+
+void frame_stream_on_data(struct frame_stream *s, void (*cb)(void *arg), void *arg)
+{
+    s->cb = cb;
+    s->cb_arg = arg;
+}
+
+void frame_stream_drained(struct frame_stream *s)
+{
+    if (s->conn != NULL)
+        stream_flow(s->conn);
+}
+
+void frame_stream_release(struct frame_stream *s)
+{
+    if (s == NULL)
+        return;
+    s->cb = NULL;
+    if (s->conn != NULL && s->state == FRAME_STREAM_OPEN)
+        stream_drop_rest(s->conn);
+    stream_unref(s);
+}
+
+void frame_stream_discard(struct bufferevent *bev)
+{
+    struct frame_conn *c = conn_of(bev);
+    if (c == NULL || c->stream == NULL || c->stream->taken)
+        return;
+    c->stream->taken = true;
+    stream_drop_rest(c);
+}
+
+bool frame_stream_marked(const char *value, const char *nonce)
+{
+    return value != NULL && strlen(value) == FRAME_NONCE_LEN &&
+           memcmp(value, nonce, FRAME_NONCE_LEN) == 0;
+}
+
 static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuffer *src,
                                              struct evbuffer *dst, enum frame_error e)
 {
     evbuffer_drain(src, evbuffer_get_length(src));
+    if (c->state == S_STREAM_CHUNKED) {
+        /* A malformed chunk of a streamed body: evhttp has the request already (the handler
+         * answers it); the body reads as cut, and the connection closes after the reply. */
+        stream_finish(c, FRAME_STREAM_CUT);
+        return BEV_OK;
+    }
     if (c->hold != NULL) {
         evbuffer_free(c->hold);
         c->hold = NULL;
@@ -343,7 +582,34 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
         if (e == FRAME_OK && h.target_len >= strlen(FRAME_ERROR_PREFIX) &&
             memcmp(h.target, FRAME_ERROR_PREFIX, strlen(FRAME_ERROR_PREFIX)) == 0)
             e = FRAME_BAD_REQUEST;
-        if (e == FRAME_OK) {
+        bool body = (h.has_length && h.length > 0) || h.chunked;
+        if (e == FRAME_OK && body && c->cfg->streams != NULL && c->stream == NULL &&
+            c->cfg->streams(c->cfg->arg, h.method, h.method_len, h.target, h.target_len,
+                            h.content_type, h.content_type_len)) {
+            struct frame_stream *st = calloc(1, sizeof *st);
+            if (st == NULL || (st->buf = evbuffer_new()) == NULL || stream_head(c, p, end, dst) != 0) {
+                stream_unref(st);
+                e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
+            } else {
+                evbuffer_drain(src, end);
+                st->refs = 1;
+                st->conn = c;
+                st->expect_continue = h.expect_continue && h.minor == 1;
+                c->stream = st;
+                c->head_start_ms = 0;
+                if (h.chunked) {
+                    c->state = S_STREAM_CHUNKED;
+                    c->cstate = C_SIZE;
+                    c->limit = UINT64_MAX; /* no limit: memory is bounded by the flow */
+                    c->body = 0;
+                    c->trailer_bytes = 0;
+                } else {
+                    c->state = S_STREAM;
+                    c->left = h.length;
+                }
+                return 1;
+            }
+        } else if (e == FRAME_OK) {
             uint64_t limit =
                 c->cfg->body_limit(c->cfg->arg, h.method, h.method_len, h.target, h.target_len);
             c->limit = limit;
@@ -407,7 +673,17 @@ static bool chunk_size(const char *l, size_t n, uint64_t *size)
     return true;
 }
 
-/* One step on a chunked body: 1 when progress was made, 0 when more is needed, -1 refused. */
+/* Framing bytes of a chunked body: held with it, or (streamed) dropped. */
+static void chunk_framing(struct frame_conn *c, struct evbuffer *src, size_t n)
+{
+    if (c->hold != NULL)
+        evbuffer_remove_buffer(src, c->hold, n);
+    else
+        evbuffer_drain(src, n);
+}
+
+/* One step on a chunked body (held, or streamed: S_STREAM_CHUNKED): 1 when progress was made,
+ * 0 when more is needed, -1 refused. */
 static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst)
 {
     size_t n = evbuffer_get_length(src);
@@ -416,8 +692,14 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
     switch (c->cstate) {
     case C_DATA: {
         size_t k = c->chunk_left < n ? (size_t)c->chunk_left : n;
-        if (evbuffer_remove_buffer(src, c->hold, k) != (int)k)
+        struct evbuffer *to = c->hold != NULL ? c->hold : c->stream->buf;
+        if (evbuffer_remove_buffer(src, to, k) != (int)k)
             break;
+        if (c->hold == NULL) {
+            c->stream->received += k;
+            stream_notify(c->stream);
+            stream_flow(c);
+        }
         c->chunk_left -= k;
         if (c->chunk_left == 0)
             c->cstate = C_DATA_END;
@@ -429,7 +711,7 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
             return 0;
         if (evbuffer_copyout(src, two, 2) != 2 || two[0] != '\r' || two[1] != '\n')
             break;
-        evbuffer_remove_buffer(src, c->hold, 2);
+        chunk_framing(c, src, 2);
         c->cstate = C_SIZE;
         return 1;
     }
@@ -476,8 +758,10 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
                 return -1;
             }
         }
-        evbuffer_remove_buffer(src, c->hold, line + 2);
-        if (c->cstate == C_TRAILER && line == 0) {
+        chunk_framing(c, src, line + 2);
+        if (c->cstate == C_TRAILER && line == 0 && c->hold == NULL) {
+            stream_finish(c, FRAME_STREAM_END);
+        } else if (c->cstate == C_TRAILER && line == 0) {
             /* Complete: the whole request goes to evhttp at once. */
             evbuffer_add_buffer(dst, c->hold);
             evbuffer_free(c->hold);
@@ -518,8 +802,27 @@ int frame_conn_feed(struct frame_conn *c, struct evbuffer *src, struct evbuffer 
             break;
         }
         case S_CHUNKED:
+        case S_STREAM_CHUNKED:
             r = step_chunked(c, src, dst);
             break;
+        case S_STREAM: {
+            size_t n = evbuffer_get_length(src);
+            size_t k = c->left < n ? (size_t)c->left : n;
+            if (k == 0)
+                return progress ? 1 : 0;
+            if (evbuffer_remove_buffer(src, c->stream->buf, k) != (int)k)
+                return -1;
+            c->left -= k;
+            c->stream->received += k;
+            if (c->left == 0) {
+                stream_finish(c, FRAME_STREAM_END);
+            } else {
+                stream_notify(c->stream);
+                stream_flow(c);
+            }
+            r = 1;
+            break;
+        }
         }
         if (r < 0)
             return 1; /* the error request is in dst */
@@ -636,6 +939,13 @@ void frame_conn_free(struct frame_conn *c)
         return;
     if (c->hold != NULL)
         evbuffer_free(c->hold);
+    if (c->stream != NULL) {
+        /* The holder may keep it: it reads as cut when the body was not complete. */
+        c->stream->conn = NULL;
+        if (c->stream->state == FRAME_STREAM_OPEN)
+            c->stream->state = FRAME_STREAM_CUT;
+        stream_unref(c->stream);
+    }
     if (c->output != NULL)
         event_free(c->output);
     if (c->under != NULL) {
@@ -679,6 +989,8 @@ struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct fr
     c->bev = f;
     bufferevent_incref(under);
     c->under = under;
+    bufferevent_getcb(under, &c->under_rcb, &c->under_wcb, &c->under_ecb, &c->under_arg);
+    bufferevent_setcb(under, under_read, under_write, under_event, c);
     c->output = event_new(bufferevent_get_base(under), -1, 0, on_output, c);
     c->under_cb = evbuffer_add_cb(bufferevent_get_output(under), transport_wrote, c);
     if (c->output == NULL || c->under_cb == NULL ||

@@ -13,6 +13,19 @@
  * The nonce is random per server, so no client can reach the internal path (a request for any
  * /.frame-error/ path is itself refused by the filter).
  *
+ * Streamed bodies. For a request the config's streams callback names (batch signing), the body
+ * is not passed to evhttp (which reads a whole body before its request callback): evhttp gets
+ * the head with its framing replaced by "Content-Length: 0" and the marker header
+ * FRAME_STREAM_HEADER carrying the nonce, and the body bytes, de-chunked, go to the
+ * connection's struct frame_stream, which the handler takes (frame_stream_take). The stream
+ * holds at most about FRAME_STREAM_HIGH bytes: above it the transport is no longer read, and
+ * reading resumes once the handler has taken them below FRAME_STREAM_LOW (frame_stream_drained),
+ * so the client sends only as fast as the handler consumes. No body limit applies. A body that
+ * ends before its Content-Length or its last chunk (the client half-closed the connection) is
+ * FRAME_STREAM_CUT: the reply can still be sent. A connection closes after a streamed request:
+ * its replies carry "Connection: close" (added by the dispatcher) and what the client sends
+ * after the body is discarded, so nothing pipelined behind a stream is ever half-read.
+ *
  * frame_parse_head is the pure part (fuzzed: tests/fuzz/fuzz_frame.c); frame_bufferevent the
  * libevent glue.
  */
@@ -30,6 +43,9 @@
 #define FRAME_MAX_CHUNK_LINE 256   /* a chunk-size line, extensions included */
 #define FRAME_ERROR_PREFIX "/.frame-error/"
 #define FRAME_NONCE_LEN 32 /* hex characters */
+#define FRAME_STREAM_HEADER "X-Usersigd-Stream" /* on a streamed request's head: the nonce */
+#define FRAME_STREAM_HIGH (256 * 1024) /* body bytes buffered before reading stops */
+#define FRAME_STREAM_LOW (128 * 1024)  /* ... and below which it resumes */
 
 /* What a request can be refused for before it reaches evhttp; the dispatcher maps each to its
  * status and JSON error. */
@@ -63,6 +79,9 @@ struct frame_head {
     int minor; /* HTTP/1.<minor>: 0 or 1 */
     bool has_length, chunked;
     uint64_t length;
+    const char *content_type; /* the first Content-Type's value (OWS trimmed), NULL when none */
+    size_t content_type_len;
+    bool expect_continue; /* Expect: 100-continue */
 };
 
 /* Finds the end of a request head in buf[0..len): returns its length (the blank line included),
@@ -84,6 +103,11 @@ struct frame_config {
     void *arg;
     int64_t head_timeout_ms; /* a head must arrive within this of its first byte; 0: 30 s */
     char nonce[FRAME_NONCE_LEN + 1];
+    /* Optional (NULL: nothing streams): whether a request with a body streams it (see
+     * "Streamed bodies" above), from its method, target and Content-Type (content_type NULL
+     * when none; none of them NUL-terminated). Called on the loop. */
+    bool (*streams)(void *arg, const char *method, size_t method_len, const char *target,
+                    size_t target_len, const char *content_type, size_t content_type_len);
 };
 
 /* The framing of one connection without a socket (what the filter runs; for tests and the
@@ -95,6 +119,47 @@ struct evbuffer;
 struct frame_conn *frame_conn_new(const struct frame_config *cfg);
 int frame_conn_feed(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst);
 void frame_conn_free(struct frame_conn *c);
+
+/* ---- a streamed body (one a connection, the last request on it) ------------------------------ */
+
+enum frame_stream_state {
+    FRAME_STREAM_OPEN = 0, /* more body may come */
+    FRAME_STREAM_END,      /* the body is complete: the buffer holds its last bytes */
+    FRAME_STREAM_CUT,      /* the client stopped sending before the body's end */
+};
+struct frame_stream;
+
+/* The stream of the connection of bev (evhttp's bufferevent of the request, the filter), for
+ * the handler of the request whose head carried the marker; NULL when it has none or it was
+ * taken already. Sends "100 Continue" when the client asked for it. The caller holds a
+ * reference: frame_stream_release() it. */
+struct frame_stream *frame_stream_take(struct bufferevent *bev);
+/* The body bytes received and not yet consumed: the holder drains what it uses, then calls
+ * frame_stream_drained(). */
+struct evbuffer *frame_stream_buffer(struct frame_stream *s);
+enum frame_stream_state frame_stream_state(const struct frame_stream *s);
+/* Body bytes received so far (de-chunked), consumed or not. */
+uint64_t frame_stream_received(const struct frame_stream *s);
+/* cb(arg) runs on the loop when bytes came or the state changed (from inside the filter: it may
+ * only note it and schedule work, e.g. pipeline_job_input). NULL stops it. */
+void frame_stream_on_data(struct frame_stream *s, void (*cb)(void *arg), void *arg);
+/* The holder drained some of the buffer: the connection is read again below the low mark. */
+void frame_stream_drained(struct frame_stream *s);
+/* The holder is done (accepts NULL): no callback any more; a body not complete is discarded
+ * from here on (the connection closes after the reply). */
+void frame_stream_release(struct frame_stream *s);
+/* For a reply to a streamed request that no handler took (an error answered first): the body is
+ * discarded from here on, read without being kept. No-op when it was taken or there is none. */
+void frame_stream_discard(struct bufferevent *bev);
+/* Whether value (a request's FRAME_STREAM_HEADER, may be NULL) marks a streamed request of the
+ * server with nonce. */
+bool frame_stream_marked(const char *value, const char *nonce);
+/* The framing without a socket (tests, fuzzer): the stream of c's current streamed request, or
+ * NULL (a borrowed pointer, valid until the next feed or frame_conn_free). */
+struct frame_stream *frame_conn_stream(struct frame_conn *c);
+/* A half-close seen by the framing without a socket (tests, fuzzer): as when the transport
+ * reports the end of its input during a streamed body. */
+void frame_conn_eof(struct frame_conn *c);
 
 /* A filter bufferevent over under (which it owns: BEV_OPT_CLOSE_ON_FREE), framing requests as
  * above; cfg must outlive it. NULL when out of memory (under is freed). */

@@ -68,6 +68,7 @@ struct req {
     bool gone;       /* the client left during a stream or a wait */
     bool deferred;   /* api_request_defer was called */
     bool watching;   /* the connection's events are ours while the request waits */
+    bool streamed;   /* its body streams (http_frame.h): every reply closes the connection */
     enum req_wait wait;
     struct api_auth auth;
     /* evhttp's own callbacks on the connection and what it had enabled, while watching */

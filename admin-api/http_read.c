@@ -6,6 +6,7 @@
  * (http_reply.c) to refuse a body.
  */
 #include "http.h"
+#include "http_frame.h"
 #include "http_int.h"
 
 #include <event2/buffer.h>
@@ -32,6 +33,15 @@ const char *api_request_header(const struct api_request *r, const char *name)
 struct evbuffer *api_request_input(const struct api_request *r)
 {
     return r->req && !req_of(r)->cap.on ? evhttp_request_get_input_buffer(r->req) : NULL;
+}
+
+struct frame_stream *api_request_stream(struct api_request *r)
+{
+    struct evhttp_connection *evcon;
+    if (r->req == NULL || !req_of(r)->streamed || req_of(r)->cap.on)
+        return NULL;
+    evcon = evhttp_request_get_connection(r->req);
+    return evcon != NULL ? frame_stream_take(evhttp_connection_get_bufferevent(evcon)) : NULL;
 }
 
 static bool is_token_char(char c)

@@ -7,6 +7,7 @@
  * http_fields.c and every handler call it.
  */
 #include "http.h"
+#include "http_frame.h"
 #include "http_int.h"
 
 #include <assert.h>
@@ -123,6 +124,16 @@ static int add_standard_headers(struct req *f, const char *content_type)
     struct evkeyvalq *h = evhttp_request_get_output_headers(f->pub.req);
     evhttp_remove_header(h, "Content-Type");
     evhttp_remove_header(h, "X-Request-Id");
+    if (f->streamed) {
+        /* The connection closes after a streamed request (http_frame.h); a body no handler
+         * took is read and dropped meanwhile. */
+        struct evhttp_connection *evcon = evhttp_request_get_connection(f->pub.req);
+        if (evcon != NULL)
+            frame_stream_discard(evhttp_connection_get_bufferevent(evcon));
+        if (evhttp_find_header(h, "Connection") == NULL &&
+            evhttp_add_header(h, "Connection", "close"))
+            return -1;
+    }
     /* A handler's own Cache-Control stands (the dashboard's files: no-cache). */
     if (evhttp_add_header(h, "Content-Type", content_type) ||
         (evhttp_find_header(h, "Cache-Control") == NULL &&

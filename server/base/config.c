@@ -85,7 +85,10 @@ static const struct setting SETTINGS[] = {
     {"max_body_size", T_SIZE, "1M", KB, GB, NULL, "USERSIGD_MAX_BODY_SIZE", F(max_body_size),
      "Largest request body accepted, except on batch signing.", 0},
     {"batch_max_body_size", T_SIZE, "64M", KB, GB, NULL, "USERSIGD_BATCH_MAX_BODY_SIZE",
-     F(batch_max_body_size), "Largest request body accepted by batch signing.", 0},
+     F(batch_max_body_size),
+     "Largest application/json body of batch signing (checked whole before any line is "
+     "signed); text/plain and NDJSON bodies stream, without a size limit.",
+     0},
     {"cors_origins", T_STRING, "", 0, CONFIG_STRING_MAX - 1, NULL, "USERSIGD_CORS_ORIGINS",
      F(cors_origins),
      "Origins a browser may call the admin API from, comma-separated, each exactly as the "
@@ -108,6 +111,12 @@ static const struct setting SETTINGS[] = {
      F(request_timeout_ms), "Time a client has to send a request and read its reply.", 0},
     {"workers", T_INT, "0", 0, 256, NULL, "USERSIGD_WORKERS", F(workers),
      "Signing threads; 0 means one per online CPU.", 0},
+    {"batch_max_running", T_INT, "8", 1, 1024, NULL, "USERSIGD_BATCH_MAX_RUNNING",
+     F(batch_max_running),
+     "Batch signing requests this process runs at once (their workers are shared fairly); one "
+     "more is refused with 429 too_many_batches and Retry-After. Each running batch holds a "
+     "few MB whatever its size, so this bounds the memory batches take.",
+     0},
     {"db_connections", T_INT, "4", 1, 64, NULL, "USERSIGD_DB_CONNECTIONS", F(db_connections),
      "Database connections the API's requests use, each driven by a thread of its own, so that "
      "the event loop never waits on PostgreSQL.",

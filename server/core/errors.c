@@ -72,6 +72,9 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_HEADERS_TOO_LARGE] = {"headers_too_large", 431, LOG_INFO,
                                    "the request headers are too large"},
     [API_ERR_BODY_TOO_LARGE] = {"body_too_large", 413, LOG_INFO, "the request body is too large"},
+    [API_ERR_TOO_MANY_BATCHES] = {"too_many_batches", 429, LOG_INFO,
+                                  "as many batches as this server runs at once are running; "
+                                  "retry after Retry-After seconds"},
     [API_ERR_URI_TOO_LONG] = {"uri_too_long", 414, LOG_INFO, "the request URL is too long"},
     [API_ERR_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, LOG_INFO,
                                         "send the body as Content-Type: application/json"},

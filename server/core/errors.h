@@ -50,6 +50,7 @@ enum api_error {
     API_ERR_UNSUPPORTED_MEDIA_TYPE,  /* 415 */
     API_ERR_IDEMPOTENCY_KEY_REUSED,  /* 422: this Idempotency-Key went with another request */
     API_ERR_HEADERS_TOO_LARGE,       /* 431: a header line, their count or the whole head */
+    API_ERR_TOO_MANY_BATCHES,        /* 429: batch_max_running batches run already */
 
     API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
     API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */

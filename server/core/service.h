@@ -30,6 +30,7 @@ struct service {
     struct keyring *kr; /* master key and root opened: audit key and fingerprint key ready */
     const char *migrations_dir;
     struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
+    size_t batches_running;    /* batch requests accepted and not ended (loop thread's only) */
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
     struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
     /* The dashboard's files (admin-api/ui.h), read by the loop thread's handlers only; NULL:

@@ -52,6 +52,8 @@ struct pipeline_job {
     enum job_phase phase;
     bool started, in_pump, writable, source_done;
     bool cancelled;                /* by the owner: no callback any more */
+    bool owned;                    /* counted in p->n_running: done not called, not cancelled */
+    struct pipeline_block *filling; /* items cut before a PIPELINE_FILL_WAIT, not queued yet */
     size_t n_out;                  /* blocks in the queue or with a worker */
     struct pipeline_block **slots; /* max_in_flight: signed blocks waiting for their turn */
     struct pipeline_block *spare;
@@ -73,6 +75,7 @@ struct pipeline {
     /* event-loop thread only */
     struct pipeline_job *jobs;
     uint64_t n_jobs, n_blocks;
+    size_t n_running; /* jobs still their owner's (pipeline_running) */
 };
 
 static const char *const input_names[] = {"text", "ndjson", "json"};
@@ -223,13 +226,14 @@ static struct pipeline_block *block_get(struct pipeline_job *j)
     return b;
 }
 
-/* Keeps a few blocks (and their buffers) for the next ones; frees the others. */
+/* Keeps one block (and its buffers) for the next one; frees the others (memory a job holds
+ * idle counts once per running job). */
 static void block_recycle(struct pipeline_job *j, struct pipeline_block *b)
 {
     size_t spares = 0;
     for (struct pipeline_block *s = j->spare; s != NULL; s = s->next)
         spares++;
-    if (spares >= 2) {
+    if (spares >= 1) {
         block_free(j->p, b);
         return;
     }
@@ -265,9 +269,32 @@ static void job_dequeue(struct pipeline_job *j)
     }
 }
 
+/* The job is no longer its owner's: it leaves the running count (once). */
+static void job_disown(struct pipeline_job *j)
+{
+    if (!j->owned)
+        return;
+    j->owned = false;
+    j->p->n_running--;
+}
+
+/* How many blocks j may have out now: its max_in_flight, or its share of the pool's 4 x workers
+ * when several jobs run, at least 2 (one being signed while the next is cut). */
+static size_t job_cap(const struct pipeline_job *j)
+{
+    size_t running = j->p->n_running > 0 ? j->p->n_running : 1;
+    size_t share = 4 * (size_t)j->p->n_workers / running;
+    if (share < 2)
+        share = 2;
+    return share < j->cfg.max_in_flight ? share : j->cfg.max_in_flight;
+}
+
 static void job_free(struct pipeline_job *j)
 {
     struct pipeline *p = j->p;
+    job_disown(j);
+    block_free(p, j->filling);
+    j->filling = NULL;
     if (j->prev != NULL)
         j->prev->next = j->next;
     else
@@ -352,13 +379,30 @@ static void job_emit(struct pipeline_job *j)
         j->writable = false;
 }
 
-/* Cuts more blocks while the output is drained and fewer than max_in_flight are out. */
-static void job_dispatch(struct pipeline_job *j)
+/* Queues b for the workers. */
+static void job_queue(struct pipeline_job *j, struct pipeline_block *b)
 {
     struct pipeline *p = j->p;
+    b->seq = j->next_seq++;
+    j->n_out++;
+    pthread_mutex_lock(&p->mu);
+    if (p->q_tail != NULL)
+        p->q_tail->next = b;
+    else
+        p->q_head = b;
+    p->q_tail = b;
+    p->q_len++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Cuts more blocks while the output is drained and fewer than the job's cap are out. */
+static void job_dispatch(struct pipeline_job *j)
+{
     while (j->phase == JOB_RUNNING && j->writable && !j->source_done &&
-           j->next_seq - j->next_emit < j->cfg.max_in_flight) {
-        struct pipeline_block *b = block_get(j);
+           j->next_seq - j->next_emit < job_cap(j)) {
+        struct pipeline_block *b = j->filling != NULL ? j->filling : block_get(j);
+        j->filling = NULL;
         if (b == NULL) {
             job_over(j, PIPELINE_FAILED, "out of memory for a block");
             return;
@@ -367,6 +411,17 @@ static void job_dispatch(struct pipeline_job *j)
         if (j->phase != JOB_RUNNING || rc == PIPELINE_FILL_ERROR || b->items.oom || b->items.open) {
             block_recycle(j, b);
             job_over(j, PIPELINE_FAILED, "the input could not be read");
+            return;
+        }
+        if (rc == PIPELINE_FILL_WAIT) {
+            /* The input has no more yet: what was cut is signed now if nothing of the job is
+             * out (the workers would wait for it), else kept to fill on. */
+            if (b->items.n > 0 && j->next_seq == j->next_emit)
+                job_queue(j, b);
+            else if (b->items.n > 0)
+                j->filling = b;
+            else
+                block_recycle(j, b);
             return;
         }
         if (rc == PIPELINE_FILL_END)
@@ -379,17 +434,7 @@ static void job_dispatch(struct pipeline_job *j)
             }
             continue;
         }
-        b->seq = j->next_seq++;
-        j->n_out++;
-        pthread_mutex_lock(&p->mu);
-        if (p->q_tail != NULL)
-            p->q_tail->next = b;
-        else
-            p->q_head = b;
-        p->q_tail = b;
-        p->q_len++;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
+        job_queue(j, b);
     }
 }
 
@@ -418,8 +463,10 @@ static void job_pump(struct pipeline_job *j)
         job_dispatch(j);
         if (j->phase == JOB_RUNNING && j->source_done && j->next_emit == j->next_seq)
             job_over(j, PIPELINE_COMPLETE, NULL);
-        if (j->phase == JOB_OVER && !j->cancelled)
+        if (j->phase == JOB_OVER && !j->cancelled) {
+            job_disown(j);
             j->cfg.done(j->cfg.arg, &j->res); /* the last callback of this job */
+        }
     }
     j->in_pump = false;
     if (j->phase == JOB_OVER && j->n_out == 0)
@@ -478,6 +525,8 @@ enum pipeline_rc pipeline_job_new(struct pipeline *p, const struct pipeline_job_
         p->jobs->prev = j;
     p->jobs = j;
     p->n_jobs++;
+    j->owned = true;
+    p->n_running++;
     if (j->slots == NULL || j->ev == NULL || j->sha == NULL ||
         EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) != 1) {
         j->phase = JOB_OVER;
@@ -502,9 +551,21 @@ void pipeline_job_drained(struct pipeline_job *j)
     event_active(j->ev, EV_READ, 1);
 }
 
+void pipeline_job_input(struct pipeline_job *j)
+{
+    if (j->phase == JOB_RUNNING && j->started)
+        event_active(j->ev, EV_READ, 1);
+}
+
+size_t pipeline_running(const struct pipeline *p)
+{
+    return p->n_running;
+}
+
 void pipeline_job_cancel(struct pipeline_job *j, struct pipeline_result *res)
 {
     j->cancelled = true;
+    job_disown(j);
     job_over(j, PIPELINE_CANCELLED, NULL);
     if (res != NULL)
         *res = j->res;
@@ -555,6 +616,7 @@ void pipeline_free(struct pipeline *p)
         if (j->phase == JOB_RUNNING) {
             job_over(j, PIPELINE_CANCELLED, NULL);
             j->cancelled = true;
+            job_disown(j);
             j->cfg.done(j->cfg.arg, &j->res);
         }
     }

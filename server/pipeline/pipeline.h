@@ -19,11 +19,19 @@
  * are emitted together, one emit each; after such a round nothing is cut or emitted until the
  * owner calls pipeline_job_drained() (its output has been written to the connection). So memory
  * stays within max_in_flight blocks plus one round of emitted output, however slow the reader:
- * a slow reader idles the workers instead.
+ * a slow reader idles the workers instead. On the input side, fill may say the input has no
+ * more yet (PIPELINE_FILL_WAIT, a body still arriving): the job then waits for
+ * pipeline_job_input(), and the owner reads its input only as fast as fill takes it.
+ *
+ * Sharing. Several jobs share the workers through one queue, in the order blocks were cut; each
+ * job has at most its share of 4 x workers blocks out (max_in_flight, or the pool's blocks
+ * divided by the running jobs, at least 2), so one job cannot fill the queue ahead of another,
+ * and memory depends on the pool, not on how many jobs run.
  *
  * Memory, in the owner's terms: up to max_in_flight x (PIPELINE_BLOCK_BYTES of input + the
  * block's output, ~300 bytes a token) plus the same again in the connection's buffer. With the
- * default 2 x workers, a 2-core server holds ~10 MB for any size of batch.
+ * default 2 x workers and blocks of 1024 items, a 2-core server holds ~3 MB a job (text input),
+ * for any size of batch.
  *
  * Ownership. The owner makes a job (pipeline_job_new) and starts it; from then on the pipeline
  * calls fill (on the owner's input) and emit (the owner's output) as it goes, and done exactly
@@ -46,8 +54,8 @@
 
 #define PIPELINE_WUR __attribute__((warn_unused_result))
 
-#define PIPELINE_BLOCK_ITEMS 4096          /* items of a block */
-#define PIPELINE_BLOCK_BYTES (1024 * 1024) /* input bytes after which a block takes no more */
+#define PIPELINE_BLOCK_ITEMS 1024          /* items of a block */
+#define PIPELINE_BLOCK_BYTES (256 * 1024)  /* input bytes after which a block takes no more */
 #define PIPELINE_ITEM_MAX 8192             /* bytes of an item kept; the rest is dropped */
 #define PIPELINE_ECHO_MAX 256              /* bytes of an identifier repeated in an error line */
 #define PIPELINE_MAX_IN_FLIGHT 64          /* cap of max_in_flight */
@@ -131,6 +139,10 @@ enum pipeline_fill {
     PIPELINE_FILL_MORE = 0, /* the items are full; more input follows */
     PIPELINE_FILL_END,      /* the input ended (the items may hold its last ones, or none) */
     PIPELINE_FILL_ERROR,    /* the input cannot be read: the job fails */
+    /* No more input yet (the items may hold some): fill is called again, on the same items,
+     * after the owner calls pipeline_job_input(). The items are signed as they are when none
+     * of the job's blocks is out, so that signing starts with the first lines received. */
+    PIPELINE_FILL_WAIT,
 };
 
 #define PIPELINE_MAX_ADMIN_IDS 10 /* an app's administrator identifiers */
@@ -158,7 +170,11 @@ struct pipeline_job_config {
     uint32_t max_expire; /* an NDJSON item's own expire must be 1..max_expire */
     enum pipeline_input input;
     enum pipeline_output output;
-    size_t max_in_flight;        /* blocks; 0: 2 x workers; at most PIPELINE_MAX_IN_FLIGHT */
+    size_t max_in_flight;        /* blocks; 0: 2 x workers; at most PIPELINE_MAX_IN_FLIGHT. While
+                                  * several jobs run, each has at most its share of the pool's
+                                  * 4 x workers (never below 2), so that memory stays bounded
+                                  * by the pool, not by the number of jobs, and each job gets
+                                  * its turn at the workers' queue */
     struct pipeline_rules rules; /* zeroed: no administrator identifiers, no prefixes */
 
     void *arg; /* passed to the callbacks */
@@ -192,6 +208,13 @@ void pipeline_job_start(struct pipeline_job *job);
 
 /* The owner's output has been written: emitting and cutting go on. */
 void pipeline_job_drained(struct pipeline_job *job);
+
+/* More input has come (after a fill that returned PIPELINE_FILL_WAIT): cutting goes on. Any
+ * time; nothing happens when the job does not wait for input. */
+void pipeline_job_input(struct pipeline_job *job);
+
+/* Jobs made and not ended for their owner (done not called yet, not cancelled). */
+size_t pipeline_running(const struct pipeline *p);
 
 /* Stops the job: no callback comes any more, nothing more is cut or emitted, blocks queued are
  * dropped and those being signed are dropped when they come back. res (may be NULL) receives

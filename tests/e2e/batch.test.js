@@ -624,15 +624,23 @@ describe('batch signing on a server of its own', () => {
     assert.match(own.log(), /2 worker threads/);
   });
 
-  test('413 body_too_large past the limit, with a hint to split; under it, 200', async () => {
+  test('application/json: 413 body_too_large past the limit, with a hint to split; under it, ' +
+    '200; text/plain streams past it', async () => {
     const a = await appWithKey();
-    const line = 'abcdefghijklmno\n';
-    const over = line.repeat(Math.ceil((limit + 100) / line.length));
-    const res = await batch(a.sdkappid, over, { base: own.url });
+    const id = '"abcdefghijklmno"';
+    const json = (n) => `{"identifiers":[${Array(n).fill(id).join(',')}]}`;
+    const over = json(Math.ceil((limit + 100) / (id.length + 1)));
+    const res = await batch(a.sdkappid, over, { base: own.url, contentType: 'application/json' });
     expectError(res, 413, 'body_too_large', ['split', String(limit)]);
-    const under = line.repeat(Math.floor(limit / line.length));
-    checkSummary(await batch(a.sdkappid, under, { base: own.url }),
-      { count: under.length / line.length });
+    const nUnder = Math.floor((limit - 100) / (id.length + 1));
+    checkSummary(await batch(a.sdkappid, json(nUnder),
+      { base: own.url, contentType: 'application/json' }), { count: nUnder });
+    // A text/plain body is read as it streams: the limit is not its own.
+    const line = 'abcdefghijklmno\n';
+    const text = line.repeat(Math.ceil((4 * limit) / line.length));
+    const big = await batch(a.sdkappid, text, { base: own.url });
+    checkSummary(big, { count: text.length / line.length });
+    assert.equal(big.headers.get('connection'), 'close');
   });
 
   test('a client that leaves halfway: aborted, audited, the server healthy, workers idle',

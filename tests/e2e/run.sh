@@ -5,7 +5,8 @@
 # Needs USERSIGD_TEST_PG_URL_FILE (the cluster's superuser URL). Creates a database for the run,
 # a master key, starts `usersigd serve` on 127.0.0.1:0, reads the admin token it prints on its
 # first run and the port it logs, waits for /healthz, runs `node --test`, and always stops the
-# servers and drops the database. Every wait is bounded. E2E_KEEP=1 keeps the database.
+# servers and drops the database. Every wait is bounded. E2E_KEEP=1 keeps the database;
+# E2E_ONLY="a.test.js b.test.js" runs only those files (paths from this directory).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -204,7 +205,7 @@ set +e
             exec setsid -w timeout -k 10 "${E2E_TIMEOUT:-600}" node --single-threaded --test \
             --test-reporter=spec --test-reporter-destination=stdout \
             --test-reporter="$here/reporter.mjs" --test-reporter-destination="$run/verdicts" \
-            --test-concurrency=1 --test-timeout=300000 "$here/" >"$run/node.out" 2>&1
+            --test-concurrency=1 --test-timeout=300000 ${E2E_ONLY:-"$here/"} >"$run/node.out" 2>&1
 ) &
 node_pid=$!
 wait "$node_pid"
