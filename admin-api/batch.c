@@ -59,9 +59,9 @@ struct batch {
     /* cutting the body into items */
     struct frame_stream *stream; /* a streamed body, or NULL: the whole body is api_request_input */
     bool counted;                /* in svc->batches_running */
-    bool skip_line;              /* a line over PIPELINE_ITEM_MAX: its rest is dropped up to its LF */
-    bool cut;                    /* the streamed body was cut short: the batch ends aborted */
-    bool item_open;             /* a line is being added (text/plain, NDJSON) */
+    bool skip_line; /* a line over PIPELINE_ITEM_MAX: its rest is dropped up to its LF */
+    bool cut;       /* the streamed body was cut short: the batch ends aborted */
+    bool item_open; /* a line is being added (text/plain, NDJSON) */
     struct batch_json_cut json; /* application/json */
     /* the start: batch_start_run on a database thread, then batch_start_done */
     struct dbpool_job start;
@@ -87,8 +87,8 @@ struct batch {
 
 /* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. Takes at
  * most limit bytes of in. */
-static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in, struct pipeline_items *it,
-                                     size_t limit)
+static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
+                                     struct pipeline_items *it, size_t limit)
 {
     struct evbuffer_iovec v;
     size_t done = 0;

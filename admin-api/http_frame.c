@@ -587,7 +587,8 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
             c->cfg->streams(c->cfg->arg, h.method, h.method_len, h.target, h.target_len,
                             h.content_type, h.content_type_len)) {
             struct frame_stream *st = calloc(1, sizeof *st);
-            if (st == NULL || (st->buf = evbuffer_new()) == NULL || stream_head(c, p, end, dst) != 0) {
+            if (st == NULL || (st->buf = evbuffer_new()) == NULL ||
+                stream_head(c, p, end, dst) != 0) {
                 stream_unref(st);
                 e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
             } else {

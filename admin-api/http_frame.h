@@ -42,10 +42,10 @@
 #define FRAME_MAX_HEAD (64 * 1024) /* the whole head */
 #define FRAME_MAX_CHUNK_LINE 256   /* a chunk-size line, extensions included */
 #define FRAME_ERROR_PREFIX "/.frame-error/"
-#define FRAME_NONCE_LEN 32 /* hex characters */
+#define FRAME_NONCE_LEN 32                      /* hex characters */
 #define FRAME_STREAM_HEADER "X-Usersigd-Stream" /* on a streamed request's head: the nonce */
-#define FRAME_STREAM_HIGH (256 * 1024) /* body bytes buffered before reading stops */
-#define FRAME_STREAM_LOW (128 * 1024)  /* ... and below which it resumes */
+#define FRAME_STREAM_HIGH (256 * 1024)          /* body bytes buffered before reading stops */
+#define FRAME_STREAM_LOW (128 * 1024)           /* ... and below which it resumes */
 
 /* What a request can be refused for before it reaches evhttp; the dispatcher maps each to its
  * status and JSON error. */

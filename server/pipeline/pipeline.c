@@ -51,11 +51,11 @@ struct pipeline_job {
     /* event-loop thread only */
     enum job_phase phase;
     bool started, in_pump, writable, source_done;
-    bool cancelled;                /* by the owner: no callback any more */
-    bool owned;                    /* counted in p->n_running: done not called, not cancelled */
+    bool cancelled;                 /* by the owner: no callback any more */
+    bool owned;                     /* counted in p->n_running: done not called, not cancelled */
     struct pipeline_block *filling; /* items cut before a PIPELINE_FILL_WAIT, not queued yet */
-    size_t n_out;                  /* blocks in the queue or with a worker */
-    struct pipeline_block **slots; /* max_in_flight: signed blocks waiting for their turn */
+    size_t n_out;                   /* blocks in the queue or with a worker */
+    struct pipeline_block **slots;  /* max_in_flight: signed blocks waiting for their turn */
     struct pipeline_block *spare;
     uint64_t next_seq, next_emit;
     struct pipeline_result res;

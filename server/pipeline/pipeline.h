@@ -54,12 +54,12 @@
 
 #define PIPELINE_WUR __attribute__((warn_unused_result))
 
-#define PIPELINE_BLOCK_ITEMS 1024          /* items of a block */
-#define PIPELINE_BLOCK_BYTES (256 * 1024)  /* input bytes after which a block takes no more */
-#define PIPELINE_ITEM_MAX 8192             /* bytes of an item kept; the rest is dropped */
-#define PIPELINE_ECHO_MAX 256              /* bytes of an identifier repeated in an error line */
-#define PIPELINE_MAX_IN_FLIGHT 64          /* cap of max_in_flight */
-#define PIPELINE_SHA256_HEX 65             /* 64 hex characters and a NUL */
+#define PIPELINE_BLOCK_ITEMS 1024         /* items of a block */
+#define PIPELINE_BLOCK_BYTES (256 * 1024) /* input bytes after which a block takes no more */
+#define PIPELINE_ITEM_MAX 8192            /* bytes of an item kept; the rest is dropped */
+#define PIPELINE_ECHO_MAX 256             /* bytes of an identifier repeated in an error line */
+#define PIPELINE_MAX_IN_FLIGHT 64         /* cap of max_in_flight */
+#define PIPELINE_SHA256_HEX 65            /* 64 hex characters and a NUL */
 #define PIPELINE_MAX_WORKERS 256
 #define PIPELINE_WORKER_NICE 5 /* workers run this much nicer than the process (the loop) */
 
