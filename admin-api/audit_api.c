@@ -1,7 +1,8 @@
 /*
- * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain. The
- * handlers parse the query, call one operation of the core (op_audit.h, which keeps a token
- * scoped to some apps to the events of those apps) and build the one reply.
+ * Admin API audit: read the audit log (filtered, paged by sequence) and verify its chain, alone
+ * or up to a signed checkpoint; list the checkpoints and publish their public key. The handlers
+ * parse the query, call one operation of the core (op_audit.h, which keeps a token scoped to
+ * some apps to the events of those apps; checkpoint.h) and build the one reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "checkpoint.h"
 #include "handlers.h"
 #include "hex.h"
 #include "log.h"
@@ -250,29 +252,171 @@ void handle_audit_list(struct api_request *r)
     api_reply_json(r, 200, body); /* NULL: 500 */
 }
 
+/* The chain's fields of the verify replies (AuditVerification); -1 when out of memory. */
+static int chain_fields(json_t *body, const struct audit_verify_result *res)
+{
+    char mac[2 * AUDIT_MAC_LEN + 1];
+    hex_encode(res->last_mac, sizeof res->last_mac, mac);
+    return json_object_set_new(body, "checked", json_integer(res->checked)) != 0 ||
+                   json_object_set_new(body, "last_seq", json_integer(res->last_seq)) != 0 ||
+                   json_object_set_new(body, "last_mac", json_string(mac)) != 0 ||
+                   json_object_set_new(body, "problem",
+                                       json_string(audit_problem_name(res->problem))) != 0 ||
+                   json_object_set_new(body, "bad_seq", int_or_null(res->bad_seq)) != 0 ||
+                   json_object_set_new(body, "found_seq", int_or_null(res->found_seq)) != 0
+               ? -1
+               : 0;
+}
+
+/* A checkpoint and what checking it found (CheckedCheckpoint); NULL when out of memory. */
+static json_t *checked_json(const struct store_ckpt *c, const struct ckpt_check *chk,
+                            const char *key)
+{
+    json_t *o = ckpt_json(c);
+    if (o != NULL &&
+        (json_object_set_new(o, "ok", json_boolean(chk->problem == CKPT_OK)) != 0 ||
+         json_object_set_new(o, "problem", json_string(ckpt_problem_name(chk->problem))) != 0 ||
+         json_object_set_new(o, "signature_ok", json_boolean(chk->signature_ok)) != 0 ||
+         json_object_set_new(o, "key", json_string(key)) != 0)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 void handle_audit_verify(struct api_request *r)
 {
     struct audit_verify_result res;
-    char mac[2 * AUDIT_MAC_LEN + 1], msg[OP_MSG_BUF];
+    struct store_ckpt latest;
+    struct ckpt_check chk;
+    bool has_latest = false;
+    char msg[OP_MSG_BUF];
     json_t *body;
-    enum api_error err = op_audit_verify(r->ctx, r->principal, &res, msg, sizeof msg);
+    enum api_error err = op_audit_verify_status(r->ctx, r->principal, &res, &latest, &has_latest,
+                                                &chk, msg, sizeof msg);
 
     if (err != API_OK) {
         reply_op_error(r, err, msg);
         return;
     }
-    hex_encode(res.last_mac, sizeof res.last_mac, mac);
+    bool ok = res.ok && (!has_latest || chk.problem == CKPT_OK);
     body = json_object();
     if (body != NULL &&
-        (json_object_set_new(body, "ok", json_boolean(res.ok)) != 0 ||
-         json_object_set_new(body, "checked", json_integer(res.checked)) != 0 ||
-         json_object_set_new(body, "last_seq", json_integer(res.last_seq)) != 0 ||
-         json_object_set_new(body, "last_mac", json_string(mac)) != 0 ||
-         json_object_set_new(body, "problem", json_string(audit_problem_name(res.problem))) != 0 ||
-         json_object_set_new(body, "bad_seq", int_or_null(res.bad_seq)) != 0 ||
-         json_object_set_new(body, "found_seq", int_or_null(res.found_seq)) != 0)) {
+        (json_object_set_new(body, "ok", json_boolean(ok)) != 0 || chain_fields(body, &res) != 0 ||
+         json_object_set_new(body, "checkpoint",
+                             has_latest ? checked_json(&latest, &chk, "stored") : json_null()) !=
+             0)) {
         json_decref(body);
         body = NULL;
     }
     api_reply_json(r, 200, body); /* NULL: 500 */
+}
+
+static const struct api_field verify_checkpoint_fields[] = {
+    {"checkpoint", API_FIELD_OBJECT, API_FIELD_REQUIRED},
+    {"public_key", API_FIELD_STRING, 0},
+    {NULL, 0, 0},
+};
+
+void handle_audit_verify_checkpoint(struct api_request *r)
+{
+    const json_t *j_pub = json_object_get(r->body, "public_key");
+    uint8_t pub[KEYRING_CKPT_KEY_BYTES];
+    struct store_ckpt c;
+    struct ckpt_check chk;
+    char msg[OP_MSG_BUF];
+    json_t *body;
+    enum api_error err;
+
+    if (api_require_fields(r, verify_checkpoint_fields) != 0)
+        return;
+    if (ckpt_from_json(json_object_get(r->body, "checkpoint"), &c, msg, sizeof msg) != 0) {
+        api_reply_error(r, API_ERR_INVALID_FIELD, "%s", msg);
+        return;
+    }
+    if (j_pub != NULL && keyring_ckpt_public_parse(json_string_value(j_pub),
+                                                   json_string_length(j_pub), pub) != KEYRING_OK) {
+        api_reply_error(r, API_ERR_INVALID_FIELD,
+                        "public_key: an Ed25519 public key, as PEM or as the base64 of its 32 "
+                        "bytes (GET /v1/audit/checkpoints/key)");
+        return;
+    }
+    err = op_audit_verify_checkpoint(r->ctx, r->principal, &c, j_pub != NULL ? pub : NULL, &chk,
+                                     msg, sizeof msg);
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
+        return;
+    }
+    body = json_object();
+    if (body != NULL &&
+        (json_object_set_new(body, "ok", json_boolean(chk.problem == CKPT_OK)) != 0 ||
+         chain_fields(body, &chk.chain) != 0 ||
+         json_object_set_new(body, "checkpoint",
+                             checked_json(&c, &chk, j_pub != NULL ? "given" : "stored")) != 0)) {
+        json_decref(body);
+        body = NULL;
+    }
+    api_reply_json(r, 200, body); /* NULL: 500 */
+}
+
+void handle_audit_checkpoint_list(struct api_request *r)
+{
+    static const char *const allowed[] = {"after", "limit", NULL};
+    struct store_ckpt *rows = NULL;
+    size_t n = 0, limit = AUDIT_DEFAULT_LIMIT;
+    int64_t after = 0;
+    bool more = false;
+    char msg[OP_MSG_BUF];
+    const char *bad = api_query_unknown(r, allowed);
+    json_t *list = NULL, *body = NULL;
+
+    if (bad != NULL) {
+        api_reply_error(r, API_ERR_INVALID_PARAM,
+                        "unknown query parameter \"%.64s\" (this route takes: after, limit)", bad);
+        return;
+    }
+    if (api_query_int64(r, "after", 0, INT64_MAX, &after) == API_QUERY_INVALID) {
+        api_reply_error(r, API_ERR_INVALID_PARAM, "after: an integer from 0 (a seq)");
+        return;
+    }
+    if (api_query_limit(r, 1000, &limit) != 0)
+        return;
+    enum api_error err =
+        op_audit_checkpoints(r->ctx, r->principal, after, limit, &rows, &n, &more, msg, sizeof msg);
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
+        return;
+    }
+    list = json_array();
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        if (json_array_append_new(list, ckpt_json(&rows[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    body = list != NULL ? json_object() : NULL;
+    if (body == NULL) {
+        json_decref(list);
+    } else if (json_object_set_new(body, "checkpoints", list) != 0 ||
+               json_object_set_new(body, "next_after",
+                                   more && n > 0 ? json_integer(rows[n - 1].seq) : json_null()) !=
+                   0) {
+        json_decref(body);
+        body = NULL;
+    }
+    free(rows);
+    api_reply_json(r, 200, body); /* NULL: 500 */
+}
+
+void handle_audit_checkpoint_key(struct api_request *r)
+{
+    struct store_ckpt_key k;
+    char msg[OP_MSG_BUF];
+    enum api_error err = op_audit_checkpoint_key(r->ctx, r->principal, &k, msg, sizeof msg);
+
+    if (err != API_OK) {
+        reply_op_error(r, err, msg);
+        return;
+    }
+    api_reply_json(r, 200, ckpt_key_json(&k)); /* NULL: 500 */
 }

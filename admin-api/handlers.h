@@ -31,6 +31,9 @@ void handle_batch_list(struct api_request *r);    /* batch_list.c */
 /* audit_api.c */
 void handle_audit_list(struct api_request *r);
 void handle_audit_verify(struct api_request *r);
+void handle_audit_verify_checkpoint(struct api_request *r);
+void handle_audit_checkpoint_list(struct api_request *r);
+void handle_audit_checkpoint_key(struct api_request *r);
 
 /* tokens.c */
 void handle_token_create(struct api_request *r);

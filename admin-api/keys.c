@@ -11,6 +11,7 @@
 
 #include "handlers.h"
 #include "op_keys.h"
+#include "usage.h"
 
 /* The one error reply of an operation: its message, or the table's default. */
 static void reply_op_error(struct api_request *r, enum api_error err, const char *msg)
@@ -130,10 +131,24 @@ void handle_key_add(struct api_request *r)
         api_reply_json(r, 201, key_json(&out.active));
 }
 
+/* {"verdict": count, ...} of the counts of version (0: none matched); NULL when out of memory. */
+static json_t *counts_json(const struct store_verify_count *c, size_t n, uint32_t version)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < n; i++)
+        if (c[i].version == version &&
+            json_object_set_new(o, c[i].verdict, json_integer((json_int_t)c[i].count)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    return o;
+}
+
 void handle_key_list(struct api_request *r)
 {
     struct store_key *keys = NULL;
-    size_t n = 0;
+    struct store_verify_count *counts = NULL;
+    size_t n = 0, n_counts = 0;
     json_t *body = NULL, *list = NULL;
     char msg[OP_MSG_BUF];
     enum api_error err =
@@ -143,14 +158,27 @@ void handle_key_list(struct api_request *r)
         reply_op_error(r, err, msg);
         return;
     }
+    struct service *svc = r->ctx;
+    if (usage_read(svc->st, r->sdkappid, &counts, &n_counts) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        goto done;
+    }
     err = API_ERR_INTERNAL;
     body = json_object();
     list = json_array();
-    if (body == NULL || list == NULL || json_object_set(body, "keys", list) != 0)
+    if (body == NULL || list == NULL || json_object_set(body, "keys", list) != 0 ||
+        json_object_set_new(body, "unmatched_verify_counts", counts_json(counts, n_counts, 0)) != 0)
         goto done;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(list, key_json(&keys[i])) != 0)
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = key_json(&keys[i]);
+        if (k != NULL && json_object_set_new(k, "verify_counts",
+                                             counts_json(counts, n_counts, keys[i].version)) != 0) {
+            json_decref(k);
+            k = NULL;
+        }
+        if (k == NULL || json_array_append_new(list, k) != 0)
             goto done;
+    }
     err = API_OK;
     api_reply_json(r, 200, body);
     body = NULL;
@@ -159,6 +187,7 @@ done:
         api_reply_error(r, err, NULL);
     json_decref(list);
     json_decref(body);
+    free(counts);
     store_key_list_free(keys, n);
 }
 

@@ -12,6 +12,7 @@
 
 #include "handlers.h"
 #include "metrics.h"
+#include "usage.h"
 #include "service.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -69,7 +70,7 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
     double rss = resident_bytes();
     int bad = 0;
 
-    if (metrics_render(emit_evbuffer, out) != 0)
+    if (metrics_render(emit_evbuffer, out) != 0 || usage_render(emit_evbuffer, out) != 0)
         return -1;
     api_request_server_stats(r, &hs);
     if (conns >= 0)

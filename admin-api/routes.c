@@ -62,6 +62,12 @@ const struct api_route api_routes[] = {
      API_ROUTE_OFFLOAD, handle_audit_list},
     {EVHTTP_REQ_GET, "/v1/audit/verify", "verifyAuditChain", PERM_AUDIT_READ, API_BODY_NONE,
      API_ROUTE_OFFLOAD, handle_audit_verify},
+    {EVHTTP_REQ_POST, "/v1/audit/verify", "verifyAuditCheckpoint", PERM_AUDIT_READ, API_BODY_JSON,
+     API_ROUTE_OFFLOAD, handle_audit_verify_checkpoint},
+    {EVHTTP_REQ_GET, "/v1/audit/checkpoints", "listAuditCheckpoints", PERM_AUDIT_READ,
+     API_BODY_NONE, API_ROUTE_OFFLOAD, handle_audit_checkpoint_list},
+    {EVHTTP_REQ_GET, "/v1/audit/checkpoints/key", "getAuditCheckpointKey", PERM_AUDIT_READ,
+     API_BODY_NONE, API_ROUTE_OFFLOAD, handle_audit_checkpoint_key},
 
     {EVHTTP_REQ_POST, "/v1/tokens", "createToken", PERM_TOKENS, API_BODY_JSON,
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_create},

@@ -153,6 +153,21 @@ static const struct setting SETTINGS[] = {
      "Time a call to Tencent's REST API has in all, connecting included; a call over it fails "
      "as a timeout and is not retried.",
      0},
+    {"audit_checkpoint_events", T_INT, "1000", 0, 1000000000, NULL,
+     "USERSIGD_AUDIT_CHECKPOINT_EVENTS", F(audit_checkpoint_events),
+     "A signed audit checkpoint (the chain's latest seq and MAC, Ed25519) once this many events "
+     "follow the last one; 0: not by count.",
+     0},
+    {"audit_checkpoint_seconds", T_INT, "3600", 0, 604800, NULL,
+     "USERSIGD_AUDIT_CHECKPOINT_SECONDS", F(audit_checkpoint_seconds),
+     "A signed audit checkpoint this often (seconds) when events came since the last one; 0: "
+     "not by time (both 0: no checkpoints).",
+     0},
+    {"verify_counts_flush_seconds", T_INT, "5", 1, 3600, NULL,
+     "USERSIGD_VERIFY_COUNTS_FLUSH_SECONDS", F(verify_counts_flush_seconds),
+     "How often the verifies counted in memory (per key version and verdict) are added to the "
+     "database, in one statement.",
+     0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 

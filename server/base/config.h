@@ -54,6 +54,11 @@ struct config {
     char tencent_ca_file[CONFIG_STRING_MAX]; /* empty: the system's CA store */
     int64_t tencent_connect_timeout_ms;
     int64_t tencent_timeout_ms;
+    /* Audit checkpoints (server/core/checkpoint.h): every this many events, every this many
+     * seconds (0: not by that); the verify counts' flush (server/core/usage.h), in seconds. */
+    int audit_checkpoint_events;
+    int audit_checkpoint_seconds;
+    int verify_counts_flush_seconds;
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the

@@ -112,3 +112,48 @@ enum api_error op_audit_verify(struct service *svc, const struct principal *p,
                  audit_problem_name(out->problem));
     return API_OK;
 }
+
+enum api_error op_audit_verify_status(struct service *svc, const struct principal *p,
+                                      struct audit_verify_result *chain, struct store_ckpt *latest,
+                                      bool *has_latest, struct ckpt_check *check, char *msg,
+                                      size_t cap)
+{
+    (void)p; /* the route's permission covers the whole log */
+    enum api_error err = ckpt_status(svc, chain, latest, has_latest, check, msg, cap);
+    if (err != API_OK)
+        return err;
+    if (!chain->ok)
+        log_warn("audit chain broken at seq %lld: %s", (long long)chain->bad_seq,
+                 audit_problem_name(chain->problem));
+    if (*has_latest && check->problem != CKPT_OK)
+        log_warn("audit checkpoint at seq %lld does not check out: %s", (long long)latest->seq,
+                 ckpt_problem_name(check->problem));
+    return API_OK;
+}
+
+enum api_error op_audit_verify_checkpoint(struct service *svc, const struct principal *p,
+                                          const struct store_ckpt *c, const uint8_t *pub,
+                                          struct ckpt_check *check, char *msg, size_t cap)
+{
+    (void)p;
+    enum api_error err = ckpt_check(svc, c, pub, check, msg, cap);
+    if (err == API_OK && check->problem != CKPT_OK)
+        log_warn("audit checkpoint at seq %lld given to check does not check out: %s",
+                 (long long)c->seq, ckpt_problem_name(check->problem));
+    return err;
+}
+
+enum api_error op_audit_checkpoints(struct service *svc, const struct principal *p,
+                                    int64_t after_seq, size_t limit, struct store_ckpt **out,
+                                    size_t *n, bool *more, char *msg, size_t cap)
+{
+    (void)p;
+    return ckpt_list(svc, after_seq, limit, out, n, more, msg, cap);
+}
+
+enum api_error op_audit_checkpoint_key(struct service *svc, const struct principal *p,
+                                       struct store_ckpt_key *out, char *msg, size_t cap)
+{
+    (void)p;
+    return ckpt_key_get_or_create(svc, out, msg, cap);
+}

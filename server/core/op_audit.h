@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "checkpoint.h"
 #include "errors.h"
 #include "principal.h"
 #include "service.h"
@@ -48,5 +49,30 @@ void op_audit_query_free(struct op_audit_query_out *out);
  * a log that cannot be read UNAVAILABLE. */
 enum api_error op_audit_verify(struct service *svc, const struct principal *p,
                                struct audit_verify_result *out, char *msg, size_t cap) SERVICE_WUR;
+
+/* The chain's status for GET /v1/audit/verify: the whole chain walked and the latest stored
+ * checkpoint (*has_latest) checked against it with the stored key (checkpoint.h ckpt_status). A
+ * broken chain or checkpoint is API_OK (logged). */
+enum api_error op_audit_verify_status(struct service *svc, const struct principal *p,
+                                      struct audit_verify_result *chain, struct store_ckpt *latest,
+                                      bool *has_latest, struct ckpt_check *check, char *msg,
+                                      size_t cap) SERVICE_WUR;
+
+/* The chain checked up to checkpoint c, its signature with pub (NULL: the stored key's): a
+ * failed check is API_OK with check->problem set (logged). */
+enum api_error op_audit_verify_checkpoint(struct service *svc, const struct principal *p,
+                                          const struct store_ckpt *c, const uint8_t *pub,
+                                          struct ckpt_check *check, char *msg,
+                                          size_t cap) SERVICE_WUR;
+
+/* A page of checkpoints (checkpoint.h ckpt_list); caller free()s *out. */
+enum api_error op_audit_checkpoints(struct service *svc, const struct principal *p,
+                                    int64_t after_seq, size_t limit, struct store_ckpt **out,
+                                    size_t *n, bool *more, char *msg, size_t cap) SERVICE_WUR;
+
+/* The checkpoint key's public part, made on first use (checkpoint.h ckpt_key_get_or_create). */
+enum api_error op_audit_checkpoint_key(struct service *svc, const struct principal *p,
+                                       struct store_ckpt_key *out, char *msg,
+                                       size_t cap) SERVICE_WUR;
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "usage.h"
 
 static int64_t now_us(void)
 {
@@ -88,6 +89,8 @@ enum verify_step verify_cached(struct service *svc, uint32_t app, const struct u
         return VERIFY_NEEDS_RUN;
     bool scan = check_entry(e, d, expect, res, now_us() / 1000000);
     cache_app_release(e);
+    if (!scan)
+        usage_verify(app, res->key_version, res->verdict);
     return scan ? VERIFY_NEEDS_RUN : VERIFY_DONE;
 }
 
@@ -230,8 +233,10 @@ enum api_error verify_run(struct service *svc, const struct principal *p, uint32
     }
     bool scan = check_entry(e, d, expect, res, now_us() / 1000000);
     cache_app_release(e);
-    if (!scan)
+    if (!scan) {
+        usage_verify(app, res->key_version, res->verdict);
         return API_OK;
+    }
     if (find_signer(svc, p, app, d, res, &cut) != 0) {
         snprintf(msg, cap, "%s", api_error_info(API_ERR_UNAVAILABLE)->message);
         return API_ERR_UNAVAILABLE;
@@ -249,5 +254,6 @@ enum api_error verify_run(struct service *svc, const struct principal *p, uint32
                  "the one that signed it stopped at its bound: %d keys a request, %d searches a "
                  "second per API token)",
                  app, VERIFY_SCAN_HMAC_MAX, VERIFY_SCANS_PER_SECOND);
+    usage_verify(app, res->key_version, res->verdict);
     return API_OK;
 }

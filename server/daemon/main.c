@@ -6,6 +6,7 @@
  * file and tokens are printed, never read.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "audit.h"
 #include "boot.h"
+#include "checkpoint.h"
 #include "build_info.h"
 #include "config.h"
 #include "keyring.h"
@@ -39,7 +41,8 @@ static const char USAGE[] =
     "  migrate                    apply the pending schema migrations, then exit\n"
     "  token create --name NAME --role ROLE [--apps ID,ID...] [--ttl DURATION]\n"
     "                             create an API token and print it once on stdout\n"
-    "  audit verify               check the audit log's HMAC chain\n"
+    "  audit verify [--checkpoint FILE [--public-key FILE]]\n"
+    "                             check the audit log's HMAC chain (up to a signed checkpoint)\n"
     "  rewrap --new-master-key-file FILE\n"
     "                             re-seal the keyring under a new master key\n"
     "  master-key create FILE     write a new random master key file (mode 0600)\n"
@@ -88,10 +91,20 @@ static const char USAGE_TOKEN[] =
     "audit log with the actor \"cli\". Exit status 2 for a bad name, role, list or duration.\n";
 
 static const char USAGE_AUDIT[] =
-    "usage: usersigd audit verify\n"
+    "usage: usersigd audit verify [--checkpoint FILE [--public-key FILE]]\n"
     "\n"
     "Walks the audit log and checks every sequence number and HMAC. Prints \"ok: N events\"\n"
-    "(exit 0), or \"broken at seq N: PROBLEM\" (exit 1).\n";
+    "(exit 0), or \"broken at seq N: PROBLEM\" (exit 1).\n"
+    "\n"
+    "  --checkpoint FILE  a signed checkpoint as JSON, as GET /v1/audit/checkpoints gives it\n"
+    "                     (kept outside the database): checks its Ed25519 signature, the chain\n"
+    "                     up to its seq, and that the event at its seq has exactly its MAC.\n"
+    "                     Prints \"ok: N events up to checkpoint seq S\" or \"checkpoint seq S:\n"
+    "                     PROBLEM\" (bad_signature, missing_event: events were cut off the end,\n"
+    "                     mac_mismatch: the chain was rewritten, chain_broken).\n"
+    "  --public-key FILE  the checkpoint key to check the signature with (PEM, or the base64\n"
+    "                     of GET /v1/audit/checkpoints/key's public_key), kept outside the\n"
+    "                     database; default: the key stored in the database.\n";
 
 static const char USAGE_REWRAP[] =
     "usage: usersigd rewrap --new-master-key-file FILE\n"
@@ -197,11 +210,128 @@ static int cmd_token_create(struct boot *d, const char *config_path, const char 
     return 0;
 }
 
-static int cmd_audit_verify(struct boot *d, const char *config_path)
+/* Reads at most max bytes of path into a new NUL-terminated buffer (caller free()s). NULL with
+ * the reason logged. */
+static char *read_small_file(const char *what, const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (f == NULL) {
+        log_error("cannot open the %s file %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(max + 2);
+    if (buf == NULL) {
+        log_error("out of memory");
+        fclose(f);
+        return NULL;
+    }
+    n = fread(buf, 1, max + 1, f);
+    if (ferror(f) || n > max) {
+        log_error(n > max ? "the %s file %s is over %zu bytes" : "cannot read the %s file %s", what,
+                  path, max);
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* audit verify --checkpoint FILE [--public-key FILE]. */
+static int audit_verify_checkpoint(struct boot *d, const char *file, const char *key_file)
+{
+    uint8_t pub[KEYRING_CKPT_KEY_BYTES];
+    struct store_ckpt c;
+    struct ckpt_check chk;
+    char msg[CKPT_MSG_BUF] = "";
+    json_error_t jerr;
+    size_t len = 0;
+    char *text = read_small_file("checkpoint", file, CKPT_JSON_MAX, &len);
+    json_t *j = text != NULL ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+
+    free(text);
+    if (text != NULL && j == NULL)
+        log_error("the checkpoint file %s is not JSON (line %d: %s)", file, jerr.line, jerr.text);
+    if (j == NULL)
+        return 1;
+    /* The checkpoint itself, or a reply that holds one (POST /v1/audit/verify's body, GET
+     * /v1/audit/verify's reply). */
+    const json_t *o = json_object_get(j, "signature") == NULL && json_object_get(j, "checkpoint")
+                          ? json_object_get(j, "checkpoint")
+                          : j;
+    if (ckpt_from_json(o, &c, msg, sizeof msg) != 0) {
+        log_error("the checkpoint file %s: %s", file, msg);
+        json_decref(j);
+        return 1;
+    }
+    json_decref(j);
+    if (key_file != NULL) {
+        char *k = read_small_file("public key", key_file, KEYRING_CKPT_TEXT_MAX, &len);
+        if (k == NULL)
+            return 1;
+        while (len > 0 && (k[len - 1] == '\n' || k[len - 1] == '\r' || k[len - 1] == ' '))
+            len--;
+        enum keyring_rc krc = keyring_ckpt_public_parse(k, len, pub);
+        free(k);
+        if (krc != KEYRING_OK) {
+            log_error("the public key file %s holds no Ed25519 public key (PEM, or the base64 of "
+                      "its 32 bytes)",
+                      key_file);
+            return 1;
+        }
+    }
+    if (ckpt_check(&d->svc, &c, key_file != NULL ? pub : NULL, &chk, msg, sizeof msg) != API_OK) {
+        log_error("%s", msg);
+        return 1;
+    }
+    if (chk.problem == CKPT_OK) {
+        printf("ok: %lld events up to checkpoint seq %lld (signature valid, %s key)\n",
+               (long long)chk.chain.checked, (long long)c.seq,
+               key_file != NULL ? "given" : "stored");
+        return 0;
+    }
+    printf("checkpoint seq %lld: %s", (long long)c.seq, ckpt_problem_name(chk.problem));
+    switch (chk.problem) {
+    case CKPT_BAD_SIGNATURE:
+        printf(" (not signed by the %s checkpoint key)\n", key_file != NULL ? "given" : "stored");
+        break;
+    case CKPT_EVENT_MISSING:
+        printf(" (the log ends at seq %lld: events were removed from its end)\n",
+               (long long)chk.chain.last_seq);
+        break;
+    case CKPT_MAC_MISMATCH:
+        printf(" (the event at seq %lld has another MAC: the chain was rewritten)\n",
+               (long long)c.seq);
+        break;
+    case CKPT_CHAIN_BROKEN:
+        printf(" (broken at seq %lld: %s)\n", (long long)chk.chain.bad_seq,
+               audit_problem_name(chk.chain.problem));
+        break;
+    default:
+        printf("\n");
+        break;
+    }
+    return 1;
+}
+
+static int cmd_audit_verify(struct boot *d, const char *config_path, const char *checkpoint,
+                            const char *key_file)
 {
     struct audit_verify_result res;
+    if (key_file != NULL && checkpoint == NULL) {
+        fprintf(stderr, "usersigd audit verify: --public-key goes with --checkpoint FILE\n\n%s",
+                USAGE_AUDIT);
+        return EXIT_USAGE;
+    }
     if (boot_open_all(d, config_path) != 0)
         return 1;
+    if (checkpoint != NULL)
+        return audit_verify_checkpoint(d, checkpoint, key_file);
     if (audit_verify(d->st, keyring_audit_key(d->kr), &res) != AUDIT_OK) {
         log_error("cannot read the audit log (see the message above)");
         return 1;
@@ -218,7 +348,40 @@ static int cmd_audit_verify(struct boot *d, const char *config_path)
     return 1;
 }
 
-/* Re-seals every live key version and the root under new_kr, in the caller's transaction. */
+/* Re-seals the audit checkpoint key (when there is one) under new_kr, in the caller's
+ * transaction. */
+static int reseal_checkpoint_key(struct boot *d, struct keyring *new_kr)
+{
+    struct store_ckpt_key k;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    enum store_rc rc = store_ckpt_key_get(d->st, true, &k);
+
+    if (rc == STORE_NOT_FOUND)
+        return 0;
+    if (rc != STORE_OK) {
+        log_error("cannot read the audit checkpoint key; nothing was changed");
+        return -1;
+    }
+    enum keyring_rc krc =
+        keyring_ckpt_reseal(d->kr, new_kr, k.public_key, k.sealed, k.sealed_len, &out, &out_len);
+    if (krc != KEYRING_OK || out_len > sizeof k.sealed) {
+        log_error("the audit checkpoint key: %s; nothing was changed", keyring_rc_message(krc));
+        free(out);
+        return -1;
+    }
+    memcpy(k.sealed, out, out_len);
+    k.sealed_len = out_len;
+    free(out);
+    if (store_ckpt_key_update_sealed(d->st, &k) != STORE_OK) {
+        log_error("cannot store the audit checkpoint key; nothing was changed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Re-seals every live key version, the root and the audit checkpoint key under new_kr, in the
+ * caller's transaction. */
 static int reseal_all(struct boot *d, struct keyring *new_kr, size_t *n_keys)
 {
     struct store_key *keys = NULL;
@@ -268,6 +431,8 @@ static int reseal_all(struct boot *d, struct keyring *new_kr, size_t *n_keys)
         log_error("cannot store the keyring root; nothing was changed");
         goto done;
     }
+    if (reseal_checkpoint_key(d, new_kr) != 0)
+        goto done;
     *n_keys = n;
     ret = 0;
 done:
@@ -363,6 +528,8 @@ enum opt_id {
     O_APPS,
     O_TTL,
     O_NEW_KEY,
+    O_CHECKPOINT,
+    O_PUBLIC_KEY,
     O_COUNT
 };
 #define GLOBAL_OPTS                                                                                \
@@ -392,7 +559,8 @@ static const struct command COMMANDS[] = {
     {C_MIGRATE, "migrate", "migrate", NULL, 0, 0, USAGE_MIGRATE},
     {C_TOKEN_CREATE, "token create", "token", "create",
      (1u << O_NAME) | (1u << O_ROLE) | (1u << O_APPS) | (1u << O_TTL), 0, USAGE_TOKEN},
-    {C_AUDIT_VERIFY, "audit verify", "audit", "verify", 0, 0, USAGE_AUDIT},
+    {C_AUDIT_VERIFY, "audit verify", "audit", "verify", (1u << O_CHECKPOINT) | (1u << O_PUBLIC_KEY),
+     0, USAGE_AUDIT},
     {C_REWRAP, "rewrap", "rewrap", NULL, 1u << O_NEW_KEY, 0, USAGE_REWRAP},
     {C_MASTER_KEY_CREATE, "master-key create", "master-key", "create", 0, 1, USAGE_MASTER_KEY},
 };
@@ -488,7 +656,7 @@ static int run_command(struct boot *d, const struct command *c, struct opt *o, c
         return cmd_token_create(d, config, o[O_NAME].value, o[O_ROLE].value, o[O_APPS].value,
                                 o[O_TTL].value);
     case C_AUDIT_VERIFY:
-        return cmd_audit_verify(d, config);
+        return cmd_audit_verify(d, config, o[O_CHECKPOINT].value, o[O_PUBLIC_KEY].value);
     case C_REWRAP:
         return cmd_rewrap(d, config, o[O_NEW_KEY].value);
     case C_MASTER_KEY_CREATE:
@@ -510,6 +678,8 @@ int main(int argc, char **argv)
         [O_APPS] = {"--apps", true, false, NULL},
         [O_TTL] = {"--ttl", true, false, NULL},
         [O_NEW_KEY] = {"--new-master-key-file", true, false, NULL},
+        [O_CHECKPOINT] = {"--checkpoint", true, false, NULL},
+        [O_PUBLIC_KEY] = {"--public-key", true, false, NULL},
     };
     const struct command *c = NULL;
     const char *pos[3] = {NULL, NULL, NULL};

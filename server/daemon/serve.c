@@ -29,6 +29,7 @@
 #include "tls.h"
 #include "tokens.h"
 #include "ui.h"
+#include "upkeep.h"
 
 #define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
 #define BOOTSTRAP_TOKEN_NAME "bootstrap-admin"
@@ -49,6 +50,7 @@ struct serve {
     struct batches *batches;   /* the batch owner lease, retries and sweep (batches.h) */
     struct listener *listener; /* the cache's (listener.h) */
     struct ui_assets *ui;      /* the dashboard's files (ui.h); NULL: ui_dir empty */
+    struct upkeep *upkeep;     /* verify counts' flush, audit checkpoints (upkeep.h) */
 };
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -351,6 +353,11 @@ static int run_loop(struct serve *s)
     struct batches_config bcfg = {.conninfo = d->conninfo};
     if (batches_new(s->base, &d->svc, &bcfg, &s->batches) != 0)
         return -1;
+    struct upkeep_config ucfg = {.checkpoint_events = d->cfg.audit_checkpoint_events,
+                                 .checkpoint_seconds = d->cfg.audit_checkpoint_seconds,
+                                 .flush_seconds = d->cfg.verify_counts_flush_seconds};
+    if (upkeep_new(s->base, &d->svc, &ucfg, &s->upkeep) != 0)
+        return -1;
     s->drain = evtimer_new(s->base, drain_cb, s);
     if (s->drain == NULL) {
         log_error("cannot set up the shutdown timer");
@@ -449,6 +456,7 @@ done:
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
     batches_free(s.batches); /* the ends still kept: one last attempt */
+    upkeep_free(s.upkeep);   /* the verify counts not yet written: one last flush */
     d->svc.ui = NULL;
     ui_assets_free(s.ui);
     if (s.base != NULL)

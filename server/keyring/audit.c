@@ -244,20 +244,27 @@ static bool verify_one(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],
     return true;
 }
 
-enum audit_rc audit_verify(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
-                           struct audit_verify_result *out)
+enum audit_rc audit_verify_range(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                                 int64_t from_seq, const uint8_t from_mac[AUDIT_MAC_LEN],
+                                 int64_t upto_seq, struct audit_verify_result *out)
 {
-    struct store_audit_filter f = {.limit = AUDIT_VERIFY_PAGE};
+    struct store_audit_filter f = {.limit = AUDIT_VERIFY_PAGE, .after_seq = from_seq};
     struct audit_event *page = NULL;
     EVP_MAC_CTX *ctx = NULL;
     enum audit_rc rc = AUDIT_ERROR;
     size_t n = 0;
 
     memset(out, 0, sizeof *out);
+    out->last_seq = from_seq;
+    memcpy(out->last_mac, from_mac, AUDIT_MAC_LEN);
     ctx = mac_ctx_new();
     if (ctx == NULL)
         goto done;
     for (;;) {
+        if (upto_seq > 0 && f.after_seq >= upto_seq)
+            break;
+        if (upto_seq > 0 && upto_seq - f.after_seq < AUDIT_VERIFY_PAGE)
+            f.limit = (size_t)(upto_seq - f.after_seq);
         if (store_audit_query(st, &f, &page, &n) != STORE_OK)
             goto done;
         if (n == 0)
@@ -282,4 +289,26 @@ done:
     free(page);
     EVP_MAC_CTX_free(ctx);
     return rc;
+}
+
+enum audit_rc audit_verify(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                           struct audit_verify_result *out)
+{
+    static const uint8_t zero[AUDIT_MAC_LEN];
+    return audit_verify_range(st, key, 0, zero, 0, out);
+}
+
+size_t audit_checkpoint_message(int64_t seq, const uint8_t mac[AUDIT_MAC_LEN], int64_t at_us,
+                                char out[AUDIT_CKPT_MSG_BUF])
+{
+    static const char hex[] = "0123456789abcdef";
+    char mac_hex[2 * AUDIT_MAC_LEN + 1];
+    for (size_t i = 0; i < AUDIT_MAC_LEN; i++) {
+        mac_hex[2 * i] = hex[mac[i] >> 4];
+        mac_hex[2 * i + 1] = hex[mac[i] & 15];
+    }
+    mac_hex[2 * AUDIT_MAC_LEN] = '\0';
+    int n = snprintf(out, AUDIT_CKPT_MSG_BUF, "%s\n%" PRId64 "\n%s\n%" PRId64 "\n",
+                     AUDIT_CKPT_LABEL, seq, mac_hex, at_us);
+    return n > 0 && n < AUDIT_CKPT_MSG_BUF ? (size_t)n : 0;
 }

@@ -90,5 +90,22 @@ struct audit_verify_result {
  * with a copy kept elsewhere to catch that. */
 enum audit_rc audit_verify(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
                            struct audit_verify_result *out) AUDIT_WUR;
+/* audit_verify from a known point to another: the events after from_seq (whose MAC is
+ * from_mac; 0 and zeros: the start of the log) up to upto_seq included (0: the end of the log).
+ * out->last_seq starts at from_seq, so a log that ends before upto_seq is ok with a smaller
+ * last_seq: the caller compares. What a checkpoint is checked with (the chain up to its seq) and
+ * what the checkpoint writer checks since the last checkpoint before it signs a new one. */
+enum audit_rc audit_verify_range(struct store *st, const uint8_t key[AUDIT_KEY_LEN],
+                                 int64_t from_seq, const uint8_t from_mac[AUDIT_MAC_LEN],
+                                 int64_t upto_seq, struct audit_verify_result *out) AUDIT_WUR;
+
+/* A checkpoint (server/README.md "Audit checkpoints"): the chain's event seq, its mac and the
+ * checkpoint's time, signed with the checkpoint key (keyring_ckpt_sign). The signed text is
+ *   "usersigd audit checkpoint v1\n" seq "\n" hex(mac) "\n" at_us "\n"
+ * (decimal numbers, lower-case hex). Writes it into out and returns its length. */
+#define AUDIT_CKPT_LABEL "usersigd audit checkpoint v1"
+#define AUDIT_CKPT_MSG_BUF 160
+size_t audit_checkpoint_message(int64_t seq, const uint8_t mac[AUDIT_MAC_LEN], int64_t at_us,
+                                char out[AUDIT_CKPT_MSG_BUF]);
 
 #endif

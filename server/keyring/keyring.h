@@ -151,4 +151,47 @@ enum keyring_rc keyring_token_parse(const char *token, int64_t *id,
 int keyring_token_check(const uint8_t a[KEYRING_FP_BYTES],
                         const uint8_t b[KEYRING_FP_BYTES]) KEYRING_WUR;
 
+/* ---- The audit checkpoint key (Ed25519) ------------------------------------------------------ */
+
+#define KEYRING_CKPT_KEY_BYTES 32  /* an Ed25519 public key, and a private one */
+#define KEYRING_CKPT_SIG_BYTES 64  /* an Ed25519 signature */
+#define KEYRING_CKPT_PEM_BUF 256   /* its public key as PEM (SubjectPublicKeyInfo), and a NUL */
+#define KEYRING_CKPT_TEXT_MAX 1024 /* longest public key text keyring_ckpt_public_parse reads */
+
+/* Makes a new Ed25519 key (32 bytes from RAND_priv_bytes): pub gets its public key, *sealed its
+ * private key sealed like an app key but with associated data "usersigd/checkpoint/v1" 0x00
+ * pub, so it opens only as the private key of that public key. *sealed as keyring_seal_key(). */
+enum keyring_rc keyring_ckpt_key_create(const struct keyring *kr,
+                                        uint8_t pub[KEYRING_CKPT_KEY_BYTES], uint8_t **sealed,
+                                        size_t *sealed_len) KEYRING_WUR;
+
+/* Opens sealed (of pub), checks that it is pub's private key and signs msg (Ed25519, the whole
+ * message). The private key lives only for the call and is wiped. KEYRING_OPEN_FAILED when the
+ * sealed bytes do not open for pub. */
+enum keyring_rc keyring_ckpt_sign(const struct keyring *kr,
+                                  const uint8_t pub[KEYRING_CKPT_KEY_BYTES], const uint8_t *sealed,
+                                  size_t sealed_len, const uint8_t *msg, size_t len,
+                                  uint8_t sig[KEYRING_CKPT_SIG_BYTES]) KEYRING_WUR;
+
+/* KEYRING_OK when sig is pub's Ed25519 signature of msg, KEYRING_OPEN_FAILED when it is not,
+ * KEYRING_BAD_INPUT when pub is no Ed25519 key. Needs no keyring: a verifier holds only pub. */
+enum keyring_rc keyring_ckpt_verify(const uint8_t pub[KEYRING_CKPT_KEY_BYTES], const uint8_t *msg,
+                                    size_t len,
+                                    const uint8_t sig[KEYRING_CKPT_SIG_BYTES]) KEYRING_WUR;
+
+/* keyring_reseal() for the checkpoint key of pub (usersigd rewrap). */
+enum keyring_rc keyring_ckpt_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
+                                    const uint8_t pub[KEYRING_CKPT_KEY_BYTES],
+                                    const uint8_t *sealed_in, size_t in_len, uint8_t **out,
+                                    size_t *out_len) KEYRING_WUR;
+
+/* pub as a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) into out (KEYRING_CKPT_PEM_BUF is enough). */
+enum keyring_rc keyring_ckpt_public_pem(const uint8_t pub[KEYRING_CKPT_KEY_BYTES], char *out,
+                                        size_t cap) KEYRING_WUR;
+
+/* An Ed25519 public key given as PEM (SubjectPublicKeyInfo) or as the standard base64 of its 32
+ * raw bytes (44 characters) into pub; KEYRING_BAD_INPUT for anything else. */
+enum keyring_rc keyring_ckpt_public_parse(const char *text, size_t len,
+                                          uint8_t pub[KEYRING_CKPT_KEY_BYTES]) KEYRING_WUR;
+
 #endif

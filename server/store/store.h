@@ -52,7 +52,8 @@ void store_close(struct store *st); /* accepts NULL; rolls back an open transact
 
 /* After STORE_CONFLICT: which uniqueness refused it. "sdkappid" (an app exists), "version" (a key
  * version exists), "fingerprint" (the key is held or was held by some app version), "one_active"
- * (the app already has an active key), "keyring" (the root secret exists), "other". */
+ * (the app already has an active key), "keyring" (the root secret exists), "checkpoint_key" (the
+ * audit checkpoint key exists), "other". */
 const char *store_conflict(const struct store *st);
 
 /* A round trip to the server ("SELECT 1"), for readiness checks. */
@@ -526,5 +527,70 @@ enum store_rc store_idem_finish(struct store *st, int64_t token_id, const char *
 /* Releases a claimed key (its request ended in 5xx or could not run): the running row goes, so
  * a retry runs again. */
 enum store_rc store_idem_release(struct store *st, int64_t token_id, const char *key) STORE_WUR;
+
+/* ---- audit checkpoints (store_ckpt.c, migrations/0007_audit_checkpoints.sql) ---- */
+
+#define STORE_CKPT_PAGE_MAX 1001 /* rows per store_ckpt_list: the API's 1000 and one more */
+#define STORE_CKPT_SEALED_MAX 64 /* the sealed Ed25519 private key (60 bytes) */
+
+/* The one checkpoint key: its Ed25519 public key and its sealed private key (keyring.h). */
+struct store_ckpt_key {
+    uint8_t public_key[32];
+    uint8_t sealed[STORE_CKPT_SEALED_MAX];
+    size_t sealed_len;
+    int64_t created_at_us; /* set by the store */
+};
+
+/* The key; NOT_FOUND when none was made yet. for_update locks the row (rewrap). */
+enum store_rc store_ckpt_key_get(struct store *st, bool for_update,
+                                 struct store_ckpt_key *out) STORE_WUR;
+/* Inserts the key once: CONFLICT "checkpoint_key" when one exists (another process made it
+ * first; the transaction stays usable: read that one instead). */
+enum store_rc store_ckpt_key_insert(struct store *st, const struct store_ckpt_key *k) STORE_WUR;
+/* Replaces the sealed private key of k->public_key (rewrap). NOT_FOUND when that is not the key. */
+enum store_rc store_ckpt_key_update_sealed(struct store *st,
+                                           const struct store_ckpt_key *k) STORE_WUR;
+
+/* A signed checkpoint: the audit event seq and its mac, the checkpoint's time, the public key
+ * that signed it and the Ed25519 signature (audit.h audit_checkpoint_message). */
+struct store_ckpt {
+    int64_t seq;
+    uint8_t mac[32];
+    int64_t at_us;
+    uint8_t public_key[32];
+    uint8_t signature[64];
+};
+
+/* Inside a transaction: tries the transaction-level lock that lets one checkpoint writer at a
+ * time (of any process) decide and write; *got says whether it was taken (never waits). */
+enum store_rc store_ckpt_lock(struct store *st, bool *got) STORE_WUR;
+/* Inserts c. CONFLICT "other" when its seq has a checkpoint. */
+enum store_rc store_ckpt_insert(struct store *st, const struct store_ckpt *c) STORE_WUR;
+/* The checkpoint of the highest seq; NOT_FOUND when none. */
+enum store_rc store_ckpt_latest(struct store *st, struct store_ckpt *out) STORE_WUR;
+/* Checkpoints with seq > after_seq in seq order, at most limit (1..STORE_CKPT_PAGE_MAX). On
+ * success *out is a new array of *n (NULL when none); caller free()s it. */
+enum store_rc store_ckpt_list(struct store *st, int64_t after_seq, size_t limit,
+                              struct store_ckpt **out, size_t *n) STORE_WUR;
+
+/* ---- verify counts of key versions (store_usage.c, migrations/0008_verify_counts.sql) ---- */
+
+#define STORE_VERDICT_MAX 31 /* bytes of a verdict name */
+
+struct store_verify_count {
+    uint32_t sdkappid;
+    uint32_t version; /* 0: no version of the app matched */
+    char verdict[STORE_VERDICT_MAX + 1];
+    uint64_t count;
+};
+
+/* Adds the n counts to the stored ones in one statement (rows of apps that do not exist are
+ * skipped), outside or inside a transaction. */
+enum store_rc store_verify_counts_add(struct store *st, const struct store_verify_count *c,
+                                      size_t n) STORE_WUR;
+/* The stored counts of app sdkappid in (version, verdict) order. On success *out is a new array
+ * of *n (NULL when none); caller free()s it. */
+enum store_rc store_verify_counts_get(struct store *st, uint32_t sdkappid,
+                                      struct store_verify_count **out, size_t *n) STORE_WUR;
 
 #endif

@@ -66,7 +66,8 @@ struct store {
 
 /* The advisory lock space of usersigd: 'USGD', then one number per lock. Taken so far: 1 the
  * audit append lock (transaction level, store_audit.c), 2 the migration lock (session level,
- * store.c). A new lock takes the next number. Apart from these two-key locks, the batch owner
+ * store.c), 3 the audit checkpoint writers' lock (transaction level, tried: store_ckpt.c). A new
+ * lock takes the next number. Apart from these two-key locks, the batch owner
  * leases use the single-bigint key 'USGD' * 2^32 + owner (session level, store_batch.c). */
 #define LOCK_CLASS "1431521092"
 
