@@ -117,8 +117,8 @@ async function signIn(page, token) {
 }
 
 // A GET with the path exactly as given, no normalization.
-function rawGet(p) {
-  const u = new URL(E2E.url);
+function rawGet(p, base) {
+  const u = new URL(base || E2E.url);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, path: p, method: 'GET', timeout: 10000 }, (res) => {
       let body = '';
@@ -425,6 +425,31 @@ describe('dashboard', () => {
       }
       expectStatus(await api('GET', '/v1/apps', { base: off.url }), 200);
       assert.match(off.log(), /dashboard: off/);
+
+      // SIGHUP reads the folder again; a folder gone bad keeps the files served before.
+      const dir = path.join(E2E.work, `ui-copy-${process.pid}`);
+      fs.mkdirSync(dir, { recursive: true });
+      for (const f of fs.readdirSync(path.join(__dirname, '..', '..', 'admin-api', 'ui'))) {
+        const src = path.join(__dirname, '..', '..', 'admin-api', 'ui', f);
+        if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(dir, f));
+      }
+      const hup = await startServer('ui-hup', { env: { USERSIGD_UI_DIR: dir } });
+      servers.push(hup);
+      assert.equal((await rawGet('/ui/extra.js', hup.url)).status, 404);
+      fs.writeFileSync(path.join(dir, 'extra.js'), 'export const x = 1;\n');
+      const logged = async (re) => {
+        for (let i = 0; i < 100 && !re.test(hup.log()); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.match(hup.log(), re);
+      };
+      hup.proc.kill('SIGHUP');
+      await logged(/SIGHUP: reloaded the dashboard's files/);
+      const extra = await rawGet('/ui/extra.js', hup.url);
+      assert.equal(extra.status, 200);
+      assert.equal(extra.text, 'export const x = 1;\n');
+      fs.unlinkSync(path.join(dir, 'index.html'));
+      hup.proc.kill('SIGHUP');
+      await logged(/SIGHUP: keeping the dashboard's files as they were: .*no index.html/);
+      assert.equal((await rawGet('/ui/', hup.url)).status, 200, 'the files loaded before stay');
 
       // A folder that is not there stops serve at start, naming it.
       const bad = await startServer('ui-missing', {
