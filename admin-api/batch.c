@@ -22,6 +22,7 @@
 #include "hex.h"
 #include "http_frame.h"
 #include "metrics.h"
+#include "op_limits.h"
 #include "pipeline.h"
 #include "service.h"
 
@@ -69,8 +70,10 @@ struct batch {
     struct store_app app;
     struct usersig_key *ukey; /* the active key, opened; the pipeline job takes it */
     enum api_error err;
-    bool refused; /* err is a refusal (audited) */
-    bool started; /* the start committed: the batch is to be closed */
+    bool refused;          /* err is a refusal (audited) */
+    bool started;          /* the start committed: the batch is to be closed */
+    int64_t allowance;     /* lines it may sign under batch_tokens_per_day; -1: no limit */
+    int64_t retry_after_s; /* err is a batch_tokens_per_day refusal: its Retry-After */
     char msg[MSG_BUF];
     /* the end: batch_end_run on a database thread, then batch_end_done */
     struct dbpool_job end;
@@ -261,6 +264,7 @@ static void end_of(const struct batch *b, struct batches_end *e)
     snprintf(e->sha256, sizeof e->sha256, "%s", b->res.sha256);
     e->admin_refused = b->res.admin_refused;
     e->prefix_refused = b->res.prefix_refused;
+    e->quota_refused = b->res.quota_refused;
     for (size_t i = 0; i < b->app.n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
         if (b->res.admin_refused_ids & (1u << i))
             memcpy(e->refused_ids[e->n_refused_ids++], b->app.admin_ids[i],
@@ -642,6 +646,11 @@ static enum api_error record_start(struct service *svc, struct batch *b, char ms
     row.key_version = b->key_version;
     row.actor_id = b->principal.token_id;
     snprintf(row.actor_name, sizeof row.actor_name, "%s", b->principal.name);
+    enum api_error err = op_limits_batch_reserve(svc, &b->principal, b->sdkappid, &b->allowance,
+                                                 &b->retry_after_s, msg, MSG_BUF);
+    if (err != API_OK)
+        return err; /* over a limit: not audited (a client hammering it would fill the log) */
+    row.allowance = b->allowance;
     if (batches_start(svc, batches_current(), &b->principal, &row,
                       start_details(b, b->p.expire, (int)b->p.level)) != STORE_OK) {
         snprintf(msg, MSG_BUF, "the batch could not be recorded; no UserSig was issued");
@@ -721,6 +730,7 @@ static enum api_error new_job(struct service *svc, struct batch *b, struct pipel
         .done = batch_done,
     };
     rules_of(b, &cfg.rules);
+    cfg.max_items = b->allowance > 0 ? (uint64_t)b->allowance : 0;
     b->ukey = NULL; /* taken by pipeline_job_new */
     switch (pipeline_job_new(svc->pipeline, &cfg, job)) {
     case PIPELINE_OK:
@@ -772,6 +782,12 @@ static void batch_start_done(struct dbpool_job *job)
     if (b->err == API_OK) {
         start_stream(b, pj); /* b and pj are the stream's now */
         return;
+    }
+    if (b->retry_after_s > 0) {
+        char v[24];
+        snprintf(v, sizeof v, "%lld", (long long)b->retry_after_s);
+        if (api_reply_header(b->r, "Retry-After", v) != 0)
+            b->err = API_ERR_INTERNAL;
     }
     api_reply_error(b->r, b->err, "%s",
                     b->msg[0] != '\0' ? b->msg : api_error_info(b->err)->message);

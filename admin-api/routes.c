@@ -35,6 +35,10 @@ const struct api_route api_routes[] = {
      API_ROUTE_OFFLOAD, handle_app_get},
     {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", PERM_APPS_WRITE, API_BODY_JSON,
      API_ROUTE_OFFLOAD, handle_app_update},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/limits", "getAppLimits", PERM_APPS_READ, API_BODY_NONE,
+     API_ROUTE_OFFLOAD, handle_app_limits_get},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}/limits", "updateAppLimits", PERM_APPS_WRITE,
+     API_BODY_JSON, API_ROUTE_OFFLOAD, handle_app_limits_update},
 
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys", "addKey", PERM_KEYS_WRITE, API_BODY_JSON,
      API_ROUTE_OFFLOAD, handle_key_add},
@@ -77,6 +81,8 @@ const struct api_route api_routes[] = {
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_revoke},
     {EVHTTP_REQ_GET, "/v1/tokens/self", "getTokenSelf", PERM_SELF, API_BODY_NONE, 0,
      handle_token_self},
+    {EVHTTP_REQ_PATCH, "/v1/tokens/{id}", "updateToken", PERM_TOKENS, API_BODY_JSON,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_update},
 
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
+#include "op_limits.h"
 #include "op_tokens.h"
 #include "routes.h"
 
@@ -248,7 +249,8 @@ json_t *tokens_json(const struct store_token *t, int64_t now)
         json_object_set_new(o, "rest_allow",
                             t->n_rest > 0
                                 ? op_tokens_list_json(t->rest[0], sizeof t->rest[0], t->n_rest)
-                                : json_null()) != 0) {
+                                : json_null()) != 0 ||
+        op_limits_json_set(o, &t->limits) != 0) {
         json_decref(o);
         return NULL;
     }
@@ -270,6 +272,7 @@ enum store_rc tokens_create(struct service *svc, const struct principal *actor,
         .prefixes = spec->prefixes[0],
         .n_rest = spec->n_rest,
         .rest = spec->rest[0],
+        .limits = spec->limits,
     };
     return op_tokens_insert(svc, actor, &in, out, token, cap);
 }
@@ -289,6 +292,8 @@ static const struct api_field create_fields_int_ttl[] = {
     {"ttl", API_FIELD_INTEGER, 0},
     {"identifier_prefixes", API_FIELD_STRING_ARRAY, 0},
     {"rest_allow", API_FIELD_STRING_ARRAY, 0},
+    {"signs_per_second", API_FIELD_INTEGER, API_FIELD_NULLABLE},
+    {"batch_tokens_per_day", API_FIELD_INTEGER, API_FIELD_NULLABLE},
     {NULL, 0, 0},
 };
 static const struct api_field create_fields_str_ttl[] = {
@@ -298,6 +303,8 @@ static const struct api_field create_fields_str_ttl[] = {
     {"ttl", API_FIELD_STRING, 0},
     {"identifier_prefixes", API_FIELD_STRING_ARRAY, 0},
     {"rest_allow", API_FIELD_STRING_ARRAY, 0},
+    {"signs_per_second", API_FIELD_INTEGER, API_FIELD_NULLABLE},
+    {"batch_tokens_per_day", API_FIELD_INTEGER, API_FIELD_NULLABLE},
     {NULL, 0, 0},
 };
 
@@ -327,6 +334,44 @@ static int strings_from_body(const json_t *a, const char *field, char *base, siz
         }
         memcpy(base + i * stride, json_string_value(v), len + 1);
         ++*n;
+    }
+    return 0;
+}
+
+int tokens_limits_from_body(const json_t *body, struct store_limits *out, unsigned *set,
+                            const char **field, char *why, size_t cap)
+{
+    const json_t *sps = json_object_get(body, "signs_per_second");
+    const json_t *btd = json_object_get(body, "batch_tokens_per_day");
+    if (set != NULL)
+        *set = 0;
+    if (sps != NULL) {
+        json_int_t v = json_integer_value(sps);
+        *field = "signs_per_second";
+        if (!json_is_null(sps) && (v < 1 || v > STORE_SIGNS_PER_SECOND_MAX)) {
+            snprintf(why, cap,
+                     "signs_per_second: an integer from 1 to %d single signs a second, or null "
+                     "for no limit",
+                     STORE_SIGNS_PER_SECOND_MAX);
+            return -1;
+        }
+        out->signs_per_second = json_is_null(sps) ? 0 : (uint32_t)v;
+        if (set != NULL)
+            *set |= STORE_LIMIT_SET_SIGNS;
+    }
+    if (btd != NULL) {
+        json_int_t v = json_integer_value(btd);
+        *field = "batch_tokens_per_day";
+        if (!json_is_null(btd) && (v < 1 || v > STORE_BATCH_TOKENS_PER_DAY_MAX)) {
+            snprintf(why, cap,
+                     "batch_tokens_per_day: an integer from 1 to %lld batch lines a UTC day, or "
+                     "null for no limit",
+                     (long long)STORE_BATCH_TOKENS_PER_DAY_MAX);
+            return -1;
+        }
+        out->batch_tokens_per_day = json_is_null(btd) ? 0 : (int64_t)v;
+        if (set != NULL)
+            *set |= STORE_LIMIT_SET_BATCH;
     }
     return 0;
 }
@@ -391,6 +436,8 @@ static int spec_from_body(const json_t *body, struct tokens_spec *spec, const ch
                               why, cap) != 0)
             return -1;
     }
+    if (tokens_limits_from_body(body, &spec->limits, NULL, field, why, cap) != 0)
+        return -1;
     if (rest != NULL) {
         *field = "rest_allow";
         spec->has_rest = true;
@@ -484,6 +531,7 @@ void handle_token_create(struct api_request *r)
         .prefixes = spec.prefixes[0],
         .n_rest = spec.n_rest,
         .rest = spec.rest[0],
+        .limits = spec.limits,
     };
     err = op_tokens_create(r->ctx, r->principal, &in, &t, token, sizeof token, msg, sizeof msg);
     if (err != API_OK) {

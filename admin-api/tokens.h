@@ -39,6 +39,7 @@ struct tokens_spec {
     bool has_rest;
     size_t n_rest;
     char rest[STORE_TOKEN_MAX_REST][STORE_TOKEN_REST_MAX + 1];
+    struct store_limits limits; /* signs_per_second, batch_tokens_per_day; zero: none */
 };
 
 enum tokens_rc {
@@ -51,6 +52,12 @@ enum tokens_rc {
     TOKENS_BAD_REST,     /* not rest_caller, none, too many, a bad or repeated pattern */
     TOKENS_MISSING_REST, /* a rest_caller without rest_allow */
 };
+
+/* The limit fields of a JSON body (signs_per_second, batch_tokens_per_day: an integer within
+ * its bound, or null for none) into *out, the fields given into *set (may be NULL:
+ * STORE_LIMIT_SET_*). -1 with why naming *field when one is outside its bound. */
+int tokens_limits_from_body(const json_t *body, struct store_limits *out, unsigned *set,
+                            const char **field, char *why, size_t cap) TOKENS_WUR;
 
 /* Checks spec against the rules above. On failure why (TOKENS_WHY_BUF) gets one line naming
  * the field ("name", "role", "apps", "ttl", "identifier_prefixes", "rest_allow") and the rule. */

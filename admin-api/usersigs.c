@@ -101,6 +101,21 @@ struct sign_call {
     struct api_request *r;
 };
 
+/* A sign over a rate limit says when to come back: Retry-After in whole seconds, rounded up.
+ * 0, or -1 when the header could not be added (a 500 replied instead). */
+static int reply_retry_after(struct api_request *r, const struct sign_request *req)
+{
+    char v[24];
+    if (req->err != API_ERR_TOKEN_SIGNS_PER_SECOND && req->err != API_ERR_APP_SIGNS_PER_SECOND)
+        return 0;
+    snprintf(v, sizeof v, "%lld", (long long)((req->retry_after_ms + 999) / 1000));
+    if (api_reply_header(r, "Retry-After", v) != 0) {
+        api_reply_error(r, API_ERR_INTERNAL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* On the loop thread, once the group the sign joined has committed (or failed). */
 static void sign_done(struct sign_request *req)
 {
@@ -109,7 +124,7 @@ static void sign_done(struct sign_request *req)
         api_reply_json(c->r, 200,
                        sign_reply(req->sdkappid, &req->in, req->key_version, req->token,
                                   req->token_len, req->issued_at));
-    else
+    else if (reply_retry_after(c->r, req) == 0)
         api_reply_error(c->r, req->err, "%s",
                         req->msg[0] != '\0' ? req->msg : api_error_info(req->err)->message);
     OPENSSL_cleanse(req->token, sizeof req->token);

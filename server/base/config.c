@@ -117,6 +117,12 @@ static const struct setting SETTINGS[] = {
      "more is refused with 429 too_many_batches and Retry-After. Each running batch holds a "
      "few MB whatever its size, so this bounds the memory batches take.",
      0},
+    {"rate_limit_processes", T_INT, "1", 1, 1024, NULL, "USERSIGD_RATE_LIMIT_PROCESSES",
+     F(rate_limit_processes),
+     "How many usersigd serve processes share the database: each enforces an app's or a "
+     "token's signs_per_second divided by this, in its own memory (batch_tokens_per_day is "
+     "counted in the database and needs no division).",
+     0},
     {"db_connections", T_INT, "4", 1, 64, NULL, "USERSIGD_DB_CONNECTIONS", F(db_connections),
      "Database connections the API's requests use, each driven by a thread of its own, so that "
      "the event loop never waits on PostgreSQL.",

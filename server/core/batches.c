@@ -85,6 +85,8 @@ enum store_rc batches_start(struct service *svc, const struct batches *bs,
 
     row->owner = batches_owner(bs);
     rc = store_batch_insert(svc->st, row);
+    if (rc == STORE_OK && row->allowance > 0)
+        rc = store_batch_set_allowance(svc->st, row->batch_id, row->allowance);
     if (rc == STORE_OK && details == NULL)
         rc = STORE_ERROR;
     if (rc == STORE_OK) {
@@ -134,6 +136,12 @@ enum store_rc batches_finish(struct service *svc, const struct batches *bs,
             json_decref(details);
             details = NULL;
         }
+    }
+    if (details != NULL && end->quota_refused > 0 &&
+        json_object_set_new(details, "batch_quota", json_integer((json_int_t)end->quota_refused)) !=
+            0) {
+        json_decref(details);
+        details = NULL;
     }
     rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
     /* The row first: when it is closed already (an earlier attempt committed, its reply lost),

@@ -58,6 +58,7 @@ struct batches_end {
      * prefixes; which administrator identifiers those were. In the finish event's details
      * ("refused") when any. */
     uint64_t admin_refused, prefix_refused;
+    uint64_t quota_refused; /* past the allowance of batch_tokens_per_day (batch_quota) */
     size_t n_refused_ids;
     char refused_ids[STORE_APP_MAX_ADMIN_IDS][STORE_ID_MAX + 1];
 };
@@ -83,7 +84,8 @@ int64_t batches_owner(const struct batches *bs); /* 0 for NULL */
 size_t batches_pending(struct batches *bs);      /* ends waiting for a retry */
 
 /* In the caller's open transaction on svc's connection (the app and key read in it): inserts row
- * as running (batch_id, sdkappid, key_version, actor; the owner is bs's, none for NULL) with its
+ * as running (batch_id, sdkappid, key_version, actor; the owner is bs's, none for NULL; its
+ * allowance when above 0) with its
  * "usersig.batch" event (outcome started, details stolen) and commits. On failure the caller
  * rolls back; nothing is to be signed. */
 enum store_rc batches_start(struct service *svc, const struct batches *bs,

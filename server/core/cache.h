@@ -44,7 +44,8 @@ struct cache_key {
 /* An app as cached: immutable once published; held by reference. */
 struct cache_app {
     struct store_app app;
-    int64_t generation; /* apps.generation when read */
+    struct store_limits limits; /* the app's rate limits (sign.c) */
+    int64_t generation;         /* apps.generation when read */
     size_t n_keys;
     struct cache_key *keys;         /* every live version, newest first */
     const struct cache_key *active; /* NULL: no active version */

@@ -51,6 +51,10 @@ enum api_error {
     API_ERR_IDEMPOTENCY_KEY_REUSED,  /* 422: this Idempotency-Key went with another request */
     API_ERR_HEADERS_TOO_LARGE,       /* 431: a header line, their count or the whole head */
     API_ERR_TOO_MANY_BATCHES,        /* 429: batch_max_running batches run already */
+    API_ERR_TOKEN_SIGNS_PER_SECOND,  /* 429: the API token's signs_per_second (Retry-After) */
+    API_ERR_APP_SIGNS_PER_SECOND,    /* 429: the app's signs_per_second (Retry-After) */
+    API_ERR_TOKEN_BATCH_TOKENS_PER_DAY, /* 429: the API token's batch_tokens_per_day */
+    API_ERR_APP_BATCH_TOKENS_PER_DAY,   /* 429: the app's batch_tokens_per_day */
 
     API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
     API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */

@@ -89,7 +89,13 @@ static json_t *token_details(const struct store_token *t)
              op_tokens_list_json(t->prefixes[0], sizeof t->prefixes[0], t->n_prefixes)) != 0) ||
         (t->n_rest > 0 &&
          json_object_set_new(d, "rest_allow",
-                             op_tokens_list_json(t->rest[0], sizeof t->rest[0], t->n_rest)) != 0)) {
+                             op_tokens_list_json(t->rest[0], sizeof t->rest[0], t->n_rest)) != 0) ||
+        (t->limits.signs_per_second > 0 &&
+         json_object_set_new(d, "signs_per_second", json_integer(t->limits.signs_per_second)) !=
+             0) ||
+        (t->limits.batch_tokens_per_day > 0 &&
+         json_object_set_new(d, "batch_tokens_per_day",
+                             json_integer(t->limits.batch_tokens_per_day)) != 0)) {
         json_decref(d);
         return NULL;
     }
@@ -151,6 +157,7 @@ enum store_rc op_tokens_insert(struct service *svc, const struct principal *acto
     if (out->n_rest > 0)
         memcpy(out->rest, in->rest, out->n_rest * sizeof out->rest[0]);
     out->expires_at_us = in->ttl_s > 0 ? now_us() + in->ttl_s * 1000000 : 0;
+    out->limits = in->limits;
     rc = store_token_insert(svc->st, out);
     if (rc != STORE_OK)
         goto done;

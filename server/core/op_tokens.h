@@ -36,6 +36,7 @@ struct op_tokens_create_in {
     const char *prefixes;
     size_t n_rest;
     const char *rest;
+    struct store_limits limits; /* its rate limits; zero: none */
 };
 
 /* A token's app scope as JSON: null for every app, else the array of its sdkappids (NULL when

@@ -68,6 +68,9 @@ struct principal {
     /* rest_caller: the "svc/cmd" or "svc/<star>" patterns it may call (1..PRINCIPAL_MAX_REST). */
     size_t n_rest;
     char rest[PRINCIPAL_MAX_REST][PRINCIPAL_REST_MAX + 1];
+    /* The token's rate limits (0: none): single signs a second, batch lines a UTC day. */
+    uint32_t signs_per_second;
+    int64_t batch_tokens_per_day;
 };
 
 /* True when p may act on sdkappid (all_apps, or sdkappid in apps). False for NULL or 0. */

@@ -97,6 +97,8 @@ static void token_entry(const struct store_token *t, struct cache_token *out)
            out->principal.n_prefixes * sizeof out->principal.prefixes[0]);
     out->principal.n_rest = t->n_rest < PRINCIPAL_MAX_REST ? t->n_rest : PRINCIPAL_MAX_REST;
     memcpy(out->principal.rest, t->rest, out->principal.n_rest * sizeof out->principal.rest[0]);
+    out->principal.signs_per_second = t->limits.signs_per_second;
+    out->principal.batch_tokens_per_day = t->limits.batch_tokens_per_day;
 }
 
 /* Records a token's use, at most once a minute: the row says when it was last used, so most
@@ -329,6 +331,12 @@ static enum api_error app_load(struct service *svc, uint32_t sdkappid, struct ca
     err = service_app_get(svc, sdkappid, &app, msg, cap, refused);
     if (err != API_OK)
         return err;
+    struct store_limits limits;
+    if (store_app_limits_get(svc->st, sdkappid, &limits) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, cap, "%s", api_error_info(err)->message);
+        return err;
+    }
     if (store_key_list_sealed(svc->st, &sdkappid, 1, false, &keys, &n) != STORE_OK) {
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, cap, "%s", api_error_info(err)->message);
@@ -341,6 +349,7 @@ static enum api_error app_load(struct service *svc, uint32_t sdkappid, struct ca
         goto fail;
     }
     a->app = app;
+    a->limits = limits;
     a->generation = gen;
     /* Newest first: the order verify tries them in. */
     for (size_t i = n; i-- > 0;) {

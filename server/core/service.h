@@ -33,6 +33,8 @@ struct service {
     size_t batches_running;    /* batch requests accepted and not ended (loop thread's only) */
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
     struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
+    struct ratelimit *limits;  /* signs' token buckets (ratelimit.h), shared; NULL: no limits */
+    struct gateway *gateway;   /* calls to Tencent's REST API (gateway.h), loop thread; NULL */
     /* The dashboard's files (admin-api/ui.h), read by the loop thread's handlers only; NULL:
      * not served. Data for the admin API: the core never reads it. */
     const struct ui_assets *ui;

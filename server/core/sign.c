@@ -115,6 +115,39 @@ enum api_error sign_check_app(const struct store_app *app, struct sign_input *in
     return API_OK;
 }
 
+enum api_error sign_check_rate(struct ratelimit *rl, int processes, const struct cache_app *entry,
+                               const struct principal *p, int64_t *retry_after_ms, char *msg,
+                               size_t cap)
+{
+    uint32_t token_rate = p != NULL ? p->signs_per_second : 0;
+    uint32_t app_rate = entry->limits.signs_per_second;
+    double div = processes > 1 ? (double)processes : 1.0;
+
+    *retry_after_ms = 0;
+    if (rl == NULL || (token_rate == 0 && app_rate == 0))
+        return API_OK; /* the common case: no lock, nothing counted */
+    struct ratelimit_key keys[2] = {
+        {RATELIMIT_TOKEN, p != NULL ? p->token_id : 0, token_rate / div},
+        {RATELIMIT_APP, entry->app.sdkappid, app_rate / div},
+    };
+    if (p == NULL || p->token_id == 0)
+        keys[0].rate = 0; /* the server itself, or the command line: no token bucket */
+    int which = ratelimit_take(rl, keys, 2, ratelimit_now_ns(), retry_after_ms);
+    if (which < 0)
+        return API_OK;
+    if (which == 0) {
+        snprintf(msg, cap,
+                 "this API token may sign %u UserSigs a second (signs_per_second); retry after "
+                 "%lld ms",
+                 token_rate, (long long)*retry_after_ms);
+        return API_ERR_TOKEN_SIGNS_PER_SECOND;
+    }
+    snprintf(msg, cap,
+             "app %u may have %u UserSigs signed a second (signs_per_second); retry after %lld ms",
+             entry->app.sdkappid, app_rate, (long long)*retry_after_ms);
+    return API_ERR_APP_SIGNS_PER_SECOND;
+}
+
 bool sign_is_admin_identifier(const struct store_app *app, const char *id, size_t len)
 {
     for (size_t i = 0; i < app->n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
@@ -246,8 +279,10 @@ static void close_apps(struct group_app *apps, size_t n)
 }
 
 /* Signs one request with its app's signer, or decides its refusal. Returns true when the
- * refusal is to be audited. */
-static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
+ * refusal is to be audited. A sign over a rate limit is refused unaudited: a client hammering
+ * the limit would otherwise fill the audit log (the access log and metrics count them). */
+static bool sign_one(struct service *svc, struct group_app *a, struct sign_request *req,
+                     int64_t now)
 {
     if (req->refused_err != API_OK) {
         req->err = req->refused_err;
@@ -267,6 +302,16 @@ static bool sign_one(struct group_app *a, struct sign_request *req, int64_t now)
         req->err = a->err;
         snprintf(req->msg, sizeof req->msg, "%s", a->msg);
         return a->refused;
+    }
+    if (!req->rate_checked) {
+        req->rate_checked = true;
+        req->rate_err = sign_check_rate(
+            svc->limits, svc->cfg != NULL ? svc->cfg->rate_limit_processes : 1, a->entry,
+            req->principal, &req->retry_after_ms, req->msg, sizeof req->msg);
+    }
+    if (req->rate_err != API_OK) {
+        req->err = req->rate_err;
+        return false;
     }
     req->key_version = a->entry->active->version;
     struct usersig_params params = {
@@ -384,7 +429,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
     bool audit[SIGN_GROUP_MAX];
     for (size_t i = 0; i < n; i++) {
         struct group_app *a = find_app(apps, n_apps, reqs[i]->sdkappid);
-        audit[i] = a != NULL ? sign_one(a, reqs[i], now) : true;
+        audit[i] = a != NULL ? sign_one(svc, a, reqs[i], now) : true;
     }
 
     struct store_group g = {
@@ -424,7 +469,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
             struct sign_request *req = j->arg;
             reqs[n] = req;
             reset_reqs(&reqs[n], 1);
-            audit[n] = sign_one(find_app(apps, n_apps, req->sdkappid), req, now);
+            audit[n] = sign_one(svc, find_app(apps, n_apps, req->sdkappid), req, now);
             n++;
         }
         *n_reqs = n;
@@ -543,6 +588,9 @@ void sign_submit(struct service *svc, struct sign_request *req)
     req->job.arg = req;
     req->job.batch = SIGN_GROUP_MAX;
     req->job.max_running = SIGN_GROUPS_AT_ONCE;
+    req->rate_checked = false;
+    req->rate_err = API_OK;
+    req->retry_after_ms = 0;
     /* group_run sets it for every request it takes; one it did not take is never a 200. */
     req->err = API_ERR_UNAVAILABLE;
     if (req->refused_err == API_OK)

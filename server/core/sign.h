@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "dbpool.h"
+#include "ratelimit.h"
 #include "service.h"
 #include "usersig.h"
 
@@ -57,6 +58,11 @@ struct sign_request {
     int64_t issued_at;
     char token[USERSIG_TOKEN_BUF]; /* wiped by the caller once sent */
     size_t token_len;
+    /* err is API_ERR_TOKEN_SIGNS_PER_SECOND or API_ERR_APP_SIGNS_PER_SECOND: the Retry-After. */
+    int64_t retry_after_ms;
+    /* The core's: the buckets were drawn from once (a group tried again does not draw again). */
+    bool rate_checked;
+    enum api_error rate_err;
 };
 
 /* The calling database thread keeps signers from now on (service_thread_new calls it on the
@@ -80,6 +86,13 @@ enum api_error sign_check_app(const struct store_app *app, struct sign_input *in
  * the app as given (the cache's entry): no database. */
 enum api_error sign_check_principal(const struct store_app *app, const struct principal *p,
                                     struct sign_input *in, char *msg, size_t cap);
+
+/* The rate limits of a sign (ratelimit.h): one token from the principal's signs_per_second
+ * bucket and the app's together, each rate divided by processes (rate_limit_processes). API_OK,
+ * or TOKEN_/APP_SIGNS_PER_SECOND with msg filled and *retry_after_ms. rl NULL: no limits. */
+enum api_error sign_check_rate(struct ratelimit *rl, int processes, const struct cache_app *entry,
+                               const struct principal *p, int64_t *retry_after_ms, char *msg,
+                               size_t cap);
 
 /* True when id (len bytes) is one of app's admin_identifiers. */
 bool sign_is_admin_identifier(const struct store_app *app, const char *id, size_t len);

@@ -26,6 +26,7 @@
 #include "listener.h"
 #include "pipeline.h"
 #include "routes.h"
+#include "ratelimit.h"
 #include "tls.h"
 #include "tokens.h"
 #include "ui.h"
@@ -338,6 +339,11 @@ static int run_loop(struct serve *s)
         return -1;
     }
     struct dbpool_config pcfg = {
+    d->svc.limits = ratelimit_new(); /* the signs' buckets, shared by the pool's threads */
+    if (d->svc.limits == NULL) {
+        log_error("out of memory for the rate limits");
+        return -1;
+    }
         .conninfo = d->conninfo,
         .size = d->cfg.db_connections,
         .thread_ctx_new = service_thread_new,
@@ -460,6 +466,8 @@ done:
     d->svc.ui = NULL;
     ui_assets_free(s.ui);
     if (s.base != NULL)
+    ratelimit_free(d->svc.limits);
+    d->svc.limits = NULL;
         event_base_free(s.base);
     return ret;
 }

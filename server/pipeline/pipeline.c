@@ -34,9 +34,10 @@ struct pipeline_block {
     char *out; /* whole output lines */
     size_t out_len, out_cap;
     uint64_t n_signed, n_failed;
-    uint64_t n_admin_refused, n_prefix_refused;
+    uint64_t n_admin_refused, n_prefix_refused, n_quota_refused;
     uint32_t admin_refused_ids;
-    const char *why; /* set when signing failed where it should not: the job fails */
+    uint64_t first_item; /* the job's index of items.v[0] (set when queued) */
+    const char *why;     /* set when signing failed where it should not: the job fails */
 };
 
 enum job_phase { JOB_RUNNING = 0, JOB_OVER };
@@ -58,6 +59,7 @@ struct pipeline_job {
     struct pipeline_block **slots;  /* max_in_flight: signed blocks waiting for their turn */
     struct pipeline_block *spare;
     uint64_t next_seq, next_emit;
+    uint64_t n_queued_items; /* items in the blocks queued so far */
     struct pipeline_result res;
     EVP_MD_CTX *sha;
 };
@@ -108,7 +110,7 @@ static void block_sign(struct pipeline_block *b)
 
     b->out_len = 0;
     b->n_signed = b->n_failed = 0;
-    b->n_admin_refused = b->n_prefix_refused = 0;
+    b->n_admin_refused = b->n_prefix_refused = b->n_quota_refused = 0;
     b->admin_refused_ids = 0;
     b->why = NULL;
     if (idbuf == NULL || usersig_signer_new(cfg->key, cfg->sdkappid, cfg->level, cfg->policy,
@@ -135,6 +137,14 @@ static void block_sign(struct pipeline_block *b)
         }
         /* An empty item may come before any byte of the block: items.buf is still NULL. */
         const char *s = it->len > 0 ? b->items.buf + it->off : "";
+        if (cfg->max_items > 0 && b->first_item + i >= cfg->max_items) {
+            char *q =
+                pipeline_item_quota_line(cfg, s, it->len, it->too_long, idbuf, b->out + b->out_len);
+            b->n_failed++;
+            b->n_quota_refused++;
+            b->out_len = (size_t)(q - b->out);
+            continue;
+        }
         char *o = pipeline_item_line_why(cfg, signer, (int64_t)ts.tv_sec, s, it->len, it->too_long,
                                          idbuf, b->out + b->out_len, &failed, &why, &admin_index);
         if (o == NULL) {
@@ -370,6 +380,7 @@ static void job_emit(struct pipeline_job *j)
             j->res.failed_count += b->n_failed;
             j->res.admin_refused += b->n_admin_refused;
             j->res.prefix_refused += b->n_prefix_refused;
+            j->res.quota_refused += b->n_quota_refused;
             j->res.admin_refused_ids |= b->admin_refused_ids;
             any = any || b->out_len > 0;
         }
@@ -384,6 +395,8 @@ static void job_queue(struct pipeline_job *j, struct pipeline_block *b)
 {
     struct pipeline *p = j->p;
     b->seq = j->next_seq++;
+    b->first_item = j->n_queued_items;
+    j->n_queued_items += b->items.n;
     j->n_out++;
     pthread_mutex_lock(&p->mu);
     if (p->q_tail != NULL)

@@ -131,6 +131,7 @@ struct pipeline_result {
      * (identifier_prefix); admin_refused_ids has bit i set when rules.admin_ids[i] was one. */
     uint64_t admin_refused, prefix_refused;
     uint32_t admin_refused_ids;
+    uint64_t quota_refused; /* of failed_count: past cfg.max_items (batch_quota) */
     char sha256[PIPELINE_SHA256_HEX]; /* lowercase hex over the emitted lines */
     const char *why;                  /* FAILED: what went wrong (static text, for the log) */
 };
@@ -176,6 +177,9 @@ struct pipeline_job_config {
                                   * by the pool, not by the number of jobs, and each job gets
                                   * its turn at the workers' queue */
     struct pipeline_rules rules; /* zeroed: no administrator identifiers, no prefixes */
+    /* 0: no bound; else the items past the first max_items are refused in place (batch_quota:
+     * the day's allowance under batch_tokens_per_day), counted in quota_refused. */
+    uint64_t max_items;
 
     void *arg; /* passed to the callbacks */
     /* Adds items until pipeline_items_full() or the end of the input. Never an item half

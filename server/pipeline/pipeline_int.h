@@ -59,4 +59,9 @@ char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct users
                              char *line, bool *failed, enum pipeline_refusal *why,
                              size_t *admin_index);
 
+/* The error line (batch_quota) of an item past cfg->max_items, written at line as
+ * pipeline_item_line would write an error line; returns its end. Worker threads. */
+char *pipeline_item_quota_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
+                               bool too_long, char *idbuf, char *line);
+
 #endif

@@ -551,3 +551,29 @@ char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct users
     json_decref(hold); /* req pointed into it */
     return o;
 }
+
+char *pipeline_item_quota_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
+                               bool too_long, char *idbuf, char *line)
+{
+    const bool csv = cfg->output == PIPELINE_OUT_CSV;
+    struct item_req req;
+    struct line_error e;
+    json_t *hold = NULL;
+    char *o = line;
+
+    read_item(cfg, s, n, too_long, &req, &e, &hold, idbuf);
+    set_error(&e, "batch_quota",
+              "the batch's allowance of %llu lines under batch_tokens_per_day is used up; this "
+              "line was not signed",
+              (unsigned long long)cfg->max_items);
+    size_t echo = req.id_len < PIPELINE_ECHO_MAX ? req.id_len : PIPELINE_ECHO_MAX;
+    o = csv ? put_csv(o, req.id, echo) : put_json(put(o, "{\"identifier\":\""), req.id, echo);
+    if (csv) {
+        o = put(put(put(o, ",,"), e.code), "\n");
+    } else {
+        o = put(put(put(o, "\",\"error\":{\"code\":\""), e.code), "\",\"message\":\"");
+        o = put(put_json(o, e.msg, strlen(e.msg)), "\"}}\n");
+    }
+    json_decref(hold);
+    return o;
+}

@@ -280,6 +280,14 @@ enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *
 /* The rows of n ids (at most STORE_TOKEN_GET_MAX; repeats allowed) in one statement: out[i]
  * and found[i] for ids[i] (1: read; 0: no such row; -1: a row that does not fit its struct,
  * logged). STORE_ERROR when the store failed. */
+/* Rate limits of an app or an API token (migrations/0010_limits_webhooks.sql); 0: none. */
+struct store_limits {
+    uint32_t signs_per_second;     /* 1..STORE_SIGNS_PER_SECOND_MAX */
+    int64_t batch_tokens_per_day;  /* 1..STORE_BATCH_TOKENS_PER_DAY_MAX, per UTC day */
+};
+#define STORE_SIGNS_PER_SECOND_MAX 1000000
+#define STORE_BATCH_TOKENS_PER_DAY_MAX INT64_C(1000000000000)
+
 #define STORE_TOKEN_GET_MAX 64
 enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t n,
                                    struct store_token *out, int *found) STORE_WUR;
@@ -298,6 +306,7 @@ enum store_rc store_token_touch(struct store *st, int64_t id) STORE_WUR;
 enum store_rc store_audit_lock(struct store *st) STORE_WUR;
 /* The last event's seq, mac and time, and the database's clock now. An empty log gives
  * *seq = 0, a zero mac and *at_us = 0. */
+    struct store_limits limits; /* written by store_token_insert, read with the row */
 enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], int64_t *at_us,
                                int64_t *now_us) STORE_WUR;
 /* Inserts ev as it is (seq, at_us, mac and all). CONFLICT "seq" when the seq exists. */
@@ -398,6 +407,8 @@ enum store_rc store_batch_owner_gone(struct store *st, int64_t owner, bool *gone
  * order; 0 stands for rows without an owner. On success *out is a new array of *n (NULL when
  * none); caller free()s it. */
 #define STORE_BATCH_OWNERS_MAX 256
+    /* Lines it may sign under a daily limit (store_batch_set_allowance); -1 or 0: none. */
+    int64_t allowance;
 enum store_rc store_batch_owners_running(struct store *st, int64_t self, int64_t **out,
                                          size_t *n) STORE_WUR;
 /* Marks every running batch of owner (0: those without an owner) interrupted: counts NULL,
@@ -594,3 +605,31 @@ enum store_rc store_verify_counts_get(struct store *st, uint32_t sdkappid,
                                       struct store_verify_count **out, size_t *n) STORE_WUR;
 
 #endif
+/* ---- rate limits (store_limits.c, migrations/0010_limits_webhooks.sql) ---- */
+
+/* Which limits store_*_limits_set changes (the others stay). */
+enum { STORE_LIMIT_SET_SIGNS = 1, STORE_LIMIT_SET_BATCH = 2 };
+
+/* App sdkappid's limits. NOT_FOUND when no such app. */
+enum store_rc store_app_limits_get(struct store *st, uint32_t sdkappid,
+                                   struct store_limits *out) STORE_WUR;
+/* Sets the fields of app sdkappid's limits named by `fields` (0 in values: no limit); the
+ * apps trigger bumps its generation (the caches hear of it). NOT_FOUND when no such app. */
+enum store_rc store_app_limits_set(struct store *st, uint32_t sdkappid, unsigned fields,
+                                   const struct store_limits *values) STORE_WUR;
+/* The same for API token id; *out (may be NULL) the row as it now is. NOT_FOUND when none. */
+enum store_rc store_token_limits_set(struct store *st, int64_t id, unsigned fields,
+                                     const struct store_limits *values,
+                                     struct store_token *out) STORE_WUR;
+
+/* Serializes the starts of batches under a daily limit until the transaction ends. */
+enum store_rc store_batch_quota_lock(struct store *st) STORE_WUR;
+/* The lines of the batches started today (UTC) by API token id (by_token) or of app id: *used
+ * what the finished ones signed (an interrupted one at its allowance), *reserved the allowance
+ * of those running. */
+enum store_rc store_batch_quota_used(struct store *st, bool by_token, int64_t id, int64_t *used,
+                                     int64_t *reserved) STORE_WUR;
+/* Records the allowance of a running batch (in its start's transaction). */
+enum store_rc store_batch_set_allowance(struct store *st, const char *batch_id,
+                                        int64_t allowance) STORE_WUR;
+

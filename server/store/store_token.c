@@ -32,7 +32,8 @@ int store_role_parse(const char *name)
 #define TOKEN_COLUMNS \
     "id, name, role, apps, secret_hash, " \
     US("created_at") ", " US("expires_at") ", " US("revoked_at") ", " US("last_used_at") ", " \
-    "array_to_string(identifier_prefixes, chr(10)), array_to_string(rest_allow, chr(10))"
+    "array_to_string(identifier_prefixes, chr(10)), array_to_string(rest_allow, chr(10)), " \
+    "signs_per_second, batch_tokens_per_day"
 /* clang-format on */
 
 /* "{1,2,3}" into t->apps. */
@@ -67,6 +68,8 @@ static bool parse_token(const PGresult *r, int row, struct store_token *t)
     t->expires_at_us = store_col_int(r, row, 6);
     t->revoked_at_us = store_col_int(r, row, 7);
     t->last_used_at_us = store_col_int(r, row, 8);
+    t->limits.signs_per_second = (uint32_t)store_col_int(r, row, 11); /* NULL: 0, none */
+    t->limits.batch_tokens_per_day = store_col_int(r, row, 12);
     ok = role >= 0 && store_col_text(r, row, 1, t->name, sizeof t->name) &&
          (t->all_apps || parse_apps(PQgetvalue(r, row, 3), t)) &&
          store_col_bytes(r, row, 4, t->secret_hash, sizeof t->secret_hash, NULL, true) &&
@@ -82,8 +85,9 @@ static bool parse_token(const PGresult *r, int row, struct store_token *t)
 /* clang-format off */
 static const char SQL_TOKEN_INSERT[] =
     "INSERT INTO api_tokens (name, role, apps, secret_hash, expires_at, identifier_prefixes, "
-    "rest_allow) VALUES ($1, $2, $3::bigint[], $4, " TS("$5") ", string_to_array($6, chr(10)), "
-    "string_to_array($7, chr(10))) RETURNING id, " US("created_at");
+    "rest_allow, signs_per_second, batch_tokens_per_day) VALUES ($1, $2, $3::bigint[], $4, "
+    TS("$5") ", string_to_array($6, chr(10)), string_to_array($7, chr(10)), $8, $9) "
+    "RETURNING id, " US("created_at");
 /* clang-format on */
 
 enum store_rc store_token_insert(struct store *st, struct store_token *t)
@@ -119,6 +123,8 @@ enum store_rc store_token_insert(struct store *st, struct store_token *t)
     store_param_int_or_null(&p, t->expires_at_us);
     store_param_text(&p, prefixes);
     store_param_text(&p, rest);
+    store_param_int_or_null(&p, t->limits.signs_per_second);
+    store_param_int_or_null(&p, t->limits.batch_tokens_per_day);
     rc = RUN(st, SQL_TOKEN_INSERT, &p, &r);
     if (rc == STORE_OK) {
         t->id = store_col_int(r, 0, 0);
@@ -255,4 +261,34 @@ enum store_rc store_token_touch(struct store *st, int64_t id)
     struct store_params p = {0};
     store_param_int(&p, id);
     return RUN(st, SQL_TOKEN_TOUCH, &p, NULL);
+}
+
+static const char SQL_TOKEN_LIMITS_SET[] =
+    "UPDATE api_tokens SET "
+    "signs_per_second = CASE WHEN $2::boolean THEN $3::integer ELSE signs_per_second END, "
+    "batch_tokens_per_day = CASE WHEN $4::boolean THEN $5::bigint ELSE batch_tokens_per_day END "
+    "WHERE id = $1 RETURNING " TOKEN_COLUMNS;
+
+enum store_rc store_token_limits_set(struct store *st, int64_t id, unsigned fields,
+                                     const struct store_limits *values, struct store_token *out)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    struct store_token t;
+
+    store_param_int(&p, id);
+    store_param_text(&p, fields & STORE_LIMIT_SET_SIGNS ? "true" : "false");
+    store_param_int_or_null(&p, values->signs_per_second);
+    store_param_text(&p, fields & STORE_LIMIT_SET_BATCH ? "true" : "false");
+    store_param_int_or_null(&p, values->batch_tokens_per_day);
+    rc = RUN(st, SQL_TOKEN_LIMITS_SET, &p, &r);
+    if (rc == STORE_OK && PQntuples(r) == 0)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_OK && !parse_token(r, 0, &t))
+        rc = STORE_ERROR;
+    if (rc == STORE_OK && out != NULL)
+        *out = t;
+    PQclear(r);
+    return rc;
 }
