@@ -51,9 +51,9 @@ void handle_metrics(struct api_request *r);
 /* ui.c: the dashboard's files */
 void handle_ui_file(struct api_request *r);
 
-#endif
 /* limits.c: rate limits of apps and tokens */
 void handle_app_limits_get(struct api_request *r);
 void handle_app_limits_update(struct api_request *r);
 void handle_token_update(struct api_request *r);
 
+#endif

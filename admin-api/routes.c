@@ -79,10 +79,10 @@ const struct api_route api_routes[] = {
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_list},
     {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", PERM_TOKENS, API_BODY_NONE,
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_revoke},
-    {EVHTTP_REQ_GET, "/v1/tokens/self", "getTokenSelf", PERM_SELF, API_BODY_NONE, 0,
-     handle_token_self},
     {EVHTTP_REQ_PATCH, "/v1/tokens/{id}", "updateToken", PERM_TOKENS, API_BODY_JSON,
      API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_token_update},
+    {EVHTTP_REQ_GET, "/v1/tokens/self", "getTokenSelf", PERM_SELF, API_BODY_NONE, 0,
+     handle_token_self},
 
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 

@@ -71,8 +71,6 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                                         "use a new key for a new request"},
     [API_ERR_HEADERS_TOO_LARGE] = {"headers_too_large", 431, LOG_INFO,
                                    "the request headers are too large"},
-    [API_ERR_BODY_TOO_LARGE] = {"body_too_large", 413, LOG_INFO, "the request body is too large"},
-    [API_ERR_TOO_MANY_BATCHES] = {"too_many_batches", 429, LOG_INFO,
     [API_ERR_TOKEN_SIGNS_PER_SECOND] = {"token_signs_per_second", 429, LOG_INFO,
                                         "this API token's signs_per_second is reached; retry "
                                         "after Retry-After seconds"},
@@ -85,6 +83,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_APP_BATCH_TOKENS_PER_DAY] = {"app_batch_tokens_per_day", 429, LOG_INFO,
                                           "the app's batch_tokens_per_day is used up for today "
                                           "(UTC); retry after Retry-After seconds"},
+    [API_ERR_BODY_TOO_LARGE] = {"body_too_large", 413, LOG_INFO, "the request body is too large"},
+    [API_ERR_TOO_MANY_BATCHES] = {"too_many_batches", 429, LOG_INFO,
                                   "as many batches as this server runs at once are running; "
                                   "retry after Retry-After seconds"},
     [API_ERR_URI_TOO_LONG] = {"uri_too_long", 414, LOG_INFO, "the request URL is too long"},

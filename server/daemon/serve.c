@@ -338,12 +338,12 @@ static int run_loop(struct serve *s)
         log_error("cannot start the cache");
         return -1;
     }
-    struct dbpool_config pcfg = {
     d->svc.limits = ratelimit_new(); /* the signs' buckets, shared by the pool's threads */
     if (d->svc.limits == NULL) {
         log_error("out of memory for the rate limits");
         return -1;
     }
+    struct dbpool_config pcfg = {
         .conninfo = d->conninfo,
         .size = d->cfg.db_connections,
         .thread_ctx_new = service_thread_new,
@@ -459,6 +459,8 @@ done:
     api_tls_free(s.tls);       /* after the server: its connections held the context */
     cache_free(d->svc.cache);
     d->svc.cache = NULL;
+    ratelimit_free(d->svc.limits);
+    d->svc.limits = NULL;
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
     batches_free(s.batches); /* the ends still kept: one last attempt */
@@ -466,8 +468,6 @@ done:
     d->svc.ui = NULL;
     ui_assets_free(s.ui);
     if (s.base != NULL)
-    ratelimit_free(d->svc.limits);
-    d->svc.limits = NULL;
         event_base_free(s.base);
     return ret;
 }

@@ -253,6 +253,14 @@ enum store_role {
 const char *store_role_name(enum store_role r);
 int store_role_parse(const char *name); /* -1 when unknown */
 
+/* Rate limits of an app or an API token (migrations/0010_limits_webhooks.sql); 0: none. */
+struct store_limits {
+    uint32_t signs_per_second;    /* 1..STORE_SIGNS_PER_SECOND_MAX */
+    int64_t batch_tokens_per_day; /* 1..STORE_BATCH_TOKENS_PER_DAY_MAX, per UTC day */
+};
+#define STORE_SIGNS_PER_SECOND_MAX 1000000
+#define STORE_BATCH_TOKENS_PER_DAY_MAX INT64_C(1000000000000)
+
 struct store_token {
     int64_t id; /* set by store_token_insert */
     char name[STORE_TEXT_BUF(STORE_TOKEN_NAME_MAX)];
@@ -271,6 +279,7 @@ struct store_token {
     /* rest_caller (and only it): the "svc/cmd" or "svc/<star>" patterns it may call (1 or more). */
     size_t n_rest;
     char rest[STORE_TOKEN_MAX_REST][STORE_TOKEN_REST_MAX + 1];
+    struct store_limits limits; /* written by store_token_insert, read with the row */
 };
 
 /* Inserts t (name, role, apps, secret_hash, expires_at, prefixes, rest); writes back id and
@@ -280,14 +289,6 @@ enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *
 /* The rows of n ids (at most STORE_TOKEN_GET_MAX; repeats allowed) in one statement: out[i]
  * and found[i] for ids[i] (1: read; 0: no such row; -1: a row that does not fit its struct,
  * logged). STORE_ERROR when the store failed. */
-/* Rate limits of an app or an API token (migrations/0010_limits_webhooks.sql); 0: none. */
-struct store_limits {
-    uint32_t signs_per_second;     /* 1..STORE_SIGNS_PER_SECOND_MAX */
-    int64_t batch_tokens_per_day;  /* 1..STORE_BATCH_TOKENS_PER_DAY_MAX, per UTC day */
-};
-#define STORE_SIGNS_PER_SECOND_MAX 1000000
-#define STORE_BATCH_TOKENS_PER_DAY_MAX INT64_C(1000000000000)
-
 #define STORE_TOKEN_GET_MAX 64
 enum store_rc store_token_get_many(struct store *st, const int64_t *ids, size_t n,
                                    struct store_token *out, int *found) STORE_WUR;
@@ -306,7 +307,6 @@ enum store_rc store_token_touch(struct store *st, int64_t id) STORE_WUR;
 enum store_rc store_audit_lock(struct store *st) STORE_WUR;
 /* The last event's seq, mac and time, and the database's clock now. An empty log gives
  * *seq = 0, a zero mac and *at_us = 0. */
-    struct store_limits limits; /* written by store_token_insert, read with the row */
 enum store_rc store_audit_last(struct store *st, int64_t *seq, uint8_t mac[32], int64_t *at_us,
                                int64_t *now_us) STORE_WUR;
 /* Inserts ev as it is (seq, at_us, mac and all). CONFLICT "seq" when the seq exists. */
@@ -380,6 +380,8 @@ struct store_batch {
                                               interrupted */
     int64_t started_at_us, finished_at_us; /* set by the store; finished 0 while running */
     int64_t owner; /* the process that runs it (store_batch_owner_take); 0 = none known */
+    /* Lines it may sign under a daily limit (store_batch_set_allowance); -1 or 0: none. */
+    int64_t allowance;
 };
 
 /* Inserts b as running (batch_id, sdkappid, key_version, actor_id, actor_name, owner); writes
@@ -407,8 +409,6 @@ enum store_rc store_batch_owner_gone(struct store *st, int64_t owner, bool *gone
  * order; 0 stands for rows without an owner. On success *out is a new array of *n (NULL when
  * none); caller free()s it. */
 #define STORE_BATCH_OWNERS_MAX 256
-    /* Lines it may sign under a daily limit (store_batch_set_allowance); -1 or 0: none. */
-    int64_t allowance;
 enum store_rc store_batch_owners_running(struct store *st, int64_t self, int64_t **out,
                                          size_t *n) STORE_WUR;
 /* Marks every running batch of owner (0: those without an owner) interrupted: counts NULL,
@@ -604,7 +604,6 @@ enum store_rc store_verify_counts_add(struct store *st, const struct store_verif
 enum store_rc store_verify_counts_get(struct store *st, uint32_t sdkappid,
                                       struct store_verify_count **out, size_t *n) STORE_WUR;
 
-#endif
 /* ---- rate limits (store_limits.c, migrations/0010_limits_webhooks.sql) ---- */
 
 /* Which limits store_*_limits_set changes (the others stay). */
@@ -633,3 +632,4 @@ enum store_rc store_batch_quota_used(struct store *st, bool by_token, int64_t id
 enum store_rc store_batch_set_allowance(struct store *st, const char *batch_id,
                                         int64_t allowance) STORE_WUR;
 
+#endif
