@@ -1,9 +1,11 @@
 /*
- * usersig batch: the client for bulk-signing jobs. Reads identifiers from stdin, sends them to a
- * usersigd server's batch endpoint in text/plain requests of bounded size (one after the other,
- * never splitting a line), and streams the answer lines to stdout in input order. Each request's
- * summary is checked here (counts, and the SHA-256 over the lines received) before it is reported
- * on stderr. HTTP/1.1 or HTTPS (certificates always verified) through libcurl.
+ * usersig batch: the client for bulk-signing jobs. Reads identifiers from stdin and sends them to
+ * a usersigd server's batch endpoint in one text/plain request streamed as it is read (chunked:
+ * the input is never held whole, the upload waits for the answers when the server is slower), or,
+ * with --max-request-bytes, in requests of bounded size one after the other (never splitting a
+ * line); the answer lines go to stdout in input order as they come. Each request's summary is
+ * checked here (counts, and the SHA-256 over the lines received) before it is reported on stderr.
+ * HTTP/1.1 or HTTPS (certificates always verified) through libcurl.
  * This file: options, the token, stdin and the requests. It calls usersig_batch_out.c (the
  * checking of each answer, fed the bytes as they arrive), usersig_batch_tty.c (messages and the
  * progress line on stderr) and usersig_http.c (the transport); none of them calls back here.
@@ -17,6 +19,7 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +37,16 @@
 #define MAX_EXPIRE 315360000
 #define MAX_TOKEN 4096
 #define USER_AGENT "usersig-batch/0.1"
+/* Streamed, sent and not answered: the upload pauses above PENDING_MAX and goes on below
+ * PENDING_LOW. 4 MiB is some 130,000 short identifiers ahead of the answers: far more than a
+ * server keeps in flight (usersigd: 256 KiB of body and its workers' blocks), so it never waits
+ * for the client, while a server that reads ahead without answering cannot make it grow. */
+#define PENDING_MAX ((size_t)4 << 20)
+#define PENDING_LOW ((size_t)2 << 20)
+#define PENDING_START ((size_t)1 << 20)
+#define BUSY_DEFAULT_S 5 /* a 429 without Retry-After: wait this long */
+#define BUSY_MAX_S 60    /* the longest single wait a Retry-After gets */
+#define BUSY_TOTAL_S 600 /* the most time spent waiting for a turn (429) in one run */
 
 static const char usage_batch[] =
     "usage: usersig batch --server URL --sdkappid N [--token-file F] [--ca-file F] [--expire S]\n"
@@ -41,8 +54,9 @@ static const char usage_batch[] =
     "                     < ids.txt > out\n"
     "\n"
     "Signs one UserSig per stdin line on a usersigd server (POST /v1/apps/N/usersigs/batch);\n"
-    "the app's key never leaves the server. Reads any amount of input and sends it in requests\n"
-    "of at most B bytes, one after the other, never splitting a line; blank lines are skipped.\n"
+    "the app's key never leaves the server. Sends any amount of input in one request, streamed\n"
+    "(chunked) as stdin is read: the input is never held whole, and the sending waits when the\n"
+    "server signs more slowly than stdin comes. Blank lines are skipped.\n"
     "Writes the server's answer lines to stdout as they arrive, in input order: NDJSON\n"
     "{\"identifier\",\"usersig\"} or {\"identifier\",\"error\":{\"code\",\"message\"}} (CSV: "
     "identifier,usersig\n"
@@ -63,9 +77,15 @@ static const char usage_batch[] =
     "  --expire S              validity in seconds, 1..315360000 (default: the app's)\n"
     "  --level L               zlib level 0..9 (default: the server's)\n"
     "  --format F              ndjson (default) or csv\n"
-    "  --max-request-bytes B   largest request body, in bytes or with K, M or G (default 32M,\n"
-    "                          under the server's default limit of 64M). A request the server\n"
+    "  --max-request-bytes B   for a server (or proxy) that limits a request's size: send the\n"
+    "                          input in requests of at most B bytes (in bytes or with K, M or\n"
+    "                          G; 64 to 1G), one after the other, never splitting a line, each\n"
+    "                          held in memory and sent with its length. A request the server\n"
     "                          refuses as too large (413) is split in two and sent again.\n"
+    "\n"
+    "A server running as many batches as it allows answers 429 too_many_batches: the request is\n"
+    "sent again after its Retry-After (when that is at most 60 s; 10 minutes of waiting in all;\n"
+    "nothing of the input is lost: the streamed body starts once the server has accepted it).\n"
     "\n"
     "Timeouts: 10 s to connect (TLS handshake included); a request gives up after 300 s without\n"
     "a byte sent or received. A request has no overall limit: its time grows with its size.\n"
@@ -102,8 +122,12 @@ static int on_head(void *arg, const struct usersig_http_answer *a)
 static int on_body(void *arg, const char *p, size_t n)
 {
     struct batch *b = arg;
-    if (b->answer.status == 200)
-        return usersig_batch_feed(b, b->cur, p, n);
+    if (b->answer.status == 200) {
+        int rc = usersig_batch_feed(b, b->cur, p, n);
+        /* A batch the server stopped ends with that line: what else is on the way (the upload)
+         * no longer matters. */
+        return rc == 0 && b->cur->stream && b->cur->stream_error ? 1 : rc;
+    }
     size_t room = MAX_ERROR_BODY - b->line_len;
     if (n > room)
         n = room;
@@ -208,9 +232,20 @@ fail:
 
 /* ---- stdin --------------------------------------------------------------------------------- */
 
+/* Whether stdin can be read without waiting (data, its end, or an error to report). */
+static int input_ready(void)
+{
+    struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
+    int k;
+    while ((k = poll(&pf, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return k != 0;
+}
+
 /* The next line, without its newline, in *p (valid until the next call). Returns 1, 0 at the end
- * of the input, -1 on a read error (errno), -2 for a line longer than the buffer. */
-static int reader_line(struct reader *r, const char **p, size_t *n)
+ * of the input, -1 on a read error (errno), -2 for a line longer than the buffer, -3 when nb and
+ * the rest of the line has not come yet (stdin would block). */
+static int reader_line(struct reader *r, const char **p, size_t *n, int nb)
 {
     for (;;) {
         char *nl = r->end > r->pos ? memchr(r->buf + r->pos, '\n', r->end - r->pos) : NULL;
@@ -230,6 +265,8 @@ static int reader_line(struct reader *r, const char **p, size_t *n)
         }
         if (r->end == sizeof r->buf)
             return -2;
+        if (nb && !input_ready())
+            return -3;
         ssize_t k = read(STDIN_FILENO, r->buf + r->end, sizeof r->buf - r->end);
         if (k < 0 && errno == EINTR)
             continue;
@@ -241,27 +278,69 @@ static int reader_line(struct reader *r, const char **p, size_t *n)
     }
 }
 
-/* One HTTP request for the body bytes [off, off + len) holding items [first_index, +nitems).
- * Returns 0, 1 when the server refused it as too large (413), -1 on an error (printed). */
-static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_index,
-                        uint64_t nitems)
+/* The request's path and query into path, and its Authorization header into b->hdr (wiped by
+ * the caller after the request). Returns 0, or -1 (said). */
+static int request_head(struct batch *b, char *path, size_t cap)
 {
-    char path[128], query[64] = "";
-    struct span s = {.off = off, .len = len, .first_index = first_index, .nitems = nitems};
-    int rc = -1;
-
+    char query[64] = "";
     int qn = 0;
     if (b->has_expire)
         qn = snprintf(query, sizeof query, "?expire=%" PRIu64, b->expire);
     if (b->has_level)
         snprintf(query + qn, sizeof query - (size_t)qn, "%clevel=%" PRIu64,
                  b->has_expire ? '&' : '?', b->level);
-    snprintf(path, sizeof path, "/v1/apps/%" PRIu64 "/usersigs/batch%s", b->sdkappid, query);
+    snprintf(path, cap, "/v1/apps/%" PRIu64 "/usersigs/batch%s", b->sdkappid, query);
     int hn = snprintf(b->hdr, sizeof b->hdr, "Authorization: Bearer %s", b->token);
     if (hn < 0 || (size_t)hn >= sizeof b->hdr) {
         usersig_batch_say(b, "the request head does not fit in %zu bytes", sizeof b->hdr);
         return -1;
     }
+    return 0;
+}
+
+/* After a 429 (b->refusal, b->answer.retry_after): waits for the server's Retry-After and
+ * returns 0 to try again, or -1 (said) once BUSY_TOTAL_S of waiting have gone by. */
+static int busy_wait(struct batch *b, int *waited)
+{
+    int secs = b->answer.retry_after;
+    if (secs < 1)
+        secs = BUSY_DEFAULT_S;
+    if (secs > BUSY_MAX_S) {
+        usersig_batch_say(b,
+                          "the server is busy (%s) and asks for %d s before another try; run the "
+                          "batch again later",
+                          b->refusal, secs);
+        return -1;
+    }
+    if (*waited + secs > BUSY_TOTAL_S) {
+        usersig_batch_say(b,
+                          "the server still refuses the batch after %d s of waiting: %s; run it "
+                          "again later (or ask for a higher batch_max_running)",
+                          *waited, b->refusal);
+        return -1;
+    }
+    usersig_batch_say(b, "the server is busy (%s); trying again in %d s", b->refusal, secs);
+    usersig_batch_progress_clear(b);
+    fflush(stdout);
+    *waited += secs;
+    struct timespec ts = {.tv_sec = secs};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* One HTTP request for the body bytes [off, off + len) holding items [first_index, +nitems).
+ * Returns 0, 1 when the server refused it as too large (413), -1 on an error (printed). */
+static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_index,
+                        uint64_t nitems)
+{
+    char path[128];
+    struct span s = {.off = off, .len = len, .first_index = first_index, .nitems = nitems};
+    int rc = -1, waited = 0;
+
+again:
+    if (request_head(b, path, sizeof path) != 0)
+        return -1;
     const char *headers[] = {
         b->hdr,
         "User-Agent: " USER_AGENT,
@@ -270,7 +349,8 @@ static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_
         "Connection: close",
     };
     s.next_id = off;
-    s.sha = EVP_MD_CTX_new();
+    if (s.sha == NULL)
+        s.sha = EVP_MD_CTX_new();
     if (s.sha == NULL || EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1) {
         usersig_batch_say(b, "cannot set up SHA-256");
         goto done;
@@ -285,6 +365,12 @@ static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_
         rc = usersig_batch_stream_end(b, &s);
     else
         rc = usersig_batch_refused(b, &b->answer, b->line, b->line_len);
+    if (rc == 2) {
+        OPENSSL_cleanse(b->hdr, sizeof b->hdr);
+        rc = -1;
+        if (busy_wait(b, &waited) == 0)
+            goto again;
+    }
 done:
     b->cur = NULL;
     b->line_len = 0;
@@ -355,7 +441,7 @@ static int run(struct batch *b)
     const char *line;
     size_t n;
     int k;
-    for (; (k = reader_line(&b->in, &line, &n)) > 0; line_start = b->in.offset) {
+    for (; (k = reader_line(&b->in, &line, &n, 0)) > 0; line_start = b->in.offset) {
         lineno++;
         if (n > 0 && line[n - 1] == '\r')
             n--;
@@ -399,6 +485,224 @@ static int run(struct batch *b)
         return -1;
     }
     return flush_request(b);
+}
+
+/* ---- the streamed request ------------------------------------------------------------------ */
+
+/* Appends one identifier sent to b->pend. Returns 0, or -1 when out of memory. */
+static int pend_push(struct batch *b, const char *id, size_t n, uint64_t lineno, uint64_t in_end)
+{
+    struct pending *q = &b->pend;
+    size_t need = PENDING_HDR + n + 1;
+    if (q->cap - q->tail < need && q->head > 0) { /* the answered front makes room */
+        memmove(q->buf, q->buf + q->head, q->tail - q->head);
+        q->tail -= q->head;
+        q->replay = q->replay > q->head ? q->replay - q->head : 0;
+        q->head = 0;
+    }
+    if (q->cap - q->tail < need) {
+        size_t cap = q->cap > 0 ? q->cap * 2 : PENDING_START;
+        if (cap > PENDING_MAX + PENDING_HDR + IN_BUF + 1) /* the most it can hold */
+            cap = PENDING_MAX + PENDING_HDR + IN_BUF + 1;
+        while (cap - q->tail < need)
+            cap *= 2;
+        char *nb = realloc(q->buf, cap);
+        if (nb == NULL)
+            return -1;
+        q->buf = nb;
+        q->cap = cap;
+    }
+    char *e = q->buf + q->tail;
+    memcpy(e, &lineno, 8);
+    memcpy(e + 8, &in_end, 8);
+    memcpy(e + PENDING_HDR, id, n);
+    e[PENDING_HDR + n] = '\n';
+    q->tail += need;
+    return 0;
+}
+
+/* The streamed body (usersig_http_hooks.send): what a request sent again must repeat (after a
+ * 429), then the next whole lines of stdin, as many as fit, without waiting for stdin; blank
+ * ones skipped (counted as lines), CR LF as LF. Each identifier sent is kept in b->pend until
+ * it is answered; above PENDING_MAX of them the sending waits for the answers. */
+static long stream_send(void *arg, char *buf, size_t cap)
+{
+    struct batch *b = arg;
+    struct pending *q = &b->pend;
+    size_t out = 0;
+    while (q->replay < q->tail) {
+        const char *id = q->buf + q->replay + PENDING_HDR;
+        const char *nl = memchr(id, '\n', q->tail - q->replay - PENDING_HDR);
+        size_t n = (size_t)(nl + 1 - id);
+        if (n > cap - out)
+            return (long)out;
+        memcpy(buf + out, id, n);
+        out += n;
+        q->replay = (size_t)(nl + 1 - q->buf);
+    }
+    while (!b->in_done) {
+        if (q->tail - q->head > PENDING_MAX) {
+            b->wait_answers = 1;
+            break;
+        }
+        const char *line;
+        size_t n;
+        uint64_t at = b->in.offset;
+        int k = reader_line(&b->in, &line, &n, 1);
+        if (k == -3) {
+            b->wait_input = 1;
+            break;
+        }
+        if (k == 0) {
+            b->in_done = 1;
+            break;
+        }
+        if (k == -1) {
+            usersig_batch_say(b, "reading stdin: %s", strerror(errno));
+            return -1;
+        }
+        if (k == -2) {
+            usersig_batch_say(b,
+                              "input line %" PRIu64 " is longer than %d bytes: not an identifier",
+                              b->lineno + 1, IN_BUF);
+            return -1;
+        }
+        size_t len = n > 0 && line[n - 1] == '\r' ? n - 1 : n;
+        if (len + 1 > cap - out) { /* next time: put back */
+            if (out == 0) {
+                usersig_batch_say(b, "input line %" PRIu64 " is %zu bytes, more than %zu",
+                                  b->lineno + 1, len, cap - 1);
+                return -1;
+            }
+            b->in.pos = (size_t)(line - b->in.buf);
+            b->in.offset = at;
+            break;
+        }
+        b->lineno++;
+        if (len == 0)
+            continue;
+        if (pend_push(b, line, len, b->lineno, b->in.offset) != 0) {
+            usersig_batch_say(b, "out of memory");
+            return -1;
+        }
+        q->replay = q->tail;
+        memcpy(buf + out, line, len);
+        buf[out + len] = '\n';
+        out += len + 1;
+        b->sent_items++;
+    }
+    if (out > 0)
+        return (long)out;
+    return b->in_done ? 0 : USERSIG_HTTP_SEND_WAIT;
+}
+
+/* While the sending waits (usersig_http_hooks.send_ready): for the answers to catch up, or for
+ * stdin. */
+static int stream_ready(void *arg, int *fd)
+{
+    struct batch *b = arg;
+    *fd = -1;
+    if (b->wait_answers && b->pend.tail - b->pend.head > PENDING_LOW)
+        return 0;
+    b->wait_answers = 0;
+    if (b->wait_input && !input_ready()) {
+        *fd = STDIN_FILENO;
+        return 0;
+    }
+    b->wait_input = 0;
+    return 1;
+}
+
+/* Reads stdin to its first identifier (blank lines counted), left in the reader. Returns 1 when
+ * there is one, 0 for none, -1 on an error (said). */
+static int stream_first(struct batch *b)
+{
+    const char *line;
+    size_t n;
+    for (;;) {
+        uint64_t at = b->in.offset;
+        int k = reader_line(&b->in, &line, &n, 0);
+        if (k == 0)
+            return 0;
+        if (k == -1) {
+            usersig_batch_say(b, "reading stdin: %s", strerror(errno));
+            return -1;
+        }
+        if (k == -2) {
+            usersig_batch_say(b,
+                              "input line %" PRIu64 " is longer than %d bytes: not an identifier",
+                              b->lineno + 1, IN_BUF);
+            return -1;
+        }
+        if (n > (size_t)(n > 0 && line[n - 1] == '\r')) {
+            b->in.pos = (size_t)(line - b->in.buf);
+            b->in.offset = at;
+            return 1;
+        }
+        b->lineno++;
+    }
+}
+
+/* The whole input in one streamed request. Returns 0, or -1 (said). */
+static int run_stream(struct batch *b)
+{
+    char path[128];
+    struct span s = {.stream = 1};
+    int rc = -1, waited = 0;
+
+    int first = stream_first(b);
+    if (first <= 0)
+        return first;
+    s.sha = EVP_MD_CTX_new();
+    if (s.sha == NULL || EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1) {
+        usersig_batch_say(b, "cannot set up SHA-256");
+        goto done;
+    }
+again:
+    if (request_head(b, path, sizeof path) != 0)
+        goto done;
+    const char *headers[] = {
+        b->hdr,
+        "User-Agent: " USER_AGENT,
+        "Content-Type: text/plain",
+        b->csv ? "Accept: text/csv" : "Accept: application/x-ndjson",
+        "Connection: close",
+    };
+    memset(&b->answer, 0, sizeof b->answer);
+    b->line_len = 0;
+    b->cur = &s;
+    b->pend.replay = b->pend.head; /* a request sent again repeats what its first one sent */
+    b->in_done = b->wait_input = b->wait_answers = 0;
+    if (usersig_http_post_stream(b->http, path, headers, sizeof headers / sizeof headers[0]) != 0)
+        goto done;
+    if (b->answer.status == 200) {
+        rc = usersig_batch_stream_end(b, &s);
+        goto done;
+    }
+    int k = usersig_batch_refused(b, &b->answer, b->line, b->line_len);
+    if (k == 2 && b->done == 0) { /* nothing answered: every identifier sent is in b->pend */
+        OPENSSL_cleanse(b->hdr, sizeof b->hdr);
+        if (busy_wait(b, &waited) == 0)
+            goto again;
+    } else if (k == 2) {
+        usersig_batch_say(b, "the server answered %s", b->refusal);
+    } else if (k == 1) {
+        usersig_batch_say(b,
+                          "the server refused the streamed request as too large (%s): it limits "
+                          "a request's size; nothing was signed: run again with "
+                          "--max-request-bytes (32M, or less than its limit) to send requests "
+                          "of bounded size",
+                          b->refusal);
+    } else if (b->answer.status == 411) {
+        usersig_batch_say(b, "the server (or a proxy) takes no chunked upload: run again with "
+                             "--max-request-bytes 32M to send requests with their length");
+    }
+done:
+    b->cur = NULL;
+    b->line_len = 0;
+    OPENSSL_cleanse(b->hdr, sizeof b->hdr);
+    EVP_MD_CTX_free(s.sha);
+    return rc;
 }
 
 static void report_failures(struct batch *b)
@@ -460,14 +764,20 @@ int usersig_batch_main(int argc, char **argv)
     const char *server = NULL, *token_file = NULL, *why = NULL;
     char bad[256];
     int c, status = EXIT_FATAL;
-    const struct usersig_http_hooks hooks = {
-        .vsay = usersig_batch_vsay, .head = on_head, .body = on_body, .waiting = waiting, .arg = b};
+    const struct usersig_http_hooks hooks = {.vsay = usersig_batch_vsay,
+                                             .head = on_head,
+                                             .body = on_body,
+                                             .waiting = waiting,
+                                             .send = stream_send,
+                                             .send_ready = stream_ready,
+                                             .arg = b};
 
     if (b == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
         return EXIT_FATAL;
     }
     b->max_request = DEFAULT_MAX_REQUEST;
+    b->streaming = 1;
     /* Exact option names, no repeats, no value in the message (usersig_args.h). */
     if (usersig_args_check(argc, argv, batch_opts, "h", bad, sizeof bad) != 0) {
         status = usage_error("%s", bad);
@@ -523,6 +833,7 @@ int usersig_batch_main(int argc, char **argv)
                 status = usage_error("--max-request-bytes must be 64 bytes to 1G");
                 goto done;
             }
+            b->streaming = 0;
             break;
         }
     }
@@ -549,9 +860,10 @@ int usersig_batch_main(int argc, char **argv)
     if ((b->token = load_token(token_file, &b->token_len)) == NULL)
         goto done;
     b->limit = b->max_request;
-    b->req.body = malloc((size_t)b->max_request);
+    if (!b->streaming)
+        b->req.body = malloc((size_t)b->max_request);
     b->http = usersig_http_new(&b->url, b->ca_file, &hooks);
-    if (b->req.body == NULL || b->http == NULL) {
+    if ((!b->streaming && b->req.body == NULL) || b->http == NULL) {
         fprintf(stderr, "usersig: out of memory\n");
         goto done;
     }
@@ -563,7 +875,7 @@ int usersig_batch_main(int argc, char **argv)
     b->t0 = b->last_draw = usersig_batch_now_ns();
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 
-    if (run(b) != 0) {
+    if ((b->streaming ? run_stream(b) : run(b)) != 0) {
         if (b->done > 0)
             usersig_batch_say(b,
                               "stopped after %" PRIu64
@@ -577,7 +889,7 @@ int usersig_batch_main(int argc, char **argv)
         goto done;
     }
     if (b->tty && b->done > 0) {
-        b->req.in_start = b->in.offset;
+        b->req.in_start = b->answered_in = b->in.offset;
         usersig_batch_progress(b, 0, 1);
         fputc('\n', stderr);
         b->progress_shown = 0;
@@ -597,6 +909,7 @@ done:
         free(b->token);
     }
     free(b->req.body);
+    free(b->pend.buf);
     usersig_http_free(b->http);
     free(b);
     return status;

@@ -35,6 +35,16 @@ struct request { /* the identifiers of one request body, as sent */
     struct gap gaps[MAX_GAPS];
 };
 
+/* A streamed request's identifiers sent and not yet answered, oldest first, each entry its input
+ * line number and the input offset after it (8 bytes each, host order), then the identifier and
+ * '\n'. The sending pauses while it holds more than PENDING_MAX bytes. */
+struct pending {
+    char *buf;
+    size_t head, tail, cap;
+    size_t replay; /* a request sent again (after a 429): the next entry to resend */
+};
+#define PENDING_HDR 16
+
 struct reader {
     char buf[IN_BUF];
     size_t pos, end;
@@ -48,7 +58,8 @@ struct summary {
     char batch_id[72], key_version[24], sha256[72];
 };
 
-struct span { /* one HTTP request: a part of the request body and its answer */
+struct span {   /* one HTTP request: a part of the request body (or the stream) and its answer */
+    int stream; /* streamed: the identifiers answered are b->pend's, nitems grows as sent */
     size_t off, len;
     uint64_t first_index, nitems;
     uint64_t received, ok, failed;
@@ -66,14 +77,20 @@ struct batch {
     const char *ca_file; /* --ca-file, or NULL: the system's store */
     uint64_t sdkappid, expire, level, max_request, limit;
     int has_expire, has_level, csv, tty;
+    int streaming; /* one streamed request (no --max-request-bytes) */
     char *token;
     size_t token_len;
     struct reader in;
     struct usersig_http_conn *http;
-    struct request req;
-    struct span *cur;                  /* the request under way */
-    struct usersig_http_answer answer; /* its head, once read */
-    char line[MAX_ANSWER_LINE];        /* an answer line split across reads; or a refusal's body */
+    struct request req;   /* --max-request-bytes: the request being filled */
+    struct pending pend;  /* streamed: sent, not yet answered */
+    uint64_t lineno;      /* streamed: input lines read */
+    uint64_t sent_items;  /* streamed: identifiers sent */
+    uint64_t answered_in; /* streamed: the input offset after the last line answered */
+    int in_done, wait_input, wait_answers; /* streamed: the sending's state */
+    struct span *cur;                      /* the request under way */
+    struct usersig_http_answer answer;     /* its head, once read */
+    char line[MAX_ANSWER_LINE]; /* an answer line split across reads; or a refusal's body */
     size_t line_len;
     char hdr[8192]; /* the Authorization header, wiped after each request */
     uint64_t done, signed_n, failed, last_line;
@@ -110,7 +127,8 @@ int usersig_batch_feed(struct batch *b, struct span *s, const char *p, size_t n)
  * reported. Returns 0, or -1 on an error (said). */
 int usersig_batch_stream_end(struct batch *b, struct span *s);
 /* Any other status: its error body (at most MAX_ERROR_BODY bytes of it are read) into
- * b->refusal. Returns 1 for 413 (the caller splits the request), else -1 (said). */
+ * b->refusal. Returns 1 for 413 (the caller splits the request, or says what to do), 2 for 429
+ * (the caller waits a.retry_after and tries again), else -1 (said). */
 int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a, const char *body,
                           size_t len);
 

@@ -458,18 +458,37 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
         s->stream_error = 1;
         return 0;
     }
-    if (s->received == s->nitems) {
-        usersig_batch_say(b, "the server answered more lines than the %" PRIu64 " identifiers sent",
-                          s->nitems);
-        return -1;
+    const char *body, *sent, *nl;
+    uint64_t lineno, in_end = 0;
+    if (s->stream) { /* the oldest identifier sent and not answered */
+        struct pending *q = &b->pend;
+        if (q->head == q->tail) {
+            usersig_batch_say(
+                b, "the server answered more lines than the %" PRIu64 " identifiers sent so far",
+                b->sent_items);
+            return -1;
+        }
+        body = q->buf;
+        memcpy(&lineno, body + q->head, 8);
+        memcpy(&in_end, body + q->head + 8, 8);
+        sent = body + q->head + PENDING_HDR;
+        nl = memchr(sent, '\n', q->tail - q->head - PENDING_HDR);
+    } else {
+        if (s->received == s->nitems) {
+            usersig_batch_say(
+                b, "the server answered more lines than the %" PRIu64 " identifiers sent",
+                s->nitems);
+            return -1;
+        }
+        body = b->req.body;
+        sent = body + s->next_id;
+        nl = memchr(sent, '\n', s->off + s->len - s->next_id);
+        uint64_t index = s->first_index + s->received;
+        while (s->gap_cursor < b->req.ngaps && b->req.gaps[s->gap_cursor].index <= index)
+            s->skipped += b->req.gaps[s->gap_cursor++].skipped;
+        lineno = b->req.first_line + index + s->skipped;
     }
-    const char *body = b->req.body, *sent = body + s->next_id;
-    const char *nl = memchr(sent, '\n', s->off + s->len - s->next_id);
     size_t sent_len = (size_t)(nl - sent);
-    uint64_t index = s->first_index + s->received;
-    while (s->gap_cursor < b->req.ngaps && b->req.gaps[s->gap_cursor].index <= index)
-        s->skipped += b->req.gaps[s->gap_cursor++].skipped;
-    uint64_t lineno = b->req.first_line + index + s->skipped;
     /* The line numbers named at the end rest on the answer being in input order. Error lines may
      * show an identifier the server could not echo as it was; signed ones are compared. */
     if (kind == LINE_OK && (id_json ? !json_str_equals(id, id_len, sent, sent_len)
@@ -481,7 +500,14 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
                           s->received + 1, lineno, shown);
         return -1;
     }
-    s->next_id = (size_t)(nl + 1 - body);
+    if (s->stream) {
+        b->pend.head = (size_t)(nl + 1 - body);
+        b->answered_in = in_end;
+        if (b->pend.head == b->pend.tail)
+            b->pend.head = b->pend.tail = b->pend.replay = 0;
+    } else {
+        s->next_id = (size_t)(nl + 1 - body);
+    }
     EVP_DigestUpdate(s->sha, line, len);
     EVP_DigestUpdate(s->sha, "\n", 1);
     fwrite_unlocked(line, 1, len, stdout);
@@ -514,8 +540,9 @@ static int span_finish(struct batch *b, struct span *s)
     if (s->stream_error) {
         usersig_batch_say(b,
                           "the server stopped the batch after %" PRIu64 " of the %" PRIu64
-                          " identifiers of a request: %s: %s",
-                          s->received, s->nitems, s->err_code, s->err_msg);
+                          " identifiers %s: %s: %s",
+                          s->received, s->nitems, s->stream ? "sent" : "of a request", s->err_code,
+                          s->err_msg);
         return -1;
     }
     if (!s->sum.seen) {
@@ -586,6 +613,8 @@ int usersig_batch_feed(struct batch *b, struct span *s, const char *p, size_t n)
 /* The end of a 200 answer: a last line without its newline, then the summary check. */
 int usersig_batch_stream_end(struct batch *b, struct span *s)
 {
+    if (s->stream)
+        s->nitems = b->sent_items;
     if (b->line_len > 0 && answer_line(b, s, b->line, b->line_len) != 0)
         return -1;
     b->line_len = 0;
@@ -615,6 +644,8 @@ int usersig_batch_refused(struct batch *b, const struct usersig_http_answer *a, 
     }
     if (a->status == 413)
         return 1;
+    if (a->status == 429)
+        return 2;
     usersig_batch_say(b, "the server answered %s", b->refusal);
     if (a->status == 401)
         usersig_batch_say(b, "check the token (--token-file or $USERSIGD_TOKEN)");

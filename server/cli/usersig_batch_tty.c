@@ -49,6 +49,8 @@ void usersig_batch_say(struct batch *b, const char *fmt, ...)
 static uint64_t answered_bytes(const struct batch *b, size_t body_off)
 {
     const struct request *r = &b->req;
+    if (b->streaming)
+        return b->answered_in;
     if (r->len == 0)
         return r->in_start;
     return r->in_start + (uint64_t)((double)(r->in_end - r->in_start) * body_off / r->len);

@@ -21,6 +21,8 @@
 #include <strings.h>
 
 #define NET_BUF 262144            /* libcurl's receive buffer: the most a body hook gets at once */
+#define UPLOAD_BUF 262144         /* a streamed body's chunks: at most this much a send call */
+#define EXPECT_WAIT_MS 10000L     /* a streamed body waits this long for 100 Continue */
 #define CONNECT_TIMEOUT_MS 10000L /* TCP connect and TLS handshake */
 #define STALL_TIMEOUT_S 300L      /* no byte either way for this long: give up */
 #define MAX_URL 2048
@@ -136,6 +138,9 @@ struct usersig_http_conn {
     CURLM *multi;
     char errbuf[CURL_ERROR_SIZE];
     size_t body_len;
+    int streaming;                     /* the body comes from hooks.send, chunked */
+    int send_paused;                   /* hooks.send had nothing: the sending waits */
+    int send_done;                     /* hooks.send said the body ended */
     struct usersig_http_answer answer; /* the head being read */
     int head_done;                     /* the final answer's head went to the hooks */
     int fresh;                         /* body bytes since the last wait */
@@ -208,6 +213,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         return len;                               /* trailers */
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a status line: a new head */
         memset(a, 0, sizeof *a);
+        a->retry_after = -1;
         const char *sp = memchr(p, ' ', end);
         if (sp != NULL && (size_t)(p + end - sp) >= 4) {
             a->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
@@ -223,6 +229,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         if (c->hooks.head(c->hooks.arg, a) != 0) {
             c->failed = 1;
             return 0;
+        }
+        return len;
+    }
+    static const char ra[] = "retry-after:";
+    if (end > sizeof ra - 1 && strncasecmp(p, ra, sizeof ra - 1) == 0) {
+        const char *v = p + sizeof ra - 1;
+        char num[16];
+        uint64_t secs;
+        while (v < p + end && (*v == ' ' || *v == '\t'))
+            v++;
+        size_t vn = (size_t)(p + end - v);
+        while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+            vn--;
+        if (vn > 0 && vn < sizeof num) { /* delay-seconds; an HTTP date is not read */
+            memcpy(num, v, vn);
+            num[vn] = '\0';
+            if (usersig_http_parse_u64(num, 86400, &secs) == 0)
+                a->retry_after = (int)secs;
         }
         return len;
     }
@@ -252,6 +276,27 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     else
         c->failed = 1;
     return 0; /* libcurl stops: CURLE_WRITE_ERROR */
+}
+
+/* libcurl's CURLOPT_READFUNCTION for a streamed body: the hooks' send, a pause when it has
+ * nothing yet (drive() goes on once send_ready says so). */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct usersig_http_conn *c = arg;
+    if (c->send_done)
+        return 0;
+    long k = c->hooks.send(c->hooks.arg, buf, size * n);
+    if (k == USERSIG_HTTP_SEND_WAIT) {
+        c->send_paused = 1;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (k < 0) {
+        c->failed = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    if (k == 0)
+        c->send_done = 1;
+    return (size_t)k;
 }
 
 /* A certificate libcurl refused: what is wrong with it, in words. */
@@ -320,7 +365,8 @@ static void say_error(struct usersig_http_conn *c, CURLcode rc)
         pre = 0;
     if (curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr) != CURLE_OK)
         oserr = 0;
-    int sending = !c->head_done && (uint64_t)up < (uint64_t)c->body_len;
+    int sending =
+        !c->head_done && (c->streaming ? !c->send_done : (uint64_t)up < (uint64_t)c->body_len);
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
         say(c, "cannot resolve %s: %s", h, detail);
@@ -348,7 +394,13 @@ static void say_error(struct usersig_http_conn *c, CURLcode rc)
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-        if (sending)
+        if (sending && c->streaming)
+            say(c,
+                "the server closed the connection while the request was being sent (%s): a "
+                "server that limits a request's size can end that way; try "
+                "--max-request-bytes 32M",
+                detail);
+        else if (sending)
             say(c,
                 "the server closed the connection while the request was being sent (%s): a "
                 "body over its limit can end that way; try a smaller --max-request-bytes",
@@ -400,8 +452,15 @@ static int set_options(struct usersig_http_conn *c, const char *url, struct curl
     }
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, body);
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    if (c->streaming) { /* chunked, from on_read, once the server said 100 Continue */
+        SET(CURLOPT_READFUNCTION, on_read);
+        SET(CURLOPT_READDATA, c);
+        SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUF);
+        SET(CURLOPT_EXPECT_100_TIMEOUT_MS, EXPECT_WAIT_MS);
+    } else {
+        SET(CURLOPT_POSTFIELDS, body);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, c);
     SET(CURLOPT_WRITEFUNCTION, on_body);
@@ -432,7 +491,25 @@ static int drive(struct usersig_http_conn *c)
         c->fresh = 0;
         if (c->hooks.waiting != NULL && c->hooks.waiting(c->hooks.arg, fresh) != 0)
             return -1;
-        mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        struct curl_waitfd extra = {.fd = -1, .events = CURL_WAIT_POLLIN};
+        if (c->send_paused) {
+            int ready = c->hooks.send_ready(c->hooks.arg, &extra.fd);
+            if (ready) { /* libcurl may call on_read from here, which may pause again */
+                c->send_paused = 0;
+                extra.fd = -1;
+                if (curl_easy_pause(c->easy, CURLPAUSE_CONT) != CURLE_OK) {
+                    say(c, "libcurl: cannot resume the sending");
+                    return -1;
+                }
+                if (c->failed)
+                    return -1;
+                continue;
+            }
+        }
+        /* Waiting on the input (extra) as well: a short wait, so that the answer's progress,
+         * which may also end the pause, is seen soon. */
+        mc = curl_multi_poll(c->multi, extra.fd >= 0 ? &extra : NULL, extra.fd >= 0 ? 1 : 0,
+                             c->send_paused ? 100 : 1000, NULL);
         if (mc != CURLM_OK)
             break;
     }
@@ -465,9 +542,8 @@ static int drive(struct usersig_http_conn *c)
     return 0;
 }
 
-int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
-                      const char *const *headers, size_t nheaders, const char *body,
-                      size_t body_len)
+static int post(struct usersig_http_conn *c, const char *path_query, const char *const *headers,
+                size_t nheaders, const char *body, size_t body_len, int streaming)
 {
     char url[MAX_URL];
     struct curl_slist *list = NULL;
@@ -478,9 +554,16 @@ int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
         say(c, "the request's URL is longer than %d bytes", MAX_URL);
         return -1;
     }
-    for (size_t i = 0; i <= nheaders; i++) {
-        /* "Expect:" (none): the body follows the head at once, no wait for a 100 Continue. */
-        struct curl_slist *t = curl_slist_append(list, i < nheaders ? headers[i] : "Expect:");
+    /* A whole body follows the head at once ("Expect:", none); a streamed one waits for the
+     * server's 100 Continue, so that a refusal (a 429 too_many_batches) comes before any of
+     * the input is taken. */
+    static const char *const extra[] = {"Expect:", "Transfer-Encoding: chunked",
+                                        "Expect: 100-continue"};
+    size_t nextra = streaming ? 2 : 1;
+    const char *const *ex = streaming ? extra + 1 : extra;
+    for (size_t i = 0; i < nheaders + nextra; i++) {
+        struct curl_slist *t =
+            curl_slist_append(list, i < nheaders ? headers[i] : ex[i - nheaders]);
         if (t == NULL) {
             say(c, "out of memory");
             goto done;
@@ -489,7 +572,10 @@ int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
     }
     c->errbuf[0] = '\0';
     c->body_len = body_len;
+    c->streaming = streaming;
+    c->send_paused = c->send_done = 0;
     memset(&c->answer, 0, sizeof c->answer);
+    c->answer.retry_after = -1;
     c->head_done = c->fresh = c->stopped = c->failed = 0;
     curl_easy_reset(c->easy);
     if (set_options(c, url, list, body, body_len) != 0)
@@ -508,4 +594,21 @@ done:
         OPENSSL_cleanse(t->data, strlen(t->data)); /* the token's header */
     curl_slist_free_all(list);
     return rc;
+}
+
+int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
+                      const char *const *headers, size_t nheaders, const char *body,
+                      size_t body_len)
+{
+    return post(c, path_query, headers, nheaders, body, body_len, 0);
+}
+
+int usersig_http_post_stream(struct usersig_http_conn *c, const char *path_query,
+                             const char *const *headers, size_t nheaders)
+{
+    if (c->hooks.send == NULL || c->hooks.send_ready == NULL) {
+        say(c, "a streamed request without a body source");
+        return -1;
+    }
+    return post(c, path_query, headers, nheaders, NULL, 0, 1);
 }

@@ -43,7 +43,11 @@ int usersig_http_check_ca_file(const char *path, const char **why) USERSIG_HTTP_
 struct usersig_http_answer {
     int status;
     char reason[64], request_id[64]; /* cleaned (usersig_http_clean_copy); "" when absent */
+    int retry_after;                 /* Retry-After in seconds (0..86400), -1 when absent */
 };
+
+/* What a streamed body's source returns when it has nothing to give yet (see send). */
+#define USERSIG_HTTP_SEND_WAIT (-2)
 
 /* What a request asks of its user; copied by usersig_http_new. */
 struct usersig_http_hooks {
@@ -59,6 +63,14 @@ struct usersig_http_hooks {
      * arrived since the last wait (NULL: nothing to do). Returns 0, or -1 (having reported
      * why) to give up. */
     int (*waiting)(void *arg, int fresh);
+    /* A streamed request's body (usersig_http_post_stream): its next bytes, at most cap, into
+     * buf. Returns how many (> 0), 0 at the body's end, USERSIG_HTTP_SEND_WAIT when none can
+     * be given now (the sending pauses; send_ready says when to go on), -1 (having reported
+     * why) to give up. */
+    long (*send)(void *arg, char *buf, size_t cap);
+    /* While the sending pauses: 1 when send has bytes again; 0 not yet, *fd then a descriptor
+     * whose readability may change that (-1: only the answer's progress can). */
+    int (*send_ready)(void *arg, int *fd);
     void *arg;
 };
 
@@ -80,5 +92,11 @@ void usersig_http_free(struct usersig_http_conn *c);
 int usersig_http_post(struct usersig_http_conn *c, const char *path_query,
                       const char *const *headers, size_t nheaders, const char *body,
                       size_t body_len) USERSIG_HTTP_WUR;
+
+/* As usersig_http_post, with a body of unknown length taken from the hooks' send as it goes
+ * and sent chunked (Transfer-Encoding: chunked, after the server's 100 Continue), while the
+ * answer is read: the two directions at once, each at the other side's pace. */
+int usersig_http_post_stream(struct usersig_http_conn *c, const char *path_query,
+                             const char *const *headers, size_t nheaders) USERSIG_HTTP_WUR;
 
 #endif

@@ -3,7 +3,9 @@
 # module, written below) that answers like POST /v1/apps/{sdkappid}/usersigs/batch: chunked
 # NDJSON or CSV lines in input order, then a summary with the SHA-256 of the lines. The first path
 # segment of --server's prefix picks a misbehaviour (a wrong sha256, a stream cut short, lines out
-# of order, 413 over a size, ...), so one fake server serves every case.
+# of order, 413 over a size, 429 busy, ...), so one fake server serves every case. The client
+# sends one chunked request by default (streamed as stdin is read); mode "live" answers each line
+# as it arrives, as usersigd does, so both directions run at once.
 #
 # Usage: bash tests/cli/test_batch_client.sh PATH/TO/usersig
 # Needs node (skipped with a visible "skip:" line without it, a failure when $CI is set).
@@ -63,6 +65,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const [portFile, logFile] = process.argv.slice(2);
 const TOKEN = process.env.FAKE_TOKEN;
+let busyCount = 0;
 
 function fail(res, status, code, message) {
   const body = JSON.stringify({ error: { code, message } });
@@ -89,6 +92,16 @@ const server = http.createServer((req, res) => {
   }
   if (req.headers.authorization !== 'Bearer ' + TOKEN) return fail(res, 401, 'unauthorized', 'bad token');
   if (m[2] !== '1400000000') return fail(res, 404, 'app_not_found', 'no app ' + m[2]);
+  // busy: two of every three requests are 429 (usersigd's batch_max_running); busylong asks
+  // for an hour. Answered before the body is read (a streamed one is not sent: no 100 Continue).
+  if (mode === 'busylong' || (mode === 'busy' && busyCount++ % 3 !== 2)) {
+    fs.appendFileSync(logFile, JSON.stringify({ mode, busy: true, te: req.headers['transfer-encoding'] || '' }) + '\n');
+    const body = JSON.stringify({ error: { code: 'too_many_batches', message: '8 batches are running' } });
+    res.writeHead(429, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+      'Retry-After': mode === 'busylong' ? '3600' : '1', 'X-Request-Id': 'fake0002', Connection: 'close' });
+    return res.end(body);
+  }
+  if (mode === 'live' || mode === 'livecut') return live(req, res, mode);
   const lim = /^limit(\d+)$/.exec(mode);
   if (mode === 'always413' || (lim && len > Number(lim[1]))) {
     // Answer before reading the body, as a server enforcing its limit does.
@@ -106,7 +119,7 @@ const server = http.createServer((req, res) => {
     const csv = req.headers.accept === 'text/csv';
     fs.appendFileSync(logFile, JSON.stringify({ mode, len, bytes: body.length, items: ids.length,
       query: m[3] || '', accept: req.headers.accept, endsNL: body.endsWith('\n'),
-      host: req.headers.host }) + '\n');
+      host: req.headers.host, te: req.headers['transfer-encoding'] || '' }) + '\n');
     let lines = ids.map((raw) => {
       const id = raw.replace(/\r$/, '');
       const bad = id === '' || id.startsWith('bad') || id.length > 32;
@@ -154,6 +167,43 @@ const server = http.createServer((req, res) => {
     res.end();
   });
 });
+// Answers each whole line as it arrives (NDJSON), the summary at the body's end; livecut answers
+// three lines, then ends as usersigd does for a body cut short: its last line an error.
+function live(req, res, mode) {
+  const sha = crypto.createHash('sha256');
+  let rest = '', count = 0, failed = 0, bytes = 0, ended = false;
+  res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+  const put = (l) => { sha.update(l + '\n', 'latin1'); res.write(l + '\n'); };
+  req.on('data', (c) => {
+    if (ended) return;
+    bytes += c.length;
+    const parts = (rest + c.toString('latin1')).split('\n');
+    rest = parts.pop();
+    for (const id of parts) {
+      if (mode === 'livecut' && count === 3) {
+        ended = true;
+        res.end(JSON.stringify({ error: { code: 'bad_request', message: 'the request body was cut short ' +
+          '(the client stopped sending mid-way): its whole lines were answered, and the batch is recorded ' +
+          'as aborted after 3 lines (batch_id 00000000000000000000000000000001, request id fake0003)' } }) + '\n');
+        return req.destroy();
+      }
+      count++;
+      const bad = id.startsWith('bad');
+      if (bad) failed++;
+      put(JSON.stringify(bad ? { identifier: id, error: { code: 'bad_identifier', message: 'no' } }
+        : { identifier: id, usersig: 'sig.' + Buffer.from(id).toString('hex'), key_version: 3 }));
+    }
+  });
+  req.on('end', () => {
+    if (ended) return;
+    fs.appendFileSync(logFile, JSON.stringify({ mode, live: true, bytes, items: count,
+      te: req.headers['transfer-encoding'] || '', expect: req.headers.expect || '' }) + '\n');
+    const s = { batch_id: crypto.randomBytes(8).toString('hex'), count, signed: count - failed, failed,
+      key_version: 3, sha256: sha.digest('hex') };
+    res.end(JSON.stringify({ summary: s }) + '\n');
+  });
+}
+
 server.listen(0, '127.0.0.1', () => {
   // The same handler on IPv6 loopback too, when there is one (the port file says "port port6").
   const six = http.createServer(server.listeners('request')[0]);
@@ -403,10 +453,14 @@ else
 fi
 # blank lines between all 10000 identifiers: past 4096 runs of them a request is sent early
 awk 'BEGIN { for (i = 1; i <= 10000; i++) { print (i == 9999 ? "bad" : "u") i; print "" } }' >"$TMP/idsgaps"
-batch "$TMP/idsgaps" "$URL"
+batch "$TMP/idsgaps" "$URL" --max-request-bytes 32M
 expect_rc "blank line runs" 1
 expect_err "blank line runs: the line named" "1 of 10000 identifiers failed, at input line 19997 \(bad_identifier\);"
 [ "$(grep -c '^batch ' "$TMP/err")" -eq 3 ] && pass "blank line runs: 3 requests" || fail "blank line runs: requests" "$ERR"
+batch "$TMP/idsgaps" "$URL"
+expect_rc "blank line runs, streamed" 1
+expect_err "blank line runs, streamed: the line named" "1 of 10000 identifiers failed, at input line 19997 \(bad_identifier\);"
+[ "$(grep -c '^batch ' "$TMP/err")" -eq 1 ] && pass "blank line runs, streamed: 1 request" || fail "blank line runs, streamed: requests" "$ERR"
 awk 'BEGIN { for (i = 1; i <= 40; i++) { print "bad" i; print "ok" i } }' >"$TMP/idsbad40"
 batch "$TMP/idsbad40" "$URL" --max-request-bytes 100
 expect_rc "40 failed" 1
@@ -488,9 +542,101 @@ batch "$TMP/ids200k" "$URL/limit1000000" --max-request-bytes 4M
 expect_rc "413 before a 2.4 MB body is read: split and sent again" 0
 same_file "413 before a 2.4 MB body is read: order kept" "$TMP/want200k"
 expect_err "413 before a 2.4 MB body is read: said" "refused a request of 2400000 bytes \(HTTP 413: body_too_large: "
-batch "$TMP/ids10" "$URL/always413"
+batch "$TMP/ids10" "$URL/always413" --max-request-bytes 1M
 expect_rc "413 for one identifier" 2
 expect_err "413 for one identifier" "refuses even a request of one identifier \([0-9]+ bytes\): HTTP 413: body_too_large: the body is over 1 MiB: split.*\(request id fake0001\)"
+# a streamed request refused as too large: nothing was signed, and the way out is named
+batch "$TMP/ids10" "$URL/always413"
+expect_rc "413 to a streamed request" 2
+expect_err "413 to a streamed request" "refused the streamed request as too large \(HTTP 413: body_too_large: .*\): it limits a request's size; nothing was signed: run again with --max-request-bytes"
+[ -s "$TMP/out" ] && fail "413 to a streamed request: stdout not empty" || pass "413 to a streamed request: stdout empty"
+
+# ---- streamed requests -------------------------------------------------------------------------
+# one chunked request, after 100 Continue, whatever the input size (no --max-request-bytes)
+batch "$TMP/ids1000" "$URL"
+expect_rc "streamed: 1000 identifiers" 0
+same_file "streamed: 1000 identifiers" "$TMP/want1000"
+node -e '
+  const log = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+  if (log.length !== 1 || log[0].te !== "chunked" || log[0].len !== -1 || log[0].items !== 1000) process.exit(1);
+' "$TMP/log" && pass "streamed: one chunked request" || fail "streamed: one chunked request" "$(cat "$TMP/log")"
+# a large input from a pipe, answered line by line as it arrives ("live"); the client's memory
+# stays bounded (it holds only what is sent and not yet answered), VmHWM sampled from /proc
+N_LARGE=1000000
+awk -v n=$N_LARGE 'BEGIN { for (i = 1; i <= n; i++) printf "user_%08d\n", i }' |
+    "$U" batch --server "$URL/live" --token-file "$TMP/token" --sdkappid 1400000000 >"$TMP/out" 2>"$TMP/err" &
+BPID=$!
+HWM=0
+while kill -0 $BPID 2>/dev/null; do
+    h=$(awk '/^VmHWM/ { print $2 }' /proc/$BPID/status 2>/dev/null)
+    [ -n "$h" ] && [ "$h" -gt "$HWM" ] && HWM=$h
+    sleep 0.1
+done
+wait $BPID
+RC=$?
+ERR=$(cat "$TMP/err")
+expect_rc "streamed: $N_LARGE identifiers from a pipe" 0
+expect_err "streamed: $N_LARGE identifiers: summary" "^batch [0-9a-f]{16}: $N_LARGE signed $N_LARGE failed 0 key_version 3 sha256 [0-9a-f]{64}$"
+if [ "$(wc -l <"$TMP/out")" -eq $N_LARGE ] && [ "$(tail -n 1 "$TMP/out" | cut -c1-30)" == '{"identifier":"user_01000000",' ]; then
+    pass "streamed: $N_LARGE lines out, in order"
+else
+    fail "streamed: $N_LARGE lines out" "$(wc -l <"$TMP/out") lines; last $(tail -n 1 "$TMP/out" | head -c 80)"
+fi
+# the input is 14 MB: the client starts at some 11 MiB (libcurl, OpenSSL) and holds at most 4 MiB
+# of the input (sent, not yet answered): one holding the input whole would pass 25 MiB
+if [ "$HWM" -gt 0 ] && [ "$HWM" -lt 20480 ]; then pass "streamed: client peak RSS ${HWM} kB < 20 MiB"; else
+    fail "streamed: client peak RSS ${HWM} kB (want < 20 MiB, 0 = not sampled)"; fi
+grep -q '"live":true,"bytes":14000000,"items":1000000,"te":"chunked","expect":"100-continue"' "$TMP/log" &&
+    pass "streamed: one chunked request of 14 MB after Expect: 100-continue" || fail "streamed: request log" "$(cat "$TMP/log")"
+# a slow pipe: the first line is answered (and written out) before the second is typed
+: >"$TMP/log"
+{
+    echo u1
+    for _ in $(seq 100); do grep -q '"identifier":"u1"' "$TMP/out" 2>/dev/null && break; sleep 0.05; done
+    grep -q '"identifier":"u1"' "$TMP/out" 2>/dev/null || echo late
+    sleep 0.3
+    printf 'u2\n\nbad4\nu5'
+} | "$U" batch --server "$URL/live" --token-file "$TMP/token" --sdkappid 1400000000 >"$TMP/out" 2>"$TMP/err"
+RC=$?
+ERR=$(cat "$TMP/err")
+expect_rc "streamed: a slow pipe" 1
+expect_err "streamed: a slow pipe: the failed line named" "1 of 4 identifiers failed, at input line 4 \(bad_identifier\);"
+if [ "$(cut -c1-18 "$TMP/out" | tr '\n' ' ')" == '{"identifier":"u1" {"identifier":"u2" {"identifier":"bad {"identifier":"u5" ' ]; then
+    pass "streamed: a slow pipe: u1 answered before u2 was sent"
+else
+    fail "streamed: a slow pipe: output" "$(cat "$TMP/out")"
+fi
+# the server's last line for a body cut short (usersigd: bad_request, the batch aborted): the
+# lines before it kept, exit 2, where to resume
+batch "$TMP/ids1000" "$URL/livecut"
+expect_rc "streamed: the server's cut line" 2
+expect_err "streamed: the server's cut line" "stopped the batch after 3 of the [0-9]+ identifiers sent: bad_request: the request body was cut short .*recorded as aborted after 3 lines"
+expect_err "streamed: the server's cut line: resume hint" "stopped after 3 answered identifiers \(input lines up to 3, in stdout\); resume from line 4 \(tail -n \+4\)"
+[ "$(wc -l <"$TMP/out")" -eq 3 ] && pass "streamed: the server's cut line: 3 lines in stdout" || fail "streamed: cut: stdout" "$(cat "$TMP/out")"
+# the server's other last-line errors, streamed, NDJSON and CSV
+batch "$TMP/ids1000" "$URL/break"
+expect_rc "streamed: the server stopped the batch" 2
+expect_err "streamed: the server stopped the batch" "stopped the batch after 3 of the 1000 identifiers sent: internal: boom"
+batch "$TMP/ids1000" "$URL/break" --format csv
+expect_rc "streamed csv: the server stopped the batch" 2
+
+# ---- 429 too_many_batches ----------------------------------------------------------------------
+# two refusals with Retry-After: 1, then accepted: waited for, said, nothing lost, no body sent
+# with a refused request (the streamed body waits for 100 Continue)
+batch "$TMP/ids1000" "$URL/busy"
+expect_rc "429 twice, then accepted" 0
+same_file "429 twice, then accepted" "$TMP/want1000"
+[ "$(grep -c 'the server is busy (HTTP 429: too_many_batches: 8 batches are running (request id fake0002)); trying again in 1 s' "$TMP/err")" -eq 2 ] &&
+    pass "429: each wait said" || fail "429: each wait said" "$ERR"
+[ "$(grep -c '"busy":true' "$TMP/log")" -eq 2 ] && grep -q '"items":1000' "$TMP/log" &&
+    pass "429: 2 refused, then 1000 identifiers" || fail "429: request log" "$(cat "$TMP/log")"
+batch "$TMP/ids1000" "$URL/busy" --max-request-bytes 6000
+expect_rc "429 with --max-request-bytes" 0
+same_file "429 with --max-request-bytes" "$TMP/want1000"
+batch "$TMP/ids10" "$URL/busylong"
+expect_rc "429 asking for an hour" 2
+expect_err "429 asking for an hour" "the server is busy \(HTTP 429: too_many_batches: .*\) and asks for 3600 s before another try; run the batch again later"
+[ -s "$TMP/out" ] && fail "429 asking for an hour: stdout not empty" || pass "429 asking for an hour: nothing signed"
 
 # ---- connections -------------------------------------------------------------------------------
 CLOSED=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
@@ -523,6 +669,12 @@ if command -v script >/dev/null 2>&1; then
         pass "progress line on a terminal"
     else
         fail "progress line on a terminal" "$(tr '\r' '|' <"$TMP/tty" | tail -c 300)"
+    fi
+    script -qec "\"$U\" batch --server $URL/live --token-file $TMP/token --sdkappid 1400000000 <$TMP/ids1000 >$TMP/out" "$TMP/tty" >/dev/null 2>&1
+    if grep -q 'usersig batch: 1000 done, 0 failed, .*/s (100%), ETA 0:00:00' "$TMP/tty"; then
+        pass "progress line on a terminal, streamed"
+    else
+        fail "progress line on a terminal, streamed" "$(tr '\r' '|' <"$TMP/tty" | tail -c 300)"
     fi
 else
     echo "skip: no script(1) for the terminal test"
