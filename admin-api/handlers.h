@@ -28,6 +28,9 @@ void handle_usersig_verify(struct api_request *r);
 void handle_usersig_batch(struct api_request *r); /* batch.c */
 void handle_batch_list(struct api_request *r);    /* batch_list.c */
 
+/* tencent_api.c: the REST gateway */
+void handle_tencent_call(struct api_request *r);
+
 /* audit_api.c */
 void handle_audit_list(struct api_request *r);
 void handle_audit_verify(struct api_request *r);

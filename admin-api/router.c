@@ -54,8 +54,13 @@ static const struct param_type {
     {"version", 1, 2147483647LL, "an integer from 1 to 2147483647"},
     {"id", 1, INT64_MAX, "an integer from 1 to 9223372036854775807"},
     {"file", 0, 0, "one path segment"},
+    {"servicename", 0, 0, "1 to 64 of a-z 0-9 _"},
+    {"command", 0, 0, "1 to 64 of a-z 0-9 _"},
 };
 #define PARAM_FILE (&param_types[3])
+/* {servicename} and {command} (the REST gateway's Tencent names) are names too: the handler
+ * reads them from the path; here they are only checked. */
+#define PARAM_IS_NAME(t) ((t) == &param_types[4] || (t) == &param_types[5])
 
 static const struct param_type *param_type_of(const struct seg *s)
 {
@@ -72,6 +77,16 @@ static bool parse_param(const struct seg *s, const struct param_type *t, int64_t
     uint64_t v = 0;
     if (t == PARAM_FILE) { /* any segment: see param_types */
         *out = 0;
+        return true;
+    }
+    if (PARAM_IS_NAME(t)) {
+        *out = 0;
+        if (s->n == 0 || s->n > 64)
+            return false;
+        for (size_t i = 0; i < s->n; i++)
+            if (!((s->p[i] >= 'a' && s->p[i] <= 'z') || (s->p[i] >= '0' && s->p[i] <= '9') ||
+                  s->p[i] == '_'))
+                return false;
         return true;
     }
     if (s->n == 0 || s->n > 19 || (s->p[0] == '0'))

@@ -20,7 +20,7 @@
  * (the token check already read all it says), the dashboard (files in memory), and signing and
  * verifying (their handlers use the pool themselves; the batch endpoint reads a raw body and
  * streams), and /metrics (it reads the loop's own counters; its one database read it makes on
- * the pool itself).
+ * the pool itself), and the REST gateway (its calls wait on Tencent from the loop).
  * API_ROUTE_METRIC_SIGN, _VERIFY: counted by app in the metrics. */
 const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/healthz", "getHealth", PERM_PUBLIC, API_BODY_NONE, 0, handle_healthz},
@@ -59,6 +59,8 @@ const struct api_route api_routes[] = {
      API_BODY_RAW, 0, handle_usersig_batch},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/usersigs/batches", "listBatches", PERM_AUDIT_READ,
      API_BODY_NONE, API_ROUTE_OFFLOAD, handle_batch_list},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/tencent/{servicename}/{command}", "callTencent",
+     PERM_TENCENT_REST, API_BODY_JSON, 0, handle_tencent_call},
     {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", PERM_VERIFY, API_BODY_JSON,
      API_ROUTE_METRIC_VERIFY, handle_usersig_verify},
 

@@ -55,6 +55,7 @@ struct config {
     char tencent_ca_file[CONFIG_STRING_MAX]; /* empty: the system's CA store */
     int64_t tencent_connect_timeout_ms;
     int64_t tencent_timeout_ms;
+    int tencent_rate; /* calls a second per app (the gateway's token bucket) */
     /* Audit checkpoints (server/core/checkpoint.h): every this many events, every this many
      * seconds (0: not by that); the verify counts' flush (server/core/usage.h), in seconds. */
     int audit_checkpoint_events;

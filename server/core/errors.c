@@ -47,6 +47,8 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_IDENTIFIER_PREFIX] = {"identifier_prefix", 403, LOG_INFO,
                                    "this token may sign only identifiers that start with one of "
                                    "its identifier_prefixes"},
+    [API_ERR_REST_NOT_ALLOWED] = {"rest_not_allowed", 403, LOG_INFO,
+                                  "this token's rest_allow does not cover this servicename/command"},
     [API_ERR_NOT_FOUND] = {"not_found", 404, LOG_DEBUG, "no such path"},
     [API_ERR_APP_NOT_FOUND] = {"app_not_found", 404, LOG_INFO, "no app with this sdkappid"},
     [API_ERR_REQUEST_TIMEOUT] = {"request_timeout", 408, LOG_INFO,
@@ -87,6 +89,9 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_TOO_MANY_BATCHES] = {"too_many_batches", 429, LOG_INFO,
                                   "as many batches as this server runs at once are running; "
                                   "retry after Retry-After seconds"},
+    [API_ERR_TENCENT_RATE_LIMITED] = {"tencent_rate_limited", 429, LOG_INFO,
+                                      "the app's calls to Tencent's REST API are at their rate "
+                                      "limit; retry after Retry-After seconds"},
     [API_ERR_URI_TOO_LONG] = {"uri_too_long", 414, LOG_INFO, "the request URL is too long"},
     [API_ERR_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, LOG_INFO,
                                         "send the body as Content-Type: application/json"},
@@ -95,6 +100,13 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                           "internal error: the server log has the details under the request id"},
     [API_ERR_NOT_IMPLEMENTED] = {"not_implemented", 501, LOG_ERROR,
                                  "this route is not implemented yet"},
+    [API_ERR_TENCENT_UNREACHABLE] = {"tencent_unreachable", 502, LOG_ERROR,
+                                     "Tencent's REST API could not be reached (connection or TLS)"},
+    [API_ERR_TENCENT_BAD_REPLY] = {"tencent_bad_reply", 502, LOG_ERROR,
+                                   "Tencent's REST API answered with something other than its "
+                                   "JSON reply"},
+    [API_ERR_TENCENT_TIMEOUT] = {"tencent_timeout", 504, LOG_ERROR,
+                                 "Tencent's REST API did not answer in time (tencent_timeout)"},
     [API_ERR_UNAVAILABLE] = {"unavailable", 503, LOG_ERROR,
                              "the service cannot reach its database; retry later"},
     [API_ERR_HTTP_VERSION] = {"http_version_not_supported", 505, LOG_ERROR,

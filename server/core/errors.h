@@ -34,6 +34,7 @@ enum api_error {
     API_ERR_CORS_FORBIDDEN,          /* 403: a CORS preflight from an origin not allowed */
     API_ERR_ADMIN_IDENTIFIER,        /* 403: the identifier is an app administrator's */
     API_ERR_IDENTIFIER_PREFIX,       /* 403: the identifier starts with none of the prefixes */
+    API_ERR_REST_NOT_ALLOWED,        /* 403: servicename/command outside the token's rest_allow */
     API_ERR_NOT_FOUND,               /* 404: no such path */
     API_ERR_APP_NOT_FOUND,           /* 404 */
     API_ERR_REQUEST_TIMEOUT,         /* 408: the request head did not arrive in time */
@@ -55,10 +56,14 @@ enum api_error {
     API_ERR_APP_SIGNS_PER_SECOND,    /* 429: the app's signs_per_second (Retry-After) */
     API_ERR_TOKEN_BATCH_TOKENS_PER_DAY, /* 429: the API token's batch_tokens_per_day */
     API_ERR_APP_BATCH_TOKENS_PER_DAY,   /* 429: the app's batch_tokens_per_day */
+    API_ERR_TENCENT_RATE_LIMITED,    /* 429: the app's calls to Tencent are at their limit */
 
     API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
     API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */
-    API_ERR_UNAVAILABLE,     /* 503: the database cannot be reached */
+    API_ERR_TENCENT_UNREACHABLE, /* 502: no connection to Tencent (connect, TLS, ...) */
+    API_ERR_TENCENT_BAD_REPLY,   /* 502: Tencent's answer is not its JSON, or not HTTP 200 */
+    API_ERR_UNAVAILABLE,         /* 503: the database cannot be reached */
+    API_ERR_TENCENT_TIMEOUT,     /* 504: Tencent did not answer within tencent_timeout */
     API_ERR_HTTP_VERSION,    /* 505: not HTTP/1.1 or HTTP/1.0 */
 
     API_ERR_COUNT

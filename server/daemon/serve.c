@@ -23,6 +23,7 @@
 #include "batches.h"
 #include "offload.h"
 #include "dbpool.h"
+#include "gateway.h"
 #include "listener.h"
 #include "pipeline.h"
 #include "routes.h"
@@ -359,6 +360,9 @@ static int run_loop(struct serve *s)
     struct batches_config bcfg = {.conninfo = d->conninfo};
     if (batches_new(s->base, &d->svc, &bcfg, &s->batches) != 0)
         return -1;
+    /* Calls to Tencent's REST API on this loop (gateway.h); its signer signs on the pool. */
+    if (gateway_new(s->base, &d->svc, &d->svc.gateway) != 0)
+        return -1;
     struct upkeep_config ucfg = {.checkpoint_events = d->cfg.audit_checkpoint_events,
                                  .checkpoint_seconds = d->cfg.audit_checkpoint_seconds,
                                  .flush_seconds = d->cfg.verify_counts_flush_seconds};
@@ -450,6 +454,9 @@ done:
             event_free(s.sig[i]); /* boot.c's handler is back: nothing kills us while we stop */
     if (s.drain != NULL)
         event_free(s.drain);
+    /* Before the pool: its calls end cancelled and are audited on the pool. */
+    gateway_free(d->svc.gateway);
+    d->svc.gateway = NULL;
     /* Before the server: the requests waiting on the pool borrow their inputs from it; the
      * running jobs finish, the queued ones complete as cancelled, and each replies. */
     dbpool_free(d->svc.pool);

@@ -42,6 +42,8 @@ struct tcall {
     struct event *ev; /* retry timer, then the finishing event */
     struct tim_result result;
     json_t *reply;
+    char *raw; /* the reply's bytes, with reply */
+    size_t raw_len;
     char info[INFO_MAX];
     struct tcall *qnext;       /* in its bucket's queue, or its entry's waiters */
     struct tcall *prev, *next; /* every call of t */
@@ -113,6 +115,7 @@ static void call_free(struct tcall *c)
     if (c->ev != NULL)
         event_free(c->ev);
     json_decref(c->reply);
+    free(c->raw);
     free(c->base_url);
     free(c->body);
     free(c);
@@ -135,6 +138,8 @@ static void deliver(struct tcall *c)
     c->result.attempts = c->attempts;
     c->result.duration_ms = mono_ms() - c->started_ms;
     c->result.reply = c->reply;
+    c->result.body = c->reply != NULL ? c->raw : NULL;
+    c->result.body_len = c->reply != NULL ? c->raw_len : 0;
     if (c->result.error_info == NULL)
         c->result.error_info = c->info;
     call_unlink(c);
@@ -494,6 +499,9 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     struct tcall *c = arg;
     json_decref(c->reply);
     c->reply = NULL;
+    free(c->raw);
+    c->raw = NULL;
+    c->raw_len = 0;
     memset(&c->result, 0, sizeof c->result);
     struct bucket *b = bucket_get(c->t, c->sdkappid);
     if (b == NULL) {
@@ -531,6 +539,15 @@ static void on_reply(const struct outbound_result *r, void *arg)
         return;
     }
     c->reply = reply;
+    free(c->raw);
+    c->raw = malloc(r->body_len + 1);
+    if (c->raw == NULL) {
+        finish(c, TIM_NO_MEMORY, "out of memory");
+        return;
+    }
+    memcpy(c->raw, r->body, r->body_len);
+    c->raw[r->body_len] = '\0';
+    c->raw_len = r->body_len;
     c->result.action_ok = action_ok;
     c->result.error_code = code;
     c->result.error_info = info;

@@ -440,6 +440,12 @@ static void concrete(const char *pattern, char *out, size_t cap)
         } else if (strncmp(p, "{id}", 4) == 0) {
             n += (size_t)snprintf(out + n, cap - n, "42");
             p += 4;
+        } else if (strncmp(p, "{servicename}", 13) == 0) {
+            n += (size_t)snprintf(out + n, cap - n, "im_open_login_svc");
+            p += 13;
+        } else if (strncmp(p, "{command}", 9) == 0) {
+            n += (size_t)snprintf(out + n, cap - n, "account_check");
+            p += 9;
         } else if (strncmp(p, "{file}", 6) == 0) {
             n += (size_t)snprintf(out + n, cap - n, "app.js");
             p += 6;

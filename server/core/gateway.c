@@ -1,0 +1,389 @@
+/*
+ * The REST gateway's operation (gateway.h): the tim client of the process, its signer (the core's
+ * sign.c, as the server itself), and one call's stages: the app's entry (cache, else a database
+ * thread), the call through tim, the audit event on a database thread, then done.
+ */
+#include "gateway.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sign.h"
+
+#define GATEWAY_AUDIT_BATCH 32 /* audit events of calls ended together, one transaction */
+#define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
+
+struct gateway {
+    struct service *svc; /* the loop's */
+    struct tim *tim;
+};
+
+/* ---- the signer: admin UserSigs through the core ------------------------------------------ */
+
+struct gw_sign {
+    struct sign_request req;
+    char identifier[TIM_MAX_IDENTIFIER + 1];
+    tim_signed_fn done;
+    void *ctx;
+};
+
+static void gw_signed(struct sign_request *req)
+{
+    struct gw_sign *s = req->arg;
+    if (req->err == API_OK && req->token_len > 0 && req->token_len < sizeof req->token) {
+        req->token[req->token_len] = '\0';
+        s->done(s->ctx, req->token, req->issued_at, (int64_t)req->in.expire);
+    } else {
+        log_warn("gateway: no admin UserSig for app %u as \"%s\": %s", req->sdkappid, s->identifier,
+                 req->msg[0] != '\0' ? req->msg : api_error_code(req->err));
+        s->done(s->ctx, NULL, 0, 0);
+    }
+    OPENSSL_cleanse(req->token, sizeof req->token);
+    free(s);
+}
+
+/* tim's signer: the app's active key signs for identifier (one of its administrator accounts)
+ * in a sign group, audited as usersig.sign by the server; valid for what tim asks, at most the
+ * app's admin_max_expire (and max_expire). */
+static void gw_sign(void *arg, uint32_t sdkappid, const char *identifier, uint32_t key_version,
+                    int64_t expire, tim_signed_fn done, void *ctx)
+{
+    struct gateway *g = arg;
+    struct gw_sign *s = calloc(1, sizeof *s);
+    (void)key_version; /* the active one signs; a rotation in between changes nothing here */
+    if (s == NULL) {
+        done(ctx, NULL, 0, 0);
+        return;
+    }
+    snprintf(s->identifier, sizeof s->identifier, "%s", identifier);
+    s->done = done;
+    s->ctx = ctx;
+    s->req.principal = NULL; /* the server itself */
+    s->req.sdkappid = sdkappid;
+    s->req.in.identifier = s->identifier;
+    s->req.in.identifier_len = strlen(s->identifier);
+    const struct cache_app *a =
+        g->svc->cache != NULL ? cache_app_get(g->svc->cache, sdkappid) : NULL;
+    if (a != NULL) {
+        int64_t e = expire;
+        if (e > (int64_t)a->app.admin_max_expire)
+            e = a->app.admin_max_expire;
+        if (e > (int64_t)a->app.max_expire)
+            e = a->app.max_expire;
+        s->req.in.has_expire = true;
+        s->req.in.expire = e;
+        cache_app_release(a);
+    } /* else the app's default, lowered to admin_max_expire by sign_check_principal */
+    s->req.refused_err = API_OK;
+    s->req.done = gw_signed;
+    s->req.arg = s;
+    sign_submit(g->svc, &s->req);
+}
+
+/* ---- the client ----------------------------------------------------------------------------- */
+
+int gateway_new(struct event_base *base, struct service *svc, struct gateway **out)
+{
+    char err[256] = "";
+    struct gateway *g = calloc(1, sizeof *g);
+    *out = NULL;
+    if (g == NULL) {
+        log_error("gateway: out of memory");
+        return -1;
+    }
+    g->svc = svc;
+    struct tim_options o;
+    memset(&o, 0, sizeof o);
+    outbound_options_from_config(svc->cfg, &o.outbound);
+    o.sign = gw_sign;
+    o.sign_arg = g;
+    o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 100;
+    o.burst = o.rate;
+    o.max_wait_ms = MAX_WAIT_MS;
+    o.max_queue = (int)(o.rate * MAX_WAIT_MS / 1000) + 1;
+    g->tim = tim_new(base, &o, err, sizeof err);
+    if (g->tim == NULL) {
+        log_error("cannot set up the calls to Tencent's REST API: %s", err);
+        free(g);
+        return -1;
+    }
+    *out = g;
+    return 0;
+}
+
+void gateway_free(struct gateway *g)
+{
+    if (g == NULL)
+        return;
+    tim_free(g->tim);
+    free(g);
+}
+
+struct tim *gateway_tim(struct gateway *g)
+{
+    return g->tim;
+}
+
+/* ---- one call ------------------------------------------------------------------------------- */
+
+enum api_error gateway_app_call(const struct gateway *g, const struct cache_app *app,
+                                struct tim_call *out, char *msg, size_t cap)
+{
+    const struct store_app *a = &app->app;
+    memset(out, 0, sizeof *out);
+    if (a->gateway_identifier[0] == '\0') {
+        snprintf(msg, cap,
+                 "app %u has no gateway_identifier: PATCH /v1/apps/%u with admin_identifiers "
+                 "(the app's administrator accounts in Tencent's console) and gateway_identifier "
+                 "(one of them)",
+                 a->sdkappid, a->sdkappid);
+        return API_ERR_INVALID_STATE;
+    }
+    if (app->active == NULL) {
+        snprintf(msg, cap, "app %u has no active key to sign the administrator's UserSig with",
+                 a->sdkappid);
+        return API_ERR_INVALID_STATE;
+    }
+    const char *base = a->tencent_base_url[0] != '\0' ? a->tencent_base_url : TIM_DEFAULT_BASE_URL;
+    if (tim_base_url_valid(base, g->svc->cfg->tencent_allow_insecure_base_url) == 0) {
+        snprintf(msg, cap,
+                 "app %u's tencent_base_url is not one this server calls (an http or test URL "
+                 "needs tencent_allow_insecure_base_url): PATCH it to one of Tencent's hosts",
+                 a->sdkappid);
+        return API_ERR_INVALID_STATE;
+    }
+    out->sdkappid = a->sdkappid;
+    out->identifier = a->gateway_identifier;
+    out->key_version = app->active->version;
+    out->base_url = base;
+    return API_OK;
+}
+
+enum api_error gateway_tim_error(const struct tim_result *res, char *msg, size_t cap)
+{
+    switch (res->rc) {
+    case TIM_OK:
+        return API_OK;
+    case TIM_RATE_LIMITED:
+        snprintf(msg, cap,
+                 "the app's calls to Tencent's REST API are at their limit (tencent_rate); retry "
+                 "in %lld ms",
+                 (long long)res->retry_after_ms);
+        return API_ERR_TENCENT_RATE_LIMITED;
+    case TIM_TRANSPORT:
+        if (res->transport == OUTBOUND_TIMEOUT) {
+            snprintf(msg, cap, "Tencent's REST API did not answer in time: %s",
+                     res->error_info != NULL ? res->error_info : "timeout");
+            return API_ERR_TENCENT_TIMEOUT;
+        }
+        snprintf(msg, cap, "Tencent's REST API could not be reached (%s): %s",
+                 outbound_rc_name(res->transport), res->error_info != NULL ? res->error_info : "");
+        return API_ERR_TENCENT_UNREACHABLE;
+    case TIM_BAD_REPLY:
+        snprintf(msg, cap, "Tencent's REST API answered with something else than its reply: %s",
+                 res->error_info != NULL ? res->error_info : "");
+        return API_ERR_TENCENT_BAD_REPLY;
+    case TIM_SIGN_FAILED:
+        snprintf(msg, cap,
+                 "no administrator UserSig could be made for the app (its key, or the "
+                 "database): the server log says why");
+        return API_ERR_UNAVAILABLE;
+    case TIM_CANCELLED:
+        snprintf(msg, cap, "the server is stopping; the call's outcome is unknown");
+        return API_ERR_UNAVAILABLE;
+    case TIM_INVALID:
+        snprintf(msg, cap, "the call to Tencent could not be made from the app's settings");
+        return API_ERR_INVALID_STATE;
+    case TIM_NO_MEMORY:
+        break;
+    }
+    snprintf(msg, cap, "out of memory");
+    return API_ERR_INTERNAL;
+}
+
+static void finish_audit(struct gateway_call *c);
+
+/* On a database thread: the audit events of the calls that ended together, one transaction. */
+static void audit_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    struct service *svc = ctx;
+    (void)st;
+    bool ok = store_begin(svc->st) == STORE_OK;
+    for (struct dbpool_job *j = jobs; ok && j != NULL; j = j->next) {
+        struct gateway_call *c = j->arg;
+        json_t *d = json_pack("{s:s, s:s, s:i, s:f}", "servicename", c->service, "command",
+                              c->command, "attempts", c->attempts, "duration_ms", c->duration_ms);
+        if (d != NULL && c->http_status != 0)
+            json_object_set_new(d, "http_status", json_integer(c->http_status));
+        if (d != NULL && c->stage == GW_AUDIT && c->reply != NULL) {
+            json_object_set_new(d, "action_status", json_string(c->action_ok ? "OK" : "FAIL"));
+            json_object_set_new(d, "error_code", json_integer(c->error_code));
+        }
+        if (d != NULL && c->request_id != NULL)
+            json_object_set_new(d, "request_id", json_string(c->request_id));
+        ok = d != NULL && service_audit(svc, c->principal, "tencent.call", c->sdkappid,
+                                        c->key_version, c->outcome, d) == STORE_OK;
+    }
+    ok = ok && store_commit(svc->st) == STORE_OK;
+    if (!ok)
+        store_rollback(svc->st);
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next)
+        ((struct gateway_call *)j->arg)->audit_ok = ok;
+}
+
+static void audit_done(struct dbpool_job *job)
+{
+    struct gateway_call *c = job->arg;
+    if (job->cancelled || !c->audit_ok)
+        log_error("audit: cannot record tencent.call %s/%s of app %u (outcome %s)", c->service,
+                  c->command, c->sdkappid, c->outcome);
+    if (c->app != NULL)
+        cache_app_release(c->app);
+    c->app = NULL;
+    c->stage = GW_DONE;
+    char *buf = c->reply_buf; /* done may free c */
+    c->done(c);
+    free(buf);
+}
+
+/* Ends c: its audit event, then done. outcome: "ok", "fail" (Tencent's ActionStatus), or the
+ * error's code. */
+static void finish_audit(struct gateway_call *c)
+{
+    if (c->outcome[0] == '\0')
+        snprintf(c->outcome, sizeof c->outcome, "%s",
+                 c->err == API_OK ? (c->action_ok ? "ok" : "fail") : api_error_code(c->err));
+    c->stage = GW_AUDIT;
+    memset(&c->job, 0, sizeof c->job);
+    c->job.run = audit_run;
+    c->job.done = audit_done;
+    c->job.arg = c;
+    c->job.batch = GATEWAY_AUDIT_BATCH;
+    service_run(c->g->svc, &c->job);
+}
+
+static void refuse(struct gateway_call *c, enum api_error err)
+{
+    c->err = err;
+    finish_audit(c);
+}
+
+static void on_tim(const struct tim_result *res, void *arg)
+{
+    struct gateway_call *c = arg;
+    c->attempts = res->attempts;
+    c->http_status = res->http_status;
+    c->duration_ms = res->duration_ms;
+    c->err = gateway_tim_error(res, c->msg, sizeof c->msg);
+    if (c->err == API_ERR_TENCENT_RATE_LIMITED)
+        c->retry_after_ms = res->retry_after_ms;
+    if (res->rc == TIM_OK) {
+        c->action_ok = res->action_ok;
+        c->error_code = res->error_code;
+        c->reply_buf = malloc(res->body_len + 1);
+        if (c->reply_buf == NULL) {
+            c->err = API_ERR_INTERNAL;
+            snprintf(c->msg, sizeof c->msg, "out of memory");
+        } else {
+            memcpy(c->reply_buf, res->body, res->body_len);
+            c->reply_buf[res->body_len] = '\0';
+            c->reply = c->reply_buf;
+            c->reply_len = res->body_len;
+        }
+        /* Tencent's own rate limit, past our retries: said as Tencent said it, and audited. */
+    }
+    finish_audit(c);
+}
+
+static void start_call(struct gateway_call *c)
+{
+    struct tim_call tc;
+    c->err = gateway_app_call(c->g, c->app, &tc, c->msg, sizeof c->msg);
+    if (c->err != API_OK) {
+        refuse(c, c->err);
+        return;
+    }
+    c->key_version = tc.key_version;
+    tc.service = c->service;
+    tc.command = c->command;
+    tc.body = c->body;
+    tc.body_len = c->body_len;
+    c->stage = GW_TENCENT;
+    int64_t retry = 0;
+    enum tim_rc rc = tim_call(c->g->tim, &tc, on_tim, c, &retry);
+    if (rc == TIM_OK)
+        return;
+    struct tim_result res = {.rc = rc, .retry_after_ms = retry};
+    on_tim(&res, c);
+}
+
+/* On a database thread: the app read (and cached) on a miss. */
+static void app_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct gateway_call *c = j->arg;
+        bool refused;
+        c->err = service_app_entry(ctx, c->sdkappid, &c->app, c->msg, sizeof c->msg, &refused);
+    }
+}
+
+static void app_done(struct dbpool_job *job)
+{
+    struct gateway_call *c = job->arg;
+    if (job->cancelled) {
+        c->err = API_ERR_UNAVAILABLE;
+        snprintf(c->msg, sizeof c->msg, "the server is stopping; retry");
+    }
+    if (c->err != API_OK) {
+        refuse(c, c->err); /* nothing was called: an unknown app is the usual 404 */
+        return;
+    }
+    start_call(c);
+}
+
+void gateway_submit(struct gateway *g, struct gateway_call *c)
+{
+    c->g = g;
+    c->err = API_OK;
+    c->msg[0] = '\0';
+    c->outcome[0] = '\0';
+    c->reply = NULL;
+    c->reply_buf = NULL;
+    c->app = NULL;
+    c->retry_after_ms = 0;
+    if (c->principal != NULL && c->principal->role == ROLE_REST_CALLER &&
+        !principal_rest_allows(c->principal, c->service, c->command)) {
+        snprintf(c->msg, sizeof c->msg,
+                 "this token's rest_allow does not cover %s/%s: create a token whose rest_allow "
+                 "lists it (or %s/*)",
+                 c->service, c->command, c->service);
+        refuse(c, API_ERR_REST_NOT_ALLOWED);
+        return;
+    }
+    c->stage = GW_APP;
+    if (g->svc->cache != NULL && (c->app = cache_app_get(g->svc->cache, c->sdkappid)) != NULL) {
+        start_call(c);
+        return;
+    }
+    memset(&c->job, 0, sizeof c->job);
+    c->job.run = app_run;
+    c->job.done = app_done;
+    c->job.arg = c;
+    c->job.batch = 1;
+    service_run(g->svc, &c->job);
+}
+
+void gateway_call_cancel(struct gateway_call *c)
+{
+    if (c->stage != GW_TENCENT)
+        return;
+    tim_cancel(c->g->tim, c);
+    c->err = API_ERR_UNAVAILABLE;
+    snprintf(c->msg, sizeof c->msg, "the client went away");
+    snprintf(c->outcome, sizeof c->outcome, "client_gone");
+    finish_audit(c);
+}

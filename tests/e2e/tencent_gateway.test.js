@@ -1,0 +1,310 @@
+// The REST gateway (POST /v1/apps/{sdkappid}/tencent/{servicename}/{command}) against the Tencent
+// stand-in (tests/tencent/standin.js) over HTTPS with its test CA: a good call whose reply comes
+// back byte for byte with X-Request-Id (and the account really imported in the stand-in), a
+// rest_caller inside and outside its rest_allow (403 rest_not_allowed), roles without the
+// permission (403 forbidden), an app without a gateway identifier (409), the app's rate limit
+// (429 with Retry-After), a wrong key on the app (Tencent's 70009 passed through unchanged),
+// Tencent answering HTTP 500 (502 tencent_bad_reply), a slow Tencent (504 tencent_timeout), an
+// unreachable one (502 tencent_unreachable), a client that goes away (audited client_gone); the
+// audit events of every call, and no UserSig anywhere in the audit log.
+'use strict';
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const https = require('node:https');
+const http = require('node:http');
+const path = require('node:path');
+const { spawn, spawnSync } = require('node:child_process');
+const {
+  E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
+  stopAll, psqlOk,
+} = require('./lib');
+
+const standinDir = path.join(__dirname, '..', 'tencent');
+const servers = [];
+let standin;
+let standinPort;
+let ca;
+let work;
+let own; // a server that calls the stand-in (test CA, insecure base URL allowed)
+let slow; // one with tencent_rate 1 and tencent_timeout 1s
+
+const good = { sdkappid: newAppId(), secret: newSecret() };
+const wrongKey = { sdkappid: newAppId(), secret: newSecret() };
+const noGateway = { sdkappid: newAppId(), secret: newSecret() };
+
+function standinRequest(method, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? '' : JSON.stringify(body);
+    const req = https.request({ host: '127.0.0.1', port: standinPort, method, path: p, ca,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+async function setupApp(a, base) {
+  await createApp(a.sdkappid);
+  await addKey(a.sdkappid, a.secret);
+  const res = await api('PATCH', `/v1/apps/${a.sdkappid}`, { base, body: {
+    admin_identifiers: ['administrator', 'ops'], gateway_identifier: 'administrator',
+    tencent_base_url: `https://127.0.0.1:${standinPort}` } });
+  expectStatus(res, 200);
+}
+
+function call(sdkappid, svcCmd, body, opts = {}) {
+  return api('POST', `/v1/apps/${sdkappid}/tencent/${svcCmd}`,
+    Object.assign({ base: own.url, body }, opts));
+}
+
+async function token(body) {
+  const res = await api('POST', '/v1/tokens', { body: Object.assign(
+    { name: `e2e gw ${body.role} ${crypto.randomBytes(4).toString('hex')}` }, body) });
+  expectStatus(res, 201);
+  return res.json.token;
+}
+
+async function gatewayEvents(sdkappid) {
+  const res = await api('GET', `/v1/audit?sdkappid=${sdkappid}&action=tencent.call&limit=1000`);
+  expectStatus(res, 200);
+  return res.json.events;
+}
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(E2E.work, 'gw-'));
+  const mk = spawnSync('bash', [path.join(standinDir, 'make_ca.sh'), work], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, mk.stderr);
+  ca = fs.readFileSync(path.join(work, 'ca.pem'));
+  const config = { apps: {
+    [good.sdkappid]: { key: good.secret, admins: ['administrator', 'ops'] },
+    [wrongKey.sdkappid]: { key: newSecret(), admins: ['administrator'] },
+    [noGateway.sdkappid]: { key: noGateway.secret, admins: ['administrator'] },
+  } };
+  standin = spawn('node', [path.join(standinDir, 'standin.js'), '--config-json',
+    JSON.stringify(config), '--tls-dir', work, '--port', '0'],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+  standinPort = await new Promise((resolve, reject) => {
+    let out = '';
+    standin.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).port);
+    });
+    standin.on('exit', (code) => reject(new Error(`stand-in exited ${code}`)));
+  });
+  const env = { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
+    USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true' };
+  own = await startServer('gw', { env });
+  servers.push(own);
+  slow = await startServer('gw-slow', { env: Object.assign({ USERSIGD_TENCENT_RATE: '1',
+    USERSIGD_TENCENT_TIMEOUT: '1s' }, env) });
+  servers.push(slow);
+  await setupApp(good, own.url);
+  await setupApp(wrongKey, own.url);
+  await createApp(noGateway.sdkappid);
+  await addKey(noGateway.sdkappid, noGateway.secret);
+});
+
+after(async () => {
+  await stopAll(servers);
+  if (standin) standin.kill('SIGTERM');
+});
+
+describe('the REST gateway', () => {
+  test('a good call: Tencent\'s reply unchanged, with X-Request-Id; the account is there',
+    async () => {
+      const res = await call(good.sdkappid, 'im_open_login_svc/account_import',
+        { UserID: 'alice', Nick: 'Alice' }, { headers: { 'x-request-id': 'gw-good-1' } });
+      expectStatus(res, 200);
+      assert.equal(res.headers.get('x-request-id'), 'gw-good-1');
+      assert.match(res.headers.get('content-type'), /^application\/json/);
+      assert.equal(res.text, JSON.stringify({ ActionStatus: 'OK', ErrorCode: 0, ErrorInfo: '' }));
+      const acc = await standinRequest('GET', `/__standin/accounts?sdkappid=${good.sdkappid}`);
+      assert.deepEqual(acc.accounts.map((a) => a.UserID), ['alice']);
+      const check = await call(good.sdkappid, 'im_open_login_svc/account_check',
+        { CheckItem: [{ UserID: 'alice' }, { UserID: 'bob' }] });
+      expectStatus(check, 200);
+      assert.deepEqual(check.json.ResultItem.map((i) => i.AccountStatus),
+        ['Imported', 'NotImported']);
+    });
+
+  test('the reply\'s bytes as Tencent sent them (an injected reply with odd fields)', async () => {
+    const injected = { ErrorCode: 0, Zeta: [1.5, -0, 'é\u2028'], Alpha: { b: null, a: true } };
+    await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,
+      command: 'im_open_login_svc/account_check', replies: [injected] });
+    const res = await call(good.sdkappid, 'im_open_login_svc/account_check',
+      { CheckItem: [{ UserID: 'x' }] });
+    expectStatus(res, 200);
+    assert.equal(res.text, JSON.stringify(Object.assign(
+      { ActionStatus: 'OK', ErrorCode: 0, ErrorInfo: '' }, injected)));
+  });
+
+  test('a rest_caller: its rest_allow passes, anything else is 403 rest_not_allowed, audited',
+    async () => {
+      const t = await token({ role: 'rest_caller', apps: [good.sdkappid],
+        rest_allow: ['im_open_login_svc/account_check'] });
+      const ok = await call(good.sdkappid, 'im_open_login_svc/account_check',
+        { CheckItem: [{ UserID: 'alice' }] }, { token: t });
+      expectStatus(ok, 200);
+      assert.equal(ok.json.ResultItem[0].AccountStatus, 'Imported');
+      expectError(await call(good.sdkappid, 'im_open_login_svc/account_import',
+        { UserID: 'mallory' }, { token: t }), 403, 'rest_not_allowed',
+      ['im_open_login_svc/account_import']);
+      expectError(await call(good.sdkappid, 'openim/sendmsg', {}, { token: t }), 403,
+        'rest_not_allowed');
+      const acc = await standinRequest('GET', `/__standin/accounts?sdkappid=${good.sdkappid}`);
+      assert.ok(!acc.accounts.some((a) => a.UserID === 'mallory'), 'nothing reached Tencent');
+      const ev = (await gatewayEvents(good.sdkappid)).filter((e) => e.outcome === 'rest_not_allowed');
+      assert.equal(ev.length, 2);
+      assert.equal(ev[0].details.command, 'account_import');
+      // Outside its app scope: 403 forbidden before anything.
+      expectError(await call(wrongKey.sdkappid, 'im_open_login_svc/account_check',
+        { CheckItem: [{ UserID: 'a' }] }, { token: t }), 403, 'forbidden');
+      const star = await token({ role: 'rest_caller', rest_allow: ['im_open_login_svc/*'] });
+      expectStatus(await call(good.sdkappid, 'im_open_login_svc/account_import',
+        { UserID: 'carol' }, { token: star }), 200);
+    });
+
+  test('roles without the gateway: 403 forbidden', async () => {
+    for (const role of ['signer', 'admin_signer', 'key_manager', 'auditor']) {
+      const t = await token({ role });
+      expectError(await call(good.sdkappid, 'im_open_login_svc/account_check',
+        { CheckItem: [{ UserID: 'a' }] }, { token: t }), 403, 'forbidden');
+    }
+  });
+
+  test('bad names, bodies and apps', async () => {
+    expectError(await call(good.sdkappid, 'IM_open/account_check', {}), 400, 'invalid_param',
+      ['servicename']);
+    expectError(await call(good.sdkappid, `im_open_login_svc/${'a'.repeat(65)}`, {}), 400,
+      'invalid_param', ['command']);
+    expectError(await call(good.sdkappid, 'im_open_login_svc/account_check', undefined,
+      { raw: '[1,2]' }), 400, 'bad_json');
+    expectError(await call(newAppId(), 'im_open_login_svc/account_check', {}), 404,
+      'app_not_found');
+    expectError(await call(noGateway.sdkappid, 'im_open_login_svc/account_check', {}), 409,
+      'invalid_state', ['gateway_identifier']);
+  });
+
+  test('a wrong key on the app: Tencent\'s 70009 passes through unchanged', async () => {
+    const res = await call(wrongKey.sdkappid, 'im_open_login_svc/account_check',
+      { CheckItem: [{ UserID: 'a' }] });
+    expectStatus(res, 200);
+    assert.equal(res.json.ActionStatus, 'FAIL');
+    assert.equal(res.json.ErrorCode, 70009);
+    assert.equal(res.text, JSON.stringify({ ActionStatus: 'FAIL', ErrorCode: 70009,
+      ErrorInfo: 'UserSig verification failed: signed with another SDKAppID\'s key?' }));
+    const ev = (await gatewayEvents(wrongKey.sdkappid)).pop();
+    assert.equal(ev.outcome, 'fail');
+    assert.equal(ev.details.action_status, 'FAIL');
+    assert.equal(ev.details.error_code, 70009);
+  });
+
+  test('Tencent answering HTTP 500: 502 tencent_bad_reply', async () => {
+    await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,
+      command: 'im_open_login_svc/account_delete', replies: [{ http_status: 500 }] });
+    expectError(await call(good.sdkappid, 'im_open_login_svc/account_delete',
+      { DeleteItem: [{ UserID: 'nobody' }] }), 502, 'tencent_bad_reply', ['500']);
+  });
+
+  test('the app\'s rate limit: 429 tencent_rate_limited with Retry-After', async () => {
+    const calls = [];
+    for (let i = 0; i < 8; i++) {
+      calls.push(call(good.sdkappid, 'im_open_login_svc/account_check',
+        { CheckItem: [{ UserID: 'alice' }] }, { base: slow.url, timeoutMs: 30000 }));
+    }
+    const res = await Promise.all(calls);
+    const limited = res.filter((r) => r.status === 429);
+    const ok = res.filter((r) => r.status === 200);
+    assert.ok(limited.length >= 3, `429s: ${res.map((r) => r.status)}`);
+    assert.ok(ok.length >= 2, `200s: ${res.map((r) => r.status)}`);
+    for (const r of limited) {
+      expectError(r, 429, 'tencent_rate_limited');
+      assert.ok(Number(r.headers.get('retry-after')) >= 1, r.headers.get('retry-after'));
+    }
+    const ev = (await gatewayEvents(good.sdkappid))
+      .filter((e) => e.outcome === 'tencent_rate_limited');
+    assert.ok(ev.length >= limited.length);
+  });
+
+  test('a slow Tencent: 504 tencent_timeout (tencent_timeout 1s)', async () => {
+    await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,
+      command: 'im_open_login_svc/account_delete', replies: [{ delay_ms: 3000 }] });
+    // The slow server's bucket (1 a second) is spent by the previous test: retry a 429.
+    let res;
+    for (let i = 0; i < 20; i++) {
+      res = await call(good.sdkappid, 'im_open_login_svc/account_delete',
+        { DeleteItem: [{ UserID: 'nobody' }] }, { base: slow.url });
+      if (res.status !== 429) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expectError(res, 504, 'tencent_timeout');
+  });
+
+  test('an unreachable Tencent: 502 tencent_unreachable', async () => {
+    const a = { sdkappid: newAppId(), secret: newSecret() };
+    await createApp(a.sdkappid);
+    await addKey(a.sdkappid, a.secret);
+    // A port nothing listens on: one the system gave and took back.
+    const srv = http.createServer();
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    const port = srv.address().port;
+    await new Promise((r) => srv.close(r));
+    expectStatus(await api('PATCH', `/v1/apps/${a.sdkappid}`, { base: own.url, body: {
+      admin_identifiers: ['administrator'], gateway_identifier: 'administrator',
+      tencent_base_url: `https://127.0.0.1:${port}` } }), 200);
+    expectError(await call(a.sdkappid, 'im_open_login_svc/account_check', {}), 502,
+      'tencent_unreachable', ['connect']);
+  });
+
+  test('a client that goes away: the call is cancelled and audited as client_gone', async () => {
+    await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,
+      command: 'im_open_login_svc/account_delete', replies: [{ delay_ms: 2000 }] });
+    const ctl = new AbortController();
+    const p = fetch(`${own.url}/v1/apps/${good.sdkappid}/tencent/im_open_login_svc/account_delete`,
+      { method: 'POST', signal: ctl.signal, body: JSON.stringify({ DeleteItem: [{ UserID: 'z' }] }),
+        headers: { authorization: `Bearer ${E2E.admin}`, 'content-type': 'application/json',
+          'x-request-id': 'gw-gone-1' } });
+    await new Promise((r) => setTimeout(r, 400));
+    ctl.abort();
+    await assert.rejects(p);
+    let ev;
+    for (let i = 0; i < 50 && !ev; i++) {
+      ev = (await gatewayEvents(good.sdkappid)).find((e) => e.details.request_id === 'gw-gone-1');
+      if (!ev) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ev, 'audited');
+    assert.equal(ev.outcome, 'client_gone');
+  });
+
+  test('every call audited (actor, command, ActionStatus, ErrorCode, duration); no UserSig',
+    async () => {
+      const events = await gatewayEvents(good.sdkappid);
+      const first = events.find((e) => e.details.request_id === 'gw-good-1');
+      assert.ok(first, 'the good call is audited');
+      assert.equal(first.outcome, 'ok');
+      assert.equal(first.details.servicename, 'im_open_login_svc');
+      assert.equal(first.details.command, 'account_import');
+      assert.equal(first.details.action_status, 'OK');
+      assert.equal(first.details.error_code, 0);
+      assert.equal(first.details.http_status, 200);
+      assert.equal(first.details.attempts, 1);
+      assert.equal(typeof first.details.duration_ms, 'number');
+      assert.equal(first.actor_name, 'bootstrap-admin', JSON.stringify(first));
+      assert.ok(!JSON.stringify(first.details).includes('alice'), 'no body in the audit');
+      // The administrator's UserSig was signed by the server itself, and audited as a sign.
+      const signs = await api('GET',
+        `/v1/audit?sdkappid=${good.sdkappid}&action=usersig.sign&limit=1000`);
+      expectStatus(signs, 200);
+      assert.ok(signs.json.events.some((e) => e.details.identifier === 'administrator'));
+      // No UserSig (they start with eJ: zlib's header in base64) anywhere in the audit table.
+      const n = psqlOk('SELECT count(*) FROM audit_log WHERE details::text ~ \'eJ[wxyz][A-Za-z0-9*_-]{40}\' OR details::text ILIKE \'%usersig=%\'');
+      assert.equal(n, '0');
+    });
+});
