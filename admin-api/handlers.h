@@ -59,4 +59,13 @@ void handle_app_limits_get(struct api_request *r);
 void handle_app_limits_update(struct api_request *r);
 void handle_token_update(struct api_request *r);
 
+/* webhooks_api.c: webhook endpoints and their deliveries */
+void handle_webhook_create(struct api_request *r);
+void handle_webhook_list(struct api_request *r);
+void handle_webhook_get(struct api_request *r);
+void handle_webhook_delete(struct api_request *r);
+void handle_webhook_deliveries(struct api_request *r);
+void handle_webhook_delivery(struct api_request *r);
+void handle_webhook_resend(struct api_request *r);
+
 #endif

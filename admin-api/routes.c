@@ -86,6 +86,21 @@ const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/v1/tokens/self", "getTokenSelf", PERM_SELF, API_BODY_NONE, 0,
      handle_token_self},
 
+    {EVHTTP_REQ_POST, "/v1/webhooks", "createWebhook", PERM_WEBHOOKS, API_BODY_JSON,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_create},
+    {EVHTTP_REQ_GET, "/v1/webhooks", "listWebhooks", PERM_WEBHOOKS, API_BODY_NONE,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_list},
+    {EVHTTP_REQ_GET, "/v1/webhooks/{id}", "getWebhook", PERM_WEBHOOKS, API_BODY_NONE,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_get},
+    {EVHTTP_REQ_DELETE, "/v1/webhooks/{id}", "deleteWebhook", PERM_WEBHOOKS, API_BODY_NONE,
+     API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_delete},
+    {EVHTTP_REQ_GET, "/v1/webhooks/{id}/deliveries", "listWebhookDeliveries", PERM_WEBHOOKS,
+     API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_deliveries},
+    {EVHTTP_REQ_GET, "/v1/webhook-deliveries/{id}", "getWebhookDelivery", PERM_WEBHOOKS,
+     API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_delivery},
+    {EVHTTP_REQ_POST, "/v1/webhook-deliveries/{id}/resend", "resendWebhookDelivery",
+     PERM_WEBHOOKS, API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_resend},
+
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 
     {EVHTTP_REQ_GET, "/ui/{file}", "getDashboardFile", PERM_PUBLIC, API_BODY_NONE, 0,

@@ -179,6 +179,28 @@ static const struct setting SETTINGS[] = {
      "How often the verifies counted in memory (per key version and verdict) are added to the "
      "database, in one statement.",
      0},
+    {"webhook_allow_insecure_url", T_BOOL, "false", 0, 0, NULL,
+     "USERSIGD_WEBHOOK_ALLOW_INSECURE_URL", F(webhook_allow_insecure_url),
+     "Tests only: webhook URLs may be http:// and name a loopback or private host (otherwise "
+     "https:// to a public host name).",
+     0},
+    {"webhook_timeout", T_DURATION, "10s", 100, 5 * MIN, NULL, "USERSIGD_WEBHOOK_TIMEOUT",
+     F(webhook_timeout_ms),
+     "How long a webhook delivery attempt may take, connect included; past it the attempt "
+     "failed and is tried again later.",
+     0},
+    {"webhook_retry_min", T_DURATION, "1s", 10, HOUR, NULL, "USERSIGD_WEBHOOK_RETRY_MIN",
+     F(webhook_retry_min_ms),
+     "The wait after a webhook delivery's first failed attempt; it doubles after each one, "
+     "up to webhook_retry_max.",
+     0},
+    {"webhook_retry_max", T_DURATION, "10m", 10, 24 * HOUR, NULL, "USERSIGD_WEBHOOK_RETRY_MAX",
+     F(webhook_retry_max_ms), "The longest wait between two attempts of a webhook delivery.", 0},
+    {"webhook_max_attempts", T_INT, "15", 1, 100, NULL, "USERSIGD_WEBHOOK_MAX_ATTEMPTS",
+     F(webhook_max_attempts),
+     "Attempts of a webhook delivery before it is marked failed (it can be re-sent through the "
+     "API); the endpoint's next deliveries then go on.",
+     0},
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 

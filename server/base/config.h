@@ -61,6 +61,11 @@ struct config {
     int audit_checkpoint_events;
     int audit_checkpoint_seconds;
     int verify_counts_flush_seconds;
+    /* Webhooks (server/core/webhooks.h). */
+    int webhook_allow_insecure_url; /* 1: tests: http:// and loopback webhook URLs */
+    int64_t webhook_timeout_ms;
+    int64_t webhook_retry_min_ms, webhook_retry_max_ms;
+    int webhook_max_attempts;
 };
 
 /* Fills *out with the defaults, then the settings of the file at path (NULL: no file), then the

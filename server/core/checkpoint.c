@@ -14,6 +14,7 @@
 
 #include "hex.h"
 #include "log.h"
+#include "webhooks.h"
 
 __attribute__((format(printf, 3, 4))) static void say(char *msg, size_t cap, const char *fmt, ...)
 {
@@ -209,6 +210,8 @@ enum ckpt_step ckpt_write_step(struct service *svc, const struct ckpt_policy *po
         step = CKPT_NOT_DUE;
         goto done;
     }
+    if (rc == STORE_OK) /* a copy outside the database, for endpoints that take it */
+        rc = webhooks_emit(svc->st, "audit.checkpoint", 0, 0, "usersigd", ckpt_json(out));
     if (rc != STORE_OK || store_commit(svc->st) != STORE_OK)
         goto done;
     step = CKPT_WRITTEN;

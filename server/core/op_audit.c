@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "webhooks.h"
 
 __attribute__((format(printf, 4, 5))) static enum api_error
 fail(char *msg, size_t cap, enum api_error err, const char *fmt, ...)
@@ -100,6 +101,26 @@ enum api_error op_audit_query(struct service *svc, const struct principal *p,
     return API_OK;
 }
 
+void op_audit_verify_failed(struct service *svc, const struct principal *p, const char *problem,
+                            int64_t bad_seq, int64_t checkpoint_seq)
+{
+    json_t *d = json_pack("{s:s}", "problem", problem);
+    if (d != NULL && bad_seq > 0 && json_object_set_new(d, "bad_seq", json_integer(bad_seq)) != 0)
+        d = NULL;
+    if (d != NULL && checkpoint_seq > 0 &&
+        json_object_set_new(d, "checkpoint_seq", json_integer(checkpoint_seq)) != 0)
+        d = NULL;
+    if (store_in_transaction(svc->st))
+        store_rollback(svc->st);
+    if (d == NULL || store_begin(svc->st) != STORE_OK ||
+        webhooks_emit(svc->st, "audit.verify_failed", 0, 0, p != NULL ? p->name : "usersigd", d) !=
+            STORE_OK ||
+        store_commit(svc->st) != STORE_OK) {
+        store_rollback(svc->st);
+        log_error("webhooks: the audit verification failure could not be written to the outbox");
+    }
+}
+
 enum api_error op_audit_verify(struct service *svc, const struct principal *p,
                                struct audit_verify_result *out, char *msg, size_t cap)
 {
@@ -107,9 +128,11 @@ enum api_error op_audit_verify(struct service *svc, const struct principal *p,
     fail(msg, cap, API_OK, NULL);
     if (audit_verify(svc->st, keyring_audit_key(svc->kr), out) != AUDIT_OK)
         return fail(msg, cap, API_ERR_UNAVAILABLE, "the audit log cannot be read (see the log)");
-    if (!out->ok)
+    if (!out->ok) {
         log_warn("audit chain broken at seq %lld: %s", (long long)out->bad_seq,
                  audit_problem_name(out->problem));
+        op_audit_verify_failed(svc, p, audit_problem_name(out->problem), out->bad_seq, 0);
+    }
     return API_OK;
 }
 
@@ -122,12 +145,16 @@ enum api_error op_audit_verify_status(struct service *svc, const struct principa
     enum api_error err = ckpt_status(svc, chain, latest, has_latest, check, msg, cap);
     if (err != API_OK)
         return err;
-    if (!chain->ok)
+    if (!chain->ok) {
         log_warn("audit chain broken at seq %lld: %s", (long long)chain->bad_seq,
                  audit_problem_name(chain->problem));
-    if (*has_latest && check->problem != CKPT_OK)
+        op_audit_verify_failed(svc, p, audit_problem_name(chain->problem), chain->bad_seq, 0);
+    }
+    if (*has_latest && check->problem != CKPT_OK) {
         log_warn("audit checkpoint at seq %lld does not check out: %s", (long long)latest->seq,
                  ckpt_problem_name(check->problem));
+        op_audit_verify_failed(svc, p, ckpt_problem_name(check->problem), 0, latest->seq);
+    }
     return API_OK;
 }
 

@@ -47,6 +47,11 @@ void op_audit_query_free(struct op_audit_query_out *out);
 
 /* Walks the whole chain (audit_verify); a broken chain is API_OK with out->ok false (logged),
  * a log that cannot be read UNAVAILABLE. */
+/* An audit verification that failed, as an audit.verify_failed webhook event (problem, the
+ * first bad seq or the checkpoint's seq, 0 when none), in a transaction of its own. */
+void op_audit_verify_failed(struct service *svc, const struct principal *p, const char *problem,
+                            int64_t bad_seq, int64_t checkpoint_seq);
+
 enum api_error op_audit_verify(struct service *svc, const struct principal *p,
                                struct audit_verify_result *out, char *msg, size_t cap) SERVICE_WUR;
 

@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "log.h"
 #include "sign.h"
+#include "webhooks.h"
 
 void *service_thread_new(struct store *st, void *proto)
 {
@@ -224,8 +225,10 @@ enum store_rc service_audit(struct service *svc, const struct principal *princip
                             &text) != 0)
         return STORE_ERROR;
     enum audit_rc rc = audit_append(svc->st, keyring_audit_key(svc->kr), &ev);
+    /* The webhook event of the change, if it is one, in the same transaction (webhooks.h). */
+    enum store_rc src = rc == AUDIT_OK ? webhooks_from_audit(svc->st, &ev) : STORE_ERROR;
     free(text);
-    return rc == AUDIT_OK ? STORE_OK : STORE_ERROR;
+    return src;
 }
 
 void service_audit_refusal(struct service *svc, const struct principal *principal,

@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "log.h"
+#include "op_audit.h"
 #include "usage.h"
 
 struct upkeep {
@@ -52,8 +53,10 @@ static void job_run(struct store *st, void *ctx, struct dbpool_job *jobs)
             u->last_refusal[0] = '\0';
             break;
         case CKPT_REFUSED:
-            if (strcmp(msg, u->last_refusal) != 0)
+            if (strcmp(msg, u->last_refusal) != 0) {
                 log_error("audit checkpoints: %s", msg);
+                op_audit_verify_failed(svc, NULL, "checkpoint_refused", 0, 0);
+            }
             snprintf(u->last_refusal, sizeof u->last_refusal, "%s", msg);
             break;
         case CKPT_NOT_DUE:

@@ -380,8 +380,39 @@ static int reseal_checkpoint_key(struct boot *d, struct keyring *new_kr)
     return 0;
 }
 
-/* Re-seals every live key version, the root and the audit checkpoint key under new_kr, in the
- * caller's transaction. */
+/* Re-seals every webhook endpoint's signing secret under new_kr, in the caller's transaction. */
+static int reseal_webhooks(struct boot *d, struct keyring *new_kr)
+{
+    struct store_webhook *w = NULL;
+    size_t n = 0;
+    int ret = -1;
+    if (store_webhook_sealed_all(d->st, &w, &n) != STORE_OK) {
+        log_error("cannot read the webhook endpoints; nothing was changed");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        enum keyring_rc krc = keyring_webhook_reseal(d->kr, new_kr, w[i].id, w[i].sealed,
+                                                     sizeof w[i].sealed, &out, &out_len);
+        if (krc != KEYRING_OK ||
+            store_webhook_set_sealed(d->st, w[i].id, out, out_len) != STORE_OK) {
+            log_error("webhook endpoint %lld: its secret could not be re-sealed (%s); nothing "
+                      "was changed",
+                      (long long)w[i].id, keyring_rc_message(krc));
+            free(out);
+            goto done;
+        }
+        free(out);
+    }
+    ret = 0;
+done:
+    free(w);
+    return ret;
+}
+
+/* Re-seals every live key version, the root, the audit checkpoint key and the webhook secrets
+ * under new_kr, in the caller's transaction. */
 static int reseal_all(struct boot *d, struct keyring *new_kr, size_t *n_keys)
 {
     struct store_key *keys = NULL;
@@ -431,7 +462,7 @@ static int reseal_all(struct boot *d, struct keyring *new_kr, size_t *n_keys)
         log_error("cannot store the keyring root; nothing was changed");
         goto done;
     }
-    if (reseal_checkpoint_key(d, new_kr) != 0)
+    if (reseal_checkpoint_key(d, new_kr) != 0 || reseal_webhooks(d, new_kr) != 0)
         goto done;
     *n_keys = n;
     ret = 0;

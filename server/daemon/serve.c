@@ -32,6 +32,7 @@
 #include "tokens.h"
 #include "ui.h"
 #include "upkeep.h"
+#include "webhooks.h"
 
 #define SHUTDOWN_GRACE_MS 10000 /* streamed replies may finish within this after a signal */
 #define BOOTSTRAP_TOKEN_NAME "bootstrap-admin"
@@ -53,6 +54,7 @@ struct serve {
     struct listener *listener; /* the cache's (listener.h) */
     struct ui_assets *ui;      /* the dashboard's files (ui.h); NULL: ui_dir empty */
     struct upkeep *upkeep;     /* verify counts' flush, audit checkpoints (upkeep.h) */
+    struct webhooks *webhooks; /* the webhook deliverer (webhooks.h) */
 };
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -368,6 +370,8 @@ static int run_loop(struct serve *s)
                                  .flush_seconds = d->cfg.verify_counts_flush_seconds};
     if (upkeep_new(s->base, &d->svc, &ucfg, &s->upkeep) != 0)
         return -1;
+    if (webhooks_new(s->base, &d->svc, &s->webhooks) != 0)
+        return -1;
     s->drain = evtimer_new(s->base, drain_cb, s);
     if (s->drain == NULL) {
         log_error("cannot set up the shutdown timer");
@@ -457,10 +461,12 @@ done:
     /* Before the pool: its calls end cancelled and are audited on the pool. */
     gateway_free(d->svc.gateway);
     d->svc.gateway = NULL;
+    webhooks_stop(s.webhooks); /* before the pool too: its posts end, unrecorded */
     /* Before the server: the requests waiting on the pool borrow their inputs from it; the
      * running jobs finish, the queued ones complete as cancelled, and each replies. */
     dbpool_free(d->svc.pool);
     d->svc.pool = NULL;
+    webhooks_free(s.webhooks);
     listener_stop(s.listener);
     api_server_free(s.server); /* open batches hear of it and end as aborted */
     api_tls_free(s.tls);       /* after the server: its connections held the context */

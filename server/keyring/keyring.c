@@ -955,3 +955,72 @@ enum keyring_rc keyring_ckpt_public_parse(const char *text, size_t len,
     BIO_free(bio);
     return rc;
 }
+
+/* ---- Webhook signing secrets ---------------------------------------------------------------- */
+
+static const char WEBHOOK_AAD_LABEL[] = "usersigd/webhook/v1"; /* then 0x00, be64 id */
+#define WEBHOOK_AAD_BYTES (sizeof WEBHOOK_AAD_LABEL + 8)
+
+static void webhook_aad(uint8_t aad[WEBHOOK_AAD_BYTES], int64_t id)
+{
+    uint8_t *p = aad + sizeof WEBHOOK_AAD_LABEL;
+    memcpy(aad, WEBHOOK_AAD_LABEL, sizeof WEBHOOK_AAD_LABEL);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
+}
+
+enum keyring_rc keyring_webhook_secret_new(const struct keyring *kr, int64_t id,
+                                           uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES],
+                                           uint8_t **sealed, size_t *sealed_len)
+{
+    uint8_t aad[WEBHOOK_AAD_BYTES];
+    *sealed = NULL;
+    *sealed_len = 0;
+    if (kr == NULL || id < 1)
+        return KEYRING_BAD_INPUT;
+    if (RAND_priv_bytes(secret, KEYRING_WEBHOOK_SECRET_BYTES) != 1)
+        return KEYRING_CRYPTO_FAILED;
+    webhook_aad(aad, id);
+    enum keyring_rc rc =
+        seal(kr->master, aad, sizeof aad, secret, KEYRING_WEBHOOK_SECRET_BYTES, sealed, sealed_len);
+    if (rc != KEYRING_OK)
+        OPENSSL_cleanse(secret, KEYRING_WEBHOOK_SECRET_BYTES);
+    return rc;
+}
+
+enum keyring_rc keyring_webhook_secret_open(const struct keyring *kr, int64_t id,
+                                            const uint8_t *sealed, size_t sealed_len,
+                                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES])
+{
+    uint8_t aad[WEBHOOK_AAD_BYTES];
+    uint8_t *pt = NULL;
+    size_t len = 0;
+    if (kr == NULL)
+        return KEYRING_BAD_INPUT;
+    webhook_aad(aad, id);
+    enum keyring_rc rc = unseal(kr->master, aad, sizeof aad, sealed, sealed_len, &pt, &len);
+    if (rc == KEYRING_OK && len != KEYRING_WEBHOOK_SECRET_BYTES)
+        rc = KEYRING_OPEN_FAILED;
+    if (rc == KEYRING_OK)
+        memcpy(secret, pt, KEYRING_WEBHOOK_SECRET_BYTES);
+    keyring_secret_free(pt, len);
+    return rc;
+}
+
+enum keyring_rc keyring_webhook_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
+                                       int64_t id, const uint8_t *sealed_in, size_t in_len,
+                                       uint8_t **out, size_t *out_len)
+{
+    uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES], aad[WEBHOOK_AAD_BYTES];
+    *out = NULL;
+    *out_len = 0;
+    if (new_kr == NULL)
+        return KEYRING_BAD_INPUT;
+    enum keyring_rc rc = keyring_webhook_secret_open(old_kr, id, sealed_in, in_len, secret);
+    if (rc == KEYRING_OK) {
+        webhook_aad(aad, id);
+        rc = seal(new_kr->master, aad, sizeof aad, secret, sizeof secret, out, out_len);
+    }
+    OPENSSL_cleanse(secret, sizeof secret);
+    return rc;
+}

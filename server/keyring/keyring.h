@@ -194,4 +194,23 @@ enum keyring_rc keyring_ckpt_public_pem(const uint8_t pub[KEYRING_CKPT_KEY_BYTES
 enum keyring_rc keyring_ckpt_public_parse(const char *text, size_t len,
                                           uint8_t pub[KEYRING_CKPT_KEY_BYTES]) KEYRING_WUR;
 
+/* ---- Webhook signing secrets ---------------------------------------------------------------- */
+
+#define KEYRING_WEBHOOK_SECRET_BYTES 32 /* the HMAC-SHA256 key of an endpoint's signatures */
+
+/* A new random secret for webhook endpoint id (>= 1), and it sealed under the master key
+ * (associated data "usersigd/webhook/v1" 0x00 be64(id)): *sealed as keyring_seal_key(). The
+ * caller shows secret once and wipes it. */
+enum keyring_rc keyring_webhook_secret_new(const struct keyring *kr, int64_t id,
+                                           uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES],
+                                           uint8_t **sealed, size_t *sealed_len) KEYRING_WUR;
+/* Opens endpoint id's sealed secret into secret (the caller wipes it). */
+enum keyring_rc keyring_webhook_secret_open(const struct keyring *kr, int64_t id,
+                                            const uint8_t *sealed, size_t sealed_len,
+                                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES]) KEYRING_WUR;
+/* Opens with old_kr and seals again with new_kr (usersigd rewrap). */
+enum keyring_rc keyring_webhook_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
+                                       int64_t id, const uint8_t *sealed_in, size_t in_len,
+                                       uint8_t **out, size_t *out_len) KEYRING_WUR;
+
 #endif

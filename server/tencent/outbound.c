@@ -470,6 +470,13 @@ static int call_setopts(struct outbound *ob, struct outbound_call *c, const char
 enum outbound_rc outbound_post_json(struct outbound *ob, const char *url, const char *body,
                                     size_t len, outbound_cb cb, void *arg)
 {
+    return outbound_post_json_headers(ob, url, body, len, NULL, 0, cb, arg);
+}
+
+enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url, const char *body,
+                                            size_t len, const char *const *headers,
+                                            size_t n_headers, outbound_cb cb, void *arg)
+{
     if (ob->pending >= ob->opt.max_pending)
         return OUTBOUND_BUSY;
     size_t ulen = strlen(url);
@@ -492,6 +499,11 @@ enum outbound_rc outbound_post_json(struct outbound *ob, const char *url, const 
         call_free(c);
         return OUTBOUND_NO_MEMORY;
     }
+    for (size_t i = 0; i < n_headers; i++)
+        if (curl_slist_append(c->headers, headers[i]) == NULL) {
+            call_free(c);
+            return OUTBOUND_NO_MEMORY;
+        }
     c->easy = curl_easy_init();
     if (c->easy == NULL || call_setopts(ob, c, url, body != NULL ? body : "", len) != 0) {
         call_free(c);

@@ -80,6 +80,13 @@ void outbound_free(struct outbound *ob);
 enum outbound_rc outbound_post_json(struct outbound *ob, const char *url, const char *body,
                                     size_t len, outbound_cb cb, void *arg) OUTBOUND_WUR;
 
+/* As outbound_post_json, with n_headers more request headers ("Name: value", copied; never
+ * logged): the webhooks' signature headers. */
+enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url, const char *body,
+                                            size_t len, const char *const *headers,
+                                            size_t n_headers, outbound_cb cb,
+                                            void *arg) OUTBOUND_WUR;
+
 /* Calls in flight (running or waiting for a connection). */
 int outbound_pending(const struct outbound *ob);
 

@@ -1,0 +1,530 @@
+/*
+ * Webhooks (webhooks.h): the event types and their bodies, the outbox entries made in the
+ * changes' transactions, the URL rule, the signature, and the deliverer: one cycle at a time
+ * (a pool job reads the due deliveries and opens their secrets, the loop posts them, a pool job
+ * records every attempt), so that an endpoint's next delivery is read only once its previous
+ * one is recorded and the endpoint sees its events in order.
+ */
+#include "webhooks.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hex.h"
+#include "log.h"
+#include "outbound.h"
+
+const char *const webhooks_types[] = {
+    "key.imported",  "key.rotated",           "key.disabled",        "key.enabled",
+    "key.destroyed", "key.used_by_other_app", "key.rotation_due",    "batch.finished",
+    "batch.aborted", "batch.interrupted",     "audit.verify_failed", "audit.checkpoint",
+    "token.created", "token.revoked",
+};
+const size_t webhooks_n_types = sizeof webhooks_types / sizeof webhooks_types[0];
+
+bool webhooks_type_valid(const char *type)
+{
+    for (size_t i = 0; type != NULL && i < webhooks_n_types; i++)
+        if (strcmp(type, webhooks_types[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The event type of an audit event, or NULL. */
+static const char *type_of(const char *action, const char *outcome)
+{
+    static const struct {
+        const char *action, *outcome, *type;
+    } map[] = {
+        {"key.import", "ok", "key.imported"},
+        {"key.import", "key_used_by_other_app", "key.used_by_other_app"},
+        {"key.rotate", "ok", "key.rotated"},
+        {"key.disable", "ok", "key.disabled"},
+        {"key.enable", "ok", "key.enabled"},
+        {"key.destroy", "ok", "key.destroyed"},
+        {"usersig.batch.finish", "complete", "batch.finished"},
+        {"usersig.batch.finish", "aborted", "batch.aborted"},
+        {"usersig.batch.finish", "interrupted", "batch.interrupted"},
+        {"token.create", "ok", "token.created"},
+        {"token.revoke", "ok", "token.revoked"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].action, action) == 0 && strcmp(map[i].outcome, outcome) == 0)
+            return map[i].type;
+    return NULL;
+}
+
+static json_t *time_json(int64_t us)
+{
+    char buf[40];
+    struct tm tm;
+    time_t s = (time_t)(us / 1000000);
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%06ldZ", (long)(us % 1000000));
+    return json_string(buf);
+}
+
+static json_t *id_or_null(uint32_t v)
+{
+    return v != 0 ? json_integer(v) : json_null();
+}
+
+/* The body of an event, compact; a new string (caller free()s it) or NULL. details stolen. */
+static char *body_of(const char *type, int64_t seq, int64_t at_us, uint32_t sdkappid,
+                     uint32_t key_version, const char *actor, const char *outcome, json_t *details)
+{
+    json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o}", "type", type, "audit_seq",
+                          seq > 0 ? json_integer(seq) : json_null(), "at", time_json(at_us),
+                          "sdkappid", id_or_null(sdkappid), "key_version", id_or_null(key_version),
+                          "actor", actor != NULL ? actor : "", "outcome", outcome, "details",
+                          details != NULL ? details : json_object());
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+enum store_rc webhooks_from_audit(struct store *st, const struct audit_event *ev)
+{
+    const char *type = type_of(ev->action, ev->outcome);
+    if (type == NULL)
+        return STORE_OK;
+    json_t *details = json_loads(ev->details != NULL ? ev->details : "{}", 0, NULL);
+    char *body = body_of(type, ev->seq, ev->at_us, ev->sdkappid, ev->key_version, ev->actor_name,
+                         ev->outcome, details);
+    if (body == NULL) {
+        log_error("webhooks: out of memory");
+        return STORE_ERROR;
+    }
+    enum store_rc rc = store_webhook_outbox(st, type, ev->sdkappid, body, NULL);
+    free(body);
+    return rc;
+}
+
+enum store_rc webhooks_emit(struct store *st, const char *type, uint32_t sdkappid,
+                            uint32_t key_version, const char *actor, json_t *details)
+{
+    if (!webhooks_type_valid(type)) {
+        json_decref(details);
+        log_error("webhooks: no event type %s", type != NULL ? type : "(null)");
+        return STORE_ERROR;
+    }
+    char *body = body_of(type, 0, now_us(), sdkappid, key_version, actor, "ok", details);
+    if (body == NULL) {
+        log_error("webhooks: out of memory");
+        return STORE_ERROR;
+    }
+    enum store_rc rc = store_webhook_outbox(st, type, sdkappid, body, NULL);
+    free(body);
+    return rc;
+}
+
+/* ---- URLs and signatures -------------------------------------------------------------------- */
+
+/* True for a host that is loopback, private, link-local or unspecified, as text: a literal
+ * IPv4 or IPv6 address, "localhost" or a name under ".localhost". */
+static bool host_is_internal(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    size_t n = strlen(host);
+    if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        uint32_t v = ntohl(a4.s_addr);
+        return (v >> 24) == 127 || (v >> 24) == 10 || (v >> 24) == 0 || (v >> 16) == 0xa9fe ||
+               (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8 || (v >> 22) == (100u << 2 | 1u);
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        const uint8_t *b = a6.s6_addr;
+        static const uint8_t zero[16];
+        bool loop = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
+        bool mapped = memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
+        return loop || mapped || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    }
+    return false;
+}
+
+bool webhooks_url_ok(const char *url, bool allow_insecure, char *why, size_t cap)
+{
+    size_t n = url != NULL ? strlen(url) : 0;
+    const char *rest;
+    if (n < 8 || n > STORE_WEBHOOK_URL_MAX) {
+        snprintf(why, cap, "url: 8 to %d bytes", STORE_WEBHOOK_URL_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (url[i] <= 0x20 || url[i] >= 0x7f) {
+            snprintf(why, cap, "url: printable ASCII, no spaces (percent-encode the rest)");
+            return false;
+        }
+    if (strncmp(url, "https://", 8) == 0) {
+        rest = url + 8;
+    } else if (strncmp(url, "http://", 7) == 0 && allow_insecure) {
+        rest = url + 7;
+    } else {
+        snprintf(why, cap,
+                 "url: https:// only (http:// only on a server with "
+                 "webhook_allow_insecure_url, for tests)");
+        return false;
+    }
+    size_t hl = strcspn(rest, "/?#");
+    char host[256];
+    if (memchr(rest, '@', hl) != NULL || strchr(url, '#') != NULL) {
+        snprintf(why, cap, "url: no user info (user@) and no fragment (#)");
+        return false;
+    }
+    if (hl == 0 || hl >= sizeof host) {
+        snprintf(why, cap, "url: a host of 1 to 255 bytes after the scheme");
+        return false;
+    }
+    memcpy(host, rest, hl);
+    host[hl] = '\0';
+    /* the port off: [v6]:port or name:port */
+    char *h = host;
+    if (h[0] == '[') {
+        char *end = strchr(h, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+            snprintf(why, cap, "url: a bracketed IPv6 address is [address] or [address]:port");
+            return false;
+        }
+        *end = '\0';
+        h++;
+    } else {
+        char *colon = strchr(h, ':');
+        if (colon != NULL)
+            *colon = '\0';
+    }
+    if (*h == '\0') {
+        snprintf(why, cap, "url: a host after the scheme");
+        return false;
+    }
+    if (!allow_insecure && host_is_internal(h)) {
+        snprintf(why, cap,
+                 "url: the host is loopback, private or link-local (only on a server with "
+                 "webhook_allow_insecure_url, for tests)");
+        return false;
+    }
+    return true;
+}
+
+int webhooks_sign(const uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES], int64_t ts, const char *body,
+                  size_t len, char hex[WEBHOOKS_SIG_HEX + 1])
+{
+    char prefix[32];
+    uint8_t mac[32];
+    unsigned mac_len = 0;
+    int n = snprintf(prefix, sizeof prefix, "%" PRId64 ".", ts);
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = m != NULL ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t out = 0;
+    int rc = -1;
+    if (c != NULL && EVP_MAC_init(c, secret, KEYRING_WEBHOOK_SECRET_BYTES, params) == 1 &&
+        EVP_MAC_update(c, (const uint8_t *)prefix, (size_t)n) == 1 &&
+        EVP_MAC_update(c, (const uint8_t *)body, len) == 1 &&
+        EVP_MAC_final(c, mac, &out, sizeof mac) == 1 && out == sizeof mac) {
+        hex_encode(mac, sizeof mac, hex);
+        rc = 0;
+    }
+    (void)mac_len;
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(m);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+int64_t webhooks_retry_ms(int n, int max_attempts, int64_t min_ms, int64_t max_ms)
+{
+    if (n >= max_attempts)
+        return -1;
+    int64_t ms = min_ms;
+    for (int i = 1; i < n && ms < max_ms; i++)
+        ms *= 2;
+    return ms < max_ms ? ms : max_ms;
+}
+
+/* ---- the deliverer ------------------------------------------------------------------------- */
+
+struct send {
+    struct webhooks *w;
+    struct store_webhook_due d;
+    uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES];
+    bool secret_ok;
+    /* the attempt */
+    int status;
+    char error[STORE_WEBHOOK_ERROR_MAX + 1];
+    int duration_ms;
+    bool delivered;
+    int64_t retry_ms;
+};
+
+struct webhooks {
+    struct service *svc;
+    struct event *timer;
+    struct outbound *ob;
+    struct dbpool_job poll, record;
+    bool busy, stopping;
+    char owner[48];
+    struct send *sends;
+    size_t n_sends, n_out;
+};
+
+static void sends_free(struct webhooks *w)
+{
+    for (size_t i = 0; i < w->n_sends; i++) {
+        OPENSSL_cleanse(w->sends[i].secret, sizeof w->sends[i].secret);
+        free(w->sends[i].d.body);
+    }
+    free(w->sends);
+    w->sends = NULL;
+    w->n_sends = w->n_out = 0;
+}
+
+/* Pool: the lease, the due deliveries, their secrets opened. */
+static void poll_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    struct service *svc = ctx;
+    struct webhooks *w = jobs->arg;
+    struct store_webhook_due *due = NULL;
+    size_t n = 0;
+    bool held = false;
+    (void)st;
+    int64_t ttl = (svc->cfg != NULL ? svc->cfg->webhook_timeout_ms : 10000) + 15000;
+    if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held)
+        return;
+    if (store_webhook_due(svc->st, WEBHOOKS_DUE_MAX, &due, &n) != STORE_OK || n == 0) {
+        store_webhook_due_free(due, n);
+        return;
+    }
+    w->sends = calloc(n, sizeof *w->sends);
+    if (w->sends == NULL) {
+        store_webhook_due_free(due, n);
+        log_error("webhooks: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct send *s = &w->sends[i];
+        s->w = w;
+        s->d = due[i];
+        due[i].body = NULL; /* the send's now */
+        s->secret_ok = keyring_webhook_secret_open(svc->kr, s->d.webhook_id, s->d.sealed,
+                                                   sizeof s->d.sealed, s->secret) == KEYRING_OK;
+    }
+    w->n_sends = n;
+    store_webhook_due_free(due, n);
+}
+
+static void record_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    struct service *svc = ctx;
+    struct webhooks *w = jobs->arg;
+    (void)st;
+    for (size_t i = 0; i < w->n_sends; i++) {
+        struct send *s = &w->sends[i];
+        if (store_webhook_attempt(svc->st, s->d.delivery_id, s->duration_ms, s->status, s->error,
+                                  s->delivered, s->retry_ms) != STORE_OK)
+            log_error("webhooks: the attempt of delivery %" PRId64 " could not be recorded; it "
+                      "is sent again",
+                      s->d.delivery_id);
+    }
+}
+
+static void record_done(struct dbpool_job *job)
+{
+    struct webhooks *w = job->arg;
+    bool more = w->n_sends > 0;
+    sends_free(w);
+    w->busy = false;
+    if (more && !w->stopping) /* the endpoints' next deliveries may be due at once */
+        event_active(w->timer, EV_TIMEOUT, 1);
+}
+
+static void record_all(struct webhooks *w)
+{
+    if (w->stopping) {
+        sends_free(w);
+        w->busy = false;
+        return;
+    }
+    w->record = (struct dbpool_job){.run = record_run, .done = record_done, .arg = w};
+    service_run(w->svc, &w->record);
+}
+
+static void attempt_outcome(struct webhooks *w, struct send *s)
+{
+    const struct config *cfg = w->svc->cfg;
+    int max = cfg != NULL ? cfg->webhook_max_attempts : 15;
+    int64_t min_ms = cfg != NULL ? cfg->webhook_retry_min_ms : 1000;
+    int64_t max_ms = cfg != NULL ? cfg->webhook_retry_max_ms : 600000;
+    s->delivered = s->status >= 200 && s->status < 300;
+    s->retry_ms = s->delivered ? 0 : webhooks_retry_ms(s->d.attempts + 1, max, min_ms, max_ms);
+    if (!s->delivered)
+        log_warn("webhooks: delivery %" PRId64 " (event %" PRId64 ", %s) to endpoint %" PRId64
+                 ": attempt %d failed (%s)%s",
+                 s->d.delivery_id, s->d.event_id, s->d.type, s->d.webhook_id, s->d.attempts + 1,
+                 s->error, s->retry_ms < 0 ? "; no more attempts: failed" : "");
+}
+
+static void sent(const struct outbound_result *r, void *arg)
+{
+    struct send *s = arg;
+    struct webhooks *w = s->w;
+    s->duration_ms = (int)r->duration_ms;
+    if (r->rc == OUTBOUND_OK) {
+        s->status = (int)r->status;
+        if (s->status < 200 || s->status >= 300)
+            snprintf(s->error, sizeof s->error, "HTTP %d", s->status);
+    } else {
+        snprintf(s->error, sizeof s->error, "%s%s%s", outbound_rc_name(r->rc),
+                 r->error[0] != '\0' ? ": " : "", r->error);
+    }
+    attempt_outcome(w, s);
+    if (--w->n_out == 0)
+        record_all(w);
+}
+
+/* Starts the post of s; false when it could not start (s's error says why). */
+static bool post(struct webhooks *w, struct send *s)
+{
+    char sig[WEBHOOKS_SIG_HEX + 1];
+    char h_type[96], h_event[64], h_delivery[64], h_ts[64], h_sig[96];
+    int64_t ts = (int64_t)time(NULL);
+    size_t len = strlen(s->d.body);
+
+    if (!s->secret_ok) {
+        snprintf(s->error, sizeof s->error,
+                 "the endpoint's secret does not open under this server's master key");
+        return false;
+    }
+    if (webhooks_sign(s->secret, ts, s->d.body, len, sig) != 0) {
+        snprintf(s->error, sizeof s->error, "the signature could not be made");
+        return false;
+    }
+    snprintf(h_type, sizeof h_type, "Usersigd-Event: %s", s->d.type);
+    snprintf(h_event, sizeof h_event, "Usersigd-Event-Id: %" PRId64, s->d.event_id);
+    snprintf(h_delivery, sizeof h_delivery, "Usersigd-Delivery: %" PRId64, s->d.delivery_id);
+    snprintf(h_ts, sizeof h_ts, "Usersigd-Timestamp: %" PRId64, ts);
+    snprintf(h_sig, sizeof h_sig, "Usersigd-Signature: v1=%s", sig);
+    const char *headers[] = {h_type, h_event, h_delivery,
+                             h_ts,   h_sig,   "User-Agent: usersigd-webhook/1"};
+    enum outbound_rc rc = outbound_post_json_headers(w->ob, s->d.url, s->d.body, len, headers,
+                                                     sizeof headers / sizeof headers[0], sent, s);
+    if (rc != OUTBOUND_OK) {
+        snprintf(s->error, sizeof s->error, "%s", outbound_rc_name(rc));
+        return false;
+    }
+    return true;
+}
+
+static void poll_done(struct dbpool_job *job)
+{
+    struct webhooks *w = job->arg;
+    if (job->cancelled || w->stopping || w->n_sends == 0) {
+        sends_free(w);
+        w->busy = false;
+        return;
+    }
+    /* Counted before any post starts: a callback never comes from within the post, but keep the
+     * count whole whatever the order. */
+    w->n_out = w->n_sends + 1;
+    for (size_t i = 0; i < w->n_sends; i++) {
+        struct send *s = &w->sends[i];
+        if (!post(w, s)) {
+            attempt_outcome(w, s);
+            w->n_out--;
+        }
+    }
+    if (--w->n_out == 0)
+        record_all(w);
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct webhooks *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->busy || w->stopping)
+        return;
+    w->busy = true;
+    w->poll = (struct dbpool_job){.run = poll_run, .done = poll_done, .arg = w};
+    service_run(w->svc, &w->poll);
+}
+
+int webhooks_new(struct event_base *base, struct service *svc, struct webhooks **out)
+{
+    char err[OUTBOUND_ERR_MAX];
+    uint8_t rnd[8];
+    struct webhooks *w = calloc(1, sizeof *w);
+    *out = NULL;
+    if (w == NULL || RAND_bytes(rnd, sizeof rnd) != 1) {
+        free(w);
+        log_error("webhooks: cannot start the deliverer");
+        return -1;
+    }
+    w->svc = svc;
+    char hexr[17];
+    hex_encode(rnd, sizeof rnd, hexr);
+    snprintf(w->owner, sizeof w->owner, "%ld-%s", (long)getpid(), hexr);
+    struct outbound_options o;
+    outbound_options_from_config(svc->cfg, &o);
+    o.timeout_ms = svc->cfg->webhook_timeout_ms;
+    if (o.connect_timeout_ms > o.timeout_ms)
+        o.connect_timeout_ms = o.timeout_ms;
+    o.allow_insecure = svc->cfg->webhook_allow_insecure_url;
+    o.max_response = 64 * 1024;
+    w->ob = outbound_new(base, &o, err, sizeof err);
+    w->timer = event_new(base, -1, EV_PERSIST, tick, w);
+    struct timeval tv = {0, WEBHOOKS_POLL_MS * 1000};
+    if (w->ob == NULL || w->timer == NULL || event_add(w->timer, &tv) != 0) {
+        log_error("webhooks: cannot start the deliverer: %s",
+                  w->ob == NULL ? err : "out of memory");
+        webhooks_stop(w);
+        webhooks_free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+void webhooks_stop(struct webhooks *w)
+{
+    if (w == NULL)
+        return;
+    w->stopping = true;
+    if (w->timer != NULL)
+        event_del(w->timer);
+    outbound_free(w->ob); /* each call's callback runs, cancelled: nothing is recorded */
+    w->ob = NULL;
+}
+
+void webhooks_free(struct webhooks *w)
+{
+    if (w == NULL)
+        return;
+    if (w->timer != NULL)
+        event_free(w->timer);
+    sends_free(w);
+    free(w);
+}

@@ -1,0 +1,259 @@
+// Webhooks against the real server and PostgreSQL, with a local receiver (node:http) that checks
+// every signature the way the README tells a receiver to (HMAC-SHA256 over "timestamp.body"
+// with the secret shown once, and openssl's for one of them): the events of key, token and
+// batch changes, a refused key reuse and a checkpoint, in order per endpoint; a receiver down
+// for a while then up (nothing lost, order kept); a slow receiver (the attempt times out, is
+// tried again, arrives twice with the same event id); a receiver that keeps failing (the
+// delivery ends failed with its attempts listed, and is re-sent); a wrong secret or a changed
+// body detected by the check; https only without webhook_allow_insecure_url; delete.
+'use strict';
+
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const crypto = require('node:crypto');
+const { spawnSync } = require('node:child_process');
+const {
+  E2E, api, show, expectError, expectStatus, newAppId, newSecret, startServer, stopAll,
+  createDatabase, dropDatabase, masterKey,
+} = require('./lib');
+
+const servers = [];
+let dbUrl;
+after(async () => { await stopAll(servers); if (dbUrl) dropDatabase(dbUrl); });
+
+// The receiver's check, as in the README: the signature over `${timestamp}.${body}`, compared in
+// constant time, and a timestamp within 5 minutes.
+function signatureOk(secretHex, headers, body) {
+  const ts = headers['usersigd-timestamp'];
+  const sig = headers['usersigd-signature'] || '';
+  if (!/^\d+$/.test(ts || '') || !sig.startsWith('v1=')) return false;
+  if (Math.abs(Date.now() / 1000 - Number(ts)) > 300) return false;
+  const want = crypto.createHmac('sha256', Buffer.from(secretHex, 'hex'))
+    .update(`${ts}.${body}`).digest();
+  const got = Buffer.from(sig.slice(3), 'hex');
+  return got.length === want.length && crypto.timingSafeEqual(got, want);
+}
+
+// A receiver on 127.0.0.1 (port kept across restarts): behave(req, n) picks the reply of the
+// n-th request: { status, delayMs }. got holds every request: { headers, body, json, ok }.
+function receiver(secretRef, port = 0) {
+  const r = { got: [], behave: () => ({ status: 200 }), server: null, port };
+  r.start = () => new Promise((resolve) => {
+    r.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const n = r.got.length;
+        const entry = { headers: req.headers, body, json: JSON.parse(body), ok: signatureOk(secretRef.secret, req.headers, body) };
+        r.got.push(entry);
+        const b = r.behave(entry, n);
+        setTimeout(() => { res.writeHead(b.status, { 'content-type': 'text/plain' }); res.end('ok'); },
+          b.delayMs || 0);
+      });
+    });
+    r.server.listen(r.port, '127.0.0.1', () => { r.port = r.server.address().port; resolve(); });
+  });
+  r.stop = () => new Promise((resolve) => { r.server.closeAllConnections(); r.server.close(() => resolve()); });
+  r.url = () => `http://127.0.0.1:${r.port}/hook`;
+  return r;
+}
+
+async function until(what, fn, ms = 20000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+const ALL = ['key.imported', 'key.rotated', 'key.disabled', 'key.enabled', 'key.destroyed',
+  'key.used_by_other_app', 'batch.finished', 'batch.aborted', 'batch.interrupted',
+  'token.created', 'token.revoked'];
+
+test('webhooks: signed events in order, receiver down then up, slow, failing, re-sent', async () => {
+  dbUrl = createDatabase();
+  const srv = await startServer('webhooks', {
+    dbUrl, masterKeyFile: masterKey(), env: {
+      USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '1s',
+      USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '1s',
+      USERSIGD_WEBHOOK_MAX_ATTEMPTS: '4', USERSIGD_AUDIT_CHECKPOINT_EVENTS: '5',
+    },
+  });
+  servers.push(srv);
+  const token = await srv.adminToken();
+  const o = (extra = {}) => Object.assign({ base: srv.url, token }, extra);
+
+  // Refusals first: nothing is made.
+  let res = await api('POST', '/v1/webhooks', o({ body: { url: 'http://127.0.0.1:1/x', events: ['no.such'] } }));
+  expectError(res, 400, 'invalid_field', ['no.such']);
+  res = await api('POST', '/v1/webhooks', o({ body: { url: 'http://127.0.0.1:1/x', events: ['token.created', 'token.created'] } }));
+  expectError(res, 400, 'invalid_field', ['twice']);
+  res = await api('POST', '/v1/webhooks', o({ body: { url: 'ftp://example.com/x', events: ['token.created'] } }));
+  expectError(res, 400, 'invalid_field', ['https://']);
+  res = await api('POST', '/v1/webhooks', o({ body: { url: 'https://u:p@example.com/x', events: ['token.created'] } }));
+  expectError(res, 400, 'invalid_field', ['user info']);
+  res = await api('POST', '/v1/webhooks', o({ body: { url: 'http://127.0.0.1:1/x', events: ['token.created'], sdkappid: 999 } }));
+  expectError(res, 404, 'app_not_found');
+  // The run's main server has no webhook_allow_insecure_url: https only, and no loopback host.
+  res = await api('POST', '/v1/webhooks', { body: { url: 'http://127.0.0.1:1/x', events: ['token.created'] } });
+  expectError(res, 400, 'invalid_field', ['https://', 'webhook_allow_insecure_url']);
+  res = await api('POST', '/v1/webhooks', { body: { url: 'https://127.0.0.1/x', events: ['token.created'] } });
+  expectError(res, 400, 'invalid_field', ['loopback']);
+  res = await api('POST', '/v1/webhooks', { body: { url: 'https://[::1]:8443/x', events: ['token.created'] } });
+  expectError(res, 400, 'invalid_field', ['loopback']);
+  const signer = await api('POST', '/v1/tokens', o({ body: { name: 'wh-signer', role: 'signer' } }));
+  res = await api('GET', '/v1/webhooks', o({ token: signer.json.token }));
+  expectError(res, 403, 'forbidden');
+  res = await api('GET', '/v1/webhooks', o());
+  assert.deepEqual(expectStatus(res, 200).webhooks, []);
+  assert.ok(res.json.event_types.includes('key.rotation_due'));
+
+  // Endpoint A: every change event.
+  const refA = { secret: '' };
+  const A = receiver(refA);
+  await A.start();
+  res = await api('POST', '/v1/webhooks', o({ body: { url: A.url(), events: ALL } }));
+  expectStatus(res, 201);
+  const hookA = res.json;
+  assert.match(hookA.secret, /^[0-9a-f]{64}$/);
+  refA.secret = hookA.secret;
+  assert.equal(hookA.sdkappid, null);
+  res = await api('GET', `/v1/webhooks/${hookA.id}`, o());
+  assert.equal(expectStatus(res, 200).secret, undefined, 'the secret is shown once');
+  assert.ok(!JSON.stringify((await api('GET', '/v1/webhooks', o())).json).includes(hookA.secret));
+  const sealed = spawnSync('psql', [dbUrl, '-XAtq', '-c', `SELECT encode(sealed, 'hex') FROM webhooks WHERE id = ${hookA.id}`]).stdout.toString();
+  assert.ok(!sealed.includes(hookA.secret), 'stored sealed, not in clear');
+  // Endpoint C: the checkpoints only.
+  const refC = { secret: '' };
+  const C = receiver(refC);
+  await C.start();
+  res = await api('POST', '/v1/webhooks', o({ body: { url: C.url(), events: ['audit.checkpoint'] } }));
+  refC.secret = expectStatus(res, 201).secret;
+
+  // Changes: an app and its keys, a refused key reuse, tokens, a batch.
+  const app = newAppId();
+  const s1 = newSecret();
+  expectStatus(await api('POST', '/v1/apps', o({ body: { sdkappid: app, name: 'wh' } })), 201);
+  expectStatus(await api('POST', `/v1/apps/${app}/keys`, o({ body: { secret: s1 } })), 201);
+  expectStatus(await api('POST', `/v1/apps/${app}/keys/rotate`, o({ body: { secret: newSecret() } })), 200);
+  expectStatus(await api('POST', `/v1/apps/${app}/keys/1/disable`, o()), 200);
+  expectStatus(await api('POST', `/v1/apps/${app}/keys/1/enable`, o()), 200);
+  const other = newAppId();
+  expectStatus(await api('POST', '/v1/apps', o({ body: { sdkappid: other, name: 'wh2' } })), 201);
+  expectError(await api('POST', `/v1/apps/${other}/keys`, o({ body: { secret: s1 } })), 409, 'key_used_by_other_app');
+  const t2 = expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'wh-t', role: 'auditor' } })), 201);
+  expectStatus(await api('DELETE', `/v1/tokens/${t2.id}`, o()), 200);
+  const b = await fetch(`${srv.url}/v1/apps/${app}/usersigs/batch`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'a\nb\n',
+  });
+  assert.equal(b.status, 200, await b.text());
+  const want = ['token.created', 'key.imported', 'key.imported', 'key.rotated', 'key.disabled',
+    'key.enabled', 'key.used_by_other_app', 'token.created', 'token.revoked', 'batch.finished'];
+  await until('the events at A', () => A.got.length >= want.length - 1).catch((e) => {
+    throw new Error(`${e.message}: got ${A.got.map((g) => g.json.type)}\n${srv.log().slice(-6000)}`);
+  });
+  // token.created first: the signer token made above, after A existed? No: before. Drop it.
+  const types = A.got.map((g) => g.json.type);
+  assert.deepEqual(types, want.slice(1), `the events in order: ${types}`);
+  for (const g of A.got) {
+    assert.ok(g.ok, `signature checks: ${JSON.stringify(g.headers)}`);
+    assert.equal(g.headers['usersigd-event'], g.json.type);
+    assert.match(g.headers['content-type'], /^application\/json/);
+  }
+  const ids = A.got.map((g) => Number(g.headers['usersigd-event-id']));
+  assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'event ids ascending');
+  const seqs = A.got.map((g) => g.json.audit_seq);
+  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in audit order');
+  assert.equal(A.got[2].json.details.to, 2, 'key.rotated says from and to');
+  assert.equal(A.got[5].json.sdkappid, other);
+  assert.equal(A.got[8].json.details.signed, 2);
+  // The same check with openssl, as the README's shell lines do it.
+  const g0 = A.got[0];
+  const mac = spawnSync('openssl', ['dgst', '-sha256', '-mac', 'HMAC', '-macopt', `hexkey:${hookA.secret}`],
+    { input: `${g0.headers['usersigd-timestamp']}.${g0.body}` }).stdout.toString();
+  assert.ok(mac.trim().endsWith(g0.headers['usersigd-signature'].slice(3)), `openssl: ${mac}`);
+  // A wrong secret, or a changed body, fails the check.
+  assert.equal(signatureOk(newSecret(), g0.headers, g0.body), false);
+  assert.equal(signatureOk(hookA.secret, g0.headers, g0.body.replace('"key.imported"', '"key.destroyed"')), false);
+  assert.equal(signatureOk(hookA.secret, Object.assign({}, g0.headers, { 'usersigd-timestamp': String(Number(g0.headers['usersigd-timestamp']) + 1) }), g0.body), false);
+  // The checkpoints went to C.
+  await until('a checkpoint at C', () => C.got.length >= 1);
+  assert.ok(C.got[0].ok);
+  assert.equal(C.got[0].json.type, 'audit.checkpoint');
+  assert.match(C.got[0].json.details.signature, /\S/);
+
+  // Down, then up: nothing lost, in order.
+  await A.stop();
+  const n0 = A.got.length;
+  for (let i = 0; i < 3; i++) expectStatus(await api('POST', '/v1/tokens', o({ body: { name: `down-${i}`, role: 'auditor' } })), 201);
+  const listDown = await until('failed attempts while down', async () => {
+    const r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=0&limit=100`, o());
+    const pend = r.json.deliveries.filter((d) => d.state === 'pending');
+    return pend.length === 3 && pend[0].attempts >= 1 ? r.json : null;
+  });
+  const head = listDown.deliveries.find((d) => d.state === 'pending');
+  assert.match(head.last_error, /connect/, JSON.stringify(head));
+  await A.start();
+  await until('the events after the receiver is back', () => A.got.length >= n0 + 3);
+  assert.deepEqual(A.got.slice(n0).map((g) => g.json.details.name), ['down-0', 'down-1', 'down-2']);
+  assert.ok(A.got.slice(n0).every((g) => g.ok));
+
+  // Slow: the first attempt times out (1 s), the retry arrives; the receiver sees it twice.
+  const n1 = A.got.length;
+  A.behave = (e, n) => (n === n1 ? { status: 200, delayMs: 2500 } : { status: 200 });
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'slow', role: 'auditor' } })), 201);
+  await until('the slow event twice', () => A.got.length >= n1 + 2);
+  assert.equal(A.got[n1].headers['usersigd-event-id'], A.got[n1 + 1].headers['usersigd-event-id']);
+  let r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=0&limit=500`, o());
+  const slow = r.json.deliveries[r.json.deliveries.length - 1];
+  r = await until('the slow delivery recorded', async () => {
+    const x = await api('GET', `/v1/webhook-deliveries/${slow.id}`, o());
+    return x.json.state === 'delivered' ? x : null;
+  });
+  assert.equal(r.json.attempt_list.length, 2, show(r));
+  assert.match(r.json.attempt_list[0].error, /timeout/);
+  assert.equal(r.json.attempt_list[1].status, 200);
+  assert.equal(r.json.body.details.name, 'slow');
+
+  // Failing: four attempts of HTTP 500, then failed; the next event still goes; re-sent.
+  A.behave = () => ({ status: 500 });
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'fails', role: 'auditor' } })), 201);
+  r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=${slow.id}`, o());
+  const failing = r.json.deliveries[0];
+  r = await until('the delivery failed', async () => {
+    const x = await api('GET', `/v1/webhook-deliveries/${failing.id}`, o());
+    return x.json.state === 'failed' ? x : null;
+  });
+  assert.equal(r.json.attempt_list.length, 4);
+  assert.ok(r.json.attempt_list.every((a) => a.status === 500 && a.error === 'HTTP 500'));
+  res = await api('GET', `/v1/webhooks/${hookA.id}`, o());
+  assert.equal(res.json.failed, 1);
+  A.behave = () => ({ status: 204 });
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'after-failed', role: 'auditor' } })), 201);
+  await until('the next event after a failed one', () => A.got.some((g) => g.json.details.name === 'after-failed'));
+  res = await api('POST', `/v1/webhook-deliveries/${failing.id}/resend`, o());
+  assert.equal(expectStatus(res, 200).state, 'pending');
+  await until('the re-sent delivery', async () => (await api('GET', `/v1/webhook-deliveries/${failing.id}`, o())).json.state === 'delivered');
+  res = await api('POST', `/v1/webhook-deliveries/${failing.id}/resend`, o());
+  expectError(res, 409, 'invalid_state', ['not failed']);
+  res = await api('POST', '/v1/webhook-deliveries/999999/resend', o());
+  expectError(res, 404, 'not_found');
+  const audit = await api('GET', '/v1/audit?action=webhook.resend', o());
+  assert.equal(expectStatus(audit, 200).events.length, 1);
+
+  // Delete: gone, its deliveries with it; no more posts.
+  res = await api('DELETE', `/v1/webhooks/${hookA.id}`, o());
+  assert.equal(expectStatus(res, 200).deleted, true);
+  expectError(await api('GET', `/v1/webhooks/${hookA.id}`, o()), 404, 'not_found');
+  expectError(await api('GET', `/v1/webhooks/${hookA.id}/deliveries`, o()), 404, 'not_found');
+  const n2 = A.got.length;
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'after-delete', role: 'auditor' } })), 201);
+  await new Promise((res2) => setTimeout(res2, 1500));
+  assert.equal(A.got.length, n2, 'nothing sent to a deleted endpoint');
+  await A.stop();
+  await C.stop();
+});
