@@ -12,6 +12,20 @@
 # Usage: bench/batch.sh [N]           (N identifiers, default 1000000)
 #        BATCH_BIG=1 bench/batch.sh   also 5,000,000 identifiers through `usersig batch` (for the
 #                                     server's RSS; only when N >= 1000000)
+#        BATCH_STREAM=1 bench/batch.sh     also the streamed body under concurrency, in the same
+#                                     run: 1, 4 and 8 batches at once of 4,194,304 identifiers
+#                                     each (curl, one chunked request each, all started together),
+#                                     then one of 10,000,000 through `usersig batch` (one streamed
+#                                     request); for each, the tokens/s of all together, usersigd's
+#                                     peak RSS, and the p99 of single signs (POST .../usersigs,
+#                                     wrk -t1 -c1, one every 20 ms) during it against the same
+#                                     measured idle first. BATCH_STREAM=only: just those.
+#                                     BATCH_STREAM_N, BATCH_STREAM_BIG: other sizes (a quick try).
+#        BATCH_CLIENT_NICE=N          the streamed runs' batch clients at nice N (default 10): they
+#                                     stand for machines elsewhere, so that on one small machine
+#                                     their CPU (curl, usersig batch's checks) yields to the
+#                                     server's and the single signs' (0: no nice)
+#        BATCH_BUILD_DIR=DIR          the Release build to use (default build-bench/)
 # Builds a Release build in build-bench/ (incrementally). Installs tests/node/node_modules (npm ci)
 # when missing. Temp files go under $TMPDIR (or /tmp): about 250 bytes a token per run, removed
 # once checked. The server is stopped (SIGTERM) and the temp dir removed on exit.
@@ -39,7 +53,17 @@ command -v node >/dev/null 2>&1 || die "node is not installed"
 command -v curl >/dev/null 2>&1 || die "curl is not installed"
 
 # ---- build ------------------------------------------------------------------------------------
-BUILD_DIR=$ROOT/build-bench
+BUILD_DIR=${BATCH_BUILD_DIR:-$ROOT/build-bench}
+STREAM=${BATCH_STREAM:-}
+STREAM_N=${BATCH_STREAM_N:-4194304}
+STREAM_BIG=${BATCH_STREAM_BIG:-10000000}
+CLIENT_NICE=${BATCH_CLIENT_NICE:-10}
+[[ $CLIENT_NICE =~ ^[0-9]{1,2}$ ]] && [ "$CLIENT_NICE" -le 19 ] || die "BATCH_CLIENT_NICE must be 0..19"
+if [ -n "$STREAM" ]; then
+    [[ $STREAM_N =~ ^[1-9][0-9]{0,8}$ ]] && [[ $STREAM_BIG =~ ^[1-9][0-9]{0,8}$ ]] ||
+        die "BATCH_STREAM_N and BATCH_STREAM_BIG must be numbers of identifiers"
+    command -v wrk >/dev/null 2>&1 || die "BATCH_STREAM needs wrk (Debian: apt-get install wrk)"
+fi
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     note "configuring a Release build in $BUILD_DIR"
     cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -67,6 +91,7 @@ SERVER_PID=
 SAMPLER_PID=
 cleanup() {
     if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
+    if [ -n "${PACED_PID:-}" ]; then kill "$PACED_PID" 2>/dev/null || true; fi
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -265,7 +290,9 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')
 note "$N identifiers; usersigd and usersig ($BUILD_TYPE) from $BUILD_DIR; node $NODE_VERSION," \
     "tls-sig-api-v2 $LIB_VERSION; $(nproc) CPUs, $CPU; server at $BASE"
 IDLE_RSS=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status")
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
+if [ "$STREAM" != only ]; then
 # The baseline: the official library in a loop, one process.
 IN=/dev/null
 timed "$WORK/out" "$WORK/node.err" node "$ROOT/bench/node_sign.js" "$WORK/ids" "$SDKAPPID" "$WORK/key" "$EXPIRE"
@@ -285,6 +312,134 @@ if [ "${BATCH_BIG:-}" == 1 ] && [ "$N" -ge 1000000 ]; then
     awk -v n="$BIG" 'BEGIN { for (i = 1; i <= n; i++) printf "user_%08d\n", i }' >"$WORK/ids.big"
     run_batch usersig default "$WORK/ids.big" "$BIG"
     rm -f "$WORK/ids.big"
+fi
+fi # not BATCH_STREAM=only
+
+# ---- streamed bodies under concurrency (BATCH_STREAM) -----------------------------------------
+# paced_start NAME: single signs, one every 20 ms on one connection, until paced_stop NAME, which
+# sets PS_P99 PS_P50 (ms), PS_OK, PS_BAD (non-2xx, socket errors, 2xx without a token).
+paced_start() {
+    wrk -t1 -c1 -d3600s --timeout 10s -s "$ROOT/bench/online/sign_paced.lua" "$BASE" -- \
+        "$WORK/token" "$SDKAPPID" "p$1" 20 >"$WORK/wrk.$1" 2>&1 &
+    PACED_PID=$!
+    sleep 0.5 # wrk's start (and its first requests) before the load
+}
+paced_stop() {
+    kill -INT "$PACED_PID" 2>/dev/null || true
+    wait "$PACED_PID" 2>/dev/null || true
+    PACED_PID=
+    local line kv
+    line=$(grep '^ONLINE ' "$WORK/wrk.$1" | tail -1)
+    [ -n "$line" ] || die "paced signs ($1): wrk printed no summary: $(tail -5 "$WORK/wrk.$1")"
+    local W_ok='' W_non2xx='' W_unexpected='' W_read='' W_write='' W_timeout='' W_connect='' W_p50_us='' W_p99_us=''
+    for kv in ${line#ONLINE }; do
+        [[ $kv =~ ^[a-z0-9_]+=[0-9]+$ ]] || die "paced signs ($1): a summary field is not a count: '$kv'"
+        printf -v "W_${kv%%=*}" '%s' "${kv#*=}"
+    done
+    PS_OK=$W_ok
+    PS_BAD=$((W_non2xx + W_unexpected + W_connect + W_read + W_write + W_timeout))
+    PS_P50=$(awk -v u="$W_p50_us" 'BEGIN { printf "%.1f", u / 1000 }')
+    PS_P99=$(awk -v u="$W_p99_us" 'BEGIN { printf "%.1f", u / 1000 }')
+    [ "$PS_OK" -ge 1 ] || die "paced signs ($1): no sign answered"
+}
+PACED_PID=
+S_ROWS=()
+S_CHECKS=()
+# stream_run NAME BATCHES COUNT: BATCHES batches of COUNT identifiers at once, curl (one chunked
+# request each, read from $WORK/ids.s as it goes) or, for "big", usersig batch from $WORK/ids.b.
+stream_run() {
+    local name=$1 k=$2 count=$3 i t0 t1 rc=0 pids=()
+    rss_reset
+    paced_start "$name"
+    t0=$(date +%s.%N)
+    for i in $(seq "$k"); do
+        if [ "$name" == big ]; then
+            nice -n "$CLIENT_NICE" "$USERSIG" batch --server "$BASE" --token-file "$WORK/token" --sdkappid "$SDKAPPID" \
+                --expire "$EXPIRE" <"$WORK/ids.b" >/dev/null 2>"$WORK/s.$name.$i.err" &
+        else
+            { nice -n "$CLIENT_NICE" curl -sS -T - -X POST -H @"$WORK/auth" -H 'Content-Type: text/plain' \
+                -H 'Transfer-Encoding: chunked' -w '%{stderr}%{http_code}\n' \
+                "$BASE/v1/apps/$SDKAPPID/usersigs/batch?expire=$EXPIRE" <"$WORK/ids.s" 2>"$WORK/s.$name.$i.err" |
+                nice -n "$CLIENT_NICE" tail -n 1 >"$WORK/s.$name.$i.sum"; } &
+        fi
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+    t1=$(date +%s.%N)
+    paced_stop "$name"
+    local rss secs total rate
+    rss=$(rss_peak)
+    kill -0 "$SERVER_PID" 2>/dev/null || die "stream $name: usersigd died"
+    [ "$rc" -eq 0 ] || die "stream $name: a client failed ($rc): $(tail -c 600 "$WORK/s.$name.1.err")"
+    for i in $(seq "$k"); do
+        if [ "$name" == big ]; then
+            grep -qE "^batch [0-9a-f]+: $count signed $count failed 0 " "$WORK/s.$name.$i.err" ||
+                die "stream $name: usersig batch did not sign $count: $(cat "$WORK/s.$name.$i.err")"
+        else
+            [ "$(cat "$WORK/s.$name.$i.err")" == 200 ] || die "stream $name #$i: HTTP $(cat "$WORK/s.$name.$i.err")"
+            node -e 'const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).summary;
+                if (!s || s.count !== +process.argv[2] || s.signed !== +process.argv[2] || s.failed !== 0) {
+                    console.error(JSON.stringify(s)); process.exit(1); }' "$WORK/s.$name.$i.sum" "$count" ||
+                die "stream $name #$i: the summary is not $count signed: $(cat "$WORK/s.$name.$i.sum")"
+        fi
+    done
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    total=$((k * count))
+    rate=$(awk -v n="$total" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    local label="$k x $count (curl, 1 chunked request each)"
+    [ "$name" == big ] && label="1 x $count (usersig batch, 1 streamed request)"
+    S_ROWS+=("| $label | $total | $secs | $rate | $rss | $PS_P50 | $PS_P99 | $(cut -d' ' -f1 /proc/loadavg) |")
+    S_CHECKS+=("$name|$k|$rate|$rss|$PS_P99")
+    NOTES+=("stream $name: $PS_OK single signs answered during it ($PS_BAD failed), p50 $PS_P50 ms, p99 $PS_P99 ms; load average after it $(cut -d' ' -f1-3 /proc/loadavg)")
+}
+if [ -n "$STREAM" ]; then
+    awk -v n="$STREAM_N" 'BEGIN { for (i = 1; i <= n; i++) printf "user_%08d\n", i }' >"$WORK/ids.s"
+    awk -v n="$STREAM_BIG" 'BEGIN { for (i = 1; i <= n; i++) printf "u%08d\n", i }' >"$WORK/ids.b"
+    note "streamed: $STREAM_N identifiers a batch ($(($(stat -c %s "$WORK/ids.s") / 1048576)) MiB), $STREAM_BIG in the big one"
+    # the tokens: 1000 signed through a streamed request, a sample verified
+    head -n 1000 "$WORK/ids.s" >"$WORK/ids.v"
+    IN=$WORK/ids.v
+    timed "$WORK/out" "$WORK/err" "$USERSIG" batch --server "$BASE" --token-file "$WORK/token" \
+        --sdkappid "$SDKAPPID" --expire "$EXPIRE"
+    [ "$RC" -eq 0 ] || die "streamed check: exit status $RC: $(cat "$WORK/err")"
+    verify_sample "streamed check" "$WORK/out" 1000 ndjson
+    # idle: the single signs alone, as long as a run
+    paced_start idle
+    sleep 10
+    paced_stop idle
+    IDLE_P50=$PS_P50
+    IDLE_P99=$PS_P99
+    NOTES+=("single signs idle (one every 20 ms, 10 s): $PS_OK answered ($PS_BAD failed), p50 $PS_P50 ms, p99 $PS_P99 ms")
+    for k in 1 4 8; do stream_run "c$k" "$k" "$STREAM_N"; done
+    stream_run big 1 "$STREAM_BIG"
+    rm -f "$WORK/ids.s" "$WORK/ids.b"
+fi
+
+if [ "$STREAM" == only ]; then
+    echo
+    echo "| batches at once | tokens | seconds | tokens/s (all) | usersigd peak RSS MiB | sign p50 ms | sign p99 ms | load avg |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${S_ROWS[@]}"
+    echo
+    echo "One run, $(date -u +%Y-%m-%d), clients and server on this machine ($(nproc) CPUs, $CPU);"
+    echo "usersigd and usersig: $BUILD_TYPE build; the batch clients at nice $CLIENT_NICE, the single"
+    echo "signs' wrk and usersigd at 0 (usersigd's workers at +5). Load average before the runs: $LOAD_BEFORE"
+    echo "(1, 5, 15 min); the last column is the 1-minute one after each run. Single signs idle:"
+    echo "p50 $IDLE_P50 ms, p99 $IDLE_P99 ms. usersigd idle: $IDLE_RSS MiB."
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+    echo
+    echo "Targets (issue 13):"
+    r1=
+    for row in "${S_CHECKS[@]}"; do
+        IFS='|' read -r name k rate rss p99 <<<"$row"
+        [ "$name" == c1 ] && r1=$rate
+        awk -v n="$name" -v r="$rate" -v r1="$r1" -v m="$rss" -v p="$p99" -v i="$IDLE_P99" 'BEGIN {
+            printf "- %s: peak RSS %s MiB (target <= 64: %s); sign p99 %s ms = %.1fx idle %s ms (target <= 3x: %s)",
+                n, m, (m <= 64 ? "met" : "MISSED"), p, (i > 0 ? p / i : 0), i, (i > 0 && p <= 3 * i ? "met" : "MISSED")
+            if (n == "c4") printf "; %s tokens/s vs %s with 1 batch (target >= 1x: %s)", r, r1, (r + 0 >= r1 + 0 ? "met" : "MISSED")
+            printf "\n" }'
+    done
+    exit 0
 fi
 
 echo
@@ -306,3 +461,11 @@ echo "Targets (issue 4):"
 targets
 echo
 echo "Every run: the line count and the summary checked; $SAMPLE tokens verified with usersig verify."
+if [ -n "$STREAM" ]; then
+    echo
+    echo "| batches at once | tokens | seconds | tokens/s (all) | usersigd peak RSS MiB | sign p50 ms | sign p99 ms | load avg |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${S_ROWS[@]}"
+    echo
+    echo "Single signs idle: p50 $IDLE_P50 ms, p99 $IDLE_P99 ms. Load average before the runs: $LOAD_BEFORE."
+fi
