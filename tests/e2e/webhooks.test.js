@@ -13,14 +13,21 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const crypto = require('node:crypto');
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 const {
   E2E, api, show, expectError, expectStatus, newAppId, newSecret, startServer, stopAll,
-  createDatabase, dropDatabase, masterKey,
+  createDatabase, dropDatabase, masterKey, usersigdCli,
 } = require('./lib');
 
 const servers = [];
+const databases = [];
 let dbUrl;
-after(async () => { await stopAll(servers); if (dbUrl) dropDatabase(dbUrl); });
+after(async () => {
+  await stopAll(servers);
+  if (dbUrl) dropDatabase(dbUrl);
+  for (const db of databases) dropDatabase(db);
+});
 
 // The receiver's check, as in the README: the signature over `${timestamp}.${body}`, compared in
 // constant time, and a timestamp within 5 minutes.
@@ -257,3 +264,90 @@ test('webhooks: signed events in order, receiver down then up, slow, failing, re
   await A.stop();
   await C.stop();
 });
+
+test('webhooks: two processes deliver once, a failed audit verification, a destroyed key, rewrap',
+  async () => {
+    const db = createDatabase();
+    databases.push(db);
+    const oldKey = masterKey();
+    const env = {
+      USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '2s',
+      USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '1s',
+    };
+    const s1 = await startServer('webhooks-p1', { dbUrl: db, masterKeyFile: oldKey, env });
+    servers.push(s1);
+    const token = await s1.adminToken();
+    const s2 = await startServer('webhooks-p2', { dbUrl: db, masterKeyFile: oldKey, env });
+    servers.push(s2);
+    const psqlDb = (sql) => {
+      const r = spawnSync('psql', [db, '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+      assert.equal(r.status, 0, r.stderr.toString());
+      return r.stdout.toString().trim();
+    };
+    const ref = { secret: '' };
+    const R = receiver(ref);
+    await R.start();
+    let res = await api('POST', '/v1/webhooks', { base: s2.url, token,
+      body: { url: R.url(), events: ['token.created', 'audit.verify_failed', 'key.destroyed'] } });
+    ref.secret = expectStatus(res, 201).secret;
+
+    // Events made on both processes: each arrives once, in the audit's order.
+    for (let i = 0; i < 6; i++) {
+      const base = i % 2 ? s2.url : s1.url;
+      expectStatus(await api('POST', '/v1/tokens', { base, token, body: { name: `p-${i}`, role: 'auditor' } }), 201);
+    }
+    await until('six events', () => R.got.length >= 6);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(R.got.length, 6, 'each event once');
+    assert.deepEqual(R.got.map((g) => g.json.details.name), ['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'p-5']);
+    assert.ok(R.got.every((g) => g.ok));
+    assert.equal(psqlDb('SELECT count(*) FROM webhook_lease'), '1');
+
+    // A destroyed key.
+    const app = newAppId();
+    const o1 = { base: s1.url, token };
+    expectStatus(await api('POST', '/v1/apps', Object.assign({ body: { sdkappid: app, name: 'wh-d' } }, o1)), 201);
+    expectStatus(await api('POST', `/v1/apps/${app}/keys`, Object.assign({ body: { secret: newSecret() } }, o1)), 201);
+    expectStatus(await api('POST', `/v1/apps/${app}/keys/rotate`, Object.assign({ body: { secret: newSecret() } }, o1)), 200);
+    expectStatus(await api('POST', `/v1/apps/${app}/keys/1/destroy`, Object.assign({ body: { reason: 'reset in the console' } }, o1)), 200);
+    await until('key.destroyed', () => R.got.some((g) => g.json.type === 'key.destroyed'));
+    const d = R.got.find((g) => g.json.type === 'key.destroyed').json;
+    assert.equal(d.sdkappid, app);
+    assert.equal(d.key_version, 1);
+
+    // A failed audit verification: an event edited behind the triggers, put back after.
+    const seq = psqlDb(`SELECT seq FROM audit_log WHERE action = 'app.create' AND sdkappid = ${app}`);
+    const original = psqlDb(`SELECT encode(convert_to(details, 'UTF8'), 'hex') FROM audit_log WHERE seq = ${seq}`);
+    const edit = (v) => psqlDb('BEGIN; ALTER TABLE audit_log DISABLE TRIGGER ALL; ' +
+      `UPDATE audit_log SET details = ${v} WHERE seq = ${seq}; ALTER TABLE audit_log ENABLE TRIGGER ALL; COMMIT;`);
+    edit(`'{"tampered":true}'`);
+    try {
+      res = await api('GET', '/v1/audit/verify', o1);
+      assert.equal(expectStatus(res, 200).ok, false, show(res));
+      const f = await until('audit.verify_failed', () => R.got.find((g) => g.json.type === 'audit.verify_failed'));
+      assert.equal(f.json.details.problem, 'mac_mismatch');
+      assert.equal(f.json.details.bad_seq, Number(seq));
+      assert.ok(f.ok);
+    } finally {
+      edit(`convert_from(decode('${original}', 'hex'), 'UTF8')`);
+    }
+    res = await api('GET', '/v1/audit/verify', o1);
+    assert.equal(expectStatus(res, 200).ok, true, show(res));
+
+    // Rewrap: the endpoint's secret is re-sealed; the same secret signs after the restart.
+    await stopAll(servers);
+    const cli = (args, key) => usersigdCli(args, { env: { USERSIGD_DATABASE_URL: db, USERSIGD_MASTER_KEY_FILE: key } });
+    const newKey = path.join(E2E.work, `master-wh-${process.pid}`);
+    assert.equal(cli(['master-key', 'create', newKey], oldKey).code, 0);
+    const rw = cli(['rewrap', '--new-master-key-file', newKey], oldKey);
+    assert.equal(rw.code, 0, `${rw.stdout}${rw.stderr}`);
+    const s3 = await startServer('webhooks-p3', { dbUrl: db, masterKeyFile: newKey, env });
+    servers.push(s3);
+    const n = R.got.length;
+    expectStatus(await api('POST', '/v1/tokens', { base: s3.url, token, body: { name: 'after-rewrap', role: 'auditor' } }), 201);
+    await until('the event after the rewrap', () => R.got.length > n);
+    assert.equal(R.got[n].json.details.name, 'after-rewrap');
+    assert.ok(R.got[n].ok, 'signed with the same secret, opened under the new master key');
+    fs.rmSync(newKey, { force: true });
+    await R.stop();
+  });
