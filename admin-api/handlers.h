@@ -30,6 +30,8 @@ void handle_batch_list(struct api_request *r);    /* batch_list.c */
 
 /* tencent_api.c: the REST gateway */
 void handle_tencent_call(struct api_request *r);
+void handle_accounts_import(struct api_request *r); /* accounts_api.c */
+void handle_accounts_check(struct api_request *r);
 
 /* audit_api.c */
 void handle_audit_list(struct api_request *r);

@@ -61,6 +61,10 @@ const struct api_route api_routes[] = {
      API_BODY_NONE, API_ROUTE_OFFLOAD, handle_batch_list},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/tencent/{servicename}/{command}", "callTencent",
      PERM_TENCENT_REST, API_BODY_JSON, 0, handle_tencent_call},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/accounts/import", "importAccounts", PERM_TENCENT_REST,
+     API_BODY_RAW, 0, handle_accounts_import},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/accounts/check", "checkAccounts", PERM_TENCENT_REST,
+     API_BODY_RAW, 0, handle_accounts_check},
     {EVHTTP_REQ_POST, "/v1/usersigs/verify", "verifyUserSig", PERM_VERIFY, API_BODY_JSON,
      API_ROUTE_METRIC_VERIFY, handle_usersig_verify},
 

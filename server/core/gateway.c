@@ -17,6 +17,7 @@
 #define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
 
 struct gateway {
+    struct event_base *base;
     struct service *svc; /* the loop's */
     struct tim *tim;
 };
@@ -95,6 +96,7 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
         return -1;
     }
     g->svc = svc;
+    g->base = base;
     struct tim_options o;
     memset(&o, 0, sizeof o);
     outbound_options_from_config(svc->cfg, &o.outbound);
@@ -125,6 +127,11 @@ void gateway_free(struct gateway *g)
 struct tim *gateway_tim(struct gateway *g)
 {
     return g->tim;
+}
+
+struct event_base *gateway_base(struct gateway *g)
+{
+    return g->base;
 }
 
 /* ---- one call ------------------------------------------------------------------------------- */

@@ -33,8 +33,10 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
 /* Ends every call (each completes, audited, as cancelled), wipes the cached admin UserSigs and
  * frees g. Before the database pool is freed. NULL: nothing. */
 void gateway_free(struct gateway *g);
-/* The tim client (account import calls it directly, with gateway_app_call's checks). */
+/* The tim client (account import calls it directly, with gateway_app_call's checks), and the
+ * loop it runs on. */
 struct tim *gateway_tim(struct gateway *g);
+struct event_base *gateway_base(struct gateway *g);
 
 enum gateway_stage { GW_IDLE = 0, GW_APP, GW_TENCENT, GW_AUDIT, GW_DONE };
 

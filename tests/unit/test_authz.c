@@ -19,7 +19,7 @@ static unsigned expected_roles(const struct api_route *r, bool *public_route)
 {
     /* Both signing roles sign and verify; which identifiers each may sign is the core's rule
      * (sign.h), not the route's. rest_caller calls the gateway (its rest_allow is the core's
-     * rule, gateway.h). */
+     * rule, gateway.h), and bulk account import and check. */
     const unsigned A = 1u << ROLE_ADMIN, K = 1u << ROLE_KEY_MANAGER,
                    S = (1u << ROLE_SIGNER) | (1u << ROLE_ADMIN_SIGNER), U = 1u << ROLE_AUDITOR,
                    ALL = (1u << ROLE_COUNT) - 1u;
@@ -44,7 +44,7 @@ static unsigned expected_roles(const struct api_route *r, bool *public_route)
         return A | U;
     if (strstr(r->pattern, "/usersigs") != NULL) /* sign, batch, verify */
         return A | S;
-    if (strstr(r->pattern, "/tencent/") != NULL)
+    if (strstr(r->pattern, "/tencent/") != NULL || strstr(r->pattern, "/accounts/") != NULL)
         return A | (1u << ROLE_REST_CALLER);
     if (strncmp(r->pattern, "/v1/apps", 8) == 0)
         return r->method == EVHTTP_REQ_GET ? A | K | U : A | K;
