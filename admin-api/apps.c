@@ -25,9 +25,10 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-/* The App object of openapi.yaml; active_version 0 is null. Returns a new json_t (caller
- * json_decref()s it) or NULL when an allocation fails. */
-static json_t *app_json(const struct store_app *a, uint32_t active_version)
+/* The App object of openapi.yaml; active_version 0 is null, activated_at_us its activation
+ * (for the key's age). Returns a new json_t (caller json_decref()s it) or NULL when an
+ * allocation fails. */
+static json_t *app_json(const struct store_app *a, uint32_t active_version, int64_t activated_at_us)
 {
     json_t *o = json_object();
     bool ok = o != NULL;
@@ -59,6 +60,7 @@ static json_t *app_json(const struct store_app *a, uint32_t active_version)
                                    region != NULL ? json_string(region) : json_null()) == 0;
     ok = ok && json_object_set_new(o, "created_at", service_time_json(a->created_at_us)) == 0;
     ok = ok && json_object_set_new(o, "updated_at", service_time_json(a->updated_at_us)) == 0;
+    ok = ok && op_apps_schedule_json(o, a->rotate_every, activated_at_us) == 0;
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -70,6 +72,7 @@ static json_t *app_json(const struct store_app *a, uint32_t active_version)
 struct app_input {
     json_t *name, *default_expire, *max_expire, *identifier_policy;
     json_t *admin_identifiers, *admin_max_expire, *gateway_identifier, *tencent_base_url;
+    json_t *rotate_every;
 };
 
 /* The administrator fields (PATCH only), each on its own rule; the rules that need the whole row
@@ -197,6 +200,18 @@ static int app_input_check(struct api_request *r, const struct app_input *in, st
         a->identifier_policy = (enum store_id_policy)p;
         *fields |= STORE_APP_SET_ID_POLICY;
     }
+    if (in->rotate_every != NULL) {
+        json_int_t x = json_is_null(in->rotate_every) ? 0 : json_integer_value(in->rotate_every);
+        if (!json_is_null(in->rotate_every) && (x < 1 || x > (json_int_t)USERSIG_MAX_EXPIRE)) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"rotate_every\" must be from 1 to %u seconds (10 years), or "
+                            "null for none; got %lld",
+                            USERSIG_MAX_EXPIRE, (long long)x);
+            return -1;
+        }
+        a->rotate_every = (uint32_t)x;
+        *fields |= STORE_APP_SET_ROTATE_EVERY;
+    }
     return admin_input_check(r, in, a, fields);
 }
 
@@ -253,7 +268,7 @@ void handle_app_create(struct api_request *r)
     if (err != API_OK)
         reply_op_error(r, err, msg);
     else
-        api_reply_json(r, 201, app_json(&out.app, out.active_version));
+        api_reply_json(r, 201, app_json(&out.app, out.active_version, out.active_activated_at_us));
 }
 
 void handle_app_list(struct api_request *r)
@@ -292,8 +307,8 @@ void handle_app_list(struct api_request *r)
     if (body == NULL || list == NULL || json_object_set(body, "apps", list) != 0)
         goto done;
     for (size_t i = 0; i < out.n; i++)
-        if (json_array_append_new(list, app_json(&out.apps[i].app, out.apps[i].active_version)) !=
-            0)
+        if (json_array_append_new(list, app_json(&out.apps[i].app, out.apps[i].active_version,
+                                                 out.apps[i].active_activated_at_us)) != 0)
             goto done;
     if (json_object_set_new(body, "next_after",
                             out.more ? json_integer(out.apps[out.n - 1].app.sdkappid)
@@ -319,7 +334,7 @@ void handle_app_get(struct api_request *r)
     if (err != API_OK)
         reply_op_error(r, err, msg);
     else
-        api_reply_json(r, 200, app_json(&out.app, out.active_version));
+        api_reply_json(r, 200, app_json(&out.app, out.active_version, out.active_activated_at_us));
 }
 
 void handle_app_update(struct api_request *r)
@@ -333,6 +348,7 @@ void handle_app_update(struct api_request *r)
         {"admin_max_expire", API_FIELD_INTEGER, 0},
         {"gateway_identifier", API_FIELD_STRING, API_FIELD_NULLABLE},
         {"tencent_base_url", API_FIELD_STRING, 0},
+        {"rotate_every", API_FIELD_INTEGER, API_FIELD_NULLABLE},
         {NULL, 0, 0},
     };
     struct op_apps_update_in op = {.sdkappid = r->sdkappid};
@@ -345,7 +361,7 @@ void handle_app_update(struct api_request *r)
         api_reply_error(r, API_ERR_MISSING_FIELD,
                         "give at least one of name, default_expire, max_expire, "
                         "identifier_policy, admin_identifiers, admin_max_expire, "
-                        "gateway_identifier, tencent_base_url");
+                        "gateway_identifier, tencent_base_url, rotate_every");
         return;
     }
     struct app_input in = {
@@ -357,6 +373,7 @@ void handle_app_update(struct api_request *r)
         .admin_max_expire = json_object_get(r->body, "admin_max_expire"),
         .gateway_identifier = json_object_get(r->body, "gateway_identifier"),
         .tencent_base_url = json_object_get(r->body, "tencent_base_url"),
+        .rotate_every = json_object_get(r->body, "rotate_every"),
     };
     if (app_input_check(r, &in, &op.values, &op.set) != 0)
         return;
@@ -364,5 +381,5 @@ void handle_app_update(struct api_request *r)
     if (err != API_OK)
         reply_op_error(r, err, msg);
     else
-        api_reply_json(r, 200, app_json(&out.app, out.active_version));
+        api_reply_json(r, 200, app_json(&out.app, out.active_version, out.active_activated_at_us));
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "op_apps.h"
 #include "op_keys.h"
 #include "usage.h"
 
@@ -21,6 +22,8 @@ static void reply_op_error(struct api_request *r, enum api_error err, const char
     else
         api_reply_error(r, err, NULL);
 }
+
+#define KEY_VERIFY_UNTIL_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
 
 /* UTF-8 characters of s (jansson has checked that it is valid UTF-8). */
 static size_t utf8_chars(const char *s)
@@ -55,6 +58,7 @@ static json_t *key_json(const struct store_key *k)
                                                                 : json_null()) == 0;
     ok = ok && json_object_set_new(o, "sign_count", json_integer(k->sign_count)) == 0;
     ok = ok && json_object_set_new(o, "last_used_at", service_time_json(k->last_used_at_us)) == 0;
+    ok = ok && json_object_set_new(o, "verify_until", service_time_json(k->verify_until_us)) == 0;
     if (!ok) {
         json_decref(o);
         return NULL;
@@ -163,11 +167,22 @@ void handle_key_list(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         goto done;
     }
+    struct store_app app;
+    if (store_app_get(svc->st, r->sdkappid, STORE_LOCK_NONE, &app) != STORE_OK) {
+        err = API_ERR_UNAVAILABLE;
+        goto done;
+    }
+    int64_t activated_at_us = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].state == STORE_KEY_ACTIVE)
+            activated_at_us = keys[i].activated_at_us;
     err = API_ERR_INTERNAL;
     body = json_object();
     list = json_array();
     if (body == NULL || list == NULL || json_object_set(body, "keys", list) != 0 ||
-        json_object_set_new(body, "unmatched_verify_counts", counts_json(counts, n_counts, 0)) != 0)
+        json_object_set_new(body, "unmatched_verify_counts", counts_json(counts, n_counts, 0)) !=
+            0 ||
+        op_apps_schedule_json(body, app.rotate_every, activated_at_us) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         json_t *k = key_json(&keys[i]);
@@ -221,6 +236,38 @@ void handle_key_rotate(struct api_request *r)
         reply_op_error(r, err, msg);
     else
         api_reply_json(r, 200, rotation_json(&out.active, &out.retired));
+}
+
+/* PATCH of a version: {"verify_until": Unix seconds or null}. */
+void handle_key_update(struct api_request *r)
+{
+    static const struct api_field fields[] = {
+        {"verify_until", API_FIELD_INTEGER, API_FIELD_REQUIRED | API_FIELD_NULLABLE},
+        {NULL, 0, 0},
+    };
+    struct op_keys_update_in in = {.sdkappid = r->sdkappid, .version = r->key_version};
+    struct store_key k;
+    char msg[OP_MSG_BUF];
+
+    if (api_require_fields(r, fields) != 0)
+        return;
+    json_t *v = json_object_get(r->body, "verify_until");
+    if (!json_is_null(v)) {
+        json_int_t t = json_integer_value(v);
+        if (t < 1 || t > KEY_VERIFY_UNTIL_MAX) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"verify_until\" must be a time in Unix seconds from 1 to %lld "
+                            "(the year 9999), or null for no end",
+                            (long long)KEY_VERIFY_UNTIL_MAX);
+            return;
+        }
+        in.verify_until_us = (int64_t)t * 1000000;
+    }
+    enum api_error err = op_keys_update(r->ctx, r->principal, &in, &k, msg, sizeof msg);
+    if (err != API_OK)
+        reply_op_error(r, err, msg);
+    else
+        api_reply_json(r, 200, key_json(&k));
 }
 
 enum key_change { KEY_DISABLE, KEY_ENABLE, KEY_DESTROY };

@@ -8,20 +8,26 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "handlers.h"
 #include "metrics.h"
+#include "op_apps.h"
 #include "usage.h"
 #include "service.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define SCHEDULE_APPS_MAX 1000 /* apps whose active key's age is shown (the first, by sdkappid) */
 
 struct scrape {
     struct dbpool_job job;
     struct api_request *r;
     int64_t last_seq;
     bool seq_ok;
+    struct store_key_schedule *sched; /* the active versions' ages (free()d with the scrape) */
+    size_t n_sched;
+    bool sched_ok;
 };
 
 static int emit_evbuffer(void *arg, const char *text, size_t len)
@@ -38,6 +44,8 @@ static void scrape_job(struct store *st, void *ctx, struct dbpool_job *jobs)
         uint8_t mac[32];
         int64_t at, now;
         sc->seq_ok = store_audit_last(st, &sc->last_seq, mac, &at, &now) == STORE_OK;
+        sc->sched_ok =
+            store_key_schedules(st, SCHEDULE_APPS_MAX, &sc->sched, &sc->n_sched) == STORE_OK;
     }
 }
 
@@ -60,6 +68,54 @@ static double resident_bytes(void)
     if (f != NULL)
         fclose(f);
     return n == 2 && page > 0 ? (double)resident * (double)page : -1;
+}
+
+/* Each app's active key version: its age, and where the app has a rotate_every, that and
+ * whether the age is past it. Never acted on: rotation is the operator's (keys come from
+ * Tencent's console). */
+static int render_schedules(const struct scrape *sc, struct evbuffer *out)
+{
+    struct timespec ts;
+    int bad = 0;
+    if (!sc->sched_ok)
+        return 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    bad |= evbuffer_add_printf(out, "# HELP usersigd_key_age_seconds Seconds since the active key "
+                                    "version of an app was activated.\n"
+                                    "# TYPE usersigd_key_age_seconds gauge\n") < 0;
+    for (size_t i = 0; i < sc->n_sched; i++) {
+        int64_t age;
+        (void)op_apps_past_rotate_every(0, sc->sched[i].activated_at_us, now, &age);
+        if (age >= 0)
+            bad |= evbuffer_add_printf(out,
+                                       "usersigd_key_age_seconds{sdkappid=\"%u\",version=\"%u\"} "
+                                       "%" PRId64 "\n",
+                                       sc->sched[i].sdkappid, sc->sched[i].version, age) < 0;
+    }
+    bad |= evbuffer_add_printf(out, "# HELP usersigd_key_rotate_every_seconds The app's "
+                                    "rotate_every (cryptoperiod), for apps that set one.\n"
+                                    "# TYPE usersigd_key_rotate_every_seconds gauge\n") < 0;
+    for (size_t i = 0; i < sc->n_sched; i++)
+        if (sc->sched[i].rotate_every != 0)
+            bad |=
+                evbuffer_add_printf(out, "usersigd_key_rotate_every_seconds{sdkappid=\"%u\"} %u\n",
+                                    sc->sched[i].sdkappid, sc->sched[i].rotate_every) < 0;
+    bad |= evbuffer_add_printf(out, "# HELP usersigd_key_past_rotate_every 1 when the active key "
+                                    "version is older than the app's rotate_every, else 0.\n"
+                                    "# TYPE usersigd_key_past_rotate_every gauge\n") < 0;
+    for (size_t i = 0; i < sc->n_sched; i++) {
+        int64_t age;
+        bool past = op_apps_past_rotate_every(sc->sched[i].rotate_every,
+                                              sc->sched[i].activated_at_us, now, &age);
+        if (sc->sched[i].rotate_every != 0 && age >= 0)
+            bad |= evbuffer_add_printf(
+                       out,
+                       "usersigd_key_past_rotate_every{sdkappid=\"%u\",version=\"%u\"} "
+                       "%d\n",
+                       sc->sched[i].sdkappid, sc->sched[i].version, past ? 1 : 0) < 0;
+    }
+    return bad != 0 ? -1 : 0;
 }
 
 static int render_scrape(struct api_request *r, const struct scrape *sc, struct evbuffer *out)
@@ -90,6 +146,7 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
     bad |= gauge(out, "usersigd_audit_chain_read_ok", "gauge",
                  "1 when this scrape could read the audit chain's last event, else 0.", "",
                  sc->seq_ok ? 1 : 0);
+    bad |= render_schedules(sc, out);
     if (svc != NULL && svc->cache != NULL) {
         struct cache_stats cs;
         cache_get_stats(svc->cache, &cs);
@@ -147,6 +204,7 @@ static void scrape_done(struct dbpool_job *job)
     }
     if (out != NULL)
         evbuffer_free(out);
+    free(sc->sched);
     free(sc);
 }
 

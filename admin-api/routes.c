@@ -46,6 +46,8 @@ const struct api_route api_routes[] = {
      API_ROUTE_OFFLOAD, handle_key_list},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/rotate", "rotateKey", PERM_KEYS_WRITE,
      API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_rotate},
+    {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}/keys/{version}", "updateKey", PERM_KEYS_WRITE,
+     API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_update},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey", PERM_KEYS_WRITE,
      API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD, handle_key_disable},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/enable", "enableKey", PERM_KEYS_WRITE,

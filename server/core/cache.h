@@ -38,6 +38,7 @@ struct cache;
 struct cache_key {
     uint32_t version;
     enum store_key_state state;
+    int64_t verify_until_us; /* retired: verifies up to this time; 0 = no end */
     struct usersig_key *key; /* read-only: shared by threads */
 };
 

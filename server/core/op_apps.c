@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "log.h"
@@ -34,12 +35,14 @@ static enum api_error fail_store(char *msg, size_t cap, enum store_rc rc)
     return fail(msg, cap, service_store_error(rc, API_ERR_APP_NOT_FOUND), NULL);
 }
 
-/* The app's active key version into *version (0 when none). */
-static enum store_rc active_version(struct service *svc, uint32_t sdkappid, uint32_t *version)
+/* The app's active key version into out (0 when none), and when it became active. */
+static enum store_rc active_version(struct service *svc, uint32_t sdkappid,
+                                    struct op_apps_view *out)
 {
     struct store_key k;
     enum store_rc rc = store_key_get_active(svc->st, sdkappid, STORE_LOCK_NONE, &k);
-    *version = rc == STORE_OK ? k.version : 0;
+    out->active_version = rc == STORE_OK ? k.version : 0;
+    out->active_activated_at_us = rc == STORE_OK ? k.activated_at_us : 0;
     store_key_clear(&k);
     return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
@@ -321,6 +324,12 @@ static json_t *app_changes(const struct store_app *old, const struct store_app *
         rc = change_str(changed, "tencent_base_url", old->tencent_base_url, new_->tencent_base_url);
         ++*n_changed;
     }
+    if (rc == 0 && (set & STORE_APP_SET_ROTATE_EVERY) && old->rotate_every != new_->rotate_every) {
+        rc = change_json(changed, "rotate_every",
+                         old->rotate_every ? json_integer(old->rotate_every) : json_null(),
+                         new_->rotate_every ? json_integer(new_->rotate_every) : json_null());
+        ++*n_changed;
+    }
     if (rc == 0)
         rc = json_object_set(details, "changed", changed);
     json_decref(changed);
@@ -418,6 +427,8 @@ enum api_error op_apps_update(struct service *svc, const struct principal *p,
             return err;
         }
     }
+    if (set & STORE_APP_SET_ROTATE_EVERY)
+        app.rotate_every = in->values.rotate_every;
     if (app.default_expire > app.max_expire) {
         store_rollback(svc->st);
         return expire_order(&app, msg, cap);
@@ -439,14 +450,17 @@ enum api_error op_apps_update(struct service *svc, const struct principal *p,
     }
     if (n_changed > 0) {
         /* Nothing that differs is not a change: no write and no audit event then. */
-        rc = store_app_update(svc->st, &app, set, &app);
+        if ((set & STORE_APP_SET_ROTATE_EVERY) && old.rotate_every != app.rotate_every)
+            rc = store_app_set_rotate_every(svc->st, in->sdkappid, app.rotate_every);
+        if (rc == STORE_OK)
+            rc = store_app_update(svc->st, &app, set, &app);
         if (rc == STORE_OK) {
             rc = service_audit(svc, p, "app.update", in->sdkappid, 0, "ok", details);
             details = NULL;
         }
     }
     if (rc == STORE_OK)
-        rc = active_version(svc, in->sdkappid, &out->active_version);
+        rc = active_version(svc, in->sdkappid, out);
     if (rc == STORE_OK)
         rc = store_commit(svc->st);
     if (rc != STORE_OK)
@@ -472,7 +486,7 @@ enum api_error op_apps_get(struct service *svc, const struct principal *p, uint3
     fail(msg, cap, API_OK, NULL);
     enum store_rc rc = store_app_get(svc->st, sdkappid, STORE_LOCK_NONE, &out->app);
     if (rc == STORE_OK)
-        rc = active_version(svc, sdkappid, &out->active_version);
+        rc = active_version(svc, sdkappid, out);
     if (rc != STORE_OK) {
         memset(out, 0, sizeof *out);
         return fail_store(msg, cap, rc);
@@ -502,4 +516,30 @@ enum api_error op_apps_list(struct service *svc, const struct principal *p,
     if (out->more)
         out->n = in->limit;
     return API_OK;
+}
+
+bool op_apps_past_rotate_every(uint32_t rotate_every, int64_t activated_at_us, int64_t now_us,
+                               int64_t *age_s)
+{
+    *age_s = -1;
+    if (activated_at_us == 0)
+        return false;
+    *age_s = now_us > activated_at_us ? (now_us - activated_at_us) / 1000000 : 0;
+    return rotate_every != 0 && *age_s > (int64_t)rotate_every;
+}
+
+int op_apps_schedule_json(json_t *o, uint32_t rotate_every, int64_t activated_at_us)
+{
+    struct timespec ts;
+    int64_t age;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    bool past = op_apps_past_rotate_every(rotate_every, activated_at_us,
+                                          (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, &age);
+    bool ok =
+        json_object_set_new(o, "rotate_every",
+                            rotate_every ? json_integer(rotate_every) : json_null()) == 0 &&
+        json_object_set_new(o, "active_key_age", age >= 0 ? json_integer(age) : json_null()) == 0 &&
+        json_object_set_new(o, "past_rotate_every",
+                            rotate_every && age >= 0 ? json_boolean(past) : json_null()) == 0;
+    return ok ? 0 : -1;
 }

@@ -28,6 +28,7 @@
 struct op_apps_view {
     struct store_app app;
     uint32_t active_version; /* 0: none */
+    int64_t active_activated_at_us; /* when it became active (0: none) */
 };
 
 /* Creates in->sdkappid with the values of in (each already within its own rule; default_expire
@@ -92,5 +93,15 @@ struct op_apps_list_out {
 enum api_error op_apps_list(struct service *svc, const struct principal *p,
                             const struct op_apps_list_in *in, struct op_apps_list_out *out,
                             char *msg, size_t cap) SERVICE_WUR;
+
+/* The key schedule of an app as the API shows it, set on o: "rotate_every" (seconds or null),
+ * "active_key_age" (seconds since the active version's activation, or null without one) and
+ * "past_rotate_every" (true once that age is over rotate_every; null without either). 0, or -1
+ * when out of memory. */
+int op_apps_schedule_json(json_t *o, uint32_t rotate_every, int64_t activated_at_us);
+/* The same decision for the metrics: *age_s (-1 without an active version) and the result,
+ * true when past rotate_every. */
+bool op_apps_past_rotate_every(uint32_t rotate_every, int64_t activated_at_us, int64_t now_us,
+                               int64_t *age_s);
 
 #endif

@@ -554,6 +554,70 @@ enum api_error op_keys_destroy(struct service *svc, const struct principal *p,
     return change(svc, p, in, KEY_DESTROY, out, msg, cap);
 }
 
+/* A time of the audit details: Unix seconds, or null for 0. */
+static json_t *seconds_or_null(int64_t us)
+{
+    return us != 0 ? json_integer(us / 1000000) : json_null();
+}
+
+enum api_error op_keys_update(struct service *svc, const struct principal *p,
+                              const struct op_keys_update_in *in, struct store_key *out, char *msg,
+                              size_t cap)
+{
+    struct key_result res = result_init(msg, cap);
+    struct store_key k = {0};
+    json_t *details = NULL;
+    enum store_rc rc;
+
+    memset(out, 0, sizeof *out);
+    rc = store_begin(svc->st);
+    if (rc != STORE_OK) {
+        key_fail_store(&res, rc, API_ERR_APP_NOT_FOUND);
+        goto done;
+    }
+    if (lock_and_get(svc, in->sdkappid, in->version, &k, &res) != STORE_OK)
+        goto done;
+    if (k.state == STORE_KEY_DESTROYED) {
+        refuse_state(svc, p, "key.update", &k, &res,
+                     "version %u is destroyed: it verifies nothing, so it has no verify_until",
+                     in->version);
+        goto done;
+    }
+    /* Whole seconds: what the API shows and takes. */
+    int64_t want = in->verify_until_us / 1000000 * 1000000;
+    if (want != k.verify_until_us) {
+        details = json_pack("{s:{s:{s:o,s:o}}}", "changed", "verify_until", "from",
+                            seconds_or_null(k.verify_until_us), "to", seconds_or_null(want));
+        if (details == NULL) {
+            key_fail(&res, API_ERR_INTERNAL, NULL);
+            goto done;
+        }
+        rc = store_key_set_verify_until(svc->st, in->sdkappid, in->version, want);
+        if (rc == STORE_OK) {
+            rc = service_audit(svc, p, "key.update", in->sdkappid, in->version, "ok", details);
+            details = NULL;
+        }
+    }
+    if (rc == STORE_OK)
+        rc = store_key_get(svc->st, in->sdkappid, in->version, out);
+    if (rc == STORE_OK)
+        rc = store_commit(svc->st);
+    if (rc != STORE_OK)
+        key_fail_store(&res, rc, API_ERR_KEY_NOT_FOUND);
+    else if (want != k.verify_until_us)
+        forget_app(svc, in->sdkappid);
+done:
+    if (res.err != API_OK) {
+        store_rollback(svc->st);
+        store_key_clear(out);
+        memset(out, 0, sizeof *out);
+    }
+    json_decref(details);
+    store_key_clear(&k);
+    strip(out);
+    return res.err;
+}
+
 enum api_error op_keys_list(struct service *svc, const struct principal *p, uint32_t sdkappid,
                             struct store_key **keys, size_t *n, char *msg, size_t cap)
 {

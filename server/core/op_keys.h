@@ -87,6 +87,22 @@ enum api_error op_keys_destroy(struct service *svc, const struct principal *p,
                                const struct op_keys_change_in *in, struct store_key *out, char *msg,
                                size_t cap) SERVICE_WUR;
 
+struct op_keys_update_in {
+    uint32_t sdkappid;
+    uint32_t version;
+    int64_t verify_until_us; /* Unix microseconds; 0: no end (cleared) */
+};
+
+/* Sets a version's verify_until: once it has passed, a retired version no longer verifies
+ * (verdict verify_window_closed); it applies to the version whenever it is retired (set on the
+ * active one, it takes effect at its rotation). Audited "key.update" with {"changed":
+ * {"verify_until": {from, to}}} (Unix seconds or null); the same value again changes nothing
+ * and writes no event. A destroyed version is refused (INVALID_STATE, audited). *out is the
+ * version as committed. */
+enum api_error op_keys_update(struct service *svc, const struct principal *p,
+                              const struct op_keys_update_in *in, struct store_key *out, char *msg,
+                              size_t cap) SERVICE_WUR;
+
 /* The app's versions in version order (metadata only): *keys a new array of *n (NULL when
  * none); caller store_key_list_free()s it (also fine on error: NULL then). */
 enum api_error op_keys_list(struct service *svc, const struct principal *p, uint32_t sdkappid,

@@ -366,6 +366,7 @@ static enum api_error app_load(struct service *svc, uint32_t sdkappid, struct ca
         }
         k->version = keys[i].version;
         k->state = keys[i].state;
+        k->verify_until_us = keys[i].verify_until_us;
         a->n_keys++;
         if (k->state == STORE_KEY_ACTIVE)
             a->active = k;

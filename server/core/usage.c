@@ -19,7 +19,8 @@
 #define SLOTS (2 * USAGE_MAX_KEYS)
 
 /* The verdicts: the codec's, then the core's own (verify.c), then "other". */
-static const char *const CORE_VERDICTS[] = {"no_key", "key_pending", "key_disabled"};
+static const char *const CORE_VERDICTS[] = {"no_key", "key_pending", "key_disabled",
+                                            "verify_window_closed"};
 #define N_CORE (sizeof CORE_VERDICTS / sizeof CORE_VERDICTS[0])
 #define N_VERDICTS (USERSIG_VERDICT_COUNT + N_CORE + 1)
 #define VERDICT_OTHER (N_VERDICTS - 1)

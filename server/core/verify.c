@@ -66,6 +66,22 @@ static bool check_entry(const struct cache_app *e, const struct usersig_decoded 
                      matched->version, app, pending ? "pending" : "disabled",
                      pending ? "activated" : "enabled");
         }
+        if (v == USERSIG_VALID && matched->state == STORE_KEY_RETIRED &&
+            matched->verify_until_us != 0 && now > matched->verify_until_us / 1000000) {
+            char when[32];
+            time_t t = (time_t)(matched->verify_until_us / 1000000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            res->verdict = VERIFY_WINDOW_CLOSED;
+            res->tencent_code = VERIFY_TENCENT_BAD_SIGNATURE;
+            snprintf(res->message, sizeof res->message,
+                     "the UserSig was signed with key version %u of app %u, which is retired "
+                     "and stopped verifying at its verify_until (%s): issue a new UserSig with "
+                     "the active key (POST /v1/apps/%u/keys/reissue re-signs every one still "
+                     "live on it)",
+                     matched->version, app, when, app);
+        }
         return false;
     }
     enum usersig_verdict v = usersig_check(d, expect, NULL, now);

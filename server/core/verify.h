@@ -28,6 +28,9 @@
 /* Tencent's codes for what the core finds beyond the codec's checks. */
 #define VERIFY_TENCENT_NO_KEY 70016 /* the app has no key to check with */
 #define VERIFY_TENCENT_BAD_SIGNATURE 70009
+/* The verdict of a token signed with a retired version past its verify_until (70009: what
+ * Tencent answers once that key is reset in the console). */
+#define VERIFY_WINDOW_CLOSED "verify_window_closed"
 
 struct verify_result {
     const char *verdict; /* the codec's name, or one of the core's own */

@@ -468,8 +468,8 @@ int store_id_policy_parse(const char *name)
     t "sdkappid, " t "name, " t "default_expire, " t "max_expire, " t "identifier_policy, " \
     US(t "created_at") ", " US(t "updated_at") ", " \
     "array_to_string(" t "admin_identifiers, chr(10)), " t "admin_max_expire, " \
-    t "gateway_identifier, " t "tencent_base_url"
-#define APP_N_COLUMNS 11
+    t "gateway_identifier, " t "tencent_base_url, " t "rotate_every"
+#define APP_N_COLUMNS 12
 #define APP_COLUMNS APP_COLUMNS_OF("")
 /* clang-format on */
 
@@ -484,6 +484,7 @@ static bool parse_app(const PGresult *r, int row, struct store_app *a)
     a->created_at_us = store_col_int(r, row, 5);
     a->updated_at_us = store_col_int(r, row, 6);
     a->admin_max_expire = (uint32_t)store_col_int(r, row, 8);
+    a->rotate_every = (uint32_t)store_col_int(r, row, 11); /* NULL: 0 */
     if (!store_col_text(r, row, 1, a->name, sizeof a->name) || policy < 0 ||
         !store_text_list_split(PQgetvalue(r, row, 7), a->admin_ids[0], sizeof a->admin_ids[0],
                                STORE_APP_MAX_ADMIN_IDS, &a->n_admin_ids) ||
@@ -574,7 +575,7 @@ enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock
  * however many apps it shows. */
 /* clang-format off */
 static const char SQL_APP_LIST[] =
-    "SELECT " APP_COLUMNS_OF("a.") ", k.version FROM apps a "
+    "SELECT " APP_COLUMNS_OF("a.") ", k.version, " US("k.activated_at") " FROM apps a "
     "LEFT JOIN app_keys k ON k.sdkappid = a.sdkappid AND k.state = 'active' "
     "WHERE ($1::bigint[] IS NULL OR a.sdkappid = ANY ($1::bigint[])) "
     "AND a.sdkappid > $2 ORDER BY a.sdkappid LIMIT $3";
@@ -619,6 +620,7 @@ enum store_rc store_app_list(struct store *st, const uint32_t *scope, size_t n_s
             goto done;
         }
         apps[i].active_version = (uint32_t)store_col_int(r, i, APP_N_COLUMNS); /* NULL: 0 */
+        apps[i].active_activated_at_us = store_col_int(r, i, APP_N_COLUMNS + 1);
     }
     *out = apps;
     *n = (size_t)rows;
@@ -688,6 +690,23 @@ enum store_rc store_app_update(struct store *st, const struct store_app *values,
         rc = STORE_ERROR;
     if (rc == STORE_OK && out != NULL)
         *out = row;
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_APP_SET_ROTATE_EVERY[] =
+    "UPDATE apps SET rotate_every = $2::integer, updated_at = now() WHERE sdkappid = $1";
+
+enum store_rc store_app_set_rotate_every(struct store *st, uint32_t sdkappid, uint32_t seconds)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    store_param_int(&p, sdkappid);
+    store_param_int_or_null(&p, seconds);
+    rc = RUN(st, SQL_APP_SET_ROTATE_EVERY, &p, &r);
+    if (rc == STORE_OK && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = STORE_NOT_FOUND;
     PQclear(r);
     return rc;
 }

@@ -95,6 +95,10 @@ struct store_app {
     uint32_t admin_max_expire;
     char gateway_identifier[STORE_ID_MAX + 1];     /* "" = none (NULL); else one of admin_ids */
     char tencent_base_url[STORE_BASE_URL_MAX + 1]; /* "" on insert: the default */
+    /* The cryptoperiod (migrations/0009_key_schedule.sql): seconds after its activation at which
+     * the active version is due for rotation, 1..315360000; 0 = none (NULL). Shown, never acted
+     * on: keys come from Tencent's console. Written by store_app_set_rotate_every. */
+    uint32_t rotate_every;
 };
 
 #define STORE_TENCENT_BASE_URL_DEFAULT "https://console.tim.qq.com"
@@ -113,6 +117,7 @@ enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock
 struct store_app_listed {
     struct store_app app;
     uint32_t active_version; /* 0 when no version is active */
+    int64_t active_activated_at_us; /* its activated_at (0 when none) */
 };
 /* Apps in sdkappid order, each with its active key version, in one statement: those after
  * `after` (0: from the start), at most limit (0: all). scope: only these sdkappids (n_scope of
@@ -132,12 +137,18 @@ enum {
     STORE_APP_SET_ADMIN_MAX_EXPIRE = 32,
     STORE_APP_SET_GATEWAY_ID = 64,
     STORE_APP_SET_BASE_URL = 128,
+    STORE_APP_SET_ROTATE_EVERY = 256, /* op_apps_update only: store_app_set_rotate_every */
 };
 /* Updates the fields named by `fields` (STORE_APP_SET_*) from `values` (its sdkappid is the row)
  * and updated_at; *out (may be NULL) receives the row as it now is. NOT_FOUND when no such app;
  * a result outside the CHECKs (default > max) is STORE_ERROR, so callers check first. */
 enum store_rc store_app_update(struct store *st, const struct store_app *values, unsigned fields,
                                struct store_app *out) STORE_WUR;
+
+/* Sets (seconds, 1..315360000) or clears (0) the app's rotate_every, and updated_at. NOT_FOUND
+ * when no such app. */
+enum store_rc store_app_set_rotate_every(struct store *st, uint32_t sdkappid,
+                                         uint32_t seconds) STORE_WUR;
 
 /* ---- key versions ---- */
 
@@ -169,6 +180,8 @@ struct store_key {
     char destroy_reason[STORE_TEXT_BUF(STORE_REASON_MAX)]; /* "" unless destroyed */
     int64_t sign_count;
     int64_t last_used_at_us;
+    /* After this time a retired version no longer verifies (0 = no end; NULL). */
+    int64_t verify_until_us;
 };
 
 /* Frees k->sealed and sets it NULL (accepts NULL). */
@@ -222,6 +235,20 @@ enum store_rc store_key_find_fingerprint(struct store *st,
 /* sign_count += count, last_used_at = now. NOT_FOUND when no such version. */
 enum store_rc store_key_record_use(struct store *st, uint32_t sdkappid, uint32_t version,
                                    uint64_t count) STORE_WUR;
+/* Sets verify_until (Unix microseconds; 0 clears it) of a version that is not destroyed.
+ * NOT_FOUND otherwise. */
+enum store_rc store_key_set_verify_until(struct store *st, uint32_t sdkappid, uint32_t version,
+                                         int64_t verify_until_us) STORE_WUR;
+/* The active version of each app (in sdkappid order, at most limit of them) with its activation
+ * time and the app's rotate_every, for the key-age metrics. On success *out is a new array of
+ * *n (NULL when none); caller free()s it. */
+struct store_key_schedule {
+    uint32_t sdkappid, version;
+    int64_t activated_at_us;
+    uint32_t rotate_every; /* 0 = none */
+};
+enum store_rc store_key_schedules(struct store *st, size_t limit, struct store_key_schedule **out,
+                                  size_t *n) STORE_WUR;
 /* Replaces the sealed key of a live (not destroyed) version: rewrap. NOT_FOUND otherwise. */
 enum store_rc store_key_update_sealed(struct store *st, uint32_t sdkappid, uint32_t version,
                                       const uint8_t *sealed, size_t len) STORE_WUR;
@@ -724,9 +751,10 @@ enum store_rc store_webhook_resend(struct store *st, int64_t webhook_id, int64_t
 enum store_rc store_webhook_lease(struct store *st, const char *owner, int64_t ttl_ms,
                                   bool *held) STORE_WUR;
 /* The head of each endpoint's pending deliveries (its lowest id), when it is due (next_at
- * passed), at most limit of them. *out a new array of *n; free with store_webhook_due_free. */
-enum store_rc store_webhook_due(struct store *st, size_t limit, struct store_webhook_due **out,
-                                size_t *n) STORE_WUR;
+ * passed), leaving out the n_skip endpoints of skip (those with a delivery out), at most limit
+ * of them. *out a new array of *n; free with store_webhook_due_free. */
+enum store_rc store_webhook_due(struct store *st, const int64_t *skip, size_t n_skip, size_t limit,
+                                struct store_webhook_due **out, size_t *n) STORE_WUR;
 void store_webhook_due_free(struct store_webhook_due *d, size_t n);
 /* Records an attempt of delivery id (took duration_ms; status the HTTP status or 0, error ""
  * or why) and its outcome: delivered; else pending again in retry_ms, or failed when retry_ms

@@ -55,13 +55,13 @@ void store_key_list_free(struct store_key *keys, size_t n)
     free(keys);
 }
 
-/* Columns 0..12; KEY_COLUMNS adds sealed as column 13. */
+/* Columns 0..13; KEY_COLUMNS adds sealed as column 14. */
 /* clang-format off */
 #define KEY_META_COLUMNS \
     "sdkappid, version, kind, state, fingerprint, " \
     US("created_at") ", " US("activated_at") ", " US("retired_at") ", " \
     US("disabled_at") ", " US("destroyed_at") ", " \
-    "destroy_reason, sign_count, " US("last_used_at")
+    "destroy_reason, sign_count, " US("last_used_at") ", " US("verify_until")
 #define KEY_COLUMNS KEY_META_COLUMNS ", sealed"
 /* clang-format on */
 
@@ -83,10 +83,11 @@ static bool parse_key(const PGresult *r, int row, bool with_sealed, struct store
     k->destroyed_at_us = store_col_int(r, row, 9);
     k->sign_count = store_col_int(r, row, 11);
     k->last_used_at_us = store_col_int(r, row, 12);
+    k->verify_until_us = store_col_int(r, row, 13);
     ok = kind > 0 && state >= 0 &&
          store_col_bytes(r, row, 4, k->fingerprint, sizeof k->fingerprint, NULL, true) &&
          store_col_text(r, row, 10, k->destroy_reason, sizeof k->destroy_reason);
-    if (ok && with_sealed && !store_col_bytes_alloc(r, row, 13, &k->sealed, &k->sealed_len)) {
+    if (ok && with_sealed && !store_col_bytes_alloc(r, row, 14, &k->sealed, &k->sealed_len)) {
         log_error("store: out of memory");
         return false;
     }
@@ -385,6 +386,61 @@ enum store_rc store_key_record_use(struct store *st, uint32_t sdkappid, uint32_t
     rc = RUN(st, SQL_KEY_RECORD_USE, &p, &r);
     if (rc == STORE_OK && strcmp(PQcmdTuples(r), "0") == 0)
         rc = STORE_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_KEY_SET_VERIFY_UNTIL[] = "UPDATE app_keys SET verify_until = " TS(
+    "$3") " "
+          "WHERE sdkappid = $1 AND version = $2 AND state <> 'destroyed'";
+
+enum store_rc store_key_set_verify_until(struct store *st, uint32_t sdkappid, uint32_t version,
+                                         int64_t verify_until_us)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    store_param_int(&p, sdkappid);
+    store_param_int(&p, version);
+    store_param_int_or_null(&p, verify_until_us);
+    rc = RUN(st, SQL_KEY_SET_VERIFY_UNTIL, &p, &r);
+    if (rc == STORE_OK && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = STORE_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static const char SQL_KEY_SCHEDULES[] = "SELECT k.sdkappid, k.version, " US(
+    "k.activated_at") ", a.rotate_every "
+                      "FROM app_keys k JOIN apps a ON a.sdkappid = k.sdkappid "
+                      "WHERE k.state = 'active' ORDER BY k.sdkappid LIMIT $1";
+
+enum store_rc store_key_schedules(struct store *st, size_t limit, struct store_key_schedule **out,
+                                  size_t *n)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    enum store_rc rc;
+    *out = NULL;
+    *n = 0;
+    store_param_int(&p, (int64_t)limit);
+    rc = RUN(st, SQL_KEY_SCHEDULES, &p, &r);
+    int rows = rc == STORE_OK ? PQntuples(r) : 0;
+    if (rows > 0) {
+        *out = calloc((size_t)rows, sizeof **out);
+        if (*out == NULL) {
+            log_error("store: out of memory");
+            rc = STORE_ERROR;
+            rows = 0;
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        (*out)[i].sdkappid = (uint32_t)store_col_int(r, i, 0);
+        (*out)[i].version = (uint32_t)store_col_int(r, i, 1);
+        (*out)[i].activated_at_us = store_col_int(r, i, 2);
+        (*out)[i].rotate_every = (uint32_t)store_col_int(r, i, 3);
+    }
+    *n = (size_t)rows;
     PQclear(r);
     return rc;
 }
