@@ -339,4 +339,20 @@ refused "usersigd TLS: the system store" tlsd_system \
 refused "usersigd TLS: plain HTTP to its port" tlsd_plain "did not answer in HTTP/1.1|closed the connection|HTTP 400" \
     "http://127.0.0.1:$TLS_PORT"
 
+# One streamed request of 1,000,000 identifiers (14 MB) from a pipe, over usersigd's own TLS:
+# signed whole (usersig batch checks the count and the SHA-256), usersigd's peak RSS well under
+# the body's size plus its idle RSS (it reads the body as it signs, 256 KiB at most held)
+echo 5 >"/proc/$TLSD_PID/clear_refs" 2>/dev/null
+awk 'BEGIN { for (i = 1; i <= 1000000; i++) printf "s%07d\n", i }' |
+    "$U" batch --server "https://127.0.0.1:$TLS_PORT" --ca-file "$C/ca.pem" --token-file "$TMP/token" \
+        --sdkappid 1400000000 >/dev/null 2>"$TMP/err.stream"
+rc=$?
+hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$TLSD_PID/status")
+[ "$rc" -eq 0 ] && grep -qE "^batch [0-9a-f]+: 1000000 signed 1000000 failed 0 key_version 1 sha256 [0-9a-f]{64}$" "$TMP/err.stream" &&
+    [ "$(grep -c '^batch ' "$TMP/err.stream")" -eq 1 ] &&
+    pass "usersigd TLS: 1,000,000 identifiers from a pipe in one streamed request" ||
+    fail "usersigd TLS: streamed 1,000,000: exit $rc" "$(cat "$TMP/err.stream")"
+[ -n "$hwm" ] && [ "$hwm" -lt 40960 ] && pass "usersigd TLS: peak RSS ${hwm} kB < 40 MiB while streaming 14 MB" ||
+    fail "usersigd TLS: peak RSS ${hwm:-?} kB while streaming 14 MB (want < 40 MiB)"
+
 finish
