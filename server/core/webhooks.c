@@ -1,9 +1,10 @@
 /*
  * Webhooks (webhooks.h): the event types and their bodies, the outbox entries made in the
- * changes' transactions, the URL rule, the signature, and the deliverer: one cycle at a time
- * (a pool job reads the due deliveries and opens their secrets, the loop posts them, a pool job
- * records every attempt), so that an endpoint's next delivery is read only once its previous
- * one is recorded and the endpoint sees its events in order.
+ * changes' transactions, the URL rule, the signature, and the deliverer: one poll at a time (a
+ * pool job reads the due deliveries of the endpoints that are not busy and opens their secrets),
+ * the loop posts each, and a pool job records each attempt; an endpoint stays busy from its
+ * delivery's read to its record, so its next delivery is read only then and it sees its events
+ * in order, while the other endpoints go on.
  */
 #include "webhooks.h"
 
@@ -267,8 +268,10 @@ int64_t webhooks_retry_ms(int n, int max_attempts, int64_t min_ms, int64_t max_m
 
 /* ---- the deliverer ------------------------------------------------------------------------- */
 
+/* One delivery being sent, then recorded; its endpoint is busy until the record is written. */
 struct send {
     struct webhooks *w;
+    struct dbpool_job job; /* its record */
     struct store_webhook_due d;
     uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES];
     bool secret_ok;
@@ -282,67 +285,79 @@ struct send {
 
 struct webhooks {
     struct service *svc;
-    struct event *timer;
+    struct event *timer; /* the tick, every WEBHOOKS_POLL_MS */
+    struct event *kick;  /* a tick at once (made active: the timer's period stays as it is) */
     struct outbound *ob;
-    struct dbpool_job poll, record;
-    bool busy, stopping;
+    struct dbpool_job poll;
+    bool polling, stopping;
     char owner[48];
-    struct send *sends;
-    size_t n_sends, n_out;
+    /* endpoints with a delivery out (sent or being recorded): not read again until it ends */
+    size_t n_busy;
+    int64_t busy[WEBHOOKS_DUE_MAX];
+    /* the poll's: what to leave out, and what it read */
+    size_t n_skip;
+    int64_t skip[WEBHOOKS_DUE_MAX];
+    struct send **got;
+    size_t n_got;
 };
 
-static void sends_free(struct webhooks *w)
+static void send_free(struct send *s)
 {
-    for (size_t i = 0; i < w->n_sends; i++) {
-        OPENSSL_cleanse(w->sends[i].secret, sizeof w->sends[i].secret);
-        free(w->sends[i].d.body);
-    }
-    free(w->sends);
-    w->sends = NULL;
-    w->n_sends = w->n_out = 0;
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s->secret, sizeof s->secret);
+    free(s->d.body);
+    free(s);
 }
 
-/* Pool: the lease, the due deliveries, their secrets opened. */
+static void busy_drop(struct webhooks *w, int64_t id)
+{
+    for (size_t i = 0; i < w->n_busy; i++)
+        if (w->busy[i] == id) {
+            w->busy[i] = w->busy[--w->n_busy];
+            return;
+        }
+}
+
+/* Pool: the lease, the due deliveries of the endpoints not busy, their secrets opened. */
 static void poll_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     struct service *svc = ctx;
     struct webhooks *w = jobs->arg;
     struct store_webhook_due *due = NULL;
-    size_t n = 0;
+    size_t n = 0, room = WEBHOOKS_DUE_MAX - w->n_skip;
     bool held = false;
     (void)st;
     int64_t ttl = (svc->cfg != NULL ? svc->cfg->webhook_timeout_ms : 10000) + 15000;
-    if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held)
+    if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held || room == 0)
         return;
-    if (store_webhook_due(svc->st, WEBHOOKS_DUE_MAX, &due, &n) != STORE_OK || n == 0) {
+    if (store_webhook_due(svc->st, w->skip, w->n_skip, room, &due, &n) != STORE_OK || n == 0) {
         store_webhook_due_free(due, n);
         return;
     }
-    w->sends = calloc(n, sizeof *w->sends);
-    if (w->sends == NULL) {
-        store_webhook_due_free(due, n);
-        log_error("webhooks: out of memory");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct send *s = &w->sends[i];
+    w->got = calloc(n, sizeof *w->got);
+    for (size_t i = 0; w->got != NULL && i < n; i++) {
+        struct send *s = calloc(1, sizeof *s);
+        if (s == NULL)
+            break;
         s->w = w;
         s->d = due[i];
         due[i].body = NULL; /* the send's now */
         s->secret_ok = keyring_webhook_secret_open(svc->kr, s->d.webhook_id, s->d.sealed,
                                                    sizeof s->d.sealed, s->secret) == KEYRING_OK;
+        w->got[w->n_got++] = s;
     }
-    w->n_sends = n;
+    if (w->n_got < n)
+        log_error("webhooks: out of memory; %zu deliveries wait for the next tick", n - w->n_got);
     store_webhook_due_free(due, n);
 }
 
 static void record_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     struct service *svc = ctx;
-    struct webhooks *w = jobs->arg;
     (void)st;
-    for (size_t i = 0; i < w->n_sends; i++) {
-        struct send *s = &w->sends[i];
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct send *s = j->arg;
         if (store_webhook_attempt(svc->st, s->d.delivery_id, s->duration_ms, s->status, s->error,
                                   s->delivered, s->retry_ms) != STORE_OK)
             log_error("webhooks: the attempt of delivery %" PRId64 " could not be recorded; it "
@@ -353,27 +368,23 @@ static void record_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 
 static void record_done(struct dbpool_job *job)
 {
-    struct webhooks *w = job->arg;
-    bool more = w->n_sends > 0;
-    sends_free(w);
-    w->busy = false;
-    if (more && !w->stopping) /* the endpoints' next deliveries may be due at once */
-        event_active(w->timer, EV_TIMEOUT, 1);
+    struct send *s = job->arg;
+    struct webhooks *w = s->w;
+    busy_drop(w, s->d.webhook_id);
+    send_free(s);
+    if (!w->stopping) /* the endpoint's next delivery may be due at once */
+        event_active(w->kick, EV_TIMEOUT, 1);
 }
 
-static void record_all(struct webhooks *w)
+/* The attempt of s ended (sent, or could not be): its record goes to the pool. */
+static void attempt_ended(struct send *s)
 {
-    if (w->stopping) {
-        sends_free(w);
-        w->busy = false;
+    struct webhooks *w = s->w;
+    if (w->stopping) { /* not recorded: the next deliverer sends it again */
+        busy_drop(w, s->d.webhook_id);
+        send_free(s);
         return;
     }
-    w->record = (struct dbpool_job){.run = record_run, .done = record_done, .arg = w};
-    service_run(w->svc, &w->record);
-}
-
-static void attempt_outcome(struct webhooks *w, struct send *s)
-{
     const struct config *cfg = w->svc->cfg;
     int max = cfg != NULL ? cfg->webhook_max_attempts : 15;
     int64_t min_ms = cfg != NULL ? cfg->webhook_retry_min_ms : 1000;
@@ -385,12 +396,13 @@ static void attempt_outcome(struct webhooks *w, struct send *s)
                  ": attempt %d failed (%s)%s",
                  s->d.delivery_id, s->d.event_id, s->d.type, s->d.webhook_id, s->d.attempts + 1,
                  s->error, s->retry_ms < 0 ? "; no more attempts: failed" : "");
+    s->job = (struct dbpool_job){.run = record_run, .done = record_done, .arg = s, .batch = 16};
+    service_run(w->svc, &s->job);
 }
 
 static void sent(const struct outbound_result *r, void *arg)
 {
     struct send *s = arg;
-    struct webhooks *w = s->w;
     s->duration_ms = (int)r->duration_ms;
     if (r->rc == OUTBOUND_OK) {
         s->status = (int)r->status;
@@ -400,9 +412,7 @@ static void sent(const struct outbound_result *r, void *arg)
         snprintf(s->error, sizeof s->error, "%s%s%s", outbound_rc_name(r->rc),
                  r->error[0] != '\0' ? ": " : "", r->error);
     }
-    attempt_outcome(w, s);
-    if (--w->n_out == 0)
-        record_all(w);
+    attempt_ended(s);
 }
 
 /* Starts the post of s; false when it could not start (s's error says why). */
@@ -441,23 +451,22 @@ static bool post(struct webhooks *w, struct send *s)
 static void poll_done(struct dbpool_job *job)
 {
     struct webhooks *w = job->arg;
-    if (job->cancelled || w->stopping || w->n_sends == 0) {
-        sends_free(w);
-        w->busy = false;
-        return;
-    }
-    /* Counted before any post starts: a callback never comes from within the post, but keep the
-     * count whole whatever the order. */
-    w->n_out = w->n_sends + 1;
-    for (size_t i = 0; i < w->n_sends; i++) {
-        struct send *s = &w->sends[i];
-        if (!post(w, s)) {
-            attempt_outcome(w, s);
-            w->n_out--;
+    struct send **got = w->got;
+    size_t n = w->n_got;
+    w->got = NULL;
+    w->n_got = 0;
+    w->polling = false;
+    for (size_t i = 0; i < n; i++) {
+        struct send *s = got[i];
+        if (job->cancelled || w->stopping || w->n_busy >= WEBHOOKS_DUE_MAX) {
+            send_free(s); /* read again by the next poll, or the next deliverer */
+            continue;
         }
+        w->busy[w->n_busy++] = s->d.webhook_id;
+        if (!post(w, s))
+            attempt_ended(s);
     }
-    if (--w->n_out == 0)
-        record_all(w);
+    free(got);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -465,9 +474,12 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     struct webhooks *w = arg;
     (void)fd;
     (void)what;
-    if (w->busy || w->stopping)
+    if (w->polling || w->stopping)
         return;
-    w->busy = true;
+    /* Even with every slot busy the poll runs: it renews the lease. */
+    w->polling = true;
+    w->n_skip = w->n_busy;
+    memcpy(w->skip, w->busy, w->n_busy * sizeof w->busy[0]);
     w->poll = (struct dbpool_job){.run = poll_run, .done = poll_done, .arg = w};
     service_run(w->svc, &w->poll);
 }
@@ -494,10 +506,12 @@ int webhooks_new(struct event_base *base, struct service *svc, struct webhooks *
         o.connect_timeout_ms = o.timeout_ms;
     o.allow_insecure = svc->cfg->webhook_allow_insecure_url;
     o.max_response = 64 * 1024;
+    o.max_transfers = WEBHOOKS_DUE_MAX; /* one endpoint's slow answer must not hold the others */
     w->ob = outbound_new(base, &o, err, sizeof err);
     w->timer = event_new(base, -1, EV_PERSIST, tick, w);
+    w->kick = event_new(base, -1, 0, tick, w);
     struct timeval tv = {0, WEBHOOKS_POLL_MS * 1000};
-    if (w->ob == NULL || w->timer == NULL || event_add(w->timer, &tv) != 0) {
+    if (w->ob == NULL || w->timer == NULL || w->kick == NULL || event_add(w->timer, &tv) != 0) {
         log_error("webhooks: cannot start the deliverer: %s",
                   w->ob == NULL ? err : "out of memory");
         webhooks_stop(w);
@@ -515,7 +529,9 @@ void webhooks_stop(struct webhooks *w)
     w->stopping = true;
     if (w->timer != NULL)
         event_del(w->timer);
-    outbound_free(w->ob); /* each call's callback runs, cancelled: nothing is recorded */
+    if (w->kick != NULL)
+        event_del(w->kick);
+    outbound_free(w->ob); /* each post's callback runs, cancelled: nothing is recorded */
     w->ob = NULL;
 }
 
@@ -525,6 +541,10 @@ void webhooks_free(struct webhooks *w)
         return;
     if (w->timer != NULL)
         event_free(w->timer);
-    sends_free(w);
+    if (w->kick != NULL)
+        event_free(w->kick);
+    for (size_t i = 0; i < w->n_got; i++)
+        send_free(w->got[i]);
+    free(w->got);
     free(w);
 }

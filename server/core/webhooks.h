@@ -5,8 +5,10 @@
  * action and outcome to an event type; the few events that are no audit event (a checkpoint
  * written, an audit verification that failed, a key past its rotate_every) call webhooks_emit.
  * The deliverer (webhooks_new) sends them at least once: a loop-thread timer hands one pool job
- * at a time the due deliveries (each endpoint's oldest pending one, so an endpoint's events
- * arrive in order), posts them through outbound (libcurl on the loop, never blocking it) with
+ * at a time the due deliveries of the endpoints that have none out (each endpoint's oldest
+ * pending one, read only once the previous one is recorded, so an endpoint's events arrive in
+ * order and a slow endpoint holds only its own), posts them through outbound (libcurl on the
+ * loop, never blocking it) with
  * Usersigd-Timestamp and Usersigd-Signature: v1=hex(HMAC-SHA256(secret, timestamp "." body)),
  * and records each attempt on the pool: a 2xx delivers, anything else is tried again after an
  * exponential backoff (webhook_retry_min doubling to webhook_retry_max) until
@@ -29,7 +31,7 @@
 #define WEBHOOKS_WUR __attribute__((warn_unused_result))
 
 #define WEBHOOKS_POLL_MS 500 /* the deliverer's tick */
-#define WEBHOOKS_DUE_MAX 64  /* deliveries (one per endpoint) a tick sends at most */
+#define WEBHOOKS_DUE_MAX 64  /* deliveries out at once (one per endpoint), at most */
 #define WEBHOOKS_SIG_HEX 64
 
 /* The event types, as an endpoint lists them. */

@@ -751,9 +751,10 @@ enum store_rc store_webhook_resend(struct store *st, int64_t webhook_id, int64_t
 enum store_rc store_webhook_lease(struct store *st, const char *owner, int64_t ttl_ms,
                                   bool *held) STORE_WUR;
 /* The head of each endpoint's pending deliveries (its lowest id), when it is due (next_at
- * passed), at most limit of them. *out a new array of *n; free with store_webhook_due_free. */
-enum store_rc store_webhook_due(struct store *st, size_t limit, struct store_webhook_due **out,
-                                size_t *n) STORE_WUR;
+ * passed), leaving out the n_skip endpoints of skip (those with a delivery out), at most limit
+ * of them. *out a new array of *n; free with store_webhook_due_free. */
+enum store_rc store_webhook_due(struct store *st, const int64_t *skip, size_t n_skip, size_t limit,
+                                struct store_webhook_due **out, size_t *n) STORE_WUR;
 void store_webhook_due_free(struct store_webhook_due *d, size_t n);
 /* Records an attempt of delivery id (took duration_ms; status the HTTP status or 0, error ""
  * or why) and its outcome: delivered; else pending again in retry_ms, or failed when retry_ms

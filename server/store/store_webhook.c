@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,7 +359,8 @@ enum store_rc store_webhook_lease(struct store *st, const char *owner, int64_t t
 static const char SQL_WEBHOOK_DUE[] =
     "SELECT h.id, h.webhook_id, h.event_id, h.attempts, e.type, w.url, w.sealed, e.body FROM "
     "(SELECT DISTINCT ON (d.webhook_id) d.id, d.webhook_id, d.event_id, d.attempts, d.next_at "
-    "FROM webhook_deliveries d WHERE d.state = 'pending' ORDER BY d.webhook_id, d.id) h "
+    "FROM webhook_deliveries d WHERE d.state = 'pending' "
+    "AND NOT (d.webhook_id = ANY ($2::bigint[])) ORDER BY d.webhook_id, d.id) h "
     "JOIN webhooks w ON w.id = h.webhook_id JOIN webhook_events e ON e.id = h.event_id "
     "WHERE h.next_at <= now() ORDER BY h.id LIMIT $1";
 
@@ -369,8 +371,8 @@ void store_webhook_due_free(struct store_webhook_due *d, size_t n)
     free(d);
 }
 
-enum store_rc store_webhook_due(struct store *st, size_t limit, struct store_webhook_due **out,
-                                size_t *n)
+enum store_rc store_webhook_due(struct store *st, const int64_t *skip, size_t n_skip, size_t limit,
+                                struct store_webhook_due **out, size_t *n)
 {
     struct store_params p = {0};
     PGresult *r = NULL;
@@ -378,8 +380,20 @@ enum store_rc store_webhook_due(struct store *st, size_t limit, struct store_web
     size_t got = 0;
     *out = NULL;
     *n = 0;
+    /* "{1,2,3}": at most WEBHOOKS_DUE_MAX ids of 20 digits */
+    char *ids = malloc(n_skip * 21 + 3);
+    if (ids == NULL)
+        return STORE_ERROR;
+    size_t o = 0;
+    ids[o++] = '{';
+    for (size_t i = 0; i < n_skip; i++)
+        o += (size_t)sprintf(ids + o, "%s%" PRId64, i > 0 ? "," : "", skip[i]);
+    ids[o++] = '}';
+    ids[o] = '\0';
     store_param_int(&p, (int64_t)limit);
+    store_param_text(&p, ids);
     enum store_rc rc = RUN(st, SQL_WEBHOOK_DUE, &p, &r);
+    free(ids);
     int rows = rc == STORE_OK ? PQntuples(r) : 0;
     if (rc == STORE_OK && rows > 0 && (v = calloc((size_t)rows, sizeof *v)) == NULL)
         rc = STORE_ERROR;

@@ -53,7 +53,7 @@ function receiver(secretRef, port = 0) {
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const n = r.got.length;
-        const entry = { headers: req.headers, body, json: JSON.parse(body), ok: signatureOk(secretRef.secret, req.headers, body) };
+        const entry = { at: Date.now(), headers: req.headers, body, json: JSON.parse(body), ok: signatureOk(secretRef.secret, req.headers, body) };
         r.got.push(entry);
         const b = r.behave(entry, n);
         setTimeout(() => { res.writeHead(b.status, { 'content-type': 'text/plain' }); res.end('ok'); },
@@ -210,13 +210,29 @@ test('webhooks: signed events in order, receiver down then up, slow, failing, re
   assert.ok(A.got.slice(n0).every((g) => g.ok));
 
   // Slow: the first attempt times out (1 s), the retry arrives; the receiver sees it twice.
+  // Another endpoint (B) gets the same events meanwhile: a slow endpoint holds only its own.
+  const refB = { secret: '' };
+  const B = receiver(refB);
+  await B.start();
+  res = await api('POST', '/v1/webhooks', o({ body: { url: B.url(), events: ['token.created'] } }));
+  refB.secret = expectStatus(res, 201).secret;
   const n1 = A.got.length;
   A.behave = (e, n) => (n === n1 ? { status: 200, delayMs: 2500 } : { status: 200 });
   expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'slow', role: 'auditor' } })), 201);
-  await until('the slow event twice', () => A.got.length >= n1 + 2);
+  await until('A has the slow event', () => A.got.length > n1);
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'slow2', role: 'auditor' } })), 201);
+  await until('B has both events', () => B.got.some((g) => g.json.details.name === 'slow2'));
+  const b2 = B.got.find((g) => g.json.details.name === 'slow2');
+  assert.ok(b2.at < A.got[n1].at + 1000,
+    `B had its next event before A's attempt timed out: ${b2.at - A.got[n1].at} ms after A's`);
+  assert.deepEqual(B.got.map((g) => g.json.details.name), ['slow', 'slow2']);
+  assert.ok(B.got.every((g) => g.ok));
+  await until('the slow event twice, then the next', () => A.got.length >= n1 + 3);
   assert.equal(A.got[n1].headers['usersigd-event-id'], A.got[n1 + 1].headers['usersigd-event-id']);
+  assert.equal(A.got[n1 + 2].json.details.name, 'slow2', 'A in order after its retry');
   let r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=0&limit=500`, o());
-  const slow = r.json.deliveries[r.json.deliveries.length - 1];
+  const slow = r.json.deliveries[r.json.deliveries.length - 2];
+  const slow2 = r.json.deliveries[r.json.deliveries.length - 1];
   r = await until('the slow delivery recorded', async () => {
     const x = await api('GET', `/v1/webhook-deliveries/${slow.id}`, o());
     return x.json.state === 'delivered' ? x : null;
@@ -229,7 +245,7 @@ test('webhooks: signed events in order, receiver down then up, slow, failing, re
   // Failing: four attempts of HTTP 500, then failed; the next event still goes; re-sent.
   A.behave = () => ({ status: 500 });
   expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'fails', role: 'auditor' } })), 201);
-  r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=${slow.id}`, o());
+  r = await api('GET', `/v1/webhooks/${hookA.id}/deliveries?after=${slow2.id}`, o());
   const failing = r.json.deliveries[0];
   r = await until('the delivery failed', async () => {
     const x = await api('GET', `/v1/webhook-deliveries/${failing.id}`, o());
@@ -262,6 +278,7 @@ test('webhooks: signed events in order, receiver down then up, slow, failing, re
   await new Promise((res2) => setTimeout(res2, 1500));
   assert.equal(A.got.length, n2, 'nothing sent to a deleted endpoint');
   await A.stop();
+  await B.stop();
   await C.stop();
 });
 
