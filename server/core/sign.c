@@ -556,10 +556,13 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
         ids[n_ids++] = req->sdkappid;
     }
     qsort(ids, n_ids, sizeof ids[0], cmp_u32);
-    memset(apps, 0, sizeof apps);
+    /* Only the entries used are cleared: a group has few apps, the array room for
+     * SIGN_GROUP_MAX. */
     for (size_t i = 0; i < n_ids; i++)
-        if (i == 0 || ids[i] != ids[i - 1])
+        if (i == 0 || ids[i] != ids[i - 1]) {
+            memset(&apps[n_apps], 0, sizeof apps[n_apps]);
             apps[n_apps++].sdkappid = ids[i];
+        }
 
     for (int attempt = 0; attempt < GROUP_ATTEMPTS && result == 0; attempt++) {
         reset_reqs(reqs, n);
