@@ -147,6 +147,17 @@ CREATE TABLE webhook_attempts (
     CONSTRAINT webhook_attempts_error_length CHECK (octet_length(error) <= 256)
 );
 
+-- A key version past its app's rotate_every is reported once (key.rotation_due): the versions
+-- reported, so that the deliverer's periodic check sends no second one.
+CREATE TABLE webhook_rotation_notices (
+    sdkappid bigint      NOT NULL,
+    version  integer     NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_rotation_notices_pkey PRIMARY KEY (sdkappid, version),
+    CONSTRAINT webhook_rotation_notices_key_fkey FOREIGN KEY (sdkappid, version)
+        REFERENCES app_keys (sdkappid, version) ON DELETE CASCADE
+);
+
 -- One deliverer at a time across processes: the process holding an unexpired lease delivers.
 CREATE TABLE webhook_lease (
     id    integer     NOT NULL DEFAULT 1,

@@ -266,6 +266,49 @@ int64_t webhooks_retry_ms(int n, int max_attempts, int64_t min_ms, int64_t max_m
     return ms < max_ms ? ms : max_ms;
 }
 
+/* ---- key versions past rotate_every --------------------------------------------------------- */
+
+/* On the lease holder's pool thread every WEBHOOKS_ROTATION_CHECK_MS: each active version past
+ * its app's rotate_every that was not reported yet gets its key.rotation_due event, recorded in
+ * the same transaction as its notice, so it is reported once whatever the process. */
+static void rotation_check(struct service *svc)
+{
+    struct store_key_schedule *v = NULL;
+    size_t n = 0;
+    int64_t now = now_us();
+    if (store_key_schedules(svc->st, 100000, &v, &n) != STORE_OK) {
+        free(v);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].rotate_every == 0 || v[i].activated_at_us == 0)
+            continue;
+        int64_t due_us = v[i].activated_at_us + (int64_t)v[i].rotate_every * 1000000;
+        if (now < due_us)
+            continue;
+        bool first = false;
+        enum store_rc rc = store_begin(svc->st);
+        if (rc == STORE_OK)
+            rc = store_webhook_rotation_notice(svc->st, v[i].sdkappid, v[i].version, &first);
+        if (rc == STORE_OK && first) {
+            json_t *d = json_pack("{s:o, s:I, s:o}", "activated_at",
+                                  time_json(v[i].activated_at_us), "rotate_every",
+                                  (json_int_t)v[i].rotate_every, "due_at", time_json(due_us));
+            rc = webhooks_emit(svc->st, "key.rotation_due", v[i].sdkappid, v[i].version, "usersigd",
+                               d);
+        }
+        if (rc == STORE_OK)
+            rc = store_commit(svc->st);
+        if (rc != STORE_OK) {
+            store_rollback(svc->st);
+            log_error("webhooks: key %u/%u is past rotate_every but could not be reported; "
+                      "tried again later",
+                      v[i].sdkappid, v[i].version);
+        }
+    }
+    free(v);
+}
+
 /* ---- the deliverer ------------------------------------------------------------------------- */
 
 /* One delivery being sent, then recorded; its endpoint is busy until the record is written. */
@@ -294,6 +337,7 @@ struct webhooks {
     /* endpoints with a delivery out (sent or being recorded): not read again until it ends */
     size_t n_busy;
     int64_t busy[WEBHOOKS_DUE_MAX];
+    int64_t next_rotation_check_ms; /* the poll's (one at a time) */
     /* the poll's: what to leave out, and what it read */
     size_t n_skip;
     int64_t skip[WEBHOOKS_DUE_MAX];
@@ -329,7 +373,16 @@ static void poll_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     bool held = false;
     (void)st;
     int64_t ttl = (svc->cfg != NULL ? svc->cfg->webhook_timeout_ms : 10000) + 15000;
-    if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held || room == 0)
+    if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held)
+        return;
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    int64_t mono_ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+    if (mono_ms >= w->next_rotation_check_ms) {
+        rotation_check(svc);
+        w->next_rotation_check_ms = mono_ms + WEBHOOKS_ROTATION_CHECK_MS;
+    }
+    if (room == 0)
         return;
     if (store_webhook_due(svc->st, w->skip, w->n_skip, room, &due, &n) != STORE_OK || n == 0) {
         store_webhook_due_free(due, n);

@@ -3,7 +3,8 @@
  * outbox (store_webhook_outbox) in the transaction of the change they report: every audited
  * change passes through webhooks_from_audit (called by service_audit), which maps the audit
  * action and outcome to an event type; the few events that are no audit event (a checkpoint
- * written, an audit verification that failed, a key past its rotate_every) call webhooks_emit.
+ * written, an audit verification that failed, a key past its rotate_every: the deliverer checks
+ * every WEBHOOKS_ROTATION_CHECK_MS and reports each version once) call webhooks_emit.
  * The deliverer (webhooks_new) sends them at least once: a loop-thread timer hands one pool job
  * at a time the due deliveries of the endpoints that have none out (each endpoint's oldest
  * pending one, read only once the previous one is recorded, so an endpoint's events arrive in
@@ -33,6 +34,8 @@
 #define WEBHOOKS_POLL_MS 500 /* the deliverer's tick */
 #define WEBHOOKS_DUE_MAX 64  /* deliveries out at once (one per endpoint), at most */
 #define WEBHOOKS_SIG_HEX 64
+#define WEBHOOKS_ROTATION_CHECK_MS                                                                 \
+    5000 /* how often active versions are held against rotate_every */
 
 /* The event types, as an endpoint lists them. */
 extern const char *const webhooks_types[];

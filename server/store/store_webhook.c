@@ -443,3 +443,20 @@ enum store_rc store_webhook_attempt(struct store *st, int64_t id, int duration_m
     store_param_int(&p, delivered ? 0 : retry_ms);
     return RUN(st, SQL_WEBHOOK_ATTEMPT, &p, NULL);
 }
+
+static const char SQL_WEBHOOK_ROTATION_NOTICE[] =
+    "INSERT INTO webhook_rotation_notices (sdkappid, version) VALUES ($1, $2) "
+    "ON CONFLICT DO NOTHING RETURNING sdkappid";
+
+enum store_rc store_webhook_rotation_notice(struct store *st, uint32_t sdkappid, uint32_t version,
+                                            bool *first)
+{
+    struct store_params p = {0};
+    PGresult *r = NULL;
+    store_param_int(&p, sdkappid);
+    store_param_int(&p, version);
+    enum store_rc rc = RUN(st, SQL_WEBHOOK_ROTATION_NOTICE, &p, &r);
+    *first = rc == STORE_OK && PQntuples(r) == 1;
+    PQclear(r);
+    return rc;
+}

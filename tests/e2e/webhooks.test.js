@@ -305,7 +305,7 @@ test('webhooks: two processes deliver once, a failed audit verification, a destr
     const R = receiver(ref);
     await R.start();
     let res = await api('POST', '/v1/webhooks', { base: s2.url, token,
-      body: { url: R.url(), events: ['token.created', 'audit.verify_failed', 'key.destroyed'] } });
+      body: { url: R.url(), events: ['token.created', 'audit.verify_failed', 'key.destroyed', 'key.rotation_due'] } });
     ref.secret = expectStatus(res, 201).secret;
 
     // Events made on both processes: each arrives once, in the audit's order.
@@ -331,6 +331,17 @@ test('webhooks: two processes deliver once, a failed audit verification, a destr
     const d = R.got.find((g) => g.json.type === 'key.destroyed').json;
     assert.equal(d.sdkappid, app);
     assert.equal(d.key_version, 1);
+
+    // A key past its app's rotate_every: reported once, whichever process checks.
+    res = await api('PATCH', `/v1/apps/${app}`, Object.assign({ body: { rotate_every: 1 } }, o1));
+    expectStatus(res, 200);
+    const due = await until('key.rotation_due', () => R.got.find((g) => g.json.type === 'key.rotation_due'), 20000);
+    assert.equal(due.json.sdkappid, app);
+    assert.equal(due.json.key_version, 2);
+    assert.equal(due.json.details.rotate_every, 1);
+    assert.ok(due.ok);
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.equal(R.got.filter((g) => g.json.type === 'key.rotation_due').length, 1, 'reported once');
 
     // A failed audit verification: an event edited behind the triggers, put back after.
     const seq = psqlDb(`SELECT seq FROM audit_log WHERE action = 'app.create' AND sdkappid = ${app}`);
