@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define MSG_BUF 512
 #define RETRY_AFTER_BATCH "5" /* seconds: a batch takes seconds, its slot frees then */
@@ -64,6 +65,17 @@ struct batch {
     bool cut;       /* the streamed body was cut short: the batch ends aborted */
     bool item_open; /* a line is being added (text/plain, NDJSON) */
     struct batch_json_cut json; /* application/json */
+    /* a re-issue (POST .../keys/reissue): the identifiers come from the database, a page at a
+     * time, into src; one fetch at a time (fetch), the end waits for it (end_waiting) */
+    bool reissue;
+    uint32_t from_version;
+    int64_t after_s;      /* identifiers whose UserSigs on from_version expire after this */
+    struct evbuffer *src; /* lines not yet taken by the pipeline */
+    char *page;           /* a page fetched on a database thread */
+    size_t page_len, page_n;
+    char cursor[STORE_ID_MAX + 1]; /* the last identifier fetched */
+    bool src_done, fetching, fetch_failed, end_waiting;
+    struct dbpool_job fetch;
     /* the start: batch_start_run on a database thread, then batch_start_done */
     struct dbpool_job start;
     struct batch_params p;
@@ -195,9 +207,27 @@ static enum pipeline_fill fill_stream(struct batch *b, struct pipeline_items *it
     return rc;
 }
 
+static void reissue_fetch_start(struct batch *b);
+
+/* A re-issue's identifiers: the page fetched so far, then a wait for the next one. */
+static enum pipeline_fill fill_reissue(struct batch *b, struct pipeline_items *it)
+{
+    enum pipeline_fill rc = fill_lines(b, b->src, it, SIZE_MAX);
+    if (rc != PIPELINE_FILL_END)
+        return rc;
+    if (b->fetch_failed)
+        return PIPELINE_FILL_ERROR;
+    if (b->src_done)
+        return PIPELINE_FILL_END;
+    reissue_fetch_start(b);
+    return b->fetch_failed ? PIPELINE_FILL_ERROR : PIPELINE_FILL_WAIT;
+}
+
 static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
 {
     struct batch *b = arg;
+    if (b->reissue)
+        return fill_reissue(b, it);
     struct evbuffer *in = b->r != NULL ? api_request_input(b->r) : NULL;
     if (in == NULL)
         return PIPELINE_FILL_ERROR;
@@ -221,6 +251,9 @@ static void batch_free(struct batch *b)
 {
     if (b->counted)
         b->svc->batches_running--;
+    if (b->src != NULL)
+        evbuffer_free(b->src);
+    free(b->page);
     frame_stream_release(b->stream);
     if (b->chunk != NULL)
         evbuffer_free(b->chunk);
@@ -407,6 +440,10 @@ static void batch_end(struct batch *b, enum store_batch_state state, bool summar
 {
     b->end_state = state;
     b->summary = summary;
+    if (b->fetching) {
+        b->end_waiting = true; /* reissue_fetch_done records it */
+        return;
+    }
     b->end.run = batch_end_run;
     b->end.done = batch_end_done;
     b->end.arg = b;
@@ -490,6 +527,11 @@ static json_t *start_details(const struct batch *b, int64_t expire, int level)
         bad |= json_object_set_new(d, "batch_id", json_string(b->batch_id));
     if (!bad && expire != 0)
         bad |= json_object_set_new(d, "expire", json_integer(expire));
+    if (!bad && b->reissue)
+        bad |=
+            json_object_set_new(d, "reissue",
+                                json_pack("{s:I, s:I}", "from_version", (json_int_t)b->from_version,
+                                          "expiring_after", (json_int_t)b->after_s));
     if (bad) {
         json_decref(d);
         return NULL;
@@ -651,12 +693,139 @@ static enum api_error record_start(struct service *svc, struct batch *b, char ms
     if (err != API_OK)
         return err; /* over a limit: not audited (a client hammering it would fill the log) */
     row.allowance = b->allowance;
+    row.expire = (uint32_t)b->p.expire;
     if (batches_start(svc, batches_current(), &b->principal, &row,
                       start_details(b, b->p.expire, (int)b->p.level)) != STORE_OK) {
         snprintf(msg, MSG_BUF, "the batch could not be recorded; no UserSig was issued");
         return API_ERR_UNAVAILABLE;
     }
     return API_OK;
+}
+
+/* ---- re-issue: the identifiers still live on an old version, a page at a time ------------- */
+
+/* In the start's transaction: from_version is a version of the app other than the active one. */
+static enum api_error reissue_check(struct service *svc, struct batch *b, char msg[MSG_BUF],
+                                    bool *refused)
+{
+    struct store_key k;
+    enum store_rc rc = store_key_get(svc->st, b->sdkappid, b->from_version, &k);
+    store_key_clear(&k);
+    if (rc == STORE_NOT_FOUND) {
+        *refused = true;
+        snprintf(msg, MSG_BUF, "app %u has no key version %u", b->sdkappid, b->from_version);
+        return API_ERR_KEY_NOT_FOUND;
+    }
+    if (rc != STORE_OK) {
+        snprintf(msg, MSG_BUF, "%s", api_error_info(API_ERR_UNAVAILABLE)->message);
+        return API_ERR_UNAVAILABLE;
+    }
+    if (b->from_version == b->key_version) {
+        *refused = true;
+        snprintf(msg, MSG_BUF,
+                 "from_version %u is app %u's active version: its UserSigs need no re-issue "
+                 "(rotate first, then re-issue from the old version)",
+                 b->from_version, b->sdkappid);
+        return API_ERR_INVALID_FIELD;
+    }
+    return API_OK;
+}
+
+/* On a database thread, before the first page: the identifiers signed since the upkeep's last
+ * catch-up (at most a second of signs) added, so that the re-issue misses none. A catch-up
+ * that another process holds is waited for, briefly. */
+static void reissue_catch_up(struct service *svc, struct batch *b)
+{
+    for (int i = 0; i < 200; i++) {
+        size_t added = 0;
+        bool busy = false;
+        if (store_live_catch_up(svc->st, 100000, &added, &busy) != STORE_OK) {
+            b->fetch_failed = true;
+            return;
+        }
+        if (!busy && added < 100000)
+            return;
+        if (busy) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    log_msg(LOG_WARN, b->request_id,
+            "batch %s: the identifiers to re-issue are still being caught up; going on with those "
+            "recorded",
+            b->batch_id);
+}
+
+/* On a database thread: the next page after b->cursor into b->page (src_done when it is the
+ * last); fetch_failed when the database failed. */
+static void reissue_fetch_page(struct service *svc, struct batch *b)
+{
+    char last[STORE_ID_MAX + 1] = "";
+    b->page_len = b->page_n = 0;
+    if (b->page == NULL && (b->page = malloc(STORE_LIVE_PAGE_MAX * (STORE_ID_MAX + 1))) == NULL) {
+        b->fetch_failed = true;
+        return;
+    }
+    if (store_live_identifiers_page(svc->st, b->sdkappid, b->from_version, b->after_s, b->cursor,
+                                    STORE_LIVE_PAGE_MAX, b->page,
+                                    STORE_LIVE_PAGE_MAX * (STORE_ID_MAX + 1), &b->page_len,
+                                    &b->page_n, last) != STORE_OK) {
+        b->fetch_failed = true;
+        return;
+    }
+    if (b->page_n > 0)
+        memcpy(b->cursor, last, sizeof b->cursor);
+    b->src_done = b->page_n < STORE_LIVE_PAGE_MAX;
+}
+
+/* On the loop: the fetched page into src. */
+static void reissue_page_take(struct batch *b)
+{
+    if (b->page_len > 0 && evbuffer_add(b->src, b->page, b->page_len) != 0)
+        b->fetch_failed = true;
+    b->page_len = 0;
+}
+
+static void reissue_fetch_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    (void)st;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next)
+        reissue_fetch_page(ctx, j->arg);
+}
+
+static void reissue_fetch_done(struct dbpool_job *job)
+{
+    struct batch *b = job->arg;
+    b->fetching = false;
+    if (job->cancelled)
+        b->fetch_failed = true;
+    else
+        reissue_page_take(b);
+    if (b->fetch_failed)
+        log_msg(LOG_ERROR, b->request_id,
+                "batch %s: the next identifiers to re-issue could not "
+                "be read",
+                b->batch_id);
+    if (b->end_waiting) {
+        b->end_waiting = false;
+        batch_end(b, b->end_state, b->summary);
+        return;
+    }
+    if (b->job != NULL)
+        pipeline_job_input(b->job);
+}
+
+/* Loop thread: the next page, unless one is on its way. */
+static void reissue_fetch_start(struct batch *b)
+{
+    if (b->fetching)
+        return;
+    b->fetching = true;
+    memset(&b->fetch, 0, sizeof b->fetch);
+    b->fetch.run = reissue_fetch_run;
+    b->fetch.done = reissue_fetch_done;
+    b->fetch.arg = b;
+    service_run(b->svc, &b->fetch);
 }
 
 /* On a database thread (ctx: its struct service): for each batch, the app and its key read and
@@ -674,8 +843,14 @@ static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs
         /* What the pipeline job would refuse, found before anything is recorded. */
         if (b->err == API_OK && !usersig_key_is_private(b->ukey))
             b->err = bad_key(b, b->msg);
+        if (b->err == API_OK && b->reissue)
+            b->err = reissue_check(svc, b, b->msg, &b->refused);
         if (b->err == API_OK)
             b->err = record_start(svc, b, b->msg);
+        if (b->err == API_OK && b->reissue)
+            reissue_catch_up(svc, b);
+        if (b->err == API_OK && b->reissue)
+            reissue_fetch_page(svc, b);
         if (b->err == API_OK) {
             b->started = true;
         } else {
@@ -777,6 +952,13 @@ static void batch_start_done(struct dbpool_job *job)
         b->err = API_ERR_UNAVAILABLE;
         snprintf(b->msg, sizeof b->msg, "the server is stopping; retry");
     }
+    if (b->err == API_OK && b->reissue) {
+        reissue_page_take(b);
+        if (b->fetch_failed) {
+            b->err = API_ERR_UNAVAILABLE;
+            snprintf(b->msg, sizeof b->msg, "the identifiers to re-issue could not be read");
+        }
+    }
     if (b->err == API_OK)
         b->err = new_job(b->svc, b, &pj, b->msg);
     if (b->err == API_OK) {
@@ -852,6 +1034,94 @@ void handle_usersig_batch(struct api_request *r)
         return;
     }
     /* The database steps: r, its body and b stay as they are until batch_start_done. */
+    b->p = p;
+    b->start.run = batch_start_run;
+    b->start.done = batch_start_done;
+    b->start.arg = b;
+    api_request_defer(r);
+    service_run(svc, &b->start);
+}
+
+/* POST /v1/apps/{sdkappid}/keys/reissue: {from_version, expiring_after?, expire?, level?}. The
+ * identifiers whose single-sign UserSigs on from_version expire after max(now, expiring_after)
+ * signed again with the active version, as one batch (a batches row, its two audit events). */
+void handle_key_reissue(struct api_request *r)
+{
+    static const struct api_field fields[] = {
+        {"from_version", API_FIELD_INTEGER, API_FIELD_REQUIRED},
+        {"expiring_after", API_FIELD_INTEGER, 0},
+        {"expire", API_FIELD_INTEGER, 0},
+        {"level", API_FIELD_INTEGER, 0},
+        {NULL, 0, 0},
+    };
+    struct service *svc = r->ctx;
+    struct batch_params p = {.level = USERSIG_DEFAULT_LEVEL};
+    struct batch *b = NULL;
+    char msg[MSG_BUF] = "";
+    enum api_error err = API_OK;
+    json_t *v;
+
+    if (api_require_fields(r, fields) != 0)
+        return;
+    json_int_t from = json_integer_value(json_object_get(r->body, "from_version"));
+    if (from < 1 || from > INT32_MAX) {
+        api_reply_error(r, API_ERR_INVALID_FIELD,
+                        "field \"from_version\" must be an integer from 1 to 2147483647");
+        return;
+    }
+    int64_t now = (int64_t)time(NULL), after = now;
+    if ((v = json_object_get(r->body, "expiring_after")) != NULL) {
+        json_int_t t = json_integer_value(v);
+        if (t < 0 || t > 253402300799LL) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"expiring_after\" must be a time in Unix seconds");
+            return;
+        }
+        after = t > now ? t : now;
+    }
+    if ((v = json_object_get(r->body, "expire")) != NULL) {
+        p.expire = json_integer_value(v);
+        p.has_expire = true;
+    }
+    if ((v = json_object_get(r->body, "level")) != NULL) {
+        json_int_t l = json_integer_value(v);
+        if (l < 0 || l > 9) {
+            api_reply_error(r, API_ERR_INVALID_FIELD,
+                            "field \"level\" must be a zlib level from 0 to 9");
+            return;
+        }
+        p.level = l;
+    }
+    if ((b = batch_new(r, api_request_input(r))) == NULL || (b->src = evbuffer_new()) == NULL)
+        err = API_ERR_INTERNAL;
+    if (err == API_OK && svc->pipeline == NULL) {
+        err = API_ERR_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "batch signing is not running in this process");
+    }
+    if (err == API_OK && svc->cfg != NULL && svc->cfg->batch_max_running > 0 &&
+        svc->batches_running >= (size_t)svc->cfg->batch_max_running) {
+        err = API_ERR_TOO_MANY_BATCHES;
+        snprintf(msg, sizeof msg,
+                 "%d batches are running in this process, as many as it runs at once "
+                 "(batch_max_running); retry after %s seconds",
+                 svc->cfg->batch_max_running, RETRY_AFTER_BATCH);
+        if (api_reply_header(r, "Retry-After", RETRY_AFTER_BATCH) != 0)
+            err = API_ERR_INTERNAL;
+    }
+    if (err != API_OK) {
+        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
+        if (b != NULL)
+            batch_free(b);
+        return;
+    }
+    b->counted = true;
+    svc->batches_running++;
+    b->reissue = true;
+    b->from_version = (uint32_t)from;
+    b->after_s = after;
+    b->input = PIPELINE_IN_TEXT;
+    b->output =
+        accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
     b->p = p;
     b->start.run = batch_start_run;
     b->start.done = batch_start_done;

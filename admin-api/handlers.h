@@ -19,6 +19,8 @@ void handle_key_add(struct api_request *r);
 void handle_key_list(struct api_request *r);
 void handle_key_rotate(struct api_request *r);
 void handle_key_update(struct api_request *r);
+void handle_key_exposure(struct api_request *r);
+void handle_key_reissue(struct api_request *r);
 void handle_key_disable(struct api_request *r);
 void handle_key_enable(struct api_request *r);
 void handle_key_destroy(struct api_request *r);

@@ -6,11 +6,16 @@
 -- seconds, against which the active version's age is shown; NULL: none. usersigd never rotates
 -- by itself: keys come from Tencent's console.
 --
--- What is still live on a version, kept by a statement trigger on audit_log in the transaction
--- of each sign (the usersig.sign events, outcome ok, whose details hold expire_at):
---   key_exposure           single signs per (app, version, hour of expiry), summed;
+-- What is still live on a version, from the usersig.sign events (outcome ok, details with
+-- expire_at):
+--   key_exposure           single signs per (app, version, hour of expiry), summed by a
+--                          statement trigger on audit_log in the transaction of each sign;
 --   key_live_identifiers   each identifier signed (a plain UserSig, no room) and the latest
 --                          expiry of its UserSigs, per (app, version): what a re-issue re-signs.
+--                          Kept off the signing path (a random insert into a large index per
+--                          sign would double a group commit's cost): the upkeep job of a serve
+--                          process adds the events after key_live_watermark.last_seq every
+--                          second (store_live_catch_up), and a re-issue catches up first.
 -- Batches are counted from their manifests: batches.expire (the batch's expire, every line but
 -- those that gave their own) with the counts the finish wrote.
 
@@ -45,28 +50,18 @@ CREATE TABLE key_live_identifiers (
     CONSTRAINT key_live_identifiers_identifier CHECK (octet_length(identifier) BETWEEN 1 AND 32)
 );
 
--- The signs of one statement (a group commit inserts its events in one), each sum and each
--- identifier once: ON CONFLICT may touch a row only once a statement.
+-- The signs of one statement (a group commit inserts its events in one), each sum once: ON
+-- CONFLICT may touch a row only once a statement.
 CREATE FUNCTION audit_log_exposure() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    WITH signs AS (
-        SELECT e.sdkappid, e.key_version AS version, j.d ->> 'identifier' AS identifier,
-               (j.d ->> 'expire_at')::bigint AS expire_at,
-               j.d ? 'room_id' OR j.d ? 'room_str' AS room
-        FROM new_events e CROSS JOIN LATERAL (SELECT e.details::jsonb AS d) j
-        WHERE e.action = 'usersig.sign' AND e.outcome = 'ok' AND e.sdkappid IS NOT NULL
-          AND e.key_version IS NOT NULL AND j.d ? 'expire_at'
-    ), sums AS (
-        INSERT INTO key_exposure (sdkappid, version, expire_hour, count)
-        SELECT sdkappid, version, expire_at / 3600, count(*) FROM signs GROUP BY 1, 2, 3
-        ON CONFLICT (sdkappid, version, expire_hour)
-        DO UPDATE SET count = key_exposure.count + EXCLUDED.count
-    )
-    INSERT INTO key_live_identifiers (sdkappid, version, identifier, expire_at)
-    SELECT sdkappid, version, identifier, max(expire_at) FROM signs
-    WHERE NOT room AND identifier IS NOT NULL GROUP BY 1, 2, 3
-    ON CONFLICT (sdkappid, version, identifier)
-    DO UPDATE SET expire_at = GREATEST(key_live_identifiers.expire_at, EXCLUDED.expire_at);
+    INSERT INTO key_exposure (sdkappid, version, expire_hour, count)
+    SELECT e.sdkappid, e.key_version, (e.details::jsonb ->> 'expire_at')::bigint / 3600, count(*)
+    FROM new_events e
+    WHERE e.action = 'usersig.sign' AND e.outcome = 'ok' AND e.sdkappid IS NOT NULL
+      AND e.key_version IS NOT NULL AND e.details::jsonb ? 'expire_at'
+    GROUP BY 1, 2, 3
+    ON CONFLICT (sdkappid, version, expire_hour)
+    DO UPDATE SET count = key_exposure.count + EXCLUDED.count;
     RETURN NULL;
 END
 $$;
@@ -94,8 +89,13 @@ WHERE action = 'usersig.sign' AND outcome = 'ok' AND sdkappid IS NOT NULL
   AND (details::jsonb ->> 'expire_at')::bigint > extract(epoch FROM now())
 GROUP BY 1, 2, 3;
 
--- A re-issue lists a version's identifiers still live after a time.
-CREATE INDEX key_live_identifiers_expire ON key_live_identifiers (sdkappid, version, expire_at);
+CREATE TABLE key_live_watermark (
+    id       integer NOT NULL DEFAULT 1,
+    last_seq bigint  NOT NULL,
+    CONSTRAINT key_live_watermark_pkey PRIMARY KEY (id),
+    CONSTRAINT key_live_watermark_single_row CHECK (id = 1)
+);
+INSERT INTO key_live_watermark (last_seq) SELECT COALESCE(max(seq), 0) FROM audit_log;
 
 -- The batch's expire, written with its running row; for the batches from before, read from
 -- their start events (the guard would refuse the change of a finished row: it is off meanwhile).

@@ -17,6 +17,8 @@
 #include "op_audit.h"
 #include "usage.h"
 
+#define UPKEEP_LIVE_BATCH 50000 /* events a tick adds to key_live_identifiers, at most */
+
 struct upkeep {
     struct service *svc;
     struct event *timer;
@@ -45,6 +47,11 @@ static void job_run(struct store *st, void *ctx, struct dbpool_job *jobs)
             (void)usage_flush(svc->st);
             u->next_flush_ms = mono_ms() + u->cfg.flush_seconds * 1000;
         }
+        /* The identifiers a re-issue reads, kept off the signing path (store.h). */
+        size_t added = 0;
+        bool busy = false;
+        if (store_live_catch_up(svc->st, UPKEEP_LIVE_BATCH, &added, &busy) != STORE_OK)
+            added = 0; /* logged by the store; the next tick tries again */
         struct store_ckpt c;
         char msg[CKPT_MSG_BUF] = "";
         switch (ckpt_write_step(svc, &u->pol, &c, msg, sizeof msg)) {

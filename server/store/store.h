@@ -409,6 +409,7 @@ struct store_batch {
     int64_t owner; /* the process that runs it (store_batch_owner_take); 0 = none known */
     /* Lines it may sign under a daily limit (store_batch_set_allowance); -1 or 0: none. */
     int64_t allowance;
+    uint32_t expire; /* seconds, the batch's (its lines' unless one gave its own); 0 = unknown */
 };
 
 /* Inserts b as running (batch_id, sdkappid, key_version, actor_id, actor_name, owner); writes
@@ -773,5 +774,43 @@ enum store_rc store_webhook_sealed_all(struct store *st, struct store_webhook **
                                        size_t *n) STORE_WUR;
 enum store_rc store_webhook_set_sealed(struct store *st, int64_t id, const uint8_t *sealed,
                                        size_t len) STORE_WUR;
+
+/* ---- exposure: what is still live on a key version (store_exposure.c) ---- */
+
+/* UserSigs still unexpired at now_s by day of expiry (Unix day: expire_at / 86400), in day
+ * order: single signs from key_exposure (counted to the end of the hour they expire in), batches
+ * from their manifests (signed lines, at (finished_at or now) + expire). */
+struct store_exposure_day {
+    int64_t day;
+    uint64_t single, batch;
+};
+enum store_rc store_exposure_days(struct store *st, uint32_t sdkappid, uint32_t version,
+                                  int64_t now_s, struct store_exposure_day **out,
+                                  size_t *n) STORE_WUR;
+/* The batches of a version with UserSigs still live at now_s (or whose expiry is unknown), the
+ * latest expiry first, at most limit; *more when there are others. expire_at_s is (finished_at
+ * or now) + expire (0 when unknown). *out a new array of *n; caller free()s it. */
+struct store_exposure_batch {
+    struct store_batch b;
+    int64_t expire_at_s;
+};
+enum store_rc store_exposure_batches(struct store *st, uint32_t sdkappid, uint32_t version,
+                                     int64_t now_s, size_t limit, struct store_exposure_batch **out,
+                                     size_t *n, bool *more) STORE_WUR;
+/* A page of the identifiers whose latest single-sign UserSig on version expires after after_s,
+ * in identifier order after `from` ("" for the start), at most limit (1..STORE_LIVE_PAGE_MAX):
+ * appended to buf (cap bytes) as one identifier and a newline each, *len the bytes written, *n
+ * the number; last gets the page's last identifier (the next page's from). */
+#define STORE_LIVE_PAGE_MAX 4096
+/* Adds the usersig.sign events after key_live_watermark (at most limit) to key_live_identifiers
+ * and moves the watermark past them, in one statement (run it outside a transaction: it is one,
+ * safe to repeat); *added the events read (fewer than limit: caught up), *busy when another
+ * connection holds the watermark (nothing done). */
+enum store_rc store_live_catch_up(struct store *st, size_t limit, size_t *added,
+                                  bool *busy) STORE_WUR;
+enum store_rc store_live_identifiers_page(struct store *st, uint32_t sdkappid, uint32_t version,
+                                          int64_t after_s, const char *from, size_t limit,
+                                          char *buf, size_t cap, size_t *len, size_t *n,
+                                          char last[STORE_ID_MAX + 1]) STORE_WUR;
 
 #endif

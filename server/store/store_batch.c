@@ -37,8 +37,8 @@ static bool hex_ok(const char *s, size_t len)
 
 /* clang-format off */
 static const char SQL_BATCH_INSERT[] =
-    "INSERT INTO batches (batch_id, sdkappid, key_version, actor_id, actor_name, owner) "
-    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING " US("started_at");
+    "INSERT INTO batches (batch_id, sdkappid, key_version, actor_id, actor_name, owner, expire) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " US("started_at");
 /* clang-format on */
 
 enum store_rc store_batch_insert(struct store *st, struct store_batch *b)
@@ -57,6 +57,7 @@ enum store_rc store_batch_insert(struct store *st, struct store_batch *b)
     store_param_int_or_null(&p, b->actor_id);
     store_param_text(&p, b->actor_name);
     store_param_int_or_null(&p, b->owner);
+    store_param_int_or_null(&p, b->expire);
     rc = RUN(st, SQL_BATCH_INSERT, &p, &r);
     if (rc == STORE_OK && PQntuples(r) == 1) {
         b->state = STORE_BATCH_RUNNING;
