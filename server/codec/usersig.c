@@ -376,6 +376,15 @@ void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const
     OPENSSL_cleanse(&c, sizeof c);
 }
 
+void usersig_sha256(const void *msg, size_t n, unsigned char out[32])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, msg, n);
+    SHA256_Final(out, &c);
+    OPENSSL_cleanse(&c, sizeof c);
+}
+
 /* ---- base64 ------------------------------------------------------------------------------ */
 
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -16,6 +16,9 @@ void usersig_key_mac(const struct usersig_key *key, const void *msg, size_t n,
                      unsigned char mac[32]);
 void usersig_hmac_finish(const SHA256_CTX *inner, const SHA256_CTX *outer, const void *msg,
                          size_t n, unsigned char mac[32]);
+/* SHA-256 of msg with the low-level functions: no fetch or allocation, as SHA256() makes on
+ * each call (the keyring hashes an API token's secret on every request). */
+void usersig_sha256(const void *msg, size_t n, unsigned char out[32]);
 const unsigned char *usersig_key_secret(const struct usersig_key *key, size_t *len);
 EVP_PKEY *usersig_key_pkey(const struct usersig_key *key);
 /* 1 for an EC key on secp256k1 or P-256 (prime256v1), the curves accepted for v1 keys. */

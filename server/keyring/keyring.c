@@ -724,8 +724,7 @@ enum keyring_rc keyring_token_parse(const char *token, int64_t *id, uint8_t hash
     if (secret[KEYRING_TOKEN_SECRET_CHARS] != '\0' ||
         (b64url_value(secret[KEYRING_TOKEN_SECRET_CHARS - 1]) & 3) != 0)
         return KEYRING_BAD_INPUT;
-    if (SHA256((const unsigned char *)secret, KEYRING_TOKEN_SECRET_CHARS, hash) == NULL)
-        return KEYRING_CRYPTO_FAILED;
+    usersig_sha256(secret, KEYRING_TOKEN_SECRET_CHARS, hash);
     *id = v;
     return KEYRING_OK;
 }
