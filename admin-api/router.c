@@ -103,27 +103,39 @@ static bool parse_param(const struct seg *s, const struct param_type *t, int64_t
 }
 
 /* -1 when pattern does not match the path's segments; else a score where a literal segment
- * earlier in the path counts more than any number of later ones. */
+ * earlier in the path counts more than any number of later ones. The pattern is read segment by
+ * segment and left at its first mismatch: every request tries every route. */
 static int pattern_score(const char *pattern, const struct seg *path, int n)
 {
-    struct seg pat[API_PATH_MAX_SEGMENTS];
-    int score = 0, np = split_path(pattern, pat, false);
-    /* A {file} that ends a pattern may also be absent ("/ui" for "/ui/{file}"): its handler
-     * answers the folder without its slash. */
-    if (np != n &&
-        !(np == n + 1 && n > 0 && seg_is_param(&pat[n]) && param_type_of(&pat[n]) == PARAM_FILE))
+    int score = 0, k = 0;
+    const char *p = pattern;
+    if (p == NULL || p[0] != '/')
         return -1;
-    for (int k = 0; k < n; k++) {
-        if (seg_is_param(&pat[k])) {
-            if (path[k].n == 0 && param_type_of(&pat[k]) != PARAM_FILE)
-                return -1; /* "/v1/apps/" is no app */
-            continue;
-        }
-        if (pat[k].n != path[k].n || memcmp(pat[k].p, path[k].p, path[k].n) != 0)
+    while (*p == '/') {
+        const char *s = ++p;
+        while (*p != '/' && *p != '\0')
+            p++;
+        struct seg pat = {s, (size_t)(p - s)};
+        if (pat.n == 0)
             return -1;
-        score |= 1 << (API_PATH_MAX_SEGMENTS - 1 - k);
+        if (k == n) {
+            /* A {file} that ends a pattern may also be absent ("/ui" for "/ui/{file}"): its
+             * handler answers the folder without its slash. */
+            if (*p == '\0' && n > 0 && seg_is_param(&pat) && param_type_of(&pat) == PARAM_FILE)
+                return score;
+            return -1;
+        }
+        if (seg_is_param(&pat)) {
+            if (path[k].n == 0 && param_type_of(&pat) != PARAM_FILE)
+                return -1; /* "/v1/apps/" is no app */
+        } else {
+            if (pat.n != path[k].n || memcmp(pat.p, path[k].p, path[k].n) != 0)
+                return -1;
+            score |= 1 << (API_PATH_MAX_SEGMENTS - 1 - k);
+        }
+        k++;
     }
-    return score;
+    return k == n ? score : -1;
 }
 
 enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
