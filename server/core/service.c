@@ -203,6 +203,14 @@ int service_audit_event(const struct principal *principal, const char *action, u
         if (*text == NULL)
             return -1;
     }
+    service_audit_event_text(principal, action, sdkappid, key_version, outcome, *text, ev);
+    return 0;
+}
+
+void service_audit_event_text(const struct principal *principal, const char *action,
+                              uint32_t sdkappid, uint32_t key_version, const char *outcome,
+                              const char *details, struct audit_event *ev)
+{
     *ev = (struct audit_event){
         .actor_id = principal != NULL ? principal->token_id : 0,
         .actor_name = principal != NULL ? principal->name : "usersigd",
@@ -210,9 +218,8 @@ int service_audit_event(const struct principal *principal, const char *action, u
         .sdkappid = sdkappid,
         .key_version = key_version,
         .outcome = outcome,
-        .details = *text,
+        .details = details,
     };
-    return 0;
 }
 
 enum store_rc service_audit(struct service *svc, const struct principal *principal,

@@ -87,6 +87,12 @@ int service_audit_event(const struct principal *principal, const char *action, u
                         uint32_t key_version, const char *outcome, json_t *details,
                         struct audit_event *ev, char **text) SERVICE_WUR;
 
+/* Fills ev for principal as service_audit_event does, with details already as the chain's
+ * text (sorted keys, JSON_ENSURE_ASCII; NULL: none); ev->details points to it. */
+void service_audit_event_text(const struct principal *principal, const char *action,
+                              uint32_t sdkappid, uint32_t key_version, const char *outcome,
+                              const char *details, struct audit_event *ev);
+
 /* Records a refused state change in its own transaction (the change itself was rolled back):
  * "a refused request changes nothing but the audit log". details stolen. Failures are logged. */
 void service_audit_refusal(struct service *svc, const struct principal *principal,

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -189,32 +190,40 @@ enum api_error sign_check_principal(const struct store_app *app, const struct pr
     return API_OK;
 }
 
-json_t *sign_details(const struct sign_input *in, int64_t expire_at)
+size_t sign_details_text(const struct sign_input *in, int64_t expire_at, char *buf, size_t cap)
 {
-    json_t *d = json_object();
-    if (d == NULL)
-        return NULL;
-    int bad = 0;
-    /* A refused identifier may be long: the audit keeps at most what a valid one can be. */
-    if (in->identifier != NULL && in->identifier_len <= USERSIG_MAX_IDENTIFIER)
-        bad |=
-            json_object_set_new(d, "identifier", json_stringn(in->identifier, in->identifier_len));
-    if (in->has_expire)
-        bad |= json_object_set_new(d, "expire", json_integer(in->expire));
-    if (expire_at != 0)
-        bad |= json_object_set_new(d, "expire_at", json_integer(expire_at));
-    if (in->room.kind == USERSIG_ROOM_NUMERIC)
-        bad |= json_object_set_new(d, "room_id", json_integer(in->room.room_id));
-    if (in->room.kind == USERSIG_ROOM_STRING)
-        bad |= json_object_set_new(d, "room_str",
-                                   json_stringn(in->room.room_str, in->room.room_str_len));
-    if (in->room.kind != USERSIG_ROOM_NONE)
-        bad |= json_object_set_new(d, "privilege_map", json_integer(in->room.privilege_map));
-    if (bad != 0) {
-        json_decref(d);
-        return NULL;
+    struct jsonw w;
+    jsonw_init(&w, buf, cap, JSONW_ASCII);
+    jsonw_object_begin(&w);
+    /* The keys in sorted order: expire, expire_at, identifier, privilege_map, room_id,
+     * room_str. */
+    if (in->has_expire) {
+        jsonw_key(&w, "expire");
+        jsonw_int(&w, in->expire);
     }
-    return d;
+    if (expire_at != 0) {
+        jsonw_key(&w, "expire_at");
+        jsonw_int(&w, expire_at);
+    }
+    /* A refused identifier may be long: the audit keeps at most what a valid one can be. */
+    if (in->identifier != NULL && in->identifier_len <= USERSIG_MAX_IDENTIFIER) {
+        jsonw_key(&w, "identifier");
+        jsonw_string(&w, in->identifier, in->identifier_len);
+    }
+    if (in->room.kind != USERSIG_ROOM_NONE) {
+        jsonw_key(&w, "privilege_map");
+        jsonw_int(&w, in->room.privilege_map);
+    }
+    if (in->room.kind == USERSIG_ROOM_NUMERIC) {
+        jsonw_key(&w, "room_id");
+        jsonw_int(&w, in->room.room_id);
+    }
+    if (in->room.kind == USERSIG_ROOM_STRING) {
+        jsonw_key(&w, "room_str");
+        jsonw_string(&w, in->room.room_str, in->room.room_str_len);
+    }
+    jsonw_object_end(&w);
+    return jsonw_finish(&w);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -406,7 +415,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
     int64_t gens[SIGN_GROUP_MAX], tokens[SIGN_GROUP_MAX];
     bool live[SIGN_GROUP_MAX];
     struct audit_event evs[SIGN_GROUP_MAX], *evp[SIGN_GROUP_MAX];
-    char *texts[SIGN_GROUP_MAX];
+    char *texts = NULL; /* the events' details, SIGN_DETAILS_BUF bytes each */
     struct store_key_use uses[SIGN_GROUP_MAX];
     size_t n_tokens = 0, n_ev = 0, n_uses = 0;
     struct timespec ts;
@@ -490,20 +499,21 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
                 cache_forget_token(svc->cache, id);
             continue;
         }
-        json_t *details;
         const char *outcome = "ok";
-        if (req->err == API_OK) {
-            details = sign_details(&req->in, now + req->in.expire);
-        } else if (audit[i]) {
-            details = sign_details(&req->in, 0);
+        int64_t expire_at = 0;
+        if (req->err == API_OK)
+            expire_at = now + req->in.expire;
+        else if (audit[i])
             outcome = api_error_code(req->err);
-        } else {
+        else
             continue;
-        }
-        if (details == NULL ||
-            service_audit_event(req->principal, "usersig.sign", req->sdkappid, req->key_version,
-                                outcome, details, &evs[n_ev], &texts[n_ev]) != 0)
+        if (texts == NULL && (texts = malloc(n * SIGN_DETAILS_BUF)) == NULL)
             goto out; /* out of memory: nothing of the group is issued */
+        char *text = texts + n_ev * SIGN_DETAILS_BUF;
+        if (sign_details_text(&req->in, expire_at, text, SIGN_DETAILS_BUF) == 0)
+            goto out;
+        service_audit_event_text(req->principal, "usersig.sign", req->sdkappid, req->key_version,
+                                 outcome, text, &evs[n_ev]);
         evp[n_ev] = &evs[n_ev];
         n_ev++;
         if (req->err == API_OK)
@@ -523,8 +533,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
 out:
     if (store_in_transaction(svc->st))
         store_rollback(svc->st);
-    for (size_t i = 0; i < n_ev; i++)
-        free(texts[i]);
+    free(texts);
     close_apps(apps, n_apps);
     return result;
 }
@@ -547,10 +556,13 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
         ids[n_ids++] = req->sdkappid;
     }
     qsort(ids, n_ids, sizeof ids[0], cmp_u32);
-    memset(apps, 0, sizeof apps);
+    /* Only the entries used are cleared: a group has few apps, the array room for
+     * SIGN_GROUP_MAX. */
     for (size_t i = 0; i < n_ids; i++)
-        if (i == 0 || ids[i] != ids[i - 1])
+        if (i == 0 || ids[i] != ids[i - 1]) {
+            memset(&apps[n_apps], 0, sizeof apps[n_apps]);
             apps[n_apps++].sdkappid = ids[i];
+        }
 
     for (int attempt = 0; attempt < GROUP_ATTEMPTS && result == 0; attempt++) {
         reset_reqs(reqs, n);

@@ -97,8 +97,12 @@ enum api_error sign_check_rate(struct ratelimit *rl, int processes, const struct
 /* True when id (len bytes) is one of app's admin_identifiers. */
 bool sign_is_admin_identifier(const struct store_app *app, const char *id, size_t len);
 
-/* The audit details of a signature or of its refusal (never the token); expire_at 0 leaves it
- * out. A new json_t (caller owns it), or NULL when out of memory. */
-json_t *sign_details(const struct sign_input *in, int64_t expire_at);
+/* The audit details of a signature or of its refusal (never the token) as the audit chain's
+ * text: a JSON object with sorted keys, ASCII only (what json_dumps gave with JSON_COMPACT |
+ * JSON_SORT_KEYS | JSON_ENSURE_ASCII for the same object, so old and new events read alike);
+ * expire_at 0 leaves it out. Its length, NUL-terminated in buf, or 0 when it does not fit
+ * (SIGN_DETAILS_BUF always does). */
+#define SIGN_DETAILS_BUF 1024
+size_t sign_details_text(const struct sign_input *in, int64_t expire_at, char *buf, size_t cap);
 
 #endif

@@ -50,45 +50,64 @@ static const char *event_problem(const struct audit_event *ev)
     return NULL;
 }
 
-static EVP_MAC_CTX *mac_ctx_new(void)
+/* An HMAC-SHA256 context keyed once: each MAC after the first starts again from the key's
+ * state (EVP_MAC_init without a key) instead of fetching, allocating and keying anew. */
+static EVP_MAC_CTX *mac_ctx_new(const uint8_t key[AUDIT_KEY_LEN])
 {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac); /* the context keeps its own reference */
+    if (ctx != NULL && !EVP_MAC_init(ctx, key, AUDIT_KEY_LEN, params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
     if (ctx == NULL)
         log_error("audit: cannot make an HMAC context");
     return ctx;
 }
 
-/* Decimal text of v, or "" for 0 when zero_is_empty. */
-static size_t num_text(char *buf, size_t cap, int64_t v, bool zero_is_empty)
+/* Decimal text of v into buf (at least 21 bytes, no NUL), or "" for 0 when zero_is_empty. */
+static size_t num_text(char *buf, int64_t v, bool zero_is_empty)
 {
-    if (zero_is_empty && v == 0) {
-        buf[0] = '\0';
+    char digits[24];
+    size_t n = sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (zero_is_empty && v == 0)
         return 0;
-    }
-    return (size_t)snprintf(buf, cap, "%" PRId64, v);
+    do {
+        digits[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        digits[--n] = '-';
+    memcpy(buf, digits + n, sizeof digits - n);
+    return sizeof digits - n;
 }
 
-static bool mac_with(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],
-                     const uint8_t prev[AUDIT_MAC_LEN], const struct audit_event *ev,
-                     uint8_t out[AUDIT_MAC_LEN])
+/* The bytes an event's MAC covers, after the previous MAC, are its fields each followed by a
+ * newline. Up to this many they are gathered into one buffer and hashed in one update. */
+#define MAC_TEXT_BUF 2048
+
+/* The event's MAC with ctx (from mac_ctx_new: keyed with the audit key). */
+static bool mac_with(EVP_MAC_CTX *ctx, const uint8_t prev[AUDIT_MAC_LEN],
+                     const struct audit_event *ev, uint8_t out[AUDIT_MAC_LEN])
 {
     char num[5][24];
     size_t num_len[5];
     const char *text[9];
     size_t len[9];
-    size_t out_len = 0;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
+    size_t out_len = 0, total = 0;
+    char buf[MAC_TEXT_BUF];
 
-    num_len[0] = num_text(num[0], sizeof num[0], ev->seq, false);
-    num_len[1] = num_text(num[1], sizeof num[1], ev->at_us, false);
-    num_len[2] = num_text(num[2], sizeof num[2], ev->actor_id, true);
-    num_len[3] = num_text(num[3], sizeof num[3], ev->sdkappid, true);
-    num_len[4] = num_text(num[4], sizeof num[4], ev->key_version, true);
+    num_len[0] = num_text(num[0], ev->seq, false);
+    num_len[1] = num_text(num[1], ev->at_us, false);
+    num_len[2] = num_text(num[2], ev->actor_id, true);
+    num_len[3] = num_text(num[3], ev->sdkappid, true);
+    num_len[4] = num_text(num[4], ev->key_version, true);
     /* seq, at, actor_id, actor_name, action, sdkappid, key_version, outcome, details */
     text[0] = num[0], len[0] = num_len[0];
     text[1] = num[1], len[1] = num_len[1];
@@ -99,13 +118,27 @@ static bool mac_with(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],
     text[6] = num[4], len[6] = num_len[4];
     text[7] = ev->outcome, len[7] = strlen(ev->outcome);
     text[8] = ev->details, len[8] = strlen(ev->details);
-
-    if (!EVP_MAC_init(ctx, key, AUDIT_KEY_LEN, params) || !EVP_MAC_update(ctx, prev, AUDIT_MAC_LEN))
-        return false;
     for (int i = 0; i < 9; i++)
-        if (!EVP_MAC_update(ctx, (const unsigned char *)text[i], len[i]) ||
-            !EVP_MAC_update(ctx, (const unsigned char *)"\n", 1))
+        total += len[i] + 1;
+
+    /* A key of NULL starts again from the key the context was made with. */
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, prev, AUDIT_MAC_LEN))
+        return false;
+    if (total <= sizeof buf) {
+        size_t at = 0;
+        for (int i = 0; i < 9; i++) {
+            memcpy(buf + at, text[i], len[i]);
+            at += len[i];
+            buf[at++] = '\n';
+        }
+        if (!EVP_MAC_update(ctx, (const unsigned char *)buf, at))
             return false;
+    } else {
+        for (int i = 0; i < 9; i++)
+            if (!EVP_MAC_update(ctx, (const unsigned char *)text[i], len[i]) ||
+                !EVP_MAC_update(ctx, (const unsigned char *)"\n", 1))
+                return false;
+    }
     return EVP_MAC_final(ctx, out, &out_len, AUDIT_MAC_LEN) && out_len == AUDIT_MAC_LEN;
 }
 
@@ -117,10 +150,10 @@ enum audit_rc audit_mac(const uint8_t key[AUDIT_KEY_LEN], const uint8_t prev[AUD
 
     if (event_problem(ev) != NULL)
         return AUDIT_BAD_EVENT;
-    ctx = mac_ctx_new();
+    ctx = mac_ctx_new(key);
     if (ctx == NULL)
         goto done;
-    if (!mac_with(ctx, key, prev, ev, out)) {
+    if (!mac_with(ctx, prev, ev, out)) {
         log_error("audit: HMAC-SHA256 failed");
         goto done;
     }
@@ -179,15 +212,21 @@ enum audit_rc audit_link(const uint8_t key[AUDIT_KEY_LEN], int64_t last_seq,
             return AUDIT_BAD_EVENT;
         }
     }
+    EVP_MAC_CTX *ctx = n > 0 ? mac_ctx_new(key) : NULL;
+    if (n > 0 && ctx == NULL)
+        return AUDIT_ERROR;
     memcpy(prev, last_mac, AUDIT_MAC_LEN);
     for (size_t i = 0; i < n; i++) {
         evs[i]->seq = last_seq + 1 + (int64_t)i;
         evs[i]->at_us = now > last_at ? now : last_at;
-        enum audit_rc rc = audit_mac(key, prev, evs[i], evs[i]->mac);
-        if (rc != AUDIT_OK)
-            return rc;
+        if (!mac_with(ctx, prev, evs[i], evs[i]->mac)) {
+            log_error("audit: HMAC-SHA256 failed");
+            EVP_MAC_CTX_free(ctx);
+            return AUDIT_ERROR;
+        }
         memcpy(prev, evs[i]->mac, AUDIT_MAC_LEN);
     }
+    EVP_MAC_CTX_free(ctx);
     return AUDIT_OK;
 }
 
@@ -214,8 +253,8 @@ enum audit_rc audit_append_many(struct store *st, const uint8_t key[AUDIT_KEY_LE
 
 /* Checks one stored event against the chain so far; false with out->problem set when it does
  * not follow. */
-static bool verify_one(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],
-                       const struct audit_event *ev, struct audit_verify_result *out)
+static bool verify_one(EVP_MAC_CTX *ctx, const struct audit_event *ev,
+                       struct audit_verify_result *out)
 {
     int64_t expected = out->last_seq + 1;
     uint8_t mac[AUDIT_MAC_LEN];
@@ -231,7 +270,7 @@ static bool verify_one(EVP_MAC_CTX *ctx, const uint8_t key[AUDIT_KEY_LEN],
         out->bad_seq = ev->seq;
         return false;
     }
-    if (!mac_with(ctx, key, out->last_mac, ev, mac))
+    if (!mac_with(ctx, out->last_mac, ev, mac))
         return false; /* the caller tells a crypto failure apart by problem == OK */
     if (CRYPTO_memcmp(mac, ev->mac, AUDIT_MAC_LEN) != 0) {
         out->problem = AUDIT_CHAIN_MAC_MISMATCH;
@@ -257,7 +296,7 @@ enum audit_rc audit_verify_range(struct store *st, const uint8_t key[AUDIT_KEY_L
     memset(out, 0, sizeof *out);
     out->last_seq = from_seq;
     memcpy(out->last_mac, from_mac, AUDIT_MAC_LEN);
-    ctx = mac_ctx_new();
+    ctx = mac_ctx_new(key);
     if (ctx == NULL)
         goto done;
     for (;;) {
@@ -270,7 +309,7 @@ enum audit_rc audit_verify_range(struct store *st, const uint8_t key[AUDIT_KEY_L
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
-            if (!verify_one(ctx, key, &page[i], out)) {
+            if (!verify_one(ctx, &page[i], out)) {
                 if (out->problem == AUDIT_CHAIN_OK) {
                     log_error("audit: HMAC-SHA256 failed");
                     goto done;

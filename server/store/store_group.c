@@ -8,13 +8,13 @@
 #include "store_int.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
 #include "hex.h"
+#include "jsonw.h"
 #include "log.h"
 
 #define PIPE_MAX 8 /* statements in one pipeline */
@@ -234,29 +234,71 @@ static const char SQL_GROUP_USES[] =
 static const char SQL_GROUP_COMMIT[] = "COMMIT";
 /* clang-format on */
 
-/* The events as one JSON array of rows (NULL when out of memory). Caller free()s it. */
+/* The events as one JSON array of rows, written directly (jsonw.h) into a buffer sized for the
+ * worst escaping of their texts; NULL when out of memory. Caller free()s it. */
 static char *events_json(struct audit_event *const *evs, size_t n)
 {
-    json_t *a = json_array();
-    int bad = a == NULL;
-    for (size_t i = 0; i < n && !bad; i++) {
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
         const struct audit_event *ev = evs[i];
+        /* The names and numbers (at most 20 digits each) and the MAC's hex, then each text at
+         * most 6 bytes a byte (a control byte as \u00XX). */
+        cap += 256 + 2 * AUDIT_MAC_LEN +
+               6 * (strlen(ev->actor_name) + strlen(ev->action) + strlen(ev->outcome) +
+                    (ev->details != NULL ? strlen(ev->details) : 2));
+    }
+    char *text = malloc(cap);
+    if (text == NULL) {
+        log_error("store: out of memory");
+        return NULL;
+    }
+    struct jsonw w;
+    jsonw_init(&w, text, cap, 0);
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < n; i++) {
+        const struct audit_event *ev = evs[i];
+        const char *details = ev->details != NULL ? ev->details : "{}";
         char mac[2 * AUDIT_MAC_LEN + 1];
         hex_encode(ev->mac, AUDIT_MAC_LEN, mac);
-        json_t *o =
-            json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "seq",
-                      (json_int_t)ev->seq, "at_us", (json_int_t)ev->at_us, "actor_id",
-                      ev->actor_id != 0 ? json_integer(ev->actor_id) : json_null(), "actor_name",
-                      ev->actor_name, "action", ev->action, "sdkappid",
-                      ev->sdkappid != 0 ? json_integer(ev->sdkappid) : json_null(), "key_version",
-                      ev->key_version != 0 ? json_integer(ev->key_version) : json_null(), "outcome",
-                      ev->outcome, "details", ev->details != NULL ? ev->details : "{}", "mac", mac);
-        bad = o == NULL || json_array_append_new(a, o) != 0;
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "seq");
+        jsonw_int(&w, ev->seq);
+        jsonw_key(&w, "at_us");
+        jsonw_int(&w, ev->at_us);
+        jsonw_key(&w, "actor_id");
+        if (ev->actor_id != 0)
+            jsonw_int(&w, ev->actor_id);
+        else
+            jsonw_null(&w);
+        jsonw_key(&w, "actor_name");
+        jsonw_string(&w, ev->actor_name, strlen(ev->actor_name));
+        jsonw_key(&w, "action");
+        jsonw_string(&w, ev->action, strlen(ev->action));
+        jsonw_key(&w, "sdkappid");
+        if (ev->sdkappid != 0)
+            jsonw_int(&w, ev->sdkappid);
+        else
+            jsonw_null(&w);
+        jsonw_key(&w, "key_version");
+        if (ev->key_version != 0)
+            jsonw_int(&w, ev->key_version);
+        else
+            jsonw_null(&w);
+        jsonw_key(&w, "outcome");
+        jsonw_string(&w, ev->outcome, strlen(ev->outcome));
+        jsonw_key(&w, "details");
+        jsonw_string(&w, details, strlen(details));
+        jsonw_key(&w, "mac");
+        jsonw_string(&w, mac, 2 * AUDIT_MAC_LEN);
+        jsonw_object_end(&w);
     }
-    char *text = bad ? NULL : json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    if (text == NULL)
-        log_error("store: out of memory");
+    jsonw_array_end(&w);
+    if (jsonw_finish(&w) == 0) {
+        /* Only text that is not UTF-8 gets here: the size bounds every valid one. */
+        log_error("store: an audit event's text is not valid UTF-8");
+        free(text);
+        return NULL;
+    }
     return text;
 }
 

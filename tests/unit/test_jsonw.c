@@ -3,9 +3,12 @@
  * the sign path: the same bytes for generated strings (printable ASCII, every control byte,
  * quotes, backslashes, slashes, 0x7F, 2- to 4-byte UTF-8, NUL, invalid UTF-8 refused as
  * json_stringn refuses it), integers (the int64 extremes included), nesting and key order, with
- * and without JSON_ENSURE_ASCII; and the bounds: a text that fits exactly, one byte short.
+ * and without JSON_ENSURE_ASCII; and the bounds: a text that fits exactly, one byte short. Then
+ * a sign's audit details (sign_details_text) against the jansson object they were made from
+ * before: the audit chain MACs that text, so old and new events must read alike.
  */
 #include "jsonw.h"
+#include "sign.h"
 #include "testlib.h"
 
 #include <inttypes.h>
@@ -127,6 +130,81 @@ static void check_int(int64_t v)
     CHECK(want != NULL && n == strlen(want) && strcmp(buf, want) == 0,
           "int %" PRId64 ": jsonw %s, jansson %s", v, buf, want ? want : "?");
     free(want);
+}
+
+/* The audit details of a sign as they were made before the writer: a jansson object dumped with
+ * the flags service_audit_event uses. The chain MACs this text, so it must not change. */
+static char *details_by_jansson(const struct sign_input *in, int64_t expire_at)
+{
+    json_t *d = json_object();
+    if (in->identifier != NULL && in->identifier_len <= USERSIG_MAX_IDENTIFIER)
+        json_object_set_new(d, "identifier", json_stringn(in->identifier, in->identifier_len));
+    if (in->has_expire)
+        json_object_set_new(d, "expire", json_integer(in->expire));
+    if (expire_at != 0)
+        json_object_set_new(d, "expire_at", json_integer(expire_at));
+    if (in->room.kind == USERSIG_ROOM_NUMERIC)
+        json_object_set_new(d, "room_id", json_integer(in->room.room_id));
+    if (in->room.kind == USERSIG_ROOM_STRING)
+        json_object_set_new(d, "room_str", json_stringn(in->room.room_str, in->room.room_str_len));
+    if (in->room.kind != USERSIG_ROOM_NONE)
+        json_object_set_new(d, "privilege_map", json_integer(in->room.privilege_map));
+    char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(d);
+    return text;
+}
+
+static void check_details(void)
+{
+    char id[256], room[256], buf[SIGN_DETAILS_BUF];
+    for (int i = 0; i < 20000; i++) {
+        struct sign_input in = {0};
+        size_t id_len = gen_string(id, i % 3 == 0 ? 40 : 10, false);
+        size_t room_len = gen_string(room, 16, false);
+        if (room_len > USERSIG_MAX_ROOM_STR)
+            room_len = USERSIG_MAX_ROOM_STR;
+        while (room_len > 0 && (room[room_len - 1] & 0xc0) == 0x80) /* whole characters */
+            room_len--;
+        if (room_len > 0 && (unsigned char)room[room_len - 1] >= 0xc0)
+            room_len--;
+        in.identifier = i % 17 == 0 ? NULL : id;
+        in.identifier_len = id_len;
+        in.has_expire = i % 5 != 0;
+        in.expire = (json_int_t)(((uint64_t)rnd() << 32) | rnd()) >> (rnd() % 64);
+        switch (i % 3) {
+        case 1:
+            in.room.kind = USERSIG_ROOM_NUMERIC;
+            in.room.room_id = rnd();
+            in.room.privilege_map = rnd() % 256;
+            break;
+        case 2:
+            in.room.kind = USERSIG_ROOM_STRING;
+            in.room.room_str = room;
+            in.room.room_str_len = room_len;
+            in.room.privilege_map = rnd() % 256;
+            break;
+        }
+        int64_t expire_at = i % 4 == 0 ? 0 : (int64_t)(((uint64_t)rnd() << 32) | rnd());
+        if (i == 1)
+            expire_at = INT64_MIN, in.expire = INT64_MAX;
+        char *want = details_by_jansson(&in, expire_at);
+        size_t n = sign_details_text(&in, expire_at, buf, sizeof buf);
+        CHECK(want != NULL && n == strlen(want) && strcmp(buf, want) == 0,
+              "sign details %d: %s, jansson %s", i, n > 0 ? buf : "(failed)", want ? want : "?");
+        free(want);
+    }
+    /* The largest details: every byte of the identifier and room_str a control byte. */
+    struct sign_input in = {.identifier = id,
+                            .identifier_len = USERSIG_MAX_IDENTIFIER,
+                            .has_expire = true,
+                            .expire = INT64_MIN};
+    memset(id, 1, USERSIG_MAX_IDENTIFIER);
+    memset(room, 1, USERSIG_MAX_ROOM_STR);
+    in.room = (struct usersig_room){.kind = USERSIG_ROOM_STRING,
+                                    .room_str = room,
+                                    .room_str_len = USERSIG_MAX_ROOM_STR,
+                                    .privilege_map = 255};
+    CHECK(sign_details_text(&in, INT64_MIN, buf, sizeof buf) > 0, "the largest details fit");
 }
 
 int main(void)
@@ -283,5 +361,6 @@ int main(void)
             jsonw_array_begin(&w);
         CHECK(w.failed, "nesting past JSONW_MAX_DEPTH");
     }
+    check_details();
     return test_done("jsonw");
 }
