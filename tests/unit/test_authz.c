@@ -44,6 +44,9 @@ static unsigned expected_roles(const struct api_route *r, bool *public_route)
         return A | U;
     if (strstr(r->pattern, "/usersigs") != NULL) /* sign, batch, verify */
         return A | S;
+    /* A re-issue hands out new UserSigs: signing, not key management. */
+    if (strstr(r->pattern, "/keys/reissue") != NULL)
+        return A | S;
     if (strstr(r->pattern, "/tencent/") != NULL || strstr(r->pattern, "/accounts/") != NULL)
         return A | (1u << ROLE_REST_CALLER);
     if (strncmp(r->pattern, "/v1/apps", 8) == 0)

@@ -564,9 +564,9 @@ static void test_daemon_hook_without_pool(void)
 
 static void test_route_flags(void)
 {
-    static const char *const not_offloaded[] = {
-        "getHealth",     "getMetrics",   "signUserSig",      "signUserSigBatch",
-        "verifyUserSig", "getTokenSelf", "getDashboardFile"};
+    static const char *const not_offloaded[] = {"getHealth",        "getMetrics",    "signUserSig",
+                                                "signUserSigBatch", "verifyUserSig", "getTokenSelf",
+                                                "getDashboardFile", "reissueKey"};
     for (size_t i = 0; i < api_routes_count; i++) {
         const struct api_route *rt = &api_routes[i];
         bool want = true;
