@@ -20,7 +20,8 @@
  * (the token check already read all it says), the dashboard (files in memory), and signing and
  * verifying (their handlers use the pool themselves; the batch endpoint reads a raw body and
  * streams, and so does the re-issue, a batch whose input the database gives), and /metrics
- * (it reads the loop's own counters; its one database read it makes on the pool itself), and the REST gateway (its calls wait on Tencent from the loop).
+ * (it reads the loop's own counters; its one database read it makes on the pool itself), and
+ * the REST gateway (its calls wait on Tencent from the loop).
  * API_ROUTE_METRIC_SIGN, _VERIFY: counted by app in the metrics. */
 const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/healthz", "getHealth", PERM_PUBLIC, API_BODY_NONE, 0, handle_healthz},
