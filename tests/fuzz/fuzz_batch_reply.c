@@ -233,7 +233,9 @@ static void refusal(const char *ids, size_t ids_len, const char *p, size_t n)
     stderr = saved_err;
     if (getenv("FUZZ_BATCH_REPLY_SHOW") != NULL)
         fprintf(stderr, "verdict %d, refusal %s, stderr:\n%.*s", rc, b->refusal, (int)err_len, err);
-    if (rc != (a.status == 413 ? 1 : -1) || !terminated_printable(b->refusal, sizeof b->refusal) ||
+    /* 413: the caller splits; 429: the caller waits and sends again; both say nothing yet. */
+    int want = a.status == 413 ? 1 : a.status == 429 ? 2 : -1;
+    if (rc != want || !terminated_printable(b->refusal, sizeof b->refusal) ||
         b->refusal[0] == '\0' || !printable(err, err_len, 1) || (rc == -1) != (err_len > 0))
         abort();
 out:
