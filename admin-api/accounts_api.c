@@ -82,7 +82,7 @@ struct imp {
     EVP_MD_CTX *sha;
     struct evbuffer *out;
     bool skip_line, input_done, cut, gone, streaming, finishing, pumping, again;
-    int unsent;         /* reply chunks handed over and not yet written out */
+    int unsent;         /* reply chunks handed over since the output was last all written */
     struct event *kick; /* pump() from the loop, not from inside the stream's filter */
     char sha_hex[65];
     /* the manifest's events */
@@ -468,7 +468,7 @@ static void on_sent(struct api_request *r, void *arg)
 {
     struct imp *m = arg;
     (void)r;
-    m->unsent--;
+    m->unsent = 0; /* the framework calls it once what was handed over is all written out */
     if (!m->finishing)
         event_active(m->kick, 0, 0);
 }

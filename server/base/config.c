@@ -159,10 +159,11 @@ static const struct setting SETTINGS[] = {
      "Time a call to Tencent's REST API has in all, connecting included; a call over it fails "
      "as a timeout and is not retried.",
      0},
-    {"tencent_rate", T_INT, "100", 1, 10000, NULL, "USERSIGD_TENCENT_RATE", F(tencent_rate),
-     "Calls a second to Tencent's REST API per app (the gateway and account import share "
-     "them; Tencent's published limits are 100 to 200 a second per command). A call waits up "
-     "to 2 s for its turn; past that it is refused with 429 and Retry-After.",
+    {"tencent_rate", T_INT, "95", 1, 10000, NULL, "USERSIGD_TENCENT_RATE", F(tencent_rate),
+     "Calls a second to Tencent's REST API per app, paced (the gateway and account import "
+     "share them; the default keeps under Tencent's published limits, 100 to 200 a second per "
+     "command). A call waits up to 2 s for its turn; past that it is refused with 429 and "
+     "Retry-After.",
      0},
     {"audit_checkpoint_events", T_INT, "1000", 0, 1000000000, NULL,
      "USERSIGD_AUDIT_CHECKPOINT_EVENTS", F(audit_checkpoint_events),

@@ -102,8 +102,10 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     outbound_options_from_config(svc->cfg, &o.outbound);
     o.sign = gw_sign;
     o.sign_arg = g;
-    o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 100;
-    o.burst = o.rate;
+    o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 95;
+    /* A twentieth of a second's worth: calls paced, not in bursts that a per-second window at
+     * Tencent would refuse. */
+    o.burst = o.rate / 20 >= 1 ? o.rate / 20 : 1;
     o.max_wait_ms = MAX_WAIT_MS;
     o.max_queue = (int)(o.rate * MAX_WAIT_MS / 1000) + 1;
     g->tim = tim_new(base, &o, err, sizeof err);
