@@ -92,7 +92,7 @@ describe('CORS', () => {
     assert.equal(k.headers['access-control-allow-origin'], ALSO);
     assert.equal(k.headers['access-control-allow-methods'], 'POST');
     const t = await preflight(base, ALLOWED, '/v1/tokens/7', 'DELETE');
-    assert.equal(t.headers['access-control-allow-methods'], 'DELETE');
+    assert.equal(t.headers['access-control-allow-methods'], 'PATCH, DELETE');
     const none = await preflight(base, ALLOWED, '/v1/nothing-here');
     assert.equal(none.status, 404, none.text);
   });

@@ -202,7 +202,7 @@ set +e
     cd "$here" &&
         E2E_URL=$base E2E_ADMIN_TOKEN=$admin_token E2E_USERSIG=$usersig E2E_USERSIGD=$usersigd \
             E2E_DB_URL=$db_url E2E_MASTER_KEY_FILE=$master E2E_WORK=$run \
-            exec setsid -w timeout -k 10 "${E2E_TIMEOUT:-600}" node --single-threaded --test \
+            exec setsid -w timeout -k 10 "${E2E_TIMEOUT:-1500}" node --single-threaded --test \
             --test-reporter=spec --test-reporter-destination=stdout \
             --test-reporter="$here/reporter.mjs" --test-reporter-destination="$run/verdicts" \
             --test-concurrency=1 --test-timeout=300000 ${E2E_ONLY:-"$here/"} >"$run/node.out" 2>&1
