@@ -986,6 +986,23 @@ static void batch_start_done(struct dbpool_job *job)
     batch_end(b, STORE_BATCH_ABORTED, false);
 }
 
+/* Whether one more batch may run in this process (batch_max_running): API_OK, or 429
+ * too_many_batches with Retry-After set and msg saying so. */
+static enum api_error check_batch_slot(struct api_request *r, struct service *svc,
+                                       char msg[MSG_BUF])
+{
+    if (svc->cfg == NULL || svc->cfg->batch_max_running <= 0 ||
+        svc->batches_running < (size_t)svc->cfg->batch_max_running)
+        return API_OK;
+    snprintf(msg, MSG_BUF,
+             "%d batches are running in this process, as many as it runs at once "
+             "(batch_max_running); retry after %s seconds",
+             svc->cfg->batch_max_running, RETRY_AFTER_BATCH);
+    if (api_reply_header(r, "Retry-After", RETRY_AFTER_BATCH) != 0)
+        return API_ERR_INTERNAL;
+    return API_ERR_TOO_MANY_BATCHES;
+}
+
 void handle_usersig_batch(struct api_request *r)
 {
     struct service *svc = r->ctx;
@@ -1005,16 +1022,8 @@ void handle_usersig_batch(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, sizeof msg, "batch signing is not running in this process");
     }
-    if (err == API_OK && svc->cfg != NULL && svc->cfg->batch_max_running > 0 &&
-        svc->batches_running >= (size_t)svc->cfg->batch_max_running) {
-        err = API_ERR_TOO_MANY_BATCHES;
-        snprintf(msg, sizeof msg,
-                 "%d batches are running in this process, as many as it runs at once "
-                 "(batch_max_running); retry after %s seconds",
-                 svc->cfg->batch_max_running, RETRY_AFTER_BATCH);
-        if (api_reply_header(r, "Retry-After", RETRY_AFTER_BATCH) != 0)
-            err = API_ERR_INTERNAL;
-    }
+    if (err == API_OK)
+        err = check_batch_slot(r, svc, msg);
     if (err == API_OK) {
         /* Accepted: its body may come (100 Continue) and is read as the pipeline takes it. */
         b->stream = api_request_stream(r);
@@ -1098,16 +1107,8 @@ void handle_key_reissue(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, sizeof msg, "batch signing is not running in this process");
     }
-    if (err == API_OK && svc->cfg != NULL && svc->cfg->batch_max_running > 0 &&
-        svc->batches_running >= (size_t)svc->cfg->batch_max_running) {
-        err = API_ERR_TOO_MANY_BATCHES;
-        snprintf(msg, sizeof msg,
-                 "%d batches are running in this process, as many as it runs at once "
-                 "(batch_max_running); retry after %s seconds",
-                 svc->cfg->batch_max_running, RETRY_AFTER_BATCH);
-        if (api_reply_header(r, "Retry-After", RETRY_AFTER_BATCH) != 0)
-            err = API_ERR_INTERNAL;
-    }
+    if (err == API_OK)
+        err = check_batch_slot(r, svc, msg);
     if (err != API_OK) {
         api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
         if (b != NULL)
