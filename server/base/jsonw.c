@@ -226,21 +226,30 @@ void jsonw_string(struct jsonw *w, const char *s, size_t len)
     put_string(w, s, len);
 }
 
-void jsonw_int(struct jsonw *w, int64_t v)
+size_t jsonw_int_text(char buf[JSONW_INT_MAX], int64_t v)
 {
-    char digits[24];
+    char digits[JSONW_INT_MAX];
     size_t n = sizeof digits;
     /* The magnitude as unsigned: -INT64_MIN does not fit an int64_t. */
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
-    separate(w);
     do {
         digits[--n] = (char)('0' + u % 10);
         u /= 10;
     } while (u != 0);
     if (v < 0)
         digits[--n] = '-';
-    put(w, digits + n, sizeof digits - n);
+    memcpy(buf, digits + n, sizeof digits - n);
+    return sizeof digits - n;
+}
+
+void jsonw_int(struct jsonw *w, int64_t v)
+{
+    char digits[JSONW_INT_MAX];
+    size_t n = jsonw_int_text(digits, v);
+
+    separate(w);
+    put(w, digits, n);
 }
 
 void jsonw_bool(struct jsonw *w, bool v)

@@ -37,6 +37,10 @@ void jsonw_array_end(struct jsonw *w);
 void jsonw_key(struct jsonw *w, const char *key);
 void jsonw_string(struct jsonw *w, const char *s, size_t len);
 void jsonw_int(struct jsonw *w, int64_t v);
+/* The decimal text of v into buf (no NUL): its length, at most JSONW_INT_MAX (20 digits and a
+ * sign). */
+#define JSONW_INT_MAX 21
+size_t jsonw_int_text(char buf[JSONW_INT_MAX], int64_t v);
 void jsonw_bool(struct jsonw *w, bool v);
 void jsonw_null(struct jsonw *w);
 /* Raw bytes appended as they are (a separator the caller needs, such as a final newline). */

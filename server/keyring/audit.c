@@ -4,6 +4,7 @@
  * before (server/README.md "Audit chain"). The key comes from the keyring.
  */
 #include "audit.h"
+#include "jsonw.h"
 
 #include "log.h"
 
@@ -70,22 +71,11 @@ static EVP_MAC_CTX *mac_ctx_new(const uint8_t key[AUDIT_KEY_LEN])
     return ctx;
 }
 
-/* Decimal text of v into buf (at least 21 bytes, no NUL), or "" for 0 when zero_is_empty. */
+/* Decimal text of v into buf (at least JSONW_INT_MAX bytes, no NUL), or "" for 0 when
+ * zero_is_empty. */
 static size_t num_text(char *buf, int64_t v, bool zero_is_empty)
 {
-    char digits[24];
-    size_t n = sizeof digits;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    if (zero_is_empty && v == 0)
-        return 0;
-    do {
-        digits[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        digits[--n] = '-';
-    memcpy(buf, digits + n, sizeof digits - n);
-    return sizeof digits - n;
+    return zero_is_empty && v == 0 ? 0 : jsonw_int_text(buf, v);
 }
 
 /* The bytes an event's MAC covers, after the previous MAC, are its fields each followed by a
