@@ -138,19 +138,21 @@ static char *put_json(char *o, const char *str, size_t n)
     return o;
 }
 
-/* s as a CSV field (RFC 4180): quoted, quotes doubled, when it holds a comma, quote, CR or LF or
- * starts with '#'; other bytes as put_json keeps them. At most 3 bytes out per byte in, + 2. */
+/* s as a CSV field (RFC 4180): quoted, quotes doubled, when it holds a comma or quote or starts
+ * with '#'; a CR or LF (possible from a JSON body's escapes) written as U+FFFD, so that every row
+ * is one line (NDJSON keeps them, escaped); other bytes as put_json keeps them. At most 3 bytes
+ * out per byte in, + 2. */
 static char *put_csv(char *o, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     bool quote = n > 0 && s[0] == '#';
     for (size_t i = 0; i < n && !quote; i++)
-        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+        quote = s[i] == ',' || s[i] == '"';
     if (quote)
         *o++ = '"';
     for (size_t i = 0; i < n;) {
         size_t l = utf8_seq_len(s + i, n - i);
-        if (l == 0) {
+        if (l == 0 || s[i] == '\r' || s[i] == '\n') {
             o = put(o, "\xef\xbf\xbd");
             i++;
             continue;
