@@ -260,7 +260,7 @@ int main(void)
                                    UINT32_MAX};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         check_int(ints[i]);
-    for (int64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+    for (int64_t p = 1, k = 0; k < 19; k++, p = k < 19 ? p * 10 : p) {
         check_int(p);
         check_int(p - 1);
         check_int(-p);
