@@ -5,6 +5,7 @@
  * the file, then the environment.
  */
 #include "config.h"
+#include "config_int.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -42,13 +43,6 @@ struct setting {
     int live; /* SIGHUP applies a new value to the running server; others need a restart */
 };
 
-#define KB INT64_C(1024)
-#define MB (1024 * KB)
-#define GB (1024 * MB)
-#define SEC INT64_C(1000)
-#define MIN (60 * SEC)
-#define HOUR (60 * MIN)
-#define DAY (24 * HOUR)
 #define F(field) offsetof(struct config, field)
 #define MASTER_KEY_NAME "/master.key" /* in data_dir, when master_key_file is empty */
 
@@ -205,154 +199,6 @@ static const struct setting SETTINGS[] = {
 };
 #define N_SETTINGS (sizeof SETTINGS / sizeof SETTINGS[0])
 
-/* ---- Value notations ------------------------------------------------------------------------ */
-
-/* Decimal digits only (no sign, no space), into *out; -1 on anything else or overflow. */
-static int parse_digits(const char **s, uint64_t *out)
-{
-    const char *p = *s;
-    uint64_t v = 0;
-    if (*p < '0' || *p > '9')
-        return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *s = p;
-    *out = v;
-    return 0;
-}
-
-int config_parse_size(const char *s, uint64_t *out)
-{
-    uint64_t v, mult = 1;
-    if (s == NULL || parse_digits(&s, &v) != 0)
-        return -1;
-    if (*s == 'k' || *s == 'K')
-        mult = KB;
-    else if (*s == 'm' || *s == 'M')
-        mult = MB;
-    else if (*s == 'g' || *s == 'G')
-        mult = GB;
-    if (mult != 1)
-        s++;
-    if (*s != '\0' || v > UINT64_MAX / mult)
-        return -1;
-    *out = v * mult;
-    return 0;
-}
-
-int config_parse_duration(const char *s, int64_t *out_ms)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"ms", 1}, {"s", SEC}, {"m", MIN}, {"h", HOUR}, {"d", DAY}, {"", SEC}};
-    uint64_t v;
-    if (s == NULL || parse_digits(&s, &v) != 0)
-        return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(s, units[i].unit) == 0) {
-            if (v > (uint64_t)(INT64_MAX / units[i].ms))
-                return -1;
-            *out_ms = (int64_t)v * units[i].ms;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-int config_parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = {"true", "on", "yes", "1"}, *const no[] = {"false", "off",
-                                                                                "no", "0"};
-    if (s == NULL)
-        return -1;
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int parse_int(const char *s, int64_t *out)
-{
-    uint64_t v;
-    int neg = *s == '-';
-    if (neg)
-        s++;
-    if (parse_digits(&s, &v) != 0 || *s != '\0' || v > (uint64_t)INT64_MAX)
-        return -1;
-    *out = neg ? -(int64_t)v : (int64_t)v;
-    return 0;
-}
-
-/* host:port, or [v6]:port. On success copies the host (no brackets) and sets *port. */
-static int parse_address(const char *s, char *host, size_t host_cap, uint16_t *port)
-{
-    const char *colon, *h = s;
-    size_t hlen;
-    int64_t p;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':')
-            return -1;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-            return -1; /* no port, or an IPv6 address without brackets */
-        hlen = (size_t)(colon - s);
-    }
-    if (hlen == 0 || hlen >= host_cap || parse_int(colon + 1, &p) != 0 || colon[1] == '-' ||
-        p < 0 || p > 65535)
-        return -1;
-    for (size_t i = 0; i < hlen; i++)
-        if (isspace((unsigned char)h[i]) || h[i] == '/' || h[i] == '[' || h[i] == ']')
-            return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static void format_size(int64_t v, char *out, size_t cap)
-{
-    if (v != 0 && v % GB == 0)
-        snprintf(out, cap, "%" PRId64 "G", v / GB);
-    else if (v != 0 && v % MB == 0)
-        snprintf(out, cap, "%" PRId64 "M", v / MB);
-    else if (v != 0 && v % KB == 0)
-        snprintf(out, cap, "%" PRId64 "k", v / KB);
-    else
-        snprintf(out, cap, "%" PRId64, v);
-}
-
-static void format_duration(int64_t ms, char *out, size_t cap)
-{
-    if (ms != 0 && ms % DAY == 0)
-        snprintf(out, cap, "%" PRId64 "d", ms / DAY);
-    else if (ms != 0 && ms % HOUR == 0)
-        snprintf(out, cap, "%" PRId64 "h", ms / HOUR);
-    else if (ms != 0 && ms % MIN == 0)
-        snprintf(out, cap, "%" PRId64 "m", ms / MIN);
-    else if (ms % SEC == 0)
-        snprintf(out, cap, "%" PRId64 "s", ms / SEC);
-    else
-        snprintf(out, cap, "%" PRId64 "ms", ms);
-}
-
 /* What a setting accepts, as told in errors and in config_describe(). */
 static void describe_allowed(const struct setting *s, char *out, size_t cap)
 {
@@ -371,13 +217,13 @@ static void describe_allowed(const struct setting *s, char *out, size_t cap)
         snprintf(out, cap, "an integer %" PRId64 "..%" PRId64, s->min, s->max);
         return;
     case T_SIZE:
-        format_size(s->min, lo, sizeof lo);
-        format_size(s->max, hi, sizeof hi);
+        config_format_size(s->min, lo, sizeof lo);
+        config_format_size(s->max, hi, sizeof hi);
         snprintf(out, cap, "a size %s..%s (suffix k, M or G)", lo, hi);
         return;
     case T_DURATION:
-        format_duration(s->min, lo, sizeof lo);
-        format_duration(s->max, hi, sizeof hi);
+        config_format_duration(s->min, lo, sizeof lo);
+        config_format_duration(s->max, hi, sizeof hi);
         snprintf(out, cap, "a duration %s..%s (suffix ms, s, m, h or d)", lo, hi);
         return;
     case T_BOOL:
@@ -444,7 +290,8 @@ static int apply(const struct setting *s, const char *value, struct config *cfg,
     case T_ADDRESS: {
         char host[CONFIG_STRING_MAX];
         uint16_t port;
-        if (len >= CONFIG_STRING_MAX || parse_address(value, host, sizeof host, &port) != 0) {
+        if (len >= CONFIG_STRING_MAX ||
+            config_parse_address(value, host, sizeof host, &port) != 0) {
             snprintf(why, cap, "\"%.64s\" is not an address; allowed: %s", value, allowed);
             return -1;
         }
@@ -452,7 +299,7 @@ static int apply(const struct setting *s, const char *value, struct config *cfg,
         return 0;
     }
     case T_INT:
-        if (parse_int(value, &v) != 0) {
+        if (config_parse_int(value, &v) != 0) {
             snprintf(why, cap, "\"%.64s\" is not an integer; allowed: %s", value, allowed);
             return -1;
         }
@@ -726,8 +573,8 @@ enum config_rc config_load(const char *path, struct config *out, char *err, size
         }
     }
     /* Derived values; their sources were checked above, so these cannot fail but for length. */
-    if (parse_address(out->listen, out->listen_host, sizeof out->listen_host, &out->listen_port) !=
-        0) {
+    if (config_parse_address(out->listen, out->listen_host, sizeof out->listen_host,
+                             &out->listen_port) != 0) {
         log_errbuf(err, errlen, "listen: not host:port");
         return CONFIG_INVALID;
     }
