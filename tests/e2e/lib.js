@@ -395,7 +395,25 @@ function embeddedPostmaster(dataDir) {
   }
 }
 
+// A request to the Tencent stand-in's own test endpoints (tests/tencent/standin.js) over HTTPS
+// with its test CA: the JSON reply.
+function standinCall(port, ca, method, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? '' : JSON.stringify(body);
+    const req = require('node:https').request({ host: '127.0.0.1', port, method, path: p, ca,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 module.exports = {
+  standinCall,
   stopAll, createDatabase, dropDatabase, masterKey,
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
   appWithKey, sign, createToken, keyFile, usersig, usersigdCli, psql, psqlOk, crossCheck,

@@ -13,13 +13,12 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const https = require('node:https');
 const http = require('node:http');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const {
   E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
-  stopAll, psqlOk,
+  stopAll, psqlOk, standinCall,
 } = require('./lib');
 
 const standinDir = path.join(__dirname, '..', 'tencent');
@@ -36,18 +35,7 @@ const wrongKey = { sdkappid: newAppId(), secret: newSecret() };
 const noGateway = { sdkappid: newAppId(), secret: newSecret() };
 
 function standinRequest(method, p, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? '' : JSON.stringify(body);
-    const req = https.request({ host: '127.0.0.1', port: standinPort, method, path: p, ca,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
+  return standinCall(standinPort, ca, method, p, body);
 }
 
 async function setupApp(a, base) {
