@@ -560,14 +560,28 @@ int api_reply_chunk(struct api_request *r, struct evbuffer *data,
     return 0;
 }
 
-/* The end of a stream has been written out (evhttp calls this before it frees the request; not
- * when the client left first: shutdown's grace period bounds that case). */
-static void stream_flushed(struct evhttp_request *req, void *arg)
+/* An ended stream leaves the count of unflushed replies exactly once: when its last bytes are
+ * written out (evhttp calls stream_flushed before it frees the request), or when the connection
+ * fails first (the client left while the end was being written: evhttp frees the request with
+ * the connection and calls only the connection's close callback). */
+static void stream_unflushed_done(struct api_server *s)
 {
-    struct api_server *s = arg;
-    (void)req;
     if (s->stats.unflushed > 0)
         s->stats.unflushed--;
+}
+
+static void stream_flushed(struct evhttp_request *req, void *arg)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) /* a keep-alive connection closing later is none of this reply's */
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    stream_unflushed_done(arg);
+}
+
+static void stream_end_connection_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    stream_unflushed_done(arg);
 }
 
 void api_reply_end(struct api_request *r)
@@ -586,6 +600,7 @@ void api_reply_end(struct api_request *r)
             /* Counted until its last bytes are written, so that a shutdown waits for them. */
             f->server->stats.unflushed++;
             evhttp_request_set_on_complete_cb(r->req, stream_flushed, f->server);
+            evhttp_connection_set_closecb(evcon, stream_end_connection_close, f->server);
         }
         evhttp_send_reply_end(r->req); /* frees a detached request too */
         r->req = NULL;

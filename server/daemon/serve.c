@@ -70,8 +70,12 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t left = stats.in_flight + stats.unflushed + stats.auth_waiting + stats.deferred;
     if (left == 0 || s->drain_left_ms <= 0) {
         if (left > 0)
-            log_warn("stopping with %llu replies unfinished or not yet written out",
-                     (unsigned long long)left);
+            log_warn("stopping with %llu replies unfinished or not yet written out (%llu "
+                     "streaming, %llu ended but not written out, %llu waiting on a token check, "
+                     "%llu deferred)",
+                     (unsigned long long)left, (unsigned long long)stats.in_flight,
+                     (unsigned long long)stats.unflushed, (unsigned long long)stats.auth_waiting,
+                     (unsigned long long)stats.deferred);
         event_base_loopexit(s->base, NULL);
         return;
     }

@@ -100,8 +100,11 @@ before(async () => {
 });
 
 after(async () => {
-  await stopAll(servers);
-  if (standin) standin.kill('SIGTERM');
+  try {
+    await stopAll(servers);
+  } finally {
+    if (standin) standin.kill('SIGTERM'); // else the file waits on it until its timeout
+  }
 });
 
 describe('the REST gateway', () => {
