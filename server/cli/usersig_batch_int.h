@@ -1,9 +1,10 @@
 /*
  * Internals of `usersig batch`, shared by its files and included by nothing else. The layers,
- * each calling only those below it: usersig_batch.c (options, the token, stdin, the requests
- * and the exit status) -> usersig_batch_out.c (a request's answer, bytes in: its lines checked
- * and written to stdout, or the refusal) -> usersig_batch_tty.c (messages and progress on
- * stderr). The transport, which usersig_batch.c drives, is usersig_http.h (libcurl).
+ * each calling only those below it: usersig_batch_main.c (options, the token and the exit
+ * status) -> usersig_batch.c (stdin and the requests) -> usersig_batch_out.c (a request's
+ * answer, bytes in: its lines checked and written to stdout, or the refusal) ->
+ * usersig_batch_tty.c (messages and progress on stderr). The transport, which usersig_batch.c
+ * drives, is usersig_http.h (libcurl).
  */
 #ifndef USERSIG_BATCH_INT_H
 #define USERSIG_BATCH_INT_H
@@ -101,6 +102,13 @@ struct batch {
     int64_t t0, last_draw;
     int progress_shown;
 };
+
+/* ---- usersig_batch.c ---- */
+
+/* Sends stdin to the server (b's options set, its token loaded; b->http unset): one streamed
+ * request, or requests of at most b->max_request bytes, their answers checked and written to
+ * stdout. b->http is left for the caller to usersig_http_free(). Returns 0, or -1 (said). */
+int usersig_batch_run(struct batch *b);
 
 /* ---- usersig_batch_tty.c ---- */
 
