@@ -2,11 +2,9 @@
  * Admin API bulk account import and check: POST /v1/apps/{sdkappid}/accounts/import and
  * /accounts/check. The body streams like the batch endpoint's (http.h api_request_stream):
  * text/plain, one UserID a line, or NDJSON, {"identifier", "nick"?, "face_url"?} a line. The
- * accounts go to Tencent 100 a call (im_open_login_svc/multiaccount_import, account_check)
- * through the core's gateway client (gateway.h: the app's gateway_identifier, its admin UserSig,
- * its token bucket), a few calls in flight; a call refused by the bucket, rate-limited by
- * Tencent past tim's own retries, or cut off by the network is tried again with backoff, and
- * the accounts Tencent lists in FailAccounts are sent again (twice more). The reply streams one
+ * accounts go to Tencent 100 a call (im_open_login_svc/multiaccount_import, account_check), a
+ * few calls in flight, with acct_calls.h's retries (the bucket, Tencent's rate limit, the
+ * network) and FailAccounts sent again (twice more). The reply streams one
  * line per account, in input order, then a summary with the counts and the SHA-256 of the lines
  * before it. The job is one audited manifest: accounts.import (or accounts.check) when it starts,
  * before any call, and accounts.import.finish with its state and counts before the summary.
@@ -23,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "acct_calls.h"
 #include "gateway.h"
 #include "hex.h"
 #include "http_frame.h"
@@ -30,58 +29,27 @@
 #include "service.h"
 #include "utf8.h"
 
-#define CHUNK_MAX 100  /* accounts a call: Tencent's limit */
 #define IN_FLIGHT 4    /* calls of one job at once */
 #define MAX_CHUNKS 8   /* chunks held (in flight or waiting to be written out) */
-#define MAX_TRIES 10   /* calls of one chunk refused, rate-limited or cut off */
-#define FAIL_ROUNDS 3  /* calls an account listed in FailAccounts gets in all */
-#define BACKOFF_MS 250 /* first retry, doubling up to BACKOFF_MAX_MS */
-#define BACKOFF_MAX_MS 4000
 #define ACCT_LINE_MAX 4096 /* bytes of an input line looked at */
-#define NICK_MAX 256
-#define FACE_MAX 1024
 #define MSG_BUF 512
-
-enum acct_state { A_PENDING = 0, A_IMPORTED, A_NOT_IMPORTED, A_FAILED };
-
-struct acct {
-    char id[TIM_MAX_IDENTIFIER * 4 + 1]; /* as received (cleaned for output) */
-    bool sendable;
-    char *nick, *face;
-    enum acct_state state;
-    char code[32]; /* A_FAILED: the error code */
-    long long tencent_code;
-    char msg[160];
-};
-
-struct imp;
-
-struct chunk {
-    struct imp *imp;
-    struct acct a[CHUNK_MAX];
-    int n;
-    int tries, rounds;
-    bool in_call, done;
-    struct event *timer;
-    struct chunk *next;
-};
 
 struct imp {
     struct service *svc;
+    struct acct_run run; /* the chunks' calls (acct_calls.h) */
     struct api_request *r;
     struct frame_stream *stream;
-    bool ndjson, check;
+    bool ndjson;
     struct principal principal;
     char request_id[API_REQUEST_ID_LEN + 1];
     char job_id[33];
     uint32_t sdkappid;
-    const struct cache_app *app;
-    struct chunk *head, *tail, *filling;
-    int n_chunks, in_flight;
-    uint64_t count, imported, not_imported, failed, calls;
+    struct acct_chunk *head, *tail, *filling;
+    int n_chunks;
+    uint64_t count, imported, not_imported, failed;
     EVP_MD_CTX *sha;
     struct evbuffer *out;
-    bool skip_line, input_done, cut, gone, streaming, finishing, pumping, again;
+    bool skip_line, input_done, cut, streaming, finishing, pumping, again;
     int unsent;         /* reply chunks handed over since the output was last all written */
     struct event *kick; /* pump() from the loop, not from inside the stream's filter */
     char sha_hex[65];
@@ -95,335 +63,10 @@ struct imp {
 
 static const char *action_of(const struct imp *m)
 {
-    return m->check ? "accounts.check" : "accounts.import";
+    return m->run.check ? "accounts.check" : "accounts.import";
 }
 
 /* ---- accounts from lines --------------------------------------------------------------------- */
-
-/* 1..32 bytes, valid UTF-8, no control character: worth sending (Tencent decides the rest). */
-static bool id_sendable(const char *s, size_t n)
-{
-    if (n == 0 || n > TIM_MAX_IDENTIFIER)
-        return false;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
-}
-
-static void acct_fail(struct acct *a, const char *code, long long tcode, const char *msg)
-{
-    a->state = A_FAILED;
-    snprintf(a->code, sizeof a->code, "%s", code);
-    a->tencent_code = tcode;
-    utf8_clean(msg, a->msg, sizeof a->msg); /* Tencent's ErrorInfo may be any text */
-}
-
-static void acct_set_id(struct acct *a, const char *s, size_t n)
-{
-    char raw[sizeof a->id];
-    size_t k = n < sizeof raw - 1 ? n : sizeof raw - 1;
-    memcpy(raw, s, k);
-    raw[k] = '\0';
-    for (size_t i = 0; i < k; i++)
-        if (raw[i] == '\0')
-            raw[i] = '?';
-    utf8_clean(raw, a->id, sizeof a->id);
-    a->sendable = id_sendable(s, n) && memchr(s, '\0', n) == NULL;
-    if (!a->sendable)
-        acct_fail(a, "bad_identifier", 0,
-                  "a UserID is 1 to 32 bytes of UTF-8 without control characters");
-}
-
-static void acct_from_line(struct imp *m, struct acct *a, const char *s, size_t n)
-{
-    memset(a, 0, sizeof *a);
-    if (!m->ndjson) {
-        acct_set_id(a, s, n);
-        return;
-    }
-    json_error_t e;
-    json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, &e);
-    const char *k;
-    json_t *v;
-    if (!json_is_object(o)) {
-        json_decref(o);
-        acct_set_id(a, "", 0);
-        acct_fail(a, "bad_json", 0, "the line is not a JSON object");
-        return;
-    }
-    json_t *id = json_object_get(o, "identifier");
-    if (!json_is_string(id)) {
-        acct_set_id(a, "", 0);
-        acct_fail(a, id == NULL ? "missing_field" : "invalid_field", 0,
-                  "field \"identifier\" (a string) is required");
-        json_decref(o);
-        return;
-    }
-    acct_set_id(a, json_string_value(id), json_string_length(id));
-    json_object_foreach(o, k, v)
-    {
-        if (a->state == A_FAILED)
-            break;
-        if (strcmp(k, "identifier") == 0)
-            continue;
-        bool nick = strcmp(k, "nick") == 0, face = strcmp(k, "face_url") == 0;
-        if (!nick && !face) {
-            acct_fail(a, "unknown_field", 0, "a line takes identifier, nick and face_url only");
-        } else if (!json_is_string(v) || json_string_length(v) > (nick ? NICK_MAX : FACE_MAX)) {
-            acct_fail(a, "invalid_field", 0,
-                      nick ? "nick must be a string of at most 256 bytes"
-                           : "face_url must be a string of at most 1024 bytes");
-        } else {
-            char *c = strdup(json_string_value(v));
-            if (c == NULL)
-                acct_fail(a, "internal", 0, "out of memory");
-            if (nick)
-                a->nick = c;
-            else
-                a->face = c;
-        }
-    }
-    json_decref(o);
-}
-
-/* ---- the chunks, the calls ------------------------------------------------------------------- */
-
-static void chunk_free(struct chunk *c)
-{
-    if (c->timer != NULL)
-        event_free(c->timer);
-    for (int i = 0; i < c->n; i++) {
-        free(c->a[i].nick);
-        free(c->a[i].face);
-    }
-    free(c);
-}
-
-static void pump(struct imp *m);
-static void dispatch(struct chunk *c);
-
-static int64_t backoff(int tries)
-{
-    int64_t d = BACKOFF_MS;
-    for (int i = 1; i < tries && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    if (d > BACKOFF_MAX_MS)
-        d = BACKOFF_MAX_MS;
-    unsigned char b[2];
-    if (RAND_bytes(b, sizeof b) == 1)
-        d = d / 2 + (int64_t)((b[0] << 8 | b[1]) % (d / 2 + 1));
-    return d;
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    dispatch(arg);
-}
-
-static void chunk_later(struct chunk *c, int64_t ms)
-{
-    if (c->timer == NULL)
-        c->timer = evtimer_new(gateway_base(c->imp->svc->gateway), on_retry, c);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0) {
-        for (int i = 0; i < c->n; i++)
-            if (c->a[i].state == A_PENDING)
-                acct_fail(&c->a[i], "internal", 0, "no timer for a retry");
-        c->done = true;
-        pump(c->imp);
-    }
-}
-
-/* Every account still pending gets err (the chunk's last try failed). */
-static void chunk_fail_pending(struct chunk *c, const char *code, long long tcode, const char *msg)
-{
-    for (int i = 0; i < c->n; i++)
-        if (c->a[i].state == A_PENDING)
-            acct_fail(&c->a[i], code, tcode, msg);
-    c->done = true;
-}
-
-static struct acct *find_pending(struct chunk *c, const char *id)
-{
-    for (int i = 0; i < c->n; i++)
-        if (c->a[i].state == A_PENDING && strcmp(c->a[i].id, id) == 0)
-            return &c->a[i];
-    return NULL;
-}
-
-static void on_result(const struct tim_result *res, void *arg)
-{
-    struct chunk *c = arg;
-    struct imp *m = c->imp;
-    char msg[MSG_BUF] = "";
-
-    c->in_call = false;
-    m->in_flight--;
-    if (res->rc != TIM_OK || (!res->action_ok && tim_code_is_rate_limit(res->error_code))) {
-        /* Our bucket, Tencent's limit past tim's retries, or the network: again, later. */
-        enum api_error err = gateway_tim_error(res, msg, sizeof msg);
-        if (res->rc == TIM_OK)
-            snprintf(msg, sizeof msg, "Tencent rate-limited the calls (%lld)", res->error_code);
-        bool again = res->rc == TIM_RATE_LIMITED || res->rc == TIM_TRANSPORT ||
-                     res->rc == TIM_BAD_REPLY || res->rc == TIM_SIGN_FAILED || res->rc == TIM_OK;
-        if (again && ++c->tries < MAX_TRIES && !m->gone) {
-            int64_t wait = backoff(c->tries);
-            if (res->retry_after_ms > wait)
-                wait = res->retry_after_ms;
-            chunk_later(c, wait);
-            return;
-        }
-        chunk_fail_pending(c, res->rc == TIM_OK ? "tencent_rate_limited" : api_error_code(err),
-                           res->rc == TIM_OK ? res->error_code : 0, msg);
-        pump(m);
-        return;
-    }
-    if (!res->action_ok) {
-        /* Tencent refused the whole call (a bad admin UserSig, 70402 ...): its code on each. */
-        snprintf(msg, sizeof msg, "Tencent: %s", res->error_info != NULL ? res->error_info : "");
-        chunk_fail_pending(c, "tencent_error", res->error_code, msg);
-        pump(m);
-        return;
-    }
-    c->rounds++;
-    if (m->check) {
-        json_t *items = json_object_get(res->reply, "ResultItem");
-        size_t i;
-        json_t *it;
-        json_array_foreach(items, i, it)
-        {
-            struct acct *a =
-                find_pending(c, json_string_value(json_object_get(it, "UserID")) != NULL
-                                    ? json_string_value(json_object_get(it, "UserID"))
-                                    : "");
-            if (a == NULL)
-                continue;
-            json_int_t rc = json_integer_value(json_object_get(it, "ResultCode"));
-            const char *st = json_string_value(json_object_get(it, "AccountStatus"));
-            if (rc != 0)
-                acct_fail(a, "tencent_error", rc, "Tencent's ResultCode for the account");
-            else if (st != NULL && strcmp(st, "Imported") == 0)
-                a->state = A_IMPORTED;
-            else
-                a->state = A_NOT_IMPORTED;
-        }
-        chunk_fail_pending(c, "tencent_bad_reply", 0, "Tencent's ResultItem left the account out");
-        pump(m);
-        return;
-    }
-    /* Import: the accounts not in FailAccounts are in; those are sent again, FAIL_ROUNDS in all. */
-    json_t *failed = json_object_get(res->reply, "FailAccounts");
-    bool *listed = calloc((size_t)c->n, sizeof *listed);
-    if (listed == NULL) {
-        chunk_fail_pending(c, "internal", 0, "out of memory");
-        pump(m);
-        return;
-    }
-    size_t i;
-    json_t *f;
-    json_array_foreach(failed, i, f)
-    {
-        const char *id = json_string_value(f);
-        for (int k = 0; id != NULL && k < c->n; k++)
-            if (c->a[k].state == A_PENDING && strcmp(c->a[k].id, id) == 0)
-                listed[k] = true;
-    }
-    int left = 0;
-    for (int k = 0; k < c->n; k++) {
-        if (c->a[k].state != A_PENDING)
-            continue;
-        if (!listed[k])
-            c->a[k].state = A_IMPORTED;
-        else
-            left++;
-    }
-    free(listed);
-    if (left > 0 && c->rounds < FAIL_ROUNDS && !m->gone) {
-        chunk_later(c, backoff(c->rounds));
-        return;
-    }
-    snprintf(msg, sizeof msg, "Tencent listed the account in FailAccounts %d times", c->rounds);
-    chunk_fail_pending(c, "fail_account", res->error_code, msg);
-    pump(m);
-}
-
-/* The body of a call: the chunk's pending accounts. */
-static char *call_body(const struct imp *m, const struct chunk *c)
-{
-    json_t *list = json_array();
-    for (int i = 0; list != NULL && i < c->n; i++) {
-        const struct acct *a = &c->a[i];
-        if (a->state != A_PENDING)
-            continue;
-        json_t *o = json_pack("{s:s}", "UserID", a->id);
-        if (o != NULL && !m->check && a->nick != NULL)
-            json_object_set_new(o, "Nick", json_string(a->nick));
-        if (o != NULL && !m->check && a->face != NULL)
-            json_object_set_new(o, "FaceUrl", json_string(a->face));
-        if (o == NULL || json_array_append_new(list, o) != 0) {
-            json_decref(list);
-            return NULL;
-        }
-    }
-    json_t *body =
-        list != NULL ? json_pack("{s:o}", m->check ? "CheckItem" : "AccountList", list) : NULL;
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    return text;
-}
-
-static void dispatch(struct chunk *c)
-{
-    struct imp *m = c->imp;
-    char msg[MSG_BUF];
-    struct tim_call tc;
-
-    if (m->gone) {
-        chunk_fail_pending(c, "client_gone", 0, "the client went away");
-        pump(m);
-        return;
-    }
-    bool any = false;
-    for (int i = 0; i < c->n; i++)
-        any |= c->a[i].state == A_PENDING;
-    if (!any) {
-        c->done = true;
-        pump(m);
-        return;
-    }
-    enum api_error err = gateway_app_call(m->svc->gateway, m->app, &tc, msg, sizeof msg);
-    char *body = err == API_OK ? call_body(m, c) : NULL;
-    if (err != API_OK || body == NULL) {
-        chunk_fail_pending(c, err != API_OK ? api_error_code(err) : "internal", 0,
-                           err != API_OK ? msg : "out of memory");
-        free(body);
-        pump(m);
-        return;
-    }
-    tc.service = "im_open_login_svc";
-    tc.command = m->check ? "account_check" : "multiaccount_import";
-    tc.body = body;
-    tc.body_len = strlen(body);
-    int64_t retry = 0;
-    enum tim_rc rc = tim_call(gateway_tim(m->svc->gateway), &tc, on_result, c, &retry);
-    free(body);
-    m->calls++;
-    c->in_call = true;
-    m->in_flight++;
-    if (rc != TIM_OK) {
-        struct tim_result res = {.rc = rc, .retry_after_ms = retry};
-        on_result(&res, c); /* not from inside tim_call's done: ours to call */
-    }
-}
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
@@ -437,10 +80,10 @@ static void emit_acct(struct imp *m, const struct acct *a)
 {
     json_t *o;
     m->count++;
-    if (a->state == A_IMPORTED) {
+    if (a->state == ACCT_IMPORTED) {
         m->imported++;
         o = json_pack("{s:s, s:s}", "identifier", a->id, "status", "imported");
-    } else if (a->state == A_NOT_IMPORTED) {
+    } else if (a->state == ACCT_NOT_IMPORTED) {
         m->not_imported++;
         o = json_pack("{s:s, s:s}", "identifier", a->id, "status", "not_imported");
     } else {
@@ -477,30 +120,21 @@ static void flush_out(struct imp *m)
 {
     if (evbuffer_get_length(m->out) == 0 || m->r == NULL)
         return;
-    if (!m->gone)
+    if (!m->run.gone)
         m->unsent++;
-    if (m->gone || api_reply_chunk(m->r, m->out, on_sent, m) != 0) {
-        if (!m->gone)
+    if (m->run.gone || api_reply_chunk(m->r, m->out, on_sent, m) != 0) {
+        if (!m->run.gone)
             m->unsent--;
         evbuffer_drain(m->out, evbuffer_get_length(m->out));
-        m->gone = true;
+        m->run.gone = true;
     }
 }
 
 /* ---- reading the body ------------------------------------------------------------------------ */
 
-static struct chunk *chunk_new(struct imp *m)
-{
-    struct chunk *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->imp = m;
-    return c;
-}
-
 static void enqueue(struct imp *m)
 {
-    struct chunk *c = m->filling;
+    struct acct_chunk *c = m->filling;
     m->filling = NULL;
     if (c == NULL || c->n == 0) {
         free(c);
@@ -554,7 +188,7 @@ static void read_lines(struct imp *m)
         }
         size_t take = len < ACCT_LINE_MAX ? len : ACCT_LINE_MAX;
         unsigned char *p = evbuffer_pullup(in, (ssize_t)take);
-        if (m->filling == NULL && (m->filling = chunk_new(m)) == NULL) {
+        if (m->filling == NULL && (m->filling = acct_chunk_new(&m->run)) == NULL) {
             m->input_done = true;
             m->cut = true;
             break;
@@ -563,11 +197,11 @@ static void read_lines(struct imp *m)
         size_t n = take;
         if (n > 0 && p[n - 1] == '\r')
             n--;
-        acct_from_line(m, a, (const char *)p, n);
+        acct_from_line(a, m->ndjson, (const char *)p, n);
         if (too_long || len > ACCT_LINE_MAX)
             acct_fail(a, "bad_identifier", 0, "the line is too long");
         evbuffer_drain(in, len + (lf.pos >= 0 && !m->skip_line ? 1 : 0));
-        if (m->filling->n == CHUNK_MAX)
+        if (m->filling->n == ACCT_CHUNK_MAX)
             enqueue(m);
     }
     if (st == FRAME_STREAM_OPEN && m->filling != NULL && m->filling->n > 0 &&
@@ -591,28 +225,28 @@ static void pump(struct imp *m)
     do {
         m->again = false;
         while (m->head != NULL && m->head->done) {
-            struct chunk *c = m->head;
+            struct acct_chunk *c = m->head;
             m->head = c->next;
             if (m->head == NULL)
                 m->tail = NULL;
             m->n_chunks--;
             for (int i = 0; i < c->n; i++)
                 emit_acct(m, &c->a[i]);
-            chunk_free(c);
+            acct_chunk_free(c);
         }
         flush_out(m);
-        if (m->gone && !m->input_done) {
+        if (m->run.gone && !m->input_done) {
             m->input_done = true;
             m->cut = true;
             if (m->filling != NULL)
-                chunk_free(m->filling);
+                acct_chunk_free(m->filling);
             m->filling = NULL;
-        } else if (!m->gone && m->unsent < 4) {
+        } else if (!m->run.gone && m->unsent < 4) {
             read_lines(m);
         }
-        for (struct chunk *c = m->head; c != NULL && m->in_flight < IN_FLIGHT; c = c->next)
-            if (!c->in_call && !c->done && c->tries == 0 && c->rounds == 0) {
-                dispatch(c);
+        for (struct acct_chunk *c = m->head; c != NULL && m->run.in_flight < IN_FLIGHT; c = c->next)
+            if (acct_chunk_unsent(c)) {
+                acct_dispatch(c);
                 m->again = true; /* c may be gone: scan again */
                 break;
             }
@@ -623,6 +257,11 @@ static void pump(struct imp *m)
         }
     } while (m->again && !m->finishing);
     m->pumping = false;
+}
+
+static void pump_cb(void *arg)
+{
+    pump(arg);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -643,15 +282,15 @@ static void on_input(void *arg)
 static void imp_free(struct imp *m)
 {
     while (m->head != NULL) {
-        struct chunk *c = m->head;
+        struct acct_chunk *c = m->head;
         m->head = c->next;
-        chunk_free(c);
+        acct_chunk_free(c);
     }
     if (m->filling != NULL)
-        chunk_free(m->filling);
+        acct_chunk_free(m->filling);
     frame_stream_release(m->stream);
-    if (m->app != NULL)
-        cache_app_release(m->app);
+    if (m->run.app != NULL)
+        cache_app_release(m->run.app);
     if (m->out != NULL)
         evbuffer_free(m->out);
     if (m->kick != NULL)
@@ -664,10 +303,10 @@ static void imp_free(struct imp *m)
 static json_t *finish_details(struct imp *m, const char *sha)
 {
     json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "job_id", m->job_id, "state",
-                          m->cut || m->gone ? "aborted" : "complete", "count", (json_int_t)m->count,
+                          m->cut || m->run.gone ? "aborted" : "complete", "count", (json_int_t)m->count,
                           "imported", (json_int_t)m->imported, "failed", (json_int_t)m->failed,
-                          "calls", (json_int_t)m->calls, "sha256", sha);
-    if (d != NULL && m->check)
+                          "calls", (json_int_t)m->run.calls, "sha256", sha);
+    if (d != NULL && m->run.check)
         json_object_set_new(d, "not_imported", json_integer((json_int_t)m->not_imported));
     return d;
 }
@@ -682,10 +321,10 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     (void)st;
     m->audit_ok = false;
     if (m->stage == 0) {
-        m->err = service_app_entry(svc, m->sdkappid, &m->app, m->msg, sizeof m->msg, &refused);
+        m->err = service_app_entry(svc, m->sdkappid, &m->run.app, m->msg, sizeof m->msg, &refused);
         struct tim_call tc;
         if (m->err == API_OK)
-            m->err = gateway_app_call(m->svc->gateway, m->app, &tc, m->msg, sizeof m->msg);
+            m->err = gateway_app_call(m->svc->gateway, m->run.app, &tc, m->msg, sizeof m->msg);
         if (m->err != API_OK) {
             if (refused || m->err == API_ERR_INVALID_STATE)
                 service_audit_refusal(svc, &m->principal, action_of(m), m->sdkappid, 0,
@@ -697,7 +336,7 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
                               m->ndjson ? "ndjson" : "text", "request_id", m->request_id);
         bool ok = d != NULL && store_begin(svc->st) == STORE_OK &&
                   service_audit(svc, &m->principal, action_of(m), m->sdkappid,
-                                m->app->active != NULL ? m->app->active->version : 0, "started",
+                                m->run.app->active != NULL ? m->run.app->active->version : 0, "started",
                                 d) == STORE_OK &&
                   store_commit(svc->st) == STORE_OK;
         if (!ok) {
@@ -713,7 +352,7 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     json_t *d = finish_details(m, m->sha_hex);
     m->audit_ok = d != NULL && store_begin(svc->st) == STORE_OK &&
                   service_audit(svc, &m->principal, action, m->sdkappid, 0,
-                                m->cut || m->gone ? "aborted" : "complete", d) == STORE_OK &&
+                                m->cut || m->run.gone ? "aborted" : "complete", d) == STORE_OK &&
                   store_commit(svc->st) == STORE_OK;
     if (!m->audit_ok)
         store_rollback(svc->st);
@@ -746,19 +385,10 @@ static void on_closed(struct api_request *r, void *arg)
 {
     struct imp *m = arg;
     (void)r;
-    m->gone = true;
+    m->run.gone = true;
     /* The calls waiting or in flight are dropped (their chunks fail as client_gone). */
-    for (struct chunk *c = m->head; c != NULL; c = c->next)
-        if (c->in_call || (c->timer != NULL && evtimer_pending(c->timer, NULL))) {
-            if (c->in_call) {
-                tim_cancel(gateway_tim(m->svc->gateway), c);
-                c->in_call = false;
-                m->in_flight--;
-            }
-            if (c->timer != NULL)
-                evtimer_del(c->timer);
-            chunk_fail_pending(c, "client_gone", 0, "the client went away");
-        }
+    for (struct acct_chunk *c = m->head; c != NULL; c = c->next)
+        acct_chunk_drop(c);
     pump(m);
 }
 
@@ -779,7 +409,7 @@ static void manifest_done(struct dbpool_job *job)
         }
         if (api_reply_start(m->r, 200, "application/x-ndjson") != 0) {
             m->r = NULL;
-            m->gone = true;
+            m->run.gone = true;
             m->input_done = true;
             m->cut = true;
             finish(m);
@@ -870,9 +500,12 @@ static void accounts(struct api_request *r, bool check)
         return;
     }
     m->svc = svc;
+    m->run.svc = svc;
+    m->run.progress = pump_cb;
+    m->run.arg = m;
     m->r = r;
     m->ndjson = ndjson;
-    m->check = check;
+    m->run.check = check;
     m->principal = *r->principal;
     m->sdkappid = r->sdkappid;
     snprintf(m->request_id, sizeof m->request_id, "%s", r->request_id);
