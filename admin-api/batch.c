@@ -16,8 +16,10 @@
  * pipeline takes them; a body cut short ends the batch as aborted, after the lines received
  * whole. At most batch_max_running batches run at once; one more is 429 with Retry-After.
  */
+#include "batch_import.h"
 #include "batch_json.h"
 #include "batches.h"
+#include "gateway.h"
 #include "handlers.h"
 #include "hex.h"
 #include "http_frame.h"
@@ -42,6 +44,7 @@
 struct batch_params {
     int64_t level, expire;
     bool has_expire;
+    bool import; /* ?import=1 */
 };
 
 /* One batch from its request to its end; freed by batch_end_done once its end is recorded, or
@@ -64,6 +67,11 @@ struct batch {
     bool skip_line; /* a line over PIPELINE_ITEM_MAX: its rest is dropped up to its LF */
     bool cut;       /* the streamed body was cut short: the batch ends aborted */
     bool item_open; /* a line is being added (text/plain, NDJSON) */
+    /* ?import=1: the import front (batch_import.h) the lines go through; capp, the app's cache
+     * entry for its calls, until the front takes it */
+    bool import;
+    struct batch_import *imp;
+    const struct cache_app *capp;
     struct batch_json_cut json; /* application/json */
     /* a re-issue (POST .../keys/reissue): the identifiers come from the database, a page at a
      * time, into src; one fetch at a time (fetch), the end waits for it (end_waiting) */
@@ -223,6 +231,27 @@ static enum pipeline_fill fill_reissue(struct batch *b, struct pipeline_items *i
     return b->fetch_failed ? PIPELINE_FILL_ERROR : PIPELINE_FILL_WAIT;
 }
 
+/* ?import=1: the lines through the import front. */
+static enum pipeline_fill fill_import(struct batch *b, struct evbuffer *in,
+                                      struct pipeline_items *it)
+{
+    enum batch_import_input st = BATCH_IMPORT_END;
+    bool taken = false;
+    if (b->stream != NULL) {
+        in = frame_stream_buffer(b->stream);
+        enum frame_stream_state fs = frame_stream_state(b->stream);
+        st = fs == FRAME_STREAM_OPEN  ? BATCH_IMPORT_OPEN
+             : fs == FRAME_STREAM_END ? BATCH_IMPORT_END
+                                      : BATCH_IMPORT_CUT;
+    }
+    enum pipeline_fill rc = batch_import_fill(b->imp, in, st, it, &taken);
+    if (rc == PIPELINE_FILL_END && st == BATCH_IMPORT_CUT)
+        b->cut = true;
+    if (taken && b->stream != NULL)
+        frame_stream_drained(b->stream);
+    return rc;
+}
+
 static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
 {
     struct batch *b = arg;
@@ -231,13 +260,15 @@ static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
     struct evbuffer *in = b->r != NULL ? api_request_input(b->r) : NULL;
     if (in == NULL)
         return PIPELINE_FILL_ERROR;
+    if (b->imp != NULL)
+        return fill_import(b, in, it);
     if (b->stream != NULL)
         return fill_stream(b, it);
     return b->input == PIPELINE_IN_JSON_VALUE ? batch_json_fill(&b->json, in, it)
                                               : fill_lines(b, in, it, SIZE_MAX);
 }
 
-/* The stream has new bytes, or ended. */
+/* The stream has new bytes, or ended; or, with ?import=1, an import ended. */
 static void batch_input(void *arg)
 {
     struct batch *b = arg;
@@ -251,6 +282,9 @@ static void batch_free(struct batch *b)
 {
     if (b->counted)
         b->svc->batches_running--;
+    batch_import_free(b->imp);
+    if (b->capp != NULL)
+        cache_app_release(b->capp);
     if (b->src != NULL)
         evbuffer_free(b->src);
     free(b->page);
@@ -298,6 +332,14 @@ static void end_of(const struct batch *b, struct batches_end *e)
     e->admin_refused = b->res.admin_refused;
     e->prefix_refused = b->res.prefix_refused;
     e->quota_refused = b->res.quota_refused;
+    if (b->imp != NULL) {
+        struct batch_import_counts c;
+        batch_import_counts(b->imp, &c);
+        e->import = true;
+        e->imported = c.imported;
+        e->import_failed = c.failed;
+        e->import_calls = c.calls;
+    }
     for (size_t i = 0; i < b->app.n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
         if (b->res.admin_refused_ids & (1u << i))
             memcpy(e->refused_ids[e->n_refused_ids++], b->app.admin_ids[i],
@@ -458,6 +500,7 @@ static void batch_done(void *arg, const struct pipeline_result *res)
 
     b->job = NULL;
     b->res = *res;
+    batch_import_stop(b->imp);
     if (!complete)
         log_msg(LOG_ERROR, b->request_id, "batch %s: %s after %" PRIu64 " lines: %s", b->batch_id,
                 pipeline_state_name(res->state), res->count,
@@ -480,6 +523,7 @@ static void batch_closed(struct api_request *r, void *arg)
         return;
     pipeline_job_cancel(b->job, &b->res);
     b->job = NULL;
+    batch_import_stop(b->imp);
     log_msg(LOG_WARN, b->request_id, "batch %s: the client left after %" PRIu64 " lines",
             b->batch_id, b->res.count);
     batch_end(b, STORE_BATCH_ABORTED, false);
@@ -527,6 +571,8 @@ static json_t *start_details(const struct batch *b, int64_t expire, int level)
         bad |= json_object_set_new(d, "batch_id", json_string(b->batch_id));
     if (!bad && expire != 0)
         bad |= json_object_set_new(d, "expire", json_integer(expire));
+    if (!bad && b->import)
+        bad |= json_object_set_new(d, "import", json_true());
     if (!bad && b->reissue)
         bad |=
             json_object_set_new(d, "reissue",
@@ -568,7 +614,7 @@ static struct batch *batch_new(struct api_request *r, struct evbuffer *in)
 /* The query: expire and level. */
 static enum api_error parse_query(struct api_request *r, struct batch_params *p, char msg[MSG_BUF])
 {
-    static const char *const allowed[] = {"expire", "level", NULL};
+    static const char *const allowed[] = {"expire", "level", "import", NULL};
     const char *unknown = api_query_unknown(r, allowed);
 
     if (unknown != NULL) {
@@ -577,10 +623,16 @@ static enum api_error parse_query(struct api_request *r, struct batch_params *p,
         for (; unknown[k] != '\0' && k < sizeof name - 1; k++)
             name[k] = unknown[k] >= 0x20 && unknown[k] < 0x7f ? unknown[k] : '?';
         name[k] = '\0';
-        snprintf(msg, MSG_BUF, "unknown query parameter \"%s\" (this route takes: expire, level)",
-                 name);
+        snprintf(msg, MSG_BUF,
+                 "unknown query parameter \"%s\" (this route takes: expire, level, import)", name);
         return API_ERR_INVALID_PARAM;
     }
+    int64_t import = 0;
+    if (api_query_int64(r, "import", 0, 1, &import) == API_QUERY_INVALID) {
+        snprintf(msg, MSG_BUF, "query parameter import must be 0 or 1");
+        return API_ERR_INVALID_PARAM;
+    }
+    p->import = import == 1;
     if (api_query_int64(r, "level", 0, 9, &p->level) == API_QUERY_INVALID) {
         snprintf(msg, MSG_BUF, "query parameter level must be a zlib level from 0 to 9");
         return API_ERR_INVALID_PARAM;
@@ -828,6 +880,73 @@ static void reissue_fetch_start(struct batch *b)
     service_run(b->svc, &b->fetch);
 }
 
+/* ---- ?import=1 ------------------------------------------------------------------------------ */
+
+/* On the loop, before anything is recorded: the body's form, the caller's right to import (an
+ * admin, or a token whose rest_allow covers multiaccount_import) and a gateway to call. */
+static enum api_error import_allowed(struct api_request *r, struct service *svc,
+                                     const struct batch *b, char msg[MSG_BUF])
+{
+    if (b->input == PIPELINE_IN_JSON_VALUE) {
+        snprintf(msg, MSG_BUF,
+                 "import=1 takes a text/plain or application/x-ndjson body (one identifier, or "
+                 "one JSON object, a line)");
+        return API_ERR_INVALID_PARAM;
+    }
+    if (r->principal->role != ROLE_ADMIN &&
+        !principal_rest_allows(r->principal, "im_open_login_svc", "multiaccount_import")) {
+        snprintf(msg, MSG_BUF,
+                 "import=1 imports each account into Tencent first: this token's rest_allow "
+                 "does not cover im_open_login_svc/multiaccount_import (an admin token, or a "
+                 "signer token created with it, may)");
+        return API_ERR_REST_NOT_ALLOWED;
+    }
+    if (svc->gateway == NULL) {
+        snprintf(msg, MSG_BUF, "the server is not calling Tencent now; retry");
+        return API_ERR_UNAVAILABLE;
+    }
+    return API_OK;
+}
+
+/* In the start's transaction (svc: the database thread's): the app can call Tencent (a
+ * gateway_identifier, a base URL this server calls); its cache entry kept in b->capp for the
+ * calls. */
+static enum api_error import_check(struct service *svc, struct batch *b, char msg[MSG_BUF],
+                                   bool *refused)
+{
+    struct tim_call tc;
+    enum api_error err = service_app_entry(svc, b->sdkappid, &b->capp, msg, MSG_BUF, refused);
+    if (err == API_OK)
+        err = gateway_app_call(b->svc->gateway, b->capp, &tc, msg, MSG_BUF); /* the loop's */
+    if (err == API_ERR_INVALID_STATE)
+        *refused = true;
+    return err;
+}
+
+static void import_ready(void *arg)
+{
+    batch_input(arg);
+}
+
+static void rules_of(const struct batch *b, struct pipeline_rules *r);
+
+/* On the loop, once the start is recorded: the import front, with the pipeline's rules. */
+static enum api_error import_front(struct batch *b)
+{
+    struct batch_import_config cfg = {
+        .svc = b->svc,
+        .app = b->capp,
+        .input = b->input,
+        .policy = (enum usersig_id_policy)b->app.identifier_policy,
+        .ready = import_ready,
+        .arg = b,
+    };
+    rules_of(b, &cfg.rules);
+    b->capp = NULL; /* taken */
+    b->imp = batch_import_new(&cfg);
+    return b->imp != NULL ? API_OK : API_ERR_INTERNAL;
+}
+
 /* On a database thread (ctx: its struct service): for each batch, the app and its key read and
  * the start recorded; or the error, a refusal audited in a transaction of its own. */
 static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs)
@@ -845,6 +964,8 @@ static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs
             b->err = bad_key(b, b->msg);
         if (b->err == API_OK && b->reissue)
             b->err = reissue_check(svc, b, b->msg, &b->refused);
+        if (b->err == API_OK && b->import)
+            b->err = import_check(svc, b, b->msg, &b->refused);
         if (b->err == API_OK)
             b->err = record_start(svc, b, b->msg);
         if (b->err == API_OK && b->reissue)
@@ -959,6 +1080,8 @@ static void batch_start_done(struct dbpool_job *job)
             snprintf(b->msg, sizeof b->msg, "the identifiers to re-issue could not be read");
         }
     }
+    if (b->err == API_OK && b->import)
+        b->err = import_front(b);
     if (b->err == API_OK)
         b->err = new_job(b->svc, b, &pj, b->msg);
     if (b->err == API_OK) {
@@ -1022,6 +1145,8 @@ void handle_usersig_batch(struct api_request *r)
         err = API_ERR_UNAVAILABLE;
         snprintf(msg, sizeof msg, "batch signing is not running in this process");
     }
+    if (err == API_OK && p.import)
+        err = import_allowed(r, svc, b, msg);
     if (err == API_OK)
         err = check_batch_slot(r, svc, msg);
     if (err == API_OK) {
@@ -1044,6 +1169,7 @@ void handle_usersig_batch(struct api_request *r)
     }
     /* The database steps: r, its body and b stay as they are until batch_start_done. */
     b->p = p;
+    b->import = p.import;
     b->start.run = batch_start_run;
     b->start.done = batch_start_done;
     b->start.arg = b;

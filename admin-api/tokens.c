@@ -107,8 +107,11 @@ static enum tokens_rc tokens_check_lists(const struct tokens_spec *spec, char *w
                  "call, such as [\"im_open_login_svc/account_import\", \"openim/*\"]");
         return TOKENS_MISSING_REST;
     }
-    if (spec->has_rest && spec->role != STORE_ROLE_REST_CALLER) {
-        snprintf(why, cap, "rest_allow: only for the rest_caller role, not %s",
+    if (spec->has_rest && spec->role != STORE_ROLE_REST_CALLER && spec->role != STORE_ROLE_SIGNER &&
+        spec->role != STORE_ROLE_ADMIN_SIGNER) {
+        snprintf(why, cap,
+                 "rest_allow: only for the rest_caller role (or signer and admin_signer, for a "
+                 "batch's import=1), not %s",
                  store_role_name(spec->role));
         return TOKENS_BAD_REST;
     }

@@ -143,6 +143,14 @@ enum store_rc batches_finish(struct service *svc, const struct batches *bs,
         json_decref(details);
         details = NULL;
     }
+    if (details != NULL && end->import &&
+        json_object_set_new(details, "import",
+                            json_pack("{s:I, s:I, s:I}", "imported", (json_int_t)end->imported,
+                                      "failed", (json_int_t)end->import_failed, "calls",
+                                      (json_int_t)end->import_calls)) != 0) {
+        json_decref(details);
+        details = NULL;
+    }
     rc = details != NULL ? store_begin(svc->st) : STORE_ERROR;
     /* The row first: when it is closed already (an earlier attempt committed, its reply lost),
      * nothing else happens, so the sign count grows once. */

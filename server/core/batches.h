@@ -59,6 +59,10 @@ struct batches_end {
      * ("refused") when any. */
     uint64_t admin_refused, prefix_refused;
     uint64_t quota_refused; /* past the allowance of batch_tokens_per_day (batch_quota) */
+    /* ?import=1: the accounts imported into Tencent, the lines refused as import_failed and
+     * the calls made; in the finish event's details ("import") */
+    bool import;
+    uint64_t imported, import_failed, import_calls;
     size_t n_refused_ids;
     char refused_ids[STORE_APP_MAX_ADMIN_IDS][STORE_ID_MAX + 1];
 };

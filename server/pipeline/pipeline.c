@@ -34,7 +34,7 @@ struct pipeline_block {
     char *out; /* whole output lines */
     size_t out_len, out_cap;
     uint64_t n_signed, n_failed;
-    uint64_t n_admin_refused, n_prefix_refused, n_quota_refused;
+    uint64_t n_admin_refused, n_prefix_refused, n_quota_refused, n_owner_refused;
     uint32_t admin_refused_ids;
     uint64_t first_item; /* the job's index of items.v[0] (set when queued) */
     const char *why;     /* set when signing failed where it should not: the job fails */
@@ -110,7 +110,7 @@ static void block_sign(struct pipeline_block *b)
 
     b->out_len = 0;
     b->n_signed = b->n_failed = 0;
-    b->n_admin_refused = b->n_prefix_refused = b->n_quota_refused = 0;
+    b->n_admin_refused = b->n_prefix_refused = b->n_quota_refused = b->n_owner_refused = 0;
     b->admin_refused_ids = 0;
     b->why = NULL;
     if (idbuf == NULL || usersig_signer_new(cfg->key, cfg->sdkappid, cfg->level, cfg->policy,
@@ -138,10 +138,24 @@ static void block_sign(struct pipeline_block *b)
         /* An empty item may come before any byte of the block: items.buf is still NULL. */
         const char *s = it->len > 0 ? b->items.buf + it->off : "";
         if (cfg->max_items > 0 && b->first_item + i >= cfg->max_items) {
-            char *q =
-                pipeline_item_quota_line(cfg, s, it->len, it->too_long, idbuf, b->out + b->out_len);
+            char msg[PIPELINE_MSG_BUF];
+            snprintf(msg, sizeof msg,
+                     "the batch's allowance of %llu lines under batch_tokens_per_day is used up; "
+                     "this line was not signed",
+                     (unsigned long long)cfg->max_items);
+            char *q = pipeline_item_error_line(cfg, s, it->len, it->too_long, idbuf,
+                                               b->out + b->out_len, "batch_quota", msg);
             b->n_failed++;
             b->n_quota_refused++;
+            b->out_len = (size_t)(q - b->out);
+            continue;
+        }
+        if (it->ref_len > 0) {
+            const char *code = b->items.buf + it->ref_off;
+            char *q = pipeline_item_error_line(cfg, s, it->len, it->too_long, idbuf,
+                                               b->out + b->out_len, code, code + strlen(code) + 1);
+            b->n_failed++;
+            b->n_owner_refused++;
             b->out_len = (size_t)(q - b->out);
             continue;
         }
@@ -381,6 +395,7 @@ static void job_emit(struct pipeline_job *j)
             j->res.admin_refused += b->n_admin_refused;
             j->res.prefix_refused += b->n_prefix_refused;
             j->res.quota_refused += b->n_quota_refused;
+            j->res.owner_refused += b->n_owner_refused;
             j->res.admin_refused_ids |= b->admin_refused_ids;
             any = any || b->out_len > 0;
         }

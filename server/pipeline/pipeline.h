@@ -58,6 +58,7 @@
 #define PIPELINE_BLOCK_BYTES (256 * 1024) /* input bytes after which a block takes no more */
 #define PIPELINE_ITEM_MAX 8192            /* bytes of an item kept; the rest is dropped */
 #define PIPELINE_ECHO_MAX 256             /* bytes of an identifier repeated in an error line */
+#define PIPELINE_CODE_MAX 32              /* bytes of an owner's error code */
 #define PIPELINE_MAX_IN_FLIGHT 64         /* cap of max_in_flight */
 #define PIPELINE_SHA256_HEX 65            /* 64 hex characters and a NUL */
 #define PIPELINE_MAX_WORKERS 256
@@ -132,6 +133,7 @@ struct pipeline_result {
     uint64_t admin_refused, prefix_refused;
     uint32_t admin_refused_ids;
     uint64_t quota_refused; /* of failed_count: past cfg.max_items (batch_quota) */
+    uint64_t owner_refused; /* of failed_count: refused by the owner (pipeline_items_refuse) */
     char sha256[PIPELINE_SHA256_HEX]; /* lowercase hex over the emitted lines */
     const char *why;                  /* FAILED: what went wrong (static text, for the log) */
 };
@@ -160,6 +162,10 @@ struct pipeline_rules {
     size_t n_prefixes;         /* 0: any identifier; else it must start with one of them */
     char prefixes[PIPELINE_MAX_PREFIXES][USERSIG_MAX_IDENTIFIER + 1];
 };
+
+/* Whether r lets the caller sign for identifier id (len bytes): not an administrator identifier
+ * it may not sign for, and within its prefixes. The expiry rules are left out. */
+bool pipeline_rules_permit(const struct pipeline_rules *r, const char *id, size_t len);
 
 struct pipeline_job_config {
     uint32_t sdkappid;
@@ -234,6 +240,13 @@ int pipeline_items_append(struct pipeline_items *it, const char *data, size_t le
 void pipeline_items_end(struct pipeline_items *it);
 /* begin + append + end. */
 int pipeline_items_add(struct pipeline_items *it, const char *data, size_t len) PIPELINE_WUR;
+/* The item added last is refused in place: its line is the error line {"identifier", "error":
+ * {code, message}} (CSV identifier,,code) instead of a token, counted in owner_refused. code is
+ * an error code (a-z, 0-9, _; at most PIPELINE_CODE_MAX bytes kept), msg a message for a person
+ * (at most 319 bytes kept); both are copied. 0, or -1 when no item was added,
+ * one is open, or out of memory. */
+int pipeline_items_refuse(struct pipeline_items *it, const char *code,
+                          const char *msg) PIPELINE_WUR;
 /* The block takes no more items (PIPELINE_BLOCK_ITEMS, or PIPELINE_BLOCK_BYTES of input). */
 bool pipeline_items_full(const struct pipeline_items *it);
 size_t pipeline_items_count(const struct pipeline_items *it);

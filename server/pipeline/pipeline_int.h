@@ -22,6 +22,9 @@
 struct item {
     uint32_t off, len; /* in items.buf */
     bool too_long;
+    /* refused in place by the owner (pipeline_items_refuse): "code\0message\0" at ref_off in
+     * items.buf, ref_len bytes; 0: not refused */
+    uint32_t ref_off, ref_len;
 };
 
 struct pipeline_items {
@@ -59,9 +62,11 @@ char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct users
                              char *line, bool *failed, enum pipeline_refusal *why,
                              size_t *admin_index);
 
-/* The error line (batch_quota) of an item past cfg->max_items, written at line as
- * pipeline_item_line would write an error line; returns its end. Worker threads. */
-char *pipeline_item_quota_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
-                               bool too_long, char *idbuf, char *line);
+/* The error line of an item with code and message (at most PIPELINE_MSG_BUF - 1 bytes of it),
+ * written at line as pipeline_item_line would write an error line; returns its end: an item
+ * past cfg->max_items (batch_quota), or one the owner refused. Worker threads. */
+char *pipeline_item_error_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
+                               bool too_long, char *idbuf, char *line, const char *code,
+                               const char *msg);
 
 #endif

@@ -38,7 +38,7 @@ void pipeline_items_begin(struct pipeline_items *it)
     it->open = true;
     it->dropped = 0;
     if (!it->oom && it->n < PIPELINE_BLOCK_ITEMS)
-        it->v[it->n] = (struct item){.off = (uint32_t)it->len, .len = 0, .too_long = false};
+        it->v[it->n] = (struct item){.off = (uint32_t)it->len};
 }
 
 int pipeline_items_append(struct pipeline_items *it, const char *data, size_t len)
@@ -79,6 +79,27 @@ int pipeline_items_add(struct pipeline_items *it, const char *data, size_t len)
     int rc = pipeline_items_append(it, data, len);
     pipeline_items_end(it);
     return rc != 0 || it->oom ? -1 : 0;
+}
+
+int pipeline_items_refuse(struct pipeline_items *it, const char *code, const char *msg)
+{
+    if (it->oom || it->open || it->n == 0)
+        return -1;
+    size_t lc = strnlen(code, PIPELINE_CODE_MAX), lm = strnlen(msg, PIPELINE_MSG_BUF - 1);
+    size_t need = lc + 1 + lm + 1;
+    if (it->len + need > it->cap && pipeline_grow(&it->buf, &it->cap, it->len + need) != 0) {
+        it->oom = true;
+        return -1;
+    }
+    struct item *last = &it->v[it->n - 1];
+    last->ref_off = (uint32_t)it->len;
+    last->ref_len = (uint32_t)need;
+    memcpy(it->buf + it->len, code, lc);
+    it->buf[it->len + lc] = '\0';
+    memcpy(it->buf + it->len + lc + 1, msg, lm);
+    it->buf[it->len + need - 1] = '\0';
+    it->len += need;
+    return 0;
 }
 
 bool pipeline_items_full(const struct pipeline_items *it)
@@ -482,6 +503,22 @@ static void apply_rules(const struct pipeline_job_config *cfg, struct item_req *
               "identifier_prefixes");
 }
 
+bool pipeline_rules_permit(const struct pipeline_rules *r, const char *id, size_t len)
+{
+    for (size_t i = 0; i < r->n_admin_ids && i < PIPELINE_MAX_ADMIN_IDS; i++)
+        if (strnlen(r->admin_ids[i], sizeof r->admin_ids[i]) == len &&
+            memcmp(r->admin_ids[i], id, len) == 0 && !r->admin_allowed)
+            return false;
+    if (r->n_prefixes == 0)
+        return true;
+    for (size_t i = 0; i < r->n_prefixes && i < PIPELINE_MAX_PREFIXES; i++) {
+        size_t n = strnlen(r->prefixes[i], sizeof r->prefixes[i]);
+        if (n > 0 && n <= len && memcmp(r->prefixes[i], id, n) == 0)
+            return true;
+    }
+    return false;
+}
+
 char *pipeline_item_line(const struct pipeline_job_config *cfg, struct usersig_signer *signer,
                          int64_t now, const char *s, size_t n, bool too_long, char *idbuf,
                          char *line, bool *failed)
@@ -554,8 +591,9 @@ char *pipeline_item_line_why(const struct pipeline_job_config *cfg, struct users
     return o;
 }
 
-char *pipeline_item_quota_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
-                               bool too_long, char *idbuf, char *line)
+char *pipeline_item_error_line(const struct pipeline_job_config *cfg, const char *s, size_t n,
+                               bool too_long, char *idbuf, char *line, const char *code,
+                               const char *msg)
 {
     const bool csv = cfg->output == PIPELINE_OUT_CSV;
     struct item_req req;
@@ -564,10 +602,7 @@ char *pipeline_item_quota_line(const struct pipeline_job_config *cfg, const char
     char *o = line;
 
     read_item(cfg, s, n, too_long, &req, &e, &hold, idbuf);
-    set_error(&e, "batch_quota",
-              "the batch's allowance of %llu lines under batch_tokens_per_day is used up; this "
-              "line was not signed",
-              (unsigned long long)cfg->max_items);
+    set_error(&e, code, "%s", msg);
     size_t echo = req.id_len < PIPELINE_ECHO_MAX ? req.id_len : PIPELINE_ECHO_MAX;
     o = csv ? put_csv(o, req.id, echo) : put_json(put(o, "{\"identifier\":\""), req.id, echo);
     if (csv) {

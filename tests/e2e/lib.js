@@ -412,8 +412,32 @@ function standinCall(port, ca, method, p, body) {
   });
 }
 
+// The Tencent stand-in (tests/tencent/standin.js) over HTTPS: standinCA(dir) makes its test CA
+// and certificate in dir (once) and returns the CA's PEM; startStandin(config, dir, port) starts
+// it with them (port 0: a free one) and resolves to { proc, port } once it listens.
+function standinCA(dir) {
+  const mk = spawnSync('bash', [path.join(__dirname, '..', 'tencent', 'make_ca.sh'), dir],
+    { encoding: 'utf8' });
+  if (mk.status !== 0) throw new Error(`make_ca.sh failed: ${mk.stderr}`);
+  return fs.readFileSync(path.join(dir, 'ca.pem'));
+}
+
+function startStandin(config, dir, port) {
+  const proc = spawn('node', [path.join(__dirname, '..', 'tencent', 'standin.js'),
+    '--config-json', JSON.stringify(config), '--tls-dir', dir, '--port', String(port)],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve({ proc, port: JSON.parse(out.split('\n')[0]).port });
+    });
+    proc.on('exit', (code) => reject(new Error(`stand-in exited ${code}`)));
+  });
+}
+
 module.exports = {
-  standinCall,
+  standinCall, standinCA, startStandin,
   stopAll, createDatabase, dropDatabase, masterKey,
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
   appWithKey, sign, createToken, keyFile, usersig, usersigdCli, psql, psqlOk, crossCheck,

@@ -51,6 +51,7 @@ struct fake {
     bool cut_while_undrained;
     int fail_emit_at; /* emit returns -1 on this call (1-based); 0: never */
     size_t emits;
+    bool refuse_odd; /* items 1, 3, 5 ... refused in place by the owner */
 };
 
 static enum pipeline_fill fake_fill(void *arg, struct pipeline_items *it)
@@ -67,6 +68,9 @@ static enum pipeline_fill fake_fill(void *arg, struct pipeline_items *it)
             pipeline_items_append(it, s + half, n - half) != 0)
             return PIPELINE_FILL_ERROR;
         pipeline_items_end(it);
+        if (f->refuse_odd && f->next_item % 2 == 0 &&
+            pipeline_items_refuse(it, "import_failed", "not \"imported\"\n") != 0)
+            return PIPELINE_FILL_ERROR;
     }
     if (pipeline_items_count(it) > 0)
         f->blocks_cut++;
@@ -446,6 +450,65 @@ static void test_only_empty_items(void)
     check_lines(PIPELINE_IN_NDJSON, ndjson1, 1);
 }
 
+/* Items the owner refuses (pipeline_items_refuse): their error line, in place, not signed,
+ * counted; the others signed; across blocks. And pipeline_rules_permit. */
+static void test_owner_refused(void)
+{
+    struct fake f;
+    struct usersig_key *key = new_key();
+    const size_t n = 3000;
+    size_t n_lines;
+    char id[32];
+
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, n);
+    f.refuse_odd = true;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "u%zu", i);
+        f.items[i] = strdup(id);
+    }
+    start(&f);
+    CHECK(run_until(&f.done) && f.res.state == PIPELINE_COMPLETE, "refusals: complete");
+    CHECK(f.res.count == n && f.res.signed_count == n / 2 && f.res.failed_count == n / 2 &&
+              f.res.owner_refused == n / 2,
+          "refusals: %" PRIu64 " signed, %" PRIu64 " failed, %" PRIu64 " refused by the owner",
+          f.res.signed_count, f.res.failed_count, f.res.owner_refused);
+    char **lines = split_lines(&f, &n_lines);
+    for (size_t i = 0; i < n_lines && i < n; i++) {
+        json_t *o = json_loads(lines[i], 0, NULL);
+        json_t *e = json_object_get(o, "error");
+        const char *tok = json_string_value(json_object_get(o, "usersig"));
+        snprintf(id, sizeof id, "u%zu", i);
+        bool good = i % 2 == 0 ? tok != NULL && e == NULL && token_ok(key, tok, id)
+                               : tok == NULL &&
+                                     strcmp(json_string_value(json_object_get(e, "code")),
+                                            "import_failed") == 0 &&
+                                     strcmp(json_string_value(json_object_get(e, "message")),
+                                            "not \"imported\"\n") == 0;
+        CHECK(good && strcmp(json_string_value(json_object_get(o, "identifier")), id) == 0,
+              "refusals: line %zu: %s", i, lines[i]);
+        json_decref(o);
+    }
+    free(lines);
+    fake_free(&f);
+    usersig_key_free(key);
+
+    struct pipeline_rules r = {.n_admin_ids = 1, .n_prefixes = 2};
+    snprintf(r.admin_ids[0], sizeof r.admin_ids[0], "administrator");
+    snprintf(r.prefixes[0], sizeof r.prefixes[0], "guest_");
+    snprintf(r.prefixes[1], sizeof r.prefixes[1], "admin");
+    CHECK(pipeline_rules_permit(&r, "guest_1", 7) && !pipeline_rules_permit(&r, "staff_1", 7) &&
+              !pipeline_rules_permit(&r, "guest", 5),
+          "rules: the prefixes");
+    CHECK(!pipeline_rules_permit(&r, "administrator", 13), "rules: an admin id not allowed");
+    r.admin_allowed = true;
+    CHECK(pipeline_rules_permit(&r, "administrator", 13), "rules: an admin id allowed");
+    r.n_prefixes = 1;
+    CHECK(!pipeline_rules_permit(&r, "administrator", 13),
+          "rules: an admin id allowed, yet outside the prefixes");
+    r.n_prefixes = 0;
+    CHECK(pipeline_rules_permit(&r, "anyone", 6), "rules: no prefixes, anyone");
+}
+
 static void test_csv(void)
 {
     static const char *const items[] = {"alice",   "with,comma", "#summary,fake",
@@ -749,6 +812,7 @@ int main(void)
     test_json_values();
     test_text_edge_items();
     test_only_empty_items();
+    test_owner_refused();
     test_csv();
     check_level(0);
     check_level(1);
