@@ -5,6 +5,7 @@
  * with --max-request-bytes, in requests of bounded size one after the other (never splitting a
  * line); the answer lines go to stdout in input order as they come. Each request's summary is
  * checked here (counts, and the SHA-256 over the lines received) before it is reported on stderr.
+ * usersig import is the same streamed request and checks at the accounts endpoints (b->job).
  * HTTP/1.1 or HTTPS (certificates always verified) through libcurl.
  * This file: stdin and the requests, run by usersig_batch_main.c (options, the token, the exit
  * status). It calls usersig_batch_out.c (the checking of each answer, fed the bytes as they
@@ -26,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define USER_AGENT "usersig-batch/0.1"
+#define N_HEADERS 5
 /* Streamed, sent and not answered: the upload pauses above PENDING_MAX and goes on below
  * PENDING_LOW. 4 MiB is some 130,000 short identifiers ahead of the answers: far more than a
  * server keeps in flight (usersigd: 256 KiB of body and its workers' blocks), so it never waits
@@ -127,9 +128,9 @@ static int reader_line(struct reader *r, const char **p, size_t *n, int nb)
     }
 }
 
-/* The request's path and query into path, and its Authorization header into b->hdr (wiped by
- * the caller after the request). Returns 0, or -1 (said). */
-static int request_head(struct batch *b, char *path, size_t cap)
+/* The request's path and query into path and its header lines into headers, the Authorization
+ * one in b->hdr (wiped by the caller after the request). Returns 0, or -1 (said). */
+static int request_head(struct batch *b, char *path, size_t cap, const char *headers[N_HEADERS])
 {
     char query[64] = "";
     int qn = 0;
@@ -138,12 +139,22 @@ static int request_head(struct batch *b, char *path, size_t cap)
     if (b->has_level)
         snprintf(query + qn, sizeof query - (size_t)qn, "%clevel=%" PRIu64,
                  b->has_expire ? '&' : '?', b->level);
-    snprintf(path, cap, "/v1/apps/%" PRIu64 "/usersigs/batch%s", b->sdkappid, query);
+    if (b->job == USERSIG_JOB_BATCH)
+        snprintf(path, cap, "/v1/apps/%" PRIu64 "/usersigs/batch%s", b->sdkappid, query);
+    else
+        snprintf(path, cap, "/v1/apps/%" PRIu64 "/accounts/%s", b->sdkappid,
+                 b->job == USERSIG_JOB_CHECK ? "check" : "import");
     int hn = snprintf(b->hdr, sizeof b->hdr, "Authorization: Bearer %s", b->token);
     if (hn < 0 || (size_t)hn >= sizeof b->hdr) {
         usersig_batch_say(b, "the request head does not fit in %zu bytes", sizeof b->hdr);
         return -1;
     }
+    headers[0] = b->hdr;
+    headers[1] = b->job == USERSIG_JOB_BATCH ? "User-Agent: usersig-batch/0.1"
+                                             : "User-Agent: usersig-import/0.1";
+    headers[2] = b->ndjson ? "Content-Type: application/x-ndjson" : "Content-Type: text/plain";
+    headers[3] = b->csv ? "Accept: text/csv" : "Accept: application/x-ndjson";
+    headers[4] = "Connection: close";
     return 0;
 }
 
@@ -157,15 +168,17 @@ static int busy_wait(struct batch *b, int *waited)
     if (secs > BUSY_MAX_S) {
         usersig_batch_say(b,
                           "the server is busy (%s) and asks for %d s before another try; run the "
-                          "batch again later",
-                          b->refusal, secs);
+                          "%s again later",
+                          b->refusal, secs, usersig_batch_job_name(b));
         return -1;
     }
     if (*waited + secs > BUSY_TOTAL_S) {
         usersig_batch_say(b,
-                          "the server still refuses the batch after %d s of waiting: %s; run it "
-                          "again later (or ask for a higher batch_max_running)",
-                          *waited, b->refusal);
+                          "the server still refuses the %s after %d s of waiting: %s; run it "
+                          "again later%s",
+                          usersig_batch_job_name(b), *waited, b->refusal,
+                          b->job == USERSIG_JOB_BATCH ? " (or ask for a higher batch_max_running)"
+                                                      : "");
         return -1;
     }
     usersig_batch_say(b, "the server is busy (%s); trying again in %d s", b->refusal, secs);
@@ -184,19 +197,13 @@ static int request_once(struct batch *b, size_t off, size_t len, uint64_t first_
                         uint64_t nitems)
 {
     char path[128];
+    const char *headers[N_HEADERS];
     struct span s = {.off = off, .len = len, .first_index = first_index, .nitems = nitems};
     int rc = -1, waited = 0;
 
 again:
-    if (request_head(b, path, sizeof path) != 0)
+    if (request_head(b, path, sizeof path, headers) != 0)
         return -1;
-    const char *headers[] = {
-        b->hdr,
-        "User-Agent: " USER_AGENT,
-        "Content-Type: text/plain",
-        b->csv ? "Accept: text/csv" : "Accept: application/x-ndjson",
-        "Connection: close",
-    };
     s.next_id = off;
     if (s.sha == NULL)
         s.sha = EVP_MD_CTX_new();
@@ -207,8 +214,7 @@ again:
     memset(&b->answer, 0, sizeof b->answer);
     b->line_len = 0;
     b->cur = &s;
-    if (usersig_http_post(b->http, path, headers, sizeof headers / sizeof headers[0],
-                          b->req.body + off, len) != 0)
+    if (usersig_http_post(b->http, path, headers, N_HEADERS, b->req.body + off, len) != 0)
         goto done;
     if (b->answer.status == 200)
         rc = usersig_batch_stream_end(b, &s);
@@ -496,6 +502,7 @@ static int stream_first(struct batch *b)
 static int run_stream(struct batch *b)
 {
     char path[128];
+    const char *headers[N_HEADERS];
     struct span s = {.stream = 1};
     int rc = -1, waited = 0;
 
@@ -508,21 +515,14 @@ static int run_stream(struct batch *b)
         goto done;
     }
 again:
-    if (request_head(b, path, sizeof path) != 0)
+    if (request_head(b, path, sizeof path, headers) != 0)
         goto done;
-    const char *headers[] = {
-        b->hdr,
-        "User-Agent: " USER_AGENT,
-        "Content-Type: text/plain",
-        b->csv ? "Accept: text/csv" : "Accept: application/x-ndjson",
-        "Connection: close",
-    };
     memset(&b->answer, 0, sizeof b->answer);
     b->line_len = 0;
     b->cur = &s;
     b->pend.replay = b->pend.head; /* a request sent again repeats what its first one sent */
     b->in_done = b->wait_input = b->wait_answers = 0;
-    if (usersig_http_post_stream(b->http, path, headers, sizeof headers / sizeof headers[0]) != 0)
+    if (usersig_http_post_stream(b->http, path, headers, N_HEADERS) != 0)
         goto done;
     if (b->answer.status == 200) {
         rc = usersig_batch_stream_end(b, &s);
@@ -535,6 +535,11 @@ again:
             goto again;
     } else if (k == 2) {
         usersig_batch_say(b, "the server answered %s", b->refusal);
+    } else if (k == 1 && b->job != USERSIG_JOB_BATCH) {
+        usersig_batch_say(b,
+                          "the server refused the streamed request as too large (%s): it limits "
+                          "a request's size; nothing was sent to Tencent: split the input",
+                          b->refusal);
     } else if (k == 1) {
         usersig_batch_say(b,
                           "the server refused the streamed request as too large (%s): it limits "
@@ -542,7 +547,7 @@ again:
                           "--max-request-bytes (32M, or less than its limit) to send requests "
                           "of bounded size",
                           b->refusal);
-    } else if (b->answer.status == 411) {
+    } else if (b->answer.status == 411 && b->job == USERSIG_JOB_BATCH) {
         usersig_batch_say(b, "the server (or a proxy) takes no chunked upload: run again with "
                              "--max-request-bytes 32M to send requests with their length");
     }

@@ -1,5 +1,6 @@
 /*
- * Internals of `usersig batch`, shared by its files and included by nothing else. The layers,
+ * Internals of `usersig batch` and `usersig import` (the same client pointed at the accounts
+ * endpoints), shared by their files and included by nothing else. The layers,
  * each calling only those below it: usersig_batch_main.c (options, the token and the exit
  * status) -> usersig_batch.c (stdin and the requests) -> usersig_batch_out.c (a request's
  * answer, bytes in: its lines checked and written to stdout, or the refusal) ->
@@ -21,6 +22,13 @@
 #define MAX_ERROR_BODY 65536 /* the most of a refusal's body kept (in struct batch.line) */
 #define MAX_GAPS 4096        /* runs of skipped blank lines remembered per request */
 #define SHOW_FAILED 20
+
+/* What a run sends stdin to. The zero value is `usersig batch` (a test may calloc a batch). */
+enum usersig_job {
+    USERSIG_JOB_BATCH = 0, /* POST /v1/apps/N/usersigs/batch: usersig lines, signed/failed */
+    USERSIG_JOB_IMPORT,    /* POST /v1/apps/N/accounts/import: status imported/failed */
+    USERSIG_JOB_CHECK,     /* POST /v1/apps/N/accounts/check: imported/not_imported/failed */
+};
 
 struct gap { /* `skipped` blank input lines come right before the request's item `index` */
     uint64_t index, skipped;
@@ -55,8 +63,10 @@ struct reader {
 
 struct summary {
     int seen;
-    uint64_t count, signed_n, failed;
-    char batch_id[72], key_version[24], sha256[72];
+    uint64_t count, signed_n, failed; /* signed_n: signed (batch), imported (import, check) */
+    uint64_t not_imported, calls;     /* import and check */
+    char batch_id[72], key_version[24], sha256[72]; /* batch_id: the job_id of an import */
+    char state[24];                                 /* import and check: "complete" */
 };
 
 struct span {   /* one HTTP request: a part of the request body (or the stream) and its answer */
@@ -64,7 +74,8 @@ struct span {   /* one HTTP request: a part of the request body (or the stream) 
     size_t off, len;
     uint64_t first_index, nitems;
     uint64_t received, ok, failed;
-    size_t next_id; /* body offset of the identifier the next answer line is for */
+    uint64_t not_imported; /* check: lines answered not_imported (ok counts the imported) */
+    size_t next_id;        /* body offset of the identifier the next answer line is for */
     size_t gap_cursor;
     uint64_t skipped;
     EVP_MD_CTX *sha;
@@ -76,8 +87,10 @@ struct span {   /* one HTTP request: a part of the request body (or the stream) 
 struct batch {
     struct usersig_http_url url;
     const char *ca_file; /* --ca-file, or NULL: the system's store */
+    enum usersig_job job;
     uint64_t sdkappid, expire, level, max_request, limit;
     int has_expire, has_level, csv, tty;
+    int ndjson;    /* import, check: stdin is NDJSON ({"identifier",...} a line), not UserIDs */
     int streaming; /* one streamed request (no --max-request-bytes) */
     char *token;
     size_t token_len;
@@ -94,7 +107,8 @@ struct batch {
     char line[MAX_ANSWER_LINE]; /* an answer line split across reads; or a refusal's body */
     size_t line_len;
     char hdr[8192]; /* the Authorization header, wiped after each request */
-    uint64_t done, signed_n, failed, last_line;
+    uint64_t done, signed_n, failed, last_line; /* signed_n: signed, or imported */
+    uint64_t not_imported;
     uint64_t failed_lines[SHOW_FAILED];
     char failed_codes[SHOW_FAILED][40];
     char refusal[512];   /* the last refusal: "HTTP 413: code: message (request id ...)" */
@@ -112,6 +126,8 @@ int usersig_batch_run(struct batch *b);
 
 /* ---- usersig_batch_tty.c ---- */
 
+/* "batch", "import" or "check": the job's name in messages. */
+const char *usersig_batch_job_name(const struct batch *b);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t usersig_batch_now_ns(void);
 /* As usersig_batch_say, with a va_list; arg is the struct batch (usersig_http_hooks.vsay). */

@@ -1,7 +1,9 @@
 /*
- * usersig batch: its options, the API token, and the exit status. Parses the command line,
- * loads the token, has usersig_batch.c send stdin and check the answers, then says how the run
- * went (the failed lines named on stderr). Calls usersig_batch.c and usersig_batch_tty.c.
+ * usersig batch and usersig import: their options, the API token, and the exit status. Parses
+ * the command line, loads the token, has usersig_batch.c send stdin and check the answers, then
+ * says how the run went (the failed lines named on stderr). The two commands differ only in the
+ * job (b->job: the endpoint, the answer's lines and summary) and in the options each takes.
+ * Calls usersig_batch.c and usersig_batch_tty.c.
  */
 #include "usersig_args.h"
 #include "usersig_batch.h"
@@ -72,6 +74,41 @@ static const char usage_batch[] =
     "on stderr: the first 20, then a count; their error lines are in the output); 2 a usage,\n"
     "connection, HTTP or protocol error (a stream cut short, counts or sha256 that do not match\n"
     "the summary): stdout then holds the lines answered so far, and stderr says where to resume.\n";
+
+static const char usage_import[] =
+    "usage: usersig import --server URL --sdkappid N [--token-file F] [--ca-file F] [--check]\n"
+    "                      [--ndjson] < accounts.txt > out\n"
+    "\n"
+    "Imports accounts into Tencent Cloud Chat through a usersigd server (POST\n"
+    "/v1/apps/N/accounts/import, im_open_login_svc/multiaccount_import 100 a call), or with\n"
+    "--check asks which are imported (/accounts/check, account_check). Reads one UserID a line,\n"
+    "or with --ndjson one {\"identifier\",\"nick\",\"face_url\"} object a line, and sends any\n"
+    "amount of it in one request, streamed (chunked) as stdin is read, as `usersig batch` does.\n"
+    "Blank lines are skipped.\n"
+    "Writes the server's answer lines to stdout as they arrive, in input order:\n"
+    "{\"identifier\",\"status\":\"imported\"} (--check: also \"not_imported\"), or\n"
+    "{\"identifier\",\"status\":\"failed\",\"error\":{\"code\",\"message\",\"tencent_code\"}}.\n"
+    "The summary goes to stderr, as \"import JOB: COUNT imported N failed M calls C sha256 HEX\"\n"
+    "(\"check JOB: COUNT imported N not_imported K failed M ...\"), once its counts and the "
+    "SHA-256\n"
+    "of the lines received have been checked. When stderr is a terminal it also shows progress.\n"
+    "\n"
+    "  --server URL      https://HOST[:PORT][/PREFIX] or http://... (as for usersig batch)\n"
+    "  --token-file F    the API token (role admin, or rest_caller allowed\n"
+    "                    im_open_login_svc/multiaccount_import, or account_check for --check);\n"
+    "                    default $USERSIGD_TOKEN. Never on the command line; mode 0600.\n"
+    "  --ca-file F       the CAs to trust for https, a PEM bundle (default: the system's store)\n"
+    "  --sdkappid N      the app's SDKAppID (1..4294967295)\n"
+    "  --check           check the accounts (imported or not_imported) instead of importing\n"
+    "  --ndjson          stdin is NDJSON: {\"identifier\",\"nick\"?,\"face_url\"?} a line\n"
+    "\n"
+    "A 429 is waited out as usersig batch does (Retry-After, 10 minutes in all). Timeouts: 10 s\n"
+    "to connect, 300 s without a byte sent or received.\n"
+    "\n"
+    "Exit status: 0 every account imported (--check: checked); 1 some failed (their input line\n"
+    "numbers are named on stderr: the first 20, then a count; their lines are in the output); 2 a\n"
+    "usage, connection, HTTP or protocol error (a refusal such as a token without the role, a\n"
+    "stream cut short, counts or sha256 that do not match the summary, a job not complete).\n";
 
 /* ---- options, token ------------------------------------------------------------------------ */
 
@@ -170,8 +207,8 @@ fail:
 static void report_failures(struct batch *b)
 {
     usersig_batch_progress_clear(b);
-    fprintf(stderr, "usersig: %" PRIu64 " of %" PRIu64 " identifiers failed, at input line",
-            b->failed, b->done);
+    fprintf(stderr, "usersig: %" PRIu64 " of %" PRIu64 " %s failed, at input line", b->failed,
+            b->done, b->job == USERSIG_JOB_BATCH ? "identifiers" : "accounts");
     uint64_t shown = b->failed < SHOW_FAILED ? b->failed : SHOW_FAILED;
     for (uint64_t i = 0; i < shown; i++)
         fprintf(stderr, "%s %" PRIu64 " (%s)", i == 0 ? (b->failed > 1 ? "s" : "") : ",",
@@ -190,6 +227,8 @@ enum {
     OPT_LEVEL,
     OPT_FORMAT,
     OPT_MAX_REQUEST,
+    OPT_CHECK,
+    OPT_NDJSON,
     OPT_HELP,
 };
 
@@ -206,22 +245,38 @@ static const struct option batch_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const struct option import_opts[] = {
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"sdkappid", required_argument, NULL, OPT_SDKAPPID},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"ndjson", no_argument, NULL, OPT_NDJSON},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
 
-static int usage_error(const char *fmt, ...)
+static int usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *usage, const char *fmt, ...)
 {
     va_list ap;
     fputs("usersig: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n\n%s", usage_batch);
+    fprintf(stderr, "\n\n%s", usage);
     return EXIT_FATAL;
 }
 
-int usersig_batch_main(int argc, char **argv)
+/* `usersig batch` (job USERSIG_JOB_BATCH) or `usersig import` (USERSIG_JOB_IMPORT, made a
+ * check by --check). */
+static int job_main(int argc, char **argv, enum usersig_job job)
 {
     static char outbuf[1 << 20];
+    const char *usage = job == USERSIG_JOB_BATCH ? usage_batch : usage_import;
+    const struct option *opts = job == USERSIG_JOB_BATCH ? batch_opts : import_opts;
     struct batch *b = calloc(1, sizeof *b);
     const char *server = NULL, *token_file = NULL, *why = NULL;
     char bad[256];
@@ -231,20 +286,21 @@ int usersig_batch_main(int argc, char **argv)
         fprintf(stderr, "usersig: out of memory\n");
         return EXIT_FATAL;
     }
+    b->job = job;
     b->max_request = DEFAULT_MAX_REQUEST;
     b->streaming = 1;
     /* Exact option names, no repeats, no value in the message (usersig_args.h). */
-    if (usersig_args_check(argc, argv, batch_opts, "h", bad, sizeof bad) != 0) {
-        status = usage_error("%s", bad);
+    if (usersig_args_check(argc, argv, opts, "h", bad, sizeof bad) != 0) {
+        status = usage_error(usage, "%s", bad);
         goto done;
     }
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", batch_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case 'h':
         case OPT_HELP:
-            fputs(usage_batch, stdout);
+            fputs(usage, stdout);
             free(b);
             return 0;
         case OPT_SERVER:
@@ -258,54 +314,62 @@ int usersig_batch_main(int argc, char **argv)
             break;
         case OPT_SDKAPPID:
             if (usersig_http_parse_u64(optarg, UINT32_MAX, &b->sdkappid) != 0 || b->sdkappid == 0) {
-                status = usage_error("--sdkappid must be a number from 1 to 4294967295");
+                status = usage_error(usage, "--sdkappid must be a number from 1 to 4294967295");
                 goto done;
             }
             break;
         case OPT_EXPIRE:
             if (usersig_http_parse_u64(optarg, MAX_EXPIRE, &b->expire) != 0 || b->expire == 0) {
-                status = usage_error("--expire must be 1 to 315360000 seconds");
+                status = usage_error(usage, "--expire must be 1 to 315360000 seconds");
                 goto done;
             }
             b->has_expire = 1;
             break;
         case OPT_LEVEL:
             if (usersig_http_parse_u64(optarg, 9, &b->level) != 0) {
-                status = usage_error("--level must be 0 to 9");
+                status = usage_error(usage, "--level must be 0 to 9");
                 goto done;
             }
             b->has_level = 1;
             break;
         case OPT_FORMAT:
             if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "ndjson") != 0) {
-                status = usage_error("--format must be ndjson or csv");
+                status = usage_error(usage, "--format must be ndjson or csv");
                 goto done;
             }
             b->csv = strcmp(optarg, "csv") == 0;
             break;
         case OPT_MAX_REQUEST:
             if (parse_size(optarg, &b->max_request) != 0 || b->max_request < MIN_MAX_REQUEST) {
-                status = usage_error("--max-request-bytes must be 64 bytes to 1G");
+                status = usage_error(usage, "--max-request-bytes must be 64 bytes to 1G");
                 goto done;
             }
             b->streaming = 0;
             break;
+        case OPT_CHECK:
+            b->job = USERSIG_JOB_CHECK;
+            break;
+        case OPT_NDJSON:
+            b->ndjson = 1;
+            break;
         }
     }
     if (optind < argc) {
-        status = usage_error("unexpected argument after the options (identifiers come from stdin)");
+        status = usage_error(usage, "unexpected argument after the options (%s come from stdin)",
+                             job == USERSIG_JOB_BATCH ? "identifiers" : "accounts");
         goto done;
     }
     if (server == NULL || b->sdkappid == 0) {
-        status = usage_error("%s is required", server == NULL ? "--server" : "--sdkappid");
+        status = usage_error(usage, "%s is required", server == NULL ? "--server" : "--sdkappid");
         goto done;
     }
     if (usersig_http_parse_url(server, &b->url, &why) != 0) {
-        status = usage_error("%s", why);
+        status = usage_error(usage, "%s", why);
         goto done;
     }
     if (b->ca_file != NULL && !b->url.tls) {
-        status = usage_error("--ca-file is for an https:// --server; this one is plain http");
+        status =
+            usage_error(usage, "--ca-file is for an https:// --server; this one is plain http");
         goto done;
     }
     if (b->ca_file != NULL && usersig_http_check_ca_file(b->ca_file, &why) != 0) {
@@ -343,7 +407,8 @@ int usersig_batch_main(int argc, char **argv)
         b->progress_shown = 0;
     }
     if (b->done == 0)
-        usersig_batch_say(b, "no identifiers on stdin; nothing was sent");
+        usersig_batch_say(b, "no %s on stdin; nothing was sent",
+                          job == USERSIG_JOB_BATCH ? "identifiers" : "accounts");
     if (b->failed > 0) {
         report_failures(b);
         status = EXIT_FAILED;
@@ -361,4 +426,14 @@ done:
     usersig_http_free(b->http);
     free(b);
     return status;
+}
+
+int usersig_batch_main(int argc, char **argv)
+{
+    return job_main(argc, argv, USERSIG_JOB_BATCH);
+}
+
+int usersig_import_main(int argc, char **argv)
+{
+    return job_main(argc, argv, USERSIG_JOB_IMPORT);
 }

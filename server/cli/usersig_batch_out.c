@@ -1,11 +1,12 @@
 /*
- * usersig batch: the server's answer to one request (usersig_batch_int.h). A 200's lines go to
- * stdout as they arrive, each checked against the identifier it answers (input order), hashed,
- * and counted; the closing summary must agree with the counts and the SHA-256 over the lines.
- * Any other status: its error body, made into the refusal shown to the user. Bytes in, from
- * whatever transport read them (so each part can be fed from a buffer: fuzzed, tested alone).
- * Called by usersig_batch.c; calls usersig_batch_tty.c and usersig_http.c's string helpers,
- * never back up.
+ * usersig batch and import: the server's answer to one request (usersig_batch_int.h). A 200's lines
+ * go to stdout as they arrive, each checked against the identifier it answers (input order),
+ * hashed, and counted; the closing summary must agree with the counts and the SHA-256 over the
+ * lines. For usersig import (b->job) the lines are accounts ({"identifier","status"}) and the
+ * summary the accounts endpoint's (job_id, state, imported, calls, not_imported for a check). Any
+ * other status: its error body, made into the refusal shown to the user. Bytes in, from whatever
+ * transport read them (so each part can be fed from a buffer: fuzzed, tested alone). Called by
+ * usersig_batch.c; calls usersig_batch_tty.c and usersig_http.c's string helpers, never back up.
  */
 #include "usersig_batch_int.h"
 
@@ -72,7 +73,9 @@ static const char *json_skip_value(const char *p, const char *e)
 struct json_scan {
     const char *id; /* the identifier's JSON string body, escapes intact */
     size_t id_len;
-    int has_id, has_usersig, has_error, has_summary;
+    const char *status; /* import, check: the status's JSON string body */
+    size_t status_len;
+    int has_id, has_usersig, has_error, has_summary, has_status;
 };
 
 /* Finds the top-level keys of an answer line without building a tree (a million lines). */
@@ -110,6 +113,10 @@ static int json_scan(const char *p, size_t n, struct json_scan *js)
             js->has_error = 1;
         } else if (KEY_IS("summary") && *v == '{') {
             js->has_summary = 1;
+        } else if (KEY_IS("status") && *v == '"') {
+            js->has_status = 1;
+            js->status = v + 1;
+            js->status_len = (size_t)(p - 1 - js->status);
         }
 #undef KEY_IS
         p = json_ws(p, e);
@@ -258,7 +265,40 @@ static const char *csv_field(const char *p, const char *e, char *out, size_t cap
     return p;
 }
 
-enum line_kind { LINE_OK, LINE_FAILED, LINE_SUMMARY, LINE_STREAM_ERROR };
+/* LINE_OK: signed (batch), imported (import, check); LINE_NOT_IMPORTED: check only. */
+enum line_kind { LINE_OK, LINE_NOT_IMPORTED, LINE_FAILED, LINE_SUMMARY, LINE_STREAM_ERROR };
+
+/* An account line's status (import, check), or -1 when it is none the job answers. */
+static int account_kind(const struct batch *b, const struct json_scan *js)
+{
+#define STATUS_IS(s) (js->status_len == sizeof(s) - 1 && memcmp(js->status, s, js->status_len) == 0)
+    if (STATUS_IS("imported"))
+        return LINE_OK;
+    if (STATUS_IS("not_imported") && b->job == USERSIG_JOB_CHECK)
+        return LINE_NOT_IMPORTED;
+    if (STATUS_IS("failed"))
+        return LINE_FAILED;
+    return -1;
+#undef STATUS_IS
+}
+
+/* Whether an answer's identifier (a JSON string body, escapes intact, or a CSV field) is the
+ * input line it answers: the line itself, or the "identifier" of an NDJSON line. */
+static int answer_is_for(const struct batch *b, const char *id, size_t id_len, int id_json,
+                         int over, const char *sent, size_t sent_len)
+{
+    if (!id_json)
+        return !over && id_len == sent_len && memcmp(id, sent, id_len) == 0;
+    if (!b->ndjson)
+        return json_str_equals(id, id_len, sent, sent_len);
+    json_error_t jerr;
+    json_t *o = json_loadb(sent, sent_len, 0, &jerr);
+    json_t *v = json_object_get(o, "identifier");
+    int rc = json_is_string(v) &&
+             json_str_equals(id, id_len, json_string_value(v), json_string_length(v));
+    json_decref(o);
+    return rc;
+}
 
 /* Reads {"error":{"code","message"}} (a refusal, or a batch stopped mid-way) into code/msg. */
 static int error_json(const char *s, size_t n, char *code, size_t code_cap, char *msg,
@@ -296,7 +336,36 @@ static int error_csv(const char *s, size_t n, char *code, size_t code_cap, char 
     return c != NULL && ce > c ? 0 : -1;
 }
 
-static int summary_ndjson(const char *s, size_t n, struct summary *sum)
+/* A count the summary must have (>= 0) into *out; 0, or -1 when it is missing or negative. */
+static int summary_count(json_t *o, const char *name, uint64_t *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* The accounts summary: {job_id,state,count,imported,failed,calls,sha256[,not_imported]}. */
+static int summary_accounts(const struct batch *b, json_t *o, struct summary *sum)
+{
+    const char *id = json_string_value(json_object_get(o, "job_id"));
+    const char *sha = json_string_value(json_object_get(o, "sha256"));
+    const char *st = json_string_value(json_object_get(o, "state"));
+    if (sha == NULL || st == NULL || summary_count(o, "count", &sum->count) != 0 ||
+        summary_count(o, "imported", &sum->signed_n) != 0 ||
+        summary_count(o, "failed", &sum->failed) != 0 ||
+        summary_count(o, "calls", &sum->calls) != 0 ||
+        (b->job == USERSIG_JOB_CHECK && summary_count(o, "not_imported", &sum->not_imported) != 0))
+        return -1;
+    usersig_http_clean_copy(sum->sha256, sizeof sum->sha256, sha, strlen(sha));
+    usersig_http_clean_copy(sum->state, sizeof sum->state, st, strlen(st));
+    usersig_http_clean_copy(sum->batch_id, sizeof sum->batch_id, id != NULL ? id : "?",
+                            strlen(id != NULL ? id : "?"));
+    return 0;
+}
+
+static int summary_ndjson(const struct batch *b, const char *s, size_t n, struct summary *sum)
 {
     json_error_t jerr;
     json_t *root = json_loadb(s, n, 0, &jerr);
@@ -306,9 +375,11 @@ static int summary_ndjson(const char *s, size_t n, struct summary *sum)
     const char *id = json_string_value(json_object_get(o, "batch_id"));
     const char *sha = json_string_value(json_object_get(o, "sha256"));
     int rc = -1;
-    if (json_is_integer(cnt) && json_is_integer(sig) && json_is_integer(fai) && sha != NULL &&
-        json_integer_value(cnt) >= 0 && json_integer_value(sig) >= 0 &&
-        json_integer_value(fai) >= 0) {
+    if (b->job != USERSIG_JOB_BATCH) {
+        rc = summary_accounts(b, o, sum);
+    } else if (json_is_integer(cnt) && json_is_integer(sig) && json_is_integer(fai) &&
+               sha != NULL && json_integer_value(cnt) >= 0 && json_integer_value(sig) >= 0 &&
+               json_integer_value(fai) >= 0) {
         sum->count = (uint64_t)json_integer_value(cnt);
         sum->signed_n = (uint64_t)json_integer_value(sig);
         sum->failed = (uint64_t)json_integer_value(fai);
@@ -399,9 +470,14 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
         struct json_scan js;
         if (json_scan(line, plen, &js) != 0)
             goto unexpected;
+        int k = -1;
         if (js.has_summary)
             kind = LINE_SUMMARY;
-        else if (js.has_id && js.has_error)
+        else if (b->job != USERSIG_JOB_BATCH && js.has_id) {
+            if (!js.has_status || (k = account_kind(b, &js)) < 0)
+                goto unexpected;
+            kind = (enum line_kind)k;
+        } else if (js.has_id && js.has_error)
             kind = LINE_FAILED;
         else if (js.has_id && js.has_usersig)
             kind = LINE_OK;
@@ -439,7 +515,7 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
     }
 
     if (kind == LINE_SUMMARY) {
-        int rc = b->csv ? summary_csv(line, plen, &s->sum) : summary_ndjson(line, plen, &s->sum);
+        int rc = b->csv ? summary_csv(line, plen, &s->sum) : summary_ndjson(b, line, plen, &s->sum);
         if (rc != 0) {
             usersig_http_clean_copy(shown, sizeof shown, line, plen);
             usersig_batch_say(b, "the server's summary line lacks a field: %s", shown);
@@ -491,8 +567,8 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
     size_t sent_len = (size_t)(nl - sent);
     /* The line numbers named at the end rest on the answer being in input order. Error lines may
      * show an identifier the server could not echo as it was; signed ones are compared. */
-    if (kind == LINE_OK && (id_json ? !json_str_equals(id, id_len, sent, sent_len)
-                                    : (over || id_len != sent_len || memcmp(id, sent, id_len)))) {
+    if ((kind == LINE_OK || kind == LINE_NOT_IMPORTED) &&
+        !answer_is_for(b, id, id_len, id_json, over, sent, sent_len)) {
         usersig_http_clean_copy(shown, sizeof shown, line, plen);
         usersig_batch_say(b,
                           "answer line %" PRIu64 " is not for input line %" PRIu64
@@ -518,6 +594,9 @@ static int answer_line(struct batch *b, struct span *s, const char *line, size_t
     if (kind == LINE_OK) {
         s->ok++;
         b->signed_n++;
+    } else if (kind == LINE_NOT_IMPORTED) {
+        s->not_imported++;
+        b->not_imported++;
     } else {
         s->failed++;
         note_failure(b, lineno, line, plen, b->csv ? csv_code : NULL);
@@ -539,10 +618,10 @@ static int span_finish(struct batch *b, struct span *s)
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     if (s->stream_error) {
         usersig_batch_say(b,
-                          "the server stopped the batch after %" PRIu64 " of the %" PRIu64
+                          "the server stopped the %s after %" PRIu64 " of the %" PRIu64
                           " identifiers %s: %s: %s",
-                          s->received, s->nitems, s->stream ? "sent" : "of a request", s->err_code,
-                          s->err_msg);
+                          usersig_batch_job_name(b), s->received, s->nitems,
+                          s->stream ? "sent" : "of a request", s->err_code, s->err_msg);
         return -1;
     }
     if (!s->sum.seen) {
@@ -557,28 +636,53 @@ static int span_finish(struct batch *b, struct span *s)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     if (strcasecmp(hex, s->sum.sha256) != 0) {
         usersig_batch_say(b,
-                          "SHA-256 MISMATCH in batch %s: the server's summary says %s, the %" PRIu64
+                          "SHA-256 MISMATCH in %s %s: the server's summary says %s, the %" PRIu64
                           " lines received hash to %s: the output is not what the server recorded",
-                          s->sum.batch_id, s->sum.sha256, s->received, hex);
+                          usersig_batch_job_name(b), s->sum.batch_id, s->sum.sha256, s->received,
+                          hex);
         return -1;
     }
+    const char *job = usersig_batch_job_name(b);
+    const char *ok = b->job == USERSIG_JOB_BATCH ? "signed" : "imported";
+    char ni_sum[48] = "", ni_got[48] = "";
+    if (b->job == USERSIG_JOB_CHECK) {
+        snprintf(ni_sum, sizeof ni_sum, ", not_imported %" PRIu64, s->sum.not_imported);
+        snprintf(ni_got, sizeof ni_got, ", %" PRIu64 " not_imported", s->not_imported);
+    }
     if (s->sum.count != s->nitems || s->sum.count != s->received || s->sum.signed_n != s->ok ||
-        s->sum.failed != s->failed) {
+        s->sum.failed != s->failed || s->sum.not_imported != s->not_imported) {
         usersig_batch_say(b,
-                          "batch %s: the summary (count %" PRIu64 ", signed %" PRIu64
-                          ", failed %" PRIu64 ") does not match the %" PRIu64
-                          " identifiers sent and the %" PRIu64 " lines received (%" PRIu64
-                          " signed, %" PRIu64 " failed)",
-                          s->sum.batch_id, s->sum.count, s->sum.signed_n, s->sum.failed, s->nitems,
-                          s->received, s->ok, s->failed);
+                          "%s %s: the summary (count %" PRIu64 ", %s %" PRIu64 ", failed %" PRIu64
+                          "%s) does not match the %" PRIu64 " identifiers sent and the %" PRIu64
+                          " lines received (%" PRIu64 " %s, %" PRIu64 " failed%s)",
+                          job, s->sum.batch_id, s->sum.count, ok, s->sum.signed_n, s->sum.failed,
+                          ni_sum, s->nitems, s->received, s->ok, ok, s->failed, ni_got);
+        return -1;
+    }
+    if (b->job != USERSIG_JOB_BATCH && strcmp(s->sum.state, "complete") != 0) {
+        usersig_batch_say(b, "%s %s: the server recorded the job as %s, not complete", job,
+                          s->sum.batch_id, s->sum.state);
         return -1;
     }
     usersig_batch_progress_clear(b);
-    fprintf(stderr,
-            "batch %s: %" PRIu64 " signed %" PRIu64 " failed %" PRIu64
-            " key_version %s sha256 %s\n",
-            s->sum.batch_id, s->sum.count, s->sum.signed_n, s->sum.failed, s->sum.key_version,
-            s->sum.sha256);
+    if (b->job == USERSIG_JOB_BATCH)
+        fprintf(stderr,
+                "batch %s: %" PRIu64 " signed %" PRIu64 " failed %" PRIu64
+                " key_version %s sha256 %s\n",
+                s->sum.batch_id, s->sum.count, s->sum.signed_n, s->sum.failed, s->sum.key_version,
+                s->sum.sha256);
+    else if (b->job == USERSIG_JOB_IMPORT)
+        fprintf(stderr,
+                "import %s: %" PRIu64 " imported %" PRIu64 " failed %" PRIu64 " calls %" PRIu64
+                " sha256 %s\n",
+                s->sum.batch_id, s->sum.count, s->sum.signed_n, s->sum.failed, s->sum.calls,
+                s->sum.sha256);
+    else
+        fprintf(stderr,
+                "check %s: %" PRIu64 " imported %" PRIu64 " not_imported %" PRIu64
+                " failed %" PRIu64 " calls %" PRIu64 " sha256 %s\n",
+                s->sum.batch_id, s->sum.count, s->sum.signed_n, s->sum.not_imported, s->sum.failed,
+                s->sum.calls, s->sum.sha256);
     return 0;
 }
 

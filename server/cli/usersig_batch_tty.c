@@ -1,7 +1,7 @@
 /*
- * usersig batch: what it says on stderr. Messages ("usersig: ..."), and, when stderr is a
- * terminal, the progress line (done, failed, rate, ETA) they clear first. The bottom of the
- * batch client: usersig_batch.c and usersig_batch_out.c call it; it calls nothing of theirs.
+ * usersig batch and import: what they say on stderr. Messages ("usersig: ..."), and, when stderr is
+ * a terminal, the progress line (done, failed, rate, ETA) they clear first. The bottom of the batch
+ * client: usersig_batch.c and usersig_batch_out.c call it; it calls nothing of theirs.
  */
 #include "usersig_batch_int.h"
 
@@ -11,6 +11,13 @@
 #include <time.h>
 
 #define PROGRESS_EVERY_NS 250000000LL
+
+const char *usersig_batch_job_name(const struct batch *b)
+{
+    return b->job == USERSIG_JOB_IMPORT  ? "import"
+           : b->job == USERSIG_JOB_CHECK ? "check"
+                                         : "batch";
+}
 
 int64_t usersig_batch_now_ns(void)
 {
@@ -77,7 +84,8 @@ void usersig_batch_progress(struct batch *b, size_t body_off, int force)
                      100.0 * (double)done / (double)b->input_size, s / 3600, s / 60 % 60, s % 60);
         }
     }
-    fprintf(stderr, "\rusersig batch: %" PRIu64 " done, %" PRIu64 " failed, %.0f/s%s\033[K",
-            b->done, b->failed, secs > 0 ? (double)b->done / secs : 0.0, eta);
+    fprintf(stderr, "\rusersig %s: %" PRIu64 " done, %" PRIu64 " failed, %.0f/s%s\033[K",
+            b->job == USERSIG_JOB_BATCH ? "batch" : "import", b->done, b->failed,
+            secs > 0 ? (double)b->done / secs : 0.0, eta);
     b->progress_shown = 1;
 }

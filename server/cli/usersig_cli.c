@@ -43,6 +43,7 @@ static const char usage_main[] =
     "  verify   verify a token and explain the verdict (with Tencent's error code)\n"
     "  decode   print a token's JSON document and its PrivateMapKey fields\n"
     "  batch    " USERSIG_BATCH_SUMMARY "\n"
+    "  import   " USERSIG_IMPORT_SUMMARY "\n"
     "  version  print the release, the commit it was built from and the token formats\n"
     "           (also --version)\n"
     "\n"
@@ -659,6 +660,8 @@ int main(int argc, char **argv)
         status = cmd_decode(argc - 1, argv + 1);
     else if (strcmp(cmd, "batch") == 0)
         status = usersig_batch_main(argc - 1, argv + 1);
+    else if (strcmp(cmd, "import") == 0)
+        status = usersig_import_main(argc - 1, argv + 1);
     else {
         /* A pasted secret must not reach the terminal's scroll-back or a log: the word is
          * shown only when it looks like a command name. */
