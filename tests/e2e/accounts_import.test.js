@@ -5,7 +5,9 @@
 // invalid UserID that Tencent lists in FailAccounts fails in place while an injected FailAccounts
 // entry is sent again and imported; Tencent's per-second limit (60007) and a stand-in restart are
 // ridden out with retries; the manifest (accounts.import, accounts.import.finish) in the audit
-// log; a rest_caller without the command and a wrong content type refused.
+// log; a rest_caller without the command and a wrong content type refused. `usersig import`
+// (the CLI) against the same server: a file of accounts imported in order with its summary
+// checked, --check, a bad identifier failed in place (exit 1), tokens refused (exit 2), NDJSON.
 'use strict';
 
 const { describe, test, before, after } = require('node:test');
@@ -255,5 +257,134 @@ describe('account import and check', () => {
     assert.equal(f.status, 403);
     const ct = await accounts('import', '{"a":1}', { contentType: 'application/json' });
     assert.equal(ct.status, 415);
+  });
+});
+
+// `usersig import` (the batch client's transport at the accounts endpoints) against this server
+// and the stand-in. Run asynchronously: the server's output pipes are read in this process.
+function importCli(args, opts = {}) {
+  const stdinFd = opts.file !== undefined ? fs.openSync(opts.file, 'r') : 'pipe';
+  const child = spawn(E2E.usersig, ['import', '--server', own.url, '--sdkappid',
+    String(app.sdkappid)].concat(args), {
+    env: Object.assign({}, process.env, { USERSIGD_TOKEN: opts.token || E2E.admin }),
+    stdio: [stdinFd, 'pipe', 'pipe'],
+  });
+  if (typeof stdinFd === 'number') fs.closeSync(stdinFd);
+  else child.stdin.end(opts.input || '');
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const lines = stdout === '' ? [] : stdout.replace(/\n$/, '').split('\n');
+      const sha = crypto.createHash('sha256').update(stdout).digest('hex');
+      resolve({ code, stdout, stderr, items: lines.map((l) => JSON.parse(l)), sha });
+    });
+  });
+}
+
+describe('usersig import', () => {
+  const ids = Array.from({ length: 230 }, (_, i) => `cli_${String(i).padStart(4, '0')}`);
+
+  test('a file of 230 accounts: stdout in order, the stand-in holds them, the summary on stderr',
+    async () => {
+      const file = path.join(work, 'cli-ids.txt');
+      fs.writeFileSync(file, `${ids.join('\n')}\n`);
+      const r = await importCli([], { file });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.items.map((i) => [i.identifier, i.status]),
+        ids.map((id) => [id, 'imported']));
+      const m = r.stderr.match(
+        /^import ([0-9a-f]{32}): 230 imported 230 failed 0 calls (\d+) sha256 ([0-9a-f]{64})$/m);
+      assert.ok(m, r.stderr);
+      assert.ok(Number(m[2]) >= 3, r.stderr); // 100 accounts a call
+      assert.equal(m[3], r.sha); // the summary's SHA-256 is over the lines on stdout
+      const have = new Set((await standinAccounts()).map((a) => a.UserID));
+      assert.deepEqual(ids.filter((id) => !have.has(id)), []);
+      const ev = await api('GET',
+        `/v1/audit?sdkappid=${app.sdkappid}&action=accounts.import.finish&limit=1000`);
+      expectStatus(ev, 200);
+      const fin = ev.json.events.find((e) => e.details.job_id === m[1]);
+      assert.ok(fin, 'the job is in the audit log');
+      assert.equal(fin.details.count, 230);
+      assert.equal(fin.details.sha256, r.sha);
+    });
+
+  test('--check agrees: imported and not_imported in input order, exit 0', async () => {
+    const input = ['cli_0000', 'cli_never_1', 'cli_0229', '', 'cli_never_2', 'cli_0100'];
+    const r = await importCli(['--check'], { input: `${input.join('\r\n')}\r\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.items.map((i) => [i.identifier, i.status]), [
+      ['cli_0000', 'imported'], ['cli_never_1', 'not_imported'], ['cli_0229', 'imported'],
+      ['cli_never_2', 'not_imported'], ['cli_0100', 'imported']]);
+    assert.match(r.stderr, new RegExp('^check [0-9a-f]{32}: 5 imported 3 not_imported 2 ' +
+      `failed 0 calls 1 sha256 ${r.sha}$`, 'm'));
+    const have = new Set((await standinAccounts()).map((a) => a.UserID));
+    assert.ok(!have.has('cli_never_1') && !have.has('cli_never_2'), 'a check imports nothing');
+  });
+
+  test('a 33-byte identifier fails in place, named by its input line: exit 1', async () => {
+    const bad = 'y'.repeat(33);
+    const input = ['cli_f_1', '', 'cli_f_2', bad, 'cli_f_3'];
+    const r = await importCli([], { input: `${input.join('\n')}\n` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(r.items.map((i) => [i.identifier, i.status]), [
+      ['cli_f_1', 'imported'], ['cli_f_2', 'imported'], [bad, 'failed'], ['cli_f_3', 'imported']]);
+    assert.equal(r.items[2].error.code, 'bad_identifier');
+    assert.match(r.stderr, /: 4 imported 3 failed 1 calls 1 sha256 /);
+    // Input line 4 (the blank line 2 is skipped, not sent, but counted).
+    assert.match(r.stderr, /usersig: 1 of 4 accounts failed, at input line 4 \(bad_identifier\)/);
+    const have = new Set((await standinAccounts()).map((a) => a.UserID));
+    assert.ok(['cli_f_1', 'cli_f_2', 'cli_f_3'].every((i) => have.has(i)));
+    assert.ok(!have.has(bad));
+  });
+
+  test('a token without the role or the command: exit 2 with the server\'s message', async () => {
+    const t = await api('POST', '/v1/tokens', { body: { name: `imp cli ${crypto.randomUUID()}`,
+      role: 'rest_caller', rest_allow: ['im_open_login_svc/account_check'] } });
+    expectStatus(t, 201);
+    const r = await importCli([], { input: 'cli_denied\n', token: t.json.token });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp('HTTP 403: rest_not_allowed: this token\'s rest_allow ' +
+      'does not cover im_open_login_svc/multiaccount_import'));
+    const c = await importCli(['--check'], { input: 'cli_denied\n', token: t.json.token });
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(c.items.map((i) => i.status), ['not_imported']);
+    const s = await api('POST', '/v1/tokens', { body: { name: `imp cli s ${crypto.randomUUID()}`,
+      role: 'signer' } });
+    expectStatus(s, 201);
+    const f = await importCli(['--check'], { input: 'cli_denied\n', token: s.json.token });
+    assert.equal(f.code, 2, f.stderr);
+    assert.match(f.stderr, /usersig: the server answered HTTP 403: forbidden: /);
+    assert.ok(!(await standinAccounts()).some((a) => a.UserID === 'cli_denied'));
+  });
+
+  test('--ndjson: nick and face_url reach the stand-in; escapes and a bad line', async () => {
+    const lines = [
+      JSON.stringify({ identifier: 'cli_nd_1', nick: 'One', face_url: 'https://example.com/1.png' }),
+      '{"identifier":"cli\\u005fnd\\u005f2","nick":"Two"}', // the answer's identifier: cli_nd_2
+      JSON.stringify({ identifier: 'cli_nd_3', colour: 'red' }),
+      JSON.stringify({ identifier: 'cli_nd_4' }),
+    ];
+    const r = await importCli(['--ndjson'], { input: `${lines.join('\n')}\n` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(r.items.map((i) => [i.identifier, i.status]), [
+      ['cli_nd_1', 'imported'], ['cli_nd_2', 'imported'], ['cli_nd_3', 'failed'],
+      ['cli_nd_4', 'imported']]);
+    assert.match(r.stderr, /at input line 3 \(unknown_field\)/);
+    const have = new Map((await standinAccounts()).map((a) => [a.UserID, a]));
+    assert.equal(have.get('cli_nd_1').Nick, 'One');
+    assert.equal(have.get('cli_nd_1').FaceUrl, 'https://example.com/1.png');
+    assert.equal(have.get('cli_nd_2').Nick, 'Two');
+    assert.ok(have.has('cli_nd_4') && !have.has('cli_nd_3'));
+    const c = await importCli(['--check', '--ndjson'],
+      { input: '{"identifier":"cli_nd_4"}\n{"identifier":"cli_nd_3"}\n' });
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(c.items.map((i) => i.status), ['imported', 'not_imported']);
   });
 });
