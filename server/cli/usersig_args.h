@@ -2,7 +2,7 @@
  * Strict checking of a subcommand's options, ahead of getopt_long: exact names only, no option
  * that takes a value given twice, and error messages that name an option but never repeat a
  * value (which may be a secret typed in the wrong place). Used by usersig_cli.c and
- * usersig_batch.c.
+ * usersig_batch_main.c.
  */
 #ifndef USERSIG_ARGS_H
 #define USERSIG_ARGS_H
