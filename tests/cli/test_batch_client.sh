@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests of `usersig batch`, the batch endpoint's client, against a small fake server (Node's http
-# module, written below) that answers like POST /v1/apps/{sdkappid}/usersigs/batch: chunked
+# module, written below; it also answers the accounts endpoints, for `usersig import`'s checks)
+# that answers like POST /v1/apps/{sdkappid}/usersigs/batch: chunked
 # NDJSON or CSV lines in input order, then a summary with the SHA-256 of the lines. The first path
 # segment of --server's prefix picks a misbehaviour (a wrong sha256, a stream cut short, lines out
 # of order, 413 over a size, 429 busy, ...), so one fake server serves every case. The client
@@ -77,7 +78,40 @@ function csvQuote(s) {
   return /[,"]|^ | $/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
+// The accounts endpoints (`usersig import`): "bad..." fails, "nobody..." is not_imported (for a
+// check, or mode notimp), the rest imported; then the accounts summary. Modes bend one thing.
+function accounts(req, res, mode, check) {
+  if (req.headers.authorization !== 'Bearer ' + TOKEN) return fail(res, 401, 'unauthorized', 'bad token');
+  if (mode === 'denied') {
+    return fail(res, 403, 'rest_not_allowed', "this token's rest_allow does not cover im_open_login_svc/multiaccount_import");
+  }
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const ndjson = req.headers['content-type'] === 'application/x-ndjson';
+    const ids = Buffer.concat(chunks).toString('utf8').split('\n');
+    if (ids[ids.length - 1] === '') ids.pop();
+    fs.appendFileSync(logFile, JSON.stringify({ url: req.url, ndjson, items: ids.length,
+      te: req.headers['transfer-encoding'] || '' }) + '\n');
+    const lines = ids.map((l) => (ndjson ? JSON.parse(l).identifier : l)).map((id) => JSON.stringify(
+      id.startsWith('bad') ? { identifier: id, status: 'failed', error: { code: 'bad_identifier', message: 'no' } }
+        : { identifier: id, status: (check || mode === 'notimp') && id.startsWith('nobody') ? 'not_imported' : 'imported' }));
+    if (mode === 'reorder') [lines[0], lines[1]] = [lines[1], lines[0]];
+    const sha = crypto.createHash('sha256');
+    for (const l of lines) sha.update(l + '\n');
+    const n = (st) => lines.filter((l) => l.includes(`"status":"${st}"`)).length;
+    const s = { job_id: 'f'.repeat(32), state: mode === 'aborted' ? 'aborted' : 'complete', count: ids.length,
+      imported: n('imported') + (mode === 'count' ? 1 : 0), failed: n('failed'), calls: Math.ceil(ids.length / 100),
+      sha256: mode === 'badsha' ? '0'.repeat(64) : sha.digest('hex') };
+    if (check) s.not_imported = n('not_imported');
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+    res.end(lines.map((l) => l + '\n').join('') + (mode === 'nosummary' ? '' : JSON.stringify({ summary: s }) + '\n'));
+  });
+}
+
 const server = http.createServer((req, res) => {
+  const acc = /^(?:\/([a-z0-9]+))?\/v1\/apps\/1400000000\/accounts\/(import|check)$/.exec(req.url);
+  if (acc) return accounts(req, res, acc[1] || 'ok', acc[2] === 'check');
   const m = /^(?:\/([a-z0-9]+))?\/v1\/apps\/(\d+)\/usersigs\/batch(?:\?(.*))?$/.exec(req.url);
   const mode = m ? m[1] || 'ok' : '';
   const len = Number(req.headers['content-length'] || -1);
@@ -664,6 +698,52 @@ expect_rc "empty input" 0
 expect_err "empty input" "no identifiers on stdin"
 [ -s "$TMP/log" ] && fail "empty input: a request was sent" || pass "empty input: nothing sent"
 
+# ---- usersig import: the same client at the accounts endpoints ---------------------------------
+imp() { # INPUT_FILE SERVER [ARGS...]: as batch, for usersig import
+    local in=$1 server=$2
+    shift 2
+    : >"$TMP/log"
+    "$U" import --server "$server" --token-file "$TMP/token" --sdkappid 1400000000 "$@" <"$in" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    ERR=$(cat "$TMP/err")
+}
+printf 'acc1\nacc2\n' >"$TMP/acc2"
+printf 'acc1\nbad2\n\nnobody4\nacc5\n' >"$TMP/acc5"
+imp "$TMP/acc2" "$URL"
+expect_rc "import" 0
+expect_err "import" '^import f{32}: 2 imported 2 failed 0 calls 1 sha256 [0-9a-f]{64}$'
+grep -q '"url":"/v1/apps/1400000000/accounts/import","ndjson":false,"items":2,"te":"chunked"' "$TMP/log" &&
+    pass "import: one chunked text request to /accounts/import" || fail "import: the request" "$(cat "$TMP/log")"
+imp "$TMP/acc5" "$URL" --check
+expect_rc "import --check, a failed line" 1
+expect_err "import --check" '^check f{32}: 4 imported 2 not_imported 1 failed 1 calls 1 sha256 '
+expect_err "import --check" '1 of 4 accounts failed, at input line 2 \(bad_identifier\)'
+grep -q '"url":"/v1/apps/1400000000/accounts/check"' "$TMP/log" && pass "import --check: /accounts/check" ||
+    fail "import --check: the request" "$(cat "$TMP/log")"
+imp "$TMP/acc5" "$URL/notimp"
+expect_rc "import answered not_imported" 2
+expect_err "import answered not_imported" 'unexpected line in the server.s answer: .*not_imported'
+for c in "badsha|SHA-256 MISMATCH in import f{32}" "reorder|is not for input line 1 \(the answer is out of order\)" \
+    "aborted|import f{32}: the server recorded the job as aborted, not complete" \
+    "count|the summary \(count 2, imported 3, failed 0\) does not match" "nosummary|without its summary line" \
+    "denied|the server answered HTTP 403: rest_not_allowed: .*multiaccount_import \(request id fake0001\)"; do
+    imp "$TMP/acc2" "$URL/${c%%|*}"
+    expect_rc "import ${c%%|*}" 2
+    expect_err "import ${c%%|*}" "${c#*|}"
+done
+printf '{"identifier":"n\\u0031"}\n{"identifier":"n2","nick":"x"}\n' >"$TMP/acc.ndjson"
+imp "$TMP/acc.ndjson" "$URL" --ndjson
+expect_rc "import --ndjson (an escaped identifier compared decoded)" 0
+grep -q '"ndjson":true,"items":2' "$TMP/log" && pass "import --ndjson: application/x-ndjson" ||
+    fail "import --ndjson: the request" "$(cat "$TMP/log")"
+imp "$TMP/acc.ndjson" "$URL/reorder" --ndjson
+expect_rc "import --ndjson out of order" 2
+imp "$TMP/acc2" "$URL" --expire 60
+expect_rc "import --expire" 2
+expect_err "import --expire" 'unknown option --expire'
+batch "$TMP/acc2" "$URL" --check
+expect_rc "batch --check" 2
+
 # ---- progress on a terminal --------------------------------------------------------------------
 if command -v script >/dev/null 2>&1; then
     : >"$TMP/log"
@@ -678,6 +758,12 @@ if command -v script >/dev/null 2>&1; then
         pass "progress line on a terminal, streamed"
     else
         fail "progress line on a terminal, streamed" "$(tr '\r' '|' <"$TMP/tty" | tail -c 300)"
+    fi
+    script -qec "\"$U\" import --server $URL --token-file $TMP/token --sdkappid 1400000000 <$TMP/acc2 >$TMP/out" "$TMP/tty" >/dev/null 2>&1
+    if grep -q 'usersig import: 2 done, 0 failed, .*/s (100%), ETA 0:00:00' "$TMP/tty"; then
+        pass "import: progress line on a terminal"
+    else
+        fail "import: progress line on a terminal" "$(tr '\r' '|' <"$TMP/tty" | tail -c 300)"
     fi
 else
     echo "skip: no script(1) for the terminal test"
