@@ -457,8 +457,10 @@ static void test_tokens(void)
     static const char *const refused[] = {
         "INSERT INTO api_tokens (name, role, secret_hash) VALUES ('x', 'rest_caller', "
         "'\\x" SECRET_A "')",
-        "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', 'signer', "
+        "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', 'auditor', "
         "'\\x" SECRET_A "', ARRAY['openim/*'])",
+        "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', "
+        "'key_manager', '\\x" SECRET_A "', ARRAY['im_open_login_svc/multiaccount_import'])",
         "INSERT INTO api_tokens (name, role, secret_hash, identifier_prefixes) VALUES ('x', "
         "'auditor', '\\x" SECRET_A "', ARRAY['u'])",
         "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', "
@@ -480,6 +482,10 @@ static void test_tokens(void)
     CHECK(dbtest_error(conn, "INSERT INTO api_tokens (name, role, secret_hash) VALUES ('x', "
                              "'admin_signer', '\\x" SECRET_A "')") == NULL,
           "an admin_signer row is allowed");
+    CHECK(dbtest_error(conn, "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES "
+                             "('x', 'signer', '\\x" SECRET_A
+                             "', ARRAY['im_open_login_svc/multiaccount_import'])") == NULL,
+          "a signer with rest_allow (a batch's import=1) is allowed");
 }
 
 int main(void)

@@ -15,13 +15,11 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
 const {
   E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
-  stopAll, psqlOk, standinCall,
+  stopAll, psqlOk, standinCall, standinCA, startStandin,
 } = require('./lib');
 
-const standinDir = path.join(__dirname, '..', 'tencent');
 const servers = [];
 let standin;
 let standinPort;
@@ -67,25 +65,13 @@ async function gatewayEvents(sdkappid) {
 
 before(async () => {
   work = fs.mkdtempSync(path.join(E2E.work, 'gw-'));
-  const mk = spawnSync('bash', [path.join(standinDir, 'make_ca.sh'), work], { encoding: 'utf8' });
-  assert.equal(mk.status, 0, mk.stderr);
-  ca = fs.readFileSync(path.join(work, 'ca.pem'));
+  ca = standinCA(work);
   const config = { apps: {
     [good.sdkappid]: { key: good.secret, admins: ['administrator', 'ops'] },
     [wrongKey.sdkappid]: { key: newSecret(), admins: ['administrator'] },
     [noGateway.sdkappid]: { key: noGateway.secret, admins: ['administrator'] },
   } };
-  standin = spawn('node', [path.join(standinDir, 'standin.js'), '--config-json',
-    JSON.stringify(config), '--tls-dir', work, '--port', '0'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  standinPort = await new Promise((resolve, reject) => {
-    let out = '';
-    standin.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).port);
-    });
-    standin.on('exit', (code) => reject(new Error(`stand-in exited ${code}`)));
-  });
+  ({ proc: standin, port: standinPort } = await startStandin(config, work, 0));
   const env = { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
     USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true' };
   own = await startServer('gw', { env });
