@@ -15,13 +15,12 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const {
   E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
-  stopAll, standinCall,
+  stopAll, standinCall, standinCA, startStandin,
 } = require('./lib');
 
-const standinDir = path.join(__dirname, '..', 'tencent');
 const servers = [];
 let standin;
 let standinPort;
@@ -31,18 +30,11 @@ let own;
 const app = { sdkappid: newAppId(), secret: newSecret() };
 let config;
 
-function startStandin(port) {
-  standin = spawn('node', [path.join(standinDir, 'standin.js'), '--config-json',
-    JSON.stringify(config), '--tls-dir', work, '--port', String(port)],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    standin.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).port);
-    });
-    standin.on('exit', (code) => reject(new Error(`stand-in exited ${code}`)));
-  });
+// The stand-in on port (0: a free one), again on the same port after a restart.
+async function startStandinHere(port) {
+  const s = await startStandin(config, work, port);
+  standin = s.proc;
+  return s.port;
 }
 
 function standinRequest(method, p, body) {
@@ -73,11 +65,9 @@ async function standinAccounts() {
 
 before(async () => {
   work = fs.mkdtempSync(path.join(E2E.work, 'imp-'));
-  const mk = spawnSync('bash', [path.join(standinDir, 'make_ca.sh'), work], { encoding: 'utf8' });
-  assert.equal(mk.status, 0, mk.stderr);
-  ca = fs.readFileSync(path.join(work, 'ca.pem'));
+  ca = standinCA(work);
   config = { apps: { [app.sdkappid]: { key: app.secret, admins: ['administrator'] } } };
-  standinPort = await startStandin(0);
+  standinPort = await startStandinHere(0);
   own = await startServer('imp', { env: { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
     USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true', USERSIGD_TENCENT_RATE: '1000' } });
   servers.push(own);
@@ -198,7 +188,7 @@ describe('account import and check', () => {
         await new Promise((r) => setTimeout(r, 200));
         ctl.enqueue(enc.encode(`${ids.slice(200).join('\n')}\n`));
         await new Promise((r) => setTimeout(r, 1000));
-        await startStandin(standinPort);
+        await startStandinHere(standinPort);
         ctl.close();
       },
     });
