@@ -8,25 +8,21 @@
  * "usersig.batch.finish" event) is recorded on a database thread too, before the summary line,
  * or as aborted when the client leaves or the stream fails. The steps, in order: parse the query
  * and the body's form (loop); open the app and key, record the start (database); make the
- * pipeline job, start the stream (loop); record the end (database); end the stream (loop). The
- * application/json body's check and cutting are batch_json.c.
+ * pipeline job, start the stream (loop); record the end (database, batch_end.c); end the stream
+ * (loop). The application/json body's check and cutting are batch_json.c; a re-issue's
+ * identifiers, batch_reissue.c; ?import=1, batch_import.c.
  *
  * A text/plain or NDJSON body streams (http.h api_request_stream): lines are cut as they
  * arrive, only whole ones until the body ends, and the connection is read only as fast as the
  * pipeline takes them; a body cut short ends the batch as aborted, after the lines received
  * whole. At most batch_max_running batches run at once; one more is 429 with Retry-After.
  */
-#include "batch_import.h"
-#include "batch_json.h"
+#include "batch_int.h"
 #include "batches.h"
 #include "gateway.h"
-#include "handlers.h"
 #include "hex.h"
-#include "http_frame.h"
 #include "metrics.h"
 #include "op_limits.h"
-#include "pipeline.h"
-#include "service.h"
 
 #include <event2/buffer.h>
 #include <event2/util.h>
@@ -37,71 +33,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define MSG_BUF 512
 #define RETRY_AFTER_BATCH "5" /* seconds: a batch takes seconds, its slot frees then */
-
-/* What the request asks for: from the query, the body (application/json) and then the app. */
-struct batch_params {
-    int64_t level, expire;
-    bool has_expire;
-    bool import; /* ?import=1 */
-};
-
-/* One batch from its request to its end; freed by batch_end_done once its end is recorded, or
- * at once when it ends before its start was recorded. Its two database jobs run one after the
- * other, never together; neither b nor r goes while one is in flight. */
-struct batch {
-    struct service *svc;   /* the loop thread's */
-    struct api_request *r; /* NULL once the stream is ended, or when no stream started */
-    struct principal principal;
-    char request_id[API_REQUEST_ID_LEN + 1];
-    char batch_id[STORE_BATCH_ID_LEN + 1];
-    uint32_t sdkappid, key_version;
-    enum pipeline_input input;
-    enum pipeline_output output;
-    struct pipeline_job *job; /* NULL until the stream starts, and once done or cancelled */
-    struct evbuffer *chunk;   /* what goes to api_reply_chunk */
-    /* cutting the body into items */
-    struct frame_stream *stream; /* a streamed body, or NULL: the whole body is api_request_input */
-    bool counted;                /* in svc->batches_running */
-    bool skip_line; /* a line over PIPELINE_ITEM_MAX: its rest is dropped up to its LF */
-    bool cut;       /* the streamed body was cut short: the batch ends aborted */
-    bool item_open; /* a line is being added (text/plain, NDJSON) */
-    /* ?import=1: the import front (batch_import.h) the lines go through; capp, the app's cache
-     * entry for its calls, until the front takes it */
-    bool import;
-    struct batch_import *imp;
-    const struct cache_app *capp;
-    struct batch_json_cut json; /* application/json */
-    /* a re-issue (POST .../keys/reissue): the identifiers come from the database, a page at a
-     * time, into src; one fetch at a time (fetch), the end waits for it (end_waiting) */
-    bool reissue;
-    uint32_t from_version;
-    int64_t after_s;      /* identifiers whose UserSigs on from_version expire after this */
-    struct evbuffer *src; /* lines not yet taken by the pipeline */
-    char *page;           /* a page fetched on a database thread */
-    size_t page_len, page_n;
-    char cursor[STORE_ID_MAX + 1]; /* the last identifier fetched */
-    bool src_done, fetching, fetch_failed, end_waiting;
-    struct dbpool_job fetch;
-    /* the start: batch_start_run on a database thread, then batch_start_done */
-    struct dbpool_job start;
-    struct batch_params p;
-    struct store_app app;
-    struct usersig_key *ukey; /* the active key, opened; the pipeline job takes it */
-    enum api_error err;
-    bool refused;          /* err is a refusal (audited) */
-    bool started;          /* the start committed: the batch is to be closed */
-    int64_t allowance;     /* lines it may sign under batch_tokens_per_day; -1: no limit */
-    int64_t retry_after_s; /* err is a batch_tokens_per_day refusal: its Retry-After */
-    char msg[MSG_BUF];
-    /* the end: batch_end_run on a database thread, then batch_end_done */
-    struct dbpool_job end;
-    enum store_batch_state end_state;
-    struct pipeline_result res; /* a copy: the pipeline's own goes with its job */
-    bool end_recorded;
-    bool summary; /* the stream ends with the summary (or the error) line */
-};
 
 /* The SHA-256 of no output: a batch closed before its pipeline job existed. */
 #define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -110,7 +42,7 @@ struct batch {
 
 /* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. Takes at
  * most limit bytes of in. */
-static enum pipeline_fill fill_lines(struct batch *b, struct evbuffer *in,
+enum pipeline_fill batch_fill_lines(struct batch *b, struct evbuffer *in,
                                      struct pipeline_items *it, size_t limit)
 {
     struct evbuffer_iovec v;
@@ -203,7 +135,7 @@ static enum pipeline_fill fill_stream(struct batch *b, struct pipeline_items *it
         b->skip_line = true;
     }
     if (!b->skip_line && upto > 0)
-        rc = fill_lines(b, in, it, upto);
+        rc = batch_fill_lines(b, in, it, upto);
     if (rc == PIPELINE_FILL_END && st == FRAME_STREAM_OPEN)
         rc = PIPELINE_FILL_WAIT;
     if (rc == PIPELINE_FILL_END && st == FRAME_STREAM_CUT) {
@@ -213,22 +145,6 @@ static enum pipeline_fill fill_stream(struct batch *b, struct pipeline_items *it
     if (evbuffer_get_length(in) < before)
         frame_stream_drained(b->stream);
     return rc;
-}
-
-static void reissue_fetch_start(struct batch *b);
-
-/* A re-issue's identifiers: the page fetched so far, then a wait for the next one. */
-static enum pipeline_fill fill_reissue(struct batch *b, struct pipeline_items *it)
-{
-    enum pipeline_fill rc = fill_lines(b, b->src, it, SIZE_MAX);
-    if (rc != PIPELINE_FILL_END)
-        return rc;
-    if (b->fetch_failed)
-        return PIPELINE_FILL_ERROR;
-    if (b->src_done)
-        return PIPELINE_FILL_END;
-    reissue_fetch_start(b);
-    return b->fetch_failed ? PIPELINE_FILL_ERROR : PIPELINE_FILL_WAIT;
 }
 
 /* ?import=1: the lines through the import front. */
@@ -256,7 +172,7 @@ static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
 {
     struct batch *b = arg;
     if (b->reissue)
-        return fill_reissue(b, it);
+        return batch_reissue_fill(b, it);
     struct evbuffer *in = b->r != NULL ? api_request_input(b->r) : NULL;
     if (in == NULL)
         return PIPELINE_FILL_ERROR;
@@ -265,11 +181,11 @@ static enum pipeline_fill batch_fill(void *arg, struct pipeline_items *it)
     if (b->stream != NULL)
         return fill_stream(b, it);
     return b->input == PIPELINE_IN_JSON_VALUE ? batch_json_fill(&b->json, in, it)
-                                              : fill_lines(b, in, it, SIZE_MAX);
+                                              : batch_fill_lines(b, in, it, SIZE_MAX);
 }
 
 /* The stream has new bytes, or ended; or, with ?import=1, an import ended. */
-static void batch_input(void *arg)
+void batch_input(void *arg)
 {
     struct batch *b = arg;
     if (b->job != NULL)
@@ -278,7 +194,7 @@ static void batch_input(void *arg)
 
 /* ---- the stream ------------------------------------------------------------------------------ */
 
-static void batch_free(struct batch *b)
+void batch_free(struct batch *b)
 {
     if (b->counted)
         b->svc->batches_running--;
@@ -314,182 +230,6 @@ static int batch_emit(void *arg, const char *data, size_t len)
         return -1;
     }
     return 0;
-}
-
-/* The end of b as the core records it. */
-static void end_of(const struct batch *b, struct batches_end *e)
-{
-    memset(e, 0, sizeof *e);
-    snprintf(e->batch_id, sizeof e->batch_id, "%s", b->batch_id);
-    e->sdkappid = b->sdkappid;
-    e->key_version = b->key_version;
-    e->principal = b->principal;
-    e->state = b->end_state;
-    e->count = b->res.count;
-    e->signed_count = b->res.signed_count;
-    e->failed_count = b->res.failed_count;
-    snprintf(e->sha256, sizeof e->sha256, "%s", b->res.sha256);
-    e->admin_refused = b->res.admin_refused;
-    e->prefix_refused = b->res.prefix_refused;
-    e->quota_refused = b->res.quota_refused;
-    if (b->imp != NULL) {
-        struct batch_import_counts c;
-        batch_import_counts(b->imp, &c);
-        e->import = true;
-        e->imported = c.imported;
-        e->import_failed = c.failed;
-        e->import_calls = c.calls;
-    }
-    for (size_t i = 0; i < b->app.n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)
-        if (b->res.admin_refused_ids & (1u << i))
-            memcpy(e->refused_ids[e->n_refused_ids++], b->app.admin_ids[i],
-                   sizeof e->refused_ids[0]);
-}
-
-/* Closes the batch in svc's database (a database thread's, or at a stop the loop's): the row,
- * the key version's sign count, the finish event, in one transaction (batches_finish). false
- * when it could not (rolled back); a batch closed already counts as recorded. */
-static bool record_end(struct service *svc, const struct batch *b)
-{
-    struct batches_end e;
-    enum store_rc rc;
-
-    end_of(b, &e);
-    rc = batches_finish(svc, batches_current(), &e);
-    explicit_bzero(&e.principal, sizeof e.principal);
-    if (rc == STORE_NOT_FOUND)
-        log_msg(LOG_WARN, b->request_id, "batch %s: closed already (marked by another process)",
-                b->batch_id);
-    return rc == STORE_OK || rc == STORE_NOT_FOUND;
-}
-
-/* An end that could not be recorded, kept by the core and recorded once the database is back;
- * false when it cannot be kept. */
-static bool keep_end(const struct batch *b)
-{
-    struct batches_end e;
-    bool kept;
-
-    end_of(b, &e);
-    kept = batches_retry(batches_current(), &e);
-    explicit_bzero(&e.principal, sizeof e.principal);
-    return kept;
-}
-
-/* The last line: the summary, or the error that ended the stream (why, with code). */
-static int last_line(const struct batch *b, const struct pipeline_result *res, const char *why,
-                     const char *code, char *out, size_t cap)
-{
-    if (why == NULL && b->output == PIPELINE_OUT_CSV)
-        return snprintf(out, cap,
-                        "#summary,batch_id=%s,count=%" PRIu64 ",signed=%" PRIu64 ",failed=%" PRIu64
-                        ",key_version=%" PRIu32 ",sha256=%s\n",
-                        b->batch_id, res->count, res->signed_count, res->failed_count,
-                        b->key_version, res->sha256);
-    if (why == NULL)
-        return snprintf(out, cap,
-                        "{\"summary\":{\"batch_id\":\"%s\",\"count\":%" PRIu64
-                        ",\"signed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"key_version\":%" PRIu32
-                        ",\"sha256\":\"%s\"}}\n",
-                        b->batch_id, res->count, res->signed_count, res->failed_count,
-                        b->key_version, res->sha256);
-    return snprintf(out, cap,
-                    b->output == PIPELINE_OUT_CSV
-                        ? "#error,code=%s,message=%s after %" PRIu64
-                          " lines (batch_id %s, request id %s)\n"
-                        : "{\"error\":{\"code\":\"%s\",\"message\":\"%s after %" PRIu64
-                          " lines (batch_id %s, request id %s)\"}}\n",
-                    code, why, res->count, b->batch_id, b->request_id);
-}
-
-/* On a database thread (ctx: its struct service): the end of each batch, in its own
- * transaction. */
-static void batch_end_run(struct store *st, void *ctx, struct dbpool_job *jobs)
-{
-    (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
-        struct batch *b = j->arg;
-        b->end_recorded = record_end(ctx, b);
-    }
-}
-
-/* On the loop, once the end is recorded (or could not be): the last line when the stream ran
- * to its end, then the end of the stream, and b is freed. */
-static void batch_end_done(struct dbpool_job *job)
-{
-    struct batch *b = job->arg;
-    const char *state = store_batch_state_name(b->end_state);
-    bool complete = b->end_state == STORE_BATCH_COMPLETE, kept = false;
-    char line[MSG_BUF];
-
-    if (job->cancelled) {
-        /* The database threads are being stopped, and so is the server: its loop answers no
-         * more requests, so the end is recorded on the loop's own connection rather than left
-         * running. */
-        log_msg(LOG_WARN, b->request_id,
-                "batch %s: the server is stopping; recording its end on the main connection",
-                b->batch_id);
-        b->end_recorded = b->svc->st != NULL && record_end(b->svc, b);
-    }
-    if (b->end_recorded)
-        metrics_batch_end(state, b->res.count);
-    if (b->end_recorded)
-        log_msg(LOG_INFO, b->request_id,
-                "batch %s %s: %" PRIu64 " lines, %" PRIu64 " signed, %" PRIu64 " failed",
-                b->batch_id, state, b->res.count, b->res.signed_count, b->res.failed_count);
-    else if ((kept = keep_end(b)))
-        log_msg(LOG_ERROR, b->request_id,
-                "batch %s: cannot record its end yet (%s, %" PRIu64
-                " lines): it is kept and recorded when the database is back",
-                b->batch_id, state, b->res.count);
-    else
-        log_msg(LOG_ERROR, b->request_id,
-                "batch %s: cannot record its end (%s, %" PRIu64 " lines): it stays running",
-                b->batch_id, state, b->res.count);
-    if (b->r != NULL && b->summary) {
-        const char *why = NULL, *code = "internal";
-        if (b->cut) {
-            code = api_error_code(API_ERR_BAD_REQUEST);
-            why = b->end_recorded ? "the request body was cut short (the client stopped sending "
-                                    "mid-way): its whole lines were answered, and the batch is "
-                                    "recorded as aborted"
-                                  : "the request body was cut short (the client stopped sending "
-                                    "mid-way), and the batch's end could not be recorded";
-        } else if (!complete)
-            why = b->end_recorded ? "the batch failed and is recorded as aborted"
-                  : kept          ? "the batch failed; it stays running until its end is recorded, "
-                                    "once the database is back"
-                                  : "the batch failed; its end could not be recorded";
-        else if (!b->end_recorded)
-            why = kept ? "the batch could not be recorded as complete yet: it stays running "
-                         "until its end is recorded, once the database is back"
-                       : "the batch could not be recorded as complete: it stays running";
-        int n = last_line(b, &b->res, why, code, line, sizeof line);
-        if (!api_request_gone(b->r) && n > 0 && (size_t)n < sizeof line &&
-            evbuffer_add(b->chunk, line, (size_t)n) == 0 &&
-            api_reply_chunk(b->r, b->chunk, NULL, NULL) != 0)
-            evbuffer_drain(b->chunk, evbuffer_get_length(b->chunk));
-    }
-    if (b->r != NULL)
-        api_reply_end(b->r);
-    b->r = NULL;
-    batch_free(b);
-}
-
-/* Records the end of the batch as state with b->res, on a database thread; batch_end_done
- * then ends the stream (with the last line when summary) and frees b. */
-static void batch_end(struct batch *b, enum store_batch_state state, bool summary)
-{
-    b->end_state = state;
-    b->summary = summary;
-    if (b->fetching) {
-        b->end_waiting = true; /* reissue_fetch_done records it */
-        return;
-    }
-    b->end.run = batch_end_run;
-    b->end.done = batch_end_done;
-    b->end.arg = b;
-    service_run(b->svc, &b->end);
 }
 
 /* The pipeline's end of the job: record it; the last line follows once it is recorded. */
@@ -546,7 +286,7 @@ static bool media_is(const char *v, const char *type)
 }
 
 /* Whether an Accept header asks for CSV: a text/csv entry whose q is not 0. */
-static bool accepts_csv(const char *accept)
+bool batch_accepts_csv(const char *accept)
 {
     for (const char *p = accept; p != NULL; p = strchr(p, ',')) {
         p += *p == ',';
@@ -595,7 +335,7 @@ static void new_batch_id(char out[STORE_BATCH_ID_LEN + 1])
 /* ---- the handler, step by step -------------------------------------------------------------- */
 
 /* A new batch for r, or NULL when out of memory (or r has no body buffer). */
-static struct batch *batch_new(struct api_request *r, struct evbuffer *in)
+struct batch *batch_new(struct api_request *r, struct evbuffer *in)
 {
     struct batch *b = calloc(1, sizeof *b);
     if (b == NULL || in == NULL || (b->chunk = evbuffer_new()) == NULL) {
@@ -673,7 +413,7 @@ static enum api_error parse_body_form(struct api_request *r, struct batch *b, st
         return API_ERR_UNSUPPORTED_MEDIA_TYPE;
     }
     b->output =
-        accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
+        batch_accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
     if (b->input != PIPELINE_IN_JSON_VALUE)
         return API_OK;
     err = batch_json_check(in, &b->json, &has_body_expire, &body_expire, msg, MSG_BUF);
@@ -754,132 +494,6 @@ static enum api_error record_start(struct service *svc, struct batch *b, char ms
     return API_OK;
 }
 
-/* ---- re-issue: the identifiers still live on an old version, a page at a time ------------- */
-
-/* In the start's transaction: from_version is a version of the app other than the active one. */
-static enum api_error reissue_check(struct service *svc, struct batch *b, char msg[MSG_BUF],
-                                    bool *refused)
-{
-    struct store_key k;
-    enum store_rc rc = store_key_get(svc->st, b->sdkappid, b->from_version, &k);
-    store_key_clear(&k);
-    if (rc == STORE_NOT_FOUND) {
-        *refused = true;
-        snprintf(msg, MSG_BUF, "app %u has no key version %u", b->sdkappid, b->from_version);
-        return API_ERR_KEY_NOT_FOUND;
-    }
-    if (rc != STORE_OK) {
-        snprintf(msg, MSG_BUF, "%s", api_error_info(API_ERR_UNAVAILABLE)->message);
-        return API_ERR_UNAVAILABLE;
-    }
-    if (b->from_version == b->key_version) {
-        *refused = true;
-        snprintf(msg, MSG_BUF,
-                 "from_version %u is app %u's active version: its UserSigs need no re-issue "
-                 "(rotate first, then re-issue from the old version)",
-                 b->from_version, b->sdkappid);
-        return API_ERR_INVALID_FIELD;
-    }
-    return API_OK;
-}
-
-/* On a database thread, before the first page: the identifiers signed since the upkeep's last
- * catch-up (at most a second of signs) added, so that the re-issue misses none. A catch-up
- * that another process holds is waited for, briefly. */
-static void reissue_catch_up(struct service *svc, struct batch *b)
-{
-    for (int i = 0; i < 200; i++) {
-        size_t added = 0;
-        bool busy = false;
-        if (store_live_catch_up(svc->st, 100000, &added, &busy) != STORE_OK) {
-            b->fetch_failed = true;
-            return;
-        }
-        if (!busy && added < 100000)
-            return;
-        if (busy) {
-            struct timespec ts = {0, 20 * 1000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    log_msg(LOG_WARN, b->request_id,
-            "batch %s: the identifiers to re-issue are still being caught up; going on with those "
-            "recorded",
-            b->batch_id);
-}
-
-/* On a database thread: the next page after b->cursor into b->page (src_done when it is the
- * last); fetch_failed when the database failed. */
-static void reissue_fetch_page(struct service *svc, struct batch *b)
-{
-    char last[STORE_ID_MAX + 1] = "";
-    b->page_len = b->page_n = 0;
-    if (b->page == NULL && (b->page = malloc(STORE_LIVE_PAGE_MAX * (STORE_ID_MAX + 1))) == NULL) {
-        b->fetch_failed = true;
-        return;
-    }
-    if (store_live_identifiers_page(svc->st, b->sdkappid, b->from_version, b->after_s, b->cursor,
-                                    STORE_LIVE_PAGE_MAX, b->page,
-                                    STORE_LIVE_PAGE_MAX * (STORE_ID_MAX + 1), &b->page_len,
-                                    &b->page_n, last) != STORE_OK) {
-        b->fetch_failed = true;
-        return;
-    }
-    if (b->page_n > 0)
-        memcpy(b->cursor, last, sizeof b->cursor);
-    b->src_done = b->page_n < STORE_LIVE_PAGE_MAX;
-}
-
-/* On the loop: the fetched page into src. */
-static void reissue_page_take(struct batch *b)
-{
-    if (b->page_len > 0 && evbuffer_add(b->src, b->page, b->page_len) != 0)
-        b->fetch_failed = true;
-    b->page_len = 0;
-}
-
-static void reissue_fetch_run(struct store *st, void *ctx, struct dbpool_job *jobs)
-{
-    (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL; j = j->next)
-        reissue_fetch_page(ctx, j->arg);
-}
-
-static void reissue_fetch_done(struct dbpool_job *job)
-{
-    struct batch *b = job->arg;
-    b->fetching = false;
-    if (job->cancelled)
-        b->fetch_failed = true;
-    else
-        reissue_page_take(b);
-    if (b->fetch_failed)
-        log_msg(LOG_ERROR, b->request_id,
-                "batch %s: the next identifiers to re-issue could not "
-                "be read",
-                b->batch_id);
-    if (b->end_waiting) {
-        b->end_waiting = false;
-        batch_end(b, b->end_state, b->summary);
-        return;
-    }
-    if (b->job != NULL)
-        pipeline_job_input(b->job);
-}
-
-/* Loop thread: the next page, unless one is on its way. */
-static void reissue_fetch_start(struct batch *b)
-{
-    if (b->fetching)
-        return;
-    b->fetching = true;
-    memset(&b->fetch, 0, sizeof b->fetch);
-    b->fetch.run = reissue_fetch_run;
-    b->fetch.done = reissue_fetch_done;
-    b->fetch.arg = b;
-    service_run(b->svc, &b->fetch);
-}
-
 /* ---- ?import=1 ------------------------------------------------------------------------------ */
 
 /* On the loop, before anything is recorded: the body's form, the caller's right to import (an
@@ -949,7 +563,7 @@ static enum api_error import_front(struct batch *b)
 
 /* On a database thread (ctx: its struct service): for each batch, the app and its key read and
  * the start recorded; or the error, a refusal audited in a transaction of its own. */
-static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     struct service *svc = ctx;
     (void)st;
@@ -963,15 +577,15 @@ static void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs
         if (b->err == API_OK && !usersig_key_is_private(b->ukey))
             b->err = bad_key(b, b->msg);
         if (b->err == API_OK && b->reissue)
-            b->err = reissue_check(svc, b, b->msg, &b->refused);
+            b->err = batch_reissue_check(svc, b, b->msg, &b->refused);
         if (b->err == API_OK && b->import)
             b->err = import_check(svc, b, b->msg, &b->refused);
         if (b->err == API_OK)
             b->err = record_start(svc, b, b->msg);
         if (b->err == API_OK && b->reissue)
-            reissue_catch_up(svc, b);
+            batch_reissue_catch_up(svc, b);
         if (b->err == API_OK && b->reissue)
-            reissue_fetch_page(svc, b);
+            batch_reissue_fetch_page(svc, b);
         if (b->err == API_OK) {
             b->started = true;
         } else {
@@ -1064,7 +678,7 @@ static void start_stream(struct batch *b, struct pipeline_job *job)
 
 /* On the loop, once the start is recorded, refused or failed: the stream starts, or the error
  * is the reply. */
-static void batch_start_done(struct dbpool_job *job)
+void batch_start_done(struct dbpool_job *job)
 {
     struct batch *b = job->arg;
     struct pipeline_job *pj = NULL;
@@ -1074,7 +688,7 @@ static void batch_start_done(struct dbpool_job *job)
         snprintf(b->msg, sizeof b->msg, "the server is stopping; retry");
     }
     if (b->err == API_OK && b->reissue) {
-        reissue_page_take(b);
+        batch_reissue_page_take(b);
         if (b->fetch_failed) {
             b->err = API_ERR_UNAVAILABLE;
             snprintf(b->msg, sizeof b->msg, "the identifiers to re-issue could not be read");
@@ -1111,7 +725,7 @@ static void batch_start_done(struct dbpool_job *job)
 
 /* Whether one more batch may run in this process (batch_max_running): API_OK, or 429
  * too_many_batches with Retry-After set and msg saying so. */
-static enum api_error check_batch_slot(struct api_request *r, struct service *svc,
+enum api_error batch_check_slot(struct api_request *r, struct service *svc,
                                        char msg[MSG_BUF])
 {
     if (svc->cfg == NULL || svc->cfg->batch_max_running <= 0 ||
@@ -1148,7 +762,7 @@ void handle_usersig_batch(struct api_request *r)
     if (err == API_OK && p.import)
         err = import_allowed(r, svc, b, msg);
     if (err == API_OK)
-        err = check_batch_slot(r, svc, msg);
+        err = batch_check_slot(r, svc, msg);
     if (err == API_OK) {
         /* Accepted: its body may come (100 Continue) and is read as the pipeline takes it. */
         b->stream = api_request_stream(r);
@@ -1177,82 +791,3 @@ void handle_usersig_batch(struct api_request *r)
     service_run(svc, &b->start);
 }
 
-/* POST /v1/apps/{sdkappid}/keys/reissue: {from_version, expiring_after?, expire?, level?}. The
- * identifiers whose single-sign UserSigs on from_version expire after max(now, expiring_after)
- * signed again with the active version, as one batch (a batches row, its two audit events). */
-void handle_key_reissue(struct api_request *r)
-{
-    static const struct api_field fields[] = {
-        {"from_version", API_FIELD_INTEGER, API_FIELD_REQUIRED},
-        {"expiring_after", API_FIELD_INTEGER, 0},
-        {"expire", API_FIELD_INTEGER, 0},
-        {"level", API_FIELD_INTEGER, 0},
-        {NULL, 0, 0},
-    };
-    struct service *svc = r->ctx;
-    struct batch_params p = {.level = USERSIG_DEFAULT_LEVEL};
-    struct batch *b = NULL;
-    char msg[MSG_BUF] = "";
-    enum api_error err = API_OK;
-    json_t *v;
-
-    if (api_require_fields(r, fields) != 0)
-        return;
-    json_int_t from = json_integer_value(json_object_get(r->body, "from_version"));
-    if (from < 1 || from > INT32_MAX) {
-        api_reply_error(r, API_ERR_INVALID_FIELD,
-                        "field \"from_version\" must be an integer from 1 to 2147483647");
-        return;
-    }
-    int64_t now = (int64_t)time(NULL), after = now;
-    if ((v = json_object_get(r->body, "expiring_after")) != NULL) {
-        json_int_t t = json_integer_value(v);
-        if (t < 0 || t > 253402300799LL) {
-            api_reply_error(r, API_ERR_INVALID_FIELD,
-                            "field \"expiring_after\" must be a time in Unix seconds");
-            return;
-        }
-        after = t > now ? t : now;
-    }
-    if ((v = json_object_get(r->body, "expire")) != NULL) {
-        p.expire = json_integer_value(v);
-        p.has_expire = true;
-    }
-    if ((v = json_object_get(r->body, "level")) != NULL) {
-        json_int_t l = json_integer_value(v);
-        if (l < 0 || l > 9) {
-            api_reply_error(r, API_ERR_INVALID_FIELD,
-                            "field \"level\" must be a zlib level from 0 to 9");
-            return;
-        }
-        p.level = l;
-    }
-    if ((b = batch_new(r, api_request_input(r))) == NULL || (b->src = evbuffer_new()) == NULL)
-        err = API_ERR_INTERNAL;
-    if (err == API_OK && svc->pipeline == NULL) {
-        err = API_ERR_UNAVAILABLE;
-        snprintf(msg, sizeof msg, "batch signing is not running in this process");
-    }
-    if (err == API_OK)
-        err = check_batch_slot(r, svc, msg);
-    if (err != API_OK) {
-        api_reply_error(r, err, "%s", msg[0] != '\0' ? msg : api_error_info(err)->message);
-        if (b != NULL)
-            batch_free(b);
-        return;
-    }
-    b->counted = true;
-    svc->batches_running++;
-    b->reissue = true;
-    b->from_version = (uint32_t)from;
-    b->after_s = after;
-    b->input = PIPELINE_IN_TEXT;
-    b->output =
-        accepts_csv(api_request_header(r, "Accept")) ? PIPELINE_OUT_CSV : PIPELINE_OUT_NDJSON;
-    b->p = p;
-    b->start.run = batch_start_run;
-    b->start.done = batch_start_done;
-    b->start.arg = b;
-    api_request_defer(r);
-    service_run(svc, &b->start);
-}
