@@ -92,6 +92,12 @@ size_t frame_head_end(const char *buf, size_t len);
  * or why it is refused. */
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h);
 
+/* For the filter (http_frame.c): whether the n bytes at name are the header name want (ASCII
+ * case-insensitive), and one header line p[0..n) (no CRLF) as name and value (OWS trimmed). */
+bool frame_name_is(const char *name, size_t n, const char *want);
+enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
+                                   const char **value, size_t *value_len);
+
 struct bufferevent;
 struct event_base;
 

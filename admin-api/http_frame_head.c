@@ -1,0 +1,253 @@
+/*
+ * Strict request framing (http_frame.h): the head parser, pure (fuzzed: tests/fuzz/fuzz_frame.c)
+ * and shared with the filter of http_frame.c: the request line, the header fields, the framing
+ * headers' rules (RFC 9112), and each refusal's status and message.
+ */
+#include "http_frame.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the head -------------------------------------------------------------------------------- */
+
+static const struct {
+    int status;
+    const char *message;
+} errors[FRAME_ERROR_COUNT] = {
+    [FRAME_OK] = {200, "ok"},
+    [FRAME_BAD_REQUEST] = {400, "the request is not well-formed HTTP/1.1 (its request line, a "
+                                "header or a chunk): see RFC 9112"},
+    [FRAME_DUP_LENGTH] = {400, "the request has more than one Content-Length"},
+    [FRAME_LENGTH_AND_TE] = {400, "the request has both Content-Length and Transfer-Encoding"},
+    [FRAME_BAD_TE] = {400, "Transfer-Encoding must be chunked, alone, and only on HTTP/1.1"},
+    [FRAME_BAD_LENGTH] = {400, "Content-Length must be a decimal number of bytes"},
+    [FRAME_DUP_HOST] = {400, "the request has more than one Host header"},
+    [FRAME_NO_VERSION] = {400, "the request line has no HTTP version (HTTP/0.9 is not served)"},
+    [FRAME_BAD_VERSION] = {505, "only HTTP/1.1 and HTTP/1.0 are served"},
+    [FRAME_BAD_METHOD] = {501, "the method is not one this server implements (GET, HEAD, POST, "
+                               "PUT, PATCH, DELETE, OPTIONS)"},
+    [FRAME_TARGET_TOO_LONG] = {414, "the request URL is longer than 8192 bytes"},
+    [FRAME_HEAD_TOO_LARGE] = {431, "the request headers are too large (at most 100 lines of "
+                                   "8192 bytes, 64 KiB in all)"},
+    [FRAME_BODY_TOO_LARGE] = {413, "the request body is larger than this route takes"},
+    [FRAME_TIMEOUT] = {408, "the request headers did not arrive in time"},
+};
+
+const char *frame_error_message(enum frame_error e)
+{
+    return (unsigned)e < FRAME_ERROR_COUNT ? errors[e].message : errors[FRAME_BAD_REQUEST].message;
+}
+
+int frame_error_status(enum frame_error e)
+{
+    return (unsigned)e < FRAME_ERROR_COUNT ? errors[e].status : 400;
+}
+
+size_t frame_head_end(const char *buf, size_t len)
+{
+    size_t line = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (i == 0 || buf[i - 1] != '\r')
+            return (size_t)-1;
+        if (i - line == 1) /* "\r\n" alone: the blank line */
+            return i + 1;
+        line = i + 1;
+    }
+    return 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+
+static bool known_method(const char *m, size_t n)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strlen(methods[i]) == n && memcmp(methods[i], m, n) == 0)
+            return true;
+    return false;
+}
+
+static enum frame_error parse_request_line(const char *p, size_t n, struct frame_head *h)
+{
+    size_t i = 0;
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i > 16)
+        return FRAME_BAD_REQUEST;
+    if (i == n || p[i] != ' ')
+        return FRAME_BAD_REQUEST;
+    h->method = p;
+    h->method_len = i;
+    size_t t = ++i;
+    while (i < n && p[i] != ' ') {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return FRAME_BAD_REQUEST;
+        i++;
+    }
+    h->target = p + t;
+    h->target_len = i - t;
+    if (h->target_len > FRAME_MAX_TARGET)
+        return FRAME_TARGET_TOO_LONG;
+    if (h->target_len == 0)
+        return FRAME_BAD_REQUEST;
+    if (i == n)
+        return FRAME_NO_VERSION;
+    const char *v = p + i + 1;
+    size_t vn = n - i - 1;
+    if (vn == 8 && memcmp(v, "HTTP/1.", 7) == 0 && (v[7] == '0' || v[7] == '1'))
+        h->minor = v[7] - '0';
+    else if (vn == 8 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+             v[7] >= '0' && v[7] <= '9')
+        return FRAME_BAD_VERSION;
+    else if (vn == 0)
+        return FRAME_NO_VERSION;
+    else
+        return FRAME_BAD_REQUEST;
+    if (!known_method(h->method, h->method_len))
+        return FRAME_BAD_METHOD;
+    /* origin-form, or "*" for OPTIONS; no absolute-form: this is not a proxy */
+    if (h->target[0] != '/' && !(h->target_len == 1 && h->target[0] == '*' && h->method_len == 7))
+        return FRAME_BAD_REQUEST;
+    return FRAME_OK;
+}
+
+bool frame_name_is(const char *name, size_t n, const char *want)
+{
+    return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+/* One header line p[0..n) (no CRLF): name, colon, value (OWS trimmed). */
+enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
+                                    const char **value, size_t *value_len)
+{
+    size_t i = 0;
+    if (n > FRAME_MAX_HEADER_LINE)
+        return FRAME_HEAD_TOO_LARGE;
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i == n || p[i] != ':') /* obs-fold, space before the colon, no colon */
+        return FRAME_BAD_REQUEST;
+    *name = p;
+    *name_len = i;
+    i++;
+    for (size_t k = i; k < n; k++) {
+        unsigned char c = (unsigned char)p[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return FRAME_BAD_REQUEST;
+    }
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    size_t e = n;
+    while (e > i && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+        e--;
+    *value = p + i;
+    *value_len = e - i;
+    return FRAME_OK;
+}
+
+enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
+{
+    size_t at = 0, lines = 0;
+    int n_length = 0, n_te = 0, n_host = 0;
+    enum frame_error e;
+
+    memset(h, 0, sizeof *h);
+    if (len > FRAME_MAX_HEAD)
+        return FRAME_HEAD_TOO_LARGE;
+    /* The request line. */
+    const char *lf = memchr(buf, '\n', len);
+    if (lf == NULL || lf == buf || lf[-1] != '\r')
+        return FRAME_BAD_REQUEST;
+    e = parse_request_line(buf, (size_t)(lf - 1 - buf), h);
+    if (e != FRAME_OK)
+        return e;
+    at = (size_t)(lf - buf) + 1;
+    /* The header lines, up to the blank line. */
+    while (at < len) {
+        lf = memchr(buf + at, '\n', len - at);
+        if (lf == NULL || lf == buf + at || lf[-1] != '\r')
+            return FRAME_BAD_REQUEST;
+        size_t n = (size_t)(lf - 1 - (buf + at));
+        if (n == 0)
+            break; /* the blank line */
+        if (++lines > FRAME_MAX_HEADERS)
+            return FRAME_HEAD_TOO_LARGE;
+        const char *name, *value;
+        size_t nl, vl;
+        e = frame_parse_field(buf + at, n, &name, &nl, &value, &vl);
+        if (e != FRAME_OK)
+            return e;
+        if (frame_name_is(name, nl, "Content-Length")) {
+            if (++n_length > 1)
+                return FRAME_DUP_LENGTH;
+            if (vl == 0)
+                return FRAME_BAD_LENGTH;
+            uint64_t v = 0;
+            for (size_t k = 0; k < vl; k++) {
+                if (value[k] == ',')
+                    return FRAME_DUP_LENGTH;
+                if (value[k] < '0' || value[k] > '9')
+                    return FRAME_BAD_LENGTH;
+                v = v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : v * 10 + (uint64_t)(value[k] - '0');
+            }
+            h->has_length = true;
+            h->length = v;
+        } else if (frame_name_is(name, nl, "Transfer-Encoding")) {
+            if (++n_te > 1 || !(vl == 7 && strncasecmp(value, "chunked", 7) == 0))
+                return FRAME_BAD_TE;
+            h->chunked = true;
+        } else if (frame_name_is(name, nl, "Host")) {
+            if (++n_host > 1)
+                return FRAME_DUP_HOST;
+        } else if (frame_name_is(name, nl, "Content-Type")) {
+            if (h->content_type == NULL) {
+                h->content_type = value;
+                h->content_type_len = vl;
+            }
+        } else if (frame_name_is(name, nl, "Expect")) {
+            h->expect_continue = vl == 12 && strncasecmp(value, "100-continue", 12) == 0;
+        }
+        at = (size_t)(lf - buf) + 1;
+    }
+    if (h->chunked && h->has_length)
+        return FRAME_LENGTH_AND_TE;
+    if (h->chunked && h->minor == 0)
+        return FRAME_BAD_TE;
+    return FRAME_OK;
+}
+
+enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t *detail)
+{
+    size_t p = strlen(FRAME_ERROR_PREFIX);
+    if (path == NULL || strncmp(path, FRAME_ERROR_PREFIX, p) != 0 ||
+        strncmp(path + p, nonce, FRAME_NONCE_LEN) != 0 || path[p + FRAME_NONCE_LEN] != '/')
+        return FRAME_OK;
+    const char *k = path + p + FRAME_NONCE_LEN + 1;
+    int v = 0;
+    if (*k < '0' || *k > '9')
+        return FRAME_OK;
+    while (*k >= '0' && *k <= '9' && v < FRAME_ERROR_COUNT)
+        v = v * 10 + (*k++ - '0');
+    uint64_t d = 0;
+    if (*k == '/') {
+        k++;
+        if (*k < '0' || *k > '9')
+            return FRAME_OK;
+        while (*k >= '0' && *k <= '9' && d < UINT64_MAX / 10)
+            d = d * 10 + (uint64_t)(*k++ - '0');
+    }
+    if (detail != NULL)
+        *detail = d;
+    return *k == '\0' && v > 0 && v < FRAME_ERROR_COUNT ? (enum frame_error)v : FRAME_OK;
+}
+
