@@ -16,8 +16,10 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -619,6 +621,12 @@ int api_server_start(struct api_server *s, char *err, size_t errlen)
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
+    /* No Nagle: a reply written in more than one piece (a head, then its body, when the loop is
+     * busy) must not wait for the client's delayed ACK, up to 200 ms on a kept-alive
+     * connection. Linux gives the accepted sockets the listener's TCP_NODELAY. */
+    int one = 1;
+    if (setsockopt(evconnlistener_get_fd(lis), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        log_warn("listen: cannot set TCP_NODELAY: %s", strerror(errno));
     s->bound = evhttp_bind_listener(s->http, lis);
     if (s->bound == NULL) {
         evconnlistener_free(lis);
