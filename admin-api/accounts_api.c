@@ -324,7 +324,7 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
         m->err = service_app_entry(svc, m->sdkappid, &m->run.app, m->msg, sizeof m->msg, &refused);
         struct tim_call tc;
         if (m->err == API_OK)
-            m->err = gateway_app_call(m->svc->gateway, m->run.app, &tc, m->msg, sizeof m->msg);
+            m->err = gateway_app_check(svc->cfg, m->run.app, &tc, m->msg, sizeof m->msg);
         if (m->err != API_OK) {
             if (refused || m->err == API_ERR_INVALID_STATE)
                 service_audit_refusal(svc, &m->principal, action_of(m), m->sdkappid, 0,

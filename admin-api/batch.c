@@ -531,7 +531,7 @@ static enum api_error import_check(struct service *svc, struct batch *b, char ms
     struct tim_call tc;
     enum api_error err = service_app_entry(svc, b->sdkappid, &b->capp, msg, MSG_BUF, refused);
     if (err == API_OK)
-        err = gateway_app_call(b->svc->gateway, b->capp, &tc, msg, MSG_BUF); /* the loop's */
+        err = gateway_app_check(svc->cfg, b->capp, &tc, msg, MSG_BUF); /* not the loop's gateway */
     if (err == API_ERR_INVALID_STATE)
         *refused = true;
     return err;

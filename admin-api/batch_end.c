@@ -35,7 +35,7 @@ static void end_of(const struct batch *b, struct batches_end *e)
         batch_import_counts(b->imp, &c);
         e->import = true;
         e->imported = c.imported;
-        e->import_failed = c.failed;
+        e->import_failed = b->res.owner_refused; /* the lines written as import_failed */
         e->import_calls = c.calls;
     }
     for (size_t i = 0; i < b->app.n_admin_ids && i < STORE_APP_MAX_ADMIN_IDS; i++)

@@ -220,9 +220,12 @@ static int read_lines(struct batch_import *bi, struct evbuffer *in, enum batch_i
         if (bi->filling->lines == ACCT_CHUNK_MAX)
             enqueue(bi);
     }
-    /* What came goes now, not when 100 lines are here: a slow client is not kept waiting. */
+    /* What came goes now, not when 100 lines are here, once no call is under way (a call's end
+     * comes back here): a slow client is not kept waiting, nor does a trickle of lines become a
+     * call a line. */
     if (bi->filling != NULL &&
-        (bi->input_done || evbuffer_search(in, "\n", 1, NULL).pos < 0) &&
+        (bi->input_done ||
+         (evbuffer_search(in, "\n", 1, NULL).pos < 0 && bi->run.in_flight == 0)) &&
         bi->n_chunks < BATCH_IMPORT_CHUNKS)
         enqueue(bi);
     return 0;
@@ -239,7 +242,7 @@ static void dispatch_some(struct batch_import *bi)
 }
 
 /* The refusal of a line whose account was not imported. */
-static int refuse(struct batch_import *bi, struct pipeline_items *it, const struct acct *a)
+static int refuse(struct pipeline_items *it, const struct acct *a)
 {
     char msg[320];
     if (a == NULL)
@@ -251,7 +254,6 @@ static int refuse(struct batch_import *bi, struct pipeline_items *it, const stru
                  a->code, a->tencent_code, a->msg);
     else
         snprintf(msg, sizeof msg, "not imported (%s): %s; no UserSig was issued", a->code, a->msg);
-    bi->counts.failed++;
     return pipeline_items_refuse(it, "import_failed", msg);
 }
 
@@ -272,7 +274,7 @@ static enum pipeline_fill emit_done(struct batch_import *bi, struct pipeline_ite
             const struct acct *a = kind >= 0 ? &lc->c->a[kind] : NULL;
             if (kind >= 0 && a->state == ACCT_IMPORTED)
                 bi->counts.imported++;
-            else if ((kind >= 0 || kind == LINE_UNSENDABLE) && refuse(bi, it, a) != 0)
+            else if ((kind >= 0 || kind == LINE_UNSENDABLE) && refuse(it, a) != 0)
                 return PIPELINE_FILL_ERROR;
         }
         bi->head = lc->next;

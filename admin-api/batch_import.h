@@ -62,8 +62,8 @@ enum pipeline_fill batch_import_fill(struct batch_import *bi, struct evbuffer *i
 void batch_import_stop(struct batch_import *bi);
 
 struct batch_import_counts {
-    uint64_t imported; /* accounts Tencent took */
-    uint64_t failed;   /* lines refused as import_failed */
+    uint64_t imported; /* accounts Tencent took (the lines refused as import_failed are the
+                        * pipeline's owner_refused) */
     uint64_t calls;    /* multiaccount_import calls made */
 };
 void batch_import_counts(const struct batch_import *bi, struct batch_import_counts *out);

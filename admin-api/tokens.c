@@ -134,6 +134,17 @@ static enum tokens_rc tokens_check_lists(const struct tokens_spec *spec, char *w
                 snprintf(why, cap, "rest_allow: \"%s\" is listed twice", x);
                 return TOKENS_BAD_REST;
             }
+        /* A signer's only use of it: a batch's import=1. */
+        if (spec->role != STORE_ROLE_REST_CALLER &&
+            strcmp(x, "im_open_login_svc/multiaccount_import") != 0 &&
+            strcmp(x, "im_open_login_svc/*") != 0) {
+            snprintf(why, cap,
+                     "rest_allow[%zu]: a %s token takes only "
+                     "\"im_open_login_svc/multiaccount_import\" (or \"im_open_login_svc/*\"), "
+                     "for a batch's import=1",
+                     i, store_role_name(spec->role));
+            return TOKENS_BAD_REST;
+        }
     }
     return TOKENS_OK;
 }

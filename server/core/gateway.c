@@ -141,6 +141,12 @@ struct event_base *gateway_base(struct gateway *g)
 enum api_error gateway_app_call(const struct gateway *g, const struct cache_app *app,
                                 struct tim_call *out, char *msg, size_t cap)
 {
+    return gateway_app_check(g->svc->cfg, app, out, msg, cap);
+}
+
+enum api_error gateway_app_check(const struct config *cfg, const struct cache_app *app,
+                                 struct tim_call *out, char *msg, size_t cap)
+{
     const struct store_app *a = &app->app;
     memset(out, 0, sizeof *out);
     if (a->gateway_identifier[0] == '\0') {
@@ -157,7 +163,7 @@ enum api_error gateway_app_call(const struct gateway *g, const struct cache_app 
         return API_ERR_INVALID_STATE;
     }
     const char *base = a->tencent_base_url[0] != '\0' ? a->tencent_base_url : TIM_DEFAULT_BASE_URL;
-    if (tim_base_url_valid(base, g->svc->cfg->tencent_allow_insecure_base_url) == 0) {
+    if (tim_base_url_valid(base, cfg != NULL && cfg->tencent_allow_insecure_base_url) == 0) {
         snprintf(msg, cap,
                  "app %u's tencent_base_url is not one this server calls (an http or test URL "
                  "needs tencent_allow_insecure_base_url): PATCH it to one of Tencent's hosts",

@@ -86,6 +86,11 @@ void gateway_call_cancel(struct gateway_call *c);
  * caller's). API_OK, or the error with msg filled. */
 enum api_error gateway_app_call(const struct gateway *g, const struct cache_app *app,
                                 struct tim_call *out, char *msg, size_t cap) GATEWAY_WUR;
+/* gateway_app_call's checks with the settings cfg (NULL: the defaults) instead of a gateway:
+ * for a database thread, which must not touch the loop's gateway (freed first at a stop). */
+struct config;
+enum api_error gateway_app_check(const struct config *cfg, const struct cache_app *app,
+                                 struct tim_call *out, char *msg, size_t cap) GATEWAY_WUR;
 
 /* The API error of a tim result that is not TIM_OK (msg filled); for TIM_OK, API_OK. */
 enum api_error gateway_tim_error(const struct tim_result *res, char *msg, size_t cap);

@@ -243,8 +243,8 @@ int pipeline_items_add(struct pipeline_items *it, const char *data, size_t len) 
 /* The item added last is refused in place: its line is the error line {"identifier", "error":
  * {code, message}} (CSV identifier,,code) instead of a token, counted in owner_refused. code is
  * an error code (a-z, 0-9, _; at most PIPELINE_CODE_MAX bytes kept), msg a message for a person
- * (at most 319 bytes kept); both are copied. 0, or -1 when no item was added,
- * one is open, or out of memory. */
+ * (at most 319 bytes kept); both are copied. 0, or -1 when no item was added, one is open, the
+ * code is empty or has another byte, or out of memory. */
 int pipeline_items_refuse(struct pipeline_items *it, const char *code,
                           const char *msg) PIPELINE_WUR;
 /* The block takes no more items (PIPELINE_BLOCK_ITEMS, or PIPELINE_BLOCK_BYTES of input). */

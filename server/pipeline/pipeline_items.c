@@ -86,6 +86,12 @@ int pipeline_items_refuse(struct pipeline_items *it, const char *code, const cha
     if (it->oom || it->open || it->n == 0)
         return -1;
     size_t lc = strnlen(code, PIPELINE_CODE_MAX), lm = strnlen(msg, PIPELINE_MSG_BUF - 1);
+    for (size_t i = 0; i < lc; i++) /* written as it is into JSON and CSV */
+        if (!((code[i] >= 'a' && code[i] <= 'z') || (code[i] >= '0' && code[i] <= '9') ||
+              code[i] == '_'))
+            return -1;
+    if (lc == 0)
+        return -1;
     size_t need = lc + 1 + lm + 1;
     if (it->len + need > it->cap && pipeline_grow(&it->buf, &it->cap, it->len + need) != 0) {
         it->oom = true;

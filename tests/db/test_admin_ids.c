@@ -461,6 +461,8 @@ static void test_tokens(void)
         "'\\x" SECRET_A "', ARRAY['openim/*'])",
         "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', "
         "'key_manager', '\\x" SECRET_A "', ARRAY['im_open_login_svc/multiaccount_import'])",
+        "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', 'signer', "
+        "'\\x" SECRET_A "', ARRAY['openim/*'])",
         "INSERT INTO api_tokens (name, role, secret_hash, identifier_prefixes) VALUES ('x', "
         "'auditor', '\\x" SECRET_A "', ARRAY['u'])",
         "INSERT INTO api_tokens (name, role, secret_hash, rest_allow) VALUES ('x', "

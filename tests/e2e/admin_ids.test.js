@@ -298,6 +298,8 @@ describe('token creation: identifier_prefixes and rest_allow', () => {
       ['rest_caller']],
     ['rest_allow on a key_manager', { role: 'key_manager', rest_allow: ['openim/*'] },
       'invalid_field', ['rest_caller']],
+    ['another command on a signer', { role: 'signer', rest_allow: ['openim/*'] },
+      'invalid_field', ['im_open_login_svc/multiaccount_import']],
     ['prefixes on an auditor', { role: 'auditor', identifier_prefixes: ['u'] }, 'invalid_field',
       ['signing role']],
     ['prefixes on a rest_caller', { role: 'rest_caller', rest_allow: ['openim/*'],
