@@ -161,6 +161,8 @@ int main(void)
         CHECK(PQserverVersion(c) / 10000 == 15, "server version %d", PQserverVersion(c));
         CHECK(strcmp(query1(c, "SHOW listen_addresses", buf, sizeof buf), "") == 0,
               "listen_addresses '%s': a TCP port is open", buf);
+        CHECK(strcmp(query1(c, "SHOW wal_init_zero", buf, sizeof buf), "off") == 0,
+              "wal_init_zero '%s': new WAL segments are zero-filled at a commit", buf);
         CHECK(strcmp(query1(c,
                             "SELECT current_database() || '/' || current_user || '/' || "
                             "pg_encoding_to_char(encoding) FROM pg_database WHERE datname = "
