@@ -18,7 +18,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const {
   E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
-  stopAll, standinCall, standinCA, startStandin,
+  stopAll, standinCall, standinCA, startStandin, postLines,
 } = require('./lib');
 
 const servers = [];
@@ -42,16 +42,9 @@ function standinRequest(method, p, body) {
 }
 
 async function accounts(kind, body, opts = {}) {
-  const res = await fetch(`${own.url}/v1/apps/${app.sdkappid}/accounts/${kind}`, {
-    method: 'POST', body,
-    headers: { authorization: `Bearer ${opts.token || E2E.admin}`,
-      'content-type': opts.contentType || 'text/plain' },
-    signal: AbortSignal.timeout(120000),
-  });
-  const text = await res.text();
-  if (res.status !== 200) return { status: res.status, json: JSON.parse(text), text };
-  assert.ok(text.endsWith('\n'), text.slice(-200));
-  const lines = text.slice(0, -1).split('\n');
+  const res = await postLines(own.url, `/v1/apps/${app.sdkappid}/accounts/${kind}`, body, opts);
+  if (res.status !== 200) return res;
+  const { lines } = res;
   const items = lines.slice(0, -1).map((l) => JSON.parse(l));
   const last = JSON.parse(lines[lines.length - 1]);
   const sha = crypto.createHash('sha256')

@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const {
   E2E, api, expectError, expectStatus, newAppId, newSecret, createApp, addKey, startServer,
-  stopAll, standinCall, standinCA, startStandin, tokens,
+  stopAll, standinCall, standinCA, startStandin, tokens, postLines,
 } = require('./lib');
 
 const servers = [];
@@ -43,16 +43,11 @@ async function importCalls(sdkappid) {
 
 // A batch with ?import=1: { status, items, last } (the error body when not 200).
 async function batch(body, opts = {}) {
-  const res = await fetch(`${own.url}/v1/apps/${opts.sdkappid || app.sdkappid}/usersigs/batch` +
-    `?${opts.query || 'import=1'}`, {
-    method: 'POST', body,
-    headers: { authorization: `Bearer ${opts.token || E2E.admin}`,
-      'content-type': opts.contentType || 'text/plain' },
-    signal: AbortSignal.timeout(120000),
-  });
-  const text = await res.text();
-  if (res.status !== 200) return { status: res.status, json: JSON.parse(text), text };
-  const lines = text.slice(0, -1).split('\n').map((l) => JSON.parse(l));
+  const res = await postLines(own.url,
+    `/v1/apps/${opts.sdkappid || app.sdkappid}/usersigs/batch?${opts.query || 'import=1'}`, body,
+    opts);
+  if (res.status !== 200) return res;
+  const lines = res.lines.map((l) => JSON.parse(l));
   return { status: 200, items: lines.slice(0, -1), last: lines[lines.length - 1] };
 }
 

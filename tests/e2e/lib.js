@@ -397,6 +397,22 @@ function embeddedPostmaster(dataDir) {
 
 // A request to the Tencent stand-in's own test endpoints (tests/tencent/standin.js) over HTTPS
 // with its test CA: the JSON reply.
+// POST a text body to a streamed endpoint (batches, account imports) of the server at base:
+// { status, json, text } when not 200; { status: 200, text, lines } otherwise, lines being the
+// reply's lines without their newlines (the last one is the summary).
+async function postLines(base, urlPath, body, opts = {}) {
+  const res = await fetch(`${base}${urlPath}`, {
+    method: 'POST', body,
+    headers: { authorization: `Bearer ${opts.token || E2E.admin}`,
+      'content-type': opts.contentType || 'text/plain' },
+    signal: AbortSignal.timeout(opts.timeoutMs || 120000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) return { status: res.status, json: JSON.parse(text), text };
+  assert.ok(text.endsWith('\n'), `the reply does not end with a newline: ${text.slice(-200)}`);
+  return { status: 200, text, lines: text.slice(0, -1).split('\n') };
+}
+
 function standinCall(port, ca, method, p, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? '' : JSON.stringify(body);
@@ -441,5 +457,5 @@ module.exports = {
   stopAll, createDatabase, dropDatabase, masterKey,
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
   appWithKey, sign, createToken, keyFile, usersig, usersigdCli, psql, psqlOk, crossCheck,
-  startServer, tokens, TLSSigAPIv2, batchAndLeave, embeddedPostmaster,
+  startServer, tokens, TLSSigAPIv2, batchAndLeave, embeddedPostmaster, postLines,
 };
