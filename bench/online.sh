@@ -16,6 +16,9 @@
 #   ONLINE_CONNECTIONS="N.." connection counts (default "16 64 256"; "none" skips the wrk runs)
 #   ONLINE_PROCESSES=yes|no  also sign with two usersigd processes on the one database (default
 #                            yes): the total against one process's, same connections, same run
+#   ONLINE_PROCESS_CONNECTIONS="N.."  connections per wrk process in that comparison (default 32:
+#                            2 x 32 = 64 in all); a smaller count shows the chain's lock where
+#                            the machine's cores are not all busy
 #   ONLINE_APPS=N            also create N more apps with a key each (over the API) and time
 #                            GET /v1/apps?limit=1000 (20 calls) and a failing verify whose 70009
 #                            diagnosis looks through the other apps' keys (200 calls), with 1 and
@@ -35,6 +38,7 @@ DURATION=${ONLINE_DURATION:-20}
 CONNECTIONS=${ONLINE_CONNECTIONS:-16 64 256}
 APPS=${ONLINE_APPS:-0}
 PROCESSES=${ONLINE_PROCESSES:-yes}
+PROC_CONNECTIONS=${ONLINE_PROCESS_CONNECTIONS:-32}
 
 die() {
     echo "online.sh: $*" >&2
@@ -47,6 +51,9 @@ note() { echo "online.sh: $*" >&2; }
 if [ "$CONNECTIONS" == none ]; then
     CONNECTIONS=
 fi
+for c in $PROC_CONNECTIONS; do
+    [[ $c =~ ^[1-9][0-9]{0,3}$ ]] || die "ONLINE_PROCESS_CONNECTIONS: '$c' is not a number of connections"
+done
 for c in $CONNECTIONS; do
     [[ $c =~ ^[1-9][0-9]{0,3}$ ]] && [ "$c" -ge "$THREADS" ] ||
         die "ONLINE_CONNECTIONS: '$c' is not a number of connections from $THREADS to 9999"
@@ -283,15 +290,15 @@ RSS_AFTER=$(rss VmRSS)
 HWM_AFTER=$(rss VmHWM)
 
 # ---- two processes on one database ------------------------------------------------------------
-# The same sign load (two wrk processes, -t1 -c32 each, at once) against one usersigd, then split
+# The same sign load (two wrk processes, -t1 -cN each, at once; N from ONLINE_PROCESS_CONNECTIONS) against one usersigd, then split
 # between two usersigd processes on the one database: the chain's lock is shared, so the total
 # must not fall.
 PROC_ROWS=()
-# two_wrk NAME BASE_A BASE_B: sets T_rate (the two together), T_ok, T_sent, T_non2xx, T_sock
+# two_wrk NAME BASE_A BASE_B CONNECTIONS: sets T_rate (the two together), T_ok, T_sent, T_non2xx, T_sock
 two_wrk() {
-    local name=$1 a=$2 b=$3 line kv pids=() i=0 base
+    local name=$1 a=$2 b=$3 pc=$4 line kv pids=() i=0 base
     for base in "$a" "$b"; do
-        wrk -t1 -c32 -d"${DURATION}s" --timeout 10s --latency -s "$LUA/sign.lua" "$base" -- \
+        wrk -t1 -c"$pc" -d"${DURATION}s" --timeout 10s --latency -s "$LUA/sign.lua" "$base" -- \
             "$WORK/token" "$SDKAPPID" "$name$i" >"$WORK/wrk.$name.$i" 2>&1 &
         pids+=($!)
         i=$((i + 1))
@@ -327,21 +334,23 @@ if [ "$PROCESSES" == yes ] && [ -n "$CONNECTIONS" ]; then
     done
     [ -n "$PORT2" ] || die "the second usersigd did not say where it listens"
     BASE2=http://127.0.0.1:$PORT2
-    for mode in one two; do
-        note "sign, $mode process(es), 2 x 32 connections"
-        rows0=$(sign_rows_settled)
-        if [ $mode == one ]; then two_wrk p1 "$BASE" "$BASE"; else two_wrk p2 "$BASE" "$BASE2"; fi
-        rows1=$(sign_rows_settled)
-        audit=$((rows1 - rows0))
-        inflight=$((T_sent - T_ok - T_non2xx))
-        check="$audit / $T_ok + $inflight"
-        if [ "$audit" -lt "$T_ok" ] || [ "$audit" -gt $((T_ok + inflight)) ]; then
-            check="$check MISMATCH"
-            FAILED=1
-        fi
-        [ $mode == one ] && one_rate=$T_rate
-        ratio=$(awk -v a="$T_rate" -v b="$one_rate" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        PROC_ROWS+=("| $mode | 64 (2 x 32) | $T_rate | $ratio | $T_non2xx + $T_sock | $check |")
+    for pc in $PROC_CONNECTIONS; do
+        for mode in one two; do
+            note "sign, $mode process(es), 2 x $pc connections"
+            rows0=$(sign_rows_settled)
+            if [ $mode == one ]; then two_wrk p1c$pc "$BASE" "$BASE" "$pc"; else two_wrk p2c$pc "$BASE" "$BASE2" "$pc"; fi
+            rows1=$(sign_rows_settled)
+            audit=$((rows1 - rows0))
+            inflight=$((T_sent - T_ok - T_non2xx))
+            check="$audit / $T_ok + $inflight"
+            if [ "$audit" -lt "$T_ok" ] || [ "$audit" -gt $((T_ok + inflight)) ]; then
+                check="$check MISMATCH"
+                FAILED=1
+            fi
+            [ $mode == one ] && one_rate=$T_rate
+            ratio=$(awk -v a="$T_rate" -v b="$one_rate" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            PROC_ROWS+=("| $mode | $((2 * pc)) (2 x $pc) | $T_rate | $ratio | $T_non2xx + $T_sock | $check |")
+        done
     done
     if chain=$(USERSIGD_DATABASE_URL=$DB_URL USERSIGD_MASTER_KEY_FILE=$WORK/data/master.key \
         "$USERSIGD" audit verify 2>&1 | tail -1); then
@@ -461,7 +470,7 @@ fi
 for n in "${NOTES[@]+"${NOTES[@]}"}"; do echo "- $n"; done
 if [ ${#PROC_ROWS[@]} -gt 0 ]; then
     echo
-    echo "Two usersigd processes on one database, the same sign load (wrk -t1 -c32, twice at once):"
+    echo "Two usersigd processes on one database, the same sign load (wrk -t1, twice at once):"
     echo
     echo "| processes | connections | signs/s (total) | vs one process | non-2xx + socket errors | audit rows / 2xx |"
     echo "|---|---:|---:|---:|---:|---:|"
