@@ -170,17 +170,20 @@ enum store_rc store_live_identifiers_page(struct store *st, uint32_t sdkappid, u
 
 /* The next events after the watermark, at most $1, in seq order (seqs commit in order: each is
  * taken under the audit lock held to its commit), into key_live_identifiers, and the watermark
- * moved past them, in one statement; a catch-up already running elsewhere is skipped. */
+ * moved past them, in one statement; a catch-up already running elsewhere is skipped. Each
+ * event's details are parsed once, by json_to_record (a jsonb cast in each test parsed them six
+ * times, and the reading took twice as long). */
 /* clang-format off */
 static const char SQL_LIVE_CATCH_UP[] =
     "WITH w AS (SELECT last_seq FROM key_live_watermark WHERE id = 1 FOR UPDATE SKIP LOCKED), "
     "ev AS (SELECT e.seq, e.sdkappid, e.key_version, e.action, e.outcome, e.details "
     "FROM audit_log e, w WHERE e.seq > w.last_seq ORDER BY e.seq LIMIT $1), "
-    "signs AS (SELECT sdkappid, key_version, d ->> 'identifier' AS identifier, "
-    "(d ->> 'expire_at')::bigint AS expire_at FROM ev, LATERAL (SELECT details::jsonb AS d) j "
+    "signs AS (SELECT sdkappid, key_version, d.identifier, d.expire_at FROM ev, "
+    "LATERAL json_to_record(details::json) AS d(identifier text, expire_at bigint, "
+    "room_id json, room_str json) "
     "WHERE action = 'usersig.sign' AND outcome = 'ok' AND sdkappid IS NOT NULL "
-    "AND key_version IS NOT NULL AND d ? 'expire_at' AND d ? 'identifier' "
-    "AND NOT (d ? 'room_id' OR d ? 'room_str')), "
+    "AND key_version IS NOT NULL AND d.expire_at IS NOT NULL AND d.identifier IS NOT NULL "
+    "AND d.room_id IS NULL AND d.room_str IS NULL), "
     "ins AS (INSERT INTO key_live_identifiers (sdkappid, version, identifier, expire_at) "
     "SELECT sdkappid, key_version, identifier, max(expire_at) FROM signs GROUP BY 1, 2, 3 "
     "ON CONFLICT (sdkappid, version, identifier) "
