@@ -14,7 +14,6 @@
 
 #include "audit.h"
 #include "hex.h"
-#include "jsonw.h"
 #include "log.h"
 
 #define PIPE_MAX 8 /* statements in one pipeline */
@@ -223,10 +222,11 @@ done:
 static const char SQL_GROUP_INSERT[] =
     "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, sdkappid, key_version, "
     "outcome, details, mac) SELECT r.seq, " TS("r.at_us") ", r.actor_id, r.actor_name, r.action, "
-    "r.sdkappid, r.key_version, r.outcome, r.details, decode(r.mac, 'hex') "
-    "FROM json_to_recordset($1::json) AS r(seq bigint, at_us bigint, actor_id bigint, "
-    "actor_name text, action text, sdkappid bigint, key_version integer, outcome text, "
-    "details text, mac text) ORDER BY r.seq";
+    "r.sdkappid, r.key_version, r.outcome, r.details, r.mac "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
+    "$6::bigint[], $7::integer[], $8::text[], $9::text[], $10::bytea[]) "
+    "AS r(seq, at_us, actor_id, actor_name, action, sdkappid, key_version, outcome, details, mac) "
+    "ORDER BY r.seq";
 static const char SQL_GROUP_USES[] =
     "UPDATE app_keys AS k SET sign_count = k.sign_count + u.n, last_used_at = now() "
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(sdkappid, version, n) "
@@ -234,72 +234,135 @@ static const char SQL_GROUP_USES[] =
 static const char SQL_GROUP_COMMIT[] = "COMMIT";
 /* clang-format on */
 
-/* The events as one JSON array of rows, written directly (jsonw.h) into a buffer sized for the
- * worst escaping of their texts; NULL when out of memory. Caller free()s it. */
-static char *events_json(struct audit_event *const *evs, size_t n)
+/* The insert's ten columns, each one array parameter in PostgreSQL's binary array format (as
+ * array_send writes it): one dimension, a NULL flag, the element type's OID, the length and
+ * lower bound 1, then each element as a big-endian 4-byte length (-1: NULL) and its bytes. No
+ * text is escaped or parsed on either side (a JSON array of rows, before, was most of the
+ * statement's time); PostgreSQL still checks each text is valid UTF-8. */
+enum { COL_SEQ, COL_AT, COL_ACTOR_ID, COL_ACTOR, COL_ACTION, COL_APP, COL_VERSION, COL_OUTCOME,
+       COL_DETAILS, COL_MAC, N_COLS };
+#define GROUP_EVENTS_MAX 100000 /* each at most ~9 KiB: a column under 1 GiB */
+static const uint32_t col_oid[N_COLS] = {20, 20, 20, 25, 25, 20, 23, 25, 25, 17}; /* pg_type.h */
+
+struct bin_array {
+    uint8_t *p; /* where the next byte goes */
+};
+
+static void put_be32(struct bin_array *a, uint32_t v)
 {
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) {
-        const struct audit_event *ev = evs[i];
-        /* The names and numbers (at most 20 digits each) and the MAC's hex, then each text at
-         * most 6 bytes a byte (a control byte as \u00XX). */
-        cap += 256 + 2 * AUDIT_MAC_LEN +
-               6 * (strlen(ev->actor_name) + strlen(ev->action) + strlen(ev->outcome) +
-                    (ev->details != NULL ? strlen(ev->details) : 2));
+    a->p[0] = (uint8_t)(v >> 24);
+    a->p[1] = (uint8_t)(v >> 16);
+    a->p[2] = (uint8_t)(v >> 8);
+    a->p[3] = (uint8_t)v;
+    a->p += 4;
+}
+
+static void put_int(struct bin_array *a, uint32_t oid, int64_t v, bool null)
+{
+    if (null) {
+        put_be32(a, 0xffffffffu);
+        return;
     }
-    char *text = malloc(cap);
-    if (text == NULL) {
+    if (oid == 23) {
+        put_be32(a, 4);
+        put_be32(a, (uint32_t)v);
+        return;
+    }
+    put_be32(a, 8);
+    put_be32(a, (uint32_t)((uint64_t)v >> 32));
+    put_be32(a, (uint32_t)v);
+}
+
+static void put_bytes(struct bin_array *a, const void *b, size_t n)
+{
+    put_be32(a, (uint32_t)n);
+    memcpy(a->p, b, n);
+    a->p += n;
+}
+
+static const char *event_details(const struct audit_event *ev)
+{
+    return ev->details != NULL ? ev->details : "{}";
+}
+
+/* One block holding the ten arrays; their starts and lengths in cols/lens. NULL when out of
+ * memory or when a text is longer than the audit log takes (logged). n is at most
+ * GROUP_EVENTS_MAX, so that every length fits an int. Caller free()s it. */
+static uint8_t *events_arrays(struct audit_event *const *evs, size_t n, const char *cols[N_COLS],
+                              int lens[N_COLS])
+{
+    size_t texts = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t t[4] = {strlen(evs[i]->actor_name), strlen(evs[i]->action),
+                       strlen(evs[i]->outcome), strlen(event_details(evs[i]))};
+        for (int k = 0; k < 4; k++) {
+            if (t[k] > (k < 3 ? AUDIT_TEXT_MAX : AUDIT_DETAILS_MAX)) {
+                log_error("store: an audit event's text is longer than the audit log takes");
+                return NULL;
+            }
+            texts += t[k];
+        }
+    }
+    /* Headers of 20 bytes; per event 4 bytes of length a column, 8 for each of the 5 numbers,
+     * the MAC's bytes and the texts. */
+    size_t total = N_COLS * 20 + n * (N_COLS * 4 + 5 * 8 + AUDIT_MAC_LEN) + texts;
+    uint8_t *block = malloc(total);
+    if (block == NULL) {
         log_error("store: out of memory");
         return NULL;
     }
-    struct jsonw w;
-    jsonw_init(&w, text, cap, 0);
-    jsonw_array_begin(&w);
-    for (size_t i = 0; i < n; i++) {
-        const struct audit_event *ev = evs[i];
-        const char *details = ev->details != NULL ? ev->details : "{}";
-        char mac[2 * AUDIT_MAC_LEN + 1];
-        hex_encode(ev->mac, AUDIT_MAC_LEN, mac);
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "seq");
-        jsonw_int(&w, ev->seq);
-        jsonw_key(&w, "at_us");
-        jsonw_int(&w, ev->at_us);
-        jsonw_key(&w, "actor_id");
-        if (ev->actor_id != 0)
-            jsonw_int(&w, ev->actor_id);
-        else
-            jsonw_null(&w);
-        jsonw_key(&w, "actor_name");
-        jsonw_string(&w, ev->actor_name, strlen(ev->actor_name));
-        jsonw_key(&w, "action");
-        jsonw_string(&w, ev->action, strlen(ev->action));
-        jsonw_key(&w, "sdkappid");
-        if (ev->sdkappid != 0)
-            jsonw_int(&w, ev->sdkappid);
-        else
-            jsonw_null(&w);
-        jsonw_key(&w, "key_version");
-        if (ev->key_version != 0)
-            jsonw_int(&w, ev->key_version);
-        else
-            jsonw_null(&w);
-        jsonw_key(&w, "outcome");
-        jsonw_string(&w, ev->outcome, strlen(ev->outcome));
-        jsonw_key(&w, "details");
-        jsonw_string(&w, details, strlen(details));
-        jsonw_key(&w, "mac");
-        jsonw_string(&w, mac, 2 * AUDIT_MAC_LEN);
-        jsonw_object_end(&w);
+    struct bin_array a = {block};
+    for (int c = 0; c < N_COLS; c++) {
+        bool nulls = false;
+        for (size_t i = 0; i < n; i++)
+            nulls |= (c == COL_ACTOR_ID && evs[i]->actor_id == 0) ||
+                     (c == COL_APP && evs[i]->sdkappid == 0) ||
+                     (c == COL_VERSION && evs[i]->key_version == 0);
+        uint8_t *start = a.p;
+        put_be32(&a, 1);
+        put_be32(&a, nulls ? 1 : 0);
+        put_be32(&a, col_oid[c]);
+        put_be32(&a, (uint32_t)n);
+        put_be32(&a, 1);
+        for (size_t i = 0; i < n; i++) {
+            const struct audit_event *ev = evs[i];
+            switch (c) {
+            case COL_SEQ:
+                put_int(&a, col_oid[c], ev->seq, false);
+                break;
+            case COL_AT:
+                put_int(&a, col_oid[c], ev->at_us, false);
+                break;
+            case COL_ACTOR_ID:
+                put_int(&a, col_oid[c], ev->actor_id, ev->actor_id == 0);
+                break;
+            case COL_APP:
+                put_int(&a, col_oid[c], ev->sdkappid, ev->sdkappid == 0);
+                break;
+            case COL_VERSION:
+                put_int(&a, col_oid[c], ev->key_version, ev->key_version == 0);
+                break;
+            case COL_ACTOR:
+                put_bytes(&a, ev->actor_name, strlen(ev->actor_name));
+                break;
+            case COL_ACTION:
+                put_bytes(&a, ev->action, strlen(ev->action));
+                break;
+            case COL_OUTCOME:
+                put_bytes(&a, ev->outcome, strlen(ev->outcome));
+                break;
+            case COL_DETAILS:
+                put_bytes(&a, event_details(ev), strlen(event_details(ev)));
+                break;
+            default:
+                put_bytes(&a, ev->mac, AUDIT_MAC_LEN);
+                break;
+            }
+        }
+        cols[c] = (const char *)start;
+        lens[c] = (int)(a.p - start);
     }
-    jsonw_array_end(&w);
-    if (jsonw_finish(&w) == 0) {
-        /* Only text that is not UTF-8 gets here: the size bounds every valid one. */
-        log_error("store: an audit event's text is not valid UTF-8");
-        free(text);
-        return NULL;
-    }
-    return text;
+    return block;
 }
 
 enum store_rc store_group_commit(struct store *st, struct audit_event *const *evs, size_t n,
@@ -307,7 +370,8 @@ enum store_rc store_group_commit(struct store *st, struct audit_event *const *ev
 {
     struct pipe_stmt s[3];
     int64_t *cols = NULL;
-    char *events = NULL, *a_apps = NULL, *a_versions = NULL, *a_counts = NULL;
+    uint8_t *events = NULL;
+    char *a_apps = NULL, *a_versions = NULL, *a_counts = NULL;
     size_t k = 0;
     enum store_rc rc = STORE_ERROR;
 
@@ -317,11 +381,14 @@ enum store_rc store_group_commit(struct store *st, struct audit_event *const *ev
         return STORE_ERROR;
     }
     if (n > 0) {
-        events = events_json(evs, n);
-        if (events == NULL)
+        const char *arrays[N_COLS];
+        int lens[N_COLS];
+        if (n > GROUP_EVENTS_MAX || (events = events_arrays(evs, n, arrays, lens)) == NULL)
             goto done;
         s[k] = (struct pipe_stmt){.name = "SQL_GROUP_INSERT", .sql = SQL_GROUP_INSERT};
-        store_param_text(&s[k++].p, events);
+        for (int c = 0; c < N_COLS; c++)
+            store_param_bytes(&s[k].p, (const uint8_t *)arrays[c], (size_t)lens[c]);
+        k++;
     }
     if (n_uses > 0) {
         cols = malloc(3 * n_uses * sizeof *cols);

@@ -1,7 +1,8 @@
 /*
  * The audit chain against a real PostgreSQL: appends and their canonical MAC (recomputed here
  * from server/README.md's definition), filters, the table refusing UPDATE/DELETE/TRUNCATE,
- * tampering (with the triggers disabled) found by audit_verify, and two processes appending, and
+ * a signing group's one multi-row insert (every column as given), tampering (with the triggers
+ * disabled) found by audit_verify, and two processes appending, and
  * signing while a third rotates, keeping one valid chain.
  */
 #include "audit.h"
@@ -215,6 +216,111 @@ static void expect_verify(struct store *st, bool ok, enum audit_problem problem,
     if (!ok)
         CHECK(r.checked == bad_seq - 1 && r.last_seq == bad_seq - 1,
               "%s: the events before it followed", what);
+}
+
+/* The row of ev as stored, every column compared in SQL with the values given as parameters (0
+ * ids as NULL); 1 when it matches. */
+static long long row_matches(PGconn *c, const struct audit_event *ev)
+{
+    char seq[24], at[24], id[24], app[24], ver[24], mac[2 * AUDIT_MAC_LEN + 1];
+    snprintf(seq, sizeof seq, "%" PRId64, ev->seq);
+    snprintf(at, sizeof at, "%" PRId64, ev->at_us);
+    snprintf(id, sizeof id, "%" PRId64, ev->actor_id);
+    snprintf(app, sizeof app, "%" PRIu32, ev->sdkappid);
+    snprintf(ver, sizeof ver, "%" PRIu32, ev->key_version);
+    for (int i = 0; i < AUDIT_MAC_LEN; i++)
+        snprintf(mac + 2 * i, 3, "%02x", ev->mac[i]);
+    const char *v[10] = {seq,         at,         ev->actor_id != 0 ? id : NULL,
+                         ev->actor_name, ev->action, ev->sdkappid != 0 ? app : NULL,
+                         ev->key_version != 0 ? ver : NULL, ev->outcome,
+                         ev->details != NULL ? ev->details : "{}", mac};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT count(*) FROM audit_log WHERE seq = $1::bigint AND at = 'epoch'::timestamptz + "
+        "$2::bigint * interval '1 microsecond' AND actor_id IS NOT DISTINCT FROM $3::bigint AND "
+        "actor_name = $4 AND action = $5 AND sdkappid IS NOT DISTINCT FROM $6::bigint AND "
+        "key_version IS NOT DISTINCT FROM $7::integer AND outcome = $8 AND details = $9 AND "
+        "mac = decode($10, 'hex')",
+        10, NULL, v, NULL, NULL, 0);
+    long long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+}
+
+/* A signing group's one insert (store_group_begin, audit_link, store_group_commit), as the
+ * online signs use it: every column as given, NULL for the ids that are 0, an empty actor, texts
+ * with quotes, backslashes, commas, braces, a tab and UTF-8, the longest details; a text that is
+ * not UTF-8 refused whole, with nothing written. */
+static void test_group_insert(struct store *st, PGconn *c)
+{
+    static char longest[AUDIT_DETAILS_MAX + 1];
+    size_t k = 0;
+    k += (size_t)snprintf(longest, sizeof longest, "{\"x\":\"");
+    while (k + 2 + 2 <= AUDIT_DETAILS_MAX) {
+        memcpy(longest + k, "\xc3\xa9", 2);
+        k += 2;
+    }
+    memcpy(longest + k, "\"}", 3);
+    CHECK(strlen(longest) == AUDIT_DETAILS_MAX, "the longest details (%zu)", strlen(longest));
+
+    struct audit_event evs[4] = {
+        {.actor_name = "", .action = "test.group", .outcome = "ok"},
+        {.actor_id = 7,
+         .actor_name = "ci \xc3\xa9\"\\'{},\t",
+         .action = "test.group",
+         .sdkappid = APP,
+         .key_version = 3,
+         .outcome = "ok",
+         .details = "{\"expire_at\":1,\"identifier\":\"a\\\"b,{}\"}"},
+        {.actor_id = INT64_MAX,
+         .actor_name = "x",
+         .action = "test.group",
+         .sdkappid = 4294967295u,
+         .outcome = "bad_expire",
+         .details = longest},
+        {.actor_id = 1, .actor_name = "y", .action = "test.group", .key_version = 1,
+         .outcome = "ok", .details = "{}"},
+    };
+    struct audit_event *evp[4] = {&evs[0], &evs[1], &evs[2], &evs[3]};
+    const uint32_t no_apps[1] = {0};
+    const int64_t no_tokens[1] = {0};
+    int64_t gens[1];
+    bool live[1];
+    struct store_group g = {.apps = no_apps, .tokens = no_tokens, .generations = gens,
+                            .token_live = live};
+    long long before = log_count(c);
+
+    CHECK(store_group_begin(st, &g) == STORE_OK, "group: begin");
+    CHECK(audit_link(KEY, g.last_seq, g.last_mac, g.last_at_us, g.now_us, evp, 4) == AUDIT_OK,
+          "group: linked");
+    CHECK(store_group_commit(st, evp, 4, NULL, 0) == STORE_OK, "group: committed");
+    CHECK(log_count(c) == before + 4, "group: four rows");
+    uint8_t prev[32], want[32];
+    memcpy(prev, g.last_mac, 32);
+    for (int i = 0; i < 4; i++) {
+        CHECK(evs[i].seq == g.last_seq + 1 + i, "group: seq %d in order", i);
+        CHECK(row_matches(c, &evs[i]) == 1, "group: event %d stored as given", i);
+        struct audit_event canon = evs[i];
+        if (canon.details == NULL)
+            canon.details = "{}";
+        readme_mac(prev, &canon, want);
+        CHECK(memcmp(want, evs[i].mac, 32) == 0, "group: event %d MAC as the README says", i);
+        memcpy(prev, evs[i].mac, 32);
+    }
+    expect_verify(st, true, AUDIT_CHAIN_OK, 0, "after a group insert");
+
+    /* Not UTF-8: PostgreSQL refuses the array, the transaction goes, nothing is written. */
+    struct audit_event bad = {.actor_name = "z\xff", .action = "test.group", .outcome = "ok"};
+    struct audit_event *badp[1] = {&bad};
+    before = log_count(c);
+    CHECK(store_group_begin(st, &g) == STORE_OK, "bad group: begin");
+    CHECK(audit_link(KEY, g.last_seq, g.last_mac, g.last_at_us, g.now_us, badp, 1) == AUDIT_OK,
+          "bad group: linked");
+    CHECK(store_group_commit(st, badp, 1, NULL, 0) != STORE_OK, "bad group: refused");
+    if (store_in_transaction(st))
+        store_rollback(st);
+    CHECK(log_count(c) == before, "bad group: nothing written");
+    expect_verify(st, true, AUDIT_CHAIN_OK, 0, "after a refused group");
 }
 
 static void test_refusals(PGconn *c)
@@ -478,6 +584,7 @@ int main(void)
     test_append(st, c);
     test_query(st);
     test_refusals(c);
+    test_group_insert(st, c);
     test_tamper(st, c);
     test_two_writers(&t, st, c);
     test_sign_during_rotation(&t, st, c);
