@@ -1,10 +1,12 @@
 /*
  * The keyring: loads or creates the master key file, seals and opens app keys and the root secret
  * with AES-256-GCM, derives the audit and fingerprint keys from the root with HKDF-SHA256,
- * fingerprints keys and makes and parses API tokens. Formats and labels are server/README.md's;
- * they are on disk and in the database, so none of them may change.
+ * fingerprints keys and makes and parses API tokens (the checkpoint key and webhook secrets are
+ * keyring_ckpt.c's). Formats and labels are server/README.md's; they are on disk and in the
+ * database, so none of them may change.
  */
 #include "keyring.h"
+#include "keyring_int.h"
 #include "usersig_int.h"
 #include "hex.h"
 #include "log.h"
@@ -29,13 +31,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct keyring {
-    uint8_t master[KEYRING_KEY_BYTES];
-    int has_root;
-    uint8_t audit_key[KEYRING_KEY_BYTES];
-    uint8_t fingerprint_key[KEYRING_KEY_BYTES];
-};
 
 /* Associated data: binds a sealed blob to what it is, so a row copied elsewhere does not open. */
 static const char KEY_AAD_LABEL[] = "usersigd/key/v1"; /* then 0x00, be32 sdkappid, be32 version */
@@ -283,9 +278,9 @@ done:
 
 /* ---- AES-256-GCM ---------------------------------------------------------------------------- */
 
-static enum keyring_rc seal(const uint8_t key[KEYRING_KEY_BYTES], const uint8_t *aad,
-                            size_t aad_len, const uint8_t *pt, size_t len, uint8_t **out,
-                            size_t *out_len)
+enum keyring_rc keyring_gcm_seal(const uint8_t key[KEYRING_KEY_BYTES], const uint8_t *aad,
+                                 size_t aad_len, const uint8_t *pt, size_t len, uint8_t **out,
+                                 size_t *out_len)
 {
     enum keyring_rc rc = KEYRING_CRYPTO_FAILED;
     EVP_CIPHER_CTX *ctx = NULL;
@@ -324,9 +319,9 @@ done:
     return rc;
 }
 
-static enum keyring_rc unseal(const uint8_t key[KEYRING_KEY_BYTES], const uint8_t *aad,
-                              size_t aad_len, const uint8_t *sealed, size_t sealed_len,
-                              uint8_t **out, size_t *out_len)
+enum keyring_rc keyring_gcm_unseal(const uint8_t key[KEYRING_KEY_BYTES], const uint8_t *aad,
+                                   size_t aad_len, const uint8_t *sealed, size_t sealed_len,
+                                   uint8_t **out, size_t *out_len)
 {
     enum keyring_rc rc = KEYRING_OPEN_FAILED;
     EVP_CIPHER_CTX *ctx = NULL;
@@ -393,7 +388,7 @@ enum keyring_rc keyring_seal_key(const struct keyring *kr, uint32_t sdkappid, ui
     if (kr == NULL)
         return KEYRING_BAD_INPUT;
     key_aad(aad, sdkappid, version);
-    return seal(kr->master, aad, sizeof aad, plaintext, len, out, out_len);
+    return keyring_gcm_seal(kr->master, aad, sizeof aad, plaintext, len, out, out_len);
 }
 
 enum keyring_rc keyring_open_key(const struct keyring *kr, uint32_t sdkappid, uint32_t version,
@@ -406,7 +401,7 @@ enum keyring_rc keyring_open_key(const struct keyring *kr, uint32_t sdkappid, ui
     if (kr == NULL)
         return KEYRING_BAD_INPUT;
     key_aad(aad, sdkappid, version);
-    return unseal(kr->master, aad, sizeof aad, sealed, sealed_len, out, out_len);
+    return keyring_gcm_unseal(kr->master, aad, sizeof aad, sealed, sealed_len, out, out_len);
 }
 
 enum keyring_rc keyring_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
@@ -467,8 +462,8 @@ enum keyring_rc keyring_root_create(const struct keyring *kr, uint8_t **out, siz
         ERR_clear_error();
         return KEYRING_CRYPTO_FAILED;
     }
-    rc = seal(kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD), root, sizeof root, out,
-              out_len);
+    rc = keyring_gcm_seal(kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD), root,
+                          sizeof root, out, out_len);
     OPENSSL_cleanse(root, sizeof root);
     return rc;
 }
@@ -477,8 +472,8 @@ static enum keyring_rc root_unseal(const struct keyring *kr, const uint8_t *seal
                                    size_t sealed_len, uint8_t **root)
 {
     size_t len = 0;
-    enum keyring_rc rc = unseal(kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD), sealed,
-                                sealed_len, root, &len);
+    enum keyring_rc rc = keyring_gcm_unseal(kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD),
+                                            sealed, sealed_len, root, &len);
     if (rc == KEYRING_OK && len != KEYRING_KEY_BYTES) {
         keyring_secret_free(*root, len);
         *root = NULL;
@@ -525,8 +520,8 @@ enum keyring_rc keyring_reseal_root(const struct keyring *old_kr, const struct k
         return KEYRING_BAD_INPUT;
     rc = root_unseal(old_kr, sealed_in, in_len, &root);
     if (rc == KEYRING_OK)
-        rc = seal(new_kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD), root,
-                  KEYRING_KEY_BYTES, out, out_len);
+        rc = keyring_gcm_seal(new_kr->master, (const uint8_t *)ROOT_AAD, strlen(ROOT_AAD), root,
+                              KEYRING_KEY_BYTES, out, out_len);
     keyring_secret_free(root, KEYRING_KEY_BYTES);
     return rc;
 }
@@ -558,7 +553,7 @@ enum keyring_rc keyring_fingerprint_hmac(const struct keyring *kr, const uint8_t
 }
 
 /* A PEM encrypted with a passphrase is refused rather than prompted for on a terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+int keyring_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -583,7 +578,7 @@ enum keyring_rc keyring_fingerprint_ecdsa(const char *pem, size_t len,
         rc = KEYRING_NO_MEMORY;
         goto done;
     }
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, keyring_no_passphrase, NULL);
     if (pkey == NULL) {
         BIO_free(bio);
         bio = BIO_new_mem_buf(pem, (int)len);
@@ -591,7 +586,7 @@ enum keyring_rc keyring_fingerprint_ecdsa(const char *pem, size_t len,
             rc = KEYRING_NO_MEMORY;
             goto done;
         }
-        pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+        pkey = PEM_read_bio_PUBKEY(bio, NULL, keyring_no_passphrase, NULL);
     }
     if (pkey == NULL || !usersig_curve_supported(pkey))
         goto done;
@@ -732,294 +727,4 @@ enum keyring_rc keyring_token_parse(const char *token, int64_t *id, uint8_t hash
 int keyring_token_check(const uint8_t a[KEYRING_FP_BYTES], const uint8_t b[KEYRING_FP_BYTES])
 {
     return CRYPTO_memcmp(a, b, KEYRING_FP_BYTES) == 0;
-}
-
-/* ---- The audit checkpoint key (Ed25519) ------------------------------------------------------ */
-
-static const char CKPT_AAD_LABEL[] = "usersigd/checkpoint/v1"; /* then 0x00, the public key */
-#define CKPT_AAD_BYTES (sizeof CKPT_AAD_LABEL + KEYRING_CKPT_KEY_BYTES)
-
-static void ckpt_aad(uint8_t aad[CKPT_AAD_BYTES], const uint8_t pub[KEYRING_CKPT_KEY_BYTES])
-{
-    memcpy(aad, CKPT_AAD_LABEL, sizeof CKPT_AAD_LABEL); /* with its NUL: the 0x00 */
-    memcpy(aad + sizeof CKPT_AAD_LABEL, pub, KEYRING_CKPT_KEY_BYTES);
-}
-
-/* The public key of a raw Ed25519 private key. */
-static enum keyring_rc ckpt_public_of(const uint8_t priv[KEYRING_CKPT_KEY_BYTES],
-                                      uint8_t pub[KEYRING_CKPT_KEY_BYTES], EVP_PKEY **keep)
-{
-    EVP_PKEY *pkey =
-        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv, KEYRING_CKPT_KEY_BYTES);
-    size_t n = KEYRING_CKPT_KEY_BYTES;
-    enum keyring_rc rc = KEYRING_CRYPTO_FAILED;
-
-    if (pkey != NULL && EVP_PKEY_get_raw_public_key(pkey, pub, &n) == 1 &&
-        n == KEYRING_CKPT_KEY_BYTES)
-        rc = KEYRING_OK;
-    if (rc == KEYRING_OK && keep != NULL) {
-        *keep = pkey;
-        pkey = NULL;
-    }
-    ERR_clear_error();
-    EVP_PKEY_free(pkey);
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_key_create(const struct keyring *kr,
-                                        uint8_t pub[KEYRING_CKPT_KEY_BYTES], uint8_t **sealed,
-                                        size_t *sealed_len)
-{
-    uint8_t priv[KEYRING_CKPT_KEY_BYTES], aad[CKPT_AAD_BYTES];
-    enum keyring_rc rc;
-
-    *sealed = NULL;
-    *sealed_len = 0;
-    if (kr == NULL)
-        return KEYRING_BAD_INPUT;
-    /* An Ed25519 private key is 32 random bytes (RFC 8032 5.1.5). */
-    if (RAND_priv_bytes(priv, sizeof priv) != 1) {
-        ERR_clear_error();
-        return KEYRING_CRYPTO_FAILED;
-    }
-    rc = ckpt_public_of(priv, pub, NULL);
-    if (rc == KEYRING_OK) {
-        ckpt_aad(aad, pub);
-        rc = seal(kr->master, aad, sizeof aad, priv, sizeof priv, sealed, sealed_len);
-    }
-    OPENSSL_cleanse(priv, sizeof priv);
-    return rc;
-}
-
-/* Opens the sealed private key of pub into an EVP_PKEY, checking that it is pub's. */
-static enum keyring_rc ckpt_open(const struct keyring *kr,
-                                 const uint8_t pub[KEYRING_CKPT_KEY_BYTES], const uint8_t *sealed,
-                                 size_t sealed_len, EVP_PKEY **out)
-{
-    uint8_t aad[CKPT_AAD_BYTES], derived[KEYRING_CKPT_KEY_BYTES];
-    uint8_t *priv = NULL;
-    size_t len = 0;
-    enum keyring_rc rc;
-
-    *out = NULL;
-    if (kr == NULL)
-        return KEYRING_BAD_INPUT;
-    ckpt_aad(aad, pub);
-    rc = unseal(kr->master, aad, sizeof aad, sealed, sealed_len, &priv, &len);
-    if (rc != KEYRING_OK)
-        return rc;
-    if (len != KEYRING_CKPT_KEY_BYTES)
-        rc = KEYRING_OPEN_FAILED;
-    if (rc == KEYRING_OK)
-        rc = ckpt_public_of(priv, derived, out);
-    if (rc == KEYRING_OK && CRYPTO_memcmp(derived, pub, KEYRING_CKPT_KEY_BYTES) != 0) {
-        EVP_PKEY_free(*out);
-        *out = NULL;
-        rc = KEYRING_OPEN_FAILED;
-    }
-    keyring_secret_free(priv, len);
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_sign(const struct keyring *kr,
-                                  const uint8_t pub[KEYRING_CKPT_KEY_BYTES], const uint8_t *sealed,
-                                  size_t sealed_len, const uint8_t *msg, size_t len,
-                                  uint8_t sig[KEYRING_CKPT_SIG_BYTES])
-{
-    EVP_PKEY *pkey = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    size_t n = KEYRING_CKPT_SIG_BYTES;
-    enum keyring_rc rc = ckpt_open(kr, pub, sealed, sealed_len, &pkey);
-
-    if (rc != KEYRING_OK)
-        return rc;
-    rc = KEYRING_CRYPTO_FAILED;
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        rc = KEYRING_NO_MEMORY;
-        goto done;
-    }
-    /* Ed25519 is one-shot (no digest: NULL), over the whole message. */
-    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-        EVP_DigestSign(ctx, sig, &n, msg, len) == 1 && n == KEYRING_CKPT_SIG_BYTES)
-        rc = KEYRING_OK;
-done:
-    ERR_clear_error();
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey); /* OpenSSL wipes the key's bytes when it frees them */
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_verify(const uint8_t pub[KEYRING_CKPT_KEY_BYTES], const uint8_t *msg,
-                                    size_t len, const uint8_t sig[KEYRING_CKPT_SIG_BYTES])
-{
-    EVP_PKEY *pkey =
-        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, KEYRING_CKPT_KEY_BYTES);
-    EVP_MD_CTX *ctx = pkey != NULL ? EVP_MD_CTX_new() : NULL;
-    enum keyring_rc rc = KEYRING_OPEN_FAILED;
-
-    if (pkey == NULL) {
-        rc = KEYRING_BAD_INPUT;
-    } else if (ctx == NULL) {
-        rc = KEYRING_NO_MEMORY;
-    } else if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-               EVP_DigestVerify(ctx, sig, KEYRING_CKPT_SIG_BYTES, msg, len) == 1) {
-        rc = KEYRING_OK;
-    }
-    ERR_clear_error();
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
-                                    const uint8_t pub[KEYRING_CKPT_KEY_BYTES],
-                                    const uint8_t *sealed_in, size_t in_len, uint8_t **out,
-                                    size_t *out_len)
-{
-    uint8_t aad[CKPT_AAD_BYTES];
-    uint8_t *priv = NULL;
-    size_t len = 0;
-    enum keyring_rc rc;
-
-    *out = NULL;
-    *out_len = 0;
-    if (old_kr == NULL || new_kr == NULL)
-        return KEYRING_BAD_INPUT;
-    ckpt_aad(aad, pub);
-    rc = unseal(old_kr->master, aad, sizeof aad, sealed_in, in_len, &priv, &len);
-    if (rc == KEYRING_OK)
-        rc = seal(new_kr->master, aad, sizeof aad, priv, len, out, out_len);
-    keyring_secret_free(priv, len);
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_public_pem(const uint8_t pub[KEYRING_CKPT_KEY_BYTES], char *out,
-                                        size_t cap)
-{
-    EVP_PKEY *pkey =
-        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, KEYRING_CKPT_KEY_BYTES);
-    BIO *bio = pkey != NULL ? BIO_new(BIO_s_mem()) : NULL;
-    enum keyring_rc rc = KEYRING_CRYPTO_FAILED;
-    char *p = NULL;
-    long n;
-
-    if (cap > 0)
-        out[0] = '\0';
-    if (bio != NULL && PEM_write_bio_PUBKEY(bio, pkey) == 1 &&
-        (n = BIO_get_mem_data(bio, &p)) > 0) {
-        if ((size_t)n < cap) {
-            memcpy(out, p, (size_t)n);
-            out[n] = '\0';
-            rc = KEYRING_OK;
-        } else {
-            rc = KEYRING_BAD_INPUT;
-        }
-    }
-    ERR_clear_error();
-    BIO_free(bio);
-    EVP_PKEY_free(pkey);
-    return rc;
-}
-
-enum keyring_rc keyring_ckpt_public_parse(const char *text, size_t len,
-                                          uint8_t pub[KEYRING_CKPT_KEY_BYTES])
-{
-    EVP_PKEY *pkey = NULL;
-    BIO *bio = NULL;
-    size_t n = KEYRING_CKPT_KEY_BYTES;
-    enum keyring_rc rc = KEYRING_BAD_INPUT;
-
-    if (text == NULL || len == 0 || len > KEYRING_CKPT_TEXT_MAX)
-        return KEYRING_BAD_INPUT;
-    if (len >= 10 && memcmp(text, "-----BEGIN", 10) == 0) {
-        bio = BIO_new_mem_buf(text, (int)len);
-        if (bio == NULL)
-            return KEYRING_NO_MEMORY;
-        pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
-        if (pkey != NULL && EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519 &&
-            EVP_PKEY_get_raw_public_key(pkey, pub, &n) == 1 && n == KEYRING_CKPT_KEY_BYTES)
-            rc = KEYRING_OK;
-    } else {
-        /* Base64 of the 32 raw bytes: 44 characters, one '=' of padding. */
-        unsigned char raw[48];
-        if (len == 44 && EVP_DecodeBlock(raw, (const unsigned char *)text, 44) == 33 &&
-            text[43] == '=' && text[42] != '=') {
-            memcpy(pub, raw, KEYRING_CKPT_KEY_BYTES);
-            rc = KEYRING_OK;
-        }
-    }
-    ERR_clear_error();
-    EVP_PKEY_free(pkey);
-    BIO_free(bio);
-    return rc;
-}
-
-/* ---- Webhook signing secrets ---------------------------------------------------------------- */
-
-static const char WEBHOOK_AAD_LABEL[] = "usersigd/webhook/v1"; /* then 0x00, be64 id */
-#define WEBHOOK_AAD_BYTES (sizeof WEBHOOK_AAD_LABEL + 8)
-
-static void webhook_aad(uint8_t aad[WEBHOOK_AAD_BYTES], int64_t id)
-{
-    uint8_t *p = aad + sizeof WEBHOOK_AAD_LABEL;
-    memcpy(aad, WEBHOOK_AAD_LABEL, sizeof WEBHOOK_AAD_LABEL);
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
-}
-
-enum keyring_rc keyring_webhook_secret_new(const struct keyring *kr, int64_t id,
-                                           uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES],
-                                           uint8_t **sealed, size_t *sealed_len)
-{
-    uint8_t aad[WEBHOOK_AAD_BYTES];
-    *sealed = NULL;
-    *sealed_len = 0;
-    if (kr == NULL || id < 1)
-        return KEYRING_BAD_INPUT;
-    if (RAND_priv_bytes(secret, KEYRING_WEBHOOK_SECRET_BYTES) != 1)
-        return KEYRING_CRYPTO_FAILED;
-    webhook_aad(aad, id);
-    enum keyring_rc rc =
-        seal(kr->master, aad, sizeof aad, secret, KEYRING_WEBHOOK_SECRET_BYTES, sealed, sealed_len);
-    if (rc != KEYRING_OK)
-        OPENSSL_cleanse(secret, KEYRING_WEBHOOK_SECRET_BYTES);
-    return rc;
-}
-
-enum keyring_rc keyring_webhook_secret_open(const struct keyring *kr, int64_t id,
-                                            const uint8_t *sealed, size_t sealed_len,
-                                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES])
-{
-    uint8_t aad[WEBHOOK_AAD_BYTES];
-    uint8_t *pt = NULL;
-    size_t len = 0;
-    if (kr == NULL)
-        return KEYRING_BAD_INPUT;
-    webhook_aad(aad, id);
-    enum keyring_rc rc = unseal(kr->master, aad, sizeof aad, sealed, sealed_len, &pt, &len);
-    if (rc == KEYRING_OK && len != KEYRING_WEBHOOK_SECRET_BYTES)
-        rc = KEYRING_OPEN_FAILED;
-    if (rc == KEYRING_OK)
-        memcpy(secret, pt, KEYRING_WEBHOOK_SECRET_BYTES);
-    keyring_secret_free(pt, len);
-    return rc;
-}
-
-enum keyring_rc keyring_webhook_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
-                                       int64_t id, const uint8_t *sealed_in, size_t in_len,
-                                       uint8_t **out, size_t *out_len)
-{
-    uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES], aad[WEBHOOK_AAD_BYTES];
-    *out = NULL;
-    *out_len = 0;
-    if (new_kr == NULL)
-        return KEYRING_BAD_INPUT;
-    enum keyring_rc rc = keyring_webhook_secret_open(old_kr, id, sealed_in, in_len, secret);
-    if (rc == KEYRING_OK) {
-        webhook_aad(aad, id);
-        rc = seal(new_kr->master, aad, sizeof aad, secret, sizeof secret, out, out_len);
-    }
-    OPENSSL_cleanse(secret, sizeof secret);
-    return rc;
 }
