@@ -1,6 +1,7 @@
 /*
- * Internals shared by the codec's signing (usersig.c) and verifying (usersig_verify.c) halves,
- * and with the keyring where it must agree with the codec on which EC keys are acceptable.
+ * Internals shared by the codec's signing (usersig.c), decoding (usersig_decode.c) and verifying
+ * (usersig_verify.c) parts, and with the keyring where it must agree with the codec on which EC
+ * keys are acceptable.
  */
 #ifndef USERSIG_INT_H
 #define USERSIG_INT_H
