@@ -17,11 +17,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DUSERSIGD_FUZZ=ON \
     -DUSERSIGD_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz_all test_pipeline test_conninfo
+cmake --build "$build" -j"$jobs" --target fuzz_all test_pipeline test_pipeline_cancel test_conninfo
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
 "$build/tests/test_pipeline"
+"$build/tests/test_pipeline_cancel"
 "$build/tests/test_conninfo"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/usersigd-fuzz.XXXXXX")
