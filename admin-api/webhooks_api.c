@@ -8,6 +8,7 @@
 #include "handlers.h"
 #include "op_webhooks.h"
 #include "service.h"
+#include "store_webhook.h"
 #include "webhooks.h"
 
 #include <openssl/crypto.h>

@@ -17,6 +17,7 @@
 #include "principal.h"
 #include "service.h"
 #include "store.h"
+#include "store_webhook.h"
 
 #ifndef OP_MSG_BUF
 #define OP_MSG_BUF 320 /* room for any operation's message */

@@ -25,6 +25,7 @@
 #include "hex.h"
 #include "log.h"
 #include "outbound.h"
+#include "store_webhook.h"
 
 const char *const webhooks_types[] = {
     "key.imported",  "key.rotated",           "key.disabled",        "key.enabled",

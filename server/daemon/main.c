@@ -25,6 +25,7 @@
 #include "serve.h"
 #include "service.h"
 #include "store.h"
+#include "store_webhook.h"
 #include "tokens.h"
 #include "usersig.h"
 

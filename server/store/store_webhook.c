@@ -6,6 +6,7 @@
  * single process deliver at a time.
  */
 #include "store_int.h"
+#include "store_webhook.h"
 
 #include "log.h"
 
