@@ -155,6 +155,12 @@ static char *int64_array_text(const int64_t *v, size_t n)
 
 /* clang-format off */
 static const char SQL_GROUP_BEGIN[] = "BEGIN";
+/* The group's statements take arrays of ids: under plan_cache_mode auto, PostgreSQL keeps
+ * choosing a custom plan for them and plans each anew at every bind (0.1 ms for each of the key
+ * lock and the check, more than their execution). Their generic plans are the same index scans
+ * (checked with 10,000 apps), so the group's transaction uses them; other statements keep auto,
+ * where a generic plan of an optional filter ($n IS NULL OR ...) would be a full scan. */
+static const char SQL_GROUP_PLANS[] = "SET LOCAL plan_cache_mode = force_generic_plan";
 /* The active versions the group signs with, locked as a lone sign locked them: a rotation or a
  * disable waits for the group's commit (the lock order of store.h: key rows, then the audit
  * lock). */
@@ -172,7 +178,7 @@ enum store_rc store_group_begin(struct store *st, struct store_group *g)
     bool ok;
     char *apps = store_int_array_text(g->apps, g->n_apps, &ok);
     char *tokens = int64_array_text(g->tokens, g->n_tokens);
-    struct pipe_stmt s[5];
+    struct pipe_stmt s[6];
     enum store_rc rc = STORE_ERROR;
 
     memset(s, 0, sizeof s);
@@ -187,32 +193,33 @@ enum store_rc store_group_begin(struct store *st, struct store_group *g)
     if (!ok || apps == NULL || tokens == NULL)
         goto done;
     s[0] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
-    s[1] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
-    store_param_text(&s[1].p, apps);
-    s[2] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
-    s[3] =
+    s[1] = (struct pipe_stmt){.name = "SQL_GROUP_PLANS", .sql = SQL_GROUP_PLANS};
+    s[2] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
+    store_param_text(&s[2].p, apps);
+    s[3] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+    s[4] =
         (struct pipe_stmt){.name = "SQL_GROUP_CHECK", .sql = SQL_GROUP_CHECK, .want_result = true};
-    store_param_text(&s[3].p, apps);
-    store_param_text(&s[3].p, tokens);
-    s[4] = (struct pipe_stmt){
+    store_param_text(&s[4].p, apps);
+    store_param_text(&s[4].p, tokens);
+    s[5] = (struct pipe_stmt){
         .name = "SQL_AUDIT_LAST", .sql = store_sql_audit_last, .want_result = true};
     st->in_tx = true; /* from here a failure leaves it for the caller's store_rollback */
-    rc = pipe_run(st, s, 5);
+    rc = pipe_run(st, s, 6);
     if (rc != STORE_OK)
         goto done;
-    for (int row = 0; row < PQntuples(s[3].result); row++) {
-        int64_t kind = store_col_int(s[3].result, row, 0);
-        int64_t id = store_col_int(s[3].result, row, 1);
+    for (int row = 0; row < PQntuples(s[4].result); row++) {
+        int64_t kind = store_col_int(s[4].result, row, 0);
+        int64_t id = store_col_int(s[4].result, row, 1);
         for (size_t i = 0; kind == 0 && i < g->n_apps; i++)
             if (g->apps[i] == (uint32_t)id)
-                g->generations[i] = store_col_int(s[3].result, row, 2);
+                g->generations[i] = store_col_int(s[4].result, row, 2);
         for (size_t i = 0; kind == 1 && i < g->n_tokens; i++)
             if (g->tokens[i] == id)
                 g->token_live[i] = true;
     }
-    rc = store_audit_last_read(s[4].result, &g->last_seq, g->last_mac, &g->last_at_us, &g->now_us);
+    rc = store_audit_last_read(s[5].result, &g->last_seq, g->last_mac, &g->last_at_us, &g->now_us);
 done:
-    pipe_clear(s, 5);
+    pipe_clear(s, 6);
     free(apps);
     free(tokens);
     return rc;
