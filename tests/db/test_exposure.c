@@ -179,6 +179,23 @@ int main(void)
               count("SELECT count(*) FROM key_live_identifiers WHERE identifier = 'frank'") == 1,
           "then frank");
 
+    /* Later catch-ups keep each identifier's latest expiry: an earlier one changes nothing, a
+     * later one moves it. */
+    append(&(struct ev){"alice", 1, "ok", now + 50, false}, 1);
+    append(&(struct ev){"bob", 1, "ok", now + 5 * 86400, false}, 1);
+    CHECK(store_live_catch_up(svc.st, 1000, &added, &busy) == STORE_OK && !busy && added == 2,
+          "alice and bob again");
+    snprintf(sql, sizeof sql,
+             "SELECT expire_at FROM key_live_identifiers WHERE identifier = 'alice' AND "
+             "version = 1");
+    CHECK(count(sql) == now + 2 * 86400, "alice keeps her latest expiry");
+    snprintf(sql, sizeof sql,
+             "SELECT expire_at FROM key_live_identifiers WHERE identifier = 'bob' AND "
+             "version = 1");
+    CHECK(count(sql) == now + 5 * 86400, "bob's moves on");
+    CHECK(count("SELECT count(*) FROM key_live_identifiers WHERE version = 1") == 4,
+          "no row added for either");
+
     struct audit_verify_result vr;
     CHECK(audit_verify(svc.st, keyring_audit_key(svc.kr), &vr) == AUDIT_OK && vr.ok,
           "the chain verifies");
