@@ -176,12 +176,16 @@ enum store_rc store_live_identifiers_page(struct store *st, uint32_t sdkappid, u
  * later (no new row version for the others), and the table keeps room on its pages for the
  * updates to stay on them (migration 0013): a user who signs in again is an update. The
  * watermark is a scalar subquery, so that it is the index condition of the log's scan (joined
- * as a table it was a filter, and each catch-up read the whole log from its start). */
+ * as a table it was a filter, and each catch-up read the whole log from its start), and the
+ * range is closed above (seqs have no gaps: audit_verify refuses one), so that the planner
+ * expects a few rows and takes the index at every size of the log (open above, it expected a
+ * third of the log and read a small one whole). */
 /* clang-format off */
 static const char SQL_LIVE_CATCH_UP[] =
     "WITH w AS (SELECT last_seq FROM key_live_watermark WHERE id = 1 FOR UPDATE SKIP LOCKED), "
     "ev AS (SELECT e.seq, e.sdkappid, e.key_version, e.action, e.outcome, e.details "
-    "FROM audit_log e WHERE e.seq > (SELECT last_seq FROM w) ORDER BY e.seq LIMIT $1), "
+    "FROM audit_log e WHERE e.seq > (SELECT last_seq FROM w) "
+    "AND e.seq <= (SELECT last_seq FROM w) + $1 ORDER BY e.seq LIMIT $1), "
     "signs AS (SELECT sdkappid, key_version, d.identifier, d.expire_at FROM ev, "
     "LATERAL json_to_record(details::json) AS d(identifier text, expire_at bigint, "
     "room_id json, room_str json) "

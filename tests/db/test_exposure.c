@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "dbtest.h"
@@ -51,6 +52,28 @@ static void append(const struct ev *e, size_t n)
               "append %s", e[i].id);
     }
     CHECK(store_commit(svc.st) == STORE_OK, "commit");
+}
+
+/* The index entries of audit_log's primary key read so far, as the statistics have them. */
+static long long pkey_reads(void)
+{
+    return count("SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = "
+                 "'audit_log_pkey'");
+}
+
+/* pkey_reads once it has reached at_least (the statistics of a connection are flushed when its
+ * backend exits, a moment after it closes) and then stopped moving, polled for at most 10 s. */
+static long long pkey_reads_settled(long long at_least)
+{
+    long long prev = pkey_reads(), now;
+    for (int i = 0; i < 100; i++) {
+        usleep(100 * 1000);
+        now = pkey_reads();
+        if (now == prev && now >= at_least && i >= 5)
+            break;
+        prev = now;
+    }
+    return prev;
 }
 
 int main(void)
@@ -199,6 +222,33 @@ int main(void)
     struct audit_verify_result vr;
     CHECK(audit_verify(svc.st, keyring_audit_key(svc.kr), &vr) == AUDIT_OK && vr.ok,
           "the chain verifies");
+
+    /* The catch-up reads the log from its watermark, not from its start: 300,000 more events
+     * (analyzed, so the planner sees the log's size), caught up 50,000 at a time, read 300,000
+     * of the log's index entries, not 50,000 + 100,000 + ... (each connection's statistics are
+     * in once it has closed). */
+    CHECK(dbtest_exec(conn,
+                      "INSERT INTO audit_log (seq, at, actor_name, action, outcome, details, mac) "
+                      "SELECT s, now(), 'fill', 'test.fill', 'ok', '{}', "
+                      "decode(repeat('00', 32), 'hex') FROM generate_series((SELECT max(seq) + 1 "
+                      "FROM audit_log), (SELECT max(seq) + 300000 FROM audit_log)) s",
+                      false) &&
+              dbtest_exec(conn, "ANALYZE audit_log", false),
+          "300,000 more events");
+    store_close(svc.st);
+    long long before = pkey_reads_settled(0);
+    svc.st = dbtest_store(&t);
+    size_t caught = 0;
+    do {
+        CHECK(store_live_catch_up(svc.st, 50000, &added, &busy) == STORE_OK, "catching up");
+        caught += added;
+    } while (added > 0 && caught < 400000);
+    CHECK(caught == 300000, "caught up on them (%zu)", caught);
+    store_close(svc.st);
+    long long read = pkey_reads_settled(before + 300000) - before;
+    CHECK(read >= 300000 && read < 301000,
+          "the catch-ups read %lld of the log's index entries for 300,000 events", read);
+    svc.st = dbtest_store(&t);
 
     keyring_free(svc.kr);
     store_close(svc.st);
