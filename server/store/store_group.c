@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "audit.h"
-#include "hex.h"
 #include "log.h"
 
 #define PIPE_MAX 8 /* statements in one pipeline */
@@ -264,12 +263,8 @@ static void put_be32(struct bin_array *a, uint32_t v)
     a->p += 4;
 }
 
-static void put_int(struct bin_array *a, uint32_t oid, int64_t v, bool null)
+static void put_int(struct bin_array *a, uint32_t oid, int64_t v)
 {
-    if (null) {
-        put_be32(a, 0xffffffffu);
-        return;
-    }
     if (oid == 23) {
         put_be32(a, 4);
         put_be32(a, (uint32_t)v);
@@ -287,9 +282,48 @@ static void put_bytes(struct bin_array *a, const void *b, size_t n)
     a->p += n;
 }
 
-static const char *event_details(const struct audit_event *ev)
+/* Column c of ev when it is a number: false for SQL NULL (the ids that are 0). */
+static bool event_int(const struct audit_event *ev, int c, int64_t *v)
 {
-    return ev->details != NULL ? ev->details : "{}";
+    switch (c) {
+    case COL_SEQ:
+        *v = ev->seq;
+        return true;
+    case COL_AT:
+        *v = ev->at_us;
+        return true;
+    case COL_ACTOR_ID:
+        *v = ev->actor_id;
+        break;
+    case COL_APP:
+        *v = ev->sdkappid;
+        break;
+    default:
+        *v = ev->key_version;
+        break;
+    }
+    return *v != 0;
+}
+
+/* Column c of ev when it is a text or the MAC, and its length. */
+static const void *event_bytes(const struct audit_event *ev, int c, size_t *len)
+{
+    const char *t = c == COL_ACTOR     ? ev->actor_name
+                    : c == COL_ACTION  ? ev->action
+                    : c == COL_OUTCOME ? ev->outcome
+                    : c == COL_DETAILS ? (ev->details != NULL ? ev->details : "{}")
+                                       : NULL;
+    if (t == NULL) {
+        *len = AUDIT_MAC_LEN;
+        return ev->mac;
+    }
+    *len = strlen(t);
+    return t;
+}
+
+static bool col_is_int(int c)
+{
+    return col_oid[c] == 20 || col_oid[c] == 23;
 }
 
 /* One block holding the ten arrays; their starts and lengths in cols/lens. NULL when out of
@@ -298,18 +332,18 @@ static const char *event_details(const struct audit_event *ev)
 static uint8_t *events_arrays(struct audit_event *const *evs, size_t n, const char *cols[N_COLS],
                               int lens[N_COLS])
 {
-    size_t texts = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t t[4] = {strlen(evs[i]->actor_name), strlen(evs[i]->action),
-                       strlen(evs[i]->outcome), strlen(event_details(evs[i]))};
-        for (int k = 0; k < 4; k++) {
-            if (t[k] > (k < 3 ? AUDIT_TEXT_MAX : AUDIT_DETAILS_MAX)) {
+    size_t texts = 0, len;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < N_COLS; c++) {
+            if (col_is_int(c) || c == COL_MAC)
+                continue;
+            (void)event_bytes(evs[i], c, &len);
+            if (len > (c == COL_DETAILS ? AUDIT_DETAILS_MAX : AUDIT_TEXT_MAX)) {
                 log_error("store: an audit event's text is longer than the audit log takes");
                 return NULL;
             }
-            texts += t[k];
+            texts += len;
         }
-    }
     /* Headers of 20 bytes; per event 4 bytes of length a column, 8 for each of the 5 numbers,
      * the MAC's bytes and the texts. */
     size_t total = N_COLS * 20 + n * (N_COLS * 4 + 5 * 8 + AUDIT_MAC_LEN) + texts;
@@ -320,11 +354,10 @@ static uint8_t *events_arrays(struct audit_event *const *evs, size_t n, const ch
     }
     struct bin_array a = {block};
     for (int c = 0; c < N_COLS; c++) {
+        int64_t v;
         bool nulls = false;
-        for (size_t i = 0; i < n; i++)
-            nulls |= (c == COL_ACTOR_ID && evs[i]->actor_id == 0) ||
-                     (c == COL_APP && evs[i]->sdkappid == 0) ||
-                     (c == COL_VERSION && evs[i]->key_version == 0);
+        for (size_t i = 0; col_is_int(c) && i < n; i++)
+            nulls |= !event_int(evs[i], c, &v);
         uint8_t *start = a.p;
         put_be32(&a, 1);
         put_be32(&a, nulls ? 1 : 0);
@@ -332,38 +365,13 @@ static uint8_t *events_arrays(struct audit_event *const *evs, size_t n, const ch
         put_be32(&a, (uint32_t)n);
         put_be32(&a, 1);
         for (size_t i = 0; i < n; i++) {
-            const struct audit_event *ev = evs[i];
-            switch (c) {
-            case COL_SEQ:
-                put_int(&a, col_oid[c], ev->seq, false);
-                break;
-            case COL_AT:
-                put_int(&a, col_oid[c], ev->at_us, false);
-                break;
-            case COL_ACTOR_ID:
-                put_int(&a, col_oid[c], ev->actor_id, ev->actor_id == 0);
-                break;
-            case COL_APP:
-                put_int(&a, col_oid[c], ev->sdkappid, ev->sdkappid == 0);
-                break;
-            case COL_VERSION:
-                put_int(&a, col_oid[c], ev->key_version, ev->key_version == 0);
-                break;
-            case COL_ACTOR:
-                put_bytes(&a, ev->actor_name, strlen(ev->actor_name));
-                break;
-            case COL_ACTION:
-                put_bytes(&a, ev->action, strlen(ev->action));
-                break;
-            case COL_OUTCOME:
-                put_bytes(&a, ev->outcome, strlen(ev->outcome));
-                break;
-            case COL_DETAILS:
-                put_bytes(&a, event_details(ev), strlen(event_details(ev)));
-                break;
-            default:
-                put_bytes(&a, ev->mac, AUDIT_MAC_LEN);
-                break;
+            if (!col_is_int(c)) {
+                const void *b = event_bytes(evs[i], c, &len);
+                put_bytes(&a, b, len);
+            } else if (event_int(evs[i], c, &v)) {
+                put_int(&a, col_oid[c], v);
+            } else {
+                put_be32(&a, 0xffffffffu); /* NULL */
             }
         }
         cols[c] = (const char *)start;
