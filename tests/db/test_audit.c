@@ -7,6 +7,7 @@
  */
 #include "audit.h"
 #include "dbtest.h"
+#include "hex.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -228,8 +229,7 @@ static long long row_matches(PGconn *c, const struct audit_event *ev)
     snprintf(id, sizeof id, "%" PRId64, ev->actor_id);
     snprintf(app, sizeof app, "%" PRIu32, ev->sdkappid);
     snprintf(ver, sizeof ver, "%" PRIu32, ev->key_version);
-    for (int i = 0; i < AUDIT_MAC_LEN; i++)
-        snprintf(mac + 2 * i, 3, "%02x", ev->mac[i]);
+    hex_encode(ev->mac, AUDIT_MAC_LEN, mac);
     const char *v[10] = {seq,         at,         ev->actor_id != 0 ? id : NULL,
                          ev->actor_name, ev->action, ev->sdkappid != 0 ? app : NULL,
                          ev->key_version != 0 ? ver : NULL, ev->outcome,
