@@ -363,7 +363,8 @@ static void reset_reqs(struct sign_request **reqs, size_t n)
         reqs[i]->token_len = 0;
         reqs[i]->key_version = 0;
         reqs[i]->err = reqs[i]->refused_err;
-        if (reqs[i]->refused_err == API_OK)
+        /* A rate limit is drawn once (rate_checked): its message stays for the next try. */
+        if (reqs[i]->refused_err == API_OK && reqs[i]->rate_err == API_OK)
             reqs[i]->msg[0] = '\0';
     }
 }
