@@ -464,7 +464,7 @@ struct store_batch_filter {
 enum store_rc store_batch_list(struct store *st, const struct store_batch_filter *f,
                                struct store_batch **out, size_t *n) STORE_WUR;
 
-/* ---- signing groups (store_group.c): one transaction for many signs, two round trips ---- */
+/* ---- signing groups (store_group.c): one transaction for many signs, 1 or 2 round trips ---- */
 
 /* What store_group_begin reads for a group: in, the group's apps (sorted, distinct) and the ids
  * of the API tokens its requests came with; out, each app's generation (0: no such app), each
@@ -498,6 +498,19 @@ struct audit_event;
  * now) and commits. On error the caller store_rollback()s. */
 enum store_rc store_group_commit(struct store *st, struct audit_event *const *evs, size_t n,
                                  const struct store_key_use *uses, size_t n_uses) STORE_WUR;
+
+/* A whole group in one round trip, for a caller that knows the chain's head (it appended the
+ * last event: g->last_seq and g->last_mac) and has chained the n events (n > 0) on it, each at
+ * evs[0]->at_us: opens a transaction, takes the locks of store_group_begin, checks under the
+ * audit lock that the head is still that event, that each app's generation is
+ * g->generations[i], that each of g's tokens is live and that the time is within a second of
+ * the database's clock (migrations/0014_group_check.sql), inserts, adds the uses and commits.
+ * STORE_CONFLICT when the check found otherwise: nothing written, the transaction aborted; on
+ * that and on any error the caller store_rollback()s (and may do the group with
+ * store_group_begin). */
+enum store_rc store_group_fast(struct store *st, const struct store_group *g,
+                               struct audit_event *const *evs, size_t n,
+                               const struct store_key_use *uses, size_t n_uses) STORE_WUR;
 
 /* The generation of each of the n apps (0: no such app), migrations/0003_cache.sql. */
 enum store_rc store_app_generations(struct store *st, const uint32_t *apps, size_t n,

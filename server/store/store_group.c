@@ -3,7 +3,9 @@
  * round trips, each a libpq pipeline. The first opens the transaction, locks the active key
  * versions the group signs with, takes the audit lock, reads the generations of the group's
  * apps and which of its API tokens are still live, and reads the last audit event; the second
- * inserts the group's audit events in one statement, adds the sign counts and commits.
+ * inserts the group's audit events in one statement, adds the sign counts and commits. Or, when
+ * the caller already knows all of that (it appended the last event), the whole transaction in
+ * one pipeline, a check under the audit lock in place of the reads (store_group_fast).
  */
 #include "store_int.h"
 
@@ -48,13 +50,14 @@ static bool pipe_exit(struct store *st)
 }
 
 /* Sends the n statements in one pipeline and reads every result. STORE_OK when each ran; the
- * first failure is logged under its statement's name (never its parameters). Each statement is
- * prepared on the session the first time (as store_run does), before the pipeline starts. */
-static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
+ * first failure is logged under its statement's name (never its parameters), except when its
+ * SQLSTATE is expected (not NULL): then STORE_CONFLICT, unlogged. Each statement is prepared on
+ * the session the first time (as store_run does), before the pipeline starts. */
+static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n, const char *expected)
 {
     PGconn *c = st->conn;
     size_t sent = 0;
-    bool failed = false;
+    bool failed = false, conflict = false;
 
     if (PQstatus(c) != CONNECTION_OK) {
         log_error("store: the database connection is down");
@@ -98,8 +101,10 @@ static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
             } else if (!failed) {
                 const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
                 const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-                log_error("store: %s (pipelined) failed: %s %s", s[i].name, state ? state : "",
-                          msg ? msg : PQerrorMessage(c));
+                conflict = expected != NULL && state != NULL && strcmp(state, expected) == 0;
+                if (!conflict)
+                    log_error("store: %s (pipelined) failed: %s %s", s[i].name, state ? state : "",
+                              msg ? msg : PQerrorMessage(c));
                 failed = true;
             } else {
                 failed = true;
@@ -129,8 +134,9 @@ static enum store_rc pipe_run(struct store *st, struct pipe_stmt *s, size_t n)
             st->in_tx = false;
             PQreset(c); /* the next statement finds it up, or reconnects itself */
             st->n_prepared = 0;
+            return STORE_ERROR;
         }
-        return STORE_ERROR;
+        return conflict ? STORE_CONFLICT : STORE_ERROR;
     }
     return STORE_OK;
 }
@@ -203,7 +209,7 @@ enum store_rc store_group_begin(struct store *st, struct store_group *g)
     s[5] = (struct pipe_stmt){
         .name = "SQL_AUDIT_LAST", .sql = store_sql_audit_last, .want_result = true};
     st->in_tx = true; /* from here a failure leaves it for the caller's store_rollback */
-    rc = pipe_run(st, s, 6);
+    rc = pipe_run(st, s, 6, NULL);
     if (rc != STORE_OK)
         goto done;
     for (int row = 0; row < PQntuples(s[4].result); row++) {
@@ -245,8 +251,19 @@ static const char SQL_GROUP_COMMIT[] = "COMMIT";
  * lower bound 1, then each element as a big-endian 4-byte length (-1: NULL) and its bytes. No
  * text is escaped or parsed on either side (a JSON array of rows, before, was most of the
  * statement's time); PostgreSQL still checks each text is valid UTF-8. */
-enum { COL_SEQ, COL_AT, COL_ACTOR_ID, COL_ACTOR, COL_ACTION, COL_APP, COL_VERSION, COL_OUTCOME,
-       COL_DETAILS, COL_MAC, N_COLS };
+enum {
+    COL_SEQ,
+    COL_AT,
+    COL_ACTOR_ID,
+    COL_ACTOR,
+    COL_ACTION,
+    COL_APP,
+    COL_VERSION,
+    COL_OUTCOME,
+    COL_DETAILS,
+    COL_MAC,
+    N_COLS
+};
 #define GROUP_EVENTS_MAX 100000 /* each at most ~9 KiB: a column under 1 GiB */
 static const uint32_t col_oid[N_COLS] = {20, 20, 20, 25, 25, 20, 23, 25, 25, 17}; /* pg_type.h */
 
@@ -380,13 +397,67 @@ static uint8_t *events_arrays(struct audit_event *const *evs, size_t n, const ch
     return block;
 }
 
+/* What the group's writing statements point into, freed by group_writes_free. */
+struct group_writes {
+    uint8_t *events;
+    int64_t *cols;
+    char *apps, *versions, *counts;
+};
+
+static void group_writes_free(struct group_writes *w)
+{
+    free(w->events);
+    free(w->cols);
+    free(w->apps);
+    free(w->versions);
+    free(w->counts);
+}
+
+/* Appends to s (at *k) the insert of the n events (none when n is 0) and the update of the sign
+ * counts (none without uses). False when out of memory or an event is out of bounds (logged). */
+static bool group_writes(struct pipe_stmt *s, size_t *k, struct group_writes *w,
+                         struct audit_event *const *evs, size_t n, const struct store_key_use *uses,
+                         size_t n_uses)
+{
+    if (n > 0) {
+        const char *arrays[N_COLS];
+        int lens[N_COLS];
+        if (n > GROUP_EVENTS_MAX || (w->events = events_arrays(evs, n, arrays, lens)) == NULL)
+            return false;
+        s[*k] = (struct pipe_stmt){.name = "SQL_GROUP_INSERT", .sql = SQL_GROUP_INSERT};
+        for (int c = 0; c < N_COLS; c++)
+            store_param_bytes(&s[*k].p, (const uint8_t *)arrays[c], (size_t)lens[c]);
+        (*k)++;
+    }
+    if (n_uses > 0) {
+        w->cols = malloc(3 * n_uses * sizeof *w->cols);
+        if (w->cols == NULL) {
+            log_error("store: out of memory");
+            return false;
+        }
+        for (size_t i = 0; i < n_uses; i++) {
+            w->cols[i] = uses[i].sdkappid;
+            w->cols[n_uses + i] = uses[i].version;
+            w->cols[2 * n_uses + i] = (int64_t)uses[i].count;
+        }
+        w->apps = int64_array_text(w->cols, n_uses);
+        w->versions = int64_array_text(w->cols + n_uses, n_uses);
+        w->counts = int64_array_text(w->cols + 2 * n_uses, n_uses);
+        if (w->apps == NULL || w->versions == NULL || w->counts == NULL)
+            return false;
+        s[*k] = (struct pipe_stmt){.name = "SQL_GROUP_USES", .sql = SQL_GROUP_USES};
+        store_param_text(&s[*k].p, w->apps);
+        store_param_text(&s[*k].p, w->versions);
+        store_param_text(&s[(*k)++].p, w->counts);
+    }
+    return true;
+}
+
 enum store_rc store_group_commit(struct store *st, struct audit_event *const *evs, size_t n,
                                  const struct store_key_use *uses, size_t n_uses)
 {
     struct pipe_stmt s[3];
-    int64_t *cols = NULL;
-    uint8_t *events = NULL;
-    char *a_apps = NULL, *a_versions = NULL, *a_counts = NULL;
+    struct group_writes w = {0};
     size_t k = 0;
     enum store_rc rc = STORE_ERROR;
 
@@ -395,46 +466,70 @@ enum store_rc store_group_commit(struct store *st, struct audit_event *const *ev
         log_error("store: a signing group commits inside its transaction");
         return STORE_ERROR;
     }
-    if (n > 0) {
-        const char *arrays[N_COLS];
-        int lens[N_COLS];
-        if (n > GROUP_EVENTS_MAX || (events = events_arrays(evs, n, arrays, lens)) == NULL)
-            goto done;
-        s[k] = (struct pipe_stmt){.name = "SQL_GROUP_INSERT", .sql = SQL_GROUP_INSERT};
-        for (int c = 0; c < N_COLS; c++)
-            store_param_bytes(&s[k].p, (const uint8_t *)arrays[c], (size_t)lens[c]);
-        k++;
-    }
-    if (n_uses > 0) {
-        cols = malloc(3 * n_uses * sizeof *cols);
-        if (cols == NULL)
-            goto done;
-        for (size_t i = 0; i < n_uses; i++) {
-            cols[i] = uses[i].sdkappid;
-            cols[n_uses + i] = uses[i].version;
-            cols[2 * n_uses + i] = (int64_t)uses[i].count;
-        }
-        a_apps = int64_array_text(cols, n_uses);
-        a_versions = int64_array_text(cols + n_uses, n_uses);
-        a_counts = int64_array_text(cols + 2 * n_uses, n_uses);
-        if (a_apps == NULL || a_versions == NULL || a_counts == NULL)
-            goto done;
-        s[k] = (struct pipe_stmt){.name = "SQL_GROUP_USES", .sql = SQL_GROUP_USES};
-        store_param_text(&s[k].p, a_apps);
-        store_param_text(&s[k].p, a_versions);
-        store_param_text(&s[k++].p, a_counts);
-    }
+    if (!group_writes(s, &k, &w, evs, n, uses, n_uses))
+        goto done;
     s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_COMMIT", .sql = SQL_GROUP_COMMIT};
-    rc = pipe_run(st, s, k);
+    rc = pipe_run(st, s, k, NULL);
     if (rc == STORE_OK)
         st->in_tx = false;
 done:
     pipe_clear(s, k);
-    free(events);
-    free(cols);
-    free(a_apps);
-    free(a_versions);
-    free(a_counts);
+    group_writes_free(&w);
+    return rc;
+}
+
+/* clang-format off */
+static const char SQL_GROUP_EXPECT[] =
+    "SELECT usersigd_group_check($1::bigint, $2::bytea, $3::bigint[], $4::bigint[], "
+    "$5::bigint[], $6::bigint)";
+/* clang-format on */
+#define GROUP_CHECK_STATE "UG001" /* migrations/0014_group_check.sql */
+
+enum store_rc store_group_fast(struct store *st, const struct store_group *g,
+                               struct audit_event *const *evs, size_t n,
+                               const struct store_key_use *uses, size_t n_uses)
+{
+    bool ok;
+    char *apps = store_int_array_text(g->apps, g->n_apps, &ok);
+    char *gens = int64_array_text(g->generations, g->n_apps);
+    char *tokens = int64_array_text(g->tokens, g->n_tokens);
+    struct pipe_stmt s[PIPE_MAX];
+    struct group_writes w = {0};
+    size_t k = 0;
+    enum store_rc rc = STORE_ERROR;
+
+    memset(s, 0, sizeof s);
+    if (st->in_tx) {
+        log_error("store: a signing group needs a connection outside any transaction");
+        goto done;
+    }
+    if (!ok || apps == NULL || gens == NULL || tokens == NULL || n == 0)
+        goto done;
+    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
+    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_PLANS", .sql = SQL_GROUP_PLANS};
+    s[k] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
+    store_param_text(&s[k++].p, apps);
+    s[k++] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+    s[k] = (struct pipe_stmt){.name = "SQL_GROUP_EXPECT", .sql = SQL_GROUP_EXPECT};
+    store_param_int(&s[k].p, g->last_seq);
+    store_param_bytes(&s[k].p, g->last_mac, sizeof g->last_mac);
+    store_param_text(&s[k].p, apps);
+    store_param_text(&s[k].p, gens);
+    store_param_text(&s[k].p, tokens);
+    store_param_int(&s[k++].p, evs[0]->at_us);
+    if (!group_writes(s, &k, &w, evs, n, uses, n_uses))
+        goto done;
+    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_COMMIT", .sql = SQL_GROUP_COMMIT};
+    st->in_tx = true; /* from here a failure leaves it for the caller's store_rollback */
+    rc = pipe_run(st, s, k, GROUP_CHECK_STATE);
+    if (rc == STORE_OK)
+        st->in_tx = false;
+done:
+    pipe_clear(s, k);
+    group_writes_free(&w);
+    free(apps);
+    free(gens);
+    free(tokens);
     return rc;
 }
 
