@@ -156,6 +156,8 @@ static struct {
     struct app_counter signs, verifies;
     _Atomic uint64_t group[GROUP_BUCKETS];
     _Atomic uint64_t group_count, group_sum;
+    _Atomic uint64_t group_trips[2]; /* groups committed in one round trip, in two */
+    _Atomic uint64_t group_head_moved;
     _Atomic uint64_t batches[N_BATCH_STATES], batch_tokens[N_BATCH_STATES];
     _Atomic uint64_t db_errors, db_reconnects;
 } M;
@@ -223,12 +225,18 @@ void metrics_verify(uint32_t sdkappid, const char *verdict)
     app_count(&M.verifies, sdkappid, verdict);
 }
 
-void metrics_sign_group(size_t signs)
+void metrics_sign_group(size_t signs, int round_trips)
 {
+    atomic_fetch_add_explicit(&M.group_trips[round_trips == 1 ? 0 : 1], 1, RELAXED);
     atomic_fetch_add_explicit(&M.group[bucket_of(group_bounds, GROUP_BUCKETS - 1, (double)signs)],
                               1, RELAXED);
     atomic_fetch_add_explicit(&M.group_count, 1, RELAXED);
     atomic_fetch_add_explicit(&M.group_sum, (uint64_t)signs, RELAXED);
+}
+
+void metrics_sign_group_head_moved(void)
+{
+    atomic_fetch_add_explicit(&M.group_head_moved, 1, RELAXED);
 }
 
 void metrics_batch_end(const char *state, uint64_t tokens)
@@ -425,6 +433,21 @@ static int render_rest(emit_fn emit, void *arg)
     if (emitf(emit, arg, "usersigd_sign_group_size_sum %llu\nusersigd_sign_group_size_count %llu\n",
               (unsigned long long)atomic_load_explicit(&M.group_sum, RELAXED),
               (unsigned long long)cum) != 0)
+        return -1;
+    if (family(emit, arg, "usersigd_sign_groups_total", "counter",
+               "Signing groups committed, by the round trips their transaction took (1: the "
+               "group was chained on this process's own last audit event).") != 0 ||
+        emitf(emit, arg,
+              "usersigd_sign_groups_total{round_trips=\"1\"} %llu\n"
+              "usersigd_sign_groups_total{round_trips=\"2\"} %llu\n",
+              (unsigned long long)atomic_load_explicit(&M.group_trips[0], RELAXED),
+              (unsigned long long)atomic_load_explicit(&M.group_trips[1], RELAXED)) != 0)
+        return -1;
+    if (family(emit, arg, "usersigd_sign_group_head_moved_total", "counter",
+               "Signing groups sent in one round trip that found the audit chain, an app or a "
+               "token changed, and were done again in two.") != 0 ||
+        emitf(emit, arg, "usersigd_sign_group_head_moved_total %llu\n",
+              (unsigned long long)atomic_load_explicit(&M.group_head_moved, RELAXED)) != 0)
         return -1;
 
     if (family(emit, arg, "usersigd_batches_total", "counter", "Batches ended, by final state.") !=

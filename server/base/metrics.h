@@ -33,8 +33,11 @@ void metrics_sign(uint32_t sdkappid, const char *outcome);
 /* One verify of a token for app sdkappid (0: none known), verdict "ok", the codec's verdict name
  * or an error code. */
 void metrics_verify(uint32_t sdkappid, const char *verdict);
-/* The signs committed together in one group (core/sign.c, once per group). */
-void metrics_sign_group(size_t signs);
+/* The signs committed together in one group (core/sign.c, once per group), its transaction in
+ * round_trips (1 or 2) round trips. */
+void metrics_sign_group(size_t signs, int round_trips);
+/* A group sent in one round trip met a change and is done again in two. */
+void metrics_sign_group_head_moved(void);
 
 /* ---- batches ----------------------------------------------------------------------------------
  */

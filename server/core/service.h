@@ -23,6 +23,7 @@
 #define SERVICE_WUR __attribute__((warn_unused_result))
 
 struct ui_assets;
+struct sign_chain; /* sign.h */
 
 struct service {
     const struct config *cfg;
@@ -34,6 +35,8 @@ struct service {
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
     struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
     struct ratelimit *limits;  /* signs' token buckets (ratelimit.h), shared; NULL: no limits */
+    struct sign_chain *chain;  /* the audit chain's head as seen here (sign.h), shared; NULL:
+                                * every group reads it under the lock (two round trips) */
     struct gateway *gateway;   /* calls to Tencent's REST API (gateway.h), loop thread; NULL */
     /* The dashboard's files (admin-api/ui.h), read by the loop thread's handlers only; NULL:
      * not served. Data for the admin API: the core never reads it. */

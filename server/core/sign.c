@@ -4,6 +4,7 @@
  * records every signature and refusal of the group in one transaction.
  */
 #include "sign.h"
+#include "sign_chain_int.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -369,9 +370,6 @@ static void reset_reqs(struct sign_request **reqs, size_t n)
     }
 }
 
-/* One attempt at the group: sign with the entries, then, under the audit lock, check that they
- * are current and the tokens live, and record. Returns 1 when done (each request's outcome is
- * set), 0 when an entry was stale (evicted: try again), -1 when nothing could be recorded. */
 /* What a sign that arrived while the group waited for its locks must share with the group to
  * join it: an app whose entry the group checked, and a token the group found live. */
 struct late_filter {
@@ -408,87 +406,37 @@ static bool late_fits(const struct dbpool_job *job, void *arg)
     return app && token_live(f->tokens, f->live, f->n_tokens, req_token(req));
 }
 
-static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_request **reqs,
-                     size_t *n_reqs, struct group_app *apps, size_t n_apps)
-{
-    size_t n = *n_reqs;
+/* ---- one attempt at a group ---- */
+
+/* A group's signs and what is recorded of them. */
+struct group {
+    struct sign_request **reqs;
+    size_t n;
+    struct group_app *apps;
+    size_t n_apps;
     uint32_t ids[SIGN_GROUP_MAX];
     int64_t gens[SIGN_GROUP_MAX], tokens[SIGN_GROUP_MAX];
     bool live[SIGN_GROUP_MAX];
+    size_t n_tokens;
+    bool audit[SIGN_GROUP_MAX]; /* the request's refusal is audited */
     struct audit_event evs[SIGN_GROUP_MAX], *evp[SIGN_GROUP_MAX];
-    char *texts = NULL; /* the events' details, SIGN_DETAILS_BUF bytes each */
+    char *texts; /* the events' details, SIGN_DETAILS_BUF bytes each */
+    size_t n_ev;
     struct store_key_use uses[SIGN_GROUP_MAX];
-    size_t n_tokens = 0, n_ev = 0, n_uses = 0;
-    struct timespec ts;
-    int result = -1;
+    size_t n_uses;
+    int64_t now;
+};
 
-    for (size_t i = 0; i < n_apps; i++) {
-        open_app(svc, &apps[i]);
-        ids[i] = apps[i].sdkappid;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int64_t id = req_token(reqs[i]);
-        bool seen = id == 0;
-        for (size_t k = 0; k < n_tokens && !seen; k++)
-            seen = tokens[k] == id;
-        if (!seen)
-            tokens[n_tokens++] = id;
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec;
-    bool audit[SIGN_GROUP_MAX];
-    for (size_t i = 0; i < n; i++) {
-        struct group_app *a = find_app(apps, n_apps, reqs[i]->sdkappid);
-        audit[i] = a != NULL ? sign_one(svc, a, reqs[i], now) : true;
-    }
-
-    struct store_group g = {
-        .apps = ids,
-        .n_apps = n_apps,
-        .tokens = tokens,
-        .n_tokens = n_tokens,
-        .generations = gens,
-        .token_live = live,
-    };
-    if (store_group_begin(svc->st, &g) != STORE_OK)
-        goto out;
-    for (size_t i = 0; i < n_apps; i++) {
-        int64_t want = apps[i].entry != NULL ? apps[i].entry->generation : 0;
-        /* An app that was missing and now exists is as stale as one that changed. */
-        if (gens[i] != want && (apps[i].entry != NULL || apps[i].refused || gens[i] != 0)) {
-            if (svc->cache != NULL) {
-                cache_forget_app(svc->cache, apps[i].sdkappid);
-                cache_count_stale_group(svc->cache);
-            }
-            result = 0;
-        }
-    }
-    if (result == 0)
-        goto out;
-
-    /* The locks are held: the signs that arrived meanwhile for the same apps and tokens join
-     * the group (their apps' entries were just checked), so a wait makes the group larger
-     * rather than the next one smaller. */
-    if (n < SIGN_GROUP_MAX && jobs != NULL) {
-        struct late_filter f = {apps, n_apps, tokens, live, n_tokens};
-        size_t more = dbpool_take_more(jobs, SIGN_GROUP_MAX - n, late_fits, &f);
-        struct dbpool_job *j = jobs;
-        for (size_t k = 0; k < n && j != NULL; k++)
-            j = j->next;
-        for (; j != NULL && more > 0; j = j->next, more--) {
-            struct sign_request *req = j->arg;
-            reqs[n] = req;
-            reset_reqs(&reqs[n], 1);
-            audit[n] = sign_one(svc, find_app(apps, n_apps, req->sdkappid), req, now);
-            n++;
-        }
-        *n_reqs = n;
-    }
-
-    for (size_t i = 0; i < n; i++) {
-        struct sign_request *req = reqs[i];
+/* The group's audit events (a refused token's sign has none: it answers 401) and sign counts.
+ * False when out of memory. */
+static bool group_events(struct service *svc, struct group *gr)
+{
+    gr->n_ev = 0;
+    gr->n_uses = 0;
+    for (size_t i = 0; i < gr->n; i++) {
+        struct sign_request *req = gr->reqs[i];
         int64_t id = req_token(req);
-        if (!token_live(tokens, live, n_tokens, id)) {
+        if (!token_live(gr->tokens, gr->live, gr->n_tokens, id)) {
             /* Revoked or expired since the request was let in: as if it had been refused at
              * the door (not audited, as no unauthenticated request is). */
             OPENSSL_cleanse(req->token, sizeof req->token);
@@ -503,39 +451,162 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct sign_r
         const char *outcome = "ok";
         int64_t expire_at = 0;
         if (req->err == API_OK)
-            expire_at = now + req->in.expire;
-        else if (audit[i])
+            expire_at = gr->now + req->in.expire;
+        else if (gr->audit[i])
             outcome = api_error_code(req->err);
         else
             continue;
-        if (texts == NULL && (texts = malloc(n * SIGN_DETAILS_BUF)) == NULL)
-            goto out; /* out of memory: nothing of the group is issued */
-        char *text = texts + n_ev * SIGN_DETAILS_BUF;
+        if (gr->texts == NULL && (gr->texts = malloc(gr->n * SIGN_DETAILS_BUF)) == NULL)
+            return false; /* out of memory: nothing of the group is issued */
+        char *text = gr->texts + gr->n_ev * SIGN_DETAILS_BUF;
         if (sign_details_text(&req->in, expire_at, text, SIGN_DETAILS_BUF) == 0)
-            goto out;
+            return false;
         service_audit_event_text(req->principal, "usersig.sign", req->sdkappid, req->key_version,
-                                 outcome, text, &evs[n_ev]);
-        evp[n_ev] = &evs[n_ev];
-        n_ev++;
+                                 outcome, text, &gr->evs[gr->n_ev]);
+        gr->evp[gr->n_ev] = &gr->evs[gr->n_ev];
+        gr->n_ev++;
         if (req->err == API_OK)
-            find_app(apps, n_apps, req->sdkappid)->n_signed++;
+            find_app(gr->apps, gr->n_apps, req->sdkappid)->n_signed++;
     }
-    for (size_t i = 0; i < n_apps; i++)
-        if (apps[i].n_signed > 0)
-            uses[n_uses++] = (struct store_key_use){.sdkappid = apps[i].sdkappid,
-                                                    .version = apps[i].entry->active->version,
-                                                    .count = apps[i].n_signed};
-    if (audit_link(keyring_audit_key(svc->kr), g.last_seq, g.last_mac, g.last_at_us, g.now_us, evp,
-                   n_ev) != AUDIT_OK ||
-        store_group_commit(svc->st, evp, n_ev, uses, n_uses) != STORE_OK)
+    for (size_t i = 0; i < gr->n_apps; i++)
+        if (gr->apps[i].n_signed > 0)
+            gr->uses[gr->n_uses++] =
+                (struct store_key_use){.sdkappid = gr->apps[i].sdkappid,
+                                       .version = gr->apps[i].entry->active->version,
+                                       .count = gr->apps[i].n_signed};
+    return true;
+}
+
+/* The group in one round trip, chained on this process's last event (g): 1 when committed, 2
+ * when the check under the lock found a change (nothing written: do it the usual way), -1 when
+ * nothing could be recorded. Only for a group whose every app has an entry, with events. */
+static int group_fast(struct service *svc, struct group *gr, struct store_group *g)
+{
+    for (size_t i = 0; i < gr->n_apps; i++)
+        gr->gens[i] = gr->apps[i].entry->generation;
+    for (size_t i = 0; i < gr->n_tokens; i++)
+        gr->live[i] = true; /* as the check requires */
+    if (!group_events(svc, gr))
+        return -1;
+    if (gr->n_ev == 0)
+        return 2; /* nothing to append: the usual way checks the tokens */
+    if (audit_link(keyring_audit_key(svc->kr), g->last_seq, g->last_mac, g->last_at_us, g->now_us,
+                   gr->evp, gr->n_ev) != AUDIT_OK)
+        return -1;
+    enum store_rc rc = store_group_fast(svc->st, g, gr->evp, gr->n_ev, gr->uses, gr->n_uses);
+    if (store_in_transaction(svc->st))
+        store_rollback(svc->st);
+    if (rc == STORE_OK) {
+        sign_chain_wrote(svc->chain, g, false, 0, gr->evp[gr->n_ev - 1]);
+        return 1;
+    }
+    sign_chain_lost(svc->chain, rc == STORE_CONFLICT);
+    if (rc != STORE_CONFLICT)
+        return -1;
+    metrics_sign_group_head_moved();
+    return 2; /* the apps' counts start again at close_apps */
+}
+
+/* One attempt at the group: sign with the entries, then, under the audit lock, check that they
+ * are current and the tokens live, and record. Returns 1 when done (each request's outcome is
+ * set), 0 when an entry was stale (evicted: try again), 2 when a one-round-trip attempt met a
+ * change (try again the usual way), -1 when nothing could be recorded. */
+static int group_try(struct service *svc, struct dbpool_job *jobs, struct group *gr, bool fast)
+{
+    size_t n = gr->n;
+    struct store_group g = {
+        .apps = gr->ids,
+        .n_apps = gr->n_apps,
+        .tokens = gr->tokens,
+        .generations = gr->gens,
+        .token_live = gr->live,
+    };
+    int result = -1;
+
+    gr->n_tokens = 0;
+    bool all_entries = true;
+    for (size_t i = 0; i < gr->n_apps; i++) {
+        open_app(svc, &gr->apps[i]);
+        gr->ids[i] = gr->apps[i].sdkappid;
+        all_entries &= gr->apps[i].entry != NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = req_token(gr->reqs[i]);
+        bool seen = id == 0;
+        for (size_t k = 0; k < gr->n_tokens && !seen; k++)
+            seen = gr->tokens[k] == id;
+        if (!seen)
+            gr->tokens[gr->n_tokens++] = id;
+    }
+    g.n_tokens = gr->n_tokens;
+    gr->now = sign_realtime_us() / 1000000;
+    for (size_t i = 0; i < n; i++) {
+        struct group_app *a = find_app(gr->apps, gr->n_apps, gr->reqs[i]->sdkappid);
+        gr->audit[i] = a != NULL ? sign_one(svc, a, gr->reqs[i], gr->now) : true;
+    }
+    if (fast && all_entries && sign_chain_head(svc->chain, &g)) {
+        result = group_fast(svc, gr, &g);
+        if (result == 1)
+            metrics_sign_group(n, 1);
         goto out;
+    }
+
+    if (store_group_begin(svc->st, &g) != STORE_OK) {
+        sign_chain_lost(svc->chain, false);
+        goto out;
+    }
+    int64_t offset_us = g.now_us - sign_realtime_us();
+    for (size_t i = 0; i < gr->n_apps; i++) {
+        const struct group_app *a = &gr->apps[i];
+        int64_t want = a->entry != NULL ? a->entry->generation : 0;
+        /* An app that was missing and now exists is as stale as one that changed. */
+        if (gr->gens[i] != want && (a->entry != NULL || a->refused || gr->gens[i] != 0)) {
+            if (svc->cache != NULL) {
+                cache_forget_app(svc->cache, a->sdkappid);
+                cache_count_stale_group(svc->cache);
+            }
+            result = 0;
+        }
+    }
+    if (result == 0)
+        goto out;
+
+    /* The locks are held: the signs that arrived meanwhile for the same apps and tokens join
+     * the group (their apps' entries were just checked), so a wait makes the group larger
+     * rather than the next one smaller. */
+    if (n < SIGN_GROUP_MAX && jobs != NULL) {
+        struct late_filter f = {gr->apps, gr->n_apps, gr->tokens, gr->live, gr->n_tokens};
+        size_t more = dbpool_take_more(jobs, SIGN_GROUP_MAX - n, late_fits, &f);
+        struct dbpool_job *j = jobs;
+        for (size_t k = 0; k < n && j != NULL; k++)
+            j = j->next;
+        for (; j != NULL && more > 0; j = j->next, more--) {
+            struct sign_request *req = j->arg;
+            gr->reqs[n] = req;
+            reset_reqs(&gr->reqs[n], 1);
+            gr->audit[n] =
+                sign_one(svc, find_app(gr->apps, gr->n_apps, req->sdkappid), req, gr->now);
+            n++;
+        }
+        gr->n = n;
+    }
+
+    if (!group_events(svc, gr) ||
+        audit_link(keyring_audit_key(svc->kr), g.last_seq, g.last_mac, g.last_at_us, g.now_us,
+                   gr->evp, gr->n_ev) != AUDIT_OK ||
+        store_group_commit(svc->st, gr->evp, gr->n_ev, gr->uses, gr->n_uses) != STORE_OK) {
+        sign_chain_lost(svc->chain, false);
+        goto out;
+    }
+    sign_chain_wrote(svc->chain, &g, true, offset_us, gr->n_ev > 0 ? gr->evp[gr->n_ev - 1] : NULL);
     result = 1;
-    metrics_sign_group(n);
+    metrics_sign_group(n, 2);
 out:
     if (store_in_transaction(svc->st))
         store_rollback(svc->st);
-    free(texts);
-    close_apps(apps, n_apps);
+    free(gr->texts);
+    gr->texts = NULL;
+    close_apps(gr->apps, gr->n_apps);
     return result;
 }
 
@@ -547,13 +618,15 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     struct sign_request *reqs[SIGN_GROUP_MAX];
     uint32_t ids[SIGN_GROUP_MAX];
     struct group_app apps[SIGN_GROUP_MAX];
-    size_t n = 0, n_ids = 0, n_apps = 0;
+    struct group gr = {.reqs = reqs, .apps = apps};
+    size_t n_ids = 0;
     int result = 0;
+    bool fast = true;
 
     (void)st;
-    for (struct dbpool_job *j = jobs; j != NULL && n < SIGN_GROUP_MAX; j = j->next) {
+    for (struct dbpool_job *j = jobs; j != NULL && gr.n < SIGN_GROUP_MAX; j = j->next) {
         struct sign_request *req = j->arg;
-        reqs[n++] = req;
+        reqs[gr.n++] = req;
         ids[n_ids++] = req->sdkappid;
     }
     qsort(ids, n_ids, sizeof ids[0], cmp_u32);
@@ -561,25 +634,30 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
      * SIGN_GROUP_MAX. */
     for (size_t i = 0; i < n_ids; i++)
         if (i == 0 || ids[i] != ids[i - 1]) {
-            memset(&apps[n_apps], 0, sizeof apps[n_apps]);
-            apps[n_apps++].sdkappid = ids[i];
+            memset(&apps[gr.n_apps], 0, sizeof apps[gr.n_apps]);
+            apps[gr.n_apps++].sdkappid = ids[i];
         }
 
-    for (int attempt = 0; attempt < GROUP_ATTEMPTS && result == 0; attempt++) {
-        reset_reqs(reqs, n);
-        /* Only a first attempt takes in late signs: a retry's list must stay what it was. */
-        result = group_try(svc, attempt == 0 ? jobs : NULL, reqs, &n, apps, n_apps);
+    for (int attempt = 0; attempt < GROUP_ATTEMPTS && (result == 0 || result == 2);) {
+        reset_reqs(reqs, gr.n);
+        /* Only a first attempt takes in late signs: a retry's list must stay what it was. A
+         * one-round-trip attempt takes none, and one that met a change is no attempt. */
+        result = group_try(svc, attempt == 0 ? jobs : NULL, &gr, fast);
+        if (result == 2)
+            fast = false;
+        else
+            attempt++;
     }
     if (result != 1) {
         if (result == -1)
             log_error("sign: a group of %zu could not be recorded; none of its UserSigs was "
                       "issued",
-                      n);
+                      gr.n);
         else
             log_warn("sign: a group of %zu met apps changing %d times; none of its UserSigs "
                      "was issued",
-                     n, GROUP_ATTEMPTS);
-        group_fail(reqs, n);
+                     gr.n, GROUP_ATTEMPTS);
+        group_fail(reqs, gr.n);
     }
 }
 

@@ -73,6 +73,21 @@ void sign_thread_exit(void);
 /* Queues req on svc's database pool (service_run); done runs on the loop thread. */
 void sign_submit(struct service *svc, struct sign_request *req);
 
+/* What one process knows of the audit chain's head, shared by its database threads
+ * (service.chain): the last event one of its groups appended and whether, when a group last
+ * read the head under the audit lock, that event was still the last. While it is, the next
+ * group is chained before it holds the lock and sent as one round trip (store_group_fast); a
+ * check under the lock refuses it if anything changed, and the group is done the usual way. */
+struct sign_chain;
+struct sign_chain *sign_chain_new(void); /* NULL when out of memory */
+void sign_chain_free(struct sign_chain *c);
+struct sign_chain_stats {
+    uint64_t one_trip;   /* groups committed in one round trip */
+    uint64_t two_trips;  /* groups committed the usual way */
+    uint64_t head_moved; /* groups sent in one round trip that met a change, then done again */
+};
+void sign_chain_stats(struct sign_chain *c, struct sign_chain_stats *out);
+
 /* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire.
  * API_OK, or the error with msg filled. */
 enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,

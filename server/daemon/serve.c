@@ -28,6 +28,7 @@
 #include "pipeline.h"
 #include "routes.h"
 #include "ratelimit.h"
+#include "sign.h"
 #include "tls.h"
 #include "tokens.h"
 #include "ui.h"
@@ -350,6 +351,11 @@ static int run_loop(struct serve *s)
         log_error("out of memory for the rate limits");
         return -1;
     }
+    d->svc.chain = sign_chain_new(); /* the audit chain's head as this process wrote it */
+    if (d->svc.chain == NULL) {
+        log_error("out of memory for the signing groups");
+        return -1;
+    }
     struct dbpool_config pcfg = {
         .conninfo = d->conninfo,
         .size = d->cfg.db_connections,
@@ -478,6 +484,8 @@ done:
     d->svc.cache = NULL;
     ratelimit_free(d->svc.limits);
     d->svc.limits = NULL;
+    sign_chain_free(d->svc.chain); /* after the pool: its threads shared it */
+    d->svc.chain = NULL;
     pipeline_free(d->svc.pipeline);
     d->svc.pipeline = NULL;
     batches_free(s.batches); /* the ends still kept: one last attempt */

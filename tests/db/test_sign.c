@@ -4,7 +4,9 @@
  * (one audit row each, the chain valid, the sign count exact); refusals in a group are audited
  * beside the signatures and change nothing else; two pools (as two processes) signing to the
  * same apps in opposite orders neither deadlock nor fork the chain; a rotation is used by the
- * next group; signs still queued when the pool is freed are refused, none issued.
+ * next group; a process that wrote the chain's last event sends its next group in one round
+ * trip, and a change by anyone else meets that attempt under the lock; signs still queued when
+ * the pool is freed are refused, none issued.
  */
 #include "audit.h"
 #include "dbpool.h"
@@ -231,6 +233,77 @@ static void test_rotation(struct service *svc, struct store *st)
           "the next sign uses version 2");
 }
 
+/* Signs one request to app through svc, alone in its group. */
+static void sign_one_call(struct service *svc, struct call *k, uint32_t app, const char *id,
+                          const struct principal *p)
+{
+    call_init(k, app, id);
+    if (p != NULL)
+        k->req.principal = p;
+    sign_all(svc, k, 1);
+}
+
+/* A process whose group wrote the chain's last event, and found it still last when it next
+ * read the head, sends its groups in one round trip; an event another process appends makes
+ * the next such attempt meet a change under the lock: nothing of it is written, the group is
+ * done in two round trips, each token issued and recorded once, the chain whole. */
+static void test_one_trip(struct service *svc, PGconn *c, struct store *st)
+{
+    struct sign_chain_stats s0, s1, s2, s3;
+    struct call k;
+    char id[32];
+    int ok = 0;
+
+    sign_chain_stats(svc->chain, &s0);
+    long long rows0 = count(c, "SELECT count(*) FROM audit_log");
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "trip%d", i);
+        sign_one_call(svc, &k, APP_B, id, NULL);
+        ok += k.req.err == API_OK && token_ok(&k, APP_B, SECRET_B1);
+    }
+    sign_chain_stats(svc->chain, &s1);
+    CHECK(ok == 5, "five signs in a row, each verifies (%d)", ok);
+    /* At most the first two read the head (one to write it, one to find it still last). */
+    CHECK(s1.one_trip - s0.one_trip >= 3 && s1.head_moved == s0.head_moved,
+          "then in one round trip each (%llu of 5)",
+          (unsigned long long)(s1.one_trip - s0.one_trip));
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 5, "five audit rows");
+    chain_ok(st, "after one-round-trip groups");
+
+    /* Another process's event: appended on the test's own connection. */
+    struct audit_event ev = {
+        .actor_name = "elsewhere", .action = "test.elsewhere", .outcome = "ok"};
+    CHECK(store_begin(st) == STORE_OK && audit_append(st, keyring_audit_key(kr), &ev) == AUDIT_OK &&
+              store_commit(st) == STORE_OK,
+          "an event appended by someone else");
+    rows0 = count(c, "SELECT count(*) FROM audit_log");
+    sign_one_call(svc, &k, APP_B, "after-elsewhere", NULL);
+    sign_chain_stats(svc->chain, &s2);
+    CHECK(k.req.err == API_OK && token_ok(&k, APP_B, SECRET_B1), "the next sign is issued");
+    CHECK(s2.head_moved == s1.head_moved + 1 && s2.two_trips == s1.two_trips + 1 &&
+              s2.one_trip == s1.one_trip,
+          "its one-round-trip attempt met the change and it was done in two");
+    CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 1 &&
+              count(c, "SELECT count(*) FROM audit_log WHERE details::jsonb->>'identifier' = "
+                       "'after-elsewhere'") == 1,
+          "one audit row for it, nothing of the refused attempt");
+    chain_ok(st, "after a change met under the lock");
+    for (int i = 0; i < 2; i++)
+        sign_one_call(svc, &k, APP_B, i ? "back2" : "back1", NULL);
+    sign_chain_stats(svc->chain, &s3);
+    /* The first reads the head and finds its own event still last; the second is sent in one
+     * round trip. (After a change, one group reads the head first: a process that alternates
+     * with another on the chain never sends an attempt bound to fail.) */
+    CHECK(k.req.err == API_OK && s3.one_trip == s2.one_trip + 1 && s3.two_trips == s2.two_trips + 1,
+          "its head found still last: one round trip again");
+    CHECK(count(c, "SELECT count(*) FROM audit_log WHERE at < (SELECT max(at) FROM audit_log AS "
+                   "b WHERE b.seq < audit_log.seq)") == 0 &&
+              count(c, "SELECT count(*) FROM audit_log WHERE abs(extract(epoch FROM at - "
+                       "clock_timestamp())) > 60") == 0,
+          "event times never go back and follow the database's clock");
+    chain_ok(st, "at the end");
+}
+
 #define SECRET_B2 "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
 
 /* A cached service whose cache never hears of a change (as if the notification were late):
@@ -242,15 +315,23 @@ static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st
     char text[KEYRING_TOKEN_BUF];
 
     svc.cache = cache_new();
-    CHECK(svc.cache != NULL, "cache");
-    if (svc.cache == NULL)
+    svc.chain = sign_chain_new();
+    CHECK(svc.cache != NULL && svc.chain != NULL, "cache");
+    if (svc.cache == NULL || svc.chain == NULL) {
+        cache_free(svc.cache);
+        sign_chain_free(svc.chain);
         return;
+    }
     cache_set_listening(svc.cache, true); /* on, with no listener: nothing evicts it */
     proto.cache = svc.cache;              /* the pool's threads copy proto as they start */
+    struct sign_chain *proto_chain = proto.chain;
+    proto.chain = svc.chain;
     svc.pool = pool_new(t, 2);
     proto.cache = NULL;
+    proto.chain = proto_chain;
     if (svc.pool == NULL) {
         cache_free(svc.cache);
+        sign_chain_free(svc.chain);
         return;
     }
     int64_t tid = dbtest_add_token(st, "cached-signer", STORE_ROLE_SIGNER, NULL, 0, 0, text);
@@ -259,10 +340,13 @@ static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st
     snprintf(p.name, sizeof p.name, "cached-signer");
 
     struct call k;
-    call_init(&k, APP_B, "warm");
-    k.req.principal = &p;
-    sign_all(&svc, &k, 1);
+    struct sign_chain_stats s0, s1;
+    /* Twice: the second finds the first's event still last, so the next group is sent in one
+     * round trip, whose check under the lock then meets each change. */
+    sign_one_call(&svc, &k, APP_B, "warm", &p);
+    sign_one_call(&svc, &k, APP_B, "warm2", &p);
     CHECK(k.req.err == API_OK && k.req.key_version == 1, "warm: B version 1, now cached");
+    sign_chain_stats(svc.chain, &s0);
     const struct cache_app *e = cache_app_get(svc.cache, APP_B);
     CHECK(e != NULL && e->active != NULL && e->active->version == 1, "B cached with version 1");
     cache_app_release(e);
@@ -284,6 +368,9 @@ static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st
     cache_get_stats(svc.cache, &stats);
     CHECK(stats.stale_groups == 1, "one group re-done (%llu)",
           (unsigned long long)stats.stale_groups);
+    sign_chain_stats(svc.chain, &s1);
+    CHECK(s1.head_moved == s0.head_moved + 1,
+          "its one-round-trip attempt met the new generation under the lock");
     CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0 + 1 &&
               count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND "
                        "key_version = 1 AND details::jsonb->>'identifier' = 'after'") == 0,
@@ -301,9 +388,13 @@ static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st
     CHECK(k.req.err == API_ERR_UNAUTHORIZED && k.req.token_len == 0,
           "a revoked token: 401, no UserSig");
     CHECK(count(c, "SELECT count(*) FROM audit_log") == rows0, "and no audit row");
+    sign_chain_stats(svc.chain, &s0);
+    CHECK(s0.head_moved == s1.head_moved + 1,
+          "its one-round-trip attempt met the revocation under the lock");
 
     dbpool_free(svc.pool);
     cache_free(svc.cache);
+    sign_chain_free(svc.chain);
 }
 
 /* A job that holds the pool's one thread for 200 ms. */
@@ -377,17 +468,24 @@ int main(void)
               dbtest_add_key(st, kr, APP_B, SECRET_B1, STORE_KEY_ACTIVE) == 1,
           "keys");
 
+    /* Each pool with a chain head of its own, as two processes have. */
     struct service one = proto, two = proto;
+    one.chain = proto.chain = sign_chain_new();
     one.pool = pool_new(&t, 3);
+    two.chain = proto.chain = sign_chain_new();
     two.pool = pool_new(&t, 2);
-    if (one.pool != NULL && two.pool != NULL) {
+    proto.chain = NULL;
+    if (one.pool != NULL && two.pool != NULL && one.chain != NULL && two.chain != NULL) {
         test_many(&one, c, st);
         test_mixed(&one, c);
         test_two_pools(&one, &two, c, st);
         test_rotation(&one, st);
+        test_one_trip(&one, c, st);
     }
     dbpool_free(one.pool);
     dbpool_free(two.pool);
+    sign_chain_free(one.chain);
+    sign_chain_free(two.chain);
     test_stale_cache(&t, c, st);
     test_cancel(&t);
 

@@ -89,6 +89,24 @@ describe('/metrics', () => {
     mid = null;
   });
 
+  test('signs one after another: their groups go in one round trip, each group counted once', async () => {
+    const a = await appWithKey();
+    const before = await scrape();
+    const trips = (text, n) => sample(text, 'usersigd_sign_groups_total', { round_trips: n });
+    for (let i = 0; i < 6; i++) await sign(a.sdkappid, { identifier: `trip${i}` });
+    const after = await scrape();
+    const one = trips(after, '1') - trips(before, '1');
+    const two = trips(after, '2') - trips(before, '2');
+    const groups = sample(after, 'usersigd_sign_group_size_count') -
+      sample(before, 'usersigd_sign_group_size_count');
+    assert.equal(one + two, groups, 'each group under one of the two counts');
+    assert.ok(groups >= 1 && groups <= 6, `6 signs in 1..6 groups: ${groups}`);
+    // The first reads the head (and maybe a second, after another event); the rest need none.
+    assert.ok(one >= 1, `one round trip once the head is this process's own: ${one} of ${groups}`);
+    assert.ok(sample(after, 'usersigd_sign_group_head_moved_total') >=
+      sample(before, 'usersigd_sign_group_head_moved_total'));
+  });
+
   test('promtool check metrics accepts a scrape', {
     skip: !promtool() && 'promtool is not installed (Debian package prometheus; CI installs it)',
   }, async () => {
