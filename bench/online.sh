@@ -246,6 +246,15 @@ if ! git -C "$ROOT" diff --quiet HEAD -- server admin-api migrations CMakeLists.
     [ -n "$(git -C "$ROOT" ls-files --others --exclude-standard -- server admin-api migrations 2>/dev/null)" ]; then
     COMMIT="$COMMIT (with uncommitted changes in the source tree)"
 fi
+# The signing groups so far (the server's /metrics): committed in one round trip, in two, and
+# the one-round-trip attempts that met a change under the lock.
+groups() {
+    curl -s -H @"$WORK/auth" "$BASE/metrics" | awk '
+        /^usersigd_sign_groups_total\{round_trips="1"\}/ { one = $2 }
+        /^usersigd_sign_groups_total\{round_trips="2"\}/ { two = $2 }
+        /^usersigd_sign_group_head_moved_total / { moved = $2 }
+        END { printf "%d %d %d\n", one, two, moved }'
+}
 RSS_BEFORE=$(rss VmRSS)
 note "usersigd ($BUILD_TYPE) at $BASE; $(nproc) CPUs, $CPU; wrk -t$THREADS, ${DURATION}s a run"
 
@@ -257,10 +266,12 @@ for c in $CONNECTIONS; do
 
     note "sign -c$c"
     rows0=$(sign_rows_settled)
+    read -r g1_0 g2_0 gm_0 < <(groups)
     sampler_start "sign.$c"
     run_wrk sign "$c" sign "$WORK/token" "$SDKAPPID" "c$c"
     sampler_stop "sign.$c"
     rows1=$(sign_rows_settled)
+    read -r g1_1 g2_1 gm_1 < <(groups)
     audit=$((rows1 - rows0))
     ratio=$(awk -v a="$W_rate" -v b="$hz_rate" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
     # Every request wrk sent was signed: the 2xx it counted plus those in flight when it stopped
@@ -274,7 +285,7 @@ for c in $CONNECTIONS; do
         check="$check (short by $((W_ok + inflight - audit)))"
     fi
     ROWS+=("| POST …/usersigs (sign) | $c | $W_rate | $ratio | $(ms "$W_p50_us") | $(ms "$W_p99_us") | $W_non2xx + $W_sock | $HZ_P99 (n=$HZ_N) | $check |")
-    NOTES+=("sign -c$c: $W_sent requests sent, $W_requests replies ($W_ok 2xx, $W_non2xx other, $W_status of them >= 400; errors: connect $W_connect, read $W_read, write $W_write, timeout $W_timeout), max $(ms "$W_max_us") ms; $audit usersig.sign audit rows; healthz during it: p50 $HZ_P50 ms, p99 $HZ_P99 ms, max $HZ_MAX ms over $HZ_N samples ($HZ_BAD failed)")
+    NOTES+=("sign -c$c: $W_sent requests sent, $W_requests replies ($W_ok 2xx, $W_non2xx other, $W_status of them >= 400; errors: connect $W_connect, read $W_read, write $W_write, timeout $W_timeout), max $(ms "$W_max_us") ms; $audit usersig.sign audit rows; healthz during it: p50 $HZ_P50 ms, p99 $HZ_P99 ms, max $HZ_MAX ms over $HZ_N samples ($HZ_BAD failed); groups: $((g1_1 - g1_0)) in one round trip, $((g2_1 - g2_0)) in two ($((gm_1 - gm_0)) sent in one that met a change), $(awk -v a="$audit" -v g="$((g1_1 - g1_0 + g2_1 - g2_0))" 'BEGIN { printf "%.1f", (g > 0 ? a / g : 0) }') signs a group")
 
     note "verify -c$c"
     run_wrk verify "$c" verify "$WORK/token" "$WORK/pool.tsv"
