@@ -178,6 +178,18 @@ static const char SQL_GROUP_CHECK[] =
     "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())";
 /* clang-format on */
 
+/* Appends to s (at *k) the group's opening, the same for both ways: the transaction, its plans
+ * setting, the key rows of the apps (an array's text) and the audit lock, in the lock order of
+ * store.h. */
+static void group_opening(struct pipe_stmt *s, size_t *k, const char *apps)
+{
+    s[(*k)++] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
+    s[(*k)++] = (struct pipe_stmt){.name = "SQL_GROUP_PLANS", .sql = SQL_GROUP_PLANS};
+    s[*k] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
+    store_param_text(&s[(*k)++].p, apps);
+    s[(*k)++] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+}
+
 enum store_rc store_group_begin(struct store *st, struct store_group *g)
 {
     bool ok;
@@ -197,11 +209,8 @@ enum store_rc store_group_begin(struct store *st, struct store_group *g)
     }
     if (!ok || apps == NULL || tokens == NULL)
         goto done;
-    s[0] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
-    s[1] = (struct pipe_stmt){.name = "SQL_GROUP_PLANS", .sql = SQL_GROUP_PLANS};
-    s[2] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
-    store_param_text(&s[2].p, apps);
-    s[3] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+    size_t k = 0;
+    group_opening(s, &k, apps);
     s[4] =
         (struct pipe_stmt){.name = "SQL_GROUP_CHECK", .sql = SQL_GROUP_CHECK, .want_result = true};
     store_param_text(&s[4].p, apps);
@@ -505,11 +514,7 @@ enum store_rc store_group_fast(struct store *st, const struct store_group *g,
     }
     if (!ok || apps == NULL || gens == NULL || tokens == NULL || n == 0)
         goto done;
-    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_BEGIN", .sql = SQL_GROUP_BEGIN};
-    s[k++] = (struct pipe_stmt){.name = "SQL_GROUP_PLANS", .sql = SQL_GROUP_PLANS};
-    s[k] = (struct pipe_stmt){.name = "SQL_GROUP_LOCK_KEYS", .sql = SQL_GROUP_LOCK_KEYS};
-    store_param_text(&s[k++].p, apps);
-    s[k++] = (struct pipe_stmt){.name = "SQL_AUDIT_LOCK", .sql = store_sql_audit_lock};
+    group_opening(s, &k, apps);
     s[k] = (struct pipe_stmt){.name = "SQL_GROUP_EXPECT", .sql = SQL_GROUP_EXPECT};
     store_param_int(&s[k].p, g->last_seq);
     store_param_bytes(&s[k].p, g->last_mac, sizeof g->last_mac);
