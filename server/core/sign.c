@@ -493,9 +493,8 @@ static int group_fast(struct service *svc, struct group *gr, struct store_group 
     if (audit_link(keyring_audit_key(svc->kr), g->last_seq, g->last_mac, g->last_at_us, g->now_us,
                    gr->evp, gr->n_ev) != AUDIT_OK)
         return -1;
+    /* A failure's transaction is rolled back by group_try. */
     enum store_rc rc = store_group_fast(svc->st, g, gr->evp, gr->n_ev, gr->uses, gr->n_uses);
-    if (store_in_transaction(svc->st))
-        store_rollback(svc->st);
     if (rc == STORE_OK) {
         sign_chain_wrote(svc->chain, g, false, 0, gr->evp[gr->n_ev - 1]);
         return 1;
