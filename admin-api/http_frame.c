@@ -5,6 +5,8 @@
  */
 #include "http_frame.h"
 
+#include "clock.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -59,13 +61,6 @@ struct frame_conn {
     bufferevent_event_cb under_ecb;
     void *under_arg;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Replaces what is left of the connection by a request for the error path. */
 /* ---- streamed bodies ---------------------------------------------------------------------- */
@@ -138,9 +133,10 @@ static int stream_head(struct frame_conn *c, const char *p, size_t len, struct e
             break; /* the blank line */
         const char *colon = memchr(p + at, ':', n);
         size_t nl = colon != NULL ? (size_t)(colon - (p + at)) : 0;
-        if (!frame_name_is(p + at, nl, "Content-Length") && !frame_name_is(p + at, nl, "Transfer-Encoding") &&
-            !frame_name_is(p + at, nl, "Expect") && !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) &&
-            evbuffer_add(dst, p + at, n) != 0)
+        if (!frame_name_is(p + at, nl, "Content-Length") &&
+            !frame_name_is(p + at, nl, "Transfer-Encoding") &&
+            !frame_name_is(p + at, nl, "Expect") &&
+            !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) && evbuffer_add(dst, p + at, n) != 0)
             return -1;
         at += n;
     }
@@ -316,7 +312,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
     if (n == 0)
         return 0;
     if (c->head_start_ms == 0)
-        c->head_start_ms = now_ms();
+        c->head_start_ms = clock_monotonic_ms();
     size_t m = n < FRAME_MAX_HEAD ? n : FRAME_MAX_HEAD;
     const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)m);
     if (p == NULL)
@@ -332,7 +328,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
             e = FRAME_HEAD_TOO_LARGE;
         else if (lf == NULL && m > FRAME_MAX_TARGET + 64)
             e = FRAME_TARGET_TOO_LONG;
-        else if (now_ms() - c->head_start_ms > limit)
+        else if (clock_monotonic_ms() - c->head_start_ms > limit)
             e = FRAME_TIMEOUT;
         else
             return 0;

@@ -17,6 +17,8 @@
 #include "usage.h"
 #include "service.h"
 
+#include "clock.h"
+
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define SCHEDULE_APPS_MAX 1000 /* apps whose active key's age is shown (the first, by sdkappid) */
 
@@ -75,12 +77,10 @@ static double resident_bytes(void)
  * Tencent's console). */
 static int render_schedules(const struct scrape *sc, struct evbuffer *out)
 {
-    struct timespec ts;
     int bad = 0;
     if (!sc->sched_ok)
         return 0;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t now = clock_realtime_us();
     bad |= evbuffer_add_printf(out, "# HELP usersigd_key_age_seconds Seconds since the active key "
                                     "version of an app was activated.\n"
                                     "# TYPE usersigd_key_age_seconds gauge\n") < 0;

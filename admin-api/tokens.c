@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
@@ -21,13 +22,6 @@
 
 /* ---- rules shared with the command line -------------------------------------------------------
  */
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Characters of a UTF-8 string, or -1 when it is not UTF-8 or holds a control character (a
  * token's name is the actor of its audit events, whose canonical form is newline-separated). */
@@ -553,7 +547,7 @@ void handle_token_create(struct api_request *r)
         reply_op_error(r, err, msg);
         return;
     }
-    body = tokens_json(&t, now_us());
+    body = tokens_json(&t, clock_realtime_us());
     if (body != NULL && json_object_set_new(body, "token", json_string(token)) != 0) {
         json_decref(body);
         body = NULL;
@@ -566,7 +560,7 @@ void handle_token_list(struct api_request *r)
 {
     struct store_token *tokens = NULL;
     size_t n = 0;
-    int64_t now = now_us();
+    int64_t now = clock_realtime_us();
     json_t *list = NULL, *body = NULL;
     char msg[OP_MSG_BUF];
     enum api_error err = op_tokens_list(r->ctx, r->principal, &tokens, &n, msg, sizeof msg);
@@ -604,7 +598,7 @@ void handle_token_revoke(struct api_request *r)
     if (err != API_OK)
         reply_op_error(r, err, msg);
     else
-        api_reply_json(r, 200, tokens_json(&t, now_us()));
+        api_reply_json(r, 200, tokens_json(&t, clock_realtime_us()));
 }
 
 /* GET /v1/tokens/self: the token's id, name, role and apps (from the check that let the request

@@ -7,6 +7,7 @@
  */
 #include "batches.h"
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -46,13 +47,6 @@ struct batches {
 };
 
 static _Atomic(struct batches *) current;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct batches *batches_current(void)
 {
@@ -199,7 +193,7 @@ bool batches_retry(struct batches *bs, const struct batches_end *end)
     }
     p->end = *end;
     p->attempts = 1;
-    p->due_ms = mono_ms() + backoff_ms(bs, 1);
+    p->due_ms = clock_monotonic_ms() + backoff_ms(bs, 1);
     for (tail = &bs->queue; *tail != NULL; tail = &(*tail)->next)
         ;
     *tail = p;
@@ -215,7 +209,7 @@ bool batches_retry(struct batches *bs, const struct batches_end *end)
 static struct pending *take_due(struct batches *bs, bool all)
 {
     struct pending *due = NULL, **due_tail = &due, **pp;
-    int64_t now = mono_ms();
+    int64_t now = clock_monotonic_ms();
 
     pthread_mutex_lock(&bs->mu);
     for (pp = &bs->queue; *pp != NULL;) {
@@ -291,7 +285,7 @@ static struct pending *retry_list(struct service *svc, struct batches *bs, struc
             continue;
         }
         p->attempts++;
-        p->due_ms = mono_ms() + backoff_ms(bs, p->attempts);
+        p->due_ms = clock_monotonic_ms() + backoff_ms(bs, p->attempts);
         *failed_tail = p;
         failed_tail = &p->next;
     }
@@ -427,9 +421,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (bs->job_busy || bs->stopping)
         return;
-    bs->job_sweep = mono_ms() >= bs->next_sweep_ms;
+    bs->job_sweep = clock_monotonic_ms() >= bs->next_sweep_ms;
     if (bs->job_sweep)
-        bs->next_sweep_ms = mono_ms() + bs->sweep_interval_ms;
+        bs->next_sweep_ms = clock_monotonic_ms() + bs->sweep_interval_ms;
     bs->job_busy = true;
     bs->job = (struct dbpool_job){.run = job_run, .done = job_done, .arg = bs};
     service_run(bs->svc, &bs->job);
@@ -438,7 +432,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 /* (Re)arms the timer for the next thing due: the earliest retry or the sweep. Loop thread. */
 static void arm(struct batches *bs)
 {
-    int64_t now = mono_ms(), next = bs->next_sweep_ms;
+    int64_t now = clock_monotonic_ms(), next = bs->next_sweep_ms;
 
     if (bs->timer == NULL || bs->stopping || bs->job_busy)
         return;
@@ -493,7 +487,7 @@ int batches_new(struct event_base *base, struct service *svc, const struct batch
             log_warn("batches: %d batch(es) of processes that are gone marked interrupted", k);
     }
     log_info("batches: this process is batch owner %lld", (long long)bs->owner);
-    bs->next_sweep_ms = mono_ms() + bs->sweep_interval_ms;
+    bs->next_sweep_ms = clock_monotonic_ms() + bs->sweep_interval_ms;
     arm(bs);
     atomic_compare_exchange_strong(&current, &none, bs);
     *out = bs;

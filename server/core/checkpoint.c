@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "hex.h"
 #include "log.h"
 #include "webhooks.h"
@@ -106,13 +107,6 @@ unavailable:
 
 /* ---- the writer ----------------------------------------------------------------------------- */
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 enum ckpt_step ckpt_write_step(struct service *svc, const struct ckpt_policy *pol,
                                struct store_ckpt *out, char *msg, size_t cap)
 {
@@ -194,7 +188,7 @@ enum ckpt_step ckpt_write_step(struct service *svc, const struct ckpt_policy *po
     /* The database's clock, as the events' (never before the event it names). */
     out->at_us = db_now > head_at ? db_now : head_at;
     if (out->at_us <= 0)
-        out->at_us = now_us();
+        out->at_us = clock_realtime_us();
     memcpy(out->public_key, key.public_key, sizeof out->public_key);
     text_len = audit_checkpoint_message(out->seq, out->mac, out->at_us, text);
     enum keyring_rc krc =

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "log.h"
 #include "usersig.h"
 
@@ -530,11 +531,8 @@ bool op_apps_past_rotate_every(uint32_t rotate_every, int64_t activated_at_us, i
 
 int op_apps_schedule_json(json_t *o, uint32_t rotate_every, int64_t activated_at_us)
 {
-    struct timespec ts;
     int64_t age;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    bool past = op_apps_past_rotate_every(rotate_every, activated_at_us,
-                                          (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, &age);
+    bool past = op_apps_past_rotate_every(rotate_every, activated_at_us, clock_realtime_us(), &age);
     bool ok =
         json_object_set_new(o, "rotate_every",
                             rotate_every ? json_integer(rotate_every) : json_null()) == 0 &&

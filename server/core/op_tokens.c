@@ -13,14 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 __attribute__((format(printf, 4, 5))) static enum api_error
 fail(char *msg, size_t cap, enum api_error err, const char *fmt, ...)
@@ -156,7 +150,7 @@ enum store_rc op_tokens_insert(struct service *svc, const struct principal *acto
     out->n_rest = in->n_rest;
     if (out->n_rest > 0)
         memcpy(out->rest, in->rest, out->n_rest * sizeof out->rest[0]);
-    out->expires_at_us = in->ttl_s > 0 ? now_us() + in->ttl_s * 1000000 : 0;
+    out->expires_at_us = in->ttl_s > 0 ? clock_realtime_us() + in->ttl_s * 1000000 : 0;
     out->limits = in->limits;
     rc = store_token_insert(svc->st, out);
     if (rc != STORE_OK)

@@ -42,13 +42,6 @@ void ratelimit_free(struct ratelimit *rl)
     free(rl);
 }
 
-int64_t ratelimit_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint64_t key_of(const struct ratelimit_key *k)
 {
     /* ids are >= 1 (token ids, sdkappids): a key is never 0, the empty slot's */

@@ -33,13 +33,11 @@ struct ratelimit *ratelimit_new(void);
 /* Accepts NULL. */
 void ratelimit_free(struct ratelimit *rl);
 
-/* Takes one token from each of the n buckets (n <= RATELIMIT_MAX_KEYS) at now_ns (a monotonic
- * clock), or from none. -1 when all had one (taken); else the index of the first bucket that
- * had none, with *retry_after_ms the time until it has one (>= 1). Thread-safe. rl NULL: -1. */
+/* Takes one token from each of the n buckets (n <= RATELIMIT_MAX_KEYS) at now_ns
+ * (clock_monotonic_ns, clock.h), or from none. -1 when all had one (taken); else the index of the
+ * first bucket that had none, with *retry_after_ms the time until it has one (>= 1). Thread-safe.
+ * rl NULL: -1. */
 int ratelimit_take(struct ratelimit *rl, const struct ratelimit_key *keys, size_t n, int64_t now_ns,
                    int64_t *retry_after_ms);
-
-/* The monotonic clock ratelimit_take is meant to be given, in nanoseconds. */
-int64_t ratelimit_now_ns(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "clock.h"
 #include "log.h"
 #include "sign.h"
 #include "webhooks.h"
@@ -46,13 +47,6 @@ void service_run(struct service *svc, struct dbpool_job *job)
     if (store_in_transaction(svc->st))
         store_rollback(svc->st);
     job->done(job);
-}
-
-static int64_t now_us(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 /* The verdict on a token for a secret that hashes to hash: SERVICE_TOKEN_OK, or
@@ -129,7 +123,7 @@ enum service_token_rc service_token_cached(struct service *svc, const char *toke
     if (keyring_token_parse(token, &id, hash) != KEYRING_OK)
         return SERVICE_TOKEN_UNKNOWN;
     if (svc->cache != NULL && cache_token_get(svc->cache, id, &t)) {
-        int64_t now = now_us();
+        int64_t now = clock_realtime_us();
         rc = cached_verdict(&t, hash, now, out);
         if (rc == SERVICE_TOKEN_OK)
             *touch = cache_token_due(svc->cache, id, now);
@@ -166,7 +160,7 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
             if (slot[i] != SIZE_MAX)
                 rc[i] = SERVICE_TOKEN_ERROR;
     } else {
-        int64_t now = now_us();
+        int64_t now = clock_realtime_us();
         for (size_t i = 0; i < n; i++) {
             size_t k = slot[i];
             if (k == SIZE_MAX || found[k] == 0)

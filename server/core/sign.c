@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "clock.h"
 #include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
@@ -134,7 +135,7 @@ enum api_error sign_check_rate(struct ratelimit *rl, int processes, const struct
     };
     if (p == NULL || p->token_id == 0)
         keys[0].rate = 0; /* the server itself, or the command line: no token bucket */
-    int which = ratelimit_take(rl, keys, 2, ratelimit_now_ns(), retry_after_ms);
+    int which = ratelimit_take(rl, keys, 2, clock_monotonic_ns(), retry_after_ms);
     if (which < 0)
         return API_OK;
     if (which == 0) {
@@ -538,7 +539,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct group 
             gr->tokens[gr->n_tokens++] = id;
     }
     g.n_tokens = gr->n_tokens;
-    gr->now = sign_realtime_us() / 1000000;
+    gr->now = clock_realtime_us() / 1000000;
     for (size_t i = 0; i < n; i++) {
         struct group_app *a = find_app(gr->apps, gr->n_apps, gr->reqs[i]->sdkappid);
         gr->audit[i] = a != NULL ? sign_one(svc, a, gr->reqs[i], gr->now) : true;
@@ -554,7 +555,7 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct group 
         sign_chain_lost(svc->chain, false);
         goto out;
     }
-    int64_t offset_us = g.now_us - sign_realtime_us();
+    int64_t offset_us = g.now_us - clock_realtime_us();
     for (size_t i = 0; i < gr->n_apps; i++) {
         const struct group_app *a = &gr->apps[i];
         int64_t want = a->entry != NULL ? a->entry->generation : 0;

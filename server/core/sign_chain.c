@@ -6,6 +6,8 @@
  */
 #include "sign_chain_int.h"
 
+#include "clock.h"
+
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,13 +49,6 @@ void sign_chain_stats(struct sign_chain *c, struct sign_chain_stats *out)
     pthread_mutex_unlock(&c->mu);
 }
 
-int64_t sign_realtime_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 bool sign_chain_head(struct sign_chain *c, struct store_group *g)
 {
     if (c == NULL)
@@ -64,7 +59,7 @@ bool sign_chain_head(struct sign_chain *c, struct store_group *g)
         g->last_seq = c->seq;
         memcpy(g->last_mac, c->mac, AUDIT_MAC_LEN);
         g->last_at_us = c->at_us;
-        g->now_us = sign_realtime_us() + c->clock_offset_us;
+        g->now_us = clock_realtime_us() + c->clock_offset_us;
     }
     pthread_mutex_unlock(&c->mu);
     return ours;

@@ -12,9 +12,6 @@
 #include "sign.h"
 #include "store.h"
 
-/* This host's clock, Unix microseconds. */
-int64_t sign_realtime_us(void);
-
 /* The head to chain a group on before holding the lock, into g (last_seq, last_mac,
  * last_at_us) with the group's time by the database's clock in g->now_us: false when this
  * process's last event is not known to be the last (c NULL: never). */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "log.h"
 #include "op_audit.h"
 #include "usage.h"
@@ -30,22 +31,15 @@ struct upkeep {
     char last_refusal[CKPT_MSG_BUF];
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void job_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     struct service *svc = ctx;
     (void)st;
     for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
         struct upkeep *u = j->arg;
-        if (mono_ms() >= u->next_flush_ms) {
+        if (clock_monotonic_ms() >= u->next_flush_ms) {
             (void)usage_flush(svc->st);
-            u->next_flush_ms = mono_ms() + u->cfg.flush_seconds * 1000;
+            u->next_flush_ms = clock_monotonic_ms() + u->cfg.flush_seconds * 1000;
         }
         /* The identifiers a re-issue reads, kept off the signing path (store.h). */
         size_t added = 0;
@@ -95,7 +89,6 @@ int upkeep_new(struct event_base *base, struct service *svc, const struct upkeep
                struct upkeep **out)
 {
     struct timeval tv = {UPKEEP_TICK_MS / 1000, (UPKEEP_TICK_MS % 1000) * 1000};
-    struct timespec now;
     struct upkeep *u = calloc(1, sizeof *u);
 
     *out = NULL;
@@ -107,13 +100,12 @@ int upkeep_new(struct event_base *base, struct service *svc, const struct upkeep
     u->cfg = *cfg;
     if (u->cfg.flush_seconds < 1)
         u->cfg.flush_seconds = 1;
-    clock_gettime(CLOCK_REALTIME, &now);
     u->pol = (struct ckpt_policy){
         .every_events = cfg->checkpoint_events,
         .every_seconds = cfg->checkpoint_seconds,
-        .started_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+        .started_us = clock_realtime_us(),
     };
-    u->next_flush_ms = mono_ms() + u->cfg.flush_seconds * 1000;
+    u->next_flush_ms = clock_monotonic_ms() + u->cfg.flush_seconds * 1000;
     u->timer = event_new(base, -1, EV_PERSIST, tick, u);
     if (u->timer == NULL || event_add(u->timer, &tv) != 0) {
         log_error("upkeep: cannot set up its timer");

@@ -9,15 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "usage.h"
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void verify_verdict_set(struct verify_result *res, enum usersig_verdict v)
 {
@@ -103,7 +97,7 @@ enum verify_step verify_cached(struct service *svc, uint32_t app, const struct u
     const struct cache_app *e = cache_app_get(svc->cache, app);
     if (e == NULL)
         return VERIFY_NEEDS_RUN;
-    bool scan = check_entry(e, d, expect, res, now_us() / 1000000);
+    bool scan = check_entry(e, d, expect, res, clock_realtime_us() / 1000000);
     cache_app_release(e);
     if (!scan)
         usage_verify(app, res->key_version, res->verdict);
@@ -192,8 +186,8 @@ static int find_signer(struct service *svc, const struct principal *p, uint32_t 
     *cut = false;
     if (!p->all_apps && p->n_apps == 0)
         return 0;
-    if (svc->cache != NULL &&
-        !cache_scan_allowed(svc->cache, p->token_id, now_us(), VERIFY_SCANS_PER_SECOND)) {
+    if (svc->cache != NULL && !cache_scan_allowed(svc->cache, p->token_id, clock_realtime_us(),
+                                                  VERIFY_SCANS_PER_SECOND)) {
         *cut = true;
         return 0;
     }
@@ -247,7 +241,7 @@ enum api_error verify_run(struct service *svc, const struct principal *p, uint32
                      app);
         return err;
     }
-    bool scan = check_entry(e, d, expect, res, now_us() / 1000000);
+    bool scan = check_entry(e, d, expect, res, clock_realtime_us() / 1000000);
     cache_app_release(e);
     if (!scan) {
         usage_verify(app, res->key_version, res->verdict);

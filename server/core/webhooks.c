@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hex.h"
 #include "log.h"
 #include "outbound.h"
@@ -97,13 +98,6 @@ static char *body_of(const char *type, int64_t seq, int64_t at_us, uint32_t sdka
     return s;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 enum store_rc webhooks_from_audit(struct store *st, const struct audit_event *ev)
 {
     const char *type = type_of(ev->action, ev->outcome);
@@ -129,7 +123,7 @@ enum store_rc webhooks_emit(struct store *st, const char *type, uint32_t sdkappi
         log_error("webhooks: no event type %s", type != NULL ? type : "(null)");
         return STORE_ERROR;
     }
-    char *body = body_of(type, 0, now_us(), sdkappid, key_version, actor, "ok", details);
+    char *body = body_of(type, 0, clock_realtime_us(), sdkappid, key_version, actor, "ok", details);
     if (body == NULL) {
         log_error("webhooks: out of memory");
         return STORE_ERROR;
@@ -276,7 +270,7 @@ static void rotation_check(struct service *svc)
 {
     struct store_key_schedule *v = NULL;
     size_t n = 0;
-    int64_t now = now_us();
+    int64_t now = clock_realtime_us();
     if (store_key_schedules(svc->st, 100000, &v, &n) != STORE_OK) {
         free(v);
         return;
@@ -376,9 +370,7 @@ static void poll_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     int64_t ttl = (svc->cfg != NULL ? svc->cfg->webhook_timeout_ms : 10000) + 15000;
     if (store_webhook_lease(svc->st, w->owner, ttl, &held) != STORE_OK || !held)
         return;
-    struct timespec mono;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    int64_t mono_ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+    int64_t mono_ms = clock_monotonic_ms();
     if (mono_ms >= w->next_rotation_check_ms) {
         rotation_check(svc);
         w->next_rotation_check_ms = mono_ms + WEBHOOKS_ROTATION_CHECK_MS;

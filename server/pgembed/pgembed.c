@@ -10,6 +10,7 @@
 #include "pgembed.h"
 #include "pgembed_int.h"
 
+#include "clock.h"
 #include "log.h"
 #include "proc.h"
 
@@ -332,19 +333,12 @@ static enum pm_state pm_state(long pid)
     return strcmp(comm, "postgres") == 0 || strcmp(comm, "postmaster") == 0 ? PM_ALIVE : PM_FOREIGN;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits for a server already running on pg->pgdata to be ready. *taken = true when it is;
  * false when there is none (or it went away), so the caller starts one. */
 static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, size_t errlen)
 {
     struct pidinfo pi;
-    double deadline = now_s() + PGEMBED_START_TIMEOUT;
+    double deadline = ((double)clock_monotonic_ns() / 1e9) + PGEMBED_START_TIMEOUT;
 
     *taken = false;
     while (read_pidfile(pg->pgdata, &pi) == 0) {
@@ -373,7 +367,7 @@ static enum pgembed_rc take_over(struct pgembed *pg, bool *taken, char *err, siz
             *taken = true;
             return PGEMBED_OK;
         }
-        if (now_s() > deadline) {
+        if (((double)clock_monotonic_ns() / 1e9) > deadline) {
             log_errbuf(err, errlen,
                        "the PostgreSQL server on %s (pid %ld) is running but not ready after %d s "
                        "(status \"%s\")",

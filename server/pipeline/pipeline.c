@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hex.h"
 #include "log.h"
 
@@ -105,7 +106,6 @@ static void block_sign(struct pipeline_block *b)
 {
     const struct pipeline_job_config *cfg = &b->job->cfg;
     struct usersig_signer *signer = NULL;
-    struct timespec ts;
     char *idbuf = malloc(PIPELINE_ITEM_MAX);
 
     b->out_len = 0;
@@ -123,7 +123,7 @@ static void block_sign(struct pipeline_block *b)
         b->why = "out of memory for the output";
         goto out;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_s = clock_realtime_us() / 1000000;
     for (size_t i = 0; i < b->items.n; i++) {
         const struct item *it = &b->items.v[i];
         bool failed = false;
@@ -159,8 +159,8 @@ static void block_sign(struct pipeline_block *b)
             b->out_len = (size_t)(q - b->out);
             continue;
         }
-        char *o = pipeline_item_line_why(cfg, signer, (int64_t)ts.tv_sec, s, it->len, it->too_long,
-                                         idbuf, b->out + b->out_len, &failed, &why, &admin_index);
+        char *o = pipeline_item_line_why(cfg, signer, now_s, s, it->len, it->too_long, idbuf,
+                                         b->out + b->out_len, &failed, &why, &admin_index);
         if (o == NULL) {
             b->why = "the codec failed where it should not";
             goto out;

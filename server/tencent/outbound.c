@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 
@@ -55,13 +56,6 @@ static CURLcode curl_init_rc = CURLE_FAILED_INIT;
 static void curl_init_once(void)
 {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 const char *outbound_rc_name(enum outbound_rc rc)
@@ -183,7 +177,7 @@ static void call_finish(struct outbound_call *c, CURLcode code, enum outbound_rc
 {
     struct outbound_result r = {0};
     r.rc = forced != OUTBOUND_OK ? forced : classify(code, c->too_large);
-    r.duration_ms = now_ms() - c->started_ms;
+    r.duration_ms = ((double)clock_monotonic_ns() / 1e6) - c->started_ms;
     r.body = "";
     r.error = "";
     if (r.rc == OUTBOUND_OK) {
@@ -490,7 +484,7 @@ enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url
     c->ob = ob;
     c->cb = cb;
     c->arg = arg;
-    c->started_ms = now_ms();
+    c->started_ms = ((double)clock_monotonic_ns() / 1e6);
     outbound_url_redacted(url, c->where, sizeof c->where);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (h != NULL)

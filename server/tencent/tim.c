@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define RENEW_FRACTION 3 /* renew when less than 1/3 of a UserSig's life is left */
@@ -94,13 +95,6 @@ static int64_t ceil_ms(double x)
     return (double)i < x ? i + 1 : i;
 }
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int64_t now_s(struct tim *t)
 {
     return t->opt.clock != NULL ? t->opt.clock(t->opt.clock_arg) : (int64_t)time(NULL);
@@ -136,7 +130,7 @@ static void call_unlink(struct tcall *c)
 static void deliver(struct tcall *c)
 {
     c->result.attempts = c->attempts;
-    c->result.duration_ms = mono_ms() - c->started_ms;
+    c->result.duration_ms = ((double)clock_monotonic_ns() / 1e6) - c->started_ms;
     c->result.reply = c->reply;
     c->result.body = c->reply != NULL ? c->raw : NULL;
     c->result.body_len = c->reply != NULL ? c->raw_len : 0;
@@ -183,7 +177,7 @@ static void finish(struct tcall *c, enum tim_rc rc, const char *msg)
 
 static void bucket_refill(struct bucket *b)
 {
-    double now = mono_ms();
+    double now = ((double)clock_monotonic_ns() / 1e6);
     b->tokens += (now - b->last_ms) / 1000.0 * b->rate;
     if (b->tokens > b->burst)
         b->tokens = b->burst;
@@ -245,7 +239,7 @@ static struct bucket *bucket_get(struct tim *t, uint32_t sdkappid)
     b->rate = t->opt.rate;
     b->burst = t->opt.burst;
     b->tokens = b->burst;
-    b->last_ms = mono_ms();
+    b->last_ms = ((double)clock_monotonic_ns() / 1e6);
     b->next = t->buckets;
     t->buckets = b;
     return b;
@@ -762,7 +756,7 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
     snprintf(c->command, sizeof c->command, "%s", p->command);
     c->done = done;
     c->arg = arg;
-    c->started_ms = mono_ms();
+    c->started_ms = ((double)clock_monotonic_ns() / 1e6);
     c->next = t->calls;
     if (t->calls != NULL)
         t->calls->prev = c;
