@@ -136,12 +136,16 @@ static void reissue_fetch_start(struct batch *b)
     service_run(b->svc, &b->fetch);
 }
 
-/* A re-issue's identifiers: the page fetched so far, then a wait for the next one. */
+/* A re-issue's identifiers: the page fetched so far, then a wait for the next one. While a
+ * fetch is out, its thread writes src_done and fetch_failed: they are read only once its done
+ * callback has taken the page (else the last page's src_done would end the batch without it). */
 enum pipeline_fill batch_reissue_fill(struct batch *b, struct pipeline_items *it)
 {
     enum pipeline_fill rc = batch_fill_lines(b, b->src, it, SIZE_MAX);
     if (rc != PIPELINE_FILL_END)
         return rc;
+    if (b->fetching)
+        return PIPELINE_FILL_WAIT;
     if (b->fetch_failed)
         return PIPELINE_FILL_ERROR;
     if (b->src_done)
