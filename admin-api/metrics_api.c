@@ -14,6 +14,7 @@
 #include "handlers.h"
 #include "metrics.h"
 #include "op_apps.h"
+#include "pipeline.h"
 #include "usage.h"
 #include "service.h"
 
@@ -180,6 +181,18 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
                      "Jobs running on database threads.", "", (double)ps.running);
         bad |= gauge(out, "usersigd_db_pool_connections", "gauge",
                      "Database threads, each with its connection.", "", (double)ps.size);
+    }
+    if (svc != NULL && svc->pipeline != NULL) {
+        struct pipeline_stats bs;
+        pipeline_get_stats(svc->pipeline, &bs);
+        bad |= gauge(out, "usersigd_batch_workers", "gauge", "Batch signing's worker threads.", "",
+                     (double)bs.workers);
+        bad |= gauge(out, "usersigd_batch_workers_allowed", "gauge",
+                     "How many batch workers may sign at once: fewer than the workers while "
+                     "single signs wait, which leaves a core to them.",
+                     "", (double)bs.allowed);
+        bad |= gauge(out, "usersigd_batch_workers_signing", "gauge",
+                     "Batch workers signing a block now.", "", (double)bs.signing);
     }
     return bad != 0 ? -1 : 0;
 }

@@ -32,6 +32,8 @@ struct service {
     const char *migrations_dir;
     struct pipeline *pipeline; /* batch signing's worker threads (pipeline.h); NULL: none */
     size_t batches_running;    /* batch requests accepted and not ended (loop thread's only) */
+    size_t signs_waiting;      /* single signs submitted and not done (loop thread's only): while
+                                * there are, the batches leave a core free (sign_submit) */
     struct dbpool *pool;       /* database threads (dbpool.h); NULL: none */
     struct cache *cache;       /* tokens and apps (cache.h), shared by all threads; NULL: none */
     struct ratelimit *limits;  /* signs' token buckets (ratelimit.h), shared; NULL: no limits */

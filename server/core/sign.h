@@ -63,6 +63,7 @@ struct sign_request {
     /* The core's: the buckets were drawn from once (a group tried again does not draw again). */
     bool rate_checked;
     enum api_error rate_err;
+    struct service *waiting; /* counted in its signs_waiting until done */
 };
 
 /* The calling database thread keeps signers from now on (service_thread_new calls it on the

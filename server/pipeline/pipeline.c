@@ -75,6 +75,9 @@ struct pipeline {
     bool stopping;
     struct pipeline_block *q_head, *q_tail;
     uint64_t q_len;
+    int n_signing; /* workers with a block in hand */
+    int n_allowed; /* at most this many at once (pipeline_reserve) */
+    int n_peak;    /* the most n_signing was since the last pipeline_reserve */
     /* event-loop thread only */
     struct pipeline_job *jobs;
     uint64_t n_jobs, n_blocks;
@@ -193,7 +196,7 @@ static void *worker_main(void *arg)
         (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice_now + PIPELINE_WORKER_NICE);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && p->q_head == NULL)
+        while (!p->stopping && (p->q_head == NULL || p->n_signing >= p->n_allowed))
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->stopping)
             break;
@@ -202,6 +205,8 @@ static void *worker_main(void *arg)
         if (p->q_head == NULL)
             p->q_tail = NULL;
         p->q_len--;
+        if (++p->n_signing > p->n_peak)
+            p->n_peak = p->n_signing;
         pthread_mutex_unlock(&p->mu);
 
         block_sign(b);
@@ -209,6 +214,7 @@ static void *worker_main(void *arg)
         /* Under the mutex until event_active has returned: the loop thread frees a job only
          * after taking the mutex and finding none of its blocks out. */
         pthread_mutex_lock(&p->mu);
+        p->n_signing--;
         b->next = b->job->returned;
         b->job->returned = b;
         event_active(b->job->ev, EV_READ, 1);
@@ -619,7 +625,7 @@ struct pipeline *pipeline_new(struct event_base *base, int workers, char *err, s
         return NULL;
     }
     p->base = base;
-    p->n_workers = workers;
+    p->n_workers = p->n_allowed = workers;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     for (int i = 0; i < workers; i++) {
@@ -662,6 +668,19 @@ void pipeline_free(struct pipeline *p)
     free(p);
 }
 
+void pipeline_reserve(struct pipeline *p, int cores)
+{
+    int allowed = p->n_workers - (cores > 0 ? cores : 0);
+    if (allowed < 1)
+        allowed = 1;
+    pthread_mutex_lock(&p->mu);
+    if (allowed > p->n_allowed)
+        pthread_cond_broadcast(&p->cv);
+    p->n_allowed = allowed;
+    p->n_peak = p->n_signing;
+    pthread_mutex_unlock(&p->mu);
+}
+
 int pipeline_workers(const struct pipeline *p)
 {
     return p->n_workers;
@@ -674,5 +693,8 @@ void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out)
     out->blocks = p->n_blocks;
     pthread_mutex_lock(&p->mu);
     out->blocks_queued = p->q_len;
+    out->signing = p->n_signing;
+    out->allowed = p->n_allowed;
+    out->signing_peak = p->n_peak;
     pthread_mutex_unlock(&p->mu);
 }

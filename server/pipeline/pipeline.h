@@ -12,7 +12,11 @@
  *
  * Priority. Workers run at a nice value PIPELINE_WORKER_NICE above the process's (Linux keeps
  * one per thread), so the event-loop thread, which answers every request and hashes and sends
- * the batches, never waits behind the signing for a core.
+ * the batches, never waits behind the signing for a core. A nice value does not reach other
+ * processes, though: on a Linux with autogroup scheduling each PostgreSQL backend is a group of
+ * its own, weighed against the whole usersigd process. So while single signs wait on the
+ * database the server calls pipeline_reserve(1) (sign.c): one worker fewer signs at once and the
+ * backend that commits them finds a core.
  *
  * Back-pressure. A job has at most max_in_flight blocks between being cut and being emitted
  * (queued, being signed, or done and waiting for their turn). The blocks whose turn has come
@@ -104,11 +108,21 @@ void pipeline_free(struct pipeline *p);
 
 int pipeline_workers(const struct pipeline *p);
 
+/* Leaves cores cores to the rest of the process and the machine: from now on at most
+ * workers - cores workers (at least one) sign at once; a worker with a block in hand finishes
+ * it first. 0 lifts it. For the online path: while single signs wait on the database, the
+ * database's backend and the event loop find a core free instead of queueing behind the
+ * batches. */
+void pipeline_reserve(struct pipeline *p, int cores);
+
 struct pipeline_stats {
     int workers;
     uint64_t jobs;          /* jobs not freed yet, cancelled ones waiting for workers included */
     uint64_t blocks;        /* blocks allocated, all jobs */
     uint64_t blocks_queued; /* waiting for a worker */
+    int signing;            /* workers with a block in hand now */
+    int allowed;            /* how many may be (workers, less a pipeline_reserve) */
+    int signing_peak;       /* the most that were at once since the last pipeline_reserve */
 };
 void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out);
 

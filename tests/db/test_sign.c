@@ -5,12 +5,14 @@
  * beside the signatures and change nothing else; two pools (as two processes) signing to the
  * same apps in opposite orders neither deadlock nor fork the chain; a rotation is used by the
  * next group; a process that wrote the chain's last event sends its next group in one round
- * trip, and a change by anyone else meets that attempt under the lock; signs still queued when
- * the pool is freed are refused, none issued.
+ * trip, and a change by anyone else meets that attempt under the lock; while signs wait, the
+ * batches' workers leave a core free; signs still queued when the pool is freed are refused,
+ * none issued.
  */
 #include "audit.h"
 #include "dbpool.h"
 #include "dbtest.h"
+#include "pipeline.h"
 #include "service.h"
 #include "sign.h"
 
@@ -397,6 +399,52 @@ static void test_stale_cache(const struct dbtest *t, PGconn *c, struct store *st
     sign_chain_free(svc.chain);
 }
 
+/* While single signs wait, the batches' workers leave a core to them (sign_submit): one fewer
+ * may sign at once; when the last is done, all may again. */
+static void test_reserve(struct service *proto_svc, const struct dbtest *t)
+{
+    static struct call calls[20];
+    struct service svc = *proto_svc;
+    struct pipeline_stats ps;
+    char err[128];
+
+    proto.chain = svc.chain; /* the pool's threads copy proto as they start */
+    svc.pool = pool_new(t, 2);
+    proto.chain = NULL;
+    svc.pipeline = pipeline_new(base, 3, err, sizeof err);
+    CHECK(svc.pipeline != NULL, "pipeline: %s", err);
+    if (svc.pool == NULL || svc.pipeline == NULL) {
+        dbpool_free(svc.pool);
+        if (svc.pipeline != NULL)
+            pipeline_free(svc.pipeline);
+        return;
+    }
+    pipeline_get_stats(svc.pipeline, &ps);
+    CHECK(ps.allowed == 3, "no sign out: all 3 workers may sign (%d)", ps.allowed);
+    n_done = 0;
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "reserve%d", i);
+        call_init(&calls[i], APP_A, id);
+        sign_submit(&svc, &calls[i].req);
+    }
+    /* Their answers come back through the loop, which has not run yet. */
+    pipeline_get_stats(svc.pipeline, &ps);
+    CHECK(ps.allowed == 2 && svc.signs_waiting == 20,
+          "20 signs out: 2 of 3 workers may sign (%d), 20 counted (%zu)", ps.allowed,
+          svc.signs_waiting);
+    run_until(20);
+    int ok = 0;
+    for (int i = 0; i < 20; i++)
+        ok += calls[i].done == 1 && calls[i].req.err == API_OK;
+    pipeline_get_stats(svc.pipeline, &ps);
+    CHECK(ok == 20 && ps.allowed == 3 && svc.signs_waiting == 0,
+          "all done (%d ok): all 3 may sign again (%d), none counted (%zu)", ok, ps.allowed,
+          svc.signs_waiting);
+    dbpool_free(svc.pool);
+    pipeline_free(svc.pipeline);
+}
+
 /* A job that holds the pool's one thread for 200 ms. */
 static void run_busy(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
@@ -481,6 +529,7 @@ int main(void)
         test_two_pools(&one, &two, c, st);
         test_rotation(&one, st);
         test_one_trip(&one, c, st);
+        test_reserve(&one, &t);
     }
     dbpool_free(one.pool);
     dbpool_free(two.pool);

@@ -84,6 +84,11 @@ describe('/metrics', () => {
     assert.ok(sample(after, 'process_resident_memory_bytes') > 1e6);
     assert.ok(sample(after, 'usersigd_http_open_connections') >= 1);
     assert.ok(after.includes('usersigd_db_pool_queued_jobs '));
+    // No sign is out while the scrape is answered: every batch worker may sign.
+    assert.ok(sample(after, 'usersigd_batch_workers') >= 1);
+    assert.equal(sample(after, 'usersigd_batch_workers_allowed'),
+      sample(after, 'usersigd_batch_workers'), 'the batches keep a core back only while signs wait');
+    assert.equal(sample(after, 'usersigd_batch_workers_signing'), 0);
     assert.ok(after.includes('usersigd_cache_hits_total{kind="app"}'));
     assert.ok(after.includes('usersigd_sign_group_size_bucket{le="+Inf"}'));
     mid = null;

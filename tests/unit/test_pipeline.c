@@ -399,6 +399,51 @@ static void test_concurrent_jobs(void)
     }
 }
 
+/* One batch of n items, at most `allowed` workers signing at once once pipeline_reserve(pool,
+ * reserve) is in force; returns the peak the pool saw. */
+static int reserved_run(int reserve, size_t n)
+{
+    struct fake f;
+    struct pipeline_stats st;
+
+    pipeline_reserve(pool, reserve);
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, n);
+    for (size_t i = 0; i < n; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "r%d-%zu", reserve, i);
+        f.items[i] = strdup(b);
+    }
+    start(&f);
+    CHECK(run_until(&f.done), "reserve %d: the batch finished", reserve);
+    CHECK(f.res.state == PIPELINE_COMPLETE && f.res.count == n && f.res.signed_count == n,
+          "reserve %d: %llu of %zu signed", reserve, (unsigned long long)f.res.signed_count, n);
+    pipeline_get_stats(pool, &st);
+    fake_free(&f);
+    return st.signing_peak;
+}
+
+/* pipeline_reserve: while cores are reserved, at most workers - cores workers sign at once
+ * (never fewer than one, so a batch still ends); lifting it gives them all back. */
+static void test_reserve(void)
+{
+    struct pipeline_stats st;
+    int workers = pipeline_workers(pool);
+    size_t n = 64 * PIPELINE_BLOCK_ITEMS;
+
+    int peak = reserved_run(workers - 1, n);
+    pipeline_get_stats(pool, &st);
+    CHECK(st.allowed == 1 && peak == 1, "reserve %d of %d: allowed %d, peak %d (want 1)",
+          workers - 1, workers, st.allowed, peak);
+    peak = reserved_run(workers + 10, n);
+    pipeline_get_stats(pool, &st);
+    CHECK(st.allowed == 1 && peak == 1, "more reserved than workers: allowed %d, peak %d",
+          st.allowed, peak);
+    peak = reserved_run(0, n);
+    pipeline_get_stats(pool, &st);
+    CHECK(st.allowed == workers && peak >= 2 && peak <= workers,
+          "reserve lifted: allowed %d of %d, peak %d (want 2 or more)", st.allowed, workers, peak);
+}
+
 int main(void)
 {
     if (fixture_begin() != 0)
@@ -416,5 +461,6 @@ int main(void)
     check_level(1);
     check_level(9);
     test_concurrent_jobs();
+    test_reserve();
     return fixture_end("pipeline");
 }
