@@ -29,8 +29,8 @@
 #include "service.h"
 #include "utf8.h"
 
-#define IN_FLIGHT 4    /* calls of one job at once */
-#define MAX_CHUNKS 8   /* chunks held (in flight or waiting to be written out) */
+#define IN_FLIGHT 4        /* calls of one job at once */
+#define MAX_CHUNKS 8       /* chunks held (in flight or waiting to be written out) */
 #define ACCT_LINE_MAX 4096 /* bytes of an input line looked at */
 #define MSG_BUF 512
 
@@ -303,9 +303,9 @@ static void imp_free(struct imp *m)
 static json_t *finish_details(struct imp *m, const char *sha)
 {
     json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "job_id", m->job_id, "state",
-                          m->cut || m->run.gone ? "aborted" : "complete", "count", (json_int_t)m->count,
-                          "imported", (json_int_t)m->imported, "failed", (json_int_t)m->failed,
-                          "calls", (json_int_t)m->run.calls, "sha256", sha);
+                          m->cut || m->run.gone ? "aborted" : "complete", "count",
+                          (json_int_t)m->count, "imported", (json_int_t)m->imported, "failed",
+                          (json_int_t)m->failed, "calls", (json_int_t)m->run.calls, "sha256", sha);
     if (d != NULL && m->run.check)
         json_object_set_new(d, "not_imported", json_integer((json_int_t)m->not_imported));
     return d;
@@ -336,8 +336,8 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
                               m->ndjson ? "ndjson" : "text", "request_id", m->request_id);
         bool ok = d != NULL && store_begin(svc->st) == STORE_OK &&
                   service_audit(svc, &m->principal, action_of(m), m->sdkappid,
-                                m->run.app->active != NULL ? m->run.app->active->version : 0, "started",
-                                d) == STORE_OK &&
+                                m->run.app->active != NULL ? m->run.app->active->version : 0,
+                                "started", d) == STORE_OK &&
                   store_commit(svc->st) == STORE_OK;
         if (!ok) {
             store_rollback(svc->st);

@@ -94,7 +94,8 @@ void acct_from_line(struct acct *a, bool ndjson, const char *s, size_t n)
         bool nick = strcmp(k, "nick") == 0, face = strcmp(k, "face_url") == 0;
         if (!nick && !face) {
             acct_fail(a, "unknown_field", 0, "a line takes identifier, nick and face_url only");
-        } else if (!json_is_string(v) || json_string_length(v) > (nick ? ACCT_NICK_MAX : ACCT_FACE_MAX)) {
+        } else if (!json_is_string(v) ||
+                   json_string_length(v) > (nick ? ACCT_NICK_MAX : ACCT_FACE_MAX)) {
             acct_fail(a, "invalid_field", 0,
                       nick ? "nick must be a string of at most 256 bytes"
                            : "face_url must be a string of at most 1024 bytes");
@@ -126,7 +127,6 @@ static void progress(struct acct_run *run)
 {
     run->progress(run->arg);
 }
-
 
 static int64_t backoff(int tries)
 {
@@ -163,7 +163,8 @@ static void chunk_later(struct acct_chunk *c, int64_t ms)
 }
 
 /* Every account still pending gets err (the chunk's last try failed). */
-static void chunk_fail_pending(struct acct_chunk *c, const char *code, long long tcode, const char *msg)
+static void chunk_fail_pending(struct acct_chunk *c, const char *code, long long tcode,
+                               const char *msg)
 {
     for (int i = 0; i < c->n; i++)
         if (c->a[i].state == ACCT_PENDING)
@@ -239,7 +240,8 @@ static void on_result(const struct tim_result *res, void *arg)
         progress(run);
         return;
     }
-    /* Import: the accounts not in FailAccounts are in; those are sent again, ACCT_FAIL_ROUNDS in all. */
+    /* Import: the accounts not in FailAccounts are in; those are sent again, ACCT_FAIL_ROUNDS in
+     * all. */
     json_t *failed = json_object_get(res->reply, "FailAccounts");
     bool *listed = calloc((size_t)c->n, sizeof *listed);
     if (listed == NULL) {

@@ -42,8 +42,8 @@
 
 /* text/plain and application/x-ndjson: one item a line; the last one may lack its LF. Takes at
  * most limit bytes of in. */
-enum pipeline_fill batch_fill_lines(struct batch *b, struct evbuffer *in,
-                                     struct pipeline_items *it, size_t limit)
+enum pipeline_fill batch_fill_lines(struct batch *b, struct evbuffer *in, struct pipeline_items *it,
+                                    size_t limit)
 {
     struct evbuffer_iovec v;
     size_t done = 0;
@@ -725,8 +725,7 @@ void batch_start_done(struct dbpool_job *job)
 
 /* Whether one more batch may run in this process (batch_max_running): API_OK, or 429
  * too_many_batches with Retry-After set and msg saying so. */
-enum api_error batch_check_slot(struct api_request *r, struct service *svc,
-                                       char msg[MSG_BUF])
+enum api_error batch_check_slot(struct api_request *r, struct service *svc, char msg[MSG_BUF])
 {
     if (svc->cfg == NULL || svc->cfg->batch_max_running <= 0 ||
         svc->batches_running < (size_t)svc->cfg->batch_max_running)
@@ -790,4 +789,3 @@ void handle_usersig_batch(struct api_request *r)
     api_request_defer(r);
     service_run(svc, &b->start);
 }
-

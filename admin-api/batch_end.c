@@ -189,4 +189,3 @@ void batch_end(struct batch *b, enum store_batch_state state, bool summary)
     b->end.arg = b;
     service_run(b->svc, &b->end);
 }
-

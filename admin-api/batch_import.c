@@ -17,7 +17,7 @@
 
 /* What becomes of a line. */
 enum line_kind {
-    LINE_THROUGH = -1, /* not sent: the pipeline refuses it anyway */
+    LINE_THROUGH = -1,    /* not sent: the pipeline refuses it anyway */
     LINE_UNSENDABLE = -2, /* signable, yet not a UserID Tencent takes: refused here */
     /* 0..99: the index of its account in the chunk's acct_chunk */
 };
@@ -36,9 +36,9 @@ struct batch_import {
     struct batch_import_config cfg;
     struct acct_run run;
     struct line_chunk *head, *tail, *filling;
-    int n_chunks;     /* in the list; filling apart */
-    bool skip_line;   /* the rest of a line over PIPELINE_ITEM_MAX is dropped up to its LF */
-    bool input_done;  /* every line of the body has been read */
+    int n_chunks;    /* in the list; filling apart */
+    bool skip_line;  /* the rest of a line over PIPELINE_ITEM_MAX is dropped up to its LF */
+    bool input_done; /* every line of the body has been read */
     bool in_fill, stopped;
     struct batch_import_counts counts;
     char idbuf[PIPELINE_ITEM_MAX]; /* a line's identifier, decoded */
@@ -112,8 +112,7 @@ static bool line_identifier(const struct batch_import *bi, const char *s, size_t
 
 /* What becomes of a line: through as it is, refused here, or an account of lc's chunk. 0, or
  * -1 when out of memory. */
-static int classify(struct batch_import *bi, struct line_chunk *lc, int k, const char *s,
-                    size_t n)
+static int classify(struct batch_import *bi, struct line_chunk *lc, int k, const char *s, size_t n)
 {
     char *idbuf = bi->idbuf;
     size_t len = 0;
@@ -250,8 +249,9 @@ static int refuse(struct pipeline_items *it, const struct acct *a)
                  "not imported: Tencent takes a UserID of 1 to 32 bytes of UTF-8 without "
                  "control characters; no UserSig was issued");
     else if (a->tencent_code != 0)
-        snprintf(msg, sizeof msg, "not imported (%s, Tencent error %lld): %s; no UserSig was issued",
-                 a->code, a->tencent_code, a->msg);
+        snprintf(msg, sizeof msg,
+                 "not imported (%s, Tencent error %lld): %s; no UserSig was issued", a->code,
+                 a->tencent_code, a->msg);
     else
         snprintf(msg, sizeof msg, "not imported (%s): %s; no UserSig was issued", a->code, a->msg);
     return pipeline_items_refuse(it, "import_failed", msg);

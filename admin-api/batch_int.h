@@ -97,8 +97,8 @@ enum api_error batch_check_slot(struct api_request *r, struct service *svc, char
 void batch_start_run(struct store *st, void *ctx, struct dbpool_job *jobs);
 void batch_start_done(struct dbpool_job *job);
 /* text/plain and NDJSON lines of in into items, at most limit bytes. */
-enum pipeline_fill batch_fill_lines(struct batch *b, struct evbuffer *in,
-                                    struct pipeline_items *it, size_t limit);
+enum pipeline_fill batch_fill_lines(struct batch *b, struct evbuffer *in, struct pipeline_items *it,
+                                    size_t limit);
 /* The end recorded (a database job), then the stream ended. */
 void batch_end(struct batch *b, enum store_batch_state state, bool summary);
 

@@ -14,7 +14,7 @@
 
 /* In the start's transaction: from_version is a version of the app other than the active one. */
 enum api_error batch_reissue_check(struct service *svc, struct batch *b, char msg[MSG_BUF],
-                                    bool *refused)
+                                   bool *refused)
 {
     struct store_key k;
     enum store_rc rc = store_key_get(svc->st, b->sdkappid, b->from_version, &k);

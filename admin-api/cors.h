@@ -14,8 +14,8 @@
 
 #include "http.h"
 
-#define CORS_ORIGIN_MAX 256 /* bytes of one origin on the list, and of an Origin header looked at  \
-                             */
+/* Bytes of one origin on the list, and of an Origin header looked at. */
+#define CORS_ORIGIN_MAX 256
 
 /* 0 when list is NULL, empty, or comma-separated origins, each "scheme://host[:port]" (spaces
  * around the commas ignored; no path, no trailing "/", no "*", no "null"); else -1 with err

@@ -128,7 +128,7 @@ bool frame_name_is(const char *name, size_t n, const char *want)
 
 /* One header line p[0..n) (no CRLF): name, colon, value (OWS trimmed). */
 enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
-                                    const char **value, size_t *value_len)
+                                   const char **value, size_t *value_len)
 {
     size_t i = 0;
     if (n > FRAME_MAX_HEADER_LINE)
@@ -250,4 +250,3 @@ enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t 
         *detail = d;
     return *k == '\0' && v > 0 && v < FRAME_ERROR_COUNT ? (enum frame_error)v : FRAME_OK;
 }
-

@@ -109,8 +109,8 @@ const struct api_route api_routes[] = {
      API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_deliveries},
     {EVHTTP_REQ_GET, "/v1/webhook-deliveries/{id}", "getWebhookDelivery", PERM_WEBHOOKS,
      API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_delivery},
-    {EVHTTP_REQ_POST, "/v1/webhook-deliveries/{id}/resend", "resendWebhookDelivery",
-     PERM_WEBHOOKS, API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_resend},
+    {EVHTTP_REQ_POST, "/v1/webhook-deliveries/{id}/resend", "resendWebhookDelivery", PERM_WEBHOOKS,
+     API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_resend},
 
     {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
 

@@ -42,10 +42,10 @@ struct config {
     enum log_level log_level;
     enum log_format log_format; /* applied with log_set_format() */
     int64_t request_timeout_ms;
-    int workers;        /* 0: one per online CPU, see config_workers() */
-    int batch_max_running; /* batch requests signed at once; one more is 429 */
+    int workers;              /* 0: one per online CPU, see config_workers() */
+    int batch_max_running;    /* batch requests signed at once; one more is 429 */
     int rate_limit_processes; /* serve processes sharing the database: each takes rate / this */
-    int db_connections; /* the database pool's size, 1..64 */
+    int db_connections;       /* the database pool's size, 1..64 */
     /* TLS on the listener: both files, or neither (config_check_listener). */
     char tls_cert_file[CONFIG_STRING_MAX];      /* PEM chain, the server's certificate first */
     char tls_key_file[CONFIG_STRING_MAX];       /* PEM private key of that certificate */

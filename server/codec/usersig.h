@@ -20,8 +20,6 @@
 #define USERSIG_VERSION_MINOR 1
 #define USERSIG_VERSION_PATCH 0
 
-
-
 /* Limits (SPEC.md "Limits"). */
 #define USERSIG_MAX_IDENTIFIER 32        /* bytes */
 #define USERSIG_MAX_ROOM_STR 64          /* bytes */
@@ -74,15 +72,17 @@ enum usersig_verdict {
     USERSIG_VERDICT_COUNT
 };
 
-USERSIG_API const char *usersig_verdict_name(enum usersig_verdict v);    /* "signature_mismatch" */
-USERSIG_API int usersig_verdict_tencent_code(enum usersig_verdict v);    /* 70009; 0 when Tencent has none */
-USERSIG_API const char *usersig_verdict_message(enum usersig_verdict v); /* what it means, what to do */
+/* A verdict's stable name ("signature_mismatch"), Tencent's code for it (70009; 0 when Tencent
+ * has none), and a message saying what it means and what to do. */
+USERSIG_API const char *usersig_verdict_name(enum usersig_verdict v);
+USERSIG_API int usersig_verdict_tencent_code(enum usersig_verdict v);
+USERSIG_API const char *usersig_verdict_message(enum usersig_verdict v);
 
 /* Identifier rules: printable ASCII 0x20..0x7e (what Tencent accepts) or A-Z a-z 0-9 _ - only. */
 enum usersig_id_policy { USERSIG_ID_PRINTABLE = 0, USERSIG_ID_STRICT = 1 };
 
 USERSIG_API enum usersig_rc usersig_identifier_check(const char *id, size_t len,
-                                         enum usersig_id_policy policy) USERSIG_WUR;
+                                                     enum usersig_id_policy policy) USERSIG_WUR;
 
 /* A key: a v2 HMAC secret, or a v1 EC key (private or public). Opaque; the secret is wiped
  * with OPENSSL_cleanse when freed. */
@@ -92,14 +92,15 @@ enum usersig_key_kind { USERSIG_KEY_HMAC = 1, USERSIG_KEY_ECDSA = 2 };
 /* The secret is used as its bytes (the console's 64 hex characters are not decoded); 1..1024
  * bytes. On success *out is a new key; caller usersig_key_free()s it. */
 USERSIG_API enum usersig_rc usersig_key_new_hmac(const char *secret, size_t len,
-                                     struct usersig_key **out) USERSIG_WUR;
+                                                 struct usersig_key **out) USERSIG_WUR;
 /* PEM: SEC1 "EC PRIVATE KEY" (optionally after "EC PARAMETERS"), PKCS#8 "PRIVATE KEY", or SPKI
  * "PUBLIC KEY"; curves secp256k1 and P-256. */
 USERSIG_API enum usersig_rc usersig_key_new_pem(const char *pem, size_t len,
-                                    struct usersig_key **out) USERSIG_WUR;
+                                                struct usersig_key **out) USERSIG_WUR;
 USERSIG_API void usersig_key_free(struct usersig_key *key);
 USERSIG_API enum usersig_key_kind usersig_key_kind(const struct usersig_key *key);
-USERSIG_API int usersig_key_is_private(const struct usersig_key *key); /* 1 for HMAC and EC private keys */
+/* 1 for HMAC and EC private keys. */
+USERSIG_API int usersig_key_is_private(const struct usersig_key *key);
 
 /* TRTC PrivateMapKey: room and privileges carried in TLS.userbuf. */
 enum usersig_room_kind { USERSIG_ROOM_NONE = 0, USERSIG_ROOM_NUMERIC = 1, USERSIG_ROOM_STRING = 2 };
@@ -131,21 +132,22 @@ struct usersig_params {
  * already see. Levels 1..9 set the search depth of the codec's own deflate encoder (one fixed-
  * Huffman block, as zlib itself emits for a document this small) and the header's FLEVEL. */
 struct usersig_signer;
-USERSIG_API enum usersig_rc usersig_signer_new(const struct usersig_key *key, uint32_t sdkappid, int level,
-                                   enum usersig_id_policy policy,
-                                   struct usersig_signer **out) USERSIG_WUR;
+USERSIG_API enum usersig_rc usersig_signer_new(const struct usersig_key *key, uint32_t sdkappid,
+                                               int level, enum usersig_id_policy policy,
+                                               struct usersig_signer **out) USERSIG_WUR;
 USERSIG_API void usersig_signer_free(struct usersig_signer *signer);
 
 /* Signs one token into out (at least USERSIG_TOKEN_BUF bytes); writes its length to *out_len
  * and a terminating NUL. Inputs are checked first: nothing is written on failure. */
-USERSIG_API enum usersig_rc usersig_sign(struct usersig_signer *signer, const struct usersig_params *params,
-                             char *out, size_t out_cap, size_t *out_len) USERSIG_WUR;
+USERSIG_API enum usersig_rc usersig_sign(struct usersig_signer *signer,
+                                         const struct usersig_params *params, char *out,
+                                         size_t out_cap, size_t *out_len) USERSIG_WUR;
 
 /* Builds the raw PrivateMapKey userbuf (SPEC.md) into out (USERSIG_MAX_USERBUF bytes). */
 USERSIG_API enum usersig_rc usersig_userbuf_build(const char *identifier, size_t identifier_len,
-                                      uint32_t sdkappid, int64_t expire_at,
-                                      const struct usersig_room *room, uint8_t *out, size_t out_cap,
-                                      size_t *out_len) USERSIG_WUR;
+                                                  uint32_t sdkappid, int64_t expire_at,
+                                                  const struct usersig_room *room, uint8_t *out,
+                                                  size_t out_cap, size_t *out_len) USERSIG_WUR;
 
 /* A decoded token: the JSON document's own values. Plain data; no free needed. */
 struct usersig_decoded {
@@ -179,12 +181,13 @@ struct usersig_decoded {
 /* Decodes a token (whitespace ignored). Returns USERSIG_VALID, USERSIG_EMPTY or
  * USERSIG_MALFORMED / USERSIG_UNSUPPORTED_VERSION. Bounded: input over USERSIG_MAX_TOKEN_INPUT or
  * a document inflating past USERSIG_MAX_DOCUMENT is malformed. */
-USERSIG_API enum usersig_verdict usersig_decode(const char *token, size_t len, struct usersig_decoded *out);
+USERSIG_API enum usersig_verdict usersig_decode(const char *token, size_t len,
+                                                struct usersig_decoded *out);
 
 /* Checks only the signature of a decoded token with one key: VALID, SIGNATURE_MISMATCH or
  * KIND_MISMATCH. Constant time in the MAC comparison. */
 USERSIG_API enum usersig_verdict usersig_check_signature(const struct usersig_decoded *d,
-                                             const struct usersig_key *key);
+                                                         const struct usersig_key *key);
 
 /* Which of keys[0..n) made d's signature: the index of the first that did, or n when none did
  * (NULL entries and keys of the other kind are skipped). The answer of usersig_check_signature
@@ -208,13 +211,13 @@ struct usersig_expect {
 /* Runs the checks after decoding, in SPEC order: identifier, sdkappid, expiry (at now), then the
  * signature with key, then room and privileges. */
 USERSIG_API enum usersig_verdict usersig_check(const struct usersig_decoded *d,
-                                   const struct usersig_expect *expect,
-                                   const struct usersig_key *key, int64_t now);
+                                               const struct usersig_expect *expect,
+                                               const struct usersig_key *key, int64_t now);
 
 /* usersig_decode + usersig_check. d may be NULL when the caller does not need the fields. */
 USERSIG_API enum usersig_verdict usersig_verify(const char *token, size_t len,
-                                    const struct usersig_expect *expect,
-                                    const struct usersig_key *key, int64_t now,
-                                    struct usersig_decoded *d);
+                                                const struct usersig_expect *expect,
+                                                const struct usersig_key *key, int64_t now,
+                                                struct usersig_decoded *d);
 
 #endif

@@ -22,7 +22,7 @@ struct app_node {
 struct token_node {
     struct token_node *next;
     struct cache_token t;
-    int64_t touched_us; /* last use recorded (read from the row, then by cache_token_due) */
+    int64_t touched_us;  /* last use recorded (read from the row, then by cache_token_due) */
     int64_t scan_second; /* the second scan_count counts in */
     unsigned scan_count;
 };
@@ -41,7 +41,7 @@ struct scan_box {
 struct cache {
     pthread_mutex_t mu;
     struct cache_scan *scan; /* the table's reference, or NULL */
-    uint64_t epoch; /* bumped by every eviction */
+    uint64_t epoch;          /* bumped by every eviction */
     bool listening;
     struct app_node **apps;
     size_t n_app_buckets, n_apps;

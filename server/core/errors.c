@@ -47,8 +47,9 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_IDENTIFIER_PREFIX] = {"identifier_prefix", 403, LOG_INFO,
                                    "this token may sign only identifiers that start with one of "
                                    "its identifier_prefixes"},
-    [API_ERR_REST_NOT_ALLOWED] = {"rest_not_allowed", 403, LOG_INFO,
-                                  "this token's rest_allow does not cover this servicename/command"},
+    [API_ERR_REST_NOT_ALLOWED] =
+        {"rest_not_allowed", 403, LOG_INFO,
+         "this token's rest_allow does not cover this servicename/command"},
     [API_ERR_NOT_FOUND] = {"not_found", 404, LOG_DEBUG, "no such path"},
     [API_ERR_APP_NOT_FOUND] = {"app_not_found", 404, LOG_INFO, "no app with this sdkappid"},
     [API_ERR_REQUEST_TIMEOUT] = {"request_timeout", 408, LOG_INFO,

@@ -56,15 +56,15 @@ enum api_error {
     API_ERR_APP_SIGNS_PER_SECOND,    /* 429: the app's signs_per_second (Retry-After) */
     API_ERR_TOKEN_BATCH_TOKENS_PER_DAY, /* 429: the API token's batch_tokens_per_day */
     API_ERR_APP_BATCH_TOKENS_PER_DAY,   /* 429: the app's batch_tokens_per_day */
-    API_ERR_TENCENT_RATE_LIMITED,    /* 429: the app's calls to Tencent are at their limit */
+    API_ERR_TENCENT_RATE_LIMITED,       /* 429: the app's calls to Tencent are at their limit */
 
-    API_ERR_INTERNAL,        /* 500: a bug or an allocation failure; logged with the reason */
-    API_ERR_NOT_IMPLEMENTED, /* 501: the route is in the table but its handler is not written */
+    API_ERR_INTERNAL,            /* 500: a bug or an allocation failure; logged with the reason */
+    API_ERR_NOT_IMPLEMENTED,     /* 501: the route is in the table but its handler is not written */
     API_ERR_TENCENT_UNREACHABLE, /* 502: no connection to Tencent (connect, TLS, ...) */
     API_ERR_TENCENT_BAD_REPLY,   /* 502: Tencent's answer is not its JSON, or not HTTP 200 */
     API_ERR_UNAVAILABLE,         /* 503: the database cannot be reached */
     API_ERR_TENCENT_TIMEOUT,     /* 504: Tencent did not answer within tencent_timeout */
-    API_ERR_HTTP_VERSION,    /* 505: not HTTP/1.1 or HTTP/1.0 */
+    API_ERR_HTTP_VERSION,        /* 505: not HTTP/1.1 or HTTP/1.0 */
 
     API_ERR_COUNT
 };

@@ -27,7 +27,7 @@
 /* An app as the API shows it. */
 struct op_apps_view {
     struct store_app app;
-    uint32_t active_version; /* 0: none */
+    uint32_t active_version;        /* 0: none */
     int64_t active_activated_at_us; /* when it became active (0: none) */
 };
 

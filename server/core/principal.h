@@ -45,7 +45,7 @@ enum perm {
     PERM_TOKENS,
     PERM_METRICS,      /* the Prometheus scrape (/metrics) */
     PERM_TENCENT_REST, /* call Tencent's REST API through the gateway (admin, rest_caller) */
-    PERM_SELF, /* any valid token, whatever its role: what the token is (GET /v1/tokens/self) */
+    PERM_SELF,     /* any valid token, whatever its role: what the token is (GET /v1/tokens/self) */
     PERM_WEBHOOKS, /* webhook endpoints and their deliveries (admin only) */
     PERM_COUNT
 };

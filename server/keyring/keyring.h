@@ -205,9 +205,10 @@ enum keyring_rc keyring_webhook_secret_new(const struct keyring *kr, int64_t id,
                                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES],
                                            uint8_t **sealed, size_t *sealed_len) KEYRING_WUR;
 /* Opens endpoint id's sealed secret into secret (the caller wipes it). */
-enum keyring_rc keyring_webhook_secret_open(const struct keyring *kr, int64_t id,
-                                            const uint8_t *sealed, size_t sealed_len,
-                                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES]) KEYRING_WUR;
+enum keyring_rc
+keyring_webhook_secret_open(const struct keyring *kr, int64_t id, const uint8_t *sealed,
+                            size_t sealed_len,
+                            uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES]) KEYRING_WUR;
 /* Opens with old_kr and seals again with new_kr (usersigd rewrap). */
 enum keyring_rc keyring_webhook_reseal(const struct keyring *old_kr, const struct keyring *new_kr,
                                        int64_t id, const uint8_t *sealed_in, size_t in_len,

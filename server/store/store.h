@@ -116,7 +116,7 @@ enum store_rc store_app_get(struct store *st, uint32_t sdkappid, enum store_lock
 /* An app as store_app_list gives it: the row and its active key version. */
 struct store_app_listed {
     struct store_app app;
-    uint32_t active_version; /* 0 when no version is active */
+    uint32_t active_version;        /* 0 when no version is active */
     int64_t active_activated_at_us; /* its activated_at (0 when none) */
 };
 /* Apps in sdkappid order, each with its active key version, in one statement: those after
@@ -282,8 +282,8 @@ int store_role_parse(const char *name); /* -1 when unknown */
 
 /* Rate limits of an app or an API token (migrations/0010_limits_webhooks.sql); 0: none. */
 struct store_limits {
-    uint32_t signs_per_second;     /* 1..STORE_SIGNS_PER_SECOND_MAX */
-    int64_t batch_tokens_per_day;  /* 1..STORE_BATCH_TOKENS_PER_DAY_MAX, per UTC day */
+    uint32_t signs_per_second;    /* 1..STORE_SIGNS_PER_SECOND_MAX */
+    int64_t batch_tokens_per_day; /* 1..STORE_BATCH_TOKENS_PER_DAY_MAX, per UTC day */
 };
 #define STORE_SIGNS_PER_SECOND_MAX 1000000
 #define STORE_BATCH_TOKENS_PER_DAY_MAX INT64_C(1000000000000)

@@ -274,4 +274,3 @@ enum store_rc store_app_set_rotate_every(struct store *st, uint32_t sdkappid, ui
     PQclear(r);
     return rc;
 }
-

@@ -35,7 +35,11 @@ struct store_webhook {
     int64_t n_pending, n_failed; /* read by store_webhook_list and _get */
 };
 
-enum store_delivery_state { STORE_DELIVERY_PENDING = 0, STORE_DELIVERY_DELIVERED, STORE_DELIVERY_FAILED };
+enum store_delivery_state {
+    STORE_DELIVERY_PENDING = 0,
+    STORE_DELIVERY_DELIVERED,
+    STORE_DELIVERY_FAILED
+};
 const char *store_delivery_state_name(enum store_delivery_state s); /* "pending" ... */
 
 struct store_webhook_delivery {
@@ -73,8 +77,7 @@ enum store_rc store_webhook_insert(struct store *st, struct store_webhook *w) ST
 enum store_rc store_webhook_get(struct store *st, int64_t id, struct store_webhook *out) STORE_WUR;
 /* Every endpoint in id order (at most STORE_WEBHOOK_LIST_MAX): *out a new array of *n, caller
  * free()s it (and wipes nothing: sealed secrets only). */
-enum store_rc store_webhook_list(struct store *st, struct store_webhook **out,
-                                 size_t *n) STORE_WUR;
+enum store_rc store_webhook_list(struct store *st, struct store_webhook **out, size_t *n) STORE_WUR;
 /* Deletes endpoint id with its deliveries and their attempts. NOT_FOUND when none. */
 enum store_rc store_webhook_delete(struct store *st, int64_t id) STORE_WUR;
 
@@ -89,8 +92,9 @@ enum store_rc store_webhook_outbox(struct store *st, const char *type, uint32_t 
 enum store_rc store_webhook_deliveries(struct store *st, int64_t webhook_id, int64_t after,
                                        size_t limit, struct store_webhook_delivery **out,
                                        size_t *n) STORE_WUR;
-/* One delivery of endpoint webhook_id (0: of any endpoint), its attempts (a new array of *n_attempts, oldest first,
- * at most 1000; caller free()s it) and its body (a new string; caller free()s it). */
+/* One delivery of endpoint webhook_id (0: of any endpoint), its attempts (a new array of
+ * *n_attempts, oldest first, at most 1000; caller free()s it) and its body (a new string; caller
+ * free()s it). */
 enum store_rc store_webhook_delivery_get(struct store *st, int64_t webhook_id, int64_t id,
                                          struct store_webhook_delivery *out,
                                          struct store_webhook_attempt **attempts,
@@ -113,8 +117,7 @@ void store_webhook_due_free(struct store_webhook_due *d, size_t n);
  * or why) and its outcome: delivered; else pending again in retry_ms, or failed when retry_ms
  * is negative. A delivery not pending any more (deleted, re-sent meanwhile) is left alone. */
 enum store_rc store_webhook_attempt(struct store *st, int64_t id, int duration_ms, int status,
-                                    const char *error, bool delivered,
-                                    int64_t retry_ms) STORE_WUR;
+                                    const char *error, bool delivered, int64_t retry_ms) STORE_WUR;
 
 /* Records that key version (sdkappid, version) was reported past its app's rotate_every, in the
  * caller's transaction: *first when it had not been (report it now), false when it had. */

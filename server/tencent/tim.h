@@ -83,11 +83,11 @@ struct tim_call {
 
 struct tim_result {
     enum tim_rc rc;
-    int action_ok;              /* TIM_OK: ActionStatus was "OK" */
-    long long error_code;       /* TIM_OK: ErrorCode */
-    const char *error_info;     /* TIM_OK: ErrorInfo ("" when absent); else a message of ours */
-    json_t *reply;              /* TIM_OK: the whole reply object (borrowed: json_incref to keep) */
-    const char *body;           /* TIM_OK: the reply's bytes as received (borrowed), else NULL */
+    int action_ok;          /* TIM_OK: ActionStatus was "OK" */
+    long long error_code;   /* TIM_OK: ErrorCode */
+    const char *error_info; /* TIM_OK: ErrorInfo ("" when absent); else a message of ours */
+    json_t *reply;          /* TIM_OK: the whole reply object (borrowed: json_incref to keep) */
+    const char *body;       /* TIM_OK: the reply's bytes as received (borrowed), else NULL */
     size_t body_len;
     long http_status;           /* 0 without a reply */
     enum outbound_rc transport; /* TIM_TRANSPORT: the class of the failure */

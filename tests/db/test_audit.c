@@ -230,10 +230,16 @@ static long long row_matches(PGconn *c, const struct audit_event *ev)
     snprintf(app, sizeof app, "%" PRIu32, ev->sdkappid);
     snprintf(ver, sizeof ver, "%" PRIu32, ev->key_version);
     hex_encode(ev->mac, AUDIT_MAC_LEN, mac);
-    const char *v[10] = {seq,         at,         ev->actor_id != 0 ? id : NULL,
-                         ev->actor_name, ev->action, ev->sdkappid != 0 ? app : NULL,
-                         ev->key_version != 0 ? ver : NULL, ev->outcome,
-                         ev->details != NULL ? ev->details : "{}", mac};
+    const char *v[10] = {seq,
+                         at,
+                         ev->actor_id != 0 ? id : NULL,
+                         ev->actor_name,
+                         ev->action,
+                         ev->sdkappid != 0 ? app : NULL,
+                         ev->key_version != 0 ? ver : NULL,
+                         ev->outcome,
+                         ev->details != NULL ? ev->details : "{}",
+                         mac};
     PGresult *r = PQexecParams(
         c,
         "SELECT count(*) FROM audit_log WHERE seq = $1::bigint AND at = 'epoch'::timestamptz + "
@@ -278,16 +284,20 @@ static void test_group_insert(struct store *st, PGconn *c)
          .sdkappid = 4294967295u,
          .outcome = "bad_expire",
          .details = longest},
-        {.actor_id = 1, .actor_name = "y", .action = "test.group", .key_version = 1,
-         .outcome = "ok", .details = "{}"},
+        {.actor_id = 1,
+         .actor_name = "y",
+         .action = "test.group",
+         .key_version = 1,
+         .outcome = "ok",
+         .details = "{}"},
     };
     struct audit_event *evp[4] = {&evs[0], &evs[1], &evs[2], &evs[3]};
     const uint32_t no_apps[1] = {0};
     const int64_t no_tokens[1] = {0};
     int64_t gens[1];
     bool live[1];
-    struct store_group g = {.apps = no_apps, .tokens = no_tokens, .generations = gens,
-                            .token_live = live};
+    struct store_group g = {
+        .apps = no_apps, .tokens = no_tokens, .generations = gens, .token_live = live};
     long long before = log_count(c);
 
     CHECK(store_group_begin(st, &g) == STORE_OK, "group: begin");

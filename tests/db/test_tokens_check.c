@@ -44,8 +44,8 @@ int main(void)
     enum service_token_rc rc[16];
     struct principal p[16];
     service_check_tokens(&svc, batch, n, rc, p);
-    CHECK(rc[0] == SERVICE_TOKEN_OK && p[0].token_id == admin_id && strcmp(p[0].name, "admin") == 0 &&
-              p[0].role == ROLE_ADMIN && p[0].all_apps,
+    CHECK(rc[0] == SERVICE_TOKEN_OK && p[0].token_id == admin_id &&
+              strcmp(p[0].name, "admin") == 0 && p[0].role == ROLE_ADMIN && p[0].all_apps,
           "admin: ok, its principal");
     CHECK(rc[1] == SERVICE_TOKEN_OK && p[1].token_id == signer_id && p[1].role == ROLE_SIGNER &&
               !p[1].all_apps && p[1].n_apps == 2 && p[1].apps[0] == apps[0] &&
@@ -61,13 +61,15 @@ int main(void)
     /* Revoked between two batches: the next batch refuses it. */
     CHECK(store_token_revoke(st, signer_id) == STORE_OK, "revoke the signer");
     service_check_tokens(&svc, batch, 2, rc, p);
-    CHECK(rc[0] == SERVICE_TOKEN_OK && rc[1] == SERVICE_TOKEN_UNKNOWN, "the revocation is seen at once");
+    CHECK(rc[0] == SERVICE_TOKEN_OK && rc[1] == SERVICE_TOKEN_UNKNOWN,
+          "the revocation is seen at once");
 
     /* The database gone: every well-formed token is "cannot tell", never accepted. */
     PGconn *c = dbtest_connect(&t);
     CHECK(dbtest_exec(c, "ALTER TABLE api_tokens RENAME TO api_tokens_gone", false), "rename");
     service_check_tokens(&svc, batch, n, rc, p);
-    CHECK(rc[0] == SERVICE_TOKEN_ERROR && rc[1] == SERVICE_TOKEN_ERROR && rc[6] == SERVICE_TOKEN_UNKNOWN,
+    CHECK(rc[0] == SERVICE_TOKEN_ERROR && rc[1] == SERVICE_TOKEN_ERROR &&
+              rc[6] == SERVICE_TOKEN_UNKNOWN,
           "store failure: 503 for the well-formed, 401 for the malformed");
     PQfinish(c);
 
