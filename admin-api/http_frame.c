@@ -37,9 +37,11 @@ enum chunk_state { C_SIZE, C_DATA, C_DATA_END, C_TRAILER };
 struct frame_conn {
     const struct frame_config *cfg;
     enum conn_state state;
-    uint64_t left;         /* S_BODY: bytes still to pass */
-    struct evbuffer *hold; /* S_CHUNKED: the head and the chunks so far, passed once complete */
-    uint64_t limit, body;  /* S_CHUNKED: the route's limit, body bytes so far */
+    uint64_t left; /* S_BODY: bytes still to pass */
+    /* S_CHUNKED: the head, and the body's data so far (de-chunked: no chunk lines, no
+     * trailers), passed once complete as a request with a Content-Length. */
+    struct evbuffer *hold, *hold_body;
+    uint64_t limit, body; /* S_CHUNKED: the route's limit, body bytes so far */
     enum chunk_state cstate;
     uint64_t chunk_left;
     size_t trailer_bytes;
@@ -118,9 +120,10 @@ static void stream_drop_rest(struct frame_conn *c)
     stream_flow(c);
 }
 
-/* evhttp's copy of a streamed request's head: its framing replaced by "Content-Length: 0" and
- * the marker (a client's own Expect and marker dropped too). p[0..len) is a parsed head. */
-static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
+/* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
+ * Transfer-Encoding) and without a client's own marker, up to its blank line; Expect is dropped
+ * too when drop_expect. */
+static int head_without_framing(const char *p, size_t len, bool drop_expect, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
@@ -135,15 +138,52 @@ static int stream_head(struct frame_conn *c, const char *p, size_t len, struct e
         size_t nl = colon != NULL ? (size_t)(colon - (p + at)) : 0;
         if (!frame_name_is(p + at, nl, "Content-Length") &&
             !frame_name_is(p + at, nl, "Transfer-Encoding") &&
-            !frame_name_is(p + at, nl, "Expect") &&
+            !(drop_expect && frame_name_is(p + at, nl, "Expect")) &&
             !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) && evbuffer_add(dst, p + at, n) != 0)
             return -1;
         at += n;
     }
+    return 0;
+}
+
+/* evhttp's copy of a streamed request's head: its framing replaced by "Content-Length: 0" and
+ * the marker (a client's own Expect and marker dropped too). */
+static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
+{
+    if (head_without_framing(p, len, true, dst) != 0)
+        return -1;
     return evbuffer_add_printf(dst, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
                                c->cfg->nonce) < 0
                ? -1
                : 0;
+}
+
+/* A held chunked request, complete: to evhttp as its head with a Content-Length of the body's
+ * data, then that data. The chunk lines and the trailer fields are not passed on (RFC 9112
+ * section 7.1.2 lets a recipient that removes the chunked coding discard trailers): evhttp would
+ * refuse chunk extensions and merge trailers into the headers. */
+static int held_request(struct frame_conn *c, struct evbuffer *dst)
+{
+    size_t len = evbuffer_get_length(c->hold);
+    const char *p = (const char *)evbuffer_pullup(c->hold, (ev_ssize_t)len);
+    struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
+    int rc = -1;
+    if (p != NULL && head != NULL && head_without_framing(p, len, false, head) == 0 &&
+        evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
+        evbuffer_add_buffer(head, c->hold_body) == 0 && evbuffer_add_buffer(dst, head) == 0)
+        rc = 0;
+    if (head != NULL)
+        evbuffer_free(head);
+    return rc;
+}
+
+static void hold_free(struct frame_conn *c)
+{
+    if (c->hold != NULL)
+        evbuffer_free(c->hold);
+    if (c->hold_body != NULL)
+        evbuffer_free(c->hold_body);
+    c->hold = c->hold_body = NULL;
 }
 
 /* The transport's callbacks, in front of the filter's. */
@@ -278,10 +318,7 @@ static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuff
         stream_finish(c, FRAME_STREAM_CUT);
         return BEV_OK;
     }
-    if (c->hold != NULL) {
-        evbuffer_free(c->hold);
-        c->hold = NULL;
-    }
+    hold_free(c);
     c->state = S_DISCARD;
     if (e == FRAME_BODY_TOO_LARGE) /* with the limit, for the message */
         evbuffer_add_printf(dst,
@@ -374,7 +411,9 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                 e = FRAME_BODY_TOO_LARGE;
             else if (h.chunked) {
                 c->hold = evbuffer_new();
-                if (c->hold == NULL || evbuffer_remove_buffer(src, c->hold, end) != (int)end) {
+                c->hold_body = evbuffer_new();
+                if (c->hold == NULL || c->hold_body == NULL ||
+                    evbuffer_remove_buffer(src, c->hold, end) != (int)end) {
                     e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
                 } else {
                     c->state = S_CHUNKED;
@@ -430,15 +469,6 @@ static bool chunk_size(const char *l, size_t n, uint64_t *size)
     return true;
 }
 
-/* Framing bytes of a chunked body: held with it, or (streamed) dropped. */
-static void chunk_framing(struct frame_conn *c, struct evbuffer *src, size_t n)
-{
-    if (c->hold != NULL)
-        evbuffer_remove_buffer(src, c->hold, n);
-    else
-        evbuffer_drain(src, n);
-}
-
 /* One step on a chunked body (held, or streamed: S_STREAM_CHUNKED): 1 when progress was made,
  * 0 when more is needed, -1 refused. */
 static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuffer *dst)
@@ -449,7 +479,7 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
     switch (c->cstate) {
     case C_DATA: {
         size_t k = c->chunk_left < n ? (size_t)c->chunk_left : n;
-        struct evbuffer *to = c->hold != NULL ? c->hold : c->stream->buf;
+        struct evbuffer *to = c->hold != NULL ? c->hold_body : c->stream->buf;
         if (evbuffer_remove_buffer(src, to, k) != (int)k)
             break;
         if (c->hold == NULL) {
@@ -468,7 +498,7 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
             return 0;
         if (evbuffer_copyout(src, two, 2) != 2 || two[0] != '\r' || two[1] != '\n')
             break;
-        chunk_framing(c, src, 2);
+        evbuffer_drain(src, 2);
         c->cstate = C_SIZE;
         return 1;
     }
@@ -515,14 +545,16 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
                 return -1;
             }
         }
-        chunk_framing(c, src, line + 2);
+        evbuffer_drain(src, line + 2);
         if (c->cstate == C_TRAILER && line == 0 && c->hold == NULL) {
             stream_finish(c, FRAME_STREAM_END);
         } else if (c->cstate == C_TRAILER && line == 0) {
             /* Complete: the whole request goes to evhttp at once. */
-            evbuffer_add_buffer(dst, c->hold);
-            evbuffer_free(c->hold);
-            c->hold = NULL;
+            if (held_request(c, dst) != 0) {
+                refuse(c, src, dst, FRAME_BAD_REQUEST); /* out of memory: refused all the same */
+                return -1;
+            }
+            hold_free(c);
             c->state = S_HEAD;
         }
         return 1;
@@ -694,8 +726,7 @@ void frame_conn_free(struct frame_conn *c)
 {
     if (c == NULL)
         return;
-    if (c->hold != NULL)
-        evbuffer_free(c->hold);
+    hold_free(c);
     if (c->stream != NULL) {
         /* The holder may keep it: it reads as cut when the body was not complete. */
         c->stream->conn = NULL;

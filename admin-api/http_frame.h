@@ -4,8 +4,11 @@
  * body declared far over the limit before refusing it, and answers its own errors in HTML. So
  * every connection's bytes pass first through a filter (a libevent filter bufferevent) that reads
  * each request's head and body boundaries itself, with bounded sizes, and:
- *   - passes a well-formed request through unchanged (a chunked body is held until complete, so
- *     that its size is known before evhttp sees it);
+ *   - passes a well-formed request through unchanged, except a chunked one: its body is held,
+ *     de-chunked, until complete (so that its size is known before evhttp sees it, and only the
+ *     data counts against the route's limit and the memory it takes), then passed with a
+ *     Content-Length in place of Transfer-Encoding; its chunk extensions and trailer fields are
+ *     checked and dropped (evhttp refuses the one in HTML and reads the other as headers);
  *   - replaces anything else by a request of its own to the internal path
  *     /.frame-error/<nonce>/<kind>, which the dispatcher (http.c) answers with the JSON error of
  *     that kind and "Connection: close", in order after the replies still due on the

@@ -560,6 +560,16 @@ static void test_framing(void)
          "body_too_large"},
         {"2 GiB declared", "POST /v1/apps HTTP/1.1\r\nContent-Length: 2147483648\r\n\r\n", 413,
          "body_too_large"},
+        /* Chunk extensions and trailers, which evhttp refused in HTML or read as headers: the
+         * body reaches the handler de-chunked, the trailers do not. */
+        {"chunked with extensions and a trailer: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Transfer-Encoding: chunked\r\n\r\n1;a=b\r\n{\r\n1\t;c\r\n}\r\n0\r\nT: v\r\n\r\n",
+         400, "missing_field"},
+        {"a token in a trailer is no token",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" JSON_CT
+         "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" AUTH("t-admin") "\r\n",
+         401, "unauthorized"},
     };
     struct test_resp r;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
