@@ -57,6 +57,10 @@ struct frame_conn {
      * the transport's input ended (never read again). */
     struct frame_stream *stream;
     bool paused, eof;
+    /* evhttp's input holds FRAME_INPUT_HIGH bytes or more: the transport is not read until it
+     * has taken them below FRAME_INPUT_LOW. While evhttp writes a reply it leaves reading on
+     * with no callback, so what a client pipelines meanwhile would pile up there unbounded. */
+    bool full;
     /* The transport's callbacks as the filter set them: ours stand in front, to see the end of
      * its input during a streamed body. */
     bufferevent_data_cb under_rcb, under_wcb;
@@ -94,9 +98,20 @@ static void stream_flow(struct frame_conn *c)
             bufferevent_disable(c->under, EV_READ);
     } else if (c->paused && (!keeping || n < FRAME_STREAM_LOW)) {
         c->paused = false;
-        if (c->under != NULL && !c->eof)
+        if (c->under != NULL && !c->eof && !c->full)
             bufferevent_enable(c->under, EV_READ);
     }
+}
+
+/* evhttp took from its input: reading resumes once below the low mark. */
+static void input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct frame_conn *c = arg;
+    if (!c->full || info->n_deleted == 0 || evbuffer_get_length(buf) >= FRAME_INPUT_LOW)
+        return;
+    c->full = false;
+    if (c->under != NULL && !c->eof && !c->paused)
+        bufferevent_enable(c->under, EV_READ);
 }
 
 /* The streamed body ended (complete or cut): nothing after it is kept. */
@@ -710,6 +725,12 @@ static enum bufferevent_filter_result frame_in(struct evbuffer *src, struct evbu
     (void)mode;
     size_t before = evbuffer_get_length(src);
     int r = frame_conn_feed(c, src, dst);
+    /* What the transport has read is all taken (so nothing complete waits in it for a read that
+     * would not come); only then is reading stopped. */
+    if (!c->full && c->under != NULL && evbuffer_get_length(dst) >= FRAME_INPUT_HIGH) {
+        c->full = true;
+        bufferevent_disable(c->under, EV_READ);
+    }
     /* New bytes of a head we hold are activity, though evhttp sees none of them yet: restart
      * the filter's read timeout (evhttp's inactivity timeout, which re-enabling reading resets).
      * Else a client still sending its head would be closed by that timeout without a word,
@@ -782,7 +803,8 @@ struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct fr
     c->output = event_new(bufferevent_get_base(under), -1, 0, on_output, c);
     c->under_cb = evbuffer_add_cb(bufferevent_get_output(under), transport_wrote, c);
     if (c->output == NULL || c->under_cb == NULL ||
-        evbuffer_add_cb(bufferevent_get_output(f), output_added, c) == NULL) {
+        evbuffer_add_cb(bufferevent_get_output(f), output_added, c) == NULL ||
+        evbuffer_add_cb(bufferevent_get_input(f), input_drained, c) == NULL) {
         bufferevent_free(f);
         return NULL;
     }

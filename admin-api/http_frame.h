@@ -49,6 +49,10 @@
 #define FRAME_STREAM_HEADER "X-Usersigd-Stream" /* on a streamed request's head: the nonce */
 #define FRAME_STREAM_HIGH (256 * 1024)          /* body bytes buffered before reading stops */
 #define FRAME_STREAM_LOW (128 * 1024)           /* ... and below which it resumes */
+/* Bytes in evhttp's input at which the transport is no longer read, and below which it is again
+ * (a client that pipelines while a reply is written). */
+#define FRAME_INPUT_HIGH (256 * 1024)
+#define FRAME_INPUT_LOW (64 * 1024)
 
 /* What a request can be refused for before it reaches evhttp; the dispatcher maps each to its
  * status and JSON error. */

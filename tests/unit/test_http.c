@@ -7,6 +7,9 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -23,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errors.h"
 #include "http.h"
 #include "testlib.h"
@@ -613,6 +617,60 @@ static void test_framing(void)
     test_resp_free(&r);
 }
 
+/* A client that pipelines requests without end while it reads the replies only slowly: evhttp
+ * writes a reply most of the time, with reading left on, and the filter stops reading the
+ * socket once evhttp's input holds FRAME_INPUT_HIGH bytes. So what the client can send is
+ * bounded by the kernel's buffers and what the server answered, not by time. */
+static void test_pipelined_input_bounded(void)
+{
+    static const char req[] = "GET /t/public HTTP/1.1\r\nHost: t\r\n\r\n";
+    enum { CHUNK = 64 * 1024, RUN_MS = 3000, READ_EVERY_MS = 100, READ_BYTES = 16 * 1024 };
+    const size_t cap = (size_t)256 << 20; /* unbounded would reach it in the run */
+    char *chunk = malloc(CHUNK), rd[READ_BYTES];
+    int fd = test_http_connect(AF_INET, port);
+    size_t sent = 0, got = 0, per = sizeof req - 1;
+    bool closed = false;
+    CHECK(chunk != NULL && fd >= 0, "pipelined: a connection");
+    if (chunk == NULL || fd < 0)
+        goto out;
+    for (size_t i = 0; i + per <= CHUNK; i += per)
+        memcpy(chunk + i, req, per);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int64_t start = clock_monotonic_ms(), next_read = start;
+    while (clock_monotonic_ms() - start < RUN_MS && sent < cap && !closed) {
+        ssize_t n = send(fd, chunk, CHUNK - CHUNK % per, MSG_NOSIGNAL);
+        if (n > 0)
+            sent += (size_t)n;
+        else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            closed = true;
+        if (clock_monotonic_ms() >= next_read) {
+            ssize_t k = recv(fd, rd, sizeof rd, 0);
+            if (k > 0)
+                got += (size_t)k;
+            else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                closed = true;
+            next_read += READ_EVERY_MS;
+        }
+        if (n <= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            (void)poll(&p, 1, 10);
+        }
+    }
+    CHECK(got > 0, "pipelined: replies came (%zu bytes)", got);
+    CHECK(sent < (size_t)64 << 20,
+          "pipelined: %zu bytes sent in %d ms while replies were read slowly (%zu bytes): the "
+          "server kept reading",
+          sent, RUN_MS, got);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(chunk);
+    struct test_resp r;
+    call(&r, "GET", "/t/public", NULL, NULL);
+    test_http_expect("serving after a pipelining client", &r, 200, NULL);
+    test_resp_free(&r);
+}
+
 static void test_server_config(void)
 {
     char err[256];
@@ -690,6 +748,7 @@ int main(void)
     test_params();
     test_bodies();
     test_framing();
+    test_pipelined_input_bounded();
 
     event_base_loopbreak(base);
     pthread_join(thread, NULL);
