@@ -560,8 +560,11 @@ static int group_try(struct service *svc, struct dbpool_job *jobs, struct group 
     for (size_t i = 0; i < gr->n_apps; i++) {
         const struct group_app *a = &gr->apps[i];
         int64_t want = a->entry != NULL ? a->entry->generation : 0;
-        /* An app that was missing and now exists is as stale as one that changed. */
-        if (gr->gens[i] != want && (a->entry != NULL || a->refused || gr->gens[i] != 0)) {
+        /* An app that was missing (refused) and now exists is as stale as one that changed. One
+         * that could not be loaded (its key does not open, a read failed) signs nothing and
+         * answers its own requests with that error: re-doing the group would only fail again,
+         * and every other app's signs in it with it. */
+        if (gr->gens[i] != want && (a->entry != NULL || a->refused)) {
             if (svc->cache != NULL) {
                 cache_forget_app(svc->cache, a->sdkappid);
                 cache_count_stale_group(svc->cache);

@@ -23,6 +23,7 @@
 #define APP_NOKEY 1400000102u
 #define APP_STRICT 1400000103u
 #define APP_NONE 1400000199u
+#define APP_BROKEN 1400000104u /* its active key does not open under the master key */
 #define SECRET_A1 "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
 #define SECRET_A2 "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2"
 #define SECRET_B1 "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"
@@ -189,6 +190,37 @@ static void test_mixed(struct service *svc, PGconn *c)
                    "'bad_room')") == 5,
           "the five refusals audited with their codes");
     CHECK(count(c, "SELECT sum(sign_count) FROM app_keys") == signs0 + 2, "two signatures counted");
+}
+
+/* An app whose key does not open answers its own signs with a 500, and the signs for other
+ * apps in the same groups go through (they were all re-done, then refused 503). */
+static void test_unopenable(struct service *svc, PGconn *c)
+{
+    enum { N = 20 };
+    struct call calls[N];
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "broken-mix-%d", i);
+        call_init(&calls[i], i % 2 ? APP_A : APP_BROKEN, id);
+    }
+    long long rows0 = count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND "
+                               "outcome = 'ok'");
+    sign_all(svc, calls, N);
+    int a_ok = 0, broken_500 = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            a_ok += calls[i].req.err == API_OK && token_ok(&calls[i], APP_A, SECRET_A1);
+        else
+            broken_500 += calls[i].req.err == API_ERR_INTERNAL && calls[i].req.token_len == 0 &&
+                          strstr(calls[i].req.msg, "does not open") != NULL;
+    }
+    CHECK(a_ok == N / 2, "beside an app whose key does not open, A's signs go through (%d of %d)",
+          a_ok, N / 2);
+    CHECK(broken_500 == N / 2, "that app's signs get a 500 that says why (%d of %d)", broken_500,
+          N / 2);
+    CHECK(count(c, "SELECT count(*) FROM audit_log WHERE action = 'usersig.sign' AND outcome = "
+                   "'ok'") == rows0 + N / 2,
+          "an audit row for each of A's signs");
 }
 
 /* Two pools on one database, as two processes, signing to A and B in opposite orders. */
@@ -515,6 +547,16 @@ int main(void)
     CHECK(dbtest_add_key(st, kr, APP_A, SECRET_A1, STORE_KEY_ACTIVE) == 1 &&
               dbtest_add_key(st, kr, APP_B, SECRET_B1, STORE_KEY_ACTIVE) == 1,
           "keys");
+    CHECK(dbtest_add_app(st, APP_BROKEN, 3600, 86400, STORE_ID_PRINTABLE), "an app");
+    {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO app_keys (sdkappid, version, kind, state, fingerprint, sealed) "
+                 "VALUES (%u, 1, 'hmac', 'active', decode(repeat('33', 32), 'hex'), "
+                 "decode(repeat('00', 40), 'hex'))",
+                 APP_BROKEN);
+        CHECK(dbtest_exec(c, sql, false), "a key that does not open");
+    }
 
     /* Each pool with a chain head of its own, as two processes have. */
     struct service one = proto, two = proto;
@@ -526,6 +568,7 @@ int main(void)
     if (one.pool != NULL && two.pool != NULL && one.chain != NULL && two.chain != NULL) {
         test_many(&one, c, st);
         test_mixed(&one, c);
+        test_unopenable(&one, c);
         test_two_pools(&one, &two, c, st);
         test_rotation(&one, st);
         test_one_trip(&one, c, st);
