@@ -30,6 +30,7 @@ struct token_node {
 /* The entry and its reference count, in one allocation; the count is the only mutable part. */
 struct app_box {
     atomic_uint refs;
+    atomic_bool listed; /* the table holds it (cache_app_listed) */
     struct cache_app a;
 };
 
@@ -74,6 +75,7 @@ struct cache_app *cache_app_alloc(size_t n_keys)
         return NULL;
     }
     atomic_init(&b->refs, 1);
+    atomic_init(&b->listed, false);
     return &b->a;
 }
 
@@ -168,6 +170,11 @@ void cache_app_release(const struct cache_app *a)
         app_free(&b->a);
 }
 
+bool cache_app_listed(const struct cache_app *a)
+{
+    return atomic_load(&box_of(a)->listed);
+}
+
 const struct cache_app *cache_app_ref(const struct cache_app *a)
 {
     atomic_fetch_add(&box_of(a)->refs, 1);
@@ -199,6 +206,7 @@ static void flush_locked(struct cache *c)
         struct app_node *n = c->apps[i];
         while (n != NULL) {
             struct app_node *next = n->next;
+            atomic_store(&box_of(n->a)->listed, false);
             cache_app_release(n->a);
             free(n);
             n = next;
@@ -312,6 +320,7 @@ static struct app_node *unlink_app(struct cache *c, uint32_t sdkappid)
             struct app_node *n = *pp;
             *pp = n->next;
             c->n_apps--;
+            atomic_store(&box_of(n->a)->listed, false);
             return n;
         }
     return NULL;
@@ -329,6 +338,7 @@ const struct cache_app *cache_app_put(struct cache *c, struct cache_app *a, uint
         else {
             old = unlink_app(c, a->app.sdkappid);
             node->a = a; /* the table's reference: the one a was made with */
+            atomic_store(&box_of(a)->listed, true);
             size_t h = hash_u64(a->app.sdkappid) & (c->n_app_buckets - 1);
             node->next = c->apps[h];
             c->apps[h] = node;

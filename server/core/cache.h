@@ -83,6 +83,10 @@ const struct cache_app *cache_app_get(struct cache *c, uint32_t sdkappid);
 void cache_app_release(const struct cache_app *a);
 /* Another reference to a (which the caller holds); returns a. */
 const struct cache_app *cache_app_ref(const struct cache_app *a);
+/* Whether the table still holds a: false once it is evicted or replaced, and for one never
+ * published. A holder that keeps a reference beyond one use (a thread's signer) drops it when
+ * false, so that the keys are wiped without waiting for it. */
+bool cache_app_listed(const struct cache_app *a);
 /* Publishes a (made by cache_app_alloc; the caller's reference passes to the result) unless an
  * eviction happened since epoch or caching is off. Returns a, a reference the caller releases
  * either way: unpublished, it is still good for the use it was read for. */

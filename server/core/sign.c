@@ -60,6 +60,16 @@ void sign_thread_start(void)
     thread_keeps_signers = true;
 }
 
+/* Drops the signers of entries the cache no longer holds (evicted, replaced, never published):
+ * their references would keep a disabled or destroyed version's key in memory, unwiped, until
+ * the slot came round again. Only between groups: a group uses the signers it was given. */
+static void thread_signers_sweep(void)
+{
+    for (unsigned i = 0; i < THREAD_SIGNERS; i++)
+        if (thread_signers[i].entry != NULL && !cache_app_listed(thread_signers[i].entry))
+            thread_signer_drop(&thread_signers[i]);
+}
+
 void sign_thread_exit(void)
 {
     for (unsigned i = 0; i < THREAD_SIGNERS; i++)
@@ -628,6 +638,8 @@ static void group_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     bool fast = true;
 
     (void)st;
+    if (thread_keeps_signers)
+        thread_signers_sweep();
     for (struct dbpool_job *j = jobs; j != NULL && gr.n < SIGN_GROUP_MAX; j = j->next) {
         struct sign_request *req = j->arg;
         reqs[gr.n++] = req;

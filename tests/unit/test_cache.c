@@ -71,6 +71,25 @@ int main(void)
     cache_notify(c, "token:7");
     CHECK(!cache_token_get(c, 7, &got), "token:7 evicts token 7");
 
+    /* Listed while the table holds it: a long-lived holder (a thread's signer) drops it after. */
+    const struct cache_app *held = cache_app_put(c, app(4, 1), cache_epoch(c));
+    CHECK(held != NULL && cache_app_listed(held), "a published entry is listed");
+    cache_notify(c, "app:4");
+    CHECK(!cache_app_listed(held), "evicted: no longer listed");
+    cache_app_release(held);
+    held = cache_app_put(c, app(4, 2), cache_epoch(c));
+    const struct cache_app *newer = cache_app_put(c, app(4, 3), cache_epoch(c));
+    CHECK(!cache_app_listed(held) && cache_app_listed(newer), "replaced: the old one is not");
+    cache_app_release(held);
+    e = cache_epoch(c);
+    cache_forget_app(c, 98);
+    held = cache_app_put(c, app(5, 1), e);
+    CHECK(!cache_app_listed(held), "never published: not listed");
+    cache_app_release(held);
+    cache_notify(c, "zzz");
+    CHECK(!cache_app_listed(newer), "flushed: not listed");
+    cache_app_release(newer);
+
     /* Anything else flushes everything (a payload it cannot read must not leave stale data). */
     cache_token_put(c, &t, 0, cache_epoch(c));
     cache_app_release(cache_app_put(c, app(3, 1), cache_epoch(c)));
