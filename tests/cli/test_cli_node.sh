@@ -170,6 +170,18 @@ else
 fi
 
 # ---- cross-check by the Node side (tests/node/verify_tokens.js) ------------------------------
+# An awk function: s as a JSON string (only the identifiers' and keys' characters: printable
+# ASCII, so a backslash and a quote are all there is to escape).
+JSTR_AWK='
+    function jstr(s,   out, i, c) {
+        out = ""
+        for (i = 1; i <= length(s); i++) {
+            c = substr(s, i, 1)
+            if (c == "\\" || c == "\"") out = out "\\"
+            out = out c
+        }
+        return "\"" out "\""
+    }'
 if [ "$HAVE_NODE_LIB" = 1 ]; then
     {
         for i in $(seq 1 42); do printf 'user_%04d\n' "$i"; done
@@ -184,31 +196,13 @@ if [ "$HAVE_NODE_LIB" = 1 ]; then
         expect_rc "node cross-check: batch at level $l" 0
         check "node cross-check: batch at level $l has $NIDS lines" [ "$(wc -l <"$TMP/out")" -eq "$NIDS" ]
         # identifier<TAB>token -> one JSON request; the identifier is JSON-escaped by hand.
-        awk -F '\t' -v app="$APP" -v key="$KEY" -v now="$((T0 + 60))" '
-            function jstr(s,   out, i, c) {
-                out = ""
-                for (i = 1; i <= length(s); i++) {
-                    c = substr(s, i, 1)
-                    if (c == "\\" || c == "\"") out = out "\\"
-                    out = out c
-                }
-                return "\"" out "\""
-            }
+        awk -F '\t' -v app="$APP" -v key="$KEY" -v now="$((T0 + 60))" "$JSTR_AWK"'
             { printf "{\"sdkappid\":%s,\"key\":%s,\"identifier\":%s,\"token\":%s,\"now\":%s}\n",
                      app, jstr(key), jstr($1), jstr($2), now }' "$TMP/out" >>"$TMP/node_in"
         total=$((total + NIDS))
     done
     # The tokens signed from the vectors above (PrivateMapKeys included).
-    awk -F '\t' '
-        function jstr(s,   out, i, c) {
-            out = ""
-            for (i = 1; i <= length(s); i++) {
-                c = substr(s, i, 1)
-                if (c == "\\" || c == "\"") out = out "\\"
-                out = out c
-            }
-            return "\"" out "\""
-        }
+    awk -F '\t' "$JSTR_AWK"'
         { printf "{\"sdkappid\":%s,\"key\":%s,\"identifier\":%s,\"token\":%s,\"now\":%s}\n",
                  $2, jstr($3), jstr($1), jstr($4), $5 }' "$SIGN_TOKENS" >>"$TMP/node_in"
     total=$((total + $(wc -l <"$SIGN_TOKENS")))
