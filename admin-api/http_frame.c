@@ -1,15 +1,13 @@
 /*
- * Strict request framing in front of evhttp (http_frame.h): the filter that applies the head
- * parser (http_frame_head.c) to each connection's bytes, the bodies it frames (a length, chunks,
- * a streamed body handed to its handler) and the connection's output.
+ * Strict request framing in front of evhttp (http_frame.h): what the filter does with each
+ * connection's bytes: the head parser (http_frame_head.c) applied to them, the bodies framed (a
+ * length, chunks, a streamed body handed to its handler), the error request in place of what is
+ * refused. The libevent glue and the output side are http_frame_bev.c.
  */
-#include "http_frame.h"
+#include "http_frame_int.h"
 
 #include "clock.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,58 +15,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* ---- the filter ------------------------------------------------------------------------------ */
-
-enum conn_state { S_HEAD, S_BODY, S_CHUNKED, S_DISCARD, S_STREAM, S_STREAM_CHUNKED };
-
-/* A streamed body (http_frame.h): shared by the connection and the handler that took it. */
-struct frame_stream {
-    int refs;
-    struct frame_conn *conn; /* NULL once the connection is freed */
-    struct evbuffer *buf;
-    enum frame_stream_state state;
-    uint64_t received;
-    bool taken, expect_continue;
-    void (*cb)(void *arg);
-    void *cb_arg;
-};
-enum chunk_state { C_SIZE, C_DATA, C_DATA_END, C_TRAILER };
-
-struct frame_conn {
-    const struct frame_config *cfg;
-    enum conn_state state;
-    uint64_t left; /* S_BODY: bytes still to pass */
-    /* S_CHUNKED: the head, and the body's data so far (de-chunked: no chunk lines, no
-     * trailers), passed once complete as a request with a Content-Length. */
-    struct evbuffer *hold, *hold_body;
-    uint64_t limit, body; /* S_CHUNKED: the route's limit, body bytes so far */
-    enum chunk_state cstate;
-    uint64_t chunk_left;
-    size_t trailer_bytes;
-    int64_t head_start_ms;     /* when the pending head's first byte came; 0: none pending */
-    size_t inflight;           /* output: bytes copied to the transport, not yet written out */
-    size_t held;               /* input: bytes left with us after the last feed (a partial head) */
-    struct bufferevent *bev;   /* the filter itself */
-    struct bufferevent *under; /* its transport (a reference of ours) */
-    struct evbuffer_cb_entry *under_cb;
-    struct event *output; /* runs on_output */
-    /* S_STREAM, S_STREAM_CHUNKED: the body goes to stream (then S_DISCARD: the connection
-     * closes after the reply). paused: the transport is not read (the stream is full); eof:
-     * the transport's input ended (never read again). */
-    struct frame_stream *stream;
-    bool paused, eof;
-    /* evhttp's input holds FRAME_INPUT_HIGH bytes or more: the transport is not read until it
-     * has taken them below FRAME_INPUT_LOW. While evhttp writes a reply it leaves reading on
-     * with no callback, so what a client pipelines meanwhile would pile up there unbounded. */
-    bool full;
-    /* The transport's callbacks as the filter set them: ours stand in front, to see the end of
-     * its input during a streamed body. */
-    bufferevent_data_cb under_rcb, under_wcb;
-    bufferevent_event_cb under_ecb;
-    void *under_arg;
-};
-
-/* Replaces what is left of the connection by a request for the error path. */
 /* ---- streamed bodies ---------------------------------------------------------------------- */
 
 static void stream_unref(struct frame_stream *s)
@@ -98,19 +44,13 @@ static void stream_flow(struct frame_conn *c)
             bufferevent_disable(c->under, EV_READ);
     } else if (c->paused && (!keeping || n < FRAME_STREAM_LOW)) {
         c->paused = false;
-        if (c->under != NULL && !c->eof && !c->full)
-            bufferevent_enable(c->under, EV_READ);
+        frame_conn_read_again(c);
     }
 }
 
-/* evhttp took from its input: reading resumes once below the low mark. */
-static void input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+void frame_conn_read_again(struct frame_conn *c)
 {
-    struct frame_conn *c = arg;
-    if (!c->full || info->n_deleted == 0 || evbuffer_get_length(buf) >= FRAME_INPUT_LOW)
-        return;
-    c->full = false;
-    if (c->under != NULL && !c->eof && !c->paused)
+    if (c->under != NULL && !c->paused && !c->full && !c->eof)
         bufferevent_enable(c->under, EV_READ);
 }
 
@@ -125,8 +65,7 @@ static void stream_finish(struct frame_conn *c, enum frame_stream_state st)
     stream_flow(c);
 }
 
-/* The rest of a streamed body is read and dropped (no one consumes it). */
-static void stream_drop_rest(struct frame_conn *c)
+void frame_conn_drop_rest(struct frame_conn *c)
 {
     if (c->stream != NULL)
         evbuffer_drain(c->stream->buf, evbuffer_get_length(c->stream->buf));
@@ -201,49 +140,6 @@ static void hold_free(struct frame_conn *c)
     c->hold = c->hold_body = NULL;
 }
 
-/* The transport's callbacks, in front of the filter's. */
-static void under_read(struct bufferevent *under, void *arg)
-{
-    struct frame_conn *c = arg;
-    if (c->under_rcb != NULL)
-        c->under_rcb(under, c->under_arg);
-}
-
-static void under_write(struct bufferevent *under, void *arg)
-{
-    struct frame_conn *c = arg;
-    if (c->under_wcb != NULL)
-        c->under_wcb(under, c->under_arg);
-}
-
-static void under_event(struct bufferevent *under, short what, void *arg)
-{
-    struct frame_conn *c = arg;
-    /* The client half-closed during a streamed body: the body is cut, and the reply still goes
-     * out (the connection closes after it); evhttp would drop the connection, reply and all.
-     * Once the body is complete, the end of the input is evhttp's, as for any request (the
-     * client left). */
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->stream != NULL &&
-        c->stream->state == FRAME_STREAM_OPEN) {
-        frame_conn_eof(c);
-        return;
-    }
-    if (c->under_ecb != NULL)
-        c->under_ecb(under, what, c->under_arg);
-}
-
-/* The connection of a filter made by frame_bufferevent, or NULL. */
-static struct frame_conn *conn_of(struct bufferevent *bev)
-{
-    struct bufferevent *under = bev != NULL ? bufferevent_get_underlying(bev) : NULL;
-    bufferevent_data_cb rcb = NULL;
-    void *arg = NULL;
-    if (under == NULL)
-        return NULL;
-    bufferevent_getcb(under, &rcb, NULL, NULL, &arg);
-    return rcb == under_read ? arg : NULL;
-}
-
 void frame_conn_eof(struct frame_conn *c)
 {
     c->eof = true;
@@ -253,22 +149,6 @@ void frame_conn_eof(struct frame_conn *c)
 struct frame_stream *frame_conn_stream(struct frame_conn *c)
 {
     return c->stream;
-}
-
-struct frame_stream *frame_stream_take(struct bufferevent *bev)
-{
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct frame_conn *c = conn_of(bev);
-    struct frame_stream *s = c != NULL ? c->stream : NULL;
-    if (s == NULL || s->taken)
-        return NULL;
-    s->taken = true;
-    s->refs++;
-    /* No reply is due before this one on the connection: evhttp dispatches a request only once
-     * the replies before it are written out. */
-    if (s->expect_continue && s->state == FRAME_STREAM_OPEN && !c->eof && c->under != NULL)
-        (void)evbuffer_add(bufferevent_get_output(c->under), cont, sizeof cont - 1);
-    return s;
 }
 
 struct evbuffer *frame_stream_buffer(struct frame_stream *s)
@@ -304,17 +184,8 @@ void frame_stream_release(struct frame_stream *s)
         return;
     s->cb = NULL;
     if (s->conn != NULL && s->state == FRAME_STREAM_OPEN)
-        stream_drop_rest(s->conn);
+        frame_conn_drop_rest(s->conn);
     stream_unref(s);
-}
-
-void frame_stream_discard(struct bufferevent *bev)
-{
-    struct frame_conn *c = conn_of(bev);
-    if (c == NULL || c->stream == NULL || c->stream->taken)
-        return;
-    c->stream->taken = true;
-    stream_drop_rest(c);
 }
 
 bool frame_stream_marked(const char *value, const char *nonce)
@@ -636,113 +507,6 @@ int frame_conn_feed(struct frame_conn *c, struct evbuffer *src, struct evbuffer 
     }
 }
 
-/* The output side. evhttp frees a connection that is to close as soon as this filter's output
- * is empty, and with it the transport: what the transport had not written yet would be lost (a
- * reply with Connection: close cut off). So bytes are copied to the transport, not moved, and
- * leave this filter's output only once the transport has written them. libevent 2.1's filter
- * also starts its output only from its own write events (evhttp adds a reply while writing is
- * disabled, then enables it, which starts nothing), and goes on using the filter after it tells
- * evhttp that the output is done (which may free it). So the output is driven from an event of
- * our own (on_output), woken when evhttp adds to the output and when the transport has written
- * what it was given: it copies the next bytes over, or drains the written ones and tells evhttp
- * once all are out. */
-static void on_output(evutil_socket_t fd, short what, void *arg)
-{
-    struct frame_conn *c = arg;
-    struct bufferevent *bev = c->bev;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    bufferevent_data_cb rcb, wcb;
-    bufferevent_event_cb ecb = NULL;
-    void *cbarg;
-    (void)fd;
-    (void)what;
-    /* Once evhttp has freed the filter, libevent frees the transport (its callbacks go) and
-     * destroys the filter, and with it c, only later: an event of ours that runs in between must
-     * not touch the filter. */
-    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
-    if (ecb == NULL)
-        return;
-    if (c->inflight > 0) {
-        if (evbuffer_get_length(bufferevent_get_output(c->under)) > 0)
-            return; /* still being written */
-        evbuffer_drain(out, c->inflight);
-        c->inflight = 0;
-        if (evbuffer_get_length(out) == 0) {
-            bufferevent_trigger(bev, EV_WRITE, 0); /* evhttp's write callback: may free c */
-            return;
-        }
-    }
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH); /* frame_out copies the next bytes */
-}
-
-/* evhttp added to the output. */
-static void output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct frame_conn *c = arg;
-    (void)buf;
-    if (info->n_added > 0 && c->inflight == 0)
-        event_active(c->output, EV_TIMEOUT, 0);
-}
-
-/* The transport wrote some of what it was given. */
-static void transport_wrote(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct frame_conn *c = arg;
-    if (info->n_deleted > 0 && c->inflight > 0 && evbuffer_get_length(buf) == 0)
-        event_active(c->output, EV_TIMEOUT, 0);
-}
-
-static enum bufferevent_filter_result frame_out(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t lim, enum bufferevent_flush_mode mode,
-                                                void *ctx)
-{
-    struct frame_conn *c = ctx;
-    (void)lim;
-    (void)mode;
-    size_t n = evbuffer_get_length(src);
-    if (c->inflight > 0 || n == 0)
-        return BEV_NEED_MORE;
-    struct evbuffer_iovec v[16];
-    size_t copied = 0;
-    int k = evbuffer_peek(src, (ev_ssize_t)n, NULL, v, 16);
-    for (int i = 0; i < k && i < 16 && copied < n; i++) {
-        size_t len = v[i].iov_len < n - copied ? v[i].iov_len : n - copied;
-        if (evbuffer_add(dst, v[i].iov_base, len) != 0)
-            return BEV_ERROR;
-        copied += len;
-    }
-    c->inflight = copied;
-    return BEV_OK;
-}
-
-static enum bufferevent_filter_result frame_in(struct evbuffer *src, struct evbuffer *dst,
-                                               ev_ssize_t lim, enum bufferevent_flush_mode mode,
-                                               void *ctx)
-{
-    struct frame_conn *c = ctx;
-    (void)lim;
-    (void)mode;
-    size_t before = evbuffer_get_length(src);
-    int r = frame_conn_feed(c, src, dst);
-    /* What the transport has read is all taken (so nothing complete waits in it for a read that
-     * would not come); only then is reading stopped. */
-    if (!c->full && c->under != NULL && evbuffer_get_length(dst) >= FRAME_INPUT_HIGH) {
-        c->full = true;
-        bufferevent_disable(c->under, EV_READ);
-    }
-    /* New bytes of a head we hold are activity, though evhttp sees none of them yet: restart
-     * the filter's read timeout (evhttp's inactivity timeout, which re-enabling reading resets).
-     * Else a client still sending its head would be closed by that timeout without a word,
-     * before the head deadline (which runs from the head's first byte) could answer it 408. A
-     * client that stops sending is still closed by it; one that trickles gets the 408. */
-    if (r == 0 && c->state != S_DISCARD && before > c->held && c->bev != NULL &&
-        (bufferevent_get_enabled(c->bev) & EV_READ))
-        bufferevent_enable(c->bev, EV_READ);
-    c->held = evbuffer_get_length(src);
-    return r > 0 ? BEV_OK : r == 0 ? BEV_NEED_MORE : BEV_ERROR;
-}
-
 void frame_conn_free(struct frame_conn *c)
 {
     if (c == NULL)
@@ -766,11 +530,6 @@ void frame_conn_free(struct frame_conn *c)
     free(c);
 }
 
-static void frame_free(void *ctx)
-{
-    frame_conn_free(ctx);
-}
-
 struct frame_conn *frame_conn_new(const struct frame_config *cfg)
 {
     struct frame_conn *c = calloc(1, sizeof *c);
@@ -779,34 +538,4 @@ struct frame_conn *frame_conn_new(const struct frame_config *cfg)
         c->state = S_HEAD;
     }
     return c;
-}
-
-struct bufferevent *frame_bufferevent(struct bufferevent *under, const struct frame_config *cfg)
-{
-    struct frame_conn *c = frame_conn_new(cfg);
-    if (c == NULL) {
-        bufferevent_free(under);
-        return NULL;
-    }
-    struct bufferevent *f =
-        bufferevent_filter_new(under, frame_in, frame_out, BEV_OPT_CLOSE_ON_FREE, frame_free, c);
-    if (f == NULL) {
-        free(c);
-        bufferevent_free(under);
-        return NULL;
-    }
-    c->bev = f;
-    bufferevent_incref(under);
-    c->under = under;
-    bufferevent_getcb(under, &c->under_rcb, &c->under_wcb, &c->under_ecb, &c->under_arg);
-    bufferevent_setcb(under, under_read, under_write, under_event, c);
-    c->output = event_new(bufferevent_get_base(under), -1, 0, on_output, c);
-    c->under_cb = evbuffer_add_cb(bufferevent_get_output(under), transport_wrote, c);
-    if (c->output == NULL || c->under_cb == NULL ||
-        evbuffer_add_cb(bufferevent_get_output(f), output_added, c) == NULL ||
-        evbuffer_add_cb(bufferevent_get_input(f), input_drained, c) == NULL) {
-        bufferevent_free(f);
-        return NULL;
-    }
-    return f;
 }
