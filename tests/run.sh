@@ -7,11 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# What the build and the tests need, installed when missing (.ci/run installs the same list).
-bash server/deps.sh build-essential cmake pkg-config ca-certificates curl openssl procps jq git \
-    prometheus libssl-dev zlib1g-dev libevent-dev libjansson-dev libpq-dev libcurl4-openssl-dev \
-    postgresql-15 postgresql-client-15 groff-base man-db clang clang-format libclang-rt-14-dev \
-    chromium
+# What the build and the tests need (tests/packages, the list .ci/run installs), when missing.
+# shellcheck disable=SC2046 # one package name a word
+bash server/deps.sh $(sed 's/#.*//' tests/packages)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     bash server/deps.sh nodejs npm
 fi
