@@ -507,6 +507,13 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
             snprintf(err, errlen, "route %s %s: a raw-body route cannot be offloaded",
                      api_method_name(cfg->routes[i].method), cfg->routes[i].pattern);
             return NULL;
+        } else if ((cfg->routes[i].flags & API_ROUTE_IDEMPOTENT) &&
+                   (!(cfg->routes[i].flags & API_ROUTE_OFFLOAD) ||
+                    cfg->routes[i].method != EVHTTP_REQ_POST)) {
+            /* The kept reply is captured from an offloaded handler. */
+            snprintf(err, errlen, "route %s %s: only an offloaded POST takes an Idempotency-Key",
+                     api_method_name(cfg->routes[i].method), cfg->routes[i].pattern);
+            return NULL;
         }
     if (evutil_secure_rng_init() != 0) {
         snprintf(err, errlen, "api server: cannot seed the random generator for request ids");

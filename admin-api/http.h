@@ -108,6 +108,10 @@ enum api_body {
  * error code). */
 #define API_ROUTE_METRIC_SIGN 4u
 #define API_ROUTE_METRIC_VERIFY 8u
+/* Takes an Idempotency-Key (idempotency.h): a POST that creates or changes an app or a key,
+ * whose reply holds no secret. Only on API_ROUTE_OFFLOAD routes: api_server_new refuses it
+ * elsewhere. */
+#define API_ROUTE_IDEMPOTENT 16u
 
 struct api_request;
 

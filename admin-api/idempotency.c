@@ -25,9 +25,8 @@ _Static_assert(API_IDEM_KEY_MAX == STORE_IDEM_KEY_MAX, "one bound for the key");
 
 bool idem_route_takes_key(const struct api_route *route)
 {
-    return route != NULL && route->method == EVHTTP_REQ_POST &&
-           (route->flags & API_ROUTE_OFFLOAD) && route->body != API_BODY_RAW &&
-           strcmp(route->op, "createToken") != 0;
+    return route != NULL && (route->flags & API_ROUTE_IDEMPOTENT) &&
+           (route->flags & API_ROUTE_OFFLOAD);
 }
 
 /* The Idempotency-Key header: 1 when given once, 0 when absent, -1 when given twice. */

@@ -22,14 +22,17 @@
  * streams, and so does the re-issue, a batch whose input the database gives), and /metrics
  * (it reads the loop's own counters; its one database read it makes on the pool itself), and
  * the REST gateway (its calls wait on Tencent from the loop).
- * API_ROUTE_METRIC_SIGN, _VERIFY: counted by app in the metrics. */
+ * API_ROUTE_METRIC_SIGN, _VERIFY: counted by app in the metrics.
+ * API_ROUTE_IDEMPOTENT: takes an Idempotency-Key (openapi.yaml, "Idempotency"): the POSTs that
+ * create or change apps and keys, and no other (a kept reply must hold no secret, and a read
+ * such as POST /v1/audit/verify must be answered from the data of now). */
 const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/healthz", "getHealth", PERM_PUBLIC, API_BODY_NONE, 0, handle_healthz},
     {EVHTTP_REQ_GET, "/readyz", "getReady", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
      handle_readyz},
 
-    {EVHTTP_REQ_POST, "/v1/apps", "createApp", PERM_APPS_WRITE, API_BODY_JSON, API_ROUTE_OFFLOAD,
-     handle_app_create},
+    {EVHTTP_REQ_POST, "/v1/apps", "createApp", PERM_APPS_WRITE, API_BODY_JSON,
+     API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_app_create},
     {EVHTTP_REQ_GET, "/v1/apps", "listApps", PERM_APPS_READ, API_BODY_NONE, API_ROUTE_OFFLOAD,
      handle_app_list},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE,
@@ -42,11 +45,11 @@ const struct api_route api_routes[] = {
      API_BODY_JSON, API_ROUTE_OFFLOAD, handle_app_limits_update},
 
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys", "addKey", PERM_KEYS_WRITE, API_BODY_JSON,
-     API_ROUTE_OFFLOAD, handle_key_add},
+     API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_key_add},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/keys", "listKeys", PERM_KEYS_READ, API_BODY_NONE,
      API_ROUTE_OFFLOAD, handle_key_list},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/rotate", "rotateKey", PERM_KEYS_WRITE,
-     API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_rotate},
+     API_BODY_JSON, API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_key_rotate},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/reissue", "reissueKey", PERM_SIGN, API_BODY_JSON, 0,
      handle_key_reissue},
     {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}/keys/{version}", "updateKey", PERM_KEYS_WRITE,
@@ -54,11 +57,11 @@ const struct api_route api_routes[] = {
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/keys/{version}/exposure", "getKeyExposure",
      PERM_KEYS_READ, API_BODY_NONE, API_ROUTE_OFFLOAD, handle_key_exposure},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey", PERM_KEYS_WRITE,
-     API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD, handle_key_disable},
+     API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_key_disable},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/enable", "enableKey", PERM_KEYS_WRITE,
-     API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD, handle_key_enable},
+     API_BODY_JSON_OPTIONAL, API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_key_enable},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/destroy", "destroyKey", PERM_KEYS_WRITE,
-     API_BODY_JSON, API_ROUTE_OFFLOAD, handle_key_destroy},
+     API_BODY_JSON, API_ROUTE_OFFLOAD | API_ROUTE_IDEMPOTENT, handle_key_destroy},
 
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs", "signUserSig", PERM_SIGN, API_BODY_JSON,
      API_ROUTE_METRIC_SIGN, handle_usersig_sign},

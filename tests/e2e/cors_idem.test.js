@@ -296,4 +296,30 @@ describe('Idempotency-Key', () => {
     assert.equal(b.headers.get('idempotency-replayed'), null);
     assert.equal(Number(psqlOk(`SELECT count(*) FROM idempotency_keys WHERE key = '${key}'`)), 0);
   });
+
+  test('POST /v1/webhooks takes no key: its reply holds the webhook\'s secret', async () => {
+    const key = idemKey();
+    const body = { url: `https://hooks.example.com/${key}`, events: ['key.rotated'] };
+    const a = await api('POST', '/v1/webhooks', { body, headers: { 'idempotency-key': key } });
+    expectStatus(a, 201);
+    const b = await api('POST', '/v1/webhooks', { body, headers: { 'idempotency-key': key } });
+    expectStatus(b, 201);
+    try {
+      assert.notEqual(a.json.id, b.json.id);
+      assert.notEqual(a.json.secret, b.json.secret);
+      assert.equal(b.headers.get('idempotency-replayed'), null);
+      assert.equal(Number(psqlOk(`SELECT count(*) FROM idempotency_keys WHERE key = '${key}'`)), 0);
+    } finally {
+      for (const id of new Set([a.json.id, b.json.id])) expectStatus(await api('DELETE', `/v1/webhooks/${id}`), 200);
+    }
+  });
+
+  test('POST /v1/audit/verify takes no key: a verdict is of the chain as it is now', async () => {
+    const key = idemKey();
+    for (let i = 0; i < 2; i++) {
+      const res = await api('POST', '/v1/audit/verify', { body: {}, headers: { 'idempotency-key': key } });
+      assert.equal(res.headers.get('idempotency-replayed'), null, show(res));
+    }
+    assert.equal(Number(psqlOk(`SELECT count(*) FROM idempotency_keys WHERE key = '${key}'`)), 0);
+  });
 });
