@@ -115,7 +115,8 @@ const struct api_route api_routes[] = {
     {EVHTTP_REQ_POST, "/v1/webhook-deliveries/{id}/resend", "resendWebhookDelivery", PERM_WEBHOOKS,
      API_BODY_NONE, API_ROUTE_ALL_APPS | API_ROUTE_OFFLOAD, handle_webhook_resend},
 
-    {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, 0, handle_metrics},
+    {EVHTTP_REQ_GET, "/metrics", "getMetrics", PERM_METRICS, API_BODY_NONE, API_ROUTE_ALL_APPS,
+     handle_metrics},
 
     {EVHTTP_REQ_GET, "/ui/{file}", "getDashboardFile", PERM_PUBLIC, API_BODY_NONE, 0,
      handle_ui_file},

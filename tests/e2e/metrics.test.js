@@ -121,9 +121,14 @@ describe('/metrics', () => {
     assert.equal(r.stdout + r.stderr, '', 'promtool has remarks');
   });
 
-  test('an auditor token may scrape; a signer token is 403, none is 401', async () => {
+  test('an auditor token may scrape; a signer token or one scoped to some apps is 403, none is 401', async () => {
     const auditor = await createToken('auditor');
     await scrape({ token: auditor });
+    // The scrape holds every app's series: a token that covers some apps only may not read it.
+    const scoped = await createToken('auditor', [newAppId()]);
+    const res = await api('GET', '/metrics', { token: scoped });
+    expectError(res, 403, 'forbidden');
+    assert.doesNotMatch(res.text, /usersigd_/);
     const signer = await createToken('signer');
     expectError(await api('GET', '/metrics', { token: signer }), 403, 'forbidden');
     expectError(await api('GET', '/metrics', { token: null }), 401, 'unauthorized');
