@@ -105,11 +105,13 @@ void op_audit_verify_failed(struct service *svc, const struct principal *p, cons
                             int64_t bad_seq, int64_t checkpoint_seq)
 {
     json_t *d = json_pack("{s:s}", "problem", problem);
-    if (d != NULL && bad_seq > 0 && json_object_set_new(d, "bad_seq", json_integer(bad_seq)) != 0)
+    if (d != NULL &&
+        ((bad_seq > 0 && json_object_set_new(d, "bad_seq", json_integer(bad_seq)) != 0) ||
+         (checkpoint_seq > 0 &&
+          json_object_set_new(d, "checkpoint_seq", json_integer(checkpoint_seq)) != 0))) {
+        json_decref(d);
         d = NULL;
-    if (d != NULL && checkpoint_seq > 0 &&
-        json_object_set_new(d, "checkpoint_seq", json_integer(checkpoint_seq)) != 0)
-        d = NULL;
+    }
     if (store_in_transaction(svc->st))
         store_rollback(svc->st);
     if (d == NULL || store_begin(svc->st) != STORE_OK ||

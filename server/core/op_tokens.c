@@ -16,6 +16,8 @@
 #include "clock.h"
 #include "log.h"
 
+#define FIELD_AUDIT_MAX 64 /* bytes of a refused field name in its audit event: the reply's */
+
 __attribute__((format(printf, 4, 5))) static enum api_error
 fail(char *msg, size_t cap, enum api_error err, const char *fmt, ...)
 {
@@ -202,9 +204,15 @@ enum api_error op_tokens_create(struct service *svc, const struct principal *p,
 void op_tokens_refuse_create(struct service *svc, const struct principal *p, const char *outcome,
                              const char *field)
 {
+    /* The client's field name, at most FIELD_AUDIT_MAX bytes of it (cut before a UTF-8
+     * continuation byte, so that it stays a JSON string), as the reply shows it: a longer one
+     * would make the event too long to record. */
+    size_t n = field != NULL ? strnlen(field, FIELD_AUDIT_MAX + 1) : 0;
+    if (n > FIELD_AUDIT_MAX)
+        for (n = FIELD_AUDIT_MAX; n > 0 && ((unsigned char)field[n] & 0xC0) == 0x80; n--)
+            ;
     json_t *d = json_object();
-    if (d != NULL &&
-        json_object_set_new(d, "field", json_string(field != NULL ? field : "")) != 0) {
+    if (d != NULL && json_object_set_new(d, "field", json_stringn(n > 0 ? field : "", n)) != 0) {
         json_decref(d);
         d = NULL;
     }

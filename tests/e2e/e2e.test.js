@@ -93,6 +93,21 @@ describe('authentication and roles', () => {
     expectError(await api('GET', '/v1/apps', { token: res.json.token }), 401, 'unauthorized');
   });
 
+  test('a refused token creation is recorded, a long unknown field name cut to 64 bytes', async () => {
+    // 63 bytes (a unique prefix and "a"s), then a 2-byte UTF-8 character across the 64-byte
+    // cut, then far more than an audit event may hold.
+    const keep = `z${Date.now().toString(16)}`.padEnd(63, 'a');
+    const body = { name: 'e2e refused', role: 'auditor', [`${keep}\u00e9${'b'.repeat(20000)}`]: 1 };
+    const since = Math.floor(Date.now() / 1000) - 1;
+    expectError(await api('POST', '/v1/tokens', { body }), 400, 'unknown_field');
+    const ev = await api('GET', `/v1/audit?action=token.create&since=${since}&limit=1000`);
+    expectStatus(ev, 200);
+    const hit = ev.json.events.filter((e) => e.outcome === 'unknown_field' && e.details &&
+      typeof e.details.field === 'string' && e.details.field.startsWith(keep.slice(0, 12)));
+    assert.equal(hit.length, 1, show(ev));
+    assert.equal(hit[0].details.field, keep);
+  });
+
   test('`usersigd token create` makes a working scoped token', async () => {
     const a = await appWithKey();
     const b = await appWithKey();
