@@ -124,9 +124,13 @@ STORE_WUR static enum store_rc parse_keys(const PGresult *r, bool with_sealed,
     return STORE_OK;
 }
 
+/* Two statements: under READ COMMITTED a statement that waited for the app's lock still reads
+ * app_keys as of its own start, so a max(version) beside the FOR UPDATE missed the version that
+ * the transaction it waited for had just added (a duplicate version, a 409). The second
+ * statement's snapshot is taken after the lock is held. */
+static const char SQL_KEY_LOCK_APP[] = "SELECT 1 FROM apps WHERE sdkappid = $1 FOR UPDATE";
 static const char SQL_KEY_NEXT_VERSION[] =
-    "SELECT COALESCE((SELECT max(version) FROM app_keys k WHERE k.sdkappid = a.sdkappid), 0) + 1 "
-    "FROM apps a WHERE a.sdkappid = $1 FOR UPDATE OF a";
+    "SELECT COALESCE(max(version), 0) + 1 FROM app_keys WHERE sdkappid = $1";
 
 enum store_rc store_key_next_version(struct store *st, uint32_t sdkappid, uint32_t *version)
 {
@@ -134,9 +138,13 @@ enum store_rc store_key_next_version(struct store *st, uint32_t sdkappid, uint32
     PGresult *r = NULL;
     enum store_rc rc;
     store_param_int(&p, sdkappid);
-    rc = RUN(st, SQL_KEY_NEXT_VERSION, &p, &r);
+    rc = RUN(st, SQL_KEY_LOCK_APP, &p, &r);
     if (rc == STORE_OK && PQntuples(r) == 0)
         rc = STORE_NOT_FOUND;
+    PQclear(r);
+    r = NULL;
+    if (rc == STORE_OK)
+        rc = RUN(st, SQL_KEY_NEXT_VERSION, &p, &r);
     if (rc == STORE_OK)
         *version = (uint32_t)store_col_int(r, 0, 0);
     PQclear(r);

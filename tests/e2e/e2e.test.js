@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const {
   E2E, RFC3339, api, show, expectError, expectStatus, newAppId, newSecret, createApp, addKey,
-  appWithKey, sign, createToken, usersigdCli, crossCheck,
+  appWithKey, sign, createToken, usersigdCli, crossCheck, psqlOk,
 } = require('./lib');
 
 describe('health', () => {
@@ -391,6 +391,20 @@ describe('apps', () => {
 });
 
 describe('keys', () => {
+  test('imports at once into one app each get a version of their own, all 201', async () => {
+    const sdkappid = newAppId();
+    await createApp(sdkappid);
+    const n = 12;
+    const res = await Promise.all(Array.from({ length: n }, () =>
+      api('POST', `/v1/apps/${sdkappid}/keys`, { body: { secret: newSecret() } })));
+    for (const r of res) expectStatus(r, 201);
+    assert.deepEqual(res.map((r) => r.json.version).sort((a, b) => a - b),
+      Array.from({ length: n }, (_, i) => i + 1));
+    assert.equal(res.filter((r) => r.json.state === 'active').length, 1);
+    const events = Number(psqlOk(`SELECT count(*) FROM audit_log WHERE action = 'key.import' AND sdkappid = ${sdkappid} AND outcome = 'ok'`));
+    assert.equal(events, n);
+  });
+
   test('import, list without secrets, rotate, disable the active 409, destroy', async () => {
     const sdkappid = newAppId();
     const s1 = newSecret();
