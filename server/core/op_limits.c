@@ -143,7 +143,7 @@ enum api_error op_limits_token_set(struct service *svc, const struct principal *
 
     memset(out, 0, sizeof *out);
     if (rc == STORE_OK)
-        rc = store_token_get(svc->st, id, &old);
+        rc = store_token_get_locked(svc->st, id, &old);
     if (rc == STORE_OK) {
         now = old.limits;
         apply(&now, in);

@@ -230,7 +230,7 @@ enum api_error op_tokens_revoke(struct service *svc, const struct principal *p, 
     memset(out, 0, sizeof *out);
     rc = store_begin(svc->st);
     if (rc == STORE_OK)
-        rc = store_token_get(svc->st, id, &before);
+        rc = store_token_get_locked(svc->st, id, &before);
     if (rc == STORE_NOT_FOUND) {
         json_t *d = json_object();
         if (d != NULL && json_object_set_new(d, "token_id", json_integer(id)) != 0) {

@@ -313,6 +313,10 @@ struct store_token {
  * created_at. */
 enum store_rc store_token_insert(struct store *st, struct store_token *t) STORE_WUR;
 enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out) STORE_WUR;
+/* The same, the row locked FOR UPDATE until the transaction ends (inside one): for a change
+ * whose audit event says what the row was before it. */
+enum store_rc store_token_get_locked(struct store *st, int64_t id,
+                                     struct store_token *out) STORE_WUR;
 /* The rows of n ids (at most STORE_TOKEN_GET_MAX; repeats allowed) in one statement: out[i]
  * and found[i] for ids[i] (1: read; 0: no such row; -1: a row that does not fit its struct,
  * logged). STORE_ERROR when the store failed. */

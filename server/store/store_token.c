@@ -139,20 +139,32 @@ done:
 }
 
 static const char SQL_TOKEN_GET[] = "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = $1";
+static const char SQL_TOKEN_GET_LOCKED[] =
+    "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = $1 FOR UPDATE";
 
-enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out)
+static enum store_rc token_get(struct store *st, int64_t id, bool lock, struct store_token *out)
 {
     struct store_params p = {0};
     PGresult *r = NULL;
     enum store_rc rc;
     store_param_int(&p, id);
-    rc = RUN(st, SQL_TOKEN_GET, &p, &r);
+    rc = lock ? RUN(st, SQL_TOKEN_GET_LOCKED, &p, &r) : RUN(st, SQL_TOKEN_GET, &p, &r);
     if (rc == STORE_OK && PQntuples(r) == 0)
         rc = STORE_NOT_FOUND;
     if (rc == STORE_OK && !parse_token(r, 0, out))
         rc = STORE_ERROR;
     PQclear(r);
     return rc;
+}
+
+enum store_rc store_token_get(struct store *st, int64_t id, struct store_token *out)
+{
+    return token_get(st, id, false, out);
+}
+
+enum store_rc store_token_get_locked(struct store *st, int64_t id, struct store_token *out)
+{
+    return token_get(st, id, true, out);
 }
 
 static const char SQL_TOKEN_GET_MANY[] =

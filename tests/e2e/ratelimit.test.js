@@ -93,6 +93,35 @@ test('a token\'s signs_per_second: 429 with Retry-After, refused signs neither i
     assert.ok(many.every((r) => r.status === 200), 'no limit any more: ' + many.map(show).join('\n'));
   });
 
+test('PATCHes of one token at once: each audited from the value the one before it left', async () => {
+  const { sdkappid } = await appWithKey();
+  const t = await tokenWith('signer', [sdkappid]);
+  const values = Array.from({ length: 12 }, (_, i) => 10 * (i + 1));
+  const res = await Promise.all(values.map((v) =>
+    api('PATCH', `/v1/tokens/${t.id}`, { body: { signs_per_second: v } })));
+  for (const r of res) expectStatus(r, 200);
+  const rows = psqlOk(`SELECT details FROM audit_log WHERE action = 'token.limits.update' ` +
+    `AND details::jsonb ->> 'token_id' = '${t.id}' ORDER BY seq`).split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l).changed.signs_per_second);
+  assert.equal(rows.length, values.length);
+  let was = null;
+  for (const c of rows) {
+    assert.equal(c.from, was, JSON.stringify(rows));
+    was = c.to;
+  }
+  assert.deepEqual(rows.map((c) => c.to).sort((a, b) => a - b), values);
+  assert.equal(Number(psqlOk(`SELECT signs_per_second FROM api_tokens WHERE id = ${t.id}`)), was);
+});
+
+test('revokes of one token at once: one audited as the revoke, the others as already revoked', async () => {
+  const t = await tokenWith('auditor', undefined);
+  const res = await Promise.all(Array.from({ length: 8 }, () => api('DELETE', `/v1/tokens/${t.id}`)));
+  for (const r of res) expectStatus(r, 200);
+  const already = psqlOk(`SELECT details::jsonb ->> 'already_revoked' FROM audit_log WHERE action = 'token.revoke' ` +
+    `AND outcome = 'ok' AND details::jsonb ->> 'token_id' = '${t.id}' ORDER BY seq`).split('\n').filter(Boolean);
+  assert.deepEqual(already, ['false', 'true', 'true', 'true', 'true', 'true', 'true', 'true']);
+});
+
 test('an app\'s signs_per_second holds for every token together', async () => {
   const { sdkappid } = await appWithKey();
   let res = await api('GET', `/v1/apps/${sdkappid}/limits`);
