@@ -102,8 +102,8 @@ static json_t *int_or_null(int64_t v)
     return v != 0 ? json_integer(v) : json_null();
 }
 
-/* The AuditEvent of openapi.yaml; NULL when out of memory. */
-static json_t *event_json(const struct audit_event *ev)
+/* The AuditEvent of openapi.yaml, as reader p may see it; NULL when out of memory. */
+static json_t *event_json(const struct principal *p, const struct audit_event *ev)
 {
     char mac[2 * AUDIT_MAC_LEN + 1];
     json_error_t jerr;
@@ -117,6 +117,7 @@ static json_t *event_json(const struct audit_event *ev)
         if (details == NULL)
             return NULL;
     }
+    op_audit_details_for(p, details);
     hex_encode(ev->mac, sizeof ev->mac, mac);
     o = json_object();
     if (o == NULL) {
@@ -233,7 +234,7 @@ void handle_audit_list(struct api_request *r)
     }
     list = json_array();
     for (size_t i = 0; list != NULL && i < out.n; i++) {
-        if (json_array_append_new(list, event_json(out.events[i])) != 0) {
+        if (json_array_append_new(list, event_json(r->principal, out.events[i])) != 0) {
             json_decref(list);
             list = NULL;
         }

@@ -101,6 +101,18 @@ enum api_error op_audit_query(struct service *svc, const struct principal *p,
     return API_OK;
 }
 
+void op_audit_details_for(const struct principal *p, json_t *details)
+{
+    json_t *other = json_object_get(details, "other_sdkappid");
+    if (p == NULL || p->all_apps || !json_is_integer(other))
+        return;
+    json_int_t v = json_integer_value(other);
+    if (v >= 1 && v <= UINT32_MAX && principal_has_app(p, (uint32_t)v))
+        return;
+    if (json_object_set_new(details, "other_sdkappid", json_string(OP_AUDIT_OUTSIDE_SCOPE)) != 0)
+        (void)json_object_del(details, "other_sdkappid"); /* out of memory: hidden all the same */
+}
+
 void op_audit_verify_failed(struct service *svc, const struct principal *p, const char *problem,
                             int64_t bad_seq, int64_t checkpoint_seq)
 {

@@ -7,6 +7,7 @@
 #ifndef OP_AUDIT_H
 #define OP_AUDIT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,13 @@ enum api_error op_audit_query(struct service *svc, const struct principal *p,
                               char *msg, size_t cap) SERVICE_WUR;
 /* Frees what op_audit_query filled (accepts an out it zeroed on error). */
 void op_audit_query_free(struct op_audit_query_out *out);
+
+/* What reader p may see of one event's details (parsed, changed in place): another app that an
+ * event names (other_sdkappid: the holder of a refused key) and that p's scope does not cover is
+ * shown as OP_AUDIT_OUTSIDE_SCOPE, as the refused caller was told. The stored event and its MAC
+ * stay as they are (audit verify reads those). */
+#define OP_AUDIT_OUTSIDE_SCOPE "(outside the reader's scope)"
+void op_audit_details_for(const struct principal *p, json_t *details);
 
 /* Walks the whole chain (audit_verify); a broken chain is API_OK with out->ok false (logged),
  * a log that cannot be read UNAVAILABLE. */

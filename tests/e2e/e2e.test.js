@@ -553,7 +553,15 @@ describe('keys', () => {
       const refusals = audit.json.events.filter((e) => e.outcome === 'key_used_by_other_app');
       assert.ok(refusals.length >= 1,
         `no key_used_by_other_app refusal in B's audit log: ${audit.text.slice(0, 2000)}`);
+      assert.ok(refusals.every((e) => e.details.other_sdkappid === a.sdkappid), show(audit));
       assert.ok(!audit.text.includes(a.secret), 'the audit log holds the secret');
+      // A reader scoped to B does not learn which app holds the key (A is outside its scope).
+      const auditor = await createToken('auditor', [b.sdkappid]);
+      const seen = await api('GET', `/v1/audit?sdkappid=${b.sdkappid}&limit=1000`, { token: auditor });
+      const hidden = expectStatus(seen, 200).events.filter((e) => e.outcome === 'key_used_by_other_app');
+      assert.equal(hidden.length, refusals.length, show(seen));
+      assert.ok(hidden.every((e) => e.details.other_sdkappid === "(outside the reader's scope)"), show(seen));
+      assert.ok(!seen.text.includes(String(a.sdkappid)), show(seen));
     });
 
   test('rotate to a new secret: old tokens verify with the retired version', async () => {
