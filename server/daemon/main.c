@@ -7,6 +7,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -697,6 +699,16 @@ static int run_command(struct boot *d, const struct command *c, struct opt *o, c
     return EXIT_USAGE;
 }
 
+/* jansson's memory is cleared as it is freed: a request's parsed body holds what the client
+ * sent (a key import's secret, a private key's PEM), and jansson frees its strings as they are. */
+static void json_free_wiped(void *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct opt opts[O_COUNT] = {
@@ -718,6 +730,8 @@ int main(int argc, char **argv)
     struct boot d = {0};
     int i = 1, n_pos = 0, rc, ret;
     bool help;
+
+    json_set_alloc_funcs(malloc, json_free_wiped); /* before any other use of jansson */
 
     /* Global options may come before the command, and after it with its own. */
     rc = parse_args(NULL, argc, argv, &i, opts, GLOBAL_OPTS, true, NULL, 0, NULL);
