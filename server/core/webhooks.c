@@ -551,7 +551,8 @@ int webhooks_new(struct event_base *base, struct service *svc, struct webhooks *
     if (o.connect_timeout_ms > o.timeout_ms)
         o.connect_timeout_ms = o.timeout_ms;
     o.allow_insecure = svc->cfg->webhook_allow_insecure_url;
-    o.max_response = 64 * 1024;
+    o.max_response = 64 * 1024; /* read and dropped: the status alone decides */
+    o.discard_response = 1;
     o.max_transfers = WEBHOOKS_DUE_MAX; /* one endpoint's slow answer must not hold the others */
     w->ob = outbound_new(base, &o, err, sizeof err);
     w->timer = event_new(base, -1, EV_PERSIST, tick, w);

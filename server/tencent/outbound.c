@@ -25,7 +25,9 @@ struct outbound_call {
     void *arg;
     char *buf; /* the response body, NUL-terminated */
     size_t len, cap;
+    size_t read; /* discard_response: the bytes read and dropped */
     int too_large;
+    int discarded; /* discard_response: the bound was reached, the rest unread */
     double started_ms;
     char where[256]; /* host and path, for the debug log */
     char errbuf[CURL_ERROR_SIZE];
@@ -176,6 +178,8 @@ static void call_free(struct outbound_call *c)
 static void call_finish(struct outbound_call *c, CURLcode code, enum outbound_rc forced)
 {
     struct outbound_result r = {0};
+    if (c->discarded && code == CURLE_WRITE_ERROR)
+        code = CURLE_OK; /* the body was not wanted: the status is the answer */
     r.rc = forced != OUTBOUND_OK ? forced : classify(code, c->too_large);
     r.duration_ms = ((double)clock_monotonic_ns() / 1e6) - c->started_ms;
     r.body = "";
@@ -295,12 +299,21 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     return 0;
 }
 
-/* CURLOPT_WRITEFUNCTION: the body, bounded; past the bound the transfer stops. */
+/* CURLOPT_WRITEFUNCTION: the body, bounded; past the bound the transfer stops. With
+ * discard_response the bytes are counted, not kept, and the bound ends the transfer as done. */
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 {
     struct outbound_call *c = userp;
     size_t add = size * n;
     size_t max = c->ob->opt.max_response;
+    if (c->ob->opt.discard_response) {
+        if (add > max - c->read) {
+            c->discarded = 1;
+            return 0;
+        }
+        c->read += add;
+        return add;
+    }
     if (add > max - c->len) {
         c->too_large = 1;
         return 0;
@@ -448,7 +461,8 @@ static int call_setopts(struct outbound *ob, struct outbound_call *c, const char
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)ob->opt.connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)ob->opt.timeout_ms);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ob->opt.max_response);
+    if (!ob->opt.discard_response) /* else a large Content-Length would end it unanswered */
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ob->opt.max_response);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     SET(CURLOPT_COPYPOSTFIELDS, body);
     SET(CURLOPT_HTTPHEADER, c->headers);

@@ -45,6 +45,9 @@ struct outbound_options {
     size_t max_response;        /* bytes of a response body; 0: OUTBOUND_DEFAULT_MAX_RESPONSE */
     int allow_insecure;         /* 1: http:// URLs too (tests); https is always verified */
     const char *proxy;          /* NULL: no proxy (the environment's are ignored) */
+    int discard_response;       /* 1: the body is not kept: up to max_response bytes are read
+                                 * and dropped, then the transfer ends; rc is OUTBOUND_OK with
+                                 * the status all the same (body empty, never OUTBOUND_TOO_LARGE) */
 };
 
 struct outbound_result {

@@ -5,7 +5,8 @@
 // for a while then up (nothing lost, order kept); a slow receiver (the attempt times out, is
 // tried again, arrives twice with the same event id); a receiver that keeps failing (the
 // delivery ends failed with its attempts listed, and is re-sent); a wrong secret or a changed
-// body detected by the check; https only without webhook_allow_insecure_url; delete.
+// body detected by the check; https only without webhook_allow_insecure_url; delete. A 2xx with
+// a body over the 64 KiB bound delivers once.
 'use strict';
 
 const { test, after } = require('node:test');
@@ -43,7 +44,7 @@ function signatureOk(secretHex, headers, body) {
 }
 
 // A receiver on 127.0.0.1 (port kept across restarts): behave(req, n) picks the reply of the
-// n-th request: { status, delayMs }. got holds every request: { headers, body, json, ok }.
+// n-th request: { status, delayMs, body }. got holds every request: { headers, body, json, ok }.
 function receiver(secretRef, port = 0) {
   const r = { got: [], behave: () => ({ status: 200 }), server: null, port };
   r.start = () => new Promise((resolve) => {
@@ -56,7 +57,7 @@ function receiver(secretRef, port = 0) {
         const entry = { at: Date.now(), headers: req.headers, body, json: JSON.parse(body), ok: signatureOk(secretRef.secret, req.headers, body) };
         r.got.push(entry);
         const b = r.behave(entry, n);
-        setTimeout(() => { res.writeHead(b.status, { 'content-type': 'text/plain' }); res.end('ok'); },
+        setTimeout(() => { res.writeHead(b.status, { 'content-type': 'text/plain' }); res.end(b.body === undefined ? 'ok' : b.body); },
           b.delayMs || 0);
       });
     });
@@ -379,3 +380,39 @@ test('webhooks: two processes deliver once, a failed audit verification, a destr
     fs.rmSync(newKey, { force: true });
     await R.stop();
   });
+
+test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once', async () => {
+  const db = createDatabase();
+  databases.push(db);
+  const srv = await startServer('webhooks-big', {
+    dbUrl: db, masterKeyFile: masterKey(), env: {
+      USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '2s',
+      USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '400ms',
+      USERSIGD_WEBHOOK_MAX_ATTEMPTS: '3',
+    },
+  });
+  servers.push(srv);
+  const token = await srv.adminToken();
+  const o = (extra = {}) => Object.assign({ base: srv.url, token }, extra);
+  const ref = { secret: '' };
+  const R = receiver(ref);
+  await R.start();
+  R.behave = () => ({ status: 200, body: 'x'.repeat(200 * 1024) });
+  let res = await api('POST', '/v1/webhooks', o({ body: { url: R.url(), events: ['token.created'] } }));
+  const hook = expectStatus(res, 201);
+  ref.secret = hook.secret;
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'big-reply', role: 'auditor' } })), 201);
+  const d = await until('the delivery ended', async () => {
+    const r = await api('GET', `/v1/webhooks/${hook.id}/deliveries?after=0&limit=10`, o());
+    const x = r.json.deliveries[0];
+    return x && x.state !== 'pending' ? x : null;
+  });
+  res = await api('GET', `/v1/webhook-deliveries/${d.id}`, o());
+  assert.equal(expectStatus(res, 200).state, 'delivered', show(res));
+  assert.equal(res.json.attempt_list.length, 1, show(res));
+  assert.equal(res.json.attempt_list[0].status, 200);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(R.got.length, 1, 'sent once');
+  assert.ok(R.got[0].ok);
+  await R.stop();
+});

@@ -259,6 +259,23 @@ static void test_outbound(void)
           outbound_rc_name(w.rc), w.len);
     outbound_free(small);
 
+    /* discard_response (the webhooks'): a 2xx past the bound (its Content-Length too) is still a
+     * 2xx, its body dropped. */
+    struct outbound_options dopt = {0};
+    char derr[256];
+    dopt.ca_file = ca_file;
+    dopt.max_response = 4096;
+    dopt.discard_response = 1;
+    struct outbound *drop = outbound_new(base, &dopt, derr, sizeof derr);
+    CHECK(drop != NULL, "outbound_new: %s", derr);
+    ob_post(drop, "/v4/a/b?__pad=200000", "{}", &w);
+    CHECK(w.rc == OUTBOUND_OK && w.status == 200 && w.len == 0,
+          "discarded: a large 200 is a 200: %s %ld %zu", outbound_rc_name(w.rc), w.status, w.len);
+    ob_post(drop, "/v4/a/b?__pad=100", "{}", &w);
+    CHECK(w.rc == OUTBOUND_OK && w.status == 200 && w.len == 0, "discarded, small: %s %ld",
+          outbound_rc_name(w.rc), w.status);
+    outbound_free(drop);
+
     /* The wrong CA, and the system store (which does not hold the test CA): TLS errors. */
     struct outbound *wrong = ob_make(other_ca, 5000, 0);
     ob_post(wrong, "/v4/a/b", "{}", &w);
