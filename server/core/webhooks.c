@@ -10,7 +10,9 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -135,30 +137,71 @@ enum store_rc webhooks_emit(struct store *st, const char *type, uint32_t sdkappi
 
 /* ---- URLs and signatures -------------------------------------------------------------------- */
 
-/* True for a host that is loopback, private, link-local or unspecified, as text: a literal
- * IPv4 or IPv6 address, "localhost" or a name under ".localhost". */
-static bool host_is_internal(const char *host)
+/* True for "localhost" or a name under ".localhost" (a trailing dot already off). */
+static bool host_is_localhost(const char *host, size_t n)
 {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (strcasecmp(host, "localhost") == 0)
-        return true;
+    return (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+           (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0);
+}
+
+/* The host libcurl will connect to for url, as its URL API reads it (IPv4 in any spelling,
+ * 2130706433, 127.1, 0x7f.0.0.1, made a dotted quad; percent-encoding decoded), judged: no zone
+ * ID, no IP address with a trailing dot (the resolver would take it as the address), and unless
+ * allow_insecure no internal address (outbound_addr_internal) or localhost name. The deliverer
+ * checks the address again as it connects (refuse_internal), names included. */
+static bool host_ok(const char *url, bool allow_insecure, char *why, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *zone = NULL;
+    bool ok = false;
+    if (u == NULL) {
+        snprintf(why, cap, "url: out of memory");
+        return false;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
+        snprintf(why, cap, "url: not a URL (a host name or address, a port of 1 to 65535)");
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK) {
+        snprintf(why, cap, "url: no zone ID (%%25...) in an IPv6 address");
+        goto done;
+    }
+    char h[256];
     size_t n = strlen(host);
-    if (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1) {
-        uint32_t v = ntohl(a4.s_addr);
-        return (v >> 24) == 127 || (v >> 24) == 10 || (v >> 24) == 0 || (v >> 16) == 0xa9fe ||
-               (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8 || (v >> 22) == (100u << 2 | 1u);
+    if (host[0] == '[' && n >= 2 && host[n - 1] == ']') {
+        n -= 2;
+        memmove(host, host + 1, n);
+        host[n] = '\0';
     }
-    if (inet_pton(AF_INET6, host, &a6) == 1) {
-        const uint8_t *b = a6.s6_addr;
-        static const uint8_t zero[16];
-        bool loop = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
-        bool mapped = memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
-        return loop || mapped || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    bool dot = n > 1 && host[n - 1] == '.';
+    if (dot)
+        host[--n] = '\0';
+    snprintf(h, sizeof h, "%s", host);
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    const struct sockaddr *sa = NULL;
+    if (inet_aton(h, &a4.sin_addr) != 0) /* every IPv4 spelling the resolver takes */
+        sa = (const struct sockaddr *)&a4;
+    else if (inet_pton(AF_INET6, h, &a6.sin6_addr) == 1)
+        sa = (const struct sockaddr *)&a6;
+    if (sa != NULL && dot) {
+        snprintf(why, cap, "url: an IP address without a trailing dot");
+        goto done;
     }
-    return false;
+    if (!allow_insecure &&
+        (host_is_localhost(h, n) || (sa != NULL && outbound_addr_internal(sa)))) {
+        snprintf(why, cap,
+                 "url: the host is loopback, private or link-local (only on a server with "
+                 "webhook_allow_insecure_url, for tests)");
+        goto done;
+    }
+    ok = true;
+done:
+    curl_free(host);
+    curl_free(zone);
+    curl_url_cleanup(u);
+    return ok;
 }
 
 bool webhooks_url_ok(const char *url, bool allow_insecure, char *why, size_t cap)
@@ -215,13 +258,7 @@ bool webhooks_url_ok(const char *url, bool allow_insecure, char *why, size_t cap
         snprintf(why, cap, "url: a host after the scheme");
         return false;
     }
-    if (!allow_insecure && host_is_internal(h)) {
-        snprintf(why, cap,
-                 "url: the host is loopback, private or link-local (only on a server with "
-                 "webhook_allow_insecure_url, for tests)");
-        return false;
-    }
-    return true;
+    return host_ok(url, allow_insecure, why, cap);
 }
 
 int webhooks_sign(const uint8_t secret[KEYRING_WEBHOOK_SECRET_BYTES], int64_t ts, const char *body,
@@ -553,6 +590,7 @@ int webhooks_new(struct event_base *base, struct service *svc, struct webhooks *
     o.allow_insecure = svc->cfg->webhook_allow_insecure_url;
     o.max_response = 64 * 1024; /* read and dropped: the status alone decides */
     o.discard_response = 1;
+    o.refuse_internal = !svc->cfg->webhook_allow_insecure_url;
     o.max_transfers = WEBHOOKS_DUE_MAX; /* one endpoint's slow answer must not hold the others */
     w->ob = outbound_new(base, &o, err, sizeof err);
     w->timer = event_new(base, -1, EV_PERSIST, tick, w);

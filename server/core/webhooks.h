@@ -52,9 +52,11 @@ enum store_rc webhooks_emit(struct store *st, const char *type, uint32_t sdkappi
                             uint32_t key_version, const char *actor, json_t *details) WEBHOOKS_WUR;
 
 /* An endpoint URL's rule: https://host[:port][/path][?query], 8..2048 bytes of printable
- * ASCII, no user info or fragment; the host a name or an address that is not loopback,
- * private or link-local. allow_insecure (webhook_allow_insecure_url, tests): http:// and any
- * host. false with why filled. */
+ * ASCII, no user info or fragment; the host, as libcurl's URL API reads it (any IPv4 spelling
+ * normalised), a name or an address that is not loopback, private or link-local
+ * (outbound_addr_internal), no IPv6 zone ID, no IP address with a trailing dot.
+ * allow_insecure (webhook_allow_insecure_url, tests): http:// and internal hosts. false with
+ * why filled. The deliverer checks each address it connects to as well. */
 bool webhooks_url_ok(const char *url, bool allow_insecure, char *why, size_t cap);
 
 /* hex(HMAC-SHA256(secret, ts "." body)) into hex (WEBHOOKS_SIG_HEX + 1 bytes). 0, or -1. */

@@ -6,11 +6,15 @@
  */
 #include "outbound.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "clock.h"
@@ -27,7 +31,9 @@ struct outbound_call {
     size_t len, cap;
     size_t read; /* discard_response: the bytes read and dropped */
     int too_large;
-    int discarded; /* discard_response: the bound was reached, the rest unread */
+    int discarded;                  /* discard_response: the bound was reached, the rest unread */
+    char refused[INET6_ADDRSTRLEN]; /* refuse_internal: the last address not connected to */
+    char msg[OUTBOUND_ERR_MAX];
     double started_ms;
     char where[256]; /* host and path, for the debug log */
     char errbuf[CURL_ERROR_SIZE];
@@ -111,6 +117,42 @@ const char *outbound_url_redacted(const char *url, char *out, size_t cap)
     return out;
 }
 
+bool outbound_addr_internal(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t v = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
+        return (v >> 24) == 127 || (v >> 24) == 10 || (v >> 24) == 0 || (v >> 16) == 0xa9fe ||
+               (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8 || (v >> 22) == (100u << 2 | 1u);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        static const uint8_t zero[16];
+        bool loop = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
+        bool mapped = memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
+        return loop || mapped || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    }
+    return false;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION with refuse_internal: the check on the address libcurl is about to
+ * connect to, after name resolution, so no spelling of a URL and no name gets past it. A refused
+ * address fails as a connect would: libcurl tries the name's next address, if any. */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct outbound_call *c = clientp;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    if (outbound_addr_internal(&a->addr)) {
+        const void *in = a->family == AF_INET
+                             ? (const void *)&((struct sockaddr_in *)(void *)&a->addr)->sin_addr
+                             : (const void *)&((struct sockaddr_in6 *)(void *)&a->addr)->sin6_addr;
+        if (inet_ntop(a->family, in, c->refused, sizeof c->refused) == NULL)
+            snprintf(c->refused, sizeof c->refused, "?");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 /* The class of a libcurl failure. */
 static enum outbound_rc classify(CURLcode c, int too_large)
 {
@@ -192,6 +234,11 @@ static void call_finish(struct outbound_call *c, CURLcode code, enum outbound_rc
         r.error = "the response is larger than the limit";
     } else if (r.rc == OUTBOUND_CANCELLED) {
         r.error = "cancelled: the client is shutting down";
+    } else if (c->refused[0] != '\0' && r.rc == OUTBOUND_CONNECT) {
+        snprintf(c->msg, sizeof c->msg,
+                 "the address %s is internal (loopback, private or link-local): not connected to",
+                 c->refused);
+        r.error = c->msg;
     } else {
         /* libcurl's message names the host at most; a message that quotes a query is not used. */
         r.error = curl_easy_strerror(code);
@@ -463,6 +510,10 @@ static int call_setopts(struct outbound *ob, struct outbound_call *c, const char
     SET(CURLOPT_TIMEOUT_MS, (long)ob->opt.timeout_ms);
     if (!ob->opt.discard_response) /* else a large Content-Length would end it unanswered */
         SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ob->opt.max_response);
+    if (ob->opt.refuse_internal) {
+        SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+        SET(CURLOPT_OPENSOCKETDATA, c);
+    }
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     SET(CURLOPT_COPYPOSTFIELDS, body);
     SET(CURLOPT_HTTPHEADER, c->headers);

@@ -10,10 +10,12 @@
 #ifndef OUTBOUND_H
 #define OUTBOUND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct config;
+struct sockaddr;
 struct event_base;
 struct outbound;
 
@@ -45,6 +47,9 @@ struct outbound_options {
     size_t max_response;        /* bytes of a response body; 0: OUTBOUND_DEFAULT_MAX_RESPONSE */
     int allow_insecure;         /* 1: http:// URLs too (tests); https is always verified */
     const char *proxy;          /* NULL: no proxy (the environment's are ignored) */
+    int refuse_internal;        /* 1: no connection to an address outbound_addr_internal()
+                                 * names, whatever the URL's spelling or its name resolves to:
+                                 * the call ends OUTBOUND_CONNECT, "the address ... is internal" */
     int discard_response;       /* 1: the body is not kept: up to max_response bytes are read
                                  * and dropped, then the transfer ends; rc is OUTBOUND_OK with
                                  * the status all the same (body empty, never OUTBOUND_TOO_LARGE) */
@@ -96,6 +101,11 @@ int outbound_pending(const struct outbound *ob);
 /* What may be logged of url: "host[:port]/path" into out (cap bytes, truncated, NUL-terminated);
  * "(invalid URL)" when url does not parse. Never the query, the fragment or any user info. */
 const char *outbound_url_redacted(const char *url, char *out, size_t cap);
+
+/* True for an address that is loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10,
+ * fc00::/7), link-local (169.254/16, fe80::/10), unspecified or "this network" (0/8, ::), or
+ * IPv4-mapped IPv6; false for any other, and for a family other than AF_INET and AF_INET6. */
+bool outbound_addr_internal(const struct sockaddr *sa);
 
 /* "timeout", "connect", "tls", "too_large", ...: a stable name for logs and error codes. */
 const char *outbound_rc_name(enum outbound_rc rc);

@@ -6,12 +6,14 @@
 // tried again, arrives twice with the same event id); a receiver that keeps failing (the
 // delivery ends failed with its attempts listed, and is re-sent); a wrong secret or a changed
 // body detected by the check; https only without webhook_allow_insecure_url; delete. A 2xx with
-// a body over the 64 KiB bound delivers once.
+// a body over the 64 KiB bound delivers once; without webhook_allow_insecure_url no internal
+// address is connected to, however the URL spells it or its name resolves.
 'use strict';
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const net = require('node:net');
 const crypto = require('node:crypto');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -113,6 +115,19 @@ test('webhooks: signed events in order, receiver down then up, slow, failing, re
   expectError(res, 400, 'invalid_field', ['loopback']);
   res = await api('POST', '/v1/webhooks', { body: { url: 'https://[::1]:8443/x', events: ['token.created'] } });
   expectError(res, 400, 'invalid_field', ['loopback']);
+  // Other spellings of internal addresses, as libcurl would connect to them.
+  for (const url of ['https://2130706433/x', 'https://127.1/x', 'https://0x7f.0.0.1/x',
+    'https://0177.0.0.1/x', 'https://0/x', 'https://10.1/x', 'https://169.254.43518/latest/meta-data',
+    'https://localhost./x']) {
+    res = await api('POST', '/v1/webhooks', { body: { url, events: ['token.created'] } });
+    expectError(res, 400, 'invalid_field', ['loopback']);
+  }
+  for (const url of ['https://[::1%25lo]/x', 'https://[fe80::1%25eth0]/x']) {
+    res = await api('POST', '/v1/webhooks', { body: { url, events: ['token.created'] } });
+    expectError(res, 400, 'invalid_field', ['zone ID']);
+  }
+  res = await api('POST', '/v1/webhooks', { body: { url: 'https://127.0.0.1./x', events: ['token.created'] } });
+  expectError(res, 400, 'invalid_field', ['trailing dot']);
   const signer = await api('POST', '/v1/tokens', o({ body: { name: 'wh-signer', role: 'signer' } }));
   res = await api('GET', '/v1/webhooks', o({ token: signer.json.token }));
   expectError(res, 403, 'forbidden');
@@ -415,4 +430,44 @@ test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once', asy
   assert.equal(R.got.length, 1, 'sent once');
   assert.ok(R.got[0].ok);
   await R.stop();
+});
+
+test('webhooks: no connection to an internal address without webhook_allow_insecure_url', async () => {
+  const db = createDatabase();
+  databases.push(db);
+  const srv = await startServer('webhooks-internal', {
+    dbUrl: db, masterKeyFile: masterKey(), env: {
+      USERSIGD_WEBHOOK_TIMEOUT: '2s', USERSIGD_WEBHOOK_RETRY_MIN: '200ms',
+      USERSIGD_WEBHOOK_RETRY_MAX: '400ms', USERSIGD_WEBHOOK_MAX_ATTEMPTS: '2',
+    },
+  });
+  servers.push(srv);
+  const token = await srv.adminToken();
+  const o = (extra = {}) => Object.assign({ base: srv.url, token }, extra);
+  // A listener that counts the connections made to it (and closes them).
+  let connections = 0;
+  const listener = net.createServer((sock) => { connections++; sock.destroy(); });
+  await new Promise((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = listener.address().port;
+  // A name that passes the URL rule and later resolves to 127.0.0.1: registered under a public
+  // name, then pointed (as a DNS change would) at "localhost", which /etc/hosts resolves.
+  let res = await api('POST', '/v1/webhooks', o({ body: { url: 'https://hooks.example.invalid/x', events: ['token.created'] } }));
+  const hook = expectStatus(res, 201);
+  const r = spawnSync('psql', [db, '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c',
+    `UPDATE webhooks SET url = 'https://localhost:${port}/hook' WHERE id = ${hook.id}`]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'internal', role: 'auditor' } })), 201);
+  const d = await until('the delivery failed', async () => {
+    const x = await api('GET', `/v1/webhooks/${hook.id}/deliveries?after=0&limit=10`, o());
+    const y = x.json.deliveries[0];
+    return y && y.state === 'failed' ? y : null;
+  });
+  res = await api('GET', `/v1/webhook-deliveries/${d.id}`, o());
+  expectStatus(res, 200);
+  assert.equal(res.json.attempt_list.length, 2, show(res));
+  for (const a of res.json.attempt_list)
+    assert.match(a.error, /^connect: the address (127\.0\.0\.1|::1) is internal/, show(res));
+  assert.match(res.json.last_error, /is internal/, show(res));
+  assert.equal(connections, 0, 'nothing connected to the internal address');
+  await new Promise((resolve) => listener.close(resolve));
 });

@@ -7,10 +7,12 @@
  * time, admin UserSig caching and renewal (an injected clock), no URL query in the log. The
  * pieces that need no server (settings, URLs, replies) are test_tim_pieces.c.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -275,6 +277,60 @@ static void test_outbound(void)
     CHECK(w.rc == OUTBOUND_OK && w.status == 200 && w.len == 0, "discarded, small: %s %ld",
           outbound_rc_name(w.rc), w.status);
     outbound_free(drop);
+
+    /* refuse_internal (the webhooks' unless webhook_allow_insecure_url): no connection to an
+     * internal address, named by an address literal or by a name that resolves to one. */
+    struct outbound_options ropt = {0};
+    ropt.ca_file = ca_file;
+    ropt.refuse_internal = 1;
+    struct outbound *ext = outbound_new(base, &ropt, derr, sizeof derr);
+    CHECK(ext != NULL, "outbound_new: %s", derr);
+    const char *internal[] = {"https://127.0.0.1", "https://localhost", "https://2130706433",
+                              "https://[::1]"};
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++) {
+        memset(&w, 0, sizeof w);
+        snprintf(url, sizeof url, "%s:%d/v4/a/b", internal[i], port);
+        CHECK(outbound_post_json(ext, url, "{}", 2, ob_done, &w) == OUTBOUND_OK, "started");
+        run_until(&w.done);
+        CHECK(w.rc == OUTBOUND_CONNECT && strstr(w.error, "is internal") != NULL,
+              "%s refused as internal: %s (%s)", url, outbound_rc_name(w.rc), w.error);
+    }
+    outbound_free(ext);
+    struct sockaddr_in s4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    static const struct {
+        const char *addr;
+        bool internal;
+    } addrs[] = {
+        {"127.0.0.1", true},
+        {"127.255.0.9", true},
+        {"10.9.8.7", true},
+        {"172.16.0.1", true},
+        {"172.31.255.255", true},
+        {"172.32.0.1", false},
+        {"192.168.0.1", true},
+        {"169.254.169.254", true},
+        {"100.64.0.1", true},
+        {"100.128.0.1", false},
+        {"0.0.0.0", true},
+        {"203.0.113.7", false},
+        {"8.8.8.8", false},
+        {"::1", true},
+        {"::", true},
+        {"fd00::1", true},
+        {"fe80::1", true},
+        {"::ffff:127.0.0.1", true},
+        {"2001:db8::1", false},
+    };
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&s4;
+        if (inet_pton(AF_INET, addrs[i].addr, &s4.sin_addr) != 1) {
+            CHECK(inet_pton(AF_INET6, addrs[i].addr, &s6.sin6_addr) == 1, "%s", addrs[i].addr);
+            sa = (const struct sockaddr *)&s6;
+        }
+        CHECK(outbound_addr_internal(sa) == addrs[i].internal, "%s internal: %d", addrs[i].addr,
+              !addrs[i].internal);
+    }
 
     /* The wrong CA, and the system store (which does not hold the test CA): TLS errors. */
     struct outbound *wrong = ob_make(other_ca, 5000, 0);
