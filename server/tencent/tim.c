@@ -19,8 +19,8 @@
 #include "log.h"
 
 #define RENEW_FRACTION 3 /* renew when less than 1/3 of a UserSig's life is left */
-#define STALE_MARGIN_S                                                                             \
-    60 /* an old UserSig is used after a failed renewal while this much is left */
+#define STALE_MARGIN_S 60 /* a UserSig is used while this much of it is left (at most) */
+#define SHORT_EXPIRE_S 60 /* an admin UserSig valid less than this is logged, once per entry */
 #define INFO_MAX 256
 
 enum call_state { ST_QUEUED, ST_SIGNING, ST_IN_FLIGHT, ST_RETRY_WAIT, ST_FINISHING };
@@ -69,6 +69,7 @@ struct sig_entry {
     int64_t issued_at, expire;
     struct sign_req *signing;
     struct tcall *waiters;
+    int warned_short; /* the short-validity warning was logged */
     struct sig_entry *next;
 };
 
@@ -98,6 +99,13 @@ static int64_t ceil_ms(double x)
 static int64_t now_s(struct tim *t)
 {
     return t->opt.clock != NULL ? t->opt.clock(t->opt.clock_arg) : (int64_t)time(NULL);
+}
+
+/* The life a UserSig of expire seconds must have left to be sent: STALE_MARGIN_S, or a quarter
+ * of a shorter validity (an app whose admin_max_expire is under a minute still calls). */
+static int64_t use_margin(int64_t expire)
+{
+    return expire / 4 < STALE_MARGIN_S ? expire / 4 : STALE_MARGIN_S;
 }
 
 /* ---- calls: list, finishing ---------------------------------------------------------------- */
@@ -371,13 +379,20 @@ static void on_signed(void *ctx, const char *usersig, int64_t issued_at, int64_t
             e->usersig = copy;
             e->issued_at = issued_at;
             e->expire = expire;
+            if (expire < SHORT_EXPIRE_S && !e->warned_short) {
+                e->warned_short = 1;
+                log_warn("tim: app %u's admin UserSigs are valid %lld s (admin_max_expire): "
+                         "each is sent while %lld s of it are left, so a clock of this server "
+                         "behind Tencent's by more than that fails the calls",
+                         e->sdkappid, (long long)expire, (long long)use_margin(expire));
+            }
         }
     } else {
         log_warn("tim: the signer gave no admin UserSig for app %u", e->sdkappid);
     }
     /* The new UserSig, or the old one while enough of it is left, or nothing. */
     const char *use = NULL;
-    if (e->usersig != NULL && now + STALE_MARGIN_S <= e->issued_at + e->expire)
+    if (e->usersig != NULL && now + use_margin(e->expire) <= e->issued_at + e->expire)
         use = e->usersig;
     struct tcall *w = e->waiters;
     e->waiters = NULL;
@@ -415,7 +430,7 @@ static void get_sig(struct tcall *c)
     }
     int64_t now = now_s(t);
     int fresh = e->usersig != NULL && now < e->issued_at + e->expire - e->expire / RENEW_FRACTION;
-    int usable = e->usersig != NULL && now + STALE_MARGIN_S <= e->issued_at + e->expire;
+    int usable = e->usersig != NULL && now + use_margin(e->expire) <= e->issued_at + e->expire;
     if (fresh || (usable && e->signing != NULL)) {
         send_call(c, e->usersig);
         return;
@@ -452,6 +467,10 @@ static uint32_t random_u32(int *ok)
 
 static void send_call(struct tcall *c, const char *usersig)
 {
+    if (c->t->closing) { /* a signer's answer during tim_free(): nothing goes out now */
+        finish(c, TIM_CANCELLED, "cancelled: the client is shutting down");
+        return;
+    }
     int ok;
     uint32_t rnd = random_u32(&ok);
     if (!ok) {
@@ -513,6 +532,12 @@ static void on_reply(const struct outbound_result *r, void *arg)
     struct tim *t = c->t;
     c->attempts++;
     c->result.http_status = r->status;
+    if (c->done == NULL) {
+        /* tim_cancel()ed in flight: whatever Tencent answered, nothing more is sent (a retry of
+         * a 60007 would act at Tencent for a caller that has already reported the call). */
+        finish(c, TIM_CANCELLED, "cancelled");
+        return;
+    }
     if (r->rc != OUTBOUND_OK) {
         c->result.transport = r->rc;
         finish(c, r->rc == OUTBOUND_CANCELLED ? TIM_CANCELLED : TIM_TRANSPORT, r->error);
@@ -716,6 +741,8 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
 {
     if (retry_after_ms != NULL)
         *retry_after_ms = 0;
+    if (t->closing)
+        return TIM_CANCELLED; /* a done callback of tim_free() calling again */
     if (p->identifier == NULL || !tim_identifier_valid(p->identifier) || p->service == NULL ||
         !tim_name_valid(p->service) || p->command == NULL || !tim_name_valid(p->command) ||
         tim_base_url_valid(p->base_url != NULL ? p->base_url : TIM_DEFAULT_BASE_URL,

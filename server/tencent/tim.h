@@ -109,13 +109,14 @@ void tim_free(struct tim *t);
 
 /* Starts a call. TIM_OK: done(arg) will be called once. TIM_RATE_LIMITED (the app's queue is full
  * or its wait would pass max_wait_ms; *retry_after_ms set when not NULL), TIM_INVALID,
- * TIM_NO_MEMORY: nothing was started and done is never called. */
+ * TIM_NO_MEMORY, TIM_CANCELLED (tim_free() is under way: a done callback calling again):
+ * nothing was started and done is never called. */
 enum tim_rc tim_call(struct tim *t, const struct tim_call *c, tim_done_fn done, void *arg,
                      int64_t *retry_after_ms) TIM_WUR;
 
 /* The calls started so far with this arg never have their done called (their client went away):
  * those waiting are dropped at once; one already sent ends unreported when its transfer does
- * (bounded by the timeout). A call started with the same arg afterwards is reported as usual. */
+ * (bounded by the timeout), and is not tried again whatever Tencent answers. A call started with the same arg afterwards is reported as usual. */
 void tim_cancel(struct tim *t, void *arg);
 
 /* This app's bucket: rate calls a second, burst at most (both > 0). 0, or -1 on no memory. */

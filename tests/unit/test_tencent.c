@@ -493,6 +493,7 @@ static void tim_done(const struct tim_result *r, void *arg)
 
 static int make_attempts = 3;
 static int64_t make_backoff_ms = 60;
+static int64_t make_sig_expire = 300;
 
 static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t max_wait_ms)
 {
@@ -502,7 +503,7 @@ static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t
     o.sign = test_sign;
     o.sign_arg = s;
     o.clock = fake_clock;
-    o.sig_expire = 300;
+    o.sig_expire = make_sig_expire;
     o.rate = rate;
     o.burst = burst;
     o.max_wait_ms = max_wait_ms;
@@ -735,6 +736,110 @@ static void test_cancel(void)
     CHECK(!c.done, "nor at free");
 }
 
+/* Runs the loop for ms milliseconds. */
+static void run_for(long ms)
+{
+    struct event *stop = evtimer_new(base, on_tick, NULL);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(stop, &tv);
+    ticks = 0;
+    while (ticks == 0)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(stop);
+}
+
+/* A call cancelled in flight and answered 60007 is not tried again: the second injected reply
+ * is still there for the next call. */
+static void test_cancel_no_retry(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct tim *t = tim_make(&s, 100, 100, 2000);
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    inject(ob, APP1, "im_open_login_svc/account_check",
+           "[{\"ErrorCode\":60007,\"delay_ms\":300},{\"ErrorCode\":60008}]");
+    struct tim_wait a, b;
+    CHECK(call(t, APP1, "administrator", "account_check", body, &a, NULL) == TIM_OK, "a sent");
+    tim_cancel(t, &a);
+    run_for(300 + 8 * make_backoff_ms + 500);
+    CHECK(!a.done, "the cancelled call never reported");
+    call_wait(t, APP1, "administrator", "account_check", body, &b);
+    CHECK(b.r.rc == TIM_OK && !b.r.action_ok && b.r.error_code == 60008 && b.r.attempts == 1,
+          "the cancelled call was not retried: the next one got the second reply (code %lld, %d "
+          "attempts)",
+          b.r.error_code, b.r.attempts);
+    outbound_free(ob);
+    tim_free(t);
+}
+
+/* A done callback that calls again while tim_free() cancels: refused, nothing started. */
+struct reenter {
+    struct tim *t;
+    int done;
+    enum tim_rc rc, again;
+    struct tim_wait sink;
+};
+
+static void reenter_done(const struct tim_result *r, void *arg)
+{
+    struct reenter *e = arg;
+    e->done++;
+    e->rc = r->rc;
+    if (e->done == 1)
+        e->again = call(e->t, APP1, "administrator", "account_check",
+                        "{\"CheckItem\":[{\"UserID\":\"a\"}]}", &e->sink, NULL);
+}
+
+static void test_free_reentry(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct tim *t = tim_make(&s, 5, 1, 2000);
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    inject(ob, APP1, "im_open_login_svc/account_check", "[{\"ErrorCode\":0,\"delay_ms\":3000}]");
+    struct reenter e[2];
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 2; i++) {
+        e[i].t = t;
+        struct tim_call c = {APP1, "administrator", 1, base_url, "im_open_login_svc",
+                             "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}", 0};
+        c.body_len = strlen(c.body);
+        CHECK(tim_call(t, &c, reenter_done, &e[i], NULL) == TIM_OK, "call %d accepted", i);
+    }
+    run_for(100); /* the first in flight, the second waiting for a token */
+    tim_free(t);
+    for (int i = 0; i < 2; i++)
+        CHECK(e[i].done == 1 && e[i].rc == TIM_CANCELLED && e[i].again == TIM_CANCELLED &&
+                  !e[i].sink.done,
+              "call %d: cancelled once (%d, rc %d), its new call refused (rc %d)", i, e[i].done,
+              e[i].rc, e[i].again);
+    outbound_free(ob);
+}
+
+/* An app whose admin UserSigs live less than the 60 s margin (admin_max_expire 30): still
+ * called, and the UserSig is reused while a quarter of it is left. */
+static void test_short_expire(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    make_sig_expire = 30;
+    struct tim *t = tim_make(&s, 100, 100, 2000);
+    make_sig_expire = 300;
+    struct tim_wait w;
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    call_wait(t, APP1, "administrator", "account_check", body, &w);
+    CHECK(w.r.rc == TIM_OK && w.r.action_ok && s.calls == 1,
+          "a 30 s admin UserSig is used: rc %d (%s), %d signings", w.r.rc, w.info, s.calls);
+    fake_now += 15;
+    call_wait(t, APP1, "administrator", "account_check", body, &w);
+    CHECK(w.r.action_ok && s.calls == 1, "reused with 15 s left (%d signings)", s.calls);
+    fake_now += 9; /* 6 s left: under a quarter, a new one first */
+    call_wait(t, APP1, "administrator", "account_check", body, &w);
+    CHECK(w.r.action_ok && s.calls == 2, "signed again with 6 s left (%d signings)", s.calls);
+    tim_free(t);
+}
+
 /* The stand-in's own limit (set to 20 account_delete calls a second) answers 60007 past it; the
  * calls over it are retried after backoffs that outlast the second, and all end OK. */
 static void test_standin_limit(void)
@@ -791,6 +896,9 @@ int main(void)
     test_tim();
     test_rate_limiter();
     test_cancel();
+    test_cancel_no_retry();
+    test_free_reentry();
+    test_short_expire();
     test_standin_limit();
     standin_stop();
     event_base_free(base);
