@@ -188,6 +188,8 @@ static void on_result(const struct tim_result *res, void *arg)
 
     c->in_call = false;
     run->in_flight--;
+    if (res->rc == TIM_CANCELLED)
+        run->stopped = true; /* the client is going away: no chunk is sent after this one */
     if (res->rc != TIM_OK || (!res->action_ok && tim_code_is_rate_limit(res->error_code))) {
         /* Our bucket, Tencent's limit past tim's retries, or the network: again, later. */
         enum api_error err = gateway_tim_error(res, msg, sizeof msg);
@@ -313,6 +315,13 @@ void acct_dispatch(struct acct_chunk *c)
         progress(run);
         return;
     }
+    if (run->stopped || gateway_tim(run->svc->gateway) == NULL) {
+        run->stopped = true;
+        chunk_fail_pending(c, api_error_code(API_ERR_UNAVAILABLE), 0,
+                           "the server is stopping: not sent to Tencent");
+        progress(run);
+        return;
+    }
     bool any = false;
     for (int i = 0; i < c->n; i++)
         any |= c->a[i].state == ACCT_PENDING;
@@ -364,7 +373,9 @@ void acct_chunk_drop(struct acct_chunk *c)
     if (!c->in_call && (c->timer == NULL || !evtimer_pending(c->timer, NULL)))
         return;
     if (c->in_call) {
-        tim_cancel(gateway_tim(c->run->svc->gateway), c);
+        struct tim *t = gateway_tim(c->run->svc->gateway);
+        if (t != NULL) /* NULL: stopped, the call ended with it */
+            tim_cancel(t, c);
         c->in_call = false;
         c->run->in_flight--;
     }

@@ -47,6 +47,7 @@ struct acct_run {
     const struct cache_app *app; /* the owner's reference */
     bool check;                  /* account_check, not multiaccount_import */
     bool gone;                   /* the owner's client left: nothing more is sent */
+    bool stopped;                /* the gateway stopped (the server stops): nothing more is sent */
     int in_flight;               /* calls of this run under way */
     uint64_t calls;              /* calls made */
     void (*progress)(void *arg); /* a call ended, or a chunk is done */

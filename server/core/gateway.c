@@ -118,11 +118,20 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     return 0;
 }
 
+void gateway_stop(struct gateway *g)
+{
+    if (g == NULL || g->tim == NULL)
+        return;
+    struct tim *t = g->tim;
+    g->tim = NULL; /* what the cancelled calls' callbacks start now is refused */
+    tim_free(t);
+}
+
 void gateway_free(struct gateway *g)
 {
     if (g == NULL)
         return;
-    tim_free(g->tim);
+    gateway_stop(g);
     free(g);
 }
 
@@ -141,6 +150,11 @@ struct event_base *gateway_base(struct gateway *g)
 enum api_error gateway_app_call(const struct gateway *g, const struct cache_app *app,
                                 struct tim_call *out, char *msg, size_t cap)
 {
+    if (g->tim == NULL) {
+        memset(out, 0, sizeof *out);
+        snprintf(msg, cap, "the server is stopping: nothing was sent to Tencent; retry");
+        return API_ERR_UNAVAILABLE;
+    }
     return gateway_app_check(g->svc->cfg, app, out, msg, cap);
 }
 
@@ -394,7 +408,7 @@ void gateway_submit(struct gateway *g, struct gateway_call *c)
 
 void gateway_call_cancel(struct gateway_call *c)
 {
-    if (c->stage != GW_TENCENT)
+    if (c->stage != GW_TENCENT || c->g->tim == NULL) /* stopped: the call ended with it */
         return;
     tim_cancel(c->g->tim, c);
     c->err = API_ERR_UNAVAILABLE;

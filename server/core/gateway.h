@@ -30,11 +30,17 @@ struct gateway;
 /* The process's client on base, from svc's settings (tencent_* in config.h). 0 with *out set,
  * or -1 (logged). */
 int gateway_new(struct event_base *base, struct service *svc, struct gateway **out) GATEWAY_WUR;
-/* Ends every call (each completes, audited, as cancelled), wipes the cached admin UserSigs and
- * frees g. Before the database pool is freed. NULL: nothing. */
+/* Ends every call (each completes, audited, as cancelled) and wipes the cached admin UserSigs;
+ * from then on every call is refused as unavailable (gateway_tim() is NULL). Before the database
+ * pool is freed: the calls' audit events go through it. NULL: nothing. */
+void gateway_stop(struct gateway *g);
+
+/* gateway_stop(), then frees g. After the database pool and the API server are freed: their
+ * last callbacks (a call whose app was being read, a client gone) still meet a stopped g, not
+ * freed memory. NULL: nothing. */
 void gateway_free(struct gateway *g);
-/* The tim client (account import calls it directly, with gateway_app_call's checks), and the
- * loop it runs on. */
+/* The tim client (account import calls it directly, with gateway_app_call's checks; NULL once
+ * stopped), and the loop it runs on. */
 struct tim *gateway_tim(struct gateway *g);
 struct event_base *gateway_base(struct gateway *g);
 

@@ -468,9 +468,9 @@ done:
             event_free(s.sig[i]); /* boot.c's handler is back: nothing kills us while we stop */
     if (s.drain != NULL)
         event_free(s.drain);
-    /* Before the pool: its calls end cancelled and are audited on the pool. */
-    gateway_free(d->svc.gateway);
-    d->svc.gateway = NULL;
+    /* Before the pool: its calls end cancelled and are audited on the pool. Freed after it
+     * and after the server, whose last callbacks refer to it. */
+    gateway_stop(d->svc.gateway);
     webhooks_stop(s.webhooks); /* before the pool too: its posts end, unrecorded */
     /* Before the server: the requests waiting on the pool borrow their inputs from it; the
      * running jobs finish, the queued ones complete as cancelled, and each replies. */
@@ -480,6 +480,8 @@ done:
     listener_stop(s.listener);
     api_server_free(s.server); /* open batches hear of it and end as aborted */
     api_tls_free(s.tls);       /* after the server: its connections held the context */
+    gateway_free(d->svc.gateway);
+    d->svc.gateway = NULL;
     cache_free(d->svc.cache);
     d->svc.cache = NULL;
     ratelimit_free(d->svc.limits);

@@ -5,7 +5,8 @@
 // invalid UserID that Tencent lists in FailAccounts fails in place while an injected FailAccounts
 // entry is sent again and imported; Tencent's per-second limit (60007) and a stand-in restart are
 // ridden out with retries; the manifest (accounts.import, accounts.import.finish) in the audit
-// log; a rest_caller without the command and a wrong content type refused. `usersig import`
+// log; a rest_caller without the command and a wrong content type refused; a server stopped
+// (SIGQUIT) with calls in flight and chunks waiting exits cleanly. `usersig import`
 // (the CLI) against the same server: a file of accounts imported in order with its summary
 // checked, --check, a bad identifier failed in place (exit 1), tokens refused (exit 2), NDJSON.
 'use strict';
@@ -28,6 +29,7 @@ let ca;
 let work;
 let own;
 const app = { sdkappid: newAppId(), secret: newSecret() };
+const stopApp = { sdkappid: newAppId(), secret: newSecret() }; // the stop test's replies alone
 let config;
 
 // The stand-in on port (0: a free one), again on the same port after a restart.
@@ -59,7 +61,8 @@ async function standinAccounts() {
 before(async () => {
   work = fs.mkdtempSync(path.join(E2E.work, 'imp-'));
   ca = standinCA(work);
-  config = { apps: { [app.sdkappid]: { key: app.secret, admins: ['administrator'] } } };
+  config = { apps: { [app.sdkappid]: { key: app.secret, admins: ['administrator'] },
+    [stopApp.sdkappid]: { key: stopApp.secret, admins: ['administrator'] } } };
   standinPort = await startStandinHere(0);
   own = await startServer('imp', { env: { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
     USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true', USERSIGD_TENCENT_RATE: '1000' } });
@@ -241,6 +244,45 @@ describe('account import and check', () => {
     const ct = await accounts('import', '{"a":1}', { contentType: 'application/json' });
     assert.equal(ct.status, 415);
   });
+
+  test('a stop (SIGQUIT) with calls in flight and chunks waiting: the server exits cleanly',
+    async () => {
+      // Once, the calls tim_free cancelled dispatched the next chunks into the client being
+      // freed (a heap use-after-free under AddressSanitizer). 5 calls a second (a burst of 1):
+      // one call is in flight, the next ones wait at the app's bucket when the stop comes.
+      const srv = await startServer('imp-stop', { env: {
+        USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
+        USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true', USERSIGD_TENCENT_RATE: '5' } });
+      const exited = new Promise((resolve) => srv.proc.on('exit', (code, signal) => resolve({ code, signal })));
+      try {
+        await createApp(stopApp.sdkappid, {}, { base: srv.url });
+        await addKey(stopApp.sdkappid, stopApp.secret, {}, { base: srv.url });
+        expectStatus(await api('PATCH', `/v1/apps/${stopApp.sdkappid}`, { base: srv.url, body: {
+          admin_identifiers: ['administrator'], gateway_identifier: 'administrator',
+          tencent_base_url: `https://127.0.0.1:${standinPort}` } }), 200);
+        await standinRequest('POST', '/__standin/inject', { sdkappid: stopApp.sdkappid,
+          command: 'im_open_login_svc/multiaccount_import',
+          replies: Array.from({ length: 20 }, () => ({ delay_ms: 30000 })) });
+        const ids = Array.from({ length: 1000 }, (_, i) => `stop_${i}`);
+        const job = postLines(srv.url, `/v1/apps/${stopApp.sdkappid}/accounts/import`,
+          `${ids.join('\n')}\n`).catch((e) => e);
+        let calls = 0;
+        for (let i = 0; i < 100 && calls === 0; i++) {
+          const c = await standinRequest('GET', `/__standin/counters?sdkappid=${stopApp.sdkappid}`);
+          const k = c[stopApp.sdkappid] && c[stopApp.sdkappid]['im_open_login_svc/multiaccount_import'];
+          calls = k ? k.calls : 0;
+          if (calls === 0) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(calls > 0, 'a call reached the stand-in');
+        srv.proc.kill('SIGQUIT');
+        const r = await exited;
+        assert.deepEqual(r, { code: 0, signal: null }, srv.log().slice(-4000));
+        assert.doesNotMatch(srv.log(), /AddressSanitizer|LeakSanitizer|runtime error/);
+        await job; // cut off with the server: its outcome is not the point
+      } finally {
+        await srv.stop();
+      }
+    });
 });
 
 // `usersig import` (the batch client's transport at the accounts endpoints) against this server
