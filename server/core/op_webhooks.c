@@ -91,7 +91,7 @@ enum api_error op_webhooks_create(struct service *svc, const struct principal *p
         rc = store_webhook_insert(svc->st, out);
     if (rc == STORE_OK) {
         char where[256];
-        outbound_url_redacted(out->url, where, sizeof where);
+        outbound_url_redacted(out->url, false, where, sizeof where); /* a path may be a secret */
         json_t *d = json_pack("{s:I, s:s, s:o, s:o}", "webhook_id", (json_int_t)out->id, "url",
                               where, "events", events_json(out), "sdkappid",
                               out->sdkappid ? json_integer(out->sdkappid) : json_null());

@@ -590,6 +590,7 @@ int webhooks_new(struct event_base *base, struct service *svc, struct webhooks *
     o.allow_insecure = svc->cfg->webhook_allow_insecure_url;
     o.max_response = 64 * 1024; /* read and dropped: the status alone decides */
     o.discard_response = 1;
+    o.hide_path = 1; /* a receiver's URL path may be its secret (https://hooks.example/T0/B0/XX) */
     o.refuse_internal = !svc->cfg->webhook_allow_insecure_url;
     o.max_transfers = WEBHOOKS_DUE_MAX; /* one endpoint's slow answer must not hold the others */
     w->ob = outbound_new(base, &o, err, sizeof err);

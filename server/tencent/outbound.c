@@ -93,7 +93,7 @@ const char *outbound_rc_name(enum outbound_rc rc)
     return "error";
 }
 
-const char *outbound_url_redacted(const char *url, char *out, size_t cap)
+const char *outbound_url_redacted(const char *url, bool with_path, char *out, size_t cap)
 {
     if (cap == 0)
         return out;
@@ -105,10 +105,12 @@ const char *outbound_url_redacted(const char *url, char *out, size_t cap)
     if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+        /* Without the path, "/..." says there was one (it is not shown: it may be a secret). */
+        const char *shown = with_path ? path : strcmp(path, "/") == 0 ? "/" : "/...";
         if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
-            snprintf(out, cap, "%s:%s%s", host, port, path);
+            snprintf(out, cap, "%s:%s%s", host, port, shown);
         else
-            snprintf(out, cap, "%s%s", host, path);
+            snprintf(out, cap, "%s%s", host, shown);
     }
     curl_free(host);
     curl_free(port);
@@ -550,7 +552,7 @@ enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url
     c->cb = cb;
     c->arg = arg;
     c->started_ms = ((double)clock_monotonic_ns() / 1e6);
-    outbound_url_redacted(url, c->where, sizeof c->where);
+    outbound_url_redacted(url, !ob->opt.hide_path, c->where, sizeof c->where);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (h != NULL)
         c->headers = h;

@@ -50,6 +50,8 @@ struct outbound_options {
     int refuse_internal;        /* 1: no connection to an address outbound_addr_internal()
                                  * names, whatever the URL's spelling or its name resolves to:
                                  * the call ends OUTBOUND_CONNECT, "the address ... is internal" */
+    int hide_path;              /* 1: the debug log shows the URL's host and port, not its path
+                                 * (a webhook's may hold the receiver's secret) */
     int discard_response;       /* 1: the body is not kept: up to max_response bytes are read
                                  * and dropped, then the transfer ends; rc is OUTBOUND_OK with
                                  * the status all the same (body empty, never OUTBOUND_TOO_LARGE) */
@@ -98,9 +100,10 @@ enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url
 /* Calls in flight (running or waiting for a connection). */
 int outbound_pending(const struct outbound *ob);
 
-/* What may be logged of url: "host[:port]/path" into out (cap bytes, truncated, NUL-terminated);
- * "(invalid URL)" when url does not parse. Never the query, the fragment or any user info. */
-const char *outbound_url_redacted(const char *url, char *out, size_t cap);
+/* What may be logged of url: "host[:port]/path" into out (cap bytes, truncated, NUL-terminated),
+ * or without with_path "host[:port]/..." ("host[:port]/" for the root); "(invalid URL)" when url
+ * does not parse. Never the query, the fragment or any user info. */
+const char *outbound_url_redacted(const char *url, bool with_path, char *out, size_t cap);
 
 /* True for an address that is loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10,
  * fc00::/7), link-local (169.254/16, fe80::/10), unspecified or "this network" (0/8, ::), or

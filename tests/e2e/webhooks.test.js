@@ -396,14 +396,14 @@ test('webhooks: two processes deliver once, a failed audit verification, a destr
     await R.stop();
   });
 
-test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once', async () => {
+test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once; the URL path in no log', async () => {
   const db = createDatabase();
   databases.push(db);
   const srv = await startServer('webhooks-big', {
     dbUrl: db, masterKeyFile: masterKey(), env: {
       USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '2s',
       USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '400ms',
-      USERSIGD_WEBHOOK_MAX_ATTEMPTS: '3',
+      USERSIGD_WEBHOOK_MAX_ATTEMPTS: '3', USERSIGD_LOG_LEVEL: 'debug',
     },
   });
   servers.push(srv);
@@ -413,7 +413,9 @@ test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once', asy
   const R = receiver(ref);
   await R.start();
   R.behave = () => ({ status: 200, body: 'x'.repeat(200 * 1024) });
-  let res = await api('POST', '/v1/webhooks', o({ body: { url: R.url(), events: ['token.created'] } }));
+  // A receiver whose path is its secret (as chat services' incoming webhooks are).
+  const secretPath = 'T01/B02/pathsecret7f3a9c';
+  let res = await api('POST', '/v1/webhooks', o({ body: { url: `${R.url()}/${secretPath}`, events: ['token.created'] } }));
   const hook = expectStatus(res, 201);
   ref.secret = hook.secret;
   expectStatus(await api('POST', '/v1/tokens', o({ body: { name: 'big-reply', role: 'auditor' } })), 201);
@@ -429,6 +431,11 @@ test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once', asy
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(R.got.length, 1, 'sent once');
   assert.ok(R.got[0].ok);
+  res = await api('GET', '/v1/audit?action=webhook.create&limit=10', o());
+  const ev = expectStatus(res, 200).events.find((e) => e.details.webhook_id === hook.id);
+  assert.equal(ev.details.url, `127.0.0.1:${R.port}/...`, show(res));
+  assert.match(srv.log(), new RegExp(`outbound POST 127\\.0\\.0\\.1:${R.port}/\\.\\.\\.: ok 200`));
+  assert.ok(!srv.log().includes('pathsecret7f3a9c'), 'the path is in no log');
   await R.stop();
 });
 

@@ -413,10 +413,15 @@ static void test_outbound(void)
     CHECK(w.done && w.rc == OUTBOUND_CANCELLED, "cancelled at free: %s", outbound_rc_name(w.rc));
 
     char red[128];
-    outbound_url_redacted("https://h.example:8443/v4/s/c?usersig=SECRET&x=1#f", red, sizeof red);
+    outbound_url_redacted("https://h.example:8443/v4/s/c?usersig=SECRET&x=1#f", true, red,
+                          sizeof red);
     CHECK(strcmp(red, "h.example:8443/v4/s/c") == 0, "redacted: %s", red);
-    outbound_url_redacted("https://u:pw@h.example/p?usersig=SECRET", red, sizeof red);
+    outbound_url_redacted("https://u:pw@h.example/p?usersig=SECRET", true, red, sizeof red);
     CHECK(strcmp(red, "h.example/p") == 0, "redacted without user info: %s", red);
+    outbound_url_redacted("https://h.example:8443/T0/B0/SECRET?x=1", false, red, sizeof red);
+    CHECK(strcmp(red, "h.example:8443/...") == 0, "without the path: %s", red);
+    outbound_url_redacted("https://h.example", false, red, sizeof red);
+    CHECK(strcmp(red, "h.example/") == 0, "the root: %s", red);
     outbound_free(ob);
 }
 
