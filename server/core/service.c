@@ -216,9 +216,10 @@ void service_audit_event_text(const struct principal *principal, const char *act
     };
 }
 
-enum store_rc service_audit(struct service *svc, const struct principal *principal,
-                            const char *action, uint32_t sdkappid, uint32_t key_version,
-                            const char *outcome, json_t *details)
+/* service_audit's append, details NULL allowed (none). */
+static enum store_rc audit_details(struct service *svc, const struct principal *principal,
+                                   const char *action, uint32_t sdkappid, uint32_t key_version,
+                                   const char *outcome, json_t *details)
 {
     struct audit_event ev;
     char *text;
@@ -232,6 +233,19 @@ enum store_rc service_audit(struct service *svc, const struct principal *princip
     return src;
 }
 
+enum store_rc service_audit(struct service *svc, const struct principal *principal,
+                            const char *action, uint32_t sdkappid, uint32_t key_version,
+                            const char *outcome, json_t *details)
+{
+    if (details == NULL) {
+        /* A change's event without what it changed is no record of it: the change fails. */
+        log_error("audit: out of memory building the details of %s; the change is not made",
+                  action);
+        return STORE_ERROR;
+    }
+    return audit_details(svc, principal, action, sdkappid, key_version, outcome, details);
+}
+
 void service_audit_refusal(struct service *svc, const struct principal *principal,
                            const char *action, uint32_t sdkappid, uint32_t key_version,
                            const char *outcome, json_t *details)
@@ -243,7 +257,8 @@ void service_audit_refusal(struct service *svc, const struct principal *principa
         log_error("audit: cannot record the refusal of %s", action);
         return;
     }
-    if (service_audit(svc, principal, action, sdkappid, key_version, outcome, details) !=
+    /* Without details (out of memory building them) the refusal is still recorded. */
+    if (audit_details(svc, principal, action, sdkappid, key_version, outcome, details) !=
             STORE_OK ||
         store_commit(svc->st) != STORE_OK) {
         store_rollback(svc->st);

@@ -80,7 +80,9 @@ void service_check_tokens(struct service *svc, const char *const *tokens, size_t
 void service_token_touch(struct service *svc, int64_t id);
 
 /* Appends an audit event for principal (NULL: the server itself) inside the caller's open
- * transaction. details is a JSON object or NULL; it is stolen. Never put a secret in it. */
+ * transaction. details is a JSON object, stolen; NULL (a json_pack that ran out of memory) is
+ * STORE_ERROR with nothing appended, so the change it records fails with it. Never put a secret
+ * in it. */
 enum store_rc service_audit(struct service *svc, const struct principal *principal,
                             const char *action, uint32_t sdkappid, uint32_t key_version,
                             const char *outcome, json_t *details) SERVICE_WUR;

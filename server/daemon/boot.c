@@ -467,7 +467,7 @@ int boot_open_keyring(struct boot *d)
     if (rc == STORE_OK && open_root(d, made, made_len) != 0)
         goto done;
     if (rc == STORE_OK)
-        rc = service_audit(&d->svc, NULL, "keyring.create", 0, 0, "ok", NULL);
+        rc = service_audit(&d->svc, NULL, "keyring.create", 0, 0, "ok", json_object());
     if (rc == STORE_OK)
         rc = store_commit(d->st);
     if (rc != STORE_OK) {

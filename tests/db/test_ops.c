@@ -492,6 +492,15 @@ int main(void)
     test_tokens();
     test_audit_query();
 
+    /* An event whose details could not be built (NULL: out of memory) is not appended: the
+     * change it records fails with it. */
+    long long before = count("SELECT count(*) FROM audit_log");
+    CHECK(store_begin(svc.st) == STORE_OK, "begin");
+    CHECK(service_audit(&svc, &admin, "app.update", APP_A, 0, "ok", NULL) == STORE_ERROR,
+          "no details, no event");
+    store_rollback(svc.st);
+    CHECK(count("SELECT count(*) FROM audit_log") == before, "nothing appended");
+
     CHECK(op_audit_verify(&svc, &admin, &vr, msg, sizeof msg) == API_OK && vr.ok &&
               vr.checked == count("SELECT count(*) FROM audit_log") && vr.checked > 25,
           "every event, refusals included, on one chain that verifies (%lld, %s at %lld)",
