@@ -18,7 +18,7 @@
 #include "clock.h"
 #include "log.h"
 
-#define RENEW_FRACTION 3 /* renew when less than 1/3 of a UserSig's life is left */
+#define RENEW_FRACTION 3  /* renew when less than 1/3 of a UserSig's life is left */
 #define STALE_MARGIN_S 60 /* a UserSig is used while this much of it is left (at most) */
 #define SHORT_EXPIRE_S 60 /* an admin UserSig valid less than this is logged, once per entry */
 #define INFO_MAX 256

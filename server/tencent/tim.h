@@ -116,7 +116,8 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *c, tim_done_fn done, 
 
 /* The calls started so far with this arg never have their done called (their client went away):
  * those waiting are dropped at once; one already sent ends unreported when its transfer does
- * (bounded by the timeout), and is not tried again whatever Tencent answers. A call started with the same arg afterwards is reported as usual. */
+ * (bounded by the timeout), and is not tried again whatever Tencent answers. A call started with
+ * the same arg afterwards is reported as usual. */
 void tim_cancel(struct tim *t, void *arg);
 
 /* This app's bucket: rate calls a second, burst at most (both > 0). 0, or -1 on no memory. */

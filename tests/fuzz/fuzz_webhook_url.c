@@ -56,8 +56,7 @@ static void check_host(const char *url)
     if (inet_pton(AF_INET6, h, &a6.sin6_addr) == 1 &&
         outbound_addr_internal((struct sockaddr *)&a6))
         abort();
-    if (strcasecmp(h, "localhost") == 0 ||
-        (n > 10 && strcasecmp(h + n - 10, ".localhost") == 0))
+    if (strcasecmp(h, "localhost") == 0 || (n > 10 && strcasecmp(h + n - 10, ".localhost") == 0))
         abort();
     curl_free(host);
     curl_url_cleanup(u);

@@ -807,8 +807,14 @@ static void test_free_reentry(void)
     memset(e, 0, sizeof e);
     for (int i = 0; i < 2; i++) {
         e[i].t = t;
-        struct tim_call c = {APP1, "administrator", 1, base_url, "im_open_login_svc",
-                             "account_check", "{\"CheckItem\":[{\"UserID\":\"a\"}]}", 0};
+        struct tim_call c = {APP1,
+                             "administrator",
+                             1,
+                             base_url,
+                             "im_open_login_svc",
+                             "account_check",
+                             "{\"CheckItem\":[{\"UserID\":\"a\"}]}",
+                             0};
         c.body_len = strlen(c.body);
         CHECK(tim_call(t, &c, reenter_done, &e[i], NULL) == TIM_OK, "call %d accepted", i);
     }
