@@ -119,21 +119,49 @@ const char *outbound_url_redacted(const char *url, bool with_path, char *out, si
     return out;
 }
 
+/* IPv4 (host order): loopback, private, shared (100.64/10), link-local, "this network" (0/8),
+ * IETF protocol assignments (192.0.0/24), benchmarking (198.18/15), multicast and reserved
+ * (224/3, the broadcast address among them). */
+static bool v4_internal(uint32_t v)
+{
+    return (v >> 24) == 127 || (v >> 24) == 10 || (v >> 24) == 0 || (v >> 16) == 0xa9fe ||
+           (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8 || (v >> 22) == (100u << 2 | 1u) ||
+           (v >> 8) == 0xc00000 || (v >> 17) == (0xc612u >> 1) || (v >> 29) == 7;
+}
+
+static uint32_t be32_at(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
 bool outbound_addr_internal(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        uint32_t v = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
-        return (v >> 24) == 127 || (v >> 24) == 10 || (v >> 24) == 0 || (v >> 16) == 0xa9fe ||
-               (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8 || (v >> 22) == (100u << 2 | 1u);
-    }
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-        static const uint8_t zero[16];
-        bool loop = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
-        bool mapped = memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
-        return loop || mapped || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
-    }
-    return false;
+    if (sa->sa_family == AF_INET)
+        return v4_internal(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    static const uint8_t zero[16];
+    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b}; /* 64:ff9b::/96 */
+    /* ::/96 (unspecified, loopback, IPv4-compatible) and ::ffff:0:0/96 (IPv4-mapped), and
+     * ::ffff:0:0:0/96 (SIIT): the address is an IPv4 one, or none. */
+    if (memcmp(b, zero, 10) == 0 &&
+        ((b[10] == 0 && b[11] == 0) || (b[10] == 0xff && b[11] == 0xff)))
+        return true;
+    if (memcmp(b, zero, 8) == 0 && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0)
+        return true;
+    /* NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they carry. */
+    if (memcmp(b, nat64, 12) == 0)
+        return v4_internal(be32_at(b + 12));
+    if (b[0] == 0x20 && b[1] == 0x02)
+        return v4_internal(be32_at(b + 2));
+    return (b[0] & 0xfe) == 0xfc ||                                 /* unique local fc00::/7 */
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||               /* link-local fe80::/10 */
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) ||               /* site-local fec0::/10 */
+           b[0] == 0xff ||                                          /* multicast ff00::/8 */
+           (be32_at(b) == 0x0064ff9bu && b[4] == 0 && b[5] == 1) || /* NAT64 local 64:ff9b:1::/48 */
+           be32_at(b) == 0x20010000u ||                             /* Teredo 2001::/32 */
+           (be32_at(b) == 0x01000000u && be32_at(b + 4) == 0);      /* discard-only 100::/64 */
 }
 
 /* CURLOPT_OPENSOCKETFUNCTION with refuse_internal: the check on the address libcurl is about to
@@ -152,7 +180,7 @@ static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct 
             snprintf(c->refused, sizeof c->refused, "?");
         return CURL_SOCKET_BAD;
     }
-    return socket(a->family, a->socktype, a->protocol);
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 /* The class of a libcurl failure. */
@@ -236,7 +264,9 @@ static void call_finish(struct outbound_call *c, CURLcode code, enum outbound_rc
         r.error = "the response is larger than the limit";
     } else if (r.rc == OUTBOUND_CANCELLED) {
         r.error = "cancelled: the client is shutting down";
-    } else if (c->refused[0] != '\0' && r.rc == OUTBOUND_CONNECT) {
+    } else if (c->refused[0] != '\0' && code == CURLE_COULDNT_CONNECT) {
+        /* Only when no address was connected to: a failure after a public address of the
+         * same name connected is that failure's. */
         snprintf(c->msg, sizeof c->msg,
                  "the address %s is internal (loopback, private or link-local): not connected to",
                  c->refused);

@@ -106,8 +106,12 @@ int outbound_pending(const struct outbound *ob);
 const char *outbound_url_redacted(const char *url, bool with_path, char *out, size_t cap);
 
 /* True for an address that is loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10,
- * fc00::/7), link-local (169.254/16, fe80::/10), unspecified or "this network" (0/8, ::), or
- * IPv4-mapped IPv6; false for any other, and for a family other than AF_INET and AF_INET6. */
+ * fc00::/7, fec0::/10), link-local (169.254/16, fe80::/10), unspecified or "this network" (0/8,
+ * ::), IETF-reserved (192.0.0/24), benchmarking (198.18/15), multicast or reserved (224/3,
+ * ff00::/8), IPv4-compatible, -mapped or SIIT IPv6 (::/96, ::ffff:0:0/96, ::ffff:0:0:0/96),
+ * Teredo (2001::/32), local-use NAT64 (64:ff9b:1::/48) or discard-only (100::/64), or NAT64
+ * (64:ff9b::/96) or 6to4 (2002::/16) carrying an internal IPv4 address; false for any other, and
+ * for a family other than AF_INET and AF_INET6. */
 bool outbound_addr_internal(const struct sockaddr *sa);
 
 /* "timeout", "connect", "tls", "too_large", ...: a stable name for logs and error codes. */

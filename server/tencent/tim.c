@@ -532,12 +532,6 @@ static void on_reply(const struct outbound_result *r, void *arg)
     struct tim *t = c->t;
     c->attempts++;
     c->result.http_status = r->status;
-    if (c->done == NULL) {
-        /* tim_cancel()ed in flight: whatever Tencent answered, nothing more is sent (a retry of
-         * a 60007 would act at Tencent for a caller that has already reported the call). */
-        finish(c, TIM_CANCELLED, "cancelled");
-        return;
-    }
     if (r->rc != OUTBOUND_OK) {
         c->result.transport = r->rc;
         finish(c, r->rc == OUTBOUND_CANCELLED ? TIM_CANCELLED : TIM_TRANSPORT, r->error);
@@ -579,7 +573,9 @@ static void on_reply(const struct outbound_result *r, void *arg)
         }
         int64_t wait = backoff_ms(t, c->attempts);
         c->result.retry_after_ms = wait;
-        if (c->attempts < t->opt.max_attempts && !t->closing) {
+        /* Not for a call tim_cancel()ed in flight (done NULL): a retry would act at Tencent for
+         * a caller that has already reported the call. Its answer still paces the app. */
+        if (c->attempts < t->opt.max_attempts && !t->closing && c->done != NULL) {
             c->state = ST_RETRY_WAIT;
             if (c->ev != NULL)
                 event_free(c->ev);

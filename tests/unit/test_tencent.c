@@ -321,6 +321,28 @@ static void test_outbound(void)
         {"fe80::1", true},
         {"::ffff:127.0.0.1", true},
         {"2001:db8::1", false},
+        {"192.0.0.8", true},
+        {"198.18.0.1", true},
+        {"198.19.255.255", true},
+        {"198.20.0.1", false},
+        {"224.0.0.1", true},
+        {"240.0.0.1", true},
+        {"255.255.255.255", true},
+        {"223.255.255.255", false},
+        {"::127.0.0.1", true},       /* IPv4-compatible */
+        {"::ffff:0:10.0.0.1", true}, /* SIIT */
+        {"64:ff9b::a00:1", true},    /* NAT64 of 10.0.0.1 */
+        {"64:ff9b::7f00:1", true},   /* NAT64 of 127.0.0.1 */
+        {"64:ff9b::808:808", false}, /* NAT64 of 8.8.8.8: a public address */
+        {"64:ff9b:1::1", true},      /* local-use NAT64 */
+        {"2002:7f00:1::1", true},    /* 6to4 of 127.0.0.1 */
+        {"2002:c0a8:101::1", true},  /* 6to4 of 192.168.1.1 */
+        {"2002:808:808::1", false},  /* 6to4 of 8.8.8.8 */
+        {"2001::1", true},           /* Teredo */
+        {"fec0::1", true},           /* site-local */
+        {"ff02::1", true},           /* multicast */
+        {"100::1", true},            /* discard-only */
+        {"2606:4700::1111", false},
     };
     for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&s4;
@@ -774,6 +796,18 @@ static void test_cancel_no_retry(void)
           "the cancelled call was not retried: the next one got the second reply (code %lld, %d "
           "attempts)",
           b.r.error_code, b.r.attempts);
+    /* A cancelled call's 70001 still drops the admin UserSig Tencent refused: the next call
+     * signs a new one. */
+    int signed_before = s.calls;
+    inject(ob, APP1, "im_open_login_svc/account_check",
+           "[{\"ErrorCode\":70001,\"ErrorInfo\":\"expired\",\"delay_ms\":200}]");
+    CHECK(call(t, APP1, "administrator", "account_check", body, &a, NULL) == TIM_OK, "a sent");
+    tim_cancel(t, &a);
+    run_for(700);
+    CHECK(!a.done, "the cancelled call never reported");
+    call_wait(t, APP1, "administrator", "account_check", body, &b);
+    CHECK(b.r.rc == TIM_OK && b.r.action_ok && s.calls == signed_before + 1,
+          "the refused UserSig was dropped: %d signings, before %d", s.calls, signed_before);
     outbound_free(ob);
     tim_free(t);
 }

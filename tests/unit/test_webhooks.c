@@ -53,6 +53,15 @@ int main(void)
         {"https://localhost./x", false, true},
         {"https://a.localhost./x", false, true},
         {"https://3405803786/x", true, true}, /* 203.0.113.10 */
+        /* IPv6 forms that carry an internal IPv4 address, multicast, reserved */
+        {"https://[64:ff9b::a00:1]/x", false, true},
+        {"https://[2002:7f00:1::1]/x", false, true},
+        {"https://[::127.0.0.1]/x", false, true},
+        {"https://[2001::1]/x", false, true},
+        {"https://[ff02::1]/x", false, true},
+        {"https://224.0.0.1/x", false, true},
+        {"https://255.255.255.255/x", false, true},
+        {"https://[64:ff9b::808:808]/x", true, true},
         /* zone IDs, and IP addresses with a trailing dot: refused */
         {"https://[::1%25lo]/x", false, false},
         {"https://[fe80::1%25eth0]/x", false, false},
