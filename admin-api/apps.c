@@ -273,21 +273,13 @@ void handle_app_create(struct api_request *r)
 
 void handle_app_list(struct api_request *r)
 {
-    static const char *const allowed[] = {"after", "limit", NULL};
     struct op_apps_list_in in = {.limit = APP_PAGE_DEFAULT};
     struct op_apps_list_out out;
     char msg[OP_MSG_BUF];
     int64_t after = 0;
     json_t *body = NULL, *list = NULL;
     enum api_error err;
-    const char *unknown = api_query_unknown(r, allowed);
 
-    if (unknown != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM,
-                        "unknown query parameter \"%.64s\" (this route takes: after, limit)",
-                        unknown);
-        return;
-    }
     if (api_query_int64(r, "after", 0, APP_SDKAPPID_MAX, &after) == API_QUERY_INVALID) {
         api_reply_error(r, API_ERR_INVALID_PARAM,
                         "query parameter \"after\" must be an integer from 0 to 4294967295");

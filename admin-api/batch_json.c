@@ -110,10 +110,7 @@ static void js_key_end(struct jscan *j)
     if (j->member == M_OTHER && j->unknown[0] == '\0') {
         /* Shown back in the error: printable ASCII only (the message must stay UTF-8). */
         size_t n = j->key_len < KEY_BUF ? j->key_len : KEY_BUF;
-        for (size_t k = 0; k < n; k++)
-            j->unknown[k] = j->key[k] >= 0x20 && j->key[k] < 0x7f ? j->key[k] : '?';
-        j->unknown[n] = '\0';
-        if (n == 0)
+        if (api_printable_copy(j->unknown, sizeof j->unknown, j->key, n) == 0)
             snprintf(j->unknown, sizeof j->unknown, "%s", "(empty)");
     }
 }

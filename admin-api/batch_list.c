@@ -44,8 +44,6 @@ static int parse_cursor(const char *s, struct store_batch_filter *f)
  * a parameter is wrong. */
 static int parse_filter(struct api_request *r, struct store_batch_filter *f)
 {
-    static const char *const allowed[] = {"state", "after", "limit", NULL};
-    const char *bad = api_query_unknown(r, allowed);
     const char *state = api_query(r, "state");
     const char *after = api_query(r, "after");
 
@@ -53,12 +51,6 @@ static int parse_filter(struct api_request *r, struct store_batch_filter *f)
     f->sdkappid = r->sdkappid;
     f->state = -1;
     f->limit = BATCH_LIST_DEFAULT_LIMIT;
-    if (bad != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM,
-                        "unknown query parameter \"%.64s\" (this route takes: state, after, limit)",
-                        bad);
-        return -1;
-    }
     if (state != NULL) {
         f->state = store_batch_state_parse(state);
         if (f->state < 0) {

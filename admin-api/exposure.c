@@ -64,19 +64,10 @@ static json_t *exposure_json(const struct exposure *e)
 
 void handle_key_exposure(struct api_request *r)
 {
-    static const char *const allowed[] = {"limit", NULL};
-    const char *unknown = api_query_unknown(r, allowed);
     size_t limit = EXPOSURE_BATCHES_DEFAULT;
     struct exposure e;
     char msg[256];
 
-    if (unknown != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM,
-                        "unknown query parameter \"%.64s\" (this route takes: limit, the batches "
-                        "listed)",
-                        unknown);
-        return;
-    }
     if (api_query_limit(r, EXPOSURE_BATCHES_MAX, &limit) != 0)
         return;
     enum api_error err =

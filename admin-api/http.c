@@ -65,7 +65,7 @@ static void dispatch_checked(struct req *f)
     const struct api_match *m = &f->match;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-    char why[160];
+    char why[320]; /* a 64-byte name and the longest query list fit */
 
     if (f->match_rc == API_MATCH_BAD_PARAM) {
         api_reply_error(r, API_ERR_INVALID_PARAM, "path parameter {%s} must be %s", m->bad_param,
@@ -83,6 +83,13 @@ static void dispatch_checked(struct req *f)
         return;
     default:
         api_reply_error(r, API_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    /* Here, with the malformed query: after the token check (a client without a valid token
+     * learns nothing of the route's parameters), before the role check (the list is the one
+     * openapi.yaml publishes, and a client that sent a wrong name hears of its mistake first). */
+    if (api_query_check_names(f, m->route->query, why, sizeof why) != 0) {
+        api_reply_error(r, API_ERR_INVALID_PARAM, "%s", why);
         return;
     }
     switch (api_authorize(r->principal, m->route, m->sdkappid)) {

@@ -9,8 +9,10 @@
  * Each request goes through these steps; the first that fails is the reply:
  *   413 body over the route's limit -> 404 unknown path -> 405 known path, other method (Allow)
  *   -> 401 no or bad token (WWW-Authenticate: Bearer), 503 token not checkable now
- *   -> 400 bad path/query parameter -> 403 role or app scope -> 415 not application/json
- *   -> 400 bad JSON -> the handler.
+ *   -> 400 bad path parameter, malformed query, or a query parameter the route does not take
+ *   -> 403 role or app scope -> 415 not application/json -> 400 bad JSON -> the handler.
+ * The query checks come after the token check so that a client without a valid token learns
+ * nothing of a route but that it exists (the same 401 whatever the query).
  * Two steps may wait without blocking the loop:
  *   - The token check: the authenticate callback gets an api_auth and answers with
  *     api_auth_done(), before it returns (no allocation, no loop round trip) or later from
@@ -123,6 +125,10 @@ struct api_route {
     enum api_body body;
     unsigned flags; /* API_ROUTE_* */
     void (*handler)(struct api_request *r);
+    /* The query parameters the route takes, NULL-terminated; NULL: none. The dispatcher refuses
+     * any other name (400 invalid_param, naming it and the list) before the handler runs, so a
+     * filter or option the route lacks is never silently ignored; the handler checks values. */
+    const char *const *query;
 };
 
 /* Path parameters, each with its type and range (a value outside is 400 invalid_param):
@@ -135,8 +141,9 @@ struct api_route {
 
 /* Checks a table: patterns well formed ("/"-separated literal or {param} segments, known params,
  * at most API_PATH_MAX_SEGMENTS), a handler and op each, no (method, pattern) twice, no two
- * patterns that match the same paths, GET/DELETE without a body, known perms. Returns 0, or -1
- * with err naming the first bad entry. api_server_new() runs it too. */
+ * patterns that match the same paths, GET/DELETE without a body, known perms, query lists of
+ * 1..API_QUERY_MAX_PARAMS distinct names of [a-z0-9_] (an empty list is spelled NULL).
+ * Returns 0, or -1 with err naming the first bad entry. api_server_new() runs it too. */
 int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t errlen) API_WUR;
 
 enum api_match_rc {
@@ -211,7 +218,8 @@ struct api_request {
 
 /* A query parameter's percent-decoded value (NUL-terminated, no NUL inside, at most
  * API_QUERY_VALUE_MAX bytes), or NULL when absent. Valid as long as r. The framework has already
- * refused (400 invalid_param) a malformed query and a name given twice. */
+ * refused (400 invalid_param) a malformed query, a name given twice and a name not in the
+ * route's query list. */
 const char *api_query(const struct api_request *r, const char *name);
 
 enum api_query_rc { API_QUERY_OK = 0, API_QUERY_ABSENT, API_QUERY_INVALID };
@@ -221,8 +229,10 @@ enum api_query_rc api_query_int64(const struct api_request *r, const char *name,
 /* The page size of a list route: query parameter "limit", 1..max. Absent leaves *limit as it
  * is; out of range (or not an integer) replies 400 invalid_param and returns -1. 0 otherwise. */
 int api_query_limit(struct api_request *r, int64_t max, size_t *limit) API_WUR;
-/* The first query parameter whose name is not in allowed (NULL-terminated), or NULL. */
-const char *api_query_unknown(const struct api_request *r, const char *const allowed[]);
+/* Copies the first n bytes of s (at most cap - 1 of them) into dst, NUL-terminated, each byte
+ * outside printable ASCII as '?': a name the client sent, shown back in an error message (which
+ * must stay valid UTF-8 and one line). Returns the bytes copied. cap > 0. */
+size_t api_printable_copy(char *dst, size_t cap, const char *s, size_t n);
 
 /* A request header's value, or NULL. */
 const char *api_request_header(const struct api_request *r, const char *name);

@@ -37,11 +37,29 @@ static bool decode_in_place(char *s)
     return true;
 }
 
+size_t api_printable_copy(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (; k < n && k < cap - 1; k++)
+        dst[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
+    dst[k] = '\0';
+    return k;
+}
+
+/* A parameter's name as an error message shows it: its first QUERY_NAME_SHOWN bytes,
+ * printable (a name may hold any decoded byte but a control character). */
+#define QUERY_NAME_SHOWN 64
+static const char *name_shown(char out[QUERY_NAME_SHOWN + 1], const char *name)
+{
+    api_printable_copy(out, QUERY_NAME_SHOWN + 1, name, strlen(name));
+    return out;
+}
+
 /* See http_int.h. */
 int api_query_parse(struct req *f, const char *q, char *why, size_t whylen)
 {
     size_t len = q ? strlen(q) : 0;
-    char *save = NULL;
+    char *save = NULL, shown[QUERY_NAME_SHOWN + 1];
     if (len == 0)
         return 0;
     if (len > API_QUERY_MAX) {
@@ -67,12 +85,12 @@ int api_query_parse(struct req *f, const char *q, char *why, size_t whylen)
             return -1;
         }
         if (strlen(value) > API_QUERY_VALUE_MAX) {
-            snprintf(why, whylen, "query parameter %.64s is over %d bytes", tok,
+            snprintf(why, whylen, "query parameter \"%s\" is over %d bytes", name_shown(shown, tok),
                      API_QUERY_VALUE_MAX);
             return -1;
         }
         if (api_query(&f->pub, tok) != NULL) {
-            snprintf(why, whylen, "query parameter %.64s is given twice", tok);
+            snprintf(why, whylen, "query parameter \"%s\" is given twice", name_shown(shown, tok));
             return -1;
         }
         if (f->n_query == API_QUERY_MAX_PARAMS) {
@@ -129,17 +147,32 @@ int api_query_limit(struct api_request *r, int64_t max, size_t *limit)
     return -1;
 }
 
-const char *api_query_unknown(const struct api_request *r, const char *const allowed[])
+/* See http_int.h. */
+int api_query_check_names(const struct req *f, const char *const *allowed, char *why, size_t whylen)
 {
-    const struct req *f = req_of(r);
+    char shown[QUERY_NAME_SHOWN + 1];
     for (size_t i = 0; i < f->n_query; i++) {
-        size_t k = 0;
-        while (allowed[k] != NULL && strcmp(allowed[k], f->query[i].name) != 0)
+        size_t k = 0, used;
+        while (allowed != NULL && allowed[k] != NULL && strcmp(allowed[k], f->query[i].name) != 0)
             k++;
-        if (allowed[k] == NULL)
-            return f->query[i].name;
+        if (allowed != NULL && allowed[k] != NULL)
+            continue;
+        name_shown(shown, f->query[i].name);
+        if (allowed == NULL) {
+            snprintf(why, whylen, "query parameter \"%s\": this route takes no query parameters",
+                     shown);
+            return -1;
+        }
+        used = (size_t)snprintf(why, whylen,
+                                "unknown query parameter \"%s\" (this route takes: ", shown);
+        for (k = 0; allowed[k] != NULL && used < whylen; k++)
+            used +=
+                (size_t)snprintf(why + used, whylen - used, "%s%s", k > 0 ? ", " : "", allowed[k]);
+        if (used < whylen)
+            snprintf(why + used, whylen - used, ")");
+        return -1;
     }
-    return NULL;
+    return 0;
 }
 
 static bool field_type_ok(const json_t *v, const struct api_field *f)

@@ -158,5 +158,10 @@ bool api_read_json_body(struct req *f, struct evbuffer *in, size_t len);
  * Returns 0; -1 with a message for the client in why (a 400 invalid_param: too long, malformed,
  * a name twice, too many parameters); -2 when out of memory. */
 int api_query_parse(struct req *f, const char *q, char *why, size_t whylen);
+/* After api_query_parse: 0 when every parameter's name is in allowed (the route's query list,
+ * NULL-terminated; NULL: none), else -1 with the 400 invalid_param message in why, naming the
+ * first other one and the names the route takes. */
+int api_query_check_names(const struct req *f, const char *const *allowed, char *why,
+                          size_t whylen);
 
 #endif

@@ -233,6 +233,29 @@ static bool literal_ok(const struct seg *s)
     return true;
 }
 
+/* A route's query list: NULL, or 1..API_QUERY_MAX_PARAMS distinct names of [a-z0-9_] (the
+ * names the dispatcher lets through and the 400 message lists). NULL when well formed. */
+static const char *query_list_problem(const char *const *q)
+{
+    size_t k = 0;
+    if (q == NULL)
+        return NULL;
+    if (q[0] == NULL)
+        return "an empty query list (a route that takes none has NULL)";
+    for (; q[k] != NULL; k++) {
+        if (k == API_QUERY_MAX_PARAMS)
+            return "more query parameters than a request may send";
+        if (q[k][0] == '\0' || strlen(q[k]) > 32 ||
+            strspn(q[k], "abcdefghijklmnopqrstuvwxyz"
+                         "0123456789_") != strlen(q[k]))
+            return "a query parameter name not 1 to 32 of [a-z0-9_]";
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(q[j], q[k]) == 0)
+                return "a query parameter listed twice";
+    }
+    return NULL;
+}
+
 int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
@@ -254,6 +277,8 @@ int api_routes_check(const struct api_route *routes, size_t n, char *err, size_t
         else if ((r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_DELETE) &&
                  r->body != API_BODY_NONE)
             why = "GET and DELETE take no body";
+        else
+            why = query_list_problem(r->query);
         for (int k = 0; why == NULL && k < na; k++) {
             if (seg_is_param(&a[k])) {
                 if (param_type_of(&a[k]) == NULL)

@@ -174,19 +174,12 @@ void handle_webhook_delete(struct api_request *r)
 
 void handle_webhook_deliveries(struct api_request *r)
 {
-    static const char *const allowed[] = {"after", "limit", NULL};
     struct store_webhook_delivery *v = NULL;
     size_t n = 0, limit = DELIVERIES_DEFAULT_LIMIT;
     int64_t after = 0;
     bool more = false;
     char msg[OP_MSG_BUF];
-    const char *bad = api_query_unknown(r, allowed);
 
-    if (bad != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM,
-                        "unknown query parameter \"%.64s\" (this route takes: after, limit)", bad);
-        return;
-    }
     if (api_query_int64(r, "after", 0, INT64_MAX, &after) == API_QUERY_INVALID) {
         api_reply_error(r, API_ERR_INVALID_PARAM, "after: an integer from 0 (a delivery id)");
         return;

@@ -132,15 +132,10 @@ static void h_raw(struct api_request *r)
                              ct));
 }
 
+/* GET /t/query?a=S&n=N: the framework has refused every other name (q_query). */
 static void h_query(struct api_request *r)
 {
-    static const char *const allowed[] = {"a", "n", NULL};
-    const char *unknown = api_query_unknown(r, allowed);
     int64_t n = 0;
-    if (unknown != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM, "unknown query parameter %s", unknown);
-        return;
-    }
     if (api_query_int64(r, "n", 1, 100, &n) == API_QUERY_INVALID) {
         api_reply_error(r, API_ERR_INVALID_PARAM, "n must be 1 to 100");
         return;
@@ -148,20 +143,24 @@ static void h_query(struct api_request *r)
     api_reply_json(r, 200, json_pack("{s:s?, s:I}", "a", api_query(r, "a"), "n", (json_int_t)n));
 }
 
+static const char *const q_query[] = {"a", "n", NULL};
+
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
+    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok, NULL},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo,
+     NULL},
     {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", PERM_APPS_WRITE, API_BODY_JSON, 0,
-     h_echo},
-    {EVHTTP_REQ_POST, "/v1/apps", "createApp", PERM_APPS_WRITE, API_BODY_JSON, 0, h_fields},
+     h_echo, NULL},
+    {EVHTTP_REQ_POST, "/v1/apps", "createApp", PERM_APPS_WRITE, API_BODY_JSON, 0, h_fields, NULL},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/keys/{version}/disable", "disableKey", PERM_KEYS_WRITE,
-     API_BODY_JSON_OPTIONAL, 0, h_echo},
+     API_BODY_JSON_OPTIONAL, 0, h_echo, NULL},
     {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/usersigs/batch", "batch", PERM_SIGN, API_BODY_RAW, 0,
-     h_raw},
+     h_raw, NULL},
     {EVHTTP_REQ_DELETE, "/v1/tokens/{id}", "revokeToken", PERM_TOKENS, API_BODY_NONE,
-     API_ROUTE_ALL_APPS, h_echo},
-    {EVHTTP_REQ_GET, "/t/query", "query", PERM_PUBLIC, API_BODY_NONE, 0, h_query},
-    {EVHTTP_REQ_GET, "/t/stub", "stub", PERM_PUBLIC, API_BODY_NONE, 0, api_handler_not_implemented},
+     API_ROUTE_ALL_APPS, h_echo, NULL},
+    {EVHTTP_REQ_GET, "/t/query", "query", PERM_PUBLIC, API_BODY_NONE, 0, h_query, q_query},
+    {EVHTTP_REQ_GET, "/t/stub", "stub", PERM_PUBLIC, API_BODY_NONE, 0, api_handler_not_implemented,
+     NULL},
 };
 
 static struct event_base *base;
@@ -375,6 +374,46 @@ static void test_params(void)
     for (size_t i = 0; i < sizeof bad_query / sizeof bad_query[0]; i++) {
         call(&r, "GET", bad_query[i], NULL, NULL);
         test_http_expect(bad_query[i], &r, 400, "invalid_param");
+        test_resp_free(&r);
+    }
+    /* A name the route does not take: the message names it (cut, printable) and the list. */
+    static const struct {
+        const char *path, *headers;
+        int status;
+        const char *message;
+    } names[] = {
+        {"/t/query?z=1", NULL, 400, "unknown query parameter \"z\" (this route takes: a, n)"},
+        {"/t/query?a=1&n=2&Z%20z", NULL, 400,
+         "unknown query parameter \"Z z\" (this route takes: a, n)"},
+        {"/t/public?x=1", NULL, 400, "query parameter \"x\": this route takes no query parameters"},
+        {"/t/public?%C3%A9t%C3%A9=1", NULL, 400,
+         "query parameter \"??t??\": this route takes no query parameters"},
+        {"/t/public?"
+         "n123456789012345678901234567890123456789012345678901234567890123456789=1",
+         NULL, 400,
+         "query parameter \"n123456789012345678901234567890123456789012345678901234567890123\": "
+         "this route takes no query parameters"},
+        {"/t/public?n=1&n=2", NULL, 400, "query parameter \"n\" is given twice"},
+        /* After the token check: without a valid token, the same 401 as with no query. */
+        {"/v1/apps/1400000000?role=admin", NULL, 401, NULL},
+        {"/v1/apps/1400000000?role=admin", AUTH("t-nope"), 401, NULL},
+        /* Before the role check, as a malformed query is. */
+        {"/v1/apps/1400000000?role=admin", AUTH("t-signer"), 400,
+         "query parameter \"role\": this route takes no query parameters"},
+        {"/v1/apps/1400000000?role=admin", AUTH("t-admin"), 400,
+         "query parameter \"role\": this route takes no query parameters"},
+        {"/v1/apps/1400000000?", AUTH("t-admin"), 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        call(&r, "GET", names[i].path, names[i].headers, NULL);
+        test_http_expect(names[i].path, &r, names[i].status,
+                         names[i].status == 400   ? "invalid_param"
+                         : names[i].status == 401 ? "unauthorized"
+                                                  : NULL);
+        if (names[i].message != NULL)
+            CHECK(strcmp(test_resp_error_message(&r), names[i].message) == 0,
+                  "%s: message \"%s\", want \"%s\"", names[i].path, test_resp_error_message(&r),
+                  names[i].message);
         test_resp_free(&r);
     }
     char longq[3000] = "/t/query?a=";

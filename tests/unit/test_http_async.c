@@ -303,16 +303,19 @@ static void release_req_cb(void *arg)
     }
 }
 
+static const char *const q_defer[] = {"ms", "tag", "cancel", NULL};
+
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo},
+    {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo,
+     NULL},
     {EVHTTP_REQ_PATCH, "/v1/apps/{sdkappid}", "updateApp", PERM_APPS_WRITE, API_BODY_JSON, 0,
-     h_echo},
-    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/hold", "hold", PERM_APPS_WRITE, API_BODY_JSON, 0,
-     h_hold},
-    {EVHTTP_REQ_GET, "/t/defer", "defer", PERM_PUBLIC, API_BODY_NONE, 0, h_defer},
-    {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now},
+     h_echo, NULL},
+    {EVHTTP_REQ_POST, "/v1/apps/{sdkappid}/hold", "hold", PERM_APPS_WRITE, API_BODY_JSON, 0, h_hold,
+     NULL},
+    {EVHTTP_REQ_GET, "/t/defer", "defer", PERM_PUBLIC, API_BODY_NONE, 0, h_defer, q_defer},
+    {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now, NULL},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/defer", "deferAuth", PERM_APPS_READ, API_BODY_NONE, 0,
-     h_defer},
+     h_defer, q_defer},
 };
 
 /* ---- the tests --------------------------------------------------------------------------- */

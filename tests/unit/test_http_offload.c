@@ -153,18 +153,14 @@ static void authenticate(void *ctx, const char *token, struct api_auth *call)
 
 /* ---- handlers (each route twice: /d/... direct, /o/... offloaded) ------------------------- */
 
-/* GET /X/{sdkappid}/thing?limit=N&q=S: 200 with an extra header; a bad limit is 400. */
+/* GET /X/{sdkappid}/thing?limit=N&q=S: 200 with an extra header; a bad limit is 400 (another
+ * name the framework refuses: q_thing). */
 static void h_thing(struct api_request *r)
 {
-    static const char *const allowed[] = {"limit", "q", NULL};
     size_t limit = 10;
-    const char *unknown = api_query_unknown(r, allowed), *q = api_query(r, "q");
+    const char *q = api_query(r, "q");
 
     note_thread(r);
-    if (unknown != NULL) {
-        api_reply_error(r, API_ERR_INVALID_PARAM, "unknown query parameter %s", unknown);
-        return;
-    }
     if (api_query_limit(r, 50, &limit) != 0)
         return;
     if (api_reply_header(r, "X-Extra", "yes") != 0 ||
@@ -242,22 +238,27 @@ static void h_header(struct api_request *r)
                              api_request_gone(r)));
 }
 
-#define PAIR(M, PATH, PERM, BODY, H)                                                               \
-    {M, "/d" PATH, "d" #H, PERM, BODY, 0, H},                                                      \
+#define PAIR(M, PATH, PERM, BODY, H, Q)                                                            \
+    {M, "/d" PATH, "d" #H, PERM, BODY, 0, H, Q},                                                   \
     {                                                                                              \
-        M, "/o" PATH, "o" #H, PERM, BODY, API_ROUTE_OFFLOAD, H                                     \
+        M, "/o" PATH, "o" #H, PERM, BODY, API_ROUTE_OFFLOAD, H, Q                                  \
     }
 
+static const char *const q_thing[] = {"limit", "q", NULL};
+static const char *const q_err[] = {"kind", NULL};
+
 static const struct api_route table[] = {
-    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/thing", PERM_APPS_READ, API_BODY_NONE, h_thing),
-    PAIR(EVHTTP_REQ_POST, "/{sdkappid}/items", PERM_APPS_WRITE, API_BODY_JSON, h_create),
-    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/err", PERM_PUBLIC, API_BODY_NONE, h_err),
-    {EVHTTP_REQ_GET, "/o/slow", "slow", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_slow},
-    {EVHTTP_REQ_GET, "/o/stream", "stream", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
-     h_stream},
-    {EVHTTP_REQ_GET, "/o/defer", "defer", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_defer},
-    {EVHTTP_REQ_GET, "/o/header", "header", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD,
-     h_header},
+    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/thing", PERM_APPS_READ, API_BODY_NONE, h_thing, q_thing),
+    PAIR(EVHTTP_REQ_POST, "/{sdkappid}/items", PERM_APPS_WRITE, API_BODY_JSON, h_create, NULL),
+    PAIR(EVHTTP_REQ_GET, "/{sdkappid}/err", PERM_PUBLIC, API_BODY_NONE, h_err, q_err),
+    {EVHTTP_REQ_GET, "/o/slow", "slow", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_slow,
+     NULL},
+    {EVHTTP_REQ_GET, "/o/stream", "stream", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_stream,
+     NULL},
+    {EVHTTP_REQ_GET, "/o/defer", "defer", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_defer,
+     NULL},
+    {EVHTTP_REQ_GET, "/o/header", "header", PERM_PUBLIC, API_BODY_NONE, API_ROUTE_OFFLOAD, h_header,
+     NULL},
 };
 
 /* ---- comparing a direct and an offloaded reply -------------------------------------------- */
@@ -329,8 +330,27 @@ static void test_identical(void)
     same_reply("api_query_limit 400", "GET", path, AUTH, NULL, 400, NULL);
     snprintf(path, sizeof path, "/%u/thing?limit=x", APP);
     same_reply("api_query_limit 400, not a number", "GET", path, AUTH, NULL, 400, NULL);
+    /* A name the route does not take: the framework answers, before the offload hook, so the
+     * handler runs on no thread and both replies are the same. */
     snprintf(path, sizeof path, "/%u/thing?other=1", APP);
-    same_reply("unknown query parameter", "GET", path, AUTH, NULL, 400, NULL);
+    {
+        struct test_resp d, o;
+        char dpath[160], opath[160];
+        int off0 = atomic_load(&ran_off_loop);
+        snprintf(dpath, sizeof dpath, "/d%s", path);
+        snprintf(opath, sizeof opath, "/o%s", path);
+        test_http_request(&d, port, "GET", dpath, AUTH, NULL, -1);
+        test_http_request(&o, port, "GET", opath, AUTH, NULL, -1);
+        CHECK(d.status == 400 && o.status == 400 && d.body && o.body &&
+                  strcmp(d.body, o.body) == 0 &&
+                  strstr(d.body, "unknown query parameter \\\"other\\\" (this route takes: limit, "
+                                 "q)") != NULL,
+              "unknown query parameter: 400 from the framework, got %d %s / %d %s", d.status,
+              d.body ? d.body : "", o.status, o.body ? o.body : "");
+        CHECK(atomic_load(&ran_off_loop) == off0, "unknown query parameter: no handler ran");
+        test_resp_free(&d);
+        test_resp_free(&o);
+    }
 
     snprintf(path, sizeof path, "/%u/items", APP);
     same_reply("201 with Location", "POST", path, AUTH JSON_CT, "{\"name\":\"a\",\"n\":2}", 201,
@@ -582,8 +602,8 @@ static void test_route_flags(void)
               "route %s: raw and offloaded", rt->pattern);
     }
     /* A raw-body route cannot be flagged. */
-    static const struct api_route raw[] = {
-        {EVHTTP_REQ_POST, "/raw", "raw", PERM_PUBLIC, API_BODY_RAW, API_ROUTE_OFFLOAD, h_slow}};
+    static const struct api_route raw[] = {{EVHTTP_REQ_POST, "/raw", "raw", PERM_PUBLIC,
+                                            API_BODY_RAW, API_ROUTE_OFFLOAD, h_slow, NULL}};
     struct api_server_config cfg = {.listen = "127.0.0.1:0",
                                     .max_body = 10,
                                     .routes = raw,

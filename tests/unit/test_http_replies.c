@@ -167,14 +167,17 @@ static void h_slowstream(struct api_request *r)
     evtimer_add(s->timer, &tv);
 }
 
+static const char *const q_slowstream[] = {"n", NULL};
+
 static const struct api_route test_table[] = {
-    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok},
-    {EVHTTP_REQ_GET, "/t/double", "double", PERM_PUBLIC, API_BODY_NONE, 0, h_double},
-    {EVHTTP_REQ_GET, "/t/noreply", "noreply", PERM_PUBLIC, API_BODY_NONE, 0, h_noreply},
-    {EVHTTP_REQ_GET, "/t/nullbody", "nullbody", PERM_PUBLIC, API_BODY_NONE, 0, h_nullbody},
-    {EVHTTP_REQ_GET, "/t/oom", "oom", PERM_PUBLIC, API_BODY_NONE, 0, h_oom},
-    {EVHTTP_REQ_GET, "/t/stream", "stream", PERM_PUBLIC, API_BODY_NONE, 0, h_stream},
-    {EVHTTP_REQ_GET, "/t/slowstream", "slow", PERM_PUBLIC, API_BODY_NONE, 0, h_slowstream},
+    {EVHTTP_REQ_GET, "/t/public", "pub", PERM_PUBLIC, API_BODY_NONE, 0, h_ok, NULL},
+    {EVHTTP_REQ_GET, "/t/double", "double", PERM_PUBLIC, API_BODY_NONE, 0, h_double, NULL},
+    {EVHTTP_REQ_GET, "/t/noreply", "noreply", PERM_PUBLIC, API_BODY_NONE, 0, h_noreply, NULL},
+    {EVHTTP_REQ_GET, "/t/nullbody", "nullbody", PERM_PUBLIC, API_BODY_NONE, 0, h_nullbody, NULL},
+    {EVHTTP_REQ_GET, "/t/oom", "oom", PERM_PUBLIC, API_BODY_NONE, 0, h_oom, NULL},
+    {EVHTTP_REQ_GET, "/t/stream", "stream", PERM_PUBLIC, API_BODY_NONE, 0, h_stream, NULL},
+    {EVHTTP_REQ_GET, "/t/slowstream", "slow", PERM_PUBLIC, API_BODY_NONE, 0, h_slowstream,
+     q_slowstream},
 };
 
 static struct event_base *base;

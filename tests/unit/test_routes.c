@@ -548,7 +548,7 @@ static void test_matching(void)
     /* Only a {file} may be absent: a number may not. */
     static const struct api_route absent[] = {
         {EVHTTP_REQ_GET, "/x/{id}", "byId", PERM_PUBLIC, API_BODY_NONE, 0,
-         api_handler_not_implemented},
+         api_handler_not_implemented, NULL},
     };
     CHECK(api_route_match(absent, 1, EVHTTP_REQ_GET, "/x", &m) == API_MATCH_NO_PATH,
           "/x is not /x/{id}");
@@ -564,9 +564,9 @@ static void test_matching(void)
     /* A literal segment wins over a {param} at the same place, whatever the table order. */
     static const struct api_route lit[] = {
         {EVHTTP_REQ_GET, "/x/{id}", "byId", PERM_PUBLIC, API_BODY_NONE, 0,
-         api_handler_not_implemented},
+         api_handler_not_implemented, NULL},
         {EVHTTP_REQ_POST, "/x/new", "makeNew", PERM_PUBLIC, API_BODY_JSON, 0,
-         api_handler_not_implemented},
+         api_handler_not_implemented, NULL},
     };
     CHECK(api_routes_check(lit, 2, err, sizeof err) == 0, "literal table: %s", err);
     CHECK(api_route_match(lit, 2, EVHTTP_REQ_POST, "/x/new", &m) == API_MATCH_OK &&
@@ -585,36 +585,36 @@ static void test_matching(void)
         const char *why;
     } bad[] = {
         {{EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "dup", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "method and pattern listed twice"},
         {{EVHTTP_REQ_POST, "/v1/apps/{id}", "other", PERM_APPS_READ, API_BODY_JSON, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "matches the same paths"},
         {{EVHTTP_REQ_GET, "/v1/things/{name}", "unknownParam", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "unknown {param}"},
         {{EVHTTP_REQ_GET, "/v1/things", "getWithBody", PERM_APPS_READ, API_BODY_JSON, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "GET and DELETE take no body"},
-        {{EVHTTP_REQ_GET, "/v1/things", "noHandler", PERM_APPS_READ, API_BODY_NONE, 0, NULL},
+        {{EVHTTP_REQ_GET, "/v1/things", "noHandler", PERM_APPS_READ, API_BODY_NONE, 0, NULL, NULL},
          "no handler"},
         {{EVHTTP_REQ_GET, "/v1/things/", "trailingSlash", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "malformed pattern"},
         {{EVHTTP_REQ_GET, "/v1/Things", "upper", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "literal segment"},
         {{EVHTTP_REQ_HEAD, "/v1/things", "head", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "method not"},
         {{EVHTTP_REQ_GET, "/v1/things", "getApp", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "op listed twice"},
         {{EVHTTP_REQ_GET, "/v1/a/{id}/b/{id}", "twice", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "a {param} twice"},
         {{EVHTTP_REQ_GET, "/v1/{file}/x", "fileFirst", PERM_APPS_READ, API_BODY_NONE, 0,
-          api_handler_not_implemented},
+          api_handler_not_implemented, NULL},
          "{file} not the last segment"},
     };
     struct api_route table[2];
