@@ -2,8 +2,10 @@
  * The route table (admin-api/routes.c), the error table (errors.c) and admin-api/openapi.yaml
  * must tell the same story: the same (method, path) pairs, operationIds, roles, public routes and
  * request bodies; each operation's x-error-codes known, answered with a listed status, and
- * including what the framework itself can send; ErrorCode's enum equal to the error table. The
- * YAML is read line by line (its layout rules are at its top), so no YAML library is needed.
+ * including what the framework itself can send; the query parameters (`in: query`, inline or a
+ * $ref to components/parameters) those of the route's query list; ErrorCode's enum equal to the
+ * error table. The YAML is read line by line (its layout rules are at its top), so no YAML
+ * library is needed.
  * Plus path matching and the table checker, which need no server.
  */
 #include <ctype.h>
@@ -40,7 +42,18 @@ struct spec_op {
     char codes[MAX_LIST][32];
     int n_codes;
     bool has_codes;
+    /* parameters: each inline one's name (query[i] true when `in: query`) or a $ref's target */
+    char params[MAX_LIST][64];
+    bool param_is_ref[MAX_LIST], param_in_query[MAX_LIST];
+    int n_params;
 };
+
+/* components: parameters: Key: name: ..., in: ... */
+static struct {
+    char key[64], name[64];
+    bool in_query;
+} comp_params[MAX_OPS];
+static int n_comp_params;
 
 static struct spec_op ops[MAX_OPS];
 static int n_ops;
@@ -99,7 +112,7 @@ static int read_spec(const char *path)
     char cur_path[128] = "";
     struct spec_op *op = NULL;
     char sub[32] = ""; /* the indent-6 key we are under */
-    bool in_error_code = false, in_enum = false;
+    bool in_error_code = false, in_enum = false, in_comp_params = false;
 
     if (f == NULL) {
         CHECK(0, "cannot open %s", path);
@@ -127,6 +140,22 @@ static int read_spec(const char *path)
             continue;
         }
         if (section == 2) {
+            /* components: parameters: Key: (name:, in: at 6) */
+            if (ind == 2)
+                in_comp_params = strcmp(text, "parameters:") == 0;
+            if (in_comp_params && ind == 4 && n_comp_params < MAX_OPS) {
+                memset(&comp_params[n_comp_params], 0, sizeof comp_params[0]);
+                snprintf(comp_params[n_comp_params].key, sizeof comp_params[0].key, "%.*s",
+                         (int)strcspn(text, ":"), text);
+                n_comp_params++;
+            }
+            if (in_comp_params && ind == 6 && n_comp_params > 0) {
+                if (strncmp(text, "name: ", 6) == 0)
+                    snprintf(comp_params[n_comp_params - 1].name, sizeof comp_params[0].name, "%s",
+                             text + 6);
+                else if (strcmp(text, "in: query") == 0)
+                    comp_params[n_comp_params - 1].in_query = true;
+            }
             /* components: schemas: ErrorCode: enum: - code  # status */
             if (ind == 4)
                 in_error_code = strcmp(text, "ErrorCode:") == 0;
@@ -212,7 +241,29 @@ static int read_spec(const char *path)
                 op->statuses[op->n_statuses++][3] = '\0';
             } else if (strcmp(sub, "requestBody") == 0 && strncmp(text, "required:", 9) == 0) {
                 op->body_required = strstr(text, "true") != NULL;
+            } else if (strcmp(sub, "parameters") == 0 && text[0] == '-') {
+                static const char ref[] = "- $ref: '#/components/parameters/";
+                int k = op->n_params;
+                if (k == MAX_LIST) {
+                    CHECK(0, "%s:%d: over %d parameters", path, lineno, MAX_LIST);
+                    continue;
+                }
+                if (strncmp(text, ref, sizeof ref - 1) == 0) {
+                    snprintf(op->params[k], sizeof op->params[k], "%.*s",
+                             (int)strcspn(text + sizeof ref - 1, "'"), text + sizeof ref - 1);
+                    op->param_is_ref[k] = true;
+                } else if (strncmp(text, "- name: ", 8) == 0) {
+                    snprintf(op->params[k], sizeof op->params[k], "%s", text + 8);
+                } else {
+                    CHECK(0, "%s:%d: want \"- name: x\" or \"- $ref: ...\" under parameters", path,
+                          lineno);
+                    continue;
+                }
+                op->n_params++;
             }
+        } else if (ind == 10 && op != NULL && strcmp(sub, "parameters") == 0 && op->n_params > 0 &&
+                   strcmp(text, "in: query") == 0) {
+            op->param_in_query[op->n_params - 1] = true;
         }
     }
     fclose(f);
@@ -289,8 +340,8 @@ static void check_route_against_spec(const struct api_route *r)
         need[n_need++] = "forbidden";
         need[n_need++] = "unavailable";
     }
-    if (strchr(r->pattern, '{') != NULL)
-        need[n_need++] = "invalid_param";
+    need[n_need++] = "invalid_param"; /* a malformed query, a name it does not take; a path
+                                       * parameter out of its type */
     if (json_body) {
         need[n_need++] = "bad_json";
         need[n_need++] = "unknown_field";
@@ -313,6 +364,41 @@ static void check_route_against_spec(const struct api_route *r)
         }
         CHECK(used, "%s %s: response %s is listed but no x-error-code gives it", method, r->pattern,
               op->statuses[i]);
+    }
+
+    /* The query parameters: those the spec lists `in: query` are the route's query list. */
+    char spec_query[MAX_LIST][32];
+    int n_spec_query = 0;
+    for (int i = 0; i < op->n_params; i++) {
+        const char *name = op->params[i];
+        bool query = op->param_in_query[i];
+        if (op->param_is_ref[i]) {
+            int c = 0;
+            while (c < n_comp_params && strcmp(comp_params[c].key, op->params[i]) != 0)
+                c++;
+            CHECK(c < n_comp_params, "%s %s: parameter $ref %s is not in components/parameters",
+                  method, r->pattern, op->params[i]);
+            if (c == n_comp_params)
+                continue;
+            name = comp_params[c].name;
+            query = comp_params[c].in_query;
+        }
+        if (query && n_spec_query < MAX_LIST && strlen(name) < 32)
+            strcpy(spec_query[n_spec_query++], name);
+    }
+    int n_table_query = 0;
+    for (; r->query != NULL && r->query[n_table_query] != NULL; n_table_query++)
+        CHECK(in_list(spec_query, n_spec_query, r->query[n_table_query]),
+              "%s %s: the table takes query parameter %s, openapi.yaml does not list it", method,
+              r->pattern, r->query[n_table_query]);
+    for (int i = 0; i < n_spec_query; i++) {
+        bool found = false;
+        for (int k = 0; k < n_table_query && !found; k++)
+            found = strcmp(r->query[k], spec_query[i]) == 0;
+        CHECK(found,
+              "%s %s: openapi.yaml lists query parameter %s, the route's query list lacks it "
+              "(the server would refuse it)",
+              method, r->pattern, spec_query[i]);
     }
 }
 
@@ -579,7 +665,12 @@ static void test_matching(void)
               m.route == &lit[0] && m.id == 7,
           "GET /x/7 is the param route");
 
-    /* The checker refuses what would make routing ambiguous or unsafe. */
+    /* The checker refuses what would make routing ambiguous or unsafe, and a query list the
+     * dispatcher could not use as it is (one way to say "none", names a client can send). */
+    static const char *const q_empty[] = {NULL};
+    static const char *const q_upper[] = {"limit", "After", NULL};
+    static const char *const q_blank[] = {"", NULL};
+    static const char *const q_twice[] = {"after", "limit", "after", NULL};
     static const struct {
         struct api_route route;
         const char *why;
@@ -616,6 +707,18 @@ static void test_matching(void)
         {{EVHTTP_REQ_GET, "/v1/{file}/x", "fileFirst", PERM_APPS_READ, API_BODY_NONE, 0,
           api_handler_not_implemented, NULL},
          "{file} not the last segment"},
+        {{EVHTTP_REQ_GET, "/v1/things", "emptyQuery", PERM_APPS_READ, API_BODY_NONE, 0,
+          api_handler_not_implemented, q_empty},
+         "an empty query list"},
+        {{EVHTTP_REQ_GET, "/v1/things", "upperQuery", PERM_APPS_READ, API_BODY_NONE, 0,
+          api_handler_not_implemented, q_upper},
+         "query parameter name not 1 to 32"},
+        {{EVHTTP_REQ_GET, "/v1/things", "blankQuery", PERM_APPS_READ, API_BODY_NONE, 0,
+          api_handler_not_implemented, q_blank},
+         "query parameter name not 1 to 32"},
+        {{EVHTTP_REQ_GET, "/v1/things", "twiceQuery", PERM_APPS_READ, API_BODY_NONE, 0,
+          api_handler_not_implemented, q_twice},
+         "a query parameter listed twice"},
     };
     struct api_route table[2];
     table[0] = api_routes[4]; /* GET /v1/apps/{sdkappid} */
