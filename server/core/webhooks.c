@@ -167,7 +167,6 @@ static bool host_ok(const char *url, bool allow_insecure, char *why, size_t cap)
         snprintf(why, cap, "url: no zone ID (%%25...) in an IPv6 address");
         goto done;
     }
-    char h[256];
     size_t n = strlen(host);
     if (host[0] == '[' && n >= 2 && host[n - 1] == ']') {
         n -= 2;
@@ -177,20 +176,19 @@ static bool host_ok(const char *url, bool allow_insecure, char *why, size_t cap)
     bool dot = n > 1 && host[n - 1] == '.';
     if (dot)
         host[--n] = '\0';
-    snprintf(h, sizeof h, "%s", host);
     struct sockaddr_in a4 = {.sin_family = AF_INET};
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
     const struct sockaddr *sa = NULL;
-    if (inet_aton(h, &a4.sin_addr) != 0) /* every IPv4 spelling the resolver takes */
+    if (inet_aton(host, &a4.sin_addr) != 0) /* every IPv4 spelling the resolver takes */
         sa = (const struct sockaddr *)&a4;
-    else if (inet_pton(AF_INET6, h, &a6.sin6_addr) == 1)
+    else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1)
         sa = (const struct sockaddr *)&a6;
     if (sa != NULL && dot) {
         snprintf(why, cap, "url: an IP address without a trailing dot");
         goto done;
     }
     if (!allow_insecure &&
-        (host_is_localhost(h, n) || (sa != NULL && outbound_addr_internal(sa)))) {
+        (host_is_localhost(host, n) || (sa != NULL && outbound_addr_internal(sa)))) {
         snprintf(why, cap,
                  "url: the host is loopback, private or link-local (only on a server with "
                  "webhook_allow_insecure_url, for tests)");
@@ -228,36 +226,15 @@ bool webhooks_url_ok(const char *url, bool allow_insecure, char *why, size_t cap
         return false;
     }
     size_t hl = strcspn(rest, "/?#");
-    char host[256];
     if (memchr(rest, '@', hl) != NULL || strchr(url, '#') != NULL) {
         snprintf(why, cap, "url: no user info (user@) and no fragment (#)");
         return false;
     }
-    if (hl == 0 || hl >= sizeof host) {
+    if (hl == 0 || hl > 255) {
         snprintf(why, cap, "url: a host of 1 to 255 bytes after the scheme");
         return false;
     }
-    memcpy(host, rest, hl);
-    host[hl] = '\0';
-    /* the port off: [v6]:port or name:port */
-    char *h = host;
-    if (h[0] == '[') {
-        char *end = strchr(h, ']');
-        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-            snprintf(why, cap, "url: a bracketed IPv6 address is [address] or [address]:port");
-            return false;
-        }
-        *end = '\0';
-        h++;
-    } else {
-        char *colon = strchr(h, ':');
-        if (colon != NULL)
-            *colon = '\0';
-    }
-    if (*h == '\0') {
-        snprintf(why, cap, "url: a host after the scheme");
-        return false;
-    }
+    /* The host itself (brackets, port, an empty one) as libcurl reads it. */
     return host_ok(url, allow_insecure, why, cap);
 }
 
