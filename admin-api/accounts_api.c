@@ -300,12 +300,18 @@ static void imp_free(struct imp *m)
     free(m);
 }
 
+/* The job's end: aborted when its input was cut, its client left or the server stopped. */
+static const char *job_state(const struct imp *m)
+{
+    return m->cut || m->run.gone || m->run.stopped ? "aborted" : "complete";
+}
+
 static json_t *finish_details(struct imp *m, const char *sha)
 {
-    json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "job_id", m->job_id, "state",
-                          m->cut || m->run.gone || m->run.stopped ? "aborted" : "complete", "count",
-                          (json_int_t)m->count, "imported", (json_int_t)m->imported, "failed",
-                          (json_int_t)m->failed, "calls", (json_int_t)m->run.calls, "sha256", sha);
+    json_t *d =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "job_id", m->job_id, "state", job_state(m),
+                  "count", (json_int_t)m->count, "imported", (json_int_t)m->imported, "failed",
+                  (json_int_t)m->failed, "calls", (json_int_t)m->run.calls, "sha256", sha);
     if (d != NULL && m->run.check)
         json_object_set_new(d, "not_imported", json_integer((json_int_t)m->not_imported));
     return d;
@@ -350,11 +356,10 @@ static void manifest_run(struct store *st, void *ctx, struct dbpool_job *jobs)
     }
     snprintf(action, sizeof action, "%s.finish", action_of(m));
     json_t *d = finish_details(m, m->sha_hex);
-    m->audit_ok = d != NULL && store_begin(svc->st) == STORE_OK &&
-                  service_audit(svc, &m->principal, action, m->sdkappid, 0,
-                                m->cut || m->run.gone || m->run.stopped ? "aborted" : "complete",
-                                d) == STORE_OK &&
-                  store_commit(svc->st) == STORE_OK;
+    m->audit_ok =
+        d != NULL && store_begin(svc->st) == STORE_OK &&
+        service_audit(svc, &m->principal, action, m->sdkappid, 0, job_state(m), d) == STORE_OK &&
+        store_commit(svc->st) == STORE_OK;
     if (!m->audit_ok)
         store_rollback(svc->st);
 }

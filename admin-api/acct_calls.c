@@ -315,7 +315,7 @@ void acct_dispatch(struct acct_chunk *c)
         progress(run);
         return;
     }
-    if (run->stopped || gateway_tim(run->svc->gateway) == NULL) {
+    if (gateway_tim(run->svc->gateway) == NULL) { /* stopped: nothing is sent any more */
         run->stopped = true;
         chunk_fail_pending(c, api_error_code(API_ERR_UNAVAILABLE), 0,
                            "the server is stopping: not sent to Tencent");
