@@ -396,19 +396,23 @@ test('webhooks: two processes deliver once, a failed audit verification, a destr
     await R.stop();
   });
 
-test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once; the URL path in no log', async () => {
+// A server of the test's own on a database of its own, with env: { db, srv, o } (o: the options
+// of an admin call to it).
+async function ownServer(name, env) {
   const db = createDatabase();
   databases.push(db);
-  const srv = await startServer('webhooks-big', {
-    dbUrl: db, masterKeyFile: masterKey(), env: {
-      USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '2s',
-      USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '400ms',
-      USERSIGD_WEBHOOK_MAX_ATTEMPTS: '3', USERSIGD_LOG_LEVEL: 'debug',
-    },
-  });
+  const srv = await startServer(name, { dbUrl: db, masterKeyFile: masterKey(), env });
   servers.push(srv);
   const token = await srv.adminToken();
-  const o = (extra = {}) => Object.assign({ base: srv.url, token }, extra);
+  return { db, srv, o: (extra = {}) => Object.assign({ base: srv.url, token }, extra) };
+}
+
+test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once; the URL path in no log', async () => {
+  const { srv, o } = await ownServer('webhooks-big', {
+    USERSIGD_WEBHOOK_ALLOW_INSECURE_URL: 'true', USERSIGD_WEBHOOK_TIMEOUT: '2s',
+    USERSIGD_WEBHOOK_RETRY_MIN: '200ms', USERSIGD_WEBHOOK_RETRY_MAX: '400ms',
+    USERSIGD_WEBHOOK_MAX_ATTEMPTS: '3', USERSIGD_LOG_LEVEL: 'debug',
+  });
   const ref = { secret: '' };
   const R = receiver(ref);
   await R.start();
@@ -440,17 +444,10 @@ test('webhooks: a 2xx with a body over the 64 KiB bound is delivered, once; the 
 });
 
 test('webhooks: no connection to an internal address without webhook_allow_insecure_url', async () => {
-  const db = createDatabase();
-  databases.push(db);
-  const srv = await startServer('webhooks-internal', {
-    dbUrl: db, masterKeyFile: masterKey(), env: {
-      USERSIGD_WEBHOOK_TIMEOUT: '2s', USERSIGD_WEBHOOK_RETRY_MIN: '200ms',
-      USERSIGD_WEBHOOK_RETRY_MAX: '400ms', USERSIGD_WEBHOOK_MAX_ATTEMPTS: '2',
-    },
+  const { db, o } = await ownServer('webhooks-internal', {
+    USERSIGD_WEBHOOK_TIMEOUT: '2s', USERSIGD_WEBHOOK_RETRY_MIN: '200ms',
+    USERSIGD_WEBHOOK_RETRY_MAX: '400ms', USERSIGD_WEBHOOK_MAX_ATTEMPTS: '2',
   });
-  servers.push(srv);
-  const token = await srv.adminToken();
-  const o = (extra = {}) => Object.assign({ base: srv.url, token }, extra);
   // A listener that counts the connections made to it (and closes them).
   let connections = 0;
   const listener = net.createServer((sock) => { connections++; sock.destroy(); });
