@@ -204,8 +204,12 @@ static void on_result(const struct tim_result *res, void *arg)
             chunk_later(c, wait);
             return;
         }
+        /* A 70050 hold (TIM_HELD) is not waited out: it ends the chunk with Tencent's code. */
         chunk_fail_pending(c, res->rc == TIM_OK ? "tencent_rate_limited" : api_error_code(err),
-                           res->rc == TIM_OK ? res->error_code : 0, msg);
+                           res->rc == TIM_OK     ? res->error_code
+                           : res->rc == TIM_HELD ? 70050
+                                                 : 0,
+                           msg);
         progress(run);
         return;
     }

@@ -202,6 +202,14 @@ enum api_error gateway_tim_error(const struct tim_result *res, char *msg, size_t
                  "in %lld ms",
                  (long long)res->retry_after_ms);
         return API_ERR_TENCENT_RATE_LIMITED;
+    case TIM_HELD:
+        snprintf(msg, cap,
+                 "Tencent answered 70050 for the app's administrator account (too many "
+                 "UserSigs it could not verify), so no call goes for it until the minute it "
+                 "asks for has passed: check that the app's active key is the one in Tencent's "
+                 "console, and retry in %lld ms",
+                 (long long)res->retry_after_ms);
+        return API_ERR_TENCENT_RATE_LIMITED;
     case TIM_TRANSPORT:
         if (res->transport == OUTBOUND_TIMEOUT) {
             snprintf(msg, cap, "Tencent's REST API did not answer in time: %s",

@@ -3,9 +3,12 @@
  * admin UserSig (cached per app, identifier and key version; one signing at a time per entry, the
  * calls that need it waiting on it), then goes out through outbound.c; a 60007/60011 answer is
  * tried again after an exponential backoff with jitter, through the bucket again, a bounded
- * number of times. Every result reaches its caller from an event, never from within tim_call().
+ * number of times; a 70050 answer (too many UserSigs Tencent could not verify) holds the admin
+ * account's calls for the minute Tencent asks. Every result reaches its caller from an event,
+ * never from within tim_call(). The admin UserSig cache is tim_sigs.c.
  */
 #include "tim.h"
+#include "tim_int.h"
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -13,99 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "log.h"
 
-#define RENEW_FRACTION 3  /* renew when less than 1/3 of a UserSig's life is left */
-#define STALE_MARGIN_S 60 /* a UserSig is used while this much of it is left (at most) */
-#define SHORT_EXPIRE_S 60 /* an admin UserSig valid less than this is logged, once per entry */
-#define INFO_MAX 256
-
-enum call_state { ST_QUEUED, ST_SIGNING, ST_IN_FLIGHT, ST_RETRY_WAIT, ST_FINISHING };
-
-struct sig_entry;
-
-struct tcall {
-    struct tim *t;
-    enum call_state state;
-    uint32_t sdkappid, key_version;
-    char identifier[TIM_MAX_IDENTIFIER + 1];
-    char service[TIM_MAX_NAME + 1], command[TIM_MAX_NAME + 1];
-    char *base_url;
-    char *body;
-    size_t body_len;
-    tim_done_fn done;
-    void *arg;
-    double started_ms;
-    int attempts;
-    struct event *ev; /* retry timer, then the finishing event */
-    struct tim_result result;
-    json_t *reply;
-    char *raw; /* the reply's bytes, with reply */
-    size_t raw_len;
-    char info[INFO_MAX];
-    struct tcall *qnext;       /* in its bucket's queue, or its entry's waiters */
-    struct tcall *prev, *next; /* every call of t */
-};
-
-struct bucket {
-    uint32_t sdkappid;
-    double rate, burst, tokens, last_ms;
-    int queued;
-    struct tcall *qhead, *qtail;
-    struct event *timer;
-    struct tim *t;
-    struct bucket *next;
-};
-
-struct sign_req; /* one signing in progress */
-
-struct sig_entry {
-    uint32_t sdkappid, key_version;
-    char identifier[TIM_MAX_IDENTIFIER + 1];
-    char *usersig; /* NULL until signed; wiped when replaced or freed */
-    int64_t issued_at, expire;
-    struct sign_req *signing;
-    struct tcall *waiters;
-    int warned_short; /* the short-validity warning was logged */
-    struct sig_entry *next;
-};
-
-struct sign_req {
-    struct tim *t; /* NULL once t is freed: the signer's late answer is dropped */
-    struct sig_entry *e;
-};
-
-struct tim {
-    struct event_base *base;
-    struct outbound *ob;
-    struct tim_options opt;
-    struct tcall *calls;
-    struct bucket *buckets;
-    struct sig_entry *sigs;
-    int n_sigs;
-    int closing;
-};
+#define CODE_VERIFY_HOLD 70050 /* Tencent: too many failed UserSigs, verify again in a minute */
 
 /* ceil() of a non-negative x, without libm. */
 static int64_t ceil_ms(double x)
 {
     int64_t i = (int64_t)x;
     return (double)i < x ? i + 1 : i;
-}
-
-static int64_t now_s(struct tim *t)
-{
-    return t->opt.clock != NULL ? t->opt.clock(t->opt.clock_arg) : (int64_t)time(NULL);
-}
-
-/* The life a UserSig of expire seconds must have left to be sent: STALE_MARGIN_S, or a quarter
- * of a shorter validity (an app whose admin_max_expire is under a minute still calls). */
-static int64_t use_margin(int64_t expire)
-{
-    return expire / 4 < STALE_MARGIN_S ? expire / 4 : STALE_MARGIN_S;
 }
 
 /* ---- calls: list, finishing ---------------------------------------------------------------- */
@@ -158,7 +79,7 @@ static void on_finish_event(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ends c with rc (its result's other fields set by the caller) from an event of its own. */
-static void finish(struct tcall *c, enum tim_rc rc, const char *msg)
+void tim_finish(struct tcall *c, enum tim_rc rc, const char *msg)
 {
     c->result.rc = rc;
     if (msg != NULL) {
@@ -192,7 +113,61 @@ static void bucket_refill(struct bucket *b)
     b->last_ms = now;
 }
 
-static void get_sig(struct tcall *c);
+/* The time left of identifier's hold in b, in ms (0: none); ended holds go. */
+static int64_t hold_left(struct bucket *b, const char *identifier)
+{
+    double now = ((double)clock_monotonic_ns() / 1e6);
+    int64_t left = 0;
+    for (struct hold **pp = &b->holds; *pp != NULL;) {
+        struct hold *h = *pp;
+        if (h->until_ms <= now) {
+            *pp = h->next;
+            free(h);
+            continue;
+        }
+        if (strcmp(h->identifier, identifier) == 0)
+            left = ceil_ms(h->until_ms - now);
+        pp = &h->next;
+    }
+    return left;
+}
+
+static void hold_start(struct bucket *b, const char *identifier, int64_t ms)
+{
+    double until = ((double)clock_monotonic_ns() / 1e6) + (double)ms;
+    struct hold *h = b->holds;
+    while (h != NULL && strcmp(h->identifier, identifier) != 0)
+        h = h->next;
+    if (h == NULL) {
+        h = calloc(1, sizeof *h);
+        if (h == NULL) {
+            log_error("tim: no memory to hold app %u's calls after Tencent's 70050", b->sdkappid);
+            return;
+        }
+        snprintf(h->identifier, sizeof h->identifier, "%s", identifier);
+        h->next = b->holds;
+        b->holds = h;
+    }
+    if (until > h->until_ms)
+        h->until_ms = until;
+}
+
+static void holds_free(struct bucket *b)
+{
+    while (b->holds != NULL) {
+        struct hold *h = b->holds;
+        b->holds = h->next;
+        free(h);
+    }
+}
+
+static void finish_held(struct tcall *c, int64_t left)
+{
+    c->result.retry_after_ms = left;
+    tim_finish(c, TIM_HELD,
+               "Tencent answered 70050 for the app's administrator account (too many UserSigs it "
+               "could not verify) and asks for a minute before the next");
+}
 
 static void bucket_arm(struct bucket *b)
 {
@@ -216,10 +191,36 @@ static void bucket_run(struct bucket *b)
             b->qtail = NULL;
         c->qnext = NULL;
         b->queued--;
+        int64_t held = hold_left(b, c->identifier);
+        if (held > 0) {
+            finish_held(c, held); /* no token spent on it */
+            continue;
+        }
         b->tokens -= 1.0;
-        get_sig(c);
+        tim_get_sig(c);
     }
     bucket_arm(b);
+}
+
+/* Tencent answered 70050 for identifier: its calls waiting for a token end now. */
+static void bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
+{
+    hold_start(b, identifier, ms);
+    struct tcall **pp = &b->qhead;
+    struct tcall *last = NULL;
+    while (*pp != NULL) {
+        struct tcall *c = *pp;
+        if (strcmp(c->identifier, identifier) != 0) {
+            last = c;
+            pp = &c->qnext;
+            continue;
+        }
+        *pp = c->qnext;
+        c->qnext = NULL;
+        b->queued--;
+        finish_held(c, ms);
+    }
+    b->qtail = last;
 }
 
 static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)
@@ -281,179 +282,6 @@ int tim_set_app_rate(struct tim *t, uint32_t sdkappid, double rate, double burst
     return 0;
 }
 
-/* ---- admin UserSigs ------------------------------------------------------------------------- */
-
-static void entry_wipe_sig(struct sig_entry *e)
-{
-    if (e->usersig != NULL) {
-        OPENSSL_cleanse(e->usersig, strlen(e->usersig));
-        free(e->usersig);
-        e->usersig = NULL;
-    }
-}
-
-static void entry_free(struct sig_entry *e)
-{
-    entry_wipe_sig(e);
-    free(e);
-}
-
-/* Room for one more entry: expired, idle entries go first, then the oldest idle one. */
-static void sigs_make_room(struct tim *t)
-{
-    int64_t now = now_s(t);
-    struct sig_entry **pp = &t->sigs;
-    while (*pp != NULL && t->n_sigs >= t->opt.max_cached_sigs) {
-        struct sig_entry *e = *pp;
-        if (e->signing == NULL && e->waiters == NULL &&
-            (e->usersig == NULL || now > e->issued_at + e->expire)) {
-            *pp = e->next;
-            entry_free(e);
-            t->n_sigs--;
-        } else {
-            pp = &e->next;
-        }
-    }
-    while (t->n_sigs >= t->opt.max_cached_sigs) {
-        struct sig_entry **oldest = NULL;
-        for (pp = &t->sigs; *pp != NULL; pp = &(*pp)->next)
-            if ((*pp)->signing == NULL && (*pp)->waiters == NULL &&
-                (oldest == NULL || (*pp)->issued_at < (*oldest)->issued_at))
-                oldest = pp;
-        if (oldest == NULL)
-            return; /* every entry busy: the cache grows past its bound for a while */
-        struct sig_entry *e = *oldest;
-        *oldest = e->next;
-        entry_free(e);
-        t->n_sigs--;
-    }
-}
-
-static struct sig_entry *entry_get(struct tim *t, const struct tcall *c)
-{
-    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
-        if (e->sdkappid == c->sdkappid && e->key_version == c->key_version &&
-            strcmp(e->identifier, c->identifier) == 0)
-            return e;
-    sigs_make_room(t);
-    struct sig_entry *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return NULL;
-    e->sdkappid = c->sdkappid;
-    e->key_version = c->key_version;
-    memcpy(e->identifier, c->identifier, sizeof e->identifier);
-    e->next = t->sigs;
-    t->sigs = e;
-    t->n_sigs++;
-    return e;
-}
-
-void tim_forget_app(struct tim *t, uint32_t sdkappid)
-{
-    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
-        if (e->sdkappid == sdkappid) {
-            entry_wipe_sig(e);
-            e->issued_at = e->expire = 0;
-        }
-}
-
-static void send_call(struct tcall *c, const char *usersig);
-
-static void on_signed(void *ctx, const char *usersig, int64_t issued_at, int64_t expire)
-{
-    struct sign_req *req = ctx;
-    struct tim *t = req->t;
-    struct sig_entry *e = req->e;
-    free(req);
-    if (t == NULL)
-        return; /* tim_free() came first */
-    e->signing = NULL;
-    int64_t now = now_s(t);
-    size_t len = usersig != NULL ? strnlen(usersig, TIM_MAX_USERSIG + 1) : 0;
-    if (usersig != NULL && len > 0 && len <= TIM_MAX_USERSIG && expire > 0 &&
-        now <= issued_at + expire) {
-        char *copy = malloc(len + 1);
-        if (copy != NULL) {
-            memcpy(copy, usersig, len + 1);
-            entry_wipe_sig(e);
-            e->usersig = copy;
-            e->issued_at = issued_at;
-            e->expire = expire;
-            if (expire < SHORT_EXPIRE_S && !e->warned_short) {
-                e->warned_short = 1;
-                log_warn("tim: app %u's admin UserSigs are valid %lld s (admin_max_expire): "
-                         "each is sent while %lld s of it are left, so a clock of this server "
-                         "behind Tencent's by more than that fails the calls",
-                         e->sdkappid, (long long)expire, (long long)use_margin(expire));
-            }
-        }
-    } else {
-        log_warn("tim: the signer gave no admin UserSig for app %u", e->sdkappid);
-    }
-    /* The new UserSig, or the old one while enough of it is left, or nothing. */
-    const char *use = NULL;
-    if (e->usersig != NULL && now + use_margin(e->expire) <= e->issued_at + e->expire)
-        use = e->usersig;
-    struct tcall *w = e->waiters;
-    e->waiters = NULL;
-    while (w != NULL) {
-        struct tcall *nx = w->qnext;
-        w->qnext = NULL;
-        if (use != NULL)
-            send_call(w, use);
-        else
-            finish(w, TIM_SIGN_FAILED, "no admin UserSig could be made for the app");
-        w = nx;
-    }
-}
-
-static void start_signing(struct tim *t, struct sig_entry *e)
-{
-    struct sign_req *req = calloc(1, sizeof *req);
-    if (req == NULL)
-        return; /* the waiters stay; on_signed never comes: they fail at tim_free at worst */
-    req->t = t;
-    req->e = e;
-    e->signing = req;
-    t->opt.sign(t->opt.sign_arg, e->sdkappid, e->identifier, e->key_version, t->opt.sig_expire,
-                on_signed, req);
-}
-
-/* c has its token: now its admin UserSig. */
-static void get_sig(struct tcall *c)
-{
-    struct tim *t = c->t;
-    struct sig_entry *e = entry_get(t, c);
-    if (e == NULL) {
-        finish(c, TIM_NO_MEMORY, "out of memory");
-        return;
-    }
-    int64_t now = now_s(t);
-    int fresh = e->usersig != NULL && now < e->issued_at + e->expire - e->expire / RENEW_FRACTION;
-    int usable = e->usersig != NULL && now + use_margin(e->expire) <= e->issued_at + e->expire;
-    if (fresh || (usable && e->signing != NULL)) {
-        send_call(c, e->usersig);
-        return;
-    }
-    if (usable) {
-        /* Renew in the background; this call goes with the one still valid. */
-        send_call(c, e->usersig);
-        start_signing(t, e);
-        return;
-    }
-    c->state = ST_SIGNING;
-    c->qnext = e->waiters;
-    e->waiters = c;
-    if (e->signing == NULL) {
-        start_signing(t, e);
-        if (e->signing == NULL && e->waiters == c) {
-            e->waiters = c->qnext;
-            c->qnext = NULL;
-            finish(c, TIM_NO_MEMORY, "out of memory");
-        }
-    }
-}
-
 /* ---- sending, replies, retries -------------------------------------------------------------- */
 
 static void on_reply(const struct outbound_result *r, void *arg);
@@ -465,18 +293,24 @@ static uint32_t random_u32(int *ok)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-static void send_call(struct tcall *c, const char *usersig)
+void tim_send(struct tcall *c, const char *usersig)
 {
+    struct bucket *b = bucket_get(c->t, c->sdkappid);
+    int64_t held = b != NULL ? hold_left(b, c->identifier) : 0;
+    if (held > 0) { /* held while it waited for its UserSig */
+        finish_held(c, held);
+        return;
+    }
     int ok;
     uint32_t rnd = random_u32(&ok);
     if (!ok) {
-        finish(c, TIM_NO_MEMORY, "the random number generator failed");
+        tim_finish(c, TIM_NO_MEMORY, "the random number generator failed");
         return;
     }
     char url[TIM_MAX_URL];
     if (tim_build_url(c->base_url, c->t->opt.outbound.allow_insecure, c->service, c->command,
                       c->sdkappid, c->identifier, usersig, rnd, url, sizeof url) != 0) {
-        finish(c, TIM_INVALID, "the request URL could not be built");
+        tim_finish(c, TIM_INVALID, "the request URL could not be built");
         return;
     }
     c->state = ST_IN_FLIGHT;
@@ -484,7 +318,7 @@ static void send_call(struct tcall *c, const char *usersig)
     OPENSSL_cleanse(url, sizeof url);
     if (rc != OUTBOUND_OK) {
         c->result.transport = rc;
-        finish(c, TIM_TRANSPORT, outbound_rc_name(rc));
+        tim_finish(c, TIM_TRANSPORT, outbound_rc_name(rc));
     }
 }
 
@@ -514,7 +348,7 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     memset(&c->result, 0, sizeof c->result);
     struct bucket *b = bucket_get(c->t, c->sdkappid);
     if (b == NULL) {
-        finish(c, TIM_NO_MEMORY, "out of memory");
+        tim_finish(c, TIM_NO_MEMORY, "out of memory");
         return;
     }
     /* A retry was accepted already: it waits its turn whatever the queue's bounds. */
@@ -530,13 +364,13 @@ static void on_reply(const struct outbound_result *r, void *arg)
     c->result.http_status = r->status;
     if (r->rc != OUTBOUND_OK) {
         c->result.transport = r->rc;
-        finish(c, r->rc == OUTBOUND_CANCELLED ? TIM_CANCELLED : TIM_TRANSPORT, r->error);
+        tim_finish(c, r->rc == OUTBOUND_CANCELLED ? TIM_CANCELLED : TIM_TRANSPORT, r->error);
         return;
     }
     if (r->status != 200) {
         char msg[64];
         snprintf(msg, sizeof msg, "Tencent answered HTTP %ld", r->status);
-        finish(c, TIM_BAD_REPLY, msg);
+        tim_finish(c, TIM_BAD_REPLY, msg);
         return;
     }
     int action_ok;
@@ -544,14 +378,14 @@ static void on_reply(const struct outbound_result *r, void *arg)
     const char *info;
     json_t *reply;
     if (tim_parse_reply(r->body, r->body_len, &reply, &action_ok, &code, &info) != 0) {
-        finish(c, TIM_BAD_REPLY, "the reply is not Tencent's JSON (ActionStatus, ErrorCode)");
+        tim_finish(c, TIM_BAD_REPLY, "the reply is not Tencent's JSON (ActionStatus, ErrorCode)");
         return;
     }
     c->reply = reply;
     free(c->raw);
     c->raw = malloc(r->body_len + 1);
     if (c->raw == NULL) {
-        finish(c, TIM_NO_MEMORY, "out of memory");
+        tim_finish(c, TIM_NO_MEMORY, "out of memory");
         return;
     }
     memcpy(c->raw, r->body, r->body_len);
@@ -583,17 +417,21 @@ static void on_reply(const struct outbound_result *r, void *arg)
                 return;
             }
         }
+    } else if (!action_ok && code == CODE_VERIFY_HOLD) {
+        /* Tencent holds the account for a minute: what waits for it fails now, and nothing is
+         * sent for it meanwhile (each call would only meet the hold again). */
+        c->result.retry_after_ms = t->opt.hold_ms;
+        struct bucket *b = bucket_get(t, c->sdkappid);
+        if (b != NULL)
+            bucket_hold(b, c->identifier, t->opt.hold_ms);
+        log_warn("tim: app %u: Tencent answered 70050 for its administrator account (too many "
+                 "UserSigs it could not verify): no call for it in the next %lld ms",
+                 c->sdkappid, (long long)t->opt.hold_ms);
     } else if (!action_ok && (code == 70001 || code == 70003 || code == 70009)) {
-        /* Tencent refused our admin UserSig: the next call signs a new one. */
-        for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
-            if (e->sdkappid == c->sdkappid && e->key_version == c->key_version &&
-                strcmp(e->identifier, c->identifier) == 0 && e->signing == NULL) {
-                entry_wipe_sig(e);
-                e->issued_at = e->expire = 0;
-            }
+        tim_sigs_drop(t, c); /* Tencent refused our admin UserSig: the next call signs anew */
     }
     c->result.error_info = info;
-    finish(c, TIM_OK, NULL);
+    tim_finish(c, TIM_OK, NULL);
 }
 
 /* ---- the client ----------------------------------------------------------------------------- */
@@ -633,6 +471,8 @@ struct tim *tim_new(struct event_base *base, const struct tim_options *opt, char
         o->backoff_max_ms = o->backoff_base_ms;
     if (o->max_cached_sigs <= 0)
         o->max_cached_sigs = 1024;
+    if (o->hold_ms <= 0)
+        o->hold_ms = 60000;
     t->ob = outbound_new(base, &opt->outbound, err, errlen);
     if (t->ob == NULL) {
         free(t);
@@ -671,15 +511,7 @@ void tim_cancel(struct tim *t, void *arg)
                     }
             }
         } else if (c->state == ST_SIGNING) {
-            for (struct sig_entry *e = t->sigs; e != NULL; e = e->next) {
-                struct tcall **pp = &e->waiters;
-                while (*pp != NULL && *pp != c)
-                    pp = &(*pp)->qnext;
-                if (*pp == c) {
-                    *pp = c->qnext;
-                    break;
-                }
-            }
+            tim_sigs_unwait(t, c);
         }
         /* Queued, signing, waiting to retry or finishing: gone now (its event with it). */
         call_unlink(c);
@@ -700,11 +532,7 @@ void tim_free(struct tim *t)
         b->qhead = b->qtail = NULL;
         b->queued = 0;
     }
-    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next) {
-        e->waiters = NULL;
-        if (e->signing != NULL)
-            e->signing->t = NULL;
-    }
+    tim_sigs_detach(t);
     while (t->calls != NULL) {
         struct tcall *c = t->calls;
         if (c->state != ST_FINISHING) {
@@ -718,13 +546,10 @@ void tim_free(struct tim *t)
         struct bucket *b = t->buckets;
         t->buckets = b->next;
         event_free(b->timer);
+        holds_free(b);
         free(b);
     }
-    while (t->sigs != NULL) {
-        struct sig_entry *e = t->sigs;
-        t->sigs = e->next;
-        entry_free(e);
-    }
+    tim_sigs_free(t);
     free(t);
 }
 
@@ -743,6 +568,12 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
     struct bucket *b = bucket_get(t, p->sdkappid);
     if (b == NULL)
         return TIM_NO_MEMORY;
+    int64_t held = hold_left(b, p->identifier);
+    if (held > 0) {
+        if (retry_after_ms != NULL)
+            *retry_after_ms = held;
+        return TIM_HELD;
+    }
     bucket_refill(b);
     int now = b->qhead == NULL && b->tokens >= 1.0;
     if (!now) {
@@ -782,7 +613,7 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
     t->calls = c;
     if (now) {
         b->tokens -= 1.0;
-        get_sig(c);
+        tim_get_sig(c);
     } else {
         bucket_push(b, c);
         bucket_arm(b);

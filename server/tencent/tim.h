@@ -37,6 +37,9 @@ enum tim_rc {
     TIM_INVALID,      /* a bad servicename, command, identifier or base URL */
     TIM_NO_MEMORY,
     TIM_CANCELLED, /* tim_free() while the call was waiting or in flight */
+    TIM_HELD,      /* refused here, before any call: Tencent answered 70050 for the app's admin
+                    * account (too many UserSigs it could not verify) and asks for a pause:
+                    * retry_after_ms says when it ends */
 };
 
 /* The signer's answer, through the done callback it was given: usersig (NUL-terminated, at most
@@ -68,6 +71,7 @@ struct tim_options {
     int64_t backoff_base_ms; /* first retry after [base/2, base], doubling; 0: 250 */
     int64_t backoff_max_ms;  /* cap of one backoff; 0: 4000 */
     int max_cached_sigs;     /* admin UserSigs kept; 0: 1024 */
+    int64_t hold_ms;         /* no call of an admin account after Tencent's 70050; 0: 60000 */
 };
 
 struct tim_call {
@@ -91,7 +95,8 @@ struct tim_result {
     size_t body_len;
     long http_status;           /* 0 without a reply */
     enum outbound_rc transport; /* TIM_TRANSPORT: the class of the failure */
-    int64_t retry_after_ms;     /* TIM_RATE_LIMITED (and a final 60007/60011): when to retry */
+    int64_t retry_after_ms;     /* TIM_RATE_LIMITED, TIM_HELD (and a final 60007/60011, a
+                                 * 70050): when to retry */
     int attempts;               /* calls made to Tencent (retries included) */
     double duration_ms;         /* from tim_call() to this result */
 };
@@ -108,7 +113,8 @@ struct tim *tim_new(struct event_base *base, const struct tim_options *opt, char
 void tim_free(struct tim *t);
 
 /* Starts a call. TIM_OK: done(arg) will be called once. TIM_RATE_LIMITED (the app's queue is full
- * or its wait would pass max_wait_ms; *retry_after_ms set when not NULL), TIM_INVALID,
+ * or its wait would pass max_wait_ms; *retry_after_ms set when not NULL), TIM_HELD (the admin
+ * account is held after a 70050; *retry_after_ms: until when), TIM_INVALID,
  * TIM_NO_MEMORY, TIM_CANCELLED (tim_free() is under way: a done callback calling again):
  * nothing was started and done is never called. */
 enum tim_rc tim_call(struct tim *t, const struct tim_call *c, tim_done_fn done, void *arg,

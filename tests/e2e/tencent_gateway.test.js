@@ -3,7 +3,8 @@
 // back byte for byte with X-Request-Id (and the account really imported in the stand-in), a
 // rest_caller inside and outside its rest_allow (403 rest_not_allowed), roles without the
 // permission (403 forbidden), an app without a gateway identifier (409), the app's rate limit
-// (429 with Retry-After), a wrong key on the app (Tencent's 70009 passed through unchanged),
+// (429 with Retry-After), a wrong key on the app (Tencent's 70009 passed through unchanged;
+// repeated, Tencent's 70050, after which nothing is sent for a minute: 429 with Retry-After),
 // Tencent answering HTTP 500 (502 tencent_bad_reply), a slow Tencent (504 tencent_timeout), an
 // unreachable one (502 tencent_unreachable), a client that goes away (audited client_gone); the
 // audit events of every call, and no UserSig anywhere in the audit log.
@@ -31,6 +32,7 @@ let slow; // one with tencent_rate 1 and tencent_timeout 1s
 const good = { sdkappid: newAppId(), secret: newSecret() };
 const wrongKey = { sdkappid: newAppId(), secret: newSecret() };
 const noGateway = { sdkappid: newAppId(), secret: newSecret() };
+const held = { sdkappid: newAppId(), secret: newSecret() }; // a wrong key, held after 70050
 
 function standinRequest(method, p, body) {
   return standinCall(standinPort, ca, method, p, body);
@@ -70,6 +72,7 @@ before(async () => {
     [good.sdkappid]: { key: good.secret, admins: ['administrator', 'ops'] },
     [wrongKey.sdkappid]: { key: newSecret(), admins: ['administrator'] },
     [noGateway.sdkappid]: { key: noGateway.secret, admins: ['administrator'] },
+    [held.sdkappid]: { key: newSecret(), admins: ['administrator'] },
   } };
   ({ proc: standin, port: standinPort } = await startStandin(config, work, 0));
   const env = { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
@@ -81,6 +84,7 @@ before(async () => {
   servers.push(slow);
   await setupApp(good, own.url);
   await setupApp(wrongKey, own.url);
+  await setupApp(held, own.url);
   await createApp(noGateway.sdkappid);
   await addKey(noGateway.sdkappid, noGateway.secret);
 });
@@ -182,6 +186,38 @@ describe('the REST gateway', () => {
     assert.equal(ev.details.action_status, 'FAIL');
     assert.equal(ev.details.error_code, 70009);
   });
+
+  test('Tencent\'s 70050 after repeated failures: passed through, then 429 and nothing sent',
+    async () => {
+      const check = { CheckItem: [{ UserID: 'a' }] };
+      const sent = async () => (await standinRequest('GET',
+        `/__standin/counters?sdkappid=${held.sdkappid}`))[held.sdkappid][
+        'im_open_login_svc/account_check'].calls;
+      await standinRequest('POST', '/__standin/config', { verify_fail_limit: 2 });
+      try {
+        for (let i = 0; i < 2; i++) {
+          const r = await call(held.sdkappid, 'im_open_login_svc/account_check', check);
+          expectStatus(r, 200);
+          assert.equal(r.json.ErrorCode, 70009, r.text);
+        }
+        const hit = await call(held.sdkappid, 'im_open_login_svc/account_check', check);
+        expectStatus(hit, 200);
+        assert.equal(hit.json.ErrorCode, 70050, hit.text);
+        assert.equal(await sent(), 3);
+        const res = await call(held.sdkappid, 'im_open_login_svc/account_check', check);
+        expectError(res, 429, 'tencent_rate_limited', ['70050', 'active key']);
+        const after = Number(res.headers.get('retry-after'));
+        assert.ok(after >= 55 && after <= 60, `Retry-After ${after}`);
+        assert.equal(await sent(), 3, 'the held call never reached Tencent');
+        const ev = await gatewayEvents(held.sdkappid);
+        assert.equal(ev.length, 4, JSON.stringify(ev.map((e) => e.outcome)));
+        assert.equal(ev.filter((e) => e.outcome === 'fail').length, 3);
+        assert.equal(ev.filter((e) => e.details.error_code === 70050).length, 1);
+        assert.equal(ev.filter((e) => e.outcome === 'tencent_rate_limited').length, 1);
+      } finally {
+        await standinRequest('POST', '/__standin/config', { verify_fail_limit: 10 });
+      }
+    });
 
   test('Tencent answering HTTP 500: 502 tencent_bad_reply', async () => {
     await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,

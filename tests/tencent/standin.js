@@ -15,18 +15,25 @@
 // Config: {"apps": {"<sdkappid>": {"key": "<the app's secret>", "admins": ["administrator"]}},
 //          "limits": {"im_open_login_svc/account_import": 200, ...},  (calls/s; 0 or null: off)
 //          "app_limit": null,                    (calls/s of one app over every command: 60011)
-//          "now": null}                           (fixed Unix seconds for expiry checks; tests)
+//          "now": null,                           (fixed Unix seconds for expiry checks; tests)
+//          "verify_fail_limit": 10,               (failed admin UserSigs of one app and
+//          "verify_hold_ms": 60000}                identifier in 60 s before 70050, and its hold)
 // The limits default to Tencent's documented ones (200/s account_import, 100/s the others).
+// Tencent documents 70050 ("UserSig verification failed and the request frequency exceeded:
+// check the UserSig and verify again after 1 minute") but not how many failures it takes: that
+// is the stand-in's own choice, 10 a minute per app and identifier unless set. While held, every
+// call of that identifier gets 70050 before its UserSig is looked at, a good one included.
 //
 // Test-only endpoints (no authentication: this is a test double):
 //   GET  /__standin/accounts?sdkappid=N   {"accounts":[{"UserID","Nick","FaceUrl"}]}, sorted
 //   GET  /__standin/counters[?sdkappid=N] {"<sdkappid>":{"<svc>/<cmd>":{"calls","limited","ok"}}}
-//   POST /__standin/config                {"limits":{...},"app_limit":N,"now":N} merged in
+//   POST /__standin/config                {"limits":{...},"app_limit":N,"now":N,
+//                                          "verify_fail_limit":N,"verify_hold_ms":N} merged in
 //   POST /__standin/inject                {"sdkappid","command":"svc/cmd","replies":[{...}]}
 //        the next calls of that command (after the URL and UserSig checks) get these replies,
 //        one each, in order; a reply may carry "delay_ms", "pad_bytes" (a "Pad" string of that
 //        many bytes) and "http_status" besides the body's fields.
-//   POST /__standin/reset                 forgets accounts, counters and injected replies
+//   POST /__standin/reset                 forgets accounts, counters, injected replies and holds
 // Query knobs on any REST call (tests): __delay=<ms> delays the reply, __pad=<bytes> pads it.
 'use strict';
 
@@ -68,6 +75,8 @@ const E = {
   SIG_IDENTIFIER: [70013, 'the UserID in the request does not match the UserID in the UserSig'],
   SIG_SDKAPPID: [70014, 'the SDKAppID in the request does not match the SDKAppID in the UserSig'],
   NO_APP: [70020, 'SDKAppID does not exist, UserSig verification failed'],
+  VERIFY_HOLD: [70050, 'UserSig verification failed and the request frequency exceeded the ' +
+    'limit: check the UserSig and verify again after 1 minute'],
   PARAM: [70402, 'invalid parameter, please check the required fields and their format'],
 };
 const NOT_EXIST = [70107, 'Err_TLS_PT_Open_Login_Account_Not_Exist'];
@@ -112,6 +121,9 @@ class Standin {
     this.counters = new Map(); // sdkappid -> Map(cmd -> {calls, limited, ok})
     this.windows = new Map(); // `${sdkappid} ${cmd}` -> [timestamps ms] of the last second
     this.injected = new Map(); // `${sdkappid} ${cmd}` -> [replies]
+    this.verifyFailLimit = 10;
+    this.verifyHoldMs = 60000;
+    this.sigFails = new Map(); // `${sdkappid} ${identifier}` -> {fails: [ms], heldUntil: ms}
     this.configure(config);
   }
 
@@ -144,6 +156,30 @@ class Standin {
     if (c.now !== undefined) {
       if (c.now !== null && !Number.isInteger(c.now)) throw new Error('now');
       this.now = c.now;
+    }
+    for (const [k, field] of [['verify_fail_limit', 'verifyFailLimit'],
+      ['verify_hold_ms', 'verifyHoldMs']]) {
+      if (c[k] === undefined) continue;
+      if (!(Number.isInteger(c[k]) && c[k] > 0)) throw new Error(k);
+      this[field] = c[k];
+    }
+  }
+
+  // The 70050 hold of (sdkappid, identifier): true while it lasts.
+  held(key, nowMs) {
+    const f = this.sigFails.get(key);
+    return f !== undefined && nowMs < f.heldUntil;
+  }
+
+  // One failed admin UserSig of (sdkappid, identifier); the limit reached starts the hold.
+  sigFailed(key, nowMs) {
+    let f = this.sigFails.get(key);
+    if (!f) this.sigFails.set(key, (f = { fails: [], heldUntil: 0 }));
+    while (f.fails.length > 0 && f.fails[0] <= nowMs - 60000) f.fails.shift();
+    f.fails.push(nowMs);
+    if (f.fails.length >= this.verifyFailLimit) {
+      f.heldUntil = nowMs + this.verifyHoldMs;
+      f.fails = [];
     }
   }
 
@@ -360,8 +396,13 @@ function handleRest(s, method, url, raw) {
   const app = s.apps.get(sdkappid);
   if (!app) return reply(fail(E.NO_APP));
   const nowSec = s.now !== null ? s.now : Math.floor(nowMs / 1000);
+  const who = `${sdkappid} ${identifier}`;
+  if (s.held(who, nowMs)) return reply(fail(E.VERIFY_HOLD));
   const sigErr = verifyUserSig(usersig, sdkappid, identifier, app.key, nowSec);
-  if (sigErr) return reply(fail(sigErr));
+  if (sigErr) {
+    s.sigFailed(who, nowMs);
+    return reply(fail(sigErr));
+  }
   if (!app.admins.has(identifier)) return reply(fail(E.ADMIN));
   if (!COMMANDS[cmd]) return reply(fail(E.RESOURCE));
   const inj = s.injected.get(`${sdkappid} ${cmd}`);
@@ -409,7 +450,8 @@ function handleTest(s, method, url, raw) {
     }
     case 'POST /__standin/config':
       s.configure(json());
-      return { status: 200, body: { limits: s.limits, app_limit: s.appLimit, now: s.now } };
+      return { status: 200, body: { limits: s.limits, app_limit: s.appLimit, now: s.now,
+        verify_fail_limit: s.verifyFailLimit, verify_hold_ms: s.verifyHoldMs } };
     case 'POST /__standin/inject': {
       const b = json();
       if (typeof b.command !== 'string' || !Array.isArray(b.replies)) throw new Error('inject');
@@ -422,6 +464,7 @@ function handleTest(s, method, url, raw) {
       s.counters.clear();
       s.windows.clear();
       s.injected.clear();
+      s.sigFails.clear();
       return { status: 200, body: {} };
     default:
       return { status: 404, body: { error: 'no such test endpoint' } };

@@ -1,7 +1,7 @@
 // The Tencent REST stand-in (standin.js) itself, over HTTPS with a CA from make_ca.sh, with
 // UserSigs made by Tencent's official Node library (tls-sig-api-v2, pinned in tests/node): a good
 // admin UserSig is taken; another app's key, an expired one, another identifier and a non-admin are
-// refused with Tencent's codes at HTTP 200; the URL parameters are checked; the 100-item limit; the
+// refused with Tencent's codes at HTTP 200, and too many failures held (70050); the URL parameters are checked; the 100-item limit; the
 // four account commands agree with each other and with /__standin/accounts; the per-second limit
 // answers 60007 and is counted, and can be changed or switched off.
 // Usage: node --test tests/tencent/standin.test.js
@@ -129,6 +129,28 @@ describe('the admin UserSig', () => {
     assertFail(await rest('account_check', { CheckItem: [{ UserID: 'x' }] },
       { identifier: 'alice', usersig: sig('alice') }), 60010);
   });
+
+  test('failed UserSigs past the limit: 70050 for the identifier, a good one too, until the hold ends',
+    async () => {
+      await request('POST', '/__standin/config', { verify_fail_limit: 3, verify_hold_ms: 400 });
+      try {
+        const bad = sig('ops', { key: OTHER_KEY });
+        for (let i = 0; i < 3; i++) {
+          assertFail(await rest('account_check', { CheckItem: [{ UserID: 'x' }] },
+            { identifier: 'ops', usersig: bad }), 70009);
+        }
+        const good = { identifier: 'ops', usersig: sig('ops') };
+        assertFail(await rest('account_check', { CheckItem: [{ UserID: 'x' }] }, good), 70050);
+        // Another identifier of the same app is not held.
+        const other = await rest('account_check', { CheckItem: [{ UserID: 'x' }] });
+        assert.equal(other.json.ErrorCode, 0, JSON.stringify(other.json));
+        await new Promise((r) => setTimeout(r, 450));
+        const r = await rest('account_check', { CheckItem: [{ UserID: 'x' }] }, good);
+        assert.equal(r.json.ErrorCode, 0, JSON.stringify(r.json));
+      } finally {
+        await request('POST', '/__standin/config', { verify_fail_limit: 10, verify_hold_ms: 60000 });
+      }
+    });
 
   test('garbage, empty, or an unknown app', async () => {
     assertFail(await rest('account_check', {}, { usersig: 'eJyrVg' }), 70003);

@@ -4,8 +4,9 @@
  * to its bound, the rate limiter's queue and its refusal with a retry time, admin UserSig caching
  * and renewal (an injected clock), short-lived admin UserSigs, cancelled calls (never reported,
  * never retried), calls started from a done callback while the client is freed, the stand-in's
- * own limit ridden out, no URL query nor UserSig in the log. outbound alone is test_outbound.c;
- * the pieces that need no server (settings, URLs, replies) are test_tim_pieces.c.
+ * own limit ridden out, Tencent's 70050 holding the admin account (nothing sent for it until the
+ * hold ends, another account not held), no URL query nor UserSig in the log. outbound alone is
+ * test_outbound.c; the pieces that need no server (settings, URLs, replies) are test_tim_pieces.c.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ static void tim_done(const struct tim_result *r, void *arg)
 static int make_attempts = 3;
 static int64_t make_backoff_ms = 60;
 static int64_t make_sig_expire = 300;
+static int64_t make_hold_ms = 0;
 
 static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t max_wait_ms)
 {
@@ -110,6 +112,7 @@ static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t
     o.max_attempts = make_attempts;
     o.backoff_base_ms = make_backoff_ms;
     o.backoff_max_ms = 8 * make_backoff_ms;
+    o.hold_ms = make_hold_ms;
     char err[256];
     struct tim *t = tim_new(base, &o, err, sizeof err);
     CHECK(t != NULL, "tim_new: %s", err);
@@ -474,6 +477,74 @@ static void test_standin_limit(void)
     tim_free(t);
 }
 
+/* Admin UserSigs the stand-in cannot verify (APP2 holds KEY2, the signer signs with KEY1),
+ * past the stand-in's limit (2 here, held 600 ms): Tencent's 70050. The call that met it gets it
+ * with retry_after_ms the hold (800 ms here); the account's queued call ends TIM_HELD without
+ * being sent, a new one is refused TIM_HELD, another account of the app is not held; once the
+ * key matches and the hold is over, calls go through again. */
+static void test_verify_hold(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct outbound *ob = ob_make(ca_file, 5000, 0);
+    struct ob_wait cw;
+    ob_post(ob, "/__standin/reset", "{}", &cw);
+    ob_post(ob, "/__standin/config", "{\"verify_fail_limit\":2,\"verify_hold_ms\":600}", &cw);
+    CHECK(cw.rc == OUTBOUND_OK && cw.status == 200, "hold set: %s", cw.body);
+    make_hold_ms = 800;
+    struct tim *t = tim_make(&s, 2, 1, 2000);
+    make_hold_ms = 0;
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    struct tim_wait a, b, c;
+    for (int i = 0; i < 2; i++) {
+        if (i > 0)
+            usleep(550 * 1000); /* a token back (2 a second) */
+        call_wait(t, APP2, "administrator", "account_check", body, &a);
+        CHECK(a.r.rc == TIM_OK && a.r.error_code == 70009, "failure %d: 70009 (%d %lld)", i, a.r.rc,
+              a.r.error_code);
+    }
+    usleep(550 * 1000);
+    CHECK(call(t, APP2, "administrator", "account_check", body, &a, NULL) == TIM_OK, "a sent");
+    CHECK(call(t, APP2, "administrator", "account_check", body, &b, NULL) == TIM_OK, "b queued");
+    CHECK(call(t, APP2, "ops", "account_check", body, &c, NULL) == TIM_OK, "c queued");
+    run_until(&a.done);
+    CHECK(a.r.rc == TIM_OK && !a.r.action_ok && a.r.error_code == 70050 &&
+              a.r.retry_after_ms == 800,
+          "a: Tencent's 70050 with the hold (%d %lld, retry %lld)", a.r.rc, a.r.error_code,
+          (long long)a.r.retry_after_ms);
+    run_until(&b.done);
+    CHECK(b.r.rc == TIM_HELD && b.r.attempts == 0 && b.r.retry_after_ms > 0 &&
+              b.r.retry_after_ms <= 800 && strstr(b.info, "70050") != NULL,
+          "b held, never sent (%d, %d attempts, retry %lld, %s)", b.r.rc, b.r.attempts,
+          (long long)b.r.retry_after_ms, b.info);
+    struct tim_wait d;
+    int64_t retry = 0;
+    CHECK(call(t, APP2, "administrator", "account_check", body, &d, &retry) == TIM_HELD &&
+              retry > 0 && retry <= 800,
+          "a new call refused while held, retry in %lld ms", (long long)retry);
+    run_until(&c.done);
+    CHECK(c.r.rc == TIM_OK && c.r.attempts == 1 && c.r.error_code == 70009,
+          "another account of the app not held: sent, 70009 (%d %lld)", c.r.rc, c.r.error_code);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "{\"apps\":{\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\"]}}}",
+             APP2, KEY1);
+    ob_post(ob, "/__standin/config", cfg, &cw);
+    CHECK(cw.rc == OUTBOUND_OK && cw.status == 200, "key fixed: %s", cw.body);
+    usleep(850 * 1000);
+    call_wait(t, APP2, "administrator", "account_check", body, &a);
+    CHECK(a.r.rc == TIM_OK && a.r.action_ok, "after the hold, with the right key: OK (%d %lld %s)",
+          a.r.rc, a.r.error_code, a.info);
+    CHECK(!d.done, "the refused call never completes");
+    snprintf(cfg, sizeof cfg,
+             "{\"apps\":{\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\"]}},"
+             "\"verify_fail_limit\":10,\"verify_hold_ms\":60000}",
+             APP2, KEY2);
+    ob_post(ob, "/__standin/config", cfg, &cw);
+    ob_post(ob, "/__standin/reset", "{}", &cw);
+    outbound_free(ob);
+    tim_free(t);
+}
+
 int main(void)
 {
     if (fixture_begin() != 0)
@@ -485,5 +556,6 @@ int main(void)
     test_free_reentry();
     test_short_expire();
     test_standin_limit();
+    test_verify_hold();
     return fixture_end("tencent");
 }
