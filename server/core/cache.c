@@ -41,6 +41,9 @@ struct scan_box {
 
 struct cache {
     pthread_mutex_t mu;
+    pthread_mutex_t evict_mu; /* held while evict_fn runs, and to change it */
+    cache_evict_fn evict_fn;
+    void *evict_arg;
     struct cache_scan *scan; /* the table's reference, or NULL */
     uint64_t epoch;          /* bumped by every eviction */
     bool listening;
@@ -196,6 +199,13 @@ struct cache *cache_new(void)
         free(c);
         return NULL;
     }
+    if (pthread_mutex_init(&c->evict_mu, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        free(c->apps);
+        free(c->tokens);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -235,6 +245,7 @@ void cache_free(struct cache *c)
         return;
     flush_locked(c);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->evict_mu);
     free(c->apps);
     free(c->tokens);
     free(c);
@@ -442,6 +453,22 @@ bool cache_scan_allowed(struct cache *c, int64_t id, int64_t now_us, unsigned pe
 
 /* ---- invalidation -------------------------------------------------------------------------- */
 
+void cache_on_evict(struct cache *c, cache_evict_fn fn, void *arg)
+{
+    pthread_mutex_lock(&c->evict_mu);
+    c->evict_fn = fn;
+    c->evict_arg = arg;
+    pthread_mutex_unlock(&c->evict_mu);
+}
+
+static void tell_evicted(struct cache *c, uint32_t sdkappid, bool all)
+{
+    pthread_mutex_lock(&c->evict_mu);
+    if (c->evict_fn != NULL)
+        c->evict_fn(c->evict_arg, sdkappid, all);
+    pthread_mutex_unlock(&c->evict_mu);
+}
+
 void cache_forget_app(struct cache *c, uint32_t sdkappid)
 {
     pthread_mutex_lock(&c->mu);
@@ -455,6 +482,7 @@ void cache_forget_app(struct cache *c, uint32_t sdkappid)
         cache_app_release(old->a);
         free(old);
     }
+    tell_evicted(c, sdkappid, false);
 }
 
 void cache_forget_token(struct cache *c, int64_t id)
@@ -483,6 +511,7 @@ void cache_forget_all(struct cache *c)
     pthread_mutex_lock(&c->mu);
     flush_locked(c);
     pthread_mutex_unlock(&c->mu);
+    tell_evicted(c, 0, true);
 }
 
 void cache_set_listening(struct cache *c, bool on)
@@ -491,6 +520,7 @@ void cache_set_listening(struct cache *c, bool on)
     flush_locked(c);
     c->listening = on;
     pthread_mutex_unlock(&c->mu);
+    tell_evicted(c, 0, true);
 }
 
 /* Parses the decimal after prefix in payload; false unless it is all digits, in range. */

@@ -142,6 +142,13 @@ void cache_set_listening(struct cache *c, bool on);
 /* Applies a notification payload ("app:ID", "token:ID", anything else: forget all). */
 void cache_notify(struct cache *c, const char *payload);
 
+/* Told of each app eviction (all: every app, a flush), on the thread that evicted (the
+ * listener's, a database thread's, the loop's) and outside the table's lock: what keeps state
+ * derived from an app (the gateway's admin UserSigs) drops it. fn must not call the cache. */
+typedef void (*cache_evict_fn)(void *arg, uint32_t sdkappid, bool all);
+/* Sets the one fn (NULL: none). Once it returns, no call of the previous fn is running. */
+void cache_on_evict(struct cache *c, cache_evict_fn fn, void *arg);
+
 void cache_count_stale_group(struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *out);
 

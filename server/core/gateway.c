@@ -6,6 +6,7 @@
 #include "gateway.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,18 @@
 
 #define GATEWAY_AUDIT_BATCH 32 /* audit events of calls ended together, one transaction */
 #define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
+#define FORGET_MAX 16          /* apps to forget between two turns of the loop; more: all */
 
 struct gateway {
     struct event_base *base;
     struct service *svc; /* the loop's */
     struct tim *tim;
+    /* Apps the cache evicted (any thread), whose admin UserSigs the loop drops (on_forget). */
+    pthread_mutex_t forget_mu;
+    struct event *forget_ev;
+    uint32_t forget[FORGET_MAX];
+    int n_forget;
+    bool forget_all;
 };
 
 /* ---- the signer: admin UserSigs through the core ------------------------------------------ */
@@ -84,6 +92,47 @@ static void gw_sign(void *arg, uint32_t sdkappid, const char *identifier, uint32
     sign_submit(g->svc, &s->req);
 }
 
+/* ---- the admin UserSigs of a changed app ---------------------------------------------------- */
+
+/* The cache evicted an app (its keys or settings changed, here or in another process), on any
+ * thread: its admin UserSigs go too, on the loop, before the next call signs with the old state
+ * (a lowered admin_max_expire, a disabled key). */
+static void on_evicted(void *arg, uint32_t sdkappid, bool all)
+{
+    struct gateway *g = arg;
+    pthread_mutex_lock(&g->forget_mu);
+    bool listed = false;
+    for (int i = 0; i < g->n_forget && !listed; i++)
+        listed = g->forget[i] == sdkappid;
+    if (all || g->n_forget == FORGET_MAX)
+        g->forget_all = true;
+    else if (!listed)
+        g->forget[g->n_forget++] = sdkappid;
+    pthread_mutex_unlock(&g->forget_mu);
+    event_active(g->forget_ev, EV_READ, 0);
+}
+
+static void on_forget(evutil_socket_t fd, short what, void *arg)
+{
+    struct gateway *g = arg;
+    uint32_t ids[FORGET_MAX];
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&g->forget_mu);
+    bool all = g->forget_all;
+    int n = g->n_forget;
+    memcpy(ids, g->forget, sizeof ids);
+    g->n_forget = 0;
+    g->forget_all = false;
+    pthread_mutex_unlock(&g->forget_mu);
+    if (g->tim == NULL)
+        return;
+    if (all)
+        tim_forget_all(g->tim);
+    for (int i = 0; i < n && !all; i++)
+        tim_forget_app(g->tim, ids[i]);
+}
+
 /* ---- the client ----------------------------------------------------------------------------- */
 
 int gateway_new(struct event_base *base, struct service *svc, struct gateway **out)
@@ -97,6 +146,18 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     }
     g->svc = svc;
     g->base = base;
+    if (pthread_mutex_init(&g->forget_mu, NULL) != 0) {
+        log_error("gateway: cannot make a mutex");
+        free(g);
+        return -1;
+    }
+    g->forget_ev = event_new(base, -1, 0, on_forget, g);
+    if (g->forget_ev == NULL) {
+        log_error("gateway: out of memory");
+        pthread_mutex_destroy(&g->forget_mu);
+        free(g);
+        return -1;
+    }
     struct tim_options o;
     memset(&o, 0, sizeof o);
     outbound_options_from_config(svc->cfg, &o.outbound);
@@ -111,9 +172,13 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     g->tim = tim_new(base, &o, err, sizeof err);
     if (g->tim == NULL) {
         log_error("cannot set up the calls to Tencent's REST API: %s", err);
+        event_free(g->forget_ev);
+        pthread_mutex_destroy(&g->forget_mu);
         free(g);
         return -1;
     }
+    if (svc->cache != NULL)
+        cache_on_evict(svc->cache, on_evicted, g);
     *out = g;
     return 0;
 }
@@ -122,6 +187,8 @@ void gateway_stop(struct gateway *g)
 {
     if (g == NULL || g->tim == NULL)
         return;
+    if (g->svc->cache != NULL)
+        cache_on_evict(g->svc->cache, NULL, NULL); /* no on_evicted runs once this returns */
     struct tim *t = g->tim;
     g->tim = NULL; /* what the cancelled calls' callbacks start now is refused */
     tim_free(t);
@@ -132,6 +199,8 @@ void gateway_free(struct gateway *g)
     if (g == NULL)
         return;
     gateway_stop(g);
+    event_free(g->forget_ev);
+    pthread_mutex_destroy(&g->forget_mu);
     free(g);
 }
 

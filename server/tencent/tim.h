@@ -129,8 +129,10 @@ void tim_cancel(struct tim *t, void *arg);
 /* This app's bucket: rate calls a second, burst at most (both > 0). 0, or -1 on no memory. */
 int tim_set_app_rate(struct tim *t, uint32_t sdkappid, double rate, double burst) TIM_WUR;
 
-/* Drops the cached admin UserSigs of an app (all key versions; a key rotated or destroyed). */
+/* Drops the cached admin UserSigs of an app (all key versions; its keys or settings changed),
+ * or of every app. */
 void tim_forget_app(struct tim *t, uint32_t sdkappid);
+void tim_forget_all(struct tim *t);
 
 /* ---- pieces, exposed for tests and for the gateway route ---- */
 

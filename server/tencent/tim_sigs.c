@@ -104,6 +104,14 @@ void tim_forget_app(struct tim *t, uint32_t sdkappid)
         }
 }
 
+void tim_forget_all(struct tim *t)
+{
+    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next) {
+        entry_wipe_sig(e);
+        e->issued_at = e->expire = 0;
+    }
+}
+
 static void on_signed(void *ctx, const char *usersig, int64_t issued_at, int64_t expire)
 {
     struct sign_req *req = ctx;

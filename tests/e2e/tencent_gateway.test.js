@@ -7,7 +7,9 @@
 // repeated, Tencent's 70050, after which nothing is sent for a minute: 429 with Retry-After),
 // Tencent answering HTTP 500 (502 tencent_bad_reply), a slow Tencent (504 tencent_timeout), an
 // unreachable one (502 tencent_unreachable), a client that goes away (audited client_gone); the
-// audit events of every call, and no UserSig anywhere in the audit log.
+// cached admin UserSig dropped when the app changes, here or in another process (the next call
+// signs a new one under the new admin_max_expire); the audit events of every call, and no
+// UserSig anywhere in the audit log.
 'use strict';
 
 const { describe, test, before, after } = require('node:test');
@@ -218,6 +220,38 @@ describe('the REST gateway', () => {
         await standinRequest('POST', '/__standin/config', { verify_fail_limit: 10 });
       }
     });
+
+  test('an app change, here or in another process, drops the cached admin UserSig', async () => {
+    const check = { CheckItem: [{ UserID: 'a' }] };
+    const signs = async () => {
+      const res = await api('GET',
+        `/v1/audit?sdkappid=${good.sdkappid}&action=usersig.sign&limit=1000`);
+      expectStatus(res, 200);
+      return res.json.events.filter((e) => e.details.identifier === 'administrator');
+    };
+    const gw = () => call(good.sdkappid, 'im_open_login_svc/account_check', check);
+    expectStatus(await gw(), 200);
+    const cached = (await signs()).length;
+    expectStatus(await gw(), 200);
+    assert.equal((await signs()).length, cached, 'the admin UserSig is cached');
+    // Changed in this process: the next call signs under the new admin_max_expire.
+    expectStatus(await api('PATCH', `/v1/apps/${good.sdkappid}`,
+      { base: own.url, body: { admin_max_expire: 7200 } }), 200);
+    expectStatus(await gw(), 200);
+    let now = await signs();
+    assert.equal(now.length, cached + 1, 'signed again after the change');
+    assert.equal(now[now.length - 1].details.expire, 7200, JSON.stringify(now[now.length - 1]));
+    // Changed through another process: its notification reaches this one's listener.
+    expectStatus(await api('PATCH', `/v1/apps/${good.sdkappid}`,
+      { base: slow.url, body: { admin_max_expire: 3600 } }), 200);
+    for (let i = 0; i < 50 && now.length === cached + 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      expectStatus(await gw(), 200);
+      now = await signs();
+    }
+    assert.equal(now.length, cached + 2, 'signed again after the other process\'s change');
+    assert.equal(now[now.length - 1].details.expire, 3600);
+  });
 
   test('Tencent answering HTTP 500: 502 tencent_bad_reply', async () => {
     await standinRequest('POST', '/__standin/inject', { sdkappid: good.sdkappid,

@@ -1,12 +1,26 @@
 /*
  * The token and app cache (server/core/cache.c) on its own: nothing is published while the
  * listener is off or after an eviction raced the read (the epoch), notifications evict what they
- * name, entries live while referenced, and the per-token bound on 70009 searches.
+ * name, entries live while referenced, the per-token bound on 70009 searches, and who is told
+ * of evictions (cache_on_evict).
  */
 #include "cache.h"
 #include "testlib.h"
 
 #include <string.h>
+
+struct told {
+    int calls, all;
+    uint32_t last;
+};
+
+static void on_evict(void *arg, uint32_t sdkappid, bool all)
+{
+    struct told *t = arg;
+    t->calls++;
+    t->all += all;
+    t->last = sdkappid;
+}
 
 static struct cache_app *app(uint32_t sdkappid, int64_t gen)
 {
@@ -134,6 +148,26 @@ int main(void)
     CHECK(found == 1000, "1000 apps cached and found (%d)", found);
     cache_get_stats(c, &st);
     CHECK(st.apps == 1000 && st.listening, "stats: %zu apps", st.apps);
+
+    /* Evictions told: an app's by its id, a flush as all; a token's, or a capacity's, not. */
+    struct told told = {0};
+    cache_on_evict(c, on_evict, &told);
+    cache_notify(c, "app:123");
+    CHECK(told.calls == 1 && told.last == 123 && told.all == 0, "app:123 told (%d, %u)", told.calls,
+          told.last);
+    cache_forget_app(c, 77);
+    CHECK(told.calls == 2 && told.last == 77, "cache_forget_app told");
+    cache_notify(c, "token:7");
+    CHECK(told.calls == 2, "a token's eviction is not an app's");
+    cache_notify(c, "zzz");
+    CHECK(told.calls == 3 && told.all == 1, "a flush told as all");
+    cache_set_listening(c, false);
+    cache_set_listening(c, true);
+    CHECK(told.calls == 5 && told.all == 3, "the listener's flushes told as all");
+    cache_on_evict(c, NULL, NULL);
+    cache_forget_app(c, 78);
+    cache_forget_all(c);
+    CHECK(told.calls == 5, "no one told once unset (%d)", told.calls);
 
     cache_free(c);
     return test_done("cache");
