@@ -4,7 +4,8 @@
 // accounts imported (nick and face URL too) and account_check agrees; 100 accounts a call; an
 // invalid UserID that Tencent lists in FailAccounts fails in place while an injected FailAccounts
 // entry is sent again and imported; Tencent's per-second limit (60007) and a stand-in restart are
-// ridden out with retries; the manifest (accounts.import, accounts.import.finish) in the audit
+// ridden out with retries; Tencent's 70050 (too many failed admin UserSigs) ends the rest of the
+// job at once, unsent; the manifest (accounts.import, accounts.import.finish) in the audit
 // log; a rest_caller without the command and a wrong content type refused; a server stopped
 // (SIGQUIT) with calls in flight and chunks waiting exits cleanly. `usersig import`
 // (the CLI) against the same server: a file of accounts imported in order with its summary
@@ -30,6 +31,7 @@ let work;
 let own;
 const app = { sdkappid: newAppId(), secret: newSecret() };
 const stopApp = { sdkappid: newAppId(), secret: newSecret() }; // the stop test's replies alone
+const heldApp = { sdkappid: newAppId(), secret: newSecret() }; // another key at the stand-in
 let config;
 
 // The stand-in on port (0: a free one), again on the same port after a restart.
@@ -62,16 +64,19 @@ before(async () => {
   work = fs.mkdtempSync(path.join(E2E.work, 'imp-'));
   ca = standinCA(work);
   config = { apps: { [app.sdkappid]: { key: app.secret, admins: ['administrator'] },
-    [stopApp.sdkappid]: { key: stopApp.secret, admins: ['administrator'] } } };
+    [stopApp.sdkappid]: { key: stopApp.secret, admins: ['administrator'] },
+    [heldApp.sdkappid]: { key: newSecret(), admins: ['administrator'] } } };
   standinPort = await startStandinHere(0);
   own = await startServer('imp', { env: { USERSIGD_TENCENT_CA_FILE: path.join(work, 'ca.pem'),
     USERSIGD_TENCENT_ALLOW_INSECURE_BASE_URL: 'true', USERSIGD_TENCENT_RATE: '1000' } });
   servers.push(own);
-  await createApp(app.sdkappid);
-  await addKey(app.sdkappid, app.secret);
-  expectStatus(await api('PATCH', `/v1/apps/${app.sdkappid}`, { base: own.url, body: {
-    admin_identifiers: ['administrator'], gateway_identifier: 'administrator',
-    tencent_base_url: `https://127.0.0.1:${standinPort}` } }), 200);
+  for (const a of [app, heldApp]) {
+    await createApp(a.sdkappid);
+    await addKey(a.sdkappid, a.secret);
+    expectStatus(await api('PATCH', `/v1/apps/${a.sdkappid}`, { base: own.url, body: {
+      admin_identifiers: ['administrator'], gateway_identifier: 'administrator',
+      tencent_base_url: `https://127.0.0.1:${standinPort}` } }), 200);
+  }
 });
 
 after(async () => {
@@ -169,6 +174,30 @@ describe('account import and check', () => {
     } finally {
       await standinRequest('POST', '/__standin/config',
         { limits: { 'im_open_login_svc/multiaccount_import': 100 } });
+    }
+  });
+
+  test('Tencent\'s 70050 ends the rest of the job at once, nothing more sent', async () => {
+    await standinRequest('POST', '/__standin/config', { verify_fail_limit: 2 });
+    try {
+      const ids = Array.from({ length: 3000 }, (_, i) => `held_${i}`);
+      const res = await postLines(own.url, `/v1/apps/${heldApp.sdkappid}/accounts/import`,
+        ids.join('\n'));
+      assert.equal(res.status, 200, res.text);
+      const items = res.lines.slice(0, -1).map((l) => JSON.parse(l));
+      const summary = JSON.parse(res.lines[res.lines.length - 1]).summary;
+      assert.equal(summary.failed, 3000, JSON.stringify(summary));
+      assert.equal(summary.state, 'complete');
+      const codes = new Set(items.map((i) => `${i.error.code} ${i.error.tencent_code}`));
+      assert.ok(codes.has('tencent_error 70009'), [...codes].join(', '));
+      assert.ok(codes.has('tencent_rate_limited 70050'), [...codes].join(', '));
+      const held = items.find((i) => i.error.code === 'tencent_rate_limited');
+      assert.match(held.error.message, /70050/);
+      const c = await standinRequest('GET', `/__standin/counters?sdkappid=${heldApp.sdkappid}`);
+      const sent = c[heldApp.sdkappid]['im_open_login_svc/multiaccount_import'].calls;
+      assert.ok(sent < 30, `${sent} of 30 calls sent: the held ones were not`);
+    } finally {
+      await standinRequest('POST', '/__standin/config', { verify_fail_limit: 10 });
     }
   });
 
