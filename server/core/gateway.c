@@ -56,7 +56,8 @@ static void gw_signed(struct sign_request *req)
 
 /* tim's signer: the app's active key signs for identifier (one of its administrator accounts)
  * in a sign group, audited as usersig.sign by the server; valid for what tim asks, at most the
- * app's admin_max_expire (and max_expire). */
+ * app's admin_max_expire and max_expire as the group reads them (expire_defaulted: lowered,
+ * not refused, even when another process lowered them since this process cached the app). */
 static void gw_sign(void *arg, uint32_t sdkappid, const char *identifier, uint32_t key_version,
                     int64_t expire, tim_signed_fn done, void *ctx)
 {
@@ -74,18 +75,9 @@ static void gw_sign(void *arg, uint32_t sdkappid, const char *identifier, uint32
     s->req.sdkappid = sdkappid;
     s->req.in.identifier = s->identifier;
     s->req.in.identifier_len = strlen(s->identifier);
-    const struct cache_app *a =
-        g->svc->cache != NULL ? cache_app_get(g->svc->cache, sdkappid) : NULL;
-    if (a != NULL) {
-        int64_t e = expire;
-        if (e > (int64_t)a->app.admin_max_expire)
-            e = a->app.admin_max_expire;
-        if (e > (int64_t)a->app.max_expire)
-            e = a->app.max_expire;
-        s->req.in.has_expire = true;
-        s->req.in.expire = e;
-        cache_app_release(a);
-    } /* else the app's default, lowered to admin_max_expire by sign_check_principal */
+    s->req.in.has_expire = true;
+    s->req.in.expire = expire;
+    s->req.in.expire_defaulted = true;
     s->req.refused_err = API_OK;
     s->req.done = gw_signed;
     s->req.arg = s;

@@ -120,6 +120,8 @@ enum api_error sign_check_app(const struct store_app *app, struct sign_input *in
         in->has_expire = true;
         in->expire_defaulted = true;
     }
+    if (in->expire_defaulted && in->expire > (json_int_t)app->max_expire)
+        in->expire = app->max_expire;
     if (in->expire < 1 || in->expire > (json_int_t)app->max_expire) {
         snprintf(msg, cap,
                  "expire must be 1 to %u seconds: at most app %u's max_expire (%u seconds)",

@@ -34,8 +34,11 @@ struct sign_input {
     const char *identifier;
     size_t identifier_len;
     bool has_expire;
-    json_int_t expire;     /* defaulted from the app when !has_expire */
-    bool expire_defaulted; /* set by sign_check_app when it gave the app's default */
+    json_int_t expire; /* defaulted from the app when !has_expire */
+    /* Set by sign_check_app when it gave the app's default, or by a caller whose expire is an
+     * upper bound (the gateway's admin UserSigs): lowered to the app's max_expire and
+     * admin_max_expire instead of refused, against the app as the check reads it. */
+    bool expire_defaulted;
     struct usersig_room room;
 };
 
@@ -89,8 +92,8 @@ struct sign_chain_stats {
 };
 void sign_chain_stats(struct sign_chain *c, struct sign_chain_stats *out);
 
-/* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire.
- * API_OK, or the error with msg filled. */
+/* The checks against the app's rules: identifier policy, expire (defaulted) within max_expire
+ * (an expire_defaulted one lowered to it). API_OK, or the error with msg filled. */
 enum api_error sign_check_app(const struct store_app *app, struct sign_input *in, char *msg,
                               size_t cap);
 

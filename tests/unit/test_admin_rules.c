@@ -198,6 +198,23 @@ static void test_single_sign(void)
           "an administrator outside the prefixes");
     CHECK(check_sign(&a, &signer, "administrator", 99999999999LL, &e, msg) == API_ERR_BAD_EXPIRE,
           "the app's own max_expire first");
+    /* An expire that is an upper bound (the gateway's admin UserSigs): lowered, never refused,
+     * to admin_max_expire and to max_expire, whichever the app has now. */
+    struct sign_input bound = {.identifier = "administrator",
+                               .identifier_len = strlen("administrator"),
+                               .has_expire = true,
+                               .expire = 172800,
+                               .expire_defaulted = true};
+    CHECK(sign_check_app(&a, &bound, msg, SIGN_MSG_BUF) == API_OK &&
+              sign_check_principal(&a, NULL, &bound, msg, SIGN_MSG_BUF) == API_OK &&
+              bound.expire == 86400,
+          "an upper bound lowered to admin_max_expire (%lld): %s", (long long)bound.expire, msg);
+    struct store_app low = a;
+    low.max_expire = 600;
+    low.admin_max_expire = 600;
+    bound.expire = 86400;
+    CHECK(sign_check_app(&low, &bound, msg, SIGN_MSG_BUF) == API_OK && bound.expire == 600,
+          "an upper bound lowered to max_expire (%lld): %s", (long long)bound.expire, msg);
     a.n_admin_ids = 0;
     CHECK(check_sign(&a, &signer, "administrator", 0, &e, msg) == API_OK && e == 15552000,
           "no administrators: anyone, the app's default");
