@@ -202,12 +202,13 @@ static void bucket_run(struct bucket *b)
     bucket_arm(b);
 }
 
-/* Tencent answered 70050 for identifier: its calls waiting for a token end now. */
+/* Tencent answered 70050 for identifier: its calls waiting for a token end now. They are taken
+ * out first and ended after, with the queue whole again: an end delivered in place may call
+ * tim_call for the app. */
 static void bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
 {
     hold_start(b, identifier, ms);
-    struct tcall **pp = &b->qhead;
-    struct tcall *last = NULL;
+    struct tcall **pp = &b->qhead, *last = NULL, *held = NULL, **held_end = &held;
     while (*pp != NULL) {
         struct tcall *c = *pp;
         if (strcmp(c->identifier, identifier) != 0) {
@@ -218,9 +219,16 @@ static void bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
         *pp = c->qnext;
         c->qnext = NULL;
         b->queued--;
-        finish_held(c, ms);
+        *held_end = c;
+        held_end = &c->qnext;
     }
     b->qtail = last;
+    while (held != NULL) {
+        struct tcall *c = held;
+        held = c->qnext;
+        c->qnext = NULL;
+        finish_held(c, ms);
+    }
 }
 
 static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)

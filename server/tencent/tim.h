@@ -37,9 +37,9 @@ enum tim_rc {
     TIM_INVALID,      /* a bad servicename, command, identifier or base URL */
     TIM_NO_MEMORY,
     TIM_CANCELLED, /* tim_free() while the call was waiting or in flight */
-    TIM_HELD,      /* refused here, before any call: Tencent answered 70050 for the app's admin
-                    * account (too many UserSigs it could not verify) and asks for a pause:
-                    * retry_after_ms says when it ends */
+    TIM_HELD,      /* not sent (again: a retry after 60007 ends so too): Tencent answered 70050
+                    * for the app's admin account (too many UserSigs it could not verify) and
+                    * asks for a pause; retry_after_ms says when it ends */
 };
 
 /* The signer's answer, through the done callback it was given: usersig (NUL-terminated, at most

@@ -76,6 +76,7 @@ struct sig_entry {
 struct sign_req {
     struct tim *t; /* NULL once t is freed: the signer's late answer is dropped */
     struct sig_entry *e;
+    int forgotten; /* tim_forget_* while it was signed: its answer is not kept */
 };
 
 struct tim {

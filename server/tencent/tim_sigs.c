@@ -95,20 +95,43 @@ static struct sig_entry *entry_get(struct tim *t, const struct tcall *c)
     return e;
 }
 
+/* The entry's UserSig goes; one being signed now (under the old settings) will not be kept. */
+static void entry_forget(struct sig_entry *e)
+{
+    entry_wipe_sig(e);
+    e->issued_at = e->expire = 0;
+    if (e->signing != NULL)
+        e->signing->forgotten = 1;
+}
+
 void tim_forget_app(struct tim *t, uint32_t sdkappid)
 {
     for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
-        if (e->sdkappid == sdkappid) {
-            entry_wipe_sig(e);
-            e->issued_at = e->expire = 0;
-        }
+        if (e->sdkappid == sdkappid)
+            entry_forget(e);
 }
 
 void tim_forget_all(struct tim *t)
 {
-    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next) {
-        entry_wipe_sig(e);
-        e->issued_at = e->expire = 0;
+    for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
+        entry_forget(e);
+}
+
+static void start_signing(struct tim *t, struct sig_entry *e);
+
+/* Each call waiting for e's signing goes with use, or fails (use NULL) with rc and msg. */
+static void serve_waiters(struct sig_entry *e, const char *use, enum tim_rc rc, const char *msg)
+{
+    struct tcall *w = e->waiters;
+    e->waiters = NULL;
+    while (w != NULL) {
+        struct tcall *nx = w->qnext;
+        w->qnext = NULL;
+        if (use != NULL)
+            tim_send(w, use);
+        else
+            tim_finish(w, rc, msg);
+        w = nx;
     }
 }
 
@@ -117,10 +140,20 @@ static void on_signed(void *ctx, const char *usersig, int64_t issued_at, int64_t
     struct sign_req *req = ctx;
     struct tim *t = req->t;
     struct sig_entry *e = req->e;
+    int forgotten = req->forgotten;
     free(req);
     if (t == NULL)
         return; /* tim_free() came first */
     e->signing = NULL;
+    if (forgotten) {
+        /* The app changed while this one was made: not kept; the waiters get one made now. */
+        if (e->waiters == NULL)
+            return;
+        start_signing(t, e);
+        if (e->signing == NULL && e->waiters != NULL) /* it could not start */
+            serve_waiters(e, NULL, TIM_NO_MEMORY, "out of memory");
+        return;
+    }
     int64_t now = now_s(t);
     size_t len = usersig != NULL ? strnlen(usersig, TIM_MAX_USERSIG + 1) : 0;
     if (usersig != NULL && len > 0 && len <= TIM_MAX_USERSIG && expire > 0 &&
@@ -147,17 +180,7 @@ static void on_signed(void *ctx, const char *usersig, int64_t issued_at, int64_t
     const char *use = NULL;
     if (e->usersig != NULL && now + use_margin(e->expire) <= e->issued_at + e->expire)
         use = e->usersig;
-    struct tcall *w = e->waiters;
-    e->waiters = NULL;
-    while (w != NULL) {
-        struct tcall *nx = w->qnext;
-        w->qnext = NULL;
-        if (use != NULL)
-            tim_send(w, use);
-        else
-            tim_finish(w, TIM_SIGN_FAILED, "no admin UserSig could be made for the app");
-        w = nx;
-    }
+    serve_waiters(e, use, TIM_SIGN_FAILED, "no admin UserSig could be made for the app");
 }
 
 static void start_signing(struct tim *t, struct sig_entry *e)

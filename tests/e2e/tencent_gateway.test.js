@@ -241,6 +241,13 @@ describe('the REST gateway', () => {
     let now = await signs();
     assert.equal(now.length, cached + 1, 'signed again after the change');
     assert.equal(now[now.length - 1].details.expire, 7200, JSON.stringify(now[now.length - 1]));
+    // This process's own notification of that change has come and gone: cached again.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      expectStatus(await gw(), 200);
+    }
+    now = await signs();
+    assert.equal(now.length, cached + 1, 'the new one is cached');
     // Changed through another process: its notification reaches this one's listener.
     expectStatus(await api('PATCH', `/v1/apps/${good.sdkappid}`,
       { base: slow.url, body: { admin_max_expire: 3600 } }), 200);

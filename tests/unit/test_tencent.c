@@ -32,11 +32,36 @@ static int64_t fake_clock(void *arg)
 
 struct signer {
     int calls;
-    int fail; /* 1: the next signing fails */
+    int fail;  /* 1: the next signing fails */
+    int defer; /* 1: signings wait for answer_pending() */
     int64_t expire_seen;
+    tim_signed_fn pend_done; /* the signing waiting, with defer */
+    void *pend_ctx;
+    uint32_t pend_app;
+    char pend_id[TIM_MAX_IDENTIFIER + 1];
 };
 
 /* The core's part, done here with the codec: always KEY1 (so APP2's stand-in key differs). */
+static int make_token(uint32_t sdkappid, const char *identifier, int64_t expire,
+                      char tok[USERSIG_TOKEN_BUF])
+{
+    struct usersig_key *key = NULL;
+    struct usersig_signer *sg = NULL;
+    size_t len = 0;
+    struct usersig_params p = {0};
+    p.identifier = identifier;
+    p.identifier_len = strlen(identifier);
+    p.expire = (uint32_t)expire;
+    p.time = fake_now;
+    int ok = usersig_key_new_hmac(KEY1, strlen(KEY1), &key) == USERSIG_OK &&
+             usersig_signer_new(key, sdkappid, USERSIG_DEFAULT_LEVEL, USERSIG_ID_PRINTABLE, &sg) ==
+                 USERSIG_OK &&
+             usersig_sign(sg, &p, tok, USERSIG_TOKEN_BUF, &len) == USERSIG_OK;
+    usersig_signer_free(sg);
+    usersig_key_free(key);
+    return ok;
+}
+
 static void test_sign(void *signer_arg, uint32_t sdkappid, const char *identifier,
                       uint32_t key_version, int64_t expire, tim_signed_fn done, void *ctx)
 {
@@ -49,22 +74,29 @@ static void test_sign(void *signer_arg, uint32_t sdkappid, const char *identifie
         done(ctx, NULL, 0, 0);
         return;
     }
-    struct usersig_key *key = NULL;
-    struct usersig_signer *sg = NULL;
+    if (s->defer) {
+        s->pend_done = done;
+        s->pend_ctx = ctx;
+        s->pend_app = sdkappid;
+        snprintf(s->pend_id, sizeof s->pend_id, "%s", identifier);
+        return;
+    }
     char tok[USERSIG_TOKEN_BUF];
-    size_t len = 0;
-    struct usersig_params p = {0};
-    p.identifier = identifier;
-    p.identifier_len = strlen(identifier);
-    p.expire = (uint32_t)expire;
-    p.time = fake_now;
-    int ok = usersig_key_new_hmac(KEY1, strlen(KEY1), &key) == USERSIG_OK &&
-             usersig_signer_new(key, sdkappid, USERSIG_DEFAULT_LEVEL, USERSIG_ID_PRINTABLE, &sg) ==
-                 USERSIG_OK &&
-             usersig_sign(sg, &p, tok, sizeof tok, &len) == USERSIG_OK;
-    usersig_signer_free(sg);
-    usersig_key_free(key);
-    done(ctx, ok ? tok : NULL, fake_now, expire);
+    done(ctx, make_token(sdkappid, identifier, expire, tok) ? tok : NULL, fake_now, expire);
+}
+
+/* The deferred signing answers: with tok, or (NULL) a good UserSig. */
+static void answer_pending(struct signer *s, const char *tok)
+{
+    char good[USERSIG_TOKEN_BUF];
+    tim_signed_fn done = s->pend_done;
+    s->pend_done = NULL;
+    CHECK(done != NULL, "a signing is waiting");
+    if (done == NULL)
+        return;
+    if (tok == NULL)
+        tok = make_token(s->pend_app, s->pend_id, s->expire_seen, good) ? good : NULL;
+    done(s->pend_ctx, tok, fake_now, s->expire_seen);
 }
 
 struct tim_wait {
@@ -478,10 +510,11 @@ static void test_standin_limit(void)
 }
 
 /* Admin UserSigs the stand-in cannot verify (APP2 holds KEY2, the signer signs with KEY1),
- * past the stand-in's limit (2 here, held 600 ms): Tencent's 70050. The call that met it gets it
- * with retry_after_ms the hold (800 ms here); the account's queued call ends TIM_HELD without
- * being sent, a new one is refused TIM_HELD, another account of the app is not held; once the
- * key matches and the hold is over, calls go through again. */
+ * past the stand-in's limit (2 here, made by another client; the stand-in holds 10 s): Tencent's
+ * 70050. The call that met it gets it with retry_after_ms the hold (800 ms here); the account's
+ * queued call ends TIM_HELD without being sent, a new one is refused TIM_HELD, another account
+ * of the app is not held; once the key matches, the stand-in's hold is reset and ours is over,
+ * calls go through again. */
 static void test_verify_hold(void)
 {
     struct signer s = {0};
@@ -489,21 +522,21 @@ static void test_verify_hold(void)
     struct outbound *ob = ob_make(ca_file, 5000, 0);
     struct ob_wait cw;
     ob_post(ob, "/__standin/reset", "{}", &cw);
-    ob_post(ob, "/__standin/config", "{\"verify_fail_limit\":2,\"verify_hold_ms\":600}", &cw);
+    ob_post(ob, "/__standin/config", "{\"verify_fail_limit\":2,\"verify_hold_ms\":10000}", &cw);
     CHECK(cw.rc == OUTBOUND_OK && cw.status == 200, "hold set: %s", cw.body);
-    make_hold_ms = 800;
-    struct tim *t = tim_make(&s, 2, 1, 2000);
-    make_hold_ms = 0;
     const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
-    struct tim_wait a, b, c;
+    struct tim_wait a, b, c, d;
+    struct tim *other = tim_make(&s, 100, 100, 2000);
     for (int i = 0; i < 2; i++) {
-        if (i > 0)
-            usleep(550 * 1000); /* a token back (2 a second) */
-        call_wait(t, APP2, "administrator", "account_check", body, &a);
+        call_wait(other, APP2, "administrator", "account_check", body, &a);
         CHECK(a.r.rc == TIM_OK && a.r.error_code == 70009, "failure %d: 70009 (%d %lld)", i, a.r.rc,
               a.r.error_code);
     }
-    usleep(550 * 1000);
+    tim_free(other);
+    /* One call a second: a goes at once, b and c wait (b a second, c two). */
+    make_hold_ms = 800;
+    struct tim *t = tim_make(&s, 1, 1, 3000);
+    make_hold_ms = 0;
     CHECK(call(t, APP2, "administrator", "account_check", body, &a, NULL) == TIM_OK, "a sent");
     CHECK(call(t, APP2, "administrator", "account_check", body, &b, NULL) == TIM_OK, "b queued");
     CHECK(call(t, APP2, "ops", "account_check", body, &c, NULL) == TIM_OK, "c queued");
@@ -517,7 +550,6 @@ static void test_verify_hold(void)
               b.r.retry_after_ms <= 800 && strstr(b.info, "70050") != NULL,
           "b held, never sent (%d, %d attempts, retry %lld, %s)", b.r.rc, b.r.attempts,
           (long long)b.r.retry_after_ms, b.info);
-    struct tim_wait d;
     int64_t retry = 0;
     CHECK(call(t, APP2, "administrator", "account_check", body, &d, &retry) == TIM_HELD &&
               retry > 0 && retry <= 800,
@@ -530,7 +562,8 @@ static void test_verify_hold(void)
              APP2, KEY1);
     ob_post(ob, "/__standin/config", cfg, &cw);
     CHECK(cw.rc == OUTBOUND_OK && cw.status == 200, "key fixed: %s", cw.body);
-    usleep(850 * 1000);
+    ob_post(ob, "/__standin/reset", "{}", &cw);
+    run_for(850); /* ours over too (and a token back) */
     call_wait(t, APP2, "administrator", "account_check", body, &a);
     CHECK(a.r.rc == TIM_OK && a.r.action_ok, "after the hold, with the right key: OK (%d %lld %s)",
           a.r.rc, a.r.error_code, a.info);
@@ -542,6 +575,37 @@ static void test_verify_hold(void)
     ob_post(ob, "/__standin/config", cfg, &cw);
     ob_post(ob, "/__standin/reset", "{}", &cw);
     outbound_free(ob);
+    tim_free(t);
+}
+
+/* tim_forget_app while the entry's UserSig is being signed: that one is not kept (it was made
+ * under the old settings; here a bad one, which the stand-in would refuse with 70003), the
+ * waiting call gets one signed after the forget, and that one is cached. */
+static void test_forget_while_signing(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    struct tim *t = tim_make(&s, 100, 100, 2000);
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    struct tim_wait w;
+    s.defer = 1;
+    CHECK(call(t, APP1, "administrator", "account_check", body, &w, NULL) == TIM_OK, "accepted");
+    CHECK(s.calls == 1 && s.pend_done != NULL, "its signing under way");
+    tim_forget_app(t, APP1);
+    answer_pending(&s, "eJyrVg__"); /* made before the change: dropped */
+    CHECK(!w.done && s.calls == 2 && s.pend_done != NULL, "signed again for the waiting call (%d)",
+          s.calls);
+    s.defer = 0;
+    answer_pending(&s, NULL);
+    run_until(&w.done);
+    CHECK(w.r.rc == TIM_OK && w.r.action_ok, "sent with the new one: %d %lld %s", w.r.rc,
+          w.r.error_code, w.info);
+    call_wait(t, APP1, "administrator", "account_check", body, &w);
+    CHECK(w.r.action_ok && s.calls == 2, "the new one cached (%d signings)", s.calls);
+    /* tim_forget_all: the next call signs again. */
+    tim_forget_all(t);
+    call_wait(t, APP1, "administrator", "account_check", body, &w);
+    CHECK(w.r.action_ok && s.calls == 3, "forget_all: signed again (%d signings)", s.calls);
     tim_free(t);
 }
 
@@ -557,5 +621,6 @@ int main(void)
     test_short_expire();
     test_standin_limit();
     test_verify_hold();
+    test_forget_while_signing();
     return fixture_end("tencent");
 }
