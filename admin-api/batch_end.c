@@ -149,10 +149,11 @@ static void batch_end_done(struct dbpool_job *job)
         if (b->cut) {
             code = api_error_code(API_ERR_BAD_REQUEST);
             why = b->end_recorded ? "the request body was cut short (the client stopped sending "
-                                    "mid-way): its whole lines were answered, and the batch is "
-                                    "recorded as aborted"
+                                    "mid-way, or sent a malformed chunk): its whole lines were "
+                                    "answered, and the batch is recorded as aborted"
                                   : "the request body was cut short (the client stopped sending "
-                                    "mid-way), and the batch's end could not be recorded";
+                                    "mid-way, or sent a malformed chunk), and the batch's end "
+                                    "could not be recorded";
         } else if (!complete)
             why = b->end_recorded ? "the batch failed and is recorded as aborted"
                   : kept          ? "the batch failed; it stays running until its end is recorded, "

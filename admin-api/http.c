@@ -47,9 +47,12 @@
 
 static void allow_header(struct req *f, unsigned allow)
 {
-    static const enum evhttp_cmd_type order[] = {EVHTTP_REQ_GET, EVHTTP_REQ_POST, EVHTTP_REQ_PUT,
+    static const enum evhttp_cmd_type order[] = {EVHTTP_REQ_GET,   EVHTTP_REQ_HEAD,
+                                                 EVHTTP_REQ_POST,  EVHTTP_REQ_PUT,
                                                  EVHTTP_REQ_PATCH, EVHTTP_REQ_DELETE};
     char buf[64] = "";
+    if (allow & (unsigned)EVHTTP_REQ_GET)
+        allow |= (unsigned)EVHTTP_REQ_HEAD; /* served as GET without the body */
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (allow & (unsigned)order[i])
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? ", " : "",
@@ -373,6 +376,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
         /* The framing filter refused what the client sent (http_frame.h): its error, then the
          * connection closes. */
         snprintf(f->path, sizeof f->path, "(refused framing)");
+        f->refused = true;
         evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
         if (fe == FRAME_BODY_TOO_LARGE)
             api_reply_error(&f->pub, API_ERR_BODY_TOO_LARGE,

@@ -164,7 +164,8 @@ struct api_match {
 };
 
 /* Matches method and path (no query; as received, not percent-decoded) against the table. A
- * literal segment wins over a {param} at the same place. Pure: no allocation. */
+ * literal segment wins over a {param} at the same place; HEAD matches a GET route (its reply
+ * goes without the body, RFC 9110 9.3.2). Pure: no allocation. */
 enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
                                   enum evhttp_cmd_type method, const char *path,
                                   struct api_match *out);

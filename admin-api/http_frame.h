@@ -71,6 +71,8 @@ enum frame_error {
     FRAME_HEAD_TOO_LARGE,  /* 431: a header line, the count, or the whole head */
     FRAME_BODY_TOO_LARGE,  /* 413: declared or, chunked, received over the route's limit */
     FRAME_TIMEOUT,         /* 408: the head did not arrive in time */
+    FRAME_DUP_TYPE,        /* 400: two Content-Type headers */
+    FRAME_BAD_EXPECT,      /* 400: an Expect other than 100-continue */
     FRAME_ERROR_COUNT
 };
 
@@ -86,7 +88,7 @@ struct frame_head {
     int minor; /* HTTP/1.<minor>: 0 or 1 */
     bool has_length, chunked;
     uint64_t length;
-    const char *content_type; /* the first Content-Type's value (OWS trimmed), NULL when none */
+    const char *content_type; /* the Content-Type's value (OWS trimmed), NULL when none */
     size_t content_type_len;
     bool expect_continue; /* Expect: 100-continue */
 };

@@ -33,6 +33,8 @@ static const struct {
                                    "8192 bytes, 64 KiB in all)"},
     [FRAME_BODY_TOO_LARGE] = {413, "the request body is larger than this route takes"},
     [FRAME_TIMEOUT] = {408, "the request headers did not arrive in time"},
+    [FRAME_DUP_TYPE] = {400, "the request has more than one Content-Type"},
+    [FRAME_BAD_EXPECT] = {400, "Expect takes only 100-continue (or leave it out)"},
 };
 
 const char *frame_error_message(enum frame_error e)
@@ -158,7 +160,7 @@ enum frame_error frame_parse_field(const char *p, size_t n, const char **name, s
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
 {
     size_t at = 0, lines = 0;
-    int n_length = 0, n_te = 0, n_host = 0;
+    int n_length = 0, n_te = 0, n_host = 0, n_type = 0;
     enum frame_error e;
 
     memset(h, 0, sizeof *h);
@@ -210,12 +212,15 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
             if (++n_host > 1)
                 return FRAME_DUP_HOST;
         } else if (frame_name_is(name, nl, "Content-Type")) {
-            if (h->content_type == NULL) {
-                h->content_type = value;
-                h->content_type_len = vl;
-            }
+            if (++n_type > 1)
+                return FRAME_DUP_TYPE; /* which one a handler would read is not the client's */
+            h->content_type = value;
+            h->content_type_len = vl;
         } else if (frame_name_is(name, nl, "Expect")) {
-            h->expect_continue = vl == 12 && strncasecmp(value, "100-continue", 12) == 0;
+            /* evhttp would answer anything else with an HTML 417. */
+            if (h->expect_continue || !(vl == 12 && strncasecmp(value, "100-continue", 12) == 0))
+                return FRAME_BAD_EXPECT;
+            h->expect_continue = true;
         }
         at = (size_t)(lf - buf) + 1;
     }

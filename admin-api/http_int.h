@@ -69,6 +69,7 @@ struct req {
     bool deferred;   /* api_request_defer was called */
     bool watching;   /* the connection's events are ours while the request waits */
     bool streamed;   /* its body streams (http_frame.h): every reply closes the connection */
+    bool refused;    /* refused by the framing filter: its method is not known here */
     enum req_wait wait;
     struct api_auth auth;
     /* evhttp's own callbacks on the connection and what it had enabled, while watching */

@@ -58,7 +58,7 @@ static void access_log(struct req *f, const char *message)
     double ms = elapsed_ms(f);
     const char *code = api_error_code(f->err);
     struct log_access a = {
-        .method = api_method_name(f->pub.method),
+        .method = f->refused ? "-" : api_method_name(f->pub.method),
         .path = f->path,
         .route = route != NULL ? route->pattern : NULL,
         .status = f->status,
@@ -168,6 +168,21 @@ static int add_json(struct evbuffer *out, const json_t *body)
                : -1;
 }
 
+/* A reply to HEAD goes without its body (RFC 9110 9.3.2): the buffer is dropped and its length
+ * is the Content-Length, what GET would have sent. */
+static void head_strip(struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+        return;
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char len[24];
+    snprintf(len, sizeof len, "%zu", evbuffer_get_length(out));
+    evhttp_remove_header(h, "Content-Length");
+    (void)evhttp_add_header(h, "Content-Length", len); /* without it: still no body */
+    evbuffer_drain(out, evbuffer_get_length(out));
+}
+
 /* Sends status with body (stolen) and logs; on any allocation failure sends the fixed 500. */
 static void send_json(struct req *f, int status, enum api_error err, json_t *body,
                       const char *message)
@@ -196,6 +211,7 @@ static void send_json(struct req *f, int status, enum api_error err, json_t *bod
         if (status == 500)
             f->server->stats.internal_errors++;
     }
+    head_strip(f->pub.req);
     evhttp_send_reply(f->pub.req, status, NULL, NULL);
     access_log(f, message);
     if (!f->in_handler) /* a deferred reply: it releases the request */
@@ -420,6 +436,7 @@ void api_reply_text(struct api_request *r, int status, const char *content_type,
     f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;
     if (f->server != NULL)
         f->server->stats.replies++;
+    head_strip(r->req);
     evhttp_send_reply(r->req, status, NULL, NULL);
     access_log(f, NULL);
     if (!f->in_handler)
@@ -719,5 +736,6 @@ void api_reply_fallback_500(struct evhttp_request *req)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     (void)evbuffer_add_reference(out, fallback_500, sizeof fallback_500 - 1, NULL, NULL);
+    head_strip(req);
     evhttp_send_reply(req, 500, NULL, NULL);
 }

@@ -162,7 +162,8 @@ enum api_match_rc api_route_match(const struct api_route *routes, size_t n,
         if (strcmp(routes[i].pattern, best) != 0)
             continue;
         out->allow |= (unsigned)routes[i].method;
-        if (routes[i].method == method)
+        if (routes[i].method == method ||
+            (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET))
             out->route = &routes[i];
     }
     if (out->route == NULL)

@@ -31,6 +31,42 @@
 
 /* ---- the HTTP tests ----------------------------------------------------------------------- */
 
+/* The length of the response at raw (its head and Content-Length body), or 0; *status and
+ * *body_len set. */
+static size_t one_response(const char *raw, int *status, long *body_len)
+{
+    const char *end = strstr(raw, "\r\n\r\n");
+    const char *cl = strcasestr(raw, "\r\nContent-Length: ");
+    if (end == NULL || sscanf(raw, "HTTP/1.1 %d ", status) != 1)
+        return 0;
+    *body_len = cl != NULL && cl < end ? strtol(cl + 18, NULL, 10) : -1;
+    return (size_t)(end + 4 - raw);
+}
+
+/* HEAD is GET without the body (RFC 9110 9.3.2), a refusal too: the next reply on the same
+ * connection starts right after the head. */
+static void test_head(void)
+{
+    static const char raw[] = "HEAD /t/public HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "HEAD /v1/apps/1/keys/1/disable HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /t/public HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct test_resp r;
+    int st1 = 0, st2 = 0, st3 = 0;
+    long len1 = 0, len2 = 0, len3 = 0;
+    CHECK(test_http_raw(&r, port, raw, sizeof raw - 1) == 0, "HEAD: an answer");
+    size_t h1 = r.raw != NULL ? one_response(r.raw, &st1, &len1) : 0;
+    size_t h2 = h1 > 0 ? one_response(r.raw + h1, &st2, &len2) : 0;
+    size_t h3 = h2 > 0 ? one_response(r.raw + h1 + h2, &st3, &len3) : 0;
+    CHECK(h1 > 0 && st1 == 200 && len1 > 0,
+          "HEAD of a GET route: 200 with the GET's length (%d, %ld)", st1, len1);
+    CHECK(h2 > 0 && st2 == 405 && len2 > 0 && strstr(r.raw + h1, "Allow: POST\r\n") != NULL,
+          "HEAD of a POST route: 405, Allow POST, no body (%d, %ld)", st2, len2);
+    CHECK(h3 > 0 && st3 == 200 && len3 == len1 && strlen(r.raw + h1 + h2 + h3) == (size_t)len3 &&
+              strstr(r.raw + h1 + h2 + h3, "\"ok\"") != NULL,
+          "then the GET, its body of that length right after the heads: %s", r.raw);
+    test_resp_free(&r);
+}
+
 static void test_basics(void)
 {
     struct test_resp r, r2;
@@ -57,12 +93,13 @@ static void test_basics(void)
 
     call(&r, "DELETE", "/v1/apps/1400000000", AUTH("t-admin"), NULL);
     test_http_expect("405", &r, 405, "method_not_allowed");
-    CHECK(test_resp_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, PATCH") == 0, "Allow: %s",
-          v);
+    CHECK(test_resp_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, HEAD, PATCH") == 0,
+          "Allow: %s", v);
     test_resp_free(&r);
     call(&r, "PUT", "/t/public", NULL, "{}");
     test_http_expect("405 PUT", &r, 405, "method_not_allowed");
-    CHECK(test_resp_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET") == 0, "Allow: %s", v);
+    CHECK(test_resp_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, HEAD") == 0, "Allow: %s",
+          v);
     test_resp_free(&r);
     call(&r, "OPTIONS", "/v1/apps/1/keys/1/disable", NULL, NULL);
     test_http_expect("405 OPTIONS", &r, 405, "method_not_allowed");
@@ -322,6 +359,7 @@ int main(void)
     if (http_fixture_start() != 0)
         return test_done("http");
     test_basics();
+    test_head();
     test_auth();
     test_params();
     http_fixture_stop(50);

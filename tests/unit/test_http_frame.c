@@ -131,6 +131,18 @@ static const struct tcase cases[] = {
     {"chunked on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      FRAME_BAD_TE, 0},
     {"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", FRAME_DUP_HOST, 0},
+    {"two Content-Type",
+     "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"
+     "Content-Length: 2\r\n\r\n{}",
+     FRAME_DUP_TYPE, 0},
+    {"Expect: 100-continue",
+     "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\na", FRAME_OK, ALL},
+    {"another Expect", "POST / HTTP/1.1\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}",
+     FRAME_BAD_EXPECT, 0},
+    {"two Expect",
+     "POST / HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
+     "Content-Length: 2\r\n\r\n{}",
+     FRAME_BAD_EXPECT, 0},
     {"HTTP/0.9", "GET /\r\n\r\n", FRAME_NO_VERSION, 0},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", FRAME_BAD_VERSION, 0},
     {"lower-case version", "GET / http/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
