@@ -206,16 +206,18 @@ static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuff
     }
     hold_free(c);
     c->state = S_DISCARD;
+    /* A refused HEAD is asked as HEAD, so that its reply goes without the body too. */
+    const char *method = c->head_method ? "HEAD" : "GET";
     if (e == FRAME_BODY_TOO_LARGE) /* with the limit, for the message */
         evbuffer_add_printf(dst,
-                            "GET " FRAME_ERROR_PREFIX "%s/%d/%" PRIu64 " HTTP/1.1\r\nHost: "
+                            "%s " FRAME_ERROR_PREFIX "%s/%d/%" PRIu64 " HTTP/1.1\r\nHost: "
                             "usersigd\r\nConnection: close\r\n\r\n",
-                            c->cfg->nonce, (int)e, c->limit);
+                            method, c->cfg->nonce, (int)e, c->limit);
     else
         evbuffer_add_printf(dst,
-                            "GET " FRAME_ERROR_PREFIX "%s/%d HTTP/1.1\r\nHost: usersigd\r\n"
+                            "%s " FRAME_ERROR_PREFIX "%s/%d HTTP/1.1\r\nHost: usersigd\r\n"
                             "Connection: close\r\n\r\n",
-                            c->cfg->nonce, (int)e);
+                            method, c->cfg->nonce, (int)e);
     return BEV_OK;
 }
 
@@ -258,10 +260,15 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
     } else {
         struct frame_head h;
         e = frame_parse_head(p, end, &h);
+        c->head_method = h.method_len == 4 && memcmp(h.method, "HEAD", 4) == 0;
         if (e == FRAME_OK && h.target_len >= strlen(FRAME_ERROR_PREFIX) &&
             memcmp(h.target, FRAME_ERROR_PREFIX, strlen(FRAME_ERROR_PREFIX)) == 0)
             e = FRAME_BAD_REQUEST;
         bool body = (h.has_length && h.length > 0) || h.chunked;
+        /* evhttp reads no body after a HEAD: its bytes would be taken for the next request,
+         * one that never met these checks. */
+        if (e == FRAME_OK && body && c->head_method)
+            e = FRAME_HEAD_BODY;
         if (e == FRAME_OK && body && c->cfg->streams != NULL && c->stream == NULL &&
             c->cfg->streams(c->cfg->arg, h.method, h.method_len, h.target, h.target_len,
                             h.content_type, h.content_type_len)) {

@@ -72,7 +72,8 @@ enum frame_error {
     FRAME_BODY_TOO_LARGE,  /* 413: declared or, chunked, received over the route's limit */
     FRAME_TIMEOUT,         /* 408: the head did not arrive in time */
     FRAME_DUP_TYPE,        /* 400: two Content-Type headers */
-    FRAME_BAD_EXPECT,      /* 400: an Expect other than 100-continue */
+    FRAME_BAD_EXPECT,      /* 400: an Expect other than 100-continue (HTTP/1.1) */
+    FRAME_HEAD_BODY,       /* 400: a HEAD with a body */
     FRAME_ERROR_COUNT
 };
 

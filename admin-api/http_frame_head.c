@@ -35,6 +35,7 @@ static const struct {
     [FRAME_TIMEOUT] = {408, "the request headers did not arrive in time"},
     [FRAME_DUP_TYPE] = {400, "the request has more than one Content-Type"},
     [FRAME_BAD_EXPECT] = {400, "Expect takes only 100-continue (or leave it out)"},
+    [FRAME_HEAD_BODY] = {400, "a HEAD request takes no body"},
 };
 
 const char *frame_error_message(enum frame_error e)
@@ -217,10 +218,12 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
             h->content_type = value;
             h->content_type_len = vl;
         } else if (frame_name_is(name, nl, "Expect")) {
-            /* evhttp would answer anything else with an HTML 417. */
-            if (h->expect_continue || !(vl == 12 && strncasecmp(value, "100-continue", 12) == 0))
+            /* evhttp would answer anything else with an HTML 417 (on HTTP/1.1; it ignores
+             * Expect on HTTP/1.0, as RFC 9110 lets a server do). */
+            bool cont = vl == 12 && strncasecmp(value, "100-continue", 12) == 0;
+            if (h->minor == 1 && (h->expect_continue || !cont))
                 return FRAME_BAD_EXPECT;
-            h->expect_continue = true;
+            h->expect_continue = cont;
         }
         at = (size_t)(lf - buf) + 1;
     }

@@ -39,6 +39,7 @@ struct frame_conn {
     uint64_t chunk_left;
     size_t trailer_bytes;
     int64_t head_start_ms;     /* when the pending head's first byte came; 0: none pending */
+    bool head_method;          /* the last head parsed was a HEAD: its refusal goes as HEAD */
     size_t inflight;           /* output: bytes copied to the transport, not yet written out */
     size_t held;               /* input: bytes left with us after the last feed (a partial head) */
     struct bufferevent *bev;   /* the filter itself */

@@ -100,8 +100,9 @@ static const struct api_error_info table[API_ERR_COUNT] = {
     [API_ERR_INTERNAL] = {"internal", 500, LOG_ERROR,
                           "internal error: the server log has the details under the request id"},
     /* The method is the client's (a route of this server not implemented would be a build's
-     * bug, and none is): a warning, not an error any client can fill the log with. */
-    [API_ERR_NOT_IMPLEMENTED] = {"not_implemented", 501, LOG_WARN,
+     * bug, and none is): logged as a client's error, not one any client can fill the error
+     * log with. */
+    [API_ERR_NOT_IMPLEMENTED] = {"not_implemented", 501, LOG_INFO,
                                  "this route is not implemented yet"},
     [API_ERR_TENCENT_UNREACHABLE] = {"tencent_unreachable", 502, LOG_ERROR,
                                      "Tencent's REST API could not be reached (connection or TLS)"},
@@ -112,7 +113,7 @@ static const struct api_error_info table[API_ERR_COUNT] = {
                                  "Tencent's REST API did not answer in time (tencent_timeout)"},
     [API_ERR_UNAVAILABLE] = {"unavailable", 503, LOG_ERROR,
                              "the service cannot reach its database; retry later"},
-    [API_ERR_HTTP_VERSION] = {"http_version_not_supported", 505, LOG_WARN,
+    [API_ERR_HTTP_VERSION] = {"http_version_not_supported", 505, LOG_INFO,
                               "only HTTP/1.1 and HTTP/1.0 are served"},
 };
 

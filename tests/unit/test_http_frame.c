@@ -81,11 +81,18 @@ static char *feed(const char *in, size_t len, bool bytewise, size_t *out_len)
  * passed before it), else FRAME_OK; *passed gets the bytes before it. */
 static enum frame_error error_of(const char *out, size_t len, size_t *passed)
 {
+    /* A refused HEAD is asked as HEAD (its reply goes without the body), anything else as GET. */
     const char *e = strstr(out, "GET " FRAME_ERROR_PREFIX NONCE "/");
+    const char *h = strstr(out, "HEAD " FRAME_ERROR_PREFIX NONCE "/");
+    if (e == NULL || (h != NULL && h < e))
+        e = h;
     *passed = e != NULL ? (size_t)(e - out) : len;
     if (e == NULL)
         return FRAME_OK;
-    int k = atoi(e + strlen("GET " FRAME_ERROR_PREFIX NONCE "/"));
+    bool as_head = e == h;
+    if (as_head != (strncmp(out, "HEAD ", 5) == 0 && *passed == 0))
+        return FRAME_ERROR_COUNT; /* the refusal's method is not the refused request's */
+    int k = atoi(e + strlen(as_head ? "HEAD " : "GET ") + strlen(FRAME_ERROR_PREFIX NONCE "/"));
     const char *tail = "HTTP/1.1\r\nHost: usersigd\r\nConnection: close\r\n\r\n";
     size_t tl = strlen(tail);
     if (len < tl || strcmp(out + len - tl, tail) != 0)
@@ -139,6 +146,15 @@ static const struct tcase cases[] = {
      "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\na", FRAME_OK, ALL},
     {"another Expect", "POST / HTTP/1.1\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}",
      FRAME_BAD_EXPECT, 0},
+    {"another Expect on HTTP/1.0 (ignored there)",
+     "POST / HTTP/1.0\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}", FRAME_OK, ALL},
+    {"HEAD with a body", "HEAD / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /", FRAME_HEAD_BODY, 0},
+    {"HEAD with a chunked body",
+     "HEAD / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\n0\r\n\r\n",
+     FRAME_HEAD_BODY, 0},
+    {"HEAD with Content-Length: 0", "HEAD / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", FRAME_OK, ALL},
+    {"a refused HEAD, asked as HEAD", "HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+     FRAME_DUP_HOST, 0},
     {"two Expect",
      "POST / HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
      "Content-Length: 2\r\n\r\n{}",

@@ -457,7 +457,7 @@ static void test_error_table(void)
             CHECK(info->level <= LOG_INFO, "%s: a 4xx logs at %d, want INFO or DEBUG", info->code,
                   info->level);
         else if (info->status == 501 || info->status == 505) /* the client's method, version */
-            CHECK(info->level == LOG_WARN, "%s: logs at %d, want WARN", info->code, info->level);
+            CHECK(info->level == LOG_INFO, "%s: logs at %d, want INFO", info->code, info->level);
         else
             CHECK(info->level == LOG_ERROR, "%s: a 5xx logs at %d, want ERROR", info->code,
                   info->level);
