@@ -155,14 +155,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* Nothing invented: the output is the input's bytes, but for at most one error request at
-     * the end (found by its exact text: the input may quote the marker). */
+     * the end (found by its exact text: the input may quote the marker), asked as GET, or as
+     * HEAD for a refused HEAD. */
     size_t passed = n;
     static const char tail[] = " HTTP/1.1\r\nHost: usersigd\r\nConnection: close\r\n\r\n";
-    const char *marker = "GET " FRAME_ERROR_PREFIX NONCE "/";
+    const char *marker = FRAME_ERROR_PREFIX NONCE "/";
     size_t ml = strlen(marker), tl = sizeof tail - 1;
     for (size_t p = n >= ml ? n - ml + 1 : 0; p-- > 0;) {
         if (memcmp(a + p, marker, ml) != 0)
             continue;
+        size_t start = p >= 4 && memcmp(a + p - 4, "GET ", 4) == 0    ? p - 4
+                       : p >= 5 && memcmp(a + p - 5, "HEAD ", 5) == 0 ? p - 5
+                                                                      : (size_t)-1;
+        if (start == (size_t)-1)
+            break;
         /* kind, optionally "/limit", then the tail, and nothing after it */
         size_t q = p + ml, digits = 0;
         while (q < n && a[q] >= '0' && a[q] <= '9')
@@ -176,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 digits = 0;
         }
         if (digits > 0 && n - q == tl && memcmp(a + q, tail, tl) == 0)
-            passed = p;
+            passed = start;
         break;
     }
     /* A subsequence of the input (empty lines between requests are dropped, chunk lines and
