@@ -6,9 +6,13 @@
  */
 #include "usersig_args.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_OPTS 64
 
@@ -101,4 +105,47 @@ int usersig_args_check(int argc, char *const *argv, const struct option *opts, c
         seen |= (uint64_t)1 << k;
     }
     return 0;
+}
+
+/* ---- the process --------------------------------------------------------------------------- */
+
+int usersig_std_fds(void)
+{
+    int closed = 0;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int k = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (k != fd) { /* the lowest free number: fd itself, unless something is wrong */
+            if (k >= 0)
+                close(k);
+            return -1;
+        }
+        closed |= 1 << fd;
+    }
+    return closed;
+}
+
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+    caught = sig;
+}
+
+void usersig_catch_interrupts(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns EINTR */
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        (void)sigaction(sigs[i], &sa, NULL);
+}
+
+int usersig_interrupted(void)
+{
+    return (int)caught;
 }

@@ -2,7 +2,7 @@
  * Strict checking of a subcommand's options, ahead of getopt_long: exact names only, no option
  * that takes a value given twice, and error messages that name an option but never repeat a
  * value (which may be a secret typed in the wrong place). Used by usersig_cli.c and
- * usersig_batch_main.c.
+ * usersig_batch_main.c. Also the process's standard streams and interruptions, which both use.
  */
 #ifndef USERSIG_ARGS_H
 #define USERSIG_ARGS_H
@@ -29,5 +29,23 @@ int usersig_args_check(int argc, char *const *argv, const struct option *opts, c
  * '=', at most USERSIG_ARGS_MAX_NAME bytes (then "..."), bytes outside printable ASCII as \xHH.
  * Returns out. */
 const char *usersig_args_name(const char *arg, char *out, size_t out_size);
+
+/* ---- the process ---- */
+
+#define USERSIG_STDIN_CLOSED 1
+#define USERSIG_STDOUT_CLOSED 2
+#define USERSIG_STDERR_CLOSED 4
+
+/* Opens /dev/null on each of fds 0, 1 and 2 that is closed, so that no later descriptor (a file,
+ * libcurl's socket pair) takes its number and receives what is meant for it. Returns the
+ * USERSIG_*_CLOSED bits of those that were closed, or -1 when one could not be filled. */
+int usersig_std_fds(void);
+
+/* SIGINT, SIGTERM and SIGHUP set a flag instead of ending the process (without SA_RESTART, so a
+ * blocked read returns EINTR): the loops check usersig_interrupted() and stop after a whole
+ * line, saying where to resume. */
+void usersig_catch_interrupts(void);
+/* The signal caught, or 0. */
+int usersig_interrupted(void);
 
 #endif

@@ -12,6 +12,7 @@
  * arrive), usersig_batch_tty.c (messages and the progress line on stderr) and usersig_http.c
  * (the transport); none of them calls back here.
  */
+#include "usersig_args.h"
 #include "usersig_batch_int.h"
 
 #include <errno.h>
@@ -44,6 +45,8 @@
 static int waiting(void *arg, int fresh)
 {
     struct batch *b = arg;
+    if (usersig_interrupted())
+        return -1; /* the caller says so, and where to resume */
     if (fresh && fflush(stdout) != 0) {
         usersig_batch_say(b, "writing stdout: %s", strerror(errno));
         return -1;
@@ -118,7 +121,7 @@ static int reader_line(struct reader *r, const char **p, size_t *n, int nb)
         if (nb && !input_ready())
             return -3;
         ssize_t k = read(STDIN_FILENO, r->buf + r->end, sizeof r->buf - r->end);
-        if (k < 0 && errno == EINTR)
+        if (k < 0 && errno == EINTR && !usersig_interrupted())
             continue;
         if (k < 0)
             return -1;

@@ -108,6 +108,7 @@ struct batch {
     size_t line_len;
     char hdr[8192]; /* the Authorization header, wiped after each request */
     uint64_t done, signed_n, failed, last_line; /* signed_n: signed, or imported */
+    int untrusted; /* a summary did not match what was received: no resume from stdout */
     uint64_t not_imported;
     uint64_t failed_lines[SHOW_FAILED];
     char failed_codes[SHOW_FAILED][40];

@@ -386,14 +386,26 @@ static int job_main(int argc, char **argv, enum usersig_job job)
         goto done;
     }
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    /* Interrupted, the run stops after a whole answered line and says where to resume. */
+    usersig_catch_interrupts();
 
     if (usersig_batch_run(b) != 0) {
-        if (b->done > 0)
+        int sig = usersig_interrupted();
+        if (sig != 0)
+            usersig_batch_say(b, "interrupted (signal %d)", sig);
+        if (b->untrusted)
+            usersig_batch_say(b, "stdout cannot be trusted (a summary did not match what was "
+                                 "received): run the whole input again");
+        else if (b->done > 0)
             usersig_batch_say(b,
                               "stopped after %" PRIu64
                               " answered identifiers (input lines up to %" PRIu64
                               ", in stdout); resume from line %" PRIu64 " (tail -n +%" PRIu64 ")",
                               b->done, b->last_line, b->last_line + 1, b->last_line + 1);
+        else if (sig != 0)
+            usersig_batch_say(b, "nothing was answered yet: run the whole input again");
+        if (sig != 0)
+            status = 128 + sig;
         goto done;
     }
     if (fflush(stdout) != 0) {

@@ -640,6 +640,7 @@ static int span_finish(struct batch *b, struct span *s)
                           " lines received hash to %s: the output is not what the server recorded",
                           usersig_batch_job_name(b), s->sum.batch_id, s->sum.sha256, s->received,
                           hex);
+        b->untrusted = 1;
         return -1;
     }
     const char *job = usersig_batch_job_name(b);
@@ -657,6 +658,7 @@ static int span_finish(struct batch *b, struct span *s)
                           " lines received (%" PRIu64 " %s, %" PRIu64 " failed%s)",
                           job, s->sum.batch_id, s->sum.count, ok, s->sum.signed_n, s->sum.failed,
                           ni_sum, s->nitems, s->received, s->ok, ok, s->failed, ni_got);
+        b->untrusted = 1;
         return -1;
     }
     if (b->job != USERSIG_JOB_BATCH && strcmp(s->sum.state, "complete") != 0) {

@@ -2,7 +2,8 @@
  * usersig: the offline command-line tool around the codec, for operators, scripts and debugging.
  * Signs one token or a stream of identifiers, verifies and explains a token, decodes one. Keys
  * come from a file or the USERSIG_KEY environment variable, never from the command line.
- * Exit status: 0 success, 1 a token failed verification or a batch line failed, 2 usage error.
+ * Exit status: 0 success, 1 a token failed verification or a batch line failed, 2 usage error
+ * (or stdin, stdout unreadable, unwritable), 128 + N interrupted by signal N (sign --batch).
  * Options are matched by their exact names (usersig_args.c); no error message repeats an
  * option's value or an operand, since a secret typed in the wrong place must not reach stderr.
  */
@@ -74,7 +75,8 @@ static const char usage_verify[] =
     "usage: usersig verify --sdkappid N (--key-file F | --public-key-file F) --identifier ID\n"
     "                      [--now T] [--room-id R | --room-str S] [--privileges P] [TOKEN | -]\n"
     "\n"
-    "Prints 'ok', or '<verdict> <tencent_code>: <explanation>'; exit status 0 only for ok.\n"
+    "Prints 'ok', or '<verdict> <tencent_code>: <explanation>' ('-' when Tencent has no code\n"
+    "for it); exit status 0 only for ok.\n"
     "The token is read from stdin when it is '-' or absent.\n"
     "\n"
     "  --sdkappid N          the SDKAppID the token must belong to\n"
@@ -389,7 +391,10 @@ static int sign_batch(struct usersig_signer *signer, const struct common_opts *o
     static char outbuf[1 << 20];
 
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    while ((n = getline(&line, &cap, stdin)) != -1) {
+    /* Interrupted, it stops after a whole line, says where to resume, and exits 128 + the
+     * signal: stdout never ends in a cut token. */
+    usersig_catch_interrupts();
+    while (!usersig_interrupted() && (n = getline(&line, &cap, stdin)) != -1) {
         size_t len = (size_t)n, tok_len = 0;
         lineno++;
         if (len > 0 && line[len - 1] == '\n')
@@ -417,13 +422,21 @@ static int sign_batch(struct usersig_signer *signer, const struct common_opts *o
         }
     }
     free(line);
-    if (ferror(stdin)) {
+    int sig = usersig_interrupted();
+    if (ferror(stdin) && sig == 0) {
         fprintf(stderr, "%s: reading stdin: %s\n", prog, strerror(errno));
-        return EXIT_FAILED;
+        return EXIT_USAGE;
     }
     if (fflush(stdout) != 0) {
         fprintf(stderr, "%s: writing stdout: %s\n", prog, strerror(errno));
-        return EXIT_FAILED;
+        return EXIT_USAGE;
+    }
+    if (sig != 0) {
+        fprintf(stderr,
+                "%s: interrupted (signal %d) after %zu input lines, all of them in stdout: "
+                "resume from line %zu (tail -n +%zu)\n",
+                prog, sig, lineno, lineno + 1, lineno + 1);
+        return 128 + sig;
     }
     if (failed > 0) {
         fprintf(stderr, "%s: %zu of %zu identifiers failed\n", prog, failed, lineno);
@@ -500,6 +513,17 @@ done:
     return status;
 }
 
+/* '<verdict> <tencent_code>: <explanation>', the code '-' for a verdict Tencent has none for
+ * (room_mismatch, privilege_missing: 0 would read as success). */
+static void print_verdict(enum usersig_verdict v)
+{
+    int code = usersig_verdict_tencent_code(v);
+    if (code != 0)
+        printf("%s %d: %s\n", usersig_verdict_name(v), code, usersig_verdict_message(v));
+    else
+        printf("%s -: %s\n", usersig_verdict_name(v), usersig_verdict_message(v));
+}
+
 static int cmd_verify(int argc, char **argv)
 {
     static const int allowed[] = {OPT_SDKAPPID,   OPT_KEY_FILE,   OPT_PUBLIC_KEY_FILE,
@@ -548,8 +572,7 @@ static int cmd_verify(int argc, char **argv)
         puts("ok");
         return 0;
     }
-    printf("%s %d: %s\n", usersig_verdict_name(v), usersig_verdict_tencent_code(v),
-           usersig_verdict_message(v));
+    print_verdict(v);
     return EXIT_FAILED;
 }
 
@@ -576,8 +599,7 @@ static int cmd_decode(int argc, char **argv)
     free(token);
     int status = 0;
     if (v != USERSIG_VALID) {
-        printf("%s %d: %s\n", usersig_verdict_name(v), usersig_verdict_tencent_code(v),
-               usersig_verdict_message(v));
+        print_verdict(v);
         status = EXIT_FAILED;
     } else {
         /* The document as it is, newlines folded so it stays one line. */
@@ -640,6 +662,12 @@ static bool looks_like_command(const char *w)
 int main(int argc, char **argv)
 {
     char name[USERSIG_ARGS_MAX_NAME * 4 + 8];
+    int closed = usersig_std_fds();
+    if (closed < 0 || (closed & USERSIG_STDOUT_CLOSED)) {
+        /* Nothing could reach it: refused rather than thrown away. */
+        fprintf(stderr, "%s: standard output is closed: give it a file or a pipe\n", prog);
+        return EXIT_USAGE;
+    }
     if (argc < 2) {
         fputs(usage_main, stderr);
         return EXIT_USAGE;
@@ -647,6 +675,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_main, stdout);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "%s: writing stdout: %s\n", prog, strerror(errno));
+            return EXIT_USAGE;
+        }
         return 0;
     }
     int status;
@@ -674,10 +706,11 @@ int main(int argc, char **argv)
                     prog, usage_main);
         return EXIT_USAGE;
     }
-    /* A token that never reached stdout (full disk, closed pipe) is a failure. */
-    if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0) {
+    /* A token that never reached stdout (full disk, closed pipe) is a failure of the
+     * environment, like a usage error: not a token that failed verification. */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && (status == 0 || status == EXIT_FAILED)) {
         fprintf(stderr, "%s: writing stdout: %s\n", prog, strerror(errno));
-        return EXIT_FAILED;
+        return EXIT_USAGE;
     }
     return status;
 }

@@ -524,9 +524,12 @@ same_file "Content-Length answer" "$TMP/want10"
 batch "$TMP/ids10" "$URL/badsha"
 expect_rc "sha256 mismatch" 2
 expect_err "sha256 mismatch" "SHA-256 MISMATCH in batch"
+expect_err "sha256 mismatch: no resume from it" "stdout cannot be trusted"
+expect_no_err "sha256 mismatch: no resume from it" "resume from line"
 batch "$TMP/ids10" "$URL/count"
 expect_rc "summary count wrong" 2
 expect_err "summary count wrong" "does not match"
+expect_err "summary count wrong: no resume from it" "run the whole input again"
 batch "$TMP/ids10" "$URL/nosummary"
 expect_rc "no summary" 2
 expect_err "no summary" "without its summary line"
@@ -643,6 +646,27 @@ if [ "$(cut -c1-18 "$TMP/out" | tr '\n' ' ')" == '{"identifier":"u1" {"identifie
 else
     fail "streamed: a slow pipe: output" "$(cat "$TMP/out")"
 fi
+# interrupted (SIGINT) while stdin is still open: the answered lines whole in stdout, where to
+# resume, exit 128 + 2
+rm -f "$TMP/bfifo"
+mkfifo "$TMP/bfifo"
+"$U" batch --server "$URL/live" --token-file "$TMP/token" --sdkappid 1400000000 \
+    <"$TMP/bfifo" >"$TMP/out" 2>"$TMP/err" &
+BPID=$!
+exec 8>"$TMP/bfifo"
+printf 'u1\nu2\nu3\n' >&8
+for _ in $(seq 200); do grep -q '"identifier":"u3"' "$TMP/out" 2>/dev/null && break; sleep 0.05; done
+kill -INT $BPID
+wait $BPID
+RC=$?
+exec 8>&-
+rm -f "$TMP/bfifo"
+ERR=$(cat "$TMP/err")
+expect_rc "interrupted" 130
+expect_err "interrupted" "interrupted \(signal 2\)"
+expect_err "interrupted: resume hint" "stopped after 3 answered identifiers \(input lines up to 3, in stdout\); resume from line 4 \(tail -n \+4\)"
+[ "$(wc -l <"$TMP/out")" -eq 3 ] && [ "$(tail -c 1 "$TMP/out" | od -An -tx1 | tr -d ' ')" == 0a ] &&
+    pass "interrupted: 3 whole lines in stdout" || fail "interrupted: stdout" "$(cat "$TMP/out")"
 # the server's last line for a body cut short (usersigd: bad_request, the batch aborted): the
 # lines before it kept, exit 2, where to resume
 batch "$TMP/ids1000" "$URL/livecut"

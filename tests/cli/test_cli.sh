@@ -457,13 +457,13 @@ for p in 2 8 32 42 0; do
 done
 run "${V_ALICE[@]}" --now "$T0" --room-id 10001 "$PMK"
 expect_rc "verify PrivateMapKey for another room" 1
-expect_prefix "verify PrivateMapKey for another room" "room_mismatch "
+expect_prefix "verify PrivateMapKey for another room" "room_mismatch -: "
 run "${V_ALICE[@]}" --now "$T0" --room-str 10000 "$PMK"
 expect_prefix "verify numeric PrivateMapKey against a string room" "room_mismatch "
 for p in 4 1 43 255; do
     run "${V_ALICE[@]}" --now "$T0" --room-id 10000 --privileges "$p" "$PMK"
     expect_rc "verify PrivateMapKey --privileges $p (missing)" 1
-    expect_prefix "verify PrivateMapKey --privileges $p (missing)" "privilege_missing "
+    expect_prefix "verify PrivateMapKey --privileges $p (missing)" "privilege_missing -: "
 done
 run "${V_ALICE[@]}" --now "$((T0 + 301))" --room-id 10000 "$PMK"
 expect_prefix "verify an expired PrivateMapKey" "expired 70001: "
@@ -515,17 +515,47 @@ for l in 0 1 2 3 4 5 6 7 8 9; do
     expect_line "sign --level $l verifies" ok
 done
 
-# A failed write of the token is not success.
+# A failed write of the token is not success, nor a token that failed: exit 2.
 if [ -w /dev/full ]; then
     "$U" "${SIGN[@]}" --identifier alice >/dev/full 2>"$TMP/err"
     RC=$? OUT='' ERR=$(cat "$TMP/err")
-    expect_rc "sign to a full disk" 1
+    expect_rc "sign to a full disk" 2
     printf 'alice\n' | "$U" "${SIGN[@]}" --batch >/dev/full 2>"$TMP/err"
     RC=$? ERR=$(cat "$TMP/err")
-    expect_rc "sign --batch to a full disk" 1
+    expect_rc "sign --batch to a full disk" 2
+    "$U" --help >/dev/full 2>"$TMP/err"
+    RC=$? ERR=$(cat "$TMP/err")
+    expect_rc "--help to a full disk" 2
 else
     echo "skip: /dev/full is not writable"
 fi
+
+# A closed stdout is refused before anything is made (nothing else takes its descriptor).
+"$U" "${SIGN[@]}" --identifier alice >&- 2>"$TMP/err"
+RC=$? OUT='' ERR=$(cat "$TMP/err")
+expect_rc "stdout closed" 2
+expect_err "stdout closed" "standard output is closed"
+
+# Interrupted, sign --batch stops after a whole line, says where to resume, exits 128 + 2.
+rm -f "$TMP/fifo"
+mkfifo "$TMP/fifo"
+"$U" "${SIGN[@]}" --batch <"$TMP/fifo" >"$TMP/int.out" 2>"$TMP/err" &
+PID=$!
+exec 7>"$TMP/fifo"
+seq 1 1000 | sed 's/^/u/' >&7
+sleep 1
+kill -INT "$PID"
+wait "$PID"
+RC=$? OUT='' ERR=$(cat "$TMP/err")
+exec 7>&-
+expect_rc "sign --batch interrupted" 130
+expect_err "sign --batch interrupted" "resume from line 1001 (tail -n +1001)"
+whole_lines() { # FILE N: N lines, each an identifier and a token, the last one ended
+    [ "$(wc -l <"$1")" -eq "$2" ] && [ "$(grep -c $'^u[0-9]*\teJ' "$1")" -eq "$2" ] &&
+        [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" == 0a ]
+}
+check "sign --batch interrupted: 1000 whole lines, each a token" whole_lines "$TMP/int.out" 1000
+rm -f "$TMP/fifo"
 
 # ---- batch ------------------------------------------------------------------------------------
 ID33=012345678901234567890123456789012
