@@ -138,8 +138,12 @@ const server = http.createServer((req, res) => {
   if (mode === 'live' || mode === 'livecut') return live(req, res, mode);
   const lim = /^limit(\d+)$/.exec(mode);
   if (mode === 'always413' || (lim && len > Number(lim[1]))) {
-    // Answer before reading the body, as a server enforcing its limit does.
+    // Answer before reading the body, as a server enforcing its limit does, then close. What
+    // comes meanwhile is read and dropped (a lingering close, as servers do): closed with unread
+    // bytes in its buffer, the socket would send a reset, which can reach the client before it
+    // has read the 413, and take the answer with it.
     fs.appendFileSync(logFile, JSON.stringify({ mode, len, refused: true }) + '\n');
+    req.resume();
     fail(res, 413, 'body_too_large', 'the body is over 1 MiB: split the input into several requests');
     return;
   }
