@@ -52,9 +52,9 @@ static const char usage_main[] =
     "(no abbreviations) and each one that takes a value is given at most once.\n";
 
 static const char usage_sign[] =
-    "usage: usersig sign --sdkappid N --key-file F --identifier ID [--expire S] [--time T]\n"
+    "usage: usersig sign --sdkappid N [--key-file F] --identifier ID [--expire S] [--time T]\n"
     "                    [--level L] [--room-id R | --room-str S] [--privileges P] [--strict]\n"
-    "       usersig sign --sdkappid N --key-file F --batch [--expire S] [--level L] [--strict]\n"
+    "       usersig sign --sdkappid N [--key-file F] --batch [--expire S] [--level L] [--strict]\n"
     "\n"
     "  --sdkappid N     the app's SDKAppID (1..4294967295)\n"
     "  --key-file F     the app's key: the HMAC secret as shown in the console (v2), or a PEM\n"
