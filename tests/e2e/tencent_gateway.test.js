@@ -239,7 +239,10 @@ describe('the REST gateway', () => {
       { base: own.url, body: { admin_max_expire: 7200 } }), 200);
     expectStatus(await gw(), 200);
     let now = await signs();
-    assert.equal(now.length, cached + 1, 'signed again after the change');
+    // Once, or twice when this process's own notification of the change came while that one
+    // was being signed (a signing under way at a forget is not kept: it is signed again).
+    assert.ok(now.length === cached + 1 || now.length === cached + 2,
+      `signed again after the change: ${now.length - cached} signs`);
     assert.equal(now[now.length - 1].details.expire, 7200, JSON.stringify(now[now.length - 1]));
     // This process's own notification of that change may drop it once more (the listener's
     // copy of what the change's commit already evicted): wait until it stays cached.
@@ -263,7 +266,8 @@ describe('the REST gateway', () => {
       expectStatus(await gw(), 200);
       now = await signs();
     }
-    assert.equal(now.length, settled + 1, 'signed again after the other process\'s change');
+    assert.ok(now.length === settled + 1 || now.length === settled + 2,
+      `signed again after the other process's change: ${now.length - settled} signs`);
     assert.equal(now[now.length - 1].details.expire, 3600);
   });
 
