@@ -378,6 +378,9 @@ static void on_request(struct evhttp_request *evreq, void *arg)
         snprintf(f->path, sizeof f->path, "(refused framing)");
         f->refused = true;
         evhttp_add_header(evhttp_request_get_output_headers(evreq), "Connection", "close");
+        struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+        if (evcon != NULL) /* the client may still be sending what was refused */
+            frame_linger_after_reply(evhttp_connection_get_bufferevent(evcon));
         if (fe == FRAME_BODY_TOO_LARGE)
             api_reply_error(&f->pub, API_ERR_BODY_TOO_LARGE,
                             "the body is over this route's limit of %" PRIu64 " bytes%s", detail,

@@ -528,6 +528,8 @@ void frame_conn_free(struct frame_conn *c)
     }
     if (c->output != NULL)
         event_free(c->output);
+    if (c->linger != NULL)
+        event_free(c->linger);
     if (c->under != NULL) {
         /* Our reference kept the transport alive until here: its callback can go. */
         if (c->under_cb != NULL)

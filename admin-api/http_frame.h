@@ -164,6 +164,12 @@ void frame_stream_drained(struct frame_stream *s);
 /* The holder is done (accepts NULL): no callback any more; a body not complete is discarded
  * from here on (the connection closes after the reply). */
 void frame_stream_release(struct frame_stream *s);
+/* The reply about to be sent on bev's connection (evhttp's bufferevent of the request, the
+ * filter) is a refusal that closes it: once the reply is out, what the client still sends is
+ * read and dropped until it closes or FRAME_LINGER_MS pass, and only then does the close come,
+ * so that it sends no reset that could take the reply with it. */
+void frame_linger_after_reply(struct bufferevent *bev);
+
 /* For a reply to a streamed request that no handler took (an error answered first): the body is
  * discarded from here on, read without being kept. No-op when it was taken or there is none. */
 void frame_stream_discard(struct bufferevent *bev);

@@ -8,10 +8,17 @@
 
 #include <stdlib.h>
 
+static void linger_end(struct frame_conn *c);
+
 /* The transport's callbacks, in front of the filter's. */
 static void under_read(struct bufferevent *under, void *arg)
 {
     struct frame_conn *c = arg;
+    if (c->lingering) { /* the reply is out: what still comes is dropped */
+        struct evbuffer *in = bufferevent_get_input(under);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     if (c->under_rcb != NULL)
         c->under_rcb(under, c->under_arg);
 }
@@ -33,6 +40,10 @@ static void under_event(struct bufferevent *under, short what, void *arg)
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->stream != NULL &&
         c->stream->state == FRAME_STREAM_OPEN) {
         frame_conn_eof(c);
+        return;
+    }
+    if (c->lingering) { /* the client is done too (or gone): the close goes now */
+        linger_end(c);
         return;
     }
     if (c->under_ecb != NULL)
@@ -67,6 +78,13 @@ struct frame_stream *frame_stream_take(struct bufferevent *bev)
     return s;
 }
 
+void frame_linger_after_reply(struct bufferevent *bev)
+{
+    struct frame_conn *c = conn_of(bev);
+    if (c != NULL)
+        c->refused = true;
+}
+
 void frame_stream_discard(struct bufferevent *bev)
 {
     struct frame_conn *c = conn_of(bev);
@@ -84,6 +102,54 @@ static void input_drained(struct evbuffer *buf, const struct evbuffer_cb_info *i
         return;
     c->full = false;
     frame_conn_read_again(c);
+}
+
+/* ---- the close after a refusal ---------------------------------------------------------------
+ * A client refused before its body was read (413 on the declared length, a bad header) is
+ * often still sending it. Closed with unread bytes, a socket sends a reset, and a reset that
+ * reaches the client before it has read the reply can take the reply with it (a client that
+ * sees its write fail may give up unread). So once the reply is out, the transport is read and
+ * what comes is dropped, until the client closes or FRAME_LINGER_MS pass; only then is evhttp
+ * told that the output is done (it frees the connection). */
+
+/* Ends the linger: evhttp's write callback, which frees the connection (and c, later). */
+static void linger_end(struct frame_conn *c)
+{
+    if (c->linger != NULL)
+        event_del(c->linger);
+    c->lingering = false;
+    bufferevent_trigger(c->bev, EV_WRITE, 0);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct frame_conn *c = arg;
+    bufferevent_data_cb rcb, wcb;
+    bufferevent_event_cb ecb = NULL;
+    void *cbarg;
+    (void)fd;
+    (void)what;
+    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
+    if (ecb == NULL) /* evhttp freed the filter meanwhile (see on_output) */
+        return;
+    linger_end(c);
+}
+
+/* The reply of a refused request is out: linger, or (no timer) close at once. */
+static void linger_start(struct frame_conn *c)
+{
+    struct timeval tv = {FRAME_LINGER_MS / 1000, (FRAME_LINGER_MS % 1000) * 1000};
+    if (c->linger == NULL)
+        c->linger = evtimer_new(bufferevent_get_base(c->under), on_linger, c);
+    if (c->linger == NULL || evtimer_add(c->linger, &tv) != 0) {
+        bufferevent_trigger(c->bev, EV_WRITE, 0);
+        return;
+    }
+    c->lingering = true;
+    struct evbuffer *in = bufferevent_get_input(c->under);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->under, EV_READ, 0, 0);
+    bufferevent_enable(c->under, EV_READ);
 }
 
 /* The output side. evhttp frees a connection that is to close as soon as this filter's output
@@ -118,6 +184,10 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
         evbuffer_drain(out, c->inflight);
         c->inflight = 0;
         if (evbuffer_get_length(out) == 0) {
+            if (c->refused && !c->lingering) {
+                linger_start(c); /* evhttp is told once the client is done, or later */
+                return;
+            }
             bufferevent_trigger(bev, EV_WRITE, 0); /* evhttp's write callback: may free c */
             return;
         }

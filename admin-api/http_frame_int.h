@@ -27,6 +27,8 @@ struct frame_stream {
 };
 enum chunk_state { C_SIZE, C_DATA, C_DATA_END, C_TRAILER };
 
+#define FRAME_LINGER_MS 1000 /* the longest wait after a refusal's reply before the close */
+
 struct frame_conn {
     const struct frame_config *cfg;
     enum conn_state state;
@@ -38,8 +40,13 @@ struct frame_conn {
     enum chunk_state cstate;
     uint64_t chunk_left;
     size_t trailer_bytes;
-    int64_t head_start_ms;     /* when the pending head's first byte came; 0: none pending */
-    bool head_method;          /* the last head parsed was a HEAD: its refusal goes as HEAD */
+    int64_t head_start_ms; /* when the pending head's first byte came; 0: none pending */
+    bool head_method;      /* the last head parsed was a HEAD: its refusal goes as HEAD */
+    /* The reply being written closes the connection (frame_linger_after_reply): once it is out,
+     * what the client still sends is read and dropped for up to FRAME_LINGER_MS before the close
+     * (the linger timer), so that the close sends no reset that could take the reply with it. */
+    bool refused, lingering;
+    struct event *linger;
     size_t inflight;           /* output: bytes copied to the transport, not yet written out */
     size_t held;               /* input: bytes left with us after the last feed (a partial head) */
     struct bufferevent *bev;   /* the filter itself */

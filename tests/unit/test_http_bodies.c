@@ -316,6 +316,52 @@ out:
     test_resp_free(&r);
 }
 
+/* A body refused by its declared length (413) while the client still sends it: after the reply
+ * the server reads and drops what comes, rather than closing on it at once (a close with unread
+ * bytes sends a reset, which can take the reply with it), and closes once the client is done. */
+static void test_refusal_linger(void)
+{
+    static const char head[] = "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                               "application/json\r\nContent-Length: 10000000\r\n\r\n";
+    enum { CHUNK = 64 * 1024 };
+    char *chunk = calloc(1, CHUNK), rd[4096];
+    int fd = test_http_connect(AF_INET, port);
+    CHECK(chunk != NULL && fd >= 0, "linger: a connection");
+    if (chunk == NULL || fd < 0)
+        goto out;
+    memset(chunk, ' ', CHUNK);
+    CHECK(send(fd, head, sizeof head - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof head - 1),
+          "linger: the head sent");
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof rd - 1 && !memmem(rd, got, "\r\n\r\n", 4) &&
+           (k = recv(fd, rd + got, sizeof rd - 1 - got, 0)) > 0)
+        got += (size_t)k;
+    rd[got] = '\0';
+    CHECK(strncmp(rd, "HTTP/1.1 413 ", 13) == 0, "linger: 413 at the head: %.60s", rd);
+    /* The reply is out; the client goes on sending its body, a while later. */
+    int sends_ok = 0;
+    for (int i = 0; i < 4; i++) {
+        usleep(60 * 1000);
+        sends_ok += send(fd, chunk, CHUNK, MSG_NOSIGNAL) == CHUNK;
+    }
+    CHECK(sends_ok == 4, "linger: the server still reads after its reply (%d of 4 sends)",
+          sends_ok);
+    /* Done sending: the server closes (before its linger's end). */
+    shutdown(fd, SHUT_WR);
+    int64_t t0 = clock_monotonic_ms();
+    while ((k = recv(fd, rd, sizeof rd, 0)) > 0)
+        ;
+    CHECK(k == 0 && clock_monotonic_ms() - t0 < 900,
+          "linger: closed once the client was done "
+          "(%lld ms)",
+          (long long)(clock_monotonic_ms() - t0));
+out:
+    if (fd >= 0)
+        close(fd);
+    free(chunk);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -325,6 +371,7 @@ int main(void)
     test_bodies();
     test_framing();
     test_pipelined_input_bounded();
+    test_refusal_linger();
     http_fixture_stop(80);
     return test_done("http_bodies");
 }
