@@ -10,6 +10,18 @@
 
 static void linger_end(struct frame_conn *c);
 
+/* Whether evhttp still has the filter. Once it has freed it, libevent frees the transport (its
+ * callbacks go) and destroys the filter, and with it c, only later: an event of ours that runs in
+ * between must not touch the filter. */
+static bool filter_alive(struct frame_conn *c)
+{
+    bufferevent_data_cb rcb, wcb;
+    bufferevent_event_cb ecb = NULL;
+    void *cbarg;
+    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
+    return ecb != NULL;
+}
+
 /* The transport's callbacks, in front of the filter's. */
 static void under_read(struct bufferevent *under, void *arg)
 {
@@ -124,15 +136,10 @@ static void linger_end(struct frame_conn *c)
 static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
     struct frame_conn *c = arg;
-    bufferevent_data_cb rcb, wcb;
-    bufferevent_event_cb ecb = NULL;
-    void *cbarg;
     (void)fd;
     (void)what;
-    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
-    if (ecb == NULL) /* evhttp freed the filter meanwhile (see on_output) */
-        return;
-    linger_end(c);
+    if (filter_alive(c))
+        linger_end(c);
 }
 
 /* The reply of a refused request is out: linger, or (no timer) close at once. */
@@ -167,16 +174,9 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
     struct frame_conn *c = arg;
     struct bufferevent *bev = c->bev;
     struct evbuffer *out = bufferevent_get_output(bev);
-    bufferevent_data_cb rcb, wcb;
-    bufferevent_event_cb ecb = NULL;
-    void *cbarg;
     (void)fd;
     (void)what;
-    /* Once evhttp has freed the filter, libevent frees the transport (its callbacks go) and
-     * destroys the filter, and with it c, only later: an event of ours that runs in between must
-     * not touch the filter. */
-    bufferevent_getcb(c->under, &rcb, &wcb, &ecb, &cbarg);
-    if (ecb == NULL)
+    if (!filter_alive(c))
         return;
     if (c->inflight > 0) {
         if (evbuffer_get_length(bufferevent_get_output(c->under)) > 0)
