@@ -23,3 +23,8 @@ int64_t clock_monotonic_ms(void)
 {
     return clock_monotonic_ns() / 1000000;
 }
+
+double clock_monotonic_msf(void)
+{
+    return (double)clock_monotonic_ns() / 1e6;
+}

@@ -14,5 +14,7 @@ int64_t clock_realtime_us(void);
 /* Nanoseconds, and milliseconds, on CLOCK_MONOTONIC: meaningful only as differences. */
 int64_t clock_monotonic_ns(void);
 int64_t clock_monotonic_ms(void);
+/* Milliseconds on CLOCK_MONOTONIC with their fraction (durations shown in ms, token buckets). */
+double clock_monotonic_msf(void);
 
 #endif

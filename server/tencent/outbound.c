@@ -253,7 +253,7 @@ static void call_finish(struct outbound_call *c, CURLcode code, enum outbound_rc
     if (c->discarded && code == CURLE_WRITE_ERROR)
         code = CURLE_OK; /* the body was not wanted: the status is the answer */
     r.rc = forced != OUTBOUND_OK ? forced : classify(code, c->too_large);
-    r.duration_ms = ((double)clock_monotonic_ns() / 1e6) - c->started_ms;
+    r.duration_ms = clock_monotonic_msf() - c->started_ms;
     r.body = "";
     r.error = "";
     if (r.rc == OUTBOUND_OK) {
@@ -581,7 +581,7 @@ enum outbound_rc outbound_post_json_headers(struct outbound *ob, const char *url
     c->ob = ob;
     c->cb = cb;
     c->arg = arg;
-    c->started_ms = ((double)clock_monotonic_ns() / 1e6);
+    c->started_ms = clock_monotonic_msf();
     outbound_url_redacted(url, !ob->opt.hide_path, c->where, sizeof c->where);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (h != NULL)

@@ -59,7 +59,7 @@ static void call_unlink(struct tcall *c)
 static void deliver(struct tcall *c)
 {
     c->result.attempts = c->attempts;
-    c->result.duration_ms = ((double)clock_monotonic_ns() / 1e6) - c->started_ms;
+    c->result.duration_ms = clock_monotonic_msf() - c->started_ms;
     c->result.reply = c->reply;
     c->result.body = c->reply != NULL ? c->raw : NULL;
     c->result.body_len = c->reply != NULL ? c->raw_len : 0;
@@ -106,7 +106,7 @@ void tim_finish(struct tcall *c, enum tim_rc rc, const char *msg)
 
 static void bucket_refill(struct bucket *b)
 {
-    double now = ((double)clock_monotonic_ns() / 1e6);
+    double now = clock_monotonic_msf();
     b->tokens += (now - b->last_ms) / 1000.0 * b->rate;
     if (b->tokens > b->burst)
         b->tokens = b->burst;
@@ -116,7 +116,7 @@ static void bucket_refill(struct bucket *b)
 /* The time left of identifier's hold in b, in ms (0: none); ended holds go. */
 static int64_t hold_left(struct bucket *b, const char *identifier)
 {
-    double now = ((double)clock_monotonic_ns() / 1e6);
+    double now = clock_monotonic_msf();
     int64_t left = 0;
     for (struct hold **pp = &b->holds; *pp != NULL;) {
         struct hold *h = *pp;
@@ -134,7 +134,7 @@ static int64_t hold_left(struct bucket *b, const char *identifier)
 
 static void hold_start(struct bucket *b, const char *identifier, int64_t ms)
 {
-    double until = ((double)clock_monotonic_ns() / 1e6) + (double)ms;
+    double until = clock_monotonic_msf() + (double)ms;
     struct hold *h = b->holds;
     while (h != NULL && strcmp(h->identifier, identifier) != 0)
         h = h->next;
@@ -256,7 +256,7 @@ static struct bucket *bucket_get(struct tim *t, uint32_t sdkappid)
     b->rate = t->opt.rate;
     b->burst = t->opt.burst;
     b->tokens = b->burst;
-    b->last_ms = ((double)clock_monotonic_ns() / 1e6);
+    b->last_ms = clock_monotonic_msf();
     b->next = t->buckets;
     t->buckets = b;
     return b;
@@ -614,7 +614,7 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
     snprintf(c->command, sizeof c->command, "%s", p->command);
     c->done = done;
     c->arg = arg;
-    c->started_ms = ((double)clock_monotonic_ns() / 1e6);
+    c->started_ms = clock_monotonic_msf();
     c->next = t->calls;
     if (t->calls != NULL)
         t->calls->prev = c;
