@@ -233,10 +233,8 @@ void tim_sigs_drop(struct tim *t, const struct tcall *c)
 {
     for (struct sig_entry *e = t->sigs; e != NULL; e = e->next)
         if (e->sdkappid == c->sdkappid && e->key_version == c->key_version &&
-            strcmp(e->identifier, c->identifier) == 0 && e->signing == NULL) {
-            entry_wipe_sig(e);
-            e->issued_at = e->expire = 0;
-        }
+            strcmp(e->identifier, c->identifier) == 0 && e->signing == NULL)
+            entry_forget(e);
 }
 
 void tim_sigs_unwait(struct tim *t, const struct tcall *c)
