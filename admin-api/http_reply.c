@@ -168,12 +168,15 @@ static int add_json(struct evbuffer *out, const json_t *body)
                : -1;
 }
 
-/* A reply to HEAD goes without its body (RFC 9110 9.3.2): the buffer is dropped and its length
- * is the Content-Length, what GET would have sent. */
-static void head_strip(struct evhttp_request *req)
+/* evhttp_send_reply, but for HEAD: its reply goes without its body (RFC 9110 9.3.2), the
+ * buffer dropped and its length the Content-Length, what GET would have sent (evhttp leaves the
+ * header out for HEAD, yet writes a body it is given). */
+static void send_reply(struct evhttp_request *req, int status)
 {
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_send_reply(req, status, NULL, NULL);
         return;
+    }
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char len[24];
@@ -181,6 +184,7 @@ static void head_strip(struct evhttp_request *req)
     evhttp_remove_header(h, "Content-Length");
     (void)evhttp_add_header(h, "Content-Length", len); /* without it: still no body */
     evbuffer_drain(out, evbuffer_get_length(out));
+    evhttp_send_reply(req, status, NULL, NULL);
 }
 
 /* Sends status with body (stolen) and logs; on any allocation failure sends the fixed 500. */
@@ -211,8 +215,7 @@ static void send_json(struct req *f, int status, enum api_error err, json_t *bod
         if (status == 500)
             f->server->stats.internal_errors++;
     }
-    head_strip(f->pub.req);
-    evhttp_send_reply(f->pub.req, status, NULL, NULL);
+    send_reply(f->pub.req, status);
     access_log(f, message);
     if (!f->in_handler) /* a deferred reply: it releases the request */
         api_request_free(f);
@@ -436,8 +439,7 @@ void api_reply_text(struct api_request *r, int status, const char *content_type,
     f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;
     if (f->server != NULL)
         f->server->stats.replies++;
-    head_strip(r->req);
-    evhttp_send_reply(r->req, status, NULL, NULL);
+    send_reply(r->req, status);
     access_log(f, NULL);
     if (!f->in_handler)
         api_request_free(f);
@@ -736,6 +738,5 @@ void api_reply_fallback_500(struct evhttp_request *req)
 {
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     (void)evbuffer_add_reference(out, fallback_500, sizeof fallback_500 - 1, NULL, NULL);
-    head_strip(req);
-    evhttp_send_reply(req, 500, NULL, NULL);
+    send_reply(req, 500);
 }
