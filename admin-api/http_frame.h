@@ -74,6 +74,7 @@ enum frame_error {
     FRAME_DUP_TYPE,        /* 400: two Content-Type headers */
     FRAME_BAD_EXPECT,      /* 400: an Expect other than 100-continue (HTTP/1.1) */
     FRAME_HEAD_BODY,       /* 400: a HEAD with a body */
+    FRAME_NO_HOST,         /* 400: an HTTP/1.1 request without Host (RFC 9112 section 3.2) */
     FRAME_ERROR_COUNT
 };
 

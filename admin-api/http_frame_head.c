@@ -36,6 +36,7 @@ static const struct {
     [FRAME_DUP_TYPE] = {400, "the request has more than one Content-Type"},
     [FRAME_BAD_EXPECT] = {400, "Expect takes only 100-continue (or leave it out)"},
     [FRAME_HEAD_BODY] = {400, "a HEAD request takes no body"},
+    [FRAME_NO_HOST] = {400, "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"},
 };
 
 const char *frame_error_message(enum frame_error e)
@@ -231,6 +232,8 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
         return FRAME_LENGTH_AND_TE;
     if (h->chunked && h->minor == 0)
         return FRAME_BAD_TE;
+    if (h->minor == 1 && n_host == 0)
+        return FRAME_NO_HOST;
     return FRAME_OK;
 }
 

@@ -196,9 +196,11 @@ static void test_framing(void)
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: "
          "chunked\r\n\r\n0\r\n\r\n",
          400, "bad_request"},
-        {"a negative Content-Length", "POST /v1/apps HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400,
-         "bad_request"},
+        {"a negative Content-Length",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"},
         {"HTTP/0.9", "GET /healthz\r\n\r\n", 400, "bad_request"},
+        {"HTTP/1.1 without Host", "GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request"},
+        {"HTTP/1.0 without Host: served", "GET /t/public HTTP/1.0\r\n\r\n", 200, NULL},
         {"an unknown method", "BREW /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 501, "not_implemented"},
         {"a bad chunk size",
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400,
@@ -207,7 +209,8 @@ static void test_framing(void)
         {"100 MiB declared: refused before any body byte",
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n", 413,
          "body_too_large"},
-        {"2 GiB declared", "POST /v1/apps HTTP/1.1\r\nContent-Length: 2147483648\r\n\r\n", 413,
+        {"2 GiB declared",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2147483648\r\n\r\n", 413,
          "body_too_large"},
         /* Chunk extensions and trailers, which evhttp refused in HTML or read as headers: the
          * body reaches the handler de-chunked, the trailers do not. */

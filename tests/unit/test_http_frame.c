@@ -113,92 +113,107 @@ struct tcase {
 static const struct tcase cases[] = {
     {"plain GET", G, FRAME_OK, ALL},
     {"two pipelined", G G, FRAME_OK, ALL},
-    {"POST with a body", "POST /v1/apps HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", FRAME_OK, ALL},
+    {"POST with a body", "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+     FRAME_OK, ALL},
     {"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", FRAME_OK, ALL},
-    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n\r\n", FRAME_OK, ALL},
-    {"two Content-Length", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    {"HTTP/1.1 without Host", "GET /v1/apps HTTP/1.1\r\nAccept: */*\r\n\r\n", FRAME_NO_HOST, 0},
+    {"HTTP/1.1 with an empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", FRAME_OK, ALL},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_OK, ALL},
+    {"two Content-Length",
+     "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
      FRAME_DUP_LENGTH, 0},
     {"two equal Content-Length",
-     "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", FRAME_DUP_LENGTH, 0},
-    {"a Content-Length list", "POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na", FRAME_DUP_LENGTH,
-     0},
+     "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+     FRAME_DUP_LENGTH, 0},
+    {"a Content-Length list", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\na",
+     FRAME_DUP_LENGTH, 0},
     {"Content-Length and chunked",
-     "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
      FRAME_LENGTH_AND_TE, 0},
-    {"negative Content-Length", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", FRAME_BAD_LENGTH,
-     0},
-    {"Content-Length with a sign", "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na",
+    {"negative Content-Length", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
      FRAME_BAD_LENGTH, 0},
-    {"empty Content-Length", "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", FRAME_BAD_LENGTH, 0},
-    {"gzip transfer coding", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-     FRAME_BAD_TE, 0},
+    {"Content-Length with a sign", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +1\r\n\r\na",
+     FRAME_BAD_LENGTH, 0},
+    {"empty Content-Length", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n",
+     FRAME_BAD_LENGTH, 0},
+    {"gzip transfer coding",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", FRAME_BAD_TE, 0},
     {"two Transfer-Encoding",
-     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n",
      FRAME_BAD_TE, 0},
     {"chunked on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      FRAME_BAD_TE, 0},
     {"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", FRAME_DUP_HOST, 0},
     {"two Content-Type",
-     "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"
+     "POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"
      "Content-Length: 2\r\n\r\n{}",
      FRAME_DUP_TYPE, 0},
     {"Expect: 100-continue",
-     "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\na", FRAME_OK, ALL},
-    {"another Expect", "POST / HTTP/1.1\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}",
+     "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\na", FRAME_OK,
+     ALL},
+    {"another Expect", "POST / HTTP/1.1\r\nHost: t\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}",
      FRAME_BAD_EXPECT, 0},
     {"another Expect on HTTP/1.0 (ignored there)",
      "POST / HTTP/1.0\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}", FRAME_OK, ALL},
-    {"HEAD with a body", "HEAD / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /", FRAME_HEAD_BODY, 0},
-    {"HEAD with a chunked body",
-     "HEAD / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\n0\r\n\r\n",
+    {"HEAD with a body", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nGET /",
      FRAME_HEAD_BODY, 0},
-    {"HEAD with Content-Length: 0", "HEAD / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", FRAME_OK, ALL},
+    {"HEAD with a chunked body",
+     "HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nGET /\r\n0\r\n\r\n",
+     FRAME_HEAD_BODY, 0},
+    {"HEAD with Content-Length: 0", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+     FRAME_OK, ALL},
     {"a refused HEAD, asked as HEAD", "HEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
      FRAME_DUP_HOST, 0},
     {"two Expect",
-     "POST / HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
+     "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n"
      "Content-Length: 2\r\n\r\n{}",
      FRAME_BAD_EXPECT, 0},
     {"HTTP/0.9", "GET /\r\n\r\n", FRAME_NO_VERSION, 0},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", FRAME_BAD_VERSION, 0},
     {"lower-case version", "GET / http/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"unknown method", "BREW / HTTP/1.1\r\n\r\n", FRAME_BAD_METHOD, 0},
-    {"lower-case method", "get / HTTP/1.1\r\n\r\n", FRAME_BAD_METHOD, 0},
-    {"absolute-form", "GET http://x/ HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"two spaces", "GET  / HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"a tab for a space", "GET\t/ HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"unknown method", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_METHOD, 0},
+    {"lower-case method", "get / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_METHOD, 0},
+    {"absolute-form", "GET http://x/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"two spaces", "GET  / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"a tab for a space", "GET\t/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"a bare LF", "GET / HTTP/1.1\nHost: h\n\n", FRAME_BAD_REQUEST, 0},
-    {"a bare CR in a header", "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"obs-fold", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"a bare CR in a header", "GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"space before the colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"no colon", "GET / HTTP/1.1\r\nHost\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"NUL in a header", "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"a control byte in the URL", "GET /a\x01 HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"a non-ASCII URL", "GET /\xc3\xa9 HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
-    {"the internal path", "GET " FRAME_ERROR_PREFIX NONCE "/1 HTTP/1.1\r\n\r\n", FRAME_BAD_REQUEST,
-     0},
-    {"a body over the limit", "POST /v1/apps HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
+    {"NUL in a header", "GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"a control byte in the URL", "GET /a\x01 HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"a non-ASCII URL", "GET /\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"the internal path", "GET " FRAME_ERROR_PREFIX NONCE "/1 HTTP/1.1\r\nHost: t\r\n\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"a body over the limit", "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
      FRAME_BODY_TOO_LARGE, 0},
-    {"a huge declared body", "POST /v1/apps HTTP/1.1\r\nContent-Length: 2147483648\r\n\r\nxx",
+    {"a huge declared body",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2147483648\r\n\r\nxx",
      FRAME_BODY_TOO_LARGE, 0},
     {"an absurd declared body",
-     "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n", FRAME_BODY_TOO_LARGE,
-     0},
-    {"the larger route's limit", "POST /batch HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", FRAME_OK,
-     0 /* head passed, the body is still to come */},
-    {"a bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-     FRAME_BAD_REQUEST, 0},
-    {"a negative chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
-     FRAME_BAD_REQUEST, 0},
-    {"a chunk without its CRLF",
-     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", FRAME_BAD_REQUEST, 0},
-    {"a huge chunk size",
-     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
-     FRAME_BAD_REQUEST, 0},
-    {"chunks over the limit", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n",
+     "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999999999\r\n\r\n",
      FRAME_BODY_TOO_LARGE, 0},
-    {"after an error, nothing", "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n" G, FRAME_BAD_LENGTH,
+    {"the larger route's limit", "POST /batch HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
+     FRAME_OK, 0 /* head passed, the body is still to come */},
+    {"a bad chunk size", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"a negative chunk size",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", FRAME_BAD_REQUEST,
      0},
+    {"a chunk without its CRLF",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"a huge chunk size",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"chunks over the limit",
+     "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n",
+     FRAME_BODY_TOO_LARGE, 0},
+    {"after an error, nothing", "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n" G,
+     FRAME_BAD_LENGTH, 0},
     {"a good one, then a bad one", G "GET / HTTP/2.0\r\n\r\n", FRAME_BAD_VERSION, sizeof G - 1},
 };
 
@@ -207,7 +222,7 @@ static void run_case(const struct tcase *t, bool bytewise)
     size_t in_len = strlen(t->in), out_len, passed;
     /* "NUL in a header" holds a NUL: its length is that of the literal */
     if (strcmp(t->name, "NUL in a header") == 0)
-        in_len = sizeof "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n" - 1;
+        in_len = sizeof "GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n" - 1;
     char *out = feed(t->in, in_len, bytewise, &out_len);
     enum frame_error got = error_of(out, out_len, &passed);
     size_t want_passed = t->passed == ALL ? in_len : t->passed;
@@ -231,18 +246,21 @@ struct rewrite {
 
 static const struct rewrite rewrites[] = {
     {"chunked",
-     "POST /v1/apps HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-     "POST /v1/apps HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"},
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"},
     {"chunked with ext and trailer",
-     "POST /v1/apps HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: "
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+     "Chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: "
      "v\r\n\r\n",
-     "POST /v1/apps HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"},
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"},
     {"chunked: pieces, a tab before an extension, an Authorization trailer",
      "POST /v1/apps HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
      "2\t;a\r\nab\r\n1;b=\"c d\"\r\nc\r\n0\r\nAuthorization: Bearer x\r\n\r\n" G,
      "POST /v1/apps HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: 3\r\n\r\nabc" G},
-    {"chunked, empty", "POST /v1/apps HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-     "POST /v1/apps HTTP/1.1\r\nContent-Length: 0\r\n\r\n"},
+    {"chunked, empty",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"},
 };
 
 static void run_rewrite(const struct rewrite *t, bool bytewise)
@@ -536,7 +554,7 @@ int main(void)
     char *big = malloc(n + 200);
     memcpy(big, "GET /", 5);
     memset(big + 5, 'a', n);
-    strcpy(big + 5 + n, " HTTP/1.1\r\n\r\n");
+    strcpy(big + 5 + n, " HTTP/1.1\r\nHost: t\r\n\r\n");
     char *out = feed(big, strlen(big), false, &out_len);
     CHECK(error_of(out, out_len, &passed) == FRAME_TARGET_TOO_LONG, "a 20 KB URL: 414");
     free(out);
@@ -544,16 +562,16 @@ int main(void)
     out = feed(big, strlen(big), false, &out_len);
     CHECK(error_of(out, out_len, &passed) == FRAME_TARGET_TOO_LONG, "a 20 KB URL, unfinished");
     free(out);
-    snprintf(big, n, "GET / HTTP/1.1\r\nX: ");
+    snprintf(big, n, "GET / HTTP/1.1\r\nHost: t\r\nX: ");
     memset(big + strlen(big), 'b', 9000);
-    strcpy(big + strlen("GET / HTTP/1.1\r\nX: ") + 9000, "\r\n\r\n");
+    strcpy(big + strlen("GET / HTTP/1.1\r\nHost: t\r\nX: ") + 9000, "\r\n\r\n");
     out = feed(big, strlen(big), false, &out_len);
     CHECK(error_of(out, out_len, &passed) == FRAME_HEAD_TOO_LARGE, "a 9 KB header line: 431");
     free(out);
     free(big);
 
     char *many = malloc(101 * 8 + 64);
-    strcpy(many, "GET / HTTP/1.1\r\n");
+    strcpy(many, "GET / HTTP/1.1\r\nHost: t\r\n");
     for (int i = 0; i < 101; i++)
         strcat(many, "X: 1\r\n");
     strcat(many, "\r\n");
@@ -564,7 +582,7 @@ int main(void)
 
     size_t huge = 70 * 1024;
     char *head = malloc(huge + 1);
-    strcpy(head, "GET / HTTP/1.1\r\n");
+    strcpy(head, "GET / HTTP/1.1\r\nHost: t\r\n");
     for (size_t i = strlen(head); i + 8 < huge; i += 8)
         memcpy(head + i, "Y: 12\r\n", 8 - 1), head[i + 7] = 'z';
     head[huge] = '\0';
