@@ -92,6 +92,8 @@ int usersig_http_parse_url(const char *s, struct usersig_http_url *u, const char
     if (hlen == 0 || hlen >= sizeof u->host)
         return -1;
     memcpy(u->host, host, hlen);
+    snprintf(u->host_shown, sizeof u->host_shown, strchr(u->host, ':') != NULL ? "[%s]" : "%s",
+             u->host);
     uint64_t p = u->tls ? 443 : 80;
     if (port != NULL &&
         (strlen(port) > 5 || usersig_http_parse_u64(port, 65535, &p) != 0 || p == 0)) {
@@ -305,7 +307,7 @@ static void say_tls_verify(struct usersig_http_conn *c, const char *detail)
     long vr = X509_V_OK;
     if (curl_easy_getinfo(c->easy, CURLINFO_SSL_VERIFYRESULT, &vr) != CURLE_OK)
         vr = X509_V_OK;
-    const char *h = c->url->host, *p = c->url->port;
+    const char *h = c->url->host_shown, *p = c->url->port;
     const char *trust = c->ca_file != NULL ? "the CA of the file given with --ca-file"
                                            : "a CA of the system's store (give the server's CA "
                                              "with --ca-file)";
@@ -356,7 +358,7 @@ static void say_error(struct usersig_http_conn *c, CURLcode rc)
     char detail[CURL_ERROR_SIZE];
     const char *d = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
     usersig_http_clean_copy(detail, sizeof detail, d, strlen(d));
-    const char *h = c->url->host, *p = c->url->port;
+    const char *h = c->url->host_shown, *p = c->url->port;
     curl_off_t up = 0, pre = 0;
     long oserr = 0;
     if (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK)
@@ -536,7 +538,7 @@ static int drive(struct usersig_http_conn *c)
         return -1;
     }
     if (!c->head_done) {
-        say(c, "%s:%s sent no answer", c->url->host, c->url->port);
+        say(c, "%s:%s sent no answer", c->url->host_shown, c->url->port);
         return -1;
     }
     return 0;

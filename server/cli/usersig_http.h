@@ -16,11 +16,12 @@
 
 /* A server address, from usersig_http_parse_url. */
 struct usersig_http_url {
-    int tls;             /* https:// */
-    char host[256];      /* a name or an address, IPv6 without its brackets */
-    char port[24];       /* decimal, "80" or "443" when the URL gives none */
-    char prefix[1024];   /* the path before the API's, without trailing '/' ("" for none) */
-    char authority[300]; /* HOST[:PORT] as written */
+    int tls;              /* https:// */
+    char host[256];       /* a name or an address, IPv6 without its brackets */
+    char host_shown[258]; /* host for messages: an IPv6 address in its brackets */
+    char port[24];        /* decimal, "80" or "443" when the URL gives none */
+    char prefix[1024];    /* the path before the API's, without trailing '/' ("" for none) */
+    char authority[300];  /* HOST[:PORT] as written */
 };
 
 /* http[s]://HOST[:PORT][/PREFIX]; HOST a name, an IPv4 or an [IPv6] address. Returns 0, or -1

@@ -1,3 +1,6 @@
+    batch "$TMP/ids10" "http://[::1]:$CLOSED"
+    expect_rc "IPv6 connection refused" 2
+    expect_err "IPv6 connection refused" "cannot connect to \\[::1\\]:$CLOSED: "
 #!/usr/bin/env bash
 # Tests of `usersig batch`, the batch endpoint's client, against a small fake server (Node's http
 # module, written below; it also answers the accounts endpoints, for `usersig import`'s checks)
@@ -715,6 +718,9 @@ if [ "$PORT6" != 0 ]; then
     expect_rc "IPv6 address" 0
     same_file "IPv6 address" "$TMP/want10"
     grep -q "\"host\":\"\[::1\]:$PORT6\"" "$TMP/log" && pass "IPv6: Host header" || fail "IPv6: Host header" "$(cat "$TMP/log")"
+    batch "$TMP/ids10" "http://[::1]:$CLOSED"
+    expect_rc "IPv6 connection refused" 2
+    expect_err "IPv6 connection refused" "cannot connect to \[::1\]:$CLOSED: "
 else
     echo "skip: no IPv6 loopback"
 fi
