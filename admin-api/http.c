@@ -337,6 +337,15 @@ static void request_id_make(struct api_server *s, char out[API_REQUEST_ID_GEN + 
     hex_encode(b, sizeof b, out);
 }
 
+/* evhttp wrote a reply out (a streamed one sets its own callback: its connection then closes). */
+static void on_reply_written(struct evhttp_request *evreq, void *arg)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+    (void)arg;
+    if (evcon != NULL)
+        frame_reply_done(evhttp_connection_get_bufferevent(evcon));
+}
+
 static void on_request(struct evhttp_request *evreq, void *arg)
 {
     struct api_server *s = arg;
@@ -344,6 +353,7 @@ static void on_request(struct evhttp_request *evreq, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     struct req *f;
 
+    evhttp_request_set_on_complete_cb(evreq, on_reply_written, NULL);
     s->stats.requests++;
     f = calloc(1, sizeof *f);
     if (f == NULL) {

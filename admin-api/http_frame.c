@@ -115,14 +115,15 @@ static int stream_head(struct frame_conn *c, const char *p, size_t len, struct e
 /* A held chunked request, complete: to evhttp as its head with a Content-Length of the body's
  * data, then that data. The chunk lines and the trailer fields are not passed on (RFC 9112
  * section 7.1.2 lets a recipient that removes the chunked coding discard trailers): evhttp would
- * refuse chunk extensions and merge trailers into the headers. */
+ * refuse chunk extensions and merge trailers into the headers. Its Expect is not passed on either:
+ * the filter answers it (frame_conn_continue), while the body is still to come. */
 static int held_request(struct frame_conn *c, struct evbuffer *dst)
 {
     size_t len = evbuffer_get_length(c->hold);
     const char *p = (const char *)evbuffer_pullup(c->hold, (ev_ssize_t)len);
     struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
     int rc = -1;
-    if (p != NULL && head != NULL && head_without_framing(p, len, false, head) == 0 &&
+    if (p != NULL && head != NULL && head_without_framing(p, len, true, head) == 0 &&
         evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
         evbuffer_add_buffer(head, c->hold_body) == 0 && evbuffer_add_buffer(dst, head) == 0)
         rc = 0;
@@ -206,6 +207,8 @@ static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuff
     }
     hold_free(c);
     c->state = S_DISCARD;
+    c->passed++;
+    c->continue_due = false;
     /* A refused HEAD is asked as HEAD, so that its reply goes without the body too. */
     const char *method = c->head_method ? "HEAD" : "GET";
     if (e == FRAME_BODY_TOO_LARGE) /* with the limit, for the message */
@@ -279,6 +282,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                 e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
             } else {
                 evbuffer_drain(src, end);
+                c->passed++;
                 st->refs = 1;
                 st->conn = c;
                 st->expect_continue = h.expect_continue && h.minor == 1;
@@ -315,12 +319,17 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     c->body = 0;
                     c->trailer_bytes = 0;
                     c->head_start_ms = 0;
+                    /* The client waits for it before the body: without it, a second or so
+                     * (curl's wait), then the body all the same. */
+                    c->continue_due = h.expect_continue && h.minor == 1;
+                    frame_conn_continue(c);
                     return 1;
                 }
             } else {
                 if (evbuffer_remove_buffer(src, dst, end) != (int)end)
                     e = FRAME_BAD_REQUEST;
                 else {
+                    c->passed++;
                     c->left = h.has_length ? h.length : 0;
                     c->state = c->left > 0 ? S_BODY : S_HEAD;
                     c->head_start_ms = 0;
@@ -447,6 +456,8 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
                 refuse(c, src, dst, FRAME_BAD_REQUEST); /* out of memory: refused all the same */
                 return -1;
             }
+            c->passed++;
+            c->continue_due = false;
             hold_free(c);
             c->state = S_HEAD;
         }

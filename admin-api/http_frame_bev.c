@@ -74,9 +74,27 @@ static struct frame_conn *conn_of(struct bufferevent *bev)
     return rcb == under_read ? arg : NULL;
 }
 
+static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+void frame_conn_continue(struct frame_conn *c)
+{
+    if (!c->continue_due || c->passed != c->done || c->eof || c->under == NULL)
+        return;
+    c->continue_due = false;
+    (void)evbuffer_add(bufferevent_get_output(c->under), CONTINUE, sizeof CONTINUE - 1);
+}
+
+void frame_reply_done(struct bufferevent *bev)
+{
+    struct frame_conn *c = conn_of(bev);
+    if (c == NULL)
+        return;
+    c->done++;
+    frame_conn_continue(c);
+}
+
 struct frame_stream *frame_stream_take(struct bufferevent *bev)
 {
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct frame_conn *c = conn_of(bev);
     struct frame_stream *s = c != NULL ? c->stream : NULL;
     if (s == NULL || s->taken)
@@ -86,7 +104,7 @@ struct frame_stream *frame_stream_take(struct bufferevent *bev)
     /* No reply is due before this one on the connection: evhttp dispatches a request only once
      * the replies before it are written out. */
     if (s->expect_continue && s->state == FRAME_STREAM_OPEN && !c->eof && c->under != NULL)
-        (void)evbuffer_add(bufferevent_get_output(c->under), cont, sizeof cont - 1);
+        (void)evbuffer_add(bufferevent_get_output(c->under), CONTINUE, sizeof CONTINUE - 1);
     return s;
 }
 

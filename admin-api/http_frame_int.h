@@ -62,6 +62,11 @@ struct frame_conn {
      * has taken them below FRAME_INPUT_LOW. While evhttp writes a reply it leaves reading on
      * with no callback, so what a client pipelines meanwhile would pile up there unbounded. */
     bool full;
+    /* Requests passed to evhttp, and replies to them written out (frame_reply_done): equal when
+     * no reply is due, so that a "100 Continue" written to the transport is next on the wire.
+     * continue_due: the held chunked request asked for one and has not had it. */
+    uint64_t passed, done;
+    bool continue_due;
     /* The transport's callbacks as the filter set them: ours stand in front, to see the end of
      * its input during a streamed body. */
     bufferevent_data_cb under_rcb, under_wcb;
@@ -74,5 +79,7 @@ void frame_conn_drop_rest(struct frame_conn *c);
 /* The transport is read again, unless a full stream (paused), a full evhttp input (full) or the
  * end of its input (eof) holds it. */
 void frame_conn_read_again(struct frame_conn *c);
+/* Sends the held request's "100 Continue" when it is due and no reply is. */
+void frame_conn_continue(struct frame_conn *c);
 
 #endif

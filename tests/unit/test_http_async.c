@@ -6,6 +6,7 @@
  */
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -613,6 +614,76 @@ static void free_doomed_cb(void *arg)
     doomed = NULL;
 }
 
+/* Reads fd into buf (from have) until what it read holds stop (NULL: any byte), the peer
+ * closes, or ms pass. */
+static size_t read_until(int fd, char *buf, size_t cap, size_t have, const char *stop, int ms)
+{
+    double end = now_ms() + ms;
+    size_t from = have;
+    buf[have] = '\0';
+    while (have < cap - 1 && (stop != NULL ? strstr(buf + from, stop) == NULL : have == from)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t k = recv(fd, buf + have, cap - 1 - have, 0);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        buf[have] = '\0';
+    }
+    return have;
+}
+
+/* A chunked request that the filter holds until its body is complete (a route that does not
+ * stream), with "Expect: 100-continue": the client waits for the 100 before it sends the body,
+ * so the filter sends it, at once when no reply is due on the connection, else right after the
+ * replies due, never before them. */
+static void test_held_continue(void)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    static const char head[] = "PATCH /v1/apps/1400000000 HTTP/1.1\r\nHost: t\r\n" AUTH("a10-admin")
+        JSON_CT "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char body[] = "c\r\n{\"name\":\"x\"}\r\n0\r\n\r\n";
+    static const char deferred[] = "GET /t/defer?ms=400&tag=first HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[8192];
+    size_t n;
+
+    /* Alone on its connection: the 100 comes at once, the reply after the body. */
+    int fd = test_http_connect(AF_INET, port);
+    CHECK(fd >= 0 && test_http_send_all(fd, head, strlen(head)) == 0, "held continue: sent");
+    double t0 = now_ms();
+    n = read_until(fd, buf, sizeof buf, 0, cont, 2000);
+    CHECK(n == strlen(cont) && strcmp(buf, cont) == 0 && now_ms() - t0 < 500,
+          "held continue: 100 Continue in %.0f ms, before the body: %s", now_ms() - t0, buf);
+    CHECK(test_http_send_all(fd, body, strlen(body)) == 0, "held continue: body sent");
+    n = read_until(fd, buf, sizeof buf, n, "1400000000}", 2000);
+    CHECK(strncmp(buf + strlen(cont), "HTTP/1.1 200 ", 13) == 0 &&
+              strstr(buf, "\"name\":\"x\"") != NULL &&
+              strstr(buf + strlen(cont), "100 Continue") == NULL,
+          "held continue: the reply follows, once: %s", buf);
+    close(fd);
+
+    /* Behind a reply still due (deferred 400 ms): nothing before that reply, then the 100. */
+    fd = test_http_connect(AF_INET, port);
+    CHECK(fd >= 0 && test_http_send_all(fd, deferred, strlen(deferred)) == 0 &&
+              test_http_send_all(fd, head, strlen(head)) == 0,
+          "pipelined continue: sent");
+    n = read_until(fd, buf, sizeof buf, 0, NULL, 200);
+    CHECK(n == 0, "pipelined continue: nothing while the first reply is due: %s", buf);
+    n = read_until(fd, buf, sizeof buf, 0, cont, 2000);
+    const char *c = strstr(buf, cont);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0 && strstr(buf, "\"first\"") != NULL && c != NULL &&
+              c[strlen(cont)] == '\0' && c > strstr(buf, "\"first\""),
+          "pipelined continue: the first reply, then 100 Continue: %s", buf);
+    CHECK(test_http_send_all(fd, body, strlen(body)) == 0, "pipelined continue: body sent");
+    size_t at = n;
+    n = read_until(fd, buf, sizeof buf, n, "1400000000}", 2000);
+    CHECK(n > at && strncmp(buf + at, "HTTP/1.1 200 ", 13) == 0 &&
+              strstr(buf + at, "\"name\":\"x\"") != NULL,
+          "pipelined continue: the second reply follows the body (%zu, %zu): %s", at, n, buf);
+    close(fd);
+}
 static void test_free_with_waiting(const struct api_server_config *cfg, struct api_auth **late)
 {
     char err[256];
@@ -688,6 +759,7 @@ int main(void)
     test_auth_client_leaves(server);
     test_defer(server);
     test_reverse_order(server);
+    test_held_continue();
     test_free_with_waiting(&cfg, &late);
 
     event_base_loopbreak(base);
