@@ -266,6 +266,10 @@ read -r PORT PORT6 <"$TMP/port"
 URL=http://127.0.0.1:$PORT
 printf '%s\n' "$TOKEN" >"$TMP/token"
 chmod 600 "$TMP/token"
+(printf 'a\nb\n'; head -c 70000 /dev/zero | tr '\0' x; printf '\nc\n') >"$TMP/idslong"
+batch "$TMP/idslong" "$URL"
+expect_rc "a 70,000-byte line" 2
+expect_err "a 70,000-byte line" "^usersig: input line 3 is longer than 65536 bytes: not an identifier$"
 
 # batch INPUT_FILE [ARGS...]: runs usersig batch with the token file and the app; sets RC, OUT
 # (stdout file $TMP/out), ERR (stderr text). A fresh request log each time.
@@ -425,6 +429,10 @@ batch "$TMP/ids10" "$URL"
 expect_rc "token file 0644" 0
 expect_err "token file 0644" "warning: token file .* readable by other users"
 chmod 600 "$TMP/token"
+(printf 'a\nb\n'; head -c 70000 /dev/zero | tr '\0' x; printf '\nc\n') >"$TMP/idslong"
+batch "$TMP/idslong" "$URL"
+expect_rc "a 70,000-byte line" 2
+expect_err "a 70,000-byte line" "^usersig: input line 3 is longer than 65536 bytes: not an identifier$"
 printf 'usg_9_wrong\n' >"$TMP/badtoken"
 USERSIGD_TOKEN=$TOKEN batch_raw "$TMP/ids10" --server "$URL" --sdkappid 1400000000 --token-file "$TMP/badtoken"
 expect_rc "--token-file wins over \$USERSIGD_TOKEN; wrong token" 2
