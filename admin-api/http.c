@@ -337,13 +337,27 @@ static void request_id_make(struct api_server *s, char out[API_REQUEST_ID_GEN + 
     hex_encode(b, sizeof b, out);
 }
 
-/* evhttp wrote a reply out (a streamed one sets its own callback: its connection then closes). */
-static void on_reply_written(struct evhttp_request *evreq, void *arg)
+/* h has "Connection: close", as evhttp reads it when it decides to close after a reply. */
+static bool says_close(struct evkeyvalq *h)
+{
+    const char *v = evhttp_find_header(h, "Connection");
+    return v != NULL && strcasecmp(v, "close") == 0;
+}
+
+void api_reply_written(struct evhttp_request *evreq)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-    (void)arg;
     if (evcon != NULL)
-        frame_reply_done(evhttp_connection_get_bufferevent(evcon));
+        frame_reply_done(evhttp_connection_get_bufferevent(evcon),
+                         says_close(evhttp_request_get_input_headers(evreq)) ||
+                             says_close(evhttp_request_get_output_headers(evreq)));
+}
+
+/* evhttp wrote a reply out (a streamed one's callback, stream_flushed, tells the same). */
+static void on_reply_written(struct evhttp_request *evreq, void *arg)
+{
+    (void)arg;
+    api_reply_written(evreq);
 }
 
 static void on_request(struct evhttp_request *evreq, void *arg)

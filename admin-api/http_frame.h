@@ -171,8 +171,9 @@ void frame_stream_release(struct frame_stream *s);
  * so that it sends no reset that could take the reply with it. */
 void frame_linger_after_reply(struct bufferevent *bev);
 /* The reply to a request on bev's connection has been written out (evhttp's request-complete
- * callback): a held chunked request's "100 Continue", due once no reply is, can go. */
-void frame_reply_done(struct bufferevent *bev);
+ * callback): a held chunked request's "100 Continue", due once no reply is, can go, unless
+ * closing (the connection closes after this reply: the held request will not be served). */
+void frame_reply_done(struct bufferevent *bev, bool closing);
 
 /* For a reply to a streamed request that no handler took (an error answered first): the body is
  * discarded from here on, read without being kept. No-op when it was taken or there is none. */

@@ -84,12 +84,14 @@ void frame_conn_continue(struct frame_conn *c)
     (void)evbuffer_add(bufferevent_get_output(c->under), CONTINUE, sizeof CONTINUE - 1);
 }
 
-void frame_reply_done(struct bufferevent *bev)
+void frame_reply_done(struct bufferevent *bev, bool closing)
 {
     struct frame_conn *c = conn_of(bev);
     if (c == NULL)
         return;
     c->done++;
+    if (closing)
+        c->continue_due = false;
     frame_conn_continue(c);
 }
 

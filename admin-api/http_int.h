@@ -131,6 +131,9 @@ void api_stream_unlink(struct req *f);
 void api_stream_notify_close(struct req *f);
 /* Sends the fixed 500 body on req, for when not even a struct req could be allocated. */
 void api_reply_fallback_500(struct evhttp_request *req);
+/* evhttp wrote req's reply out (its request-complete callback): the framing filter is told
+ * (frame_reply_done), and whether the connection closes now. */
+void api_reply_written(struct evhttp_request *req);
 /* f starts waiting for what (counted, linked on its server's list): its connection is watched
  * so that a client that leaves is noticed (then f->pub.req is freed and NULL, f->gone set, and a
  * deferred request's close callback runs). */

@@ -595,6 +595,7 @@ static void stream_flushed(struct evhttp_request *req, void *arg)
     if (evcon != NULL) /* a keep-alive connection closing later is none of this reply's */
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     stream_unflushed_done(arg);
+    api_reply_written(req);
 }
 
 static void stream_end_connection_close(struct evhttp_connection *evcon, void *arg)

@@ -1,6 +1,3 @@
-    batch "$TMP/ids10" "http://[::1]:$CLOSED"
-    expect_rc "IPv6 connection refused" 2
-    expect_err "IPv6 connection refused" "cannot connect to \\[::1\\]:$CLOSED: "
 #!/usr/bin/env bash
 # Tests of `usersig batch`, the batch endpoint's client, against a small fake server (Node's http
 # module, written below; it also answers the accounts endpoints, for `usersig import`'s checks)

@@ -683,7 +683,21 @@ static void test_held_continue(void)
               strstr(buf + at, "\"name\":\"x\"") != NULL,
           "pipelined continue: the second reply follows the body (%zu, %zu): %s", at, n, buf);
     close(fd);
+
+    /* Behind a request whose reply closes the connection: no 100 for a request never served. */
+    static const char closing[] =
+        "GET /t/defer?ms=200&tag=last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    fd = test_http_connect(AF_INET, port);
+    CHECK(fd >= 0 && test_http_send_all(fd, closing, strlen(closing)) == 0 &&
+              test_http_send_all(fd, head, strlen(head)) == 0,
+          "continue after a close: sent");
+    n = read_until(fd, buf, sizeof buf, 0, "no such marker", 2000);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0 && strstr(buf, "\"last\"") != NULL &&
+              strstr(buf, "100 Continue") == NULL,
+          "continue after a close: the reply, the close, no 100: %s", buf);
+    close(fd);
 }
+
 static void test_free_with_waiting(const struct api_server_config *cfg, struct api_auth **late)
 {
     char err[256];
