@@ -75,9 +75,9 @@ void frame_conn_drop_rest(struct frame_conn *c)
 }
 
 /* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
- * Transfer-Encoding) and without a client's own marker, up to its blank line; Expect is dropped
- * too when drop_expect. */
-static int head_without_framing(const char *p, size_t len, bool drop_expect, struct evbuffer *dst)
+ * Transfer-Encoding), its Expect (the filter answers it, for the body it holds or streams) and a
+ * client's own marker, up to its blank line. */
+static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
@@ -92,7 +92,7 @@ static int head_without_framing(const char *p, size_t len, bool drop_expect, str
         size_t nl = colon != NULL ? (size_t)(colon - (p + at)) : 0;
         if (!frame_name_is(p + at, nl, "Content-Length") &&
             !frame_name_is(p + at, nl, "Transfer-Encoding") &&
-            !(drop_expect && frame_name_is(p + at, nl, "Expect")) &&
+            !frame_name_is(p + at, nl, "Expect") &&
             !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) && evbuffer_add(dst, p + at, n) != 0)
             return -1;
         at += n;
@@ -104,7 +104,7 @@ static int head_without_framing(const char *p, size_t len, bool drop_expect, str
  * the marker (a client's own Expect and marker dropped too). */
 static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
 {
-    if (head_without_framing(p, len, true, dst) != 0)
+    if (head_without_framing(p, len, dst) != 0)
         return -1;
     return evbuffer_add_printf(dst, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
                                c->cfg->nonce) < 0
@@ -115,15 +115,14 @@ static int stream_head(struct frame_conn *c, const char *p, size_t len, struct e
 /* A held chunked request, complete: to evhttp as its head with a Content-Length of the body's
  * data, then that data. The chunk lines and the trailer fields are not passed on (RFC 9112
  * section 7.1.2 lets a recipient that removes the chunked coding discard trailers): evhttp would
- * refuse chunk extensions and merge trailers into the headers. Its Expect is not passed on either:
- * the filter answers it (frame_conn_continue), while the body is still to come. */
+ * refuse chunk extensions and merge trailers into the headers. */
 static int held_request(struct frame_conn *c, struct evbuffer *dst)
 {
     size_t len = evbuffer_get_length(c->hold);
     const char *p = (const char *)evbuffer_pullup(c->hold, (ev_ssize_t)len);
     struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
     int rc = -1;
-    if (p != NULL && head != NULL && head_without_framing(p, len, true, head) == 0 &&
+    if (p != NULL && head != NULL && head_without_framing(p, len, head) == 0 &&
         evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
         evbuffer_add_buffer(head, c->hold_body) == 0 && evbuffer_add_buffer(dst, head) == 0)
         rc = 0;
@@ -139,6 +138,7 @@ static void hold_free(struct frame_conn *c)
     if (c->hold_body != NULL)
         evbuffer_free(c->hold_body);
     c->hold = c->hold_body = NULL;
+    c->continue_due = false; /* a 100 for the held request, if still due, is not */
 }
 
 void frame_conn_eof(struct frame_conn *c)
@@ -208,7 +208,6 @@ static enum bufferevent_filter_result refuse(struct frame_conn *c, struct evbuff
     hold_free(c);
     c->state = S_DISCARD;
     c->passed++;
-    c->continue_due = false;
     /* A refused HEAD is asked as HEAD, so that its reply goes without the body too. */
     const char *method = c->head_method ? "HEAD" : "GET";
     if (e == FRAME_BODY_TOO_LARGE) /* with the limit, for the message */
@@ -457,7 +456,6 @@ static int step_chunked(struct frame_conn *c, struct evbuffer *src, struct evbuf
                 return -1;
             }
             c->passed++;
-            c->continue_due = false;
             hold_free(c);
             c->state = S_HEAD;
         }

@@ -74,14 +74,20 @@ static struct frame_conn *conn_of(struct bufferevent *bev)
     return rcb == under_read ? arg : NULL;
 }
 
-static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+/* "100 Continue", straight to the transport: the caller knows that no reply is due before it. */
+static void write_continue(struct frame_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!c->eof && c->under != NULL)
+        (void)evbuffer_add(bufferevent_get_output(c->under), cont, sizeof cont - 1);
+}
 
 void frame_conn_continue(struct frame_conn *c)
 {
-    if (!c->continue_due || c->passed != c->done || c->eof || c->under == NULL)
+    if (!c->continue_due || c->passed != c->done)
         return;
     c->continue_due = false;
-    (void)evbuffer_add(bufferevent_get_output(c->under), CONTINUE, sizeof CONTINUE - 1);
+    write_continue(c);
 }
 
 void frame_reply_done(struct bufferevent *bev, bool closing)
@@ -105,8 +111,8 @@ struct frame_stream *frame_stream_take(struct bufferevent *bev)
     s->refs++;
     /* No reply is due before this one on the connection: evhttp dispatches a request only once
      * the replies before it are written out. */
-    if (s->expect_continue && s->state == FRAME_STREAM_OPEN && !c->eof && c->under != NULL)
-        (void)evbuffer_add(bufferevent_get_output(c->under), CONTINUE, sizeof CONTINUE - 1);
+    if (s->expect_continue && s->state == FRAME_STREAM_OPEN)
+        write_continue(c);
     return s;
 }
 
