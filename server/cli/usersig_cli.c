@@ -203,8 +203,7 @@ static struct usersig_key *load_key(const char *key_file, const char *public_key
     OPENSSL_cleanse(buf, len);
     free(buf);
     if (rc != USERSIG_OK) {
-        fprintf(stderr, "%s: the key in %s is not usable: %s\n", prog, what,
-                usersig_rc_message(rc));
+        fprintf(stderr, "%s: %s: %s\n", prog, what, usersig_rc_message(rc));
         return NULL;
     }
     return key;

@@ -355,6 +355,12 @@ expect_rc "key file with a trailing newline" 0
 check "key file with a trailing newline gives the same token" [ "$OUT" == "$TOK" ]
 run sign --sdkappid "$APP" --key-file "$TMP/key_crlf" --identifier alice --time "$T0" --expire 86400 --level 6
 check "key file with CRLF gives the same token" [ "$OUT" == "$TOK" ]
+head -c 1025 /dev/zero | tr '\0' k >"$TMP/key1025"
+chmod 600 "$TMP/key1025"
+run sign --sdkappid "$APP" --key-file "$TMP/key1025" --identifier alice
+expect_rc "a 1025-byte key" 2
+check "a 1025-byte key: one line naming the file and the limit, once" \
+    [ "$ERR" == "usersig: $TMP/key1025: the key is not usable: an HMAC secret must be 1 to 1024 bytes; an ECDSA key must be a PEM EC key on secp256k1 or P-256" ]
 USERSIG_KEY=$KEY "$U" sign --sdkappid "$APP" --identifier alice --time "$T0" --expire 86400 --level 6 \
     >"$TMP/out" 2>"$TMP/err"
 RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
