@@ -4,6 +4,7 @@
  * handlers that defer their reply; clients that leave while a request waits; many deferred
  * replies answered in reverse order; a server freed with requests still waiting; the counters.
  */
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <poll.h>
@@ -182,7 +183,7 @@ static void release_auth_cb(void *arg)
 
 /* ---- handlers ---------------------------------------------------------------------------- */
 
-static atomic_int closes, deferred_fired;
+static atomic_int closes, deferred_fired, stream_faults;
 
 static json_t *echo_body(struct api_request *r, const char *tag)
 {
@@ -262,6 +263,58 @@ static void h_defer_now(struct api_request *r)
     api_reply_json(r, 200, echo_body(r, "now"));
 }
 
+/* GET /t/stream?ms=N: a streamed reply, "start\n" at once, "end\n" and its end N ms later. */
+struct streamer {
+    struct api_request *r;
+    struct event *timer;
+};
+
+static void stream_chunk(struct api_request *r, const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL || evbuffer_add(b, text, strlen(text)) != 0 ||
+        api_reply_chunk(r, b, NULL, NULL) != 0)
+        atomic_fetch_add(&stream_faults, 1);
+    if (b != NULL)
+        evbuffer_free(b);
+}
+
+static void stream_fire(evutil_socket_t fd, short what, void *arg)
+{
+    struct streamer *st = arg;
+    (void)fd;
+    (void)what;
+    stream_chunk(st->r, "end\n");
+    api_reply_end(st->r); /* releases r */
+    event_free(st->timer);
+    free(st);
+}
+
+static void h_stream(struct api_request *r)
+{
+    int64_t ms = 0;
+    struct streamer *st = NULL;
+    struct timeval tv;
+    if (api_query_int64(r, "ms", 0, 10000, &ms) != API_QUERY_OK ||
+        (st = calloc(1, sizeof *st)) == NULL ||
+        (st->timer = evtimer_new(base, stream_fire, st)) == NULL) {
+        free(st);
+        api_reply_error(r, API_ERR_INVALID_PARAM, "ms");
+        return;
+    }
+    st->r = r;
+    if (api_reply_start(r, 200, "text/plain") != 0) {
+        atomic_fetch_add(&stream_faults, 1);
+        event_free(st->timer);
+        free(st);
+        return;
+    }
+    stream_chunk(r, "start\n");
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    evtimer_add(st->timer, &tv);
+}
+
 /* POST /v1/apps/{sdkappid}/hold {"tag": ...}: held until the test releases (reverse order). */
 static struct api_request *held_req[MAX_HELD];
 static atomic_int n_held_req, held_closed;
@@ -305,6 +358,7 @@ static void release_req_cb(void *arg)
 }
 
 static const char *const q_defer[] = {"ms", "tag", "cancel", NULL};
+static const char *const q_stream[] = {"ms", NULL};
 
 static const struct api_route test_table[] = {
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}", "getApp", PERM_APPS_READ, API_BODY_NONE, 0, h_echo,
@@ -315,6 +369,7 @@ static const struct api_route test_table[] = {
      NULL},
     {EVHTTP_REQ_GET, "/t/defer", "defer", PERM_PUBLIC, API_BODY_NONE, 0, h_defer, q_defer},
     {EVHTTP_REQ_GET, "/t/defer-now", "deferNow", PERM_PUBLIC, API_BODY_NONE, 0, h_defer_now, NULL},
+    {EVHTTP_REQ_GET, "/t/stream", "stream", PERM_PUBLIC, API_BODY_NONE, 0, h_stream, q_stream},
     {EVHTTP_REQ_GET, "/v1/apps/{sdkappid}/defer", "deferAuth", PERM_APPS_READ, API_BODY_NONE, 0,
      h_defer, q_defer},
 };
@@ -684,6 +739,33 @@ static void test_held_continue(void)
           "pipelined continue: the second reply follows the body (%zu, %zu): %s", at, n, buf);
     close(fd);
 
+    /* Behind a streamed reply that ends 300 ms later (within the 400 ms inactivity timeout): the
+     * 100 after its last chunk. */
+    static const char streamed[] = "GET /t/stream?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n";
+    fd = test_http_connect(AF_INET, port);
+    CHECK(fd >= 0 && test_http_send_all(fd, streamed, strlen(streamed)) == 0 &&
+              test_http_send_all(fd, head, strlen(head)) == 0,
+          "continue after a stream: sent");
+    n = read_until(fd, buf, sizeof buf, 0, "start\n", 2000);
+    at = n;
+    n = read_until(fd, buf, sizeof buf, n, NULL, 150);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0 && strstr(buf, "start\n") != NULL && n == at &&
+              strstr(buf, "100 Continue") == NULL,
+          "continue after a stream: its start, nothing more while it runs: %s", buf);
+    n = read_until(fd, buf, sizeof buf, n, cont, 2000);
+    c = strstr(buf, cont);
+    const char *last = strstr(buf, "end\n\r\n0\r\n\r\n");
+    CHECK(last != NULL && c != NULL && c == last + strlen("end\n\r\n0\r\n\r\n") &&
+              c[strlen(cont)] == '\0',
+          "continue after a stream: the stream's end, then 100 Continue: %s", buf);
+    CHECK(test_http_send_all(fd, body, strlen(body)) == 0, "continue after a stream: body sent");
+    at = n;
+    n = read_until(fd, buf, sizeof buf, n, "1400000000}", 2000);
+    CHECK(n > at && strncmp(buf + at, "HTTP/1.1 200 ", 13) == 0 &&
+              strstr(buf + at, "\"name\":\"x\"") != NULL,
+          "continue after a stream: the second reply follows the body: %s", buf + at);
+    close(fd);
+
     /* Behind a request whose reply closes the connection: no 100 for a request never served. */
     static const char closing[] =
         "GET /t/defer?ms=200&tag=last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -787,6 +869,7 @@ int main(void)
     CHECK(st.double_replies == 0 && st.missing_replies == 0 && st.internal_errors == 0,
           "no reply bugs counted");
     CHECK(atomic_load(&bad_request_ids) == 0, "every check knew its request id");
+    CHECK(atomic_load(&stream_faults) == 0, "every streamed reply started and sent its chunks");
     api_server_stop(server);
     api_server_free(server);
     event_base_free(base);
