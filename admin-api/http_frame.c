@@ -74,14 +74,46 @@ void frame_conn_drop_rest(struct frame_conn *c)
     stream_flow(c);
 }
 
-/* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
- * Transfer-Encoding), its Expect (the filter answers it, for the body it holds or streams) and a
- * client's own marker, up to its blank line. */
-static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
+/* The request line p[0..n) (its CRLF included) as evhttp gets it, in origin-form: an
+ * absolute-form target loses its scheme and authority (h: the head's parse). */
+static int request_line(const char *p, size_t n, const struct frame_head *h, struct evbuffer *dst)
+{
+    if (h->abs_len == 0)
+        return evbuffer_add(dst, p, n);
+    size_t rest = h->abs_at + h->abs_len;
+    return evbuffer_add(dst, p, h->abs_at) == 0 &&
+                   (!h->abs_root || evbuffer_add(dst, "/", 1) == 0) &&
+                   evbuffer_add(dst, p + rest, n - rest) == 0
+               ? 0
+               : -1;
+}
+
+/* A head p[0..len) (parsed as h) with an absolute-form target, to evhttp in origin-form: all of
+ * it into dst or nothing. */
+static int origin_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
-    if (evbuffer_add(dst, p, at) != 0)
+    struct evbuffer *head = evbuffer_new();
+    int rc = head != NULL && request_line(p, at, h, head) == 0 &&
+                     evbuffer_add(head, p + at, len - at) == 0 &&
+                     evbuffer_add_buffer(dst, head) == 0
+                 ? 0
+                 : -1;
+    if (head != NULL)
+        evbuffer_free(head);
+    return rc;
+}
+
+/* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
+ * Transfer-Encoding), its Expect (the filter answers it, for the body it holds or streams) and a
+ * client's own marker, up to its blank line; its target in origin-form. */
+static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
+{
+    struct frame_head h;
+    const char *lf = memchr(p, '\n', len);
+    size_t at = (size_t)(lf - p) + 1;
+    if (frame_parse_head(p, len, &h) != FRAME_OK || request_line(p, at, &h, dst) != 0)
         return -1;
     while (at < len) {
         lf = memchr(p + at, '\n', len - at);
@@ -325,7 +357,9 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     return 1;
                 }
             } else {
-                if (evbuffer_remove_buffer(src, dst, end) != (int)end)
+                if (h.abs_len == 0
+                        ? evbuffer_remove_buffer(src, dst, end) != (int)end
+                        : origin_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
                     e = FRAME_BAD_REQUEST;
                 else {
                     c->passed++;

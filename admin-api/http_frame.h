@@ -75,6 +75,7 @@ enum frame_error {
     FRAME_BAD_EXPECT,      /* 400: an Expect other than 100-continue (HTTP/1.1) */
     FRAME_HEAD_BODY,       /* 400: a HEAD with a body */
     FRAME_NO_HOST,         /* 400: an HTTP/1.1 request without Host (RFC 9112 section 3.2) */
+    FRAME_BAD_HOST,        /* 400: a Host (or absolute-form authority) not host[:port] */
     FRAME_ERROR_COUNT
 };
 
@@ -93,6 +94,12 @@ struct frame_head {
     const char *content_type; /* the Content-Type's value (OWS trimmed), NULL when none */
     size_t content_type_len;
     bool expect_continue; /* Expect: 100-continue */
+    /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
+     * path and query (as origin-form), and the request line's abs_len bytes at abs_at (the
+     * scheme and authority) are what evhttp's copy leaves out, with a "/" in their place when
+     * abs_root (an empty path). 0 for an origin-form target. */
+    size_t abs_at, abs_len;
+    bool abs_root;
 };
 
 /* Finds the end of a request head in buf[0..len): returns its length (the blank line included),

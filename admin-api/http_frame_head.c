@@ -37,6 +37,8 @@ static const struct {
     [FRAME_BAD_EXPECT] = {400, "Expect takes only 100-continue (or leave it out)"},
     [FRAME_HEAD_BODY] = {400, "a HEAD request takes no body"},
     [FRAME_NO_HOST] = {400, "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"},
+    [FRAME_BAD_HOST] = {400, "the Host header (or the URL's authority) must be a host name or "
+                             "address with an optional :port"},
 };
 
 const char *frame_error_message(enum frame_error e)
@@ -70,6 +72,77 @@ static bool is_tchar(unsigned char c)
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+static bool is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
+ * brackets, or a reg-name (an IPv4 address is one too); no userinfo. Empty is valid. */
+static bool valid_host(const char *v, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && v[0] == '[') {
+        for (i = 1; i < n && v[i] != ']'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (!is_hex(c) && c != ':' && c != '.' && c != 'v' && c != 'V')
+                return false;
+        }
+        if (i == n || i == 1)
+            return false;
+        i++;
+    } else {
+        for (; i < n && v[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c == '%') {
+                if (i + 2 >= n || !is_hex((unsigned char)v[i + 1]) ||
+                    !is_hex((unsigned char)v[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+                       !(c >= '0' && c <= '9') && strchr("-._~!$&'()*+,;=", c) == NULL) {
+                return false;
+            }
+        }
+    }
+    if (i == n)
+        return true;
+    if (v[i] != ':')
+        return false;
+    for (i++; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
+/* An absolute-form target (RFC 9112 section 3.2.2): "http://" or "https://", an authority,
+ * then the path and query, which become the target. Anything else that is not origin-form, or
+ * "*" for OPTIONS, is refused: this server is no proxy. */
+static enum frame_error absolute_target(const char *line, struct frame_head *h)
+{
+    const char *t = h->target;
+    size_t n = h->target_len, s;
+    if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+        s = 7;
+    else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+        s = 8;
+    else
+        return FRAME_BAD_REQUEST;
+    size_t a = s;
+    while (a < n && t[a] != '/' && t[a] != '?')
+        a++;
+    if (a == s)
+        return FRAME_BAD_HOST; /* an http URI has a host */
+    if (!valid_host(t + s, a - s))
+        return FRAME_BAD_HOST;
+    h->abs_at = (size_t)(t - line);
+    h->abs_len = a;
+    h->abs_root = a == n || t[a] == '?';
+    h->target = t + a;
+    h->target_len = n - a;
+    return FRAME_OK;
+}
+
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 
 static bool known_method(const char *m, size_t n)
@@ -94,7 +167,7 @@ static enum frame_error parse_request_line(const char *p, size_t n, struct frame
     size_t t = ++i;
     while (i < n && p[i] != ' ') {
         unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c >= 0x7f)
+        if (c <= 0x20 || c >= 0x7f || c == '#') /* a fragment is the client's own */
             return FRAME_BAD_REQUEST;
         i++;
     }
@@ -119,10 +192,10 @@ static enum frame_error parse_request_line(const char *p, size_t n, struct frame
         return FRAME_BAD_REQUEST;
     if (!known_method(h->method, h->method_len))
         return FRAME_BAD_METHOD;
-    /* origin-form, or "*" for OPTIONS; no absolute-form: this is not a proxy */
-    if (h->target[0] != '/' && !(h->target_len == 1 && h->target[0] == '*' && h->method_len == 7))
-        return FRAME_BAD_REQUEST;
-    return FRAME_OK;
+    /* origin-form, "*" for OPTIONS, or absolute-form */
+    if (h->target[0] == '/' || (h->target_len == 1 && h->target[0] == '*' && h->method_len == 7))
+        return FRAME_OK;
+    return absolute_target(p, h);
 }
 
 bool frame_name_is(const char *name, size_t n, const char *want)
@@ -213,6 +286,8 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
         } else if (frame_name_is(name, nl, "Host")) {
             if (++n_host > 1)
                 return FRAME_DUP_HOST;
+            if (!valid_host(value, vl))
+                return FRAME_BAD_HOST;
         } else if (frame_name_is(name, nl, "Content-Type")) {
             if (++n_type > 1)
                 return FRAME_DUP_TYPE; /* which one a handler would read is not the client's */

@@ -175,7 +175,35 @@ static const struct tcase cases[] = {
     {"lower-case version", "GET / http/1.1\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"unknown method", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_METHOD, 0},
     {"lower-case method", "get / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_METHOD, 0},
-    {"absolute-form", "GET http://x/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"absolute-form, another scheme", "GET ftp://x/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST,
+     0},
+    {"absolute-form, no host", "GET http:///v1 HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"absolute-form, nothing after the scheme", "GET http:// HTTP/1.1\r\nHost: t\r\n\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"absolute-form, userinfo", "GET http://u:p@x/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"absolute-form, a port not a number", "GET http://x:8a/ HTTP/1.1\r\nHost: t\r\n\r\n",
+     FRAME_BAD_HOST, 0},
+    {"absolute-form, the internal path",
+     "GET http://x" FRAME_ERROR_PREFIX NONCE "/1 HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST,
+     0},
+    {"absolute-form, still needs Host", "GET http://x/ HTTP/1.1\r\n\r\n", FRAME_NO_HOST, 0},
+    {"a scheme-relative target", "GET //x/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_OK, ALL},
+    {"a fragment", "GET /v1/apps#x HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
+    {"a fragment in absolute-form", "GET http://x/#x HTTP/1.1\r\nHost: t\r\n\r\n",
+     FRAME_BAD_REQUEST, 0},
+    {"Host with a port", "GET / HTTP/1.1\r\nHost: api.example.com:8443\r\n\r\n", FRAME_OK, ALL},
+    {"Host IPv6", "GET / HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n", FRAME_OK, ALL},
+    {"Host IPv4, an empty port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:\r\n\r\n", FRAME_OK, ALL},
+    {"Host pct-encoded", "GET / HTTP/1.1\r\nHost: a%41b\r\n\r\n", FRAME_OK, ALL},
+    {"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host with a path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host with two ports", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host IPv6 unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host IPv6 empty", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host IPv6 not hex", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host a cut pct-encoding", "GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", FRAME_BAD_HOST, 0},
+    {"Host on HTTP/1.0 checked too", "GET / HTTP/1.0\r\nHost: a b\r\n\r\n", FRAME_BAD_HOST, 0},
     {"two spaces", "GET  / HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"a tab for a space", "GET\t/ HTTP/1.1\r\nHost: t\r\n\r\n", FRAME_BAD_REQUEST, 0},
     {"a bare LF", "GET / HTTP/1.1\nHost: h\n\n", FRAME_BAD_REQUEST, 0},
@@ -261,6 +289,24 @@ static const struct rewrite rewrites[] = {
     {"chunked, empty",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"},
+    /* Absolute-form (RFC 9112 section 3.2.2): evhttp gets the origin-form. */
+    {"absolute-form", "GET http://x/ HTTP/1.1\r\nHost: t\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: t\r\n\r\n"},
+    {"absolute-form, scheme in capitals, a port, a query",
+     "GET HTTP://Api.Example.com:8443/v1/apps?limit=2 HTTP/1.1\r\nHost: x\r\n\r\n" G,
+     "GET /v1/apps?limit=2 HTTP/1.1\r\nHost: x\r\n\r\n" G},
+    {"absolute-form, https, IPv6, an empty path",
+     "GET https://[::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"},
+    {"absolute-form, an empty path and a query", "GET http://x?a=1 HTTP/1.0\r\n\r\n",
+     "GET /?a=1 HTTP/1.0\r\n\r\n"},
+    {"absolute-form with a body",
+     "POST http://x/v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" G,
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" G},
+    {"absolute-form, chunked",
+     "POST http://x/v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"},
 };
 
 static void run_rewrite(const struct rewrite *t, bool bytewise)
@@ -430,6 +476,14 @@ static void test_streams(void)
         ": " NONCE "\r\nContent-Length: 1\r\n\r\nx";
     sfeed(forged, sizeof forged - 1, 0, 0, false, &r);
     CHECK(strcmp(r.dst, SHEAD_EVHTTP) == 0, "a client's marker dropped: %s", r.dst);
+    free(r.body);
+    /* absolute-form: the route is told the path, evhttp gets the origin-form */
+    static const char absolute[] =
+        "POST http://h:80/batch HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 6\r\n\r\nalice\n";
+    sfeed(absolute, sizeof absolute - 1, 0, 0, false, &r);
+    CHECK(r.had_stream && strcmp(r.dst, SHEAD_EVHTTP) == 0 && strcmp(r.body, "alice\n") == 0,
+          "absolute-form streamed: %s", r.dst);
     free(r.body);
     CHECK(frame_stream_marked(NONCE, NONCE) && !frame_stream_marked(NULL, NONCE) &&
               !frame_stream_marked("0123", NONCE) &&
