@@ -193,6 +193,9 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
                      "", (double)bs.allowed);
         bad |= gauge(out, "usersigd_batch_workers_signing", "gauge",
                      "Batch workers signing a block now.", "", (double)bs.signing);
+        bad |= gauge(out, "usersigd_batch_workers_paused", "gauge",
+                     "Batch workers holding a block, paused to leave a core to single signs.", "",
+                     (double)bs.paused);
     }
     return bad != 0 ? -1 : 0;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +76,13 @@ struct pipeline {
     bool stopping;
     struct pipeline_block *q_head, *q_tail;
     uint64_t q_len;
-    int n_signing; /* workers with a block in hand */
-    int n_allowed; /* at most this many at once (pipeline_reserve) */
-    int n_peak;    /* the most n_signing was since the last pipeline_reserve */
+    int n_signing;     /* workers with a block in hand, signing it */
+    int n_paused;      /* workers with a block in hand, paused by a reserve (worker_yield) */
+    int n_allowed;     /* at most this many at once (pipeline_reserve) */
+    int n_peak;        /* the most n_signing was since the last pipeline_reserve */
+    int n_paused_peak; /* the most n_paused was since the last pipeline_reserve */
+    /* n_allowed < n_workers, read by the workers without the mutex every few tokens */
+    atomic_bool reserved;
     /* event-loop thread only */
     struct pipeline_job *jobs;
     uint64_t n_jobs, n_blocks;
@@ -105,8 +110,33 @@ const char *pipeline_state_name(enum pipeline_state s)
 
 /* ---- signing a block (worker threads) ------------------------------------------------------ */
 
+/* A worker checks for a reserve every this many tokens of its block. */
+#define YIELD_EVERY 64
+
+/* Called by a worker with a block in hand while a reserve is on: when more workers sign than
+ * are allowed, this one pauses, its block kept, until it may go on (or the pool stops). So a
+ * reserve takes effect within YIELD_EVERY tokens (well under a millisecond) instead of at the
+ * end of the blocks in hand (a few milliseconds each), which is about as long as the single
+ * sign it makes room for takes. A paused block is resumed before any new block is taken. */
+static void worker_yield(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->stopping && p->n_signing > p->n_allowed) {
+        p->n_signing--;
+        if (++p->n_paused > p->n_paused_peak)
+            p->n_paused_peak = p->n_paused;
+        while (!p->stopping && p->n_signing >= p->n_allowed)
+            pthread_cond_wait(&p->cv, &p->mu);
+        p->n_paused--;
+        if (++p->n_signing > p->n_peak)
+            p->n_peak = p->n_signing;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void block_sign(struct pipeline_block *b)
 {
+    struct pipeline *p = b->job->p;
     const struct pipeline_job_config *cfg = &b->job->cfg;
     struct usersig_signer *signer = NULL;
     char *idbuf = malloc(PIPELINE_ITEM_MAX);
@@ -128,6 +158,9 @@ static void block_sign(struct pipeline_block *b)
     }
     int64_t now_s = clock_realtime_us() / 1000000;
     for (size_t i = 0; i < b->items.n; i++) {
+        if (i % YIELD_EVERY == YIELD_EVERY - 1 &&
+            atomic_load_explicit(&p->reserved, memory_order_relaxed))
+            worker_yield(p);
         const struct item *it = &b->items.v[i];
         bool failed = false;
         enum pipeline_refusal why = PIPELINE_REFUSED_NONE;
@@ -196,7 +229,8 @@ static void *worker_main(void *arg)
         (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice_now + PIPELINE_WORKER_NICE);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && (p->q_head == NULL || p->n_signing >= p->n_allowed))
+        /* A paused block (worker_yield) goes on before a new one is taken. */
+        while (!p->stopping && (p->q_head == NULL || p->n_signing + p->n_paused >= p->n_allowed))
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->stopping)
             break;
@@ -215,6 +249,8 @@ static void *worker_main(void *arg)
          * after taking the mutex and finding none of its blocks out. */
         pthread_mutex_lock(&p->mu);
         p->n_signing--;
+        if (p->n_paused > 0) /* its turn: a paused worker may go on */
+            pthread_cond_broadcast(&p->cv);
         b->next = b->job->returned;
         b->job->returned = b;
         event_active(b->job->ev, EV_READ, 1);
@@ -678,6 +714,8 @@ void pipeline_reserve(struct pipeline *p, int cores)
         pthread_cond_broadcast(&p->cv);
     p->n_allowed = allowed;
     p->n_peak = p->n_signing;
+    p->n_paused_peak = p->n_paused;
+    atomic_store_explicit(&p->reserved, allowed < p->n_workers, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -694,6 +732,8 @@ void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out)
     pthread_mutex_lock(&p->mu);
     out->blocks_queued = p->q_len;
     out->signing = p->n_signing;
+    out->paused = p->n_paused;
+    out->paused_peak = p->n_paused_peak;
     out->allowed = p->n_allowed;
     out->signing_peak = p->n_peak;
     pthread_mutex_unlock(&p->mu);

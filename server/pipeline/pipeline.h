@@ -109,10 +109,10 @@ void pipeline_free(struct pipeline *p);
 int pipeline_workers(const struct pipeline *p);
 
 /* Leaves cores cores to the rest of the process and the machine: from now on at most
- * workers - cores workers (at least one) sign at once; a worker with a block in hand finishes
- * it first. 0 lifts it. For the online path: while single signs wait on the database, the
- * database's backend and the event loop find a core free instead of queueing behind the
- * batches. */
+ * workers - cores workers (at least one) sign at once; a worker over the count pauses within
+ * 64 tokens of its block, and goes on with it before any new block is taken. 0 lifts it. For the
+ * online path: while single signs wait on the database, the database's backend and the event loop
+ * find a core free instead of queueing behind the batches. */
 void pipeline_reserve(struct pipeline *p, int cores);
 
 struct pipeline_stats {
@@ -120,9 +120,11 @@ struct pipeline_stats {
     uint64_t jobs;          /* jobs not freed yet, cancelled ones waiting for workers included */
     uint64_t blocks;        /* blocks allocated, all jobs */
     uint64_t blocks_queued; /* waiting for a worker */
-    int signing;            /* workers with a block in hand now */
+    int signing;            /* workers signing a block now */
+    int paused;             /* workers with a block in hand, paused by a reserve */
     int allowed;            /* how many may be (workers, less a pipeline_reserve) */
     int signing_peak;       /* the most that were at once since the last pipeline_reserve */
+    int paused_peak;        /* the most paused at once since the last pipeline_reserve */
 };
 void pipeline_get_stats(struct pipeline *p, struct pipeline_stats *out);
 

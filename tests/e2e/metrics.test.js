@@ -89,6 +89,7 @@ describe('/metrics', () => {
     assert.equal(sample(after, 'usersigd_batch_workers_allowed'),
       sample(after, 'usersigd_batch_workers'), 'the batches keep a core back only while signs wait');
     assert.equal(sample(after, 'usersigd_batch_workers_signing'), 0);
+    assert.equal(sample(after, 'usersigd_batch_workers_paused'), 0);
     assert.ok(after.includes('usersigd_cache_hits_total{kind="app"}'));
     assert.ok(after.includes('usersigd_sign_group_size_bucket{le="+Inf"}'));
     mid = null;

@@ -444,6 +444,73 @@ static void test_reserve(void)
           "reserve lifted: allowed %d of %d, peak %d (want 2 or more)", st.allowed, workers, peak);
 }
 
+/* A reserve made while every worker signs takes effect inside their blocks: the workers over
+ * the count pause (their blocks kept), and once it is lifted they go on with them; the batch
+ * comes out whole and in order. */
+struct mid {
+    int phase, workers;
+    bool paused_seen;
+    struct pipeline_stats at_pause;
+};
+
+static void mid_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct mid *m = arg;
+    struct pipeline_stats st;
+    (void)fd;
+    (void)what;
+    pipeline_get_stats(pool, &st);
+    if (m->phase == 0 && st.signing == m->workers) {
+        pipeline_reserve(pool, m->workers - 1);
+        m->phase = 1;
+    } else if (m->phase == 1 && st.paused_peak == m->workers - 1) {
+        m->at_pause = st;
+        m->paused_seen = true;
+        pipeline_reserve(pool, 0);
+        m->phase = 2;
+    }
+}
+
+static void test_reserve_mid_block(void)
+{
+    struct fake f;
+    struct mid m = {.workers = pipeline_workers(pool)};
+    size_t n = 256 * PIPELINE_BLOCK_ITEMS;
+    struct event *tick = event_new(base, -1, EV_PERSIST, mid_tick, &m);
+    struct timeval tv = {0, 200};
+
+    pipeline_reserve(pool, 0);
+    fake_init(&f, PIPELINE_IN_TEXT, PIPELINE_OUT_NDJSON, n);
+    for (size_t i = 0; i < n; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "m-%zu", i);
+        f.items[i] = strdup(b);
+    }
+    event_add(tick, &tv);
+    start(&f);
+    CHECK(run_until(&f.done), "mid-block reserve: the batch finished");
+    event_free(tick);
+    CHECK(m.paused_seen && m.at_pause.allowed == 1,
+          "mid-block reserve: %d of %d workers paused with their blocks in hand (phase %d)",
+          m.at_pause.paused_peak, m.workers, m.phase);
+    CHECK(f.res.state == PIPELINE_COMPLETE && f.res.count == n && f.res.signed_count == n,
+          "mid-block reserve: %llu of %zu signed", (unsigned long long)f.res.signed_count, n);
+    size_t n_lines, wrong = 0;
+    char **lines = split_lines(&f, &n_lines);
+    for (size_t i = 0; i < n_lines; i++) {
+        char want[48];
+        snprintf(want, sizeof want, "{\"identifier\":\"m-%zu\"", i);
+        wrong += strncmp(lines[i], want, strlen(want)) != 0;
+    }
+    CHECK(n_lines == n && wrong == 0, "mid-block reserve: %zu lines, %zu out of order", n_lines,
+          wrong);
+    free(lines);
+    struct pipeline_stats st;
+    pipeline_get_stats(pool, &st);
+    CHECK(st.paused == 0 && st.allowed == m.workers, "mid-block reserve: none left paused");
+    fake_free(&f);
+}
+
 int main(void)
 {
     if (fixture_begin() != 0)
@@ -462,5 +529,6 @@ int main(void)
     check_level(9);
     test_concurrent_jobs();
     test_reserve();
+    test_reserve_mid_block();
     return fixture_end("pipeline");
 }
