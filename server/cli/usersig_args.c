@@ -109,6 +109,8 @@ int usersig_args_check(int argc, char *const *argv, const struct option *opts, c
 
 /* ---- the process --------------------------------------------------------------------------- */
 
+static int std_closed; /* what usersig_std_fds found closed */
+
 int usersig_std_fds(void)
 {
     int closed = 0;
@@ -123,7 +125,19 @@ int usersig_std_fds(void)
         }
         closed |= 1 << fd;
     }
+    std_closed = closed;
     return closed;
+}
+
+bool usersig_stdin_refused(const char *what)
+{
+    if (!(std_closed & USERSIG_STDIN_CLOSED))
+        return false;
+    fprintf(stderr,
+            "usersig: standard input is closed: give the %s on a pipe or from a file "
+            "(< FILE)\n",
+            what);
+    return true;
 }
 
 static volatile sig_atomic_t caught;

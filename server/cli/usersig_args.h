@@ -8,6 +8,7 @@
 #define USERSIG_ARGS_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The longest option or command name an error message shows; longer ones end in "...". */
@@ -40,6 +41,11 @@ const char *usersig_args_name(const char *arg, char *out, size_t out_size);
  * libcurl's socket pair) takes its number and receives what is meant for it. Returns the
  * USERSIG_*_CLOSED bits of those that were closed, or -1 when one could not be filled. */
 int usersig_std_fds(void);
+
+/* For a command about to read stdin: true, with a message naming what it reads (what), when
+ * stdin was closed at the start (usersig_std_fds filled it with /dev/null): an empty input would
+ * pass for success. */
+bool usersig_stdin_refused(const char *what);
 
 /* SIGINT, SIGTERM and SIGHUP set a flag instead of ending the process (without SA_RESTART, so a
  * blocked read returns EINTR): the loops check usersig_interrupted() and stop after a whole

@@ -363,6 +363,8 @@ static int job_main(int argc, char **argv, enum usersig_job job)
         status = usage_error(usage, "%s is required", server == NULL ? "--server" : "--sdkappid");
         goto done;
     }
+    if (usersig_stdin_refused(job == USERSIG_JOB_BATCH ? "identifiers" : "accounts"))
+        goto done;
     if (usersig_http_parse_url(server, &b->url, &why) != 0) {
         status = usage_error(usage, "%s", why);
         goto done;

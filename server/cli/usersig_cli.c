@@ -478,6 +478,8 @@ static int cmd_sign(int argc, char **argv)
         goto done;
     }
     if (o.batch) {
+        if (usersig_stdin_refused("identifiers"))
+            goto done;
         status = sign_batch(signer, &o);
         goto done;
     }
@@ -543,7 +545,12 @@ static int cmd_verify(int argc, char **argv)
     if (key == NULL)
         return EXIT_USAGE;
     size_t len = 0;
-    char *token = read_token(optind < argc ? argv[optind] : NULL, &len);
+    const char *arg = optind < argc ? argv[optind] : NULL;
+    if ((arg == NULL || strcmp(arg, "-") == 0) && usersig_stdin_refused("token")) {
+        usersig_key_free(key);
+        return EXIT_USAGE;
+    }
+    char *token = read_token(arg, &len);
     if (token == NULL) {
         usersig_key_free(key);
         fprintf(stderr, "%s: out of memory\n", prog);
@@ -583,7 +590,10 @@ static int cmd_decode(int argc, char **argv)
     if (argc - optind > 1)
         die_usage(usage_decode, "unexpected argument after the token (decode takes one)");
     size_t len = 0;
-    char *token = read_token(optind < argc ? argv[optind] : NULL, &len);
+    const char *arg = optind < argc ? argv[optind] : NULL;
+    if ((arg == NULL || strcmp(arg, "-") == 0) && usersig_stdin_refused("token"))
+        return EXIT_USAGE;
+    char *token = read_token(arg, &len);
     if (token == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         return EXIT_USAGE;

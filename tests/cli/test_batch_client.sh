@@ -321,6 +321,17 @@ expect_rc "no options" 2
 expect_err "no options" "--server is required"
 batch_raw /dev/null --server "$URL"
 expect_rc "no --sdkappid" 2
+# a closed stdin is refused, not read as an empty input, and nothing is sent
+: >"$TMP/log"
+"$U" batch --server "$URL" --token-file "$TMP/token" --sdkappid 1400000000 <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? ERR=$(cat "$TMP/err")
+expect_rc "stdin closed" 2
+expect_err "stdin closed" "^usersig: standard input is closed: give the identifiers on a pipe or from a file"
+[ -s "$TMP/log" ] && fail "stdin closed: a request was sent" || pass "stdin closed: nothing sent"
+"$U" import --server "$URL" --token-file "$TMP/token" --sdkappid 1400000000 <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? ERR=$(cat "$TMP/err")
+expect_rc "import, stdin closed" 2
+expect_err "import, stdin closed" "give the accounts on a pipe"
 # https to a plain-HTTP server: the handshake fails, said as such, before anything is sent
 batch "$TMP/ids10" "https://127.0.0.1:$PORT"
 expect_rc "https URL to a plain-HTTP server" 2

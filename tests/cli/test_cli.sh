@@ -542,6 +542,23 @@ RC=$? OUT='' ERR=$(cat "$TMP/err")
 expect_rc "stdout closed" 2
 expect_err "stdout closed" "standard output is closed"
 
+# A closed stdin is refused where it would be read, not taken for an empty input.
+"$U" "${SIGN[@]}" --batch <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "sign --batch, stdin closed" 2
+expect_err "sign --batch, stdin closed" "standard input is closed: give the identifiers on a pipe"
+check "sign --batch, stdin closed: nothing written" [ -z "$OUT" ]
+"$U" "${VERIFY[@]}" --identifier alice <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "verify, stdin closed" 2
+expect_err "verify, stdin closed" "give the token on a pipe"
+"$U" decode - <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "decode -, stdin closed" 2
+"$U" decode "$TOK" <&- >"$TMP/out" 2>"$TMP/err"
+RC=$? OUT=$(cat "$TMP/out") ERR=$(cat "$TMP/err")
+expect_rc "decode TOKEN, stdin closed: stdin not needed" 0
+
 # Interrupted, sign --batch stops after a whole line, says where to resume, exits 128 + 2.
 rm -f "$TMP/fifo"
 mkfifo "$TMP/fifo"
