@@ -352,6 +352,10 @@ static void say_tls_verify(struct usersig_http_conn *c, const char *detail)
     }
 }
 
+/* A request smaller than this that the server cut while it was sent was not cut for its
+ * size (no server limits a request to less): its message gives no --max-request-bytes hint. */
+#define SIZE_HINT_MIN (64 * 1024)
+
 /* A transfer that ended with rc: why, in words (the hooks have not said it). */
 static void say_error(struct usersig_http_conn *c, CURLcode rc)
 {
@@ -396,7 +400,10 @@ static void say_error(struct usersig_http_conn *c, CURLcode rc)
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-        if (sending && c->streaming)
+        if (sending && (c->streaming ? (uint64_t)up : (uint64_t)c->body_len) < SIZE_HINT_MIN)
+            say(c, "the server closed the connection while the request was being sent (%s)",
+                detail); /* too little for a size limit: no hint that would mislead */
+        else if (sending && c->streaming)
             say(c,
                 "the server closed the connection while the request was being sent (%s): a "
                 "server that limits a request's size can end that way; try "

@@ -136,6 +136,15 @@ const server = http.createServer((req, res) => {
     return res.end(body);
   }
   if (mode === 'live' || mode === 'livecut') return live(req, res, mode);
+  // reset: the connection reset, unanswered, once the body passes 128 KiB; reset0 at its first
+  // bytes (a server that failed, not one that limits a request's size)
+  if (mode === 'reset' || mode === 'reset0') {
+    let got = 0;
+    return req.on('data', (c) => {
+      got += c.length;
+      if (mode === 'reset0' || got > 128 * 1024) req.socket.resetAndDestroy();
+    });
+  }
   const lim = /^limit(\d+)$/.exec(mode);
   if (mode === 'always413' || (lim && len > Number(lim[1]))) {
     // Answer before reading the body, as a server enforcing its limit does, then close. What
@@ -690,6 +699,31 @@ expect_err "interrupted" "interrupted \(signal 2\)"
 expect_err "interrupted: resume hint" "stopped after 3 answered identifiers \(input lines up to 3, in stdout\); resume from line 4 \(tail -n \+4\)"
 [ "$(wc -l <"$TMP/out")" -eq 3 ] && [ "$(tail -c 1 "$TMP/out" | od -An -tx1 | tr -d ' ')" == 0a ] &&
     pass "interrupted: 3 whole lines in stdout" || fail "interrupted: stdout" "$(cat "$TMP/out")"
+# a reset while the body is sent: the --max-request-bytes hint only once enough was sent for a
+# size limit to be the cause
+awk 'BEGIN { for (i = 1; i <= 700000; i++) printf "user_%06d\n", i }' >"$TMP/ids700k"
+batch "$TMP/ids700k" "$URL/reset"
+expect_rc "streamed: reset past 128 KiB" 2
+expect_err "streamed: reset past 128 KiB" "closed the connection while the request was being sent .*try --max-request-bytes 32M"
+rm -f "$TMP/bfifo"
+mkfifo "$TMP/bfifo"
+"$U" batch --server "$URL/reset0" --token-file "$TMP/token" --sdkappid 1400000000 \
+    <"$TMP/bfifo" >"$TMP/out" 2>"$TMP/err" &
+BPID=$!
+exec 8>"$TMP/bfifo"
+printf 'u1\nu2\n' >&8
+wait $BPID
+RC=$?
+exec 8>&-
+rm -f "$TMP/bfifo" "$TMP/ids700k"
+ERR=$(cat "$TMP/err")
+expect_rc "streamed: reset at the first bytes" 2
+expect_err "streamed: reset at the first bytes" "closed the connection while the request was being sent \([^)]*\)$"
+if grep -q -- "--max-request-bytes" "$TMP/err"; then
+    fail "streamed: reset at the first bytes: no size hint" "$ERR"
+else
+    pass "streamed: reset at the first bytes: no size hint"
+fi
 # the server's last line for a body cut short (usersigd: bad_request, the batch aborted): the
 # lines before it kept, exit 2, where to resume
 batch "$TMP/ids1000" "$URL/livecut"
