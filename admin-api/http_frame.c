@@ -136,12 +136,17 @@ static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
  * the marker (a client's own Expect and marker dropped too). */
 static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
 {
-    if (head_without_framing(p, len, dst) != 0)
-        return -1;
-    return evbuffer_add_printf(dst, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
-                               c->cfg->nonce) < 0
-               ? -1
-               : 0;
+    struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
+    int rc = head != NULL && head_without_framing(p, len, head) == 0 &&
+                     evbuffer_add_printf(head,
+                                         "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
+                                         c->cfg->nonce) > 0 &&
+                     evbuffer_add_buffer(dst, head) == 0
+                 ? 0
+                 : -1;
+    if (head != NULL)
+        evbuffer_free(head);
+    return rc;
 }
 
 /* A held chunked request, complete: to evhttp as its head with a Content-Length of the body's

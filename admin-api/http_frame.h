@@ -95,9 +95,9 @@ struct frame_head {
     size_t content_type_len;
     bool expect_continue; /* Expect: 100-continue */
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
-     * path and query (as origin-form), and the request line's abs_len bytes at abs_at (the
-     * scheme and authority) are what evhttp's copy leaves out, with a "/" in their place when
-     * abs_root (an empty path). 0 for an origin-form target. */
+     * path and query (empty, or "?q", for an empty path, which evhttp gets as "/"), and the request
+     * line's abs_len bytes at abs_at (the scheme and authority) are what evhttp's copy leaves out,
+     * with a "/" in their place when abs_root (an empty path). 0 for an origin-form target. */
     size_t abs_at, abs_len;
     bool abs_root;
 };

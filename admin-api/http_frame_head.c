@@ -82,6 +82,8 @@ static bool is_hex(unsigned char c)
 static bool valid_host(const char *v, size_t n)
 {
     size_t i = 0;
+    if (n > 0 && v[0] == ':')
+        return false; /* a port without a host */
     if (n > 0 && v[0] == '[') {
         for (i = 1; i < n && v[i] != ']'; i++) {
             unsigned char c = (unsigned char)v[i];
@@ -140,6 +142,8 @@ static enum frame_error absolute_target(const char *line, struct frame_head *h)
     h->abs_root = a == n || t[a] == '?';
     h->target = t + a;
     h->target_len = n - a;
+    if (h->target_len >= 2 && h->target[0] == '/' && h->target[1] == '/')
+        return FRAME_BAD_REQUEST; /* evhttp would read an authority in it: see below */
     return FRAME_OK;
 }
 
@@ -192,7 +196,11 @@ static enum frame_error parse_request_line(const char *p, size_t n, struct frame
         return FRAME_BAD_REQUEST;
     if (!known_method(h->method, h->method_len))
         return FRAME_BAD_METHOD;
-    /* origin-form, "*" for OPTIONS, or absolute-form */
+    /* origin-form, "*" for OPTIONS, or absolute-form. A path that starts with "//" is refused:
+     * evhttp's URI parser takes what follows for an authority, so its path would not be the
+     * one the filter's checks (the route's body limit, streaming, the internal path) saw. */
+    if (h->target_len >= 2 && h->target[0] == '/' && h->target[1] == '/')
+        return FRAME_BAD_REQUEST;
     if (h->target[0] == '/' || (h->target_len == 1 && h->target[0] == '*' && h->method_len == 7))
         return FRAME_OK;
     return absolute_target(p, h);
