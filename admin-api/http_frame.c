@@ -88,6 +88,15 @@ static int request_line(const char *p, size_t n, const struct frame_head *h, str
                : -1;
 }
 
+/* Moves head into dst when ok, all of it or nothing, and frees head (NULL: out of memory). */
+static int head_commit(struct evbuffer *dst, struct evbuffer *head, bool ok)
+{
+    int rc = head != NULL && ok && evbuffer_add_buffer(dst, head) == 0 ? 0 : -1;
+    if (head != NULL)
+        evbuffer_free(head);
+    return rc;
+}
+
 /* A head p[0..len) (parsed as h) with an absolute-form target, to evhttp in origin-form: all of
  * it into dst or nothing. */
 static int origin_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
@@ -95,14 +104,9 @@ static int origin_head(const char *p, size_t len, const struct frame_head *h, st
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
     struct evbuffer *head = evbuffer_new();
-    int rc = head != NULL && request_line(p, at, h, head) == 0 &&
-                     evbuffer_add(head, p + at, len - at) == 0 &&
-                     evbuffer_add_buffer(dst, head) == 0
-                 ? 0
-                 : -1;
-    if (head != NULL)
-        evbuffer_free(head);
-    return rc;
+    return head_commit(dst, head,
+                       head != NULL && request_line(p, at, h, head) == 0 &&
+                           evbuffer_add(head, p + at, len - at) == 0);
 }
 
 /* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
@@ -136,17 +140,12 @@ static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
  * the marker (a client's own Expect and marker dropped too). */
 static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
 {
-    struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
-    int rc = head != NULL && head_without_framing(p, len, head) == 0 &&
-                     evbuffer_add_printf(head,
-                                         "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
-                                         c->cfg->nonce) > 0 &&
-                     evbuffer_add_buffer(dst, head) == 0
-                 ? 0
-                 : -1;
-    if (head != NULL)
-        evbuffer_free(head);
-    return rc;
+    struct evbuffer *head = evbuffer_new();
+    return head_commit(
+        dst, head,
+        head != NULL && head_without_framing(p, len, head) == 0 &&
+            evbuffer_add_printf(head, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
+                                c->cfg->nonce) > 0);
 }
 
 /* A held chunked request, complete: to evhttp as its head with a Content-Length of the body's
@@ -157,15 +156,12 @@ static int held_request(struct frame_conn *c, struct evbuffer *dst)
 {
     size_t len = evbuffer_get_length(c->hold);
     const char *p = (const char *)evbuffer_pullup(c->hold, (ev_ssize_t)len);
-    struct evbuffer *head = evbuffer_new(); /* dst gets all of it or nothing */
-    int rc = -1;
-    if (p != NULL && head != NULL && head_without_framing(p, len, head) == 0 &&
-        evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
-        evbuffer_add_buffer(head, c->hold_body) == 0 && evbuffer_add_buffer(dst, head) == 0)
-        rc = 0;
-    if (head != NULL)
-        evbuffer_free(head);
-    return rc;
+    struct evbuffer *head = evbuffer_new();
+    return head_commit(
+        dst, head,
+        p != NULL && head != NULL && head_without_framing(p, len, head) == 0 &&
+            evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
+            evbuffer_add_buffer(head, c->hold_body) == 0);
 }
 
 static void hold_free(struct frame_conn *c)
