@@ -209,16 +209,23 @@ static struct usersig_key *load_key(const char *key_file, const char *public_key
     return key;
 }
 
-/* Reads a token argument or, for "-" or none, stdin (bounded). Returns a malloc'd string. */
+/* Reads a token argument or, for "-" or none, stdin (bounded). Returns a malloc'd string, or
+ * NULL when stdin is closed or memory ran out (said on stderr). */
 static char *read_token(const char *arg, size_t *len)
 {
+    char *buf;
     if (arg != NULL && strcmp(arg, "-") != 0) {
         *len = strlen(arg);
-        return strdup(arg);
+        if ((buf = strdup(arg)) == NULL)
+            fprintf(stderr, "%s: out of memory\n", prog);
+        return buf;
     }
-    char *buf = malloc(MAX_TOKEN_ARG + 1);
-    if (buf == NULL)
+    if (usersig_stdin_refused("token"))
         return NULL;
+    if ((buf = malloc(MAX_TOKEN_ARG + 1)) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return NULL;
+    }
     size_t n = fread(buf, 1, MAX_TOKEN_ARG + 1, stdin);
     if (n > MAX_TOKEN_ARG)
         n = MAX_TOKEN_ARG + 1; /* too long: the decoder calls it malformed */
@@ -545,15 +552,9 @@ static int cmd_verify(int argc, char **argv)
     if (key == NULL)
         return EXIT_USAGE;
     size_t len = 0;
-    const char *arg = optind < argc ? argv[optind] : NULL;
-    if ((arg == NULL || strcmp(arg, "-") == 0) && usersig_stdin_refused("token")) {
-        usersig_key_free(key);
-        return EXIT_USAGE;
-    }
-    char *token = read_token(arg, &len);
+    char *token = read_token(optind < argc ? argv[optind] : NULL, &len);
     if (token == NULL) {
         usersig_key_free(key);
-        fprintf(stderr, "%s: out of memory\n", prog);
         return EXIT_USAGE;
     }
     struct usersig_expect e = {
@@ -590,14 +591,9 @@ static int cmd_decode(int argc, char **argv)
     if (argc - optind > 1)
         die_usage(usage_decode, "unexpected argument after the token (decode takes one)");
     size_t len = 0;
-    const char *arg = optind < argc ? argv[optind] : NULL;
-    if ((arg == NULL || strcmp(arg, "-") == 0) && usersig_stdin_refused("token"))
+    char *token = read_token(optind < argc ? argv[optind] : NULL, &len);
+    if (token == NULL)
         return EXIT_USAGE;
-    char *token = read_token(arg, &len);
-    if (token == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        return EXIT_USAGE;
-    }
     struct usersig_decoded *d = malloc(sizeof *d);
     if (d == NULL) {
         free(token);
