@@ -75,14 +75,14 @@ void frame_conn_drop_rest(struct frame_conn *c)
 }
 
 /* The request line p[0..n) (its CRLF included) as evhttp gets it, in origin-form: an
- * absolute-form target loses its scheme and authority (h: the head's parse). */
-static int request_line(const char *p, size_t n, const struct frame_head *h, struct evbuffer *dst)
+ * absolute-form target loses its scheme and authority (a, from the head's parse). */
+static int request_line(const char *p, size_t n, const struct frame_absolute *a,
+                        struct evbuffer *dst)
 {
-    if (h->abs_len == 0)
+    if (a->len == 0)
         return evbuffer_add(dst, p, n);
-    size_t rest = h->abs_at + h->abs_len;
-    return evbuffer_add(dst, p, h->abs_at) == 0 &&
-                   (!h->abs_root || evbuffer_add(dst, "/", 1) == 0) &&
+    size_t rest = a->at + a->len;
+    return evbuffer_add(dst, p, a->at) == 0 && (!a->root || evbuffer_add(dst, "/", 1) == 0) &&
                    evbuffer_add(dst, p + rest, n - rest) == 0
                ? 0
                : -1;
@@ -105,19 +105,19 @@ static int origin_head(const char *p, size_t len, const struct frame_head *h, st
     size_t at = (size_t)(lf - p) + 1;
     struct evbuffer *head = evbuffer_new();
     return head_commit(dst, head,
-                       head != NULL && request_line(p, at, h, head) == 0 &&
+                       head != NULL && request_line(p, at, &h->abs, head) == 0 &&
                            evbuffer_add(head, p + at, len - at) == 0);
 }
 
 /* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
  * Transfer-Encoding), its Expect (the filter answers it, for the body it holds or streams) and a
- * client's own marker, up to its blank line; its target in origin-form. */
-static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
+ * client's own marker, up to its blank line; its target in origin-form (a: from its parse). */
+static int head_without_framing(const char *p, size_t len, const struct frame_absolute *a,
+                                struct evbuffer *dst)
 {
-    struct frame_head h;
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
-    if (frame_parse_head(p, len, &h) != FRAME_OK || request_line(p, at, &h, dst) != 0)
+    if (request_line(p, at, a, dst) != 0)
         return -1;
     while (at < len) {
         lf = memchr(p + at, '\n', len - at);
@@ -138,12 +138,13 @@ static int head_without_framing(const char *p, size_t len, struct evbuffer *dst)
 
 /* evhttp's copy of a streamed request's head: its framing replaced by "Content-Length: 0" and
  * the marker (a client's own Expect and marker dropped too). */
-static int stream_head(struct frame_conn *c, const char *p, size_t len, struct evbuffer *dst)
+static int stream_head(struct frame_conn *c, const char *p, size_t len,
+                       const struct frame_absolute *a, struct evbuffer *dst)
 {
     struct evbuffer *head = evbuffer_new();
     return head_commit(
         dst, head,
-        head != NULL && head_without_framing(p, len, head) == 0 &&
+        head != NULL && head_without_framing(p, len, a, head) == 0 &&
             evbuffer_add_printf(head, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
                                 c->cfg->nonce) > 0);
 }
@@ -159,7 +160,7 @@ static int held_request(struct frame_conn *c, struct evbuffer *dst)
     struct evbuffer *head = evbuffer_new();
     return head_commit(
         dst, head,
-        p != NULL && head != NULL && head_without_framing(p, len, head) == 0 &&
+        p != NULL && head != NULL && head_without_framing(p, len, &c->hold_abs, head) == 0 &&
             evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
             evbuffer_add_buffer(head, c->hold_body) == 0);
 }
@@ -309,7 +310,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                             h.content_type, h.content_type_len)) {
             struct frame_stream *st = calloc(1, sizeof *st);
             if (st == NULL || (st->buf = evbuffer_new()) == NULL ||
-                stream_head(c, p, end, dst) != 0) {
+                stream_head(c, p, end, &h.abs, dst) != 0) {
                 stream_unref(st);
                 e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
             } else {
@@ -346,6 +347,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
                 } else {
                     c->state = S_CHUNKED;
+                    c->hold_abs = h.abs;
                     c->cstate = C_SIZE;
                     c->limit = limit;
                     c->body = 0;
@@ -358,7 +360,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     return 1;
                 }
             } else {
-                if (h.abs_len == 0
+                if (h.abs.len == 0
                         ? evbuffer_remove_buffer(src, dst, end) != (int)end
                         : origin_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
                     e = FRAME_BAD_REQUEST;

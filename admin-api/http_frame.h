@@ -84,6 +84,14 @@ const char *frame_error_message(enum frame_error e);
 /* The HTTP status of each kind. */
 int frame_error_status(enum frame_error e);
 
+/* Where an absolute-form target's scheme and authority are in the request line: the len bytes
+ * at at are what evhttp's copy leaves out, with a "/" in their place when root (an empty path).
+ * len 0 for an origin-form target. */
+struct frame_absolute {
+    size_t at, len;
+    bool root;
+};
+
 /* A parsed request head (pointers into the parsed buffer). */
 struct frame_head {
     const char *method, *target;
@@ -95,11 +103,8 @@ struct frame_head {
     size_t content_type_len;
     bool expect_continue; /* Expect: 100-continue */
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
-     * path and query (empty, or "?q", for an empty path, which evhttp gets as "/"), and the request
-     * line's abs_len bytes at abs_at (the scheme and authority) are what evhttp's copy leaves out,
-     * with a "/" in their place when abs_root (an empty path). 0 for an origin-form target. */
-    size_t abs_at, abs_len;
-    bool abs_root;
+     * path and query (empty, or "?q", for an empty path, which evhttp gets as "/"). */
+    struct frame_absolute abs;
 };
 
 /* Finds the end of a request head in buf[0..len): returns its length (the blank line included),

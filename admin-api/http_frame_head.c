@@ -137,9 +137,9 @@ static enum frame_error absolute_target(const char *line, struct frame_head *h)
         return FRAME_BAD_HOST; /* an http URI has a host */
     if (!valid_host(t + s, a - s))
         return FRAME_BAD_HOST;
-    h->abs_at = (size_t)(t - line);
-    h->abs_len = a;
-    h->abs_root = a == n || t[a] == '?';
+    h->abs.at = (size_t)(t - line);
+    h->abs.len = a;
+    h->abs.root = a == n || t[a] == '?';
     h->target = t + a;
     h->target_len = n - a;
     if (h->target_len >= 2 && h->target[0] == '/' && h->target[1] == '/')

@@ -36,7 +36,8 @@ struct frame_conn {
     /* S_CHUNKED: the head, and the body's data so far (de-chunked: no chunk lines, no
      * trailers), passed once complete as a request with a Content-Length. */
     struct evbuffer *hold, *hold_body;
-    uint64_t limit, body; /* S_CHUNKED: the route's limit, body bytes so far */
+    struct frame_absolute hold_abs; /* S_CHUNKED: the held head's absolute-form target, if any */
+    uint64_t limit, body;           /* S_CHUNKED: the route's limit, body bytes so far */
     enum chunk_state cstate;
     uint64_t chunk_left;
     size_t trailer_bytes;
