@@ -678,22 +678,31 @@ if [ "$(cut -c1-18 "$TMP/out" | tr '\n' ' ')" == '{"identifier":"u1" {"identifie
 else
     fail "streamed: a slow pipe: output" "$(cat "$TMP/out")"
 fi
+# fifo_batch_start SERVER LINES: `usersig batch` in the background (BPID) reading a FIFO that
+# stays open after LINES (printf format) are written to it; fifo_batch_wait: its end (RC, ERR).
+fifo_batch_start() {
+    rm -f "$TMP/bfifo"
+    mkfifo "$TMP/bfifo"
+    "$U" batch --server "$1" --token-file "$TMP/token" --sdkappid 1400000000 \
+        <"$TMP/bfifo" >"$TMP/out" 2>"$TMP/err" &
+    BPID=$!
+    exec 8>"$TMP/bfifo"
+    # shellcheck disable=SC2059 # the lines are a printf format
+    printf "$2" >&8
+}
+fifo_batch_wait() {
+    wait "$BPID"
+    RC=$?
+    exec 8>&-
+    rm -f "$TMP/bfifo"
+    ERR=$(cat "$TMP/err")
+}
 # interrupted (SIGINT) while stdin is still open: the answered lines whole in stdout, where to
 # resume, exit 128 + 2
-rm -f "$TMP/bfifo"
-mkfifo "$TMP/bfifo"
-"$U" batch --server "$URL/live" --token-file "$TMP/token" --sdkappid 1400000000 \
-    <"$TMP/bfifo" >"$TMP/out" 2>"$TMP/err" &
-BPID=$!
-exec 8>"$TMP/bfifo"
-printf 'u1\nu2\nu3\n' >&8
+fifo_batch_start "$URL/live" 'u1\nu2\nu3\n'
 for _ in $(seq 200); do grep -q '"identifier":"u3"' "$TMP/out" 2>/dev/null && break; sleep 0.05; done
 kill -INT $BPID
-wait $BPID
-RC=$?
-exec 8>&-
-rm -f "$TMP/bfifo"
-ERR=$(cat "$TMP/err")
+fifo_batch_wait
 expect_rc "interrupted" 130
 expect_err "interrupted" "interrupted \(signal 2\)"
 expect_err "interrupted: resume hint" "stopped after 3 answered identifiers \(input lines up to 3, in stdout\); resume from line 4 \(tail -n \+4\)"
@@ -705,18 +714,9 @@ awk 'BEGIN { for (i = 1; i <= 700000; i++) printf "user_%06d\n", i }' >"$TMP/ids
 batch "$TMP/ids700k" "$URL/reset"
 expect_rc "streamed: reset past 128 KiB" 2
 expect_err "streamed: reset past 128 KiB" "closed the connection while the request was being sent .*try --max-request-bytes 32M"
-rm -f "$TMP/bfifo"
-mkfifo "$TMP/bfifo"
-"$U" batch --server "$URL/reset0" --token-file "$TMP/token" --sdkappid 1400000000 \
-    <"$TMP/bfifo" >"$TMP/out" 2>"$TMP/err" &
-BPID=$!
-exec 8>"$TMP/bfifo"
-printf 'u1\nu2\n' >&8
-wait $BPID
-RC=$?
-exec 8>&-
-rm -f "$TMP/bfifo" "$TMP/ids700k"
-ERR=$(cat "$TMP/err")
+rm -f "$TMP/ids700k"
+fifo_batch_start "$URL/reset0" 'u1\nu2\n'
+fifo_batch_wait
 expect_rc "streamed: reset at the first bytes" 2
 expect_err "streamed: reset at the first bytes" "closed the connection while the request was being sent \([^)]*\)$"
 if grep -q -- "--max-request-bytes" "$TMP/err"; then
