@@ -98,6 +98,17 @@ export function fmtCell(v) {
   return fmtTime(v).replace(/ UTC$/, '');
 }
 
+// For a view whose loads can overlap (a filter submitted while the page's first load is still
+// being answered): each load takes a ticket, and one whose ticket is no longer the newest drops
+// its reply, so an older reply that comes last never replaces a newer one.
+export function newest() {
+  let n = 0;
+  return () => {
+    const mine = ++n;
+    return () => mine === n;
+  };
+}
+
 export function ageOf(iso) {
   if (!iso) return null;
   const t = new Date(iso).getTime();

@@ -1,7 +1,7 @@
 // Audit (#/audit): the log, filtered by app, action, actor and time, paged by sequence; the
 // chain's verification (GET /v1/audit/verify: how many events follow, the last one's seq and
 // MAC, or the first that does not).
-import { h, add, field, table, badge, section, fmtCell } from './dom.js';
+import { h, add, field, table, badge, section, fmtCell, newest } from './dom.js';
 import { api } from './api.js';
 
 const ACTIONS = ['', 'app.create', 'app.update', 'key.import', 'key.rotate', 'key.disable', 'key.enable',
@@ -20,7 +20,9 @@ export async function render(ctx) {
   const out = h('div', { id: 'audit-result' });
   const stack = []; // the `after` of each page shown, for "Previous"
   let after = 0;
+  const ticket = newest();
   const load = async () => {
+    const current = ticket();
     const p = new URLSearchParams({ limit: '50' });
     if (app.value) p.set('sdkappid', app.value);
     if (action.value) p.set('action', action.value);
@@ -35,6 +37,7 @@ export async function render(ctx) {
     } catch (e) {
       return;
     }
+    if (!current()) return; // a newer load was asked for meanwhile
     out.replaceChildren(view(page, stack.length > 0,
       () => { stack.push(after); after = page.next_after; load(); },
       () => { after = stack.pop() || 0; load(); }));

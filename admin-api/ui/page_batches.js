@@ -1,6 +1,6 @@
 // Batches (#/batches): an app's batch signing manifests, filtered by state, paged; running ones
 // highlighted (a batch that stays running after its process went away is marked interrupted).
-import { h, field, table, badge, section, fmtCell } from './dom.js';
+import { h, field, table, badge, section, fmtCell, newest } from './dom.js';
 import { api, all } from './api.js';
 
 const STATES = ['', 'running', 'complete', 'aborted', 'interrupted'];
@@ -17,9 +17,11 @@ export async function render(ctx) {
     STATES.map((s) => h('option', { value: s, selected: s === (q.get('state') || '') }, s || 'any state')));
   const out = h('div', { id: 'batches-result' });
   let after = null;
+  const ticket = newest();
   const load = async (reset) => {
     if (reset) after = null;
     if (!appSel.value) return;
+    const current = ticket();
     const p = new URLSearchParams({ limit: '50' });
     if (stateSel.value) p.set('state', stateSel.value);
     if (after) p.set('after', after);
@@ -29,6 +31,7 @@ export async function render(ctx) {
     } catch (e) {
       return;
     }
+    if (!current()) return; // a newer load was asked for meanwhile
     out.replaceChildren(view(page, () => { after = page.next_after; load(false); }, () => load(true)));
   };
   const form = h('form', { class: 'grid', id: 'batches-filter' },
