@@ -5,6 +5,8 @@
  */
 #include "http_frame.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,36 @@ static bool is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The inside of an IP-literal's brackets (RFC 3986 section 3.2.2): an IPv6address, whose
+ * grammar inet_pton follows (eight groups of one to four hex digits, one "::", a dotted IPv4
+ * tail without leading zeros), or an IPvFuture: "v", hex digits, ".", then unreserved,
+ * sub-delims or ":". The zone of RFC 6874 ("%25eth0") is refused: it means nothing to a
+ * server. */
+static bool valid_ip_literal(const char *v, size_t n)
+{
+    if (n >= 2 && (v[0] == 'v' || v[0] == 'V')) {
+        size_t i = 1;
+        while (i < n && is_hex((unsigned char)v[i]))
+            i++;
+        if (i == 1 || i + 1 >= n || v[i] != '.')
+            return false;
+        for (i++; i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+                strchr("-._~!$&'()*+,;=:", c) == NULL)
+                return false;
+        }
+        return true;
+    }
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr addr;
+    if (n == 0 || n >= sizeof text)
+        return false;
+    memcpy(text, v, n);
+    text[n] = '\0';
+    return inet_pton(AF_INET6, text, &addr) == 1;
+}
+
 /* uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP-literal in
  * brackets, or a reg-name (an IPv4 address is one too); no userinfo. Empty is valid. */
 static bool valid_host(const char *v, size_t n)
@@ -85,14 +117,10 @@ static bool valid_host(const char *v, size_t n)
     if (n > 0 && v[0] == ':')
         return false; /* a port without a host */
     if (n > 0 && v[0] == '[') {
-        for (i = 1; i < n && v[i] != ']'; i++) {
-            unsigned char c = (unsigned char)v[i];
-            if (!is_hex(c) && c != ':' && c != '.' && c != 'v' && c != 'V')
-                return false;
-        }
-        if (i == n || i == 1)
+        const char *close = memchr(v, ']', n);
+        if (close == NULL || !valid_ip_literal(v + 1, (size_t)(close - v) - 1))
             return false;
-        i++;
+        i = (size_t)(close - v) + 1;
     } else {
         for (; i < n && v[i] != ':'; i++) {
             unsigned char c = (unsigned char)v[i];
