@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "handlers.h"
 #include "metrics.h"
 #include "op_apps.h"
@@ -196,6 +197,24 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
         bad |= gauge(out, "usersigd_batch_workers_paused", "gauge",
                      "Batch workers holding a block, paused to leave a core to single signs.", "",
                      (double)bs.paused);
+    }
+    struct tim *tim = svc != NULL && svc->gateway != NULL ? gateway_tim(svc->gateway) : NULL;
+    if (tim != NULL) {
+        struct tim_stats ts;
+        tim_get_stats(tim, &ts);
+        bad |= evbuffer_add_printf(
+                   out,
+                   "# HELP usersigd_tencent_holds_total Tencent's 70050 holds of an app's "
+                   "administrator account taken, by origin: answered to this process, or told by "
+                   "a process (this one included) through the database.\n"
+                   "# TYPE usersigd_tencent_holds_total counter\n"
+                   "usersigd_tencent_holds_total{origin=\"answered\"} %" PRIu64 "\n"
+                   "usersigd_tencent_holds_total{origin=\"told\"} %" PRIu64 "\n",
+                   ts.holds_answered, ts.holds_told) < 0;
+        bad |= gauge(out, "usersigd_tencent_held_calls_total", "counter",
+                     "Calls to Tencent's REST API ended unsent because their administrator "
+                     "account is held after a 70050.",
+                     "", (double)ts.held_calls);
     }
     return bad != 0 ? -1 : 0;
 }

@@ -17,6 +17,7 @@
 #define GATEWAY_AUDIT_BATCH 32 /* audit events of calls ended together, one transaction */
 #define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
 #define FORGET_MAX 16          /* apps to forget between two turns of the loop; more: all */
+#define TOLD_MAX 16            /* holds told between two turns of the loop; more are dropped */
 
 struct gateway {
     struct event_base *base;
@@ -28,6 +29,16 @@ struct gateway {
     uint32_t forget[FORGET_MAX];
     int n_forget;
     bool forget_all;
+    /* Tencent's 70050 holds other processes told of (the listener's thread), for the loop's tim
+     * (on_told), under forget_mu too. */
+    struct event *told_ev;
+    struct gw_told {
+        uint32_t sdkappid;
+        int64_t ms;
+        char identifier[TIM_MAX_IDENTIFIER + 1];
+    } told[TOLD_MAX];
+    int n_told;
+    uint64_t told_dropped;
 };
 
 /* ---- the signer: admin UserSigs through the core ------------------------------------------ */
@@ -125,6 +136,88 @@ static void on_forget(evutil_socket_t fd, short what, void *arg)
         tim_forget_app(g->tim, ids[i]);
 }
 
+/* ---- Tencent's 70050 holds, shared between processes ---------------------------------------- */
+
+/* On a database thread: NOTIFY usersigd_hold, so every process stops calling for the account. */
+static void hold_run(struct store *st, void *ctx, struct dbpool_job *jobs)
+{
+    (void)ctx;
+    for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
+        struct gw_told *h = j->arg;
+        if (store_notify_hold(st, h->sdkappid, h->identifier, h->ms) != STORE_OK)
+            log_warn("gateway: cannot tell the other processes of app %u's 70050 hold; they "
+                     "meet it at Tencent themselves",
+                     h->sdkappid);
+    }
+}
+
+static void hold_done(struct dbpool_job *job)
+{
+    free(job);
+}
+
+/* tim's on_hold: Tencent answered 70050 to this process. */
+static void on_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms)
+{
+    struct gateway *g = arg;
+    struct {
+        struct dbpool_job job; /* first: hold_done frees the whole */
+        struct gw_told h;
+    } *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        log_warn("gateway: out of memory telling the other processes of app %u's 70050 hold",
+                 sdkappid);
+        return;
+    }
+    j->h.sdkappid = sdkappid;
+    j->h.ms = ms;
+    snprintf(j->h.identifier, sizeof j->h.identifier, "%s", identifier);
+    j->job.run = hold_run;
+    j->job.done = hold_done;
+    j->job.arg = &j->h;
+    j->job.batch = TOLD_MAX;
+    service_run(g->svc, &j->job);
+}
+
+void gateway_told_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms)
+{
+    struct gateway *g = arg;
+    pthread_mutex_lock(&g->forget_mu);
+    if (g->n_told == TOLD_MAX) {
+        g->told_dropped++;
+    } else {
+        struct gw_told *h = &g->told[g->n_told++];
+        h->sdkappid = sdkappid;
+        h->ms = ms;
+        snprintf(h->identifier, sizeof h->identifier, "%s", identifier);
+    }
+    pthread_mutex_unlock(&g->forget_mu);
+    event_active(g->told_ev, EV_READ, 0);
+}
+
+static void on_told(evutil_socket_t fd, short what, void *arg)
+{
+    struct gateway *g = arg;
+    struct gw_told told[TOLD_MAX];
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&g->forget_mu);
+    int n = g->n_told;
+    memcpy(told, g->told, sizeof told);
+    g->n_told = 0;
+    uint64_t dropped = g->told_dropped;
+    g->told_dropped = 0;
+    pthread_mutex_unlock(&g->forget_mu);
+    if (dropped > 0)
+        log_warn("gateway: %llu holds told by other processes came too fast and were not taken",
+                 (unsigned long long)dropped);
+    for (int i = 0; i < n && g->tim != NULL; i++)
+        if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, told[i].ms) != 0)
+            log_warn("gateway: a hold of app %u told by another process was not taken (out of "
+                     "memory, or not a hold: %lld ms)",
+                     told[i].sdkappid, (long long)told[i].ms);
+}
+
 /* ---- the client ----------------------------------------------------------------------------- */
 
 int gateway_new(struct event_base *base, struct service *svc, struct gateway **out)
@@ -144,8 +237,13 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
         return -1;
     }
     g->forget_ev = event_new(base, -1, 0, on_forget, g);
-    if (g->forget_ev == NULL) {
+    g->told_ev = event_new(base, -1, 0, on_told, g);
+    if (g->forget_ev == NULL || g->told_ev == NULL) {
         log_error("gateway: out of memory");
+        if (g->forget_ev != NULL)
+            event_free(g->forget_ev);
+        if (g->told_ev != NULL)
+            event_free(g->told_ev);
         pthread_mutex_destroy(&g->forget_mu);
         free(g);
         return -1;
@@ -155,6 +253,8 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     outbound_options_from_config(svc->cfg, &o.outbound);
     o.sign = gw_sign;
     o.sign_arg = g;
+    o.on_hold = on_hold;
+    o.hold_arg = g;
     o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 95;
     /* A twentieth of a second's worth: calls paced, not in bursts that a per-second window at
      * Tencent would refuse. */
@@ -165,6 +265,7 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     if (g->tim == NULL) {
         log_error("cannot set up the calls to Tencent's REST API: %s", err);
         event_free(g->forget_ev);
+        event_free(g->told_ev);
         pthread_mutex_destroy(&g->forget_mu);
         free(g);
         return -1;
@@ -192,6 +293,7 @@ void gateway_free(struct gateway *g)
         return;
     gateway_stop(g);
     event_free(g->forget_ev);
+    event_free(g->told_ev);
     pthread_mutex_destroy(&g->forget_mu);
     free(g);
 }

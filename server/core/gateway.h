@@ -42,6 +42,12 @@ void gateway_free(struct gateway *g);
 /* The tim client (account import calls it directly, with gateway_app_call's checks; NULL once
  * stopped), and the loop it runs on. */
 struct tim *gateway_tim(struct gateway *g);
+
+/* A 70050 hold another process met (the listener's hook, listener_on_hold; g the gateway): taken
+ * by this process's tim on the loop soon after, so no call for that account goes to Tencent
+ * until it ends. Any thread. This process's own 70050s are told to the others by a NOTIFY from a
+ * database thread, which comes back here too and only lengthens the hold by that delay. */
+void gateway_told_hold(void *g, uint32_t sdkappid, const char *identifier, int64_t ms);
 struct event_base *gateway_base(struct gateway *g);
 
 enum gateway_stage { GW_IDLE = 0, GW_APP, GW_TENCENT, GW_AUDIT, GW_DONE };

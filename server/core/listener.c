@@ -24,11 +24,33 @@ struct listener {
     struct cache *cache;
     int wake[2]; /* a pipe: a byte in it stops the thread */
     atomic_bool stop, ready;
+    pthread_mutex_t hook_mu; /* held while the hook runs */
+    listener_hold_fn on_hold;
+    void *hold_arg;
 };
 
-static void on_note(void *arg, const char *payload)
+static void on_hold_note(struct listener *l, const char *payload)
 {
-    cache_notify(arg, payload);
+    uint32_t sdkappid;
+    int64_t ms;
+    char identifier[64];
+    if (!store_hold_parse(payload, &sdkappid, &ms, identifier, sizeof identifier)) {
+        log_warn("cache: a notification on " STORE_CHANNEL_HOLD " that is not a hold: ignored");
+        return;
+    }
+    pthread_mutex_lock(&l->hook_mu);
+    if (l->on_hold != NULL)
+        l->on_hold(l->hold_arg, sdkappid, identifier, ms);
+    pthread_mutex_unlock(&l->hook_mu);
+}
+
+static void on_note(void *arg, const char *channel, const char *payload)
+{
+    struct listener *l = arg;
+    if (strcmp(channel, STORE_CHANNEL_HOLD) == 0)
+        on_hold_note(l, payload);
+    else
+        cache_notify(l->cache, payload);
 }
 
 /* Sleeps up to ms, waking early when stopped. */
@@ -59,7 +81,7 @@ static void *listener_main(void *arg)
         cache_set_listening(l->cache, true);
         atomic_store(&l->ready, true);
         while (!atomic_load(&l->stop) &&
-               store_notify_wait(st, l->wake[0], -1, on_note, l->cache) == STORE_OK) {
+               store_notify_wait(st, l->wake[0], -1, on_note, l) == STORE_OK) {
         }
         atomic_store(&l->ready, false);
         cache_set_listening(l->cache, false);
@@ -86,8 +108,15 @@ int listener_start(const char *conninfo, struct cache *cache, struct listener **
     l->cache = cache;
     atomic_init(&l->stop, false);
     atomic_init(&l->ready, false);
+    if (pthread_mutex_init(&l->hook_mu, NULL) != 0) {
+        log_error("cache: cannot make a mutex");
+        free(l->conninfo);
+        free(l);
+        return -1;
+    }
     if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         log_error("cache: pipe: %s", strerror(errno));
+        pthread_mutex_destroy(&l->hook_mu);
         free(l->conninfo);
         free(l);
         return -1;
@@ -96,12 +125,23 @@ int listener_start(const char *conninfo, struct cache *cache, struct listener **
         log_error("cache: cannot start the listener thread");
         close(l->wake[0]);
         close(l->wake[1]);
+        pthread_mutex_destroy(&l->hook_mu);
         free(l->conninfo);
         free(l);
         return -1;
     }
     *out = l;
     return 0;
+}
+
+void listener_on_hold(struct listener *l, listener_hold_fn fn, void *arg)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->hook_mu);
+    l->on_hold = fn;
+    l->hold_arg = arg;
+    pthread_mutex_unlock(&l->hook_mu);
 }
 
 bool listener_ready(struct listener *l)
@@ -119,6 +159,7 @@ void listener_stop(struct listener *l)
     pthread_join(l->tid, NULL);
     close(l->wake[0]);
     close(l->wake[1]);
+    pthread_mutex_destroy(&l->hook_mu);
     cache_set_listening(l->cache, false);
     OPENSSL_cleanse(l->conninfo, strlen(l->conninfo)); /* it may hold a password */
     free(l->conninfo);

@@ -375,6 +375,7 @@ static int run_loop(struct serve *s)
     /* Calls to Tencent's REST API on this loop (gateway.h); its signer signs on the pool. */
     if (gateway_new(s->base, &d->svc, &d->svc.gateway) != 0)
         return -1;
+    listener_on_hold(s->listener, gateway_told_hold, d->svc.gateway); /* 70050s of the others */
     struct upkeep_config ucfg = {.checkpoint_events = d->cfg.audit_checkpoint_events,
                                  .checkpoint_seconds = d->cfg.audit_checkpoint_seconds,
                                  .flush_seconds = d->cfg.verify_counts_flush_seconds};
@@ -470,6 +471,7 @@ done:
         event_free(s.drain);
     /* Before the pool: its calls end cancelled and are audited on the pool. Freed after it
      * and after the server, whose last callbacks refer to it. */
+    listener_on_hold(s.listener, NULL, NULL);
     gateway_stop(d->svc.gateway);
     webhooks_stop(s.webhooks); /* before the pool too: its posts end, unrecorded */
     /* Before the server: the requests waiting on the pool borrow their inputs from it; the

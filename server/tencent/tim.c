@@ -132,7 +132,7 @@ static int64_t hold_left(struct bucket *b, const char *identifier)
     return left;
 }
 
-static void hold_start(struct bucket *b, const char *identifier, int64_t ms)
+static int hold_start(struct bucket *b, const char *identifier, int64_t ms)
 {
     double until = clock_monotonic_msf() + (double)ms;
     struct hold *h = b->holds;
@@ -142,7 +142,7 @@ static void hold_start(struct bucket *b, const char *identifier, int64_t ms)
         h = calloc(1, sizeof *h);
         if (h == NULL) {
             log_error("tim: no memory to hold app %u's calls after Tencent's 70050", b->sdkappid);
-            return;
+            return -1;
         }
         snprintf(h->identifier, sizeof h->identifier, "%s", identifier);
         h->next = b->holds;
@@ -150,6 +150,7 @@ static void hold_start(struct bucket *b, const char *identifier, int64_t ms)
     }
     if (until > h->until_ms)
         h->until_ms = until;
+    return 0;
 }
 
 static void holds_free(struct bucket *b)
@@ -163,6 +164,7 @@ static void holds_free(struct bucket *b)
 
 static void finish_held(struct tcall *c, int64_t left)
 {
+    c->t->stats.held_calls++;
     c->result.retry_after_ms = left;
     tim_finish(c, TIM_HELD,
                "Tencent answered 70050 for the app's administrator account (too many UserSigs it "
@@ -205,9 +207,10 @@ static void bucket_run(struct bucket *b)
 /* Tencent answered 70050 for identifier: its calls waiting for a token end now. They are taken
  * out first and ended after, with the queue whole again: an end delivered in place may call
  * tim_call for the app. */
-static void bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
+static int bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
 {
-    hold_start(b, identifier, ms);
+    if (hold_start(b, identifier, ms) != 0)
+        return -1;
     struct tcall **pp = &b->qhead, *last = NULL, *held = NULL, **held_end = &held;
     while (*pp != NULL) {
         struct tcall *c = *pp;
@@ -229,6 +232,7 @@ static void bucket_hold(struct bucket *b, const char *identifier, int64_t ms)
         c->qnext = NULL;
         finish_held(c, ms);
     }
+    return 0;
 }
 
 static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)
@@ -429,9 +433,12 @@ static void on_reply(const struct outbound_result *r, void *arg)
         /* Tencent holds the account for a minute: what waits for it fails now, and nothing is
          * sent for it meanwhile (each call would only meet the hold again). */
         c->result.retry_after_ms = t->opt.hold_ms;
+        t->stats.holds_answered++;
         struct bucket *b = bucket_get(t, c->sdkappid);
         if (b != NULL)
-            bucket_hold(b, c->identifier, t->opt.hold_ms);
+            (void)bucket_hold(b, c->identifier, t->opt.hold_ms);
+        if (t->opt.on_hold != NULL)
+            t->opt.on_hold(t->opt.hold_arg, c->sdkappid, c->identifier, t->opt.hold_ms);
         log_warn("tim: app %u: Tencent answered 70050 for its administrator account (too many "
                  "UserSigs it could not verify): no call for it in the next %lld ms",
                  c->sdkappid, (long long)t->opt.hold_ms);
@@ -561,6 +568,22 @@ void tim_free(struct tim *t)
     free(t);
 }
 
+int tim_hold(struct tim *t, uint32_t sdkappid, const char *identifier, int64_t ms)
+{
+    if (identifier == NULL || !tim_identifier_valid(identifier) || ms <= 0 || ms > TIM_MAX_HOLD_MS)
+        return -1;
+    struct bucket *b = bucket_get(t, sdkappid);
+    if (b == NULL || bucket_hold(b, identifier, ms) != 0)
+        return -1;
+    t->stats.holds_told++;
+    return 0;
+}
+
+void tim_get_stats(const struct tim *t, struct tim_stats *out)
+{
+    *out = t->stats;
+}
+
 enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, void *arg,
                      int64_t *retry_after_ms)
 {
@@ -578,6 +601,7 @@ enum tim_rc tim_call(struct tim *t, const struct tim_call *p, tim_done_fn done, 
         return TIM_NO_MEMORY;
     int64_t held = hold_left(b, p->identifier);
     if (held > 0) {
+        t->stats.held_calls++;
         if (retry_after_ms != NULL)
             *retry_after_ms = held;
         return TIM_HELD;

@@ -56,6 +56,12 @@ typedef void (*tim_sign_fn)(void *signer_arg, uint32_t sdkappid, const char *ide
 /* The clock, Unix seconds (tests inject one; NULL: time()). */
 typedef int64_t (*tim_clock_fn)(void *clock_arg);
 
+/* Tencent answered 70050 for an app's admin account, which is now held for ms: told so the hold
+ * can reach the other processes that call for the app. On the loop thread. */
+typedef void (*tim_hold_fn)(void *hold_arg, uint32_t sdkappid, const char *identifier, int64_t ms);
+
+#define TIM_MAX_HOLD_MS 600000 /* the longest hold tim_hold takes */
+
 struct tim_options {
     struct outbound_options outbound; /* the HTTPS client's settings */
     tim_sign_fn sign;                 /* required */
@@ -72,6 +78,14 @@ struct tim_options {
     int64_t backoff_max_ms;  /* cap of one backoff; 0: 4000 */
     int max_cached_sigs;     /* admin UserSigs kept; 0: 1024 */
     int64_t hold_ms;         /* no call of an admin account after Tencent's 70050; 0: 60000 */
+    tim_hold_fn on_hold;     /* NULL: none */
+    void *hold_arg;
+};
+
+struct tim_stats {
+    uint64_t holds_answered; /* 70050s Tencent answered to this client */
+    uint64_t holds_told;     /* holds taken through tim_hold (another process's 70050) */
+    uint64_t held_calls;     /* calls ended TIM_HELD, none of them sent */
 };
 
 struct tim_call {
@@ -128,6 +142,15 @@ void tim_cancel(struct tim *t, void *arg);
 
 /* This app's bucket: rate calls a second, burst at most (both > 0). 0, or -1 on no memory. */
 int tim_set_app_rate(struct tim *t, uint32_t sdkappid, double rate, double burst) TIM_WUR;
+
+/* Holds an app's admin account for ms (1..TIM_MAX_HOLD_MS) as Tencent's 70050 to another process
+ * does: the calls of it waiting for their turn end TIM_HELD, and none is sent before the hold
+ * ends (an existing hold only lengthens). on_hold is not called. 0, or -1 (an identifier or ms
+ * out of range, no memory). */
+int tim_hold(struct tim *t, uint32_t sdkappid, const char *identifier, int64_t ms) TIM_WUR;
+
+/* The client's counters. */
+void tim_get_stats(const struct tim *t, struct tim_stats *out);
 
 /* Drops the cached admin UserSigs of an app (all key versions; its keys or settings changed),
  * or of every app. */

@@ -88,6 +88,7 @@ struct tim {
     struct sig_entry *sigs;
     int n_sigs;
     int closing;
+    struct tim_stats stats;
 };
 
 /* tim.c: ends c with rc (msg, when not NULL, its error_info) from an event of its own. */

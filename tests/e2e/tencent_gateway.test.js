@@ -189,8 +189,10 @@ describe('the REST gateway', () => {
     assert.equal(ev.details.error_code, 70009);
   });
 
-  test('Tencent\'s 70050 after repeated failures: passed through, then 429 and nothing sent',
-    async () => {
+  // The other process (slow) holds the account too, told through the database: its call is
+  // refused without reaching Tencent, which would only have answered 70050 again.
+  test('Tencent\'s 70050 after repeated failures: passed through, then 429 and nothing sent, ' +
+    'in this process and in another', async () => {
       const check = { CheckItem: [{ UserID: 'a' }] };
       const sent = async () => (await standinRequest('GET',
         `/__standin/counters?sdkappid=${held.sdkappid}`))[held.sdkappid][
@@ -216,6 +218,34 @@ describe('the REST gateway', () => {
         assert.equal(ev.filter((e) => e.outcome === 'fail').length, 3);
         assert.equal(ev.filter((e) => e.details.error_code === 70050).length, 1);
         assert.equal(ev.filter((e) => e.outcome === 'tencent_rate_limited').length, 1);
+
+        const holds = async (base, origin) => {
+          const m = await api('GET', '/metrics', { base });
+          expectStatus(m, 200);
+          const line = m.text.split('\n').find((l) =>
+            l.startsWith(`usersigd_tencent_holds_total{origin="${origin}"} `));
+          assert.ok(line, 'the holds counter is in the scrape');
+          return Number(line.split(' ')[1]);
+        };
+        assert.equal(await holds(own.url, 'answered'), 1);
+        assert.equal(await holds(slow.url, 'answered'), 0);
+        // The NOTIFY leaves from a database thread as the 70050 comes back: wait for it.
+        let told = 0;
+        for (let i = 0; i < 50 && told === 0; i++) {
+          told = await holds(slow.url, 'told');
+          if (told === 0) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(told, 1, 'the other process was told of the hold');
+        const other = await api('POST',
+          `/v1/apps/${held.sdkappid}/tencent/im_open_login_svc/account_check`,
+          { base: slow.url, body: check });
+        expectError(other, 429, 'tencent_rate_limited', ['70050', 'active key']);
+        const otherAfter = Number(other.headers.get('retry-after'));
+        assert.ok(otherAfter >= 50 && otherAfter <= 60, `Retry-After ${otherAfter}`);
+        assert.equal(await sent(), 3, 'the other process\'s call never reached Tencent either');
+        const all = await gatewayEvents(held.sdkappid);
+        assert.equal(all.length, 5, JSON.stringify(all.map((e) => e.outcome)));
+        assert.equal(all.filter((e) => e.outcome === 'tencent_rate_limited').length, 2);
       } finally {
         await standinRequest('POST', '/__standin/config', { verify_fail_limit: 10 });
       }

@@ -128,6 +128,23 @@ static int64_t make_backoff_ms = 60;
 static int64_t make_sig_expire = 300;
 static int64_t make_hold_ms = 0;
 
+/* The holds tim told of (on_hold). */
+static struct {
+    int n;
+    uint32_t sdkappid;
+    char identifier[TIM_MAX_IDENTIFIER + 1];
+    int64_t ms;
+} told;
+
+static void on_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms)
+{
+    (void)arg;
+    told.n++;
+    told.sdkappid = sdkappid;
+    snprintf(told.identifier, sizeof told.identifier, "%s", identifier);
+    told.ms = ms;
+}
+
 static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t max_wait_ms)
 {
     struct tim_options o = {0};
@@ -145,6 +162,7 @@ static struct tim *tim_make(struct signer *s, double rate, double burst, int64_t
     o.backoff_base_ms = make_backoff_ms;
     o.backoff_max_ms = 8 * make_backoff_ms;
     o.hold_ms = make_hold_ms;
+    o.on_hold = on_hold;
     char err[256];
     struct tim *t = tim_new(base, &o, err, sizeof err);
     CHECK(t != NULL, "tim_new: %s", err);
@@ -517,6 +535,7 @@ static void test_standin_limit(void)
  * calls go through again. */
 static void test_verify_hold(void)
 {
+    memset(&told, 0, sizeof told);
     struct signer s = {0};
     fake_now = (int64_t)time(NULL);
     struct outbound *ob = ob_make(ca_file, 5000, 0);
@@ -545,6 +564,10 @@ static void test_verify_hold(void)
               a.r.retry_after_ms == 800,
           "a: Tencent's 70050 with the hold (%d %lld, retry %lld)", a.r.rc, a.r.error_code,
           (long long)a.r.retry_after_ms);
+    CHECK(told.n == 1 && told.sdkappid == APP2 && strcmp(told.identifier, "administrator") == 0 &&
+              told.ms == 800,
+          "the hold told once (%d: %u %s %lld)", told.n, told.sdkappid, told.identifier,
+          (long long)told.ms);
     run_until(&b.done);
     CHECK(b.r.rc == TIM_HELD && b.r.attempts == 0 && b.r.retry_after_ms > 0 &&
               b.r.retry_after_ms <= 800 && strstr(b.info, "70050") != NULL,
@@ -557,6 +580,12 @@ static void test_verify_hold(void)
     run_until(&c.done);
     CHECK(c.r.rc == TIM_OK && c.r.attempts == 1 && c.r.error_code == 70009,
           "another account of the app not held: sent, 70009 (%d %lld)", c.r.rc, c.r.error_code);
+    struct tim_stats ts;
+    tim_get_stats(t, &ts);
+    CHECK(ts.holds_answered == 1 && ts.holds_told == 0 && ts.held_calls == 2 && told.n == 1,
+          "counted: %llu answered, %llu told, %llu calls held",
+          (unsigned long long)ts.holds_answered, (unsigned long long)ts.holds_told,
+          (unsigned long long)ts.held_calls);
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"apps\":{\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\"]}}}",
              APP2, KEY1);
@@ -575,6 +604,55 @@ static void test_verify_hold(void)
     ob_post(ob, "/__standin/config", cfg, &cw);
     ob_post(ob, "/__standin/reset", "{}", &cw);
     outbound_free(ob);
+    tim_free(t);
+}
+
+/* A hold another process met, told with tim_hold: the account's queued call ends TIM_HELD
+ * unsent, a new one is refused, another account goes; out-of-range holds are refused; on_hold
+ * is not called for it (the hold came from elsewhere); once it ends, calls go again. */
+static void test_told_hold(void)
+{
+    struct signer s = {0};
+    fake_now = (int64_t)time(NULL);
+    memset(&told, 0, sizeof told);
+    const char *body = "{\"CheckItem\":[{\"UserID\":\"a\"}]}";
+    struct tim_wait a, b, c, d;
+    struct tim *t = tim_make(&s, 1, 1, 3000);
+    CHECK(call(t, APP1, "ops", "account_check", body, &a, NULL) == TIM_OK, "a sent");
+    CHECK(call(t, APP1, "administrator", "account_check", body, &b, NULL) == TIM_OK, "b queued");
+    CHECK(tim_hold(t, APP1, "administrator", 0) == -1 &&
+              tim_hold(t, APP1, "administrator", TIM_MAX_HOLD_MS + 1) == -1 &&
+              tim_hold(t, APP1, "", 100) == -1 &&
+              tim_hold(t, APP1, "0123456789012345678901234567890123", 100) == -1,
+          "holds out of range refused");
+    CHECK(tim_hold(t, APP1, "administrator", 600) == 0, "a hold told");
+    run_until(&b.done);
+    CHECK(b.r.rc == TIM_HELD && b.r.attempts == 0 && b.r.retry_after_ms > 0 &&
+              b.r.retry_after_ms <= 600,
+          "the queued call held, never sent (%d, %d attempts, retry %lld)", b.r.rc, b.r.attempts,
+          (long long)b.r.retry_after_ms);
+    int64_t retry = 0;
+    CHECK(call(t, APP1, "administrator", "account_check", body, &d, &retry) == TIM_HELD &&
+              retry > 0 && retry <= 600,
+          "a new call refused, retry in %lld ms", (long long)retry);
+    CHECK(tim_hold(t, APP1, "administrator", 100) == 0 &&
+              call(t, APP1, "administrator", "account_check", body, &d, &retry) == TIM_HELD &&
+              retry > 400,
+          "a shorter hold told does not shorten it (retry %lld)", (long long)retry);
+    run_until(&a.done);
+    CHECK(a.r.rc == TIM_OK && a.r.action_ok, "another account goes (%d %lld %s)", a.r.rc,
+          a.r.error_code, a.info);
+    struct tim_stats ts;
+    tim_get_stats(t, &ts);
+    CHECK(ts.holds_answered == 0 && ts.holds_told == 2 && ts.held_calls == 3 && told.n == 0,
+          "counted, none told back: %llu answered, %llu told, %llu calls held, %d told",
+          (unsigned long long)ts.holds_answered, (unsigned long long)ts.holds_told,
+          (unsigned long long)ts.held_calls, told.n);
+    run_for(650);
+    call_wait(t, APP1, "administrator", "account_check", body, &c);
+    CHECK(c.r.rc == TIM_OK && c.r.action_ok && c.r.attempts == 1,
+          "after the hold: sent, OK (%d %lld %s)", c.r.rc, c.r.error_code, c.info);
+    CHECK(!d.done, "the refused calls never complete");
     tim_free(t);
 }
 
@@ -621,6 +699,7 @@ int main(void)
     test_short_expire();
     test_standin_limit();
     test_verify_hold();
+    test_told_hold();
     test_forget_while_signing();
     return fixture_end("tencent");
 }
