@@ -97,16 +97,32 @@ static int head_commit(struct evbuffer *dst, struct evbuffer *head, bool ok)
     return rc;
 }
 
-/* A head p[0..len) (parsed as h) with an absolute-form target, to evhttp in origin-form: all of
- * it into dst or nothing. */
-static int origin_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
+/* Whether the header line l[0..n) (its CRLF included) is an Expect with an empty list. */
+static bool empty_expect_line(const char *l, size_t n)
+{
+    const char *name, *value;
+    size_t nl, vl;
+    return n >= 2 && frame_parse_field(l, n - 2, &name, &nl, &value, &vl) == FRAME_OK &&
+           frame_name_is(name, nl, "Expect") && frame_expect_empty(value, vl);
+}
+
+/* A head p[0..len) (parsed as h) with an absolute-form target or an empty Expect, to evhttp as
+ * it takes it: in origin-form, without that Expect (h->expect_empty); all of it into dst or
+ * nothing. */
+static int evhttp_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
     struct evbuffer *head = evbuffer_new();
-    return head_commit(dst, head,
-                       head != NULL && request_line(p, at, &h->abs, head) == 0 &&
-                           evbuffer_add(head, p + at, len - at) == 0);
+    bool ok = head != NULL && request_line(p, at, &h->abs, head) == 0;
+    while (ok && at < len) {
+        lf = memchr(p + at, '\n', len - at);
+        size_t n = (size_t)(lf - (p + at)) + 1;
+        if (!h->expect_empty || !empty_expect_line(p + at, n))
+            ok = evbuffer_add(head, p + at, n) == 0;
+        at += n;
+    }
+    return head_commit(dst, head, ok);
 }
 
 /* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
@@ -360,9 +376,9 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     return 1;
                 }
             } else {
-                if (h.abs.len == 0
+                if (h.abs.len == 0 && !h.expect_empty
                         ? evbuffer_remove_buffer(src, dst, end) != (int)end
-                        : origin_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
+                        : evhttp_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
                     e = FRAME_BAD_REQUEST;
                 else {
                     c->passed++;

@@ -268,6 +268,14 @@ enum frame_error frame_parse_field(const char *p, size_t n, const char **name, s
     return FRAME_OK;
 }
 
+bool frame_expect_empty(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            return false;
+    return true;
+}
+
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
 {
     size_t at = 0, lines = 0;
@@ -329,6 +337,8 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
                 return FRAME_DUP_TYPE; /* which one a handler would read is not the client's */
             h->content_type = value;
             h->content_type_len = vl;
+        } else if (frame_name_is(name, nl, "Expect") && frame_expect_empty(value, vl)) {
+            h->expect_empty = h->minor == 1;
         } else if (frame_name_is(name, nl, "Expect")) {
             /* evhttp would answer anything else with an HTML 417 (on HTTP/1.1; it ignores
              * Expect on HTTP/1.0, as RFC 9110 lets a server do). */

@@ -210,6 +210,17 @@ static void test_framing(void)
         {"absolute-form of another scheme", "GET ftp://t/t/public HTTP/1.1\r\nHost: t\r\n\r\n", 400,
          "bad_request"},
         {"a Host with a space", "GET /t/public HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "bad_request"},
+        /* evhttp answers an Expect it does not know with an HTML 417: an empty one is none. */
+        {"an empty Expect with a body: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect:\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
+        {"an Expect of commas, absolute-form: served",
+         "GET http://t/t/public HTTP/1.1\r\nHost: t\r\nExpect: ,\r\n\r\n", 200, NULL},
+        {"an unknown Expect",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: x\r\nContent-Length: "
+         "2\r\n\r\n{}",
+         400, "bad_request"},
         {"a fragment", "GET /t/public#top HTTP/1.1\r\nHost: t\r\n\r\n", 400, "bad_request"},
         {"an unknown method", "BREW /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 501, "not_implemented"},
         {"a bad chunk size",

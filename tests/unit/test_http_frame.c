@@ -155,6 +155,16 @@ static const struct tcase cases[] = {
      ALL},
     {"another Expect", "POST / HTTP/1.1\r\nHost: t\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}",
      FRAME_BAD_EXPECT, 0},
+    {"an empty Expect on HTTP/1.0 (passed: evhttp ignores Expect there)",
+     "POST / HTTP/1.0\r\nExpect:\r\nContent-Length: 2\r\n\r\n{}", FRAME_OK, ALL},
+    {"100-continue and an empty member",
+     "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue,\r\n"
+     "Content-Length: 2\r\n\r\n{}",
+     FRAME_BAD_EXPECT, 0},
+    {"an empty Expect beside another",
+     "POST / HTTP/1.1\r\nHost: t\r\nExpect:\r\nExpect: bogus\r\n"
+     "Content-Length: 2\r\n\r\n{}",
+     FRAME_BAD_EXPECT, 0},
     {"another Expect on HTTP/1.0 (ignored there)",
      "POST / HTTP/1.0\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\n{}", FRAME_OK, ALL},
     {"HEAD with a body", "HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nGET /",
@@ -319,6 +329,20 @@ static const struct rewrite rewrites[] = {
     {"chunked, empty",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"},
+    /* An Expect with an empty list is no expectation (RFC 9110 section 5.6.1): dropped, where
+     * evhttp would answer it 417. */
+    {"an empty Expect",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect:\r\nContent-Length: 2\r\n\r\n{}" G,
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" G},
+    {"an Expect of commas and blanks",
+     "GET / HTTP/1.1\r\nHost: t\r\nexpect: , ,\t\r\nX-A: 1\r\n\r\n",
+     "GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\r\n"},
+    {"an empty Expect beside 100-continue",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: \r\nExpect: 100-continue\r\n"
+     "Content-Length: 2\r\n\r\n{}",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"},
+    {"absolute-form and an empty Expect", "GET http://x/a HTTP/1.1\r\nExpect:\r\nHost: t\r\n\r\n",
+     "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"},
     /* Absolute-form (RFC 9112 section 3.2.2): evhttp gets the origin-form. */
     {"absolute-form", "GET http://x/ HTTP/1.1\r\nHost: t\r\n\r\n",
      "GET / HTTP/1.1\r\nHost: t\r\n\r\n"},
