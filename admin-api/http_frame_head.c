@@ -80,8 +80,9 @@ static bool is_hex(unsigned char c)
 }
 
 /* The inside of an IP-literal's brackets (RFC 3986 section 3.2.2): an IPv6address, whose
- * grammar inet_pton follows (eight groups of one to four hex digits, one "::", a dotted IPv4
- * tail without leading zeros), or an IPvFuture: "v", hex digits, ".", then unreserved,
+ * grammar glibc's inet_pton follows (eight groups of one to four hex digits, one "::", a dotted
+ * IPv4 tail without leading zeros; groups of more digits, which older C libraries took, are
+ * refused here first), or an IPvFuture: "v", hex digits, ".", then unreserved,
  * sub-delims or ":". The zone of RFC 6874 ("%25eth0") is refused: it means nothing to a
  * server. */
 static bool valid_ip_literal(const char *v, size_t n)
@@ -95,7 +96,7 @@ static bool valid_ip_literal(const char *v, size_t n)
         for (i++; i < n; i++) {
             unsigned char c = (unsigned char)v[i];
             if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
-                strchr("-._~!$&'()*+,;=:", c) == NULL)
+                (c == '\0' || strchr("-._~!$&'()*+,;=:", c) == NULL))
                 return false;
         }
         return true;
@@ -104,6 +105,9 @@ static bool valid_ip_literal(const char *v, size_t n)
     struct in6_addr addr;
     if (n == 0 || n >= sizeof text)
         return false;
+    for (size_t i = 0, run = 0; i < n; i++)
+        if ((run = is_hex((unsigned char)v[i]) ? run + 1 : 0) > 4)
+            return false;
     memcpy(text, v, n);
     text[n] = '\0';
     return inet_pton(AF_INET6, text, &addr) == 1;
@@ -130,7 +134,8 @@ static bool valid_host(const char *v, size_t n)
                     return false;
                 i += 2;
             } else if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
-                       !(c >= '0' && c <= '9') && strchr("-._~!$&'()*+,;=", c) == NULL) {
+                       !(c >= '0' && c <= '9') &&
+                       (c == '\0' || strchr("-._~!$&'()*+,;=", c) == NULL)) {
                 return false;
             }
         }

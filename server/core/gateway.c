@@ -5,12 +5,17 @@
  */
 #include "gateway.h"
 
+#include <inttypes.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "hex.h"
+#include "keyring.h"
 #include "log.h"
 #include "sign.h"
 
@@ -34,11 +39,13 @@ struct gateway {
     struct event *told_ev;
     struct gw_told {
         uint32_t sdkappid;
-        int64_t ms;
+        int64_t until_ms; /* Unix milliseconds */
         char identifier[TIM_MAX_IDENTIFIER + 1];
     } told[TOLD_MAX];
     int n_told;
     uint64_t told_dropped;
+    atomic_uint_least64_t told_refused; /* notices whose MAC or form was wrong */
+    atomic_int_least64_t refused_logged_ms;
 };
 
 /* ---- the signer: admin UserSigs through the core ------------------------------------------ */
@@ -138,13 +145,105 @@ static void on_forget(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Tencent's 70050 holds, shared between processes ---------------------------------------- */
 
-/* On a database thread: NOTIFY usersigd_hold, so every process stops calling for the account. */
+/*
+ * A hold goes to the other processes as NOTIFY usersigd_hold with
+ * "v1:<sdkappid>:<until>:<mac>:<identifier>": until the hold's end in Unix milliseconds (so a
+ * notice received twice, or late, never holds longer than the first), mac the lower-case hex
+ * HMAC-SHA256 under the keyring's notice key of "usersigd_hold v1:<sdkappid>:<until>:<identifier>".
+ * Any role that can connect to the database can NOTIFY; without the key its notices are refused.
+ */
+#define NOTICE_VERSION "v1:"
+#define NOTICE_MAC_HEX (2 * KEYRING_FP_BYTES)
+
+struct gw_hold_job {
+    struct dbpool_job job; /* first: hold_done frees the whole */
+    uint32_t sdkappid;
+    int64_t until_ms;
+    char identifier[TIM_MAX_IDENTIFIER + 1];
+};
+
+static int64_t wall_ms(void)
+{
+    return clock_realtime_us() / 1000;
+}
+
+static bool notice_mac(const struct keyring *kr, uint32_t sdkappid, int64_t until_ms,
+                       const char *identifier, uint8_t mac[KEYRING_FP_BYTES])
+{
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "usersigd_hold " NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s",
+                     sdkappid, until_ms, identifier);
+    return n > 0 && (size_t)n < sizeof msg &&
+           keyring_notice_mac(kr, msg, (size_t)n, mac) == KEYRING_OK;
+}
+
+/* A decimal number without sign or leading zeros, at most max, then ':'. */
+static bool notice_num(const char **s, uint64_t max, uint64_t *v)
+{
+    const char *p = *s;
+    uint64_t x = 0;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] != ':'))
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (x > (max - (uint64_t)(*p - '0')) / 10)
+            return false;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p != ':')
+        return false;
+    *s = p + 1;
+    *v = x;
+    return true;
+}
+
+/* A notice's parts, when it is one this keyring made. */
+static bool notice_parse(const struct keyring *kr, const char *payload, struct gw_told *out)
+{
+    uint64_t app, until;
+    uint8_t want[KEYRING_FP_BYTES], got[KEYRING_FP_BYTES];
+    const char *p = payload;
+    if (p == NULL || strncmp(p, NOTICE_VERSION, strlen(NOTICE_VERSION)) != 0)
+        return false;
+    p += strlen(NOTICE_VERSION);
+    if (!notice_num(&p, UINT32_MAX, &app) || !notice_num(&p, INT64_MAX, &until))
+        return false;
+    for (size_t i = 0; i < KEYRING_FP_BYTES; i++) {
+        int hi = hex_digit_value(p[2 * i]), lo = hi < 0 ? -1 : hex_digit_value(p[2 * i + 1]);
+        if (lo < 0)
+            return false;
+        got[i] = (uint8_t)(hi << 4 | lo);
+    }
+    p += NOTICE_MAC_HEX;
+    if (*p++ != ':' || strlen(p) > TIM_MAX_IDENTIFIER || !tim_identifier_valid(p))
+        return false;
+    bool ok = notice_mac(kr, (uint32_t)app, (int64_t)until, p, want) &&
+              CRYPTO_memcmp(want, got, sizeof want) == 0;
+    OPENSSL_cleanse(want, sizeof want);
+    if (!ok)
+        return false;
+    out->sdkappid = (uint32_t)app;
+    out->until_ms = (int64_t)until;
+    snprintf(out->identifier, sizeof out->identifier, "%s", p);
+    return true;
+}
+
+/* On a database thread: the notice, so every process stops calling for the account. */
 static void hold_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
-    (void)ctx;
+    const struct service *svc = ctx;
     for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
-        struct gw_told *h = j->arg;
-        if (store_notify_hold(st, h->sdkappid, h->identifier, h->ms) != STORE_OK)
+        struct gw_hold_job *h = (struct gw_hold_job *)j;
+        uint8_t mac[KEYRING_FP_BYTES];
+        char hex[NOTICE_MAC_HEX + 1], payload[192];
+        bool ok = notice_mac(svc->kr, h->sdkappid, h->until_ms, h->identifier, mac);
+        if (ok) {
+            hex_encode(mac, sizeof mac, hex);
+            int n =
+                snprintf(payload, sizeof payload, NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s:%s",
+                         h->sdkappid, h->until_ms, hex, h->identifier);
+            ok = n > 0 && (size_t)n < sizeof payload && store_notify_hold(st, payload) == STORE_OK;
+        }
+        if (!ok)
             log_warn("gateway: cannot tell the other processes of app %u's 70050 hold; they "
                      "meet it at Tencent themselves",
                      h->sdkappid);
@@ -156,43 +255,60 @@ static void hold_done(struct dbpool_job *job)
     free(job);
 }
 
-/* tim's on_hold: Tencent answered 70050 to this process. */
+/* tim's on_hold: Tencent answered 70050 to this process, for an account not held yet. */
 static void on_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms)
 {
     struct gateway *g = arg;
-    struct {
-        struct dbpool_job job; /* first: hold_done frees the whole */
-        struct gw_told h;
-    } *j = calloc(1, sizeof *j);
+    struct gw_hold_job *j = calloc(1, sizeof *j);
     if (j == NULL) {
         log_warn("gateway: out of memory telling the other processes of app %u's 70050 hold",
                  sdkappid);
         return;
     }
-    j->h.sdkappid = sdkappid;
-    j->h.ms = ms;
-    snprintf(j->h.identifier, sizeof j->h.identifier, "%s", identifier);
+    j->sdkappid = sdkappid;
+    j->until_ms = wall_ms() + ms;
+    snprintf(j->identifier, sizeof j->identifier, "%s", identifier);
     j->job.run = hold_run;
     j->job.done = hold_done;
-    j->job.arg = &j->h;
+    j->job.arg = j;
     j->job.batch = TOLD_MAX;
     service_run(g->svc, &j->job);
 }
 
-void gateway_told_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms)
+void gateway_told_hold(void *arg, const char *payload)
 {
     struct gateway *g = arg;
+    struct gw_told h;
+    if (!notice_parse(g->svc->kr, payload, &h)) {
+        atomic_fetch_add(&g->told_refused, 1);
+        int64_t now = clock_monotonic_ms(), last = atomic_load(&g->refused_logged_ms);
+        if ((last == 0 || now - last >= 60000) &&
+            atomic_compare_exchange_strong(&g->refused_logged_ms, &last, now))
+            log_warn("gateway: a notice on " STORE_CHANNEL_HOLD " that no process of this "
+                     "keyring made was ignored (sent by a database role that can connect?); "
+                     "counted in usersigd_tencent_hold_notices_refused_total");
+        return;
+    }
     pthread_mutex_lock(&g->forget_mu);
-    if (g->n_told == TOLD_MAX) {
+    int i = 0;
+    while (i < g->n_told &&
+           !(g->told[i].sdkappid == h.sdkappid && strcmp(g->told[i].identifier, h.identifier) == 0))
+        i++;
+    if (i < g->n_told) {
+        if (h.until_ms > g->told[i].until_ms)
+            g->told[i].until_ms = h.until_ms;
+    } else if (g->n_told == TOLD_MAX) {
         g->told_dropped++;
     } else {
-        struct gw_told *h = &g->told[g->n_told++];
-        h->sdkappid = sdkappid;
-        h->ms = ms;
-        snprintf(h->identifier, sizeof h->identifier, "%s", identifier);
+        g->told[g->n_told++] = h;
     }
     pthread_mutex_unlock(&g->forget_mu);
     event_active(g->told_ev, EV_READ, 0);
+}
+
+uint64_t gateway_hold_notices_refused(struct gateway *g)
+{
+    return atomic_load(&g->told_refused);
 }
 
 static void on_told(evutil_socket_t fd, short what, void *arg)
@@ -209,13 +325,20 @@ static void on_told(evutil_socket_t fd, short what, void *arg)
     g->told_dropped = 0;
     pthread_mutex_unlock(&g->forget_mu);
     if (dropped > 0)
-        log_warn("gateway: %llu holds told by other processes came too fast and were not taken",
+        log_warn("gateway: holds of %llu more accounts told by other processes came between two "
+                 "turns of the loop and were not taken",
                  (unsigned long long)dropped);
-    for (int i = 0; i < n && g->tim != NULL; i++)
-        if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, told[i].ms) != 0)
-            log_warn("gateway: a hold of app %u told by another process was not taken (out of "
-                     "memory, or not a hold: %lld ms)",
-                     told[i].sdkappid, (long long)told[i].ms);
+    int64_t now = wall_ms();
+    for (int i = 0; i < n && g->tim != NULL; i++) {
+        int64_t left = told[i].until_ms - now;
+        if (left <= 0)
+            continue; /* over already (or this host's clock is ahead of the sender's) */
+        if (left > TIM_MAX_HOLD_MS)
+            left = TIM_MAX_HOLD_MS;
+        if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, left) != 0)
+            log_warn("gateway: out of memory holding app %u's account told by another process",
+                     told[i].sdkappid);
+    }
 }
 
 /* ---- the client ----------------------------------------------------------------------------- */
@@ -230,6 +353,8 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
         return -1;
     }
     g->svc = svc;
+    atomic_init(&g->told_refused, 0);
+    atomic_init(&g->refused_logged_ms, 0);
     g->base = base;
     if (pthread_mutex_init(&g->forget_mu, NULL) != 0) {
         log_error("gateway: cannot make a mutex");

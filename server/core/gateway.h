@@ -43,11 +43,14 @@ void gateway_free(struct gateway *g);
  * stopped), and the loop it runs on. */
 struct tim *gateway_tim(struct gateway *g);
 
-/* A 70050 hold another process met (the listener's hook, listener_on_hold; g the gateway): taken
- * by this process's tim on the loop soon after, so no call for that account goes to Tencent
- * until it ends. Any thread. This process's own 70050s are told to the others by a NOTIFY from a
- * database thread, which comes back here too and only lengthens the hold by that delay. */
-void gateway_told_hold(void *g, uint32_t sdkappid, const char *identifier, int64_t ms);
+/* A notice on usersigd_hold (the listener's hook, listener_on_hold; g the gateway): a 70050 hold
+ * a process met, this one included (each process tells the others of its own, signed with the
+ * keyring's notice key, from a database thread), taken by this process's tim on the loop soon
+ * after, until the hold's end as the sender set it, so no call for that account goes to
+ * Tencent meanwhile. A notice without the right MAC is counted and ignored. Any thread. */
+void gateway_told_hold(void *g, const char *payload);
+/* Notices gateway_told_hold refused. Any thread. */
+uint64_t gateway_hold_notices_refused(struct gateway *g);
 struct event_base *gateway_base(struct gateway *g);
 
 enum gateway_stage { GW_IDLE = 0, GW_APP, GW_TENCENT, GW_AUDIT, GW_DONE };

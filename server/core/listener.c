@@ -29,28 +29,17 @@ struct listener {
     void *hold_arg;
 };
 
-static void on_hold_note(struct listener *l, const char *payload)
+static void on_note(void *arg, const char *channel, const char *payload)
 {
-    uint32_t sdkappid;
-    int64_t ms;
-    char identifier[64];
-    if (!store_hold_parse(payload, &sdkappid, &ms, identifier, sizeof identifier)) {
-        log_warn("cache: a notification on " STORE_CHANNEL_HOLD " that is not a hold: ignored");
+    struct listener *l = arg;
+    if (strcmp(channel, STORE_CHANNEL_HOLD) != 0) {
+        cache_notify(l->cache, payload);
         return;
     }
     pthread_mutex_lock(&l->hook_mu);
     if (l->on_hold != NULL)
-        l->on_hold(l->hold_arg, sdkappid, identifier, ms);
+        l->on_hold(l->hold_arg, payload);
     pthread_mutex_unlock(&l->hook_mu);
-}
-
-static void on_note(void *arg, const char *channel, const char *payload)
-{
-    struct listener *l = arg;
-    if (strcmp(channel, STORE_CHANNEL_HOLD) == 0)
-        on_hold_note(l, payload);
-    else
-        cache_notify(l->cache, payload);
 }
 
 /* Sleeps up to ms, waking early when stopped. */
@@ -67,7 +56,7 @@ static void *listener_main(void *arg)
 
     while (!atomic_load(&l->stop)) {
         struct store *st = NULL;
-        if (store_open(l->conninfo, &st) != STORE_OK || store_listen_cache(st) != STORE_OK) {
+        if (store_open(l->conninfo, &st) != STORE_OK || store_listen(st) != STORE_OK) {
             store_close(st);
             if (!warned)
                 log_warn("cache: cannot listen for changes; caching is off until it can");

@@ -19,9 +19,10 @@ struct listener;
  * returns at once. 0 with *out set, or -1 (logged). */
 int listener_start(const char *conninfo, struct cache *cache, struct listener **out) LISTENER_WUR;
 
-/* A hold another process (or this one) told of: Tencent holds app sdkappid's admin account
- * identifier for ms from now. On the listener's thread. */
-typedef void (*listener_hold_fn)(void *arg, uint32_t sdkappid, const char *identifier, int64_t ms);
+/* A notification on usersigd_hold (a 70050 hold that a process, this one included, told of, or
+ * anything any role that can connect sent there): its payload, unchecked. On the listener's
+ * thread. */
+typedef void (*listener_hold_fn)(void *arg, const char *payload);
 
 /* Sets the hook (NULL: none). Once this returns, the old hook is not running and is never called
  * again. */

@@ -40,6 +40,7 @@ static const char ROOT_AAD[] = "usersigd/root/v1";
 /* HKDF info strings. */
 static const char INFO_AUDIT[] = "usersigd audit chain";
 static const char INFO_FINGERPRINT[] = "usersigd key fingerprint";
+static const char INFO_NOTICE[] = "usersigd process notice";
 
 static const char TOKEN_PREFIX[] = "usg_";
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -485,7 +486,7 @@ static enum keyring_rc root_unseal(const struct keyring *kr, const uint8_t *seal
 enum keyring_rc keyring_root_open(struct keyring *kr, const uint8_t *sealed, size_t sealed_len)
 {
     uint8_t *root = NULL;
-    uint8_t audit[KEYRING_KEY_BYTES], fingerprint[KEYRING_KEY_BYTES];
+    uint8_t audit[KEYRING_KEY_BYTES], fingerprint[KEYRING_KEY_BYTES], notice[KEYRING_KEY_BYTES];
     enum keyring_rc rc;
 
     if (kr == NULL)
@@ -496,14 +497,18 @@ enum keyring_rc keyring_root_open(struct keyring *kr, const uint8_t *sealed, siz
     rc = hkdf_sha256(root, INFO_AUDIT, audit);
     if (rc == KEYRING_OK)
         rc = hkdf_sha256(root, INFO_FINGERPRINT, fingerprint);
+    if (rc == KEYRING_OK)
+        rc = hkdf_sha256(root, INFO_NOTICE, notice);
     if (rc == KEYRING_OK) {
         memcpy(kr->audit_key, audit, sizeof audit);
         memcpy(kr->fingerprint_key, fingerprint, sizeof fingerprint);
+        memcpy(kr->notice_key, notice, sizeof notice);
         kr->has_root = 1;
     }
     keyring_secret_free(root, KEYRING_KEY_BYTES);
     OPENSSL_cleanse(audit, sizeof audit);
     OPENSSL_cleanse(fingerprint, sizeof fingerprint);
+    OPENSSL_cleanse(notice, sizeof notice);
     return rc;
 }
 
@@ -545,6 +550,21 @@ enum keyring_rc keyring_fingerprint_hmac(const struct keyring *kr, const uint8_t
     if (!keyring_has_root(kr) || secret == NULL || len == 0 || len > KEYRING_MAX_SECRET)
         return KEYRING_BAD_INPUT;
     if (HMAC(EVP_sha256(), kr->fingerprint_key, KEYRING_KEY_BYTES, secret, len, out, &n) == NULL ||
+        n != KEYRING_FP_BYTES) {
+        ERR_clear_error();
+        return KEYRING_CRYPTO_FAILED;
+    }
+    return KEYRING_OK;
+}
+
+enum keyring_rc keyring_notice_mac(const struct keyring *kr, const char *msg, size_t len,
+                                   uint8_t out[KEYRING_FP_BYTES])
+{
+    unsigned int n = 0;
+    if (!keyring_has_root(kr) || msg == NULL)
+        return KEYRING_BAD_INPUT;
+    if (HMAC(EVP_sha256(), kr->notice_key, KEYRING_KEY_BYTES, (const uint8_t *)msg, len, out, &n) ==
+            NULL ||
         n != KEYRING_FP_BYTES) {
         ERR_clear_error();
         return KEYRING_CRYPTO_FAILED;

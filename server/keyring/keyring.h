@@ -122,6 +122,12 @@ const uint8_t *keyring_audit_key(const struct keyring *kr);
 enum keyring_rc keyring_fingerprint_hmac(const struct keyring *kr, const uint8_t *secret,
                                          size_t len, uint8_t out[KEYRING_FP_BYTES]) KEYRING_WUR;
 
+/* HMAC-SHA256(notice key, msg): the MAC of a notice one process sends the others through the
+ * database (a NOTIFY, which any role that can connect could send too), with a key of its own
+ * derived from the root. KEYRING_BAD_INPUT before keyring_root_open(). */
+enum keyring_rc keyring_notice_mac(const struct keyring *kr, const char *msg, size_t len,
+                                   uint8_t out[KEYRING_FP_BYTES]) KEYRING_WUR;
+
 /* SHA-256 of the DER SubjectPublicKeyInfo of an ecdsa key, from its private or public PEM (the
  * forms usersig_key_new_pem() accepts). The SPKI is written in one canonical form (named curve,
  * uncompressed point) so that one key re-encoded another way keeps its fingerprint. */

@@ -16,6 +16,7 @@ struct keyring {
     int has_root;
     uint8_t audit_key[KEYRING_KEY_BYTES];
     uint8_t fingerprint_key[KEYRING_KEY_BYTES];
+    uint8_t notice_key[KEYRING_KEY_BYTES]; /* the MAC of what processes tell each other */
 };
 
 /* AES-256-GCM under key with associated data aad: *out is a new buffer of nonce, ciphertext and

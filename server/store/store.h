@@ -525,8 +525,9 @@ enum store_rc store_app_generations(struct store *st, const uint32_t *apps, size
 #define STORE_CHANNEL_CACHE "usersigd_cache" /* changes to evict (migrations/0003_cache.sql) */
 #define STORE_CHANNEL_HOLD "usersigd_hold"   /* Tencent's 70050 holds (store_notify_hold) */
 
-/* LISTEN on both channels, on st, outside any transaction. */
-enum store_rc store_listen_cache(struct store *st) STORE_WUR;
+/* LISTEN on both channels, on st, outside any transaction: both on one session, or STORE_ERROR
+ * (a reconnect between the two would have lost the first). */
+enum store_rc store_listen(struct store *st) STORE_WUR;
 /* Waits up to timeout_ms (-1: no limit) for input on st or for wake_fd (-1: none) to become
  * readable, then calls fn(arg, channel, payload) for each notification received. STORE_OK, or
  * STORE_ERROR when the connection is lost (reconnect by opening a new store). */
@@ -534,15 +535,9 @@ enum store_rc store_notify_wait(struct store *st, int wake_fd, int timeout_ms,
                                 void (*fn)(void *arg, const char *channel, const char *payload),
                                 void *arg) STORE_WUR;
 
-/* Tells every listening process that Tencent holds an app's admin account for ms: NOTIFY
- * usersigd_hold with "<sdkappid>:<ms>:<identifier>", sent at once when no transaction is open,
- * else at its commit. The identifier holds no NUL (a Tencent UserID of printable ASCII). */
-enum store_rc store_notify_hold(struct store *st, uint32_t sdkappid, const char *identifier,
-                                int64_t ms) STORE_WUR;
-/* Parses a usersigd_hold payload: true with its parts (identifier: cap bytes, NUL included) when
- * it is well-formed and the identifier fits. */
-bool store_hold_parse(const char *payload, uint32_t *sdkappid, int64_t *ms, char *identifier,
-                      size_t cap);
+/* NOTIFY usersigd_hold with payload (the gateway's, gateway.c: printable ASCII, under 8000
+ * bytes), sent at once when no transaction is open, else at its commit. */
+enum store_rc store_notify_hold(struct store *st, const char *payload) STORE_WUR;
 
 /* ---- the connection string in a log (store_conninfo.c) ---- */
 

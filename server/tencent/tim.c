@@ -435,9 +435,10 @@ static void on_reply(const struct outbound_result *r, void *arg)
         c->result.retry_after_ms = t->opt.hold_ms;
         t->stats.holds_answered++;
         struct bucket *b = bucket_get(t, c->sdkappid);
+        bool fresh = b == NULL || hold_left(b, c->identifier) == 0; /* else told already */
         if (b != NULL)
             (void)bucket_hold(b, c->identifier, t->opt.hold_ms);
-        if (t->opt.on_hold != NULL)
+        if (fresh && t->opt.on_hold != NULL)
             t->opt.on_hold(t->opt.hold_arg, c->sdkappid, c->identifier, t->opt.hold_ms);
         log_warn("tim: app %u: Tencent answered 70050 for its administrator account (too many "
                  "UserSigs it could not verify): no call for it in the next %lld ms",

@@ -56,8 +56,9 @@ typedef void (*tim_sign_fn)(void *signer_arg, uint32_t sdkappid, const char *ide
 /* The clock, Unix seconds (tests inject one; NULL: time()). */
 typedef int64_t (*tim_clock_fn)(void *clock_arg);
 
-/* Tencent answered 70050 for an app's admin account, which is now held for ms: told so the hold
- * can reach the other processes that call for the app. On the loop thread. */
+/* Tencent answered 70050 for an app's admin account that was not held, which is now held for
+ * ms: told so the hold can reach the other processes that call for the app. On the loop
+ * thread. */
 typedef void (*tim_hold_fn)(void *hold_arg, uint32_t sdkappid, const char *identifier, int64_t ms);
 
 #define TIM_MAX_HOLD_MS 600000 /* the longest hold tim_hold takes */

@@ -251,6 +251,36 @@ describe('the REST gateway', () => {
       }
     });
 
+  // NOTIFY needs no privilege: a role that can connect could send a hold notice. Without the
+  // keyring's MAC (a wrong one, or none) every process counts it and holds nothing.
+  test('a hold notice no process made is ignored by every process', async () => {
+    const metric = async (base, name) => {
+      const m = await api('GET', '/metrics', { base });
+      expectStatus(m, 200);
+      const line = m.text.split('\n').find((l) => l.startsWith(`${name} `));
+      assert.ok(line, `${name} is in the scrape`);
+      return Number(line.split(' ')[1]);
+    };
+    const refused = 'usersigd_tencent_hold_notices_refused_total';
+    const before = [await metric(own.url, refused), await metric(slow.url, refused)];
+    const told = await metric(own.url, 'usersigd_tencent_holds_total{origin="told"}');
+    const until = Date.now() + 60000;
+    const forged = `v1:${good.sdkappid}:${until}:${'0'.repeat(64)}:administrator`;
+    const bare = `${good.sdkappid}:60000:administrator`;
+    psqlOk(`SELECT pg_notify('usersigd_hold', '${forged}'), pg_notify('usersigd_hold', '${bare}')`);
+    let now = before;
+    for (let i = 0; i < 50 && (now[0] < before[0] + 2 || now[1] < before[1] + 2); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = [await metric(own.url, refused), await metric(slow.url, refused)];
+    }
+    assert.deepEqual(now, [before[0] + 2, before[1] + 2], 'both notices refused in each process');
+    assert.equal(await metric(own.url, 'usersigd_tencent_holds_total{origin="told"}'), told);
+    const res = await call(good.sdkappid, 'im_open_login_svc/account_check',
+      { CheckItem: [{ UserID: 'a' }] });
+    expectStatus(res, 200);
+    assert.equal(res.json.ErrorCode, 0, res.text);
+  });
+
   test('an app change, here or in another process, drops the cached admin UserSig', async () => {
     const check = { CheckItem: [{ UserID: 'a' }] };
     const signs = async () => {

@@ -3,7 +3,8 @@
  * framing, split where the input's first byte says. What reaches evhttp is the client's bytes
  * (empty lines between requests aside; a chunked request de-chunked, with a Content-Length line
  * of the filter's; an absolute-form target without its scheme and authority, the "/" of an
- * empty path taken from the scheme's) up to, at most, one error request at the end; split or
+ * empty path taken from the scheme's; an Expect line with an empty list left out) up to, at
+ * most, one error request at the end; split or
  * whole, the same bytes reach it.
  * The first byte also picks (from 17 up) the streamed body path: a target starting "/s" streams
  * its body (as batch signing does), the holder drains the stream every 1, 2 or 5 feeds or only

@@ -442,6 +442,7 @@ static void test_root(void)
     CHECK(!keyring_has_root(kr) && keyring_audit_key(kr) == NULL, "no root yet");
     CHECK(keyring_fingerprint_hmac(kr, secret, 64, fp) == KEYRING_BAD_INPUT,
           "no fingerprint before the root");
+    CHECK(keyring_notice_mac(kr, "x", 1, fp) == KEYRING_BAD_INPUT, "no notice MAC before the root");
     sealed1 = make_root(kr, &n1);
     sealed2 = make_root(kr, &n2);
     CHECK(n1 == 32 + KEYRING_SEAL_OVERHEAD && n2 == n1, "sealed root is 60 bytes");
@@ -529,6 +530,19 @@ static void test_fingerprint_hmac(void)
     CHECK(memcmp(fa, fother, 32) != 0, "differs across secrets");
     CHECK(keyring_fingerprint_hmac(a, secret, 0, fa2) == KEYRING_BAD_INPUT, "empty secret");
     CHECK(keyring_fingerprint_hmac(a, NULL, 3, fa2) == KEYRING_BAD_INPUT, "NULL secret");
+
+    /* The notice MAC: the same for one root, another for another root, under a key of its own
+     * (not the fingerprint key's HMAC of the same bytes). */
+    uint8_t na1[32], na2[32], nb1[32];
+    CHECK(keyring_notice_mac(a, (const char *)secret, 16, na1) == KEYRING_OK &&
+              keyring_notice_mac(a2, (const char *)secret, 16, na2) == KEYRING_OK &&
+              keyring_notice_mac(b, (const char *)secret, 16, nb1) == KEYRING_OK,
+          "notice MACs");
+    CHECK(memcmp(na1, na2, 32) == 0 && memcmp(na1, nb1, 32) != 0 && memcmp(na1, fa, 32) != 0,
+          "notice MAC: stable for a root, differs across roots, not the fingerprint");
+    CHECK(keyring_notice_mac(a, "", 0, na2) == KEYRING_OK && memcmp(na1, na2, 32) != 0,
+          "notice MAC of another message");
+    CHECK(keyring_notice_mac(a, NULL, 0, na2) == KEYRING_BAD_INPUT, "NULL notice");
 
     test_hex(fa, 32, full);
     CHECK(keyring_fingerprint_short(fa, s1) == s1 && strlen(s1) == 16 && strncmp(s1, full, 16) == 0,
