@@ -150,10 +150,17 @@ const server = http.createServer((req, res) => {
     // Answer before reading the body, as a server enforcing its limit does, then close. What
     // comes meanwhile is read and dropped (a lingering close, as servers do): closed with unread
     // bytes in its buffer, the socket would send a reset, which can reach the client before it
-    // has read the 413, and take the answer with it.
+    // has read the 413, and take the answer with it. Written on the socket itself: node's own
+    // reply with Connection: close destroys the socket once written, unread bytes or not.
     fs.appendFileSync(logFile, JSON.stringify({ mode, len, refused: true }) + '\n');
+    const body = JSON.stringify({ error: { code: 'body_too_large',
+      message: 'the body is over 1 MiB: split the input into several requests' } });
+    const sock = req.socket;
     req.resume();
-    fail(res, 413, 'body_too_large', 'the body is over 1 MiB: split the input into several requests');
+    sock.end('HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: fake0001\r\nConnection: close\r\n\r\n` +
+      body);
+    setTimeout(() => sock.destroy(), 10000).unref();
     return;
   }
   if (req.headers['content-type'] !== 'text/plain') return fail(res, 415, 'unsupported_media_type', 'text/plain');
@@ -272,10 +279,6 @@ read -r PORT PORT6 <"$TMP/port"
 URL=http://127.0.0.1:$PORT
 printf '%s\n' "$TOKEN" >"$TMP/token"
 chmod 600 "$TMP/token"
-(printf 'a\nb\n'; head -c 70000 /dev/zero | tr '\0' x; printf '\nc\n') >"$TMP/idslong"
-batch "$TMP/idslong" "$URL"
-expect_rc "a 70,000-byte line" 2
-expect_err "a 70,000-byte line" "^usersig: input line 3 is longer than 65536 bytes: not an identifier$"
 
 # batch INPUT_FILE [ARGS...]: runs usersig batch with the token file and the app; sets RC, OUT
 # (stdout file $TMP/out), ERR (stderr text). A fresh request log each time.
@@ -315,6 +318,11 @@ same_file() { # NAME WANT_FILE
         fail "$1: output differs" "$(diff "$2" "$TMP/out" | head -5)"
     fi
 }
+
+(printf 'a\nb\n'; head -c 70000 /dev/zero | tr '\0' x; printf '\nc\n') >"$TMP/idslong"
+batch "$TMP/idslong" "$URL"
+expect_rc "a 70,000-byte line" 2
+expect_err "a 70,000-byte line" "^usersig: input line 3 is longer than 65536 bytes: not an identifier$"
 
 awk 'BEGIN { for (i = 1; i <= 10; i++) printf "user_%04d\n", i }' >"$TMP/ids10"
 awk 'BEGIN { for (i = 1; i <= 1000; i++) printf "user_%06d\n", i }' >"$TMP/ids1000"
