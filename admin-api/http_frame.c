@@ -311,7 +311,16 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
             return 0;
     } else {
         struct frame_head h;
+        char rooted[FRAME_MAX_TARGET + 2];
         e = frame_parse_head(p, end, &h);
+        if (e == FRAME_OK && h.abs.root && h.target_len < sizeof rooted - 1) {
+            /* An empty path is "/" (RFC 9112 section 3.2.2): the checks and the route's
+             * callbacks see the path evhttp gets. */
+            rooted[0] = '/';
+            memcpy(rooted + 1, h.target, h.target_len);
+            h.target = rooted;
+            h.target_len++;
+        }
         c->head_method = h.method_len == 4 && memcmp(h.method, "HEAD", 4) == 0;
         if (e == FRAME_OK && h.target_len >= strlen(FRAME_ERROR_PREFIX) &&
             memcmp(h.target, FRAME_ERROR_PREFIX, strlen(FRAME_ERROR_PREFIX)) == 0)

@@ -106,7 +106,8 @@ struct frame_head {
      * 5.6.1), which evhttp would answer with a 417; the filter drops it from evhttp's head. */
     bool expect_empty;
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
-     * path and query (empty, or "?q", for an empty path, which evhttp gets as "/"). */
+     * path and query (empty, or "?q", for an empty path, which evhttp gets, and the filter's
+     * checks and route callbacks see, as "/" or "/?q"). */
     struct frame_absolute abs;
 };
 

@@ -30,7 +30,7 @@ static uint64_t limit_of(void *arg, const char *m, size_t ml, const char *t, siz
     (void)m;
     (void)ml;
     /* a route with a larger limit, as the batch route has */
-    if (tl >= 6 && memcmp(t, "/batch", 6) == 0)
+    if ((tl >= 6 && memcmp(t, "/batch", 6) == 0) || (tl >= 5 && memcmp(t, "/?big", 5) == 0))
         return 100000;
     return BIG_LIMIT;
 }
@@ -354,6 +354,9 @@ static const struct rewrite rewrites[] = {
      "GET / HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"},
     {"absolute-form, an empty path and a query", "GET http://x?a=1 HTTP/1.0\r\n\r\n",
      "GET /?a=1 HTTP/1.0\r\n\r\n"},
+    {"absolute-form, an empty path: the route's limit is asked for \"/?big\" (its body pending)",
+     "POST http://x?big HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
+     "POST /?big HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n"},
     {"absolute-form with a body",
      "POST http://x/v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" G,
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}" G},
