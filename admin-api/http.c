@@ -176,7 +176,9 @@ static void dispatch(struct api_server *s, struct req *f)
     f->match_rc = api_route_match(s->cfg.routes, s->cfg.n_routes, r->method, r->path, &f->match);
     r->route = m->route;
     if (m->route != NULL)
-        f->metric_route = s->metric_routes[m->route - s->cfg.routes];
+        f->metric_route =
+            (r->method == EVHTTP_REQ_HEAD ? s->metric_head_routes
+                                          : s->metric_routes)[m->route - s->cfg.routes];
     if (m->route != NULL && m->route->body == API_BODY_RAW)
         limit = s->cfg.max_body_large;
     if (len > limit) {
@@ -564,11 +566,18 @@ struct api_server *api_server_new(struct event_base *base, const struct api_serv
     evutil_secure_rng_get_bytes(&s->rid_key, sizeof s->rid_key);
     s->cfg = *cfg;
     s->metric_routes = calloc(cfg->n_routes > 0 ? cfg->n_routes : 1, sizeof *s->metric_routes);
-    if (s->metric_routes == NULL)
+    s->metric_head_routes =
+        calloc(cfg->n_routes > 0 ? cfg->n_routes : 1, sizeof *s->metric_head_routes);
+    if (s->metric_routes == NULL || s->metric_head_routes == NULL)
         goto oom;
-    for (size_t i = 0; i < cfg->n_routes; i++)
+    for (size_t i = 0; i < cfg->n_routes; i++) {
         s->metric_routes[i] =
             metrics_route(api_method_name(cfg->routes[i].method), cfg->routes[i].pattern);
+        /* HEAD is served by the GET routes, and counted as itself. */
+        s->metric_head_routes[i] = cfg->routes[i].method == EVHTTP_REQ_GET
+                                       ? metrics_route("HEAD", cfg->routes[i].pattern)
+                                       : s->metric_routes[i];
+    }
     s->metric_unmatched = metrics_route(NULL, NULL);
     if (s->cfg.max_body_large < s->cfg.max_body)
         s->cfg.max_body_large = s->cfg.max_body;
@@ -718,6 +727,7 @@ void api_server_free(struct api_server *s)
     if (s->http != NULL)
         evhttp_free(s->http);
     free(s->metric_routes);
+    free(s->metric_head_routes);
     free(s);
 }
 

@@ -108,6 +108,7 @@ struct api_server {
     struct req *streams;           /* open streamed replies (http_reply.c links them) */
     struct req *waiting;           /* requests waiting on a token check or a deferred reply */
     size_t *metric_routes;         /* metrics_route() of each route, in table order */
+    size_t *metric_head_routes;    /* of each route asked as HEAD (a GET route's own HEAD pair) */
     size_t metric_unmatched;       /* metrics_route() of requests that matched none */
     struct frame_config frame;     /* every connection's strict framing (http_frame.h) */
     uint64_t rid_key;              /* request ids: a random key and a count (request_id_make) */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_MAX_ROUTES 64   /* (method, pattern) pairs; more count under route="other" */
+#define METRICS_MAX_ROUTES 96   /* (method, pattern) pairs; more count under route="other" */
 #define METRICS_MAX_APPS 1000   /* distinct sdkappid label values per metric */
 #define METRICS_MAX_OUTCOMES 32 /* distinct outcome/verdict values per metric, "other" included */
 #define METRICS_OUTCOME_LEN 31  /* bytes of an outcome name ([A-Za-z0-9_]); longer is "other" */

@@ -53,6 +53,8 @@ describe('/metrics', () => {
       { method: 'GET', route, status: '404' });
     const unmatchedBefore = sample(before, 'usersigd_http_requests_total',
       { route: 'unmatched', status: '404' });
+    const headBefore = sample(before, 'usersigd_http_requests_total',
+      { method: 'HEAD', route, status: '404' });
 
     const t = await sign(a.sdkappid, { identifier: 'mia' });
     let mid = await scrape();
@@ -64,6 +66,7 @@ describe('/metrics', () => {
     const bad = await api('POST', `/v1/apps/${a.sdkappid}/usersigs`, { body: { identifier: '' } });
     assert.equal(bad.status, 400);
     expectError(await api('GET', `/v1/apps/${newAppId()}`), 404, 'app_not_found');
+    assert.equal((await api('HEAD', `/v1/apps/${newAppId()}`)).status, 404);
     assert.equal((await api('GET', '/no/such/path')).status, 404);
 
     const after = await scrape();
@@ -73,6 +76,8 @@ describe('/metrics', () => {
     assert.equal(sample(after, 'usersigd_verifies_total', { sdkappid: app, verdict: 'ok' }), 1);
     assert.equal(sample(after, 'usersigd_http_requests_total', { method: 'GET', route, status: '404' }),
       nfBefore + 1, 'the 404 under its route pattern, not its path');
+    assert.equal(sample(after, 'usersigd_http_requests_total', { method: 'HEAD', route, status: '404' }),
+      headBefore + 1, 'a HEAD under its own method, not the GET route\'s');
     assert.equal(sample(after, 'usersigd_http_requests_total', { route: 'unmatched', status: '404' }),
       unmatchedBefore + 1);
     assert.ok(!after.includes(`/v1/apps/${a.sdkappid}`), 'a path in a label');
