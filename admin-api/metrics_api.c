@@ -216,8 +216,8 @@ static int render_scrape(struct api_request *r, const struct scrape *sc, struct 
                      "account is held after a 70050.",
                      "", (double)ts.held_calls);
         bad |= gauge(out, "usersigd_tencent_hold_notices_refused_total", "counter",
-                     "Notices of a 70050 hold received through the database that no process "
-                     "with this keyring made (their MAC did not match), ignored.",
+                     "Notices on the hold channel that no process with this keyring made "
+                     "(malformed, or their MAC did not match), ignored.",
                      "", (double)gateway_hold_notices_refused(svc->gateway));
     }
     return bad != 0 ? -1 : 0;

@@ -23,6 +23,8 @@
 #define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
 #define FORGET_MAX 16          /* apps to forget between two turns of the loop; more: all */
 #define TOLD_MAX 16            /* holds told between two turns of the loop; more are dropped */
+#define HOLD_MS 60000          /* Tencent's 70050: "verify again in a minute" */
+#define HOLD_SLACK_MS 5000     /* a told hold's end may be this far past a hold from now */
 
 struct gateway {
     struct event_base *base;
@@ -38,14 +40,15 @@ struct gateway {
      * (on_told), under forget_mu too. */
     struct event *told_ev;
     struct gw_told {
-        uint32_t sdkappid;
         int64_t until_ms; /* Unix milliseconds */
+        uint32_t sdkappid;
         char identifier[TIM_MAX_IDENTIFIER + 1];
     } told[TOLD_MAX];
     int n_told;
     uint64_t told_dropped;
     atomic_uint_least64_t told_refused; /* notices whose MAC or form was wrong */
     atomic_int_least64_t refused_logged_ms;
+    int64_t skew_logged_ms; /* the loop's */
 };
 
 /* ---- the signer: admin UserSigs through the core ------------------------------------------ */
@@ -145,13 +148,9 @@ static void on_forget(evutil_socket_t fd, short what, void *arg)
 
 /* ---- Tencent's 70050 holds, shared between processes ---------------------------------------- */
 
-/*
- * A hold goes to the other processes as NOTIFY usersigd_hold with
- * "v1:<sdkappid>:<until>:<mac>:<identifier>": until the hold's end in Unix milliseconds (so a
- * notice received twice, or late, never holds longer than the first), mac the lower-case hex
- * HMAC-SHA256 under the keyring's notice key of "usersigd_hold v1:<sdkappid>:<until>:<identifier>".
- * Any role that can connect to the database can NOTIFY; without the key its notices are refused.
- */
+/* A hold goes to the other processes as NOTIFY usersigd_hold, a notice (gateway_notice_make):
+ * its end, not its length, so a notice received twice, or late, never holds past it; MAC'd,
+ * since any role that can connect to the database can NOTIFY. */
 #define NOTICE_VERSION "v1:"
 #define NOTICE_MAC_HEX (2 * KEYRING_FP_BYTES)
 
@@ -196,8 +195,14 @@ static bool notice_num(const char **s, uint64_t max, uint64_t *v)
     return true;
 }
 
-/* A notice's parts, when it is one this keyring made. */
-static bool notice_parse(const struct keyring *kr, const char *payload, struct gw_told *out)
+/* A lower-case hex digit's value, else -1 (the notice's MAC is written in one case only). */
+static int lower_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool gateway_notice_parse(const struct keyring *kr, const char *payload, uint32_t *sdkappid,
+                          int64_t *until_ms, char identifier[TIM_MAX_IDENTIFIER + 1])
 {
     uint64_t app, until;
     uint8_t want[KEYRING_FP_BYTES], got[KEYRING_FP_BYTES];
@@ -208,23 +213,37 @@ static bool notice_parse(const struct keyring *kr, const char *payload, struct g
     if (!notice_num(&p, UINT32_MAX, &app) || !notice_num(&p, INT64_MAX, &until))
         return false;
     for (size_t i = 0; i < KEYRING_FP_BYTES; i++) {
-        int hi = hex_digit_value(p[2 * i]), lo = hi < 0 ? -1 : hex_digit_value(p[2 * i + 1]);
+        int hi = lower_hex(p[2 * i]), lo = hi < 0 ? -1 : lower_hex(p[2 * i + 1]);
         if (lo < 0)
-            return false;
+            return false; /* a NUL too: nothing past it is read */
         got[i] = (uint8_t)(hi << 4 | lo);
     }
     p += NOTICE_MAC_HEX;
-    if (*p++ != ':' || strlen(p) > TIM_MAX_IDENTIFIER || !tim_identifier_valid(p))
+    if (*p++ != ':' || !tim_identifier_valid(p)) /* 1..TIM_MAX_IDENTIFIER bytes */
         return false;
     bool ok = notice_mac(kr, (uint32_t)app, (int64_t)until, p, want) &&
               CRYPTO_memcmp(want, got, sizeof want) == 0;
     OPENSSL_cleanse(want, sizeof want);
     if (!ok)
         return false;
-    out->sdkappid = (uint32_t)app;
-    out->until_ms = (int64_t)until;
-    snprintf(out->identifier, sizeof out->identifier, "%s", p);
+    *sdkappid = (uint32_t)app;
+    *until_ms = (int64_t)until;
+    snprintf(identifier, TIM_MAX_IDENTIFIER + 1, "%s", p);
     return true;
+}
+
+int gateway_notice_make(const struct keyring *kr, uint32_t sdkappid, int64_t until_ms,
+                        const char *identifier, char *out, size_t cap)
+{
+    uint8_t mac[KEYRING_FP_BYTES];
+    char hex[NOTICE_MAC_HEX + 1];
+    if (until_ms < 0 || identifier == NULL || !tim_identifier_valid(identifier) ||
+        !notice_mac(kr, sdkappid, until_ms, identifier, mac))
+        return -1;
+    hex_encode(mac, sizeof mac, hex);
+    int n = snprintf(out, cap, NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s:%s", sdkappid, until_ms,
+                     hex, identifier);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 /* On a database thread: the notice, so every process stops calling for the account. */
@@ -232,17 +251,11 @@ static void hold_run(struct store *st, void *ctx, struct dbpool_job *jobs)
 {
     const struct service *svc = ctx;
     for (struct dbpool_job *j = jobs; j != NULL; j = j->next) {
-        struct gw_hold_job *h = (struct gw_hold_job *)j;
-        uint8_t mac[KEYRING_FP_BYTES];
-        char hex[NOTICE_MAC_HEX + 1], payload[192];
-        bool ok = notice_mac(svc->kr, h->sdkappid, h->until_ms, h->identifier, mac);
-        if (ok) {
-            hex_encode(mac, sizeof mac, hex);
-            int n =
-                snprintf(payload, sizeof payload, NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s:%s",
-                         h->sdkappid, h->until_ms, hex, h->identifier);
-            ok = n > 0 && (size_t)n < sizeof payload && store_notify_hold(st, payload) == STORE_OK;
-        }
+        const struct gw_hold_job *h = j->arg;
+        char payload[GATEWAY_NOTICE_MAX];
+        bool ok = gateway_notice_make(svc->kr, h->sdkappid, h->until_ms, h->identifier, payload,
+                                      sizeof payload) == 0 &&
+                  store_notify_hold(st, payload) == STORE_OK;
         if (!ok)
             log_warn("gateway: cannot tell the other processes of app %u's 70050 hold; they "
                      "meet it at Tencent themselves",
@@ -279,7 +292,7 @@ void gateway_told_hold(void *arg, const char *payload)
 {
     struct gateway *g = arg;
     struct gw_told h;
-    if (!notice_parse(g->svc->kr, payload, &h)) {
+    if (!gateway_notice_parse(g->svc->kr, payload, &h.sdkappid, &h.until_ms, h.identifier)) {
         atomic_fetch_add(&g->told_refused, 1);
         int64_t now = clock_monotonic_ms(), last = atomic_load(&g->refused_logged_ms);
         if ((last == 0 || now - last >= 60000) &&
@@ -325,7 +338,7 @@ static void on_told(evutil_socket_t fd, short what, void *arg)
     g->told_dropped = 0;
     pthread_mutex_unlock(&g->forget_mu);
     if (dropped > 0)
-        log_warn("gateway: holds of %llu more accounts told by other processes came between two "
+        log_warn("gateway: %llu more hold notices told by other processes came between two "
                  "turns of the loop and were not taken",
                  (unsigned long long)dropped);
     int64_t now = wall_ms();
@@ -333,8 +346,17 @@ static void on_told(evutil_socket_t fd, short what, void *arg)
         int64_t left = told[i].until_ms - now;
         if (left <= 0)
             continue; /* over already (or this host's clock is ahead of the sender's) */
-        if (left > TIM_MAX_HOLD_MS)
-            left = TIM_MAX_HOLD_MS;
+        if (left > HOLD_MS + HOLD_SLACK_MS) {
+            /* The sender's clock is ahead of this host's by more than the slack (a notice of a
+             * hold that has not started yet cannot be): held as long as a hold lasts. */
+            if (g->skew_logged_ms == 0 || clock_monotonic_ms() - g->skew_logged_ms >= 60000) {
+                g->skew_logged_ms = clock_monotonic_ms();
+                log_warn("gateway: a hold notice ends %lld ms from now, more than a hold lasts: "
+                         "the clocks of this host and another process's differ; held %d ms",
+                         (long long)left, HOLD_MS);
+            }
+            left = HOLD_MS;
+        }
         if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, left) != 0)
             log_warn("gateway: out of memory holding app %u's account told by another process",
                      told[i].sdkappid);
@@ -380,6 +402,7 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     o.sign_arg = g;
     o.on_hold = on_hold;
     o.hold_arg = g;
+    o.hold_ms = HOLD_MS;
     o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 95;
     /* A twentieth of a second's worth: calls paced, not in bursts that a per-second window at
      * Tencent would refuse. */

@@ -51,6 +51,22 @@ struct tim *gateway_tim(struct gateway *g);
 void gateway_told_hold(void *g, const char *payload);
 /* Notices gateway_told_hold refused. Any thread. */
 uint64_t gateway_hold_notices_refused(struct gateway *g);
+
+/* ---- hold notices, exposed for tests ---- */
+
+#define GATEWAY_NOTICE_MAX 192 /* bytes of a notice, its NUL included */
+
+struct keyring;
+
+/* The notice of a hold of app sdkappid's admin account identifier until until_ms (Unix
+ * milliseconds): "v1:<sdkappid>:<until_ms>:<mac>:<identifier>", mac the lower-case hex
+ * HMAC-SHA256 under kr's notice key of "usersigd_hold v1:<sdkappid>:<until_ms>:<identifier>".
+ * Into out (cap bytes). 0, or -1 (an identifier tim would not send, no root, too small). */
+int gateway_notice_make(const struct keyring *kr, uint32_t sdkappid, int64_t until_ms,
+                        const char *identifier, char *out, size_t cap) GATEWAY_WUR;
+/* True with the notice's parts when payload is one that kr's notice key made. */
+bool gateway_notice_parse(const struct keyring *kr, const char *payload, uint32_t *sdkappid,
+                          int64_t *until_ms, char identifier[TIM_MAX_IDENTIFIER + 1]);
 struct event_base *gateway_base(struct gateway *g);
 
 enum gateway_stage { GW_IDLE = 0, GW_APP, GW_TENCENT, GW_AUDIT, GW_DONE };

@@ -6,23 +6,32 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 
 #include "log.h"
 
 static const char SQL_LISTEN_CACHE[] = "LISTEN " STORE_CHANNEL_CACHE;
 static const char SQL_LISTEN_HOLD[] = "LISTEN " STORE_CHANNEL_HOLD;
 static const char SQL_NOTIFY_HOLD[] = "SELECT pg_notify('" STORE_CHANNEL_HOLD "', $1)";
+static const char SQL_LISTENING[] =
+    "SELECT count(*) FROM pg_listening_channels() c WHERE c IN ('" STORE_CHANNEL_CACHE
+    "', '" STORE_CHANNEL_HOLD "')";
 
+/* Each statement may run on a connection reset in between (store_run, outside a transaction):
+ * the session is asked last which channels it listens on. */
 enum store_rc store_listen(struct store *st)
 {
+    PGresult *r = NULL;
     enum store_rc rc = RUN(st, SQL_LISTEN_CACHE, NULL, NULL);
-    int pid = PQbackendPID(st->conn);
     if (rc == STORE_OK)
         rc = RUN(st, SQL_LISTEN_HOLD, NULL, NULL);
-    if (rc == STORE_OK && PQbackendPID(st->conn) != pid) {
-        log_warn("store: the connection was reset between its two LISTENs; listening again");
-        rc = STORE_ERROR; /* the new session listens on the second channel only */
+    if (rc == STORE_OK)
+        rc = RUN(st, SQL_LISTENING, NULL, &r);
+    if (rc == STORE_OK && !(PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "2") == 0)) {
+        log_warn("store: the connection was reset while it began to listen; listening again");
+        rc = STORE_ERROR;
     }
+    PQclear(r);
     return rc;
 }
 

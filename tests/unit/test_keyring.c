@@ -468,6 +468,12 @@ static void test_root(void)
               memcmp(fp, want_fp, 32) == 0,
           "fingerprint = HMAC(HKDF(root, \"usersigd key fingerprint\"), secret)");
     CHECK(memcmp(want_audit, want_fp_key, 32) != 0, "two distinct derived keys");
+    uint8_t want_notice_key[32], want_notice[32], notice[32];
+    hkdf_by_hand(root, "usersigd process notice", want_notice_key);
+    HMAC(EVP_sha256(), want_notice_key, 32, secret, 64, want_notice, NULL);
+    CHECK(keyring_notice_mac(kr, (const char *)secret, 64, notice) == KEYRING_OK &&
+              memcmp(notice, want_notice, 32) == 0,
+          "notice MAC = HMAC(HKDF(root, \"usersigd process notice\"), msg)");
 
     /* A different root, different keys; a failed open keeps the keys in place. */
     CHECK(keyring_root_open(again, sealed2, n2) == KEYRING_OK, "open second root");

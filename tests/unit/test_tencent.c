@@ -586,6 +586,21 @@ static void test_verify_hold(void)
           "counted: %llu answered, %llu told, %llu calls held",
           (unsigned long long)ts.holds_answered, (unsigned long long)ts.holds_told,
           (unsigned long long)ts.held_calls);
+    /* Two calls of a client of its own in flight when the stand-in answers 70050: both get it,
+     * the hold is told once (the second finds the account held already). */
+    memset(&told, 0, sizeof told);
+    struct tim *t2 = tim_make(&s, 100, 100, 2000);
+    struct tim_wait x, y;
+    CHECK(call(t2, APP2, "administrator", "account_check", body, &x, NULL) == TIM_OK &&
+              call(t2, APP2, "administrator", "account_check", body, &y, NULL) == TIM_OK,
+          "two sent at once");
+    run_until(&x.done);
+    run_until(&y.done);
+    CHECK(x.r.rc == TIM_OK && x.r.error_code == 70050 && y.r.rc == TIM_OK &&
+              y.r.error_code == 70050 && told.n == 1,
+          "both answered 70050 (%d %lld, %d %lld), told %d time(s)", x.r.rc, x.r.error_code, y.r.rc,
+          y.r.error_code, told.n);
+    tim_free(t2);
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"apps\":{\"%u\":{\"key\":\"%s\",\"admins\":[\"administrator\"]}}}",
              APP2, KEY1);
