@@ -23,8 +23,6 @@
 #define MAX_WAIT_MS 2000       /* a call waits this long at most for its app's turn */
 #define FORGET_MAX 16          /* apps to forget between two turns of the loop; more: all */
 #define TOLD_MAX 16            /* holds told between two turns of the loop; more are dropped */
-#define HOLD_MS 60000          /* Tencent's 70050: "verify again in a minute" */
-#define HOLD_SLACK_MS 5000     /* a told hold's end may be this far past a hold from now */
 
 struct gateway {
     struct event_base *base;
@@ -39,11 +37,7 @@ struct gateway {
     /* Tencent's 70050 holds other processes told of (the listener's thread), for the loop's tim
      * (on_told), under forget_mu too. */
     struct event *told_ev;
-    struct gw_told {
-        int64_t until_ms; /* Unix milliseconds */
-        uint32_t sdkappid;
-        char identifier[TIM_MAX_IDENTIFIER + 1];
-    } told[TOLD_MAX];
+    struct gateway_told told[TOLD_MAX];
     int n_told;
     uint64_t told_dropped;
     atomic_uint_least64_t told_refused; /* notices whose MAC or form was wrong */
@@ -291,7 +285,7 @@ static void on_hold(void *arg, uint32_t sdkappid, const char *identifier, int64_
 void gateway_told_hold(void *arg, const char *payload)
 {
     struct gateway *g = arg;
-    struct gw_told h;
+    struct gateway_told h;
     if (!gateway_notice_parse(g->svc->kr, payload, &h.sdkappid, &h.until_ms, h.identifier)) {
         atomic_fetch_add(&g->told_refused, 1);
         int64_t now = clock_monotonic_ms(), last = atomic_load(&g->refused_logged_ms);
@@ -303,20 +297,34 @@ void gateway_told_hold(void *arg, const char *payload)
         return;
     }
     pthread_mutex_lock(&g->forget_mu);
-    int i = 0;
-    while (i < g->n_told &&
-           !(g->told[i].sdkappid == h.sdkappid && strcmp(g->told[i].identifier, h.identifier) == 0))
-        i++;
-    if (i < g->n_told) {
-        if (h.until_ms > g->told[i].until_ms)
-            g->told[i].until_ms = h.until_ms;
-    } else if (g->n_told == TOLD_MAX) {
+    if (!gateway_told_add(g->told, &g->n_told, TOLD_MAX, &h))
         g->told_dropped++;
-    } else {
-        g->told[g->n_told++] = h;
-    }
     pthread_mutex_unlock(&g->forget_mu);
     event_active(g->told_ev, EV_READ, 0);
+}
+
+bool gateway_told_add(struct gateway_told *list, int *n, int cap, const struct gateway_told *h)
+{
+    for (int i = 0; i < *n; i++) {
+        if (list[i].sdkappid == h->sdkappid && strcmp(list[i].identifier, h->identifier) == 0) {
+            if (h->until_ms > list[i].until_ms)
+                list[i].until_ms = h->until_ms;
+            return true;
+        }
+    }
+    if (*n >= cap)
+        return false;
+    list[(*n)++] = *h;
+    return true;
+}
+
+int64_t gateway_told_left(int64_t until_ms, int64_t now_ms, bool *ahead)
+{
+    int64_t left = until_ms > now_ms ? until_ms - now_ms : 0;
+    /* Further away than a hold lasts: the sender's clock is ahead of this host's (a hold that
+     * has not started cannot be told), by more than the slack. Held as long as a hold lasts. */
+    *ahead = left > GATEWAY_HOLD_MS + GATEWAY_HOLD_SLACK_MS;
+    return *ahead ? GATEWAY_HOLD_MS : left;
 }
 
 uint64_t gateway_hold_notices_refused(struct gateway *g)
@@ -327,7 +335,7 @@ uint64_t gateway_hold_notices_refused(struct gateway *g)
 static void on_told(evutil_socket_t fd, short what, void *arg)
 {
     struct gateway *g = arg;
-    struct gw_told told[TOLD_MAX];
+    struct gateway_told told[TOLD_MAX];
     (void)fd;
     (void)what;
     pthread_mutex_lock(&g->forget_mu);
@@ -343,20 +351,17 @@ static void on_told(evutil_socket_t fd, short what, void *arg)
                  (unsigned long long)dropped);
     int64_t now = wall_ms();
     for (int i = 0; i < n && g->tim != NULL; i++) {
-        int64_t left = told[i].until_ms - now;
-        if (left <= 0)
-            continue; /* over already (or this host's clock is ahead of the sender's) */
-        if (left > HOLD_MS + HOLD_SLACK_MS) {
-            /* The sender's clock is ahead of this host's by more than the slack (a notice of a
-             * hold that has not started yet cannot be): held as long as a hold lasts. */
-            if (g->skew_logged_ms == 0 || clock_monotonic_ms() - g->skew_logged_ms >= 60000) {
-                g->skew_logged_ms = clock_monotonic_ms();
-                log_warn("gateway: a hold notice ends %lld ms from now, more than a hold lasts: "
-                         "the clocks of this host and another process's differ; held %d ms",
-                         (long long)left, HOLD_MS);
-            }
-            left = HOLD_MS;
+        bool ahead = false;
+        int64_t left = gateway_told_left(told[i].until_ms, now, &ahead);
+        if (ahead &&
+            (g->skew_logged_ms == 0 || clock_monotonic_ms() - g->skew_logged_ms >= 60000)) {
+            g->skew_logged_ms = clock_monotonic_ms();
+            log_warn("gateway: a hold notice ends %lld ms from now, more than a hold lasts: the "
+                     "clocks of this host and another process's differ; held %d ms",
+                     (long long)(told[i].until_ms - now), GATEWAY_HOLD_MS);
         }
+        if (left == 0)
+            continue; /* over already (or this host's clock is ahead of the sender's) */
         if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, left) != 0)
             log_warn("gateway: out of memory holding app %u's account told by another process",
                      told[i].sdkappid);
@@ -402,7 +407,7 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     o.sign_arg = g;
     o.on_hold = on_hold;
     o.hold_arg = g;
-    o.hold_ms = HOLD_MS;
+    o.hold_ms = GATEWAY_HOLD_MS;
     o.rate = svc->cfg->tencent_rate > 0 ? svc->cfg->tencent_rate : 95;
     /* A twentieth of a second's worth: calls paced, not in bursts that a per-second window at
      * Tencent would refuse. */

@@ -54,7 +54,24 @@ uint64_t gateway_hold_notices_refused(struct gateway *g);
 
 /* ---- hold notices, exposed for tests ---- */
 
-#define GATEWAY_NOTICE_MAX 192 /* bytes of a notice, its NUL included */
+#define GATEWAY_NOTICE_MAX 192     /* bytes of a notice, its NUL included */
+#define GATEWAY_HOLD_MS 60000      /* Tencent's 70050: "verify again in a minute" */
+#define GATEWAY_HOLD_SLACK_MS 5000 /* a told hold may end this much later than a hold from now */
+
+/* A hold told by a notice. */
+struct gateway_told {
+    int64_t until_ms; /* Unix milliseconds */
+    uint32_t sdkappid;
+    char identifier[TIM_MAX_IDENTIFIER + 1];
+};
+
+/* Adds h to the *n holds of list (room for cap): merged into the same account's, the later end
+ * kept. false when the list is full and h is another account's (h dropped). */
+bool gateway_told_add(struct gateway_told *list, int *n, int cap, const struct gateway_told *h);
+/* How long to hold for a told hold ending at until_ms, at now_ms (both Unix milliseconds): 0 when
+ * it is over; GATEWAY_HOLD_MS, with *ahead, when it ends more than a hold and its slack from
+ * now (the sender's clock is ahead of this host's). */
+int64_t gateway_told_left(int64_t until_ms, int64_t now_ms, bool *ahead);
 
 struct keyring;
 

@@ -3,7 +3,9 @@
  * Tencent holds an admin account after a 70050. A notice made with one keyring's root parses
  * back to its parts; a change to any part (app, end, identifier, MAC), another root, a cut or
  * malformed notice, the other case of the MAC's hex digits, and the old unsigned form are
- * refused.
+ * refused. Then what a process does with the holds told: one account's notices merged (the
+ * later end kept), more accounts than there is room for dropped, and how long each is held
+ * (none once over, at most a minute when the sender's clock is ahead).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -111,6 +113,44 @@ int main(void)
           "the largest parts fit and parse: %s", n);
     snprintf(m, sizeof m, "%sX", n);
     CHECK(!parses(kr, m), "an identifier of 33 bytes, MAC or not");
+
+    /* Merging the holds told between two turns of the loop. */
+    struct gateway_told list[3], h = {.until_ms = 100, .sdkappid = 1, .identifier = "a"};
+    int count = 0;
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 1, "one");
+    h.until_ms = 300;
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 1 && list[0].until_ms == 300,
+          "the same account again: merged, the later end kept");
+    h.until_ms = 200;
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 1 && list[0].until_ms == 300,
+          "an earlier end changes nothing");
+    h.sdkappid = 2;
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 2,
+          "another app's account of that name");
+    snprintf(h.identifier, sizeof h.identifier, "b");
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 3, "another account");
+    snprintf(h.identifier, sizeof h.identifier, "c");
+    CHECK(!gateway_told_add(list, &count, 3, &h) && count == 3, "a fourth account: dropped");
+    snprintf(h.identifier, sizeof h.identifier, "b");
+    h.until_ms = 900;
+    CHECK(gateway_told_add(list, &count, 3, &h) && count == 3 && list[2].until_ms == 900,
+          "a told account still merges when the list is full");
+
+    /* How long each is held. */
+    bool ahead = true;
+    CHECK(gateway_told_left(1000, 2000, &ahead) == 0 && !ahead, "over: none");
+    CHECK(gateway_told_left(2000, 2000, &ahead) == 0 && !ahead, "ending now: none");
+    CHECK(gateway_told_left(2000 + GATEWAY_HOLD_MS, 2000, &ahead) == GATEWAY_HOLD_MS && !ahead,
+          "a hold from now: all of it");
+    CHECK(gateway_told_left(2000 + GATEWAY_HOLD_MS + GATEWAY_HOLD_SLACK_MS, 2000, &ahead) ==
+                  GATEWAY_HOLD_MS + GATEWAY_HOLD_SLACK_MS &&
+              !ahead,
+          "within the slack: to its end");
+    CHECK(gateway_told_left(2001 + GATEWAY_HOLD_MS + GATEWAY_HOLD_SLACK_MS, 2000, &ahead) ==
+                  GATEWAY_HOLD_MS &&
+              ahead,
+          "past the slack: the sender's clock is ahead, a minute");
+    CHECK(gateway_told_left(INT64_MAX, 0, &ahead) == GATEWAY_HOLD_MS && ahead, "the far future");
 
     keyring_free(kr);
     keyring_free(other);
