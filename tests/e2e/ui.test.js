@@ -49,13 +49,17 @@ function secretOf(token) {
   return token.slice(token.indexOf('_', 'usg_'.length) + 1);
 }
 
-async function newPage(context) {
+// hold(req): a promise to wait for before the request goes (to answer requests out of order),
+// or null.
+async function newPage(context, { hold } = {}) {
   const page = await context.newPage();
   await page.setViewport(WIDTHS[0]);
   await page.setRequestInterception(true);
-  page.on('request', (req) => {
+  page.on('request', async (req) => {
     const u = req.url();
     if (u.startsWith('data:') || new URL(u).origin === origin) {
+      const wait = hold ? hold(req) : null;
+      if (wait) await wait;
       req.continue();
     } else {
       foreign.push(u);
@@ -350,6 +354,53 @@ describe('dashboard', () => {
     const signs = Number(await text(page, '#total-signs'));
     assert.ok(signs >= 6, `signs counted: ${signs}`);
     await shoot(page, 'activity');
+    await context.close();
+  });
+
+  // The race the ticket in dom.js (newest()) closes, forced: the page's first load (the first
+  // app, any state) is held until the filter's load (another choice) has been answered and
+  // shown; its reply, coming last, must not replace the newer one.
+  test('batches: a reply that a newer load superseded is dropped when it comes last', async () => {
+    let release;
+    const held = new Promise((r) => { release = r; });
+    let firstUrl = null;
+    let firstDone = false;
+    const context = await browser.createBrowserContext();
+    const page = await newPage(context, { hold: (req) => {
+      if (firstUrl === null && /\/usersigs\/batches\?/.test(req.url())) {
+        firstUrl = req.url();
+        return held;
+      }
+      return null;
+    } });
+    page.on('response', (res) => { if (res.url() === firstUrl) firstDone = true; });
+    await signIn(page, E2E.admin);
+    await go(page, '#/batches', '#batches-filter');
+    for (let i = 0; i < 100 && firstUrl === null; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(firstUrl, 'the first load was asked for');
+    const firstApp = new URL(firstUrl).pathname.split('/')[3];
+    // Another choice than the first load's, whose answer differs from it: A's complete batches
+    // (the test before made one), or, when the first load was A's own, A's aborted ones.
+    const state = firstApp === String(A) ? 'aborted' : 'complete';
+    const want = await api('GET', `/v1/apps/${A}/usersigs/batches?limit=50&state=${state}`);
+    expectStatus(want, 200);
+    const wantIds = want.json.batches.map((b) => b.batch_id);
+    await page.select('#batches-filter select[name=sdkappid]', String(A));
+    await page.select('#batches-filter select[name=state]', state);
+    await page.click('#batches-filter button[type=submit]');
+    const shown = () => page.$$eval('#batches-result tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+    await page.waitForFunction((n) => {
+      const r = document.getElementById('batches-result');
+      return r && r.textContent !== '' && r.querySelectorAll('tbody tr').length === n;
+    }, { timeout: 10000 }, wantIds.length);
+    const before = await shown();
+    release();
+    for (let i = 0; i < 100 && !firstDone; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(firstDone, 'the held load was answered');
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // its reply handled
+    assert.deepEqual(await shown(), before, 'the newer load\'s result stays');
+    assert.equal(before.length, wantIds.length);
+    for (const id of wantIds) assert.ok(before.some((t) => t.includes(id)), `batch ${id} shown`);
     await context.close();
   });
 
