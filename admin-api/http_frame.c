@@ -314,8 +314,8 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
         char rooted[FRAME_MAX_TARGET + 2];
         e = frame_parse_head(p, end, &h);
         if (e == FRAME_OK && h.abs.root && h.target_len < sizeof rooted - 1) {
-            /* An empty path is "/" (RFC 9112 section 3.2.2): the checks and the route's
-             * callbacks see the path evhttp gets. */
+            /* An empty path is sent as "/" (RFC 9112 section 3.2.1): the checks and the
+             * route's callbacks see the path evhttp gets. */
             rooted[0] = '/';
             memcpy(rooted + 1, h.target, h.target_len);
             h.target = rooted;

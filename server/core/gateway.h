@@ -42,6 +42,10 @@ void gateway_free(struct gateway *g);
 /* The tim client (account import calls it directly, with gateway_app_call's checks; NULL once
  * stopped), and the loop it runs on. */
 struct tim *gateway_tim(struct gateway *g);
+struct event_base *gateway_base(struct gateway *g);
+
+#define GATEWAY_HOLD_MS 60000      /* Tencent's 70050: "verify again in a minute" */
+#define GATEWAY_HOLD_SLACK_MS 5000 /* a told hold may end this much later than a hold from now */
 
 /* A notice on usersigd_hold (the listener's hook, listener_on_hold; g the gateway): a 70050 hold
  * a process met, this one included (each process tells the others of its own, signed with the
@@ -54,9 +58,7 @@ uint64_t gateway_hold_notices_refused(struct gateway *g);
 
 /* ---- hold notices, exposed for tests ---- */
 
-#define GATEWAY_NOTICE_MAX 192     /* bytes of a notice, its NUL included */
-#define GATEWAY_HOLD_MS 60000      /* Tencent's 70050: "verify again in a minute" */
-#define GATEWAY_HOLD_SLACK_MS 5000 /* a told hold may end this much later than a hold from now */
+#define GATEWAY_NOTICE_MAX 192 /* bytes of a notice, its NUL included */
 
 /* A hold told by a notice. */
 struct gateway_told {
@@ -84,7 +86,6 @@ int gateway_notice_make(const struct keyring *kr, uint32_t sdkappid, int64_t unt
 /* True with the notice's parts when payload is one that kr's notice key made. */
 bool gateway_notice_parse(const struct keyring *kr, const char *payload, uint32_t *sdkappid,
                           int64_t *until_ms, char identifier[TIM_MAX_IDENTIFIER + 1]);
-struct event_base *gateway_base(struct gateway *g);
 
 enum gateway_stage { GW_IDLE = 0, GW_APP, GW_TENCENT, GW_AUDIT, GW_DONE };
 

@@ -373,35 +373,44 @@ describe('dashboard', () => {
       }
       return null;
     } });
-    page.on('response', (res) => { if (res.url() === firstUrl) firstDone = true; });
-    await signIn(page, E2E.admin);
-    await go(page, '#/batches', '#batches-filter');
-    for (let i = 0; i < 100 && firstUrl === null; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(firstUrl, 'the first load was asked for');
-    const firstApp = new URL(firstUrl).pathname.split('/')[3];
-    // Another choice than the first load's, whose answer differs from it: A's complete batches
-    // (the test before made one), or, when the first load was A's own, A's aborted ones.
-    const state = firstApp === String(A) ? 'aborted' : 'complete';
-    const want = await api('GET', `/v1/apps/${A}/usersigs/batches?limit=50&state=${state}`);
-    expectStatus(want, 200);
-    const wantIds = want.json.batches.map((b) => b.batch_id);
-    await page.select('#batches-filter select[name=sdkappid]', String(A));
-    await page.select('#batches-filter select[name=state]', state);
-    await page.click('#batches-filter button[type=submit]');
-    const shown = () => page.$$eval('#batches-result tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
-    await page.waitForFunction((n) => {
-      const r = document.getElementById('batches-result');
-      return r && r.textContent !== '' && r.querySelectorAll('tbody tr').length === n;
-    }, { timeout: 10000 }, wantIds.length);
-    const before = await shown();
-    release();
-    for (let i = 0; i < 100 && !firstDone; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(firstDone, 'the held load was answered');
-    await page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // its reply handled
-    assert.deepEqual(await shown(), before, 'the newer load\'s result stays');
-    assert.equal(before.length, wantIds.length);
-    for (const id of wantIds) assert.ok(before.some((t) => t.includes(id)), `batch ${id} shown`);
-    await context.close();
+    page.on('requestfinished', (req) => { if (req.url() === firstUrl) firstDone = true; });
+    try {
+      await signIn(page, E2E.admin);
+      await go(page, '#/batches', '#batches-filter');
+      for (let i = 0; i < 100 && firstUrl === null; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(firstUrl, 'the first load was asked for');
+      const firstApp = new URL(firstUrl).pathname.split('/')[3];
+      // Another choice than the first load's, whose answer differs from it: A's complete batches
+      // (the test before made one), or, when the first load was A's own, A's aborted ones.
+      const state = firstApp === String(A) ? 'aborted' : 'complete';
+      const want = await api('GET', `/v1/apps/${A}/usersigs/batches?limit=50&state=${state}`);
+      expectStatus(want, 200);
+      const wantIds = want.json.batches.map((b) => b.batch_id);
+      const u = new URL(firstUrl);
+      const stale = await api('GET', u.pathname + u.search);
+      expectStatus(stale, 200);
+      assert.notDeepEqual(stale.json.batches.map((b) => b.batch_id), wantIds,
+        'the held load and the newer one answer differently (else the test could not fail)');
+      await page.select('#batches-filter select[name=sdkappid]', String(A));
+      await page.select('#batches-filter select[name=state]', state);
+      await page.click('#batches-filter button[type=submit]');
+      const shown = () => page.$$eval('#batches-result tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+      await page.waitForFunction((n) => {
+        const r = document.getElementById('batches-result');
+        return r && r.textContent !== '' && r.querySelectorAll('tbody tr').length === n;
+      }, { timeout: 10000 }, wantIds.length);
+      const before = await shown();
+      release();
+      for (let i = 0; i < 100 && !firstDone; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(firstDone, 'the held load was answered');
+      await page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // its reply handled
+      assert.deepEqual(await shown(), before, 'the newer load\'s result stays');
+      assert.equal(before.length, wantIds.length);
+      for (const id of wantIds) assert.ok(before.some((t) => t.includes(id)), `batch ${id} shown`);
+    } finally {
+      release();
+      await context.close();
+    }
   });
 
   test('as an auditor: the same pages, no write action, a forced write shows the 403', async () => {

@@ -15,6 +15,7 @@
 
 #include "errors.h"
 #include "http.h"
+#include "metrics.h"
 #include "routes.h"
 #include "testlib.h"
 
@@ -734,11 +735,24 @@ static void test_matching(void)
     }
 }
 
+/* Every route, a HEAD pair of each GET route and the unmatched requests have a metrics slot of
+ * their own (past METRICS_MAX_ROUTES they would be counted as route="other", silently). */
+static void test_metric_slots(void)
+{
+    size_t gets = 0;
+    for (size_t i = 0; i < api_routes_count; i++)
+        gets += api_routes[i].method == EVHTTP_REQ_GET;
+    CHECK(api_routes_count + gets + 1 <= METRICS_MAX_ROUTES,
+          "%zu routes, %zu HEAD pairs and unmatched fit in METRICS_MAX_ROUTES (%d)",
+          api_routes_count, gets, METRICS_MAX_ROUTES);
+}
+
 int main(int argc, char **argv)
 {
     const char *yaml = argc > 1 ? argv[1] : USERSIGD_SOURCE_DIR "/admin-api/openapi.yaml";
     test_error_table();
     test_matching();
+    test_metric_slots();
     test_spec(yaml);
     return test_done("routes");
 }
