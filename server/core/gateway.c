@@ -160,14 +160,20 @@ static int64_t wall_ms(void)
     return clock_realtime_us() / 1000;
 }
 
+/* The notice's MAC, as the notice writes it: lower-case hex. */
 static bool notice_mac(const struct keyring *kr, uint32_t sdkappid, int64_t until_ms,
-                       const char *identifier, uint8_t mac[KEYRING_FP_BYTES])
+                       const char *identifier, char hex[NOTICE_MAC_HEX + 1])
 {
     char msg[128];
+    uint8_t mac[KEYRING_FP_BYTES];
     int n = snprintf(msg, sizeof msg, "usersigd_hold " NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s",
                      sdkappid, until_ms, identifier);
-    return n > 0 && (size_t)n < sizeof msg &&
-           keyring_notice_mac(kr, msg, (size_t)n, mac) == KEYRING_OK;
+    bool ok = n > 0 && (size_t)n < sizeof msg &&
+              keyring_notice_mac(kr, msg, (size_t)n, mac) == KEYRING_OK;
+    if (ok)
+        hex_encode(mac, sizeof mac, hex);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return ok;
 }
 
 /* A decimal number without sign or leading zeros, at most max, then ':'. */
@@ -189,34 +195,25 @@ static bool notice_num(const char **s, uint64_t max, uint64_t *v)
     return true;
 }
 
-/* A lower-case hex digit's value, else -1 (the notice's MAC is written in one case only). */
-static int lower_hex(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 bool gateway_notice_parse(const struct keyring *kr, const char *payload, uint32_t *sdkappid,
                           int64_t *until_ms, char identifier[TIM_MAX_IDENTIFIER + 1])
 {
     uint64_t app, until;
-    uint8_t want[KEYRING_FP_BYTES], got[KEYRING_FP_BYTES];
+    char want[NOTICE_MAC_HEX + 1];
     const char *p = payload;
     if (p == NULL || strncmp(p, NOTICE_VERSION, strlen(NOTICE_VERSION)) != 0)
         return false;
     p += strlen(NOTICE_VERSION);
     if (!notice_num(&p, UINT32_MAX, &app) || !notice_num(&p, INT64_MAX, &until))
         return false;
-    for (size_t i = 0; i < KEYRING_FP_BYTES; i++) {
-        int hi = lower_hex(p[2 * i]), lo = hi < 0 ? -1 : lower_hex(p[2 * i + 1]);
-        if (lo < 0)
-            return false; /* a NUL too: nothing past it is read */
-        got[i] = (uint8_t)(hi << 4 | lo);
-    }
-    p += NOTICE_MAC_HEX;
-    if (*p++ != ':' || !tim_identifier_valid(p)) /* 1..TIM_MAX_IDENTIFIER bytes */
+    const char *got = p; /* compared as written: another case or a non-hex byte differs too */
+    if (strnlen(got, NOTICE_MAC_HEX + 1) <= NOTICE_MAC_HEX || got[NOTICE_MAC_HEX] != ':')
+        return false;
+    p = got + NOTICE_MAC_HEX + 1;
+    if (!tim_identifier_valid(p)) /* 1..TIM_MAX_IDENTIFIER bytes */
         return false;
     bool ok = notice_mac(kr, (uint32_t)app, (int64_t)until, p, want) &&
-              CRYPTO_memcmp(want, got, sizeof want) == 0;
+              CRYPTO_memcmp(want, got, NOTICE_MAC_HEX) == 0;
     OPENSSL_cleanse(want, sizeof want);
     if (!ok)
         return false;
@@ -229,12 +226,10 @@ bool gateway_notice_parse(const struct keyring *kr, const char *payload, uint32_
 int gateway_notice_make(const struct keyring *kr, uint32_t sdkappid, int64_t until_ms,
                         const char *identifier, char *out, size_t cap)
 {
-    uint8_t mac[KEYRING_FP_BYTES];
     char hex[NOTICE_MAC_HEX + 1];
     if (until_ms < 0 || identifier == NULL || !tim_identifier_valid(identifier) ||
-        !notice_mac(kr, sdkappid, until_ms, identifier, mac))
+        !notice_mac(kr, sdkappid, until_ms, identifier, hex))
         return -1;
-    hex_encode(mac, sizeof mac, hex);
     int n = snprintf(out, cap, NOTICE_VERSION "%" PRIu32 ":%" PRId64 ":%s:%s", sdkappid, until_ms,
                      hex, identifier);
     return n > 0 && (size_t)n < cap ? 0 : -1;
