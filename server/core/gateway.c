@@ -41,8 +41,7 @@ struct gateway {
     int n_told;
     uint64_t told_dropped;
     atomic_uint_least64_t told_refused; /* notices whose MAC or form was wrong */
-    atomic_int_least64_t refused_logged_ms;
-    int64_t skew_logged_ms; /* the loop's */
+    atomic_int_least64_t refused_logged_ms, skew_logged_ms; /* log_due's */
 };
 
 /* ---- the signer: admin UserSigs through the core ------------------------------------------ */
@@ -158,6 +157,14 @@ struct gw_hold_job {
 static int64_t wall_ms(void)
 {
     return clock_realtime_us() / 1000;
+}
+
+/* Whether a warning logged at *last (monotonic ms, 0: never) may be logged again, at most once a
+ * minute whichever thread asks; if so, now is the time it was. */
+static bool log_due(atomic_int_least64_t *last)
+{
+    int64_t now = clock_monotonic_ms(), was = atomic_load(last);
+    return (was == 0 || now - was >= 60000) && atomic_compare_exchange_strong(last, &was, now);
 }
 
 /* The notice's MAC, as the notice writes it: lower-case hex. */
@@ -283,9 +290,7 @@ void gateway_told_hold(void *arg, const char *payload)
     struct gateway_told h;
     if (!gateway_notice_parse(g->svc->kr, payload, &h.sdkappid, &h.until_ms, h.identifier)) {
         atomic_fetch_add(&g->told_refused, 1);
-        int64_t now = clock_monotonic_ms(), last = atomic_load(&g->refused_logged_ms);
-        if ((last == 0 || now - last >= 60000) &&
-            atomic_compare_exchange_strong(&g->refused_logged_ms, &last, now))
+        if (log_due(&g->refused_logged_ms))
             log_warn("gateway: a notice on " STORE_CHANNEL_HOLD " that no process of this "
                      "keyring made was ignored (sent by a database role that can connect?); "
                      "counted in usersigd_tencent_hold_notices_refused_total");
@@ -348,13 +353,10 @@ static void on_told(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < n && g->tim != NULL; i++) {
         bool ahead = false;
         int64_t left = gateway_told_left(told[i].until_ms, now, &ahead);
-        if (ahead &&
-            (g->skew_logged_ms == 0 || clock_monotonic_ms() - g->skew_logged_ms >= 60000)) {
-            g->skew_logged_ms = clock_monotonic_ms();
+        if (ahead && log_due(&g->skew_logged_ms))
             log_warn("gateway: a hold notice ends %lld ms from now, more than a hold lasts: the "
                      "clocks of this host and another process's differ; held %d ms",
                      (long long)(told[i].until_ms - now), GATEWAY_HOLD_MS);
-        }
         if (left == 0)
             continue; /* over already (or this host's clock is ahead of the sender's) */
         if (tim_hold(g->tim, told[i].sdkappid, told[i].identifier, left) != 0)
@@ -377,6 +379,7 @@ int gateway_new(struct event_base *base, struct service *svc, struct gateway **o
     g->svc = svc;
     atomic_init(&g->told_refused, 0);
     atomic_init(&g->refused_logged_ms, 0);
+    atomic_init(&g->skew_logged_ms, 0);
     g->base = base;
     if (pthread_mutex_init(&g->forget_mu, NULL) != 0) {
         log_error("gateway: cannot make a mutex");
