@@ -97,29 +97,39 @@ static int head_commit(struct evbuffer *dst, struct evbuffer *head, bool ok)
     return rc;
 }
 
-/* Whether the header line l[0..n) (its CRLF included) is an Expect with an empty list. */
-static bool empty_expect_line(const char *l, size_t n)
+/* The header line l[0..n) (its CRLF included) as an Expect list (frame_expect_list), or -2 when
+ * it is not an Expect. */
+static int expect_line(const char *l, size_t n)
 {
     const char *name, *value;
     size_t nl, vl;
-    return n >= 2 && frame_parse_field(l, n - 2, &name, &nl, &value, &vl) == FRAME_OK &&
-           frame_name_is(name, nl, "Expect") && frame_expect_empty(value, vl);
+    if (n < 2 || frame_parse_field(l, n - 2, &name, &nl, &value, &vl) != FRAME_OK ||
+        !frame_name_is(name, nl, "Expect"))
+        return -2;
+    return frame_expect_list(value, vl);
 }
 
-/* A head p[0..len) (parsed as h) with an absolute-form target or an empty Expect, to evhttp as
- * it takes it: in origin-form, without that Expect (h->expect_empty); all of it into dst or
- * nothing. */
+/* A head p[0..len) (parsed as h) with an absolute-form target or Expect lines to rewrite, to
+ * evhttp as it takes it: in origin-form, with one "Expect: 100-continue" in place of the first
+ * Expect line that has the member and no other Expect line (h->expect_rewrite); all of it into
+ * dst or nothing. */
 static int evhttp_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
+    bool continued = false;
     struct evbuffer *head = evbuffer_new();
     bool ok = head != NULL && request_line(p, at, &h->abs, head) == 0;
     while (ok && at < len) {
         lf = memchr(p + at, '\n', len - at);
         size_t n = (size_t)(lf - (p + at)) + 1;
-        if (!h->expect_empty || !empty_expect_line(p + at, n))
+        int k = h->expect_rewrite ? expect_line(p + at, n) : -2;
+        if (k == -2)
             ok = evbuffer_add(head, p + at, n) == 0;
+        else if (k > 0 && !continued) {
+            continued = true;
+            ok = evbuffer_add(head, "Expect: 100-continue\r\n", 22) == 0;
+        }
         at += n;
     }
     return head_commit(dst, head, ok);
@@ -385,7 +395,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     return 1;
                 }
             } else {
-                if (h.abs.len == 0 && !h.expect_empty
+                if (h.abs.len == 0 && !h.expect_rewrite
                         ? evbuffer_remove_buffer(src, dst, end) != (int)end
                         : evhttp_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
                     e = FRAME_BAD_REQUEST;

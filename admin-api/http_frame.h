@@ -101,10 +101,12 @@ struct frame_head {
     uint64_t length;
     const char *content_type; /* the Content-Type's value (OWS trimmed), NULL when none */
     size_t content_type_len;
-    bool expect_continue; /* Expect: 100-continue */
-    /* An Expect whose list is empty ("", ", ,"), on HTTP/1.1: no expectation (RFC 9110 section
-     * 5.6.1), which evhttp would answer with a 417; the filter drops it from evhttp's head. */
-    bool expect_empty;
+    bool expect_continue; /* on HTTP/1.1, an Expect list with a 100-continue member */
+    /* On HTTP/1.1, Expect lines that evhttp would answer with a 417 although their members are
+     * 100-continue or empty (RFC 9110 section 5.6.1: "", ", ,", "100-continue,", two lines):
+     * the filter gives evhttp one "Expect: 100-continue" line in place of the first line with
+     * that member, and none when there is none. */
+    bool expect_rewrite;
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
      * path and query (empty, or "?q", for an empty path, which evhttp gets, and the filter's
      * checks and route callbacks see, as "/" or "/?q"). */
@@ -122,8 +124,9 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
 /* For the filter (http_frame.c): whether the n bytes at name are the header name want (ASCII
  * case-insensitive), and one header line p[0..n) (no CRLF) as name and value (OWS trimmed). */
 bool frame_name_is(const char *name, size_t n, const char *want);
-/* Whether the Expect value v[0..n) is an empty list: commas and whitespace only. */
-bool frame_expect_empty(const char *v, size_t n);
+/* The Expect value v[0..n) as a list (RFC 9110 section 5.6.1: empty members are none): -1 when
+ * a member is not 100-continue (case aside), else how many are, 0, 1 or 2 for two or more. */
+int frame_expect_list(const char *v, size_t n);
 enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
                                    const char **value, size_t *value_len);
 

@@ -273,18 +273,33 @@ enum frame_error frame_parse_field(const char *p, size_t n, const char **name, s
     return FRAME_OK;
 }
 
-bool frame_expect_empty(const char *v, size_t n)
+int frame_expect_list(const char *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != ',' && v[i] != ' ' && v[i] != '\t')
-            return false;
-    return true;
+    int continues = 0;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end == start)
+            continue; /* an empty member, or the list's end */
+        if (!(end - start == 12 && strncasecmp(v + start, "100-continue", 12) == 0))
+            return -1;
+        if (continues < 2)
+            continues++;
+    }
+    return continues;
 }
 
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
 {
     size_t at = 0, lines = 0;
-    int n_length = 0, n_te = 0, n_host = 0, n_type = 0;
+    int n_length = 0, n_te = 0, n_host = 0, n_type = 0, n_expect = 0;
     enum frame_error e;
 
     memset(h, 0, sizeof *h);
@@ -342,18 +357,20 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
                 return FRAME_DUP_TYPE; /* which one a handler would read is not the client's */
             h->content_type = value;
             h->content_type_len = vl;
-        } else if (frame_name_is(name, nl, "Expect") && frame_expect_empty(value, vl)) {
-            h->expect_empty = h->minor == 1;
-        } else if (frame_name_is(name, nl, "Expect")) {
-            /* evhttp would answer anything else with an HTML 417 (on HTTP/1.1; it ignores
-             * Expect on HTTP/1.0, as RFC 9110 lets a server do). */
-            bool cont = vl == 12 && strncasecmp(value, "100-continue", 12) == 0;
-            if (h->minor == 1 && (h->expect_continue || !cont))
+        } else if (frame_name_is(name, nl, "Expect") && h->minor == 1) {
+            /* evhttp would answer any member but 100-continue with an HTML 417 (on HTTP/1.1; it
+             * ignores Expect on HTTP/1.0, as RFC 9110 lets a server do). */
+            int k = frame_expect_list(value, vl);
+            if (k < 0)
                 return FRAME_BAD_EXPECT;
-            h->expect_continue = cont;
+            n_expect++;
+            h->expect_continue |= k > 0;
+            /* evhttp takes one line of exactly "100-continue" (case aside), and no other. */
+            h->expect_rewrite |= !(k == 1 && vl == 12);
         }
         at = (size_t)(lf - buf) + 1;
     }
+    h->expect_rewrite |= n_expect > 1;
     if (h->chunked && h->has_length)
         return FRAME_LENGTH_AND_TE;
     if (h->chunked && h->minor == 0)

@@ -3,7 +3,8 @@
  * framing, split where the input's first byte says. What reaches evhttp is the client's bytes
  * (empty lines between requests aside; a chunked request de-chunked, with a Content-Length line
  * of the filter's; an absolute-form target without its scheme and authority, the "/" of an
- * empty path taken from the scheme's; an Expect line with an empty list left out) up to, at
+ * empty path taken from the scheme's; Expect lines of empty and 100-continue members as one
+ * "Expect: 100-continue", or none when no member is) up to, at
  * most, one error request at the end; split or
  * whole, the same bytes reach it.
  * The first byte also picks (from 17 up) the streamed body path: a target starting "/s" streams
@@ -189,13 +190,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A subsequence of the input (empty lines between requests are dropped, chunk lines and
      * trailers too), once the Content-Length lines the filter writes for a de-chunked request
-     * are taken out. */
-    static const char cl[] = "Content-Length: ";
+     * and the Expect lines it writes for a list of empty and 100-continue members are taken
+     * out. */
+    static const char cl[] = "Content-Length: ", ex[] = "\r\nExpect: 100-continue\r\n";
     char *kept = malloc(passed + 1);
-    size_t k = 0, cll = sizeof cl - 1;
+    size_t k = 0, cll = sizeof cl - 1, exl = sizeof ex - 1;
     if (kept == NULL)
         abort();
     for (size_t i = 0; i < passed;) {
+        if (passed - i >= exl && memcmp(a + i, ex, exl) == 0) {
+            kept[k++] = a[i++]; /* the CRLF that ends the line before */
+            kept[k++] = a[i++];
+            i += exl - 2;
+            continue;
+        }
         size_t j = i + cll;
         if (passed - i > cll && memcmp(a + i, cl, cll) == 0) {
             while (j < passed && a[j] >= '0' && a[j] <= '9')

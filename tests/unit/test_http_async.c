@@ -383,6 +383,38 @@ static size_t read_until(int fd, char *buf, size_t cap, size_t have, const char 
     return have;
 }
 
+/* A request with a Content-Length whose Expect lists 100-continue with an empty member, or on
+ * two lines: evhttp (which takes only one line of exactly "100-continue") gets that line from
+ * the filter, so the 100 comes before the body, and the reply after it. */
+static void test_listed_continue(void)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    static const char *const expects[] = {"Expect: 100-continue,\r\n",
+                                          "Expect: , 100-CONTINUE\r\nExpect: 100-continue\r\n"};
+    static const char body[] = "{\"name\":\"y\"}";
+    char head[512], buf[8192];
+    for (size_t i = 0; i < sizeof expects / sizeof *expects; i++) {
+        int hl = snprintf(head, sizeof head,
+                          "PATCH /v1/apps/1400000000 HTTP/1.1\r\nHost: t\r\n" AUTH("a10-admin")
+                              JSON_CT "%sContent-Length: %zu\r\n\r\n",
+                          expects[i], strlen(body));
+        int fd = test_http_connect(AF_INET, port);
+        CHECK(fd >= 0 && test_http_send_all(fd, head, (size_t)hl) == 0, "listed continue %zu: sent",
+              i);
+        double t0 = now_ms();
+        size_t n = read_until(fd, buf, sizeof buf, 0, cont, 2000);
+        CHECK(n == strlen(cont) && strcmp(buf, cont) == 0 && now_ms() - t0 < 500,
+              "listed continue %zu: 100 Continue in %.0f ms, before the body: %s", i, now_ms() - t0,
+              buf);
+        CHECK(test_http_send_all(fd, body, strlen(body)) == 0, "listed continue %zu: body sent", i);
+        n = read_until(fd, buf, sizeof buf, n, "1400000000}", 2000);
+        CHECK(strncmp(buf + strlen(cont), "HTTP/1.1 200 ", 13) == 0 &&
+                  strstr(buf, "\"name\":\"y\"") != NULL,
+              "listed continue %zu: the reply follows the body: %s", i, buf);
+        close(fd);
+    }
+}
+
 /* A chunked request that the filter holds until its body is complete (a route that does not
  * stream), with "Expect: 100-continue": the client waits for the 100 before it sends the body,
  * so the filter sends it, at once when no reply is due on the connection, else right after the
@@ -549,6 +581,7 @@ int main(void)
     test_defer(server);
     test_reverse_order(server);
     test_held_continue();
+    test_listed_continue();
     test_free_with_waiting(&cfg, &late);
 
     event_base_loopbreak(base);

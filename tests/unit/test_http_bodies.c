@@ -217,6 +217,14 @@ static void test_framing(void)
          400, "missing_field"},
         {"an Expect of commas, absolute-form: served",
          "GET http://t/t/public HTTP/1.1\r\nHost: t\r\nExpect: ,\r\n\r\n", 200, NULL},
+        {"100-continue and an empty member, with a body: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect: 100-continue,\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
+        {"two lines of 100-continue, with a body: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect: 100-continue\r\nexpect: 100-Continue\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
         {"an unknown Expect",
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: x\r\nContent-Length: "
          "2\r\n\r\n{}",
