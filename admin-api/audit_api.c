@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "checkpoint.h"
+#include "decimal.h"
 #include "handlers.h"
 #include "hex.h"
 #include "log.h"
@@ -43,15 +44,11 @@ static int parse_time(const char *s, int64_t *out_us)
     const char *p;
     time_t t;
 
-    if (len > 0 && strspn(s, "0123456789") == len) {
-        int64_t v = 0;
-        if (len > 12)
+    if (len > 0 && decimal_span(s, len) == len) {
+        uint64_t v;
+        if (decimal_parse(s, len, MAX_UNIX_SECONDS, 0, &v) != 0)
             return -1;
-        for (size_t i = 0; i < len; i++)
-            v = v * 10 + (s[i] - '0');
-        if (v > MAX_UNIX_SECONDS)
-            return -1;
-        *out_us = v * 1000000;
+        *out_us = (int64_t)v * 1000000;
         return 0;
     }
     if (len < 20 || digits(s, 4, &year) || s[4] != '-' || digits(s + 5, 2, &mon) || s[7] != '-' ||

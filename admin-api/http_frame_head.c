@@ -4,6 +4,7 @@
  * headers' rules (RFC 9112), and each refusal's status and message.
  */
 #include "http_frame.h"
+#include "decimal.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -142,12 +143,7 @@ static bool valid_host(const char *v, size_t n)
     }
     if (i == n)
         return true;
-    if (v[i] != ':')
-        return false;
-    for (i++; i < n; i++)
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-    return true;
+    return v[i] == ':' && decimal_span(v + i + 1, n - i - 1) == n - i - 1;
 }
 
 /* An absolute-form target (RFC 9112 section 3.2.2): "http://" or "https://", an authority,
@@ -331,18 +327,15 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
         if (frame_name_is(name, nl, "Content-Length")) {
             if (++n_length > 1)
                 return FRAME_DUP_LENGTH;
-            if (vl == 0)
+            size_t digits = decimal_span(value, vl);
+            if (digits < vl && value[digits] == ',')
+                return FRAME_DUP_LENGTH;
+            if (vl == 0 || digits < vl)
                 return FRAME_BAD_LENGTH;
-            uint64_t v = 0;
-            for (size_t k = 0; k < vl; k++) {
-                if (value[k] == ',')
-                    return FRAME_DUP_LENGTH;
-                if (value[k] < '0' || value[k] > '9')
-                    return FRAME_BAD_LENGTH;
-                v = v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : v * 10 + (uint64_t)(value[k] - '0');
-            }
+            /* Past 2^64 - 1 it is over every body limit all the same. */
+            if (decimal_parse(value, vl, UINT64_MAX, 0, &h->length) != 0)
+                h->length = UINT64_MAX;
             h->has_length = true;
-            h->length = v;
         } else if (frame_name_is(name, nl, "Transfer-Encoding")) {
             if (++n_te > 1 || !(vl == 7 && strncasecmp(value, "chunked", 7) == 0))
                 return FRAME_BAD_TE;
@@ -387,20 +380,12 @@ enum frame_error frame_error_path(const char *path, const char *nonce, uint64_t 
         strncmp(path + p, nonce, FRAME_NONCE_LEN) != 0 || path[p + FRAME_NONCE_LEN] != '/')
         return FRAME_OK;
     const char *k = path + p + FRAME_NONCE_LEN + 1;
-    int v = 0;
-    if (*k < '0' || *k > '9')
+    size_t n = strlen(k), kn = decimal_span(k, n);
+    uint64_t v, d = 0;
+    if (decimal_parse(k, kn, FRAME_ERROR_COUNT - 1, 0, &v) != 0 || v == 0 ||
+        (kn < n && (k[kn] != '/' || decimal_parse(k + kn + 1, n - kn - 1, UINT64_MAX, 0, &d) != 0)))
         return FRAME_OK;
-    while (*k >= '0' && *k <= '9' && v < FRAME_ERROR_COUNT)
-        v = v * 10 + (*k++ - '0');
-    uint64_t d = 0;
-    if (*k == '/') {
-        k++;
-        if (*k < '0' || *k > '9')
-            return FRAME_OK;
-        while (*k >= '0' && *k <= '9' && d < UINT64_MAX / 10)
-            d = d * 10 + (uint64_t)(*k++ - '0');
-    }
     if (detail != NULL)
         *detail = d;
-    return *k == '\0' && v > 0 && v < FRAME_ERROR_COUNT ? (enum frame_error)v : FRAME_OK;
+    return (enum frame_error)v;
 }

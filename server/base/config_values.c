@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "config_int.h"
+#include "decimal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,21 +16,14 @@
 #include <string.h>
 #include <strings.h>
 
-/* Decimal digits only (no sign, no space), into *out; -1 on anything else or overflow. */
+/* The decimal digits *s starts with (no sign, no space), into *out, *s past them; -1 when there
+ * are none or on overflow. */
 static int parse_digits(const char **s, uint64_t *out)
 {
-    const char *p = *s;
-    uint64_t v = 0;
-    if (*p < '0' || *p > '9')
+    size_t n = decimal_span(*s, strlen(*s));
+    if (decimal_parse(*s, n, UINT64_MAX, 0, out) != 0)
         return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *s = p;
-    *out = v;
+    *s += n;
     return 0;
 }
 

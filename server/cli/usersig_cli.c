@@ -11,6 +11,7 @@
 #include "usersig.h"
 #include "usersig_args.h"
 #include "usersig_batch.h"
+#include "usersig_http.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -106,19 +107,6 @@ static void die_usage(const char *usage, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n\n%s", usage);
     exit(EXIT_USAGE);
-}
-
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* Reads a whole small file into a NUL-terminated buffer; trailing whitespace is trimmed. The
@@ -312,7 +300,7 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
                       idx >= 0 ? long_opts[idx].name : "?");
         switch (c) {
         case OPT_SDKAPPID:
-            if (parse_u64(optarg, UINT32_MAX, &o->sdkappid) != 0 || o->sdkappid == 0)
+            if (usersig_http_parse_u64(optarg, UINT32_MAX, &o->sdkappid) != 0 || o->sdkappid == 0)
                 die_usage(usage, "--sdkappid must be a number from 1 to 4294967295");
             break;
         case OPT_KEY_FILE:
@@ -325,25 +313,26 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
             o->identifier = optarg;
             break;
         case OPT_EXPIRE:
-            if (parse_u64(optarg, USERSIG_MAX_EXPIRE, &o->expire) != 0 || o->expire == 0)
+            if (usersig_http_parse_u64(optarg, USERSIG_MAX_EXPIRE, &o->expire) != 0 ||
+                o->expire == 0)
                 die_usage(usage, "--expire must be 1 to 315360000 seconds");
             break;
         case OPT_TIME:
-            if (parse_u64(optarg, UINT32_MAX, &o->time) != 0)
+            if (usersig_http_parse_u64(optarg, UINT32_MAX, &o->time) != 0)
                 die_usage(usage, "--time must be Unix seconds (0 to 4294967295)");
             o->has_time = 1;
             break;
         case OPT_NOW:
-            if (parse_u64(optarg, (uint64_t)INT64_MAX / 4, &o->now) != 0)
+            if (usersig_http_parse_u64(optarg, (uint64_t)INT64_MAX / 4, &o->now) != 0)
                 die_usage(usage, "--now must be Unix seconds");
             o->has_now = 1;
             break;
         case OPT_LEVEL:
-            if (parse_u64(optarg, 9, &o->level) != 0)
+            if (usersig_http_parse_u64(optarg, 9, &o->level) != 0)
                 die_usage(usage, "--level must be 0 to 9");
             break;
         case OPT_ROOM_ID:
-            if (parse_u64(optarg, UINT32_MAX, &o->room_id) != 0 || o->room_id == 0)
+            if (usersig_http_parse_u64(optarg, UINT32_MAX, &o->room_id) != 0 || o->room_id == 0)
                 die_usage(usage, "--room-id must be 1 to 4294967295");
             o->has_room_id = 1;
             break;
@@ -353,7 +342,7 @@ static void parse_opts(int argc, char **argv, const char *usage, const int *allo
             o->room_str = optarg;
             break;
         case OPT_PRIVILEGES:
-            if (parse_u64(optarg, 255, &o->privileges) != 0)
+            if (usersig_http_parse_u64(optarg, 255, &o->privileges) != 0)
                 die_usage(usage, "--privileges must be 0 to 255");
             o->has_privileges = 1;
             break;

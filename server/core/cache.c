@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "log.h"
 
 #define CACHE_MAX_ENTRIES (1u << 20) /* apps, tokens each: past it the table is flushed */
@@ -527,16 +528,8 @@ void cache_set_listening(struct cache *c, bool on)
 static bool parse_id(const char *payload, const char *prefix, uint64_t max, uint64_t *out)
 {
     size_t n = strlen(prefix);
-    if (strncmp(payload, prefix, n) != 0 || payload[n] == '\0')
-        return false;
-    uint64_t v = 0;
-    for (const char *p = payload + n; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || v > (max - (uint64_t)(*p - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *out = v;
-    return true;
+    return strncmp(payload, prefix, n) == 0 &&
+           decimal_parse(payload + n, strlen(payload + n), max, 0, out) == 0;
 }
 
 void cache_notify(struct cache *c, const char *payload)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "decimal.h"
 #include "hex.h"
 #include "keyring.h"
 #include "log.h"
@@ -186,19 +187,10 @@ static bool notice_mac(const struct keyring *kr, uint32_t sdkappid, int64_t unti
 /* A decimal number without sign or leading zeros, at most max, then ':'. */
 static bool notice_num(const char **s, uint64_t max, uint64_t *v)
 {
-    const char *p = *s;
-    uint64_t x = 0;
-    if (*p < '0' || *p > '9' || (*p == '0' && p[1] != ':'))
+    const char *colon = strchr(*s, ':');
+    if (colon == NULL || decimal_parse(*s, (size_t)(colon - *s), max, DECIMAL_CANONICAL, v) != 0)
         return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (x > (max - (uint64_t)(*p - '0')) / 10)
-            return false;
-        x = x * 10 + (uint64_t)(*p - '0');
-    }
-    if (*p != ':')
-        return false;
-    *s = p + 1;
-    *v = x;
+    *s = colon + 1;
     return true;
 }
 

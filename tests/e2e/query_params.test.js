@@ -86,3 +86,24 @@ test('a listed parameter still works', async () => {
     200);
   assert.equal(ev.events.length, 1, JSON.stringify(ev));
 });
+
+test('the audit log\'s time bounds: Unix seconds up to 9999-12-31, or RFC 3339', async () => {
+  const a = await createApp(newAppId());
+  const q = (p) => api('GET', `/v1/audit?sdkappid=${a.sdkappid}&action=app.create&${p}`);
+  const now = Math.floor(Date.now() / 1000);
+  // The app's creation lies between a minute ago and the year 9999's last second.
+  for (const p of [`since=${now - 60}`, `since=00${now - 60}`, 'until=253402300799',
+    `since=${new Date((now - 60) * 1000).toISOString()}`]) {
+    const ev = expectStatus(await q(p), 200);
+    assert.equal(ev.events.length, 1, `${p}: ${JSON.stringify(ev)}`);
+  }
+  // ...and not before a minute ago, nor after now plus a minute.
+  for (const p of [`until=${now - 60}`, `since=${now + 60}`]) {
+    const ev = expectStatus(await q(p), 200);
+    assert.equal(ev.events.length, 0, `${p}: ${JSON.stringify(ev)}`);
+  }
+  for (const p of ['since=253402300800', 'since=18446744073709551616', 'since=-1', 'since=1e9',
+    'since=%2B1', 'since=', 'until=1%20']) {
+    expectError(await q(p), 400, 'invalid_param', [p.split('=')[0]]);
+  }
+});
