@@ -172,11 +172,11 @@ usage_error "sign without --sdkappid" "--sdkappid is required" sign --key-file "
 usage_error "sign without --identifier" "--identifier" sign --sdkappid 1 --key-file "$TMP/key"
 usage_error "verify without --identifier" "--identifier" verify --sdkappid 1 --key-file "$TMP/key" x
 usage_error "verify without --sdkappid" "--sdkappid" verify --identifier a --key-file "$TMP/key" x
-for bad in 0 4294967296 -1 +5 12x abc ""; do
+for bad in 0 4294967296 -1 +5 12x abc "" " 5" "5 "; do
     usage_error "sign --sdkappid '$bad'" "--sdkappid" sign --sdkappid "$bad" --identifier a --key-file "$TMP/key"
 done
 usage_error "verify --sdkappid 0" "--sdkappid" verify --sdkappid 0 --identifier a --key-file "$TMP/key" x
-for bad in 0 315360001 -5 1e3; do
+for bad in 0 315360001 -5 1e3 " 60"; do
     usage_error "sign --expire '$bad'" "--expire" "${SIGN[@]}" --identifier a --expire "$bad"
 done
 for bad in 10 -1 x; do
