@@ -102,10 +102,10 @@ struct frame_head {
     const char *content_type; /* the Content-Type's value (OWS trimmed), NULL when none */
     size_t content_type_len;
     bool expect_continue; /* on HTTP/1.1, an Expect list with a 100-continue member */
-    /* On HTTP/1.1, Expect lines that evhttp would answer with a 417 although their members are
-     * 100-continue or empty (RFC 9110 section 5.6.1: "", ", ,", "100-continue,", two lines):
-     * the filter gives evhttp one "Expect: 100-continue" line in place of the first line with
-     * that member, and none when there is none. */
+    /* On HTTP/1.1, an Expect line (its members 100-continue or empty, RFC 9110 section 5.6.1).
+     * evhttp reads only the first line and answers 417 unless it is "100-continue" alone, with
+     * no tab before it: so the filter gives evhttp one "Expect: 100-continue" line in place of
+     * the first line with that member, and none when there is none ("", ", ,"). */
     bool expect_rewrite;
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
      * path and query (empty, or "?q", for an empty path, which evhttp gets, and the filter's

@@ -295,7 +295,7 @@ int frame_expect_list(const char *v, size_t n)
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
 {
     size_t at = 0, lines = 0;
-    int n_length = 0, n_te = 0, n_host = 0, n_type = 0, n_expect = 0;
+    int n_length = 0, n_te = 0, n_host = 0, n_type = 0;
     enum frame_error e;
 
     memset(h, 0, sizeof *h);
@@ -356,14 +356,13 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
             int k = frame_expect_list(value, vl);
             if (k < 0)
                 return FRAME_BAD_EXPECT;
-            n_expect++;
             h->expect_continue |= k > 0;
-            /* evhttp takes one line of exactly "100-continue" (case aside), and no other. */
-            h->expect_rewrite |= !(k == 1 && vl == 12);
+            /* evhttp takes only the first Expect line, with no tab before its value and no
+             * other member: every one is written anew. */
+            h->expect_rewrite = true;
         }
         at = (size_t)(lf - buf) + 1;
     }
-    h->expect_rewrite |= n_expect > 1;
     if (h->chunked && h->has_length)
         return FRAME_LENGTH_AND_TE;
     if (h->chunked && h->minor == 0)

@@ -221,6 +221,18 @@ static void test_framing(void)
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
          "Expect: 100-continue,\r\nContent-Length: 2\r\n\r\n{}",
          400, "missing_field"},
+        {"a tab before 100-continue, with a body: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect: \t100-continue\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
+        {"a tab before 100-continue, absolute-form: to the handler",
+         "POST http://t/v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect:\t100-continue\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
+        {"an empty Expect line, then 100-continue, with a body: to the handler",
+         "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
+         "Expect: ,\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
+         400, "missing_field"},
         {"two lines of 100-continue, with a body: to the handler",
          "POST /v1/apps HTTP/1.1\r\nHost: t\r\n" AUTH("t-admin") JSON_CT
          "Expect: 100-continue\r\nexpect: 100-Continue\r\nContent-Length: 2\r\n\r\n{}",
