@@ -271,8 +271,9 @@ static void batch_closed(struct api_request *r, void *arg)
 
 /* ---- the request ---------------------------------------------------------------------------- */
 
-/* The media type of a Content-Type or an Accept entry: is it type (parameters ignored)? */
-static bool media_is(const char *v, const char *type)
+/* Whether v starts with the media type type (any case), then parameters or the end, or, in an
+ * Accept list (in_list), the list's next entry. A Content-Type is one type: not a list. */
+static bool media_is(const char *v, const char *type, bool in_list)
 {
     size_t n = strlen(type);
     while (*v == ' ' || *v == '\t')
@@ -282,7 +283,7 @@ static bool media_is(const char *v, const char *type)
     v += n;
     while (*v == ' ' || *v == '\t')
         v++;
-    return *v == '\0' || *v == ';' || *v == ',';
+    return *v == '\0' || *v == ';' || (in_list && *v == ',');
 }
 
 /* Whether an Accept header asks for CSV: a text/csv entry whose q is not 0. */
@@ -290,7 +291,7 @@ bool batch_accepts_csv(const char *accept)
 {
     for (const char *p = accept; p != NULL; p = strchr(p, ',')) {
         p += *p == ',';
-        if (!media_is(p, "text/csv"))
+        if (!media_is(p, "text/csv", true))
             continue;
         size_t len = strcspn(p, ",");
         const char *q = strstr(p, "q=");
@@ -388,11 +389,11 @@ static enum api_error parse_body_form(struct api_request *r, struct batch *b, st
     bool has_body_expire = false;
     enum api_error err;
 
-    if (ct != NULL && media_is(ct, "text/plain")) {
+    if (ct != NULL && media_is(ct, "text/plain", false)) {
         b->input = PIPELINE_IN_TEXT;
-    } else if (ct != NULL && media_is(ct, "application/x-ndjson")) {
+    } else if (ct != NULL && media_is(ct, "application/x-ndjson", false)) {
         b->input = PIPELINE_IN_NDJSON;
-    } else if (ct != NULL && media_is(ct, "application/json")) {
+    } else if (ct != NULL && media_is(ct, "application/json", false)) {
         b->input = PIPELINE_IN_JSON_VALUE;
     } else {
         snprintf(msg, MSG_BUF,

@@ -240,6 +240,11 @@ describe('batch signing', () => {
     expectError(await batch(a.sdkappid, 'x', { query: 'expire=315360001' }), 400, 'bad_expire');
     expectError(await batch(a.sdkappid, 'x', { contentType: 'text/csv' }), 415,
       'unsupported_media_type');
+    // A Content-Type is one media type, not a list (an Accept is).
+    for (const contentType of ['application/json, text/plain', 'text/plain,application/json']) {
+      expectError(await batch(a.sdkappid, '{"identifiers":["x"]}', { contentType }), 415,
+        'unsupported_media_type', ['text/plain']);
+    }
     expectError(await batch(newAppId(), 'x'), 404, 'app_not_found');
     const noKey = newAppId();
     await createApp(noKey);
