@@ -97,39 +97,50 @@ static int head_commit(struct evbuffer *dst, struct evbuffer *head, bool ok)
     return rc;
 }
 
-/* The header line l[0..n) (its CRLF included) as an Expect list (frame_expect_list), or -2 when
- * it is not an Expect. */
-static int expect_line(const char *l, size_t n)
+enum { WROTE_EXPECT = 1, WROTE_CLOSE = 2 };
+
+/* The header line l[0..n) (its CRLF included) into evhttp's copy of a head: as it is, or, with
+ * expect (frame_head.expect_rewrite), one "Expect: 100-continue" for the Expect lines with that
+ * member, and with close (frame_head.connection_close) one "Connection: close" for the
+ * Connection lines, each in place of the first such line (*wrote: which went already). 0, or
+ * -1 out of memory. */
+static int add_field(const char *l, size_t n, bool expect, bool close, unsigned *wrote,
+                     struct evbuffer *dst)
 {
     const char *name, *value;
     size_t nl, vl;
-    if (n < 2 || frame_parse_field(l, n - 2, &name, &nl, &value, &vl) != FRAME_OK ||
-        !frame_name_is(name, nl, "Expect"))
-        return -2;
-    return frame_expect_list(value, vl);
+    if ((expect || close) && n >= 2 &&
+        frame_parse_field(l, n - 2, &name, &nl, &value, &vl) == FRAME_OK) {
+        if (expect && frame_name_is(name, nl, "Expect")) {
+            if (frame_expect_list(value, vl) <= 0 || (*wrote & WROTE_EXPECT))
+                return 0;
+            *wrote |= WROTE_EXPECT;
+            return evbuffer_add(dst, "Expect: 100-continue\r\n", 22);
+        }
+        if (close && frame_name_is(name, nl, "Connection")) {
+            if (*wrote & WROTE_CLOSE)
+                return 0;
+            *wrote |= WROTE_CLOSE;
+            return evbuffer_add(dst, "Connection: close\r\n", 19);
+        }
+    }
+    return evbuffer_add(dst, l, n);
 }
 
-/* A head p[0..len) (parsed as h) with an absolute-form target or Expect lines to rewrite, to
- * evhttp as it takes it: in origin-form, with one "Expect: 100-continue" in place of the first
- * Expect line that has the member and no other Expect line (h->expect_rewrite); all of it into
- * dst or nothing. */
+/* A head p[0..len) (parsed as h) with an absolute-form target, Expect lines to rewrite or a
+ * Connection close, to evhttp as it takes it: in origin-form, those lines as add_field writes
+ * them; all of it into dst or nothing. */
 static int evhttp_head(const char *p, size_t len, const struct frame_head *h, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
-    bool continued = false;
+    unsigned wrote = 0;
     struct evbuffer *head = evbuffer_new();
     bool ok = head != NULL && request_line(p, at, &h->abs, head) == 0;
     while (ok && at < len) {
         lf = memchr(p + at, '\n', len - at);
         size_t n = (size_t)(lf - (p + at)) + 1;
-        int k = h->expect_rewrite ? expect_line(p + at, n) : -2;
-        if (k == -2)
-            ok = evbuffer_add(head, p + at, n) == 0;
-        else if (k > 0 && !continued) {
-            continued = true;
-            ok = evbuffer_add(head, "Expect: 100-continue\r\n", 22) == 0;
-        }
+        ok = add_field(p + at, n, h->expect_rewrite, h->connection_close, &wrote, head) == 0;
         at += n;
     }
     return head_commit(dst, head, ok);
@@ -137,12 +148,14 @@ static int evhttp_head(const char *p, size_t len, const struct frame_head *h, st
 
 /* evhttp's copy of a head p[0..len) (parsed) without its framing (Content-Length,
  * Transfer-Encoding), its Expect (the filter answers it, for the body it holds or streams) and a
- * client's own marker, up to its blank line; its target in origin-form (a: from its parse). */
+ * client's own marker, up to its blank line; its target in origin-form (a: from its parse), its
+ * Connection lines one "Connection: close" when close (frame_head.connection_close). */
 static int head_without_framing(const char *p, size_t len, const struct frame_absolute *a,
-                                struct evbuffer *dst)
+                                bool close, struct evbuffer *dst)
 {
     const char *lf = memchr(p, '\n', len);
     size_t at = (size_t)(lf - p) + 1;
+    unsigned wrote = 0;
     if (request_line(p, at, a, dst) != 0)
         return -1;
     while (at < len) {
@@ -155,7 +168,8 @@ static int head_without_framing(const char *p, size_t len, const struct frame_ab
         if (!frame_name_is(p + at, nl, "Content-Length") &&
             !frame_name_is(p + at, nl, "Transfer-Encoding") &&
             !frame_name_is(p + at, nl, "Expect") &&
-            !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) && evbuffer_add(dst, p + at, n) != 0)
+            !frame_name_is(p + at, nl, FRAME_STREAM_HEADER) &&
+            add_field(p + at, n, false, close, &wrote, dst) != 0)
             return -1;
         at += n;
     }
@@ -164,13 +178,13 @@ static int head_without_framing(const char *p, size_t len, const struct frame_ab
 
 /* evhttp's copy of a streamed request's head: its framing replaced by "Content-Length: 0" and
  * the marker (a client's own Expect and marker dropped too). */
-static int stream_head(struct frame_conn *c, const char *p, size_t len,
-                       const struct frame_absolute *a, struct evbuffer *dst)
+static int stream_head(struct frame_conn *c, const char *p, size_t len, const struct frame_head *h,
+                       struct evbuffer *dst)
 {
     struct evbuffer *head = evbuffer_new();
     return head_commit(
         dst, head,
-        head != NULL && head_without_framing(p, len, a, head) == 0 &&
+        head != NULL && head_without_framing(p, len, &h->abs, h->connection_close, head) == 0 &&
             evbuffer_add_printf(head, "Content-Length: 0\r\n" FRAME_STREAM_HEADER ": %s\r\n\r\n",
                                 c->cfg->nonce) > 0);
 }
@@ -186,7 +200,8 @@ static int held_request(struct frame_conn *c, struct evbuffer *dst)
     struct evbuffer *head = evbuffer_new();
     return head_commit(
         dst, head,
-        p != NULL && head != NULL && head_without_framing(p, len, &c->hold_abs, head) == 0 &&
+        p != NULL && head != NULL &&
+            head_without_framing(p, len, &c->hold_abs, c->hold_close, head) == 0 &&
             evbuffer_add_printf(head, "Content-Length: %" PRIu64 "\r\n\r\n", c->body) > 0 &&
             evbuffer_add_buffer(head, c->hold_body) == 0);
 }
@@ -345,7 +360,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                             h.content_type, h.content_type_len)) {
             struct frame_stream *st = calloc(1, sizeof *st);
             if (st == NULL || (st->buf = evbuffer_new()) == NULL ||
-                stream_head(c, p, end, &h.abs, dst) != 0) {
+                stream_head(c, p, end, &h, dst) != 0) {
                 stream_unref(st);
                 e = FRAME_BAD_REQUEST; /* out of memory: refused all the same */
             } else {
@@ -383,6 +398,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                 } else {
                     c->state = S_CHUNKED;
                     c->hold_abs = h.abs;
+                    c->hold_close = h.connection_close;
                     c->cstate = C_SIZE;
                     c->limit = limit;
                     c->body = 0;
@@ -395,7 +411,7 @@ static int step_head(struct frame_conn *c, struct evbuffer *src, struct evbuffer
                     return 1;
                 }
             } else {
-                if (h.abs.len == 0 && !h.expect_rewrite
+                if (h.abs.len == 0 && !h.expect_rewrite && !h.connection_close
                         ? evbuffer_remove_buffer(src, dst, end) != (int)end
                         : evhttp_head(p, end, &h, dst) != 0 || evbuffer_drain(src, end) != 0)
                     e = FRAME_BAD_REQUEST;

@@ -107,6 +107,10 @@ struct frame_head {
      * no tab before it: so the filter gives evhttp one "Expect: 100-continue" line in place of
      * the first line with that member, and none when there is none ("", ", ,"). */
     bool expect_rewrite;
+    /* A Connection line with the close option (RFC 9112 section 9.6). evhttp reads only the
+     * first line, and the whole of it as one option: the filter gives it one "Connection:
+     * close" line in place of the first Connection line, and no other. */
+    bool connection_close;
     /* An absolute-form target ("http://host/path?q", RFC 9112 section 3.2.2): target is then its
      * path and query (empty, or "?q", for an empty path, which evhttp gets, and the filter's
      * checks and route callbacks see, as "/" or "/?q"). */
@@ -127,6 +131,8 @@ bool frame_name_is(const char *name, size_t n, const char *want);
 /* The Expect value v[0..n) as a list (RFC 9110 section 5.6.1: empty members are none): -1 when
  * a member is not 100-continue (case aside), else how many are, 0, 1 or 2 for two or more. */
 int frame_expect_list(const char *v, size_t n);
+/* Whether the Connection value v[0..n) lists the close option (any case). */
+bool frame_connection_close(const char *v, size_t n);
 enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
                                    const char **value, size_t *value_len);
 

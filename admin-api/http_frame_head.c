@@ -269,10 +269,11 @@ enum frame_error frame_parse_field(const char *p, size_t n, const char **name, s
     return FRAME_OK;
 }
 
-int frame_expect_list(const char *v, size_t n)
+/* The next member of the comma list v[0..n) from *at on, OWS trimmed, empty members skipped
+ * (RFC 9110 section 5.6.1): false at the list's end. */
+static bool list_next(const char *v, size_t n, size_t *at, const char **m, size_t *ml)
 {
-    int continues = 0;
-    size_t i = 0;
+    size_t i = *at;
     while (i < n) {
         while (i < n && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
             i++;
@@ -282,14 +283,39 @@ int frame_expect_list(const char *v, size_t n)
         size_t end = i;
         while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
             end--;
-        if (end == start)
-            continue; /* an empty member, or the list's end */
-        if (!(end - start == 12 && strncasecmp(v + start, "100-continue", 12) == 0))
+        if (end > start) {
+            *at = i;
+            *m = v + start;
+            *ml = end - start;
+            return true;
+        }
+    }
+    *at = n;
+    return false;
+}
+
+int frame_expect_list(const char *v, size_t n)
+{
+    int continues = 0;
+    size_t at = 0, ml;
+    const char *m;
+    while (list_next(v, n, &at, &m, &ml)) {
+        if (!(ml == 12 && strncasecmp(m, "100-continue", 12) == 0))
             return -1;
         if (continues < 2)
             continues++;
     }
     return continues;
+}
+
+bool frame_connection_close(const char *v, size_t n)
+{
+    size_t at = 0, ml;
+    const char *m;
+    while (list_next(v, n, &at, &m, &ml))
+        if (ml == 5 && strncasecmp(m, "close", 5) == 0)
+            return true;
+    return false;
 }
 
 enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head *h)
@@ -350,6 +376,8 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
                 return FRAME_DUP_TYPE; /* which one a handler would read is not the client's */
             h->content_type = value;
             h->content_type_len = vl;
+        } else if (frame_name_is(name, nl, "Connection")) {
+            h->connection_close |= frame_connection_close(value, vl);
         } else if (frame_name_is(name, nl, "Expect") && h->minor == 1) {
             /* evhttp would answer any member but 100-continue with an HTML 417 (on HTTP/1.1; it
              * ignores Expect on HTTP/1.0, as RFC 9110 lets a server do). */

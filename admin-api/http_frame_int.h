@@ -37,6 +37,7 @@ struct frame_conn {
      * trailers), passed once complete as a request with a Content-Length. */
     struct evbuffer *hold, *hold_body;
     struct frame_absolute hold_abs; /* S_CHUNKED: the held head's absolute-form target, if any */
+    bool hold_close;                /* ... and its frame_head.connection_close */
     uint64_t limit, body;           /* S_CHUNKED: the route's limit, body bytes so far */
     enum chunk_state cstate;
     uint64_t chunk_left;

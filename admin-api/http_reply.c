@@ -549,6 +549,14 @@ int api_reply_start(struct api_request *r, int status, const char *content_type)
         send_json(f, 500, API_ERR_INTERNAL, NULL, NULL);
         return -1;
     }
+    /* evhttp frames a stream with chunks on HTTP/1.1 only. On HTTP/1.0 with keep-alive it would
+     * write "Content-Length: 0", send the body unframed after it and keep the connection: such a
+     * stream ends with the connection instead. (evhttp reads keep-alive on HTTP/1.0 only.) */
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *conn;
+    while ((conn = evhttp_find_header(in, "Connection")) != NULL &&
+           evutil_ascii_strncasecmp(conn, "keep-alive", 10) == 0)
+        evhttp_remove_header(in, "Connection");
     f->state = ST_STREAMING;
     f->status = status;
     f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;

@@ -4,7 +4,8 @@
  * (empty lines between requests aside; a chunked request de-chunked, with a Content-Length line
  * of the filter's; an absolute-form target without its scheme and authority, the "/" of an
  * empty path taken from the scheme's; Expect lines of empty and 100-continue members as one
- * "Expect: 100-continue", or none when no member is) up to, at
+ * "Expect: 100-continue", or none when no member is; Connection lines with close as one
+ * "Connection: close") up to, at
  * most, one error request at the end; split or
  * whole, the same bytes reach it.
  * The first byte also picks (from 17 up) the streamed body path: a target starting "/s" streams
@@ -127,19 +128,20 @@ static bool subsequence(const char *a, size_t n, const uint8_t *data, size_t siz
     return true;
 }
 
-/* How many lines of data[0..size) are an Expect (any case) with "100-continue" (any case)
- * somewhere in them: at most that many Expect lines can the filter write. */
-static size_t continue_lines(const uint8_t *data, size_t size)
+/* How many lines of data[0..size) start with the header name name ("expect:", any case) and
+ * have word (any case) somewhere after it: at most that many lines of its own can the filter
+ * write for them. */
+static size_t lines_with(const uint8_t *data, size_t size, const char *name, const char *word)
 {
-    size_t count = 0;
-    for (size_t i = 0; i + 9 <= size; i++) {
-        if (data[i] != '\n' || strncasecmp((const char *)data + i + 1, "expect:", 7) != 0)
+    size_t count = 0, nl = strlen(name), wl = strlen(word);
+    for (size_t i = 0; i + 1 + nl <= size; i++) {
+        if (data[i] != '\n' || strncasecmp((const char *)data + i + 1, name, nl) != 0)
             continue;
         size_t end = i + 1;
         while (end < size && data[end] != '\n')
             end++;
-        for (size_t j = i + 8; j + 12 <= end; j++) {
-            if (strncasecmp((const char *)data + j, "100-continue", 12) == 0) {
+        for (size_t j = i + 1 + nl; j + wl <= end; j++) {
+            if (strncasecmp((const char *)data + j, word, wl) == 0) {
                 count++;
                 break;
             }
@@ -212,23 +214,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A subsequence of the input (empty lines between requests are dropped, chunk lines and
      * trailers too), once the Content-Length lines the filter writes for a de-chunked request
-     * and the Expect lines it writes for Expect lines with a 100-continue member are taken
-     * out: no more of those than the input has such lines. */
-    static const char cl[] = "Content-Length: ", ex[] = "\r\nExpect: 100-continue\r\n";
+     * and the Expect and Connection lines it writes for Expect lines with a 100-continue member
+     * and Connection lines with close are taken out: no more of those than the input has such
+     * lines. */
+    static const char cl[] = "Content-Length: ";
+    static const char *const own[] = {"\r\nExpect: 100-continue\r\n", "\r\nConnection: close\r\n"};
+    size_t own_left[] = {lines_with(data, size, "expect:", "100-continue"),
+                         lines_with(data, size, "connection:", "close")};
     char *kept = malloc(passed + 1);
-    size_t k = 0, cll = sizeof cl - 1, exl = sizeof ex - 1, ex_left = continue_lines(data, size);
+    size_t k = 0, cll = sizeof cl - 1;
     if (kept == NULL)
         abort();
     for (size_t i = 0; i < passed;) {
-        if (ex_left > 0 && passed - i >= exl && memcmp(a + i, ex, exl) == 0) {
-            ex_left--;
-            kept[k++] = a[i++]; /* the CRLF that ends the line before */
-            kept[k++] = a[i++];
-            i += exl - 2;
-            continue;
+        bool taken = false;
+        for (size_t o = 0; o < 2 && !taken; o++) {
+            size_t ol = strlen(own[o]);
+            if (own_left[o] > 0 && passed - i >= ol && memcmp(a + i, own[o], ol) == 0) {
+                own_left[o]--;
+                kept[k++] = a[i++]; /* the CRLF that ends the line before */
+                kept[k++] = a[i++];
+                i += ol - 2;
+                taken = true;
+            }
         }
+        if (taken)
+            continue;
         size_t j = i + cll;
-        if (passed - i > cll && memcmp(a + i, cl, cll) == 0) {
+        if (i > 0 && a[i - 1] == '\n' && passed - i > cll && memcmp(a + i, cl, cll) == 0) {
             while (j < passed && a[j] >= '0' && a[j] <= '9')
                 j++;
             if (j > i + cll && passed - j >= 2 && a[j] == '\r' && a[j + 1] == '\n') {

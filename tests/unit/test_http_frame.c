@@ -357,6 +357,21 @@ static const struct rewrite rewrites[] = {
      "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"},
     /* Empty members are none (RFC 9110 section 5.6.1); evhttp takes one line of exactly
      * "100-continue" (case aside), so the filter writes that line in place of the first. */
+    /* evhttp reads only the first Connection line, as one option: a close anywhere becomes one
+     * "Connection: close" in place of the first line. */
+    {"close in a Connection list",
+     "GET /v1/apps HTTP/1.1\r\nHost: t\r\nConnection: TE, close\r\nTE: trailers\r\n\r\n",
+     "GET /v1/apps HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTE: trailers\r\n\r\n"},
+    {"close on a second Connection line",
+     "GET /v1/apps HTTP/1.1\r\nConnection: keep-alive\r\nHost: t\r\nconnection: , Close\r\n\r\n",
+     "GET /v1/apps HTTP/1.1\r\nConnection: close\r\nHost: t\r\n\r\n"},
+    {"no close: Connection passed as it is",
+     "GET /v1/apps HTTP/1.0\r\nConnection: keep-alive, closed\r\n\r\n",
+     "GET /v1/apps HTTP/1.0\r\nConnection: keep-alive, closed\r\n\r\n"},
+    {"close on a chunked request",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nConnection: TE,close\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+     "POST /v1/apps HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"},
     {"100-continue and an empty member",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: 100-continue,\r\nContent-Length: 2\r\n\r\n{}",
      "POST /v1/apps HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"},

@@ -246,6 +246,52 @@ static void test_replies(void)
               strcmp(v, "application/x-ndjson") == 0,
           "stream Content-Type");
     test_resp_free(&r);
+    /* HTTP/1.0 has no chunks: a stream asked for with keep-alive ends with the connection, not
+     * a Content-Length of 0 and its lines unframed after it on a connection kept open. */
+    fd = test_http_connect(AF_INET, port);
+    const char keep10[] = "GET /t/stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    struct timeval rcv = {.tv_sec = 3};
+    CHECK(fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) == 0 &&
+              test_http_send_all(fd, keep10, sizeof keep10 - 1) == 0,
+          "HTTP/1.0 keep-alive stream: sent");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw = test_http_read_all(fd, &len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(fd);
+    const char *body10 = raw != NULL ? strstr(raw, "\r\n\r\n") : NULL;
+    CHECK(raw != NULL && strncmp(raw, "HTTP/1.0 200 ", 13) == 0 &&
+              strcasestr(raw, "Content-Length") == NULL && strcasestr(raw, "keep-alive") == NULL &&
+              body10 != NULL &&
+              strcmp(body10 + 4, "{\"line\":0}\n{\"line\":1}\n{\"line\":2}\n") == 0 &&
+              (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000,
+          "HTTP/1.0 keep-alive stream: the body, ended by the close: %s", raw);
+    free(raw);
+    /* The close option anywhere in Connection (a list, a second line) closes the connection
+     * after the reply, at once (not at the 1 s timeout), and a request pipelined behind it is
+     * not served (RFC 9112 section 9.6). */
+    static const char *const closes[] = {"Connection: TE, close\r\n",
+                                         "Connection: foo\r\nconnection: CLOSE\r\n",
+                                         "Connection:\tclose\r\n"};
+    for (size_t i = 0; i < sizeof closes / sizeof *closes; i++) {
+        char two_reqs[512];
+        int tl = snprintf(two_reqs, sizeof two_reqs,
+                          "GET /t/public HTTP/1.1\r\nHost: t\r\n%s\r\n"
+                          "GET /t/public HTTP/1.1\r\nHost: t\r\n\r\n",
+                          closes[i]);
+        fd = test_http_connect(AF_INET, port);
+        CHECK(fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) == 0 &&
+                  test_http_send_all(fd, two_reqs, (size_t)tl) == 0,
+              "close %zu: sent", i);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        raw = test_http_read_all(fd, &len);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        close(fd);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        CHECK(raw != NULL && count(raw, "HTTP/1.1 200") == 1 && ms < 500,
+              "close %zu: one reply, then the close, in %ld ms: %s", i, ms, raw);
+        free(raw);
+    }
     call(&r, "GET", "/t/slowstream?n=20", NULL, NULL);
     test_http_expect("timer stream", &r, 200, NULL);
     CHECK(count(r.body, "line ") == 20 && strstr(r.body, "line 19\n"), "timer stream body: %s",
