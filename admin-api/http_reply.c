@@ -119,6 +119,18 @@ static bool claim_reply(struct req *f, const char *what)
     return false;
 }
 
+/* The request's keep-alive dropped (evhttp reads it on HTTP/1.0 only, where it would add
+ * "Connection: keep-alive" to the reply, and, to a stream, "Content-Length: 0"): for a reply
+ * after which the connection closes. */
+static void drop_keep_alive(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *conn;
+    while ((conn = evhttp_find_header(in, "Connection")) != NULL &&
+           evutil_ascii_strncasecmp(conn, "keep-alive", 10) == 0)
+        evhttp_remove_header(in, "Connection");
+}
+
 static int add_standard_headers(struct req *f, const char *content_type)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(f->pub.req);
@@ -130,6 +142,7 @@ static int add_standard_headers(struct req *f, const char *content_type)
         struct evhttp_connection *evcon = evhttp_request_get_connection(f->pub.req);
         if (evcon != NULL)
             frame_stream_discard(evhttp_connection_get_bufferevent(evcon));
+        drop_keep_alive(f->pub.req);
         if (evhttp_find_header(h, "Connection") == NULL &&
             evhttp_add_header(h, "Connection", "close"))
             return -1;
@@ -551,12 +564,8 @@ int api_reply_start(struct api_request *r, int status, const char *content_type)
     }
     /* evhttp frames a stream with chunks on HTTP/1.1 only. On HTTP/1.0 with keep-alive it would
      * write "Content-Length: 0", send the body unframed after it and keep the connection: such a
-     * stream ends with the connection instead. (evhttp reads keep-alive on HTTP/1.0 only.) */
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
-    const char *conn;
-    while ((conn = evhttp_find_header(in, "Connection")) != NULL &&
-           evutil_ascii_strncasecmp(conn, "keep-alive", 10) == 0)
-        evhttp_remove_header(in, "Connection");
+     * stream ends with the connection instead. */
+    drop_keep_alive(r->req);
     f->state = ST_STREAMING;
     f->status = status;
     f->err = status >= 500 ? API_ERR_INTERNAL : API_OK;

@@ -218,7 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * and Connection lines with close are taken out: no more of those than the input has such
      * lines. */
     static const char cl[] = "Content-Length: ";
-    static const char *const own[] = {"\r\nExpect: 100-continue\r\n", "\r\nConnection: close\r\n"};
+    static const char *const own[] = {"Expect: 100-continue\r\n", "Connection: close\r\n"};
     size_t own_left[] = {lines_with(data, size, "expect:", "100-continue"),
                          lines_with(data, size, "connection:", "close")};
     char *kept = malloc(passed + 1);
@@ -229,11 +229,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool taken = false;
         for (size_t o = 0; o < 2 && !taken; o++) {
             size_t ol = strlen(own[o]);
-            if (own_left[o] > 0 && passed - i >= ol && memcmp(a + i, own[o], ol) == 0) {
+            if (own_left[o] > 0 && i > 0 && a[i - 1] == '\n' && passed - i >= ol &&
+                memcmp(a + i, own[o], ol) == 0) {
                 own_left[o]--;
-                kept[k++] = a[i++]; /* the CRLF that ends the line before */
-                kept[k++] = a[i++];
-                i += ol - 2;
+                i += ol; /* a whole line, at a line's start */
                 taken = true;
             }
         }

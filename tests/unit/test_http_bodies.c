@@ -276,6 +276,17 @@ static void test_framing(void)
         test_http_expect(cases[i].what, &r, cases[i].status, cases[i].code);
         test_resp_free(&r);
     }
+    /* A streamed body on HTTP/1.0 with keep-alive, answered in one piece: the connection closes
+     * after it, and the reply says only that (evhttp would add "Connection: keep-alive"). */
+    static const char keep10[] = "POST /v1/apps/1400000000/usersigs/batch HTTP/1.0\r\n" AUTH(
+        "t-admin") "Connection: keep-alive\r\nContent-Type: text/plain\r\n"
+                   "Content-Length: 4\r\n\r\na\nb\n";
+    CHECK(test_http_raw(&r, port, keep10, strlen(keep10)) == 0, "HTTP/1.0 streamed: an answer");
+    test_http_expect("HTTP/1.0 streamed", &r, 200, NULL);
+    CHECK(strcasestr(r.head, "Connection: close") != NULL &&
+              strcasestr(r.head, "keep-alive") == NULL,
+          "HTTP/1.0 streamed: Connection: close alone: %s", r.head);
+    test_resp_free(&r);
     /* Sizes evhttp answered in HTML: a 100 KB URL, 10,000 headers, a 1 MiB header. */
     size_t n = 1100 * 1024;
     char *big = malloc(n + 64);
