@@ -83,7 +83,8 @@ function renderNav(current) {
 
 function signInForm(main) {
   const input = h('input', { type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'usg_1_...' });
-  const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-title' },
+  // method post: were the form ever submitted natively, the token would not go into a URL.
+  const form = h('form', { class: 'card signin', method: 'post', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in'),
     h('p', {}, 'Paste an API token (the admin token usersigd printed on its first run, or one from ',
       h('code', {}, 'usersigd token create'), '). It is kept in this tab only and forgotten when you sign out or close it.'),
@@ -122,6 +123,16 @@ function firstPage() {
   return p ? p.path : '';
 }
 
+// A part of the hash as the user meant it; a malformed escape (#/apps/%E0) is kept as typed, for
+// the page to refuse, rather than thrown out of render.
+function decodePart(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch (e) {
+    return s;
+  }
+}
+
 async function render(opts = {}) {
   const gen = ++generation;
   if (cleanup) {
@@ -133,7 +144,7 @@ async function render(opts = {}) {
     showStatus('');
   }
   const main = clear($('main'));
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodePart);
   renderWho();
   if (!me) {
     renderNav(null);

@@ -432,6 +432,14 @@ describe('dashboard', () => {
     assert.deepEqual(buttons, []);
     await shoot(page, 'auditor-app');
 
+    // A malformed escape in the hash: the server's refusal shown, the page still whole (the
+    // script errors are checked at the end).
+    await go(page, '#/apps/%E0', '#error:not([hidden])');
+    assert.match(await errorText(page), /HTTP 4\d\d/);
+    assert.equal(await page.$eval('main .crumbs a', (a) => a.getAttribute('href')), '#/apps');
+    await go(page, `#/apps/${A}`, '#key-timeline');
+    assert.equal(await errorText(page), '', 'the refusal gone with the next page');
+
     // A write forced through the page's own API module: the server's 403, shown as it came.
     await page.evaluate(async (id) => {
       const m = await import('/ui/api.js');
