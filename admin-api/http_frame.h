@@ -129,10 +129,8 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
  * case-insensitive), and one header line p[0..n) (no CRLF) as name and value (OWS trimmed). */
 bool frame_name_is(const char *name, size_t n, const char *want);
 /* The Expect value v[0..n) as a list (RFC 9110 section 5.6.1: empty members are none): -1 when
- * a member is not 100-continue (case aside), else how many are, 0, 1 or 2 for two or more. */
+ * a member is not 100-continue (case aside), else 1 when one is, 0 when the list is empty. */
 int frame_expect_list(const char *v, size_t n);
-/* Whether the Connection value v[0..n) lists the close option (any case). */
-bool frame_connection_close(const char *v, size_t n);
 enum frame_error frame_parse_field(const char *p, size_t n, const char **name, size_t *name_len,
                                    const char **value, size_t *value_len);
 

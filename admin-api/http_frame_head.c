@@ -296,19 +296,19 @@ static bool list_next(const char *v, size_t n, size_t *at, const char **m, size_
 
 int frame_expect_list(const char *v, size_t n)
 {
-    int continues = 0;
+    int has_continue = 0;
     size_t at = 0, ml;
     const char *m;
     while (list_next(v, n, &at, &m, &ml)) {
         if (!(ml == 12 && strncasecmp(m, "100-continue", 12) == 0))
             return -1;
-        if (continues < 2)
-            continues++;
+        has_continue = 1;
     }
-    return continues;
+    return has_continue;
 }
 
-bool frame_connection_close(const char *v, size_t n)
+/* Whether the Connection value v[0..n) lists the close option (any case). */
+static bool connection_close(const char *v, size_t n)
 {
     size_t at = 0, ml;
     const char *m;
@@ -377,7 +377,7 @@ enum frame_error frame_parse_head(const char *buf, size_t len, struct frame_head
             h->content_type = value;
             h->content_type_len = vl;
         } else if (frame_name_is(name, nl, "Connection")) {
-            h->connection_close |= frame_connection_close(value, vl);
+            h->connection_close |= connection_close(value, vl);
         } else if (frame_name_is(name, nl, "Expect") && h->minor == 1) {
             /* evhttp would answer any member but 100-continue with an HTML 417 (on HTTP/1.1; it
              * ignores Expect on HTTP/1.0, as RFC 9110 lets a server do). */
