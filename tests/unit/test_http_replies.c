@@ -194,6 +194,29 @@ static void call(struct test_resp *r, const char *method, const char *path, cons
           "%s %s: no HTTP response", method, path);
 }
 
+/* Sends req[0..n) on a new connection and reads until the server closes it (3 s at most a read):
+ * what came (NULL when nothing could be sent), *ms how long the reading took. */
+static char *read_to_close(const char *req, size_t n, long *ms)
+{
+    struct timeval rcv = {.tv_sec = 3};
+    struct timespec t0, t1;
+    size_t len;
+    int fd = test_http_connect(AF_INET, port);
+    if (fd < 0)
+        return NULL;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) != 0 ||
+        test_http_send_all(fd, req, n) != 0) {
+        close(fd);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char *raw = test_http_read_all(fd, &len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(fd);
+    *ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    return raw;
+}
+
 static int count(const char *hay, const char *needle)
 {
     int n = 0;
@@ -248,24 +271,15 @@ static void test_replies(void)
     test_resp_free(&r);
     /* HTTP/1.0 has no chunks: a stream asked for with keep-alive ends with the connection, not
      * a Content-Length of 0 and its lines unframed after it on a connection kept open. */
-    fd = test_http_connect(AF_INET, port);
     const char keep10[] = "GET /t/stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
-    struct timeval rcv = {.tv_sec = 3};
-    CHECK(fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) == 0 &&
-              test_http_send_all(fd, keep10, sizeof keep10 - 1) == 0,
-          "HTTP/1.0 keep-alive stream: sent");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    raw = test_http_read_all(fd, &len);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    close(fd);
+    long ms = 0;
+    raw = read_to_close(keep10, sizeof keep10 - 1, &ms);
     const char *body10 = raw != NULL ? strstr(raw, "\r\n\r\n") : NULL;
     CHECK(raw != NULL && strncmp(raw, "HTTP/1.0 200 ", 13) == 0 &&
               strcasestr(raw, "Content-Length") == NULL && strcasestr(raw, "keep-alive") == NULL &&
               body10 != NULL &&
-              strcmp(body10 + 4, "{\"line\":0}\n{\"line\":1}\n{\"line\":2}\n") == 0 &&
-              (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000,
-          "HTTP/1.0 keep-alive stream: the body, ended by the close: %s", raw);
+              strcmp(body10 + 4, "{\"line\":0}\n{\"line\":1}\n{\"line\":2}\n") == 0 && ms < 2000,
+          "HTTP/1.0 keep-alive stream: the body, ended by the close in %ld ms: %s", ms, raw);
     free(raw);
     /* The close option anywhere in Connection (a list, a second line) closes the connection
      * after the reply, at once (not at the 1 s timeout), and a request pipelined behind it is
@@ -279,15 +293,7 @@ static void test_replies(void)
                           "GET /t/public HTTP/1.1\r\nHost: t\r\n%s\r\n"
                           "GET /t/public HTTP/1.1\r\nHost: t\r\n\r\n",
                           closes[i]);
-        fd = test_http_connect(AF_INET, port);
-        CHECK(fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) == 0 &&
-                  test_http_send_all(fd, two_reqs, (size_t)tl) == 0,
-              "close %zu: sent", i);
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        raw = test_http_read_all(fd, &len);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        close(fd);
-        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        raw = read_to_close(two_reqs, (size_t)tl, &ms);
         CHECK(raw != NULL && count(raw, "HTTP/1.1 200") == 1 && ms < 500,
               "close %zu: one reply, then the close, in %ld ms: %s", i, ms, raw);
         free(raw);
